@@ -1,0 +1,233 @@
+//! The C ABI for native clients (Apple, Android) and anything else that cannot link Rust.
+//!
+//! Rules: opaque handles; every handle has a `_free`; config structs start with their own
+//! size so fields can be appended without breaking old callers; no panic crosses the
+//! boundary (every entry point catches and reports `PF_ERR_PANIC`).
+
+#![allow(clippy::missing_safety_doc)]
+
+use crate::native::{FrameEvent, Receiver, Sender, StreamConfig};
+use crate::stats::Stats;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+/// Bumped on any incompatible change to this ABI.
+pub const PF_ABI_VERSION: u32 = 1;
+
+pub const PF_OK: i32 = 0;
+pub const PF_ERR_NULL: i32 = -1;
+pub const PF_ERR_CONFIG: i32 = -2;
+pub const PF_ERR_TOO_LARGE: i32 = -3;
+/// The datagram was rejected (malformed, unauthenticated, stale or duplicate); not fatal.
+pub const PF_ERR_REJECTED: i32 = -4;
+pub const PF_ERR_PANIC: i32 = -99;
+
+pub const PF_EVENT_FRAME: u32 = 1;
+pub const PF_EVENT_LOST: u32 = 2;
+
+/// Mirrors [`StreamConfig`]; set `struct_size = sizeof(PfStreamConfig)`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct PfStreamConfig {
+    pub struct_size: u32,
+    pub shard_len: u32,
+    pub max_data_shards: u32,
+    pub fec_percent: u16,
+    pub min_parity: u16,
+    pub max_frame_len: u32,
+    pub frames_in_flight: u32,
+    /// Non-zero: encrypt/authenticate with `key`.
+    pub encrypted: u8,
+    pub key: [u8; 16],
+}
+
+/// Datagrams of one frame, back to back; valid until the next call on the same sender.
+#[repr(C)]
+pub struct PfDatagrams {
+    pub data: *const u8,
+    pub count: usize,
+    pub datagram_len: usize,
+}
+
+/// A receiver event; `data` is valid only during the callback.
+#[repr(C)]
+pub struct PfFrameEvent {
+    pub kind: u32,
+    pub frame_id: u32,
+    pub keyframe: u8,
+    pub timestamp_us: u64,
+    pub recovered_shards: u32,
+    pub data: *const u8,
+    pub len: usize,
+}
+
+pub type PfFrameCallback = Option<unsafe extern "C" fn(user: *mut core::ffi::c_void, event: *const PfFrameEvent)>;
+
+/// Opaque sender handle.
+pub struct PfSender(Sender);
+/// Opaque receiver handle.
+pub struct PfReceiver(Receiver);
+
+fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
+}
+
+unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
+    // Copy only the bytes the caller says it has; later fields keep their defaults.
+    let size = unsafe { cfg.as_ref()?.struct_size } as usize;
+    if size < std::mem::offset_of!(PfStreamConfig, key) + 16 {
+        return None;
+    }
+    let c = unsafe { *cfg };
+    Some(StreamConfig {
+        shard_len: c.shard_len as usize,
+        max_data_shards: c.max_data_shards as usize,
+        fec_percent: c.fec_percent,
+        min_parity: c.min_parity,
+        max_frame_len: c.max_frame_len as usize,
+        frames_in_flight: c.frames_in_flight as usize,
+        key: (c.encrypted != 0).then_some(c.key),
+    })
+}
+
+#[unsafe(no_mangle)]
+pub extern "C" fn punktfunk_abi_version() -> u32 {
+    PF_ABI_VERSION
+}
+
+/// Fills `out` with the library's defaults (shard 1400 B, 20 % FEC, no key).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_stream_config_default(out: *mut PfStreamConfig) -> i32 {
+    let Some(out) = (unsafe { out.as_mut() }) else { return PF_ERR_NULL };
+    let d = StreamConfig::default();
+    *out = PfStreamConfig {
+        struct_size: size_of::<PfStreamConfig>() as u32,
+        shard_len: d.shard_len as u32,
+        max_data_shards: d.max_data_shards as u32,
+        fec_percent: d.fec_percent,
+        min_parity: d.min_parity,
+        max_frame_len: d.max_frame_len as u32,
+        frames_in_flight: d.frames_in_flight as u32,
+        encrypted: 0,
+        key: [0; 16],
+    };
+    PF_OK
+}
+
+/// Returns NULL if the config is invalid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_sender_new(cfg: *const PfStreamConfig) -> *mut PfSender {
+    guard(std::ptr::null_mut(), || match unsafe { read_config(cfg) }.map(Sender::new) {
+        Some(Ok(s)) => Box::into_raw(Box::new(PfSender(s))),
+        _ => std::ptr::null_mut(),
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_sender_free(s: *mut PfSender) {
+    if !s.is_null() {
+        drop(unsafe { Box::from_raw(s) });
+    }
+}
+
+/// Packetizes one frame; `out` points into the sender until its next call.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_sender_packetize(
+    s: *mut PfSender,
+    frame_id: u32,
+    keyframe: u8,
+    timestamp_us: u64,
+    data: *const u8,
+    len: usize,
+    out: *mut PfDatagrams,
+) -> i32 {
+    guard(PF_ERR_PANIC, || {
+        let (Some(s), Some(out)) = (unsafe { s.as_mut() }, unsafe { out.as_mut() }) else { return PF_ERR_NULL };
+        if data.is_null() && len > 0 {
+            return PF_ERR_NULL;
+        }
+        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
+        let frame = crate::native::Frame { id: frame_id, keyframe: keyframe != 0, timestamp_us, data: bytes };
+        match s.0.packetize(&frame) {
+            Ok(d) => {
+                *out = PfDatagrams { data: d.as_bytes().as_ptr(), count: d.count(), datagram_len: d.datagram_len() };
+                PF_OK
+            }
+            Err(_) => PF_ERR_TOO_LARGE,
+        }
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_receiver_new(cfg: *const PfStreamConfig) -> *mut PfReceiver {
+    guard(std::ptr::null_mut(), || match unsafe { read_config(cfg) }.map(Receiver::new) {
+        Some(Ok(r)) => Box::into_raw(Box::new(PfReceiver(r))),
+        _ => std::ptr::null_mut(),
+    })
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_receiver_free(r: *mut PfReceiver) {
+    if !r.is_null() {
+        drop(unsafe { Box::from_raw(r) });
+    }
+}
+
+/// Feeds one received datagram; `cb` is called for each completed or lost frame.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_receiver_push(
+    r: *mut PfReceiver,
+    data: *const u8,
+    len: usize,
+    cb: PfFrameCallback,
+    user: *mut core::ffi::c_void,
+) -> i32 {
+    guard(PF_ERR_PANIC, || {
+        let Some(r) = (unsafe { r.as_mut() }) else { return PF_ERR_NULL };
+        if data.is_null() {
+            return PF_ERR_NULL;
+        }
+        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        let res = r.0.push(bytes, |ev| {
+            let e = match ev {
+                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data } => PfFrameEvent {
+                    kind: PF_EVENT_FRAME,
+                    frame_id: id,
+                    keyframe: keyframe.into(),
+                    timestamp_us,
+                    recovered_shards: recovered_shards as u32,
+                    data: data.as_ptr(),
+                    len: data.len(),
+                },
+                FrameEvent::Lost { id } => PfFrameEvent {
+                    kind: PF_EVENT_LOST,
+                    frame_id: id,
+                    keyframe: 0,
+                    timestamp_us: 0,
+                    recovered_shards: 0,
+                    data: std::ptr::null(),
+                    len: 0,
+                },
+            };
+            if let Some(cb) = cb {
+                unsafe { cb(user, &e) };
+            }
+        });
+        if res.is_ok() { PF_OK } else { PF_ERR_REJECTED }
+    })
+}
+
+/// Copies the receiver's counters into `out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_receiver_stats(r: *const PfReceiver, out: *mut Stats) -> i32 {
+    let (Some(r), Some(out)) = (unsafe { r.as_ref() }, unsafe { out.as_mut() }) else { return PF_ERR_NULL };
+    *out = *r.0.stats();
+    PF_OK
+}
+
+/// Copies the sender's counters into `out`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_sender_stats(s: *const PfSender, out: *mut Stats) -> i32 {
+    let (Some(s), Some(out)) = (unsafe { s.as_ref() }, unsafe { out.as_mut() }) else { return PF_ERR_NULL };
+    *out = s.0.stats;
+    PF_OK
+}

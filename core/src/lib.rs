@@ -1,0 +1,22 @@
+//! punktfunk-core: the transport every punktfunk host and client links.
+//!
+//! Sans-IO, like quinn-proto and rustls: bytes and times go in, datagrams, deadlines and
+//! events come out. No sockets, threads, clocks or async in here.
+//!
+//! - [`fec`]: GF(2^8) Reed-Solomon byte-identical to Moonlight's, and GF(2^16) for punktfunk/1.
+//! - [`moonlight`]: GameStream video and audio RTP packetizers and depacketizers.
+//! - [`native`]: the punktfunk/1 data plane (core/PROTOCOL.md).
+//! - [`crypto`], [`pacer`], [`stats`], and [`ffi`], the C ABI.
+
+pub mod assembly;
+pub mod crypto;
+pub mod datagrams;
+pub mod fec;
+pub mod ffi;
+pub mod moonlight;
+pub mod native;
+pub mod pacer;
+pub mod stats;
+
+pub use datagrams::Datagrams;
+pub use stats::Stats;

@@ -1,0 +1,355 @@
+//! GameStream audio over RTP (reference §9): one Opus packet per datagram, optional
+//! AES-128-CBC, and a fixed 4+2 Reed-Solomon block over the (encrypted) payloads.
+
+use crate::crypto::AudioCipher;
+use crate::fec::gf256::Code;
+use crate::stats::Stats;
+
+pub const RTP_HEADER_LEN: usize = 12;
+pub const FEC_HEADER_LEN: usize = 12;
+const PT_DATA: u8 = 97;
+const PT_FEC: u8 = 127;
+const DATA_PER_BLOCK: usize = 4;
+const PARITY_PER_BLOCK: usize = 2;
+/// The client's receive buffer.
+pub const MAX_DATAGRAM: usize = 1400;
+const MAX_PAYLOAD: usize = MAX_DATAGRAM - RTP_HEADER_LEN - FEC_HEADER_LEN;
+
+/// The audio parity matrix clients decode with (not the Cauchy one).
+const PARITY_ROWS: [[u8; 4]; 2] = [[0x77, 0x40, 0x38, 0x0e], [0xc7, 0xa7, 0x0d, 0x6c]];
+
+fn audio_code() -> Code {
+    Code::with_matrix(&[&PARITY_ROWS[0], &PARITY_ROWS[1]]).expect("fixed 2x4 matrix is valid")
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AudioError {
+    #[error("audio packet of {0} bytes does not fit a 1400-byte datagram")]
+    TooLarge(usize),
+    #[error("audio datagram is malformed")]
+    Malformed,
+}
+
+fn rtp_header(out: &mut [u8], pt: u8, seq: u16, ts: u32) {
+    out[..RTP_HEADER_LEN].fill(0);
+    out[0] = 0x80;
+    out[1] = pt;
+    out[2..4].copy_from_slice(&seq.to_be_bytes());
+    out[4..8].copy_from_slice(&ts.to_be_bytes());
+}
+
+/// Turns Opus packets into audio datagrams, adding two FEC datagrams after every fourth.
+pub struct AudioPacketizer {
+    cipher: Option<AudioCipher>,
+    code: Code,
+    packet_ms: u32,
+    seq: u16,
+    timestamp: u32,
+    /// The current block's payloads (ciphertext when encrypting), `block_len` bytes each.
+    block: [[u8; MAX_PAYLOAD]; DATA_PER_BLOCK],
+    block_len: Option<usize>,
+    out: Vec<u8>,
+    pub stats: Stats,
+}
+
+impl AudioPacketizer {
+    /// `packet_ms` is the negotiated packet duration (5 or 10 ms); `key` = (rikey, rikeyid)
+    /// when audio encryption is on.
+    pub fn new(packet_ms: u32, key: Option<([u8; 16], u32)>) -> Self {
+        Self {
+            cipher: key.map(|(k, id)| AudioCipher::new(&k, id)),
+            code: audio_code(),
+            packet_ms,
+            seq: 0,
+            timestamp: 0,
+            block: [[0; MAX_PAYLOAD]; DATA_PER_BLOCK],
+            block_len: None,
+            out: vec![0; MAX_DATAGRAM],
+            stats: Stats::default(),
+        }
+    }
+
+    /// Sends one Opus packet: `send` is called with the data datagram and, at the end of a
+    /// block, with the two FEC datagrams.
+    pub fn push(&mut self, opus: &[u8], mut send: impl FnMut(&[u8])) -> Result<(), AudioError> {
+        let len = match &self.cipher {
+            Some(_) => AudioCipher::sealed_len(opus.len()),
+            None => opus.len(),
+        };
+        if len > MAX_PAYLOAD {
+            return Err(AudioError::TooLarge(opus.len()));
+        }
+        let (seq, ts) = (self.seq, self.timestamp);
+        let slot = seq as usize % DATA_PER_BLOCK;
+        rtp_header(&mut self.out, PT_DATA, seq, ts);
+        let payload = &mut self.out[RTP_HEADER_LEN..RTP_HEADER_LEN + len];
+        match &self.cipher {
+            Some(c) => {
+                c.seal(seq, opus, payload).map_err(|_| AudioError::TooLarge(opus.len()))?;
+            }
+            None => payload.copy_from_slice(opus),
+        }
+        self.block[slot][..len].copy_from_slice(payload);
+        // FEC needs equal lengths (CBR Opus); a block that varies goes out without parity.
+        self.block_len = match (slot, self.block_len) {
+            (0, _) => Some(len),
+            (_, Some(l)) if l == len => Some(l),
+            _ => None,
+        };
+        send(&self.out[..RTP_HEADER_LEN + len]);
+        self.stats.packets_sent += 1;
+        self.seq = seq.wrapping_add(1);
+        self.timestamp = ts.wrapping_add(self.packet_ms);
+
+        if slot == DATA_PER_BLOCK - 1 {
+            if let Some(l) = self.block_len {
+                let base_seq = seq.wrapping_sub(3);
+                let base_ts = ts.wrapping_sub(3 * self.packet_ms);
+                let inputs: Vec<&[u8]> = self.block.iter().map(|b| &b[..l]).collect();
+                let mut parity = [[0u8; MAX_PAYLOAD]; PARITY_PER_BLOCK];
+                let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[..l]).collect();
+                self.code.encode(&inputs, &mut outs);
+                for (j, p) in parity.iter().enumerate() {
+                    let o = &mut self.out;
+                    rtp_header(o, PT_FEC, base_seq.wrapping_add((DATA_PER_BLOCK + j) as u16), 0);
+                    let h = &mut o[RTP_HEADER_LEN..RTP_HEADER_LEN + FEC_HEADER_LEN];
+                    h.fill(0);
+                    h[0] = j as u8;
+                    h[1] = PT_DATA;
+                    h[2..4].copy_from_slice(&base_seq.to_be_bytes());
+                    h[4..8].copy_from_slice(&base_ts.to_be_bytes());
+                    let at = RTP_HEADER_LEN + FEC_HEADER_LEN;
+                    o[at..at + l].copy_from_slice(&p[..l]);
+                    send(&o[..at + l]);
+                    self.stats.packets_sent += 1;
+                }
+                self.stats.fec_blocks += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the audio depacketizer hands out, in sequence order.
+#[derive(Debug, PartialEq, Eq)]
+pub enum AudioEvent<'a> {
+    /// An Opus packet (decrypted), received or rebuilt by FEC.
+    Packet { seq: u16, timestamp: u32, opus: &'a [u8], recovered: bool },
+    /// A packet that could not be recovered; the decoder should conceal it.
+    Lost { seq: u16 },
+}
+
+struct RxBlock {
+    base: u16,
+    timestamp: Option<u32>,
+    lens: [usize; DATA_PER_BLOCK + PARITY_PER_BLOCK],
+    shards: [[u8; MAX_PAYLOAD]; DATA_PER_BLOCK + PARITY_PER_BLOCK],
+    present: [bool; DATA_PER_BLOCK + PARITY_PER_BLOCK],
+}
+
+/// Receives audio as a Moonlight client does: whole 4-packet blocks, recovered with the
+/// fixed matrix when at least four of six equal-length shards arrived.
+pub struct AudioDepacketizer {
+    cipher: Option<AudioCipher>,
+    code: Code,
+    packet_ms: u32,
+    block: Box<RxBlock>,
+    /// Whether `block` holds anything.
+    open: bool,
+    /// Base sequence of the first block not yet delivered.
+    next: Option<u16>,
+    plain: [u8; MAX_PAYLOAD],
+    pub stats: Stats,
+}
+
+impl AudioDepacketizer {
+    pub fn new(packet_ms: u32, key: Option<([u8; 16], u32)>) -> Self {
+        Self {
+            cipher: key.map(|(k, id)| AudioCipher::new(&k, id)),
+            code: audio_code(),
+            packet_ms,
+            block: Box::new(RxBlock {
+                base: 0,
+                timestamp: None,
+                lens: [0; 6],
+                shards: [[0; MAX_PAYLOAD]; DATA_PER_BLOCK + PARITY_PER_BLOCK],
+                present: [false; 6],
+            }),
+            open: false,
+            next: None,
+            plain: [0; MAX_PAYLOAD],
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn push(&mut self, datagram: &[u8], mut sink: impl FnMut(AudioEvent<'_>)) -> Result<(), AudioError> {
+        self.stats.packets_received += 1;
+        let r = self.push_inner(datagram, &mut sink);
+        if r.is_err() {
+            self.stats.packets_invalid += 1;
+        }
+        r
+    }
+
+    fn push_inner(&mut self, d: &[u8], sink: &mut impl FnMut(AudioEvent<'_>)) -> Result<(), AudioError> {
+        if d.len() < RTP_HEADER_LEN || d.len() > MAX_DATAGRAM || d[0] & 0xC0 != 0x80 {
+            return Err(AudioError::Malformed);
+        }
+        let (index, base, ts, payload) = match d[1] {
+            PT_DATA => {
+                let seq = u16::from_be_bytes([d[2], d[3]]);
+                let ts = u32::from_be_bytes(d[4..8].try_into().expect("4 bytes"));
+                let i = seq as usize % DATA_PER_BLOCK;
+                (i, seq.wrapping_sub(i as u16), ts.wrapping_sub(i as u32 * self.packet_ms), &d[RTP_HEADER_LEN..])
+            }
+            PT_FEC => {
+                let h = d.get(RTP_HEADER_LEN..RTP_HEADER_LEN + FEC_HEADER_LEN).ok_or(AudioError::Malformed)?;
+                let j = h[0] as usize;
+                let base = u16::from_be_bytes([h[2], h[3]]);
+                if j >= PARITY_PER_BLOCK || h[1] != PT_DATA || base % 4 != 0 {
+                    return Err(AudioError::Malformed);
+                }
+                let ts = u32::from_be_bytes(h[4..8].try_into().expect("4 bytes"));
+                (DATA_PER_BLOCK + j, base, ts, &d[RTP_HEADER_LEN + FEC_HEADER_LEN..])
+            }
+            _ => return Err(AudioError::Malformed),
+        };
+        if payload.is_empty() || payload.len() > MAX_PAYLOAD {
+            return Err(AudioError::Malformed);
+        }
+        let next = *self.next.get_or_insert(base);
+        if (base.wrapping_sub(next) as i16) < 0 {
+            self.stats.packets_late += 1;
+            return Ok(());
+        }
+        if self.open && self.block.base != base {
+            // A newer block started: whatever the old one lacks is gone.
+            self.flush(sink);
+        }
+        let b = &mut *self.block;
+        if !self.open {
+            b.base = base;
+            b.timestamp = None;
+            b.present = [false; 6];
+            self.open = true;
+        }
+        if b.present[index] {
+            self.stats.packets_duplicate += 1;
+            return Ok(());
+        }
+        b.shards[index][..payload.len()].copy_from_slice(payload);
+        b.lens[index] = payload.len();
+        b.present[index] = true;
+        b.timestamp.get_or_insert(ts);
+        if b.present.iter().filter(|&&p| p).count() >= DATA_PER_BLOCK {
+            self.flush(sink);
+        }
+        Ok(())
+    }
+
+    /// Delivers the open block: rebuilt where possible, the rest reported lost.
+    fn flush(&mut self, sink: &mut impl FnMut(AudioEvent<'_>)) {
+        let b = &mut *self.block;
+        let mut recovered = [false; DATA_PER_BLOCK];
+        let present = b.present;
+        let len = (0..6).find(|&i| present[i]).map_or(0, |i| b.lens[i]);
+        let same_len = (0..6).all(|i| !present[i] || b.lens[i] == len);
+        if same_len && !present[..DATA_PER_BLOCK].iter().all(|&p| p) {
+            let mut shards: Vec<&mut [u8]> = b.shards.iter_mut().map(|s| &mut s[..len]).collect();
+            if self.code.reconstruct(&mut shards, &present).is_ok() {
+                for i in 0..DATA_PER_BLOCK {
+                    recovered[i] = !present[i];
+                    b.present[i] = true;
+                    b.lens[i] = len;
+                }
+                self.stats.packets_recovered += recovered.iter().filter(|&&r| r).count() as u64;
+            }
+        }
+        for i in 0..DATA_PER_BLOCK {
+            let seq = b.base.wrapping_add(i as u16);
+            let shard = &b.shards[i][..b.lens[i]];
+            let opus: Option<&[u8]> = match (&self.cipher, b.present[i]) {
+                (_, false) => None,
+                (None, true) => Some(shard),
+                (Some(c), true) => {
+                    let p = &mut self.plain[..shard.len()];
+                    p.copy_from_slice(shard);
+                    c.open(seq, p).ok().map(|n| &self.plain[..n])
+                }
+            };
+            match opus {
+                Some(opus) => {
+                    let timestamp = b.timestamp.unwrap_or(0).wrapping_add(i as u32 * self.packet_ms);
+                    sink(AudioEvent::Packet { seq, timestamp, opus, recovered: recovered[i] });
+                }
+                None => sink(AudioEvent::Lost { seq }),
+            }
+        }
+        self.stats.fec_blocks += 1;
+        self.open = false;
+        self.next = Some(b.base.wrapping_add(DATA_PER_BLOCK as u16));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(key: Option<([u8; 16], u32)>, drop: impl Fn(usize) -> bool) -> (Vec<(u16, Vec<u8>, bool)>, Vec<u16>) {
+        let mut tx = AudioPacketizer::new(5, key);
+        let mut rx = AudioDepacketizer::new(5, key);
+        let mut wire = Vec::new();
+        for n in 0..16u8 {
+            tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
+        }
+        assert_eq!(wire.len(), 16 + 8, "two FEC packets per four data packets");
+        let (mut got, mut lost) = (Vec::new(), Vec::new());
+        for (i, d) in wire.iter().enumerate().filter(|(i, _)| !drop(*i)) {
+            let _ = i;
+            rx.push(d, |e| match e {
+                AudioEvent::Packet { seq, opus, recovered, .. } => got.push((seq, opus.to_vec(), recovered)),
+                AudioEvent::Lost { seq } => lost.push(seq),
+            })
+            .unwrap();
+        }
+        (got, lost)
+    }
+
+    #[test]
+    fn two_losses_per_block_are_recovered_encrypted_or_not() {
+        for key in [None, Some(([9u8; 16], 77))] {
+            // Wire order per block: d0 d1 d2 d3 f0 f1 (6 datagrams); drop d1 and d2.
+            let (got, lost) = run(key, |i| i % 6 == 1 || i % 6 == 2);
+            assert!(lost.is_empty());
+            assert_eq!(got.len(), 16);
+            for (n, (seq, opus, recovered)) in got.iter().enumerate() {
+                assert_eq!(*seq as usize, n);
+                assert_eq!(opus, &vec![n as u8; 60]);
+                assert_eq!(*recovered, n % 4 == 1 || n % 4 == 2);
+            }
+        }
+    }
+
+    #[test]
+    fn three_losses_in_a_block_are_reported() {
+        let (got, lost) = run(None, |i| (6..9).contains(&i));
+        assert_eq!(lost, [4, 5, 6]);
+        assert_eq!(got.len(), 13);
+    }
+
+    #[test]
+    fn fec_packet_layout_matches_the_reference() {
+        let mut tx = AudioPacketizer::new(5, None);
+        let mut wire = Vec::new();
+        for n in 0..4u8 {
+            tx.push(&[n; 8], |d| wire.push(d.to_vec())).unwrap();
+        }
+        let f = &wire[4];
+        assert_eq!(&f[..2], &[0x80, 127]);
+        assert_eq!(f[12], 0);
+        assert_eq!(f[13], 97);
+        assert_eq!(&f[14..16], &[0, 0]);
+        assert_eq!(f.len(), 12 + 12 + 8);
+        assert_eq!(u32::from_be_bytes(wire[3][4..8].try_into().unwrap()), 15, "timestamps in ms");
+    }
+}

@@ -1,0 +1,4 @@
+//! The GameStream (Moonlight) wire formats.
+
+pub mod audio;
+pub mod video;

@@ -1,0 +1,110 @@
+//! The negotiated data-plane parameters, shared by sender and receiver.
+
+use crate::fec::gf65536;
+
+/// Agreed over the control connection before the data plane starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StreamConfig {
+    /// Payload bytes per datagram (even; 1400 keeps a datagram under a 1500-byte MTU
+    /// with IPv4, UDP, our header and the tag... use 1200 for IPv6 paths with tunnels).
+    pub shard_len: usize,
+    /// Data shards per FEC block; a frame larger than this spans several blocks.
+    pub max_data_shards: usize,
+    /// Parity = ceil(data · pct / 100) per block, at least `min_parity` when pct > 0.
+    pub fec_percent: u16,
+    pub min_parity: u16,
+    /// Largest frame the receiver accepts (bounds its memory with `frames_in_flight`).
+    pub max_frame_len: usize,
+    pub frames_in_flight: usize,
+    /// AES-128-GCM key for this direction, if encrypted.
+    pub key: Option<[u8; 16]>,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        Self {
+            shard_len: 1400,
+            max_data_shards: 4096,
+            fec_percent: 20,
+            min_parity: 2,
+            max_frame_len: 32 << 20,
+            frames_in_flight: 4,
+            key: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("stream config is out of range: {0}")]
+    Invalid(&'static str),
+    #[error("frame of {0} bytes exceeds the negotiated maximum")]
+    FrameTooLarge(usize),
+}
+
+/// One block of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlockShape {
+    pub data: usize,
+    pub parity: usize,
+}
+
+impl StreamConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |why| Err(ConfigError::Invalid(why));
+        if self.shard_len < 2 || self.shard_len % 2 != 0 || self.shard_len > 65_000 {
+            return bad("shard_len must be even and in 2..=65000");
+        }
+        if self.max_data_shards == 0 || self.max_data_shards > 32_768 {
+            return bad("max_data_shards must be in 1..=32768");
+        }
+        if self.frames_in_flight == 0 || self.frames_in_flight > 64 {
+            return bad("frames_in_flight must be in 1..=64");
+        }
+        if self.max_frame_len == 0 || self.max_frame_len > u32::MAX as usize {
+            return bad("max_frame_len must fit 32 bits");
+        }
+        if self.blocks_for(self.max_frame_len) > u16::MAX as usize {
+            return bad("max_frame_len needs too many blocks");
+        }
+        let full = self.block(self.max_data_shards);
+        if !gf65536::supports(full.data, full.parity, self.shard_len) {
+            return bad("FEC shape not supported by reed-solomon-simd");
+        }
+        Ok(())
+    }
+
+    /// Data shards a frame of `len` bytes occupies (an empty frame still sends one).
+    pub fn shards_for(&self, len: usize) -> usize {
+        len.div_ceil(self.shard_len).max(1)
+    }
+
+    pub fn blocks_for(&self, len: usize) -> usize {
+        self.shards_for(len).div_ceil(self.max_data_shards)
+    }
+
+    /// The shape of a block holding `data` data shards.
+    pub fn block(&self, data: usize) -> BlockShape {
+        let parity = match self.fec_percent {
+            0 => 0,
+            p => (data * p as usize).div_ceil(100).max(self.min_parity as usize),
+        };
+        BlockShape { data, parity }
+    }
+
+    /// Blocks are filled to `max_data_shards` in order; the last takes the remainder.
+    pub fn block_data(&self, len: usize, block: usize) -> usize {
+        let shards = self.shards_for(len);
+        (shards - block * self.max_data_shards).min(self.max_data_shards)
+    }
+
+    /// Most datagrams one frame can take, for sizing buffers.
+    pub fn max_datagrams(&self) -> usize {
+        let blocks = self.blocks_for(self.max_frame_len);
+        blocks * { let b = self.block(self.max_data_shards); b.data + b.parity }
+    }
+
+    pub fn datagram_len(&self) -> usize {
+        super::header::HEADER_LEN + self.shard_len + if self.key.is_some() { crate::crypto::TAG_LEN } else { 0 }
+    }
+}

@@ -1,0 +1,11 @@
+//! punktfunk/1 data plane: GF(2^16) FEC over any frame size, AES-GCM, latency stamps.
+//! The wire format is specified in core/PROTOCOL.md.
+
+pub mod config;
+pub mod header;
+pub mod receiver;
+pub mod sender;
+
+pub use config::StreamConfig;
+pub use receiver::{FrameEvent, Receiver};
+pub use sender::{Frame, Sender};

@@ -1,0 +1,115 @@
+//! punktfunk/1 receiver: datagrams → authenticated shards → recovered, ordered frames.
+
+use super::config::{ConfigError, StreamConfig};
+use super::header::{FrameMeta, Header, FLAG_ENCRYPTED, FLAG_KEYFRAME, HEADER_LEN};
+use crate::assembly::{Assembler, Event, Limits, Reject};
+use crate::crypto::{Gcm, TAG_LEN};
+use crate::fec::gf65536::Decoder;
+use crate::stats::Stats;
+
+/// What the receiver hands out.
+#[derive(Debug, PartialEq, Eq)]
+pub enum FrameEvent<'a> {
+    Frame { id: u32, keyframe: bool, timestamp_us: u64, recovered_shards: usize, data: &'a [u8] },
+    /// Gone for good: ask for a key frame.
+    Lost { id: u32 },
+}
+
+pub struct Receiver {
+    cfg: StreamConfig,
+    gcm: Option<Gcm>,
+    fec: Decoder,
+    assembler: Assembler<FrameMeta>,
+    scratch: Vec<u8>,
+    frame: Vec<u8>,
+    events: Vec<Event<FrameMeta>>,
+}
+
+impl Receiver {
+    pub fn new(cfg: StreamConfig) -> Result<Self, ConfigError> {
+        cfg.validate()?;
+        let full = cfg.block(cfg.max_data_shards);
+        Ok(Self {
+            gcm: cfg.key.as_ref().map(Gcm::new),
+            assembler: Assembler::new(Limits {
+                frames: cfg.frames_in_flight,
+                blocks: cfg.blocks_for(cfg.max_frame_len),
+                shards: full.data + full.parity,
+                shard_len: cfg.shard_len,
+            }),
+            cfg,
+            fec: Decoder::default(),
+            scratch: vec![0; cfg.shard_len],
+            frame: Vec::new(),
+            events: Vec::new(),
+        })
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.assembler.stats
+    }
+
+    /// Takes one datagram; calls `sink` for each frame completed or given up.
+    pub fn push(&mut self, datagram: &[u8], mut sink: impl FnMut(FrameEvent<'_>)) -> Result<(), Reject> {
+        let r = self.check(datagram);
+        let h = match r {
+            Ok(h) => h,
+            Err(e) => {
+                self.assembler.stats.packets_received += 1;
+                self.assembler.stats.packets_invalid += 1;
+                return Err(e);
+            }
+        };
+        self.assembler.insert(h.shard_info(), &self.scratch, &mut self.fec, &mut self.events)?;
+        for ev in std::mem::take(&mut self.events) {
+            match ev {
+                Event::Lost { frame } => sink(FrameEvent::Lost { id: frame }),
+                Event::Complete { frame, recovered_shards, meta } => {
+                    self.frame.clear();
+                    for s in self.assembler.frame_data(frame) {
+                        self.frame.extend_from_slice(s);
+                    }
+                    self.frame.truncate(meta.len as usize);
+                    self.assembler.release(frame);
+                    sink(FrameEvent::Frame {
+                        id: frame,
+                        keyframe: meta.flags & FLAG_KEYFRAME != 0,
+                        timestamp_us: meta.timestamp_us,
+                        recovered_shards,
+                        data: &self.frame,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Authenticates the datagram into `scratch` and checks its header against the config.
+    fn check(&mut self, d: &[u8]) -> Result<Header, Reject> {
+        let cfg = &self.cfg;
+        if d.len() != cfg.datagram_len() {
+            return Err(Reject::Invalid);
+        }
+        let h = Header::parse(d)?;
+        let len = h.meta.len as usize;
+        let encrypted = h.meta.flags & FLAG_ENCRYPTED != 0;
+        if encrypted != self.gcm.is_some()
+            || h.shard_len as usize != cfg.shard_len
+            || len > cfg.max_frame_len
+            || h.blocks as usize != cfg.blocks_for(len)
+        {
+            return Err(Reject::Invalid);
+        }
+        let shape = cfg.block(cfg.block_data(len, h.block as usize));
+        if h.data as usize != shape.data || h.parity as usize != shape.parity {
+            return Err(Reject::Invalid);
+        }
+        let body = &d[HEADER_LEN..HEADER_LEN + cfg.shard_len];
+        self.scratch.copy_from_slice(body);
+        if let Some(gcm) = &self.gcm {
+            let tag = &d[HEADER_LEN + cfg.shard_len..HEADER_LEN + cfg.shard_len + TAG_LEN];
+            gcm.open(h.nonce(), &d[..HEADER_LEN], &mut self.scratch, tag).map_err(|_| Reject::Invalid)?;
+        }
+        Ok(h)
+    }
+}

@@ -1,0 +1,147 @@
+//! Frames through both wire formats with loss: exact bytes when the loss fits the parity,
+//! reported lost otherwise, never delivered corrupted; garbage never panics.
+
+use proptest::prelude::*;
+use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
+use punktfunk_core::native::{Frame, FrameEvent, Receiver, Sender, StreamConfig};
+
+fn bytes(len: usize, seed: u8) -> Vec<u8> {
+    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+}
+
+/// A delivered frame carries whether its bytes matched what was sent (not the bytes: a
+/// failing assert would print megabytes).
+#[derive(Debug, PartialEq)]
+enum Got {
+    Frame(u32, bool),
+    Lost(u32),
+}
+
+fn all_exact(frames: &[Vec<u8>], first: u32) -> Vec<Got> {
+    (0..frames.len()).map(|i| Got::Frame(i as u32 + first, true)).collect()
+}
+
+fn moonlight_run(cfg: VideoConfig, frames: &[Vec<u8>], drop: &dyn Fn(u32, usize) -> bool) -> Vec<Got> {
+    let mut tx = VideoPacketizer::new(cfg).unwrap();
+    let mut rx = VideoDepacketizer::new(cfg, 4).unwrap();
+    let mut got = Vec::new();
+    for (n, f) in frames.iter().enumerate() {
+        let index = n as u32 + 1;
+        let frame = VideoFrame { index, rtp_timestamp: index * 1500, frame_type: FrameType::P, latency_100us: 0, bitstream: f };
+        let wire: Vec<Vec<u8>> = tx.packetize(&frame).unwrap().iter().map(<[u8]>::to_vec).collect();
+        for (i, d) in wire.iter().enumerate() {
+            if drop(index, i) {
+                continue;
+            }
+            rx.push(d, |e| match e {
+                VideoEvent::Frame { index, bitstream, .. } => {
+                    got.push(Got::Frame(index, frames.get(index as usize - 1).is_some_and(|f| f[..] == *bitstream)))
+                }
+                VideoEvent::Lost { index } => got.push(Got::Lost(index)),
+            })
+            .unwrap();
+        }
+    }
+    got
+}
+
+#[test]
+fn moonlight_frames_survive_loss_within_parity_encrypted_and_not() {
+    for key in [None, Some([5u8; 16])] {
+        let cfg = VideoConfig { packet_size: 1024, fec_percent: 20, min_parity: 2, key };
+        // 100 kB: one block of ~100 shards with 20 parity. Drop 20 data shards of frame 2.
+        let frames: Vec<Vec<u8>> = (0..3).map(|i| bytes(100_000, i)).collect();
+        let got = moonlight_run(cfg, &frames, &|f, i| f == 2 && i % 5 == 0 && i < 100);
+        assert_eq!(got, all_exact(&frames, 1));
+    }
+}
+
+#[test]
+fn moonlight_frame_beyond_parity_is_lost_not_corrupted() {
+    let cfg = VideoConfig { packet_size: 1024, fec_percent: 10, min_parity: 2, key: None };
+    let frames: Vec<Vec<u8>> = (0..3).map(|i| bytes(30_000, i)).collect();
+    let got = moonlight_run(cfg, &frames, &|f, i| f == 2 && i < 6);
+    assert_eq!(got, vec![Got::Frame(1, true), Got::Lost(2), Got::Frame(3, true)]);
+}
+
+#[test]
+fn moonlight_multi_block_frame_round_trips() {
+    let cfg = VideoConfig { packet_size: 1392, fec_percent: 20, min_parity: 2, key: None };
+    // ~700 shards: 4 blocks.
+    let frames = vec![bytes(950_000, 9)];
+    let got = moonlight_run(cfg, &frames, &|_, i| i % 7 == 3);
+    assert_eq!(got, all_exact(&frames, 1));
+}
+
+fn native_run(cfg: StreamConfig, frames: &[Vec<u8>], drop: &dyn Fn(u32, usize) -> bool) -> Vec<Got> {
+    let mut tx = Sender::new(cfg).unwrap();
+    let mut rx = Receiver::new(cfg).unwrap();
+    let mut got = Vec::new();
+    for (n, f) in frames.iter().enumerate() {
+        let id = n as u32;
+        let wire: Vec<Vec<u8>> = tx
+            .packetize(&Frame { id, keyframe: n == 0, timestamp_us: 1000 * n as u64, data: f })
+            .unwrap()
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        for (i, d) in wire.iter().enumerate().rev() {
+            if drop(id, i) {
+                continue;
+            }
+            rx.push(d, |e| match e {
+                FrameEvent::Frame { id, data, .. } => got.push(Got::Frame(id, frames.get(id as usize).is_some_and(|f| f[..] == *data))),
+                FrameEvent::Lost { id } => got.push(Got::Lost(id)),
+            })
+            .unwrap();
+        }
+    }
+    got
+}
+
+#[test]
+fn native_large_frames_span_blocks_and_recover_reordered() {
+    let cfg = StreamConfig { max_data_shards: 1000, key: Some([1; 16]), ..StreamConfig::default() };
+    // 10 MB frame: 7490 shards in 8 blocks; 3 % loss spread evenly is within 20 % parity.
+    let frames = vec![bytes(10 << 20, 1), bytes(0, 2), bytes(1, 3)];
+    let got = native_run(cfg, &frames, &|_, i| i % 33 == 0);
+    assert_eq!(got, all_exact(&frames, 0));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn native_frames_are_exact_or_lost(
+        lens in proptest::collection::vec(0usize..40_000, 1..6),
+        loss in proptest::collection::vec(any::<bool>(), 0..200),
+        fec in 0u16..60,
+    ) {
+        let cfg = StreamConfig { shard_len: 512, max_data_shards: 32, fec_percent: fec, ..StreamConfig::default() };
+        let frames: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| bytes(l, i as u8)).collect();
+        let got = native_run(cfg, &frames, &|f, i| loss.get((f as usize * 37 + i) % 200).copied().unwrap_or(false));
+        prop_assert!(got.iter().all(|g| !matches!(g, Got::Frame(_, false))));
+    }
+
+    #[test]
+    fn moonlight_frames_are_exact_or_lost(
+        lens in proptest::collection::vec(0usize..300_000, 1..5),
+        loss in proptest::collection::vec(any::<bool>(), 0..300),
+        fec in 0u8..80,
+    ) {
+        let cfg = VideoConfig { packet_size: 1024, fec_percent: fec, min_parity: 2, key: None };
+        let frames: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| bytes(l, i as u8)).collect();
+        let got = moonlight_run(cfg, &frames, &|f, i| loss.get((f as usize * 41 + i) % 300).copied().unwrap_or(false));
+        prop_assert!(got.iter().all(|g| !matches!(g, Got::Frame(_, false))));
+    }
+
+    #[test]
+    fn garbage_datagrams_never_panic(datagrams in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..1600), 1..50)) {
+        let mut n = Receiver::new(StreamConfig { shard_len: 1400, ..StreamConfig::default() }).unwrap();
+        let mut m = VideoDepacketizer::new(VideoConfig { packet_size: 1024, fec_percent: 20, min_parity: 2, key: None }, 4).unwrap();
+        for d in &datagrams {
+            let _ = n.push(d, |_| {});
+            let _ = m.push(d, |_| {});
+        }
+    }
+}
