@@ -85,9 +85,17 @@ pub struct Assembler<M = ()> {
     horizon: Option<u32>,
     /// The newest completed frame: its leftover parity is expected, not an error.
     last_complete: Option<u32>,
+    /// Consecutive shards whose frame id was far outside the window (see `WINDOW`).
+    out_of_window: u32,
     spare: Vec<Block>,
     pub stats: Stats,
 }
+
+/// Frame ids this far from the newest finished frame are out of the window. Far above any
+/// reordering or burst of lost frames (about 4 s at 60 fps); a sender restart is farther.
+const WINDOW: u32 = 256;
+/// Consecutive out-of-window shards after which the assembler follows them (a restart).
+const RESYNC_AFTER: u32 = 64;
 
 /// `a` is before `b` in wrapping frame-id order.
 fn before(a: u32, b: u32) -> bool {
@@ -96,7 +104,7 @@ fn before(a: u32, b: u32) -> bool {
 
 impl<M: Copy + PartialEq> Assembler<M> {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, frames: VecDeque::new(), horizon: None, last_complete: None, spare: Vec::new(), stats: Stats::default() }
+        Self { limits, frames: VecDeque::new(), horizon: None, last_complete: None, out_of_window: 0, spare: Vec::new(), stats: Stats::default() }
     }
 
     pub fn limits(&self) -> Limits {
@@ -145,12 +153,24 @@ impl<M: Copy + PartialEq> Assembler<M> {
         if self.last_complete == Some(info.frame) {
             return Ok(());
         }
-        if self.horizon.is_some_and(|h| !before(h, info.frame)) {
-            return Err(Reject::Stale);
+        if let Some(h) = self.horizon {
+            let ahead = info.frame.wrapping_sub(h) as i32;
+            if ahead.unsigned_abs() > WINDOW {
+                // Far from anything we know: a forged id, or a sender that restarted. Only
+                // a sustained run of such shards moves the stream there.
+                self.out_of_window += 1;
+                if self.out_of_window < RESYNC_AFTER {
+                    return Err(if ahead > 0 { Reject::Invalid } else { Reject::Stale });
+                }
+                self.reset(events);
+            } else if ahead <= 0 {
+                return Err(Reject::Stale);
+            }
         }
+        self.out_of_window = 0;
         let pos = match self.frames.iter().position(|f| f.id == info.frame) {
             Some(p) => p,
-            None => self.open_frame(info.frame, info.blocks as usize, info.meta, events),
+            None => self.open_frame(info.frame, info.blocks as usize, info.meta, events)?,
         };
         let spare = &mut self.spare;
         let frame = &mut self.frames[pos];
@@ -169,8 +189,10 @@ impl<M: Copy + PartialEq> Assembler<M> {
             });
             fresh.data = data;
             fresh.parity = parity;
-            fresh.buf.clear();
-            fresh.buf.resize((data + parity) * l.shard_len, 0);
+            // No zeroing: every slot is written on arrival, and missing data is rebuilt.
+            if fresh.buf.len() < (data + parity) * l.shard_len {
+                fresh.buf.resize((data + parity) * l.shard_len, 0);
+            }
             fresh.present.clear();
             fresh.present.resize(data + parity, false);
             fresh.received = 0;
@@ -196,7 +218,7 @@ impl<M: Copy + PartialEq> Assembler<M> {
         }
         let missing = block.present[..data].iter().filter(|&&p| !p).count();
         if missing > 0 {
-            let mut shards: Vec<&mut [u8]> = block.buf.chunks_exact_mut(l.shard_len).collect();
+            let mut shards: Vec<&mut [u8]> = block.buf[..(data + parity) * l.shard_len].chunks_exact_mut(l.shard_len).collect();
             if fec.recover(data, &mut shards, &block.present).is_err() {
                 // Cannot happen for a valid code with >= D shards; treat as a garbage block.
                 return Err(Reject::Invalid);
@@ -225,8 +247,12 @@ impl<M: Copy + PartialEq> Assembler<M> {
         Ok(())
     }
 
-    fn open_frame(&mut self, id: u32, blocks: usize, meta: M, events: &mut Vec<Event<M>>) -> usize {
+    fn open_frame(&mut self, id: u32, blocks: usize, meta: M, events: &mut Vec<Event<M>>) -> Result<usize, Reject> {
         if self.frames.len() >= self.limits.frames {
+            // Full: give up the oldest, unless the newcomer is older still.
+            if self.frames.front().is_some_and(|f| before(id, f.id)) {
+                return Err(Reject::Stale);
+            }
             self.drop_front(events);
         }
         let frame = Frame {
@@ -241,7 +267,17 @@ impl<M: Copy + PartialEq> Assembler<M> {
         // Keep frames sorted by id so the front is always the oldest.
         let pos = self.frames.iter().position(|f| before(id, f.id)).unwrap_or(self.frames.len());
         self.frames.insert(pos, frame);
-        pos
+        Ok(pos)
+    }
+
+    /// Forgets everything: pending frames are lost, any frame id is acceptable again.
+    fn reset(&mut self, events: &mut Vec<Event<M>>) {
+        while !self.frames.is_empty() {
+            self.drop_front(events);
+        }
+        self.horizon = None;
+        self.last_complete = None;
+        self.out_of_window = 0;
     }
 
     fn drop_front(&mut self, events: &mut Vec<Event<M>>) {
@@ -284,5 +320,83 @@ impl<M: Copy + PartialEq> Assembler<M> {
                 self.recycle(f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct NoFec;
+    impl Recover for NoFec {
+        fn recover(&mut self, _: usize, _: &mut [&mut [u8]], _: &[bool]) -> Result<(), FecError> {
+            Err(FecError::Singular)
+        }
+    }
+
+    fn asm() -> Assembler {
+        Assembler::new(Limits { frames: 4, blocks: 1, shards: 8, shard_len: 4 })
+    }
+
+    fn shard(frame: u32, index: u16, data: u16) -> ShardInfo {
+        ShardInfo { frame, block: 0, blocks: 1, index, data, parity: 0, meta: () }
+    }
+
+    fn push(a: &mut Assembler, frame: u32, index: u16, data: u16) -> (Result<(), Reject>, Vec<Event>) {
+        let mut ev = Vec::new();
+        let r = a.insert(shard(frame, index, data), &[1, 2, 3, 4], &mut NoFec, &mut ev);
+        for e in &ev {
+            if let Event::Complete { frame, .. } = e {
+                a.release(*frame);
+            }
+        }
+        (r, ev)
+    }
+
+    #[test]
+    fn a_forged_far_future_frame_does_not_stall_the_stream() {
+        let mut a = asm();
+        assert_eq!(push(&mut a, 1, 0, 1).1, [Event::Complete { frame: 1, recovered_shards: 0, meta: () }]);
+        assert_eq!(push(&mut a, 1 + 0x7fff_0000, 0, 1).0, Err(Reject::Invalid));
+        assert_eq!(push(&mut a, 2, 0, 1).1, [Event::Complete { frame: 2, recovered_shards: 0, meta: () }]);
+    }
+
+    #[test]
+    fn a_restarted_sender_is_followed_after_a_run_of_shards() {
+        let mut a = asm();
+        let _ = push(&mut a, 100_000, 0, 1);
+        let mut delivered = None;
+        for i in 0..RESYNC_AFTER {
+            let (_, ev) = push(&mut a, 1 + i, 0, 1);
+            if let Some(Event::Complete { frame, .. }) = ev.first() {
+                delivered = Some((*frame, i));
+                break;
+            }
+        }
+        assert_eq!(delivered, Some((RESYNC_AFTER, RESYNC_AFTER - 1)));
+    }
+
+    #[test]
+    fn a_full_queue_never_takes_a_frame_older_than_its_oldest() {
+        let mut a = asm();
+        let _ = push(&mut a, 3, 0, 1);
+        for f in 10..14 {
+            assert_eq!(push(&mut a, f, 0, 2).0, Ok(()));
+        }
+        // Frame 5 is newer than the horizon (3) but older than everything queued.
+        assert_eq!(push(&mut a, 5, 0, 1).0, Err(Reject::Stale));
+        let (r, ev) = push(&mut a, 10, 1, 2);
+        assert_eq!(r, Ok(()));
+        assert_eq!(ev, [Event::Complete { frame: 10, recovered_shards: 0, meta: () }]);
+    }
+
+    #[test]
+    fn completing_a_frame_gives_up_older_ones_in_order() {
+        let mut a = asm();
+        let _ = push(&mut a, 1, 0, 2);
+        let _ = push(&mut a, 2, 0, 2);
+        let (_, ev) = push(&mut a, 3, 0, 1);
+        assert_eq!(ev, [Event::Lost { frame: 1 }, Event::Lost { frame: 2 }, Event::Complete { frame: 3, recovered_shards: 0, meta: () }]);
+        assert_eq!(push(&mut a, 2, 1, 2).0, Err(Reject::Stale));
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! Rules: opaque handles; every handle has a `_free`; config structs start with their own
 //! size so fields can be appended without breaking old callers; no panic crosses the
-//! boundary (every entry point catches and reports `PF_ERR_PANIC`).
+//! boundary (every entry point catches and reports `PF_ERR_PANIC`). A handle is used by one
+//! thread at a time.
 
 #![allow(clippy::missing_safety_doc)]
 
@@ -72,12 +73,18 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
 }
 
 unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
-    // Copy only the bytes the caller says it has; later fields keep their defaults.
-    let size = unsafe { cfg.as_ref()?.struct_size } as usize;
+    if cfg.is_null() {
+        return None;
+    }
+    // Read the size first, then copy only the bytes the caller says it has: a caller built
+    // against an older, shorter struct keeps working when fields are appended.
+    let size = unsafe { std::ptr::read_unaligned(cfg.cast::<u32>()) } as usize;
     if size < std::mem::offset_of!(PfStreamConfig, key) + 16 {
         return None;
     }
-    let c = unsafe { *cfg };
+    let mut c = PfStreamConfig { struct_size: 0, shard_len: 0, max_data_shards: 0, fec_percent: 0, min_parity: 0, max_frame_len: 0, frames_in_flight: 0, encrypted: 0, key: [0; 16] };
+    let n = size.min(size_of::<PfStreamConfig>());
+    unsafe { std::ptr::copy_nonoverlapping(cfg.cast::<u8>(), (&raw mut c).cast::<u8>(), n) };
     Some(StreamConfig {
         shard_len: c.shard_len as usize,
         max_data_shards: c.max_data_shards as usize,
@@ -172,7 +179,8 @@ pub unsafe extern "C" fn punktfunk_receiver_free(r: *mut PfReceiver) {
     }
 }
 
-/// Feeds one received datagram; `cb` is called for each completed or lost frame.
+/// Feeds one received datagram; `cb` is called for each completed or lost frame. The
+/// callback must not call back into the same receiver (no push, no free).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_receiver_push(
     r: *mut PfReceiver,

@@ -55,9 +55,9 @@ impl Pacer {
     /// Plans a frame of `count` datagrams of `len` bytes that is ready at `now`.
     pub fn plan(&mut self, now: Instant, count: usize, len: usize) -> impl Iterator<Item = Batch> + use<> {
         let bits = (count * len * 8) as f64;
-        let at_rate = bits / (self.cfg.bitrate_bps as f64 * self.cfg.burst_factor);
+        let at_rate = bits / (self.cfg.bitrate_bps as f64 * self.cfg.burst_factor.max(0.01));
         let cap = self.cfg.frame_interval.as_secs_f64() * self.cfg.share.clamp(0.0, 1.0);
-        let duration = Duration::from_secs_f64(at_rate.min(cap));
+        let duration = Duration::try_from_secs_f64(at_rate.min(cap)).unwrap_or(Duration::ZERO);
         let start = self.busy_until.filter(|&t| t > now).unwrap_or(now);
         self.busy_until = Some(start + duration);
         let per_datagram = if count > 0 { duration / count as u32 } else { Duration::ZERO };

@@ -74,7 +74,7 @@ impl Decoder {
     ) -> Result<(), FecError> {
         let parity = shards.len().saturating_sub(data);
         let shard_len = shards.first().map_or(0, |s| s.len());
-        if present.len() != shards.len() || !supports(data, parity, shard_len) {
+        if data > shards.len() || present.len() != shards.len() || !supports(data, parity, shard_len) {
             return Err(FecError::BadShape { data, parity });
         }
         if present[..data].iter().all(|&p| p) {

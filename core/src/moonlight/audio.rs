@@ -14,6 +14,10 @@ const PARITY_PER_BLOCK: usize = 2;
 /// The client's receive buffer.
 pub const MAX_DATAGRAM: usize = 1400;
 const MAX_PAYLOAD: usize = MAX_DATAGRAM - RTP_HEADER_LEN - FEC_HEADER_LEN;
+/// Packets a block may start ahead of the next expected one (320 ms at 5 ms packets).
+const WINDOW: u16 = 64;
+/// Consecutive packets beyond the window after which the receiver follows them.
+const RESYNC_AFTER: u16 = 8;
 
 /// The audio parity matrix clients decode with (not the Cauchy one).
 const PARITY_ROWS: [[u8; 4]; 2] = [[0x77, 0x40, 0x38, 0x0e], [0xc7, 0xa7, 0x0d, 0x6c]];
@@ -158,6 +162,8 @@ pub struct AudioDepacketizer {
     open: bool,
     /// Base sequence of the first block not yet delivered.
     next: Option<u16>,
+    /// Consecutive packets too far ahead of `next` (see `WINDOW`).
+    out_of_window: u16,
     plain: [u8; MAX_PAYLOAD],
     pub stats: Stats,
 }
@@ -177,6 +183,7 @@ impl AudioDepacketizer {
             }),
             open: false,
             next: None,
+            out_of_window: 0,
             plain: [0; MAX_PAYLOAD],
             stats: Stats::default(),
         }
@@ -218,13 +225,37 @@ impl AudioDepacketizer {
             return Err(AudioError::Malformed);
         }
         let next = *self.next.get_or_insert(base);
-        if (base.wrapping_sub(next) as i16) < 0 {
+        let ahead = base.wrapping_sub(next) as i16;
+        if ahead < 0 && next.wrapping_sub(base) == DATA_PER_BLOCK as u16 {
+            return Ok(()); // parity of the block just delivered: expected
+        }
+        if ahead < 0 || (self.open && (base.wrapping_sub(self.block.base) as i16) < 0) {
             self.stats.packets_late += 1;
             return Ok(());
         }
+        if ahead as u16 > WINDOW {
+            // Headers are not authenticated: only a sustained jump moves the stream.
+            self.out_of_window += 1;
+            if self.out_of_window < RESYNC_AFTER {
+                return Err(AudioError::Malformed);
+            }
+            if self.open {
+                self.flush(sink);
+            }
+            self.next = Some(base);
+        }
+        self.out_of_window = 0;
         if self.open && self.block.base != base {
             // A newer block started: whatever the old one lacks is gone.
             self.flush(sink);
+        }
+        if !self.open {
+            // Whole blocks skipped on the way are lost too.
+            let mut seq = self.next.unwrap_or(base);
+            while seq != base {
+                sink(AudioEvent::Lost { seq });
+                seq = seq.wrapping_add(1);
+            }
         }
         let b = &mut *self.block;
         if !self.open {
@@ -335,6 +366,68 @@ mod tests {
         let (got, lost) = run(None, |i| (6..9).contains(&i));
         assert_eq!(lost, [4, 5, 6]);
         assert_eq!(got.len(), 13);
+    }
+
+    #[test]
+    fn a_block_lost_whole_is_reported_and_old_packets_do_not_rewind() {
+        // Block 1 (datagrams 6..12) never arrives; then a stale packet of block 0 shows up.
+        let mut tx = AudioPacketizer::new(5, None);
+        let mut rx = AudioDepacketizer::new(5, None);
+        let mut wire = Vec::new();
+        for n in 0..12u8 {
+            tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
+        }
+        let mut events = Vec::new();
+        let mut feed = |d: &[u8], rx: &mut AudioDepacketizer| {
+            rx.push(d, |e| events.push(match e {
+                AudioEvent::Packet { seq, .. } => (seq, true),
+                AudioEvent::Lost { seq } => (seq, false),
+            }))
+            .unwrap()
+        };
+        for d in wire[..6].iter().chain(&wire[12..]) {
+            feed(d, &mut rx);
+        }
+        feed(&wire[1], &mut rx);
+        let want: Vec<(u16, bool)> = (0..12).map(|s| (s, !(4..8).contains(&s))).collect();
+        assert_eq!(events, want);
+        assert_eq!(rx.stats.packets_late, 1);
+    }
+
+    #[test]
+    fn a_forged_jump_is_ignored_but_a_sustained_one_is_followed() {
+        let mut tx = AudioPacketizer::new(5, None);
+        let mut rx = AudioDepacketizer::new(5, None);
+        let mut wire = Vec::new();
+        for n in 0..8u8 {
+            tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
+        }
+        let with_seq = |seq: u16| {
+            let mut d = wire[0].clone();
+            d[2..4].copy_from_slice(&seq.to_be_bytes());
+            d
+        };
+        let seqs = std::cell::RefCell::new(Vec::new());
+        let feed = |rx: &mut AudioDepacketizer, d: &[u8]| {
+            rx.push(d, |e| {
+                if let AudioEvent::Packet { seq, .. } = e {
+                    seqs.borrow_mut().push(seq)
+                }
+            })
+        };
+        for d in &wire[..6] {
+            feed(&mut rx, d).unwrap();
+        }
+        assert!(feed(&mut rx, &with_seq(0x7ff0)).is_err(), "one forged jump is refused");
+        for d in &wire[6..] {
+            feed(&mut rx, d).unwrap();
+        }
+        assert_eq!(*seqs.borrow(), (0..8).collect::<Vec<u16>>());
+        // A sender that really jumped: after RESYNC_AFTER packets the receiver follows.
+        let results: Vec<bool> = (0..12).map(|k| feed(&mut rx, &with_seq(0x7ff0 + k)).is_ok()).collect();
+        assert_eq!(results.iter().filter(|&&ok| !ok).count(), RESYNC_AFTER as usize - 1);
+        let seqs = seqs.borrow();
+        assert_eq!(&seqs[seqs.len() - 4..], &[0x7ff8, 0x7ff9, 0x7ffa, 0x7ffb]);
     }
 
     #[test]

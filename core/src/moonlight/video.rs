@@ -108,7 +108,13 @@ struct BlockPlan {
 /// Splits `shards` data shards into blocks as reference §8.4 describes.
 fn plan_blocks(shards: usize, fec_percent: u8, min_parity: u8) -> Result<([BlockPlan; MAX_BLOCKS], usize), usize> {
     let mut pct = fec_percent as usize;
-    let max_data = if pct == 0 { MAX_DATA_SHARDS } else { MAX_SHARDS * 100 / (100 + pct) };
+    let min_parity = min_parity as usize;
+    // Room for the minimum parity too (plus 2 for the percentage's granularity: one step
+    // adds up to ceil(D/100) shards), so a block never exceeds 255 shards.
+    let max_data = match pct {
+        0 => MAX_DATA_SHARDS,
+        _ => (MAX_SHARDS * 100 / (100 + pct)).min(MAX_SHARDS.saturating_sub(min_parity + 2)).max(1),
+    };
     let mut count = shards.div_ceil(max_data);
     if count > MAX_BLOCKS {
         // Too big to protect: send it bare in 4 blocks, as Sunshine does.
@@ -123,18 +129,22 @@ fn plan_blocks(shards: usize, fec_percent: u8, min_parity: u8) -> Result<([Block
     let mut first = 0;
     for (b, slot) in plan.iter_mut().enumerate().take(count) {
         let data = base + usize::from(b < extra);
-        let (mut parity, mut percent) = (0, 0);
-        if pct > 0 {
-            parity = (data * pct).div_ceil(100);
-            percent = pct;
-            if parity < min_parity as usize {
-                parity = min_parity as usize;
-                percent = (100 * parity / data).min(255);
+        // The client derives parity from the advertised percentage alone, so choose the
+        // percentage and derive parity from it. Below the minimum, advertise Sunshine's
+        // floor(100·m/D) where that yields m (D <= 100), else the smallest percentage that
+        // does; then the largest that still fits 255 shards.
+        let parity_at = |q: usize| (data * q).div_ceil(100);
+        let mut percent = pct;
+        if pct > 0 && parity_at(pct) < min_parity {
+            percent = (100 * min_parity / data).min(255);
+            if parity_at(percent) < min_parity {
+                percent = (100 * (min_parity - 1) / data + 1).min(255);
             }
-            // The client recomputes parity from the advertised percentage: keep them equal.
-            parity = (data * percent).div_ceil(100).min(MAX_SHARDS - data);
         }
-        *slot = BlockPlan { first_shard: first, data, parity, percent };
+        while percent > 0 && data + parity_at(percent) > MAX_SHARDS {
+            percent -= 1;
+        }
+        *slot = BlockPlan { first_shard: first, data, parity: parity_at(percent), percent };
         first += data;
     }
     Ok((plan, count))
@@ -345,7 +355,8 @@ impl VideoDepacketizer {
             }
         };
         let info = parse_header(shard).inspect_err(|_| self.assembler.stats.packets_invalid += 1)?;
-        self.assembler.insert(info, shard, &mut self.codes, &mut self.events)?;
+        // Events come out even when the shard itself is refused (it may have evicted a frame).
+        let result = self.assembler.insert(info, shard, &mut self.codes, &mut self.events);
         for ev in std::mem::take(&mut self.events) {
             match ev {
                 Event::Lost { frame } => sink(VideoEvent::Lost { index: frame }),
@@ -374,7 +385,7 @@ impl VideoDepacketizer {
                 }
             }
         }
-        Ok(())
+        result
     }
 }
 
@@ -429,8 +440,8 @@ mod tests {
     #[test]
     fn plans_follow_the_client_invariant() {
         for shards in 1..=900 {
-            for pct in [0u8, 5, 20, 50, 100, 255] {
-                let (plan, n) = plan_blocks(shards, pct, 2).unwrap();
+            for (pct, min) in [(0u8, 2u8), (5, 2), (20, 2), (50, 2), (100, 2), (255, 2), (1, 6), (20, 45), (1, 3), (3, 255)] {
+                let (plan, n) = plan_blocks(shards, pct, min).unwrap();
                 assert_eq!(plan[..n].iter().map(|b| b.data).sum::<usize>(), shards);
                 for b in &plan[..n] {
                     assert!(b.data >= 1 && b.data <= MAX_DATA_SHARDS);
@@ -438,6 +449,11 @@ mod tests {
                     assert_eq!(b.parity, (b.data * b.percent).div_ceil(100));
                     if b.parity > 0 {
                         assert!(b.data + b.parity <= MAX_SHARDS);
+                    }
+                    let reachable = (b.data * 255).div_ceil(100).min(MAX_SHARDS.saturating_sub(b.data));
+                    let protected = plan[..n].iter().any(|b| b.percent > 0); // else: too big, sent bare
+                    if pct > 0 && protected && reachable >= min as usize {
+                        assert!(b.parity >= min as usize, "{shards} shards, {pct} %, min {min}: {b:?}");
                     }
                 }
             }

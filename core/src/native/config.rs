@@ -16,9 +16,14 @@ pub struct StreamConfig {
     /// Largest frame the receiver accepts (bounds its memory with `frames_in_flight`).
     pub max_frame_len: usize,
     pub frames_in_flight: usize,
-    /// AES-128-GCM key for this direction, if encrypted.
+    /// AES-128-GCM key for this direction, if encrypted. Nonces are the datagram sequence
+    /// numbers of one `Sender`, which start at 0: a key must never be given to a second
+    /// `Sender` (renegotiation derives a new key).
     pub key: Option<[u8; 16]>,
 }
+
+/// The most reassembly memory a config may ask of a receiver.
+pub const MAX_RECEIVER_BYTES: usize = 1 << 30;
 
 impl Default for StreamConfig {
     fn default() -> Self {
@@ -71,6 +76,9 @@ impl StreamConfig {
         if !gf65536::supports(full.data, full.parity, self.shard_len) {
             return bad("FEC shape not supported by reed-solomon-simd");
         }
+        if self.receiver_bytes() > MAX_RECEIVER_BYTES {
+            return bad("frames_in_flight x max_frame_len needs more than 1 GiB to reassemble");
+        }
         Ok(())
     }
 
@@ -102,6 +110,14 @@ impl StreamConfig {
     pub fn max_datagrams(&self) -> usize {
         let blocks = self.blocks_for(self.max_frame_len);
         blocks * { let b = self.block(self.max_data_shards); b.data + b.parity }
+    }
+
+    /// Reassembly memory a receiver may hold: `frames_in_flight` frames plus the spare
+    /// blocks it keeps for reuse (`2 × blocks`), each block at its largest shape.
+    pub fn receiver_bytes(&self) -> usize {
+        let blocks = self.blocks_for(self.max_frame_len);
+        let full = self.block(self.max_data_shards);
+        (self.frames_in_flight * blocks + 2 * blocks) * (full.data + full.parity) * self.shard_len
     }
 
     pub fn datagram_len(&self) -> usize {

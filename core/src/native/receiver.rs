@@ -60,7 +60,8 @@ impl Receiver {
                 return Err(e);
             }
         };
-        self.assembler.insert(h.shard_info(), &self.scratch, &mut self.fec, &mut self.events)?;
+        // Events come out even when the shard itself is refused (it may have evicted a frame).
+        let result = self.assembler.insert(h.shard_info(), &self.scratch, &mut self.fec, &mut self.events);
         for ev in std::mem::take(&mut self.events) {
             match ev {
                 Event::Lost { frame } => sink(FrameEvent::Lost { id: frame }),
@@ -81,7 +82,7 @@ impl Receiver {
                 }
             }
         }
-        Ok(())
+        result
     }
 
     /// Authenticates the datagram into `scratch` and checks its header against the config.

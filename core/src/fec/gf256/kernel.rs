@@ -7,6 +7,7 @@
 //! multiply units, not by memory. Backends are chosen at runtime; all give identical bytes.
 
 use super::field::mul;
+use std::sync::LazyLock;
 use super::matrix::Matrix;
 
 /// Which instruction set the kernel runs on.
@@ -26,22 +27,26 @@ impl Backend {
         *Self::available().last().expect("scalar is always available")
     }
 
+    /// Whether this CPU can run the backend.
+    pub fn is_supported(self) -> bool {
+        match self {
+            Self::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512Gfni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("gfni")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
     /// Every backend this CPU can run, slowest first.
     pub fn available() -> Vec<Self> {
-        let mut v = vec![Self::Scalar];
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                v.push(Self::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("gfni")
-            {
-                v.push(Self::Avx512Gfni);
-            }
-        }
-        v
+        [Self::Scalar, Self::Avx2, Self::Avx512Gfni].into_iter().filter(|b| b.is_supported()).collect()
     }
 }
 
@@ -58,11 +63,14 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// Expands `m` for `backend`, or for the scalar kernel if this CPU cannot run `backend`
+    /// (so the SIMD kernels below only ever run where their features exist).
     pub fn new(backend: Backend, m: &Matrix) -> Self {
+        let backend = if backend.is_supported() { backend } else { Backend::Scalar };
         let words = match backend {
             Backend::Scalar => Vec::new(),
-            Backend::Avx2 => m.data.iter().flat_map(|&c| nibble_tables(c)).collect(),
-            Backend::Avx512Gfni => m.data.iter().map(|&c| affine_matrix(c)).collect(),
+            Backend::Avx2 => m.data.iter().flat_map(|&c| NIBBLE_TABLES[c as usize]).collect(),
+            Backend::Avx512Gfni => m.data.iter().map(|&c| AFFINE_MATRICES[c as usize]).collect(),
         };
         Self { backend, rows: m.rows, cols: m.cols, words, coefs: m.data.clone() }
     }
@@ -92,17 +100,13 @@ impl Prepared {
         }
         match self.backend {
             Backend::Scalar => self.apply_scalar(inputs, outputs, accumulate),
-            // SAFETY: `Prepared` only holds these backends if `Backend::available` saw the
-            // CPU features (constructing one by hand on another CPU is a caller bug, and the
-            // features are re-checked in debug builds).
+            // SAFETY: `Prepared::new` only keeps a SIMD backend after checking the CPU has it.
             #[cfg(target_arch = "x86_64")]
             Backend::Avx2 => {
-                debug_assert!(std::arch::is_x86_feature_detected!("avx2"));
                 unsafe { x86::apply_avx2(self, inputs, outputs, accumulate) }
             }
             #[cfg(target_arch = "x86_64")]
             Backend::Avx512Gfni => {
-                debug_assert!(std::arch::is_x86_feature_detected!("gfni"));
                 unsafe { x86::apply_gfni(self, inputs, outputs, accumulate) }
             }
             #[cfg(not(target_arch = "x86_64"))]
@@ -152,6 +156,11 @@ const fn build_mul_table() -> [[u8; 256]; 256] {
 }
 
 static MUL_TABLE: [[u8; 256]; 256] = build_mul_table();
+
+/// Per-coefficient SIMD operands, built once: expanding a recovery matrix is then a table
+/// lookup per coefficient, not 64 field multiplications.
+static NIBBLE_TABLES: LazyLock<Box<[[u64; 4]; 256]>> = LazyLock::new(|| Box::new(std::array::from_fn(|c| nibble_tables(c as u8))));
+static AFFINE_MATRICES: LazyLock<Box<[u64; 256]>> = LazyLock::new(|| Box::new(std::array::from_fn(|c| affine_matrix(c as u8))));
 
 /// `c·x` for the 16 low nibbles, then for the 16 high nibbles, as four little-endian words.
 fn nibble_tables(c: u8) -> [u64; 4] {
