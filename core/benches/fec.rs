@@ -73,36 +73,57 @@ fn gf256(c: &mut Criterion) {
 
 fn gf65536(c: &mut Criterion) {
     const SHARD: usize = 1400;
-    // 5120x1440@240 at 1.4 Gbps: 0.73 MB a frame = 522 + 105 shards; and a 10 MB frame.
-    for (name, d, p) in [("0.73MB", 522, 105), ("10MB", 7490, 1498)] {
-        let shards = data(d, SHARD);
+    // Blocks as StreamConfig::default() frames them: 5120x1440@240 at 1.4 Gbps is 0.73 MB a
+    // frame (522 + 105 shards); a 10 MB frame spans several blocks. The raw
+    // reed-solomon-simd baseline codes the same blocks in the same run.
+    let cfg = StreamConfig::default();
+    let blocks_of = |len: usize| -> Vec<(usize, usize)> {
+        (0..cfg.blocks_for(len)).map(|b| cfg.block(cfg.block_data(len, b))).map(|s| (s.data, s.parity)).collect()
+    };
+    for (name, blocks) in [("0.73MB", blocks_of(522 * SHARD)), ("10MB", blocks_of(10_485_760))] {
+        let bytes: usize = blocks.iter().map(|(d, _)| d * SHARD).sum();
+        let data: Vec<Vec<Vec<u8>>> = blocks.iter().map(|&(d, _)| data(d, SHARD)).collect();
         let mut g = c.benchmark_group(format!("gf65536_{name}"));
-        g.throughput(Throughput::Bytes((d * SHARD) as u64));
+        g.throughput(Throughput::Bytes(bytes as u64));
         g.sample_size(20);
         let mut enc = gf65536::Encoder::default();
         g.bench_function("encode_ours", |b| {
-            b.iter(|| enc.encode(shards.iter().map(Vec::as_slice), p, SHARD, |_, s| { black_box(s); }).unwrap())
-        });
-        let mut raw = reed_solomon_simd::ReedSolomonEncoder::new(d, p, SHARD).unwrap();
-        g.bench_function("encode_raw_reed_solomon_simd", |b| {
             b.iter(|| {
-                raw.reset(d, p, SHARD).unwrap();
-                for s in &shards {
-                    raw.add_original_shard(s).unwrap();
+                for (shards, &(_, p)) in data.iter().zip(&blocks) {
+                    enc.encode(shards.iter().map(Vec::as_slice), p, SHARD, |_, s| {
+                        black_box(s);
+                    })
+                    .unwrap()
                 }
-                let r = raw.encode().unwrap();
-                black_box(r.recovery_iter().count());
             })
         });
-        let mut all = shards.clone();
-        all.resize(d + p, vec![0; SHARD]);
-        enc.encode(shards.iter().map(Vec::as_slice), p, SHARD, |j, s| all[d + j].copy_from_slice(s)).unwrap();
-        let present: Vec<bool> = (0..d + p).map(|i| i >= p).collect();
+        let mut raw = reed_solomon_simd::ReedSolomonEncoder::new(522, 105, SHARD).unwrap();
+        g.bench_function("encode_raw_reed_solomon_simd", |b| {
+            b.iter(|| {
+                for (shards, &(d, p)) in data.iter().zip(&blocks) {
+                    raw.reset(d, p, SHARD).unwrap();
+                    for s in shards {
+                        raw.add_original_shard(s).unwrap();
+                    }
+                    black_box(raw.encode().unwrap().recovery_iter().count());
+                }
+            })
+        });
+        // Decode with every parity shard standing in for a lost data shard.
+        let mut coded: Vec<(Vec<Vec<u8>>, Vec<bool>, usize)> = Vec::new();
+        for (shards, &(d, p)) in data.iter().zip(&blocks) {
+            let mut all = shards.clone();
+            all.resize(d + p, vec![0; SHARD]);
+            enc.encode(shards.iter().map(Vec::as_slice), p, SHARD, |j, s| all[d + j].copy_from_slice(s)).unwrap();
+            coded.push((all, (0..d + p).map(|i| i >= p).collect(), d));
+        }
         let mut dec = gf65536::Decoder::default();
         g.bench_function("decode_all_parity_ours", |b| {
             b.iter(|| {
-                let mut refs: Vec<&mut [u8]> = all.iter_mut().map(Vec::as_mut_slice).collect();
-                dec.reconstruct(d, &mut refs, &present).unwrap();
+                for (all, present, d) in coded.iter_mut() {
+                    let mut refs: Vec<&mut [u8]> = all.iter_mut().map(Vec::as_mut_slice).collect();
+                    dec.reconstruct(*d, &mut refs, present).unwrap();
+                }
             })
         });
         g.finish();

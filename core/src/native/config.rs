@@ -29,7 +29,7 @@ impl Default for StreamConfig {
     fn default() -> Self {
         Self {
             shard_len: 1400,
-            max_data_shards: 4096,
+            max_data_shards: 1024,
             fec_percent: 20,
             min_parity: 2,
             max_frame_len: 32 << 20,

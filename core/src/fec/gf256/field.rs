@@ -23,16 +23,11 @@ const fn build_tables() -> ([u8; 256], [u8; 512]) {
 
 const TABLES: ([u8; 256], [u8; 512]) = build_tables();
 const LOG: [u8; 256] = TABLES.0;
-/// Doubled so `EXP[log a + log b]` needs no modulo.
 const EXP: [u8; 512] = TABLES.1;
 
 #[inline]
 pub fn mul(a: u8, b: u8) -> u8 {
-    if a == 0 || b == 0 {
-        0
-    } else {
-        EXP[LOG[a as usize] as usize + LOG[b as usize] as usize]
-    }
+    MUL_TABLE[a as usize][b as usize]
 }
 
 /// Multiplicative inverse; `inv(0)` is 0 (callers never ask for it on a valid matrix).
@@ -40,6 +35,35 @@ pub fn mul(a: u8, b: u8) -> u8 {
 pub fn inv(a: u8) -> u8 {
     if a == 0 { 0 } else { EXP[255 - LOG[a as usize] as usize] }
 }
+
+const fn build_mul_table() -> [[u8; 256]; 256] {
+    // const-evaluable twin of field::mul (carry-less multiply, reduce by 0x11D).
+    let mut t = [[0u8; 256]; 256];
+    let mut a = 0;
+    while a < 256 {
+        let mut b = 0;
+        while b < 256 {
+            let (mut x, mut y, mut p) = (a as u16, b as u16, 0u16);
+            while y != 0 {
+                if y & 1 != 0 {
+                    p ^= x;
+                }
+                x <<= 1;
+                if x & 0x100 != 0 {
+                    x ^= 0x11D;
+                }
+                y >>= 1;
+            }
+            t[a][b] = p as u8;
+            b += 1;
+        }
+        a += 1;
+    }
+    t
+}
+
+/// Every product, 64 KiB: row `c` multiplies by `c` with one lookup per byte.
+pub static MUL_TABLE: [[u8; 256]; 256] = build_mul_table();
 
 #[cfg(test)]
 mod tests {

@@ -6,7 +6,7 @@
 //! a 64-byte column and read each input byte once per row group, so the loop is bound by the
 //! multiply units, not by memory. Backends are chosen at runtime; all give identical bytes.
 
-use super::field::mul;
+use super::field::{mul, MUL_TABLE};
 use std::sync::LazyLock;
 use super::matrix::Matrix;
 
@@ -129,33 +129,7 @@ impl Prepared {
     }
 }
 
-const fn build_mul_table() -> [[u8; 256]; 256] {
-    // const-evaluable twin of field::mul (carry-less multiply, reduce by 0x11D).
-    let mut t = [[0u8; 256]; 256];
-    let mut a = 0;
-    while a < 256 {
-        let mut b = 0;
-        while b < 256 {
-            let (mut x, mut y, mut p) = (a as u16, b as u16, 0u16);
-            while y != 0 {
-                if y & 1 != 0 {
-                    p ^= x;
-                }
-                x <<= 1;
-                if x & 0x100 != 0 {
-                    x ^= 0x11D;
-                }
-                y >>= 1;
-            }
-            t[a][b] = p as u8;
-            b += 1;
-        }
-        a += 1;
-    }
-    t
-}
 
-static MUL_TABLE: [[u8; 256]; 256] = build_mul_table();
 
 /// Per-coefficient SIMD operands, built once: expanding a recovery matrix is then a table
 /// lookup per coefficient, not 64 field multiplications.
@@ -189,7 +163,7 @@ fn affine_matrix(c: u8) -> u64 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::Prepared;
+    use super::{Prepared, MUL_TABLE};
     use std::arch::x86_64::*;
 
     /// Spread `rows` evenly over groups of at most `max` and call `$f::<N>` for each group.
@@ -300,7 +274,7 @@ mod x86 {
                 for b in whole..len {
                     let mut v = if acc { out[b] } else { 0 };
                     for (c, input) in inputs.iter().enumerate() {
-                        v ^= super::MUL_TABLE[p.coefs[r * p.cols + c] as usize][input[b] as usize];
+                        v ^= MUL_TABLE[p.coefs[r * p.cols + c] as usize][input[b] as usize];
                     }
                     out[b] = v;
                 }

@@ -1,7 +1,7 @@
 //! Coefficient matrices: the Cauchy parity matrix Moonlight clients decode with, and
 //! Gauss-Jordan inversion for recovery.
 
-use super::field::{inv, mul};
+use super::field::{inv, MUL_TABLE};
 
 /// A dense row-major matrix over GF(2^8).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,19 +55,23 @@ impl Matrix {
                     out.data.swap(pivot * n + c, col * n + c);
                 }
             }
-            let scale = inv(a.get(col, col));
+            let scale = &MUL_TABLE[inv(a.get(col, col)) as usize];
             for c in 0..n {
-                a.data[col * n + c] = mul(a.data[col * n + c], scale);
-                out.data[col * n + c] = mul(out.data[col * n + c], scale);
+                a.data[col * n + c] = scale[a.data[col * n + c] as usize];
+                out.data[col * n + c] = scale[out.data[col * n + c] as usize];
             }
+            let (pivot_a, pivot_out) = (a.data[col * n..(col + 1) * n].to_vec(), out.data[col * n..(col + 1) * n].to_vec());
             for r in 0..n {
                 let f = a.get(r, col);
                 if r == col || f == 0 {
                     continue;
                 }
-                for c in 0..n {
-                    a.data[r * n + c] ^= mul(f, a.data[col * n + c]);
-                    out.data[r * n + c] ^= mul(f, out.data[col * n + c]);
+                let t = &MUL_TABLE[f as usize];
+                for (x, &p) in a.data[r * n..(r + 1) * n].iter_mut().zip(&pivot_a) {
+                    *x ^= t[p as usize];
+                }
+                for (x, &p) in out.data[r * n..(r + 1) * n].iter_mut().zip(&pivot_out) {
+                    *x ^= t[p as usize];
                 }
             }
         }
@@ -90,6 +94,7 @@ mod tests {
 
     #[test]
     fn inverse_times_matrix_is_identity() {
+        use super::super::field::mul;
         let m = Matrix::cauchy(7, 7);
         let i = m.inverted().expect("Cauchy matrices are invertible");
         for r in 0..7 {
