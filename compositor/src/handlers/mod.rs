@@ -1,0 +1,25 @@
+//! Smithay protocol handlers, one file per concern, and the delegate macros that wire them.
+
+mod compositor;
+mod protocols;
+mod seat;
+mod xdg_shell;
+
+use crate::state::State;
+
+smithay::delegate_compositor!(State);
+smithay::delegate_shm!(State);
+smithay::delegate_xdg_shell!(State);
+smithay::delegate_xdg_decoration!(State);
+smithay::delegate_layer_shell!(State);
+smithay::delegate_seat!(State);
+smithay::delegate_output!(State);
+smithay::delegate_viewporter!(State);
+smithay::delegate_presentation!(State);
+smithay::delegate_fractional_scale!(State);
+smithay::delegate_relative_pointer!(State);
+smithay::delegate_pointer_constraints!(State);
+smithay::delegate_xdg_activation!(State);
+smithay::delegate_data_device!(State);
+smithay::delegate_primary_selection!(State);
+smithay::delegate_cursor_shape!(State);

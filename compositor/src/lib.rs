@@ -1,0 +1,278 @@
+//! punktfunk-compositor: a headless Smithay compositor that streams one output.
+//!
+//! One process per stream: a virtual output at exactly the client's mode, Wayland clients
+//! (and the session command) rendered on a timer at the output's refresh, each finished frame
+//! handed to a [`FrameSink`] on its own thread, input injected natively into the seat.
+//! See design.md §3 for where this sits in the process model.
+
+mod handlers;
+mod input;
+mod launch;
+pub mod mode;
+mod render;
+pub mod state;
+
+pub use input::InputEvent;
+pub use mode::Mode;
+pub use punktfunk_streamer::{Frame, FrameSink};
+pub use state::KeyboardLayout;
+
+use crate::launch::App;
+use crate::render::Renderer;
+use crate::state::{ClientState, State};
+use anyhow::Context;
+use punktfunk_streamer::SinkThread;
+use smithay::desktop::layer_map_for_output;
+use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
+use smithay::input::pointer::CursorImageStatus;
+use smithay::reexports::calloop::channel::{self, Channel};
+use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
+use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
+use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
+use smithay::reexports::wayland_server::Display;
+use smithay::wayland::presentation::Refresh;
+use smithay::reexports::wayland_server::ListeningSocket;
+use std::cell::RefCell;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What to run and how.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub mode: Mode,
+    /// The session command (`-- steam -gamepadui`); empty: run until stopped.
+    pub command: Vec<OsString>,
+    /// Socket name in the runtime directory; `None` picks a free `punktfunk-N`.
+    pub socket_name: Option<String>,
+    /// Where the socket lives; `None`: `XDG_RUNTIME_DIR`, or a private directory made for it.
+    pub runtime_dir: Option<PathBuf>,
+    /// Composite the client's cursor into frames.
+    pub show_cursor: bool,
+    pub keyboard: KeyboardLayout,
+    /// Forward SIGINT/SIGTERM/SIGHUP to the session (for the binary; off when embedded).
+    pub handle_signals: bool,
+}
+
+impl Config {
+    pub fn new(mode: Mode) -> Self {
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), handle_signals: false }
+    }
+}
+
+/// Requests to a running compositor, from the daemon's socket or a test.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Control {
+    Input(InputEvent),
+    SetMode(Mode),
+    Stop,
+}
+
+/// How a session ended.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The session command's exit code (128 + signal if killed); `None` if stopped first.
+    pub exit_code: Option<i32>,
+    pub frames: u64,
+    /// Frames not rendered because the sink still held every buffer.
+    pub skipped: u64,
+}
+
+/// Runs a session until its command's process group is gone or `Stop` arrives.
+pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
+    let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
+    let display: Display<State> = Display::new().context("wayland display")?;
+    let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
+    let handle = event_loop.handle();
+
+    let runtime_dir = match &config.runtime_dir {
+        Some(d) => d.clone(),
+        None => runtime_dir()?,
+    };
+    let (socket, socket_name) = bind_socket(&runtime_dir, config.socket_name.as_deref())?;
+    handle
+        .insert_source(Generic::new(socket, Interest::READ, TriggerMode::Level), |_, socket, state: &mut State| {
+            while let Some(stream) = socket.accept()? {
+                if let Err(e) = state.dh.insert_client(stream, Arc::new(ClientState::default())) {
+                    tracing::warn!("rejecting client: {e}");
+                }
+            }
+            Ok(PostAction::Continue)
+        })
+        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
+    handle
+        .insert_source(Generic::new(display, Interest::READ, TriggerMode::Level), |_, display, state: &mut State| {
+            // SAFETY: the display is never dropped while the source is registered.
+            if let Err(e) = unsafe { display.get_mut().dispatch_clients(state) } {
+                tracing::error!("dispatching clients: {e}");
+            }
+            Ok(PostAction::Continue)
+        })
+        .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
+    tracing::info!(mode = %config.mode, socket = %socket_name, "compositor ready");
+
+    let outcome = Rc::new(RefCell::new(Outcome::default()));
+    if let Some(control) = control {
+        handle
+            .insert_source(control, |event, _, state: &mut State| match event {
+                channel::Event::Msg(Control::Input(e)) => state.inject(e),
+                channel::Event::Msg(Control::SetMode(m)) => state.set_mode(m),
+                channel::Event::Msg(Control::Stop) => state.loop_signal.stop(),
+                channel::Event::Closed => {}
+            })
+            .map_err(|e| anyhow::anyhow!("control source: {e}"))?;
+    }
+
+    // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
+    let frames = Rc::new(RefCell::new(FrameOutput {
+        renderer: Renderer::new(&state, config.show_cursor)?,
+        sink: Some(SinkThread::spawn(sink)),
+        presented: 0,
+    }));
+    let timer_frames = Rc::clone(&frames);
+    handle
+        .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |deadline, _, state: &mut State| {
+            timer_frames.borrow_mut().tick(state);
+            let interval = state.mode.frame_interval();
+            let next = deadline + interval;
+            // Fell behind (a slow frame): skip ahead instead of bursting to catch up.
+            TimeoutAction::ToInstant(if next < Instant::now() { Instant::now() + interval } else { next })
+        })
+        .map_err(|e| anyhow::anyhow!("frame timer: {e}"))?;
+
+    let app = if config.command.is_empty() {
+        None
+    } else {
+        let (exit_tx, exit_rx) = channel::channel::<i32>();
+        let exit_outcome = Rc::clone(&outcome);
+        handle
+            .insert_source(exit_rx, move |event, _, state: &mut State| {
+                if let channel::Event::Msg(code) = event {
+                    tracing::info!(code, "session command exited");
+                    exit_outcome.borrow_mut().exit_code = Some(code);
+                    state.loop_signal.stop();
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
+        let env = [("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
+        Some(Rc::new(App::spawn(&config.command, &env, move |code| {
+            let _ = exit_tx.send(code);
+        })?))
+    };
+
+    if config.handle_signals {
+        use smithay::reexports::calloop::signals::{Signal, Signals};
+        let app = app.clone();
+        let signals = Signals::new(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]).context("signal source")?;
+        handle
+            .insert_source(signals, move |event, _, state: &mut State| match &app {
+                Some(app) => app.signal(nix::sys::signal::Signal::try_from(event.signal() as i32).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
+                None => state.loop_signal.stop(),
+            })
+            .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+    }
+
+    event_loop.run(None, &mut state, |state| {
+        let _ = state.dh.flush_clients();
+    })?;
+    if let Some(app) = &app {
+        if outcome.borrow().exit_code.is_none() {
+            app.signal(nix::sys::signal::Signal::SIGTERM);
+        }
+    }
+    let mut frames = frames.borrow_mut();
+    if let Some(sink) = frames.sink.take() {
+        sink.finish().context("frame sink")?;
+    }
+    let mut o = outcome.borrow().clone();
+    o.frames = frames.presented;
+    o.skipped = frames.renderer.skipped;
+    Ok(o)
+}
+
+/// The renderer and the sink thread, driven by the frame timer.
+struct FrameOutput {
+    renderer: Renderer,
+    sink: Option<SinkThread>,
+    presented: u64,
+}
+
+impl FrameOutput {
+    fn tick(&mut self, state: &mut State) {
+        if state.mode_changed {
+            self.renderer.resize(state);
+            state.mode_changed = false;
+        }
+        state.update_keyboard_focus();
+        let now = state.clock.now();
+        let output = state.output.clone();
+        match self.renderer.render(state) {
+            Ok(Some(frame)) => {
+                let mut feedback = OutputPresentationFeedback::new(&output);
+                for w in state.space.elements() {
+                    w.take_presentation_feedback(&mut feedback, |_, _| Some(output.clone()), |_, _| wp_presentation_feedback::Kind::empty());
+                }
+                self.presented += 1;
+                feedback.presented(now, Refresh::fixed(state.mode.frame_interval()), self.presented, wp_presentation_feedback::Kind::empty());
+                if let Some(sink) = &self.sink {
+                    sink.offer(frame);
+                }
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!("render: {e}"),
+        }
+        // At most one frame callback per surface per refresh: this tick is the refresh.
+        let throttle = Some(Duration::ZERO);
+        for w in state.space.elements() {
+            w.send_frame(&output, now, throttle, |_, _| Some(output.clone()));
+        }
+        for layer in layer_map_for_output(&output).layers() {
+            layer.send_frame(&output, now, throttle, |_, _| Some(output.clone()));
+        }
+        if let CursorImageStatus::Surface(s) = &state.cursor {
+            send_frames_surface_tree(s, &output, now, throttle, |_, _| Some(output.clone()));
+        }
+        state.space.refresh();
+        state.popups.cleanup();
+        let _ = state.dh.flush_clients();
+    }
+}
+
+/// `XDG_RUNTIME_DIR`, or a private directory made for it (unset on many servers).
+fn runtime_dir() -> anyhow::Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        return Ok(dir.into());
+    }
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    let uid = nix::unistd::getuid();
+    let dir = std::env::temp_dir().join(format!("punktfunk-runtime-{uid}"));
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
+    }
+    let meta = std::fs::metadata(&dir)?;
+    anyhow::ensure!(
+        meta.uid() == uid.as_raw() && meta.permissions().mode() & 0o077 == 0,
+        "{} is not a private directory of this user",
+        dir.display()
+    );
+    Ok(dir)
+}
+
+fn bind_socket(dir: &std::path::Path, name: Option<&str>) -> anyhow::Result<(ListeningSocket, String)> {
+    if let Some(name) = name {
+        let s = ListeningSocket::bind_absolute(dir.join(name)).with_context(|| format!("binding wayland socket {name}"))?;
+        return Ok((s, name.to_string()));
+    }
+    for n in 1..=64 {
+        let name = format!("punktfunk-{n}");
+        if let Ok(s) = ListeningSocket::bind_absolute(dir.join(&name)) {
+            return Ok((s, name));
+        }
+    }
+    anyhow::bail!("no free wayland socket name in {}", dir.display())
+}

@@ -1,0 +1,129 @@
+//! CPU rendering: pixman composites the space into pooled frame buffers, damage-tracked, and
+//! each finished frame goes to the sink.
+
+use crate::state::State;
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::element::surface::{render_elements_from_surface_tree, WaylandSurfaceRenderElement};
+use smithay::backend::renderer::element::Kind;
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::Bind;
+use smithay::desktop::space::render_output;
+use smithay::input::pointer::{CursorImageStatus, CursorImageSurfaceData};
+use smithay::reexports::pixman::{FormatCode, Image};
+use smithay::wayland::compositor::with_states;
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Frame buffers in flight: one being rendered, one waiting in the sink's mailbox, one
+/// with the consumer (encoder).
+const POOL_BUFFERS: usize = 3;
+
+pub struct Renderer {
+    pixman: PixmanRenderer,
+    damage: OutputDamageTracker,
+    pool: BufferPool,
+    /// The frame each pool buffer last held, by buffer address: its age for damage tracking.
+    held: HashMap<usize, u64>,
+    seq: u64,
+    width: u32,
+    height: u32,
+    /// Frames not rendered because every buffer was still with the consumer.
+    pub skipped: u64,
+    pub show_cursor: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("pixman: {0}")]
+    Pixman(String),
+}
+
+impl Renderer {
+    pub fn new(state: &State, show_cursor: bool) -> Result<Self, RenderError> {
+        let (width, height) = (state.mode.width, state.mode.height);
+        Ok(Self {
+            pixman: PixmanRenderer::new().map_err(|e| RenderError::Pixman(e.to_string()))?,
+            damage: OutputDamageTracker::from_output(&state.output),
+            pool: BufferPool::new(width as usize * height as usize * 4, POOL_BUFFERS),
+            held: HashMap::new(),
+            seq: 0,
+            width,
+            height,
+            skipped: 0,
+            show_cursor,
+        })
+    }
+
+    /// Follows a mode change: new buffers, full redraw.
+    pub fn resize(&mut self, state: &State) {
+        self.width = state.mode.width;
+        self.height = state.mode.height;
+        self.damage = OutputDamageTracker::from_output(&state.output);
+        self.pool = BufferPool::new(self.width as usize * self.height as usize * 4, POOL_BUFFERS);
+        self.held.clear();
+    }
+
+    /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
+    pub fn render(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
+        let Some(mut buffer) = self.pool.take() else {
+            self.skipped += 1;
+            return Ok(None);
+        };
+        let key = buffer.as_slice().as_ptr() as usize;
+        // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
+        let age = self.held.get(&key).map_or(0, |&s| (self.seq + 1 - s) as usize);
+        let stride = self.width as usize * 4;
+        let ptr = buffer.as_mut_slice().as_mut_ptr();
+        if ptr.align_offset(4) != 0 {
+            return Err(RenderError::Pixman("frame buffer is not 4-byte aligned".into()));
+        }
+        let cursor = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
+        // SAFETY: `buffer` is `stride * height` bytes, 4-byte aligned, and outlives `image`,
+        // which is dropped at the end of this block before the buffer is handed on.
+        let damage = unsafe {
+            let mut image = Image::from_raw_mut(FormatCode::X8R8G8B8, self.width as usize, self.height as usize, ptr.cast(), stride, false)
+                .map_err(|_| RenderError::Pixman("cannot wrap frame buffer".into()))?;
+            let mut target = self.pixman.bind(&mut image).map_err(|e| RenderError::Pixman(e.to_string()))?;
+            let result = render_output::<_, WaylandSurfaceRenderElement<PixmanRenderer>, _, _>(
+                &state.output,
+                &mut self.pixman,
+                &mut target,
+                1.0,
+                age,
+                [&state.space],
+                &cursor,
+                &mut self.damage,
+                [0.0, 0.0, 0.0, 1.0],
+            )
+            .map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
+            result.damage.cloned()
+        };
+        let Some(damage) = damage.filter(|d| !d.is_empty()) else {
+            return Ok(None); // nothing changed: the buffer goes back untouched
+        };
+        self.seq += 1;
+        self.held.insert(key, self.seq);
+        Ok(Some(Frame {
+            seq: self.seq,
+            width: self.width,
+            height: self.height,
+            stride,
+            format: PixelFormat::Bgrx8888,
+            buffer,
+            damage: damage.iter().map(|r| Rect { x: r.loc.x, y: r.loc.y, width: r.size.w, height: r.size.h }).collect(),
+            rendered_at: Instant::now(),
+        }))
+    }
+
+    /// The client's cursor surface at the pointer, composited into the frame.
+    fn cursor_elements(&mut self, state: &State) -> Vec<WaylandSurfaceRenderElement<PixmanRenderer>> {
+        let CursorImageStatus::Surface(surface) = &state.cursor else { return Vec::new() };
+        let Some(pointer) = state.seat.get_pointer() else { return Vec::new() };
+        let hotspot = with_states(surface, |s| {
+            s.data_map.get::<CursorImageSurfaceData>().map(|d| d.lock().expect("cursor data").hotspot).unwrap_or_default()
+        });
+        let at = (pointer.current_location() - hotspot.to_f64()).to_physical(1.0).to_i32_round();
+        render_elements_from_surface_tree(&mut self.pixman, surface, at, 1.0, 1.0, Kind::Cursor)
+    }
+}

@@ -1,0 +1,238 @@
+//! Headless sessions with real clients: weston's demo clients, foot, the session command.
+//! Each test runs the compositor in-process (its frames go to a test sink) and drives it
+//! through the same control channel the daemon uses.
+
+use punktfunk_compositor::{run, Config, Control, Frame, InputEvent, Mode, Outcome};
+use smithay::reexports::calloop::channel::{self, Sender};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// What a test sees of each frame.
+#[derive(Clone, Debug)]
+struct Seen {
+    seq: u64,
+    width: u32,
+    height: u32,
+    /// Pixels (sampled every 4th in each direction) that are not black.
+    lit: usize,
+    /// A cheap content fingerprint, to tell frames apart.
+    hash: u64,
+    /// Whether each sampled point of `probe` is lit.
+    probes: Vec<bool>,
+}
+
+struct Session {
+    control: Sender<Control>,
+    frames: Receiver<Seen>,
+    done: JoinHandle<anyhow::Result<Outcome>>,
+    socket: String,
+    runtime: PathBuf,
+}
+
+fn runtime_dir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("punktfunk-test-runtime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    dir
+}
+
+fn start(mode: &str, command: &[&str], probes: Vec<(u32, u32)>) -> Session {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let socket = format!("pf-test-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    let runtime = runtime_dir();
+    let mut config = Config::new(mode.parse().unwrap());
+    config.command = command.iter().map(OsString::from).collect();
+    config.socket_name = Some(socket.clone());
+    config.runtime_dir = Some(runtime.clone());
+    let (control, control_rx) = channel::channel();
+    let (tx, frames) = mpsc::channel();
+    let sink = move |f: Frame| {
+        let mut lit = 0;
+        let mut hash = 0u64;
+        for y in (0..f.height).step_by(4) {
+            for x in (0..f.width).step_by(4) {
+                let (r, g, b) = f.rgb_at(x, y);
+                lit += usize::from((r, g, b) != (0, 0, 0));
+                hash = hash.rotate_left(5) ^ u64::from(r) ^ (u64::from(g) << 8) ^ (u64::from(b) << 16);
+            }
+        }
+        let probes = probes.iter().map(|&(x, y)| x < f.width && y < f.height && f.rgb_at(x, y) != (0, 0, 0)).collect();
+        let _ = tx.send(Seen { seq: f.seq, width: f.width, height: f.height, lit, hash, probes });
+        Ok(())
+    };
+    let done = std::thread::spawn(move || run(config, sink, Some(control_rx)));
+    Session { control, frames, done, socket, runtime }
+}
+
+impl Session {
+    /// Waits for a frame that satisfies `pred`.
+    fn wait_for(&self, what: &str, timeout: Duration, pred: impl Fn(&Seen) -> bool) -> Seen {
+        let end = Instant::now() + timeout;
+        while let Some(left) = end.checked_duration_since(Instant::now()) {
+            match self.frames.recv_timeout(left) {
+                Ok(f) if pred(&f) => return f,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    fn input(&self, e: InputEvent) {
+        self.control.send(Control::Input(e)).unwrap();
+    }
+
+    fn stop(self) -> Outcome {
+        let _ = self.control.send(Control::Stop);
+        self.done.join().unwrap().unwrap()
+    }
+
+    /// Starts a client against this compositor from outside the session.
+    fn client(&self, argv: &[&str]) -> std::process::Child {
+        std::process::Command::new(argv[0])
+            .args(&argv[1..])
+            .env("WAYLAND_DISPLAY", &self.socket)
+            .env("XDG_RUNTIME_DIR", &self.runtime)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+}
+
+const LONG: Duration = Duration::from_secs(20);
+
+#[test]
+fn weston_simple_shm_pixels_reach_the_sink_and_animate() {
+    let s = start("640x480@60", &["weston-simple-shm"], vec![]);
+    // simple-shm draws a 250x250 animated pattern: about 3900 of the sampled pixels.
+    let first = s.wait_for("simple-shm content", LONG, |f| f.lit > 2000);
+    assert_eq!((first.width, first.height), (640, 480));
+    let later = s.wait_for("a changed frame", LONG, |f| f.seq > first.seq + 5 && f.hash != first.hash);
+    assert!(later.lit > 2000);
+    let outcome = s.stop();
+    assert!(outcome.frames >= later.seq);
+    assert_eq!(outcome.exit_code, None, "stopped before the command exited");
+}
+
+#[test]
+fn the_session_ends_with_its_command_and_reports_the_exit_code() {
+    let s = start("320x240@30", &["sh", "-c", "exit 3"], vec![]);
+    let outcome = s.done.join().unwrap().unwrap();
+    assert_eq!(outcome.exit_code, Some(3));
+}
+
+#[test]
+fn orphaned_children_keep_the_session_alive() {
+    let marker = std::env::temp_dir().join(format!("pf-orphan-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let script = format!("(sleep 1; touch {}) & exit 0", marker.display());
+    let s = start("320x240@30", &["sh", "-c", &script], vec![]);
+    let outcome = s.done.join().unwrap().unwrap();
+    assert_eq!(outcome.exit_code, Some(0));
+    assert!(marker.exists(), "the session ended before the orphaned child did");
+    let _ = std::fs::remove_file(&marker);
+}
+
+/// Linux evdev codes for the characters the tests type (US layout, unshifted).
+fn evdev(c: char) -> u32 {
+    const ROW: [(&str, u32); 4] = [("1234567890", 2), ("qwertyuiop", 16), ("asdfghjkl", 30), ("zxcvbnm", 44)];
+    match c {
+        ' ' => 57,
+        '\n' => 28,
+        '-' => 12,
+        '/' => 53,
+        '.' => 52,
+        _ => {
+            for (keys, first) in ROW {
+                if let Some(i) = keys.find(c) {
+                    return first + i as u32;
+                }
+            }
+            panic!("no key for {c:?}")
+        }
+    }
+}
+
+fn type_text(s: &Session, text: &str) {
+    for c in text.chars() {
+        let code = evdev(c);
+        s.input(InputEvent::Key { code, pressed: true });
+        s.input(InputEvent::Key { code, pressed: false });
+    }
+}
+
+#[test]
+fn typed_keys_reach_a_shell_in_foot() {
+    let marker = std::env::temp_dir().join(format!("pf-keys-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let s = start("800x600@60", &["foot", "--", "sh"], vec![]);
+    s.wait_for("foot's first frame", LONG, |f| f.lit > 1000);
+    // Give the shell a moment to print its prompt, then type a command.
+    std::thread::sleep(Duration::from_millis(500));
+    type_text(&s, &format!("touch {}\n", marker.display()));
+    let end = Instant::now() + LONG;
+    while !marker.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(marker.exists(), "typed command did not run");
+    let _ = std::fs::remove_file(&marker);
+    s.stop();
+}
+
+#[test]
+fn a_mode_change_resizes_a_fullscreen_client() {
+    // Probe a point that exists only in the larger mode.
+    let s = start("640x480@60", &["foot"], vec![(900, 650)]);
+    s.wait_for("foot at 640x480", LONG, |f| f.lit > 1000 && f.width == 640);
+    s.control.send(Control::SetMode("960x720@60".parse::<Mode>().unwrap())).unwrap();
+    let big = s.wait_for("foot filling 960x720", LONG, |f| f.width == 960 && f.probes[0]);
+    assert_eq!(big.height, 720);
+    s.stop();
+}
+
+#[test]
+fn a_killed_client_leaves_the_compositor_serving() {
+    let s = start("640x480@60", &[], vec![]);
+    s.wait_for("the compositor's first frame", LONG, |_| true);
+    let mut c = s.client(&["weston-simple-shm"]);
+    s.wait_for("first client", LONG, |f| f.lit > 2000);
+    c.kill().unwrap();
+    c.wait().unwrap();
+    s.wait_for("the dead client's window gone", LONG, |f| f.lit == 0);
+    let mut again = s.client(&["weston-simple-shm"]);
+    s.wait_for("a new client", LONG, |f| f.lit > 2000);
+    again.kill().unwrap();
+    again.wait().unwrap();
+    s.stop();
+}
+
+#[test]
+fn pointer_buttons_and_scroll_reach_a_client() {
+    let log = std::env::temp_dir().join(format!("pf-events-{}", std::process::id()));
+    // Line-buffered, or the log is lost in stdio's buffer when the session is stopped.
+    let script = format!("exec stdbuf -oL weston-eventdemo --log-button --log-axis > {}", log.display());
+    let s = start("640x480@60", &["sh", "-c", &script], vec![]);
+    s.wait_for("eventdemo drawn", LONG, |f| f.lit > 1000);
+    s.input(InputEvent::PointerMotion { x: 320.0, y: 240.0 });
+    s.input(InputEvent::Button { code: 0x110, pressed: true });
+    s.input(InputEvent::Button { code: 0x110, pressed: false });
+    s.input(InputEvent::Scroll { vertical: true, v120: 120 });
+    let end = Instant::now() + LONG;
+    let mut text = String::new();
+    while Instant::now() < end {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("button") && text.contains("axis") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s.stop();
+    let _ = std::fs::remove_file(&log);
+    assert!(text.contains("button"), "no button event reached the client: {text:?}");
+    assert!(text.contains("axis"), "no scroll event reached the client: {text:?}");
+}

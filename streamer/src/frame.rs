@@ -1,0 +1,140 @@
+//! A finished frame: pixels, what changed, and when.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// Pixel layouts the compositor renders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PixelFormat {
+    /// 32 bits per pixel, bytes B, G, R, X in memory (DRM XRGB8888, pixman x8r8g8b8).
+    Bgrx8888,
+}
+
+impl PixelFormat {
+    pub fn bytes_per_pixel(self) -> usize {
+        4
+    }
+}
+
+/// A damaged rectangle in frame pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rect {
+    pub x: i32,
+    pub y: i32,
+    pub width: i32,
+    pub height: i32,
+}
+
+/// One rendered frame in CPU memory. Dropping it returns the buffer to its pool: that is
+/// the "release" that lets the compositor render into it again.
+#[derive(Debug)]
+pub struct Frame {
+    /// +1 per rendered frame, starting at 1.
+    pub seq: u64,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes per row.
+    pub stride: usize,
+    pub format: PixelFormat,
+    pub buffer: PooledBuffer,
+    /// What changed since the previous frame (the whole frame for the first one).
+    pub damage: Vec<Rect>,
+    /// When rendering finished, for latency accounting.
+    pub rendered_at: Instant,
+}
+
+impl Frame {
+    pub fn data(&self) -> &[u8] {
+        self.buffer.as_slice()
+    }
+
+    /// The pixel at (x, y) as (r, g, b).
+    pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
+        let i = y as usize * self.stride + x as usize * 4;
+        let p = &self.data()[i..i + 4];
+        (p[2], p[1], p[0])
+    }
+}
+
+/// Reusable frame buffers of one size. The compositor renders into a buffer taken from the
+/// pool; the sink drops the frame when done and the buffer comes back. A bounded number of
+/// buffers means a slow consumer makes the compositor skip frames instead of queueing them.
+#[derive(Clone, Debug)]
+pub struct BufferPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    len: usize,
+    free: Mutex<Vec<Vec<u8>>>,
+    capacity: usize,
+    outstanding: Mutex<usize>,
+}
+
+impl BufferPool {
+    /// A pool of at most `capacity` buffers of `len` bytes, allocated on first use.
+    pub fn new(len: usize, capacity: usize) -> Self {
+        Self { inner: Arc::new(PoolInner { len, free: Mutex::new(Vec::new()), capacity, outstanding: Mutex::new(0) }) }
+    }
+
+    pub fn buffer_len(&self) -> usize {
+        self.inner.len
+    }
+
+    /// A buffer, or `None` if all `capacity` buffers are still with consumers.
+    /// A recycled buffer keeps its old content (renderers use that for damage tracking).
+    pub fn take(&self) -> Option<PooledBuffer> {
+        let mut out = self.inner.outstanding.lock().expect("pool lock");
+        let buf = match self.inner.free.lock().expect("pool lock").pop() {
+            Some(b) => b,
+            None if *out < self.inner.capacity => vec![0; self.inner.len],
+            None => return None,
+        };
+        *out += 1;
+        Some(PooledBuffer { buf: Some(buf), pool: Arc::clone(&self.inner) })
+    }
+}
+
+/// A buffer on loan from a [`BufferPool`].
+#[derive(Debug)]
+pub struct PooledBuffer {
+    buf: Option<Vec<u8>>,
+    pool: Arc<PoolInner>,
+}
+
+impl PooledBuffer {
+    pub fn as_slice(&self) -> &[u8] {
+        self.buf.as_deref().expect("present until drop")
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        self.buf.as_deref_mut().expect("present until drop")
+    }
+}
+
+impl Drop for PooledBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buf.take() {
+            *self.pool.outstanding.lock().expect("pool lock") -= 1;
+            self.pool.free.lock().expect("pool lock").push(b);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_lends_at_most_capacity_and_recycles() {
+        let pool = BufferPool::new(16, 2);
+        let mut a = pool.take().unwrap();
+        a.as_mut_slice()[0] = 7;
+        let _b = pool.take().unwrap();
+        assert!(pool.take().is_none(), "both buffers are out");
+        drop(a);
+        let again = pool.take().unwrap();
+        assert_eq!(again.as_slice()[0], 7, "a recycled buffer keeps its content");
+    }
+}

@@ -1,0 +1,170 @@
+//! Where finished frames go: a [`FrameSink`] running on its own native thread, fed through
+//! a one-slot mailbox that keeps only the newest frame (drop-oldest, never a stale queue).
+
+use crate::frame::Frame;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Consumes frames on the sink thread. Returning an error stops the thread.
+pub trait FrameSink: Send + 'static {
+    fn consume(&mut self, frame: Frame) -> std::io::Result<()>;
+    /// Called once when the stream ends.
+    fn finish(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<F: FnMut(Frame) -> std::io::Result<()> + Send + 'static> FrameSink for F {
+    fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
+        self(frame)
+    }
+}
+
+/// Writes every frame's raw pixels back to back: `ffmpeg -f rawvideo -pix_fmt bgr0 -s WxH`.
+pub struct RawFileSink {
+    out: BufWriter<File>,
+}
+
+impl RawFileSink {
+    pub fn create(path: &Path) -> std::io::Result<Self> {
+        Ok(Self { out: BufWriter::with_capacity(1 << 20, File::create(path)?) })
+    }
+}
+
+impl FrameSink for RawFileSink {
+    fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
+        let row = frame.width as usize * frame.format.bytes_per_pixel();
+        for y in 0..frame.height as usize {
+            self.out.write_all(&frame.data()[y * frame.stride..y * frame.stride + row])?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    frame: Option<Frame>,
+    closed: bool,
+    dropped: u64,
+}
+
+/// The sink's thread and its mailbox.
+pub struct SinkThread {
+    slot: Arc<(Mutex<Slot>, Condvar)>,
+    handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl SinkThread {
+    pub fn spawn(mut sink: impl FrameSink) -> Self {
+        let slot = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let rx = Arc::clone(&slot);
+        let handle = std::thread::Builder::new()
+            .name("frame-sink".into())
+            .spawn(move || {
+                loop {
+                    let frame = {
+                        let (lock, cv) = &*rx;
+                        let mut s = lock.lock().expect("sink lock");
+                        while s.frame.is_none() && !s.closed {
+                            s = cv.wait(s).expect("sink lock");
+                        }
+                        match s.frame.take() {
+                            Some(f) => f,
+                            None => break,
+                        }
+                    };
+                    sink.consume(frame)?;
+                }
+                sink.finish()
+            })
+            .expect("spawn sink thread");
+        Self { slot, handle: Some(handle) }
+    }
+
+    /// Hands a frame over; a frame still waiting is replaced (and counted as dropped).
+    pub fn offer(&self, frame: Frame) {
+        let (lock, cv) = &*self.slot;
+        let mut s = lock.lock().expect("sink lock");
+        if s.frame.replace(frame).is_some() {
+            s.dropped += 1;
+        }
+        cv.notify_one();
+    }
+
+    /// Frames replaced before the sink took them.
+    pub fn dropped(&self) -> u64 {
+        self.slot.0.lock().expect("sink lock").dropped
+    }
+
+    /// Delivers the last frame, stops the thread and returns the sink's result.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.close();
+        self.handle.take().map_or(Ok(()), |h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sink thread panicked"))))
+    }
+
+    fn close(&self) {
+        let (lock, cv) = &*self.slot;
+        lock.lock().expect("sink lock").closed = true;
+        cv.notify_one();
+    }
+}
+
+impl Drop for SinkThread {
+    fn drop(&mut self) {
+        self.close();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame::{BufferPool, PixelFormat};
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    fn frame(pool: &BufferPool, seq: u64) -> Frame {
+        Frame {
+            seq,
+            width: 2,
+            height: 1,
+            stride: 8,
+            format: PixelFormat::Bgrx8888,
+            buffer: pool.take().unwrap(),
+            damage: vec![],
+            rendered_at: Instant::now(),
+        }
+    }
+
+    #[test]
+    fn a_busy_sink_sees_the_newest_frame_and_buffers_come_back() {
+        let pool = BufferPool::new(8, 8);
+        let (gate_tx, gate_rx) = mpsc::channel::<()>();
+        let (seen_tx, seen_rx) = mpsc::channel();
+        let sink = SinkThread::spawn(move |f: Frame| {
+            seen_tx.send(f.seq).unwrap();
+            gate_rx.recv().ok();
+            Ok(())
+        });
+        sink.offer(frame(&pool, 1));
+        assert_eq!(seen_rx.recv().unwrap(), 1);
+        // The sink is busy with frame 1: 2 and 3 arrive, 2 is replaced by 3.
+        sink.offer(frame(&pool, 2));
+        sink.offer(frame(&pool, 3));
+        gate_tx.send(()).unwrap();
+        assert_eq!(seen_rx.recv().unwrap(), 3);
+        gate_tx.send(()).unwrap();
+        assert_eq!(sink.dropped(), 1);
+        sink.finish().unwrap();
+        assert_eq!(pool.take().iter().count(), 1, "buffers were returned");
+    }
+}
