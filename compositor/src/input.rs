@@ -1,6 +1,7 @@
 //! Input injection: events from the stream's client, delivered natively through the seat.
 
-use crate::state::State;
+use crate::state::{MappedAt, State};
+use smithay::input::keyboard::KeyboardTarget;
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState, TouchSlot};
 use smithay::desktop::WindowSurfaceType;
 use smithay::input::keyboard::{FilterResult, Keycode};
@@ -98,14 +99,34 @@ impl State {
         }
     }
 
-    /// Keyboard focus follows the topmost window that has content.
+    /// Keyboard focus follows the most recently mapped window that has content, Wayland or X11.
     pub fn update_keyboard_focus(&mut self) {
         let Some(kb) = self.seat.get_keyboard() else { return };
         // Only once a window has committed a buffer: foot 1.13 crashes if focused earlier.
-        let top = self.space.elements().rev().find(|w| !w.bbox().is_empty()).and_then(|w| w.toplevel()).map(|t| t.wl_surface().clone());
-        if kb.current_focus() != top {
-            kb.set_focus(self, top, SERIAL_COUNTER.next_serial());
+        let wayland = self
+            .space
+            .elements()
+            .filter(|w| !w.bbox().is_empty())
+            .filter_map(|w| Some((w.user_data().get::<MappedAt>()?.0, w.toplevel()?.wl_surface().clone(), None)));
+        let x11 = self
+            .xwayland
+            .visible()
+            .filter(|(_, _, w)| !w.surface.is_override_redirect())
+            .map(|(wl, _, w)| (w.mapped_at, wl.clone(), Some(w.surface.clone())));
+        let top = wayland.chain(x11).max_by_key(|(at, _, _)| *at);
+        let surface = top.as_ref().map(|(_, s, _)| s.clone());
+        if kb.current_focus() == surface {
+            return;
         }
+        let serial = SERIAL_COUNTER.next_serial();
+        if let Some((_, _, Some(x11))) = &top {
+            // Legacy Xwayland: X input focus is ours to set; the keys flow through the
+            // wl_surface below.
+            let seat = self.seat.clone();
+            KeyboardTarget::enter(x11, &seat, self, Vec::new(), serial);
+            let _ = x11.set_activated(true);
+        }
+        kb.set_focus(self, surface, serial);
     }
 
     /// Coordinates outside the output are clamped onto it.
@@ -118,6 +139,12 @@ impl State {
 
     /// The surface under a point and that surface's origin in output coordinates.
     fn surface_under(&self, at: Point<f64, Logical>) -> Option<(WlSurface, Point<f64, Logical>)> {
+        // X11 windows are drawn above the Wayland ones (see render.rs).
+        for (wl, loc, w) in self.xwayland.visible() {
+            if w.surface.geometry().to_f64().contains(at) {
+                return Some((wl.clone(), loc.to_f64()));
+            }
+        }
         let (window, loc) = self.space.element_under(at)?;
         let (surface, offset) = window.surface_under(at - loc.to_f64(), WindowSurfaceType::ALL)?;
         Some((surface, (loc + offset).to_f64()))

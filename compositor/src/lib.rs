@@ -11,6 +11,7 @@ mod launch;
 pub mod mode;
 mod render;
 pub mod state;
+mod xwayland;
 
 pub use input::InputEvent;
 pub use mode::Mode;
@@ -53,13 +54,15 @@ pub struct Config {
     /// Composite the client's cursor into frames.
     pub show_cursor: bool,
     pub keyboard: KeyboardLayout,
+    /// Run Xwayland so X11 apps work (DISPLAY is set for the command).
+    pub xwayland: bool,
     /// Forward SIGINT/SIGTERM/SIGHUP to the session (for the binary; off when embedded).
     pub handle_signals: bool,
 }
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), handle_signals: false }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false }
     }
 }
 
@@ -143,32 +146,47 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         })
         .map_err(|e| anyhow::anyhow!("frame timer: {e}"))?;
 
-    let app = if config.command.is_empty() {
-        None
-    } else {
-        let (exit_tx, exit_rx) = channel::channel::<i32>();
-        let exit_outcome = Rc::clone(&outcome);
-        handle
-            .insert_source(exit_rx, move |event, _, state: &mut State| {
-                if let channel::Event::Msg(code) = event {
-                    tracing::info!(code, "session command exited");
-                    exit_outcome.borrow_mut().exit_code = Some(code);
-                    state.loop_signal.stop();
-                }
-            })
-            .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
-        let env = [("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
-        Some(Rc::new(App::spawn(&config.command, &env, move |code| {
-            let _ = exit_tx.send(code);
-        })?))
+    // The session command starts once Xwayland is up, so it gets a DISPLAY too.
+    let (exit_tx, exit_rx) = channel::channel::<i32>();
+    let exit_outcome = Rc::clone(&outcome);
+    handle
+        .insert_source(exit_rx, move |event, _, state: &mut State| {
+            if let channel::Event::Msg(code) = event {
+                tracing::info!(code, "session command exited");
+                exit_outcome.borrow_mut().exit_code = Some(code);
+                state.loop_signal.stop();
+            }
+        })
+        .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
+    let command = config.command.clone();
+    let mut env = vec![("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
+    let mut launch = move |state: &mut State, display: Option<OsString>| {
+        if command.is_empty() {
+            return;
+        }
+        env.extend(display.map(|d| ("DISPLAY", d)));
+        let tx = exit_tx.clone();
+        match App::spawn(&command, &env, move |code| {
+            let _ = tx.send(code);
+        }) {
+            Ok(app) => state.app = Some(app),
+            Err(e) => {
+                tracing::error!(command = ?command, "cannot start the session command: {e}");
+                let _ = exit_tx.send(127);
+            }
+        }
     };
+    if config.xwayland {
+        xwayland::spawn(&mut state, launch);
+    } else {
+        launch(&mut state, None);
+    }
 
     if config.handle_signals {
         use smithay::reexports::calloop::signals::{Signal, Signals};
-        let app = app.clone();
         let signals = Signals::new(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]).context("signal source")?;
         handle
-            .insert_source(signals, move |event, _, state: &mut State| match &app {
+            .insert_source(signals, move |event, _, state: &mut State| match &state.app {
                 Some(app) => app.signal(nix::sys::signal::Signal::try_from(event.signal() as i32).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
                 None => state.loop_signal.stop(),
             })
@@ -178,7 +196,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     event_loop.run(None, &mut state, |state| {
         let _ = state.dh.flush_clients();
     })?;
-    if let Some(app) = &app {
+    if let Some(app) = &state.app {
         if outcome.borrow().exit_code.is_none() {
             app.signal(nix::sys::signal::Signal::SIGTERM);
         }
@@ -234,6 +252,11 @@ impl FrameOutput {
         }
         if let CursorImageStatus::Surface(s) = &state.cursor {
             send_frames_surface_tree(s, &output, now, throttle, |_, _| Some(output.clone()));
+        }
+        // Xwayland waits for frame callbacks on its surfaces like any client.
+        state.xwayland.resolve(&state.dh);
+        for (wl, _, _) in state.xwayland.visible() {
+            send_frames_surface_tree(wl, &output, now, throttle, |_, _| Some(output.clone()));
         }
         state.space.refresh();
         state.popups.cleanup();

@@ -78,7 +78,9 @@ impl Renderer {
         if ptr.align_offset(4) != 0 {
             return Err(RenderError::Pixman("frame buffer is not 4-byte aligned".into()));
         }
-        let cursor = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
+        // Custom elements are drawn over the space, topmost first: cursor, then X11 windows.
+        let mut overlay = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
+        overlay.extend(state.xwayland.render_elements(&mut self.pixman));
         // SAFETY: `buffer` is `stride * height` bytes, 4-byte aligned, and outlives `image`,
         // which is dropped at the end of this block before the buffer is handed on.
         let damage = unsafe {
@@ -92,7 +94,7 @@ impl Renderer {
                 1.0,
                 age,
                 [&state.space],
-                &cursor,
+                &overlay,
                 &mut self.damage,
                 [0.0, 0.0, 0.0, 1.0],
             )

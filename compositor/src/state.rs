@@ -25,6 +25,9 @@ use smithay::wayland::shell::xdg::XdgShellState;
 use smithay::wayland::shm::ShmState;
 use smithay::wayland::viewporter::ViewporterState;
 use smithay::wayland::xdg_activation::XdgActivationState;
+use smithay::wayland::xwayland_shell::XWaylandShellState;
+use crate::launch::App;
+use crate::xwayland::Xwayland;
 
 /// Per-client data Smithay needs.
 #[derive(Default)]
@@ -54,6 +57,11 @@ pub struct State {
     pub cursor: CursorImageStatus,
     /// The mode changed: the renderer must rebuild its buffers.
     pub mode_changed: bool,
+    /// Counts window maps, so the most recently mapped window is known to be on top.
+    stacking: u64,
+    pub xwayland: Xwayland,
+    /// The session command, once launched.
+    pub app: Option<App>,
 
     pub compositor: CompositorState,
     pub shm: ShmState,
@@ -65,7 +73,11 @@ pub struct State {
     pub primary_selection: PrimarySelectionState,
     pub activation: XdgActivationState,
     pub presentation: PresentationState,
+    pub xwayland_shell: XWaylandShellState,
 }
+
+/// Stored in a Wayland window's user data: when it was mapped (see `State::next_stacking`).
+pub struct MappedAt(pub u64);
 
 /// Keyboard layout for the seat (xkb names; empty fields use the XKB_DEFAULT_* variables).
 #[derive(Clone, Debug, Default)]
@@ -120,6 +132,10 @@ impl State {
             seat,
             cursor: CursorImageStatus::default_named(),
             mode_changed: false,
+            stacking: 0,
+            xwayland: Xwayland::default(),
+            app: None,
+            xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,
             loop_handle,
             loop_signal,
@@ -129,6 +145,12 @@ impl State {
             space,
             popups: PopupManager::default(),
         })
+    }
+
+    /// A fresh stacking position: later-mapped windows are above earlier ones.
+    pub fn next_stacking(&mut self) -> u64 {
+        self.stacking += 1;
+        self.stacking
     }
 
     /// Switches the output to a new mode and tells fullscreen clients their new size.
@@ -145,6 +167,10 @@ impl State {
                 t.with_pending_state(|s| s.size = Some((mode.width as i32, mode.height as i32).into()));
                 t.send_pending_configure();
             }
+        }
+        let rect = smithay::utils::Rectangle::from_size((mode.width as i32, mode.height as i32).into());
+        for w in self.xwayland.windows.iter().filter(|w| !w.surface.is_override_redirect()) {
+            let _ = w.surface.configure(rect);
         }
     }
 }

@@ -236,3 +236,29 @@ fn pointer_buttons_and_scroll_reach_a_client() {
     assert!(text.contains("button"), "no button event reached the client: {text:?}");
     assert!(text.contains("axis"), "no scroll event reached the client: {text:?}");
 }
+
+#[test]
+fn an_x11_client_renders_through_xwayland() {
+    let s = start("640x480@60", &["xeyes"], vec![]);
+    // xeyes is configured fullscreen: two large eyes fill much of the frame.
+    let f = s.wait_for("xeyes content", LONG, |f| f.lit > 5000);
+    assert_eq!((f.width, f.height), (640, 480));
+    s.stop();
+}
+
+#[test]
+fn typed_keys_reach_a_shell_in_xterm() {
+    let marker = std::env::temp_dir().join(format!("pf-xkeys-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let s = start("800x600@60", &["xterm", "-fa", "DejaVu Sans Mono", "-e", "sh"], vec![]);
+    s.wait_for("xterm drawn", Duration::from_secs(30), |f| f.lit > 1000);
+    std::thread::sleep(Duration::from_millis(500));
+    type_text(&s, &format!("touch {}\n", marker.display()));
+    let end = Instant::now() + LONG;
+    while !marker.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(marker.exists(), "typed command did not run in xterm");
+    let _ = std::fs::remove_file(&marker);
+    s.stop();
+}

@@ -4,6 +4,7 @@ mod compositor;
 mod protocols;
 mod seat;
 mod xdg_shell;
+mod xwayland;
 
 use crate::state::State;
 
@@ -23,3 +24,4 @@ smithay::delegate_xdg_activation!(State);
 smithay::delegate_data_device!(State);
 smithay::delegate_primary_selection!(State);
 smithay::delegate_cursor_shape!(State);
+smithay::delegate_xwayland_shell!(State);

@@ -1,6 +1,6 @@
 //! xdg-shell and xdg-decoration: every toplevel is fullscreen on the one output, undecorated.
 
-use crate::state::State;
+use crate::state::{MappedAt, State};
 use smithay::desktop::{PopupKind, Window};
 use smithay::reexports::wayland_protocols::xdg::decoration::zv1::server::zxdg_toplevel_decoration_v1::Mode as DecorationMode;
 use smithay::reexports::wayland_protocols::xdg::shell::server::xdg_toplevel;
@@ -26,7 +26,10 @@ impl XdgShellHandler for State {
             s.decoration_mode = Some(DecorationMode::ServerSide);
         });
         // The configure goes out on the client's first commit (see commit()).
-        self.space.map_element(Window::new_wayland_window(surface), (0, 0), true);
+        let window = Window::new_wayland_window(surface);
+        let at = self.next_stacking();
+        window.user_data().insert_if_missing(|| MappedAt(at));
+        self.space.map_element(window, (0, 0), true);
     }
 
     fn toplevel_destroyed(&mut self, surface: ToplevelSurface) {
