@@ -1,6 +1,7 @@
 //! Input injection: events from the stream's client, delivered natively through the seat.
 
 use crate::state::{MappedAt, State};
+use crate::text::{chord_for, Chord};
 use smithay::input::keyboard::KeyboardTarget;
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState, TouchSlot};
 use smithay::desktop::WindowSurfaceType;
@@ -16,6 +17,9 @@ use smithay::wayland::pointer_constraints::with_pointer_constraint;
 pub enum InputEvent {
     /// Linux evdev key code (KEY_A = 30).
     Key { code: u32, pressed: bool },
+    /// UTF-8 text, typed as key presses of the current layout (characters it lacks are
+    /// skipped with a warning).
+    Text(String),
     PointerMotion { x: f64, y: f64 },
     PointerRelative { dx: f64, dy: f64 },
     /// Linux evdev button code (BTN_LEFT = 0x110).
@@ -41,6 +45,27 @@ impl State {
                 // xkb keycodes are evdev + 8; codes past the keymap are ignored by xkb.
                 let Some(xkb) = code.checked_add(8) else { return };
                 kb.input::<(), _>(self, Keycode::new(xkb), state, serial, time, |_, _, _| FilterResult::Forward);
+            }
+            InputEvent::Text(text) => {
+                let Some(kb) = self.seat.get_keyboard() else { return };
+                // SAFETY (keymap()): the reference does not outlive the lock guard.
+                let chords: Vec<(char, Option<Chord>)> = kb.with_xkb_state(self, |ctx| {
+                    let Ok(xkb) = ctx.xkb().lock() else { return Vec::new() };
+                    text.chars().map(|c| (c, chord_for(unsafe { xkb.keymap() }, c))).collect()
+                });
+                for (c, chord) in chords {
+                    let Some(chord) = chord else {
+                        tracing::warn!(?c, "no key types this character in the current layout");
+                        continue;
+                    };
+                    let keys = chord.modifiers.iter().chain(std::iter::once(&chord.key));
+                    for &code in keys.clone() {
+                        self.inject(InputEvent::Key { code, pressed: true });
+                    }
+                    for &code in keys.rev() {
+                        self.inject(InputEvent::Key { code, pressed: false });
+                    }
+                }
             }
             InputEvent::PointerMotion { x, y } => {
                 let Some(ptr) = self.seat.get_pointer() else { return };

@@ -11,6 +11,7 @@ mod launch;
 pub mod mode;
 mod render;
 pub mod state;
+mod text;
 mod xwayland;
 
 pub use input::InputEvent;
