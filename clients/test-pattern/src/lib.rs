@@ -1,0 +1,94 @@
+//! The test pattern: what `punktfunk-test-pattern` draws and how to read it back from a
+//! decoded video frame.
+//!
+//! Layout, in cells of `width / 64` pixels square:
+//! - row 0: the frame counter, 32 bits MSB first (white = 1), then the same bits inverted
+//!   (a check that the row was read correctly);
+//! - row 1: the client's CLOCK_REALTIME when it drew the frame, in µs, 64 bits MSB first;
+//! - everything below: a solid colour band with the counter in large digits.
+//!
+//! Cells are big and black/white so the pattern survives lossy encoding.
+
+mod font;
+
+/// Cells per row.
+pub const CELLS: u32 = 64;
+
+/// Pixel access for drawing and decoding: BGRX bytes (`wl_shm` XRGB8888, little-endian).
+pub struct Canvas<'a> {
+    pub data: &'a mut [u8],
+    pub width: u32,
+    pub height: u32,
+    pub stride: usize,
+}
+
+impl Canvas<'_> {
+    fn fill(&mut self, x0: u32, y0: u32, w: u32, h: u32, rgb: u32) {
+        let px = [(rgb & 0xff) as u8, (rgb >> 8 & 0xff) as u8, (rgb >> 16 & 0xff) as u8, 0xff];
+        for y in y0..(y0 + h).min(self.height) {
+            let row = &mut self.data[y as usize * self.stride..];
+            for x in x0..(x0 + w).min(self.width) {
+                row[x as usize * 4..x as usize * 4 + 4].copy_from_slice(&px);
+            }
+        }
+    }
+}
+
+fn cell_size(width: u32) -> u32 {
+    (width / CELLS).max(1)
+}
+
+/// Draws frame `counter`, stamped `timestamp_us`, over a band of `rgb` (0xRRGGBB).
+pub fn draw(c: &mut Canvas, counter: u32, timestamp_us: u64, rgb: u32) {
+    let cell = cell_size(c.width);
+    c.fill(0, 2 * cell, c.width, c.height.saturating_sub(2 * cell), rgb);
+    let bits = (u64::from(counter) << 32) | u64::from(!counter);
+    for (row, value) in [(0, bits), (1, timestamp_us)] {
+        for i in 0..CELLS {
+            let on = value >> (63 - i) & 1 == 1;
+            c.fill(i * cell, row * cell, cell, cell, if on { 0xffffff } else { 0x000000 });
+        }
+    }
+    let scale = (c.height / 40).clamp(1, 16);
+    font::draw_number(c, counter, cell * 2, 3 * cell, scale, 0xffffff);
+}
+
+/// Reads (counter, timestamp_us) back; `None` if the check bits do not match. `rgb_at`
+/// returns the pixel at (x, y) of a frame of `width` pixels.
+pub fn decode(width: u32, rgb_at: impl Fn(u32, u32) -> (u8, u8, u8)) -> Option<(u32, u64)> {
+    let cell = cell_size(width);
+    let read = |row: u32| {
+        (0..CELLS).fold(0u64, |v, i| {
+            let (r, g, b) = rgb_at(i * cell + cell / 2, row * cell + cell / 2);
+            let luma = (u32::from(r) * 3 + u32::from(g) * 6 + u32::from(b)) / 10;
+            v << 1 | u64::from(luma > 128)
+        })
+    };
+    let bits = read(0);
+    let counter = (bits >> 32) as u32;
+    (bits as u32 == !counter).then(|| (counter, read(1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draw_then_decode_round_trips() {
+        let (w, h) = (640u32, 360u32);
+        let mut buf = vec![0u8; (w * h * 4) as usize];
+        let mut c = Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 };
+        draw(&mut c, 123_456, 1_763_000_000_123_456, 0xff00ff);
+        let at = |x: u32, y: u32| {
+            let i = (y * w + x) as usize * 4;
+            (buf[i + 2], buf[i + 1], buf[i])
+        };
+        assert_eq!(decode(w, at), Some((123_456, 1_763_000_000_123_456)));
+        assert_eq!(at(w - 1, h - 1), (0xff, 0x00, 0xff), "colour band");
+    }
+
+    #[test]
+    fn a_blank_frame_does_not_decode() {
+        assert_eq!(decode(640, |_, _| (0, 0, 0)), None);
+    }
+}

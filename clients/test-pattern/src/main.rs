@@ -1,0 +1,149 @@
+//! `punktfunk-test-pattern [--color RRGGBB] [--frames N]`: a Wayland client that draws the
+//! test pattern (see the library docs) once per frame callback, at whatever size the
+//! compositor configures.
+
+use anyhow::Context;
+use memmap2::MmapMut;
+use punktfunk_test_pattern::{draw, Canvas};
+use std::fs::File;
+use std::os::fd::AsFd;
+use std::time::{SystemTime, UNIX_EPOCH};
+use wayland_client::globals::{registry_queue_init, GlobalListContents};
+use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_registry, wl_shm, wl_shm_pool, wl_surface};
+use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
+use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
+
+struct Buffer {
+    buffer: wl_buffer::WlBuffer,
+    map: MmapMut,
+    busy: bool,
+}
+
+#[derive(Default)]
+struct App {
+    /// Size from the last toplevel configure (0 = our choice).
+    pending: (i32, i32),
+    /// Size to draw at, set once the surface has been configured.
+    size: Option<(u32, u32)>,
+    buffers: Vec<Buffer>,
+    frame_due: bool,
+    closed: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut color = 0xff00ff;
+    let mut frames = u32::MAX;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--color" => color = u32::from_str_radix(&args.next().context("--color RRGGBB")?, 16).context("--color RRGGBB")?,
+            "--frames" => frames = args.next().context("--frames N")?.parse().context("--frames N")?,
+            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N]"),
+        }
+    }
+    let conn = Connection::connect_to_env().context("connecting to the Wayland display")?;
+    let (globals, mut queue) = registry_queue_init::<App>(&conn)?;
+    let qh = queue.handle();
+    let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ())?;
+    let shm: wl_shm::WlShm = globals.bind(&qh, 1..=1, ())?;
+    let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=6, ())?;
+    let surface = compositor.create_surface(&qh, ());
+    let xdg = wm.get_xdg_surface(&surface, &qh, ());
+    let toplevel = xdg.get_toplevel(&qh, ());
+    toplevel.set_title("punktfunk test pattern".into());
+    toplevel.set_app_id("punktfunk-test-pattern".into());
+    surface.commit();
+
+    let mut app = App::default();
+    let mut counter = 0u32;
+    while !app.closed && counter < frames {
+        queue.blocking_dispatch(&mut app)?;
+        let Some((w, h)) = app.size else { continue };
+        if !app.frame_due && counter > 0 {
+            continue;
+        }
+        let stride = w as usize * 4;
+        if app.buffers.first().is_none_or(|b| b.map.len() != stride * h as usize) {
+            app.buffers = (0..2).map(|i| new_buffer(&shm, &qh, w, h, i)).collect::<anyhow::Result<_>>()?;
+        }
+        let Some((i, buf)) = app.buffers.iter_mut().enumerate().find(|(_, b)| !b.busy) else { continue };
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
+        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, now, color);
+        buf.busy = true;
+        surface.attach(Some(&app.buffers[i].buffer), 0, 0);
+        surface.damage_buffer(0, 0, w as i32, h as i32);
+        surface.frame(&qh, ());
+        surface.commit();
+        app.frame_due = false;
+        counter += 1;
+    }
+    Ok(())
+}
+
+fn new_buffer(shm: &wl_shm::WlShm, qh: &QueueHandle<App>, w: u32, h: u32, index: usize) -> anyhow::Result<Buffer> {
+    let len = w as usize * h as usize * 4;
+    let fd = nix::sys::memfd::memfd_create(c"punktfunk-pattern", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+    let file = File::from(fd);
+    file.set_len(len as u64)?;
+    // SAFETY: the memfd is ours alone; the compositor only reads it.
+    let map = unsafe { MmapMut::map_mut(&file)? };
+    let pool = shm.create_pool(file.as_fd(), len as i32, qh, ());
+    let buffer = pool.create_buffer(0, w as i32, h as i32, w as i32 * 4, wl_shm::Format::Xrgb8888, qh, index);
+    pool.destroy();
+    Ok(Buffer { buffer, map, busy: false })
+}
+
+impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for App {
+    fn event(_: &mut Self, _: &wl_registry::WlRegistry, _: wl_registry::Event, _: &GlobalListContents, _: &Connection, _: &QueueHandle<Self>) {}
+}
+
+delegate_noop!(App: ignore wl_compositor::WlCompositor);
+delegate_noop!(App: ignore wl_shm::WlShm);
+delegate_noop!(App: ignore wl_shm_pool::WlShmPool);
+delegate_noop!(App: ignore wl_surface::WlSurface);
+
+impl Dispatch<wl_buffer::WlBuffer, usize> for App {
+    fn event(app: &mut Self, _: &wl_buffer::WlBuffer, event: wl_buffer::Event, index: &usize, _: &Connection, _: &QueueHandle<Self>) {
+        if let wl_buffer::Event::Release = event {
+            if let Some(b) = app.buffers.get_mut(*index) {
+                b.busy = false;
+            }
+        }
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, ()> for App {
+    fn event(app: &mut Self, _: &wl_callback::WlCallback, event: wl_callback::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let wl_callback::Event::Done { .. } = event {
+            app.frame_due = true;
+        }
+    }
+}
+
+impl Dispatch<xdg_wm_base::XdgWmBase, ()> for App {
+    fn event(_: &mut Self, wm: &xdg_wm_base::XdgWmBase, event: xdg_wm_base::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let xdg_wm_base::Event::Ping { serial } = event {
+            wm.pong(serial);
+        }
+    }
+}
+
+impl Dispatch<xdg_surface::XdgSurface, ()> for App {
+    fn event(app: &mut Self, xdg: &xdg_surface::XdgSurface, event: xdg_surface::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let xdg_surface::Event::Configure { serial } = event {
+            xdg.ack_configure(serial);
+            let (w, h) = app.pending;
+            app.size = Some(if w > 0 && h > 0 { (w as u32, h as u32) } else { (640, 480) });
+        }
+    }
+}
+
+impl Dispatch<xdg_toplevel::XdgToplevel, ()> for App {
+    fn event(app: &mut Self, _: &xdg_toplevel::XdgToplevel, event: xdg_toplevel::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        match event {
+            xdg_toplevel::Event::Configure { width, height, .. } => app.pending = (width, height),
+            xdg_toplevel::Event::Close => app.closed = true,
+            _ => {}
+        }
+    }
+}
