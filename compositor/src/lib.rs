@@ -83,6 +83,9 @@ pub struct Outcome {
     pub frames: u64,
     /// Frames not rendered because the sink still held every buffer.
     pub skipped: u64,
+    /// Render times in µs of frames drawn, and of refreshes with nothing to draw.
+    pub frame_us: Vec<u32>,
+    pub idle_us: Vec<u32>,
 }
 
 /// Runs a session until its command's process group is gone or `Stop` arrives.
@@ -209,6 +212,8 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     let mut o = outcome.borrow().clone();
     o.frames = frames.presented;
     o.skipped = frames.renderer.skipped;
+    o.frame_us = std::mem::take(&mut frames.renderer.frame_us);
+    o.idle_us = std::mem::take(&mut frames.renderer.idle_us);
     Ok(o)
 }
 

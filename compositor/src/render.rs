@@ -15,6 +15,8 @@ use smithay::wayland::compositor::with_states;
 use std::collections::HashMap;
 use std::time::Instant;
 
+const TIMINGS: usize = 1 << 16;
+
 /// Frame buffers in flight: one being rendered, one waiting in the sink's mailbox, one
 /// with the consumer (encoder).
 const POOL_BUFFERS: usize = 3;
@@ -30,6 +32,10 @@ pub struct Renderer {
     height: u32,
     /// Frames not rendered because every buffer was still with the consumer.
     pub skipped: u64,
+    /// Time spent in `render`, µs: calls that produced a frame, and calls that found
+    /// nothing to draw. The first `TIMINGS` of each are kept, for benchmarks.
+    pub frame_us: Vec<u32>,
+    pub idle_us: Vec<u32>,
     pub show_cursor: bool,
 }
 
@@ -51,6 +57,8 @@ impl Renderer {
             width,
             height,
             skipped: 0,
+            frame_us: Vec::new(),
+            idle_us: Vec::new(),
             show_cursor,
         })
     }
@@ -66,6 +74,17 @@ impl Renderer {
 
     /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
     pub fn render(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
+        let start = Instant::now();
+        let frame = self.render_inner(state)?;
+        let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        let log = if frame.is_some() { &mut self.frame_us } else { &mut self.idle_us };
+        if log.len() < TIMINGS {
+            log.push(us);
+        }
+        Ok(frame)
+    }
+
+    fn render_inner(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
         let Some(mut buffer) = self.pool.take() else {
             self.skipped += 1;
             return Ok(None);

@@ -1,0 +1,54 @@
+//! Compositor CPU render path: per-frame render time with full-screen damage (the test
+//! pattern redraws everything each frame), and the cost of an idle session.
+//!
+//! `cargo bench -p punktfunk-test-pattern --bench compositor`
+
+use punktfunk_compositor::{run, Config, Frame, Outcome};
+use std::time::{Duration, Instant};
+
+fn percentile(v: &mut [u32], p: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_unstable();
+    f64::from(v[((v.len() - 1) as f64 * p).round() as usize]) / 1000.0
+}
+
+fn cpu_time() -> Duration {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).expect("getrusage");
+    let t = |tv: nix::sys::time::TimeVal| Duration::new(tv.tv_sec() as u64, tv.tv_usec() as u32 * 1000);
+    t(u.user_time()) + t(u.system_time())
+}
+
+fn session(mode: &str, command: Vec<String>) -> (Outcome, Duration, Duration) {
+    let mut config = Config::new(mode.parse().unwrap());
+    config.command = command.into_iter().map(Into::into).collect();
+    config.xwayland = false;
+    let (cpu0, wall0) = (cpu_time(), Instant::now());
+    let outcome = run(config, |_f: Frame| Ok(()), None).expect("session runs");
+    (outcome, cpu_time() - cpu0, wall0.elapsed())
+}
+
+fn main() {
+    let pattern = env!("CARGO_BIN_EXE_punktfunk-test-pattern").to_string();
+    println!("| case | frames | render median | render p99 |");
+    println!("|---|---|---|---|");
+    for mode in ["1280x720@60", "1920x1080@60"] {
+        let (mut o, _, _) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()]);
+        let n = o.frame_us.len();
+        println!(
+            "| {mode}, full-screen damage (composited) | {n} | {:.3} ms | {:.3} ms |",
+            percentile(&mut o.frame_us, 0.5),
+            percentile(&mut o.frame_us, 0.99)
+        );
+    }
+    // Idle: a session whose only client never draws. The whole process is measured.
+    let (mut o, cpu, wall) = session("1920x1080@60", vec!["sleep".into(), "5".into()]);
+    println!(
+        "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms |",
+        o.idle_us.len(),
+        percentile(&mut o.idle_us, 0.5),
+        percentile(&mut o.idle_us, 0.99)
+    );
+    println!("\nidle session: {:.2} % of one core ({:?} CPU over {:?} wall)", 100.0 * cpu.as_secs_f64() / wall.as_secs_f64(), cpu, wall);
+}
