@@ -263,3 +263,29 @@ fn typed_keys_reach_a_shell_in_xterm() {
     let _ = std::fs::remove_file(&marker);
     s.stop();
 }
+
+#[test]
+fn nonsense_input_is_ignored_and_the_session_keeps_serving() {
+    let s = start("640x480@60", &["weston-simple-shm"], vec![]);
+    let before = s.wait_for("simple-shm content", LONG, |f| f.lit > 2000);
+    for e in [
+        InputEvent::Key { code: u32::MAX, pressed: true },
+        InputEvent::Key { code: 60_000, pressed: true },
+        InputEvent::Key { code: 60_000, pressed: false },
+        InputEvent::Key { code: 30, pressed: false }, // release without press
+        InputEvent::PointerMotion { x: f64::NAN, y: f64::INFINITY },
+        InputEvent::PointerMotion { x: -1e12, y: 1e12 },
+        InputEvent::PointerRelative { dx: f64::NAN, dy: 1e300 },
+        InputEvent::Button { code: 0, pressed: false },
+        InputEvent::Scroll { vertical: false, v120: i32::MAX },
+        InputEvent::Scroll { vertical: true, v120: i32::MIN },
+        InputEvent::TouchUp { id: 99 },
+        InputEvent::TouchMotion { id: 98, x: 1.0, y: 1.0 },
+        InputEvent::TouchDown { id: 1, x: f64::NAN, y: 5.0 },
+        InputEvent::Text("\u{0}\u{7f}☃\u{10ffff}".into()),
+    ] {
+        s.input(e);
+    }
+    s.wait_for("frames after the nonsense", LONG, |f| f.seq > before.seq + 10 && f.lit > 2000);
+    s.stop();
+}
