@@ -83,6 +83,9 @@ pub struct Outcome {
     pub frames: u64,
     /// Frames not rendered because the sink still held every buffer.
     pub skipped: u64,
+    /// Frames rendered but replaced in the sink's mailbox before it took them (the sink
+    /// was slower than the refresh); the sink saw `frames - dropped`.
+    pub dropped: u64,
     /// Render times in µs of frames drawn, and of refreshes with nothing to draw.
     pub frame_us: Vec<u32>,
     pub idle_us: Vec<u32>,
@@ -206,10 +209,11 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         }
     }
     let mut frames = frames.borrow_mut();
+    let mut o = outcome.borrow().clone();
     if let Some(sink) = frames.sink.take() {
+        o.dropped = sink.dropped();
         sink.finish().context("frame sink")?;
     }
-    let mut o = outcome.borrow().clone();
     o.frames = frames.presented;
     o.skipped = frames.renderer.skipped;
     o.frame_us = std::mem::take(&mut frames.renderer.frame_us);

@@ -1,24 +1,28 @@
-//! `punktfunk-compositor --mode 1920x1080@60 [--raw-output FILE] -- command …`
+//! `punktfunk-compositor --mode 1920x1080@60 [--record FILE.h264] -- command …`
 //!
 //! Runs one headless streaming session; exits with the session command's exit code.
 
 use anyhow::Context;
 use punktfunk_compositor::{run, Config, Frame, KeyboardLayout, Mode};
-use punktfunk_streamer::RawFileSink;
+use punktfunk_streamer::encode::Codec;
+use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--raw-output FILE] [--no-cursor] [--keyboard-layout LAYOUT] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [-- COMMAND ARGS...]";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let mut args = std::env::args_os().skip(1);
     let mut mode: Option<Mode> = None;
     let mut config = Config::new(Mode::new(1280, 720, 60.0)?);
     let mut raw_output: Option<PathBuf> = None;
+    let mut record: Option<PathBuf> = None;
+    let mut bitrate: u64 = 20_000_000;
     let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
         v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
     };
@@ -27,7 +31,10 @@ fn main() -> anyhow::Result<()> {
             Some("--mode") => mode = Some(text(args.next(), "--mode")?.parse()?),
             Some("--socket") => config.socket_name = Some(text(args.next(), "--socket")?),
             Some("--raw-output") => raw_output = Some(PathBuf::from(args.next().context("--raw-output needs a file")?)),
+            Some("--record") => record = Some(PathBuf::from(args.next().context("--record needs a file")?)),
+            Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
             Some("--no-cursor") => config.show_cursor = false,
+            Some("--no-xwayland") => config.xwayland = false,
             Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
             Some("--") => {
                 config.command = args.by_ref().collect();
@@ -42,10 +49,16 @@ fn main() -> anyhow::Result<()> {
     }
     config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
     config.handle_signals = true;
-    let outcome = match raw_output {
-        Some(path) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
-        None => run(config, |_: Frame| Ok(()), None)?,
+    let outcome = match (record, raw_output) {
+        (Some(path), _) => {
+            let hevc = path.extension().is_some_and(|e| e == "hevc" || e == "h265");
+            let codec = if hevc { Codec::Hevc } else { Codec::H264 };
+            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate).with_context(|| format!("creating {}", path.display()))?;
+            run(config, sink, None)?
+        }
+        (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
+        (None, None) => run(config, |_: Frame| Ok(()), None)?,
     };
-    tracing::info!(frames = outcome.frames, skipped = outcome.skipped, "session ended");
+    tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "session ended");
     std::process::exit(outcome.exit_code.unwrap_or(0));
 }

@@ -1,11 +1,15 @@
 //! punktfunk-streamer: everything after the compositor on the per-frame path.
 //!
-//! For now: the frame type the compositor produces ([`frame`]) and where frames go
-//! ([`sink`]): a native thread fed through a one-slot, drop-oldest mailbox. Encoders
-//! (issue #4) and the senders plug in as sinks.
+//! The frame type the compositor produces ([`frame`]), where frames go ([`sink`]: a native
+//! thread fed through a one-slot, drop-oldest mailbox), colour conversion ([`convert`]),
+//! encoders ([`encode`]) and the recording sink ([`record`]). The senders plug in as sinks.
 
+pub mod convert;
+pub mod encode;
 pub mod frame;
+pub mod record;
 pub mod sink;
 
 pub use frame::{BufferPool, Frame, PixelFormat, PooledBuffer, Rect};
+pub use record::RecordSink;
 pub use sink::{FrameSink, RawFileSink, SinkThread};

@@ -1,0 +1,63 @@
+//! `punktfunk-compositor --record`: the recording decodes with the real ffprobe/ffmpeg, has
+//! one frame per rendered frame, and shows what the client drew.
+
+use std::process::Command;
+
+#[test]
+fn recording_a_session_gives_a_stream_ffmpeg_decodes() {
+    let dir = std::env::temp_dir().join(format!("pf-record-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.join("session.h264");
+    let run = Command::new(env!("CARGO_BIN_EXE_punktfunk-compositor"))
+        .args(["--mode", "1280x720@60", "--no-xwayland", "--record"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "weston-simple-shm & sleep 2; kill $!"])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "compositor failed: {log}");
+    // The compositor reports frames rendered and frames the (slower) recorder never saw;
+    // the file must hold exactly the difference.
+    let field = |name: &str| -> u64 {
+        log.lines()
+            .find(|l| l.contains("session ended"))
+            .and_then(|l| l.split(&format!(" {name}=")).nth(1))
+            .and_then(|s| s.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in the log: {log}"))
+    };
+    let rendered = field("frames") - field("dropped");
+    let probe = Command::new("ffprobe")
+        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,width,height,codec_name", "-of", "csv=p=0"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let probe = String::from_utf8_lossy(&probe.stdout).trim().to_string();
+    assert_eq!(probe, format!("h264,1280,720,{rendered}"), "ffprobe says {probe:?}, the compositor rendered {rendered}");
+    assert!(rendered > 30, "a 2 s session at 60 Hz records well over 30 frames, got {rendered}");
+    // A late frame, decoded by ffmpeg: simple-shm's 250x250 pattern sits at the top left,
+    // the rest of the output is black.
+    let frame = Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(&out)
+        .args(["-vf", "select=eq(n\\,20)", "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    let px = frame.stdout;
+    assert_eq!(px.len(), 1280 * 720 * 3);
+    let lit = |x0: usize, y0: usize, x1: usize, y1: usize| {
+        let mut n = 0;
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let i = (y * 1280 + x) * 3;
+                n += usize::from(px[i] as u32 + px[i + 1] as u32 + px[i + 2] as u32 > 60);
+            }
+        }
+        n as f64 / ((x1 - x0) * (y1 - y0)) as f64
+    };
+    assert!(lit(20, 20, 230, 230) > 0.5, "the client's pattern is in the recording");
+    assert!(lit(600, 300, 1200, 700) < 0.01, "the rest of the output is black");
+    let _ = std::fs::remove_dir_all(&dir);
+}

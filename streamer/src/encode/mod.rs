@@ -1,0 +1,72 @@
+//! Video encoders behind one interface. Software (libx264/libx265 through FFmpeg) runs
+//! everywhere; GPU encoders come next and are chosen at runtime when present.
+
+mod software;
+
+pub use software::SoftwareEncoder;
+
+use crate::convert::Colour;
+use crate::frame::Frame;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Codec {
+    H264,
+    Hevc,
+}
+
+/// What the stream negotiated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EncoderConfig {
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    /// Frame rate in millihertz (59.94 Hz = 59940).
+    pub fps_mhz: u32,
+    pub bitrate_bps: u64,
+    pub colour: Colour,
+    /// Encoder threads (FFmpeg's API default is 1).
+    pub threads: usize,
+    /// Periodic intra refresh instead of key frames (smoother bitrate, slower recovery).
+    pub intra_refresh: bool,
+}
+
+impl EncoderConfig {
+    pub fn new(codec: Codec, width: u32, height: u32, fps_mhz: u32, bitrate_bps: u64) -> Self {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
+        Self { codec, width, height, fps_mhz, bitrate_bps, colour: Colour::default(), threads, intra_refresh: false }
+    }
+}
+
+/// One encoded access unit (Annex B).
+#[derive(Clone, Debug)]
+pub struct EncodedFrame {
+    pub data: Vec<u8>,
+    pub keyframe: bool,
+    /// The input frame's sequence number.
+    pub seq: u64,
+    pub convert_us: u32,
+    pub encode_us: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("no {0} encoder in this FFmpeg build")]
+    Unavailable(&'static str),
+    #[error("frame is {got:?}, the encoder was opened for {want:?}")]
+    Size { got: (u32, u32), want: (u32, u32) },
+    #[error("width and height must be even, got {0}x{1}")]
+    OddSize(u32, u32),
+    #[error(transparent)]
+    Convert(#[from] crate::convert::ConvertError),
+    #[error("ffmpeg: {0}")]
+    Ffmpeg(#[from] ffmpeg_next::Error),
+}
+
+pub trait VideoEncoder: Send {
+    /// Encodes one frame; `force_idr` makes it a key frame with parameter sets.
+    fn encode(&mut self, frame: &Frame, force_idr: bool) -> Result<Option<EncodedFrame>, EncodeError>;
+    /// Takes effect from the next frame.
+    fn set_bitrate(&mut self, bps: u64);
+    fn config(&self) -> &EncoderConfig;
+    fn name(&self) -> &'static str;
+}
