@@ -63,7 +63,7 @@ pub fn bgrx_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>) -> Result<
         Matrix::Bt709 => YuvStandardMatrix::Bt709,
     };
     let (w, h, src, stride) = (frame.width, frame.height, frame.data(), frame.stride as u32);
-    let mode = YuvConversionMode::Balanced;
+    let mode = YuvConversionMode::Fast;
     let result = match out {
         Yuv420::Nv12 { y, uv } => {
             let ((y_plane, y_stride), (uv_plane, uv_stride)) = (plane(y), plane(uv));
