@@ -4,12 +4,12 @@
 
 use anyhow::Context;
 use punktfunk_compositor::{run, Config, Frame, KeyboardLayout, Mode};
-use punktfunk_streamer::encode::Codec;
+use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [-- COMMAND ARGS...]";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -23,6 +23,7 @@ fn main() -> anyhow::Result<()> {
     let mut raw_output: Option<PathBuf> = None;
     let mut record: Option<PathBuf> = None;
     let mut bitrate: u64 = 20_000_000;
+    let mut encoder = Choice::Auto;
     let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
         v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
     };
@@ -32,6 +33,7 @@ fn main() -> anyhow::Result<()> {
             Some("--socket") => config.socket_name = Some(text(args.next(), "--socket")?),
             Some("--raw-output") => raw_output = Some(PathBuf::from(args.next().context("--raw-output needs a file")?)),
             Some("--record") => record = Some(PathBuf::from(args.next().context("--record needs a file")?)),
+            Some("--encoder") => encoder = text(args.next(), "--encoder")?.parse().map_err(anyhow::Error::msg)?,
             Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
             Some("--no-cursor") => config.show_cursor = false,
             Some("--no-xwayland") => config.xwayland = false,
@@ -53,7 +55,7 @@ fn main() -> anyhow::Result<()> {
         (Some(path), _) => {
             let hevc = path.extension().is_some_and(|e| e == "hevc" || e == "h265");
             let codec = if hevc { Codec::Hevc } else { Codec::H264 };
-            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate).with_context(|| format!("creating {}", path.display()))?;
+            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate, encoder).with_context(|| format!("creating {}", path.display()))?;
             run(config, sink, None)?
         }
         (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,

@@ -5,7 +5,7 @@
 
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
-use punktfunk_streamer::encode::{Codec, EncoderConfig, SoftwareEncoder, VideoEncoder};
+use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
 use std::time::Instant;
 
@@ -68,7 +68,7 @@ fn main() {
         println!("| {w}x{h} ratio swscale / ours | {:.1}x | |", s50 / o50);
         drop(f);
         for codec in [Codec::H264, Codec::Hevc] {
-            let mut enc = SoftwareEncoder::new(EncoderConfig::new(codec, w, h, 60_000, 20_000_000)).unwrap();
+            let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 20_000_000)).unwrap();
             let (mut conv, mut encode, mut total) = (Vec::new(), Vec::new(), Vec::new());
             for n in 0..240 {
                 let f = frame(&pool, w, h, n);

@@ -1,7 +1,7 @@
 //! `--record`: a sink that encodes every frame and writes the raw bitstream (Annex B) to a
 //! file that ffprobe and ffmpeg read as `.h264` / `.hevc`.
 
-use crate::encode::{Codec, EncoderConfig, SoftwareEncoder, VideoEncoder};
+use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
 use crate::frame::Frame;
 use crate::sink::FrameSink;
 use std::fs::File;
@@ -13,13 +13,14 @@ pub struct RecordSink {
     codec: Codec,
     fps_mhz: u32,
     bitrate_bps: u64,
-    encoder: Option<SoftwareEncoder>,
+    choice: Choice,
+    encoder: Option<Box<dyn VideoEncoder>>,
     pub frames: u64,
 }
 
 impl RecordSink {
-    pub fn create(path: &Path, codec: Codec, fps_mhz: u32, bitrate_bps: u64) -> std::io::Result<Self> {
-        Ok(Self { out: BufWriter::new(File::create(path)?), codec, fps_mhz, bitrate_bps, encoder: None, frames: 0 })
+    pub fn create(path: &Path, codec: Codec, fps_mhz: u32, bitrate_bps: u64, choice: Choice) -> std::io::Result<Self> {
+        Ok(Self { out: BufWriter::new(File::create(path)?), codec, fps_mhz, bitrate_bps, choice, encoder: None, frames: 0 })
     }
 }
 
@@ -29,7 +30,9 @@ impl FrameSink for RecordSink {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
             let config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
-            self.encoder = Some(SoftwareEncoder::new(config).map_err(std::io::Error::other)?);
+            let (encoder, report) = open(self.choice, config).map_err(std::io::Error::other)?;
+            tracing::info!("{report}");
+            self.encoder = Some(encoder);
         }
         let encoder = self.encoder.as_mut().expect("just created");
         if let Some(e) = encoder.encode(&frame, false).map_err(std::io::Error::other)? {

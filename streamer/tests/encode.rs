@@ -2,7 +2,7 @@
 
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
-use punktfunk_streamer::encode::{Codec, EncodedFrame, EncoderConfig, SoftwareEncoder, VideoEncoder};
+use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
 use std::time::Instant;
 
@@ -68,7 +68,7 @@ fn encode_decode_round_trip_keeps_the_picture() {
     for codec in [Codec::H264, Codec::Hevc] {
         let (w, h) = (640, 480);
         let pool = BufferPool::new((w * h * 4) as usize, 2);
-        let mut enc = SoftwareEncoder::new(EncoderConfig::new(codec, w, h, 60_000, 8_000_000)).unwrap();
+        let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 8_000_000)).unwrap();
         let mut units = Vec::new();
         let mut last_y = Vec::new();
         for n in 0..30 {
@@ -94,7 +94,7 @@ fn encode_decode_round_trip_keeps_the_picture() {
 fn a_forced_idr_lands_on_the_requested_frame() {
     let (w, h) = (320, 240);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let mut enc = SoftwareEncoder::new(EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
+    let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
     let kinds: Vec<bool> = (0..20).map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 12).unwrap().unwrap().keyframe).collect();
     let keys: Vec<usize> = kinds.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
     assert_eq!(keys, [0, 12], "key frames only at the start and where asked");
@@ -104,7 +104,7 @@ fn a_forced_idr_lands_on_the_requested_frame() {
 fn a_bitrate_change_takes_effect() {
     let (w, h) = (640, 480);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let mut enc = SoftwareEncoder::new(EncoderConfig::new(Codec::H264, w, h, 60_000, 20_000_000)).unwrap();
+    let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 20_000_000)).unwrap();
     let mut sizes = Vec::new();
     for n in 0..120 {
         if n == 60 {
@@ -120,6 +120,6 @@ fn a_bitrate_change_takes_effect() {
 
 #[test]
 fn odd_sizes_are_refused_with_a_clear_error() {
-    let e = SoftwareEncoder::new(EncoderConfig::new(Codec::H264, 641, 480, 60_000, 1_000_000)).err().unwrap();
+    let e = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, 641, 480, 60_000, 1_000_000)).err().unwrap();
     assert!(e.to_string().contains("must be even"));
 }

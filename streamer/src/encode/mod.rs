@@ -1,12 +1,25 @@
-//! Video encoders behind one interface. Software (libx264/libx265 through FFmpeg) runs
-//! everywhere; GPU encoders come next and are chosen at runtime when present.
+//! Video encoders behind one interface: NVENC, VAAPI and software (libx264/libx265), all
+//! through FFmpeg, probed at startup and chosen by [`select::open`].
 
-mod software;
+mod ffmpeg;
+pub mod select;
 
-pub use software::SoftwareEncoder;
+pub use ffmpeg::FfmpegEncoder;
+pub use select::{open, Choice};
 
 use crate::convert::Colour;
 use crate::frame::Frame;
+
+/// Where encoding runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// libx264 / libx265 on the CPU.
+    Software,
+    /// NVIDIA NVENC.
+    Nvenc,
+    /// VAAPI (Intel, AMD).
+    Vaapi,
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
@@ -52,6 +65,8 @@ pub struct EncodedFrame {
 pub enum EncodeError {
     #[error("no {0} encoder in this FFmpeg build")]
     Unavailable(&'static str),
+    #[error("{0}")]
+    Probe(String),
     #[error("frame is {got:?}, the encoder was opened for {want:?}")]
     Size { got: (u32, u32), want: (u32, u32) },
     #[error("width and height must be even, got {0}x{1}")]
@@ -68,5 +83,7 @@ pub trait VideoEncoder: Send {
     /// Takes effect from the next frame.
     fn set_bitrate(&mut self, bps: u64);
     fn config(&self) -> &EncoderConfig;
+    /// The FFmpeg encoder's name (`libx264`, `h264_nvenc`, …).
     fn name(&self) -> &'static str;
+    fn backend(&self) -> Backend;
 }

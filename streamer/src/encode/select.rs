@@ -1,0 +1,119 @@
+//! Picking the encoder: GPU encoders when present (NVENC, then VAAPI), software otherwise,
+//! or what `--encoder` forces; with one line saying what was found and why.
+
+use super::{Backend, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder};
+use std::path::PathBuf;
+
+/// What the user asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Choice {
+    Auto,
+    Only(Backend),
+}
+
+impl std::str::FromStr for Choice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "software" | "x264" | "cpu" => Self::Only(Backend::Software),
+            "nvenc" => Self::Only(Backend::Nvenc),
+            "vaapi" => Self::Only(Backend::Vaapi),
+            _ => return Err(format!("unknown encoder {s:?}: expected auto, software, nvenc or vaapi")),
+        })
+    }
+}
+
+/// The first DRM render node, or `PUNKTFUNK_VAAPI_DEVICE`.
+pub fn render_node() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PUNKTFUNK_VAAPI_DEVICE") {
+        return Some(p.into());
+    }
+    let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD")))
+        .collect();
+    nodes.sort();
+    nodes.into_iter().next()
+}
+
+/// Whether the backend's driver is there at all, before trying to open it.
+fn precheck(backend: Backend) -> Result<(), String> {
+    match backend {
+        Backend::Software => Ok(()),
+        // FFmpeg loads libcuda at open time; checking first keeps the log quiet.
+        Backend::Nvenc => {
+            let found = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "/usr/lib/libcuda.so.1", "/usr/lib/aarch64-linux-gnu/libcuda.so.1"]
+                .iter()
+                .any(|p| std::path::Path::new(p).exists());
+            if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
+        }
+        Backend::Vaapi => render_node().map(|_| ()).ok_or_else(|| "no DRM render node in /dev/dri".into()),
+    }
+}
+
+/// Opens the encoder `choice` asks for. Returns it with a one-line report, e.g.
+/// `video encoder: libx264 (software); nvenc: no NVIDIA driver …; vaapi: no DRM render node`.
+pub fn open(choice: Choice, config: EncoderConfig) -> Result<(Box<dyn VideoEncoder>, String), EncodeError> {
+    let order: &[Backend] = match choice {
+        Choice::Auto => &[Backend::Nvenc, Backend::Vaapi, Backend::Software],
+        Choice::Only(Backend::Nvenc) => &[Backend::Nvenc],
+        Choice::Only(Backend::Vaapi) => &[Backend::Vaapi],
+        Choice::Only(Backend::Software) => &[Backend::Software],
+    };
+    let mut skipped = Vec::new();
+    let mut last_err = None;
+    for &backend in order {
+        let attempt = precheck(backend).map_err(EncodeError::Probe).and_then(|()| FfmpegEncoder::new(backend, config));
+        match attempt {
+            Ok(enc) => {
+                let why = if choice == Choice::Auto { "best available" } else { "forced by --encoder" };
+                let mut line = format!("video encoder: {} ({why})", enc.name());
+                for (b, e) in &skipped {
+                    line.push_str(&format!("; {b:?} unavailable: {e}"));
+                }
+                return Ok((Box::new(enc), line));
+            }
+            Err(e) => {
+                skipped.push((backend, e.to_string()));
+                last_err = Some(e);
+            }
+        }
+    }
+    Err(last_err.unwrap_or(EncodeError::Unavailable("any encoder")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Codec;
+
+    #[test]
+    fn parses_the_encoder_flag() {
+        assert_eq!("auto".parse(), Ok(Choice::Auto));
+        assert_eq!("nvenc".parse(), Ok(Choice::Only(Backend::Nvenc)));
+        assert!("quicksync".parse::<Choice>().unwrap_err().contains("expected auto"));
+    }
+
+    #[test]
+    fn auto_falls_back_to_software_with_the_reasons_on_one_line() {
+        let (enc, line) = open(Choice::Auto, EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).unwrap();
+        println!("{line}");
+        assert!(line.starts_with("video encoder: "));
+        if precheck(Backend::Nvenc).is_err() && precheck(Backend::Vaapi).is_err() {
+            // This machine (and CI) has no GPU: software, and why.
+            assert_eq!(enc.backend(), Backend::Software);
+            assert!(line.contains("Nvenc unavailable: ") && line.contains("Vaapi unavailable: "), "{line}");
+        }
+    }
+
+    #[test]
+    fn a_forced_missing_gpu_encoder_is_an_error_not_a_silent_fallback() {
+        if precheck(Backend::Nvenc).is_err() {
+            let e = open(Choice::Only(Backend::Nvenc), EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).err().unwrap();
+            assert!(e.to_string().contains("libcuda"), "{e}");
+        }
+    }
+}
