@@ -158,6 +158,15 @@ fn evdev(c: char) -> u32 {
     }
 }
 
+/// Waits up to `LONG` for a file a typed command creates.
+fn wait_for_file(path: &std::path::Path) -> bool {
+    let end = Instant::now() + LONG;
+    while !path.exists() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    path.exists()
+}
+
 fn type_text(s: &Session, text: &str) {
     for c in text.chars() {
         let code = evdev(c);
@@ -175,11 +184,7 @@ fn typed_keys_reach_a_shell_in_foot() {
     // Give the shell a moment to print its prompt, then type a command.
     std::thread::sleep(Duration::from_millis(500));
     type_text(&s, &format!("touch {}\n", marker.display()));
-    let end = Instant::now() + LONG;
-    while !marker.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(marker.exists(), "typed command did not run");
+    assert!(wait_for_file(&marker), "typed command did not run");
     let _ = std::fs::remove_file(&marker);
     s.stop();
 }
@@ -255,11 +260,7 @@ fn typed_keys_reach_a_shell_in_xterm() {
     s.wait_for("xterm drawn", Duration::from_secs(30), |f| f.lit > 1000);
     std::thread::sleep(Duration::from_millis(500));
     s.input(InputEvent::Text(format!("touch {}\n", marker.display())));
-    let end = Instant::now() + LONG;
-    while !marker.exists() && Instant::now() < end {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert!(marker.exists(), "typed command did not run in xterm");
+    assert!(wait_for_file(&marker), "typed command did not run in xterm");
     let _ = std::fs::remove_file(&marker);
     s.stop();
 }
