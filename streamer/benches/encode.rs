@@ -6,7 +6,7 @@
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
 use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
-use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;
 
 fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
@@ -20,7 +20,7 @@ fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
             data[i..i + 4].copy_from_slice(&[v, (x ^ y) as u8, (y / 4) as u8, 255]);
         }
     }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![], rendered_at: Instant::now() }
+    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
 }
 
 fn stats(mut v: Vec<f64>) -> (f64, f64) {

@@ -37,7 +37,8 @@ pub struct Frame {
     pub stride: usize,
     pub format: PixelFormat,
     pub buffer: PooledBuffer,
-    /// What changed since the previous frame (the whole frame for the first one).
+    /// What changed since the previous frame (the whole frame for the first one). Pixels
+    /// outside it are unchanged: encoders convert only the damaged rows.
     pub damage: Vec<Rect>,
     /// When rendering finished, for latency accounting.
     pub rendered_at: Instant,

@@ -88,13 +88,17 @@ impl SinkThread {
         Self { slot, handle: Some(handle) }
     }
 
-    /// Hands a frame over; a frame still waiting is replaced (and counted as dropped).
-    pub fn offer(&self, frame: Frame) {
+    /// Hands a frame over; a frame still waiting is replaced (and counted as dropped). The
+    /// replaced frame's damage carries over, so the sink's picture of what changed since the
+    /// last frame it saw stays complete.
+    pub fn offer(&self, mut frame: Frame) {
         let (lock, cv) = &*self.slot;
         let mut s = lock.lock().expect("sink lock");
-        if s.frame.replace(frame).is_some() {
+        if let Some(old) = s.frame.take() {
             s.dropped += 1;
+            frame.damage.extend(old.damage);
         }
+        s.frame = Some(frame);
         cv.notify_one();
     }
 
@@ -140,7 +144,7 @@ mod tests {
             stride: 8,
             format: PixelFormat::Bgrx8888,
             buffer: pool.take().unwrap(),
-            damage: vec![],
+            damage: vec![crate::frame::Rect { x: seq as i32, y: 0, width: 1, height: 1 }],
             rendered_at: Instant::now(),
         }
     }
@@ -151,17 +155,17 @@ mod tests {
         let (gate_tx, gate_rx) = mpsc::channel::<()>();
         let (seen_tx, seen_rx) = mpsc::channel();
         let sink = SinkThread::spawn(move |f: Frame| {
-            seen_tx.send(f.seq).unwrap();
+            seen_tx.send((f.seq, f.damage.len())).unwrap();
             gate_rx.recv().ok();
             Ok(())
         });
         sink.offer(frame(&pool, 1));
-        assert_eq!(seen_rx.recv().unwrap(), 1);
+        assert_eq!(seen_rx.recv().unwrap(), (1, 1));
         // The sink is busy with frame 1: 2 and 3 arrive, 2 is replaced by 3.
         sink.offer(frame(&pool, 2));
         sink.offer(frame(&pool, 3));
         gate_tx.send(()).unwrap();
-        assert_eq!(seen_rx.recv().unwrap(), 3);
+        assert_eq!(seen_rx.recv().unwrap(), (3, 2), "frame 3 carries frame 2's damage too");
         gate_tx.send(()).unwrap();
         assert_eq!(sink.dropped(), 1);
         sink.finish().unwrap();

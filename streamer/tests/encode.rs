@@ -3,7 +3,7 @@
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
 use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, VideoEncoder};
-use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;
 
 /// A gradient with a box moving across it; `noise` adds per-frame random pixels (hard to
@@ -26,7 +26,7 @@ fn synthetic(pool: &BufferPool, w: u32, h: u32, n: u64, noise: bool) -> Frame {
             data[i..i + 4].copy_from_slice(&px);
         }
     }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![], rendered_at: Instant::now() }
+    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
 }
 
 fn decode_all(codec: Codec, units: &[EncodedFrame]) -> Vec<ff::frame::Video> {

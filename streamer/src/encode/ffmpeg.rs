@@ -7,7 +7,7 @@
 //! compositor's GPU render path.
 
 use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, VideoEncoder};
-use crate::convert::{bgrx_to_yuv420, Matrix, Plane, Range, Yuv420};
+use crate::convert::{bgrx_rows_to_yuv420, damaged_rows, Matrix, Plane, Range, Yuv420};
 use crate::frame::Frame;
 use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
 use std::time::Instant;
@@ -18,6 +18,8 @@ pub struct FfmpegEncoder {
     encoder: encoder::video::Encoder,
     input: frame::Video,
     hw: Option<HwFrames>,
+    /// The input frame holds a complete converted picture.
+    primed: bool,
     packet: Packet,
     name: &'static str,
 }
@@ -73,7 +75,7 @@ impl FfmpegEncoder {
             _ => None,
         };
         let encoder = video.open_with(options(backend, &config))?;
-        Ok(Self { input: frame::Video::new(pixel, config.width, config.height), config, backend, encoder, hw, packet: Packet::empty(), name })
+        Ok(Self { input: frame::Video::new(pixel, config.width, config.height), config, backend, encoder, hw, primed: false, packet: Packet::empty(), name })
     }
 }
 
@@ -219,7 +221,15 @@ impl VideoEncoder for FfmpegEncoder {
             return Err(EncodeError::Size { got: (frame.width, frame.height), want });
         }
         let t0 = Instant::now();
-        bgrx_to_yuv420(frame, self.config.colour, planes(&mut self.input))?;
+        // Only the damaged rows change; the input frame still holds the rest from the last
+        // frame, as long as this encoder has seen one (damage is since the sink's last frame).
+        let rows = if self.primed { damaged_rows(frame) } else { Some(0..frame.height) };
+        if let Some(rows) = rows {
+            // SAFETY: makes the buffer ours alone if FFmpeg still held a reference (copying it).
+            unsafe { ffi::av_frame_make_writable(self.input.as_mut_ptr()) };
+            bgrx_rows_to_yuv420(frame, self.config.colour, planes(&mut self.input), rows)?;
+        }
+        self.primed = true;
         let t1 = Instant::now();
         self.input.set_pts(Some(frame.seq as i64));
         self.input.set_kind(if force_idr { picture::Type::I } else { picture::Type::None });
