@@ -47,10 +47,9 @@ impl App {
 
     /// Forwards a signal to every process of the group.
     pub fn signal(&self, signal: Signal) {
-        if let Err(e) = killpg(self.pgid, signal) {
-            if e != Errno::ESRCH {
+        if let Err(e) = killpg(self.pgid, signal)
+            && e != Errno::ESRCH {
                 tracing::warn!("forwarding {signal} to the session: {e}");
             }
-        }
     }
 }

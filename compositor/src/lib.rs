@@ -28,6 +28,7 @@ use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
 use smithay::input::pointer::CursorImageStatus;
 use smithay::reexports::calloop::channel::{self, Channel};
+use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
@@ -141,15 +142,24 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         renderer: Renderer::new(&state, config.show_cursor)?,
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
+        next_render: Instant::now() + state.mode.frame_interval(),
+        callbacks_at: Some(Instant::now()),
+        callbacks_sent: None,
+        client_time: Duration::ZERO,
     }));
+    // Pacing: render at the output's refresh on a timer. Frame callbacks go out not right
+    // after a render but as late as the client's measured drawing time allows, so what it
+    // draws is fresh when the next render picks it up (the idea of sway's max_render_time).
+    let (ping, ping_source) = ping::make_ping().context("commit ping")?;
+    state.render_ping = Some(ping);
+    let ping_frames = Rc::clone(&frames);
+    handle
+        .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().committed())
+        .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
     let timer_frames = Rc::clone(&frames);
     handle
-        .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |deadline, _, state: &mut State| {
-            timer_frames.borrow_mut().tick(state);
-            let interval = state.mode.frame_interval();
-            let next = deadline + interval;
-            // Fell behind (a slow frame): skip ahead instead of bursting to catch up.
-            TimeoutAction::ToInstant(if next < Instant::now() { Instant::now() + interval } else { next })
+        .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |_, _, state: &mut State| {
+            TimeoutAction::ToInstant(timer_frames.borrow_mut().wake(state))
         })
         .map_err(|e| anyhow::anyhow!("frame timer: {e}"))?;
 
@@ -203,11 +213,10 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     event_loop.run(None, &mut state, |state| {
         let _ = state.dh.flush_clients();
     })?;
-    if let Some(app) = &state.app {
-        if outcome.borrow().exit_code.is_none() {
+    if let Some(app) = &state.app
+        && outcome.borrow().exit_code.is_none() {
             app.signal(nix::sys::signal::Signal::SIGTERM);
         }
-    }
     let mut frames = frames.borrow_mut();
     let mut o = outcome.borrow().clone();
     if let Some(sink) = frames.sink.take() {
@@ -221,15 +230,56 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     Ok(o)
 }
 
+/// Margin between a client's expected commit and the render that should pick it up.
+const COMMIT_MARGIN: Duration = Duration::from_millis(2);
+
 /// The renderer and the sink thread, driven by the frame timer.
 struct FrameOutput {
     renderer: Renderer,
     sink: Option<SinkThread>,
     presented: u64,
+    next_render: Instant,
+    /// When to send this cycle's frame callbacks (`None`: sent).
+    callbacks_at: Option<Instant>,
+    /// When the last callbacks went out, until the first commit after them.
+    callbacks_sent: Option<Instant>,
+    /// How long clients take from frame callback to commit (rises fast, decays slowly).
+    client_time: Duration,
 }
 
 impl FrameOutput {
-    fn tick(&mut self, state: &mut State) {
+    /// Runs whatever is due; returns when to wake next.
+    fn wake(&mut self, state: &mut State) -> Instant {
+        let now = Instant::now();
+        if self.callbacks_at.is_some_and(|at| at <= now) {
+            self.send_callbacks(state);
+        }
+        if self.next_render <= now {
+            self.render(state);
+            let interval = state.mode.frame_interval();
+            self.next_render += interval;
+            if self.next_render <= now {
+                // Fell behind (a slow frame): skip ahead instead of bursting to catch up.
+                self.next_render = now + interval;
+            }
+            let lead = (self.client_time + COMMIT_MARGIN).min(interval);
+            self.callbacks_at = Some(self.next_render - lead);
+            if self.callbacks_at.is_some_and(|at| at <= now) {
+                self.send_callbacks(state);
+            }
+        }
+        self.callbacks_at.map_or(self.next_render, |at| at.min(self.next_render))
+    }
+
+    /// A surface committed: the first commit after the callbacks measures the clients.
+    fn committed(&mut self) {
+        if let Some(sent) = self.callbacks_sent.take() {
+            let sample = sent.elapsed();
+            self.client_time = if sample > self.client_time { sample } else { (self.client_time * 15 + sample) / 16 };
+        }
+    }
+
+    fn render(&mut self, state: &mut State) {
         if state.mode_changed {
             self.renderer.resize(state);
             state.mode_changed = false;
@@ -252,7 +302,16 @@ impl FrameOutput {
             Ok(None) => {}
             Err(e) => tracing::error!("render: {e}"),
         }
-        // At most one frame callback per surface per refresh: this tick is the refresh.
+        state.space.refresh();
+        state.popups.cleanup();
+    }
+
+    /// One frame callback per surface per refresh: this is that refresh's.
+    fn send_callbacks(&mut self, state: &mut State) {
+        self.callbacks_at = None;
+        self.callbacks_sent = Some(Instant::now());
+        let now = state.clock.now();
+        let output = state.output.clone();
         let throttle = Some(Duration::ZERO);
         for w in state.space.elements() {
             w.send_frame(&output, now, throttle, |_, _| Some(output.clone()));
@@ -268,8 +327,6 @@ impl FrameOutput {
         for (wl, _, _) in state.xwayland.visible() {
             send_frames_surface_tree(wl, &output, now, throttle, |_, _| Some(output.clone()));
         }
-        state.space.refresh();
-        state.popups.cleanup();
         let _ = state.dh.flush_clients();
     }
 }

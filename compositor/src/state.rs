@@ -62,6 +62,8 @@ pub struct State {
     pub xwayland: Xwayland,
     /// The session command, once launched.
     pub app: Option<App>,
+    /// Asks for a render as soon as one is due (on every commit).
+    pub render_ping: Option<smithay::reexports::calloop::ping::Ping>,
 
     pub compositor: CompositorState,
     pub shm: ShmState,
@@ -135,6 +137,7 @@ impl State {
             stacking: 0,
             xwayland: Xwayland::default(),
             app: None,
+            render_ping: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,
             loop_handle,

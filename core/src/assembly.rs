@@ -315,11 +315,10 @@ impl<M: Copy + PartialEq> Assembler<M> {
 
     /// Forgets a completed frame once its data has been read.
     pub fn release(&mut self, frame: u32) {
-        if let Some(pos) = self.frames.iter().position(|f| f.id == frame) {
-            if let Some(f) = self.frames.remove(pos) {
+        if let Some(pos) = self.frames.iter().position(|f| f.id == frame)
+            && let Some(f) = self.frames.remove(pos) {
                 self.recycle(f);
             }
-        }
     }
 }
 

@@ -94,7 +94,7 @@ impl AudioCipher {
 
     /// Decrypts in place and returns the plaintext length after removing the padding.
     pub fn open(&self, seq: u16, in_out: &mut [u8]) -> Result<usize, CryptoError> {
-        if in_out.is_empty() || in_out.len() % 16 != 0 {
+        if in_out.is_empty() || !in_out.len().is_multiple_of(16) {
             return Err(CryptoError::Length);
         }
         let ctx = DecryptionContext::Iv128(FixedLength::from(self.iv(seq)));

@@ -9,7 +9,7 @@ pub struct Datagrams<'a> {
 
 impl<'a> Datagrams<'a> {
     pub(crate) fn new(buf: &'a [u8], len: usize) -> Self {
-        debug_assert!(len > 0 && buf.len() % len == 0);
+        debug_assert!(len > 0 && buf.len().is_multiple_of(len));
         Self { buf, len }
     }
 

@@ -71,7 +71,7 @@ pub fn damaged_rows(frame: &Frame) -> Option<std::ops::Range<u32>> {
 /// Converts only `rows` (even bounds) into the matching rows of `out`; the rest of `out`
 /// keeps what it held (the previous frame).
 pub fn bgrx_rows_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
-    if rows.start % 2 != 0 || rows.end % 2 != 0 || rows.end > frame.height || rows.start >= rows.end {
+    if !rows.start.is_multiple_of(2) || !rows.end.is_multiple_of(2) || rows.end > frame.height || rows.start >= rows.end {
         return Err(ConvertError(format!("rows {rows:?} of a {}-row frame", frame.height)));
     }
     let (y0, h) = (rows.start as usize, rows.end - rows.start);

@@ -20,32 +20,46 @@ fn cpu_time() -> Duration {
     t(u.user_time()) + t(u.system_time())
 }
 
-fn session(mode: &str, command: Vec<String>) -> (Outcome, Duration, Duration) {
+/// Runs a session; returns its outcome, CPU and wall time, and for every frame that carries
+/// the test pattern, the time from the client stamping it to the frame reaching the sink (µs).
+fn session(mode: &str, command: Vec<String>) -> (Outcome, Duration, Duration, Vec<u32>) {
     let mut config = Config::new(mode.parse().unwrap());
     config.command = command.into_iter().map(Into::into).collect();
     config.xwayland = false;
+    let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink_lat = std::sync::Arc::clone(&latencies);
+    let sink = move |f: Frame| {
+        if let Some((_, stamped)) = punktfunk_test_pattern::decode(f.width, |x, y| f.rgb_at(x, y)) {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+            sink_lat.lock().unwrap().push(now.saturating_sub(stamped) as u32);
+        }
+        Ok(())
+    };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
-    let outcome = run(config, |_f: Frame| Ok(()), None).expect("session runs");
-    (outcome, cpu_time() - cpu0, wall0.elapsed())
+    let outcome = run(config, sink, None).expect("session runs");
+    let lat = std::mem::take(&mut *latencies.lock().unwrap());
+    (outcome, cpu_time() - cpu0, wall0.elapsed(), lat)
 }
 
 fn main() {
     let pattern = env!("CARGO_BIN_EXE_punktfunk-test-pattern").to_string();
-    println!("| case | frames | render median | render p99 |");
-    println!("|---|---|---|---|");
+    println!("| case | frames | render median | render p99 | client stamp → sink median | p99 |");
+    println!("|---|---|---|---|---|---|");
     for mode in ["1280x720@60", "1920x1080@60"] {
-        let (mut o, _, _) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()]);
+        let (mut o, _, _, mut lat) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()]);
         let n = o.frame_us.len();
         println!(
-            "| {mode}, full-screen damage (composited) | {n} | {:.3} ms | {:.3} ms |",
+            "| {mode}, full-screen damage (composited) | {n} | {:.3} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
             percentile(&mut o.frame_us, 0.5),
-            percentile(&mut o.frame_us, 0.99)
+            percentile(&mut o.frame_us, 0.99),
+            percentile(&mut lat, 0.5),
+            percentile(&mut lat, 0.99)
         );
     }
     // Idle: a session whose only client never draws. The whole process is measured.
-    let (mut o, cpu, wall) = session("1920x1080@60", vec!["sleep".into(), "5".into()]);
+    let (mut o, cpu, wall, _) = session("1920x1080@60", vec!["sleep".into(), "5".into()]);
     println!(
-        "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms |",
+        "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms | | |",
         o.idle_us.len(),
         percentile(&mut o.idle_us, 0.5),
         percentile(&mut o.idle_us, 0.99)

@@ -104,11 +104,10 @@ delegate_noop!(App: ignore wl_surface::WlSurface);
 
 impl Dispatch<wl_buffer::WlBuffer, usize> for App {
     fn event(app: &mut Self, _: &wl_buffer::WlBuffer, event: wl_buffer::Event, index: &usize, _: &Connection, _: &QueueHandle<Self>) {
-        if let wl_buffer::Event::Release = event {
-            if let Some(b) = app.buffers.get_mut(*index) {
+        if let wl_buffer::Event::Release = event
+            && let Some(b) = app.buffers.get_mut(*index) {
                 b.busy = false;
             }
-        }
     }
 }
 

@@ -45,12 +45,14 @@ impl CompositorHandler for State {
             }
         }
         self.popups.commit(surface);
-        if let Some(PopupKind::Xdg(popup)) = self.popups.find_popup(surface) {
-            if !popup.is_initial_configure_sent() {
+        if let Some(PopupKind::Xdg(popup)) = self.popups.find_popup(surface)
+            && !popup.is_initial_configure_sent() {
                 let _ = popup.send_configure();
             }
-        }
         self.commit_layer_surface(surface);
+        if let Some(ping) = &self.render_ping {
+            ping.ping();
+        }
     }
 }
 

@@ -66,7 +66,7 @@ struct Tally {
 
 /// Frame sizes of a 1080p60 stream at ~30 Mbps: a key frame every 120, P-frames around 60 kB.
 fn frame_size(n: u32, rng: &mut Rng) -> usize {
-    if n % 120 == 0 { 300_000 } else { 40_000 + (rng.unit() * 40_000.0) as usize }
+    if n.is_multiple_of(120) { 300_000 } else { 40_000 + (rng.unit() * 40_000.0) as usize }
 }
 
 fn content(n: u32, len: usize) -> Vec<u8> {

@@ -13,7 +13,7 @@ fn simd_err(e: reed_solomon_simd::Error) -> FecError {
 
 /// Whether reed-solomon-simd can code a block of this shape (shard length must be even).
 pub fn supports(data: usize, parity: usize, shard_len: usize) -> bool {
-    data > 0 && shard_len > 0 && shard_len % 2 == 0 && (parity == 0 || ReedSolomonEncoder::supports(data, parity))
+    data > 0 && shard_len > 0 && shard_len.is_multiple_of(2) && (parity == 0 || ReedSolomonEncoder::supports(data, parity))
 }
 
 /// A reusable GF(2^16) encoder.
@@ -106,6 +106,12 @@ impl Decoder {
     }
 }
 
+impl crate::assembly::Recover for Decoder {
+    fn recover(&mut self, data: usize, shards: &mut [&mut [u8]], present: &[bool]) -> Result<(), FecError> {
+        self.reconstruct(data, shards, present)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -134,11 +140,5 @@ mod tests {
         let mut enc = Encoder::default();
         let shard = [0u8; 3];
         assert!(enc.encode([&shard[..]].into_iter(), 1, 3, |_, _| {}).is_err());
-    }
-}
-
-impl crate::assembly::Recover for Decoder {
-    fn recover(&mut self, data: usize, shards: &mut [&mut [u8]], present: &[bool]) -> Result<(), FecError> {
-        self.reconstruct(data, shards, present)
     }
 }

@@ -105,8 +105,8 @@ impl AudioPacketizer {
         self.seq = seq.wrapping_add(1);
         self.timestamp = ts.wrapping_add(self.packet_ms);
 
-        if slot == DATA_PER_BLOCK - 1 {
-            if let Some(l) = self.block_len {
+        if slot == DATA_PER_BLOCK - 1
+            && let Some(l) = self.block_len {
                 let base_seq = seq.wrapping_sub(3);
                 let base_ts = ts.wrapping_sub(3 * self.packet_ms);
                 let inputs: Vec<&[u8]> = self.block.iter().map(|b| &b[..l]).collect();
@@ -129,7 +129,6 @@ impl AudioPacketizer {
                 }
                 self.stats.fec_blocks += 1;
             }
-        }
         Ok(())
     }
 }

@@ -56,7 +56,7 @@ impl VideoConfig {
     }
 
     fn validate(&self) -> Result<(), VideoError> {
-        if self.packet_size < 32 || self.packet_size % 16 != 0 || self.packet_size > 65_000 {
+        if self.packet_size < 32 || !self.packet_size.is_multiple_of(16) || self.packet_size > 65_000 {
             return Err(VideoError::PacketSize(self.packet_size));
         }
         Ok(())

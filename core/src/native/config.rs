@@ -57,7 +57,7 @@ pub struct BlockShape {
 impl StreamConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |why| Err(ConfigError::Invalid(why));
-        if self.shard_len < 2 || self.shard_len % 2 != 0 || self.shard_len > 65_000 {
+        if self.shard_len < 2 || !self.shard_len.is_multiple_of(2) || self.shard_len > 65_000 {
             return bad("shard_len must be even and in 2..=65000");
         }
         if self.max_data_shards == 0 || self.max_data_shards > 32_768 {

@@ -33,7 +33,7 @@ impl FfmpegEncoder {
         ffmpeg_next::init()?;
         // FFmpeg's per-encoder statistics on stderr are noise in a streaming host.
         ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
-        if config.width % 2 != 0 || config.height % 2 != 0 {
+        if !config.width.is_multiple_of(2) || !config.height.is_multiple_of(2) {
             return Err(EncodeError::OddSize(config.width, config.height));
         }
         // x264, NVENC and VAAPI read NV12; x265 only takes planar 4:2:0.
