@@ -5,6 +5,7 @@
 //! handed to a [`FrameSink`] on its own thread, input injected natively into the seat.
 //! See design.md §3 for where this sits in the process model.
 
+mod cursor;
 mod handlers;
 mod input;
 mod launch;

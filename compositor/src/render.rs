@@ -4,8 +4,10 @@
 use crate::state::State;
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use smithay::backend::renderer::damage::OutputDamageTracker;
+use crate::cursor::Cursors;
+use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
 use smithay::backend::renderer::element::surface::{render_elements_from_surface_tree, WaylandSurfaceRenderElement};
-use smithay::backend::renderer::element::Kind;
+use smithay::backend::renderer::element::{render_elements, Kind};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::Bind;
 use smithay::desktop::space::render_output;
@@ -16,6 +18,14 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 const TIMINGS: usize = 1 << 16;
+
+render_elements! {
+    /// What is drawn over the windows: surfaces (client cursors, X11 windows) and images
+    /// (themed cursors).
+    pub Overlay<=PixmanRenderer>;
+    Surface=WaylandSurfaceRenderElement<PixmanRenderer>,
+    Image=MemoryRenderBufferRenderElement<PixmanRenderer>,
+}
 
 /// Frame buffers in flight: one being rendered, one waiting in the sink's mailbox, one
 /// with the consumer (encoder).
@@ -37,6 +47,7 @@ pub struct Renderer {
     pub frame_us: Vec<u32>,
     pub idle_us: Vec<u32>,
     pub show_cursor: bool,
+    cursors: Cursors,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +71,7 @@ impl Renderer {
             frame_us: Vec::new(),
             idle_us: Vec::new(),
             show_cursor,
+            cursors: Cursors::new(),
         })
     }
 
@@ -99,14 +111,14 @@ impl Renderer {
         }
         // Custom elements are drawn over the space, topmost first: cursor, then X11 windows.
         let mut overlay = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
-        overlay.extend(state.xwayland.render_elements(&mut self.pixman));
+        overlay.extend(state.xwayland.render_elements(&mut self.pixman).into_iter().map(Overlay::Surface));
         // SAFETY: `buffer` is `stride * height` bytes, 4-byte aligned, and outlives `image`,
         // which is dropped at the end of this block before the buffer is handed on.
         let damage = unsafe {
             let mut image = Image::from_raw_mut(FormatCode::X8R8G8B8, self.width as usize, self.height as usize, ptr.cast(), stride, false)
                 .map_err(|_| RenderError::Pixman("cannot wrap frame buffer".into()))?;
             let mut target = self.pixman.bind(&mut image).map_err(|e| RenderError::Pixman(e.to_string()))?;
-            let result = render_output::<_, WaylandSurfaceRenderElement<PixmanRenderer>, _, _>(
+            let result = render_output::<_, Overlay, _, _>(
                 &state.output,
                 &mut self.pixman,
                 &mut target,
@@ -137,14 +149,30 @@ impl Renderer {
         }))
     }
 
-    /// The client's cursor surface at the pointer, composited into the frame.
-    fn cursor_elements(&mut self, state: &State) -> Vec<WaylandSurfaceRenderElement<PixmanRenderer>> {
-        let CursorImageStatus::Surface(surface) = &state.cursor else { return Vec::new() };
+    /// The cursor at the pointer: the client's surface, or the themed image it named.
+    fn cursor_elements(&mut self, state: &State) -> Vec<Overlay> {
         let Some(pointer) = state.seat.get_pointer() else { return Vec::new() };
-        let hotspot = with_states(surface, |s| {
-            s.data_map.get::<CursorImageSurfaceData>().map(|d| d.lock().expect("cursor data").hotspot).unwrap_or_default()
-        });
-        let at = (pointer.current_location() - hotspot.to_f64()).to_physical(1.0).to_i32_round();
-        render_elements_from_surface_tree(&mut self.pixman, surface, at, 1.0, 1.0, Kind::Cursor)
+        let at = pointer.current_location();
+        match &state.cursor {
+            CursorImageStatus::Hidden => Vec::new(),
+            CursorImageStatus::Surface(surface) => {
+                let hotspot = with_states(surface, |s| {
+                    s.data_map.get::<CursorImageSurfaceData>().map(|d| d.lock().expect("cursor data").hotspot).unwrap_or_default()
+                });
+                let loc = (at - hotspot.to_f64()).to_physical(1.0).to_i32_round();
+                render_elements_from_surface_tree(&mut self.pixman, surface, loc, 1.0, 1.0, Kind::Cursor).into_iter().map(Overlay::Surface).collect()
+            }
+            CursorImageStatus::Named(icon) => {
+                let image = self.cursors.image(*icon);
+                let loc = (at - image.hotspot.to_f64()).to_physical(1.0);
+                match MemoryRenderBufferRenderElement::from_buffer(&mut self.pixman, loc, &image.buffer, None, None, None, Kind::Cursor) {
+                    Ok(e) => vec![Overlay::Image(e)],
+                    Err(e) => {
+                        tracing::warn!("cursor image: {e}");
+                        Vec::new()
+                    }
+                }
+            }
+        }
     }
 }
