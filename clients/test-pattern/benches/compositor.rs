@@ -26,6 +26,7 @@ fn session(mode: &str, command: Vec<String>) -> (Outcome, Duration, Duration, Ve
     let mut config = Config::new(mode.parse().unwrap());
     config.command = command.into_iter().map(Into::into).collect();
     config.xwayland = false;
+    config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
     let latencies = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink_lat = std::sync::Arc::clone(&latencies);
     let sink = move |f: Frame| {

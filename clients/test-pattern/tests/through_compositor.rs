@@ -10,6 +10,7 @@ fn every_frame_reaches_the_sink_in_order_and_readable() {
     let mut config = Config::new("1280x720@60".parse().unwrap());
     config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "00ff00".into(), "--frames".into(), "90".into()];
     config.xwayland = false;
+    config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
     let (tx, rx) = mpsc::channel();
     let sink = move |f: Frame| {
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
