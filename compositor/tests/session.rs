@@ -306,3 +306,30 @@ fn the_cursor_is_drawn_where_the_pointer_is() {
     s.wait_for("the cursor moved to (400, 300)", LONG, |f| !at(f, true) && at(f, false));
     s.stop();
 }
+
+#[test]
+fn a_client_breaking_the_protocol_is_dropped_and_others_carry_on() {
+    use std::io::{Read, Write};
+    let s = start("640x480@60", &[], vec![]);
+    s.wait_for("the compositor's first frame", LONG, |_| true);
+    let mut rogue = std::os::unix::net::UnixStream::connect(s.runtime.join(&s.socket)).unwrap();
+    // wl_display (object 1) has no request 99: a protocol error.
+    let header = [1u32.to_ne_bytes(), ((8u32 << 16) | 99).to_ne_bytes()].concat();
+    rogue.write_all(&header).unwrap();
+    rogue.set_read_timeout(Some(LONG)).unwrap();
+    let mut buf = [0u8; 512];
+    // The compositor drops the connection (EOF), rather than leaving it hanging.
+    let closed = loop {
+        match rogue.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "the rogue client was not disconnected");
+    let mut good = s.client(&["weston-simple-shm"]);
+    s.wait_for("a well-behaved client after the rogue one", LONG, |f| f.lit > 2000);
+    good.kill().unwrap();
+    good.wait().unwrap();
+    s.stop();
+}
