@@ -100,6 +100,31 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
     let handle = event_loop.handle();
 
+    // Signals arrive through signal-hook's self-pipe on a small thread and are forwarded to
+    // the session's process group (not through signalfd: that needs the signals blocked,
+    // and a blocked mask is inherited by every child we start).
+    if config.handle_signals {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let (tx, rx) = channel::channel::<i32>();
+        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("signal handlers")?;
+        std::thread::Builder::new().name("signals".into()).spawn(move || {
+            for sig in signals.forever() {
+                if tx.send(sig).is_err() {
+                    break;
+                }
+            }
+        })?;
+        handle
+            .insert_source(rx, |event, _, state: &mut State| {
+                let channel::Event::Msg(sig) = event else { return };
+                match &state.app {
+                    Some(app) => app.signal(nix::sys::signal::Signal::try_from(sig).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
+                    None => state.loop_signal.stop(),
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+    }
+
     let runtime_dir = match &config.runtime_dir {
         Some(d) => d.clone(),
         None => runtime_dir()?,
@@ -198,17 +223,6 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         xwayland::spawn(&mut state, launch);
     } else {
         launch(&mut state, None);
-    }
-
-    if config.handle_signals {
-        use smithay::reexports::calloop::signals::{Signal, Signals};
-        let signals = Signals::new(&[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP]).context("signal source")?;
-        handle
-            .insert_source(signals, move |event, _, state: &mut State| match &state.app {
-                Some(app) => app.signal(nix::sys::signal::Signal::try_from(event.signal() as i32).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
-                None => state.loop_signal.stop(),
-            })
-            .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
     }
 
     event_loop.run(None, &mut state, |state| {

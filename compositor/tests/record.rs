@@ -61,3 +61,23 @@ fn recording_a_session_gives_a_stream_ffmpeg_decodes() {
     assert!(lit(600, 300, 1200, 700) < 0.01, "the rest of the output is black");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn sigterm_to_the_compositor_is_forwarded_to_the_session() {
+    let dir = std::env::temp_dir().join(format!("pf-signal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk-compositor"))
+        .args(["--mode", "320x240@30", "--no-xwayland", "--", "sleep", "60"])
+        .env("XDG_RUNTIME_DIR", &dir)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let start = std::time::Instant::now();
+    let status = child.wait().unwrap();
+    // sleep died of the forwarded SIGTERM: the session ends with 128 + 15, well before 60 s.
+    assert_eq!(status.code(), Some(143));
+    assert!(start.elapsed() < std::time::Duration::from_secs(30));
+    let _ = std::fs::remove_dir_all(&dir);
+}
