@@ -70,6 +70,22 @@ mod tests {
         assert_eq!(m.frame_interval(), Duration::from_nanos(16_683_350));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_text_parses_or_errors_without_panicking(s in "\\PC{0,40}") {
+            if let Ok(m) = s.parse::<Mode>() {
+                proptest::prop_assert!(m.frame_interval() > Duration::ZERO);
+                proptest::prop_assert_eq!(m.to_string().parse::<Mode>(), Ok(m));
+            }
+        }
+
+        #[test]
+        fn valid_modes_round_trip(w in 16u32..=16384, h in 16u32..=16384, mhz in 1_000u32..=1_000_000) {
+            let m = Mode { width: w, height: h, refresh_mhz: mhz };
+            proptest::prop_assert_eq!(m.to_string().parse::<Mode>(), Ok(m));
+        }
+    }
+
     #[test]
     fn rejects_garbage_with_a_clear_error() {
         for bad in ["", "1920x1080", "1920@60", "0x0@60", "1920x1080@0", "axb@c", "99999x10@60", "10x10@inf", "1920x1080@-5"] {

@@ -58,6 +58,27 @@ mod tests {
         xkb::Keymap::new_from_names(&ctx, "", "", layout, "", None, xkb::KEYMAP_COMPILE_NO_FLAGS).expect("xkb-data installed")
     }
 
+    proptest::proptest! {
+        #[test]
+        fn every_chord_found_types_its_character(c in proptest::char::any()) {
+            let us = keymap("us");
+            if let Some(chord) = chord_for(&us, c) {
+                let mut state = xkb::State::new(&us);
+                for m in &chord.modifiers {
+                    state.update_key(xkb::Keycode::new(m + 8), xkb::KeyDirection::Down);
+                }
+                let sym = state.key_get_one_sym(xkb::Keycode::new(chord.key + 8));
+                let want = match c {
+                    '\n' | '\r' => xkb::Keysym::Return,
+                    '\t' => xkb::Keysym::Tab,
+                    '\u{8}' => xkb::Keysym::BackSpace,
+                    _ => xkb::utf32_to_keysym(c as u32),
+                };
+                proptest::prop_assert_eq!(sym, want);
+            }
+        }
+    }
+
     #[test]
     fn finds_plain_shifted_and_altgr_characters() {
         let us = keymap("us");
