@@ -325,13 +325,19 @@ impl AudioDepacketizer {
 mod tests {
     use super::*;
 
-    fn run(key: Option<([u8; 16], u32)>, drop: impl Fn(usize) -> bool) -> (Vec<(u16, Vec<u8>, bool)>, Vec<u16>) {
+    /// The datagrams for `packets` 60-byte Opus packets (packet n filled with n), FEC included.
+    fn wire(packets: u8, key: Option<([u8; 16], u32)>) -> Vec<Vec<u8>> {
         let mut tx = AudioPacketizer::new(5, key);
-        let mut rx = AudioDepacketizer::new(5, key);
         let mut wire = Vec::new();
-        for n in 0..16u8 {
+        for n in 0..packets {
             tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
         }
+        wire
+    }
+
+    fn run(key: Option<([u8; 16], u32)>, drop: impl Fn(usize) -> bool) -> (Vec<(u16, Vec<u8>, bool)>, Vec<u16>) {
+        let mut rx = AudioDepacketizer::new(5, key);
+        let wire = wire(16, key);
         assert_eq!(wire.len(), 16 + 8, "two FEC packets per four data packets");
         let (mut got, mut lost) = (Vec::new(), Vec::new());
         for (i, d) in wire.iter().enumerate().filter(|(i, _)| !drop(*i)) {
@@ -370,12 +376,8 @@ mod tests {
     #[test]
     fn a_block_lost_whole_is_reported_and_old_packets_do_not_rewind() {
         // Block 1 (datagrams 6..12) never arrives; then a stale packet of block 0 shows up.
-        let mut tx = AudioPacketizer::new(5, None);
         let mut rx = AudioDepacketizer::new(5, None);
-        let mut wire = Vec::new();
-        for n in 0..12u8 {
-            tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
-        }
+        let wire = wire(12, None);
         let mut events = Vec::new();
         let mut feed = |d: &[u8], rx: &mut AudioDepacketizer| {
             rx.push(d, |e| events.push(match e {
@@ -395,12 +397,8 @@ mod tests {
 
     #[test]
     fn a_forged_jump_is_ignored_but_a_sustained_one_is_followed() {
-        let mut tx = AudioPacketizer::new(5, None);
         let mut rx = AudioDepacketizer::new(5, None);
-        let mut wire = Vec::new();
-        for n in 0..8u8 {
-            tx.push(&[n; 60], |d| wire.push(d.to_vec())).unwrap();
-        }
+        let wire = wire(8, None);
         let with_seq = |seq: u16| {
             let mut d = wire[0].clone();
             d[2..4].copy_from_slice(&seq.to_be_bytes());
