@@ -68,15 +68,21 @@ pub struct BufferPool {
 #[derive(Debug)]
 struct PoolInner {
     len: usize,
-    free: Mutex<Vec<Vec<u8>>>,
     capacity: usize,
-    outstanding: Mutex<usize>,
+    state: Mutex<PoolState>,
+}
+
+#[derive(Debug, Default)]
+struct PoolState {
+    free: Vec<Vec<u8>>,
+    /// Buffers on loan.
+    outstanding: usize,
 }
 
 impl BufferPool {
     /// A pool of at most `capacity` buffers of `len` bytes, allocated on first use.
     pub fn new(len: usize, capacity: usize) -> Self {
-        Self { inner: Arc::new(PoolInner { len, free: Mutex::new(Vec::new()), capacity, outstanding: Mutex::new(0) }) }
+        Self { inner: Arc::new(PoolInner { len, capacity, state: Mutex::new(PoolState::default()) }) }
     }
 
     pub fn buffer_len(&self) -> usize {
@@ -86,13 +92,13 @@ impl BufferPool {
     /// A buffer, or `None` if all `capacity` buffers are still with consumers.
     /// A recycled buffer keeps its old content (renderers use that for damage tracking).
     pub fn take(&self) -> Option<PooledBuffer> {
-        let mut out = self.inner.outstanding.lock().expect("pool lock");
-        let buf = match self.inner.free.lock().expect("pool lock").pop() {
+        let mut state = self.inner.state.lock().expect("pool lock");
+        let buf = match state.free.pop() {
             Some(b) => b,
-            None if *out < self.inner.capacity => vec![0; self.inner.len],
+            None if state.outstanding < self.inner.capacity => vec![0; self.inner.len],
             None => return None,
         };
-        *out += 1;
+        state.outstanding += 1;
         Some(PooledBuffer { buf: Some(buf), pool: Arc::clone(&self.inner) })
     }
 }
@@ -117,8 +123,9 @@ impl PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buf.take() {
-            *self.pool.outstanding.lock().expect("pool lock") -= 1;
-            self.pool.free.lock().expect("pool lock").push(b);
+            let mut state = self.pool.state.lock().expect("pool lock");
+            state.outstanding -= 1;
+            state.free.push(b);
         }
     }
 }
