@@ -12,24 +12,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Logical, Point, SERIAL_COUNTER};
 use smithay::wayland::pointer_constraints::with_pointer_constraint;
 
-/// One input event, in output pixels where it has a position.
-#[derive(Clone, Debug, PartialEq)]
-pub enum InputEvent {
-    /// Linux evdev key code (KEY_A = 30).
-    Key { code: u32, pressed: bool },
-    /// UTF-8 text, typed as key presses of the current layout (characters it lacks are
-    /// skipped with a warning).
-    Text(String),
-    PointerMotion { x: f64, y: f64 },
-    PointerRelative { dx: f64, dy: f64 },
-    /// Linux evdev button code (BTN_LEFT = 0x110).
-    Button { code: u32, pressed: bool },
-    /// Scroll in 1/120 detents (v120); positive is down or right.
-    Scroll { vertical: bool, v120: i32 },
-    TouchDown { id: u32, x: f64, y: f64 },
-    TouchMotion { id: u32, x: f64, y: f64 },
-    TouchUp { id: u32 },
-}
+pub use punktfunk_streamer::input::InputEvent;
 
 /// Pixels of scroll per 120 v120 units, as libinput reports a wheel detent.
 const SCROLL_PIXELS_PER_DETENT: f64 = 15.0;

@@ -7,6 +7,9 @@
 pub mod convert;
 pub mod encode;
 pub mod frame;
+pub mod gamestream;
+pub mod input;
+pub mod ipc;
 pub mod record;
 pub mod sink;
 

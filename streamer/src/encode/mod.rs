@@ -21,7 +21,7 @@ pub enum Backend {
     Vaapi,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
     H264,
     Hevc,

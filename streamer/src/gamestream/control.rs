@@ -1,0 +1,181 @@
+//! The control stream's messages inside ENet packets (reference §6.2–6.3): the AES-GCM
+//! envelope with V2 IVs, and the message types a host acts on. Sans-IO: packet bytes in,
+//! [`Message`]s out; messages in, packet bytes out.
+
+use super::input::{self, InputPacket};
+use punktfunk_core::crypto::{Gcm, TAG_LEN};
+
+const ENCRYPTED_TYPE: u16 = 0x0001;
+/// Envelope: type (2), length (2), sequence (4), tag (16).
+const ENVELOPE: usize = 8 + TAG_LEN;
+/// Client messages are built in a 256-byte buffer; anything far larger is not from a client.
+pub const MAX_PACKET: usize = 1024;
+
+pub const TYPE_PING: u16 = 0x0200;
+pub const TYPE_LOSS_STATS: u16 = 0x0201;
+pub const TYPE_INPUT: u16 = 0x0206;
+pub const TYPE_RFI: u16 = 0x0301;
+pub const TYPE_IDR: u16 = 0x0302;
+pub const TYPE_START_B: u16 = 0x0307;
+pub const TYPE_LTR_ACK: u16 = 0x0350;
+pub const TYPE_FEC_STATUS: u16 = 0x5502;
+pub const TYPE_TERMINATION: u16 = 0x0109;
+
+/// HRESULT for "the app closed normally".
+pub const TERMINATION_GRACEFUL: u32 = 0x8003_0023;
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    #[error("packet of {0} bytes is too short or too long")]
+    Length(usize),
+    #[error("unencrypted packet on an encrypted control stream")]
+    NotEncrypted,
+    #[error("envelope length {0} does not match the packet")]
+    EnvelopeLength(usize),
+    #[error("control packet does not decrypt")]
+    Decrypt,
+    #[error("inner length {0} does not match the message")]
+    InnerLength(usize),
+    #[error(transparent)]
+    Input(#[from] input::InputError),
+}
+
+/// A client message the host acts on.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Message {
+    RequestIdr,
+    /// Reference-frame invalidation; without RFI support it is answered with an IDR too.
+    InvalidateRefs,
+    Input(InputPacket),
+    /// Ping, start, stats and other messages that only prove liveness.
+    Other(u16),
+}
+
+/// One direction pair of the encrypted control stream.
+pub struct ControlCipher {
+    gcm: Gcm,
+    send_seq: u32,
+}
+
+fn iv(seq: u32, direction: u8) -> [u8; 12] {
+    let mut iv = [0u8; 12];
+    iv[..4].copy_from_slice(&seq.to_le_bytes());
+    iv[10] = direction;
+    iv[11] = b'C';
+    iv
+}
+
+impl ControlCipher {
+    pub fn new(key: &[u8; 16]) -> Self {
+        Self { gcm: Gcm::new(key), send_seq: 0 }
+    }
+
+    /// Opens one client packet into its inner `(type, payload)`.
+    pub fn open(&self, packet: &[u8]) -> Result<(u16, Vec<u8>), ControlError> {
+        if packet.len() < ENVELOPE + 4 || packet.len() > MAX_PACKET {
+            return Err(ControlError::Length(packet.len()));
+        }
+        if u16::from_le_bytes([packet[0], packet[1]]) != ENCRYPTED_TYPE {
+            return Err(ControlError::NotEncrypted);
+        }
+        let len = u16::from_le_bytes([packet[2], packet[3]]) as usize;
+        if len + 4 != packet.len() {
+            return Err(ControlError::EnvelopeLength(len));
+        }
+        let seq = u32::from_le_bytes(packet[4..8].try_into().unwrap());
+        let mut inner = packet[ENVELOPE..].to_vec();
+        self.gcm.open(iv(seq, b'C'), &[], &mut inner, &packet[8..ENVELOPE]).map_err(|_| ControlError::Decrypt)?;
+        let ty = u16::from_le_bytes([inner[0], inner[1]]);
+        let plen = u16::from_le_bytes([inner[2], inner[3]]) as usize;
+        if plen + 4 != inner.len() {
+            return Err(ControlError::InnerLength(plen));
+        }
+        inner.drain(..4);
+        Ok((ty, inner))
+    }
+
+    /// Opens and interprets one client packet.
+    pub fn decode(&self, packet: &[u8]) -> Result<Message, ControlError> {
+        let (ty, payload) = self.open(packet)?;
+        Ok(match ty {
+            TYPE_IDR => Message::RequestIdr,
+            TYPE_RFI => Message::InvalidateRefs,
+            TYPE_INPUT => Message::Input(input::parse(&payload)?),
+            other => Message::Other(other),
+        })
+    }
+
+    /// Seals one host message.
+    pub fn seal(&mut self, ty: u16, payload: &[u8]) -> Vec<u8> {
+        let seq = self.send_seq;
+        self.send_seq = self.send_seq.wrapping_add(1);
+        seal_with(&self.gcm, seq, b'H', ty, payload)
+    }
+
+    /// Seals like the client does, for tests and fuzzing.
+    pub fn seal_as_client(&self, seq: u32, ty: u16, payload: &[u8]) -> Vec<u8> {
+        seal_with(&self.gcm, seq, b'C', ty, payload)
+    }
+
+    /// The termination message for an app that exited normally.
+    pub fn termination(&mut self) -> Vec<u8> {
+        self.seal(TYPE_TERMINATION, &TERMINATION_GRACEFUL.to_be_bytes())
+    }
+}
+
+fn seal_with(gcm: &Gcm, seq: u32, direction: u8, ty: u16, payload: &[u8]) -> Vec<u8> {
+    let inner = 4 + payload.len();
+    let mut out = Vec::with_capacity(ENVELOPE + inner);
+    out.extend_from_slice(&ENCRYPTED_TYPE.to_le_bytes());
+    out.extend_from_slice(&((4 + TAG_LEN + inner) as u16).to_le_bytes());
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(&[0; TAG_LEN]);
+    out.extend_from_slice(&ty.to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
+    out.extend_from_slice(payload);
+    let tag = gcm.seal(iv(seq, direction), &[], &mut out[ENVELOPE..]);
+    out[8..ENVELOPE].copy_from_slice(&tag);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_messages_round_trip() {
+        let c = ControlCipher::new(&[3; 16]);
+        assert_eq!(c.decode(&c.seal_as_client(0, TYPE_IDR, &[0, 0])).unwrap(), Message::RequestIdr);
+        assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
+        let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
+        assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));
+    }
+
+    #[test]
+    fn rejects_tampered_and_plain_packets() {
+        let mut c = ControlCipher::new(&[3; 16]);
+        let mut p = c.seal_as_client(0, TYPE_IDR, &[0, 0]);
+        p[29] ^= 1;
+        assert_eq!(c.decode(&p), Err(ControlError::Decrypt));
+        // The host's own message uses the other direction byte: it must not open as a client's.
+        let host = c.seal(TYPE_IDR, &[0, 0]);
+        assert_eq!(c.decode(&host), Err(ControlError::Decrypt));
+        assert_eq!(c.decode(&[0x02, 0x03, 0, 0]), Err(ControlError::Length(4)));
+        let mut plain = c.seal_as_client(0, TYPE_IDR, &[0, 0]);
+        plain[0] = 0x02;
+        assert_eq!(c.decode(&plain), Err(ControlError::NotEncrypted));
+        let mut short = c.seal_as_client(0, TYPE_IDR, &[0, 0]);
+        short.pop();
+        assert!(matches!(c.decode(&short), Err(ControlError::EnvelopeLength(_))));
+    }
+
+    #[test]
+    fn termination_is_a_big_endian_hresult() {
+        let mut c = ControlCipher::new(&[1; 16]);
+        let t = c.termination();
+        let opener = ControlCipher::new(&[1; 16]);
+        let mut inner = t[ENVELOPE..].to_vec();
+        opener.gcm.open(iv(0, b'H'), &[], &mut inner, &t[8..ENVELOPE]).unwrap();
+        assert_eq!(inner, [0x09, 0x01, 4, 0, 0x80, 0x03, 0x00, 0x23]);
+    }
+}

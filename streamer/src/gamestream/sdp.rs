@@ -1,0 +1,202 @@
+//! The SDP of RTSP DESCRIBE (what the host offers) and ANNOUNCE (what the client asks for),
+//! reference §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
+//! `a=name:value ` lines, so both sides are plain attribute lists.
+
+use crate::encode::Codec;
+
+/// `x-ss-general.encryptionEnabled` / `…Supported` bits.
+pub const ENCRYPT_CONTROL_V2: u32 = 0x01;
+pub const ENCRYPT_VIDEO: u32 = 0x02;
+pub const ENCRYPT_AUDIO: u32 = 0x04;
+/// `x-nv-general.featureFlags`: the client encrypts audio whatever the host offers.
+const NV_FEATURE_AUDIO_ENCRYPTION: u32 = 0x20;
+
+/// What the host offers in DESCRIBE.
+#[derive(Clone, Copy, Debug)]
+pub struct Offer {
+    pub hevc: bool,
+    pub av1: bool,
+    pub touch: bool,
+}
+
+impl Offer {
+    pub fn describe(&self) -> String {
+        let mut s = String::new();
+        s += &format!("a=x-ss-general.featureFlags:{}\n", u32::from(self.touch));
+        // Control V2 IVs, video and audio encryption supported; control and audio requested
+        // (video encryption costs 32 bytes per datagram; clients opt in when they want it).
+        s += &format!("a=x-ss-general.encryptionSupported:{}\n", ENCRYPT_CONTROL_V2 | ENCRYPT_VIDEO | ENCRYPT_AUDIO);
+        s += &format!("a=x-ss-general.encryptionRequested:{}\n", ENCRYPT_CONTROL_V2 | ENCRYPT_AUDIO);
+        if self.hevc {
+            s += "sprop-parameter-sets=AAAAAU\n";
+        }
+        if self.av1 {
+            s += "a=rtpmap:98 AV1/90000\n";
+        }
+        // Stereo only for now: the client never parses a stereo layout, so nothing to add.
+        s
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SdpError {
+    #[error("ANNOUNCE lacks {0}")]
+    Missing(&'static str),
+    #[error("{0} has a bad value")]
+    Value(&'static str),
+    #[error("unsupported bitStreamFormat {0}")]
+    Codec(u32),
+}
+
+/// The stream the client asked for in ANNOUNCE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamRequest {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// Video payload size `S` (reference §8.2).
+    pub packet_size: usize,
+    pub bitrate_kbps: u32,
+    pub codec: Codec,
+    pub hdr: bool,
+    pub min_fec_packets: u8,
+    /// `encryptionEnabled` bits, with audio forced on when the NV feature flag asks for it.
+    pub encryption: u32,
+    /// `x-ml-general.featureFlags` (0x02: the client sends ping payloads and connect data).
+    pub ml_feature_flags: u32,
+    pub audio_channels: u32,
+    pub audio_packet_ms: u32,
+    /// `encoderCscMode`: `(colour space << 1) | full range`.
+    pub csc_mode: u32,
+    pub max_ref_frames: u32,
+    pub slices: u32,
+}
+
+impl StreamRequest {
+    pub fn video_encrypted(&self) -> bool {
+        self.encryption & ENCRYPT_VIDEO != 0
+    }
+}
+
+/// Parses the ANNOUNCE body (bounded by the RTSP reader).
+pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
+    let attrs: Vec<(&str, &str)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("a="))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n, v.trim()))
+        .collect();
+    let get = |name: &'static str| attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+    let num = |name: &'static str, default: Option<u32>| -> Result<u32, SdpError> {
+        match get(name) {
+            Some(v) => parse_u32(v).ok_or(SdpError::Value(name)),
+            None => default.ok_or(SdpError::Missing(name)),
+        }
+    };
+    let width = num("x-nv-video[0].clientViewportWd", None)?;
+    let height = num("x-nv-video[0].clientViewportHt", None)?;
+    let fps = num("x-nv-video[0].maxFPS", None)?;
+    let packet_size = num("x-nv-video[0].packetSize", None)? as usize;
+    if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
+        return Err(SdpError::Value("x-nv-video[0].clientViewport"));
+    }
+    if !(1..=1000).contains(&fps) {
+        return Err(SdpError::Value("x-nv-video[0].maxFPS"));
+    }
+    if !(64..=16384).contains(&packet_size) || packet_size % 16 != 0 {
+        return Err(SdpError::Value("x-nv-video[0].packetSize"));
+    }
+    let codec = match num("x-nv-vqos[0].bitStreamFormat", Some(0))? {
+        0 => Codec::H264,
+        1 => Codec::Hevc,
+        other => return Err(SdpError::Codec(other)),
+    };
+    let bitrate_kbps = match num("x-ml-video.configuredBitrateKbps", Some(0))? {
+        0 => num("x-nv-vqos[0].bw.maximumBitrateKbps", None)?,
+        b => b,
+    };
+    let nv_flags = num("x-nv-general.featureFlags", Some(135))?;
+    let mut encryption = num("x-ss-general.encryptionEnabled", Some(0))?;
+    if nv_flags & NV_FEATURE_AUDIO_ENCRYPTION != 0 {
+        encryption |= ENCRYPT_AUDIO;
+    }
+    Ok(StreamRequest {
+        width,
+        height,
+        fps,
+        packet_size,
+        bitrate_kbps: bitrate_kbps.max(100),
+        codec,
+        hdr: num("x-nv-video[0].dynamicRangeMode", Some(0))? != 0,
+        min_fec_packets: num("x-nv-vqos[0].fec.minRequiredFecPackets", Some(0))?.min(32) as u8,
+        encryption,
+        ml_feature_flags: num("x-ml-general.featureFlags", Some(0))?,
+        audio_channels: num("x-nv-audio.surround.numChannels", Some(2))?,
+        audio_packet_ms: num("x-nv-aqos.packetDuration", Some(5))?,
+        csc_mode: num("x-nv-video[0].encoderCscMode", Some(0))?,
+        max_ref_frames: num("x-nv-video[0].maxNumReferenceFrames", Some(0))?,
+        slices: num("x-nv-video[0].videoEncoderSlicesPerFrame", Some(1))?.clamp(1, 64),
+    })
+}
+
+/// `strtoul(…, 0)`: decimal, `0x` hex or leading-zero octal.
+fn parse_u32(v: &str) -> Option<u32> {
+    if let Some(hex) = v.strip_prefix("0x").or_else(|| v.strip_prefix("0X")) {
+        u32::from_str_radix(hex, 16).ok()
+    } else if v.len() > 1 && v.starts_with('0') {
+        u32::from_str_radix(&v[1..], 8).ok()
+    } else {
+        v.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What moonlight-common-c writes for 1280x720@60 H.264 (reference §5.6).
+    pub const ANNOUNCE: &str = "v=0\r\no=android 0 14 IN IPv4 127.0.0.1\r\ns=NVIDIA Streaming Client\r\n\
+a=x-ml-general.featureFlags:3 \r\na=x-ss-general.encryptionEnabled:1 \r\n\
+a=x-ss-video[0].chromaSamplingType:0 \r\na=x-nv-video[0].clientViewportWd:1280 \r\n\
+a=x-nv-video[0].clientViewportHt:720 \r\na=x-nv-video[0].maxFPS:60 \r\n\
+a=x-nv-video[0].packetSize:1392 \r\na=x-nv-video[0].rateControlMode:4 \r\n\
+a=x-nv-vqos[0].bw.maximumBitrateKbps:8000 \r\na=x-ml-video.configuredBitrateKbps:10000 \r\n\
+a=x-nv-general.featureFlags:167 \r\na=x-nv-vqos[0].fec.minRequiredFecPackets:2 \r\n\
+a=x-nv-video[0].videoEncoderSlicesPerFrame:1 \r\na=x-nv-vqos[0].bitStreamFormat:0 \r\n\
+a=x-nv-video[0].maxNumReferenceFrames:1 \r\na=x-nv-audio.surround.numChannels:2 \r\n\
+a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm=video 47998  \r\n";
+
+    #[test]
+    fn parses_a_moonlight_announce() {
+        let r = parse_announce(ANNOUNCE).unwrap();
+        assert_eq!((r.width, r.height, r.fps, r.packet_size), (1280, 720, 60, 1392));
+        assert_eq!((r.codec, r.bitrate_kbps, r.min_fec_packets, r.max_ref_frames), (Codec::H264, 10000, 2, 1));
+        assert_eq!(r.encryption, ENCRYPT_CONTROL_V2 | ENCRYPT_AUDIO, "audio forced on by NV feature flag 0x20");
+        assert!(!r.video_encrypted());
+        assert_eq!(r.csc_mode, 2);
+    }
+
+    #[test]
+    fn rejects_missing_and_silly_values() {
+        let no_width = ANNOUNCE.replace("a=x-nv-video[0].clientViewportWd:1280 \r\n", "");
+        assert_eq!(parse_announce(&no_width), Err(SdpError::Missing("x-nv-video[0].clientViewportWd")));
+        let odd_packet = ANNOUNCE.replace("packetSize:1392", "packetSize:1391");
+        assert_eq!(parse_announce(&odd_packet), Err(SdpError::Value("x-nv-video[0].packetSize")));
+        let av1 = ANNOUNCE.replace("bitStreamFormat:0", "bitStreamFormat:2");
+        assert_eq!(parse_announce(&av1), Err(SdpError::Codec(2)));
+        let junk = ANNOUNCE.replace("maxFPS:60", "maxFPS:sixty");
+        assert_eq!(parse_announce(&junk), Err(SdpError::Value("x-nv-video[0].maxFPS")));
+    }
+
+    #[test]
+    fn strtoul_bases() {
+        assert_eq!((parse_u32("0x10"), parse_u32("010"), parse_u32("0"), parse_u32("x")), (Some(16), Some(8), Some(0), None));
+    }
+
+    #[test]
+    fn describe_carries_the_markers_the_client_searches() {
+        let d = Offer { hevc: true, av1: false, touch: false }.describe();
+        assert!(d.contains("sprop-parameter-sets=AAAAAU") && !d.contains("AV1/90000"));
+        assert!(d.contains("a=x-ss-general.encryptionSupported:7"));
+    }
+}

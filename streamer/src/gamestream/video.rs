@@ -1,0 +1,191 @@
+//! The GameStream video sender, the per-frame hot path of a Moonlight stream: encode, then
+//! the core's packetizer (FEC, optional encryption), then paced UDP sends to the address the
+//! client's pings came from (reference §8.1). Runs on the sink's native thread; a second
+//! thread only listens for pings.
+
+use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
+use crate::frame::Frame;
+use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
+use punktfunk_core::pacer::{Pacer, PacerConfig};
+use serde::{Deserialize, Serialize};
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the RTSP handshake negotiated for video.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoParams {
+    pub codec: Codec,
+    pub bitrate_bps: u64,
+    pub fps_mhz: u32,
+    pub packet_size: usize,
+    pub fec_percent: u8,
+    pub min_parity: u8,
+    /// `rikey` when video encryption was negotiated.
+    pub key: Option<[u8; 16]>,
+    /// `X-SS-Ping-Payload`: pings carrying it latch the peer; otherwise any "PING" does.
+    pub ping_payload: Option<String>,
+    pub encoder: String,
+}
+
+/// The latched client address, shared between the ping listener and the sender.
+#[derive(Clone, Default)]
+pub struct Peer(Arc<Mutex<Option<SocketAddr>>>);
+
+impl Peer {
+    pub fn get(&self) -> Option<SocketAddr> {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn set(&self, addr: SocketAddr) -> bool {
+        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let changed = *p != Some(addr);
+        *p = Some(addr);
+        changed
+    }
+}
+
+/// Whether `datagram` is a ping for this stream: `SS_PING` (payload + BE32 sequence) when
+/// the host handed out a payload, else the legacy 4-byte "PING".
+pub fn is_ping(datagram: &[u8], payload: Option<&str>) -> bool {
+    match payload {
+        Some(p) => datagram.len() == 20 && &datagram[..16] == p.as_bytes(),
+        None => datagram == b"PING",
+    }
+}
+
+/// Listens for pings on `socket` until `stop`, latching the newest source into `peer`;
+/// `on_latch` runs when the peer changes (the new peer needs a fresh key frame).
+pub fn listen_for_pings(socket: UdpSocket, payload: Option<String>, peer: Peer, stop: Arc<AtomicBool>, on_latch: impl Fn()) {
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 64];
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok((n, from)) = socket.recv_from(&mut buf) {
+            if is_ping(&buf[..n], payload.as_deref()) && peer.set(from) {
+                tracing::info!(%from, "video peer latched");
+                on_latch();
+            }
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error(transparent)]
+    Encode(#[from] crate::encode::EncodeError),
+    #[error(transparent)]
+    Packetize(#[from] punktfunk_core::moonlight::video::VideoError),
+    #[error("sending video: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Per-frame figures for the stream's statistics.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SentFrame {
+    pub index: u32,
+    pub bytes: usize,
+    pub datagrams: usize,
+    pub keyframe: bool,
+    /// Compositor frame ready → last datagram handed to the kernel.
+    pub host_latency: Duration,
+}
+
+pub struct VideoSender {
+    params: VideoParams,
+    socket: UdpSocket,
+    peer: Peer,
+    encoder: Option<Box<dyn VideoEncoder>>,
+    packetizer: VideoPacketizer,
+    pacer: Pacer,
+    /// Set by IDR requests; the next frame is a key frame.
+    idr: Arc<AtomicBool>,
+    next_index: u32,
+    epoch: Instant,
+}
+
+impl VideoSender {
+    pub fn new(params: VideoParams, socket: UdpSocket, peer: Peer, idr: Arc<AtomicBool>) -> Result<Self, SendError> {
+        let packetizer = VideoPacketizer::new(VideoConfig {
+            packet_size: params.packet_size,
+            fec_percent: params.fec_percent,
+            min_parity: params.min_parity,
+            key: params.key,
+        })?;
+        let fps = f64::from(params.fps_mhz) / 1000.0;
+        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
+        Ok(Self { params, socket, peer, encoder: None, packetizer, pacer, idr, next_index: 1, epoch: Instant::now() })
+    }
+
+    pub fn params(&self) -> &VideoParams {
+        &self.params
+    }
+
+    /// Encodes and sends one frame. Without a peer yet the frame is skipped, and the first
+    /// frame a peer sees is an IDR (the client waits for one).
+    pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
+        let Some(peer) = self.peer.get() else {
+            self.idr.store(true, Ordering::Relaxed);
+            return Ok(None);
+        };
+        let size = (frame.width, frame.height);
+        if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
+            let mut config = EncoderConfig::new(self.params.codec, frame.width, frame.height, self.params.fps_mhz, self.params.bitrate_bps);
+            // Leave a core for the compositor and the sender.
+            config.threads = config.threads.saturating_sub(1).max(1);
+            let choice: Choice = self.params.encoder.parse().unwrap_or(Choice::Auto);
+            let (encoder, report) = open(choice, config)?;
+            tracing::info!("{report}");
+            self.encoder = Some(encoder);
+            self.idr.store(true, Ordering::Relaxed);
+        }
+        let encoder = self.encoder.as_mut().expect("just opened");
+        let force = self.idr.swap(false, Ordering::Relaxed);
+        let Some(encoded) = encoder.encode(frame, force)? else {
+            return Ok(None);
+        };
+        let index = self.next_index;
+        self.next_index = self.next_index.wrapping_add(1).max(1);
+        let rtp_timestamp = (frame.rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
+        let latency_100us = (frame.rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
+        let datagrams = self.packetizer.packetize(&VideoFrame {
+            index,
+            rtp_timestamp,
+            frame_type: if encoded.keyframe { FrameType::Idr } else { FrameType::P },
+            latency_100us,
+            bitstream: &encoded.data,
+        })?;
+        let count = datagrams.count();
+        for batch in self.pacer.plan(Instant::now(), count, datagrams.datagram_len()) {
+            let wait = batch.deadline.saturating_duration_since(Instant::now());
+            if !wait.is_zero() {
+                std::thread::sleep(wait);
+            }
+            for d in datagrams.iter().skip(batch.range.start).take(batch.range.len()) {
+                match self.socket.send_to(d, peer) {
+                    Ok(_) => {}
+                    // A full socket buffer loses this datagram; FEC or an IDR request recovers.
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(Some(SentFrame { index, bytes: encoded.data.len(), datagrams: count, keyframe: encoded.keyframe, host_latency: frame.rendered_at.elapsed() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_ping;
+
+    #[test]
+    fn pings() {
+        let mut ss = b"0123456789ABCDEF".to_vec();
+        ss.extend_from_slice(&7u32.to_be_bytes());
+        assert!(is_ping(&ss, Some("0123456789ABCDEF")));
+        assert!(!is_ping(&ss, Some("0123456789ABCDEX")));
+        assert!(!is_ping(b"PING", Some("0123456789ABCDEF")));
+        assert!(is_ping(b"PING", None));
+        assert!(!is_ping(&ss, None));
+    }
+}

@@ -1,0 +1,103 @@
+//! The daemon ↔ compositor socket (design §3): the daemon spawns one compositor process per
+//! stream and talks to it over a unix stream socket, one JSON message per line. Control
+//! traffic only (a few messages per input event); frames never cross it.
+
+use crate::gamestream::video::VideoParams;
+use crate::input::InputEvent;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, Write};
+
+/// Longest line accepted, so a confused peer cannot make the reader buffer without bound.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Daemon → compositor.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// Start (or, after a resume, restart) the video stream with these parameters.
+    StartVideo(VideoParams),
+    /// Stop sending video; the session keeps running (a client went away, it may resume).
+    StopVideo,
+    Input(InputEvent),
+    /// The client needs a key frame.
+    RequestIdr,
+    /// End the session: the app is signalled and the compositor exits.
+    Stop,
+}
+
+/// Compositor → daemon.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Report {
+    /// The first frame reached the client's address (for launch-to-first-frame figures).
+    FirstFrameSent { index: u32 },
+    /// Video could not start (encoder or socket error); the daemon ends the stream.
+    VideoFailed(String),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IpcError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("line longer than {MAX_LINE} bytes")]
+    TooLong,
+    #[error("bad message: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+pub fn write<T: Serialize>(out: &mut impl Write, msg: &T) -> Result<(), IpcError> {
+    let mut line = serde_json::to_vec(msg)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    Ok(())
+}
+
+/// Reads one message; `Ok(None)` at end of stream.
+pub fn read<T: for<'de> Deserialize<'de>>(input: &mut impl BufRead) -> Result<Option<T>, IpcError> {
+    let mut line = Vec::new();
+    let n = std::io::Read::take(&mut *input, MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+    if n == 0 {
+        return Ok(None);
+    }
+    if line.len() > MAX_LINE {
+        return Err(IpcError::TooLong);
+    }
+    Ok(Some(serde_json::from_slice(&line)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Codec;
+
+    #[test]
+    fn commands_round_trip_line_by_line() {
+        let params = VideoParams {
+            codec: Codec::H264,
+            bitrate_bps: 10_000_000,
+            fps_mhz: 60_000,
+            packet_size: 1392,
+            fec_percent: 20,
+            min_parity: 2,
+            key: Some([9; 16]),
+            ping_payload: Some("0123456789ABCDEF".into()),
+            encoder: "software".into(),
+        };
+        let msgs = [Command::StartVideo(params), Command::Input(InputEvent::Text("hé\n".into())), Command::RequestIdr, Command::Stop];
+        let mut buf = Vec::new();
+        for m in &msgs {
+            write(&mut buf, m).unwrap();
+        }
+        let mut r = std::io::Cursor::new(buf);
+        for m in &msgs {
+            assert_eq!(read::<Command>(&mut r).unwrap().as_ref(), Some(m));
+        }
+        assert!(read::<Command>(&mut r).unwrap().is_none());
+    }
+
+    #[test]
+    fn rejects_garbage_and_overlong_lines() {
+        let mut r = std::io::Cursor::new(b"{\"Nope\":1}\n".to_vec());
+        assert!(matches!(read::<Command>(&mut r), Err(IpcError::Json(_))));
+        let mut r = std::io::Cursor::new(vec![b'x'; MAX_LINE + 10]);
+        assert!(matches!(read::<Command>(&mut r), Err(IpcError::TooLong)));
+    }
+}
