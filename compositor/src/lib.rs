@@ -12,6 +12,7 @@ mod launch;
 pub mod mode;
 mod render;
 pub mod state;
+pub mod stream;
 mod text;
 mod xwayland;
 
@@ -74,6 +75,8 @@ impl Config {
 pub enum Control {
     Input(InputEvent),
     SetMode(Mode),
+    /// Render a complete frame at the next refresh even if nothing changed.
+    Redraw,
     Stop,
 }
 
@@ -157,6 +160,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
             .insert_source(control, |event, _, state: &mut State| match event {
                 channel::Event::Msg(Control::Input(e)) => state.inject(e),
                 channel::Event::Msg(Control::SetMode(m)) => state.set_mode(m),
+                channel::Event::Msg(Control::Redraw) => state.redraw = true,
                 channel::Event::Msg(Control::Stop) => state.loop_signal.stop(),
                 channel::Event::Closed => {}
             })
@@ -298,6 +302,9 @@ impl FrameOutput {
         if state.mode_changed {
             self.renderer.resize(state);
             state.mode_changed = false;
+        }
+        if std::mem::take(&mut state.redraw) {
+            self.renderer.redraw(state);
         }
         state.update_keyboard_focus();
         let now = state.clock.now();

@@ -9,7 +9,7 @@ use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N] [-- COMMAND ARGS...]";
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -24,6 +24,7 @@ fn main() -> anyhow::Result<()> {
     let mut record: Option<PathBuf> = None;
     let mut bitrate: u64 = 20_000_000;
     let mut encoder = Choice::Auto;
+    let (mut ipc_fd, mut video_fd): (Option<i32>, Option<i32>) = (None, None);
     let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
         v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
     };
@@ -35,6 +36,8 @@ fn main() -> anyhow::Result<()> {
             Some("--record") => record = Some(PathBuf::from(args.next().context("--record needs a file")?)),
             Some("--encoder") => encoder = text(args.next(), "--encoder")?.parse().map_err(anyhow::Error::msg)?,
             Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
+            Some("--ipc-fd") => ipc_fd = Some(text(args.next(), "--ipc-fd")?.parse().context("--ipc-fd is a file descriptor")?),
+            Some("--video-fd") => video_fd = Some(text(args.next(), "--video-fd")?.parse().context("--video-fd is a file descriptor")?),
             Some("--no-cursor") => config.show_cursor = false,
             Some("--no-xwayland") => config.xwayland = false,
             Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
@@ -51,6 +54,16 @@ fn main() -> anyhow::Result<()> {
     }
     config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
     config.handle_signals = true;
+    if let (Some(ipc), Some(video)) = (ipc_fd, video_fd) {
+        // Spawned by the daemon for one stream: frames go to the client, commands come from it.
+        let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
+        let video = std::net::UdpSocket::from(inherited(video)?);
+        let (sink, control) = punktfunk_compositor::stream::attach(ipc, video)?;
+        let outcome = run(config, sink, Some(control))?;
+        tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "stream session ended");
+        std::process::exit(outcome.exit_code.unwrap_or(0));
+    }
+    anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none(), "--ipc-fd and --video-fd go together");
     let outcome = match (record, raw_output) {
         (Some(path), _) => {
             let hevc = path.extension().is_some_and(|e| e == "hevc" || e == "h265");
@@ -63,4 +76,16 @@ fn main() -> anyhow::Result<()> {
     };
     tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "session ended");
     std::process::exit(outcome.exit_code.unwrap_or(0));
+}
+
+/// Takes ownership of a descriptor the daemon left open for us, and keeps it from leaking
+/// into the session's own processes.
+fn inherited(fd: i32) -> anyhow::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use std::os::fd::{BorrowedFd, FromRawFd};
+    anyhow::ensure!(fd > 2, "descriptor {fd} is not one the daemon passes");
+    // SAFETY: checked to be open just below before being owned; nothing else owns it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    fcntl(borrowed, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).with_context(|| format!("descriptor {fd} is not open"))?;
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
 }

@@ -84,6 +84,13 @@ impl Renderer {
         self.held.clear();
     }
 
+    /// Makes the next frame a full redraw, even if nothing changed (a new stream peer needs
+    /// a complete key frame).
+    pub fn redraw(&mut self, state: &State) {
+        self.damage = OutputDamageTracker::from_output(&state.output);
+        self.held.clear();
+    }
+
     /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
     pub fn render(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
         let start = Instant::now();

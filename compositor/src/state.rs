@@ -57,6 +57,8 @@ pub struct State {
     pub cursor: CursorImageStatus,
     /// The mode changed: the renderer must rebuild its buffers.
     pub mode_changed: bool,
+    /// The next frame must be drawn in full ([`crate::Control::Redraw`]).
+    pub redraw: bool,
     /// Counts window maps, so the most recently mapped window is known to be on top.
     stacking: u64,
     pub xwayland: Xwayland,
@@ -134,6 +136,7 @@ impl State {
             seat,
             cursor: CursorImageStatus::default_named(),
             mode_changed: false,
+            redraw: false,
             stacking: 0,
             xwayland: Xwayland::default(),
             app: None,

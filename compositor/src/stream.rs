@@ -1,0 +1,150 @@
+//! A compositor serving one stream for the daemon (design §3): commands arrive on the
+//! daemon's socket and drive the seat and the video sender; frames go from the sink thread
+//! through the encoder and packetizer straight to the client, never through the daemon.
+
+use crate::Control;
+use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, VideoParams, VideoSender};
+use punktfunk_streamer::ipc::{self, Command, Report};
+use punktfunk_streamer::{Frame, FrameSink};
+use smithay::reexports::calloop::channel::{self, Channel, Sender};
+use std::io::BufReader;
+use std::net::UdpSocket;
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+enum VideoCommand {
+    Start(VideoParams),
+    Stop,
+}
+
+/// Connects a session to the daemon: returns the sink for [`crate::run`] and its control
+/// channel. A thread reads the socket until the daemon says stop or goes away.
+pub fn attach(ipc: UnixStream, video: UdpSocket) -> std::io::Result<(StreamSink, Channel<Control>)> {
+    let (control, control_rx) = channel::channel();
+    let (video_tx, video_rx) = mpsc::channel();
+    let idr = Arc::new(AtomicBool::new(true));
+    let reports = Arc::new(Mutex::new(ipc.try_clone()?));
+    let reader_control = control.clone();
+    let reader_idr = Arc::clone(&idr);
+    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr))?;
+    let sink = StreamSink { commands: video_rx, socket: video, control, idr, reports, sender: None, listener_stop: None, first_sent: false };
+    Ok((sink, control_rx))
+}
+
+fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>) {
+    let mut input = BufReader::new(ipc);
+    loop {
+        let command = match ipc::read::<Command>(&mut input) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                tracing::info!("daemon closed the session socket: stopping");
+                break;
+            }
+            Err(e) => {
+                tracing::error!("daemon socket: {e}; stopping");
+                break;
+            }
+        };
+        match command {
+            Command::StartVideo(p) => {
+                let _ = video.send(VideoCommand::Start(p));
+                let _ = control.send(Control::Redraw);
+            }
+            Command::StopVideo => {
+                let _ = video.send(VideoCommand::Stop);
+            }
+            Command::Input(e) => {
+                let _ = control.send(Control::Input(e));
+            }
+            Command::RequestIdr => {
+                idr.store(true, Ordering::Relaxed);
+                let _ = control.send(Control::Redraw);
+            }
+            Command::Stop => break,
+        }
+    }
+    let _ = control.send(Control::Stop);
+}
+
+/// Encodes and sends frames once the daemon started video; drops them before that.
+pub struct StreamSink {
+    commands: mpsc::Receiver<VideoCommand>,
+    socket: UdpSocket,
+    control: Sender<Control>,
+    idr: Arc<AtomicBool>,
+    reports: Arc<Mutex<UnixStream>>,
+    sender: Option<VideoSender>,
+    listener_stop: Option<Arc<AtomicBool>>,
+    first_sent: bool,
+}
+
+impl StreamSink {
+    fn report(&self, report: &Report) {
+        let mut out = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        if let Err(e) = ipc::write(&mut *out, report) {
+            tracing::warn!("reporting to the daemon: {e}");
+        }
+    }
+
+    fn stop_video(&mut self) {
+        self.sender = None;
+        if let Some(stop) = self.listener_stop.take() {
+            stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn start_video(&mut self, params: VideoParams) -> std::io::Result<()> {
+        self.stop_video();
+        let peer = Peer::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (socket, payload, listener_peer, listener_stop) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone(), Arc::clone(&stop));
+        let (control, idr) = (self.control.clone(), Arc::clone(&self.idr));
+        std::thread::Builder::new().name("video-pings".into()).spawn(move || {
+            listen_for_pings(socket, payload, listener_peer, listener_stop, || {
+                idr.store(true, Ordering::Relaxed);
+                let _ = control.send(Control::Redraw);
+            })
+        })?;
+        self.listener_stop = Some(stop);
+        self.sender = Some(VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?);
+        self.first_sent = false;
+        Ok(())
+    }
+}
+
+impl FrameSink for StreamSink {
+    fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
+        while let Ok(command) = self.commands.try_recv() {
+            match command {
+                VideoCommand::Start(params) => {
+                    if let Err(e) = self.start_video(params) {
+                        self.report(&Report::VideoFailed(e.to_string()));
+                    }
+                }
+                VideoCommand::Stop => self.stop_video(),
+            }
+        }
+        let Some(sender) = self.sender.as_mut() else { return Ok(()) };
+        match sender.send(&frame) {
+            Ok(Some(sent)) if !self.first_sent => {
+                self.first_sent = true;
+                tracing::info!(index = sent.index, bytes = sent.bytes, "first frame sent");
+                self.report(&Report::FirstFrameSent { index: sent.index });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!("video: {e}");
+                self.report(&Report::VideoFailed(e.to_string()));
+                self.stop_video();
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.stop_video();
+        Ok(())
+    }
+}

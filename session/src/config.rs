@@ -1,0 +1,180 @@
+//! The host's configuration: one TOML file, written with documented defaults on first start.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Name shown to clients; the machine's host name when empty.
+    pub name: String,
+    /// GameStream base port P: HTTP P, HTTPS P−5, RTSP P+21, video P+9, control P+10,
+    /// audio P+11 (Sunshine's layout; Moonlight finds the others from P).
+    pub port: u16,
+    /// Management API (pairing PINs, clients), on loopback only.
+    pub api_port: u16,
+    /// `auto`, `software`, `nvenc` or `vaapi`.
+    pub encoder: String,
+    /// Video FEC parity, percent of data shards per block.
+    pub fec_percent: u8,
+    /// Bitrate cap whatever the client asks, in kbit/s.
+    pub max_bitrate_kbps: u32,
+    /// Announce the host on the local network (mDNS `_nvstream._tcp`).
+    pub mdns: bool,
+    /// Path of the compositor binary; next to this binary when empty.
+    pub compositor: String,
+    /// The "Desktop" entry: the default session.
+    pub desktop: App,
+    /// Further apps, each launched into a fresh headless session.
+    pub apps: Vec<App>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct App {
+    pub title: String,
+    /// Program and arguments, run inside the session (WAYLAND_DISPLAY and DISPLAY set).
+    pub command: Vec<String>,
+    pub working_dir: Option<PathBuf>,
+    pub env: BTreeMap<String, String>,
+    /// Run before the app starts; each `undo` runs after the session ends.
+    pub prep: Vec<PrepCommand>,
+    /// Box art (PNG or JPEG) shown by clients.
+    pub image: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrepCommand {
+    #[serde(rename = "do")]
+    pub run: Vec<String>,
+    pub undo: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            port: 47989,
+            api_port: 47990,
+            encoder: "auto".into(),
+            fec_percent: 20,
+            max_bitrate_kbps: 150_000,
+            mdns: true,
+            compositor: String::new(),
+            desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
+            apps: Vec::new(),
+        }
+    }
+}
+
+const HEADER: &str = "# punktfunk host configuration. Every key is optional; the defaults are shown.
+#
+# name = \"\"              # shown to clients; the host name when empty
+# port = 47989            # GameStream base port (HTTPS port-5, RTSP port+21, UDP port+9..+11)
+# api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
+# encoder = \"auto\"       # auto | software | nvenc | vaapi
+# fec_percent = 20        # video FEC parity in percent
+# max_bitrate_kbps = 150000
+# mdns = true             # announce the host to Moonlight clients on the LAN
+# compositor = \"\"        # path of punktfunk-compositor; next to this binary when empty
+#
+# [desktop]               # the \"Desktop\" entry: the default session
+# command = [\"foot\"]
+#
+# [[apps]]                # more entries, each in a fresh headless session at the client's mode
+# title = \"Steam\"
+# command = [\"steam\", \"-gamepadui\"]
+# working_dir = \"/home/me\"
+# env = { MANGOHUD = \"1\" }
+# prep = [{ do = [\"systemctl\", \"--user\", \"stop\", \"backup\"], undo = [\"systemctl\", \"--user\", \"start\", \"backup\"] }]
+# image = \"/usr/share/pixmaps/steam.png\"
+
+";
+
+impl Config {
+    /// Reads the file, or writes the documented default there if it does not exist.
+    pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Self::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let config = Self::default();
+                let body = format!("{HEADER}[desktop]\ncommand = {}\n", serde_json::to_string(&config.desktop.command)?);
+                crate::store::write_atomic(path, body.as_bytes())?;
+                tracing::info!("wrote a default configuration to {}", path.display());
+                Ok(config)
+            }
+            Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        let mut config: Self = toml::from_str(text)?;
+        if config.desktop.title.is_empty() {
+            config.desktop.title = "Desktop".into();
+        }
+        Ok(config)
+    }
+
+    /// The app catalog as clients see it: ids from 1, Desktop first.
+    pub fn apps(&self) -> impl Iterator<Item = (u32, &App)> {
+        std::iter::once(&self.desktop).chain(&self.apps).enumerate().map(|(i, a)| (i as u32 + 1, a))
+    }
+
+    pub fn app(&self, id: u32) -> Option<&App> {
+        self.apps().find(|(i, _)| *i == id).map(|(_, a)| a)
+    }
+
+    pub fn https_port(&self) -> u16 {
+        self.port - 5
+    }
+    pub fn rtsp_port(&self) -> u16 {
+        self.port + 21
+    }
+    pub fn video_port(&self) -> u16 {
+        self.port + 9
+    }
+    pub fn control_port(&self) -> u16 {
+        self.port + 10
+    }
+    pub fn audio_port(&self) -> u16 {
+        self.port + 11
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_default_parses_back_to_the_default() {
+        let dir = tempdir();
+        let path = dir.join("config.toml");
+        let written = Config::load_or_create(&path).unwrap();
+        assert_eq!(written, Config::default());
+        assert_eq!(Config::load_or_create(&path).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn apps_get_ids_from_one_desktop_first() {
+        let c = Config::parse("[[apps]]\ntitle = \"Game\"\ncommand = [\"game\", \"--fast\"]\nenv = { A = \"1\" }\n").unwrap();
+        let ids: Vec<(u32, &str)> = c.apps().map(|(i, a)| (i, a.title.as_str())).collect();
+        assert_eq!(ids, [(1, "Desktop"), (2, "Game")]);
+        assert_eq!(c.app(2).unwrap().env["A"], "1");
+        assert!(c.app(0).is_none() && c.app(3).is_none());
+    }
+
+    #[test]
+    fn typos_are_errors() {
+        assert!(Config::parse("fec_precent = 10").is_err());
+        assert!(Config::parse("port = \"x\"").is_err());
+    }
+
+    fn tempdir() -> PathBuf {
+        let d = std::env::temp_dir().join(format!("pf-config-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+}

@@ -1,0 +1,163 @@
+//! The host's identity: an RSA-2048 key and self-signed certificate, generated once and kept
+//! in the state directory (clients pin the certificate, and pairing signs with the key), and
+//! the X.509 details pairing needs from any certificate.
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("not a PEM certificate")]
+    Pem,
+    #[error("certificate does not parse: {0}")]
+    X509(String),
+    #[error("key: {0}")]
+    Key(String),
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// A certificate and the parts of it the GameStream protocol uses.
+#[derive(Clone, Debug)]
+pub struct Certificate {
+    pem: String,
+    der: Vec<u8>,
+    /// The signature value: it enters the pairing hashes.
+    signature: Vec<u8>,
+    /// The RSA public key (PKCS#1), to verify pairing signatures.
+    public_key: Vec<u8>,
+}
+
+impl Certificate {
+    pub fn from_pem(pem: &str) -> Result<Self, IdentityError> {
+        let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| IdentityError::Pem)?;
+        let mut cert = Self::from_der(&parsed.contents)?;
+        cert.pem = pem.to_owned();
+        Ok(cert)
+    }
+
+    pub fn from_der(der: &[u8]) -> Result<Self, IdentityError> {
+        let (_, x509) = x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
+        Ok(Self {
+            pem: String::new(),
+            der: der.to_vec(),
+            signature: x509.signature_value.data.to_vec(),
+            public_key: x509.tbs_certificate.subject_pki.subject_public_key.data.to_vec(),
+        })
+    }
+
+    /// The PEM text exactly as stored and sent (`plaincert` is its hex).
+    pub fn pem(&self) -> &str {
+        &self.pem
+    }
+
+    pub fn der(&self) -> &[u8] {
+        &self.der
+    }
+
+    pub fn signature(&self) -> &[u8] {
+        &self.signature
+    }
+
+    /// Hex SHA-256 of the DER: how paired clients are recognised.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&self.der)
+    }
+
+    /// Checks an RSA PKCS#1 v1.5 SHA-256 signature made with this certificate's key.
+    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
+        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &self.public_key).verify(message, sig).is_ok()
+    }
+}
+
+pub fn fingerprint(der: &[u8]) -> String {
+    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
+}
+
+pub struct Identity {
+    cert: Certificate,
+    key_der: Vec<u8>,
+    key: RsaKeyPair,
+}
+
+impl Identity {
+    /// A fresh RSA-2048 key and a self-signed SHA-256 certificate valid for 20 years.
+    pub fn generate(common_name: &str) -> Result<Self, IdentityError> {
+        let key = RsaKeyPair::generate(KeySize::Rsa2048).map_err(|e| IdentityError::Key(e.to_string()))?;
+        let key_der = key.as_der().map_err(|e| IdentityError::Key(e.to_string()))?.as_ref().to_vec();
+        let pkcs8 = rustls::pki_types::PrivatePkcs8KeyDer::from(key_der.clone());
+        let signing = rcgen::KeyPair::from_pkcs8_der_and_sign_algo(&pkcs8, &rcgen::PKCS_RSA_SHA256)?;
+        let mut params = rcgen::CertificateParams::default();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CommonName, common_name);
+        params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+        params.serial_number = Some(rcgen::SerialNumber::from_slice(&rand::random::<[u8; 16]>()));
+        let cert = params.self_signed(&signing)?;
+        Self::from_parts(&cert.pem(), key_der)
+    }
+
+    fn from_parts(cert_pem: &str, key_der: Vec<u8>) -> Result<Self, IdentityError> {
+        let key = RsaKeyPair::from_pkcs8(&key_der).map_err(|e| IdentityError::Key(e.to_string()))?;
+        let cert = Certificate::from_pem(cert_pem)?;
+        if key.public_key().as_ref() != cert.public_key.as_slice() {
+            return Err(IdentityError::Key("the key does not belong to the certificate".into()));
+        }
+        Ok(Self { cert, key_der, key })
+    }
+
+    /// Loads `host.pem` and `host.key` from `dir`, creating them the first time.
+    pub fn load_or_create(dir: &Path) -> Result<Self, IdentityError> {
+        let (cert_path, key_path) = (dir.join("host.pem"), dir.join("host.key"));
+        match (std::fs::read_to_string(&cert_path), std::fs::read(&key_path)) {
+            (Ok(pem), Ok(key)) => Self::from_parts(&pem, key),
+            (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
+            _ => {
+                let id = Self::generate("punktfunk GameStream host")?;
+                crate::store::write_atomic(&key_path, &id.key_der)?;
+                std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                crate::store::write_atomic(&cert_path, id.cert.pem.as_bytes())?;
+                tracing::info!("created the host certificate {}", cert_path.display());
+                Ok(id)
+            }
+        }
+    }
+
+    pub fn certificate(&self) -> &Certificate {
+        &self.cert
+    }
+
+    /// The private key (PKCS#8 DER) for the TLS listener.
+    pub fn key_der(&self) -> &[u8] {
+        &self.key_der
+    }
+
+    /// RSA PKCS#1 v1.5 with SHA-256, as pairing stage 3 needs.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let mut sig = vec![0; self.key.public_modulus_len()];
+        self.key.sign(&signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig).expect("RSA signing with a valid key");
+        sig
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_identity_signs_verifiably_and_persists() {
+        let dir = std::env::temp_dir().join(format!("pf-identity-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let a = Identity::load_or_create(&dir).unwrap();
+        let b = Identity::load_or_create(&dir).unwrap();
+        assert_eq!(a.certificate().pem(), b.certificate().pem(), "the same certificate after a restart");
+        assert_eq!(a.certificate().signature().len(), 256, "RSA-2048 signature value");
+        let sig = b.sign(b"secret");
+        assert!(a.certificate().verify(b"secret", &sig));
+        assert!(!a.certificate().verify(b"secreT", &sig));
+    }
+}

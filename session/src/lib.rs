@@ -1,0 +1,8 @@
+//! punktfunk-session: the host daemon behind the `punktfunk` binary. It owns the control
+//! plane (tokio): configuration, paired clients, the app catalog, the GameStream front end
+//! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
+//! each a compositor process that does the per-frame work (design §3).
+
+pub mod config;
+pub mod gamestream;
+pub mod store;
