@@ -3,6 +3,11 @@
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
 //! each a compositor process that does the per-frame work (design §3).
 
+pub mod api;
 pub mod config;
 pub mod gamestream;
+pub mod host;
+pub mod mdns;
+pub mod pin;
 pub mod store;
+pub mod stream;

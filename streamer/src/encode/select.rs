@@ -117,3 +117,10 @@ mod tests {
         }
     }
 }
+
+/// Whether `choice` may pick a hardware encoder whose driver is present: the host then
+/// offers HEVC (software HEVC is too slow for real-time streams at common sizes).
+pub fn hardware_available(choice: Choice) -> bool {
+    let allowed = |b: Backend| matches!(choice, Choice::Auto) || choice == Choice::Only(b);
+    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(b) && precheck(b).is_ok())
+}

@@ -1,0 +1,93 @@
+//! The management API on 127.0.0.1 (JSON): PIN entry, paired clients, status. The CLI
+//! (`punktfunk pair`, `punktfunk clients`) is a client of it.
+
+use crate::host::Host;
+use crate::pin::{valid_pin, PairOutcome, PIN_LIFETIME};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct PinRequest {
+    pub pin: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub fingerprint: String,
+    pub name: String,
+    pub paired_at: u64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub uniqueid: String,
+    pub paired_clients: usize,
+    /// The running session's app id.
+    pub app: Option<u32>,
+    /// Milliseconds from /launch to the first frame sent, once there was one.
+    pub launch_to_first_frame_ms: Option<u64>,
+}
+
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
+
+fn err(code: StatusCode, msg: impl std::fmt::Display) -> (StatusCode, Json<serde_json::Value>) {
+    (code, Json(serde_json::json!({ "error": msg.to_string() })))
+}
+
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/api/pin", post(pin))
+        .route("/api/clients", get(clients))
+        .route("/api/clients/{key}", delete(remove_client))
+        .route("/api/status", get(status))
+        .with_state(host)
+}
+
+pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener) {
+    if let Err(e) = axum::serve(listener, router(host)).await {
+        tracing::error!("management API: {e}");
+    }
+}
+
+/// Gives the PIN a client shows and waits for that pairing to finish.
+async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiResult<serde_json::Value> {
+    if !valid_pin(&req.pin) {
+        return Err(err(StatusCode::BAD_REQUEST, "a PIN is 4 digits"));
+    }
+    let outcome = host.pins.give(req.pin);
+    match tokio::time::timeout(PIN_LIFETIME, outcome).await {
+        Ok(Ok(PairOutcome::Paired { client })) => Ok(Json(serde_json::json!({ "paired": client }))),
+        Ok(Ok(PairOutcome::Failed(reason))) => Err(err(StatusCode::FORBIDDEN, reason)),
+        Ok(Err(_)) => Err(err(StatusCode::CONFLICT, "another PIN replaced this one")),
+        Err(_) => Err(err(StatusCode::GATEWAY_TIMEOUT, "no client used the PIN")),
+    }
+}
+
+async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
+    let list = host.clients.lock().unwrap().list().iter().map(|c| ClientInfo { fingerprint: c.fingerprint.clone(), name: c.name.clone(), paired_at: c.paired_at }).collect();
+    Json(list)
+}
+
+async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -> ApiResult<serde_json::Value> {
+    let removed = host.clients.lock().unwrap().remove(&key).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if removed == 0 {
+        return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
+    }
+    Ok(Json(serde_json::json!({ "removed": removed })))
+}
+
+async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
+    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64)));
+    Json(Status {
+        name: host.name.clone(),
+        uniqueid: host.uniqueid.clone(),
+        paired_clients: host.clients.lock().unwrap().list().len(),
+        app: session.map(|s| s.0),
+        launch_to_first_frame_ms: session.and_then(|s| s.1),
+    })
+}

@@ -1,0 +1,147 @@
+//! The control stream server (reference §6): ENet on UDP, one native thread. It binds each
+//! ENet peer to the running session by the connect data RTSP handed out (or the launching
+//! client's address), decrypts its messages, forwards input and key-frame requests to the
+//! compositor, and tells the client when the session ends.
+//!
+//! ENet is `rusty_enet`, a transpilation of ENet 1.3 (wire-compatible with the C library
+//! moonlight-common-c embeds).
+
+use crate::host::Host;
+use crate::stream::Ended;
+use punktfunk_streamer::gamestream::control::{ControlCipher, Message};
+use punktfunk_streamer::gamestream::input::Translator;
+use punktfunk_streamer::ipc::Command;
+use rusty_enet as enet;
+use std::collections::HashMap;
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A peer whose last packet is older than this when it disconnects has vanished (ENet timed
+/// it out) rather than left: its session is torn down instead of kept for /resume.
+const VANISHED: Duration = Duration::from_secs(2);
+/// ENet timeout for a silent peer: the client pings every 100 ms.
+const PEER_TIMEOUT_MS: (u32, u32) = (3000, 5000);
+
+struct Bound {
+    stream: u64,
+    cipher: ControlCipher,
+    input: Translator,
+    last_heard: Instant,
+}
+
+pub fn spawn(host: Arc<Host>, socket: UdpSocket) -> anyhow::Result<()> {
+    let ended = host.streams.on_end();
+    let enet = enet::Host::new(socket, enet::HostSettings { peer_limit: 16, channel_limit: 0x30, ..Default::default() })
+        .map_err(|e| anyhow::anyhow!("ENet host: {e:?}"))?;
+    std::thread::Builder::new().name("control".into()).spawn(move || run(host, enet, ended))?;
+    Ok(())
+}
+
+fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc::Receiver<Ended>) {
+    let mut peers: HashMap<enet::PeerID, Bound> = HashMap::new();
+    let mut out = Vec::new();
+    loop {
+        // Sleep until a datagram arrives or ENet's timers need a turn.
+        let fd = enet.socket().as_fd();
+        let _ = nix::poll::poll(&mut [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)], 10u16);
+        loop {
+            let event = match enet.service() {
+                Ok(Some(e)) => e,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("control socket: {e}");
+                    break;
+                }
+            };
+            match event {
+                enet::Event::Connect { peer, data } => {
+                    let addr = peer.address();
+                    match bind(&host, data, addr) {
+                        Some(bound) => {
+                            tracing::info!(?addr, stream = bound.stream, "control stream connected");
+                            peer.set_timeout(32, PEER_TIMEOUT_MS.0, PEER_TIMEOUT_MS.1);
+                            peers.insert(peer.id(), bound);
+                        }
+                        None => {
+                            tracing::warn!(?addr, "control connection matches no session: refused");
+                            peer.disconnect_now(0);
+                        }
+                    }
+                }
+                enet::Event::Disconnect { peer, .. } => {
+                    let Some(bound) = peers.remove(&peer.id()) else { continue };
+                    if bound.last_heard.elapsed() > VANISHED {
+                        tracing::info!(stream = bound.stream, "client vanished: ending its session");
+                        host.streams.cancel_if(bound.stream);
+                    } else {
+                        tracing::info!(stream = bound.stream, "client disconnected: session kept for /resume");
+                        host.streams.with(|s| if s.id == bound.stream { s.send(&Command::StopVideo) });
+                    }
+                }
+                enet::Event::Receive { peer, packet, .. } => {
+                    let Some(bound) = peers.get_mut(&peer.id()) else { continue };
+                    bound.last_heard = Instant::now();
+                    match bound.cipher.decode(packet.data()) {
+                        Ok(message) => dispatch(&host, bound, message, &mut out),
+                        Err(e) => {
+                            // Sunshine ends the session here; a bad packet only costs itself.
+                            tracing::warn!(stream = bound.stream, "control message dropped: {e}");
+                        }
+                    }
+                }
+            }
+        }
+        while let Ok(Ended::Stream(id)) = ended.try_recv() {
+            for (peer_id, bound) in peers.iter_mut().filter(|(_, b)| b.stream == id) {
+                let packet = enet::Packet::reliable(bound.cipher.termination().as_slice());
+                if let Some(peer) = enet.get_peer_mut(*peer_id) {
+                    let _ = peer.send(0, &packet);
+                    peer.disconnect_later(0);
+                }
+            }
+            peers.retain(|_, b| b.stream != id);
+            enet.flush();
+        }
+    }
+}
+
+/// Finds the session a new peer belongs to: by connect data when the client sent it,
+/// else by its address.
+fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
+    host.streams
+        .with(|s| {
+            let matches = if data != 0 { data == s.launch.connect_data } else { addr.is_some_and(|a| a.ip() == s.launch.client) };
+            matches.then(|| Bound {
+                stream: s.id,
+                cipher: ControlCipher::new(&s.launch.key),
+                input: Translator::new((s.launch.width, s.launch.height)),
+                last_heard: Instant::now(),
+            })
+        })
+        .flatten()
+}
+
+fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_streamer::input::InputEvent>) {
+    let command = match message {
+        Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
+        Message::Input(packet) => {
+            bound.input.translate(packet, out);
+            None
+        }
+        Message::Other(_) => None,
+    };
+    host.streams.with(|s| {
+        if s.id != bound.stream {
+            return;
+        }
+        for event in out.drain(..) {
+            s.send(&Command::Input(event));
+        }
+        if let Some(c) = &command {
+            s.send(c);
+        }
+    });
+    out.clear();
+}

@@ -1,0 +1,352 @@
+//! The GameStream HTTP (47989) and HTTPS (47984) API (reference §4): server info, PIN
+//! pairing, the app list, launch, resume and cancel. Everything past pairing needs HTTPS
+//! with a paired client certificate; an unknown one gets `status_code="401"`.
+
+use super::identity::fingerprint;
+use super::pairing::Pairing;
+use super::xml::Xml;
+use crate::host::{Host, PendingPairing};
+use crate::pin::PairOutcome;
+use crate::store::PairedClient;
+use crate::stream::Launch;
+use axum::extract::{Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, Router};
+use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+pub const APP_VERSION: &str = "7.1.431.-1";
+const GFE_VERSION: &str = "3.23.0.74";
+const SCM_H264: u32 = 0x1;
+const SCM_HEVC: u32 = 0x100;
+/// How long a client's first pairing request waits for the user's PIN.
+const PIN_WAIT: Duration = Duration::from_secs(85);
+/// A pairing abandoned between stages is forgotten after this.
+const PAIRING_TTL: Duration = Duration::from_secs(300);
+
+/// Who is asking: the TCP peer and, over HTTPS, its certificate's fingerprint.
+#[derive(Clone, Debug)]
+pub struct Conn {
+    pub remote: SocketAddr,
+    pub local: SocketAddr,
+    pub https: bool,
+    pub cert: Option<String>,
+}
+
+type Params = Query<HashMap<String, String>>;
+
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/serverinfo", get(serverinfo))
+        .route("/pair", get(pair))
+        .route("/unpair", get(unpair))
+        .route("/applist", get(applist))
+        .route("/appasset", get(appasset))
+        .route("/launch", get(launch))
+        .route("/resume", get(resume))
+        .route("/cancel", get(cancel))
+        .with_state(host)
+}
+
+/// Serves plain HTTP: one request per connection (clients never reuse them).
+pub async fn serve_http(host: Arc<Host>, listener: TcpListener) {
+    let app = router(host);
+    loop {
+        let Ok((tcp, remote)) = listener.accept().await else { continue };
+        let Ok(local) = tcp.local_addr() else { continue };
+        let svc = app.clone().layer(Extension(Conn { remote, local, https: false, cert: None }));
+        tokio::spawn(serve_connection(TokioIo::new(tcp), svc));
+    }
+}
+
+/// Serves HTTPS with client certificates (any is accepted; pairing is checked per request).
+pub async fn serve_https(host: Arc<Host>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let app = router(host);
+    loop {
+        let Ok((tcp, remote)) = listener.accept().await else { continue };
+        let Ok(local) = tcp.local_addr() else { continue };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake: {e}"),
+                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
+            };
+            let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| fingerprint(c));
+            let svc = app.layer(Extension(Conn { remote, local, https: true, cert }));
+            serve_connection(TokioIo::new(tls), svc).await;
+        });
+    }
+}
+
+async fn serve_connection<I>(io: TokioIo<I>, svc: Router)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper_util::service::TowerToHyperService::new(svc);
+    let conn = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).keep_alive(false).header_read_timeout(Duration::from_secs(10)).serve_connection(io, svc);
+    if let Err(e) = conn.await {
+        tracing::debug!("HTTP connection: {e}");
+    }
+}
+
+fn xml(x: Xml) -> Response {
+    ([(header::CONTENT_TYPE, "application/xml")], x.render()).into_response()
+}
+
+fn unauthorized() -> Response {
+    xml(Xml::error(401, "The client is not authorized. Certificate verification failed."))
+}
+
+fn paired(host: &Host, conn: &Conn) -> bool {
+    conn.https && host.is_paired(conn.cert.as_deref())
+}
+
+async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>) -> Response {
+    if conn.https && !paired(&host, &conn) {
+        return unauthorized();
+    }
+    let current = host.streams.current_app();
+    let codecs = SCM_H264 | if host.hevc { SCM_HEVC } else { 0 };
+    let state = if current.is_some() { "PUNKTFUNK_SERVER_BUSY" } else { "PUNKTFUNK_SERVER_FREE" };
+    xml(Xml::ok()
+        .el("hostname", &host.name)
+        .el("appversion", APP_VERSION)
+        .el("GfeVersion", GFE_VERSION)
+        .el("uniqueid", &host.uniqueid)
+        .el("HttpsPort", host.config.https_port())
+        .el("ExternalPort", host.config.port)
+        .el("LocalIP", conn.local.ip())
+        .el("mac", "00:00:00:00:00:00")
+        .el("MaxLumaPixelsHEVC", if host.hevc { 1869449984u32 } else { 0 })
+        .el("ServerCodecModeSupport", codecs)
+        .el("PairStatus", u8::from(paired(&host, &conn)))
+        .el("currentgame", current.unwrap_or(0))
+        .el("state", state))
+}
+
+fn hex_param(q: &HashMap<String, String>, name: &str) -> Option<Vec<u8>> {
+    hex::decode(q.get(name)?).ok()
+}
+
+fn not_paired(reason: &str) -> Response {
+    xml(Xml::ok().el("paired", 0).el("status_message", reason))
+}
+
+async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
+    let uid = q.get("uniqueid").cloned().unwrap_or_default();
+    if conn.https {
+        // Stage 5 proves the client now holds the paired certificate.
+        return if q.get("phrase").map(String::as_str) == Some("pairchallenge") && paired(&host, &conn) { xml(Xml::ok().el("paired", 1)) } else { unauthorized() };
+    }
+    host.pairings.lock().unwrap().retain(|_, p| p.started.elapsed() < PAIRING_TTL);
+    if q.get("phrase").map(String::as_str) == Some("getservercert") {
+        return getservercert(&host, uid, &q).await;
+    }
+    let Some(mut pending) = host.pairings.lock().unwrap().remove(&uid) else {
+        return not_paired("no pairing in progress");
+    };
+    let step = if let Some(c) = hex_param(&q, "clientchallenge") {
+        pending.pairing.client_challenge(&host.identity, &c).map(|r| Some(("challengeresponse", hex::encode(r))))
+    } else if let Some(c) = hex_param(&q, "serverchallengeresp") {
+        pending.pairing.server_challenge_resp(&host.identity, &c).map(|r| Some(("pairingsecret", hex::encode(r))))
+    } else if let Some(c) = hex_param(&q, "clientpairingsecret") {
+        pending.pairing.client_pairing_secret(&c).map(|()| None)
+    } else {
+        host.pairings.lock().unwrap().insert(uid, pending);
+        return xml(Xml::error(400, "unknown pairing phrase"));
+    };
+    match step {
+        Ok(Some((name, value))) => {
+            host.pairings.lock().unwrap().insert(uid, pending);
+            xml(Xml::ok().el("paired", 1).el(name, value))
+        }
+        Ok(None) => {
+            let cert = pending.pairing.client();
+            let client = PairedClient { fingerprint: cert.fingerprint(), name: pending.device.clone(), cert_pem: cert.pem().to_owned(), paired_at: unix_now() };
+            if let Err(e) = host.clients.lock().unwrap().add(client) {
+                tracing::error!("saving the paired client: {e}");
+                finish(&mut pending, PairOutcome::Failed(format!("could not save the client: {e}")));
+                return not_paired("could not save the pairing");
+            }
+            tracing::info!(device = pending.device, "client paired");
+            let device = pending.device.clone();
+            finish(&mut pending, PairOutcome::Paired { client: device });
+            xml(Xml::ok().el("paired", 1))
+        }
+        Err(e) => {
+            tracing::warn!(device = pending.device, "pairing failed: {e}");
+            finish(&mut pending, PairOutcome::Failed(e.to_string()));
+            not_paired(&e.to_string())
+        }
+    }
+}
+
+fn finish(pending: &mut PendingPairing, outcome: PairOutcome) {
+    if let Some(tx) = pending.outcome.take() {
+        let _ = tx.send(outcome);
+    }
+}
+
+async fn getservercert(host: &Host, uid: String, q: &HashMap<String, String>) -> Response {
+    let (Some(salt), Some(cert)) = (hex_param(q, "salt"), hex_param(q, "clientcert")) else {
+        return xml(Xml::error(400, "salt and clientcert are required"));
+    };
+    let Ok(cert_pem) = String::from_utf8(cert) else { return xml(Xml::error(400, "clientcert is not PEM text")) };
+    let device = q.get("devicename").cloned().unwrap_or_else(|| "client".into());
+    tracing::info!(device, "pairing request: waiting for the PIN (punktfunk pair <PIN>)");
+    let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else {
+        tracing::warn!(device, "no PIN was entered in time");
+        return not_paired("no PIN was entered in time");
+    };
+    match Pairing::new(&salt, &pin, &cert_pem) {
+        Ok(pairing) => {
+            host.pairings.lock().unwrap().insert(uid, PendingPairing { pairing, outcome, device, started: Instant::now() });
+            xml(Xml::ok().el("paired", 1).el("plaincert", hex::encode(host.identity.certificate().pem())))
+        }
+        Err(e) => {
+            if let Some(tx) = outcome {
+                let _ = tx.send(PairOutcome::Failed(e.to_string()));
+            }
+            not_paired(&e.to_string())
+        }
+    }
+}
+
+async fn unpair(State(host): State<Arc<Host>>, Query(q): Params) -> Response {
+    if let Some(uid) = q.get("uniqueid") {
+        if let Some(mut p) = host.pairings.lock().unwrap().remove(uid) {
+            finish(&mut p, PairOutcome::Failed("the client aborted pairing".into()));
+        }
+    }
+    xml(Xml::ok())
+}
+
+async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>) -> Response {
+    if !paired(&host, &conn) {
+        return unauthorized();
+    }
+    let mut apps = String::new();
+    for (id, app) in host.config.apps() {
+        let one = Xml::ok().el("IsHdrSupported", 0).el("AppTitle", &app.title).el("ID", id);
+        apps += &format!("<App>{}</App>", one.body());
+    }
+    xml(Xml::ok().raw(&apps))
+}
+
+async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
+    if !paired(&host, &conn) {
+        return unauthorized();
+    }
+    let image = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.config.app(id)).and_then(|a| a.image.clone());
+    match image.map(std::fs::read) {
+        Some(Ok(bytes)) => ([(header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// `WxHxFPS`, within what a session can render.
+fn parse_mode(mode: &str) -> Option<(u32, u32, u32)> {
+    let mut it = mode.split('x').map(|v| v.parse::<u32>().ok());
+    let (Some(Some(w)), Some(Some(h)), Some(Some(fps)), None) = (it.next(), it.next(), it.next(), it.next()) else { return None };
+    ((16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps)).then_some((w, h, fps))
+}
+
+/// `rikey` (16 bytes hex) and `rikeyid` (a signed 32-bit integer; some clients send it unsigned).
+fn keys(q: &HashMap<String, String>) -> Option<([u8; 16], i32)> {
+    let key = hex_param(q, "rikey")?.try_into().ok()?;
+    let id = q.get("rikeyid")?;
+    let id = id.parse::<i32>().ok().or_else(|| id.parse::<u32>().ok().map(|u| u as i32))?;
+    Some((key, id))
+}
+
+fn session_url(host: &Host, conn: &Conn, encrypted: bool) -> String {
+    let scheme = if encrypted { "rtspenc" } else { "rtsp" };
+    match conn.local.ip() {
+        std::net::IpAddr::V6(ip) => format!("{scheme}://[{ip}]:{}", host.config.rtsp_port()),
+        ip => format!("{scheme}://{ip}:{}", host.config.rtsp_port()),
+    }
+}
+
+async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
+    if !paired(&host, &conn) {
+        return unauthorized();
+    }
+    let Some((id, app)) = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.config.app(id).map(|a| (id, a.clone()))) else {
+        return xml(Xml::error(404, "no such app"));
+    };
+    let Some(mode) = q.get("mode").and_then(|m| parse_mode(m)) else { return xml(Xml::error(400, "mode must be WIDTHxHEIGHTxFPS")) };
+    let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
+    if host.streams.current_app().is_some() {
+        return xml(Xml::error(400, "An app is already running: quit it first"));
+    }
+    let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let mut launch = Launch::new(id, mode, key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
+    launch.encrypted_rtsp = corever >= 1;
+    let encrypted = launch.encrypted_rtsp;
+    let streams = Arc::clone(&host.streams);
+    match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {
+        Ok(Ok(_)) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, encrypted)).el("gamesession", 1)),
+        Ok(Err(e)) => {
+            tracing::error!("launch failed: {e:#}");
+            xml(Xml::error(500, &format!("launch failed: {e}")))
+        }
+        Err(e) => xml(Xml::error(500, &e.to_string())),
+    }
+}
+
+async fn resume(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
+    if !paired(&host, &conn) {
+        return unauthorized();
+    }
+    let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
+    let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let resumed = host.streams.with(|s| {
+        s.launch.rekey(key, key_id, conn.remote.ip());
+        s.launch.encrypted_rtsp = corever >= 1;
+        s.request = None;
+    });
+    match resumed {
+        Some(()) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, corever >= 1)).el("resume", 1)),
+        None => xml(Xml::error(503, "no session to resume")),
+    }
+}
+
+async fn cancel(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>) -> Response {
+    if !paired(&host, &conn) {
+        return unauthorized();
+    }
+    host.streams.cancel();
+    xml(Xml::ok().el("cancel", 1))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_keys() {
+        assert_eq!(parse_mode("1280x720x60"), Some((1280, 720, 60)));
+        assert_eq!(parse_mode("1280x720"), None);
+        assert_eq!(parse_mode("1280x720x60x1"), None);
+        assert_eq!(parse_mode("0x720x60"), None);
+        assert_eq!(parse_mode("99999x720x60"), None);
+        let q: HashMap<String, String> = [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "-2082761329".into())].into();
+        assert_eq!(keys(&q).unwrap().1, -2082761329);
+        let q: HashMap<String, String> = [("rikey".into(), "0011".into()), ("rikeyid".into(), "1".into())].into();
+        assert!(keys(&q).is_none());
+        let q: HashMap<String, String> = [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "4000000000".into())].into();
+        assert_eq!(keys(&q).unwrap().1, 4000000000u32 as i32);
+    }
+}

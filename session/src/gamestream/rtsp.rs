@@ -1,0 +1,134 @@
+//! The RTSP server (reference §5): one request per TCP connection, answered from the running
+//! session's launch state; PLAY starts the video in the compositor process.
+
+use crate::host::Host;
+use punktfunk_core::crypto::Gcm;
+use punktfunk_streamer::gamestream::rtsp::{self, Request, Response, RtspError};
+use punktfunk_streamer::gamestream::sdp::{self, Offer, ENCRYPT_CONTROL_V2};
+use punktfunk_streamer::gamestream::video::VideoParams;
+use punktfunk_streamer::ipc::Command;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// The session id the client echoes (it only has to be present).
+const SESSION: &str = "DEADBEEFCAFE;timeout = 90";
+
+pub async fn serve(host: Arc<Host>, listener: TcpListener) {
+    loop {
+        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let host = Arc::clone(&host);
+        tokio::spawn(async move {
+            if let Err(e) = tokio::time::timeout(READ_TIMEOUT, connection(&host, stream)).await.unwrap_or(Err(RtspError::HeadTooLong.into())) {
+                tracing::warn!(%peer, "RTSP: {e}");
+            }
+        });
+    }
+}
+
+async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
+    let peer = stream.peer_addr()?;
+    // The session this client launched, with its key; anyone else gets 454.
+    let session = host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (s.launch.key, s.launch.encrypted_rtsp))).flatten();
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let (request, sealed) = loop {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "connection closed before a full request");
+        buf.extend_from_slice(&chunk[..n]);
+        if buf[0] & 0x80 != 0 {
+            let Some((key, _)) = session else { anyhow::bail!("encrypted request without a session") };
+            if let Some(total) = rtsp::sealed_len(&buf)? {
+                if buf.len() >= total {
+                    let plain = rtsp::open(&Gcm::new(&key), &buf[..total])?;
+                    break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, true);
+                }
+            }
+        } else if let Some((req, _)) = rtsp::parse(&buf)? {
+            break (req, false);
+        }
+    };
+    let response = match session {
+        None => Response::new(454, request.cseq()),
+        Some((_, true)) if !sealed => Response::new(403, request.cseq()),
+        Some(_) => respond(host, &request),
+    };
+    tracing::debug!(method = request.method, target = request.target, status = response.status, "RTSP");
+    let bytes = response.to_bytes();
+    let bytes = match (sealed, session) {
+        (true, Some((key, _))) => rtsp::seal(&Gcm::new(&key), request.cseq().unwrap_or(0), &bytes),
+        _ => bytes,
+    };
+    stream.write_all(&bytes).await?;
+    stream.shutdown().await?;
+    Ok(())
+}
+
+fn respond(host: &Host, req: &Request) -> Response {
+    let cseq = req.cseq();
+    let ok = || Response::new(200, cseq);
+    match req.method.as_str() {
+        "OPTIONS" => ok(),
+        "DESCRIBE" => ok().body(Offer { hevc: host.hevc, av1: false, touch: true }.describe()),
+        "SETUP" => {
+            let Some((payload, connect)) = host.streams.with(|s| (s.launch.ping_payload.clone(), s.launch.connect_data)) else {
+                return Response::new(454, cseq);
+            };
+            let c = &host.config;
+            let r = ok().header("Session", SESSION);
+            if req.target.contains("audio") {
+                r.header("Transport", format!("server_port={}", c.audio_port())).header("X-SS-Ping-Payload", payload)
+            } else if req.target.contains("video") {
+                r.header("Transport", format!("server_port={}", c.video_port())).header("X-SS-Ping-Payload", payload)
+            } else if req.target.contains("control") {
+                r.header("Transport", format!("server_port={}", c.control_port())).header("X-SS-Connect-Data", connect.to_string())
+            } else {
+                Response::new(404, cseq)
+            }
+        }
+        "ANNOUNCE" => {
+            let request = match std::str::from_utf8(&req.body).map_err(|_| sdp::SdpError::Value("body")).and_then(sdp::parse_announce) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("ANNOUNCE: {e}");
+                    return Response::new(400, cseq);
+                }
+            };
+            // Only the V2 control scheme (12-byte IVs) is implemented; every current client has it.
+            if request.encryption & ENCRYPT_CONTROL_V2 == 0 {
+                tracing::warn!("client did not enable control stream encryption V2");
+                return Response::new(403, cseq);
+            }
+            tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
+            match host.streams.with(|s| s.request = Some(request)) {
+                Some(()) => ok(),
+                None => Response::new(454, cseq),
+            }
+        }
+        "PLAY" => {
+            let fec = host.config.fec_percent;
+            let started = host.streams.with(|s| {
+                let Some(r) = &s.request else { return false };
+                // The client's total budget also carries FEC parity: the encoder gets the rest.
+                let kbps = u64::from(r.bitrate_kbps.min(host.config.max_bitrate_kbps));
+                let params = VideoParams {
+                    codec: r.codec,
+                    bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
+                    fps_mhz: r.fps * 1000,
+                    packet_size: r.packet_size,
+                    fec_percent: fec,
+                    min_parity: r.min_fec_packets,
+                    key: r.video_encrypted().then_some(s.launch.key),
+                    ping_payload: Some(s.launch.ping_payload.clone()),
+                    encoder: host.config.encoder.clone(),
+                };
+                s.send(&Command::StartVideo(params));
+                true
+            });
+            if started == Some(true) { ok() } else { Response::new(454, cseq) }
+        }
+        _ => Response::new(405, cseq),
+    }
+}

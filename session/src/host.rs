@@ -1,0 +1,144 @@
+//! The daemon's shared state and its start-up: configuration, identity, paired clients, PIN
+//! hand-off, the running session, and the listeners of the GameStream front end.
+
+use crate::config::Config;
+use crate::gamestream::identity::Identity;
+use crate::gamestream::pairing::Pairing;
+use crate::pin::{PairOutcome, PinDesk};
+use crate::store::Clients;
+use crate::stream::Streams;
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::oneshot;
+
+/// Where the daemon keeps its files.
+#[derive(Clone, Debug)]
+pub struct Paths {
+    pub config: PathBuf,
+    pub state: PathBuf,
+}
+
+impl Paths {
+    /// `$XDG_CONFIG_HOME/punktfunk/config.toml` and `$XDG_STATE_HOME/punktfunk/`.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let home = || std::env::var_os("HOME").map(PathBuf::from).ok_or_else(|| anyhow::anyhow!("HOME is not set"));
+        let xdg = |var: &str, fallback: &str| -> anyhow::Result<PathBuf> {
+            match std::env::var_os(var).filter(|v| !v.is_empty()) {
+                Some(v) => Ok(PathBuf::from(v)),
+                None => Ok(home()?.join(fallback)),
+            }
+        };
+        Ok(Self { config: xdg("XDG_CONFIG_HOME", ".config")?.join("punktfunk/config.toml"), state: xdg("XDG_STATE_HOME", ".local/state")?.join("punktfunk") })
+    }
+}
+
+/// A pairing between stages, keyed by the client's `uniqueid`.
+pub struct PendingPairing {
+    pub pairing: Pairing,
+    pub outcome: Option<oneshot::Sender<PairOutcome>>,
+    pub device: String,
+    pub started: Instant,
+}
+
+pub struct Host {
+    pub config: Config,
+    pub identity: Identity,
+    /// Stable host id: clients key their host list by it.
+    pub uniqueid: String,
+    pub name: String,
+    pub clients: Mutex<Clients>,
+    pub pins: PinDesk,
+    pub pairings: Mutex<HashMap<String, PendingPairing>>,
+    pub streams: Arc<Streams>,
+    /// A hardware encoder is there: offer HEVC.
+    pub hevc: bool,
+    /// Signalled to stop the daemon (management API).
+    pub shutdown: tokio::sync::Notify,
+}
+
+/// The sockets bound before the daemon drops into its loops.
+pub struct Sockets {
+    pub http: tokio::net::TcpListener,
+    pub https: tokio::net::TcpListener,
+    pub rtsp: tokio::net::TcpListener,
+    pub api: tokio::net::TcpListener,
+    pub control: UdpSocket,
+    pub audio: UdpSocket,
+}
+
+impl Host {
+    /// Loads (or creates) configuration, identity and stores, and binds every port, so a
+    /// second daemon fails here with a clear "address in use".
+    pub async fn open(paths: &Paths) -> anyhow::Result<(Arc<Self>, Sockets)> {
+        let config = Config::load_or_create(&paths.config)?;
+        std::fs::create_dir_all(&paths.state)?;
+        let identity = Identity::load_or_create(&paths.state)?;
+        let uniqueid = load_or_create_id(&paths.state.join("uniqueid"))?;
+        let clients = Clients::load(paths.state.join("clients.json"))?;
+        let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
+        let any = Ipv4Addr::UNSPECIFIED;
+        let tcp = |port: u16| async move { tokio::net::TcpListener::bind((any, port)).await.map_err(|e| anyhow::anyhow!("TCP port {port}: {e}")) };
+        let udp = |port: u16| UdpSocket::bind((any, port)).map_err(|e| anyhow::anyhow!("UDP port {port}: {e}"));
+        let sockets = Sockets {
+            http: tcp(config.port).await?,
+            https: tcp(config.https_port()).await?,
+            rtsp: tcp(config.rtsp_port()).await?,
+            api: tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).await.map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
+            control: udp(config.control_port())?,
+            audio: udp(config.audio_port())?,
+        };
+        let video = udp(config.video_port())?;
+        let compositor = compositor_path(&config.compositor)?;
+        let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
+        let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
+        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video));
+        let host = Self {
+            config,
+            identity,
+            uniqueid,
+            name,
+            clients: Mutex::new(clients),
+            pins: PinDesk::default(),
+            pairings: Mutex::new(HashMap::new()),
+            streams,
+            hevc,
+            shutdown: tokio::sync::Notify::new(),
+        };
+        Ok((Arc::new(host), sockets))
+    }
+
+    pub fn is_paired(&self, fingerprint: Option<&str>) -> bool {
+        fingerprint.is_some_and(|f| self.clients.lock().unwrap().is_paired(f))
+    }
+}
+
+fn load_or_create_id(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(id) if !id.trim().is_empty() => Ok(id.trim().to_owned()),
+        _ => {
+            let b: [u8; 16] = rand::random();
+            let h = hex::encode(b).to_uppercase();
+            let id = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+            crate::store::write_atomic(path, id.as_bytes())?;
+            Ok(id)
+        }
+    }
+}
+
+fn hostname() -> String {
+    nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "punktfunk".into())
+}
+
+/// The compositor binary: configured, else next to this one.
+fn compositor_path(configured: &str) -> anyhow::Result<PathBuf> {
+    if !configured.is_empty() {
+        return Ok(PathBuf::from(configured));
+    }
+    let exe = std::env::current_exe()?;
+    let sibling = exe.with_file_name("punktfunk-compositor");
+    anyhow::ensure!(sibling.exists(), "punktfunk-compositor not found next to {} (set `compositor` in the config)", exe.display());
+    Ok(sibling)
+}

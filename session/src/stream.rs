@@ -1,0 +1,231 @@
+//! Stream sessions: one compositor process per stream (design §3). The daemon spawns it with
+//! the app, hands it the video socket and a command socket, forwards input and key-frame
+//! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
+
+use crate::config::App;
+use punktfunk_streamer::gamestream::sdp::StreamRequest;
+use punktfunk_streamer::ipc::{self, Command, Report};
+use std::io::BufReader;
+use std::net::{IpAddr, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What /launch (or /resume) established: the stream's keys and the client it belongs to.
+#[derive(Clone, Debug)]
+pub struct Launch {
+    pub app_id: u32,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub key: [u8; 16],
+    pub key_id: i32,
+    pub client: IpAddr,
+    /// The paired certificate that launched it (only it may resume or cancel).
+    pub fingerprint: String,
+    /// `X-SS-Ping-Payload`: the client's UDP pings carry it.
+    pub ping_payload: String,
+    /// `X-SS-Connect-Data`: the client's ENet CONNECT carries it.
+    pub connect_data: u32,
+    /// RTSP is sealed with the key (`rtspenc://`, clients with `corever` ≥ 1).
+    pub encrypted_rtsp: bool,
+}
+
+impl Launch {
+    pub fn new(app_id: u32, (width, height, fps): (u32, u32, u32), key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) -> Self {
+        Self { app_id, width, height, fps, key, key_id, client, fingerprint, ping_payload: hex::encode(rand::random::<[u8; 8]>()), connect_data: rand::random(), encrypted_rtsp: false }
+    }
+
+    /// New keys from /resume for the same running session.
+    pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr) {
+        let fresh = Self::new(self.app_id, (self.width, self.height, self.fps), key, key_id, client, String::new());
+        (self.key, self.key_id, self.client, self.ping_payload, self.connect_data) = (key, key_id, client, fresh.ping_payload, fresh.connect_data);
+    }
+}
+
+/// A running session.
+pub struct Stream {
+    pub id: u64,
+    pub launch: Launch,
+    /// The client's ANNOUNCE, once RTSP got that far.
+    pub request: Option<StreamRequest>,
+    pub launched_at: Instant,
+    pub first_frame_at: Arc<Mutex<Option<Instant>>>,
+    commands: UnixStream,
+    pid: i32,
+}
+
+impl Stream {
+    pub fn send(&mut self, command: &Command) {
+        if let Err(e) = ipc::write(&mut self.commands, command) {
+            tracing::warn!(stream = self.id, "compositor socket: {e}");
+        }
+    }
+
+    /// Asks the compositor to end the session, then makes sure it does.
+    fn stop(mut self) {
+        self.send(&Command::Stop);
+        let pid = nix::unistd::Pid::from_raw(self.pid);
+        std::thread::spawn(move || {
+            // The compositor signals its app and exits; a stuck one is killed after a grace period.
+            for _ in 0..50 {
+                if nix::sys::signal::kill(pid, None).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            tracing::warn!(%pid, "compositor did not stop in 5 s: killing it");
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        });
+    }
+}
+
+/// Notes the control server needs about sessions ending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The app exited or /cancel: tell the client it is over.
+    Stream(u64),
+}
+
+/// The one running session (one stream per host for now).
+pub struct Streams {
+    current: Mutex<Option<Stream>>,
+    next_id: Mutex<u64>,
+    compositor: PathBuf,
+    encoder: String,
+    video_socket: UdpSocket,
+    ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
+}
+
+impl Streams {
+    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket) -> Self {
+        Self { current: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()) }
+    }
+
+    /// Subscribes to session ends.
+    pub fn on_end(&self) -> std::sync::mpsc::Receiver<Ended> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.ended.lock().unwrap().push(tx);
+        rx
+    }
+
+    /// Runs `f` on the current session, if any.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        self.current.lock().unwrap().as_mut().map(f)
+    }
+
+    pub fn current_app(&self) -> Option<u32> {
+        self.with(|s| s.launch.app_id)
+    }
+
+    /// Starts `app` in a fresh compositor at the launch's mode.
+    pub fn launch(self: &Arc<Self>, launch: Launch, app: &App) -> anyhow::Result<u64> {
+        self.cancel();
+        for prep in &app.prep {
+            run_quiet(&prep.run, "prep")?;
+        }
+        let (ours, theirs) = UnixStream::pair()?;
+        let video = self.video_socket.try_clone()?;
+        let mut cmd = std::process::Command::new(&self.compositor);
+        cmd.arg("--mode")
+            .arg(format!("{}x{}@{}", launch.width, launch.height, launch.fps))
+            .arg("--encoder")
+            .arg(&self.encoder)
+            .arg("--ipc-fd")
+            .arg(theirs.as_raw_fd().to_string())
+            .arg("--video-fd")
+            .arg(video.as_raw_fd().to_string())
+            .envs(&app.env);
+        if !app.command.is_empty() {
+            cmd.arg("--").args(&app.command);
+        }
+        if let Some(dir) = &app.working_dir {
+            cmd.current_dir(dir);
+        }
+        let (ipc_fd, video_fd) = (theirs.as_raw_fd(), video.as_raw_fd());
+        // SAFETY: only async-signal-safe fcntl calls between fork and exec. They let exactly
+        // these two descriptors survive exec in the child.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                for fd in [ipc_fd, video_fd] {
+                    if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.compositor.display()))?;
+        drop((theirs, video));
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let first_frame_at = Arc::new(Mutex::new(None));
+        let reports = ours.try_clone()?;
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), commands: ours, pid: child.id() as i32 };
+        tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
+        *self.current.lock().unwrap() = Some(stream);
+
+        std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
+            let mut input = BufReader::new(reports);
+            while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
+                match report {
+                    Report::FirstFrameSent { index } => {
+                        tracing::info!(stream = id, index, "first frame sent");
+                        first_frame_at.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                    Report::VideoFailed(e) => tracing::error!(stream = id, "video failed: {e}"),
+                }
+            }
+        })?;
+        let streams = Arc::clone(self);
+        let undo: Vec<Vec<String>> = app.prep.iter().rev().map(|p| p.undo.clone()).collect();
+        std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
+            let status = child.wait();
+            tracing::info!(stream = id, ?status, "session ended");
+            for u in undo.iter().filter(|u| !u.is_empty()) {
+                let _ = run_quiet(u, "undo");
+            }
+            streams.ended(id);
+        })?;
+        Ok(id)
+    }
+
+    /// Forgets session `id` (it exited) and tells the control server.
+    fn ended(&self, id: u64) {
+        let mut current = self.current.lock().unwrap();
+        if current.as_ref().is_some_and(|s| s.id == id) {
+            *current = None;
+        }
+        drop(current);
+        self.ended.lock().unwrap().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
+    }
+
+    /// Ends the current session, if any. Returns whether there was one.
+    pub fn cancel(&self) -> bool {
+        let Some(stream) = self.current.lock().unwrap().take() else { return false };
+        let id = stream.id;
+        tracing::info!(stream = id, "ending session");
+        stream.stop();
+        self.ended.lock().unwrap().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
+        true
+    }
+
+    /// Ends session `id` if it is still the current one (a vanished client).
+    pub fn cancel_if(&self, id: u64) {
+        if self.with(|s| s.id) == Some(id) {
+            self.cancel();
+        }
+    }
+}
+
+fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {
+    let Some((prog, args)) = argv.split_first() else { return Ok(()) };
+    let status = std::process::Command::new(prog).args(args).status().map_err(|e| anyhow::anyhow!("{what} command {prog}: {e}"))?;
+    anyhow::ensure!(status.success(), "{what} command {argv:?} failed: {status}");
+    Ok(())
+}
