@@ -1,6 +1,11 @@
-//! `punktfunk-test-pattern [--color RRGGBB] [--frames N]`: a Wayland client that draws the
-//! test pattern (see the library docs) once per frame callback, at whatever size the
-//! compositor configures.
+//! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE]`: a Wayland
+//! client that draws the test pattern (see the library docs) once per frame callback, at
+//! whatever size the compositor configures.
+//!
+//! Input makes itself seen: every key or button press swaps the band's colour for its
+//! complement (visible in the stream), and with `--input-log` every keyboard and pointer
+//! event is written to FILE, one line each (`key 30 down`, `button 272 up`, `motion X Y`,
+//! `scroll vertical V`), so tests can check what arrived.
 
 use anyhow::Context;
 use memmap2::MmapMut;
@@ -9,8 +14,9 @@ use std::fs::File;
 use std::os::fd::AsFd;
 use std::time::{SystemTime, UNIX_EPOCH};
 use wayland_client::globals::{registry_queue_init, GlobalListContents};
-use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_registry, wl_shm, wl_shm_pool, wl_surface};
-use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle};
+use std::io::Write;
+use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface};
+use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle, WEnum};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
 struct Buffer {
@@ -28,17 +34,30 @@ struct App {
     buffers: Vec<Buffer>,
     frame_due: bool,
     closed: bool,
+    /// Presses so far: an odd count shows the complementary colour.
+    presses: u32,
+    log: Option<File>,
+}
+
+impl App {
+    fn log(&mut self, line: std::fmt::Arguments) {
+        if let Some(f) = &mut self.log {
+            let _ = writeln!(f, "{line}");
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let mut color = 0xff00ff;
     let mut frames = u32::MAX;
+    let mut log = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--color" => color = u32::from_str_radix(&args.next().context("--color RRGGBB")?, 16).context("--color RRGGBB")?,
             "--frames" => frames = args.next().context("--frames N")?.parse().context("--frames N")?,
-            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N]"),
+            "--input-log" => log = Some(File::create(args.next().context("--input-log FILE")?).context("creating the input log")?),
+            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE]"),
         }
     }
     let conn = Connection::connect_to_env().context("connecting to the Wayland display")?;
@@ -47,6 +66,9 @@ fn main() -> anyhow::Result<()> {
     let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ())?;
     let shm: wl_shm::WlShm = globals.bind(&qh, 1..=1, ())?;
     let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=6, ())?;
+    let seat: wl_seat::WlSeat = globals.bind(&qh, 5..=7, ())?;
+    let _keyboard = seat.get_keyboard(&qh, ());
+    let _pointer = seat.get_pointer(&qh, ());
     let surface = compositor.create_surface(&qh, ());
     let xdg = wm.get_xdg_surface(&surface, &qh, ());
     let toplevel = xdg.get_toplevel(&qh, ());
@@ -54,7 +76,7 @@ fn main() -> anyhow::Result<()> {
     toplevel.set_app_id("punktfunk-test-pattern".into());
     surface.commit();
 
-    let mut app = App::default();
+    let mut app = App { log, ..App::default() };
     let mut counter = 0u32;
     while !app.closed && counter < frames {
         queue.blocking_dispatch(&mut app)?;
@@ -68,7 +90,8 @@ fn main() -> anyhow::Result<()> {
         }
         let Some((i, buf)) = app.buffers.iter_mut().enumerate().find(|(_, b)| !b.busy) else { continue };
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
-        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, now, color);
+        let band = if app.presses % 2 == 1 { !color & 0xffffff } else { color };
+        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, now, band);
         buf.busy = true;
         surface.attach(Some(&app.buffers[i].buffer), 0, 0);
         surface.damage_buffer(0, 0, w as i32, h as i32);
@@ -101,6 +124,42 @@ delegate_noop!(App: ignore wl_compositor::WlCompositor);
 delegate_noop!(App: ignore wl_shm::WlShm);
 delegate_noop!(App: ignore wl_shm_pool::WlShmPool);
 delegate_noop!(App: ignore wl_surface::WlSurface);
+delegate_noop!(App: ignore wl_seat::WlSeat);
+
+fn pressed<T>(state: WEnum<T>, down: T) -> bool
+where
+    T: PartialEq,
+{
+    matches!(state, WEnum::Value(s) if s == down)
+}
+
+impl Dispatch<wl_keyboard::WlKeyboard, ()> for App {
+    fn event(app: &mut Self, _: &wl_keyboard::WlKeyboard, event: wl_keyboard::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let wl_keyboard::Event::Key { key, state, .. } = event {
+            let down = pressed(state, wl_keyboard::KeyState::Pressed);
+            app.presses += u32::from(down);
+            app.log(format_args!("key {key} {}", if down { "down" } else { "up" }));
+        }
+    }
+}
+
+impl Dispatch<wl_pointer::WlPointer, ()> for App {
+    fn event(app: &mut Self, _: &wl_pointer::WlPointer, event: wl_pointer::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        match event {
+            wl_pointer::Event::Button { button, state, .. } => {
+                let down = pressed(state, wl_pointer::ButtonState::Pressed);
+                app.presses += u32::from(down);
+                app.log(format_args!("button {button} {}", if down { "down" } else { "up" }));
+            }
+            wl_pointer::Event::Motion { surface_x, surface_y, .. } => app.log(format_args!("motion {surface_x:.1} {surface_y:.1}")),
+            wl_pointer::Event::Axis { axis, value, .. } => {
+                let which = if pressed(axis, wl_pointer::Axis::VerticalScroll) { "vertical" } else { "horizontal" };
+                app.log(format_args!("scroll {which} {value:.1}"));
+            }
+            _ => {}
+        }
+    }
+}
 
 impl Dispatch<wl_buffer::WlBuffer, usize> for App {
     fn event(app: &mut Self, _: &wl_buffer::WlBuffer, event: wl_buffer::Event, index: &usize, _: &Connection, _: &QueueHandle<Self>) {

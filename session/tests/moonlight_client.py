@@ -1,0 +1,138 @@
+"""A stock Moonlight client (moonlight-python, which bundles moonlight-common-c) against a
+running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
+saw; the Rust test makes the assertions.
+
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE
+"""
+import json
+import sys
+import threading
+import time
+import xml.etree.ElementTree as ET
+
+import cffi
+import numpy as np
+import requests
+import urllib3
+from moonlight_python import MoonlightClient
+from moonlight_python.discovery import connect_to_server
+from moonlight_python.http_client import NvHTTP
+from moonlight_python.stream import _find_shared_lib
+
+urllib3.disable_warnings()
+HOST = "127.0.0.1"
+port, api_port, client_dir, app_title = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+out = {}
+
+# The package binds only mouse motion; bind the rest of LiSend* from the same library (the
+# second dlopen returns the same handle, so these act on the package's connection).
+ffi = cffi.FFI()
+ffi.cdef("""
+int LiSendMouseButtonEvent(signed char action, int button);
+int LiSendKeyboardEvent(short keyCode, signed char keyAction, signed char modifiers);
+int LiSendMousePositionEvent(short x, short y, short referenceWidth, short referenceHeight);
+int LiSendUtf8TextEvent(const char *text, unsigned int length);
+int LiSendHighResScrollEvent(short scrollAmount);
+typedef struct { uint32_t packetCountVideo, packetCountFec, packetCountFecRecovered,
+  packetCountFecFailed, packetCountOOS, packetCountInvalid, packetCountFecInvalid; } RTP_VIDEO_STATS;
+const RTP_VIDEO_STATS* LiGetRTPVideoStats(void);
+""")
+lib = ffi.dlopen(_find_shared_lib())
+
+
+def give_pin(pin, result):
+    """What the user does on the host: `punktfunk pair PIN` (the management API)."""
+    time.sleep(0.3)
+    r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, timeout=120)
+    result["status"] = r.status_code
+    result["body"] = r.json()
+
+
+def pair(client, server, client_pin, host_pin):
+    result = {}
+    t = threading.Thread(target=give_pin, args=(host_pin, result))
+    t.start()
+    try:
+        client.pair(server, pin=client_pin)
+        result["client"] = "paired"
+    except Exception as e:  # the package raises WrongPinError / PairingError
+        result["client"] = type(e).__name__
+    t.join()
+    return result
+
+
+def https_status(client, server, path):
+    """`status_code` of an HTTPS request made with this client's certificate."""
+    ident = client._identity
+    cert, key = f"{client_dir}/cert.pem", f"{client_dir}/key.pem"
+    r = requests.get(f"https://{HOST}:{server.https_port}/{path}", cert=(cert, key), verify=False, timeout=10)
+    return int(ET.fromstring(r.text).get("status_code"))
+
+
+def band(frame):
+    """Mean RGB of the colour band (away from the counter digits)."""
+    h, w = frame.data.shape[:2]
+    return [round(float(c)) for c in frame.data[h // 2 : h - 20, w // 2 : w - 20].reshape(-1, 3).mean(axis=0)]
+
+
+def frames_until(client, want, seconds):
+    """Decoded frames until the band is within 40 of `want` (RGB), or the time is up."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    for f in client.frames():
+        seen.append((f.frame_number, band(f)))
+        if max(abs(a - b) for a, b in zip(seen[-1][1], want)) < 40 or time.monotonic() > deadline:
+            break
+    return seen
+
+
+client = MoonlightClient(config_dir=client_dir)
+server = connect_to_server(HOST, client._identity, port)
+out["serverinfo"] = {"appversion": server.app_version, "codecs": server.server_codec_mode_support, "paired": server.paired}
+
+# An unpaired client gets nowhere: no app list, no launch.
+out["unpaired_applist"] = https_status(client, server, "applist?uniqueid=0123456789ABCDEF")
+out["unpaired_launch"] = https_status(client, server, "launch?uniqueid=0123456789ABCDEF&appid=1&mode=1280x720x60&rikey=00112233445566778899aabbccddeeff&rikeyid=1")
+
+# A wrong PIN fails on both sides, then the right one pairs.
+out["wrong_pin"] = pair(client, server, "1111", "2222")
+out["right_pin"] = pair(client, server, "4321", "4321")
+out["paired_serverinfo"] = https_status(client, server, "serverinfo?uniqueid=0123456789ABCDEF")
+out["apps"] = [a.name for a in client.apps()]
+
+# Launch and stream: start_stream returns once a decoded frame is not black.
+t0 = time.monotonic()
+client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
+                    output_format="rgb24", ready_timeout=30.0, record_audio=False)
+out["launch_to_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
+frames = []
+for f in client.frames():
+    frames.append((f.frame_number, band(f)))
+    if len(frames) >= 60:
+        break
+out["frames"] = len(frames)
+out["frame_numbers"] = [n for n, _ in frames]
+out["band_before"] = frames[-1][1]
+
+# Input through the real client library: a key press flips the band to the complement
+# colour, a click flips it back; text, pointer position and scroll land in the app's log.
+want_flipped = [255 - c for c in out["band_before"]]
+# moonlight-qt sets bit 0x8000 on key codes (a negative short here); the host masks it.
+vk_a = 0x8041 - 0x10000
+out["send_key"] = [lib.LiSendKeyboardEvent(vk_a, 0x03, 0), lib.LiSendKeyboardEvent(vk_a, 0x04, 0)]
+after_key = frames_until(client, want_flipped, 5)
+out["band_after_key"] = after_key[-1][1]
+out["send_click"] = [lib.LiSendMouseButtonEvent(0x07, 1), lib.LiSendMouseButtonEvent(0x08, 1)]
+after_click = frames_until(client, out["band_before"], 5)
+out["band_after_click"] = after_click[-1][1]
+text = "hi".encode()
+out["send_more"] = [lib.LiSendMousePositionEvent(640, 360, 1279, 719), lib.LiSendUtf8TextEvent(text, len(text)), lib.LiSendHighResScrollEvent(-120)]
+time.sleep(1.0)
+s = lib.LiGetRTPVideoStats()
+out["video_stats"] = {k: getattr(s, k) for k in ("packetCountVideo", "packetCountFec", "packetCountFecRecovered", "packetCountFecFailed", "packetCountInvalid")}
+
+# Quit: the session is torn down and the host says so.
+client.stop_stream()
+client.quit_app()
+out["currentgame_after_quit"] = connect_to_server(HOST, client._identity, port).current_game
+print(json.dumps(out))
