@@ -3,7 +3,7 @@
 //! through the encoder and packetizer straight to the client, never through the daemon.
 
 use crate::Control;
-use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, VideoParams, VideoSender};
+use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, StatsRecorder, VideoParams, VideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::{Frame, FrameSink};
 use smithay::reexports::calloop::channel::{self, Channel, Sender};
@@ -29,7 +29,7 @@ pub fn attach(ipc: UnixStream, video: UdpSocket) -> std::io::Result<(StreamSink,
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
     std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr))?;
-    let sink = StreamSink { commands: video_rx, socket: video, control, idr, reports, sender: None, listener_stop: None, first_sent: false };
+    let sink = StreamSink { commands: video_rx, socket: video, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
     Ok((sink, control_rx))
 }
 
@@ -78,6 +78,7 @@ pub struct StreamSink {
     sender: Option<VideoSender>,
     listener_stop: Option<Arc<AtomicBool>>,
     first_sent: bool,
+    stats: StatsRecorder,
 }
 
 impl StreamSink {
@@ -89,7 +90,11 @@ impl StreamSink {
     }
 
     fn stop_video(&mut self) {
-        self.sender = None;
+        if self.sender.take().is_some() {
+            let stats = self.stats.take();
+            tracing::info!(frames = stats.frames, keyframes = stats.keyframes, p50_us = stats.host_latency_us_p50, p99_us = stats.host_latency_us_p99, "video stopped");
+            self.report(&Report::VideoStats(stats));
+        }
         if let Some(stop) = self.listener_stop.take() {
             stop.store(true, Ordering::Relaxed);
         }
@@ -128,12 +133,15 @@ impl FrameSink for StreamSink {
         }
         let Some(sender) = self.sender.as_mut() else { return Ok(()) };
         match sender.send(&frame) {
-            Ok(Some(sent)) if !self.first_sent => {
-                self.first_sent = true;
-                tracing::info!(index = sent.index, bytes = sent.bytes, "first frame sent");
-                self.report(&Report::FirstFrameSent { index: sent.index });
+            Ok(Some(sent)) => {
+                self.stats.record(&sent);
+                if !self.first_sent {
+                    self.first_sent = true;
+                    tracing::info!(index = sent.index, bytes = sent.bytes, "first frame sent");
+                    self.report(&Report::FirstFrameSent { index: sent.index });
+                }
             }
-            Ok(_) => {}
+            Ok(None) => {}
             Err(e) => {
                 tracing::error!("video: {e}");
                 self.report(&Report::VideoFailed(e.to_string()));

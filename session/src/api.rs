@@ -31,6 +31,8 @@ pub struct Status {
     pub app: Option<u32>,
     /// Milliseconds from /launch to the first frame sent, once there was one.
     pub launch_to_first_frame_ms: Option<u64>,
+    /// Figures of the last video stream that stopped.
+    pub last_video: Option<punktfunk_streamer::gamestream::video::VideoStats>,
 }
 
 type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
@@ -89,5 +91,6 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         paired_clients: host.clients.lock().unwrap().list().len(),
         app: session.map(|s| s.0),
         launch_to_first_frame_ms: session.and_then(|s| s.1),
+        last_video: host.streams.last_video.lock().unwrap().clone(),
     })
 }

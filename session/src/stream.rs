@@ -4,6 +4,7 @@
 
 use crate::config::App;
 use punktfunk_streamer::gamestream::sdp::StreamRequest;
+use punktfunk_streamer::gamestream::video::VideoStats;
 use punktfunk_streamer::ipc::{self, Command, Report};
 use std::io::BufReader;
 use std::net::{IpAddr, UdpSocket};
@@ -97,11 +98,13 @@ pub struct Streams {
     encoder: String,
     video_socket: UdpSocket,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
+    /// The figures of the last video stream that stopped.
+    pub last_video: Arc<Mutex<Option<VideoStats>>>,
 }
 
 impl Streams {
     pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket) -> Self {
-        Self { current: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()) }
+        Self { current: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()), last_video: Arc::default() }
     }
 
     /// Subscribes to session ends.
@@ -166,6 +169,7 @@ impl Streams {
         };
         let first_frame_at = Arc::new(Mutex::new(None));
         let reports = ours.try_clone()?;
+        let last_video = Arc::clone(&self.last_video);
         let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), commands: ours, pid: child.id() as i32 };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
@@ -179,6 +183,7 @@ impl Streams {
                         first_frame_at.lock().unwrap().get_or_insert_with(Instant::now);
                     }
                     Report::VideoFailed(e) => tracing::error!(stream = id, "video failed: {e}"),
+                    Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
                 }
             }
         })?;

@@ -6,9 +6,11 @@
 //! Needs the Python environment `.ci/run` builds: `PUNKTFUNK_MOONLIGHT_PYTHON` names its
 //! interpreter. Without it the test says so and passes only outside CI.
 
-use std::io::BufRead;
+mod common;
+
+use common::{start_daemon, target_dir};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Base port well away from a real host's 47989, so a host running on the machine is fine.
@@ -16,68 +18,12 @@ const PORT: u16 = 38989;
 const API_PORT: u16 = 38991;
 const COLOUR: [i64; 3] = [0x30, 0x80, 0xff];
 
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-    }
-}
-
 fn python() -> Option<PathBuf> {
     match std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON") {
         Some(p) => Some(p.into()),
         None if std::env::var_os("CI").is_some() => panic!("PUNKTFUNK_MOONLIGHT_PYTHON must name moonlight-python's interpreter on CI"),
         None => None,
     }
-}
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_punktfunk")).parent().unwrap().to_path_buf()
-}
-
-fn start_daemon(dir: &Path, app_cmd: &[String]) -> Daemon {
-    let compositor = target_dir().join("punktfunk-compositor");
-    assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
-    let config = format!(
-        "port = {PORT}\napi_port = {API_PORT}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n",
-        compositor.display().to_string(),
-        serde_json::to_string(app_cmd).unwrap()
-    );
-    std::fs::create_dir_all(dir.join("config/punktfunk")).unwrap();
-    std::fs::write(dir.join("config/punktfunk/config.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
-        .arg("serve")
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("DISPLAY")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("starting punktfunk serve");
-    // Ready once it says so; its log then goes to a file the test prints on failure.
-    let stderr = child.stderr.take().unwrap();
-    let log_path = dir.join("daemon.log");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = std::fs::File::create(log_path).unwrap();
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("host ready") {
-                let _ = tx.send(());
-            }
-            let _ = std::io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
-        }
-    });
-    rx.recv_timeout(Duration::from_secs(60)).expect("punktfunk serve did not become ready");
-    Daemon(child)
 }
 
 #[test]
@@ -92,7 +38,9 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let input_log = dir.join("input.log");
     let pattern = target_dir().join("punktfunk-test-pattern");
     let app = vec![pattern.display().to_string(), "--color".into(), "3080ff".into(), "--input-log".into(), input_log.display().to_string()];
-    let daemon = start_daemon(&dir, &app);
+    let (prep, undo) = (dir.join("prep-ran"), dir.join("undo-ran"));
+    let prep_toml = format!("prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]", prep.display().to_string(), undo.display().to_string());
+    let daemon = start_daemon(&dir, PORT, API_PORT, &app, &prep_toml);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let output = Command::new(&python)
@@ -141,13 +89,29 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert!(events.lines().any(centred), "no pointer motion to the centre:\n{events}");
     assert_eq!(out["video_stats"]["packetCountInvalid"], 0);
 
-    // Quit: the session is gone, and so is the app.
+    // Leaving without quitting keeps the session; the client resumes it.
+    assert_eq!(out["currentgame_after_leave"], 2);
+    assert_eq!(out["frames_after_resume"], 10);
+
+    // Quit: the session is gone, and so is the app; its prep command ran, then its undo.
     assert_eq!(out["currentgame_after_quit"], 0);
+    assert!(prep.exists(), "prep command did not run");
     let deadline = Instant::now() + Duration::from_secs(5);
     let app_alive = || std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"input.log") && String::from_utf8_lossy(&c).contains(&dir.display().to_string())));
     while app_alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(!app_alive(), "the app outlived /cancel");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !undo.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(undo.exists(), "undo command did not run after the session");
+    let video = &out["status_after_quit"]["last_video"];
+    assert!(video["frames"].as_u64().unwrap() >= 10, "{video}");
+    eprintln!(
+        "figures: /launch to first decoded frame {} ms (resume {} ms); host latency frame ready → last packet p50 {} µs, p99 {} µs over {} frames",
+        out["launch_to_first_frame_ms"], out["resume_first_frame_ms"], video["host_latency_us_p50"], video["host_latency_us_p99"], video["frames"]
+    );
     drop(daemon);
 }

@@ -131,8 +131,25 @@ time.sleep(1.0)
 s = lib.LiGetRTPVideoStats()
 out["video_stats"] = {k: getattr(s, k) for k in ("packetCountVideo", "packetCountFec", "packetCountFecRecovered", "packetCountFecFailed", "packetCountInvalid")}
 
+# Leave without quitting (Moonlight's "disconnect"): the app keeps running, and starting the
+# same app again resumes it (/resume) with fresh keys.
+client.stop_stream()
+out["currentgame_after_leave"] = connect_to_server(HOST, client._identity, port).current_game
+t0 = time.monotonic()
+client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
+                    output_format="rgb24", ready_timeout=30.0, record_audio=False)
+out["resume_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
+n = 0
+for f in client.frames():
+    n += 1
+    if n >= 10:
+        break
+out["frames_after_resume"] = n
+
 # Quit: the session is torn down and the host says so.
 client.stop_stream()
 client.quit_app()
 out["currentgame_after_quit"] = connect_to_server(HOST, client._identity, port).current_game
+time.sleep(0.5)
+out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/status", timeout=5).json()
 print(json.dumps(out))

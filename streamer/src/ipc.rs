@@ -2,7 +2,7 @@
 //! stream and talks to it over a unix stream socket, one JSON message per line. Control
 //! traffic only (a few messages per input event); frames never cross it.
 
-use crate::gamestream::video::VideoParams;
+use crate::gamestream::video::{VideoParams, VideoStats};
 use crate::input::InputEvent;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -31,6 +31,8 @@ pub enum Report {
     FirstFrameSent { index: u32 },
     /// Video could not start (encoder or socket error); the daemon ends the stream.
     VideoFailed(String),
+    /// Figures of a video stream that stopped.
+    VideoStats(VideoStats),
 }
 
 #[derive(Debug, thiserror::Error)]

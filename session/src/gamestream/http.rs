@@ -91,7 +91,7 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper_util::service::TowerToHyperService::new(svc);
-    let conn = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).keep_alive(false).header_read_timeout(Duration::from_secs(10)).serve_connection(io, svc);
+    let conn = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).keep_alive(false).half_close(true).header_read_timeout(Duration::from_secs(10)).serve_connection(io, svc);
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection: {e}");
     }

@@ -91,6 +91,54 @@ pub struct SentFrame {
     pub host_latency: Duration,
 }
 
+/// A stream's figures when it stops, for the daemon's status and the benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoStats {
+    pub frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    pub datagrams: u64,
+    /// Compositor frame ready → last datagram sent, in µs.
+    pub host_latency_us_p50: u32,
+    pub host_latency_us_p99: u32,
+}
+
+/// Accumulates [`SentFrame`]s into [`VideoStats`].
+#[derive(Default)]
+pub struct StatsRecorder {
+    stats: VideoStats,
+    latencies: Vec<u32>,
+}
+
+impl StatsRecorder {
+    /// Latency samples kept (a few minutes at 60 Hz): enough for stable percentiles.
+    const SAMPLES: usize = 16_384;
+
+    pub fn record(&mut self, sent: &SentFrame) {
+        let s = &mut self.stats;
+        s.frames += 1;
+        s.keyframes += u64::from(sent.keyframe);
+        s.bytes += sent.bytes as u64;
+        s.datagrams += sent.datagrams as u64;
+        let us = sent.host_latency.as_micros().min(u32::MAX as u128) as u32;
+        if self.latencies.len() < Self::SAMPLES {
+            self.latencies.push(us);
+        } else {
+            self.latencies[(s.frames as usize) % Self::SAMPLES] = us;
+        }
+    }
+
+    /// The figures so far; starts over.
+    pub fn take(&mut self) -> VideoStats {
+        let mut l = std::mem::take(&mut self.latencies);
+        l.sort_unstable();
+        let at = |q: f64| l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+        let mut stats = std::mem::take(&mut self.stats);
+        (stats.host_latency_us_p50, stats.host_latency_us_p99) = (at(0.5), at(0.99));
+        stats
+    }
+}
+
 pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
@@ -176,7 +224,19 @@ impl VideoSender {
 
 #[cfg(test)]
 mod tests {
-    use super::is_ping;
+    use super::*;
+
+    #[test]
+    fn stats_percentiles() {
+        let mut r = StatsRecorder::default();
+        for ms in 1..=100u64 {
+            r.record(&SentFrame { index: ms as u32, bytes: 10, datagrams: 2, keyframe: ms == 1, host_latency: Duration::from_millis(ms) });
+        }
+        let s = r.take();
+        assert_eq!((s.frames, s.keyframes, s.bytes, s.datagrams), (100, 1, 1000, 200));
+        assert_eq!((s.host_latency_us_p50, s.host_latency_us_p99), (51_000, 99_000));
+        assert_eq!(r.take(), VideoStats::default());
+    }
 
     #[test]
     fn pings() {

@@ -1,0 +1,65 @@
+//! Starting and stopping `punktfunk serve` for the end-to-end tests.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Daemon(pub Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+    }
+}
+
+pub fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_punktfunk")).parent().unwrap().to_path_buf()
+}
+
+/// Starts the daemon with its files under `dir`, base port `port`, and one extra app
+/// "Input Test" running `app_cmd`, with `app_toml` lines added to its table.
+pub fn start_daemon(dir: &Path, port: u16, api_port: u16, app_cmd: &[String], app_toml: &str) -> Daemon {
+    let compositor = target_dir().join("punktfunk-compositor");
+    assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
+    let config = format!(
+        "port = {port}\napi_port = {api_port}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        compositor.display().to_string(),
+        serde_json::to_string(app_cmd).unwrap()
+    );
+    std::fs::create_dir_all(dir.join("config/punktfunk")).unwrap();
+    std::fs::write(dir.join("config/punktfunk/config.toml"), config).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
+        .arg("serve")
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DISPLAY")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting punktfunk serve");
+    // Ready once it says so; its log then goes to a file the test prints on failure.
+    let stderr = child.stderr.take().unwrap();
+    let log_path = dir.join("daemon.log");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut log = std::fs::File::create(log_path).unwrap();
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("host ready") {
+                let _ = tx.send(());
+            }
+            let _ = std::io::Write::write_all(&mut log, format!("{line}\n").as_bytes());
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(60)).expect("punktfunk serve did not become ready");
+    Daemon(child)
+}
+

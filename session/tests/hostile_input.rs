@@ -1,0 +1,93 @@
+//! Malformed and unauthorised traffic at a running `punktfunk serve`: every front end
+//! (HTTP, HTTPS, RTSP, ENet control) answers with an error or drops it, and the daemon keeps
+//! serving real requests afterwards.
+
+mod common;
+
+use common::start_daemon;
+use std::io::{Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 39989;
+const API_PORT: u16 = 39991;
+const HTTPS: u16 = PORT - 5;
+const RTSP: u16 = PORT + 21;
+const CONTROL: u16 = PORT + 10;
+
+/// Sends `bytes` on a fresh TCP connection and returns what came back before the close.
+fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let _ = s.write_all(bytes);
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn serverinfo_ok() -> bool {
+    let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));
+    let ok = r.starts_with("HTTP/1.1 200") && r.contains("<root status_code=\"200\">") && r.contains("<PairStatus>0</PairStatus>");
+    if !ok {
+        eprintln!("serverinfo answered: {r:?}");
+    }
+    ok
+}
+
+#[test]
+fn garbage_everywhere_and_the_host_keeps_serving() {
+    let dir = std::env::temp_dir().join(format!("pf-hostile-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _daemon = start_daemon(&dir, PORT, API_PORT, &["true".into()], "");
+    assert!(serverinfo_ok());
+
+    // HTTP: not HTTP at all, an endless header, a bad query, pairing without its fields,
+    // the launch API over plain HTTP, a path that does not exist.
+    assert!(!text(&exchange(PORT, b"\x00\x01\x02garbage\r\n\r\n")).starts_with("HTTP/1.1 200"));
+    let mut long = b"GET /serverinfo HTTP/1.1\r\nX: ".to_vec();
+    long.extend(std::iter::repeat_n(b'a', 1 << 20));
+    assert!(!text(&exchange(PORT, &long)).contains("status_code=\"200\""));
+    assert!(text(&exchange(PORT, b"GET /pair?uniqueid=x&phrase=getservercert HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"400\""));
+    assert!(text(&exchange(PORT, b"GET /pair?uniqueid=x&clientchallenge=zz HTTP/1.1\r\nHost: x\r\n\r\n")).contains("<paired>0</paired>"));
+    assert!(text(&exchange(PORT, b"GET /launch?appid=1&mode=1x1x1&rikey=00&rikeyid=1 HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"401\""));
+    assert!(text(&exchange(PORT, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).starts_with("HTTP/1.1 404"));
+
+    // HTTPS: a client that is not TLS at all.
+    let _ = exchange(HTTPS, b"GET /serverinfo HTTP/1.1\r\n\r\n");
+
+    // RTSP: no session (454), not RTSP (no answer), a sealed message without a session,
+    // a head that never ends.
+    assert!(text(&exchange(RTSP, b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\nCSeq: 1\r\n\r\n")).starts_with("RTSP/1.0 454"));
+    assert!(exchange(RTSP, b"HELLO\r\n\r\n").is_empty());
+    assert!(exchange(RTSP, &[0x80, 0, 0, 0x10, 0, 0, 0, 1]).is_empty());
+    assert!(exchange(RTSP, &vec![b'A'; 64 * 1024]).is_empty());
+
+    // ENet control: random datagrams, then a well-formed ENet client that matches no
+    // session, which is refused.
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    for len in [0usize, 1, 4, 12, 48, 1400] {
+        let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+        udp.send_to(&junk, ("127.0.0.1", CONTROL)).unwrap();
+    }
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut client = rusty_enet::Host::new(socket, rusty_enet::HostSettings { peer_limit: 1, channel_limit: 0x30, ..Default::default() }).unwrap();
+    client.connect(std::net::SocketAddr::from(([127, 0, 0, 1], CONTROL)), 0x30, 0x1234_5678).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut refused = false;
+    while Instant::now() < deadline && !refused {
+        while let Ok(Some(event)) = client.service() {
+            refused |= matches!(event, rusty_enet::Event::Disconnect { .. });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(refused, "a control connection without a session must be refused");
+
+    let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));
+    assert!(serverinfo_ok(), "the host stopped serving after hostile input: {r}");
+}
