@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod config;
+pub mod gamepad;
 pub mod gamestream;
 pub mod host;
 pub mod mdns;

@@ -39,13 +39,22 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let pattern = target_dir().join("punktfunk-test-pattern");
     let app = vec![pattern.display().to_string(), "--color".into(), "3080ff".into(), "--input-log".into(), input_log.display().to_string()];
     let (prep, undo) = (dir.join("prep-ran"), dir.join("undo-ran"));
-    let prep_toml = format!("prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]", prep.display().to_string(), undo.display().to_string());
+    let short = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "ff8000".into(), "--frames".into(), "240".into()]).unwrap();
+    let prep_toml = format!(
+        "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n",
+        prep.display().to_string(),
+        undo.display().to_string()
+    );
     let daemon = start_daemon(&dir, PORT, API_PORT, &app, &prep_toml);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let output = Command::new(&python)
         .arg(&script)
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into()])
+        // `punktfunk pair` finds the daemon through the same configuration.
+        .env("PUNKTFUNK_BIN", env!("CARGO_BIN_EXE_punktfunk"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env("XDG_STATE_HOME", dir.join("state"))
         .output()
         .expect("running the Moonlight client");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
@@ -62,9 +71,10 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_ne!(out["wrong_pin"]["client"], "paired");
     assert_eq!(out["wrong_pin"]["status"], 403, "the host reports the failed pairing to whoever gave the PIN");
     assert_eq!(out["right_pin"]["client"], "paired");
-    assert_eq!(out["right_pin"]["status"], 200);
+    assert_eq!(out["right_pin"]["cli_rc"], 0, "punktfunk pair: {}", out["right_pin"]);
+    assert_eq!(out["right_pin"]["cli_out"], "waiting for the client to finish pairing…\npaired with roth");
     assert_eq!(out["paired_serverinfo"], 200);
-    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test"]));
+    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short"]));
 
     // Video: 60 decoded frames in order, of the colour the app draws.
     assert_eq!(out["frames"], 60);
@@ -107,6 +117,23 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(undo.exists(), "undo command did not run after the session");
+    // An app that exits on its own ends the stream gracefully and frees the host.
+    let short = &out["short_app"];
+    assert_eq!(short["terminated"], true, "{short}");
+    assert_eq!(short["error"], 0, "graceful termination: {short}");
+    assert!(short["seconds"].as_f64().unwrap() < 15.0, "{short}");
+    assert_eq!(out["currentgame_after_exit"], 0);
+
+    // The paired client is listed, and removing it unpairs it.
+    let cli = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_punktfunk")).args(args).env("XDG_CONFIG_HOME", dir.join("config")).env("XDG_STATE_HOME", dir.join("state")).output().unwrap();
+        assert!(o.status.success(), "punktfunk {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(cli(&["clients"]).contains("roth"));
+    assert_eq!(cli(&["clients", "remove", "roth"]).trim(), "removed roth");
+    assert_eq!(cli(&["clients"]).trim(), "no paired clients");
+
     let video = &out["status_after_quit"]["last_video"];
     assert!(video["frames"].as_u64().unwrap() >= 10, "{video}");
     eprintln!(

@@ -2,9 +2,14 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss]
+
+`full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
+and streams 300 frames over a lossy link, reporting what FEC recovered.
 """
 import json
+import os
+import subprocess
 import sys
 import threading
 import time
@@ -22,6 +27,7 @@ from moonlight_python.stream import _find_shared_lib
 urllib3.disable_warnings()
 HOST = "127.0.0.1"
 port, api_port, client_dir, app_title = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+mode = sys.argv[5] if len(sys.argv) > 5 else "full"
 out = {}
 
 # The package binds only mouse motion; bind the rest of LiSend* from the same library (the
@@ -40,17 +46,22 @@ const RTP_VIDEO_STATS* LiGetRTPVideoStats(void);
 lib = ffi.dlopen(_find_shared_lib())
 
 
-def give_pin(pin, result):
-    """What the user does on the host: `punktfunk pair PIN` (the management API)."""
+def give_pin(pin, result, cli):
+    """What the user does on the host: `punktfunk pair PIN`, or the management API."""
     time.sleep(0.3)
+    if cli:
+        r = subprocess.run([os.environ["PUNKTFUNK_BIN"], "pair", pin], capture_output=True, text=True, timeout=120)
+        result["cli_rc"] = r.returncode
+        result["cli_out"] = r.stdout.strip()
+        return
     r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, timeout=120)
     result["status"] = r.status_code
     result["body"] = r.json()
 
 
-def pair(client, server, client_pin, host_pin):
+def pair(client, server, client_pin, host_pin, cli=False):
     result = {}
-    t = threading.Thread(target=give_pin, args=(host_pin, result))
+    t = threading.Thread(target=give_pin, args=(host_pin, result, cli))
     t.start()
     try:
         client.pair(server, pin=client_pin)
@@ -86,8 +97,34 @@ def frames_until(client, want, seconds):
     return seen
 
 
+def video_stats():
+    s = lib.LiGetRTPVideoStats()
+    return {k: getattr(s, k) for k in ("packetCountVideo", "packetCountFec", "packetCountFecRecovered", "packetCountFecFailed", "packetCountInvalid")}
+
+
 client = MoonlightClient(config_dir=client_dir)
 server = connect_to_server(HOST, client._identity, port)
+
+if mode == "loss":
+    out["pair"] = pair(client, server, "4321", "4321")
+    client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
+                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
+    numbers = []
+    deadline = time.monotonic() + 30
+    for f in client.frames():
+        numbers.append(f.frame_number)
+        if len(numbers) >= 300 or time.monotonic() > deadline:
+            break
+    out["frames"] = len(numbers)
+    out["frame_gaps"] = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
+    out["video_stats"] = video_stats()
+    client.stop_stream()
+    client.quit_app()
+    time.sleep(0.5)
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", timeout=5).json()
+    print(json.dumps(out))
+    sys.exit(0)
+
 out["serverinfo"] = {"appversion": server.app_version, "codecs": server.server_codec_mode_support, "paired": server.paired}
 
 # An unpaired client gets nowhere: no app list, no launch.
@@ -96,7 +133,7 @@ out["unpaired_launch"] = https_status(client, server, "launch?uniqueid=012345678
 
 # A wrong PIN fails on both sides, then the right one pairs.
 out["wrong_pin"] = pair(client, server, "1111", "2222")
-out["right_pin"] = pair(client, server, "4321", "4321")
+out["right_pin"] = pair(client, server, "4321", "4321", cli="PUNKTFUNK_BIN" in os.environ)
 out["paired_serverinfo"] = https_status(client, server, "serverinfo?uniqueid=0123456789ABCDEF")
 out["apps"] = [a.name for a in client.apps()]
 
@@ -128,8 +165,7 @@ out["band_after_click"] = after_click[-1][1]
 text = "hi".encode()
 out["send_more"] = [lib.LiSendMousePositionEvent(640, 360, 1279, 719), lib.LiSendUtf8TextEvent(text, len(text)), lib.LiSendHighResScrollEvent(-120)]
 time.sleep(1.0)
-s = lib.LiGetRTPVideoStats()
-out["video_stats"] = {k: getattr(s, k) for k in ("packetCountVideo", "packetCountFec", "packetCountFecRecovered", "packetCountFecFailed", "packetCountInvalid")}
+out["video_stats"] = video_stats()
 
 # Leave without quitting (Moonlight's "disconnect"): the app keeps running, and starting the
 # same app again resumes it (/resume) with fresh keys.
@@ -152,4 +188,17 @@ client.quit_app()
 out["currentgame_after_quit"] = connect_to_server(HOST, client._identity, port).current_game
 time.sleep(0.5)
 out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/status", timeout=5).json()
+
+# An app that exits by itself ends the stream, and the client is told so (a graceful
+# termination, not a timeout).
+client.start_stream(app="Short", width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
+                    output_format="rgb24", ready_timeout=30.0, record_audio=False)
+t0 = time.monotonic()
+# (Not through frames(): moonlight-python's frame wait is not woken by a termination.)
+while not client._session.is_terminated and time.monotonic() - t0 < 20:
+    time.sleep(0.1)
+out["short_app"] = {"terminated": client._session.is_terminated, "error": client._session.termination_error,
+                    "seconds": round(time.monotonic() - t0, 1)}
+client.stop_stream()
+out["currentgame_after_exit"] = connect_to_server(HOST, client._identity, port).current_game
 print(json.dumps(out))

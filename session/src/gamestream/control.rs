@@ -6,10 +6,11 @@
 //! ENet is `rusty_enet`, a transpilation of ENet 1.3 (wire-compatible with the C library
 //! moonlight-common-c embeds).
 
+use crate::gamepad::Gamepads;
 use crate::host::Host;
 use crate::stream::Ended;
 use punktfunk_streamer::gamestream::control::{ControlCipher, Message};
-use punktfunk_streamer::gamestream::input::Translator;
+use punktfunk_streamer::gamestream::input::{InputPacket, Translator};
 use punktfunk_streamer::ipc::Command;
 use rusty_enet as enet;
 use std::collections::HashMap;
@@ -28,6 +29,7 @@ struct Bound {
     stream: u64,
     cipher: ControlCipher,
     input: Translator,
+    pads: Gamepads,
     last_heard: Instant,
 }
 
@@ -95,6 +97,7 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
         }
         while let Ok(Ended::Stream(id)) = ended.try_recv() {
             for (peer_id, bound) in peers.iter_mut().filter(|(_, b)| b.stream == id) {
+                tracing::info!(stream = id, "session over: telling the client");
                 let packet = enet::Packet::reliable(bound.cipher.termination().as_slice());
                 if let Some(peer) = enet.get_peer_mut(*peer_id) {
                     let _ = peer.send(0, &packet);
@@ -117,6 +120,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
                 stream: s.id,
                 cipher: ControlCipher::new(&s.launch.key),
                 input: Translator::new((s.launch.width, s.launch.height)),
+                pads: Gamepads::default(),
                 last_heard: Instant::now(),
             })
         })
@@ -126,6 +130,10 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
 fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_streamer::input::InputEvent>) {
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
+        Message::Input(InputPacket::Controller(state)) => {
+            bound.pads.update(state);
+            None
+        }
         Message::Input(packet) => {
             bound.input.translate(packet, out);
             None

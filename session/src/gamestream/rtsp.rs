@@ -55,7 +55,7 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
         Some((_, true)) if !sealed => Response::new(403, request.cseq()),
         Some(_) => respond(host, &request),
     };
-    tracing::debug!(method = request.method, target = request.target, status = response.status, "RTSP");
+    tracing::debug!(method = request.method, target = request.target, status = response.status, sealed, "RTSP");
     let bytes = response.to_bytes();
     let bytes = match (sealed, session) {
         (true, Some((key, _))) => rtsp::seal(&Gcm::new(&key), request.cseq().unwrap_or(0), &bytes),

@@ -1,4 +1,6 @@
 //! Starting and stopping `punktfunk serve` for the end-to-end tests.
+// Each test binary uses its own part of this module.
+#![allow(dead_code)]
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
@@ -28,6 +30,11 @@ pub fn target_dir() -> PathBuf {
 /// Starts the daemon with its files under `dir`, base port `port`, and one extra app
 /// "Input Test" running `app_cmd`, with `app_toml` lines added to its table.
 pub fn start_daemon(dir: &Path, port: u16, api_port: u16, app_cmd: &[String], app_toml: &str) -> Daemon {
+    start_daemon_with(&[], dir, port, api_port, app_cmd, app_toml)
+}
+
+/// As [`start_daemon`], the command prefixed by `wrapper` (e.g. `ip netns exec NS`).
+pub fn start_daemon_with(wrapper: &[&str], dir: &Path, port: u16, api_port: u16, app_cmd: &[String], app_toml: &str) -> Daemon {
     let compositor = target_dir().join("punktfunk-compositor");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
@@ -37,8 +44,10 @@ pub fn start_daemon(dir: &Path, port: u16, api_port: u16, app_cmd: &[String], ap
     );
     std::fs::create_dir_all(dir.join("config/punktfunk")).unwrap();
     std::fs::write(dir.join("config/punktfunk/config.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
-        .arg("serve")
+    let daemon = env!("CARGO_BIN_EXE_punktfunk");
+    let argv: Vec<&str> = wrapper.iter().copied().chain([daemon, "serve"]).collect();
+    let mut child = Command::new(argv[0])
+        .args(&argv[1..])
         .env("XDG_CONFIG_HOME", dir.join("config"))
         .env("XDG_STATE_HOME", dir.join("state"))
         .env_remove("WAYLAND_DISPLAY")

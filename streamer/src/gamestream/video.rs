@@ -5,7 +5,7 @@
 
 use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
 use crate::frame::Frame;
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
+use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, UdpSocket};
@@ -76,8 +76,6 @@ pub enum SendError {
     Encode(#[from] crate::encode::EncodeError),
     #[error(transparent)]
     Packetize(#[from] punktfunk_core::moonlight::video::VideoError),
-    #[error("sending video: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 /// Per-frame figures for the stream's statistics.
@@ -86,6 +84,10 @@ pub struct SentFrame {
     pub index: u32,
     pub bytes: usize,
     pub datagrams: usize,
+    /// Of those, the data shards (the rest is FEC parity).
+    pub data_datagrams: usize,
+    /// Datagrams the kernel refused to send (lost before the wire).
+    pub unsent: usize,
     pub keyframe: bool,
     /// Compositor frame ready → last datagram handed to the kernel.
     pub host_latency: Duration,
@@ -98,6 +100,8 @@ pub struct VideoStats {
     pub keyframes: u64,
     pub bytes: u64,
     pub datagrams: u64,
+    pub data_datagrams: u64,
+    pub unsent: u64,
     /// Compositor frame ready → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,
@@ -120,6 +124,8 @@ impl StatsRecorder {
         s.keyframes += u64::from(sent.keyframe);
         s.bytes += sent.bytes as u64;
         s.datagrams += sent.datagrams as u64;
+        s.data_datagrams += sent.data_datagrams as u64;
+        s.unsent += sent.unsent as u64;
         let us = sent.host_latency.as_micros().min(u32::MAX as u128) as u32;
         if self.latencies.len() < Self::SAMPLES {
             self.latencies.push(us);
@@ -150,6 +156,7 @@ pub struct VideoSender {
     idr: Arc<AtomicBool>,
     next_index: u32,
     epoch: Instant,
+    send_errors: u64,
 }
 
 impl VideoSender {
@@ -162,7 +169,7 @@ impl VideoSender {
         })?;
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
-        Ok(Self { params, socket, peer, encoder: None, packetizer, pacer, idr, next_index: 1, epoch: Instant::now() })
+        Ok(Self { params, socket, peer, encoder: None, packetizer, pacer, idr, next_index: 1, epoch: Instant::now(), send_errors: 0 })
     }
 
     pub fn params(&self) -> &VideoParams {
@@ -196,29 +203,50 @@ impl VideoSender {
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let rtp_timestamp = (frame.rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
         let latency_100us = (frame.rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
-        let datagrams = self.packetizer.packetize(&VideoFrame {
+        let datagrams = match self.packetizer.packetize(&VideoFrame {
             index,
             rtp_timestamp,
             frame_type: if encoded.keyframe { FrameType::Idr } else { FrameType::P },
             latency_100us,
             bitstream: &encoded.data,
-        })?;
+        }) {
+            Ok(d) => d,
+            // Too big for four FEC blocks (a bitrate far beyond what was negotiated): the
+            // client sees a lost frame and asks for a key frame.
+            Err(e) => {
+                tracing::warn!(index, "frame dropped: {e}");
+                return Ok(None);
+            }
+        };
         let count = datagrams.count();
+        let data_datagrams = (FRAME_HEADER_LEN + encoded.data.len()).div_ceil(self.params.packet_size - 16);
+        let errors_before = self.send_errors;
         for batch in self.pacer.plan(Instant::now(), count, datagrams.datagram_len()) {
             let wait = batch.deadline.saturating_duration_since(Instant::now());
             if !wait.is_zero() {
                 std::thread::sleep(wait);
             }
             for d in datagrams.iter().skip(batch.range.start).take(batch.range.len()) {
-                match self.socket.send_to(d, peer) {
-                    Ok(_) => {}
-                    // A full socket buffer loses this datagram; FEC or an IDR request recovers.
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e.into()),
+                // A datagram that cannot go out (full buffer, a firewall drop answered with
+                // EPERM, ICMP unreachable reported as ECONNREFUSED) is lost like any other:
+                // FEC or the client's IDR request recovers. The stream goes on.
+                if let Err(e) = self.socket.send_to(d, peer) {
+                    if self.send_errors % 1000 == 0 {
+                        tracing::warn!(errors = self.send_errors + 1, "video datagram not sent: {e}");
+                    }
+                    self.send_errors += 1;
                 }
             }
         }
-        Ok(Some(SentFrame { index, bytes: encoded.data.len(), datagrams: count, keyframe: encoded.keyframe, host_latency: frame.rendered_at.elapsed() }))
+        Ok(Some(SentFrame {
+            index,
+            bytes: encoded.data.len(),
+            datagrams: count,
+            data_datagrams,
+            unsent: (self.send_errors - errors_before) as usize,
+            keyframe: encoded.keyframe,
+            host_latency: frame.rendered_at.elapsed(),
+        }))
     }
 }
 
@@ -230,7 +258,7 @@ mod tests {
     fn stats_percentiles() {
         let mut r = StatsRecorder::default();
         for ms in 1..=100u64 {
-            r.record(&SentFrame { index: ms as u32, bytes: 10, datagrams: 2, keyframe: ms == 1, host_latency: Duration::from_millis(ms) });
+            r.record(&SentFrame { index: ms as u32, bytes: 10, datagrams: 2, data_datagrams: 1, unsent: 0, keyframe: ms == 1, host_latency: Duration::from_millis(ms) });
         }
         let s = r.take();
         assert_eq!((s.frames, s.keyframes, s.bytes, s.datagrams), (100, 1, 1000, 200));

@@ -1,0 +1,85 @@
+//! The GameStream video hot path per frame: encode (libx264), packetize with FEC (20 %),
+//! encrypt (AES-GCM) and send over loopback UDP, as [`VideoSender`] runs it in the
+//! compositor process. Baseline in the same run: the encoder alone on the same frames.
+//!
+//! `cargo bench -p punktfunk-streamer --bench gamestream_send`
+
+use punktfunk_streamer::encode::{open, Choice, Codec, EncoderConfig};
+use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, VideoParams, VideoSender};
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
+use std::net::UdpSocket;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const FRAMES: u64 = 240;
+
+fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
+    let mut buffer = pool.take().expect("pool has room");
+    let data = buffer.as_mut_slice();
+    for y in 0..h {
+        for x in 0..w {
+            let i = ((y * w + x) * 4) as usize;
+            let v = (x + y + n as u32 * 6) as u8;
+            data[i..i + 4].copy_from_slice(&[v, (x ^ y) as u8, (y / 4) as u8, 255]);
+        }
+    }
+    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
+}
+
+fn stats(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(|a, b| a.total_cmp(b));
+    (v[v.len() / 2], v[((v.len() - 1) as f64 * 0.99) as usize])
+}
+
+fn main() {
+    println!("| case | median | p99 |");
+    println!("|---|---|---|");
+    for (w, h, kbps) in [(1280u32, 720u32, 10_000u64), (1920, 1080, 20_000)] {
+        let pool = BufferPool::new((w * h * 4) as usize, 2);
+        // Baseline: the encoder alone.
+        let (mut enc, _) = open(Choice::Only(punktfunk_streamer::encode::Backend::Software), EncoderConfig::new(Codec::H264, w, h, 60_000, kbps * 1000)).unwrap();
+        let encode: Vec<f64> = (0..FRAMES)
+            .map(|n| {
+                let f = frame(&pool, w, h, n);
+                let t = Instant::now();
+                enc.encode(&f, n == 0).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+
+        // The whole path to a client on loopback that drains its socket.
+        let host = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let peer = Peer::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (listener, listener_peer, listener_stop) = (host.try_clone().unwrap(), peer.clone(), Arc::clone(&stop));
+        std::thread::spawn(move || listen_for_pings(listener, None, listener_peer, listener_stop, || {}));
+        client.send_to(b"PING", host.local_addr().unwrap()).unwrap();
+        while peer.get().is_none() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let drain = client.try_clone().unwrap();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 2048];
+            while drain.recv(&mut buf).is_ok() {}
+        });
+        let params = VideoParams { codec: Codec::H264, bitrate_bps: kbps * 1000, fps_mhz: 60_000, packet_size: 1360, fec_percent: 20, min_parity: 2, key: Some([7; 16]), ping_payload: None, encoder: "software".into() };
+        let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false))).unwrap();
+        let mut total = Vec::new();
+        for n in 0..FRAMES {
+            let f = frame(&pool, w, h, n);
+            let t = Instant::now();
+            if sender.send(&f).unwrap().is_some() {
+                total.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            // Real frames come every 16.7 ms; the pacer spreads a frame over part of that.
+            std::thread::sleep(Duration::from_millis(16).saturating_sub(t.elapsed()));
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (em, ep) = stats(encode);
+        let (tm, tp) = stats(total);
+        println!("| {w}x{h} x264 encode only (baseline) | {em:.2} ms | {ep:.2} ms |");
+        println!("| {w}x{h} encode + FEC + encrypt + paced send | {tm:.2} ms ({:.2}× baseline) | {tp:.2} ms |", tm / em);
+    }
+}
