@@ -58,6 +58,12 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
             Command::Input(e) => {
                 let _ = control.send(Control::Input(e));
             }
+            Command::SetMode { width, height, fps } => match crate::Mode::new(width, height, f64::from(fps)) {
+                Ok(mode) => {
+                    let _ = control.send(Control::SetMode(mode));
+                }
+                Err(e) => tracing::warn!("daemon asked for a bad mode: {e}"),
+            },
             Command::RequestIdr => {
                 idr.store(true, Ordering::Relaxed);
                 let _ = control.send(Control::Redraw);

@@ -1,10 +1,14 @@
 //! The management API on 127.0.0.1 (JSON): PIN entry, paired clients, status. The CLI
-//! (`punktfunk pair`, `punktfunk clients`) is a client of it.
+//! (`punktfunk pair`, `punktfunk clients`) is a client of it. Every request carries
+//! `Authorization: Bearer <token>` from the owner-only `api-token` file: loopback alone
+//! would let any local user pair a device.
 
 use crate::host::Host;
 use crate::pin::{valid_pin, PairOutcome, PIN_LIFETIME};
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -47,7 +51,18 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/clients", get(clients))
         .route("/api/clients/{key}", delete(remove_client))
         .route("/api/status", get(status))
+        .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
+}
+
+async fn authorize(State(host): State<Arc<Host>>, request: Request, next: Next) -> Response {
+    let given = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    // Constant-time comparison: the token is a secret.
+    let ok = given.is_some_and(|g| aws_lc_rs::constant_time::verify_slices_are_equal(g.as_bytes(), host.api_token.as_bytes()).is_ok());
+    if !ok {
+        return err(StatusCode::UNAUTHORIZED, "missing or wrong API token (the api-token file in the host's state directory)").into_response();
+    }
+    next.run(request).await
 }
 
 pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener) {

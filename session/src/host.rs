@@ -55,8 +55,9 @@ pub struct Host {
     pub streams: Arc<Streams>,
     /// A hardware encoder is there: offer HEVC.
     pub hevc: bool,
-    /// Signalled to stop the daemon (management API).
-    pub shutdown: tokio::sync::Notify,
+    /// The management API's bearer token (`api-token` in the state directory, owner-only):
+    /// only users who can read it may enter PINs or remove clients.
+    pub api_token: String,
 }
 
 /// The sockets bound before the daemon drops into its loops.
@@ -105,13 +106,26 @@ impl Host {
             pairings: Mutex::new(HashMap::new()),
             streams,
             hevc,
-            shutdown: tokio::sync::Notify::new(),
+            api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
         };
         Ok((Arc::new(host), sockets))
     }
 
     pub fn is_paired(&self, fingerprint: Option<&str>) -> bool {
         fingerprint.is_some_and(|f| self.clients.lock().unwrap().is_paired(f))
+    }
+}
+
+pub const API_TOKEN_FILE: &str = "api-token";
+
+fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
+    match std::fs::read_to_string(path) {
+        Ok(t) if t.trim().len() >= 32 => Ok(t.trim().to_owned()),
+        _ => {
+            let token = hex::encode(rand::random::<[u8; 32]>());
+            crate::store::write_private(path, token.as_bytes())?;
+            Ok(token)
+        }
     }
 }
 

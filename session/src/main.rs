@@ -49,12 +49,7 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pair { pin } => {
             let config = Config::load_or_create(&paths.config)?;
             println!("waiting for the client to finish pairing…");
-            let reply: serde_json::Value = api(&config)
-                .post(&format!("http://127.0.0.1:{}/api/pin", config.api_port))
-                .send_json(PinRequest { pin })
-                .map_err(api_error)?
-                .body_mut()
-                .read_json()?;
+            let reply: serde_json::Value = Api::new(&paths, &config)?.post("/pin", PinRequest { pin })?;
             println!("paired with {}", reply["paired"].as_str().unwrap_or("the client"));
             Ok(())
         }
@@ -62,7 +57,7 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load_or_create(&paths.config)?;
             match action.unwrap_or(ClientsCmd::List) {
                 ClientsCmd::List => {
-                    let list: Vec<ClientInfo> = api(&config).get(&format!("http://127.0.0.1:{}/api/clients", config.api_port)).call().map_err(api_error)?.body_mut().read_json()?;
+                    let list: Vec<ClientInfo> = Api::new(&paths, &config)?.get("/clients")?;
                     if list.is_empty() {
                         println!("no paired clients");
                     }
@@ -71,7 +66,7 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 ClientsCmd::Remove { key } => {
-                    api(&config).delete(&format!("http://127.0.0.1:{}/api/clients/{key}", config.api_port)).call().map_err(api_error)?;
+                    Api::new(&paths, &config)?.delete(&format!("/clients/{key}"))?;
                     println!("removed {key}");
                 }
             }
@@ -79,7 +74,7 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Status => {
             let config = Config::load_or_create(&paths.config)?;
-            let s: Status = api(&config).get(&format!("http://127.0.0.1:{}/api/status", config.api_port)).call().map_err(api_error)?.body_mut().read_json()?;
+            let s: Status = Api::new(&paths, &config)?.get("/status")?;
             println!("{} ({}): {} paired client(s)", s.name, s.uniqueid, s.paired_clients);
             match s.app {
                 Some(app) => println!("streaming app {app}{}", s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default()),
@@ -90,13 +85,41 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn api(_: &Config) -> ureq::Agent {
-    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+/// A client of the management API, authorised with the token from the state directory.
+struct Api {
+    agent: ureq::Agent,
+    base: String,
+    auth: String,
+}
+
+impl Api {
+    fn new(paths: &Paths, config: &Config) -> anyhow::Result<Self> {
+        let file = paths.state.join(punktfunk_session::host::API_TOKEN_FILE);
+        let token = std::fs::read_to_string(&file).with_context(|| format!("reading {} (run this as the user the host runs as)", file.display()))?;
+        Ok(Self { agent: ureq::Agent::new_with_defaults(), base: format!("http://127.0.0.1:{}/api", config.api_port), auth: format!("Bearer {}", token.trim()) })
+    }
+
+    fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        Ok(self.agent.get(format!("{}{path}", self.base)).header("Authorization", &self.auth).call().map_err(api_error)?.body_mut().read_json()?)
+    }
+
+    fn delete(&self, path: &str) -> anyhow::Result<()> {
+        self.agent.delete(format!("{}{path}", self.base)).header("Authorization", &self.auth).call().map_err(api_error)?;
+        Ok(())
+    }
+
+    fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: impl serde::Serialize) -> anyhow::Result<T> {
+        Ok(self.agent.post(format!("{}{path}", self.base)).header("Authorization", &self.auth).send_json(body).map_err(api_error)?.body_mut().read_json()?)
+    }
 }
 
 fn api_error(e: ureq::Error) -> anyhow::Error {
     match e {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!("the host is not running (start it with `punktfunk serve`)"),
+        ureq::Error::StatusCode(403) => anyhow::anyhow!("pairing failed: wrong PIN, or the client gave up"),
+        ureq::Error::StatusCode(404) => anyhow::anyhow!("no such client"),
+        ureq::Error::StatusCode(504) => anyhow::anyhow!("no client used the PIN in time"),
+        ureq::Error::StatusCode(401) => anyhow::anyhow!("the host refused the API token"),
         e => anyhow::anyhow!(e),
     }
 }

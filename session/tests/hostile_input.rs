@@ -58,6 +58,18 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     assert!(text(&exchange(PORT, b"GET /launch?appid=1&mode=1x1x1&rikey=00&rikeyid=1 HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"401\""));
     assert!(text(&exchange(PORT, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).starts_with("HTTP/1.1 404"));
 
+    // Management API: nothing without the owner-only token.
+    let pin = b"POST /api/pin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"pin\":\"1234\"}";
+    assert!(text(&exchange(API_PORT, pin)).starts_with("HTTP/1.1 401"));
+    let mut wrong = b"GET /api/clients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".to_vec();
+    wrong.extend_from_slice(&[b'0'; 64]);
+    wrong.extend_from_slice(b"\r\n\r\n");
+    assert!(text(&exchange(API_PORT, &wrong)).starts_with("HTTP/1.1 401"));
+    let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap();
+    assert_eq!(std::fs::metadata(dir.join("state/punktfunk/api-token")).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
+    let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
+    assert!(text(&exchange(API_PORT, right.as_bytes())).starts_with("HTTP/1.1 200"));
+
     // HTTPS: a client that is not TLS at all.
     let _ = exchange(HTTPS, b"GET /serverinfo HTTP/1.1\r\n\r\n");
 

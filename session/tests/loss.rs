@@ -4,7 +4,8 @@
 //! model). The client's own statistics must show FEC recovering packets, and the stream
 //! keeps going.
 //!
-//! Needs root, `ip` and `nft` (`.ci/run` installs them) and the Moonlight client's Python.
+//! Needs root (or password-less sudo), `ip` and `nft` (`.ci/run` installs them) and the
+//! Moonlight client's Python.
 
 mod common;
 
@@ -16,17 +17,21 @@ const PORT: u16 = 40989;
 const API_PORT: u16 = 40991;
 const LOSS_PERCENT: u32 = 5;
 
-struct Netns(String);
+/// A network namespace; `sudo` is the prefix that makes commands privileged (empty as root).
+struct Netns {
+    name: String,
+    sudo: Vec<&'static str>,
+}
 
 impl Netns {
-    fn create(name: &str) -> Self {
+    fn create(name: &str, sudo: Vec<&'static str>) -> Self {
         let run = |args: &[&str]| {
-            let st = Command::new(args[0]).args(&args[1..]).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            let st = privileged(&sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert!(st.success(), "{args:?} failed");
         };
-        let _ = Command::new("ip").args(["netns", "del", name]).status();
+        let ns = Self { name: name.to_owned(), sudo: sudo.clone() };
+        ns.delete();
         run(&["ip", "netns", "add", name]);
-        let ns = Self(name.to_owned());
         run(&["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]);
         let nft = |rule: &str| run(&["ip", "netns", "exec", name, "sh", "-c", &format!("nft {rule}")]);
         nft("add table inet loss");
@@ -36,43 +41,73 @@ impl Netns {
     }
 }
 
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+impl Netns {
+    /// `argv` run inside the namespace.
+    fn exec<'a>(&'a self, argv: &[&'a str]) -> Vec<&'a str> {
+        self.sudo.iter().copied().chain(["ip", "netns", "exec", &self.name]).chain(argv.iter().copied()).collect()
+    }
+
+    fn delete(&self) {
+        let _ = privileged(&self.sudo, &["ip", "netns", "del", &self.name]).status();
     }
 }
 
-fn can_run() -> Option<std::path::PathBuf> {
-    let ci = std::env::var_os("CI").is_some();
-    let python = std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON").map(std::path::PathBuf::from);
-    let tools = nix::unistd::geteuid().is_root() && ["ip", "nft"].iter().all(|t| Command::new(t).arg("-V").output().is_ok());
-    match (python, tools) {
-        (Some(p), true) => Some(p),
-        _ if ci => panic!("the loss test needs root, ip, nft and PUNKTFUNK_MOONLIGHT_PYTHON on CI"),
-        _ => None,
+impl Drop for Netns {
+    fn drop(&mut self) {
+        self.delete();
     }
+}
+
+/// `argv` behind the `sudo` prefix (which is empty as root).
+fn privileged(sudo: &[&str], argv: &[&str]) -> Command {
+    let all: Vec<&str> = sudo.iter().chain(argv).copied().collect();
+    let mut c = Command::new(all[0]);
+    c.args(&all[1..]);
+    c
+}
+
+/// The client's Python and how to get privileges, or why the test cannot run here.
+fn requirements() -> Result<(std::path::PathBuf, Vec<&'static str>), &'static str> {
+    let python = std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON").map(std::path::PathBuf::from).ok_or("PUNKTFUNK_MOONLIGHT_PYTHON is not set")?;
+    let sudo = if nix::unistd::geteuid().is_root() {
+        vec![]
+    } else if Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success()) {
+        // -E: the daemon finds its configuration through XDG_* variables.
+        vec!["sudo", "-n", "-E"]
+    } else {
+        return Err("needs root or password-less sudo");
+    };
+    let tool = |t: &str| privileged(&sudo, &[t, "-V"]).output().is_ok_and(|o| o.status.success());
+    if !tool("ip") || !tool("nft") {
+        return Err("needs ip (iproute2) and nft (nftables)");
+    }
+    Ok((python, sudo))
 }
 
 #[test]
 fn fec_recovers_video_over_a_lossy_link() {
-    let Some(python) = can_run() else {
-        eprintln!("skipped: needs root, ip, nft and PUNKTFUNK_MOONLIGHT_PYTHON");
-        return;
+    let (python, sudo) = match requirements() {
+        Ok(r) => r,
+        // CI installs everything this needs: there, missing pieces are a failure.
+        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
+        Err(why) => return eprintln!("skipped: {why}"),
     };
     let name = format!("pf-loss-{}", std::process::id());
-    let ns = Netns::create(&name);
+    let ns = Netns::create(&name, sudo);
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
-    let _daemon = start_daemon_with(&["ip", "netns", "exec", &ns.0], &dir, PORT, API_PORT, &app, "");
+    let _daemon = start_daemon_with(&ns.exec(&[]), &dir, PORT, API_PORT, &app, "");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
-    let output = Command::new("ip")
-        .args(["netns", "exec", &ns.0])
+    let wrapper = ns.exec(&[]);
+    let output = Command::new(wrapper[0])
+        .args(&wrapper[1..])
         .arg(&python)
         .arg(&script)
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
+        .env("XDG_STATE_HOME", dir.join("state"))
         .output()
         .expect("running the Moonlight client");
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();

@@ -99,9 +99,10 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert!(events.lines().any(centred), "no pointer motion to the centre:\n{events}");
     assert_eq!(out["video_stats"]["packetCountInvalid"], 0);
 
-    // Leaving without quitting keeps the session; the client resumes it.
+    // Leaving without quitting keeps the session; the client resumes it at its own mode.
     assert_eq!(out["currentgame_after_leave"], 2);
     assert_eq!(out["frames_after_resume"], 10);
+    assert_eq!(out["resume_shape"], serde_json::json!([576, 1024, 3]), "the output follows the resuming client's mode");
 
     // Quit: the session is gone, and so is the app; its prep command ran, then its undo.
     assert_eq!(out["currentgame_after_quit"], 0);

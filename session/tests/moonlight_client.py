@@ -28,6 +28,9 @@ urllib3.disable_warnings()
 HOST = "127.0.0.1"
 port, api_port, client_dir, app_title = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 mode = sys.argv[5] if len(sys.argv) > 5 else "full"
+# The management API wants the token from the host's state directory.
+with open(os.path.join(os.environ["XDG_STATE_HOME"], "punktfunk", "api-token")) as f:
+    API = {"Authorization": "Bearer " + f.read().strip()}
 out = {}
 
 # The package binds only mouse motion; bind the rest of LiSend* from the same library (the
@@ -54,7 +57,7 @@ def give_pin(pin, result, cli):
         result["cli_rc"] = r.returncode
         result["cli_out"] = r.stdout.strip()
         return
-    r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, timeout=120)
+    r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, headers=API, timeout=120)
     result["status"] = r.status_code
     result["body"] = r.json()
 
@@ -121,7 +124,7 @@ if mode == "loss":
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)
-    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", timeout=5).json()
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
     print(json.dumps(out))
     sys.exit(0)
 
@@ -168,16 +171,17 @@ time.sleep(1.0)
 out["video_stats"] = video_stats()
 
 # Leave without quitting (Moonlight's "disconnect"): the app keeps running, and starting the
-# same app again resumes it (/resume) with fresh keys.
+# same app again resumes it (/resume) with fresh keys, here from a smaller screen.
 client.stop_stream()
 out["currentgame_after_leave"] = connect_to_server(HOST, client._identity, port).current_game
 t0 = time.monotonic()
-client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
+client.start_stream(app=app_title, width=1024, height=576, fps=30, bitrate_kbps=6000, codec="h264",
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["resume_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
 n = 0
 for f in client.frames():
     n += 1
+    out["resume_shape"] = list(f.data.shape)
     if n >= 10:
         break
 out["frames_after_resume"] = n
@@ -187,7 +191,7 @@ client.stop_stream()
 client.quit_app()
 out["currentgame_after_quit"] = connect_to_server(HOST, client._identity, port).current_game
 time.sleep(0.5)
-out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/status", timeout=5).json()
+out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
 
 # An app that exits by itself ends the stream, and the client is told so (a graceful
 # termination, not a timeout).

@@ -17,6 +17,8 @@ pub enum Command {
     StartVideo(VideoParams),
     /// Stop sending video; the session keeps running (a client went away, it may resume).
     StopVideo,
+    /// Change the output's mode (a client resumed at another resolution or refresh).
+    SetMode { width: u32, height: u32, fps: u32 },
     Input(InputEvent),
     /// The client needs a key frame.
     RequestIdr,

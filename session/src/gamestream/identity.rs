@@ -118,8 +118,7 @@ impl Identity {
             (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => {
                 let id = Self::generate("punktfunk GameStream host")?;
-                crate::store::write_atomic(&key_path, &id.key_der)?;
-                std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+                crate::store::write_private(&key_path, &id.key_der)?;
                 crate::store::write_atomic(&cert_path, id.cert.pem.as_bytes())?;
                 tracing::info!("created the host certificate {}", cert_path.display());
                 Ok(id)

@@ -102,7 +102,15 @@ fn respond(host: &Host, req: &Request) -> Response {
                 return Response::new(403, cseq);
             }
             tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
-            match host.streams.with(|s| s.request = Some(request)) {
+            match host.streams.with(|s| {
+                // A client resuming at another resolution or refresh gets an output to match.
+                let l = &mut s.launch;
+                if (request.width, request.height, request.fps) != (l.width, l.height, l.fps) {
+                    (l.width, l.height, l.fps) = (request.width, request.height, request.fps);
+                    s.send(&Command::SetMode { width: request.width, height: request.height, fps: request.fps });
+                }
+                s.request = Some(request);
+            }) {
                 Some(()) => ok(),
                 None => Response::new(454, cseq),
             }
