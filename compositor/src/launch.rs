@@ -45,6 +45,21 @@ impl App {
         Ok(Self { pgid })
     }
 
+    /// Asks the whole group to stop (SIGTERM), and kills what is left after `grace`: an app
+    /// that ignores the request must not outlive its session.
+    pub fn terminate(&self, grace: std::time::Duration) {
+        self.signal(Signal::SIGTERM);
+        let deadline = std::time::Instant::now() + grace;
+        while std::time::Instant::now() < deadline {
+            if killpg(self.pgid, None) == Err(Errno::ESRCH) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        tracing::warn!("the session's processes ignored SIGTERM for {grace:?}: killing them");
+        self.signal(Signal::SIGKILL);
+    }
+
     /// Forwards a signal to every process of the group.
     pub fn signal(&self, signal: Signal) {
         if let Err(e) = killpg(self.pgid, signal)

@@ -234,7 +234,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     })?;
     if let Some(app) = &state.app
         && outcome.borrow().exit_code.is_none() {
-            app.signal(nix::sys::signal::Signal::SIGTERM);
+            app.terminate(Duration::from_secs(3));
         }
     let mut frames = frames.borrow_mut();
     let mut o = outcome.borrow().clone();

@@ -114,6 +114,10 @@ impl Config {
         if config.desktop.title.is_empty() {
             config.desktop.title = "Desktop".into();
         }
+        // The other ports are derived from `port` (P−5 … P+21).
+        if !(6..=65_514).contains(&config.port) {
+            return Err(serde::de::Error::custom(format!("port {} leaves no room for HTTPS (port−5) and RTSP (port+21)", config.port)));
+        }
         Ok(config)
     }
 
@@ -169,6 +173,7 @@ mod tests {
     fn typos_are_errors() {
         assert!(Config::parse("fec_precent = 10").is_err());
         assert!(Config::parse("port = \"x\"").is_err());
+        assert!(Config::parse("port = 65530").is_err() && Config::parse("port = 3").is_err());
     }
 
     fn tempdir() -> PathBuf {

@@ -39,6 +39,9 @@ impl Paths {
 pub struct PendingPairing {
     pub pairing: Pairing,
     pub outcome: Option<oneshot::Sender<PairOutcome>>,
+    /// The name the client gave (`devicename`), stored with the pairing.
+    pub name: String,
+    /// Name and address, as the user is told.
     pub device: String,
     pub started: Instant,
 }
@@ -52,6 +55,8 @@ pub struct Host {
     pub clients: Mutex<Clients>,
     pub pins: PinDesk,
     pub pairings: Mutex<HashMap<String, PendingPairing>>,
+    /// A client's first pairing request is waiting for the PIN.
+    pub pin_waiter: std::sync::atomic::AtomicBool,
     pub streams: Arc<Streams>,
     /// A hardware encoder is there: offer HEVC.
     pub hevc: bool,
@@ -104,6 +109,7 @@ impl Host {
             clients: Mutex::new(clients),
             pins: PinDesk::default(),
             pairings: Mutex::new(HashMap::new()),
+            pin_waiter: Default::default(),
             streams,
             hevc,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,

@@ -150,8 +150,9 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         }
         tracing::info!("shutting down");
         host.streams.cancel();
-        // Give the compositor a moment to take its app down.
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // Let the session end properly: its app stopped, its undo commands run.
+        let streams = Arc::clone(&host.streams);
+        let _ = tokio::task::spawn_blocking(move || streams.wait_idle(std::time::Duration::from_secs(8))).await;
         anyhow::Ok(())
     })
     .context("punktfunk serve")

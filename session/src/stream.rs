@@ -11,6 +11,7 @@ use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,8 @@ pub struct Launch {
     pub key: [u8; 16],
     pub key_id: i32,
     pub client: IpAddr,
-    /// The paired certificate that launched it (only it may resume or cancel).
+    /// The paired certificate that launched or last resumed it. Any paired client may take
+    /// a session over (resume it from another device) or quit it, as with other hosts.
     pub fingerprint: String,
     /// `X-SS-Ping-Payload`: the client's UDP pings carry it.
     pub ping_payload: String,
@@ -40,9 +42,9 @@ impl Launch {
     }
 
     /// New keys from /resume for the same running session.
-    pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr) {
-        let fresh = Self::new(self.app_id, (self.width, self.height, self.fps), key, key_id, client, String::new());
-        (self.key, self.key_id, self.client, self.ping_payload, self.connect_data) = (key, key_id, client, fresh.ping_payload, fresh.connect_data);
+    pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) {
+        let fresh = Self::new(self.app_id, (self.width, self.height, self.fps), key, key_id, client, fingerprint);
+        (self.key, self.key_id, self.client, self.fingerprint, self.ping_payload, self.connect_data) = (key, key_id, client, fresh.fingerprint, fresh.ping_payload, fresh.connect_data);
     }
 }
 
@@ -56,6 +58,8 @@ pub struct Stream {
     pub first_frame_at: Arc<Mutex<Option<Instant>>>,
     commands: UnixStream,
     pid: i32,
+    /// Set once the compositor has been reaped: its pid must not be signalled after that.
+    reaped: Arc<AtomicBool>,
 }
 
 impl Stream {
@@ -68,16 +72,17 @@ impl Stream {
     /// Asks the compositor to end the session, then makes sure it does.
     fn stop(mut self) {
         self.send(&Command::Stop);
-        let pid = nix::unistd::Pid::from_raw(self.pid);
+        let (pid, reaped) = (nix::unistd::Pid::from_raw(self.pid), self.reaped);
         std::thread::spawn(move || {
-            // The compositor signals its app and exits; a stuck one is killed after a grace period.
-            for _ in 0..50 {
-                if nix::sys::signal::kill(pid, None).is_err() {
+            // The compositor stops its app (killing it after 3 s) and exits; a stuck compositor
+            // is killed after a grace period.
+            for _ in 0..60 {
+                if reaped.load(Ordering::Acquire) {
                     return;
                 }
                 std::thread::sleep(Duration::from_millis(100));
             }
-            tracing::warn!(%pid, "compositor did not stop in 5 s: killing it");
+            tracing::warn!(%pid, "compositor did not stop in 6 s: killing it");
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
         });
     }
@@ -90,9 +95,19 @@ pub enum Ended {
     Stream(u64),
 }
 
+/// `/launch` while a session runs.
+#[derive(Debug, thiserror::Error)]
+#[error("an app is already running: quit it first")]
+pub struct Busy;
+
 /// The one running session (one stream per host for now).
 pub struct Streams {
     current: Mutex<Option<Stream>>,
+    /// Serialises launches (check and claim in one step).
+    launching: Mutex<()>,
+    /// The last session's waiter (compositor exit, then undo commands): a new launch waits
+    /// for it, so its prep never runs before the previous undo.
+    teardown: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_id: Mutex<u64>,
     compositor: PathBuf,
     encoder: String,
@@ -104,7 +119,7 @@ pub struct Streams {
 
 impl Streams {
     pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket) -> Self {
-        Self { current: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()), last_video: Arc::default() }
+        Self { current: Mutex::new(None), launching: Mutex::new(()), teardown: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()), last_video: Arc::default() }
     }
 
     /// Subscribes to session ends.
@@ -123,11 +138,91 @@ impl Streams {
         self.with(|s| s.launch.app_id)
     }
 
+    /// Waits (up to `limit`) until the last session has exited and its undo commands ran.
+    pub fn wait_idle(&self, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let mut slot = self.teardown.lock().unwrap();
+        if let Some(h) = slot.take() {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                *slot = Some(h);
+            }
+        }
+    }
+
     /// Starts `app` in a fresh compositor at the launch's mode.
     pub fn launch(self: &Arc<Self>, launch: Launch, app: &App) -> anyhow::Result<u64> {
-        self.cancel();
+        let _one_at_a_time = self.launching.lock().unwrap();
+        if self.current.lock().unwrap().is_some() {
+            return Err(Busy.into());
+        }
+        self.wait_idle(Duration::from_secs(10));
+        let mut undo: Vec<Vec<String>> = Vec::new();
+        let started = self.prepare_and_spawn(&launch, app, &mut undo);
+        let (mut child, ours) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                // Undo what prep already did.
+                for u in undo.iter().rev().filter(|u| !u.is_empty()) {
+                    let _ = run_quiet(u, "undo");
+                }
+                return Err(e);
+            }
+        };
+        let id = {
+            let mut n = self.next_id.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        let first_frame_at = Arc::new(Mutex::new(None));
+        let reaped = Arc::new(AtomicBool::new(false));
+        let reports = ours.try_clone()?;
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), commands: ours, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
+        *self.current.lock().unwrap() = Some(stream);
+
+        let (streams, last_video) = (Arc::clone(self), Arc::clone(&self.last_video));
+        std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
+            let mut input = BufReader::new(reports);
+            while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
+                match report {
+                    Report::FirstFrameSent { index } => {
+                        tracing::info!(stream = id, index, "first frame sent");
+                        first_frame_at.lock().unwrap().get_or_insert_with(Instant::now);
+                    }
+                    Report::VideoFailed(e) => {
+                        // Without video the client would only time out: end it now, cleanly.
+                        tracing::error!(stream = id, "video failed: {e}; ending the session");
+                        streams.cancel_if(id);
+                    }
+                    Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
+                }
+            }
+        })?;
+        let streams = Arc::clone(self);
+        let waiter = std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
+            let status = child.wait();
+            reaped.store(true, Ordering::Release);
+            tracing::info!(stream = id, ?status, "session ended");
+            for u in undo.iter().rev().filter(|u| !u.is_empty()) {
+                let _ = run_quiet(u, "undo");
+            }
+            streams.ended(id);
+        })?;
+        *self.teardown.lock().unwrap() = Some(waiter);
+        Ok(id)
+    }
+
+    /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
+    /// compositor with the video socket and a command socket.
+    fn prepare_and_spawn(&self, launch: &Launch, app: &App, undo: &mut Vec<Vec<String>>) -> anyhow::Result<(std::process::Child, UnixStream)> {
         for prep in &app.prep {
             run_quiet(&prep.run, "prep")?;
+            undo.push(prep.undo.clone());
         }
         let (ours, theirs) = UnixStream::pair()?;
         let video = self.video_socket.try_clone()?;
@@ -160,44 +255,8 @@ impl Streams {
                 Ok(())
             });
         }
-        let mut child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.compositor.display()))?;
-        drop((theirs, video));
-        let id = {
-            let mut n = self.next_id.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        let first_frame_at = Arc::new(Mutex::new(None));
-        let reports = ours.try_clone()?;
-        let last_video = Arc::clone(&self.last_video);
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), commands: ours, pid: child.id() as i32 };
-        tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
-        *self.current.lock().unwrap() = Some(stream);
-
-        std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
-            let mut input = BufReader::new(reports);
-            while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
-                match report {
-                    Report::FirstFrameSent { index } => {
-                        tracing::info!(stream = id, index, "first frame sent");
-                        first_frame_at.lock().unwrap().get_or_insert_with(Instant::now);
-                    }
-                    Report::VideoFailed(e) => tracing::error!(stream = id, "video failed: {e}"),
-                    Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
-                }
-            }
-        })?;
-        let streams = Arc::clone(self);
-        let undo: Vec<Vec<String>> = app.prep.iter().rev().map(|p| p.undo.clone()).collect();
-        std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
-            let status = child.wait();
-            tracing::info!(stream = id, ?status, "session ended");
-            for u in undo.iter().filter(|u| !u.is_empty()) {
-                let _ = run_quiet(u, "undo");
-            }
-            streams.ended(id);
-        })?;
-        Ok(id)
+        let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.compositor.display()))?;
+        Ok((child, ours))
     }
 
     /// Forgets session `id` (it exited) and tells the control server.

@@ -15,12 +15,12 @@ const HTTPS: u16 = PORT - 5;
 const RTSP: u16 = PORT + 21;
 const CONTROL: u16 = PORT + 10;
 
-/// Sends `bytes` on a fresh TCP connection and returns what came back before the close.
+/// Sends `bytes` on a fresh TCP connection and returns what came back before the server
+/// closed it (every request here is complete or hopeless, so the server always closes).
 fn exchange(port: u16, bytes: &[u8]) -> Vec<u8> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
     let _ = s.write_all(bytes);
-    let _ = s.shutdown(std::net::Shutdown::Write);
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     out
@@ -59,15 +59,15 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     assert!(text(&exchange(PORT, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).starts_with("HTTP/1.1 404"));
 
     // Management API: nothing without the owner-only token.
-    let pin = b"POST /api/pin HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"pin\":\"1234\"}";
+    let pin = b"POST /api/pin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"pin\":\"1234\"}";
     assert!(text(&exchange(API_PORT, pin)).starts_with("HTTP/1.1 401"));
-    let mut wrong = b"GET /api/clients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".to_vec();
+    let mut wrong = b"GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ".to_vec();
     wrong.extend_from_slice(&[b'0'; 64]);
     wrong.extend_from_slice(b"\r\n\r\n");
     assert!(text(&exchange(API_PORT, &wrong)).starts_with("HTTP/1.1 401"));
     let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap();
     assert_eq!(std::fs::metadata(dir.join("state/punktfunk/api-token")).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
-    let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
+    let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
     assert!(text(&exchange(API_PORT, right.as_bytes())).starts_with("HTTP/1.1 200"));
 
     // HTTPS: a client that is not TLS at all.

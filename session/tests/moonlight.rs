@@ -72,7 +72,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(out["wrong_pin"]["status"], 403, "the host reports the failed pairing to whoever gave the PIN");
     assert_eq!(out["right_pin"]["client"], "paired");
     assert_eq!(out["right_pin"]["cli_rc"], 0, "punktfunk pair: {}", out["right_pin"]);
-    assert_eq!(out["right_pin"]["cli_out"], "waiting for the client to finish pairing…\npaired with roth");
+    assert_eq!(out["right_pin"]["cli_out"], "waiting for the client to finish pairing…\npaired with roth at 127.0.0.1");
     assert_eq!(out["paired_serverinfo"], 200);
     assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short"]));
 

@@ -9,7 +9,7 @@
 use crate::gamepad::Gamepads;
 use crate::host::Host;
 use crate::stream::Ended;
-use punktfunk_streamer::gamestream::control::{ControlCipher, Message};
+use punktfunk_streamer::gamestream::control::{ControlCipher, Message, ReplayWindow};
 use punktfunk_streamer::gamestream::input::{InputPacket, Translator};
 use punktfunk_streamer::ipc::Command;
 use rusty_enet as enet;
@@ -27,7 +27,14 @@ const PEER_TIMEOUT_MS: (u32, u32) = (3000, 5000);
 
 struct Bound {
     stream: u64,
+    /// The launch (or resume) it belongs to: a peer of an earlier one must not touch a
+    /// session a newer client resumed.
+    connect_data: u32,
     cipher: ControlCipher,
+    /// The peer proved it holds the session key (a message decrypted); until then it can
+    /// neither stop nor end the session.
+    verified: bool,
+    replay: ReplayWindow,
     input: Translator,
     pads: Gamepads,
     last_heard: Instant,
@@ -74,6 +81,10 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                 }
                 enet::Event::Disconnect { peer, .. } => {
                     let Some(bound) = peers.remove(&peer.id()) else { continue };
+                    let current = host.streams.with(|s| s.id == bound.stream && s.launch.connect_data == bound.connect_data).unwrap_or(false);
+                    if !bound.verified || !current {
+                        continue;
+                    }
                     if bound.last_heard.elapsed() > VANISHED {
                         tracing::info!(stream = bound.stream, "client vanished: ending its session");
                         host.streams.cancel_if(bound.stream);
@@ -83,20 +94,29 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                     }
                 }
                 enet::Event::Receive { peer, packet, .. } => {
-                    let Some(bound) = peers.get_mut(&peer.id()) else { continue };
-                    bound.last_heard = Instant::now();
-                    match bound.cipher.decode(packet.data()) {
-                        Ok(message) => dispatch(&host, bound, message, &mut out),
-                        Err(e) => {
-                            // Sunshine ends the session here; a bad packet only costs itself.
-                            tracing::warn!(stream = bound.stream, "control message dropped: {e}");
+                    let id = peer.id();
+                    let Some(bound) = peers.get_mut(&id) else { continue };
+                    match bound.cipher.decode_seq(packet.data()) {
+                        Ok((seq, message)) if bound.replay.accept(seq) => {
+                            bound.verified = true;
+                            bound.last_heard = Instant::now();
+                            dispatch(&host, bound, message, &mut out);
                         }
+                        Ok((seq, _)) => tracing::warn!(stream = bound.stream, seq, "replayed control message dropped"),
+                        Err(e) if !bound.verified => {
+                            // Not the client that launched: it never gets to touch the session.
+                            tracing::warn!(stream = bound.stream, "control peer without the session key: {e}; disconnecting it");
+                            peers.remove(&id);
+                            peer.disconnect_now(0);
+                        }
+                        // Sunshine ends the session here; a bad packet only costs itself.
+                        Err(e) => tracing::warn!(stream = bound.stream, "control message dropped: {e}"),
                     }
                 }
             }
         }
         while let Ok(Ended::Stream(id)) = ended.try_recv() {
-            for (peer_id, bound) in peers.iter_mut().filter(|(_, b)| b.stream == id) {
+            for (peer_id, bound) in peers.iter_mut().filter(|(_, b)| b.stream == id && b.verified) {
                 tracing::info!(stream = id, "session over: telling the client");
                 let packet = enet::Packet::reliable(bound.cipher.termination().as_slice());
                 if let Some(peer) = enet.get_peer_mut(*peer_id) {
@@ -118,7 +138,10 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
             let matches = if data != 0 { data == s.launch.connect_data } else { addr.is_some_and(|a| a.ip() == s.launch.client) };
             matches.then(|| Bound {
                 stream: s.id,
+                connect_data: s.launch.connect_data,
                 cipher: ControlCipher::new(&s.launch.key),
+                verified: false,
+                replay: ReplayWindow::default(),
                 input: Translator::new((s.launch.width, s.launch.height)),
                 pads: Gamepads::default(),
                 last_heard: Instant::now(),

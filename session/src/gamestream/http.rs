@@ -20,6 +20,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const APP_VERSION: &str = "7.1.431.-1";
 const GFE_VERSION: &str = "3.23.0.74";
@@ -27,8 +28,8 @@ const SCM_H264: u32 = 0x1;
 const SCM_HEVC: u32 = 0x100;
 /// How long a client's first pairing request waits for the user's PIN.
 const PIN_WAIT: Duration = Duration::from_secs(85);
-/// A pairing abandoned between stages is forgotten after this.
-const PAIRING_TTL: Duration = Duration::from_secs(300);
+/// A pairing abandoned between stages is forgotten after this (and blocks new ones until).
+const PAIRING_TTL: Duration = Duration::from_secs(60);
 
 /// Who is asking: the TCP peer and, over HTTPS, its certificate's fingerprint.
 #[derive(Clone, Debug)]
@@ -57,11 +58,33 @@ pub fn router(host: Arc<Host>) -> Router {
 /// Serves plain HTTP: one request per connection (clients never reuse them).
 pub async fn serve_http(host: Arc<Host>, listener: TcpListener) {
     let app = router(host);
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((tcp, remote)) = listener.accept().await else { continue };
+        let (tcp, remote, permit) = accept(&listener, &limit).await;
         let Ok(local) = tcp.local_addr() else { continue };
         let svc = app.clone().layer(Extension(Conn { remote, local, https: false, cert: None }));
-        tokio::spawn(serve_connection(TokioIo::new(tcp), svc));
+        tokio::spawn(async move {
+            serve_connection(TokioIo::new(tcp), svc).await;
+            drop(permit);
+        });
+    }
+}
+
+/// Connections served at once per listener; more wait in the kernel's backlog.
+const MAX_CONNECTIONS: usize = 64;
+
+/// The next connection, within the connection limit. Accept errors (out of descriptors)
+/// back off instead of spinning.
+pub async fn accept(listener: &TcpListener, limit: &Arc<Semaphore>) -> (tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit) {
+    loop {
+        let permit = Arc::clone(limit).acquire_owned().await.expect("the semaphore is never closed");
+        match listener.accept().await {
+            Ok((tcp, remote)) => return (tcp, remote, permit),
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
     }
 }
 
@@ -69,11 +92,13 @@ pub async fn serve_http(host: Arc<Host>, listener: TcpListener) {
 pub async fn serve_https(host: Arc<Host>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let app = router(host);
+    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
-        let Ok((tcp, remote)) = listener.accept().await else { continue };
+        let (tcp, remote, permit) = accept(&listener, &limit).await;
         let Ok(local) = tcp.local_addr() else { continue };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
+            let _permit = permit;
             let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake: {e}"),
@@ -148,7 +173,7 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
     }
     host.pairings.lock().unwrap().retain(|_, p| p.started.elapsed() < PAIRING_TTL);
     if q.get("phrase").map(String::as_str) == Some("getservercert") {
-        return getservercert(&host, uid, &q).await;
+        return getservercert(&host, uid, conn.remote, &q).await;
     }
     let Some(mut pending) = host.pairings.lock().unwrap().remove(&uid) else {
         return not_paired("no pairing in progress");
@@ -170,7 +195,7 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
         }
         Ok(None) => {
             let cert = pending.pairing.client();
-            let client = PairedClient { fingerprint: cert.fingerprint(), name: pending.device.clone(), cert_pem: cert.pem().to_owned(), paired_at: unix_now() };
+            let client = PairedClient { fingerprint: cert.fingerprint(), name: pending.name.clone(), cert_pem: cert.pem().to_owned(), paired_at: unix_now() };
             if let Err(e) = host.clients.lock().unwrap().add(client) {
                 tracing::error!("saving the paired client: {e}");
                 finish(&mut pending, PairOutcome::Failed(format!("could not save the client: {e}")));
@@ -195,12 +220,30 @@ fn finish(pending: &mut PendingPairing, outcome: PairOutcome) {
     }
 }
 
-async fn getservercert(host: &Host, uid: String, q: &HashMap<String, String>) -> Response {
+/// Clears the "a client waits for a PIN" flag however the request ends (even dropped).
+struct Waiting<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap<String, String>) -> Response {
     let (Some(salt), Some(cert)) = (hex_param(q, "salt"), hex_param(q, "clientcert")) else {
         return xml(Xml::error(400, "salt and clientcert are required"));
     };
     let Ok(cert_pem) = String::from_utf8(cert) else { return xml(Xml::error(400, "clientcert is not PEM text")) };
-    let device = q.get("devicename").cloned().unwrap_or_else(|| "client".into());
+    // One pairing at a time: a PIN typed on the host goes to the one client waiting for it,
+    // never to a second one racing for it. Others are told a pairing is in progress (no
+    // `plaincert`), as GameStream clients expect.
+    if !host.pairings.lock().unwrap().is_empty() || host.pin_waiter.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        tracing::warn!(%remote, "pairing request refused: another pairing is in progress");
+        return xml(Xml::ok().el("paired", 0));
+    }
+    let _waiting = Waiting(&host.pin_waiter);
+    let name = q.get("devicename").cloned().unwrap_or_else(|| "client".into());
+    let device = format!("{name} at {}", remote.ip());
     tracing::info!(device, "pairing request: waiting for the PIN (punktfunk pair <PIN>)");
     let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else {
         tracing::warn!(device, "no PIN was entered in time");
@@ -208,7 +251,7 @@ async fn getservercert(host: &Host, uid: String, q: &HashMap<String, String>) ->
     };
     match Pairing::new(&salt, &pin, &cert_pem) {
         Ok(pairing) => {
-            host.pairings.lock().unwrap().insert(uid, PendingPairing { pairing, outcome, device, started: Instant::now() });
+            host.pairings.lock().unwrap().insert(uid, PendingPairing { pairing, outcome, name, device, started: Instant::now() });
             xml(Xml::ok().el("paired", 1).el("plaincert", hex::encode(host.identity.certificate().pem())))
         }
         Err(e) => {
@@ -284,9 +327,6 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     };
     let Some(mode) = q.get("mode").and_then(|m| parse_mode(m)) else { return xml(Xml::error(400, "mode must be WIDTHxHEIGHTxFPS")) };
     let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
-    if host.streams.current_app().is_some() {
-        return xml(Xml::error(400, "An app is already running: quit it first"));
-    }
     let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut launch = Launch::new(id, mode, key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
     launch.encrypted_rtsp = corever >= 1;
@@ -294,6 +334,7 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     let streams = Arc::clone(&host.streams);
     match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {
         Ok(Ok(_)) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, encrypted)).el("gamesession", 1)),
+        Ok(Err(e)) if e.is::<crate::stream::Busy>() => xml(Xml::error(400, &e.to_string())),
         Ok(Err(e)) => {
             tracing::error!("launch failed: {e:#}");
             xml(Xml::error(500, &format!("launch failed: {e}")))
@@ -309,7 +350,7 @@ async fn resume(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
     let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
     let resumed = host.streams.with(|s| {
-        s.launch.rekey(key, key_id, conn.remote.ip());
+        s.launch.rekey(key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
         s.launch.encrypted_rtsp = corever >= 1;
         s.request = None;
     });

@@ -17,10 +17,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(10);
 const SESSION: &str = "DEADBEEFCAFE;timeout = 90";
 
 pub async fn serve(host: Arc<Host>, listener: TcpListener) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(16));
     loop {
-        let Ok((stream, peer)) = listener.accept().await else { continue };
+        let (stream, peer, permit) = super::http::accept(&listener, &limit).await;
         let host = Arc::clone(&host);
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = tokio::time::timeout(READ_TIMEOUT, connection(&host, stream)).await.unwrap_or(Err(RtspError::HeadTooLong.into())) {
                 tracing::warn!(%peer, "RTSP: {e}");
             }

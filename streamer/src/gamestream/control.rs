@@ -70,8 +70,8 @@ impl ControlCipher {
         Self { gcm: Gcm::new(key), send_seq: 0 }
     }
 
-    /// Opens one client packet into its inner `(type, payload)`.
-    pub fn open(&self, packet: &[u8]) -> Result<(u16, Vec<u8>), ControlError> {
+    /// Opens one client packet into its `(sequence, type, payload)`.
+    pub fn open(&self, packet: &[u8]) -> Result<(u32, u16, Vec<u8>), ControlError> {
         if packet.len() < ENVELOPE + 4 || packet.len() > MAX_PACKET {
             return Err(ControlError::Length(packet.len()));
         }
@@ -91,18 +91,23 @@ impl ControlCipher {
             return Err(ControlError::InnerLength(plen));
         }
         inner.drain(..4);
-        Ok((ty, inner))
+        Ok((seq, ty, inner))
     }
 
     /// Opens and interprets one client packet.
     pub fn decode(&self, packet: &[u8]) -> Result<Message, ControlError> {
-        let (ty, payload) = self.open(packet)?;
-        Ok(match ty {
+        self.decode_seq(packet).map(|(_, m)| m)
+    }
+
+    /// [`Self::decode`], with the sender's sequence number for replay checks.
+    pub fn decode_seq(&self, packet: &[u8]) -> Result<(u32, Message), ControlError> {
+        let (seq, ty, payload) = self.open(packet)?;
+        Ok((seq, match ty {
             TYPE_IDR => Message::RequestIdr,
             TYPE_RFI => Message::InvalidateRefs,
             TYPE_INPUT => Message::Input(input::parse(&payload)?),
             other => Message::Other(other),
-        })
+        }))
     }
 
     /// Seals one host message.
@@ -120,6 +125,37 @@ impl ControlCipher {
     /// The termination message for an app that exited normally.
     pub fn termination(&mut self) -> Vec<u8> {
         self.seal(TYPE_TERMINATION, &TERMINATION_GRACEFUL.to_be_bytes())
+    }
+}
+
+/// Rejects replayed client messages: each sequence number is accepted once, within a
+/// window of the last 64 (ENet channels deliver in their own order, so not strictly rising).
+#[derive(Default)]
+pub struct ReplayWindow {
+    highest: Option<u32>,
+    /// Bit i: `highest - i` was seen.
+    seen: u64,
+}
+
+impl ReplayWindow {
+    pub fn accept(&mut self, seq: u32) -> bool {
+        let Some(highest) = self.highest else {
+            (self.highest, self.seen) = (Some(seq), 1);
+            return true;
+        };
+        let ahead = seq.wrapping_sub(highest);
+        if ahead != 0 && ahead < 1 << 31 {
+            self.seen = if ahead >= 64 { 0 } else { self.seen << ahead };
+            self.seen |= 1;
+            self.highest = Some(seq);
+            return true;
+        }
+        let behind = highest.wrapping_sub(seq);
+        if behind >= 64 || self.seen & (1 << behind) != 0 {
+            return false;
+        }
+        self.seen |= 1 << behind;
+        true
     }
 }
 
@@ -167,6 +203,18 @@ mod tests {
         let mut short = c.seal_as_client(0, TYPE_IDR, &[0, 0]);
         short.pop();
         assert!(matches!(c.decode(&short), Err(ControlError::EnvelopeLength(_))));
+    }
+
+    #[test]
+    fn replays_are_rejected_reordering_is_not() {
+        let mut w = ReplayWindow::default();
+        assert!(w.accept(5) && w.accept(7) && w.accept(6));
+        assert!(!w.accept(6) && !w.accept(5) && !w.accept(7));
+        assert!(w.accept(100));
+        assert!(!w.accept(30), "too old to tell apart from a replay");
+        assert!(w.accept(99) && !w.accept(99));
+        let mut wrap = ReplayWindow::default();
+        assert!(wrap.accept(u32::MAX) && wrap.accept(0) && !wrap.accept(u32::MAX));
     }
 
     #[test]

@@ -97,10 +97,11 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
     let height = num("x-nv-video[0].clientViewportHt", None)?;
     let fps = num("x-nv-video[0].maxFPS", None)?;
     let packet_size = num("x-nv-video[0].packetSize", None)? as usize;
-    if !(1..=16384).contains(&width) || !(1..=16384).contains(&height) {
+    // The same limits as /launch: what a session can render.
+    if !(16..=8192).contains(&width) || !(16..=8192).contains(&height) {
         return Err(SdpError::Value("x-nv-video[0].clientViewport"));
     }
-    if !(1..=1000).contains(&fps) {
+    if !(1..=480).contains(&fps) {
         return Err(SdpError::Value("x-nv-video[0].maxFPS"));
     }
     if !(64..=16384).contains(&packet_size) || packet_size % 16 != 0 {
