@@ -2,7 +2,9 @@
 //!
 //! The frame type the compositor produces ([`frame`]), where frames go ([`sink`]: a native
 //! thread fed through a one-slot, drop-oldest mailbox), colour conversion ([`convert`]),
-//! encoders ([`encode`]) and the recording sink ([`record`]). The senders plug in as sinks.
+//! encoders ([`encode`]) and the recording sink ([`record`]). The senders plug in as sinks:
+//! [`gamestream`] holds the Moonlight wire formats (sans-IO) and its video sender; [`ipc`]
+//! is the daemon ↔ compositor socket, and [`input`] the input events that cross it.
 
 pub mod convert;
 pub mod encode;

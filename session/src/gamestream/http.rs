@@ -162,7 +162,7 @@ fn hex_param(q: &HashMap<String, String>, name: &str) -> Option<Vec<u8>> {
 }
 
 fn not_paired(reason: &str) -> Response {
-    xml(Xml::ok().el("paired", 0).el("status_message", reason))
+    xml(Xml::ok().message(reason).el("paired", 0))
 }
 
 async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {

@@ -16,6 +16,12 @@ impl Xml {
         Self { status, message: Some(message.to_owned()), body: String::new() }
     }
 
+    /// A `status_message` attribute on the root (shown by some clients).
+    pub fn message(mut self, message: &str) -> Self {
+        self.message = Some(message.to_owned());
+        self
+    }
+
     pub fn el(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         self.body += &format!("<{name}>{}</{name}>", escape(&value.to_string()));
         self
