@@ -266,6 +266,11 @@ impl Streams {
             *current = None;
         }
         drop(current);
+        self.notify_ended(id);
+    }
+
+    /// Tells the subscribers (the control server) that session `id` is over.
+    fn notify_ended(&self, id: u64) {
         self.ended.lock().unwrap().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
     }
 
@@ -275,7 +280,7 @@ impl Streams {
         let id = stream.id;
         tracing::info!(stream = id, "ending session");
         stream.stop();
-        self.ended.lock().unwrap().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
+        self.notify_ended(id);
         true
     }
 

@@ -3,30 +3,14 @@
 //!
 //! `cargo bench -p punktfunk-streamer --bench encode`
 
+mod common;
+
+use common::{frame, stats};
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
 use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
-use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
+use punktfunk_streamer::BufferPool;
 use std::time::Instant;
-
-fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
-    let mut buffer = pool.take().expect("pool has room");
-    let data = buffer.as_mut_slice();
-    for y in 0..h {
-        for x in 0..w {
-            let i = ((y * w + x) * 4) as usize;
-            // A moving diagonal pattern with some texture: a desktop/game-like load.
-            let v = (x + y + n as u32 * 6) as u8;
-            data[i..i + 4].copy_from_slice(&[v, (x ^ y) as u8, (y / 4) as u8, 255]);
-        }
-    }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
-}
-
-fn stats(mut v: Vec<f64>) -> (f64, f64) {
-    v.sort_by(|a, b| a.total_cmp(b));
-    (v[v.len() / 2], v[((v.len() - 1) as f64 * 0.99) as usize])
-}
 
 fn main() {
     ff::init().unwrap();

@@ -174,5 +174,4 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
             s.send(c);
         }
     });
-    out.clear();
 }

@@ -33,7 +33,7 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) {
 async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     let peer = stream.peer_addr()?;
     // The session this client launched, with its key; anyone else gets 454.
-    let session = host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (s.launch.key, s.launch.encrypted_rtsp))).flatten();
+    let session = host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp))).flatten();
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     let (request, sealed) = loop {
@@ -41,10 +41,10 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "connection closed before a full request");
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] & 0x80 != 0 {
-            let Some((key, _)) = session else { anyhow::bail!("encrypted request without a session") };
+            let Some((gcm, _)) = &session else { anyhow::bail!("encrypted request without a session") };
             if let Some(total) = rtsp::sealed_len(&buf)? {
                 if buf.len() >= total {
-                    let plain = rtsp::open(&Gcm::new(&key), &buf[..total])?;
+                    let plain = rtsp::open(gcm, &buf[..total])?;
                     break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, true);
                 }
             }
@@ -52,15 +52,15 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
             break (req, false);
         }
     };
-    let response = match session {
+    let response = match &session {
         None => Response::new(454, request.cseq()),
         Some((_, true)) if !sealed => Response::new(403, request.cseq()),
         Some(_) => respond(host, &request),
     };
     tracing::debug!(method = request.method, target = request.target, status = response.status, sealed, "RTSP");
     let bytes = response.to_bytes();
-    let bytes = match (sealed, session) {
-        (true, Some((key, _))) => rtsp::seal(&Gcm::new(&key), request.cseq().unwrap_or(0), &bytes),
+    let bytes = match (sealed, &session) {
+        (true, Some((gcm, _))) => rtsp::seal(gcm, request.cseq().unwrap_or(0), &bytes),
         _ => bytes,
     };
     stream.write_all(&bytes).await?;

@@ -196,23 +196,22 @@ pub fn open(gcm: &Gcm, buf: &[u8]) -> Result<Vec<u8>, RtspError> {
 
 /// Seals one host message.
 pub fn seal(gcm: &Gcm, seq: u32, plain: &[u8]) -> Vec<u8> {
+    seal_with(gcm, seq, b'H', plain)
+}
+
+/// Seals like the client does, for tests and fuzzing.
+pub fn seal_as_client(gcm: &Gcm, seq: u32, plain: &[u8]) -> Vec<u8> {
+    seal_with(gcm, seq, b'C', plain)
+}
+
+fn seal_with(gcm: &Gcm, seq: u32, direction: u8, plain: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SEALED_HEADER + plain.len());
     out.extend_from_slice(&(SEALED_FLAG | plain.len() as u32).to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&[0; TAG_LEN]);
     out.extend_from_slice(plain);
-    let tag = gcm.seal(iv(seq, b'H'), &[], &mut out[SEALED_HEADER..]);
+    let tag = gcm.seal(iv(seq, direction), &[], &mut out[SEALED_HEADER..]);
     out[8..SEALED_HEADER].copy_from_slice(&tag);
-    out
-}
-
-/// Seals like the client does, for tests and fuzzing.
-pub fn seal_as_client(gcm: &Gcm, seq: u32, plain: &[u8]) -> Vec<u8> {
-    let mut out = seal(gcm, seq, plain);
-    let mut body = plain.to_vec();
-    let tag = gcm.seal(iv(seq, b'C'), &[], &mut body);
-    out[8..SEALED_HEADER].copy_from_slice(&tag);
-    out[SEALED_HEADER..].copy_from_slice(&body);
     out
 }
 
