@@ -62,11 +62,13 @@ pub struct Config {
     pub xwayland: bool,
     /// Forward SIGINT/SIGTERM/SIGHUP to the session (for the binary; off when embedded).
     pub handle_signals: bool,
+    /// More environment for the session command (the session's audio devices).
+    pub env: Vec<(&'static str, OsString)>,
 }
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
     }
 }
 
@@ -207,6 +209,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
     let command = config.command.clone();
     let mut env = vec![("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
+    env.extend(config.env.iter().cloned());
     let mut launch = move |state: &mut State, display: Option<OsString>| {
         if command.is_empty() {
             return;

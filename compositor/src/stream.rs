@@ -1,8 +1,11 @@
 //! A compositor serving one stream for the daemon (design §3): commands arrive on the
-//! daemon's socket and drive the seat and the video sender; frames go from the sink thread
-//! through the encoder and packetizer straight to the client, never through the daemon.
+//! daemon's socket and drive the seat and the video and audio senders; frames go from the
+//! sink thread through the encoder and packetizer straight to the client, and the session's
+//! sound from its PipeWire sink through the audio sender, never through the daemon.
 
 use crate::Control;
+use punktfunk_streamer::audio::SessionAudio;
+use punktfunk_streamer::gamestream::audio::AudioSender;
 use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, StatsRecorder, VideoParams, VideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::{Frame, FrameSink};
@@ -19,22 +22,39 @@ enum VideoCommand {
     Stop,
 }
 
+/// The session's sound and the socket it goes out on.
+pub struct Audio {
+    pub session: SessionAudio,
+    pub socket: UdpSocket,
+}
+
 /// Connects a session to the daemon: returns the sink for [`crate::run`] and its control
 /// channel. A thread reads the socket until the daemon says stop or goes away.
-pub fn attach(ipc: UnixStream, video: UdpSocket) -> std::io::Result<(StreamSink, Channel<Control>)> {
+pub fn attach(ipc: UnixStream, video: UdpSocket, audio: Option<Audio>) -> std::io::Result<(StreamSink, Channel<Control>)> {
     let (control, control_rx) = channel::channel();
     let (video_tx, video_rx) = mpsc::channel();
     let idr = Arc::new(AtomicBool::new(true));
     let reports = Arc::new(Mutex::new(ipc.try_clone()?));
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
-    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr))?;
+    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio))?;
     let sink = StreamSink { commands: video_rx, socket: video, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
     Ok((sink, control_rx))
 }
 
-fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>) {
+fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>) {
+    let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
+    let mut sender: Option<AudioSender> = None;
+    let mut stop_audio = |sender: &mut Option<AudioSender>| {
+        if let Some(s) = sender.take() {
+            let stats = s.stop();
+            tracing::info!(packets = stats.packets, silent = stats.silent, p50_us = stats.capture_to_send_us_p50, p99_us = stats.capture_to_send_us_p99, "audio stopped");
+            if let Some(out) = reports.as_mut() {
+                let _ = ipc::write(out, &Report::AudioStats(stats));
+            }
+        }
+    };
     loop {
         let command = match ipc::read::<Command>(&mut input) {
             Ok(Some(c)) => c,
@@ -55,6 +75,19 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
             Command::StopVideo => {
                 let _ = video.send(VideoCommand::Stop);
             }
+            Command::StartAudio(params) => {
+                stop_audio(&mut sender);
+                let Some(a) = &audio else {
+                    tracing::warn!("the client asked for audio, but this session has none");
+                    continue;
+                };
+                let started = a.socket.try_clone().and_then(|socket| AudioSender::start(params, socket, a.session.subscribe(), a.session.channels()));
+                match started {
+                    Ok(s) => sender = Some(s),
+                    Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
+                }
+            }
+            Command::StopAudio => stop_audio(&mut sender),
             Command::Input(e) => {
                 let _ = control.send(Control::Input(e));
             }
@@ -71,6 +104,7 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
             Command::Stop => break,
         }
     }
+    stop_audio(&mut sender);
     let _ = control.send(Control::Stop);
 }
 

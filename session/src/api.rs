@@ -37,6 +37,7 @@ pub struct Status {
     pub launch_to_first_frame_ms: Option<u64>,
     /// Figures of the last video stream that stopped.
     pub last_video: Option<punktfunk_streamer::gamestream::video::VideoStats>,
+    pub last_audio: Option<punktfunk_streamer::gamestream::audio::AudioStats>,
 }
 
 type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
@@ -107,5 +108,6 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         app: session.map(|s| s.0),
         launch_to_first_frame_ms: session.and_then(|s| s.1),
         last_video: host.streams.last_video.lock().unwrap().clone(),
+        last_audio: host.streams.last_audio.lock().unwrap().clone(),
     })
 }

@@ -72,7 +72,6 @@ pub struct Sockets {
     pub rtsp: tokio::net::TcpListener,
     pub api: tokio::net::TcpListener,
     pub control: UdpSocket,
-    pub audio: UdpSocket,
 }
 
 impl Host {
@@ -94,13 +93,12 @@ impl Host {
             rtsp: tcp(config.rtsp_port()).await?,
             api: tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).await.map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
             control: udp(config.control_port())?,
-            audio: udp(config.audio_port())?,
         };
-        let video = udp(config.video_port())?;
+        let (video, audio) = (udp(config.video_port())?, udp(config.audio_port())?);
         let compositor = compositor_path(&config.compositor)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
-        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video));
+        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video, audio));
         let host = Self {
             config,
             identity,

@@ -130,9 +130,6 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         let (host, sockets) = Host::open(&paths).await?;
         let tls = tls::server_config(&host.identity)?;
         control::spawn(Arc::clone(&host), sockets.control)?;
-        // Audio (its own issue) arrives on this socket; holding the port keeps clients' pings
-        // from bouncing with ICMP errors meanwhile.
-        let _audio = sockets.audio;
         let _mdns = if host.config.mdns {
             punktfunk_session::mdns::announce(&host.name, host.config.port).map_err(|e| tracing::warn!("mDNS announcement failed: {e}")).ok()
         } else {

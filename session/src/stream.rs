@@ -4,6 +4,8 @@
 
 use crate::config::App;
 use punktfunk_streamer::gamestream::sdp::StreamRequest;
+use punktfunk_streamer::audio::Channels;
+use punktfunk_streamer::gamestream::audio::AudioStats;
 use punktfunk_streamer::gamestream::video::VideoStats;
 use punktfunk_streamer::ipc::{self, Command, Report};
 use std::io::BufReader;
@@ -34,11 +36,14 @@ pub struct Launch {
     pub connect_data: u32,
     /// RTSP is sealed with the key (`rtspenc://`, clients with `corever` ≥ 1).
     pub encrypted_rtsp: bool,
+    /// The layout of the session's sink (`surroundAudioInfo`); a client resuming with another
+    /// one gets the sound converted.
+    pub audio_channels: Channels,
 }
 
 impl Launch {
     pub fn new(app_id: u32, (width, height, fps): (u32, u32, u32), key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) -> Self {
-        Self { app_id, width, height, fps, key, key_id, client, fingerprint, ping_payload: hex::encode(rand::random::<[u8; 8]>()), connect_data: rand::random(), encrypted_rtsp: false }
+        Self { app_id, width, height, fps, key, key_id, client, fingerprint, ping_payload: hex::encode(rand::random::<[u8; 8]>()), connect_data: rand::random(), encrypted_rtsp: false, audio_channels: Channels::Stereo }
     }
 
     /// New keys from /resume for the same running session.
@@ -112,14 +117,28 @@ pub struct Streams {
     compositor: PathBuf,
     encoder: String,
     video_socket: UdpSocket,
+    audio_socket: UdpSocket,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
-    /// The figures of the last video stream that stopped.
+    /// The figures of the last video and audio streams that stopped.
     pub last_video: Arc<Mutex<Option<VideoStats>>>,
+    pub last_audio: Arc<Mutex<Option<AudioStats>>>,
 }
 
 impl Streams {
-    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket) -> Self {
-        Self { current: Mutex::new(None), launching: Mutex::new(()), teardown: Mutex::new(None), next_id: Mutex::new(1), compositor, encoder, video_socket, ended: Mutex::new(Vec::new()), last_video: Arc::default() }
+    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket, audio_socket: UdpSocket) -> Self {
+        Self {
+            current: Mutex::new(None),
+            launching: Mutex::new(()),
+            teardown: Mutex::new(None),
+            next_id: Mutex::new(1),
+            compositor,
+            encoder,
+            video_socket,
+            audio_socket,
+            ended: Mutex::new(Vec::new()),
+            last_video: Arc::default(),
+            last_audio: Arc::default(),
+        }
     }
 
     /// Subscribes to session ends.
@@ -185,7 +204,7 @@ impl Streams {
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 
-        let (streams, last_video) = (Arc::clone(self), Arc::clone(&self.last_video));
+        let (streams, last_video, last_audio) = (Arc::clone(self), Arc::clone(&self.last_video), Arc::clone(&self.last_audio));
         std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
             let mut input = BufReader::new(reports);
             while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
@@ -200,6 +219,7 @@ impl Streams {
                         streams.cancel_if(id);
                     }
                     Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
+                    Report::AudioStats(stats) => *last_audio.lock().unwrap() = Some(stats),
                 }
             }
         })?;
@@ -218,14 +238,14 @@ impl Streams {
     }
 
     /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
-    /// compositor with the video socket and a command socket.
+    /// compositor with the video and audio sockets and a command socket.
     fn prepare_and_spawn(&self, launch: &Launch, app: &App, undo: &mut Vec<Vec<String>>) -> anyhow::Result<(std::process::Child, UnixStream)> {
         for prep in &app.prep {
             run_quiet(&prep.run, "prep")?;
             undo.push(prep.undo.clone());
         }
         let (ours, theirs) = UnixStream::pair()?;
-        let video = self.video_socket.try_clone()?;
+        let (video, audio) = (self.video_socket.try_clone()?, self.audio_socket.try_clone()?);
         let mut cmd = std::process::Command::new(&self.compositor);
         cmd.arg("--mode")
             .arg(format!("{}x{}@{}", launch.width, launch.height, launch.fps))
@@ -235,6 +255,10 @@ impl Streams {
             .arg(theirs.as_raw_fd().to_string())
             .arg("--video-fd")
             .arg(video.as_raw_fd().to_string())
+            .arg("--audio-fd")
+            .arg(audio.as_raw_fd().to_string())
+            .arg("--audio-channels")
+            .arg(launch.audio_channels.count().to_string())
             .envs(&app.env);
         if !app.command.is_empty() {
             cmd.arg("--").args(&app.command);
@@ -242,12 +266,12 @@ impl Streams {
         if let Some(dir) = &app.working_dir {
             cmd.current_dir(dir);
         }
-        let (ipc_fd, video_fd) = (theirs.as_raw_fd(), video.as_raw_fd());
+        let fds = [theirs.as_raw_fd(), video.as_raw_fd(), audio.as_raw_fd()];
         // SAFETY: only async-signal-safe fcntl calls between fork and exec. They let exactly
-        // these two descriptors survive exec in the child.
+        // these descriptors survive exec in the child.
         unsafe {
             std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-                for fd in [ipc_fd, video_fd] {
+                for fd in fds {
                     if nix::libc::fcntl(fd, nix::libc::F_SETFD, 0) == -1 {
                         return Err(std::io::Error::last_os_error());
                     }

@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{start_daemon_with, target_dir};
+use common::{client_report, start_daemon_with, target_dir};
 use std::path::Path;
 use std::process::Command;
 
@@ -110,10 +110,7 @@ fn fec_recovers_video_over_a_lossy_link() {
         .env("XDG_STATE_HOME", dir.join("state"))
         .output()
         .expect("running the Moonlight client");
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    assert!(output.status.success(), "client failed: {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stderr));
-    let last = output.stdout.rsplit(|&b| b == b'\n').find(|l| !l.is_empty()).unwrap();
-    let out: serde_json::Value = serde_json::from_slice(last).unwrap();
+    let out = client_report(&output, &dir);
     eprintln!("{LOSS_PERCENT} % loss: {out}");
     // moonlight-common-c's video statistics count the data and parity datagrams that arrived
     // (it never fills in its "recovered" counter for video); the host knows how many it sent

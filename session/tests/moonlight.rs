@@ -8,8 +8,8 @@
 
 mod common;
 
-use common::{start_daemon, target_dir};
-use std::path::{Path, PathBuf};
+use common::{client_report, python, start_daemon, target_dir};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -18,13 +18,6 @@ const PORT: u16 = 38989;
 const API_PORT: u16 = 38991;
 const COLOUR: [i64; 3] = [0x30, 0x80, 0xff];
 
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON") {
-        Some(p) => Some(p.into()),
-        None if std::env::var_os("CI").is_some() => panic!("PUNKTFUNK_MOONLIGHT_PYTHON must name moonlight-python's interpreter on CI"),
-        None => None,
-    }
-}
 
 #[test]
 fn moonlight_pairs_streams_takes_input_and_quits() {
@@ -57,10 +50,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
         .env("XDG_STATE_HOME", dir.join("state"))
         .output()
         .expect("running the Moonlight client");
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    assert!(output.status.success(), "client failed: {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stderr));
-    let out: serde_json::Value = serde_json::from_slice(output.stdout.rsplit(|&b| b == b'\n').find(|l| !l.is_empty()).unwrap())
-        .unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}", String::from_utf8_lossy(&output.stdout)));
+    let out = client_report(&output, &dir);
     eprintln!("client saw: {out:#}");
 
     // Identity and the negative cases.

@@ -2,10 +2,11 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss]
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio]
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
-and streams 300 frames over a lossy link, reporting what FEC recovered.
+and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
+streams with sound and reports the strongest frequency the client decoded.
 """
 import json
 import os
@@ -121,6 +122,37 @@ if mode == "loss":
     out["frames"] = len(numbers)
     out["frame_gaps"] = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
     out["video_stats"] = video_stats()
+    client.stop_stream()
+    client.quit_app()
+    time.sleep(0.5)
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    print(json.dumps(out))
+    sys.exit(0)
+
+if mode == "audio":
+    out["pair"] = pair(client, server, "4321", "4321")
+    client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
+                        output_format="rgb24", ready_timeout=30.0, record_audio=True)
+    sub = client._stream_manager.subscribe_audio()
+    pcm, deadline = [], time.monotonic() + 20
+    # Two seconds of sound (the client itself discards the first 500 ms it receives).
+    while sum(len(c) for c in pcm) < 2 * 48000 and time.monotonic() < deadline:
+        chunk = sub.get(timeout=1.0)
+        if chunk is not None:
+            pcm.append(chunk.data)
+    client._stream_manager.unsubscribe_audio(sub)
+    data = np.concatenate(pcm) if pcm else np.zeros((0, 2), dtype=np.float32)
+    out["audio"] = {"samples": int(data.shape[0]), "channels": int(data.shape[1]) if data.ndim == 2 else 0}
+    if data.shape[0] >= 48000:
+        left = data[-48000:, 0].astype(np.float64)
+        spectrum = np.abs(np.fft.rfft(left * np.hanning(len(left))))
+        peak = int(np.argmax(spectrum))
+        out["audio"]["dominant_hz"] = peak * 48000 / len(left)
+        # How far the tone stands above everything more than 20 Hz away from it.
+        rest = np.concatenate([spectrum[: max(peak - 20, 0)], spectrum[peak + 21 :]])
+        out["audio"]["peak_over_rest"] = float(spectrum[peak] / rest.max())
+        out["audio"]["rms"] = float(np.sqrt(np.mean(left ** 2)))
+    out["audio"]["lost_packets"] = client._session._audio_lost_packets
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)

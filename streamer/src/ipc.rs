@@ -2,6 +2,7 @@
 //! stream and talks to it over a unix stream socket, one JSON message per line. Control
 //! traffic only (a few messages per input event); frames never cross it.
 
+use crate::gamestream::audio::{AudioParams, AudioStats};
 use crate::gamestream::video::{VideoParams, VideoStats};
 use crate::input::InputEvent;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,9 @@ pub enum Command {
     StartVideo(VideoParams),
     /// Stop sending video; the session keeps running (a client went away, it may resume).
     StopVideo,
+    /// Start (or restart) sending the session's sound.
+    StartAudio(AudioParams),
+    StopAudio,
     /// Change the output's mode (a client resumed at another resolution or refresh).
     SetMode { width: u32, height: u32, fps: u32 },
     Input(InputEvent),
@@ -35,6 +39,8 @@ pub enum Report {
     VideoFailed(String),
     /// Figures of a video stream that stopped.
     VideoStats(VideoStats),
+    /// Figures of an audio stream that stopped.
+    AudioStats(AudioStats),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,7 +91,8 @@ mod tests {
             ping_payload: Some("0123456789ABCDEF".into()),
             encoder: "software".into(),
         };
-        let msgs = [Command::StartVideo(params), Command::Input(InputEvent::Text("hé\n".into())), Command::RequestIdr, Command::Stop];
+        let audio = AudioParams { channels: crate::audio::Channels::Surround51, high_quality: false, packet_ms: 5, key: Some(([3; 16], 0x8000_0001)), ping_payload: None };
+        let msgs = [Command::StartVideo(params), Command::StartAudio(audio), Command::Input(InputEvent::Text("hé\n".into())), Command::RequestIdr, Command::Stop];
         let mut buf = Vec::new();
         for m in &msgs {
             write(&mut buf, m).unwrap();

@@ -5,13 +5,16 @@
 //! encoders ([`encode`]) and the recording sink ([`record`]). The senders plug in as sinks:
 //! [`gamestream`] holds the Moonlight wire formats (sans-IO) and its video sender; [`ipc`]
 //! is the daemon ↔ compositor socket, and [`input`] the input events that cross it.
+//! [`audio`] is the session's sound: PipeWire sink and microphone, packets, Opus.
 
+pub mod audio;
 pub mod convert;
 pub mod encode;
 pub mod frame;
 pub mod gamestream;
 pub mod input;
 pub mod ipc;
+pub mod latency;
 pub mod record;
 pub mod sink;
 

@@ -73,6 +73,11 @@ impl AudioPacketizer {
         }
     }
 
+    /// Whether the next packet starts a FEC block (a sender pausing for silence stops here).
+    pub fn at_block_start(&self) -> bool {
+        self.seq as usize % DATA_PER_BLOCK == 0
+    }
+
     /// Sends one Opus packet: `send` is called with the data datagram and, at the end of a
     /// block, with the two FEC datagrams.
     pub fn push(&mut self, opus: &[u8], mut send: impl FnMut(&[u8])) -> Result<(), AudioError> {

@@ -90,7 +90,12 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                         host.streams.cancel_if(bound.stream);
                     } else {
                         tracing::info!(stream = bound.stream, "client disconnected: session kept for /resume");
-                        host.streams.with(|s| if s.id == bound.stream { s.send(&Command::StopVideo) });
+                        host.streams.with(|s| {
+                            if s.id == bound.stream {
+                                s.send(&Command::StopVideo);
+                                s.send(&Command::StopAudio);
+                            }
+                        });
                     }
                 }
                 enet::Event::Receive { peer, packet, .. } => {

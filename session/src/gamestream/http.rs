@@ -9,6 +9,7 @@ use crate::host::{Host, PendingPairing};
 use crate::pin::PairOutcome;
 use crate::store::PairedClient;
 use crate::stream::Launch;
+use punktfunk_streamer::audio::Channels;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -330,6 +331,9 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
     let mut launch = Launch::new(id, mode, key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
     launch.encrypted_rtsp = corever >= 1;
+    // `(channel mask << 16) | channel count`; anything but 2, 6 or 8 channels gets stereo.
+    let surround: u32 = q.get("surroundAudioInfo").and_then(|v| v.parse().ok()).unwrap_or(0);
+    launch.audio_channels = Channels::from_count(surround & 0xffff).unwrap_or(Channels::Stereo);
     let encrypted = launch.encrypted_rtsp;
     let streams = Arc::clone(&host.streams);
     match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {

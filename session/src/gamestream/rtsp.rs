@@ -5,6 +5,7 @@ use crate::host::Host;
 use punktfunk_core::crypto::Gcm;
 use punktfunk_streamer::gamestream::rtsp::{self, Request, Response, RtspError};
 use punktfunk_streamer::gamestream::sdp::{self, Offer, ENCRYPT_CONTROL_V2};
+use punktfunk_streamer::gamestream::audio::AudioParams;
 use punktfunk_streamer::gamestream::video::VideoParams;
 use punktfunk_streamer::ipc::Command;
 use std::sync::Arc;
@@ -134,7 +135,15 @@ fn respond(host: &Host, req: &Request) -> Response {
                     ping_payload: Some(s.launch.ping_payload.clone()),
                     encoder: host.config.encoder.clone(),
                 };
+                let audio = AudioParams {
+                    channels: r.audio_channels,
+                    high_quality: r.audio_high_quality,
+                    packet_ms: r.audio_packet_ms,
+                    key: r.audio_encrypted().then_some((s.launch.key, s.launch.key_id as u32)),
+                    ping_payload: Some(s.launch.ping_payload.clone()),
+                };
                 s.send(&Command::StartVideo(params));
+                s.send(&Command::StartAudio(audio));
                 true
             });
             if started == Some(true) { ok() } else { Response::new(454, cseq) }

@@ -23,6 +23,24 @@ impl Drop for Daemon {
     }
 }
 
+/// The Python with moonlight-python (`.ci/run` builds it); outside CI, `None` skips a test.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON") {
+        Some(p) => Some(p.into()),
+        None if std::env::var_os("CI").is_some() => panic!("PUNKTFUNK_MOONLIGHT_PYTHON must name moonlight-python's interpreter on CI"),
+        None => None,
+    }
+}
+
+/// The JSON `moonlight_client.py` printed last; on failure, the client's and the daemon's
+/// logs (from `dir`) in the panic message.
+pub fn client_report(output: &std::process::Output, dir: &Path) -> serde_json::Value {
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(output.status.success(), "client failed: {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stderr));
+    let last = output.stdout.rsplit(|&b| b == b'\n').find(|l| !l.is_empty()).unwrap_or_default();
+    serde_json::from_slice(last).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stdout)))
+}
+
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_punktfunk")).parent().unwrap().to_path_buf()
 }

@@ -2,6 +2,7 @@
 //! reference §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
 //! `a=name:value ` lines, so both sides are plain attribute lists.
 
+use crate::audio::layout::{surround_params, Channels};
 use crate::encode::Codec;
 
 /// `x-ss-general.encryptionEnabled` / `…Supported` bits.
@@ -33,7 +34,8 @@ impl Offer {
         if self.av1 {
             s += "a=rtpmap:98 AV1/90000\n";
         }
-        // Stereo only for now: the client never parses a stereo layout, so nothing to add.
+        // 5.1 and 7.1 layouts (stereo is fixed in the client).
+        s += &surround_params();
         s
     }
 }
@@ -64,8 +66,11 @@ pub struct StreamRequest {
     pub encryption: u32,
     /// `x-ml-general.featureFlags` (0x02: the client sends ping payloads and connect data).
     pub ml_feature_flags: u32,
-    pub audio_channels: u32,
+    pub audio_channels: Channels,
+    /// Opus packet duration, 5 or 10 ms.
     pub audio_packet_ms: u32,
+    /// The high-quality surround layout (one stream per channel).
+    pub audio_high_quality: bool,
     /// `encoderCscMode`: `(colour space << 1) | full range`.
     pub csc_mode: u32,
     pub max_ref_frames: u32,
@@ -75,6 +80,10 @@ pub struct StreamRequest {
 impl StreamRequest {
     pub fn video_encrypted(&self) -> bool {
         self.encryption & ENCRYPT_VIDEO != 0
+    }
+
+    pub fn audio_encrypted(&self) -> bool {
+        self.encryption & ENCRYPT_AUDIO != 0
     }
 }
 
@@ -132,8 +141,12 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
         min_fec_packets: num("x-nv-vqos[0].fec.minRequiredFecPackets", Some(0))?.min(32) as u8,
         encryption,
         ml_feature_flags: num("x-ml-general.featureFlags", Some(0))?,
-        audio_channels: num("x-nv-audio.surround.numChannels", Some(2))?,
-        audio_packet_ms: num("x-nv-aqos.packetDuration", Some(5))?,
+        audio_channels: Channels::from_count(num("x-nv-audio.surround.numChannels", Some(2))?).ok_or(SdpError::Value("x-nv-audio.surround.numChannels"))?,
+        audio_packet_ms: match num("x-nv-aqos.packetDuration", Some(5))? {
+            ms @ (5 | 10) => ms,
+            _ => return Err(SdpError::Value("x-nv-aqos.packetDuration")),
+        },
+        audio_high_quality: num("x-nv-audio.surround.AudioQuality", Some(0))? != 0,
         csc_mode: num("x-nv-video[0].encoderCscMode", Some(0))?,
         max_ref_frames: num("x-nv-video[0].maxNumReferenceFrames", Some(0))?,
         slices: num("x-nv-video[0].videoEncoderSlicesPerFrame", Some(1))?.clamp(1, 64),
@@ -173,8 +186,12 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         assert_eq!((r.width, r.height, r.fps, r.packet_size), (1280, 720, 60, 1392));
         assert_eq!((r.codec, r.bitrate_kbps, r.min_fec_packets, r.max_ref_frames), (Codec::H264, 10000, 2, 1));
         assert_eq!(r.encryption, ENCRYPT_CONTROL_V2 | ENCRYPT_AUDIO, "audio forced on by NV feature flag 0x20");
-        assert!(!r.video_encrypted());
+        assert!(!r.video_encrypted() && r.audio_encrypted());
         assert_eq!(r.csc_mode, 2);
+        assert_eq!((r.audio_channels, r.audio_packet_ms, r.audio_high_quality), (Channels::Stereo, 5, false));
+        let surround = ANNOUNCE.replace("numChannels:2 ", "numChannels:6 \r\na=x-nv-audio.surround.AudioQuality:1 ").replace("packetDuration:5", "packetDuration:10");
+        let r = parse_announce(&surround).unwrap();
+        assert_eq!((r.audio_channels, r.audio_packet_ms, r.audio_high_quality), (Channels::Surround51, 10, true));
     }
 
     #[test]
@@ -185,6 +202,10 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         assert_eq!(parse_announce(&odd_packet), Err(SdpError::Value("x-nv-video[0].packetSize")));
         let av1 = ANNOUNCE.replace("bitStreamFormat:0", "bitStreamFormat:2");
         assert_eq!(parse_announce(&av1), Err(SdpError::Codec(2)));
+        let mono = ANNOUNCE.replace("numChannels:2", "numChannels:1");
+        assert_eq!(parse_announce(&mono), Err(SdpError::Value("x-nv-audio.surround.numChannels")));
+        let long = ANNOUNCE.replace("packetDuration:5", "packetDuration:7");
+        assert_eq!(parse_announce(&long), Err(SdpError::Value("x-nv-aqos.packetDuration")));
         let junk = ANNOUNCE.replace("maxFPS:60", "maxFPS:sixty");
         assert_eq!(parse_announce(&junk), Err(SdpError::Value("x-nv-video[0].maxFPS")));
     }
@@ -199,5 +220,6 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         let d = Offer { hevc: true, av1: false, touch: false }.describe();
         assert!(d.contains("sprop-parameter-sets=AAAAAU") && !d.contains("AV1/90000"));
         assert!(d.contains("a=x-ss-general.encryptionSupported:7"));
+        assert!(d.contains("a=fmtp:97 surround-params=642012453\n"), "{d}");
     }
 }

@@ -5,6 +5,7 @@
 
 use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
 use crate::frame::Frame;
+use crate::latency::LatencySamples;
 use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
@@ -111,13 +112,10 @@ pub struct VideoStats {
 #[derive(Default)]
 pub struct StatsRecorder {
     stats: VideoStats,
-    latencies: Vec<u32>,
+    latencies: LatencySamples,
 }
 
 impl StatsRecorder {
-    /// Latency samples kept (a few minutes at 60 Hz): enough for stable percentiles.
-    const SAMPLES: usize = 16_384;
-
     pub fn record(&mut self, sent: &SentFrame) {
         let s = &mut self.stats;
         s.frames += 1;
@@ -126,21 +124,13 @@ impl StatsRecorder {
         s.datagrams += sent.datagrams as u64;
         s.data_datagrams += sent.data_datagrams as u64;
         s.unsent += sent.unsent as u64;
-        let us = sent.host_latency.as_micros().min(u32::MAX as u128) as u32;
-        if self.latencies.len() < Self::SAMPLES {
-            self.latencies.push(us);
-        } else {
-            self.latencies[(s.frames as usize) % Self::SAMPLES] = us;
-        }
+        self.latencies.record(sent.host_latency);
     }
 
     /// The figures so far; starts over.
     pub fn take(&mut self) -> VideoStats {
-        let mut l = std::mem::take(&mut self.latencies);
-        l.sort_unstable();
-        let at = |q: f64| l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
         let mut stats = std::mem::take(&mut self.stats);
-        (stats.host_latency_us_p50, stats.host_latency_us_p99) = (at(0.5), at(0.99));
+        (stats.host_latency_us_p50, stats.host_latency_us_p99) = self.latencies.take();
         stats
     }
 }

@@ -1,0 +1,15 @@
+//! Session audio (design §3): each session gets a virtual PipeWire sink its apps play into
+//! and a virtual microphone they record from ([`session`]). The sink's samples are cut into
+//! packets ([`framer`]) and Opus-encoded at the layout the client decodes ([`layout`],
+//! [`encoder`]); the GameStream sender is [`crate::gamestream::audio`].
+
+pub mod encoder;
+pub mod framer;
+pub mod layout;
+pub mod mic;
+pub mod node;
+pub mod queue;
+pub mod session;
+
+pub use layout::Channels;
+pub use session::SessionAudio;

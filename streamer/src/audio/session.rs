@@ -1,0 +1,108 @@
+//! A session's audio devices: a sink its apps play into (captured for the stream) and a
+//! microphone they record from (fed by the client). Both live as long as the session; the
+//! apps find them through the environment [`SessionAudio::env`] gives them.
+
+use super::layout::Channels;
+use super::mic::{Mic, MIC_CHANNELS};
+use super::node::{Io, NodeSpec, VirtualNode};
+use super::queue::{Chunk, PcmQueue};
+use std::ffi::OsString;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// 5 ms cycles: the capture side of the latency budget.
+const QUANTUM: u32 = 240;
+/// Chunks held for a sender that fell behind (≈ 160 ms at 5 ms).
+const QUEUE_CHUNKS: usize = 32;
+
+type Tap = Arc<Mutex<Option<Arc<PcmQueue>>>>;
+
+pub struct SessionAudio {
+    channels: Channels,
+    tap: Tap,
+    mic: Arc<Mic>,
+    // Dropped last: the nodes leave the graph with the session.
+    sink: VirtualNode,
+    source: VirtualNode,
+}
+
+impl SessionAudio {
+    /// Creates the session's nodes, named after `id`, and waits up to `ready` for them to
+    /// be in the graph so that apps started next find them. Without PipeWire the nodes keep
+    /// trying in the background and the session runs silent.
+    pub fn start(id: &str, channels: Channels, ready: Duration) -> std::io::Result<Self> {
+        let tap: Tap = Arc::default();
+        let capture_tap = Arc::clone(&tap);
+        let capture = Io::Capture(Box::new(move |samples| {
+            if let Some(q) = capture_tap.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+                q.push(Chunk { samples: samples.to_vec(), captured: Instant::now() });
+            }
+        }));
+        let sink = VirtualNode::spawn(
+            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM },
+            capture,
+        )?;
+        let mic = Arc::new(Mic::new().map_err(std::io::Error::other)?);
+        let play_mic = Arc::clone(&mic);
+        let source = VirtualNode::spawn(
+            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM },
+            Io::Play(Box::new(move |out| play_mic.fill(out))),
+        )?;
+        debug_assert_eq!(MIC_CHANNELS, Channels::Stereo.count());
+        let deadline = Instant::now() + ready;
+        for node in [&sink, &source] {
+            if node.wait_ready(deadline.saturating_duration_since(Instant::now())).is_none() {
+                tracing::warn!(node = node.name(), "audio node not ready in {ready:?}: apps may start before it exists");
+            }
+        }
+        Ok(Self { channels, tap, mic, sink, source })
+    }
+
+    /// The layout of the sink (what the session's apps see).
+    pub fn channels(&self) -> Channels {
+        self.channels
+    }
+
+    /// Environment for the session's apps: PulseAudio clients (most games) play into the
+    /// sink and record from the microphone. Native PipeWire and ALSA clients honour only
+    /// one `PIPEWIRE_NODE` for both directions, so it names the sink: game sound matters
+    /// more than a microphone for them.
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        vec![("PULSE_SINK", self.sink.name().into()), ("PULSE_SOURCE", self.source.name().into()), ("PIPEWIRE_NODE", self.sink.name().into())]
+    }
+
+    /// Starts handing the sink's chunks to a new consumer (replacing any earlier one, whose
+    /// queue is closed).
+    pub fn subscribe(&self) -> Arc<PcmQueue> {
+        let q = Arc::new(PcmQueue::new(QUEUE_CHUNKS));
+        if let Some(old) = self.tap.lock().unwrap_or_else(|e| e.into_inner()).replace(Arc::clone(&q)) {
+            old.close();
+        }
+        q
+    }
+
+    /// Stops handing chunks over; the consumer's queue is closed.
+    pub fn unsubscribe(&self) {
+        if let Some(old) = self.tap.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            old.close();
+        }
+    }
+
+    pub fn mic(&self) -> &Arc<Mic> {
+        &self.mic
+    }
+
+    pub fn sink_node(&self) -> &VirtualNode {
+        &self.sink
+    }
+
+    pub fn source_node(&self) -> &VirtualNode {
+        &self.source
+    }
+}
+
+impl Drop for SessionAudio {
+    fn drop(&mut self) {
+        self.unsubscribe();
+    }
+}
