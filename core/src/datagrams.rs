@@ -8,8 +8,9 @@ pub struct Datagrams<'a> {
 }
 
 impl<'a> Datagrams<'a> {
-    pub(crate) fn new(buf: &'a [u8], len: usize) -> Self {
-        debug_assert!(len > 0 && buf.len().is_multiple_of(len));
+    /// `buf` holds whole datagrams of `len` bytes each.
+    pub fn new(buf: &'a [u8], len: usize) -> Self {
+        assert!(len > 0 && buf.len().is_multiple_of(len), "{} bytes are not datagrams of {len}", buf.len());
         Self { buf, len }
     }
 
@@ -25,6 +26,12 @@ impl<'a> Datagrams<'a> {
     /// All datagrams concatenated, for UDP GSO.
     pub fn as_bytes(&self) -> &'a [u8] {
         self.buf
+    }
+
+    /// Datagrams `start..end` of the batch (for sending around a gap).
+    pub fn range(&self, start: usize, end: usize) -> Datagrams<'a> {
+        assert!(start < end && end <= self.count(), "datagrams {start}..{end} of {}", self.count());
+        Self { buf: &self.buf[start * self.len..end * self.len], len: self.len }
     }
 
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &'a [u8]> + 'a {

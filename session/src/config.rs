@@ -24,6 +24,9 @@ pub struct Config {
     pub mdns: bool,
     /// Path of the compositor binary; next to this binary when empty.
     pub compositor: String,
+    /// Start a private PipeWire for the sessions' sound when none is running (a headless
+    /// server, a system service).
+    pub start_pipewire: bool,
     /// The "Desktop" entry: the default session.
     pub desktop: App,
     /// Further apps, each launched into a fresh headless session.
@@ -63,6 +66,7 @@ impl Default for Config {
             max_bitrate_kbps: 150_000,
             mdns: true,
             compositor: String::new(),
+            start_pipewire: true,
             desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
             apps: Vec::new(),
         }
@@ -79,6 +83,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # compositor = \"\"        # path of punktfunk-compositor; next to this binary when empty
+# start_pipewire = true   # sound: start a private PipeWire when none is running
 #
 # [desktop]               # the \"Desktop\" entry: the default session
 # command = [\"foot\"]

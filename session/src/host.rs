@@ -7,7 +7,9 @@ use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
 use crate::stream::Streams;
+use punktfunk_streamer::audio::server::{self, PipeWireServer};
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -63,6 +65,33 @@ pub struct Host {
     /// The management API's bearer token (`api-token` in the state directory, owner-only):
     /// only users who can read it may enter PINs or remove clients.
     pub api_token: String,
+    /// The private PipeWire started for the sessions' sound, if the host needed one.
+    _pipewire: Option<PipeWireServer>,
+}
+
+/// The sessions' sound server: the user's running PipeWire, or (when none answers and the
+/// configuration allows) a private one; and what the sessions need in their environment to
+/// reach it. Without either, sessions run silent.
+fn sound_server(config: &Config, state: &Path) -> (Option<PipeWireServer>, Vec<(&'static str, OsString)>) {
+    let runtime = server::runtime_dir();
+    if server::reachable(&runtime) {
+        tracing::info!(runtime = %runtime.display(), "sessions play into the running PipeWire");
+        return (None, Vec::new());
+    }
+    if !config.start_pipewire {
+        tracing::warn!("no PipeWire is running and start_pipewire is off: sessions have no sound");
+        return (None, Vec::new());
+    }
+    match PipeWireServer::start(&runtime, Some(state)) {
+        Ok(s) => {
+            let env = s.env().to_vec();
+            (Some(s), env)
+        }
+        Err(e) => {
+            tracing::warn!("no PipeWire for the sessions' sound ({e}); install pipewire, pipewire-pulse and wireplumber");
+            (None, Vec::new())
+        }
+    }
 }
 
 /// The sockets bound before the daemon drops into its loops.
@@ -98,7 +127,8 @@ impl Host {
         let compositor = compositor_path(&config.compositor)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
-        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video, audio));
+        let (pipewire, session_env) = sound_server(&config, &paths.state);
+        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video, audio, session_env));
         let host = Self {
             config,
             identity,
@@ -111,6 +141,7 @@ impl Host {
             streams,
             hevc,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
+            _pipewire: pipewire,
         };
         Ok((Arc::new(host), sockets))
     }

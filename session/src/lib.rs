@@ -1,9 +1,11 @@
 //! punktfunk-session: the host daemon behind the `punktfunk` binary. It owns the control
 //! plane (tokio): configuration, paired clients, the app catalog, the GameStream front end
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
-//! each a compositor process that does the per-frame work (design §3).
+//! each a compositor process that does the per-frame work (design §3). [`bench`] measures
+//! the punktfunk/1 data plane (`punktfunk bench transport`).
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod gamepad;
 pub mod gamestream;

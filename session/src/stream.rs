@@ -3,11 +3,12 @@
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
 use crate::config::App;
-use punktfunk_streamer::gamestream::sdp::StreamRequest;
 use punktfunk_streamer::audio::Channels;
 use punktfunk_streamer::gamestream::audio::AudioStats;
+use punktfunk_streamer::gamestream::sdp::StreamRequest;
 use punktfunk_streamer::gamestream::video::VideoStats;
 use punktfunk_streamer::ipc::{self, Command, Report};
+use std::ffi::OsString;
 use std::io::BufReader;
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -118,6 +119,8 @@ pub struct Streams {
     encoder: String,
     video_socket: UdpSocket,
     audio_socket: UdpSocket,
+    /// Environment every session gets (a private PipeWire's runtime directory and bus).
+    session_env: Vec<(&'static str, OsString)>,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
     /// The figures of the last video and audio streams that stopped.
     pub last_video: Arc<Mutex<Option<VideoStats>>>,
@@ -125,7 +128,7 @@ pub struct Streams {
 }
 
 impl Streams {
-    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket, audio_socket: UdpSocket) -> Self {
+    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket, audio_socket: UdpSocket, session_env: Vec<(&'static str, OsString)>) -> Self {
         Self {
             current: Mutex::new(None),
             launching: Mutex::new(()),
@@ -135,6 +138,7 @@ impl Streams {
             encoder,
             video_socket,
             audio_socket,
+            session_env,
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
             last_audio: Arc::default(),
@@ -259,6 +263,7 @@ impl Streams {
             .arg(audio.as_raw_fd().to_string())
             .arg("--audio-channels")
             .arg(launch.audio_channels.count().to_string())
+            .envs(self.session_env.iter().cloned())
             .envs(&app.env);
         if !app.command.is_empty() {
             cmd.arg("--").args(&app.command);

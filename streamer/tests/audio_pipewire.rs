@@ -85,6 +85,11 @@ fn two_sessions_hear_only_their_own_apps(pw: &PipeWire, dir: &Path) {
     tone_file(&tb, &[1000.0, 1000.0], 10.0);
     let (pa, pb) = (play(pw, &a, &ta, Channels::Stereo, false), play(pw, &b, &tb, Channels::Stereo, false));
     let (ra, rb) = (record(&qa, Duration::from_secs(1)), record(&qb, Duration::from_secs(1)));
+    // The sink asks for a 5 ms graph cycle (the capture side of the latency); PipeWire
+    // rounds down to a power of two.
+    let Pop::Chunk(c) = qa.pop(Duration::from_secs(1)) else { panic!("no more sound") };
+    eprintln!("graph cycle: {} frames", c.samples.len() / 2);
+    assert!((1..=240).contains(&(c.samples.len() / 2)), "a cycle of {} frames is longer than 5 ms", c.samples.len() / 2);
     stop(pa);
     stop(pb);
     let freqs = [440.0, 1000.0];
@@ -189,11 +194,10 @@ fn a_removed_sink_comes_back_and_sound_resumes(pw: &PipeWire, dir: &Path) {
         assert!(Instant::now() < deadline, "the sink was not recreated");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let recreated = Instant::now();
     // Drain what was captured before the removal, then listen for the tone again.
     while let Pop::Chunk(_) = q.pop(Duration::ZERO) {}
     let pcm = record(&q, Duration::from_millis(500));
-    eprintln!("sink {id} removed; back as {:?}, sound again {:?} later", session.sink_node().id(), recreated.elapsed());
+    eprintln!("sink {id} removed; back as {:?}, and the tone with it", session.sink_node().id());
     stop(app);
     assert_eq!(dominant(&pcm, 2, 0, &[400.0, 800.0, 1600.0]).0, 800.0);
 }

@@ -51,12 +51,18 @@ pub fn start_daemon(dir: &Path, port: u16, api_port: u16, app_cmd: &[String], ap
     start_daemon_with(&[], dir, port, api_port, app_cmd, app_toml)
 }
 
-/// As [`start_daemon`], the command prefixed by `wrapper` (e.g. `ip netns exec NS`).
+/// As [`start_daemon`], the command prefixed by `wrapper` (e.g. `ip netns exec NS`). Tests
+/// share the machine's runtime directory, so the daemon starts no PipeWire of its own.
 pub fn start_daemon_with(wrapper: &[&str], dir: &Path, port: u16, api_port: u16, app_cmd: &[String], app_toml: &str) -> Daemon {
+    start_daemon_configured(wrapper, dir, port, api_port, "start_pipewire = false\n", app_cmd, app_toml)
+}
+
+/// As [`start_daemon_with`], with `host_toml` as the top-level settings.
+pub fn start_daemon_configured(wrapper: &[&str], dir: &Path, port: u16, api_port: u16, host_toml: &str, app_cmd: &[String], app_toml: &str) -> Daemon {
     let compositor = target_dir().join("punktfunk-compositor");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
-        "port = {port}\napi_port = {api_port}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        "port = {port}\napi_port = {api_port}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
         compositor.display().to_string(),
         serde_json::to_string(app_cmd).unwrap()
     );

@@ -1,4 +1,6 @@
 //! What the streamer's benches share: a synthetic frame and median/p99.
+// Each bench uses its own part of this module.
+#![allow(dead_code)]
 
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;

@@ -51,6 +51,17 @@ impl Mic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// What a client sends is untrusted: garbage is an error, never a panic or a flood.
+        #[test]
+        fn garbage_packets_are_errors_or_bounded_sound(packet in prop::collection::vec(any::<u8>(), 0..1500)) {
+            let mic = Mic::new().unwrap();
+            let _ = mic.push_opus(&packet);
+            prop_assert!(mic.buffered.lock().unwrap().len() <= MAX_BUFFERED);
+        }
+    }
 
     #[test]
     fn plays_what_arrived_then_silence_and_bounds_the_backlog() {

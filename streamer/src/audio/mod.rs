@@ -1,7 +1,8 @@
 //! Session audio (design §3): each session gets a virtual PipeWire sink its apps play into
 //! and a virtual microphone they record from ([`session`]). The sink's samples are cut into
 //! packets ([`framer`]) and Opus-encoded at the layout the client decodes ([`layout`],
-//! [`encoder`]); the GameStream sender is [`crate::gamestream::audio`].
+//! [`encoder`]); the GameStream sender is [`crate::gamestream::audio`]. Hosts without a
+//! running PipeWire start a private one ([`server`]).
 
 pub mod encoder;
 pub mod framer;
@@ -9,6 +10,7 @@ pub mod layout;
 pub mod mic;
 pub mod node;
 pub mod queue;
+pub mod server;
 pub mod session;
 
 pub use layout::Channels;

@@ -1,58 +1,36 @@
-//! A private PipeWire for a test: session D-Bus, pipewire, wireplumber and pipewire-pulse
-//! in their own runtime directory, stopped when dropped. Also tone helpers: files to play
+//! A private PipeWire for a test (the host's own [`PipeWireServer`], in the test's
+//! directory), stopped when dropped. Also tone helpers: files to play
 //! and Goertzel power to tell which tone a recording holds.
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use punktfunk_streamer::audio::server::PipeWireServer;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 pub struct PipeWire {
-    pub runtime: PathBuf,
-    pub bus: String,
-    children: Vec<Child>,
+    server: PipeWireServer,
 }
 
 impl PipeWire {
-    /// Starts the daemons under `dir` and waits until pipewire-pulse answers. The caller
-    /// passes [`PipeWire::env`] to every process that should use it (and sets it for itself
-    /// before any thread reads the environment).
+    /// Starts the daemons with their sockets and logs under `dir` and waits until
+    /// pipewire-pulse answers. The caller passes [`PipeWire::env`] to every process that
+    /// should use it (or sets it for itself before any thread reads the environment).
     pub fn start(dir: &Path) -> Self {
-        let runtime = dir.join("runtime");
-        std::fs::create_dir_all(&runtime).unwrap();
-        std::fs::set_permissions(&runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-        let bus = format!("unix:path={}", runtime.join("bus").display());
-        let mut pw = Self { runtime, bus, children: Vec::new() };
-        let log = |name: &str| Stdio::from(std::fs::File::create(dir.join(format!("{name}.log"))).unwrap());
-        let missing = |p: &str| format!("{p} is missing: apt-get install dbus pipewire pipewire-pulse wireplumber pipewire-bin pulseaudio-utils");
-        let dbus = Command::new("dbus-daemon").args(["--session", "--nofork", "--nopidfile", "--address", &pw.bus]).stdout(log("dbus")).stderr(log("dbus-err")).spawn().expect(&missing("dbus-daemon"));
-        pw.children.push(dbus);
-        pw.wait_for(&pw.runtime.join("bus"));
-        for daemon in ["pipewire", "wireplumber", "pipewire-pulse"] {
-            let child = pw.command(daemon).stdout(log(daemon)).stderr(Stdio::from(std::fs::File::create(dir.join(format!("{daemon}-err.log"))).unwrap())).spawn().expect(&missing(daemon));
-            pw.children.push(child);
-            if daemon == "pipewire" {
-                pw.wait_for(&pw.runtime.join("pipewire-0"));
-            }
-        }
+        let server = PipeWireServer::start(&dir.join("runtime"), Some(dir))
+            .unwrap_or_else(|e| panic!("{e} (apt-get install dbus pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils)"));
+        let pw = Self { server };
         let deadline = Instant::now() + Duration::from_secs(20);
         while !pw.command("pactl").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success()) {
-            assert!(Instant::now() < deadline, "pipewire-pulse did not come up; logs in {}", dir.display());
+            assert!(Instant::now() < deadline, "pipewire-pulse does not answer; logs in {}", dir.display());
             std::thread::sleep(Duration::from_millis(100));
         }
         pw
     }
 
-    fn wait_for(&self, path: &Path) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !path.exists() {
-            assert!(Instant::now() < deadline, "{} did not appear", path.display());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    pub fn env(&self) -> [(&'static str, String); 2] {
-        [("XDG_RUNTIME_DIR", self.runtime.display().to_string()), ("DBUS_SESSION_BUS_ADDRESS", self.bus.clone())]
+    pub fn env(&self) -> Vec<(&'static str, OsString)> {
+        self.server.env().to_vec()
     }
 
     /// A command that talks to this PipeWire.
@@ -66,15 +44,6 @@ impl PipeWire {
     pub fn node_names(&self) -> Vec<String> {
         let out = self.command("pw-cli").args(["ls", "Node"]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once("node.name = \"")).map(|(_, n)| n.trim_end_matches('"').to_string()).collect()
-    }
-}
-
-impl Drop for PipeWire {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
     }
 }
 
