@@ -4,16 +4,17 @@
 
 use anyhow::Context;
 use punktfunk_compositor::{run, Config, Frame, KeyboardLayout, Mode};
-use punktfunk_streamer::audio::{Channels, SessionAudio};
+use punktfunk_streamer::audio::{server, Channels, SessionAudio};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
-const AUDIO_READY: std::time::Duration = std::time::Duration::from_secs(2);
+const AUDIO_READY: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -28,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     let mut record: Option<PathBuf> = None;
     let mut bitrate: u64 = 20_000_000;
     let mut encoder = Choice::Auto;
-    let (mut ipc_fd, mut video_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>) = (None, None, None);
+    let (mut ipc_fd, mut video_fd, mut native_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>, Option<i32>) = (None, None, None, None);
     let mut audio_channels = Channels::Stereo;
     let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
         v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
@@ -43,6 +44,7 @@ fn main() -> anyhow::Result<()> {
             Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
             Some("--ipc-fd") => ipc_fd = Some(text(args.next(), "--ipc-fd")?.parse().context("--ipc-fd is a file descriptor")?),
             Some("--video-fd") => video_fd = Some(text(args.next(), "--video-fd")?.parse().context("--video-fd is a file descriptor")?),
+            Some("--native-fd") => native_fd = Some(text(args.next(), "--native-fd")?.parse().context("--native-fd is a file descriptor")?),
             Some("--audio-fd") => audio_fd = Some(text(args.next(), "--audio-fd")?.parse().context("--audio-fd is a file descriptor")?),
             Some("--audio-channels") => {
                 audio_channels = text(args.next(), "--audio-channels")?.parse().ok().and_then(Channels::from_count).context("--audio-channels is 2, 6 or 8")?
@@ -63,26 +65,29 @@ fn main() -> anyhow::Result<()> {
     }
     config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
     config.handle_signals = true;
-    if let (Some(ipc), Some(video)) = (ipc_fd, video_fd) {
+    if let (Some(ipc), Some(video), Some(native)) = (ipc_fd, video_fd, native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
-        let video = std::net::UdpSocket::from(inherited(video)?);
+        let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
         let audio = match audio_fd {
             Some(fd) => {
                 let socket = std::net::UdpSocket::from(inherited(fd)?);
                 // Named after this process: unique among the sessions sharing a PipeWire.
-                let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, AUDIO_READY)?;
+                // Without a PipeWire to talk to, the nodes keep trying in the background and
+                // the app starts at once.
+                let ready = if server::reachable(&server::runtime_dir()) { AUDIO_READY } else { Duration::ZERO };
+                let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
                 config.env.extend(session.env());
                 Some(punktfunk_compositor::stream::Audio { session, socket })
             }
             None => None,
         };
-        let (sink, control) = punktfunk_compositor::stream::attach(ipc, video, audio)?;
+        let (sink, control) = punktfunk_compositor::stream::attach(ipc, punktfunk_compositor::stream::Sockets { video, native, audio })?;
         let outcome = run(config, sink, Some(control))?;
         tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "stream session ended");
         std::process::exit(outcome.exit_code.unwrap_or(0));
     }
-    anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none() && audio_fd.is_none(), "--ipc-fd and --video-fd go together (--audio-fd with them)");
+    anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(), "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)");
     let outcome = match (record, raw_output) {
         (Some(path), _) => {
             let hevc = path.extension().is_some_and(|e| e == "hevc" || e == "h265");

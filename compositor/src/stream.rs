@@ -6,7 +6,8 @@
 use crate::Control;
 use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::gamestream::audio::AudioSender;
-use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, StatsRecorder, VideoParams, VideoSender};
+use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
+use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::{Frame, FrameSink};
 use smithay::reexports::calloop::channel::{self, Channel, Sender};
@@ -19,7 +20,40 @@ use std::sync::{Arc, Mutex};
 
 enum VideoCommand {
     Start(VideoParams),
+    StartNative(NativeVideoParams),
     Stop,
+    SetBitrate(u64),
+}
+
+/// The video sender of the protocol the client speaks.
+enum MediaSender {
+    GameStream(VideoSender),
+    Native(NativeVideoSender),
+}
+
+impl MediaSender {
+    fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
+        match self {
+            Self::GameStream(s) => s.send(frame),
+            Self::Native(s) => s.send(frame),
+        }
+    }
+
+    fn set_bitrate(&mut self, bps: u64) {
+        match self {
+            Self::GameStream(s) => s.set_bitrate(bps),
+            Self::Native(s) => s.set_bitrate(bps),
+        }
+    }
+}
+
+/// The sockets a stream's media leave on, handed over by the daemon.
+pub struct Sockets {
+    /// GameStream video.
+    pub video: UdpSocket,
+    /// The punktfunk/1 data plane.
+    pub native: UdpSocket,
+    pub audio: Option<Audio>,
 }
 
 /// The session's sound and the socket it goes out on.
@@ -30,7 +64,8 @@ pub struct Audio {
 
 /// Connects a session to the daemon: returns the sink for [`crate::run`] and its control
 /// channel. A thread reads the socket until the daemon says stop or goes away.
-pub fn attach(ipc: UnixStream, video: UdpSocket, audio: Option<Audio>) -> std::io::Result<(StreamSink, Channel<Control>)> {
+pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink, Channel<Control>)> {
+    let Sockets { video, native, audio } = sockets;
     let (control, control_rx) = channel::channel();
     let (video_tx, video_rx) = mpsc::channel();
     let idr = Arc::new(AtomicBool::new(true));
@@ -38,7 +73,7 @@ pub fn attach(ipc: UnixStream, video: UdpSocket, audio: Option<Audio>) -> std::i
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
     std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio))?;
-    let sink = StreamSink { commands: video_rx, socket: video, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
+    let sink = StreamSink { commands: video_rx, socket: video, native, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
     Ok((sink, control_rx))
 }
 
@@ -72,8 +107,15 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
                 let _ = video.send(VideoCommand::Start(p));
                 let _ = control.send(Control::Redraw);
             }
+            Command::StartNative(p) => {
+                let _ = video.send(VideoCommand::StartNative(p));
+                let _ = control.send(Control::Redraw);
+            }
             Command::StopVideo => {
                 let _ = video.send(VideoCommand::Stop);
+            }
+            Command::SetBitrate { bps } => {
+                let _ = video.send(VideoCommand::SetBitrate(bps));
             }
             Command::StartAudio(params) => {
                 stop_audio(&mut sender);
@@ -112,10 +154,11 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
 pub struct StreamSink {
     commands: mpsc::Receiver<VideoCommand>,
     socket: UdpSocket,
+    native: UdpSocket,
     control: Sender<Control>,
     idr: Arc<AtomicBool>,
     reports: Arc<Mutex<UnixStream>>,
-    sender: Option<VideoSender>,
+    sender: Option<MediaSender>,
     listener_stop: Option<Arc<AtomicBool>>,
     first_sent: bool,
     stats: StatsRecorder,
@@ -140,20 +183,34 @@ impl StreamSink {
         }
     }
 
-    fn start_video(&mut self, params: VideoParams) -> std::io::Result<()> {
+    /// Starts a sender of either protocol, with a thread latching the client's address
+    /// from its pings (GameStream) or hellos (punktfunk/1).
+    fn start_video(&mut self, command: VideoCommand) -> std::io::Result<()> {
         self.stop_video();
         let peer = Peer::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (socket, payload, listener_peer, listener_stop) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone(), Arc::clone(&stop));
+        let (listener_peer, listener_stop) = (peer.clone(), Arc::clone(&stop));
         let (control, idr) = (self.control.clone(), Arc::clone(&self.idr));
-        std::thread::Builder::new().name("video-pings".into()).spawn(move || {
-            listen_for_pings(socket, payload, listener_peer, listener_stop, || {
-                idr.store(true, Ordering::Relaxed);
-                let _ = control.send(Control::Redraw);
-            })
-        })?;
+        let on_latch = move || {
+            idr.store(true, Ordering::Relaxed);
+            let _ = control.send(Control::Redraw);
+        };
+        let listener = std::thread::Builder::new().name("video-peer".into());
+        let sender = match command {
+            VideoCommand::Start(params) => {
+                let (socket, payload) = (self.socket.try_clone()?, params.ping_payload.clone());
+                listener.spawn(move || listen_for_pings(socket, payload, listener_peer, listener_stop, on_latch))?;
+                MediaSender::GameStream(VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
+            }
+            VideoCommand::StartNative(params) => {
+                let (socket, token) = (self.native.try_clone()?, params.token);
+                listener.spawn(move || listen_for_hellos(socket, token, listener_peer, listener_stop, on_latch))?;
+                MediaSender::Native(NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
+            }
+            VideoCommand::Stop | VideoCommand::SetBitrate(_) => return Ok(()),
+        };
         self.listener_stop = Some(stop);
-        self.sender = Some(VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?);
+        self.sender = Some(sender);
         self.first_sent = false;
         Ok(())
     }
@@ -163,12 +220,17 @@ impl FrameSink for StreamSink {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
         while let Ok(command) = self.commands.try_recv() {
             match command {
-                VideoCommand::Start(params) => {
-                    if let Err(e) = self.start_video(params) {
+                VideoCommand::Stop => self.stop_video(),
+                VideoCommand::SetBitrate(bps) => {
+                    if let Some(s) = self.sender.as_mut() {
+                        s.set_bitrate(bps);
+                    }
+                }
+                start => {
+                    if let Err(e) = self.start_video(start) {
                         self.report(&Report::VideoFailed(e.to_string()));
                     }
                 }
-                VideoCommand::Stop => self.stop_video(),
             }
         }
         let Some(sender) = self.sender.as_mut() else { return Ok(()) };

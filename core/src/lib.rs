@@ -5,14 +5,17 @@
 //!
 //! - [`fec`]: GF(2^8) Reed-Solomon byte-identical to Moonlight's, and GF(2^16) for punktfunk/1.
 //! - [`moonlight`]: GameStream video and audio RTP packetizers and depacketizers.
-//! - [`native`]: the punktfunk/1 data plane (core/PROTOCOL.md).
+//! - [`native`]: the punktfunk/1 data plane, [`control`] its control messages and pairing
+//!   (core/PROTOCOL.md); [`input`] the input events clients send.
 //! - [`crypto`], [`pacer`], [`stats`], and [`ffi`], the C ABI.
 
 pub mod assembly;
+pub mod control;
 pub mod crypto;
 pub mod datagrams;
 pub mod fec;
 pub mod ffi;
+pub mod input;
 pub mod moonlight;
 pub mod native;
 pub mod pacer;

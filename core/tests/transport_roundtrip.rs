@@ -108,6 +108,25 @@ fn native_large_frames_span_blocks_and_recover_reordered() {
     assert_eq!(got, all_exact(&frames, 0));
 }
 
+#[test]
+fn native_frames_lost_whole_are_reported() {
+    let cfg = StreamConfig { key: Some([3; 16]), ..StreamConfig::default() };
+    let frames: Vec<Vec<u8>> = (0..5).map(|i| bytes(3000, i)).collect();
+    // Frames 1 and 2 never arrive at all: nothing of theirs tells the receiver they existed.
+    let got = native_run(cfg, &frames, &|f, _| f == 1 || f == 2);
+    assert_eq!(got, [Got::Frame(0, true), Got::Lost(1), Got::Lost(2), Got::Frame(3, true), Got::Frame(4, true)]);
+}
+
+/// Every frame before the newest one delivered is accounted for exactly once.
+fn accounted_once(got: &[Got]) -> bool {
+    let ids: Vec<u32> = got.iter().map(|g| match g {
+        Got::Frame(id, _) | Got::Lost(id) => *id,
+    }).collect();
+    let newest = got.iter().filter_map(|g| if let Got::Frame(id, _) = g { Some(*id) } else { None }).max();
+    let unique: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
+    unique.len() == ids.len() && newest.is_none_or(|n| (0..=n).all(|i| unique.contains(&i)))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
@@ -121,6 +140,7 @@ proptest! {
         let frames: Vec<Vec<u8>> = lens.iter().enumerate().map(|(i, &l)| bytes(l, i as u8)).collect();
         let got = native_run(cfg, &frames, &|f, i| loss.get((f as usize * 37 + i) % 200).copied().unwrap_or(false));
         prop_assert!(got.iter().all(|g| !matches!(g, Got::Frame(_, false))));
+        prop_assert!(accounted_once(&got), "{:?}", got);
     }
 
     #[test]

@@ -14,6 +14,8 @@ pub struct Config {
     pub port: u16,
     /// Management API (pairing PINs, clients), on loopback only.
     pub api_port: u16,
+    /// punktfunk/1: QUIC control on this UDP port, the data plane on the next.
+    pub native_port: u16,
     /// `auto`, `software`, `nvenc` or `vaapi`.
     pub encoder: String,
     /// Video FEC parity, percent of data shards per block.
@@ -61,6 +63,7 @@ impl Default for Config {
             name: String::new(),
             port: 47989,
             api_port: 47990,
+            native_port: 48100,
             encoder: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
@@ -78,6 +81,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # name = \"\"              # shown to clients; the host name when empty
 # port = 47989            # GameStream base port (HTTPS port-5, RTSP port+21, UDP port+9..+11)
 # api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
+# native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
@@ -123,6 +127,9 @@ impl Config {
         if !(6..=65_514).contains(&config.port) {
             return Err(serde::de::Error::custom(format!("port {} leaves no room for HTTPS (port−5) and RTSP (port+21)", config.port)));
         }
+        if config.native_port == u16::MAX {
+            return Err(serde::de::Error::custom("native_port leaves no room for the data plane (native_port+1)"));
+        }
         Ok(config)
     }
 
@@ -149,6 +156,9 @@ impl Config {
     }
     pub fn audio_port(&self) -> u16 {
         self.port + 11
+    }
+    pub fn native_data_port(&self) -> u16 {
+        self.native_port + 1
     }
 }
 

@@ -6,7 +6,7 @@ use crate::gamestream::identity::Identity;
 use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
-use crate::stream::Streams;
+use crate::stream::{MediaSockets, Streams};
 use punktfunk_streamer::audio::server::{self, PipeWireServer};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -69,6 +69,17 @@ pub struct Host {
     _pipewire: Option<PipeWireServer>,
 }
 
+impl Host {
+    /// Claims the PIN desk for one pairing client (GameStream or punktfunk/1); `None` while
+    /// another pairing is under way.
+    pub fn claim_pin(&self) -> Option<crate::pin::Waiting<'_>> {
+        if !self.pairings.lock().unwrap().is_empty() {
+            return None;
+        }
+        crate::pin::Waiting::claim(&self.pin_waiter)
+    }
+}
+
 /// The sessions' sound server: the user's running PipeWire, or (when none answers and the
 /// configuration allows) a private one; and what the sessions need in their environment to
 /// reach it. Without either, sessions run silent.
@@ -101,6 +112,8 @@ pub struct Sockets {
     pub rtsp: tokio::net::TcpListener,
     pub api: tokio::net::TcpListener,
     pub control: UdpSocket,
+    /// punktfunk/1's QUIC control port.
+    pub native: UdpSocket,
 }
 
 impl Host {
@@ -122,13 +135,14 @@ impl Host {
             rtsp: tcp(config.rtsp_port()).await?,
             api: tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).await.map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
             control: udp(config.control_port())?,
+            native: udp(config.native_port)?,
         };
-        let (video, audio) = (udp(config.video_port())?, udp(config.audio_port())?);
+        let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
         let compositor = compositor_path(&config.compositor)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
-        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), video, audio, session_env));
+        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,
             identity,

@@ -40,7 +40,7 @@ enum BenchCmd {
     /// The punktfunk/1 data plane against plain UDP, two processes on loopback.
     Transport {
         /// Target bitrates in Gbit/s.
-        #[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 1.4, 2.0, 3.0, 4.0])]
+        #[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 1.4, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0])]
         rates: Vec<f64>,
         /// Seconds per run.
         #[arg(long, default_value_t = 3.0)]
@@ -170,6 +170,8 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         tokio::spawn(http::serve_https(Arc::clone(&host), sockets.https, tls));
         tokio::spawn(rtsp::serve(Arc::clone(&host), sockets.rtsp));
         tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
+        let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
+        tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
         tracing::info!(name = host.name, port = host.config.port, hevc = host.hevc, "punktfunk host ready; pair a Moonlight client with `punktfunk pair <PIN>`");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {

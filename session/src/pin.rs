@@ -8,6 +8,24 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, Notify};
 
 pub const PIN_LIFETIME: Duration = Duration::from_secs(120);
+/// How long a pairing client waits for the user to enter its PIN.
+pub const PIN_WAIT: Duration = Duration::from_secs(85);
+
+/// The claim of the one client waiting for a PIN (a PIN typed on the host goes to it, never
+/// to a second client racing for it); released when dropped.
+pub struct Waiting<'a>(&'a std::sync::atomic::AtomicBool);
+
+impl<'a> Waiting<'a> {
+    pub fn claim(flag: &'a std::sync::atomic::AtomicBool) -> Option<Self> {
+        (!flag.swap(true, std::sync::atomic::Ordering::AcqRel)).then_some(Self(flag))
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
 
 /// How a pairing ended, for whoever gave the PIN.
 #[derive(Clone, Debug, PartialEq, Eq)]

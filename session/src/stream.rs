@@ -106,6 +106,17 @@ pub enum Ended {
 #[error("an app is already running: quit it first")]
 pub struct Busy;
 
+/// The UDP sockets every session's compositor sends its media from (the daemon binds them
+/// once; each compositor inherits them).
+pub struct MediaSockets {
+    /// GameStream video.
+    pub video: UdpSocket,
+    /// The punktfunk/1 data plane.
+    pub native: UdpSocket,
+    /// GameStream audio.
+    pub audio: UdpSocket,
+}
+
 /// The one running session (one stream per host for now).
 pub struct Streams {
     current: Mutex<Option<Stream>>,
@@ -117,8 +128,7 @@ pub struct Streams {
     next_id: Mutex<u64>,
     compositor: PathBuf,
     encoder: String,
-    video_socket: UdpSocket,
-    audio_socket: UdpSocket,
+    sockets: MediaSockets,
     /// Environment every session gets (a private PipeWire's runtime directory and bus).
     session_env: Vec<(&'static str, OsString)>,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
@@ -128,7 +138,7 @@ pub struct Streams {
 }
 
 impl Streams {
-    pub fn new(compositor: PathBuf, encoder: String, video_socket: UdpSocket, audio_socket: UdpSocket, session_env: Vec<(&'static str, OsString)>) -> Self {
+    pub fn new(compositor: PathBuf, encoder: String, sockets: MediaSockets, session_env: Vec<(&'static str, OsString)>) -> Self {
         Self {
             current: Mutex::new(None),
             launching: Mutex::new(()),
@@ -136,8 +146,7 @@ impl Streams {
             next_id: Mutex::new(1),
             compositor,
             encoder,
-            video_socket,
-            audio_socket,
+            sockets,
             session_env,
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
@@ -249,7 +258,7 @@ impl Streams {
             undo.push(prep.undo.clone());
         }
         let (ours, theirs) = UnixStream::pair()?;
-        let (video, audio) = (self.video_socket.try_clone()?, self.audio_socket.try_clone()?);
+        let (video, native, audio) = (self.sockets.video.try_clone()?, self.sockets.native.try_clone()?, self.sockets.audio.try_clone()?);
         let mut cmd = std::process::Command::new(&self.compositor);
         cmd.arg("--mode")
             .arg(format!("{}x{}@{}", launch.width, launch.height, launch.fps))
@@ -259,6 +268,8 @@ impl Streams {
             .arg(theirs.as_raw_fd().to_string())
             .arg("--video-fd")
             .arg(video.as_raw_fd().to_string())
+            .arg("--native-fd")
+            .arg(native.as_raw_fd().to_string())
             .arg("--audio-fd")
             .arg(audio.as_raw_fd().to_string())
             .arg("--audio-channels")
@@ -271,7 +282,7 @@ impl Streams {
         if let Some(dir) = &app.working_dir {
             cmd.current_dir(dir);
         }
-        let fds = [theirs.as_raw_fd(), video.as_raw_fd(), audio.as_raw_fd()];
+        let fds = [theirs.as_raw_fd(), video.as_raw_fd(), native.as_raw_fd(), audio.as_raw_fd()];
         // SAFETY: only async-signal-safe fcntl calls between fork and exec. They let exactly
         // these descriptors survive exec in the child.
         unsafe {

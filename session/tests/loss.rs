@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{client_report, start_daemon_with, target_dir};
+use common::{client_report, native_client, output_text, pair_native, start_daemon_with, target_dir};
 use std::path::Path;
 use std::process::Command;
 
@@ -24,7 +24,8 @@ struct Netns {
 }
 
 impl Netns {
-    fn create(name: &str, sudo: Vec<&'static str>) -> Self {
+    /// A namespace whose loopback drops `LOSS_PERCENT` of the UDP datagrams sent from `port`.
+    fn create(name: &str, sudo: Vec<&'static str>, port: u16) -> Self {
         let run = |args: &[&str]| {
             let st = privileged(&sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert!(st.success(), "{args:?} failed");
@@ -36,7 +37,7 @@ impl Netns {
         let nft = |rule: &str| run(&["ip", "netns", "exec", name, "sh", "-c", &format!("nft {rule}")]);
         nft("add table inet loss");
         nft("add chain inet loss out '{ type filter hook output priority 0; }'");
-        nft(&format!("add rule inet loss out udp sport {} numgen random mod 100 '<' {LOSS_PERCENT} drop", PORT + 9));
+        nft(&format!("add rule inet loss out udp sport {port} numgen random mod 100 '<' {LOSS_PERCENT} drop"));
         ns
     }
 }
@@ -93,7 +94,7 @@ fn fec_recovers_video_over_a_lossy_link() {
         Err(why) => return eprintln!("skipped: {why}"),
     };
     let name = format!("pf-loss-{}", std::process::id());
-    let ns = Netns::create(&name, sudo);
+    let ns = Netns::create(&name, sudo, PORT + 9);
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -129,4 +130,47 @@ fn fec_recovers_video_over_a_lossy_link() {
     assert_eq!(out["frames"], 300, "the stream stalled: {out}");
     assert!(dropped >= 10, "the link dropped too little to tell: {host}");
     assert!((gaps as f64) < dropped_data / 2.0, "{gaps} frames lost for ≈{dropped_data:.0} dropped data datagrams: FEC did not recover them");
+}
+
+/// The same link for punktfunk/1: 5 % of the host's data-plane datagrams dropped at random;
+/// GF(2^16) FEC rebuilds the frames they belonged to.
+#[test]
+fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
+    let sudo = match requirements() {
+        Ok((_, sudo)) => sudo,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let name = format!("pf-loss-native-{}", std::process::id());
+    // `common` puts punktfunk/1 at port + 50, its data plane one above.
+    let native = PORT + 50;
+    let ns = Netns::create(&name, sudo, native + 1);
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
+    // One datagram per send: the drop rule then takes single datagrams, as a lossy link
+    // does, not whole GSO batches (the daemon's compositor inherits this).
+    let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
+    let _daemon = start_daemon_with(&wrapper, &dir, PORT, API_PORT, &app, "");
+    let config = dir.join("client");
+    let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
+    assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
+    let out = dir.join("frames");
+    let streamed = native_client(&wrapper, &config)
+        .args(["stream", &format!("127.0.0.1:{native}"), "--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "20000", "--headless", "--frames", "300", "--stop", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    eprintln!("figures: {LOSS_PERCENT} % loss on punktfunk/1 — {stats}");
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert!(n("frames_decoded") >= 300, "the stream stalled: {stats}");
+    assert!(n("frames_recovered") >= 10, "too few frames needed FEC to tell: {stats}");
+    // A frame is lost only when more datagrams of one block drop than it has parity: rare
+    // at 5 %, and the client then asks for a key frame.
+    assert!(n("frames_lost") * 20 <= n("frames_recovered"), "FEC did not recover: {stats}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

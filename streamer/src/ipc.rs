@@ -5,6 +5,7 @@
 use crate::gamestream::audio::{AudioParams, AudioStats};
 use crate::gamestream::video::{VideoParams, VideoStats};
 use crate::input::InputEvent;
+use crate::native::NativeVideoParams;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 
@@ -16,8 +17,12 @@ pub const MAX_LINE: usize = 64 * 1024;
 pub enum Command {
     /// Start (or, after a resume, restart) the video stream with these parameters.
     StartVideo(VideoParams),
+    /// Start (or restart) the punktfunk/1 video stream.
+    StartNative(NativeVideoParams),
     /// Stop sending video; the session keeps running (a client went away, it may resume).
     StopVideo,
+    /// Change the video bitrate from the next frame.
+    SetBitrate { bps: u64 },
     /// Start (or restart) sending the session's sound.
     StartAudio(AudioParams),
     StopAudio,

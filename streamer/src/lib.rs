@@ -6,6 +6,7 @@
 //! [`gamestream`] holds the Moonlight wire formats (sans-IO) and its video sender; [`ipc`]
 //! is the daemon ↔ compositor socket, and [`input`] the input events that cross it.
 //! [`audio`] is the session's sound: PipeWire sink and microphone, packets, Opus.
+//! [`native`] is the punktfunk/1 video sender.
 
 pub mod audio;
 pub mod convert;
@@ -15,6 +16,7 @@ pub mod gamestream;
 pub mod input;
 pub mod ipc;
 pub mod latency;
+pub mod native;
 pub mod record;
 pub mod sink;
 

@@ -87,17 +87,26 @@ impl DataSocket {
         &self.socket
     }
 
-    /// Datagrams one send call may carry.
+    /// Datagrams one send call may carry. `PUNKTFUNK_NO_GSO=1` makes it one: for drivers
+    /// or tunnels that mishandle GSO, and for loss tests, where a firewall rule must drop
+    /// single datagrams as a real link does rather than a whole GSO batch.
     pub fn max_segments(&self) -> usize {
+        if std::env::var_os("PUNKTFUNK_NO_GSO").is_some_and(|v| v == "1") {
+            return 1;
+        }
         self.state.max_gso_segments()
     }
 
     /// Sends every datagram to `to`, in GSO batches. When the send buffer is full it waits
     /// up to [`SEND_WAIT`] for room, then drops the batch (counted in `send_drops`): a
-    /// real-time stream must not stall behind a link that cannot carry it.
+    /// real-time stream must not stall behind a link that cannot carry it. A batch the
+    /// kernel refuses (a firewall's EPERM, an ICMP error reported back) is lost like any
+    /// datagram on the wire: counted, and the rest still goes; the first such error is
+    /// returned once every batch was tried.
     pub fn send(&mut self, to: SocketAddr, datagrams: &Datagrams<'_>) -> io::Result<()> {
         let len = datagrams.datagram_len();
         let per_call = self.max_segments().min(GSO_BYTES / len).max(1);
+        let mut first_error = None;
         for batch in datagrams.as_bytes().chunks(per_call * len) {
             let transmit = Transmit { destination: to, ecn: None, contents: batch, segment_size: (batch.len() > len).then_some(len), src_ip: None };
             let deadline = std::time::Instant::now() + SEND_WAIT;
@@ -113,11 +122,15 @@ impl DataSocket {
                         }
                     }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        self.send_drops += (batch.len() / len) as u64;
+                        first_error.get_or_insert(e);
+                        break;
+                    }
                 }
             }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Whether the socket became ready for `what` within `timeout`.

@@ -23,7 +23,13 @@ pub struct Receiver {
     scratch: Vec<u8>,
     frame: Vec<u8>,
     events: Vec<Event<FrameMeta>>,
+    /// The id after the newest frame delivered or given up: a frame arriving past it means
+    /// the ones between were lost whole (no datagram of theirs arrived to tell).
+    next_id: u32,
 }
+
+/// Frames reported lost at once for a gap in ids, at most (a longer gap is a restart).
+const MAX_GAP: u32 = 64;
 
 impl Receiver {
     pub fn new(cfg: StreamConfig) -> Result<Self, ConfigError> {
@@ -42,6 +48,8 @@ impl Receiver {
             scratch: vec![0; cfg.shard_len],
             frame: Vec::new(),
             events: Vec::new(),
+            // Each sender (each key) numbers its frames from 0.
+            next_id: 0,
         })
     }
 
@@ -63,6 +71,10 @@ impl Receiver {
         // Events come out even when the shard itself is refused (it may have evicted a frame).
         let result = self.assembler.insert(h.shard_info(), &self.scratch, &mut self.fec, &mut self.events);
         for ev in std::mem::take(&mut self.events) {
+            let id = match &ev {
+                Event::Lost { frame } | Event::Complete { frame, .. } => *frame,
+            };
+            self.account(id, &mut sink);
             match ev {
                 Event::Lost { frame } => sink(FrameEvent::Lost { id: frame }),
                 Event::Complete { frame, recovered_shards, meta } => {
@@ -83,6 +95,22 @@ impl Receiver {
             }
         }
         result
+    }
+
+    /// Reports the frames between the last one accounted for and `id` as lost.
+    fn account(&mut self, id: u32, sink: &mut impl FnMut(FrameEvent<'_>)) {
+        let next = self.next_id;
+        let ahead = id.wrapping_sub(next);
+        if ahead >= 1 << 31 {
+            return; // older than what was accounted for: already reported
+        }
+        if ahead <= MAX_GAP {
+            for gone in 0..ahead {
+                self.assembler.stats.frames_lost += 1;
+                sink(FrameEvent::Lost { id: next.wrapping_add(gone) });
+            }
+        }
+        self.next_id = id.wrapping_add(1);
     }
 
     /// Authenticates the datagram into `scratch` and checks its header against the config.

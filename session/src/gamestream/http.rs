@@ -6,7 +6,7 @@ use super::identity::fingerprint;
 use super::pairing::Pairing;
 use super::xml::Xml;
 use crate::host::{Host, PendingPairing};
-use crate::pin::PairOutcome;
+use crate::pin::{PairOutcome, PIN_WAIT};
 use crate::store::PairedClient;
 use crate::stream::Launch;
 use punktfunk_streamer::audio::Channels;
@@ -28,7 +28,6 @@ const GFE_VERSION: &str = "3.23.0.74";
 const SCM_H264: u32 = 0x1;
 const SCM_HEVC: u32 = 0x100;
 /// How long a client's first pairing request waits for the user's PIN.
-const PIN_WAIT: Duration = Duration::from_secs(85);
 /// A pairing abandoned between stages is forgotten after this (and blocks new ones until).
 const PAIRING_TTL: Duration = Duration::from_secs(60);
 
@@ -222,14 +221,6 @@ fn finish(pending: &mut PendingPairing, outcome: PairOutcome) {
 }
 
 /// Clears the "a client waits for a PIN" flag however the request ends (even dropped).
-struct Waiting<'a>(&'a std::sync::atomic::AtomicBool);
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
-    }
-}
-
 async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap<String, String>) -> Response {
     let (Some(salt), Some(cert)) = (hex_param(q, "salt"), hex_param(q, "clientcert")) else {
         return xml(Xml::error(400, "salt and clientcert are required"));
@@ -238,11 +229,10 @@ async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap
     // One pairing at a time: a PIN typed on the host goes to the one client waiting for it,
     // never to a second one racing for it. Others are told a pairing is in progress (no
     // `plaincert`), as GameStream clients expect.
-    if !host.pairings.lock().unwrap().is_empty() || host.pin_waiter.swap(true, std::sync::atomic::Ordering::AcqRel) {
+    let Some(_waiting) = host.claim_pin() else {
         tracing::warn!(%remote, "pairing request refused: another pairing is in progress");
         return xml(Xml::ok().el("paired", 0));
-    }
-    let _waiting = Waiting(&host.pin_waiter);
+    };
     let name = q.get("devicename").cloned().unwrap_or_else(|| "client".into());
     let device = format!("{name} at {}", remote.ip());
     tracing::info!(device, "pairing request: waiting for the PIN (punktfunk pair <PIN>)");

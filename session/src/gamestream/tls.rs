@@ -14,6 +14,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct AnyClientCertificate {
     algorithms: WebPkiSupportedAlgorithms,
+    /// punktfunk/1 clients always have one; Moonlight's unpaired requests may come without.
+    mandatory: bool,
 }
 
 impl ClientCertVerifier for AnyClientCertificate {
@@ -22,7 +24,7 @@ impl ClientCertVerifier for AnyClientCertificate {
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        false
+        self.mandatory
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
@@ -66,13 +68,24 @@ fn verify_rsa_directly(message: &[u8], cert: &CertificateDer<'_>, dss: &Digitall
 }
 
 pub fn server_config(identity: &Identity) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    Ok(Arc::new(config(identity, &[&rustls::version::TLS12, &rustls::version::TLS13], false)?))
+}
+
+/// The punktfunk/1 QUIC listener's TLS: the same host certificate, TLS 1.3 (QUIC's), a client
+/// certificate required, the protocol's ALPN.
+pub fn quic_server_config(identity: &Identity) -> anyhow::Result<rustls::ServerConfig> {
+    let mut config = config(identity, &[&rustls::version::TLS13], true)?;
+    config.alpn_protocols = vec![punktfunk_core::control::ALPN.to_vec()];
+    Ok(config)
+}
+
+fn config(identity: &Identity, versions: &[&'static rustls::SupportedProtocolVersion], mandatory: bool) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let verifier = Arc::new(AnyClientCertificate { algorithms: provider.signature_verification_algorithms });
+    let verifier = Arc::new(AnyClientCertificate { algorithms: provider.signature_verification_algorithms, mandatory });
     let cert = CertificateDer::from(identity.certificate().der().to_vec());
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der().to_vec()));
-    let config = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
-        .with_safe_default_protocol_versions()?
+    Ok(rustls::ServerConfig::builder_with_provider(Arc::clone(&provider) as Arc<CryptoProvider>)
+        .with_protocol_versions(versions)?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(vec![cert], key)?;
-    Ok(Arc::new(config))
+        .with_single_cert(vec![cert], key)?)
 }

@@ -41,6 +41,45 @@ pub fn client_report(output: &std::process::Output, dir: &Path) -> serde_json::V
     serde_json::from_slice(last).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stdout)))
 }
 
+/// `argv` behind `wrapper` (e.g. `ip netns exec NS`; empty for none).
+fn wrapped(wrapper: &[&str], program: &Path) -> Command {
+    let mut argv: Vec<std::ffi::OsString> = wrapper.iter().map(Into::into).collect();
+    argv.push(program.into());
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    c
+}
+
+/// `punktfunk-client` with its configuration under `config`.
+pub fn native_client(wrapper: &[&str], config: &Path) -> Command {
+    let exe = target_dir().join("punktfunk-client");
+    assert!(exe.exists(), "build the workspace first: {} is missing", exe.display());
+    let mut c = wrapped(wrapper, &exe);
+    c.env("XDG_CONFIG_HOME", config);
+    c
+}
+
+/// The `punktfunk` CLI of the daemon whose files are under `dir`.
+pub fn host_cli(wrapper: &[&str], dir: &Path) -> Command {
+    let mut c = wrapped(wrapper, Path::new(env!("CARGO_BIN_EXE_punktfunk")));
+    c.env("XDG_CONFIG_HOME", dir.join("config")).env("XDG_STATE_HOME", dir.join("state"));
+    c
+}
+
+/// punktfunk/1 pairing: the client (configuration in `config`) shows `client_pin`, the user
+/// types `host_pin` on the host. Returns both commands' output.
+pub fn pair_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16, client_pin: &str, host_pin: &str) -> (std::process::Output, std::process::Output) {
+    let pairing = native_client(wrapper, config).args(["pair", &format!("127.0.0.1:{native_port}"), "--pin", client_pin]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let typed = host_cli(wrapper, dir).args(["pair", host_pin]).output().unwrap();
+    (pairing.wait_with_output().unwrap(), typed)
+}
+
+/// A command's stdout and stderr, for messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
 pub fn target_dir() -> PathBuf {
     Path::new(env!("CARGO_BIN_EXE_punktfunk")).parent().unwrap().to_path_buf()
 }
@@ -62,7 +101,8 @@ pub fn start_daemon_configured(wrapper: &[&str], dir: &Path, port: u16, api_port
     let compositor = target_dir().join("punktfunk-compositor");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
-        "port = {port}\napi_port = {api_port}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        "port = {port}\napi_port = {api_port}\nnative_port = {}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        port + 50,
         compositor.display().to_string(),
         serde_json::to_string(app_cmd).unwrap()
     );

@@ -51,7 +51,7 @@ impl SessionAudio {
         debug_assert_eq!(MIC_CHANNELS, Channels::Stereo.count());
         let deadline = Instant::now() + ready;
         for node in [&sink, &source] {
-            if node.wait_ready(deadline.saturating_duration_since(Instant::now())).is_none() {
+            if !ready.is_zero() && node.wait_ready(deadline.saturating_duration_since(Instant::now())).is_none() {
                 tracing::warn!(node = node.name(), "audio node not ready in {ready:?}: apps may start before it exists");
             }
         }

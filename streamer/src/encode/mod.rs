@@ -3,9 +3,11 @@
 
 mod ffmpeg;
 pub mod select;
+mod session;
 
 pub use ffmpeg::FfmpegEncoder;
 pub use select::{open, Choice};
+pub use session::SessionEncoder;
 
 use crate::convert::Colour;
 use crate::frame::Frame;

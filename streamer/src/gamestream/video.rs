@@ -3,7 +3,7 @@
 //! client's pings came from (reference §8.1). Runs on the sink's native thread; a second
 //! thread only listens for pings.
 
-use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
+use crate::encode::{Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
 use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
@@ -39,7 +39,7 @@ impl Peer {
         *self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn set(&self, addr: SocketAddr) -> bool {
+    pub fn set(&self, addr: SocketAddr) -> bool {
         let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
         let changed = *p != Some(addr);
         *p = Some(addr);
@@ -77,6 +77,8 @@ pub enum SendError {
     Encode(#[from] crate::encode::EncodeError),
     #[error(transparent)]
     Packetize(#[from] punktfunk_core::moonlight::video::VideoError),
+    #[error("stream setup: {0}")]
+    Config(String),
 }
 
 /// Per-frame figures for the stream's statistics.
@@ -139,11 +141,9 @@ pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
     peer: Peer,
-    encoder: Option<Box<dyn VideoEncoder>>,
+    encoder: SessionEncoder,
     packetizer: VideoPacketizer,
     pacer: Pacer,
-    /// Set by IDR requests; the next frame is a key frame.
-    idr: Arc<AtomicBool>,
     next_index: u32,
     epoch: Instant,
     send_errors: u64,
@@ -159,34 +159,27 @@ impl VideoSender {
         })?;
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
-        Ok(Self { params, socket, peer, encoder: None, packetizer, pacer, idr, next_index: 1, epoch: Instant::now(), send_errors: 0 })
+        let encoder = SessionEncoder::new(params.codec, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
+        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index: 1, epoch: Instant::now(), send_errors: 0 })
     }
 
     pub fn params(&self) -> &VideoParams {
         &self.params
     }
 
+    pub fn set_bitrate(&mut self, bps: u64) {
+        self.encoder.set_bitrate(bps);
+        self.pacer.set_bitrate(bps);
+    }
+
     /// Encodes and sends one frame. Without a peer yet the frame is skipped, and the first
     /// frame a peer sees is an IDR (the client waits for one).
     pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
         let Some(peer) = self.peer.get() else {
-            self.idr.store(true, Ordering::Relaxed);
+            self.encoder.request_keyframe();
             return Ok(None);
         };
-        let size = (frame.width, frame.height);
-        if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
-            let mut config = EncoderConfig::new(self.params.codec, frame.width, frame.height, self.params.fps_mhz, self.params.bitrate_bps);
-            // Leave a core for the compositor and the sender.
-            config.threads = config.threads.saturating_sub(1).max(1);
-            let choice: Choice = self.params.encoder.parse().unwrap_or(Choice::Auto);
-            let (encoder, report) = open(choice, config)?;
-            tracing::info!("{report}");
-            self.encoder = Some(encoder);
-            self.idr.store(true, Ordering::Relaxed);
-        }
-        let encoder = self.encoder.as_mut().expect("just opened");
-        let force = self.idr.swap(false, Ordering::Relaxed);
-        let Some(encoded) = encoder.encode(frame, force)? else {
+        let Some(encoded) = self.encoder.encode(frame)? else {
             return Ok(None);
         };
         let index = self.next_index;

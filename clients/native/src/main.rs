@@ -1,0 +1,253 @@
+//! `punktfunk-client`: the punktfunk/1 reference client.
+//!
+//! `punktfunk-client pair HOST` shows a PIN to enter on the host (`punktfunk pair PIN`);
+//! `punktfunk-client stream HOST --headless --frames N --out DIR` launches an app, receives,
+//! recovers and decodes N frames, writing them as PPM pictures and the figures as
+//! `stats.json`. The protocol itself is core's (`punktfunk_core::control`, `::native`).
+
+mod connection;
+mod decode;
+mod identity;
+mod receive;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use connection::Connection;
+use identity::{Hosts, Identity};
+use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, StartRequest};
+use punktfunk_core::control::pairing::ClientPairing;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+const DEFAULT_PORT: u16 = 48100;
+
+#[derive(Parser)]
+#[command(name = "punktfunk-client", version, about = "punktfunk/1 client")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Pair with a host: shows a PIN to enter there.
+    Pair {
+        #[command(flatten)]
+        host: HostArg,
+        /// Use this PIN instead of a random one (4 digits).
+        #[arg(long)]
+        pin: Option<String>,
+    },
+    /// Launch an app on a paired host and receive its stream.
+    Stream(StreamArgs),
+}
+
+#[derive(Args)]
+struct HostArg {
+    /// Host name or address, optionally with :PORT.
+    host: String,
+    /// What the host calls this client.
+    #[arg(long, default_value = "punktfunk-client")]
+    name: String,
+}
+
+#[derive(Args)]
+struct StreamArgs {
+    #[command(flatten)]
+    host: HostArg,
+    /// App title from the host's catalog; the desktop when empty.
+    #[arg(long, default_value = "")]
+    app: String,
+    /// WIDTHxHEIGHT@FPS.
+    #[arg(long, default_value = "1280x720@60", value_parser = parse_mode)]
+    mode: (u32, u32, u32),
+    #[arg(long, default_value_t = 20_000)]
+    bitrate_kbps: u32,
+    #[arg(long, default_value = "h264")]
+    codec: String,
+    #[arg(long, default_value_t = 20)]
+    fec_percent: u16,
+    #[arg(long, default_value_t = 1400)]
+    shard_len: u32,
+    /// No window: write decoded frames to --out (the windowed client comes later).
+    #[arg(long, required = true)]
+    headless: bool,
+    /// Stop after this many decoded frames.
+    #[arg(long, default_value_t = 60)]
+    frames: u64,
+    /// Directory for frame-NNNNN.ppm and stats.json.
+    #[arg(long)]
+    out: PathBuf,
+    /// Renegotiate to this mode after --switch-after frames (tests renegotiation).
+    #[arg(long, value_parser = parse_mode)]
+    switch_mode: Option<(u32, u32, u32)>,
+    #[arg(long, default_value_t = 30)]
+    switch_after: u64,
+    /// End the session (quit the app) when done, instead of leaving it to resume.
+    #[arg(long)]
+    stop: bool,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
+}
+
+fn parse_mode(s: &str) -> Result<(u32, u32, u32), String> {
+    let (size, fps) = s.split_once('@').ok_or("mode is WIDTHxHEIGHT@FPS")?;
+    let (w, h) = size.split_once('x').ok_or("mode is WIDTHxHEIGHT@FPS")?;
+    let n = |v: &str| v.parse::<u32>().map_err(|_| format!("{v:?} is not a number"));
+    Ok((n(w)?, n(h)?, n(fps)?))
+}
+
+fn resolve(host: &str) -> anyhow::Result<SocketAddr> {
+    let with_port = if host.parse::<SocketAddr>().is_ok() || host.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(']') && !h.contains(':') && p.parse::<u16>().is_ok()) {
+        host.to_owned()
+    } else {
+        format!("{host}:{DEFAULT_PORT}")
+    };
+    with_port.to_socket_addrs()?.next().with_context(|| format!("{host} does not resolve"))
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        match cli.command {
+            Cmd::Pair { host, pin } => pair(&host, pin).await,
+            Cmd::Stream(args) => stream(args).await,
+        }
+    })
+}
+
+async fn pair(host: &HostArg, pin: Option<String>) -> anyhow::Result<()> {
+    let dir = identity::dir()?;
+    let (identity, mut hosts) = (Identity::load_or_create(&dir)?, Hosts::load(&dir)?);
+    let addr = resolve(&host.host)?;
+    let mut c = Connection::open(addr, &identity, None, &host.name).await?;
+    let pin = pin.unwrap_or_else(|| format!("{:04}", rand::random::<u16>() % 10_000));
+    anyhow::ensure!(pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()), "a PIN is 4 digits");
+    println!("PIN {pin}: enter it on {} with `punktfunk pair {pin}`", c.host_name);
+    let (pairing, msg) = ClientPairing::start(&pin, &identity.fingerprint(), &c.host_fp);
+    c.say(&ClientMessage::PairStart { spake: msg }).await?;
+    let (spake, mac) = match tokio::time::timeout(Duration::from_secs(120), c.next()).await.context("no PIN was entered on the host in time")?? {
+        Some(HostMessage::PairReply { spake, mac }) => (spake, mac),
+        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+        other => anyhow::bail!("unexpected answer: {other:?}"),
+    };
+    let confirm = match pairing.finish(&spake, &mac) {
+        Ok(m) => m,
+        Err(e) => {
+            c.close().await;
+            anyhow::bail!("pairing failed: {e}");
+        }
+    };
+    c.say(&ClientMessage::PairConfirm { mac: confirm }).await?;
+    match c.next().await? {
+        Some(HostMessage::Paired) => {}
+        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+        other => anyhow::bail!("unexpected answer: {other:?}"),
+    }
+    hosts.add(&addr.to_string(), &c.host_fp)?;
+    println!("paired with {} at {addr}", c.host_name);
+    c.close().await;
+    Ok(())
+}
+
+enum Note {
+    Keyframe,
+    Switch,
+    Done,
+}
+
+async fn stream(args: StreamArgs) -> anyhow::Result<()> {
+    let dir = identity::dir()?;
+    let (identity, hosts) = (Identity::load_or_create(&dir)?, Hosts::load(&dir)?);
+    let addr = resolve(&args.host.host)?;
+    let pinned = hosts.pinned(&addr.to_string()).with_context(|| format!("not paired with {addr}: run `punktfunk-client pair {}` first", args.host.host))?;
+    let mut c = Connection::open(addr, &identity, Some(pinned), &args.host.name).await?;
+    anyhow::ensure!(c.paired, "{} no longer knows this client: pair again", c.host_name);
+    let (width, height, fps) = args.mode;
+    let request = StartRequest { app: args.app.clone(), width, height, fps, codec: args.codec.clone(), bitrate_kbps: args.bitrate_kbps, fec_percent: args.fec_percent, shard_len: args.shard_len };
+    request.validate().map_err(anyhow::Error::msg)?;
+    c.say(&ClientMessage::Start(request)).await?;
+    let started = match c.next().await? {
+        Some(HostMessage::Started(s)) => s,
+        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+        other => anyhow::bail!("unexpected answer: {other:?}"),
+    };
+    tracing::info!(w = started.width, h = started.height, fps = started.fps, port = started.data_port, "stream started");
+    std::fs::create_dir_all(&args.out)?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
+    let (thread_stop, out, hevc, frames, switch) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.frames, args.switch_mode.map(|_| args.switch_after));
+    let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
+        let mut n = 0u64;
+        receive::run(addr, &started, hevc, thread_stop, |event| match event {
+            receive::Event::Picture(p) => {
+                n += 1;
+                if n <= frames {
+                    let _ = std::fs::write(out.join(format!("frame-{n:05}.ppm")), p.ppm());
+                }
+                if Some(n) == switch {
+                    let _ = tx.send(Note::Switch);
+                }
+                if n == frames {
+                    let _ = tx.send(Note::Done);
+                }
+            }
+            receive::Event::NeedKeyframe => {
+                let _ = tx.send(Note::Keyframe);
+            }
+        })
+    })?;
+
+    let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
+    tokio::pin!(deadline);
+    let mut ended = None;
+    loop {
+        tokio::select! {
+            note = notes.recv() => match note {
+                Some(Note::Keyframe) => c.say(&ClientMessage::RequestKeyframe).await?,
+                Some(Note::Switch) => c.say(&ClientMessage::Reconfigure(Reconfigure { mode: args.switch_mode, bitrate_kbps: None })).await?,
+                Some(Note::Done) | None => break,
+            },
+            msg = c.next() => match msg? {
+                Some(HostMessage::Ended { reason }) => {
+                    ended = Some(reason);
+                    break;
+                }
+                Some(HostMessage::Reconfigured(r)) => tracing::info!(?r, "host reconfigured the stream"),
+                Some(other) => tracing::debug!(?other, "host says"),
+                None => break,
+            },
+            _ = &mut deadline => {
+                tracing::warn!("gave up after {} s", args.timeout);
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let stats = receiver.join().map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    if args.stop && ended.is_none() {
+        c.say(&ClientMessage::Stop).await?;
+        while let Ok(Some(m)) = c.next().await {
+            if matches!(m, HostMessage::Ended { .. }) {
+                break;
+            }
+        }
+    }
+    let mut json = serde_json::to_value(&stats)?;
+    json["ended"] = serde_json::json!(ended);
+    std::fs::write(args.out.join("stats.json"), serde_json::to_vec_pretty(&json)?)?;
+    println!("{}", serde_json::to_string(&json)?);
+    c.close().await;
+    anyhow::ensure!(stats.frames_decoded >= args.frames, "only {} of {} frames decoded", stats.frames_decoded, args.frames);
+    Ok(())
+}

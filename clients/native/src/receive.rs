@@ -1,0 +1,104 @@
+//! The data plane on the client, on a native thread: hellos to the host until video arrives,
+//! then datagrams → core's receiver (authentication, FEC, reassembly) → decoder.
+
+use crate::decode::{Decoder, Picture};
+use punktfunk_core::control::messages::{hello, Started};
+use punktfunk_core::native::config::StreamConfig;
+use punktfunk_core::native::receiver::{FrameEvent, Receiver};
+use punktfunk_net::{monotonic_us, DataSocket};
+use serde::Serialize;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What the receiving side saw, written as `stats.json`.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub frames_decoded: u64,
+    pub frames_received: u64,
+    pub frames_lost: u64,
+    /// Frames that needed FEC.
+    pub frames_recovered: u64,
+    pub datagrams: u64,
+    pub datagrams_invalid: u64,
+    pub keyframe_requests: u64,
+    /// Host compositor frame ready → frame reassembled here, µs (meaningful when host and
+    /// client share a clock: the same machine).
+    pub latency_us_p50: u64,
+    pub latency_us_p99: u64,
+    /// Picture sizes seen, in order of first appearance (a renegotiated mode shows here).
+    pub sizes: Vec<(u32, u32)>,
+    pub first_picture_ms: u64,
+}
+
+pub enum Event {
+    Picture(Picture),
+    /// A frame was lost: the decoder needs a key frame.
+    NeedKeyframe,
+}
+
+/// Receives until `stop`, calling `on` for each decoded picture and each loss. Returns the
+/// figures.
+pub fn run(host: SocketAddr, started: &Started, hevc: bool, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
+    let bind: SocketAddr = if host.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
+    let mut socket = DataSocket::new(UdpSocket::bind(bind)?)?;
+    if let Some(w) = socket.buffers().warning() {
+        tracing::warn!("{w}");
+    }
+    let to = SocketAddr::new(host.ip(), started.data_port);
+    let cfg = StreamConfig { shard_len: started.shard_len as usize, fec_percent: started.fec_percent, max_frame_len: started.max_frame_len as usize, key: Some(started.key), ..StreamConfig::default() };
+    let mut receiver = Receiver::new(cfg)?;
+    let mut decoder = Decoder::new(hevc)?;
+    let (mut stats, mut latencies) = (Stats::default(), Vec::new());
+    let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
+    let mut errors = Vec::new();
+    while !stop.load(Ordering::Relaxed) {
+        // Until video flows, tell the host where to send it (and get through NATs).
+        if stats.frames_received == 0 && last_hello.is_none_or(|t| t.elapsed() > Duration::from_millis(100)) {
+            socket.socket().send_to(&hello(started.token), to)?;
+            last_hello = Some(Instant::now());
+        }
+        socket.recv(Duration::from_millis(50), |from, d| {
+            if from.ip() != host.ip() {
+                return;
+            }
+            stats.datagrams += 1;
+            let _ = receiver.push(d, |e| match e {
+                FrameEvent::Frame { timestamp_us, recovered_shards, data, .. } => {
+                    stats.frames_received += 1;
+                    stats.frames_recovered += u64::from(recovered_shards > 0);
+                    latencies.push(monotonic_us().saturating_sub(timestamp_us));
+                    let decoded = decoder.decode(data, |p| {
+                        stats.frames_decoded += 1;
+                        if stats.first_picture_ms == 0 {
+                            stats.first_picture_ms = begin.elapsed().as_millis() as u64;
+                        }
+                        if !stats.sizes.contains(&(p.width, p.height)) {
+                            stats.sizes.push((p.width, p.height));
+                        }
+                        on(Event::Picture(p));
+                    });
+                    if let Err(e) = decoded {
+                        errors.push(e.to_string());
+                        stats.keyframe_requests += 1;
+                        on(Event::NeedKeyframe);
+                    }
+                }
+                FrameEvent::Lost { .. } => {
+                    stats.frames_lost += 1;
+                    stats.keyframe_requests += 1;
+                    on(Event::NeedKeyframe);
+                }
+            });
+        })?;
+    }
+    if !errors.is_empty() {
+        tracing::warn!(count = errors.len(), first = errors[0], "frames the decoder refused");
+    }
+    stats.datagrams_invalid = receiver.stats().packets_invalid;
+    latencies.sort_unstable();
+    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    (stats.latency_us_p50, stats.latency_us_p99) = (at(0.5), at(0.99));
+    Ok(stats)
+}

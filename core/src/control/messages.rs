@@ -1,0 +1,149 @@
+//! What host and client say on the control stream. Closing the connection leaves a session
+//! running (the client may come back, as with Moonlight); `Stop` ends it.
+
+use crate::input::InputEvent;
+use serde::{Deserialize, Serialize};
+
+/// Client → host.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    Hello { version: u32, name: String },
+    /// SPAKE2 message of a client pairing with the PIN it shows its user.
+    PairStart { spake: Vec<u8> },
+    /// The client's key confirmation, after it checked the host's.
+    PairConfirm { mac: Vec<u8> },
+    /// Launch (or resume) an app and start streaming.
+    Start(StartRequest),
+    /// Change the stream without a new session.
+    Reconfigure(Reconfigure),
+    Input(InputEvent),
+    /// The decoder lost a frame: send a key frame.
+    RequestKeyframe,
+    /// End the session (the app is asked to quit).
+    Stop,
+}
+
+/// Host → client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostMessage {
+    Welcome { version: u32, name: String, paired: bool },
+    PairReply { spake: Vec<u8>, mac: Vec<u8> },
+    Paired,
+    /// The request was refused; the connection closes after this.
+    Refused { reason: String },
+    Started(Started),
+    /// The stream changed as asked (or as far as the host could).
+    Reconfigured(Reconfigure),
+    /// The session is over (its app exited or it was stopped).
+    Ended { reason: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StartRequest {
+    /// App title from the host's catalog; empty for the desktop.
+    pub app: String,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// "h264" or "hevc".
+    pub codec: String,
+    pub bitrate_kbps: u32,
+    /// Video FEC parity in percent (0..=100).
+    pub fec_percent: u16,
+    /// Data-plane payload per datagram (core/PROTOCOL.md `shard_len`).
+    pub shard_len: u32,
+}
+
+impl StartRequest {
+    /// What a host can serve: the mode limits of a session, an even datagram payload that
+    /// fits a jumbo frame, FEC up to doubling the data.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if !(16..=8192).contains(&self.width) || !(16..=8192).contains(&self.height) || !(1..=480).contains(&self.fps) {
+            return Err("mode out of range (16..=8192 pixels, 1..=480 Hz)");
+        }
+        if !matches!(self.codec.as_str(), "h264" | "hevc") {
+            return Err("codec must be h264 or hevc");
+        }
+        if !(256..=8952).contains(&self.shard_len) || self.shard_len % 2 != 0 {
+            return Err("shard_len must be even, 256..=8952");
+        }
+        if self.fec_percent > 100 || self.bitrate_kbps == 0 {
+            return Err("fec_percent must be 0..=100 and the bitrate positive");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Started {
+    /// Host UDP port of the data plane: the client sends its hello there, video comes back.
+    pub data_port: u16,
+    /// Proves a data-plane hello comes from this client (the host latches its address).
+    pub token: u64,
+    /// AES-128-GCM key of the host → client video direction (fresh per session start).
+    pub key: [u8; 16],
+    pub shard_len: u32,
+    pub fec_percent: u16,
+    pub max_frame_len: u32,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reconfigure {
+    pub bitrate_kbps: Option<u32>,
+    /// A new mode (width, height, fps): the output is resized, apps keep running.
+    pub mode: Option<(u32, u32, u32)>,
+}
+
+/// The data-plane hello: `PF1HELLO` then the session token (LE), from the client's data
+/// socket to the host's data port, repeated until video arrives.
+pub fn hello(token: u64) -> [u8; 16] {
+    let mut h = [0u8; 16];
+    h[..8].copy_from_slice(b"PF1HELLO");
+    h[8..].copy_from_slice(&token.to_le_bytes());
+    h
+}
+
+/// The token of a hello datagram, if it is one.
+pub fn parse_hello(d: &[u8]) -> Option<u64> {
+    (d.len() == 16 && &d[..8] == b"PF1HELLO").then(|| u64::from_le_bytes(d[8..].try_into().expect("8 bytes")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_tagged_json() {
+        let m = ClientMessage::Input(InputEvent::Key { code: 30, pressed: true });
+        let json = serde_json::to_string(&m).unwrap();
+        assert_eq!(json, r#"{"type":"input","Key":{"code":30,"pressed":true}}"#);
+        assert_eq!(serde_json::from_str::<ClientMessage>(&json).unwrap(), m);
+        assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"launch_missiles"}"#).is_err());
+    }
+
+    #[test]
+    fn start_requests_are_checked() {
+        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400 };
+        assert_eq!(ok.validate(), Ok(()));
+        for bad in [
+            StartRequest { width: 0, ..ok.clone() },
+            StartRequest { fps: 1000, ..ok.clone() },
+            StartRequest { codec: "vp9".into(), ..ok.clone() },
+            StartRequest { shard_len: 1401, ..ok.clone() },
+            StartRequest { fec_percent: 101, ..ok.clone() },
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hello_round_trip() {
+        assert_eq!(parse_hello(&hello(0xdead_beef_0123)), Some(0xdead_beef_0123));
+        assert_eq!(parse_hello(b"PF1HELLO"), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! punktfunk/1 end to end: `punktfunk-client` pairs with `punktfunk serve` through SPAKE2
+//! (the PIN entered with `punktfunk pair`), a wrong PIN fails on both sides, an unpaired
+//! client gets no stream, and a paired one launches the test-pattern app in a real headless
+//! session, receives and decodes its frames over the punktfunk/1 data plane (GF(2^16) FEC,
+//! AES-GCM), renegotiates the mode mid-stream, and ends the session.
+
+mod common;
+
+use common::{host_cli, native_client, output_text as text, pair_native, start_daemon, target_dir};
+use std::path::{Path, PathBuf};
+
+const PORT: u16 = 43989;
+const API_PORT: u16 = 43991;
+/// `common` puts punktfunk/1 at port + 50.
+const NATIVE: u16 = PORT + 50;
+
+/// Mean RGB of the band the test pattern colours (below the counter digits) in a PPM.
+fn band(ppm: &Path) -> [f64; 3] {
+    let bytes = std::fs::read(ppm).unwrap();
+    let header: Vec<&[u8]> = bytes.splitn(4, |b| *b == b'\n').collect();
+    let dims: Vec<usize> = std::str::from_utf8(header[1]).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
+    let (w, h, pixels) = (dims[0], dims[1], header[3]);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in h / 2..h - 10 {
+        for x in w / 2..w - 10 {
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += f64::from(pixels[(y * w + x) * 3 + c]);
+            }
+            n += 1.0;
+        }
+    }
+    sum.map(|s| s / n)
+}
+
+#[test]
+fn pairs_streams_renegotiates_and_refuses_strangers() {
+    let dir = std::env::temp_dir().join(format!("pf-native-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
+    let _daemon = start_daemon(&dir, PORT, API_PORT, &app, "");
+    let (alice, mallory): (PathBuf, PathBuf) = (dir.join("alice"), dir.join("mallory"));
+
+    // A wrong PIN fails on both sides, and nothing is stored.
+    let (c, h) = pair_native(&[], &dir, &mallory, NATIVE, "1111", "2222");
+    assert!(!c.status.success() && text(&c).contains("PINs do not match"), "client: {}", text(&c));
+    assert!(!h.status.success(), "punktfunk pair reports the failure: {}", text(&h));
+    assert!(!mallory.join("punktfunk-client/hosts.json").exists());
+
+    // The right PIN pairs both ways.
+    let (c, h) = pair_native(&[], &dir, &alice, NATIVE, "4321", "4321");
+    assert!(c.status.success(), "client: {}", text(&c));
+    assert!(h.status.success() && text(&h).contains("paired with punktfunk-client at 127.0.0.1"), "host: {}", text(&h));
+    let clients = text(&host_cli(&[], &dir).args(["clients"]).output().unwrap());
+    assert!(clients.contains("punktfunk-client at 127.0.0.1"), "{clients}");
+
+    // A client the host does not know gets no stream, even if it knows the host.
+    std::fs::create_dir_all(mallory.join("punktfunk-client")).unwrap();
+    std::fs::copy(alice.join("punktfunk-client/hosts.json"), mallory.join("punktfunk-client/hosts.json")).unwrap();
+    let out = dir.join("mallory-frames");
+    let stranger = native_client(&[], &mallory).args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--frames", "5", "--out"]).arg(&out).output().unwrap();
+    assert!(!stranger.status.success() && text(&stranger).contains("pair again"), "{}", text(&stranger));
+    assert!(!out.join("frame-00001.ppm").exists());
+
+    // Stream: 40 frames of the app at 640x360, then the mode changes mid-stream.
+    let out = dir.join("frames");
+    let streamed = native_client(&[], &alice)
+        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "4000", "--headless", "--frames", "40"])
+        .args(["--switch-mode", "320x240@30", "--switch-after", "20", "--stop", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", text(&streamed));
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    eprintln!("punktfunk/1 client: {stats}");
+    assert!(stats["frames_decoded"].as_u64().unwrap() >= 40);
+    assert_eq!(stats["frames_lost"], 0);
+    assert_eq!(stats["datagrams_invalid"], 0);
+    assert_eq!(stats["sizes"], serde_json::json!([[640, 360], [320, 240]]), "the renegotiated mode reached the stream");
+    for n in [20, 40] {
+        let b = band(&out.join(format!("frame-{n:05}.ppm")));
+        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "frame {n} band {b:?} is not the app's #3080ff");
+    }
+    // --stop ended the session.
+    let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
+    assert!(status.contains("idle"), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,50 @@
+//! The encoder a stream's sender holds: opened at the first frame's size, reopened when the
+//! output is resized, a key frame whenever one was asked for (or after a reopen).
+
+use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, VideoEncoder};
+use crate::frame::Frame;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+pub struct SessionEncoder {
+    codec: Codec,
+    fps_mhz: u32,
+    bitrate_bps: u64,
+    choice: Choice,
+    encoder: Option<Box<dyn VideoEncoder>>,
+    /// Set by key-frame requests (the client's, a new peer's); taken by the next frame.
+    idr: Arc<AtomicBool>,
+}
+
+impl SessionEncoder {
+    pub fn new(codec: Codec, fps_mhz: u32, bitrate_bps: u64, choice: &str, idr: Arc<AtomicBool>) -> Self {
+        Self { codec, fps_mhz, bitrate_bps, choice: choice.parse().unwrap_or(Choice::Auto), encoder: None, idr }
+    }
+
+    /// The next frame will be a key frame.
+    pub fn request_keyframe(&self) {
+        self.idr.store(true, Ordering::Relaxed);
+    }
+
+    pub fn set_bitrate(&mut self, bps: u64) {
+        self.bitrate_bps = bps;
+        if let Some(e) = self.encoder.as_mut() {
+            e.set_bitrate(bps);
+        }
+    }
+
+    pub fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, EncodeError> {
+        let size = (frame.width, frame.height);
+        if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
+            let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
+            // Leave a core for the compositor and the sender.
+            config.threads = config.threads.saturating_sub(1).max(1);
+            let (encoder, report) = open(self.choice, config)?;
+            tracing::info!("{report}");
+            self.encoder = Some(encoder);
+            self.request_keyframe();
+        }
+        let force = self.idr.swap(false, Ordering::Relaxed);
+        self.encoder.as_mut().expect("just opened").encode(frame, force)
+    }
+}
