@@ -5,8 +5,14 @@
 
 use crate::Control;
 use punktfunk_streamer::audio::SessionAudio;
-use punktfunk_streamer::gamestream::audio::AudioSender;
-use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
+use punktfunk_core::native::audio::KIND_SOUND;
+use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
+use punktfunk_streamer::audio::mic::Mic;
+use punktfunk_streamer::audio::sender::{AudioSender, Wire};
+use punktfunk_core::native::audio::AudioSealer;
+use punktfunk_streamer::gamestream;
+use punktfunk_streamer::peer::Peer;
+use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
 use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::{Frame, FrameSink};
@@ -20,7 +26,8 @@ use std::sync::{Arc, Mutex};
 
 enum VideoCommand {
     Start(VideoParams),
-    StartNative(NativeVideoParams),
+    /// With the client's address (shared with the audio sender) and the microphone.
+    StartNative(NativeVideoParams, Peer, Option<Arc<Mic>>),
     Stop,
     SetBitrate(u64),
 }
@@ -47,6 +54,10 @@ impl MediaSender {
     }
 }
 
+/// punktfunk/1 sound: stereo in 5 ms packets (its own client decodes any layout; surround
+/// over punktfunk/1 comes with a client that plays it).
+const NATIVE_PACKET_MS: u32 = 5;
+
 /// The sockets a stream's media leave on, handed over by the daemon.
 pub struct Sockets {
     /// GameStream video.
@@ -66,18 +77,19 @@ pub struct Audio {
 /// channel. A thread reads the socket until the daemon says stop or goes away.
 pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink, Channel<Control>)> {
     let Sockets { video, native, audio } = sockets;
+    let reader_native = native.try_clone()?;
     let (control, control_rx) = channel::channel();
     let (video_tx, video_rx) = mpsc::channel();
     let idr = Arc::new(AtomicBool::new(true));
     let reports = Arc::new(Mutex::new(ipc.try_clone()?));
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
-    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio))?;
+    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio, reader_native))?;
     let sink = StreamSink { commands: video_rx, socket: video, native, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
     Ok((sink, control_rx))
 }
 
-fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>) {
+fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>, native: UdpSocket) {
     let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
     let mut sender: Option<AudioSender> = None;
@@ -108,7 +120,18 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
                 let _ = control.send(Control::Redraw);
             }
             Command::StartNative(p) => {
-                let _ = video.send(VideoCommand::StartNative(p));
+                // Video, sound and microphone share the client's address on the data plane.
+                let peer = Peer::default();
+                stop_audio(&mut sender);
+                if let Some(a) = &audio {
+                    let wire = Wire::Native(AudioSealer::new(&p.key, KIND_SOUND));
+                    let started = native.try_clone().and_then(|socket| AudioSender::start(OpusLayout::new(Channels::Stereo, false), NATIVE_PACKET_MS, wire, socket, peer.clone(), a.session.subscribe(), a.session.channels()));
+                    match started {
+                        Ok(s) => sender = Some(s),
+                        Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
+                    }
+                }
+                let _ = video.send(VideoCommand::StartNative(p, peer, audio.as_ref().map(|a| Arc::clone(a.session.mic()))));
                 let _ = control.send(Control::Redraw);
             }
             Command::StopVideo => {
@@ -123,7 +146,7 @@ fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<
                     tracing::warn!("the client asked for audio, but this session has none");
                     continue;
                 };
-                let started = a.socket.try_clone().and_then(|socket| AudioSender::start(params, socket, a.session.subscribe(), a.session.channels()));
+                let started = a.socket.try_clone().and_then(|socket| gamestream::audio::start(params, socket, a.session.subscribe(), a.session.channels()));
                 match started {
                     Ok(s) => sender = Some(s),
                     Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
@@ -187,9 +210,8 @@ impl StreamSink {
     /// from its pings (GameStream) or hellos (punktfunk/1).
     fn start_video(&mut self, command: VideoCommand) -> std::io::Result<()> {
         self.stop_video();
-        let peer = Peer::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (listener_peer, listener_stop) = (peer.clone(), Arc::clone(&stop));
+        let listener_stop = Arc::clone(&stop);
         let (control, idr) = (self.control.clone(), Arc::clone(&self.idr));
         let on_latch = move || {
             idr.store(true, Ordering::Relaxed);
@@ -198,13 +220,14 @@ impl StreamSink {
         let listener = std::thread::Builder::new().name("video-peer".into());
         let sender = match command {
             VideoCommand::Start(params) => {
-                let (socket, payload) = (self.socket.try_clone()?, params.ping_payload.clone());
+                let peer = Peer::default();
+                let (socket, payload, listener_peer) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone());
                 listener.spawn(move || listen_for_pings(socket, payload, listener_peer, listener_stop, on_latch))?;
                 MediaSender::GameStream(VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
             }
-            VideoCommand::StartNative(params) => {
-                let (socket, token) = (self.native.try_clone()?, params.token);
-                listener.spawn(move || listen_for_hellos(socket, token, listener_peer, listener_stop, on_latch))?;
+            VideoCommand::StartNative(params, peer, mic) => {
+                let (socket, listener_params, listener_peer) = (self.native.try_clone()?, params.clone(), peer.clone());
+                listener.spawn(move || listen_for_hellos(socket, &listener_params, listener_peer, listener_stop, mic, on_latch))?;
                 MediaSender::Native(NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
             }
             VideoCommand::Stop | VideoCommand::SetBitrate(_) => return Ok(()),

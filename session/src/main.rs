@@ -162,7 +162,7 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         let tls = tls::server_config(&host.identity)?;
         control::spawn(Arc::clone(&host), sockets.control)?;
         let _mdns = if host.config.mdns {
-            punktfunk_session::mdns::announce(&host.name, host.config.port).map_err(|e| tracing::warn!("mDNS announcement failed: {e}")).ok()
+            punktfunk_session::mdns::announce(&host.name, host.config.port, host.config.native_port).map_err(|e| tracing::warn!("mDNS announcement failed: {e}")).ok()
         } else {
             None
         };

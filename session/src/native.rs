@@ -171,7 +171,12 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
     };
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
     if let Some(id) = session {
-        host.streams.with(|s| if s.id == id { s.send(&Command::StopVideo) });
+        host.streams.with(|s| {
+            if s.id == id {
+                s.send(&Command::StopVideo);
+                s.send(&Command::StopAudio);
+            }
+        });
     }
     result
 }
@@ -259,6 +264,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         fec_percent: fec,
         max_frame_len: MAX_FRAME,
         key: rand::random(),
+        mic_key: rand::random(),
         token: rand::random(),
         encoder: host.config.encoder.clone(),
     };
@@ -266,6 +272,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         data_port: host.config.native_data_port(),
         token: params.token,
         key: params.key,
+        mic_key: params.mic_key,
         shard_len: params.shard_len,
         fec_percent: fec,
         max_frame_len: MAX_FRAME,

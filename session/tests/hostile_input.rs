@@ -1,6 +1,6 @@
 //! Malformed and unauthorised traffic at a running `punktfunk serve`: every front end
-//! (HTTP, HTTPS, RTSP, ENet control) answers with an error or drops it, and the daemon keeps
-//! serving real requests afterwards.
+//! (HTTP, HTTPS, RTSP, ENet control, punktfunk/1's QUIC and data ports) answers with an
+//! error or drops it, and the daemon keeps serving real requests afterwards.
 
 mod common;
 
@@ -14,6 +14,8 @@ const API_PORT: u16 = 39991;
 const HTTPS: u16 = PORT - 5;
 const RTSP: u16 = PORT + 21;
 const CONTROL: u16 = PORT + 10;
+/// `common` puts punktfunk/1 at port + 50, its data plane one above.
+const NATIVE: u16 = PORT + 50;
 
 /// Sends `bytes` on a fresh TCP connection and returns what came back before the server
 /// closed it (every request here is complete or hopeless, so the server always closes).
@@ -32,7 +34,7 @@ fn text(b: &[u8]) -> String {
 
 fn serverinfo_ok() -> bool {
     let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));
-    let ok = r.starts_with("HTTP/1.1 200") && r.contains("<root status_code=\"200\">") && r.contains("<PairStatus>0</PairStatus>");
+    let ok = r.starts_with("HTTP/1.1 200") && r.contains("<root status_code=\"200\">") && r.contains("<PairStatus>0</PairStatus>") && r.contains(&format!("<punktfunk1Port>{NATIVE}</punktfunk1Port>"));
     if !ok {
         eprintln!("serverinfo answered: {r:?}");
     }
@@ -99,6 +101,19 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
         std::thread::sleep(Duration::from_millis(10));
     }
     assert!(refused, "a control connection without a session must be refused");
+
+    // punktfunk/1: junk at the QUIC port (including a QUIC-looking long header) and at the
+    // data port, whose hello needs a session's token.
+    for port in [NATIVE, NATIVE + 1] {
+        for len in [0usize, 1, 16, 1200, 1500] {
+            let mut junk: Vec<u8> = (0..len).map(|i| (i * 53 + 7) as u8).collect();
+            if let Some(first) = junk.first_mut() {
+                *first = 0xc0;
+            }
+            udp.send_to(&junk, ("127.0.0.1", port)).unwrap();
+        }
+        udp.send_to(&punktfunk_core::control::messages::hello(42), ("127.0.0.1", port)).unwrap();
+    }
 
     let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));
     assert!(serverinfo_ok(), "the host stopped serving after hostile input: {r}");

@@ -17,7 +17,7 @@ use punktfunk_streamer::audio::encoder::AudioEncoder;
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
 use punktfunk_streamer::audio::server::PipeWireServer;
 use punktfunk_streamer::audio::SessionAudio;
-use punktfunk_streamer::gamestream::audio::{AudioParams, AudioSender};
+use punktfunk_streamer::gamestream::audio::{self, AudioParams};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
@@ -113,7 +113,7 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
     let host = UdpSocket::bind("127.0.0.1:0").unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let params = AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(([7; 16], 1)), ping_payload: None };
-    let sender = AudioSender::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo).unwrap();
+    let sender = audio::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo).unwrap();
     client.send_to(b"PING", host.local_addr().unwrap()).unwrap();
     let drain = client.try_clone().unwrap();
     drain.set_read_timeout(Some(Duration::from_secs(1))).unwrap();

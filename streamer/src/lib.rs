@@ -17,6 +17,7 @@ pub mod input;
 pub mod ipc;
 pub mod latency;
 pub mod native;
+pub mod peer;
 pub mod record;
 pub mod sink;
 

@@ -3,10 +3,13 @@
 //! client's data-plane hello came from. Runs on the sink's native thread like the
 //! GameStream sender; a second thread listens for hellos.
 
+use crate::audio::mic::Mic;
 use crate::encode::{Codec, SessionEncoder};
 use crate::frame::Frame;
-use crate::gamestream::video::{Peer, SendError, SentFrame};
+use crate::gamestream::video::{SendError, SentFrame};
+use crate::peer::Peer;
 use punktfunk_core::control::messages::parse_hello;
+use punktfunk_core::native::audio::{kind, AudioOpener, KIND_MIC};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -26,8 +29,10 @@ pub struct NativeVideoParams {
     pub shard_len: u32,
     pub fec_percent: u16,
     pub max_frame_len: u32,
-    /// Host → client AES-128-GCM key, fresh for this start.
+    /// Host → client AES-128-GCM key (video and sound), fresh for this start.
     pub key: [u8; 16],
+    /// Client → host key (the microphone).
+    pub mic_key: [u8; 16],
     /// The token the client's hello carries.
     pub token: u64,
     pub encoder: String,
@@ -45,18 +50,26 @@ impl NativeVideoParams {
     }
 }
 
-/// Latches the client's address from its hellos until `stop`; `on_latch` runs when it
-/// changes (the client needs a key frame).
-pub fn listen_for_hellos(socket: UdpSocket, token: u64, peer: Peer, stop: Arc<AtomicBool>, on_latch: impl Fn()) {
+/// Listens on the data-plane socket until `stop`: hellos latch the client's address
+/// (`on_latch` runs when it changes: the client needs a key frame); microphone datagrams from
+/// that address go to the session's virtual microphone, when it has one.
+pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Peer, stop: Arc<AtomicBool>, mic: Option<Arc<Mic>>, on_latch: impl Fn()) {
     let mut socket = match DataSocket::new(socket) {
         Ok(s) => s,
         Err(e) => return tracing::error!("data-plane socket: {e}"),
     };
+    let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC);
     while !stop.load(Ordering::Relaxed) {
         let _ = socket.recv(Duration::from_millis(200), |from, d| {
-            if parse_hello(d) == Some(token) && peer.set(from) {
-                tracing::info!(%from, "punktfunk/1 client latched");
-                on_latch();
+            if parse_hello(d) == Some(params.token) {
+                if peer.set(from) {
+                    tracing::info!(%from, "punktfunk/1 client latched");
+                    on_latch();
+                }
+            } else if let Some(mic) = mic.as_ref().filter(|_| peer.get() == Some(from) && kind(d) == Some(KIND_MIC)) {
+                if let Ok(packet) = opener.open(d) {
+                    let _ = mic.push_opus(packet.opus);
+                }
             }
         });
     }

@@ -6,7 +6,7 @@
 use punktfunk_core::moonlight::audio::{AudioDepacketizer, AudioEvent};
 use punktfunk_streamer::audio::layout::Channels;
 use punktfunk_streamer::audio::queue::{Chunk, PcmQueue};
-use punktfunk_streamer::gamestream::audio::{AudioParams, AudioSender};
+use punktfunk_streamer::gamestream::audio::{self, AudioParams};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,7 +57,7 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     client.connect(host.local_addr().unwrap()).unwrap();
     let queue = Arc::new(PcmQueue::new(1024));
     let params = AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(KEY), ping_payload: Some(PAYLOAD.into()) };
-    let sender = AudioSender::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51).unwrap();
+    let sender = audio::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51).unwrap();
 
     // Before any ping there is nobody to send to.
     for n in 0..20 {

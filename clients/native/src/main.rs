@@ -2,8 +2,8 @@
 //!
 //! `punktfunk-client pair HOST` shows a PIN to enter on the host (`punktfunk pair PIN`);
 //! `punktfunk-client stream HOST --headless --frames N --out DIR` launches an app, receives,
-//! recovers and decodes N frames, writing them as PPM pictures and the figures as
-//! `stats.json`. The protocol itself is core's (`punktfunk_core::control`, `::native`).
+//! recovers and decodes N frames, writing them as PPM pictures, the session's sound as
+//! `audio.wav` and the figures as `stats.json`. The protocol itself is core's (`punktfunk_core::control`, `::native`).
 
 mod connection;
 mod decode;
@@ -78,7 +78,7 @@ struct StreamArgs {
     /// Stop after this many decoded frames.
     #[arg(long, default_value_t = 60)]
     frames: u64,
-    /// Directory for frame-NNNNN.ppm and stats.json.
+    /// Directory for frame-NNNNN.ppm, audio.wav and stats.json.
     #[arg(long)]
     out: PathBuf,
     /// Renegotiate to this mode after --switch-after frames (tests renegotiation).
@@ -89,6 +89,9 @@ struct StreamArgs {
     /// End the session (quit the app) when done, instead of leaving it to resume.
     #[arg(long)]
     stop: bool,
+    /// Send a sine of this frequency as the microphone (the session's apps hear it).
+    #[arg(long)]
+    mic_tone: Option<f32>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -186,10 +189,10 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
 
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
-    let (thread_stop, out, hevc, frames, switch) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.frames, args.switch_mode.map(|_| args.switch_after));
+    let (thread_stop, out, hevc, frames, switch, mic) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.frames, args.switch_mode.map(|_| args.switch_after), args.mic_tone);
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
-        let mut n = 0u64;
-        receive::run(addr, &started, hevc, thread_stop, |event| match event {
+        let (mut n, mut sound) = (0u64, Vec::new());
+        let stats = receive::run(addr, &started, hevc, mic, thread_stop, |event| match event {
             receive::Event::Picture(p) => {
                 n += 1;
                 if n <= frames {
@@ -202,10 +205,13 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
                     let _ = tx.send(Note::Done);
                 }
             }
+            receive::Event::Sound(pcm) => sound.extend(pcm),
             receive::Event::NeedKeyframe => {
                 let _ = tx.send(Note::Keyframe);
             }
-        })
+        })?;
+        write_wav(&out.join("audio.wav"), &sound)?;
+        Ok::<_, anyhow::Error>(stats)
     })?;
 
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
@@ -249,5 +255,16 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string(&json)?);
     c.close().await;
     anyhow::ensure!(stats.frames_decoded >= args.frames, "only {} of {} frames decoded", stats.frames_decoded, args.frames);
+    Ok(())
+}
+
+/// The stream's sound as a 48 kHz stereo float WAV.
+fn write_wav(path: &std::path::Path, samples: &[f32]) -> anyhow::Result<()> {
+    let spec = hound::WavSpec { channels: 2, sample_rate: 48_000, bits_per_sample: 32, sample_format: hound::SampleFormat::Float };
+    let mut w = hound::WavWriter::create(path, spec)?;
+    for s in samples {
+        w.write_sample(*s)?;
+    }
+    w.finalize()?;
     Ok(())
 }

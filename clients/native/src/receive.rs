@@ -1,8 +1,10 @@
 //! The data plane on the client, on a native thread: hellos to the host until video arrives,
-//! then datagrams → core's receiver (authentication, FEC, reassembly) → decoder.
+//! then video datagrams → core's receiver (authentication, FEC, reassembly) → decoder, and
+//! sound datagrams → authentication → Opus. A second thread sends the microphone, if any.
 
 use crate::decode::{Decoder, Picture};
 use punktfunk_core::control::messages::{hello, Started};
+use punktfunk_core::native::audio::{kind, AudioOpener, AudioSealer, KIND_MIC, KIND_SOUND};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_net::{monotonic_us, DataSocket};
@@ -30,26 +32,38 @@ pub struct Stats {
     /// Picture sizes seen, in order of first appearance (a renegotiated mode shows here).
     pub sizes: Vec<(u32, u32)>,
     pub first_picture_ms: u64,
+    /// Sound packets decoded, and how many never came (gaps in their sequence).
+    pub audio_packets: u64,
+    pub audio_lost: u64,
 }
 
 pub enum Event {
     Picture(Picture),
+    /// Decoded sound: interleaved stereo at 48 kHz.
+    Sound(Vec<f32>),
     /// A frame was lost: the decoder needs a key frame.
     NeedKeyframe,
 }
 
 /// Receives until `stop`, calling `on` for each decoded picture and each loss. Returns the
 /// figures.
-pub fn run(host: SocketAddr, started: &Started, hevc: bool, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
+pub fn run(host: SocketAddr, started: &Started, hevc: bool, mic_tone: Option<f32>, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
     let bind: SocketAddr = if host.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
     let mut socket = DataSocket::new(UdpSocket::bind(bind)?)?;
     if let Some(w) = socket.buffers().warning() {
         tracing::warn!("{w}");
     }
     let to = SocketAddr::new(host.ip(), started.data_port);
+    if let Some(hz) = mic_tone {
+        let (mic_socket, key, mic_stop) = (socket.socket().try_clone()?, started.mic_key, Arc::clone(&stop));
+        std::thread::Builder::new().name("microphone".into()).spawn(move || send_tone(mic_socket, to, key, hz, mic_stop))?;
+    }
     let cfg = StreamConfig { shard_len: started.shard_len as usize, fec_percent: started.fec_percent, max_frame_len: started.max_frame_len as usize, key: Some(started.key), ..StreamConfig::default() };
     let mut receiver = Receiver::new(cfg)?;
     let mut decoder = Decoder::new(hevc)?;
+    let mut sound = AudioOpener::new(&started.key, KIND_SOUND);
+    let mut opus = opus::Decoder::new(48_000, opus::Channels::Stereo)?;
+    let mut next_sound: Option<u64> = None;
     let (mut stats, mut latencies) = (Stats::default(), Vec::new());
     let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
     let mut errors = Vec::new();
@@ -64,6 +78,19 @@ pub fn run(host: SocketAddr, started: &Started, hevc: bool, stop: Arc<AtomicBool
                 return;
             }
             stats.datagrams += 1;
+            if kind(d) == Some(KIND_SOUND) {
+                if let Ok(p) = sound.open(d) {
+                    stats.audio_lost += p.seq.saturating_sub(next_sound.unwrap_or(p.seq));
+                    next_sound = Some(next_sound.map_or(p.seq + 1, |n| n.max(p.seq + 1)));
+                    let mut pcm = vec![0f32; 48 * 120 * 2];
+                    if let Ok(n) = opus.decode_float(p.opus, &mut pcm, false) {
+                        stats.audio_packets += 1;
+                        pcm.truncate(n * 2);
+                        on(Event::Sound(pcm));
+                    }
+                }
+                return;
+            }
             let _ = receiver.push(d, |e| match e {
                 FrameEvent::Frame { timestamp_us, recovered_shards, data, .. } => {
                     stats.frames_received += 1;
@@ -101,4 +128,25 @@ pub fn run(host: SocketAddr, started: &Started, hevc: bool, stop: Arc<AtomicBool
     let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
     (stats.latency_us_p50, stats.latency_us_p99) = (at(0.5), at(0.99));
     Ok(stats)
+}
+
+/// The microphone, for tests and checks: a sine at `hz`, Opus in 20 ms packets, sealed for
+/// the client → host direction and sent from the data-plane socket (the host takes microphone
+/// datagrams only from the address its video goes to).
+fn send_tone(socket: UdpSocket, to: SocketAddr, key: [u8; 16], hz: f32, stop: Arc<AtomicBool>) {
+    let Ok(mut encoder) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip) else { return };
+    let mut sealer = AudioSealer::new(&key, KIND_MIC);
+    let start = Instant::now();
+    for packet in 0u64.. {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let tone: Vec<f32> = (0..960).map(|i| ((packet * 960 + i) as f32 * hz / 48_000.0 * std::f32::consts::TAU).sin() * 0.5).collect();
+        if let Ok(opus) = encoder.encode_vec_float(&tone, 4000)
+            && let Some(d) = sealer.seal(&opus, monotonic_us())
+        {
+            let _ = socket.send_to(d, to);
+        }
+        std::thread::sleep((start + Duration::from_millis(20 * (packet + 1))).saturating_duration_since(Instant::now()));
+    }
 }

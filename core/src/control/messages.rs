@@ -82,8 +82,10 @@ pub struct Started {
     pub data_port: u16,
     /// Proves a data-plane hello comes from this client (the host latches its address).
     pub token: u64,
-    /// AES-128-GCM key of the host → client video direction (fresh per session start).
+    /// AES-128-GCM key of the host → client direction, video and sound (fresh per start).
     pub key: [u8; 16],
+    /// Key of the client → host direction: the microphone.
+    pub mic_key: [u8; 16],
     pub shard_len: u32,
     pub fec_percent: u16,
     pub max_frame_len: u32,

@@ -154,7 +154,9 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
         .el("ServerCodecModeSupport", codecs)
         .el("PairStatus", u8::from(paired(&host, &conn)))
         .el("currentgame", current.unwrap_or(0))
-        .el("state", state))
+        .el("state", state)
+        // Not GameStream: tells punktfunk/1 clients where to connect (others ignore it).
+        .el("punktfunk1Port", host.config.native_port))
 }
 
 fn hex_param(q: &HashMap<String, String>, name: &str) -> Option<Vec<u8>> {

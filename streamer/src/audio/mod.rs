@@ -1,7 +1,7 @@
 //! Session audio (design §3): each session gets a virtual PipeWire sink its apps play into
 //! and a virtual microphone they record from ([`session`]). The sink's samples are cut into
 //! packets ([`framer`]) and Opus-encoded at the layout the client decodes ([`layout`],
-//! [`encoder`]); the GameStream sender is [`crate::gamestream::audio`]. Hosts without a
+//! [`encoder`]) and sent in either protocol's format ([`sender`]). Hosts without a
 //! running PipeWire start a private one ([`server`]).
 
 pub mod encoder;
@@ -10,6 +10,7 @@ pub mod layout;
 pub mod mic;
 pub mod node;
 pub mod queue;
+pub mod sender;
 pub mod server;
 pub mod session;
 

@@ -6,12 +6,13 @@
 use crate::encode::{Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
+pub use crate::peer::Peer;
 use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
-use std::net::{SocketAddr, UdpSocket};
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What the RTSP handshake negotiated for video.
@@ -28,23 +29,6 @@ pub struct VideoParams {
     /// `X-SS-Ping-Payload`: pings carrying it latch the peer; otherwise any "PING" does.
     pub ping_payload: Option<String>,
     pub encoder: String,
-}
-
-/// The latched client address, shared between the ping listener and the sender.
-#[derive(Clone, Default)]
-pub struct Peer(Arc<Mutex<Option<SocketAddr>>>);
-
-impl Peer {
-    pub fn get(&self) -> Option<SocketAddr> {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn set(&self, addr: SocketAddr) -> bool {
-        let mut p = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let changed = *p != Some(addr);
-        *p = Some(addr);
-        changed
-    }
 }
 
 /// Whether `datagram` is a ping for this stream: `SS_PING` (payload + BE32 sequence) when

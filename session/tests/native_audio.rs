@@ -1,0 +1,77 @@
+//! punktfunk/1 sound both ways, on a host with no PipeWire running (the daemon starts its
+//! own): a session app plays 660 Hz into the session's sink and `punktfunk-client` decodes
+//! it from the data plane; the client sends a 440 Hz microphone and an app in the session
+//! records it from the session's virtual microphone.
+
+mod common;
+#[path = "../../streamer/tests/support/pipewire.rs"]
+mod tones;
+
+use common::{native_client, output_text, pair_native, start_daemon_configured, target_dir};
+
+const PORT: u16 = 44989;
+const API_PORT: u16 = 44991;
+const NATIVE: u16 = PORT + 50;
+
+fn samples_of_wav(path: &std::path::Path) -> Vec<f32> {
+    hound::WavReader::open(path).unwrap().into_samples::<f32>().map(Result::unwrap).collect()
+}
+
+#[test]
+fn sound_and_microphone_over_punktfunk1() {
+    let dir = std::env::temp_dir().join(format!("pf-native-audio-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let runtime = dir.join("runtime");
+    // SAFETY: the only test of this binary, before it starts any thread.
+    unsafe {
+        std::env::set_var("XDG_RUNTIME_DIR", &runtime);
+        std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
+    }
+    let (tone, mic) = (dir.join("tone.raw"), dir.join("mic.raw"));
+    tones::tone_file(&tone, &[660.0, 660.0], 20.0);
+    let pattern = target_dir().join("punktfunk-test-pattern");
+    let app = format!(
+        "pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}' & parecord --raw --format=float32le --rate=48000 --channels=2 '{}' & exec '{}' --color 3080ff",
+        tone.display(),
+        mic.display(),
+        pattern.display()
+    );
+    let _daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = true\n", &["sh".into(), "-c".into(), app], "");
+    let config = dir.join("client");
+    let (c, h) = pair_native(&[], &dir, &config, NATIVE, "4321", "4321");
+    assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
+
+    let out = dir.join("out");
+    let streamed = native_client(&[], &config)
+        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--headless", "--frames", "120", "--mic-tone", "440", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    eprintln!("punktfunk/1 with sound: {stats}");
+
+    // The session's sound at the client: the last second, in 100 ms windows.
+    let sound = samples_of_wav(&out.join("audio.wav"));
+    assert!(sound.len() >= 2 * 48_000, "{} samples of sound: {stats}", sound.len());
+    let last = &sound[sound.len() - 2 * 48_000..];
+    let on_tone = last.chunks_exact(2 * 4800).filter(|w| tones::dominant(w, 2, 0, &[330.0, 440.0, 660.0, 1320.0]).0 == 660.0).count();
+    assert!(on_tone >= 8, "the client heard 660 Hz in {on_tone} of 10 windows");
+    assert_eq!(stats["audio_lost"], 0);
+
+    // The microphone inside the session: the recorder has been running since launch; stop
+    // the session so it flushes, then look at what it got.
+    let stop = native_client(&[], &config).args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--headless", "--frames", "1", "--stop", "--out"]).arg(dir.join("out2")).output().unwrap();
+    assert!(stop.status.success(), "{}", output_text(&stop));
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let bytes = std::fs::read(&mic).unwrap();
+    let recorded: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let loud: Vec<f32> = recorded.chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();
+    assert!(loud.len() >= 2 * 48_000, "the session's recorder got {} samples of sound", loud.len());
+    let (hz, margin) = tones::dominant(&loud, 2, 0, &[330.0, 440.0, 660.0, 880.0]);
+    eprintln!("the session recorded {hz} Hz ({margin:.0}x the next) from the client's microphone");
+    assert_eq!(hz, 440.0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,147 @@
+//! The audio sender of either protocol, on its own native thread: the session sink's
+//! samples, remixed to the stream's layout, cut into packets, silence held back, Opus at the
+//! layout the client decodes, then the protocol's wire format ([`Wire`]) to the client's
+//! latched address.
+
+use super::encoder::AudioEncoder;
+use super::framer::{Framer, SilenceGate};
+use super::layout::{remix, Channels, OpusLayout};
+use super::queue::{PcmQueue, Pop};
+use crate::latency::LatencySamples;
+use crate::peer::Peer;
+use punktfunk_core::moonlight::audio::AudioPacketizer;
+use punktfunk_core::native::audio::AudioSealer;
+use serde::{Deserialize, Serialize};
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How the Opus packets travel.
+pub enum Wire {
+    /// GameStream RTP: AES-CBC, 4+2 FEC blocks.
+    GameStream(AudioPacketizer),
+    /// punktfunk/1 audio datagrams: AES-GCM, one per packet.
+    Native(AudioSealer),
+}
+
+impl Wire {
+    /// Where a pause for silence may start without leaving a FEC block half sent.
+    fn at_block_start(&self) -> bool {
+        match self {
+            Self::GameStream(p) => p.at_block_start(),
+            Self::Native(_) => true,
+        }
+    }
+
+    /// Hands the packet's datagrams to `send`; false if the packet could not be framed.
+    fn send(&mut self, opus: &[u8], captured: Instant, mut send: impl FnMut(&[u8])) -> bool {
+        match self {
+            Self::GameStream(p) => p.push(opus, send).map_err(|e| tracing::warn!("audio: {e}")).is_ok(),
+            Self::Native(s) => {
+                let timestamp_us = punktfunk_net::monotonic_us().saturating_sub(captured.elapsed().as_micros() as u64);
+                s.seal(opus, timestamp_us).map(&mut send).is_some()
+            }
+        }
+    }
+}
+
+/// A stream's audio figures when it stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioStats {
+    /// Opus packets sent.
+    pub packets: u64,
+    /// Datagrams sent, FEC included.
+    pub datagrams: u64,
+    /// Packets of silence held back by the gate.
+    pub silent: u64,
+    /// Sink chunks lost because the sender fell behind.
+    pub dropped_chunks: u64,
+    /// Sink chunk arrived → its packet's datagram sent, in µs.
+    pub capture_to_send_us_p50: u32,
+    pub capture_to_send_us_p99: u32,
+}
+
+/// Silence sent on after sound stops, so a word's tail is not cut.
+const HANGOVER: Duration = Duration::from_millis(200);
+
+pub struct AudioSender {
+    stop: Arc<AtomicBool>,
+    pcm: Arc<PcmQueue>,
+    thread: Option<JoinHandle<AudioStats>>,
+}
+
+impl AudioSender {
+    /// Starts sending what `pcm` carries (interleaved at the sink's layout, `source`) as
+    /// `layout` in packets of `packet_ms`, to whatever address `peer` holds.
+    pub fn start(layout: OpusLayout, packet_ms: u32, wire: Wire, socket: UdpSocket, peer: Peer, pcm: Arc<PcmQueue>, source: Channels) -> std::io::Result<Self> {
+        let encoder = AudioEncoder::new(layout, packet_ms).map_err(std::io::Error::other)?;
+        let queue = Arc::clone(&pcm);
+        let target = layout.channels;
+        let thread = std::thread::Builder::new().name("audio-send".into()).spawn(move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer))?;
+        Ok(Self { stop: Arc::new(AtomicBool::new(false)), pcm, thread: Some(thread) })
+    }
+
+    /// Set when the sender stops: helper threads (a ping listener) stop with it.
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Stops the sender and returns the stream's figures.
+    pub fn stop(mut self) -> AudioStats {
+        self.halt()
+    }
+
+    fn halt(&mut self) -> AudioStats {
+        self.stop.store(true, Ordering::Relaxed);
+        self.pcm.close();
+        let mut stats = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        stats.dropped_chunks = self.pcm.dropped();
+        stats
+    }
+}
+
+impl Drop for AudioSender {
+    fn drop(&mut self) {
+        self.halt();
+    }
+}
+
+fn send_loop(mut encoder: AudioEncoder, mut wire: Wire, packet_ms: u32, socket: &UdpSocket, pcm: &PcmQueue, (source, target): (Channels, Channels), peer: &Peer) -> AudioStats {
+    let mut framer = Framer::new(encoder.frame_samples());
+    let mut gate = SilenceGate::new(HANGOVER.as_millis() as u32 / packet_ms.max(1));
+    let (mut stats, mut latency, mut remixed) = (AudioStats::default(), LatencySamples::default(), Vec::new());
+    loop {
+        let chunk = match pcm.pop(Duration::from_millis(200)) {
+            Pop::Chunk(c) => c,
+            Pop::Empty => continue,
+            Pop::Closed => break,
+        };
+        // Nothing to send to until the client is heard from.
+        let Some(to) = peer.get() else { continue };
+        remix(&chunk.samples, source, target, &mut remixed);
+        framer.push(&remixed, chunk.captured, |packet| {
+            if !gate.admit(packet.samples, wire.at_block_start()) {
+                stats.silent += 1;
+                return;
+            }
+            let opus = match encoder.encode(packet.samples) {
+                Ok(o) => o,
+                Err(e) => return tracing::warn!("audio: {e}"),
+            };
+            let sent = wire.send(opus, packet.captured, |datagram| {
+                // Best effort like video: a full socket buffer loses a packet, not the stream.
+                if socket.send_to(datagram, to).is_ok() {
+                    stats.datagrams += 1;
+                }
+            });
+            if sent {
+                stats.packets += 1;
+                latency.record(packet.captured.elapsed());
+            }
+        });
+    }
+    (stats.capture_to_send_us_p50, stats.capture_to_send_us_p99) = latency.take();
+    stats
+}
