@@ -98,6 +98,11 @@ pub struct Outcome {
     pub idle_us: Vec<u32>,
 }
 
+/// A channel to drive a running session with (the daemon's commands, a test's input).
+pub fn control_channel() -> (channel::Sender<Control>, Channel<Control>) {
+    channel::channel()
+}
+
 /// Runs a session until its command's process group is gone or `Stop` arrives.
 pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
     let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;

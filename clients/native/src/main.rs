@@ -1,14 +1,16 @@
 //! `punktfunk-client`: the punktfunk/1 reference client.
 //!
 //! `punktfunk-client pair HOST` shows a PIN to enter on the host (`punktfunk pair PIN`);
-//! `punktfunk-client stream HOST --headless --frames N --out DIR` launches an app, receives,
-//! recovers and decodes N frames, writing them as PPM pictures, the session's sound as
-//! `audio.wav` and the figures as `stats.json`. The protocol itself is core's (`punktfunk_core::control`, `::native`).
+//! `punktfunk-client stream HOST` launches an app and shows it in a window that sends the
+//! keyboard, pointer and wheel to the host; with `--headless --frames N --out DIR` it
+//! receives, recovers and decodes N frames instead, writing them as PPM pictures, the
+//! session's sound as `audio.wav` and the figures as `stats.json`. The protocol itself is core's (`punktfunk_core::control`, `::native`).
 
 mod connection;
 mod decode;
 mod identity;
 mod receive;
+mod window;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -72,15 +74,16 @@ struct StreamArgs {
     fec_percent: u16,
     #[arg(long, default_value_t = 1400)]
     shard_len: u32,
-    /// No window: write decoded frames to --out (the windowed client comes later).
-    #[arg(long, required = true)]
+    /// No window: write decoded frames to --out.
+    #[arg(long, requires = "out")]
     headless: bool,
-    /// Stop after this many decoded frames.
-    #[arg(long, default_value_t = 60)]
-    frames: u64,
-    /// Directory for frame-NNNNN.ppm, audio.wav and stats.json.
+    /// Stop after this many decoded frames (headless: 60 unless given; a window: until
+    /// closed).
     #[arg(long)]
-    out: PathBuf,
+    frames: Option<u64>,
+    /// Directory for frame-NNNNN.ppm (headless), audio.wav and stats.json.
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Renegotiate to this mode after --switch-after frames (tests renegotiation).
     #[arg(long, value_parser = parse_mode)]
     switch_mode: Option<(u32, u32, u32)>,
@@ -119,13 +122,33 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        match cli.command {
-            Cmd::Pair { host, pin } => pair(&host, pin).await,
-            Cmd::Stream(args) => stream(args).await,
+    let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
+    match cli.command {
+        Cmd::Pair { host, pin } => runtime()?.block_on(pair(&host, pin)),
+        Cmd::Stream(args) if args.headless => runtime()?.block_on(stream(args, None)),
+        Cmd::Stream(args) => {
+            // The window owns the main thread; the stream runs beside it.
+            let event_loop = window::event_loop()?;
+            let (proxy, latest) = (event_loop.create_proxy(), window::Latest::default());
+            let (input, input_rx) = tokio::sync::mpsc::unbounded_channel();
+            let link = WindowLink { latest: latest.clone(), proxy: proxy.clone(), input: input_rx };
+            let title = format!("punktfunk: {}", args.host.host);
+            let worker = std::thread::Builder::new().name("stream".into()).spawn(move || {
+                let result = runtime().map_err(anyhow::Error::from).and_then(|rt| rt.block_on(stream(args, Some(link))));
+                let _ = proxy.send_event(window::Wake::Done);
+                result
+            })?;
+            window::run(event_loop, title, latest, input)?;
+            worker.join().map_err(|_| anyhow::anyhow!("the stream thread panicked"))?
         }
-    })
+    }
+}
+
+/// What connects the stream to the window: pictures out, input in.
+struct WindowLink {
+    latest: window::Latest,
+    proxy: window::Proxy,
+    input: tokio::sync::mpsc::UnboundedReceiver<punktfunk_core::input::InputEvent>,
 }
 
 async fn pair(host: &HostArg, pin: Option<String>) -> anyhow::Result<()> {
@@ -168,7 +191,7 @@ enum Note {
     Done,
 }
 
-async fn stream(args: StreamArgs) -> anyhow::Result<()> {
+async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Result<()> {
     let dir = identity::dir()?;
     let (identity, hosts) = (Identity::load_or_create(&dir)?, Hosts::load(&dir)?);
     let addr = resolve(&args.host.host)?;
@@ -185,24 +208,32 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
         other => anyhow::bail!("unexpected answer: {other:?}"),
     };
     tracing::info!(w = started.width, h = started.height, fps = started.fps, port = started.data_port, "stream started");
-    std::fs::create_dir_all(&args.out)?;
+    if let Some(out) = &args.out {
+        std::fs::create_dir_all(out)?;
+    }
+    let frames = args.frames.or(args.headless.then_some(60));
 
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
-    let (thread_stop, out, hevc, frames, switch, mic) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.frames, args.switch_mode.map(|_| args.switch_after), args.mic_tone);
+    let (thread_stop, out, hevc, switch, mic) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.switch_mode.map(|_| args.switch_after), args.mic_tone);
+    let (headless, show) = (args.headless, window.as_ref().map(|w| (Arc::clone(&w.latest), w.proxy.clone())));
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
         let (mut n, mut sound) = (0u64, Vec::new());
         let stats = receive::run(addr, &started, hevc, mic, thread_stop, |event| match event {
             receive::Event::Picture(p) => {
                 n += 1;
-                if n <= frames {
+                if let Some(out) = out.as_ref().filter(|_| headless && frames.is_none_or(|f| n <= f)) {
                     let _ = std::fs::write(out.join(format!("frame-{n:05}.ppm")), p.ppm());
                 }
                 if Some(n) == switch {
                     let _ = tx.send(Note::Switch);
                 }
-                if n == frames {
+                if Some(n) == frames {
                     let _ = tx.send(Note::Done);
+                }
+                if let Some((latest, proxy)) = &show {
+                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                    let _ = proxy.send_event(window::Wake::Picture);
                 }
             }
             receive::Event::Sound(pcm) => sound.extend(pcm),
@@ -210,7 +241,9 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
                 let _ = tx.send(Note::Keyframe);
             }
         })?;
-        write_wav(&out.join("audio.wav"), &sound)?;
+        if let Some(out) = &out {
+            write_wav(&out.join("audio.wav"), &sound)?;
+        }
         Ok::<_, anyhow::Error>(stats)
     })?;
 
@@ -218,7 +251,18 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     tokio::pin!(deadline);
     let mut ended = None;
     loop {
+        let input = async {
+            match window.as_mut() {
+                Some(w) => w.input.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            event = input => match event {
+                Some(e) => c.say(&ClientMessage::Input(e)).await?,
+                // The window closed.
+                None => break,
+            },
             note = notes.recv() => match note {
                 Some(Note::Keyframe) => c.say(&ClientMessage::RequestKeyframe).await?,
                 Some(Note::Switch) => c.say(&ClientMessage::Reconfigure(Reconfigure { mode: args.switch_mode, bitrate_kbps: None })).await?,
@@ -251,10 +295,14 @@ async fn stream(args: StreamArgs) -> anyhow::Result<()> {
     }
     let mut json = serde_json::to_value(&stats)?;
     json["ended"] = serde_json::json!(ended);
-    std::fs::write(args.out.join("stats.json"), serde_json::to_vec_pretty(&json)?)?;
+    if let Some(out) = &args.out {
+        std::fs::write(out.join("stats.json"), serde_json::to_vec_pretty(&json)?)?;
+    }
     println!("{}", serde_json::to_string(&json)?);
     c.close().await;
-    anyhow::ensure!(stats.frames_decoded >= args.frames, "only {} of {} frames decoded", stats.frames_decoded, args.frames);
+    if let Some(f) = frames {
+        anyhow::ensure!(stats.frames_decoded >= f, "only {} of {f} frames decoded", stats.frames_decoded);
+    }
     Ok(())
 }
 
