@@ -38,6 +38,8 @@ pub struct Status {
     /// Figures of the last video stream that stopped.
     pub last_video: Option<punktfunk_streamer::gamestream::video::VideoStats>,
     pub last_audio: Option<punktfunk_streamer::gamestream::audio::AudioStats>,
+    /// What the last punktfunk/1 client reported receiving.
+    pub last_native_client: Option<punktfunk_core::control::messages::ReceiveStats>,
 }
 
 type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
@@ -109,5 +111,6 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         launch_to_first_frame_ms: session.and_then(|s| s.1),
         last_video: host.streams.last_video.lock().unwrap().clone(),
         last_audio: host.streams.last_audio.lock().unwrap().clone(),
+        last_native_client: host.streams.last_native.lock().unwrap().clone(),
     })
 }

@@ -16,6 +16,9 @@ pub struct Config {
     pub api_port: u16,
     /// punktfunk/1: QUIC control on this UDP port, the data plane on the next.
     pub native_port: u16,
+    /// Pair a punktfunk/1 client without a PIN the first time it connects. Anyone on the
+    /// network can then stream: only for networks where everyone is trusted.
+    pub native_trust_on_first_use: bool,
     /// `auto`, `software`, `nvenc` or `vaapi`.
     pub encoder: String,
     /// Video FEC parity, percent of data shards per block.
@@ -64,6 +67,7 @@ impl Default for Config {
             port: 47989,
             api_port: 47990,
             native_port: 48100,
+            native_trust_on_first_use: false,
             encoder: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
@@ -82,6 +86,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # port = 47989            # GameStream base port (HTTPS port-5, RTSP port+21, UDP port+9..+11)
 # api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
+# native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000

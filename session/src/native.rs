@@ -111,6 +111,11 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
         _ => anyhow::bail!("the client did not say hello"),
     }
     let paired = |host: &Host, c: &Client| host.clients.lock().unwrap().is_paired(&c.fingerprint);
+    if host.config.native_trust_on_first_use && !paired(host, &client) {
+        let device = format!("{} (trusted on first use)", client.device());
+        tracing::warn!(device, "pairing a punktfunk/1 client without a PIN (native_trust_on_first_use)");
+        remember(host, &client, &device).map_err(|e| anyhow::anyhow!("saving the client: {e}"))?;
+    }
     ctl.say(&HostMessage::Welcome { version: VERSION, name: host.name.clone(), paired: paired(host, &client) }).await?;
 
     // The session this connection streams from, once started.
@@ -161,6 +166,7 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
             }
             ClientMessage::Input(e) => on_session(&|s| s.send(&Command::Input(e.clone()))),
             ClientMessage::RequestKeyframe => on_session(&|s| s.send(&Command::RequestIdr)),
+            ClientMessage::Stats(stats) => *host.streams.last_native.lock().unwrap() = Some(stats),
             ClientMessage::Stop => {
                 if session.take().is_some() {
                     host.streams.cancel();
@@ -211,16 +217,20 @@ async fn pair(host: &Host, ctl: &mut Control, client: &Client, spake: &[u8]) -> 
         report(PairOutcome::Failed(reason.clone()));
         return ctl.refuse(&reason).await;
     }
-    let cert_pem = Certificate::from_der(&client.der).map(|c| c.pem().to_owned()).unwrap_or_default();
-    let paired_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let saved = host.clients.lock().unwrap().add(PairedClient { fingerprint: client.fingerprint.clone(), name: device.clone(), cert_pem, paired_at });
-    if let Err(e) = saved {
+    if let Err(e) = remember(host, client, &device) {
         report(PairOutcome::Failed(format!("could not save the client: {e}")));
         return ctl.refuse("the host could not save the pairing").await;
     }
     tracing::info!(device, "punktfunk/1 client paired");
     report(PairOutcome::Paired { client: device });
     ctl.say(&HostMessage::Paired).await
+}
+
+/// Stores the client as paired.
+fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
+    let cert_pem = Certificate::from_der(&client.der).map(|c| c.pem().to_owned()).unwrap_or_default();
+    let paired_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    host.clients.lock().unwrap().add(PairedClient { fingerprint: client.fingerprint.clone(), name: name.into(), cert_pem, paired_at })
 }
 
 /// Launches the app (or resumes it at the new mode) and starts punktfunk/1 video from its

@@ -135,6 +135,8 @@ pub struct Streams {
     /// The figures of the last video and audio streams that stopped.
     pub last_video: Arc<Mutex<Option<VideoStats>>>,
     pub last_audio: Arc<Mutex<Option<AudioStats>>>,
+    /// What the last punktfunk/1 client said it received.
+    pub last_native: Mutex<Option<punktfunk_core::control::messages::ReceiveStats>>,
 }
 
 impl Streams {
@@ -151,6 +153,7 @@ impl Streams {
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
             last_audio: Arc::default(),
+            last_native: Mutex::new(None),
         }
     }
 

@@ -48,6 +48,10 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     assert!(!h.status.success(), "punktfunk pair reports the failure: {}", text(&h));
     assert!(!mallory.join("punktfunk-client/hosts.json").exists());
 
+    // This host wants a PIN: trusting on first use is refused.
+    let tofu = native_client(&[], &mallory).args(["pair", &format!("127.0.0.1:{NATIVE}"), "--trust"]).output().unwrap();
+    assert!(!tofu.status.success() && text(&tofu).contains("wants a PIN"), "{}", text(&tofu));
+
     // The right PIN pairs both ways.
     let (c, h) = pair_native(&[], &dir, &alice, NATIVE, "4321", "4321");
     assert!(c.status.success(), "client: {}", text(&c));
@@ -83,8 +87,33 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
         let b = band(&out.join(format!("frame-{n:05}.ppm")));
         assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "frame {n} band {b:?} is not the app's #3080ff");
     }
+    // The client reported what it received over the control connection.
+    let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap();
+    let mut api = std::net::TcpStream::connect(("127.0.0.1", API_PORT)).unwrap();
+    std::io::Write::write_all(&mut api, format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", token.trim()).as_bytes()).unwrap();
+    let mut reply = String::new();
+    std::io::Read::read_to_string(&mut api, &mut reply).unwrap();
+    let status: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(status["last_native_client"]["frames_received"].as_u64().unwrap() > 0, "{status}");
     // --stop ended the session.
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A host that trusts on first use pairs a client without a PIN (and says so in its list).
+#[test]
+fn trust_on_first_use_when_the_host_allows_it() {
+    let dir = std::env::temp_dir().join(format!("pf-native-tofu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, api) = (PORT + 200, API_PORT + 200);
+    let _daemon = common::start_daemon_configured(&[], &dir, port, api, "start_pipewire = false\nnative_trust_on_first_use = true\n", &["true".into()], "");
+    let config = dir.join("client");
+    let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
+    assert!(paired.status.success(), "{}", text(&paired));
+    assert!(config.join("punktfunk-client/hosts.json").exists());
+    let clients = text(&host_cli(&[], &dir).args(["clients"]).output().unwrap());
+    assert!(clients.contains("trusted on first use"), "{clients}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -42,6 +42,10 @@ enum Cmd {
         /// Use this PIN instead of a random one (4 digits).
         #[arg(long)]
         pin: Option<String>,
+        /// No PIN: accept the host's certificate as it is now (only hosts configured to
+        /// trust on first use take a client this way).
+        #[arg(long, conflicts_with = "pin")]
+        trust: bool,
     },
     /// Launch an app on a paired host and receive its stream.
     Stream(StreamArgs),
@@ -124,7 +128,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
     match cli.command {
-        Cmd::Pair { host, pin } => runtime()?.block_on(pair(&host, pin)),
+        Cmd::Pair { host, pin, trust } => runtime()?.block_on(pair(&host, pin, trust)),
         Cmd::Stream(args) if args.headless => runtime()?.block_on(stream(args, None)),
         Cmd::Stream(args) => {
             // The window owns the main thread; the stream runs beside it.
@@ -151,11 +155,18 @@ struct WindowLink {
     input: tokio::sync::mpsc::UnboundedReceiver<punktfunk_core::input::InputEvent>,
 }
 
-async fn pair(host: &HostArg, pin: Option<String>) -> anyhow::Result<()> {
+async fn pair(host: &HostArg, pin: Option<String>, trust: bool) -> anyhow::Result<()> {
     let dir = identity::dir()?;
     let (identity, mut hosts) = (Identity::load_or_create(&dir)?, Hosts::load(&dir)?);
     let addr = resolve(&host.host)?;
     let mut c = Connection::open(addr, &identity, None, &host.name).await?;
+    if trust {
+        anyhow::ensure!(c.paired, "{} wants a PIN: pair without --trust", c.host_name);
+        hosts.add(&addr.to_string(), &c.host_fp)?;
+        println!("trusting {} at {addr} on first use", c.host_name);
+        c.close().await;
+        return Ok(());
+    }
     let pin = pin.unwrap_or_else(|| format!("{:04}", rand::random::<u16>() % 10_000));
     anyhow::ensure!(pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()), "a PIN is 4 digits");
     println!("PIN {pin}: enter it on {} with `punktfunk pair {pin}`", c.host_name);
@@ -187,6 +198,7 @@ async fn pair(host: &HostArg, pin: Option<String>) -> anyhow::Result<()> {
 
 enum Note {
     Keyframe,
+    Progress(punktfunk_core::control::messages::ReceiveStats),
     Switch,
     Done,
 }
@@ -237,6 +249,9 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 }
             }
             receive::Event::Sound(pcm) => sound.extend(pcm),
+            receive::Event::Progress(p) => {
+                let _ = tx.send(Note::Progress(p));
+            }
             receive::Event::NeedKeyframe => {
                 let _ = tx.send(Note::Keyframe);
             }
@@ -265,6 +280,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
             },
             note = notes.recv() => match note {
                 Some(Note::Keyframe) => c.say(&ClientMessage::RequestKeyframe).await?,
+                Some(Note::Progress(p)) => c.say(&ClientMessage::Stats(p)).await?,
                 Some(Note::Switch) => c.say(&ClientMessage::Reconfigure(Reconfigure { mode: args.switch_mode, bitrate_kbps: None })).await?,
                 Some(Note::Done) | None => break,
             },

@@ -3,7 +3,7 @@
 //! sound datagrams → authentication → Opus. A second thread sends the microphone, if any.
 
 use crate::decode::{Decoder, Picture};
-use punktfunk_core::control::messages::{hello, Started};
+use punktfunk_core::control::messages::{hello, ReceiveStats, Started};
 use punktfunk_core::native::audio::{kind, AudioOpener, AudioSealer, KIND_MIC, KIND_SOUND};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
@@ -39,6 +39,8 @@ pub struct Stats {
 
 pub enum Event {
     Picture(Picture),
+    /// The figures so far, once a second (for the host).
+    Progress(ReceiveStats),
     /// Decoded sound: interleaved stereo at 48 kHz.
     Sound(Vec<f32>),
     /// A frame was lost: the decoder needs a key frame.
@@ -67,7 +69,22 @@ pub fn run(host: SocketAddr, started: &Started, hevc: bool, mic_tone: Option<f32
     let (mut stats, mut latencies) = (Stats::default(), Vec::new());
     let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
     let mut errors = Vec::new();
+    let (mut last_report, mut recent_latency) = (Instant::now(), Vec::new());
     while !stop.load(Ordering::Relaxed) {
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            last_report = Instant::now();
+            recent_latency.clear();
+            recent_latency.extend_from_slice(&latencies[latencies.len().saturating_sub(240)..]);
+            recent_latency.sort_unstable();
+            on(Event::Progress(ReceiveStats {
+                frames_received: stats.frames_received,
+                frames_lost: stats.frames_lost,
+                frames_recovered: stats.frames_recovered,
+                datagrams: stats.datagrams,
+                audio_packets: stats.audio_packets,
+                latency_us_p50: recent_latency.get(recent_latency.len() / 2).copied().unwrap_or(0),
+            }));
+        }
         // Until video flows, tell the host where to send it (and get through NATs).
         if stats.frames_received == 0 && last_hello.is_none_or(|t| t.elapsed() > Duration::from_millis(100)) {
             socket.socket().send_to(&hello(started.token), to)?;

@@ -20,6 +20,8 @@ pub enum ClientMessage {
     Input(InputEvent),
     /// The decoder lost a frame: send a key frame.
     RequestKeyframe,
+    /// What the client received so far (sent every second while streaming).
+    Stats(ReceiveStats),
     /// End the session (the app is asked to quit).
     Stop,
 }
@@ -92,6 +94,19 @@ pub struct Started {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+}
+
+/// The client's view of the stream, for the host's status and tuning.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiveStats {
+    pub frames_received: u64,
+    pub frames_lost: u64,
+    /// Frames that needed FEC.
+    pub frames_recovered: u64,
+    pub datagrams: u64,
+    pub audio_packets: u64,
+    /// Host frame ready → reassembled, over the last second (µs; needs a shared clock).
+    pub latency_us_p50: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
