@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{client_report, native_client, output_text, pair_native, start_daemon_with, target_dir};
+use common::{client_report, output_text, pair_native, start_daemon_with, stream_native, target_dir};
 use std::path::Path;
 use std::process::Command;
 
@@ -156,15 +156,8 @@ fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
     let config = dir.join("client");
     let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
-    let out = dir.join("frames");
-    let streamed = native_client(&wrapper, &config)
-        .args(["stream", &format!("127.0.0.1:{native}"), "--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "20000", "--headless", "--frames", "300", "--stop", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
-    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "20000", "--frames", "300", "--stop"];
+    let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
     eprintln!("figures: {LOSS_PERCENT} % loss on punktfunk/1 — {stats}");
     let n = |k: &str| stats[k].as_u64().unwrap();
     assert!(n("frames_decoded") >= 300, "the stream stalled: {stats}");

@@ -5,8 +5,10 @@
 //! it hears. When the host stops, its PipeWire goes with it.
 
 mod common;
+#[path = "../../streamer/tests/support/pipewire.rs"]
+mod tones;
 
-use common::{client_report, python, start_daemon_configured, target_dir};
+use common::{client_report, private_runtime, python, start_daemon_configured, target_dir};
 use std::path::Path;
 use std::process::Command;
 
@@ -23,19 +25,9 @@ fn moonlight_hears_the_sessions_sound() {
     let dir = std::env::temp_dir().join(format!("pf-moonlight-audio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    // A runtime directory of its own, with no PipeWire in it, and no session bus.
-    let runtime = dir.join("runtime");
-    // SAFETY: the only test of this binary, before it starts any thread; the daemon, its
-    // compositor and the session's apps inherit this.
-    unsafe {
-        std::env::set_var("XDG_RUNTIME_DIR", &runtime);
-        std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
-    }
+    let runtime = private_runtime(&dir);
     let tone = dir.join("tone.raw");
-    std::fs::write(&tone, (0..20 * 48_000).flat_map(|i| {
-        let s = ((i as f64 / 48_000.0 * TONE_HZ * std::f64::consts::TAU).sin() * 0.4) as f32;
-        [s, s]
-    }).flat_map(f32::to_le_bytes).collect::<Vec<u8>>()).unwrap();
+    tones::tone_file(&tone, &[TONE_HZ as f32, TONE_HZ as f32], 20.0);
     let pattern = target_dir().join("punktfunk-test-pattern");
     let play = format!("pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}' & exec '{}' --color 3080ff", tone.display(), pattern.display());
     let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = true\n", &["sh".into(), "-c".into(), play], "");

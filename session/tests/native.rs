@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{host_cli, native_client, output_text as text, pair_native, start_daemon, target_dir};
+use common::{host_cli, native_client, output_text as text, pair_native, start_daemon, stream_native, target_dir};
 use std::path::{Path, PathBuf};
 
 const PORT: u16 = 43989;
@@ -69,15 +69,8 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
 
     // Stream: 40 frames of the app at 640x360, then the mode changes mid-stream.
     let out = dir.join("frames");
-    let streamed = native_client(&[], &alice)
-        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "4000", "--headless", "--frames", "40"])
-        .args(["--switch-mode", "320x240@30", "--switch-after", "20", "--stop", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", text(&streamed));
-    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    let args = ["--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "4000", "--frames", "40", "--switch-mode", "320x240@30", "--switch-after", "20", "--stop"];
+    let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
     eprintln!("punktfunk/1 client: {stats}");
     assert!(stats["frames_decoded"].as_u64().unwrap() >= 40);
     assert_eq!(stats["frames_lost"], 0);

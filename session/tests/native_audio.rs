@@ -7,7 +7,7 @@ mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
 mod tones;
 
-use common::{native_client, output_text, pair_native, start_daemon_configured, target_dir};
+use common::{output_text, pair_native, private_runtime, start_daemon_configured, stream_native, target_dir};
 
 const PORT: u16 = 44989;
 const API_PORT: u16 = 44991;
@@ -22,12 +22,7 @@ fn sound_and_microphone_over_punktfunk1() {
     let dir = std::env::temp_dir().join(format!("pf-native-audio-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let runtime = dir.join("runtime");
-    // SAFETY: the only test of this binary, before it starts any thread.
-    unsafe {
-        std::env::set_var("XDG_RUNTIME_DIR", &runtime);
-        std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
-    }
+    private_runtime(&dir);
     let (tone, mic) = (dir.join("tone.raw"), dir.join("mic.raw"));
     tones::tone_file(&tone, &[660.0, 660.0], 20.0);
     let pattern = target_dir().join("punktfunk-test-pattern");
@@ -43,14 +38,8 @@ fn sound_and_microphone_over_punktfunk1() {
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
 
     let out = dir.join("out");
-    let streamed = native_client(&[], &config)
-        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--headless", "--frames", "120", "--mic-tone", "440", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
-    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
-    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-tone", "440"];
+    let stats = stream_native(&[], &dir, &config, NATIVE, &args, &out);
     eprintln!("punktfunk/1 with sound: {stats}");
 
     // The session's sound at the client: the last second, in 100 ms windows.
@@ -63,8 +52,7 @@ fn sound_and_microphone_over_punktfunk1() {
 
     // The microphone inside the session: the recorder has been running since launch; stop
     // the session so it flushes, then look at what it got.
-    let stop = native_client(&[], &config).args(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--headless", "--frames", "1", "--stop", "--out"]).arg(dir.join("out2")).output().unwrap();
-    assert!(stop.status.success(), "{}", output_text(&stop));
+    stream_native(&[], &dir, &config, NATIVE, &["--app", "Input Test", "--mode", "320x240@30", "--frames", "1", "--stop"], &dir.join("out2"));
     std::thread::sleep(std::time::Duration::from_millis(500));
     let bytes = std::fs::read(&mic).unwrap();
     let recorded: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();

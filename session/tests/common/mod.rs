@@ -75,6 +75,28 @@ pub fn pair_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16
     (pairing.wait_with_output().unwrap(), typed)
 }
 
+/// Streams headless with `punktfunk-client` (options `args` after the host) into `out`, and
+/// returns its `stats.json`; a failing client fails the test with both sides' logs.
+pub fn stream_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16, args: &[&str], out: &Path) -> serde_json::Value {
+    let streamed = native_client(wrapper, config).args(["stream", &format!("127.0.0.1:{native_port}"), "--headless"]).args(args).arg("--out").arg(out).output().unwrap();
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+    assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
+    serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap()
+}
+
+/// Gives this test process (and so the daemon, its compositors and their apps) a runtime
+/// directory of its own, with no PipeWire in it, and no session bus: the host starts its own.
+/// Call first thing in a test binary's only test.
+pub fn private_runtime(dir: &Path) -> PathBuf {
+    let runtime = dir.join("runtime");
+    // SAFETY: the only test of its binary calls this before it starts any thread.
+    unsafe {
+        std::env::set_var("XDG_RUNTIME_DIR", &runtime);
+        std::env::remove_var("DBUS_SESSION_BUS_ADDRESS");
+    }
+    runtime
+}
+
 /// A command's stdout and stderr, for messages.
 pub fn output_text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
