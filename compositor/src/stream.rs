@@ -7,7 +7,7 @@ use crate::Control;
 use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_core::native::audio::KIND_SOUND;
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
-use punktfunk_streamer::audio::mic::Mic;
+use punktfunk_streamer::audio::playout::Playout;
 use punktfunk_streamer::audio::sender::{AudioSender, Wire};
 use punktfunk_core::native::audio::AudioSealer;
 use punktfunk_streamer::gamestream;
@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 enum VideoCommand {
     Start(VideoParams),
     /// With the client's address (shared with the audio sender) and the microphone.
-    StartNative(NativeVideoParams, Peer, Option<Arc<Mic>>),
+    StartNative(NativeVideoParams, Peer, Option<Arc<Playout>>),
     Stop,
     SetBitrate(u64),
 }

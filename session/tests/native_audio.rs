@@ -1,7 +1,8 @@
 //! punktfunk/1 sound both ways, on a host with no PipeWire running (the daemon starts its
 //! own): a session app plays 660 Hz into the session's sink and `punktfunk-client` decodes
-//! it from the data plane; the client sends a 440 Hz microphone and an app in the session
-//! records it from the session's virtual microphone.
+//! it from the data plane and plays it (a recorder on the client's output hears it); the
+//! client sends a 440 Hz microphone and an app in the session records it from the session's
+//! virtual microphone.
 
 mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
@@ -12,6 +13,10 @@ use common::{output_text, pair_native, private_runtime, start_daemon_configured,
 const PORT: u16 = 44989;
 const API_PORT: u16 = 44991;
 const NATIVE: u16 = PORT + 50;
+
+fn read_f32(path: &std::path::Path) -> Vec<f32> {
+    std::fs::read(path).unwrap().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect()
+}
 
 fn samples_of_wav(path: &std::path::Path) -> Vec<f32> {
     hound::WavReader::open(path).unwrap().into_samples::<f32>().map(Result::unwrap).collect()
@@ -37,9 +42,17 @@ fn sound_and_microphone_over_punktfunk1() {
     let (c, h) = pair_native(&[], &dir, &config, NATIVE, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
 
+    // Where the client plays: a null sink of the (host's) PipeWire, recorded from its monitor.
+    let pactl = std::process::Command::new("pactl").args(["load-module", "module-null-sink", "sink_name=clientout"]).output().unwrap();
+    assert!(pactl.status.success(), "{}", output_text(&pactl));
+    let played = dir.join("played.raw");
+    let recorder = std::process::Command::new("parecord").args(["-d", "clientout.monitor", "--raw", "--format=float32le", "--rate=48000", "--channels=2"]).arg(&played).spawn().unwrap();
+
     let out = dir.join("out");
-    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-tone", "440"];
-    let stats = stream_native(&[], &dir, &config, NATIVE, &args, &out);
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-tone", "440", "--play"];
+    let stats = stream_native(&["env", "PIPEWIRE_NODE=clientout"], &dir, &config, NATIVE, &args, &out);
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(recorder.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let _ = recorder.wait_with_output();
     eprintln!("punktfunk/1 with sound: {stats}");
 
     // The session's sound at the client: the last second, in 100 ms windows.
@@ -49,13 +62,17 @@ fn sound_and_microphone_over_punktfunk1() {
     let on_tone = last.chunks_exact(2 * 4800).filter(|w| tones::dominant(w, 2, 0, &[330.0, 440.0, 660.0, 1320.0]).0 == 660.0).count();
     assert!(on_tone >= 8, "the client heard 660 Hz in {on_tone} of 10 windows");
     assert_eq!(stats["audio_lost"], 0);
+    // …and it played it.
+    let played = read_f32(&played);
+    let loud: Vec<f32> = played.chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();
+    assert!(loud.len() >= 48_000, "the client's output got {} samples of sound", loud.len());
+    assert_eq!(tones::dominant(&loud, 2, 0, &[330.0, 440.0, 660.0, 1320.0]).0, 660.0, "the client played something else");
 
     // The microphone inside the session: the recorder has been running since launch; stop
     // the session so it flushes, then look at what it got.
     stream_native(&[], &dir, &config, NATIVE, &["--app", "Input Test", "--mode", "320x240@30", "--frames", "1", "--stop"], &dir.join("out2"));
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let bytes = std::fs::read(&mic).unwrap();
-    let recorded: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let recorded = read_f32(&mic);
     let loud: Vec<f32> = recorded.chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();
     assert!(loud.len() >= 2 * 48_000, "the session's recorder got {} samples of sound", loud.len());
     let (hz, margin) = tones::dominant(&loud, 2, 0, &[330.0, 440.0, 660.0, 880.0]);

@@ -3,7 +3,7 @@
 //! client's data-plane hello came from. Runs on the sink's native thread like the
 //! GameStream sender; a second thread listens for hellos.
 
-use crate::audio::mic::Mic;
+use crate::audio::playout::Playout;
 use crate::encode::{Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
@@ -53,7 +53,7 @@ impl NativeVideoParams {
 /// Listens on the data-plane socket until `stop`: hellos latch the client's address
 /// (`on_latch` runs when it changes: the client needs a key frame); microphone datagrams from
 /// that address go to the session's virtual microphone, when it has one.
-pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Peer, stop: Arc<AtomicBool>, mic: Option<Arc<Mic>>, on_latch: impl Fn()) {
+pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Peer, stop: Arc<AtomicBool>, mic: Option<Arc<Playout>>, on_latch: impl Fn()) {
     let mut socket = match DataSocket::new(socket) {
         Ok(s) => s,
         Err(e) => return tracing::error!("data-plane socket: {e}"),

@@ -9,6 +9,7 @@
 mod connection;
 mod decode;
 mod identity;
+mod player;
 mod receive;
 mod window;
 
@@ -99,6 +100,10 @@ struct StreamArgs {
     /// Send a sine of this frequency as the microphone (the session's apps hear it).
     #[arg(long)]
     mic_tone: Option<f32>,
+    /// Play the stream's sound (on by default with a window; PipeWire's default output, or
+    /// the node PIPEWIRE_NODE names).
+    #[arg(long)]
+    play: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -229,6 +234,8 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
     let (thread_stop, out, hevc, switch, mic) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.switch_mode.map(|_| args.switch_after), args.mic_tone);
     let (headless, show) = (args.headless, window.as_ref().map(|w| (Arc::clone(&w.latest), w.proxy.clone())));
+    let player = (args.play || !args.headless).then(player::Player::start).transpose()?;
+    let playout = player.as_ref().map(|p| Arc::clone(&p.playout));
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
         let (mut n, mut sound) = (0u64, Vec::new());
         let stats = receive::run(addr, &started, hevc, mic, thread_stop, |event| match event {
@@ -248,7 +255,14 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                     let _ = proxy.send_event(window::Wake::Picture);
                 }
             }
-            receive::Event::Sound(pcm) => sound.extend(pcm),
+            receive::Event::Sound(pcm) => {
+                if let Some(p) = &playout {
+                    p.push_pcm(&pcm);
+                }
+                if out.is_some() {
+                    sound.extend(pcm);
+                }
+            }
             receive::Event::Progress(p) => {
                 let _ = tx.send(Note::Progress(p));
             }

@@ -7,7 +7,7 @@
 pub mod encoder;
 pub mod framer;
 pub mod layout;
-pub mod mic;
+pub mod playout;
 pub mod node;
 pub mod queue;
 pub mod sender;

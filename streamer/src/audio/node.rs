@@ -1,5 +1,6 @@
-//! A virtual PipeWire node owned by a session (a sink its apps play into, or a source they
-//! record from), served on its own thread. When the node or the PipeWire daemon goes away
+//! A PipeWire node served on its own thread: a session's virtual sink (its apps play into
+//! it) or virtual source (they record from it), or a player's output stream (the client's
+//! sound). When the node or the PipeWire daemon goes away
 //! the thread connects again with backoff, under the same name, until the node is dropped.
 
 use pipewire as pw;
@@ -27,6 +28,9 @@ pub struct NodeSpec {
     pub channels: Channels,
     /// Graph cycle the node asks for, in samples at 48 kHz (240 = 5 ms).
     pub quantum: u32,
+    /// With [`Io::Play`]: an app's output stream, which PipeWire connects to the default
+    /// output, instead of a device apps connect to.
+    pub player: bool,
 }
 
 #[derive(Default)]
@@ -172,7 +176,11 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     let channels = spec.channels.count();
     let props = pw::properties::properties! {
         *pw::keys::MEDIA_TYPE => "Audio",
-        *pw::keys::MEDIA_CLASS => if capture { "Audio/Sink" } else { "Audio/Source" },
+        *pw::keys::MEDIA_CLASS => match (capture, spec.player) {
+            (true, _) => "Audio/Sink",
+            (false, false) => "Audio/Source",
+            (false, true) => "Stream/Output/Audio",
+        },
         *pw::keys::NODE_NAME => spec.name.as_str(),
         *pw::keys::NODE_DESCRIPTION => spec.description.as_str(),
         *pw::keys::NODE_LATENCY => format!("{}/{RATE}", spec.quantum),
@@ -243,7 +251,8 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     let format = format_pod(spec.channels);
     let mut params = [spa::pod::Pod::from_bytes(&format).expect("a serialized pod")];
     let direction = if capture { spa::utils::Direction::Input } else { spa::utils::Direction::Output };
-    stream.connect(direction, None, pw::stream::StreamFlags::MAP_BUFFERS, &mut params)?;
+    let flags = if spec.player { pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::AUTOCONNECT } else { pw::stream::StreamFlags::MAP_BUFFERS };
+    stream.connect(direction, None, flags, &mut params)?;
     mainloop.run();
     let _ = stream.disconnect();
     Ok(())

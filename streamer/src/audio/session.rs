@@ -3,7 +3,7 @@
 //! apps find them through the environment [`SessionAudio::env`] gives them.
 
 use super::layout::Channels;
-use super::mic::{Mic, MIC_CHANNELS};
+use super::playout::{Playout, CHANNELS};
 use super::node::{Io, NodeSpec, VirtualNode};
 use super::queue::{Chunk, PcmQueue};
 use std::ffi::OsString;
@@ -20,7 +20,7 @@ type Tap = Arc<Mutex<Option<Arc<PcmQueue>>>>;
 pub struct SessionAudio {
     channels: Channels,
     tap: Tap,
-    mic: Arc<Mic>,
+    mic: Arc<Playout>,
     // Dropped last: the nodes leave the graph with the session.
     sink: VirtualNode,
     source: VirtualNode,
@@ -39,16 +39,16 @@ impl SessionAudio {
             }
         }));
         let sink = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM },
+            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM, player: false },
             capture,
         )?;
-        let mic = Arc::new(Mic::new().map_err(std::io::Error::other)?);
+        let mic = Arc::new(Playout::new().map_err(std::io::Error::other)?);
         let play_mic = Arc::clone(&mic);
         let source = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM },
+            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM, player: false },
             Io::Play(Box::new(move |out| play_mic.fill(out))),
         )?;
-        debug_assert_eq!(MIC_CHANNELS, Channels::Stereo.count());
+        debug_assert_eq!(CHANNELS, Channels::Stereo.count());
         let deadline = Instant::now() + ready;
         for node in [&sink, &source] {
             if !ready.is_zero() && node.wait_ready(deadline.saturating_duration_since(Instant::now())).is_none() {
@@ -88,7 +88,7 @@ impl SessionAudio {
         }
     }
 
-    pub fn mic(&self) -> &Arc<Mic> {
+    pub fn mic(&self) -> &Arc<Playout> {
         &self.mic
     }
 

@@ -1,31 +1,32 @@
-//! The session's microphone: what a client sends (Opus) is decoded into a short buffer the
-//! session's virtual source plays from. An empty buffer plays silence; a buffer that grows
-//! past [`MAX_BUFFERED`] (a client clock running fast) loses its oldest samples.
+//! Sound received over the network, waiting to be played: Opus is decoded into a short
+//! buffer a PipeWire node plays from — on the host the session's virtual microphone (fed by
+//! the client), on the client the stream's sound. An empty buffer plays silence; a buffer
+//! that grows past [`MAX_BUFFERED`] (the far clock running fast) loses its oldest samples.
 
 use super::layout::RATE;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 
-/// The source is stereo; mono packets decode to both channels.
-pub const MIC_CHANNELS: usize = 2;
+/// Played in stereo; mono packets decode to both channels.
+pub const CHANNELS: usize = 2;
 /// At most 100 ms waits to be played.
-const MAX_BUFFERED: usize = (RATE as usize / 10) * MIC_CHANNELS;
+const MAX_BUFFERED: usize = (RATE as usize / 10) * CHANNELS;
 
-pub struct Mic {
+pub struct Playout {
     buffered: Mutex<VecDeque<f32>>,
     decoder: Mutex<opus::Decoder>,
 }
 
-impl Mic {
+impl Playout {
     pub fn new() -> Result<Self, opus::Error> {
         Ok(Self { buffered: Mutex::default(), decoder: Mutex::new(opus::Decoder::new(RATE, opus::Channels::Stereo)?) })
     }
 
     /// Decodes one Opus packet (48 kHz, mono or stereo, any frame size up to 120 ms).
     pub fn push_opus(&self, packet: &[u8]) -> Result<(), opus::Error> {
-        let mut pcm = [0f32; RATE as usize / 1000 * 120 * MIC_CHANNELS];
+        let mut pcm = [0f32; RATE as usize / 1000 * 120 * CHANNELS];
         let frames = self.decoder.lock().unwrap_or_else(|e| e.into_inner()).decode_float(packet, &mut pcm, false)?;
-        self.push_pcm(&pcm[..frames * MIC_CHANNELS]);
+        self.push_pcm(&pcm[..frames * CHANNELS]);
         Ok(())
     }
 
@@ -57,7 +58,7 @@ mod tests {
         /// What a client sends is untrusted: garbage is an error, never a panic or a flood.
         #[test]
         fn garbage_packets_are_errors_or_bounded_sound(packet in prop::collection::vec(any::<u8>(), 0..1500)) {
-            let mic = Mic::new().unwrap();
+            let mic = Playout::new().unwrap();
             let _ = mic.push_opus(&packet);
             prop_assert!(mic.buffered.lock().unwrap().len() <= MAX_BUFFERED);
         }
@@ -65,7 +66,7 @@ mod tests {
 
     #[test]
     fn plays_what_arrived_then_silence_and_bounds_the_backlog() {
-        let mic = Mic::new().unwrap();
+        let mic = Playout::new().unwrap();
         mic.push_pcm(&[0.1, 0.2, 0.3, 0.4]);
         let mut out = [9.0; 6];
         mic.fill(&mut out);
@@ -77,7 +78,7 @@ mod tests {
     #[test]
     fn decodes_mono_opus_to_both_channels() {
         let mut enc = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip).unwrap();
-        let mic = Mic::new().unwrap();
+        let mic = Playout::new().unwrap();
         for p in 0..20 {
             let tone: Vec<f32> = (0..960).map(|i| ((p * 960 + i) as f32 * 440.0 / RATE as f32 * std::f32::consts::TAU).sin() * 0.5).collect();
             mic.push_opus(&enc.encode_vec_float(&tone, 4000).unwrap()).unwrap();
