@@ -4,17 +4,16 @@
 //! sound from its PipeWire sink through the audio sender, never through the daemon.
 
 use crate::Control;
-use punktfunk_streamer::audio::SessionAudio;
-use punktfunk_core::native::audio::KIND_SOUND;
+use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
 use punktfunk_streamer::audio::playout::Playout;
 use punktfunk_streamer::audio::sender::{AudioSender, Wire};
-use punktfunk_core::native::audio::AudioSealer;
+use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::gamestream;
-use punktfunk_streamer::peer::Peer;
 use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
-use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
+use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
+use punktfunk_streamer::peer::Peer;
 use punktfunk_streamer::{Frame, FrameSink};
 use smithay::reexports::calloop::channel::{self, Channel, Sender};
 use std::io::BufReader;

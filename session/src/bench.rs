@@ -134,12 +134,11 @@ fn plain_frame<'a>(buf: &'a mut [u8], id: u32, ts: u64, data: &[u8]) -> Datagram
 struct Loss {
     per_million: u64,
     state: u64,
-    pub dropped: u64,
 }
 
 impl Loss {
     fn new(percent: f64) -> Self {
-        Self { per_million: (percent * 10_000.0) as u64, state: 0x9e37_79b9_7f4a_7c15, dropped: 0 }
+        Self { per_million: (percent * 10_000.0) as u64, state: 0x9e37_79b9_7f4a_7c15 }
     }
 
     fn lost(&mut self) -> bool {
@@ -157,7 +156,6 @@ impl Loss {
         let mut run_start = 0;
         for i in 0..batch.count() {
             if self.lost() {
-                self.dropped += 1;
                 if run_start < i {
                     socket.send(to, &batch.range(run_start, i))?;
                 }
