@@ -167,6 +167,8 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
             ClientMessage::Input(e) => on_session(&|s| s.send(&Command::Input(e.clone()))),
             ClientMessage::RequestKeyframe => on_session(&|s| s.send(&Command::RequestIdr)),
             ClientMessage::Stats(stats) => *host.streams.last_native.lock().unwrap() = Some(stats),
+            // The frames' timestamps are this clock (the compositor stamps them with it).
+            ClientMessage::Ping { client_us } => ctl.say(&HostMessage::Pong { client_us, host_us: punktfunk_net::monotonic_us() }).await?,
             ClientMessage::Stop => {
                 if session.take().is_some() {
                     host.streams.cancel();

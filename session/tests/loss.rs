@@ -1,8 +1,7 @@
-//! Video over a lossy link: host and Moonlight client in their own network namespace, where
-//! nftables drops a share of the host's video datagrams at random (this kernel has no
-//! `sch_netem`, so `tc netem loss` is not available; a random drop rule is the same loss
-//! model). The client's own statistics must show FEC recovering packets, and the stream
-//! keeps going.
+//! Video over a lossy link: host and client in their own network namespace, where nftables
+//! drops a share of the host's video datagrams, at random or in bursts (this kernel has no
+//! `sch_netem`, so `tc netem loss` is not available; drop rules give the same loss models).
+//! The client's own statistics must show FEC recovering packets, and the stream keeps going.
 //!
 //! Needs root (or password-less sudo), `ip` and `nft` (`.ci/run` installs them) and the
 //! Moonlight client's Python.
@@ -16,6 +15,11 @@ use std::process::Command;
 const PORT: u16 = 40989;
 const API_PORT: u16 = 40991;
 const LOSS_PERCENT: u32 = 5;
+/// `LOSS_PERCENT` of the datagrams, each dropped independently.
+const RANDOM: &str = "numgen random mod 100 '<' 5";
+/// Bursts: 3 datagrams in a row out of every 60 (5 %), as a Wi-Fi retry storm or a short
+/// queue overflow loses them.
+const BURSTS: &str = "numgen inc mod 60 '<' 3";
 
 /// A network namespace; `sudo` is the prefix that makes commands privileged (empty as root).
 struct Netns {
@@ -24,8 +28,9 @@ struct Netns {
 }
 
 impl Netns {
-    /// A namespace whose loopback drops `LOSS_PERCENT` of the UDP datagrams sent from `port`.
-    fn create(name: &str, sudo: Vec<&'static str>, port: u16) -> Self {
+    /// A namespace whose loopback drops the UDP datagrams sent from `port` that `model` (an
+    /// nftables expression: [`RANDOM`], [`BURSTS`]) picks.
+    fn create(name: &str, sudo: Vec<&'static str>, port: u16, model: &str) -> Self {
         let run = |args: &[&str]| {
             let st = privileged(&sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert!(st.success(), "{args:?} failed");
@@ -37,7 +42,7 @@ impl Netns {
         let nft = |rule: &str| run(&["ip", "netns", "exec", name, "sh", "-c", &format!("nft {rule}")]);
         nft("add table inet loss");
         nft("add chain inet loss out '{ type filter hook output priority 0; }'");
-        nft(&format!("add rule inet loss out udp sport {port} numgen random mod 100 '<' {LOSS_PERCENT} drop"));
+        nft(&format!("add rule inet loss out udp sport {port} {model} drop"));
         ns
     }
 }
@@ -94,7 +99,7 @@ fn fec_recovers_video_over_a_lossy_link() {
         Err(why) => return eprintln!("skipped: {why}"),
     };
     let name = format!("pf-loss-{}", std::process::id());
-    let ns = Netns::create(&name, sudo, PORT + 9);
+    let ns = Netns::create(&name, sudo, PORT + 9, RANDOM);
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -136,15 +141,43 @@ fn fec_recovers_video_over_a_lossy_link() {
 /// GF(2^16) FEC rebuilds the frames they belonged to.
 #[test]
 fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
+    let Some(stats) = native_over(RANDOM, "random") else { return };
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert!(n("frames_recovered") >= 10, "too few frames needed FEC to tell: {stats}");
+    // A frame is lost only when more datagrams of one block drop than it has parity: rare
+    // at 5 %, and the client then asks for a key frame.
+    assert!(n("frames_lost") * 20 <= n("frames_recovered"), "FEC did not recover: {stats}");
+}
+
+/// punktfunk/1 through bursts: 3 datagrams in a row lost every 60. A burst is rebuilt when
+/// the frames it hits have that much parity: frames of 11 data shards and more at 20 %, or
+/// two frames sharing it. A small frame (1 data + 2 parity shards, most of this test
+/// pattern's) that one burst covers whole is lost: the client reports it, asks for a key
+/// frame and the stream goes on.
+#[test]
+fn fec_recovers_punktfunk1_video_through_burst_loss() {
+    let Some(stats) = native_over(BURSTS, "bursts") else { return };
+    let n = |k: &str| stats[k].as_u64().unwrap();
+    assert!(n("frames_recovered") >= 10, "too few frames needed FEC to tell: {stats}");
+    assert!(n("frames_lost") * 2 <= n("frames_recovered"), "FEC did not recover bursts: {stats}");
+    assert!(n("keyframe_requests") >= n("frames_lost"), "every loss asks for a key frame: {stats}");
+}
+
+/// 300 frames of 720p60 punktfunk/1 through a link that drops what `model` picks; the
+/// client's figures (`None`: skipped, this machine lacks what the test needs).
+fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
     let sudo = match requirements() {
         Ok((_, sudo)) => sudo,
         Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
-        Err(why) => return eprintln!("skipped: {why}"),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            return None;
+        }
     };
-    let name = format!("pf-loss-native-{}", std::process::id());
+    let name = format!("pf-loss-native-{label}-{}", std::process::id());
     // `common` puts punktfunk/1 at port + 50, its data plane one above.
     let native = PORT + 50;
-    let ns = Netns::create(&name, sudo, native + 1);
+    let ns = Netns::create(&name, sudo, native + 1, model);
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -158,12 +191,8 @@ fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
     let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "20000", "--frames", "300", "--stop"];
     let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
-    eprintln!("figures: {LOSS_PERCENT} % loss on punktfunk/1 — {stats}");
-    let n = |k: &str| stats[k].as_u64().unwrap();
-    assert!(n("frames_decoded") >= 300, "the stream stalled: {stats}");
-    assert!(n("frames_recovered") >= 10, "too few frames needed FEC to tell: {stats}");
-    // A frame is lost only when more datagrams of one block drop than it has parity: rare
-    // at 5 %, and the client then asks for a key frame.
-    assert!(n("frames_lost") * 20 <= n("frames_recovered"), "FEC did not recover: {stats}");
+    eprintln!("figures: punktfunk/1 through {label} loss — {stats}");
+    assert!(stats["frames_decoded"].as_u64().unwrap() >= 300, "the stream stalled: {stats}");
     let _ = std::fs::remove_dir_all(&dir);
+    Some(stats)
 }

@@ -76,6 +76,12 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     assert_eq!(stats["frames_lost"], 0);
     assert_eq!(stats["datagrams_invalid"], 0);
     assert_eq!(stats["sizes"], serde_json::json!([[640, 360], [320, 240]]), "the renegotiated mode reached the stream");
+    // Host and client share a clock here, so the measured offset must be 0 within the
+    // estimate's bound (half the round trip), and latency is counted through it.
+    let (offset, rtt) = (stats["clock_offset_us"].as_i64().unwrap(), stats["clock_rtt_us"].as_u64().unwrap());
+    assert!(offset.unsigned_abs() <= rtt / 2 + 1, "clock offset {offset} µs over a {rtt} µs round trip: {stats}");
+    assert!(stats["latency_us_p50"].as_u64().unwrap() > 0, "{stats}");
+    assert!(stats["decoder"].as_str().unwrap().starts_with("video decoder: "), "{stats}");
     for n in [20, 40] {
         let b = band(&out.join(format!("frame-{n:05}.ppm")));
         assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "frame {n} band {b:?} is not the app's #3080ff");

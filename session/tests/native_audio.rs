@@ -1,14 +1,16 @@
 //! punktfunk/1 sound both ways, on a host with no PipeWire running (the daemon starts its
 //! own): a session app plays 660 Hz into the session's sink and `punktfunk-client` decodes
 //! it from the data plane and plays it (a recorder on the client's output hears it); the
-//! client sends a 440 Hz microphone and an app in the session records it from the session's
-//! virtual microphone.
+//! client records a microphone (a PipeWire source playing 440 Hz, standing in for a headset)
+//! and an app in the session records it from the session's virtual microphone.
 
 mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
 mod tones;
 
 use common::{output_text, pair_native, private_runtime, start_daemon_configured, stream_native, target_dir};
+use punktfunk_streamer::audio::layout::Channels;
+use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
 
 const PORT: u16 = 44989;
 const API_PORT: u16 = 44991;
@@ -45,11 +47,23 @@ fn sound_and_microphone_over_punktfunk1() {
     // Where the client plays: a null sink of the (host's) PipeWire, recorded from its monitor.
     let pactl = std::process::Command::new("pactl").args(["load-module", "module-null-sink", "sink_name=clientout"]).output().unwrap();
     assert!(pactl.status.success(), "{}", output_text(&pactl));
+    // The client's microphone: a source that "hears" 440 Hz.
+    let mut phase = 0f32;
+    let sine = Io::Play(Box::new(move |out: &mut [f32]| {
+        for frame in out.chunks_exact_mut(2) {
+            frame.fill((phase * std::f32::consts::TAU).sin() * 0.5);
+            phase = (phase + 440.0 / 48_000.0).fract();
+        }
+    }));
+    let headset = NodeSpec { name: "test-headset".into(), description: "test headset".into(), channels: Channels::Stereo, quantum: 240, app_stream: false, target: None };
+    let headset = VirtualNode::spawn(headset, sine).unwrap();
+    assert!(headset.wait_ready(std::time::Duration::from_secs(5)).is_some(), "the test microphone did not come up");
+
     let played = dir.join("played.raw");
     let recorder = std::process::Command::new("parecord").args(["-d", "clientout.monitor", "--raw", "--format=float32le", "--rate=48000", "--channels=2"]).arg(&played).spawn().unwrap();
 
     let out = dir.join("out");
-    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-tone", "440", "--play"];
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-source", "test-headset", "--play"];
     let stats = stream_native(&["env", "PIPEWIRE_NODE=clientout"], &dir, &config, NATIVE, &args, &out);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(recorder.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let _ = recorder.wait_with_output();

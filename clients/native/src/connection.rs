@@ -1,12 +1,12 @@
 //! The QUIC control connection to a host: TLS that either pins the host's certificate
 //! (paired) or, only while pairing, accepts any and remembers which one it saw (SPAKE2 then
-//! proves it is the host's). The control stream speaks core's messages.
+//! proves it is the host's). What is said on the control stream is core's state machine.
 
 use crate::identity::{sha256, Identity};
 use anyhow::Context;
-use punktfunk_core::control::framing::{self, Reader};
-use punktfunk_core::control::messages::{ClientMessage, HostMessage};
-use punktfunk_core::control::{ALPN, VERSION};
+use punktfunk_core::control::client::{ClientControl, ClientEvent};
+use punktfunk_core::control::ALPN;
+use punktfunk_net::monotonic_us;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
@@ -45,13 +45,14 @@ impl ServerCertVerifier for HostCertificate {
     }
 }
 
+/// The quinn side of a control connection; what is said is core's [`ClientControl`].
 pub struct Connection {
     /// Kept open for the connection's lifetime.
     _endpoint: quinn::Endpoint,
     pub conn: quinn::Connection,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
-    reader: Reader,
+    pub control: ClientControl,
     /// The host certificate's fingerprint, as seen in the handshake.
     pub host_fp: [u8; 32],
     pub paired: bool,
@@ -81,32 +82,40 @@ impl Connection {
         let conn = endpoint.connect(addr, "punktfunk-host")?.await.with_context(|| format!("connecting to {addr}"))?;
         let host_fp = verifier.seen.lock().unwrap_or_else(|e| e.into_inner()).context("the host showed no certificate")?;
         let (send, recv) = conn.open_bi().await?;
-        let mut c = Self { _endpoint: endpoint, conn, send, recv, reader: Reader::default(), host_fp, paired: false, host_name: String::new() };
-        c.say(&ClientMessage::Hello { version: VERSION, name: name.into() }).await?;
+        let control = ClientControl::new(name);
+        let mut c = Self { _endpoint: endpoint, conn, send, recv, control, host_fp, paired: false, host_name: String::new() };
+        c.flush().await?;
         match c.next().await? {
-            Some(HostMessage::Welcome { paired, name, .. }) => (c.paired, c.host_name) = (paired, name),
-            Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+            Some(ClientEvent::Welcome { paired, name }) => (c.paired, c.host_name) = (paired, name),
+            Some(ClientEvent::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
             other => anyhow::bail!("unexpected answer to hello: {other:?}"),
         }
         Ok(c)
     }
 
-    pub async fn say(&mut self, msg: &ClientMessage) -> anyhow::Result<()> {
-        self.send.write_all(&framing::encode(msg)).await?;
+    /// Sends what the control state machine queued. Cancel-safe: bytes leave the queue only
+    /// once written.
+    pub async fn flush(&mut self) -> anyhow::Result<()> {
+        while !self.control.output().is_empty() {
+            let n = self.send.write(self.control.output()).await?;
+            self.control.consume_output(n);
+        }
         Ok(())
     }
 
-    /// The host's next message; `None` when it closed the stream.
-    pub async fn next(&mut self) -> anyhow::Result<Option<HostMessage>> {
+    /// The next thing the host said; `None` when it closed the stream. Cancel-safe.
+    pub async fn next(&mut self) -> anyhow::Result<Option<ClientEvent>> {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(m) = self.reader.next()? {
-                return Ok(Some(m));
+            if let Some(e) = self.control.poll_event() {
+                return Ok(Some(e));
             }
             match self.recv.read(&mut buf).await? {
-                Some(n) => self.reader.push(&buf[..n]),
+                Some(n) => self.control.push(&buf[..n], monotonic_us())?,
                 None => return Ok(None),
             }
+            // Answers the state machine gives by itself (a pairing confirmation).
+            self.flush().await?;
         }
     }
 

@@ -9,6 +9,7 @@
 mod connection;
 mod decode;
 mod identity;
+mod mic;
 mod player;
 mod receive;
 mod window;
@@ -17,11 +18,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use connection::Connection;
 use identity::{Hosts, Identity};
-use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, StartRequest};
-use punktfunk_core::control::pairing::ClientPairing;
+use punktfunk_core::control::client::ClientEvent;
+use punktfunk_core::control::messages::{Reconfigure, StartRequest};
+use punktfunk_net::monotonic_us;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -97,9 +99,18 @@ struct StreamArgs {
     /// End the session (quit the app) when done, instead of leaving it to resume.
     #[arg(long)]
     stop: bool,
-    /// Send a sine of this frequency as the microphone (the session's apps hear it).
+    /// Send this machine's microphone (PipeWire's default input) into the session.
     #[arg(long)]
+    mic: bool,
+    /// Record the microphone from this PipeWire source (`node.name`) instead of the default.
+    #[arg(long)]
+    mic_source: Option<String>,
+    /// Send a sine of this frequency as the microphone instead (for checks).
+    #[arg(long, conflicts_with_all = ["mic", "mic_source"])]
     mic_tone: Option<f32>,
+    /// Video decoder: auto picks NVDEC, then VAAPI, then software.
+    #[arg(long, value_enum, default_value = "auto")]
+    decoder: decode::Choice,
     /// Play the stream's sound (on by default with a window; PipeWire's default output, or
     /// the node PIPEWIRE_NODE names).
     #[arg(long)]
@@ -175,24 +186,16 @@ async fn pair(host: &HostArg, pin: Option<String>, trust: bool) -> anyhow::Resul
     let pin = pin.unwrap_or_else(|| format!("{:04}", rand::random::<u16>() % 10_000));
     anyhow::ensure!(pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()), "a PIN is 4 digits");
     println!("PIN {pin}: enter it on {} with `punktfunk pair {pin}`", c.host_name);
-    let (pairing, msg) = ClientPairing::start(&pin, &identity.fingerprint(), &c.host_fp);
-    c.say(&ClientMessage::PairStart { spake: msg }).await?;
-    let (spake, mac) = match tokio::time::timeout(Duration::from_secs(120), c.next()).await.context("no PIN was entered on the host in time")?? {
-        Some(HostMessage::PairReply { spake, mac }) => (spake, mac),
-        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
-        other => anyhow::bail!("unexpected answer: {other:?}"),
-    };
-    let confirm = match pairing.finish(&spake, &mac) {
-        Ok(m) => m,
-        Err(e) => {
+    let (client_fp, host_fp) = (identity.fingerprint(), c.host_fp);
+    c.control.pair(&pin, &client_fp, &host_fp)?;
+    c.flush().await?;
+    match tokio::time::timeout(Duration::from_secs(120), c.next()).await.context("no PIN was entered on the host in time")?? {
+        Some(ClientEvent::Paired) => {}
+        Some(ClientEvent::PairFailed { reason }) => {
             c.close().await;
-            anyhow::bail!("pairing failed: {e}");
+            anyhow::bail!("pairing failed: {reason}");
         }
-    };
-    c.say(&ClientMessage::PairConfirm { mac: confirm }).await?;
-    match c.next().await? {
-        Some(HostMessage::Paired) => {}
-        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+        Some(ClientEvent::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
         other => anyhow::bail!("unexpected answer: {other:?}"),
     }
     hosts.add(&addr.to_string(), &c.host_fp)?;
@@ -217,12 +220,18 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     anyhow::ensure!(c.paired, "{} no longer knows this client: pair again", c.host_name);
     let (width, height, fps) = args.mode;
     let request = StartRequest { app: args.app.clone(), width, height, fps, codec: args.codec.clone(), bitrate_kbps: args.bitrate_kbps, fec_percent: args.fec_percent, shard_len: args.shard_len };
-    request.validate().map_err(anyhow::Error::msg)?;
-    c.say(&ClientMessage::Start(request)).await?;
-    let started = match c.next().await? {
-        Some(HostMessage::Started(s)) => s,
-        Some(HostMessage::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
-        other => anyhow::bail!("unexpected answer: {other:?}"),
+    // The first clock sample (before the start, which takes the host a while to answer), so
+    // latency counts from the first frame.
+    c.control.ping(monotonic_us())?;
+    c.control.start(&request)?;
+    c.flush().await?;
+    let started = loop {
+        match c.next().await? {
+            Some(ClientEvent::Started(s)) => break s,
+            Some(ClientEvent::Clock { .. }) => {}
+            Some(ClientEvent::Refused { reason }) => anyhow::bail!("the host refused: {reason}"),
+            other => anyhow::bail!("unexpected answer: {other:?}"),
+        }
     };
     tracing::info!(w = started.width, h = started.height, fps = started.fps, port = started.data_port, "stream started");
     if let Some(out) = &args.out {
@@ -232,13 +241,22 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
 
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, mut notes) = tokio::sync::mpsc::unbounded_channel();
-    let (thread_stop, out, hevc, switch, mic) = (Arc::clone(&stop), args.out.clone(), args.codec == "hevc", args.switch_mode.map(|_| args.switch_after), args.mic_tone);
+    let (thread_stop, out, switch) = (Arc::clone(&stop), args.out.clone(), args.switch_mode.map(|_| args.switch_after));
+    let mic = match (args.mic_tone, args.mic || args.mic_source.is_some()) {
+        (Some(hz), _) => Some(mic::Source::Tone(hz)),
+        (None, true) => Some(mic::Source::Capture(args.mic_source.clone())),
+        (None, false) => None,
+    };
+    let (decoder, decoder_line) = decode::Decoder::open(args.codec == "hevc", args.decoder)?;
+    tracing::info!("{decoder_line}");
+    let offset = Arc::new(AtomicI64::new(c.control.clock_offset_us().unwrap_or(receive::UNKNOWN_OFFSET)));
+    let thread_offset = Arc::clone(&offset);
     let (headless, show) = (args.headless, window.as_ref().map(|w| (Arc::clone(&w.latest), w.proxy.clone())));
     let player = (args.play || !args.headless).then(player::Player::start).transpose()?;
     let playout = player.as_ref().map(|p| Arc::clone(&p.playout));
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
         let (mut n, mut sound) = (0u64, Vec::new());
-        let stats = receive::run(addr, &started, hevc, mic, thread_stop, |event| match event {
+        let stats = receive::run(addr, &started, decoder, mic, thread_offset, thread_stop, |event| match event {
             receive::Event::Picture(p) => {
                 n += 1;
                 if let Some(out) = out.as_ref().filter(|_| headless && frames.is_none_or(|f| n <= f)) {
@@ -288,22 +306,26 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         };
         tokio::select! {
             event = input => match event {
-                Some(e) => c.say(&ClientMessage::Input(e)).await?,
+                Some(e) => c.control.input(e)?,
                 // The window closed.
                 None => break,
             },
             note = notes.recv() => match note {
-                Some(Note::Keyframe) => c.say(&ClientMessage::RequestKeyframe).await?,
-                Some(Note::Progress(p)) => c.say(&ClientMessage::Stats(p)).await?,
-                Some(Note::Switch) => c.say(&ClientMessage::Reconfigure(Reconfigure { mode: args.switch_mode, bitrate_kbps: None })).await?,
+                Some(Note::Keyframe) => c.control.request_keyframe()?,
+                Some(Note::Progress(p)) => {
+                    c.control.report(p)?;
+                    c.control.ping(monotonic_us())?;
+                }
+                Some(Note::Switch) => c.control.reconfigure(Reconfigure { mode: args.switch_mode, bitrate_kbps: None })?,
                 Some(Note::Done) | None => break,
             },
-            msg = c.next() => match msg? {
-                Some(HostMessage::Ended { reason }) => {
+            event = c.next() => match event? {
+                Some(ClientEvent::Ended { reason }) => {
                     ended = Some(reason);
                     break;
                 }
-                Some(HostMessage::Reconfigured(r)) => tracing::info!(?r, "host reconfigured the stream"),
+                Some(ClientEvent::Reconfigured(r)) => tracing::info!(?r, "host reconfigured the stream"),
+                Some(ClientEvent::Clock { offset_us, rtt_us }) => tracing::debug!(offset_us, rtt_us, "host clock"),
                 Some(other) => tracing::debug!(?other, "host says"),
                 None => break,
             },
@@ -312,13 +334,18 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 break;
             }
         }
+        c.flush().await?;
+        offset.store(c.control.clock_offset_us().unwrap_or(receive::UNKNOWN_OFFSET), Ordering::Relaxed);
     }
     stop.store(true, Ordering::Relaxed);
-    let stats = receiver.join().map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let mut stats = receiver.join().map_err(|_| anyhow::anyhow!("the receiver thread panicked"))??;
+    let clock = c.control.clock().best();
+    (stats.clock_offset_us, stats.clock_rtt_us, stats.decoder) = (clock.map(|s| s.offset_us), clock.map(|s| s.rtt_us), decoder_line);
     if args.stop && ended.is_none() {
-        c.say(&ClientMessage::Stop).await?;
-        while let Ok(Some(m)) = c.next().await {
-            if matches!(m, HostMessage::Ended { .. }) {
+        c.control.stop()?;
+        c.flush().await?;
+        while let Ok(Some(e)) = c.next().await {
+            if matches!(e, ClientEvent::Ended { .. }) {
                 break;
             }
         }

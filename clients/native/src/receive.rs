@@ -1,16 +1,18 @@
 //! The data plane on the client, on a native thread: hellos to the host until video arrives,
 //! then video datagrams → core's receiver (authentication, FEC, reassembly) → decoder, and
-//! sound datagrams → authentication → Opus. A second thread sends the microphone, if any.
+//! sound datagrams → authentication → Opus. The microphone, if any, goes up from the same
+//! socket.
 
 use crate::decode::{Decoder, Picture};
+use crate::mic::{self, Mic};
 use punktfunk_core::control::messages::{hello, ReceiveStats, Started};
-use punktfunk_core::native::audio::{kind, AudioOpener, AudioSealer, KIND_MIC, KIND_SOUND};
+use punktfunk_core::native::audio::{kind, AudioOpener, KIND_SOUND};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_net::{monotonic_us, DataSocket};
 use serde::Serialize;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,8 +27,8 @@ pub struct Stats {
     pub datagrams: u64,
     pub datagrams_invalid: u64,
     pub keyframe_requests: u64,
-    /// Host compositor frame ready → frame reassembled here, µs (meaningful when host and
-    /// client share a clock: the same machine).
+    /// Host compositor frame ready → frame reassembled here, µs, through the clock offset
+    /// the control connection measures (frames before the first answer are not counted).
     pub latency_us_p50: u64,
     pub latency_us_p99: u64,
     /// Picture sizes seen, in order of first appearance (a renegotiated mode shows here).
@@ -35,7 +37,18 @@ pub struct Stats {
     /// Sound packets decoded, and how many never came (gaps in their sequence).
     pub audio_packets: u64,
     pub audio_lost: u64,
+    /// Host clock − client clock (µs), as last estimated, and the round trip of the ping
+    /// it came from (the estimate is within half of it).
+    pub clock_offset_us: Option<i64>,
+    pub clock_rtt_us: Option<u64>,
+    /// Which decoder ran, and why.
+    pub decoder: String,
 }
+
+/// The host − client clock offset, shared with the control connection that measures it.
+pub type Offset = Arc<AtomicI64>;
+/// [`Offset`]'s value until the first measurement.
+pub const UNKNOWN_OFFSET: i64 = i64::MIN;
 
 pub enum Event {
     Picture(Picture),
@@ -49,20 +62,16 @@ pub enum Event {
 
 /// Receives until `stop`, calling `on` for each decoded picture and each loss. Returns the
 /// figures.
-pub fn run(host: SocketAddr, started: &Started, hevc: bool, mic_tone: Option<f32>, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
+pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Option<mic::Source>, offset: Offset, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
     let bind: SocketAddr = if host.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
     let mut socket = DataSocket::new(UdpSocket::bind(bind)?)?;
     if let Some(w) = socket.buffers().warning() {
         tracing::warn!("{w}");
     }
     let to = SocketAddr::new(host.ip(), started.data_port);
-    if let Some(hz) = mic_tone {
-        let (mic_socket, key, mic_stop) = (socket.socket().try_clone()?, started.mic_key, Arc::clone(&stop));
-        std::thread::Builder::new().name("microphone".into()).spawn(move || send_tone(mic_socket, to, key, hz, mic_stop))?;
-    }
+    let _mic = mic.map(|source| Mic::start(source, socket.socket().try_clone()?, to, started.mic_key, Arc::clone(&stop))).transpose()?;
     let cfg = StreamConfig { shard_len: started.shard_len as usize, fec_percent: started.fec_percent, max_frame_len: started.max_frame_len as usize, key: Some(started.key), ..StreamConfig::default() };
     let mut receiver = Receiver::new(cfg)?;
-    let mut decoder = Decoder::new(hevc)?;
     let mut sound = AudioOpener::new(&started.key, KIND_SOUND);
     let mut opus = opus::Decoder::new(48_000, opus::Channels::Stereo)?;
     let mut next_sound: Option<u64> = None;
@@ -112,7 +121,12 @@ pub fn run(host: SocketAddr, started: &Started, hevc: bool, mic_tone: Option<f32
                 FrameEvent::Frame { timestamp_us, recovered_shards, data, .. } => {
                     stats.frames_received += 1;
                     stats.frames_recovered += u64::from(recovered_shards > 0);
-                    latencies.push(monotonic_us().saturating_sub(timestamp_us));
+                    let offset = offset.load(Ordering::Relaxed);
+                    if offset != UNKNOWN_OFFSET {
+                        // The host's stamp in this machine's clock.
+                        let sent = timestamp_us as i64 - offset;
+                        latencies.push((monotonic_us() as i64 - sent).max(0) as u64);
+                    }
                     let decoded = decoder.decode(data, |p| {
                         stats.frames_decoded += 1;
                         if stats.first_picture_ms == 0 {
@@ -145,25 +159,4 @@ pub fn run(host: SocketAddr, started: &Started, hevc: bool, mic_tone: Option<f32
     let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
     (stats.latency_us_p50, stats.latency_us_p99) = (at(0.5), at(0.99));
     Ok(stats)
-}
-
-/// The microphone, for tests and checks: a sine at `hz`, Opus in 20 ms packets, sealed for
-/// the client → host direction and sent from the data-plane socket (the host takes microphone
-/// datagrams only from the address its video goes to).
-fn send_tone(socket: UdpSocket, to: SocketAddr, key: [u8; 16], hz: f32, stop: Arc<AtomicBool>) {
-    let Ok(mut encoder) = opus::Encoder::new(48_000, opus::Channels::Mono, opus::Application::Voip) else { return };
-    let mut sealer = AudioSealer::new(&key, KIND_MIC);
-    let start = Instant::now();
-    for packet in 0u64.. {
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let tone: Vec<f32> = (0..960).map(|i| ((packet * 960 + i) as f32 * hz / 48_000.0 * std::f32::consts::TAU).sin() * 0.5).collect();
-        if let Ok(opus) = encoder.encode_vec_float(&tone, 4000)
-            && let Some(d) = sealer.seal(&opus, monotonic_us())
-        {
-            let _ = socket.send_to(d, to);
-        }
-        std::thread::sleep((start + Duration::from_millis(20 * (packet + 1))).saturating_duration_since(Instant::now()));
-    }
 }

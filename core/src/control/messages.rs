@@ -24,6 +24,8 @@ pub enum ClientMessage {
     Stats(ReceiveStats),
     /// End the session (the app is asked to quit).
     Stop,
+    /// Asks for the host's clock (`client_us`: the client's clock, echoed in `Pong`).
+    Ping { client_us: u64 },
 }
 
 /// Host → client.
@@ -40,6 +42,9 @@ pub enum HostMessage {
     Reconfigured(Reconfigure),
     /// The session is over (its app exited or it was stopped).
     Ended { reason: String },
+    /// Answers `Ping`: the client's stamp and the host's clock when it answered (the clock
+    /// of the data plane's frame timestamps), for the clock offset (see `clock`).
+    Pong { client_us: u64, host_us: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +110,8 @@ pub struct ReceiveStats {
     pub frames_recovered: u64,
     pub datagrams: u64,
     pub audio_packets: u64,
-    /// Host frame ready → reassembled, over the last second (µs; needs a shared clock).
+    /// Host frame ready → reassembled, over the last second (µs, through the clock offset;
+    /// 0 while no offset is known).
     pub latency_us_p50: u64,
 }
 

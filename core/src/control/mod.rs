@@ -1,8 +1,12 @@
 //! The punktfunk/1 control plane, sans-IO: the messages host and client exchange over their
-//! QUIC connection ([`messages`]), how they are framed on a stream ([`framing`]), and PIN
-//! pairing with SPAKE2 that binds both TLS certificates ([`pairing`]). The QUIC endpoints
-//! (quinn) live in the host daemon and the client; the wire format is in core/PROTOCOL.md.
+//! QUIC connection ([`messages`]), how they are framed on a stream ([`framing`]), PIN
+//! pairing with SPAKE2 that binds both TLS certificates ([`pairing`]), the client's whole
+//! side as a state machine ([`client`]) and the host-client clock offset ([`clock`]). The
+//! QUIC endpoints (quinn) live in the host daemon and the client; the wire format is in
+//! core/PROTOCOL.md.
 
+pub mod client;
+pub mod clock;
 pub mod framing;
 pub mod messages;
 pub mod pairing;

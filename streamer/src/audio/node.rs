@@ -1,6 +1,6 @@
 //! A PipeWire node served on its own thread: a session's virtual sink (its apps play into
-//! it) or virtual source (they record from it), or a player's output stream (the client's
-//! sound). When the node or the PipeWire daemon goes away
+//! it) or virtual source (they record from it), or an app's stream: the client's player
+//! and microphone. When the node or the PipeWire daemon goes away
 //! the thread connects again with backoff, under the same name, until the node is dropped.
 
 use pipewire as pw;
@@ -28,9 +28,11 @@ pub struct NodeSpec {
     pub channels: Channels,
     /// Graph cycle the node asks for, in samples at 48 kHz (240 = 5 ms).
     pub quantum: u32,
-    /// With [`Io::Play`]: an app's output stream, which PipeWire connects to the default
-    /// output, instead of a device apps connect to.
-    pub player: bool,
+    /// An app's stream instead of a device apps connect to: a player ([`Io::Play`]) or a
+    /// recorder ([`Io::Capture`]) that PipeWire connects to the default output or input.
+    pub app_stream: bool,
+    /// With `app_stream`: the node to connect to instead of the default (`target.object`).
+    pub target: Option<String>,
 }
 
 #[derive(Default)]
@@ -174,11 +176,12 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
 
     let capture = matches!(*io.borrow(), Io::Capture(_));
     let channels = spec.channels.count();
-    let props = pw::properties::properties! {
+    let mut props = pw::properties::properties! {
         *pw::keys::MEDIA_TYPE => "Audio",
-        *pw::keys::MEDIA_CLASS => match (capture, spec.player) {
-            (true, _) => "Audio/Sink",
+        *pw::keys::MEDIA_CLASS => match (capture, spec.app_stream) {
+            (true, false) => "Audio/Sink",
             (false, false) => "Audio/Source",
+            (true, true) => "Stream/Input/Audio",
             (false, true) => "Stream/Output/Audio",
         },
         *pw::keys::NODE_NAME => spec.name.as_str(),
@@ -187,6 +190,9 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
         *pw::keys::AUDIO_CHANNELS => channels.to_string(),
         "audio.position" => spec.channels.positions().join(","),
     };
+    if let Some(target) = spec.target.as_deref().filter(|_| spec.app_stream) {
+        props.insert("target.object", target);
+    }
     let stream = pw::stream::StreamRc::new(core.clone(), &spec.name, props)?;
 
     let (quit, state_shared, name) = (mainloop.clone(), Arc::clone(shared), spec.name.clone());
@@ -251,7 +257,7 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     let format = format_pod(spec.channels);
     let mut params = [spa::pod::Pod::from_bytes(&format).expect("a serialized pod")];
     let direction = if capture { spa::utils::Direction::Input } else { spa::utils::Direction::Output };
-    let flags = if spec.player { pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::AUTOCONNECT } else { pw::stream::StreamFlags::MAP_BUFFERS };
+    let flags = if spec.app_stream { pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::AUTOCONNECT } else { pw::stream::StreamFlags::MAP_BUFFERS };
     stream.connect(direction, None, flags, &mut params)?;
     mainloop.run();
     let _ = stream.disconnect();

@@ -39,13 +39,13 @@ impl SessionAudio {
             }
         }));
         let sink = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM, player: false },
+            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM, app_stream: false, target: None },
             capture,
         )?;
         let mic = Arc::new(Playout::new().map_err(std::io::Error::other)?);
         let play_mic = Arc::clone(&mic);
         let source = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM, player: false },
+            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM, app_stream: false, target: None },
             Io::Play(Box::new(move |out| play_mic.fill(out))),
         )?;
         debug_assert_eq!(CHANNELS, Channels::Stereo.count());

@@ -39,17 +39,20 @@ pub fn render_node() -> Option<PathBuf> {
     nodes.into_iter().next()
 }
 
+/// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
+/// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).
+pub fn nvidia_driver() -> Result<(), String> {
+    let found = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "/usr/lib/libcuda.so.1", "/usr/lib/aarch64-linux-gnu/libcuda.so.1"]
+        .iter()
+        .any(|p| std::path::Path::new(p).exists());
+    if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
+}
+
 /// Whether the backend's driver is there at all, before trying to open it.
 fn precheck(backend: Backend) -> Result<(), String> {
     match backend {
         Backend::Software => Ok(()),
-        // FFmpeg loads libcuda at open time; checking first keeps the log quiet.
-        Backend::Nvenc => {
-            let found = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "/usr/lib/libcuda.so.1", "/usr/lib/aarch64-linux-gnu/libcuda.so.1"]
-                .iter()
-                .any(|p| std::path::Path::new(p).exists());
-            if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
-        }
+        Backend::Nvenc => nvidia_driver(),
         Backend::Vaapi => render_node().map(|_| ()).ok_or_else(|| "no DRM render node in /dev/dri".into()),
     }
 }

@@ -1,26 +1,9 @@
-//! The C ABI for native clients (Apple, Android) and anything else that cannot link Rust.
-//!
-//! Rules: opaque handles; every handle has a `_free`; config structs start with their own
-//! size so fields can be appended without breaking old callers; no panic crosses the
-//! boundary (every entry point catches and reports `PF_ERR_PANIC`). A handle is used by one
-//! thread at a time.
+//! The video data plane: a sender packetizes frames into datagrams, a receiver
+//! authenticates, recovers and reassembles them.
 
-#![allow(clippy::missing_safety_doc)]
-
+use super::{guard, read_sized, slice, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
 use crate::native::{FrameEvent, Receiver, Sender, StreamConfig};
 use crate::stats::Stats;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
-/// Bumped on any incompatible change to this ABI.
-pub const PF_ABI_VERSION: u32 = 1;
-
-pub const PF_OK: i32 = 0;
-pub const PF_ERR_NULL: i32 = -1;
-pub const PF_ERR_CONFIG: i32 = -2;
-pub const PF_ERR_TOO_LARGE: i32 = -3;
-/// The datagram was rejected (malformed, unauthenticated, stale or duplicate); not fatal.
-pub const PF_ERR_REJECTED: i32 = -4;
-pub const PF_ERR_PANIC: i32 = -99;
 
 pub const PF_EVENT_FRAME: u32 = 1;
 pub const PF_EVENT_LOST: u32 = 2;
@@ -68,23 +51,9 @@ pub struct PfSender(Sender);
 /// Opaque receiver handle.
 pub struct PfReceiver(Receiver);
 
-fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
-}
-
 unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
-    if cfg.is_null() {
-        return None;
-    }
-    // Read the size first, then copy only the bytes the caller says it has: a caller built
-    // against an older, shorter struct keeps working when fields are appended.
-    let size = unsafe { std::ptr::read_unaligned(cfg.cast::<u32>()) } as usize;
-    if size < std::mem::offset_of!(PfStreamConfig, key) + 16 {
-        return None;
-    }
-    let mut c = PfStreamConfig { struct_size: 0, shard_len: 0, max_data_shards: 0, fec_percent: 0, min_parity: 0, max_frame_len: 0, frames_in_flight: 0, encrypted: 0, key: [0; 16] };
-    let n = size.min(size_of::<PfStreamConfig>());
-    unsafe { std::ptr::copy_nonoverlapping(cfg.cast::<u8>(), (&raw mut c).cast::<u8>(), n) };
+    let empty = PfStreamConfig { struct_size: 0, shard_len: 0, max_data_shards: 0, fec_percent: 0, min_parity: 0, max_frame_len: 0, frames_in_flight: 0, encrypted: 0, key: [0; 16] };
+    let c = unsafe { read_sized(cfg, std::mem::offset_of!(PfStreamConfig, key) + 16, empty) }?;
     Some(StreamConfig {
         shard_len: c.shard_len as usize,
         max_data_shards: c.max_data_shards as usize,
@@ -94,11 +63,6 @@ unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
         frames_in_flight: c.frames_in_flight as usize,
         key: (c.encrypted != 0).then_some(c.key),
     })
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn punktfunk_abi_version() -> u32 {
-    PF_ABI_VERSION
 }
 
 /// Fills `out` with the library's defaults (shard 1400 B, 20 % FEC, no key).
@@ -149,10 +113,7 @@ pub unsafe extern "C" fn punktfunk_sender_packetize(
 ) -> i32 {
     guard(PF_ERR_PANIC, || {
         let (Some(s), Some(out)) = (unsafe { s.as_mut() }, unsafe { out.as_mut() }) else { return PF_ERR_NULL };
-        if data.is_null() && len > 0 {
-            return PF_ERR_NULL;
-        }
-        let bytes = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
+        let Some(bytes) = (unsafe { slice(data, len) }) else { return PF_ERR_NULL };
         let frame = crate::native::Frame { id: frame_id, keyframe: keyframe != 0, timestamp_us, data: bytes };
         match s.0.packetize(&frame) {
             Ok(d) => {
@@ -191,10 +152,7 @@ pub unsafe extern "C" fn punktfunk_receiver_push(
 ) -> i32 {
     guard(PF_ERR_PANIC, || {
         let Some(r) = (unsafe { r.as_mut() }) else { return PF_ERR_NULL };
-        if data.is_null() {
-            return PF_ERR_NULL;
-        }
-        let bytes = unsafe { std::slice::from_raw_parts(data, len) };
+        let Some(bytes) = (unsafe { slice(data, len) }) else { return PF_ERR_NULL };
         let res = r.0.push(bytes, |ev| {
             let e = match ev {
                 FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data } => PfFrameEvent {
