@@ -369,7 +369,9 @@ int32_t punktfunk_sound_open(struct PfSoundOpener *o,
                              struct PfAudioPacket *out);
 
 /**
- * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`).
+ * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`). Make one sealer per
+ * start and keep it (an audio route change included): a second sealer under the same key
+ * would reuse its nonces. A new start brings a new key.
  */
 struct PfMicSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
 
@@ -576,7 +578,9 @@ int32_t punktfunk_sound_open(struct PfSoundOpener *o,
                              struct PfAudioPacket *out);
 
 /**
- * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`).
+ * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`). Make one sealer per
+ * start and keep it (an audio route change included): a second sealer under the same key
+ * would reuse its nonces. A new start brings a new key.
  */
 struct PfMicSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
 

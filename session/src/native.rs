@@ -30,12 +30,41 @@ pub fn endpoint(host: &Host, socket: std::net::UdpSocket) -> anyhow::Result<quin
     let mut transport = quinn::TransportConfig::default();
     // A client that vanishes is noticed within seconds; a live one keeps the path open.
     transport.max_idle_timeout(Some(Duration::from_secs(10).try_into()?)).keep_alive_interval(Some(Duration::from_secs(2)));
+    // One control stream of small messages per connection: what anyone may make the host
+    // buffer before saying who they are stays small.
+    transport
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window((256u32 << 10).into())
+        .receive_window((512u32 << 10).into())
+        .datagram_receive_buffer_size(None);
     server.transport_config(Arc::new(transport));
     Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, Arc::new(quinn::TokioRuntime))?)
 }
 
+/// Connections served at once; more are refused.
+const MAX_CONNECTIONS: usize = 64;
+/// How long a connection may take to open its stream and say hello.
+const HELLO_WAIT: Duration = Duration::from_secs(10);
+/// How long an unpaired connection may stay: long enough to pair (the PIN wait and the
+/// confirmation), not forever.
+const UNPAIRED_STAY: Duration = Duration::from_secs(150);
+/// How long the host waits for a client's pairing confirmation.
+const CONFIRM_WAIT: Duration = Duration::from_secs(15);
+
 pub async fn serve(host: Arc<Host>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
+        if endpoint.open_connections() >= MAX_CONNECTIONS {
+            tracing::warn!(remote = %incoming.remote_address(), "punktfunk/1: too many connections, refusing one");
+            incoming.refuse();
+            continue;
+        }
+        // A handshake costs the host a signature: first make the client prove it receives at
+        // the address it claims (one round trip), so spoofed floods cost nothing.
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            let _ = incoming.retry();
+            continue;
+        }
         let host = Arc::clone(&host);
         tokio::spawn(async move {
             let remote = incoming.remote_address();
@@ -102,11 +131,13 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
     let conn = incoming.await?;
     let certs = conn.peer_identity().and_then(|i| i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()).context("no client certificate")?;
     let der = certs.first().context("no client certificate")?.to_vec();
-    let (send, recv) = conn.accept_bi().await?;
+    let (send, recv) = tokio::time::timeout(HELLO_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
     let mut ctl = Control { send, recv, reader: Reader::default() };
     let mut client = Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
-    match ctl.next().await? {
-        Some(ClientMessage::Hello { version: VERSION, name }) => client.name = name.chars().take(64).collect(),
+    let opened = std::time::Instant::now();
+    match tokio::time::timeout(HELLO_WAIT, ctl.next()).await.context("no hello in time")?? {
+        // The name reaches logs and the paired-client list: printable characters only.
+        Some(ClientMessage::Hello { version: VERSION, name }) => client.name = name.chars().filter(|c| !c.is_control()).take(64).collect(),
         Some(ClientMessage::Hello { version, .. }) => return ctl.refuse(&format!("protocol version {version} is not {VERSION}")).await,
         _ => anyhow::bail!("the client did not say hello"),
     }
@@ -118,16 +149,27 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
     }
     ctl.say(&HostMessage::Welcome { version: VERSION, name: host.name.clone(), paired: paired(host, &client) }).await?;
 
-    // The session this connection streams from, once started.
-    let mut session: Option<u64> = None;
+    // The session this connection streams from, once started: its id and this start's token.
+    let mut session: Option<(u64, u64)> = None;
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let result = loop {
         let msg = tokio::select! {
             m = ctl.next() => m,
             _ = tick.tick() => {
-                if let Some(id) = session && host.streams.with(|s| s.id) != Some(id) {
+                if !paired(host, &client) && opened.elapsed() > UNPAIRED_STAY {
+                    break ctl.refuse("not paired").await;
+                }
+                if let Some((id, token)) = session {
+                    let owner = host.streams.with(|s| (s.id, s.native_owner));
+                    let reason = match owner {
+                        Some((i, Some(t))) if i == id && t == token => continue,
+                        Some((i, _)) if i == id => "another client took over the session",
+                        _ => "the session ended",
+                    };
                     session = None;
-                    ctl.say(&HostMessage::Ended { reason: "the session ended".into() }).await?;
+                    if let Err(e) = ctl.say(&HostMessage::Ended { reason: reason.into() }).await {
+                        break Err(e);
+                    }
                 }
                 continue;
             }
@@ -140,53 +182,72 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
         if !matches!(msg, ClientMessage::PairStart { .. }) && !paired(host, &client) {
             break ctl.refuse("this client is not paired").await;
         }
-        let on_session = |f: &dyn Fn(&mut crate::stream::Stream)| {
-            if let Some(id) = session {
-                host.streams.with(|s| if s.id == id { f(s) });
-            }
-        };
-        match msg {
+        let on_session = |f: &dyn Fn(&mut crate::stream::Stream)| owned(host, session, f);
+        // What to answer; a failed write ends the connection through the clean-up below.
+        let answer = match msg {
             ClientMessage::Hello { .. } => break Err(anyhow::anyhow!("a second hello")),
             ClientMessage::PairStart { spake } => {
                 if let Err(e) = pair(host, &mut ctl, &client, &spake).await {
                     break Err(e);
                 }
+                None
             }
             ClientMessage::PairConfirm { .. } => break Err(anyhow::anyhow!("a confirmation without a pairing")),
             ClientMessage::Start(req) => match start(host, &client, &req).await {
                 Ok((id, started)) => {
-                    session = Some(id);
-                    ctl.say(&HostMessage::Started(started)).await?;
+                    session = Some((id, started.token));
+                    Some(HostMessage::Started(started))
                 }
                 Err(reason) => break ctl.refuse(&reason).await,
             },
-            ClientMessage::Reconfigure(r) => {
-                let applied = reconfigure(host, session, &r);
-                ctl.say(&HostMessage::Reconfigured(applied)).await?;
+            ClientMessage::Reconfigure(r) => Some(HostMessage::Reconfigured(reconfigure(host, session, &r))),
+            ClientMessage::Input(e) => {
+                on_session(&|s| s.send(&Command::Input(e.clone())));
+                None
             }
-            ClientMessage::Input(e) => on_session(&|s| s.send(&Command::Input(e.clone()))),
-            ClientMessage::RequestKeyframe => on_session(&|s| s.send(&Command::RequestIdr)),
-            ClientMessage::Stats(stats) => *host.streams.last_native.lock().unwrap() = Some(stats),
+            ClientMessage::RequestKeyframe => {
+                on_session(&|s| s.send(&Command::RequestIdr));
+                None
+            }
+            ClientMessage::Stats(stats) => {
+                *host.streams.last_native.lock().unwrap() = Some(stats);
+                None
+            }
             // The frames' timestamps are this clock (the compositor stamps them with it).
-            ClientMessage::Ping { client_us } => ctl.say(&HostMessage::Pong { client_us, host_us: punktfunk_net::monotonic_us() }).await?,
+            ClientMessage::Ping { client_us } => Some(HostMessage::Pong { client_us, host_us: punktfunk_net::monotonic_us() }),
             ClientMessage::Stop => {
-                if session.take().is_some() {
-                    host.streams.cancel();
+                // Only the session this connection still steers.
+                if let Some((id, token)) = session.take()
+                    && host.streams.with(|s| s.id == id && s.native_owner == Some(token)) == Some(true)
+                {
+                    host.streams.cancel_if(id);
                 }
-                ctl.say(&HostMessage::Ended { reason: "stopped by the client".into() }).await?;
+                Some(HostMessage::Ended { reason: "stopped by the client".into() })
             }
+        };
+        if let Some(answer) = answer
+            && let Err(e) = ctl.say(&answer).await
+        {
+            break Err(e);
         }
     };
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
-    if let Some(id) = session {
+    owned(host, session, &|s| {
+        s.send(&Command::StopVideo);
+        s.send(&Command::StopAudio);
+    });
+    result
+}
+
+/// Runs `f` on the session if this connection's start is still the one streaming from it.
+fn owned(host: &Host, session: Option<(u64, u64)>, f: &dyn Fn(&mut crate::stream::Stream)) {
+    if let Some((id, token)) = session {
         host.streams.with(|s| {
-            if s.id == id {
-                s.send(&Command::StopVideo);
-                s.send(&Command::StopAudio);
+            if s.id == id && s.native_owner == Some(token) {
+                f(s)
             }
         });
     }
-    result
 }
 
 /// PIN pairing: the client shows a PIN, the user enters it on the host (`punktfunk pair`),
@@ -210,8 +271,9 @@ async fn pair(host: &Host, ctl: &mut Control, client: &Client, spake: &[u8]) -> 
         }
     };
     ctl.say(&HostMessage::PairReply { spake: reply, mac }).await?;
-    let confirmed = match ctl.next().await? {
-        Some(ClientMessage::PairConfirm { mac }) => pairing.verify(&mac).map_err(|e| e.to_string()),
+    let confirmed = match tokio::time::timeout(CONFIRM_WAIT, ctl.next()).await {
+        Ok(Ok(Some(ClientMessage::PairConfirm { mac }))) => pairing.verify(&mac).map_err(|e| e.to_string()),
+        Err(_) => Err("the client did not confirm in time".into()),
         _ => Err("the client gave up (a wrong PIN on its side)".into()),
     };
     if let Err(reason) = confirmed {
@@ -292,17 +354,24 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         height: req.height,
         fps: req.fps,
     };
-    host.streams.with(|s| if s.id == id { s.send(&Command::StartNative(params)) }).ok_or("the session ended at once")?;
+    host.streams
+        .with(|s| {
+            if s.id == id {
+                s.native_owner = Some(params.token);
+                s.send(&Command::StartNative(params));
+            }
+        })
+        .ok_or("the session ended at once")?;
     tracing::info!(stream = id, client = client.device(), w = req.width, h = req.height, fps = req.fps, kbps, "punktfunk/1 stream started");
     Ok((id, started))
 }
 
 /// Applies what it can of a renegotiation to the running session, and says what it did.
-fn reconfigure(host: &Host, session: Option<u64>, r: &Reconfigure) -> Reconfigure {
+fn reconfigure(host: &Host, session: Option<(u64, u64)>, r: &Reconfigure) -> Reconfigure {
     let mut applied = Reconfigure::default();
-    let Some(id) = session else { return applied };
+    let Some((id, token)) = session else { return applied };
     host.streams.with(|s| {
-        if s.id != id {
+        if s.id != id || s.native_owner != Some(token) {
             return;
         }
         if let Some(kbps) = r.bitrate_kbps.filter(|k| *k > 0) {

@@ -90,7 +90,8 @@ impl Clients {
 
     fn save(&mut self, next: Vec<PairedClient>) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(&next).map_err(std::io::Error::other)?;
-        write_atomic(&self.path, &json)?;
+        // Names and addresses of the user's devices: the owner's business only.
+        write_private(&self.path, &json)?;
         self.list = next;
         Ok(())
     }

@@ -62,6 +62,9 @@ pub struct Stream {
     pub request: Option<StreamRequest>,
     pub launched_at: Instant,
     pub first_frame_at: Arc<Mutex<Option<Instant>>>,
+    /// The token of the punktfunk/1 start now streaming, if any: the connection that holds it
+    /// steers the session; one that another client's start replaced does not.
+    pub native_owner: Option<u64>,
     commands: UnixStream,
     pid: i32,
     /// Set once the compositor has been reaped: its pid must not be signalled after that.
@@ -216,7 +219,7 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), commands: ours, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, commands: ours, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 

@@ -183,7 +183,7 @@ async fn pair(host: &HostArg, pin: Option<String>, trust: bool) -> anyhow::Resul
         c.close().await;
         return Ok(());
     }
-    let pin = pin.unwrap_or_else(|| format!("{:04}", rand::random::<u16>() % 10_000));
+    let pin = pin.unwrap_or_else(|| format!("{:04}", rand::random_range(0..10_000u32)));
     anyhow::ensure!(pin.len() == 4 && pin.bytes().all(|b| b.is_ascii_digit()), "a PIN is 4 digits");
     println!("PIN {pin}: enter it on {} with `punktfunk pair {pin}`", c.host_name);
     let (client_fp, host_fp) = (identity.fingerprint(), c.host_fp);

@@ -77,7 +77,7 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
     let mut next_sound: Option<u64> = None;
     let (mut stats, mut latencies) = (Stats::default(), Vec::new());
     let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
-    let mut errors = Vec::new();
+    let (mut refused, mut first_error) = (0u64, None::<String>);
     let (mut last_report, mut recent_latency) = (Instant::now(), Vec::new());
     while !stop.load(Ordering::Relaxed) {
         if last_report.elapsed() >= Duration::from_secs(1) {
@@ -123,9 +123,14 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
                     stats.frames_recovered += u64::from(recovered_shards > 0);
                     let offset = offset.load(Ordering::Relaxed);
                     if offset != UNKNOWN_OFFSET {
-                        // The host's stamp in this machine's clock.
-                        let sent = timestamp_us as i64 - offset;
-                        latencies.push((monotonic_us() as i64 - sent).max(0) as u64);
+                        // The host's stamp in this machine's clock (the host picks the stamp:
+                        // saturating, never overflowing).
+                        let sent = (timestamp_us as i64).saturating_sub(offset);
+                        latencies.push((monotonic_us() as i64).saturating_sub(sent).max(0) as u64);
+                        if latencies.len() >= 1 << 17 {
+                            // Figures over the recent past; memory stays bounded.
+                            latencies.drain(..1 << 16);
+                        }
                     }
                     let decoded = decoder.decode(data, |p| {
                         stats.frames_decoded += 1;
@@ -138,7 +143,8 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
                         on(Event::Picture(p));
                     });
                     if let Err(e) = decoded {
-                        errors.push(e.to_string());
+                        refused += 1;
+                        first_error.get_or_insert_with(|| e.to_string());
                         stats.keyframe_requests += 1;
                         on(Event::NeedKeyframe);
                     }
@@ -151,8 +157,8 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
             });
         })?;
     }
-    if !errors.is_empty() {
-        tracing::warn!(count = errors.len(), first = errors[0], "frames the decoder refused");
+    if let Some(first) = first_error {
+        tracing::warn!(count = refused, first, "frames the decoder refused");
     }
     stats.datagrams_invalid = receiver.stats().packets_invalid;
     latencies.sort_unstable();

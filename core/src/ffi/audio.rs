@@ -64,7 +64,9 @@ pub unsafe extern "C" fn punktfunk_sound_open(o: *mut PfSoundOpener, data: *cons
     })
 }
 
-/// `key`: the 16-byte client → host key of `PfStarted` (`mic_key`).
+/// `key`: the 16-byte client → host key of `PfStarted` (`mic_key`). Make one sealer per
+/// start and keep it (an audio route change included): a second sealer under the same key
+/// would reuse its nonces. A new start brings a new key.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_mic_sealer_new(key_: *const u8) -> *mut PfMicSealer {
     guard(std::ptr::null_mut(), || match unsafe { key(key_) } {
