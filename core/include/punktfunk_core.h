@@ -47,6 +47,8 @@
 
 #define PF_DATAGRAM_MIC 3
 
+#define PF_DATAGRAM_HELLO 4
+
 #define PF_CONTROL_WELCOME 1
 
 #define PF_CONTROL_PAIRED 2
@@ -95,14 +97,14 @@
 typedef struct PfControl PfControl;
 
 /**
- * Opaque handle: seals microphone packets.
- */
-typedef struct PfMicSealer PfMicSealer;
-
-/**
  * Opaque receiver handle.
  */
 typedef struct PfReceiver PfReceiver;
+
+/**
+ * Opaque handle: seals the client's datagrams of one kind (hellos, or microphone packets).
+ */
+typedef struct PfSealer PfSealer;
 
 /**
  * Opaque sender handle.
@@ -137,7 +139,7 @@ typedef struct PfBytes {
  */
 typedef struct PfStarted {
   /**
-   * The host's data-plane UDP port: send `punktfunk_hello_datagram(token)` there.
+   * The host's data-plane UDP port: send hellos there (`punktfunk_hello_sealer_new`).
    */
   uint16_t data_port;
   uint64_t token;
@@ -369,22 +371,29 @@ int32_t punktfunk_sound_open(struct PfSoundOpener *o,
                              struct PfAudioPacket *out);
 
 /**
- * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`). Make one sealer per
- * start and keep it (an audio route change included): a second sealer under the same key
- * would reuse its nonces. A new start brings a new key.
+ * Seals data-plane hellos (`punktfunk_seal` with no payload): send one from the data socket
+ * to the host's data port every 100 ms until video arrives, then every second (a changed
+ * address, after a NAT rebinding, is followed). `key`: `PfStarted.mic_key` (16 bytes).
  */
-struct PfMicSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
-
-void punktfunk_mic_sealer_free(struct PfMicSealer *s);
+struct PfSealer *punktfunk_hello_sealer_new(const uint8_t *key_);
 
 /**
- * Seals one Opus packet; `out` holds the datagram until the next call on the sealer.
+ * Seals microphone Opus packets. `key`: `PfStarted.mic_key` (16 bytes). Make one sealer of
+ * each kind per start and keep it (an audio route change included): a second one under the
+ * same key would reuse its nonces. A new start brings a new key.
  */
-int32_t punktfunk_mic_seal(struct PfMicSealer *s,
-                           const uint8_t *opus,
-                           size_t len,
-                           uint64_t timestamp_us,
-                           struct PfBytes *out);
+struct PfSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
+
+void punktfunk_sealer_free(struct PfSealer *s);
+
+/**
+ * Seals one payload; `out` holds the datagram until the next call on the sealer.
+ */
+int32_t punktfunk_seal(struct PfSealer *s,
+                       const uint8_t *payload,
+                       size_t len,
+                       uint64_t timestamp_us,
+                       struct PfBytes *out);
 
 /**
  * A new connection, hello queued; `name` is what the host calls this client.
@@ -456,12 +465,6 @@ int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
  * Ends the session (the host quits the app and answers ENDED).
  */
 int32_t punktfunk_control_stop(struct PfControl *h);
-
-/**
- * The data-plane hello for `token` (16 bytes into `out`): send it from the data socket to
- * the host's data port until video arrives.
- */
-int32_t punktfunk_hello_datagram(uint64_t token, uint8_t *out);
 
 /**
  * Fills `out` with the library's defaults (shard 1400 B, 20 % FEC, no key).
@@ -578,22 +581,29 @@ int32_t punktfunk_sound_open(struct PfSoundOpener *o,
                              struct PfAudioPacket *out);
 
 /**
- * `key`: the 16-byte client → host key of `PfStarted` (`mic_key`). Make one sealer per
- * start and keep it (an audio route change included): a second sealer under the same key
- * would reuse its nonces. A new start brings a new key.
+ * Seals data-plane hellos (`punktfunk_seal` with no payload): send one from the data socket
+ * to the host's data port every 100 ms until video arrives, then every second (a changed
+ * address, after a NAT rebinding, is followed). `key`: `PfStarted.mic_key` (16 bytes).
  */
-struct PfMicSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
-
-void punktfunk_mic_sealer_free(struct PfMicSealer *s);
+struct PfSealer *punktfunk_hello_sealer_new(const uint8_t *key_);
 
 /**
- * Seals one Opus packet; `out` holds the datagram until the next call on the sealer.
+ * Seals microphone Opus packets. `key`: `PfStarted.mic_key` (16 bytes). Make one sealer of
+ * each kind per start and keep it (an audio route change included): a second one under the
+ * same key would reuse its nonces. A new start brings a new key.
  */
-int32_t punktfunk_mic_seal(struct PfMicSealer *s,
-                           const uint8_t *opus,
-                           size_t len,
-                           uint64_t timestamp_us,
-                           struct PfBytes *out);
+struct PfSealer *punktfunk_mic_sealer_new(const uint8_t *key_);
+
+void punktfunk_sealer_free(struct PfSealer *s);
+
+/**
+ * Seals one payload; `out` holds the datagram until the next call on the sealer.
+ */
+int32_t punktfunk_seal(struct PfSealer *s,
+                       const uint8_t *payload,
+                       size_t len,
+                       uint64_t timestamp_us,
+                       struct PfBytes *out);
 
 /**
  * A new connection, hello queued; `name` is what the host calls this client.
@@ -665,12 +675,6 @@ int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
  * Ends the session (the host quits the app and answers ENDED).
  */
 int32_t punktfunk_control_stop(struct PfControl *h);
-
-/**
- * The data-plane hello for `token` (16 bytes into `out`): send it from the data socket to
- * the host's data port until video arrives.
- */
-int32_t punktfunk_hello_datagram(uint64_t token, uint8_t *out);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -103,7 +103,7 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     assert!(refused, "a control connection without a session must be refused");
 
     // punktfunk/1: junk at the QUIC port (including a QUIC-looking long header) and at the
-    // data port, whose hello needs a session's token.
+    // data port, whose hello must be sealed with a start's key.
     for port in [NATIVE, NATIVE + 1] {
         for len in [0usize, 1, 16, 1200, 1500] {
             let mut junk: Vec<u8> = (0..len).map(|i| (i * 53 + 7) as u8).collect();
@@ -112,7 +112,8 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
             }
             udp.send_to(&junk, ("127.0.0.1", port)).unwrap();
         }
-        udp.send_to(&punktfunk_core::control::messages::hello(42), ("127.0.0.1", port)).unwrap();
+        let forged = punktfunk_core::native::audio::AudioSealer::new(&[42; 16], punktfunk_core::native::audio::KIND_HELLO).seal(&[], 0).unwrap().to_vec();
+        udp.send_to(&forged, ("127.0.0.1", port)).unwrap();
     }
 
     let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));

@@ -8,8 +8,7 @@ use crate::encode::{Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::peer::Peer;
-use punktfunk_core::control::messages::parse_hello;
-use punktfunk_core::native::audio::{kind, AudioOpener, KIND_MIC};
+use punktfunk_core::native::audio::{kind, AudioOpener, KIND_HELLO, KIND_MIC};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -31,9 +30,9 @@ pub struct NativeVideoParams {
     pub max_frame_len: u32,
     /// Host → client AES-128-GCM key (video and sound), fresh for this start.
     pub key: [u8; 16],
-    /// Client → host key (the microphone).
+    /// Client → host key (the hello and the microphone).
     pub mic_key: [u8; 16],
-    /// The token the client's hello carries.
+    /// Names this start (for the daemon; the data plane authenticates with `mic_key`).
     pub token: u64,
     pub encoder: String,
 }
@@ -50,18 +49,26 @@ impl NativeVideoParams {
     }
 }
 
-/// Listens on the data-plane socket until `stop`: hellos latch the client's address
-/// (`on_latch` runs when it changes: the client needs a key frame); microphone datagrams from
-/// that address go to the session's virtual microphone, when it has one.
+/// Listens on the data-plane socket until `stop`: hellos (sealed with the start's microphone
+/// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
+/// the client needs a key frame); microphone datagrams from that address go to the session's
+/// virtual microphone, when it has one.
 pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Peer, stop: Arc<AtomicBool>, mic: Option<Arc<Playout>>, on_latch: impl Fn()) {
     let mut socket = match DataSocket::new(socket) {
         Ok(s) => s,
         Err(e) => return tracing::error!("data-plane socket: {e}"),
     };
     let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC);
+    let (mut hellos, mut newest_hello) = (AudioOpener::new(&params.mic_key, KIND_HELLO), None::<u64>);
     while !stop.load(Ordering::Relaxed) {
         let _ = socket.recv(Duration::from_millis(200), |from, d| {
-            if parse_hello(d) == Some(params.token) {
+            if kind(d) == Some(KIND_HELLO) {
+                // A late hello (reordered behind a newer one) must not move the stream back.
+                let Ok(hello) = hellos.open(d) else { return };
+                if newest_hello.is_some_and(|n| hello.seq < n) {
+                    return;
+                }
+                newest_hello = Some(hello.seq);
                 if peer.set(from) {
                     tracing::info!(%from, "punktfunk/1 client latched");
                     on_latch();
@@ -142,5 +149,53 @@ impl NativeVideoSender {
             keyframe: encoded.keyframe,
             host_latency: frame.rendered_at.elapsed(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode::Codec;
+    use punktfunk_core::native::audio::AudioSealer;
+    use std::net::SocketAddr;
+
+    /// Waits until `peer` is `want` (or a second passed) and returns what it is.
+    fn settled(peer: &Peer, want: Option<SocketAddr>) -> Option<SocketAddr> {
+        let until = Instant::now() + Duration::from_secs(1);
+        while peer.get() != want && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        peer.get()
+    }
+
+    #[test]
+    fn only_the_newest_authentic_hello_moves_the_stream() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let params = NativeVideoParams { codec: Codec::H264, bitrate_bps: 1, fps_mhz: 60_000, shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 20, key: [1; 16], mic_key: [2; 16], token: 7, encoder: "software".into() };
+        let (peer, stop) = (Peer::default(), Arc::new(AtomicBool::new(false)));
+        let thread = {
+            let (peer, stop, params) = (peer.clone(), Arc::clone(&stop), params.clone());
+            std::thread::spawn(move || listen_for_hellos(listener, &params, peer, stop, None, || {}))
+        };
+        let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
+        let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
+        let mut client = AudioSealer::new(&params.mic_key, KIND_HELLO);
+        let first = client.seal(&[], 0).unwrap().to_vec();
+        let second = client.seal(&[], 0).unwrap().to_vec();
+        let third = client.seal(&[], 0).unwrap().to_vec();
+
+        a.send_to(&second, to).unwrap();
+        assert_eq!(settled(&peer, Some(a_addr)), Some(a_addr), "an authentic hello latches");
+        let forged = AudioSealer::new(&[9; 16], KIND_HELLO).seal(&[], 0).unwrap().to_vec();
+        b.send_to(&forged, to).unwrap();
+        b.send_to(&second, to).unwrap();
+        b.send_to(&first, to).unwrap();
+        assert_eq!(settled(&peer, Some(b_addr)), Some(a_addr), "a forged, replayed or older hello moves nothing");
+        b.send_to(&third, to).unwrap();
+        assert_eq!(settled(&peer, Some(b_addr)), Some(b_addr), "a newer one (the client's new address) does");
+        stop.store(true, Ordering::Relaxed);
+        thread.join().unwrap();
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::decode::{Decoder, Picture};
 use crate::mic::{self, Mic};
-use punktfunk_core::control::messages::{hello, ReceiveStats, Started};
-use punktfunk_core::native::audio::{kind, AudioOpener, KIND_SOUND};
+use punktfunk_core::control::messages::{ReceiveStats, Started};
+use punktfunk_core::native::audio::{kind, AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_net::{monotonic_us, DataSocket};
@@ -73,6 +73,7 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
     let cfg = StreamConfig { shard_len: started.shard_len as usize, fec_percent: started.fec_percent, max_frame_len: started.max_frame_len as usize, key: Some(started.key), ..StreamConfig::default() };
     let mut receiver = Receiver::new(cfg)?;
     let mut sound = AudioOpener::new(&started.key, KIND_SOUND);
+    let mut hellos = AudioSealer::new(&started.mic_key, KIND_HELLO);
     let mut opus = opus::Decoder::new(48_000, opus::Channels::Stereo)?;
     let mut next_sound: Option<u64> = None;
     let (mut stats, mut latencies) = (Stats::default(), Vec::new());
@@ -94,9 +95,13 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
                 latency_us_p50: recent_latency.get(recent_latency.len() / 2).copied().unwrap_or(0),
             }));
         }
-        // Until video flows, tell the host where to send it (and get through NATs).
-        if stats.frames_received == 0 && last_hello.is_none_or(|t| t.elapsed() > Duration::from_millis(100)) {
-            socket.socket().send_to(&hello(started.token), to)?;
+        // Tell the host where to send video: often until it flows, then once a second so a
+        // changed address (a NAT rebinding) is followed and the path stays open.
+        let every = if stats.frames_received == 0 { Duration::from_millis(100) } else { Duration::from_secs(1) };
+        if last_hello.is_none_or(|t| t.elapsed() > every) {
+            if let Some(h) = hellos.seal(&[], monotonic_us()) {
+                socket.socket().send_to(h, to)?;
+            }
             last_hello = Some(Instant::now());
         }
         socket.recv(Duration::from_millis(50), |from, d| {

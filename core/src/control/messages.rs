@@ -87,11 +87,11 @@ impl StartRequest {
 pub struct Started {
     /// Host UDP port of the data plane: the client sends its hello there, video comes back.
     pub data_port: u16,
-    /// Proves a data-plane hello comes from this client (the host latches its address).
+    /// Names this start (the host's record of which connection steers the session).
     pub token: u64,
     /// AES-128-GCM key of the host → client direction, video and sound (fresh per start).
     pub key: [u8; 16],
-    /// Key of the client → host direction: the microphone.
+    /// Key of the client → host direction: the data-plane hello and the microphone.
     pub mic_key: [u8; 16],
     pub shard_len: u32,
     pub fec_percent: u16,
@@ -122,20 +122,6 @@ pub struct Reconfigure {
     pub mode: Option<(u32, u32, u32)>,
 }
 
-/// The data-plane hello: `PF1HELLO` then the session token (LE), from the client's data
-/// socket to the host's data port, repeated until video arrives.
-pub fn hello(token: u64) -> [u8; 16] {
-    let mut h = [0u8; 16];
-    h[..8].copy_from_slice(b"PF1HELLO");
-    h[8..].copy_from_slice(&token.to_le_bytes());
-    h
-}
-
-/// The token of a hello datagram, if it is one.
-pub fn parse_hello(d: &[u8]) -> Option<u64> {
-    (d.len() == 16 && &d[..8] == b"PF1HELLO").then(|| u64::from_le_bytes(d[8..].try_into().expect("8 bytes")))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -162,11 +148,5 @@ mod tests {
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn hello_round_trip() {
-        assert_eq!(parse_hello(&hello(0xdead_beef_0123)), Some(0xdead_beef_0123));
-        assert_eq!(parse_hello(b"PF1HELLO"), None);
     }
 }

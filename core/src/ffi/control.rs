@@ -6,7 +6,7 @@
 
 use super::{guard, read_sized, slice, text, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK};
 use crate::control::client::{ClientControl, ClientEvent, ControlError};
-use crate::control::messages::{self, ReceiveStats, Reconfigure, StartRequest};
+use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest};
 use crate::input::InputEvent;
 use core::ffi::c_char;
 use std::ffi::CString;
@@ -37,7 +37,7 @@ pub const PF_INPUT_TOUCH_UP: u32 = 9;
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct PfStarted {
-    /// The host's data-plane UDP port: send `punktfunk_hello_datagram(token)` there.
+    /// The host's data-plane UDP port: send hellos there (`punktfunk_hello_sealer_new`).
     pub data_port: u16,
     pub token: u64,
     /// Host → client key (video and sound).
@@ -336,15 +336,4 @@ pub unsafe extern "C" fn punktfunk_control_ping(h: *mut PfControl, now_us: u64) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_stop(h: *mut PfControl) -> i32 {
     unsafe { with(h, |h| code(h.control.stop())) }
-}
-
-/// The data-plane hello for `token` (16 bytes into `out`): send it from the data socket to
-/// the host's data port until video arrives.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn punktfunk_hello_datagram(token: u64, out: *mut u8) -> i32 {
-    if out.is_null() {
-        return PF_ERR_NULL;
-    }
-    unsafe { std::ptr::copy_nonoverlapping(messages::hello(token).as_ptr(), out, 16) };
-    PF_OK
 }

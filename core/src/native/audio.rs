@@ -4,8 +4,12 @@
 //! and always encrypted: AES-128-GCM with the direction's key, nonce `seq ‖ "pf1a"` (sound) or
 //! `seq ‖ "pf1m"` (microphone), so it never collides with video's `"pf1v"` under one key.
 //!
+//! The client's data-plane hello has the same form: kind 4, empty payload, under the
+//! microphone's key with nonce `seq ‖ "pf1h"`. Only a client that got the start's keys can
+//! make one, and a replayed one is refused, so nobody else can redirect the video.
+//!
 //! ```text
-//! 0 version (1) | 1 kind (2 sound, 3 microphone) | 2..4 flags (0) | 4..12 seq u64 LE
+//! 0 version (1) | 1 kind (2 sound, 3 microphone, 4 hello) | 2..4 flags (0) | 4..12 seq u64 LE
 //! 12..20 timestamp_us u64 LE | 20..22 payload length u16 LE | 22.. payload ‖ 16-byte tag
 //! ```
 
@@ -13,6 +17,7 @@ use crate::crypto::{Gcm, TAG_LEN};
 
 pub const KIND_SOUND: u8 = 2;
 pub const KIND_MIC: u8 = 3;
+pub const KIND_HELLO: u8 = 4;
 pub const HEADER_LEN: usize = 22;
 /// Largest Opus packet carried (120 ms at 510 kbit/s is ~7.7 KB; real packets are far smaller).
 pub const MAX_PAYLOAD: usize = 4000;
@@ -29,7 +34,7 @@ pub enum AudioReject {
     Stale,
 }
 
-/// The kind byte of a data-plane datagram (1 video, 2 sound, 3 microphone).
+/// The kind byte of a data-plane datagram (1 video, 2 sound, 3 microphone, 4 hello).
 pub fn kind(datagram: &[u8]) -> Option<u8> {
     (datagram.first() == Some(&1)).then(|| datagram.get(1).copied()).flatten()
 }
@@ -37,7 +42,11 @@ pub fn kind(datagram: &[u8]) -> Option<u8> {
 fn nonce(kind: u8, seq: u64) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[..8].copy_from_slice(&seq.to_le_bytes());
-    n[8..].copy_from_slice(if kind == KIND_SOUND { b"pf1a" } else { b"pf1m" });
+    n[8..].copy_from_slice(match kind {
+        KIND_SOUND => b"pf1a",
+        KIND_HELLO => b"pf1h",
+        _ => b"pf1m",
+    });
     n
 }
 

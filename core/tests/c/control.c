@@ -77,8 +77,13 @@ int main(void) {
     e = next_event(c);
     CHECK(e.kind == PF_CONTROL_STARTED && e.started.data_port == 48101 && e.started.token == 77 && e.started.width == 1920 && e.started.key[0] == 9 && e.started.mic_key[15] == 10);
 
-    uint8_t hello[16];
-    CHECK(punktfunk_hello_datagram(e.started.token, hello) == PF_OK && memcmp(hello, "PF1HELLO", 8) == 0 && hello[8] == 77);
+    /* The data-plane hello, sealed with the start's microphone key. */
+    PfSealer *hellos = punktfunk_hello_sealer_new(e.started.mic_key);
+    CHECK(hellos != NULL);
+    PfBytes hello;
+    CHECK(punktfunk_seal(hellos, NULL, 0, now_us, &hello) == PF_OK && hello.len == 22 + 16);
+    CHECK(punktfunk_datagram_kind(hello.data, hello.len) == PF_DATAGRAM_HELLO);
+    punktfunk_sealer_free(hellos);
 
     PfInputEvent key = { .kind = PF_INPUT_KEY, .code = 30, .pressed = 1 };
     PfInputEvent text = { .kind = PF_INPUT_TEXT, .text = "h\xc3\xa9" };
@@ -103,18 +108,18 @@ int main(void) {
      * takes no microphone packet and no junk. */
     uint8_t k[16];
     memset(k, 5, sizeof k);
-    PfMicSealer *mic = punktfunk_mic_sealer_new(k);
+    PfSealer *mic = punktfunk_mic_sealer_new(k);
     PfSoundOpener *sound = punktfunk_sound_opener_new(k);
     CHECK(mic && sound);
     const uint8_t opus[3] = {0xf8, 0xff, 0xfe};
     PfBytes d;
-    CHECK(punktfunk_mic_seal(mic, opus, sizeof opus, 1234, &d) == PF_OK && d.len == 22 + 3 + 16);
+    CHECK(punktfunk_seal(mic, opus, sizeof opus, 1234, &d) == PF_OK && d.len == 22 + 3 + 16);
     CHECK(punktfunk_datagram_kind(d.data, d.len) == PF_DATAGRAM_MIC);
     PfAudioPacket p;
     CHECK(punktfunk_sound_open(sound, d.data, d.len, &p) == PF_ERR_REJECTED);
     CHECK(punktfunk_sound_open(sound, opus, sizeof opus, &p) == PF_ERR_REJECTED);
-    CHECK(punktfunk_datagram_kind(hello, sizeof hello) == PF_DATAGRAM_UNKNOWN);
-    punktfunk_mic_sealer_free(mic);
+    CHECK(punktfunk_datagram_kind(opus, sizeof opus) == PF_DATAGRAM_UNKNOWN);
+    punktfunk_sealer_free(mic);
     punktfunk_sound_opener_free(sound);
 
     punktfunk_control_free(c);
