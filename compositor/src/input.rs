@@ -115,7 +115,7 @@ impl State {
             .space
             .elements()
             .filter(|w| !w.bbox().is_empty())
-            .filter_map(|w| Some((w.user_data().get::<MappedAt>()?.0, w.toplevel()?.wl_surface().clone(), None)));
+            .filter_map(|w| Some((w.user_data().get::<MappedAt>()?.0.get(), w.toplevel()?.wl_surface().clone(), None)));
         let x11 = self
             .xwayland
             .visible()

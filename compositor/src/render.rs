@@ -10,7 +10,11 @@ use smithay::backend::renderer::element::surface::{render_elements_from_surface_
 use smithay::backend::renderer::element::{render_elements, Kind};
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::Bind;
-use smithay::desktop::space::render_output;
+use crate::state::MappedAt;
+use smithay::backend::renderer::element::AsRenderElements;
+use smithay::desktop::{layer_map_for_output, LayerSurface};
+use smithay::utils::Scale;
+use smithay::wayland::shell::wlr_layer::Layer;
 use smithay::input::pointer::{CursorImageStatus, CursorImageSurfaceData};
 use smithay::reexports::pixman::{FormatCode, Image};
 use smithay::wayland::compositor::with_states;
@@ -20,8 +24,8 @@ use std::time::Instant;
 const TIMINGS: usize = 1 << 16;
 
 render_elements! {
-    /// What is drawn over the windows: surfaces (client cursors, X11 windows) and images
-    /// (themed cursors).
+    /// What a frame is made of: surfaces (windows of both kinds, layer surfaces, client
+    /// cursors) and images (themed cursors).
     pub Overlay<=PixmanRenderer>;
     Surface=WaylandSurfaceRenderElement<PixmanRenderer>,
     Image=MemoryRenderBufferRenderElement<PixmanRenderer>,
@@ -116,27 +120,14 @@ impl Renderer {
         if ptr.align_offset(4) != 0 {
             return Err(RenderError::Pixman("frame buffer is not 4-byte aligned".into()));
         }
-        // Custom elements are drawn over the space, topmost first: cursor, then X11 windows.
-        let mut overlay = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
-        overlay.extend(state.xwayland.render_elements(&mut self.pixman).into_iter().map(Overlay::Surface));
+        let elements = self.scene(state);
         // SAFETY: `buffer` is `stride * height` bytes, 4-byte aligned, and outlives `image`,
         // which is dropped at the end of this block before the buffer is handed on.
         let damage = unsafe {
             let mut image = Image::from_raw_mut(FormatCode::X8R8G8B8, self.width as usize, self.height as usize, ptr.cast(), stride, false)
                 .map_err(|_| RenderError::Pixman("cannot wrap frame buffer".into()))?;
             let mut target = self.pixman.bind(&mut image).map_err(|e| RenderError::Pixman(e.to_string()))?;
-            let result = render_output::<_, Overlay, _, _>(
-                &state.output,
-                &mut self.pixman,
-                &mut target,
-                1.0,
-                age,
-                [&state.space],
-                &overlay,
-                &mut self.damage,
-                [0.0, 0.0, 0.0, 1.0],
-            )
-            .map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
+            let result = self.damage.render_output(&mut self.pixman, &mut target, age, &elements, [0.0, 0.0, 0.0, 1.0]).map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
             result.damage.cloned()
         };
         let Some(damage) = damage.filter(|d| !d.is_empty()) else {
@@ -154,6 +145,44 @@ impl Renderer {
             damage: damage.iter().map(|r| Rect { x: r.loc.x, y: r.loc.y, width: r.size.w, height: r.size.h }).collect(),
             rendered_at: Instant::now(),
         }))
+    }
+
+    /// Everything on the output, topmost first: the cursor, top and overlay layer surfaces,
+    /// the windows — Wayland and X11 in one stacking order (`State::next_stacking`: the newest
+    /// or last activated on top) — then bottom and background layers.
+    fn scene(&mut self, state: &State) -> Vec<Overlay> {
+        let mut elements = if self.show_cursor { self.cursor_elements(state) } else { Vec::new() };
+        let layers = layer_map_for_output(&state.output);
+        let layer = |pixman: &mut PixmanRenderer, surface: &LayerSurface| -> Vec<Overlay> {
+            let Some(geometry) = layers.layer_geometry(surface) else { return Vec::new() };
+            AsRenderElements::<PixmanRenderer>::render_elements::<WaylandSurfaceRenderElement<PixmanRenderer>>(surface, pixman, geometry.loc.to_physical(1), Scale::from(1.0), 1.0)
+                .into_iter()
+                .map(Overlay::Surface)
+                .collect()
+        };
+        let (lower, upper): (Vec<&LayerSurface>, Vec<&LayerSurface>) = layers.layers().rev().partition(|s| matches!(s.layer(), Layer::Background | Layer::Bottom));
+        for surface in upper {
+            elements.extend(layer(&mut self.pixman, surface));
+        }
+
+        let mut windows: Vec<(u64, Vec<Overlay>)> = Vec::new();
+        for w in state.space.elements() {
+            let (Some(at), Some(loc)) = (w.user_data().get::<MappedAt>(), state.space.element_location(w)) else { continue };
+            let loc = (loc - w.geometry().loc).to_physical(1);
+            let drawn = AsRenderElements::<PixmanRenderer>::render_elements::<WaylandSurfaceRenderElement<PixmanRenderer>>(w, &mut self.pixman, loc, Scale::from(1.0), 1.0);
+            windows.push((at.0.get(), drawn.into_iter().map(Overlay::Surface).collect()));
+        }
+        for (wl, loc, w) in state.xwayland.visible() {
+            let drawn = render_elements_from_surface_tree(&mut self.pixman, wl, loc.to_physical(1), 1.0, 1.0, Kind::Unspecified);
+            windows.push((w.mapped_at, drawn.into_iter().map(Overlay::Surface).collect()));
+        }
+        windows.sort_by_key(|(at, _)| std::cmp::Reverse(*at));
+        elements.extend(windows.into_iter().flat_map(|(_, e)| e));
+
+        for surface in lower {
+            elements.extend(layer(&mut self.pixman, surface));
+        }
+        elements
     }
 
     /// The cursor at the pointer: the client's surface, or the themed image it named.

@@ -80,8 +80,9 @@ pub struct State {
     pub xwayland_shell: XWaylandShellState,
 }
 
-/// Stored in a Wayland window's user data: when it was mapped (see `State::next_stacking`).
-pub struct MappedAt(pub u64);
+/// Stored in a Wayland window's user data: its place in the stacking order, set when it was
+/// mapped or last activated (see `State::next_stacking`).
+pub struct MappedAt(pub std::cell::Cell<u64>);
 
 /// Keyboard layout for the seat (xkb names; empty fields use the XKB_DEFAULT_* variables).
 #[derive(Clone, Debug, Default)]

@@ -3,9 +3,6 @@
 //! `WL_SURFACE_ID` ourselves and render, focus and pace those surfaces directly.
 
 use crate::state::State;
-use smithay::backend::renderer::element::surface::{render_elements_from_surface_tree, WaylandSurfaceRenderElement};
-use smithay::backend::renderer::element::Kind;
-use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, DisplayHandle, Resource};
 use smithay::utils::{Logical, Point};
@@ -49,12 +46,6 @@ impl Xwayland {
     /// Visible X11 surfaces, topmost first, with their positions.
     pub fn visible(&self) -> impl Iterator<Item = (&WlSurface, Point<i32, Logical>, &X11Window)> {
         self.windows.iter().rev().filter_map(|w| Some((w.wl.as_ref()?, w.surface.geometry().loc, w)))
-    }
-
-    pub fn render_elements(&self, renderer: &mut PixmanRenderer) -> Vec<WaylandSurfaceRenderElement<PixmanRenderer>> {
-        self.visible()
-            .flat_map(|(wl, loc, _)| render_elements_from_surface_tree(renderer, wl, loc.to_physical(1), 1.0, 1.0, Kind::Unspecified))
-            .collect()
     }
 
     pub fn remove(&mut self, surface: &X11Surface) {

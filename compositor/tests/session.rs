@@ -22,6 +22,9 @@ struct Seen {
     hash: u64,
     /// Whether each sampled point of `probe` is lit.
     probes: Vec<bool>,
+    /// Sampled pixels of the test pattern's blue (#3080ff, give or take encoding-free
+    /// rounding): how much of the frame that window shows.
+    blue: usize,
 }
 
 struct Session {
@@ -51,17 +54,18 @@ fn start(mode: &str, command: &[&str], probes: Vec<(u32, u32)>) -> Session {
     let (control, control_rx) = channel::channel();
     let (tx, frames) = mpsc::channel();
     let sink = move |f: Frame| {
-        let mut lit = 0;
+        let (mut lit, mut blue) = (0, 0);
         let mut hash = 0u64;
         for y in (0..f.height).step_by(4) {
             for x in (0..f.width).step_by(4) {
                 let (r, g, b) = f.rgb_at(x, y);
                 lit += usize::from((r, g, b) != (0, 0, 0));
+                blue += usize::from((r, g, b) == (0x30, 0x80, 0xff));
                 hash = hash.rotate_left(5) ^ u64::from(r) ^ (u64::from(g) << 8) ^ (u64::from(b) << 16);
             }
         }
         let probes = probes.iter().map(|&(x, y)| x < f.width && y < f.height && f.rgb_at(x, y) != (0, 0, 0)).collect();
-        let _ = tx.send(Seen { seq: f.seq, width: f.width, height: f.height, lit, hash, probes });
+        let _ = tx.send(Seen { seq: f.seq, width: f.width, height: f.height, lit, hash, probes, blue });
         Ok(())
     };
     let done = std::thread::spawn(move || run(config, sink, Some(control_rx)));
@@ -249,6 +253,25 @@ fn an_x11_client_renders_through_xwayland() {
     // xeyes is configured fullscreen: two large eyes fill much of the frame.
     let f = s.wait_for("xeyes content", LONG, |f| f.lit > 5000);
     assert_eq!((f.width, f.height), (640, 480));
+    s.stop();
+}
+
+/// X11 and Wayland windows share one stacking order: a Wayland window opened after an X11
+/// one is drawn over it (and gets the keyboard), not under it.
+#[test]
+fn a_newer_wayland_window_stacks_over_an_x11_one() {
+    let s = start("640x480@60", &["xterm", "-fa", "DejaVu Sans Mono", "-e", "sh"], vec![]);
+    let xterm = s.wait_for("xterm drawn", Duration::from_secs(30), |f| f.lit > 1000);
+    assert_eq!(xterm.blue, 0);
+    // Built beside this test by `cargo test --workspace` (target/<profile>/).
+    let pattern = std::env::current_exe().unwrap().parent().and_then(std::path::Path::parent).unwrap().join("punktfunk-test-pattern");
+    assert!(pattern.exists(), "{} missing: build the workspace (cargo test --workspace)", pattern.display());
+    let mut app = s.client(&[pattern.to_str().unwrap(), "--color", "3080ff"]);
+    // 640x480 sampled every 4th pixel: 19200 samples; the pattern's band is most of them.
+    let f = s.wait_for("the Wayland window over xterm", LONG, |f| f.blue > 19200 / 2);
+    eprintln!("{} of 19200 samples show the newer Wayland window", f.blue);
+    let _ = app.kill();
+    let _ = app.wait();
     s.stop();
 }
 

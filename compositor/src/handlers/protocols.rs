@@ -47,7 +47,12 @@ impl XdgActivationHandler for State {
     fn request_activation(&mut self, _token: XdgActivationToken, _data: XdgActivationTokenData, surface: WlSurface) {
         let window = self.space.elements().find(|w| w.toplevel().is_some_and(|t| t.wl_surface() == &surface)).cloned();
         if let Some(w) = window {
+            let at = self.next_stacking();
+            if let Some(m) = w.user_data().get::<crate::state::MappedAt>() {
+                m.0.set(at);
+            }
             self.space.raise_element(&w, true);
+            self.update_keyboard_focus();
         }
     }
 }

@@ -28,7 +28,7 @@ impl XdgShellHandler for State {
         // The configure goes out on the client's first commit (see commit()).
         let window = Window::new_wayland_window(surface);
         let at = self.next_stacking();
-        window.user_data().insert_if_missing(|| MappedAt(at));
+        window.user_data().insert_if_missing(|| MappedAt(at.into()));
         self.space.map_element(window, (0, 0), true);
     }
 
