@@ -142,6 +142,8 @@ fn respond(host: &Host, req: &Request) -> Response {
                     key: r.audio_encrypted().then_some((s.launch.key, s.launch.key_id as u32)),
                     ping_payload: Some(s.launch.ping_payload.clone()),
                 };
+                // A Moonlight client streams now: no punktfunk/1 connection steers the session.
+                s.native_owner = None;
                 s.send(&Command::StartVideo(params));
                 s.send(&Command::StartAudio(audio));
                 true
