@@ -182,7 +182,6 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
         if !matches!(msg, ClientMessage::PairStart { .. }) && !paired(host, &client) {
             break ctl.refuse("this client is not paired").await;
         }
-        let on_session = |f: &dyn Fn(&mut crate::stream::Stream)| owned(host, session, f);
         // What to answer; a failed write ends the connection through the clean-up below.
         let answer = match msg {
             ClientMessage::Hello { .. } => break Err(anyhow::anyhow!("a second hello")),
@@ -202,11 +201,11 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
             },
             ClientMessage::Reconfigure(r) => Some(HostMessage::Reconfigured(reconfigure(host, session, &r))),
             ClientMessage::Input(e) => {
-                on_session(&|s| s.send(&Command::Input(e.clone())));
+                owned(host, session, |s| s.send(&Command::Input(e)));
                 None
             }
             ClientMessage::RequestKeyframe => {
-                on_session(&|s| s.send(&Command::RequestIdr));
+                owned(host, session, |s| s.send(&Command::RequestIdr));
                 None
             }
             ClientMessage::Stats(stats) => {
@@ -218,7 +217,7 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
             ClientMessage::Stop => {
                 // Only the session this connection still steers.
                 if let Some((id, token)) = session.take()
-                    && host.streams.with(|s| s.id == id && s.native_owner == Some(token)) == Some(true)
+                    && owned(host, Some((id, token)), |_| ()).is_some()
                 {
                     host.streams.cancel_if(id);
                 }
@@ -232,22 +231,18 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
         }
     };
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
-    owned(host, session, &|s| {
+    owned(host, session, |s| {
         s.send(&Command::StopVideo);
         s.send(&Command::StopAudio);
     });
     result
 }
 
-/// Runs `f` on the session if this connection's start is still the one streaming from it.
-fn owned(host: &Host, session: Option<(u64, u64)>, f: &dyn Fn(&mut crate::stream::Stream)) {
-    if let Some((id, token)) = session {
-        host.streams.with(|s| {
-            if s.id == id && s.native_owner == Some(token) {
-                f(s)
-            }
-        });
-    }
+/// Runs `f` on the session if this connection's start (`session`: id and token) is still the
+/// one streaming from it; `None` when it is not.
+fn owned<R>(host: &Host, session: Option<(u64, u64)>, f: impl FnOnce(&mut crate::stream::Stream) -> R) -> Option<R> {
+    let (id, token) = session?;
+    host.streams.with(|s| (s.id == id && s.native_owner == Some(token)).then(|| f(s))).flatten()
 }
 
 /// PIN pairing: the client shows a PIN, the user enters it on the host (`punktfunk pair`),
@@ -369,11 +364,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
 /// Applies what it can of a renegotiation to the running session, and says what it did.
 fn reconfigure(host: &Host, session: Option<(u64, u64)>, r: &Reconfigure) -> Reconfigure {
     let mut applied = Reconfigure::default();
-    let Some((id, token)) = session else { return applied };
-    host.streams.with(|s| {
-        if s.id != id || s.native_owner != Some(token) {
-            return;
-        }
+    owned(host, session, |s| {
         if let Some(kbps) = r.bitrate_kbps.filter(|k| *k > 0) {
             let kbps = kbps.min(host.config.max_bitrate_kbps);
             s.send(&Command::SetBitrate { bps: u64::from(kbps) * 1000 });
