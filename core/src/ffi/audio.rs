@@ -3,7 +3,7 @@
 //! packets for the host. All share the data-plane socket with video;
 //! `punktfunk_datagram_kind` tells them apart.
 
-use super::{guard, key, slice, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
+use super::{guard, handle, key, release, slice, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
 use crate::native::audio::{kind, AudioOpener, AudioSealer, KIND_HELLO, KIND_MIC, KIND_SOUND};
 
 pub const PF_DATAGRAM_UNKNOWN: u32 = 0;
@@ -38,17 +38,12 @@ pub unsafe extern "C" fn punktfunk_datagram_kind(data: *const u8, len: usize) ->
 /// `key`: the 16-byte host → client key of `PfStarted`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sound_opener_new(key_: *const u8) -> *mut PfSoundOpener {
-    guard(std::ptr::null_mut(), || match unsafe { key(key_) } {
-        Some(k) => Box::into_raw(Box::new(PfSoundOpener(AudioOpener::new(&k, KIND_SOUND)))),
-        None => std::ptr::null_mut(),
-    })
+    handle(|| unsafe { key(key_) }.map(|k| PfSoundOpener(AudioOpener::new(&k, KIND_SOUND))))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sound_opener_free(o: *mut PfSoundOpener) {
-    if !o.is_null() {
-        drop(unsafe { Box::from_raw(o) });
-    }
+    unsafe { release(o) }
 }
 
 /// Opens a sound datagram. PF_ERR_REJECTED: malformed, forged, replayed or too late.
@@ -67,10 +62,7 @@ pub unsafe extern "C" fn punktfunk_sound_open(o: *mut PfSoundOpener, data: *cons
 }
 
 fn sealer(key_: *const u8, kind: u8) -> *mut PfSealer {
-    guard(std::ptr::null_mut(), || match unsafe { key(key_) } {
-        Some(k) => Box::into_raw(Box::new(PfSealer(AudioSealer::new(&k, kind)))),
-        None => std::ptr::null_mut(),
-    })
+    handle(|| unsafe { key(key_) }.map(|k| PfSealer(AudioSealer::new(&k, kind))))
 }
 
 /// Seals data-plane hellos (`punktfunk_seal` with no payload): send one from the data socket
@@ -91,9 +83,7 @@ pub unsafe extern "C" fn punktfunk_mic_sealer_new(key_: *const u8) -> *mut PfSea
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sealer_free(s: *mut PfSealer) {
-    if !s.is_null() {
-        drop(unsafe { Box::from_raw(s) });
-    }
+    unsafe { release(s) }
 }
 
 /// Seals one payload; `out` holds the datagram until the next call on the sealer.

@@ -4,7 +4,7 @@
 //! handle events from `punktfunk_control_poll_event`. Pairing, message order and the clock
 //! offset are done inside.
 
-use super::{guard, read_sized, slice, text, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK};
+use super::{guard, handle, read_sized, release, slice, text, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK};
 use crate::control::client::{ClientControl, ClientEvent, ControlError};
 use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest};
 use crate::input::InputEvent;
@@ -150,17 +150,12 @@ unsafe fn with(h: *mut PfControl, f: impl FnOnce(&mut PfControl) -> i32) -> i32 
 /// A new connection, hello queued; `name` is what the host calls this client.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_new(name: *const c_char) -> *mut PfControl {
-    guard(std::ptr::null_mut(), || match unsafe { text(name) } {
-        Some(name) => Box::into_raw(Box::new(PfControl { control: ClientControl::new(name), text: CString::default() })),
-        None => std::ptr::null_mut(),
-    })
+    handle(|| unsafe { text(name) }.map(|name| PfControl { control: ClientControl::new(name), text: CString::default() }))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_free(h: *mut PfControl) {
-    if !h.is_null() {
-        drop(unsafe { Box::from_raw(h) });
-    }
+    unsafe { release(h) }
 }
 
 /// Bytes the host sent on the control stream. `now_us`: a monotonic clock in µs (the one

@@ -42,6 +42,18 @@ fn guard<T>(fallback: T, f: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
+/// A new handle holding what `make` builds; NULL when it builds nothing (or panics).
+fn handle<T>(make: impl FnOnce() -> Option<T>) -> *mut T {
+    guard(std::ptr::null_mut(), || make().map_or(std::ptr::null_mut(), |h| Box::into_raw(Box::new(h))))
+}
+
+/// Releases a handle made by [`handle`]; NULL is ignored.
+unsafe fn release<T>(h: *mut T) {
+    if !h.is_null() {
+        drop(unsafe { Box::from_raw(h) });
+    }
+}
+
 /// A byte slice from C; `None` for NULL with a non-zero length.
 unsafe fn slice<'a>(data: *const u8, len: usize) -> Option<&'a [u8]> {
     match (data.is_null(), len) {

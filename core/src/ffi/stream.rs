@@ -1,7 +1,7 @@
 //! The video data plane: a sender packetizes frames into datagrams, a receiver
 //! authenticates, recovers and reassembles them.
 
-use super::{guard, read_sized, slice, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
+use super::{guard, handle, read_sized, release, slice, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
 use crate::native::{FrameEvent, Receiver, Sender, StreamConfig};
 use crate::stats::Stats;
 
@@ -87,17 +87,12 @@ pub unsafe extern "C" fn punktfunk_stream_config_default(out: *mut PfStreamConfi
 /// Returns NULL if the config is invalid.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sender_new(cfg: *const PfStreamConfig) -> *mut PfSender {
-    guard(std::ptr::null_mut(), || match unsafe { read_config(cfg) }.map(Sender::new) {
-        Some(Ok(s)) => Box::into_raw(Box::new(PfSender(s))),
-        _ => std::ptr::null_mut(),
-    })
+    handle(|| unsafe { read_config(cfg) }.and_then(|c| Sender::new(c).ok()).map(PfSender))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sender_free(s: *mut PfSender) {
-    if !s.is_null() {
-        drop(unsafe { Box::from_raw(s) });
-    }
+    unsafe { release(s) }
 }
 
 /// Packetizes one frame; `out` points into the sender until its next call.
@@ -127,17 +122,12 @@ pub unsafe extern "C" fn punktfunk_sender_packetize(
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_receiver_new(cfg: *const PfStreamConfig) -> *mut PfReceiver {
-    guard(std::ptr::null_mut(), || match unsafe { read_config(cfg) }.map(Receiver::new) {
-        Some(Ok(r)) => Box::into_raw(Box::new(PfReceiver(r))),
-        _ => std::ptr::null_mut(),
-    })
+    handle(|| unsafe { read_config(cfg) }.and_then(|c| Receiver::new(c).ok()).map(PfReceiver))
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_receiver_free(r: *mut PfReceiver) {
-    if !r.is_null() {
-        drop(unsafe { Box::from_raw(r) });
-    }
+    unsafe { release(r) }
 }
 
 /// Feeds one received datagram; `cb` is called for each completed or lost frame. The
