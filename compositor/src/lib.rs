@@ -6,6 +6,7 @@
 //! See design.md §3 for where this sits in the process model.
 
 mod cursor;
+mod direct;
 mod handlers;
 mod input;
 mod launch;
@@ -18,7 +19,7 @@ mod xwayland;
 
 pub use input::InputEvent;
 pub use mode::Mode;
-pub use punktfunk_streamer::{Frame, FrameSink};
+pub use punktfunk_streamer::{Frame, FrameSink, Pixels};
 pub use state::KeyboardLayout;
 
 use crate::launch::App;
@@ -57,6 +58,8 @@ pub struct Config {
     pub runtime_dir: Option<PathBuf>,
     /// Composite the client's cursor into frames.
     pub show_cursor: bool,
+    /// Hand a client's buffer that is the whole frame to the sink as it is, uncomposited.
+    pub direct: bool,
     pub keyboard: KeyboardLayout,
     /// Run Xwayland so X11 apps work (DISPLAY is set for the command).
     pub xwayland: bool,
@@ -68,7 +71,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
     }
 }
 
@@ -88,13 +91,17 @@ pub struct Outcome {
     /// The session command's exit code (128 + signal if killed); `None` if stopped first.
     pub exit_code: Option<i32>,
     pub frames: u64,
+    /// Of those, frames that were a client's buffer passed through (the direct path).
+    pub direct: u64,
     /// Frames not rendered because the sink still held every buffer.
     pub skipped: u64,
     /// Frames rendered but replaced in the sink's mailbox before it took them (the sink
     /// was slower than the refresh); the sink saw `frames - dropped`.
     pub dropped: u64,
-    /// Render times in µs of frames drawn, and of refreshes with nothing to draw.
+    /// Render times in µs of frames composited, of frames passed through, and of refreshes
+    /// with nothing to draw.
     pub frame_us: Vec<u32>,
+    pub direct_us: Vec<u32>,
     pub idle_us: Vec<u32>,
 }
 
@@ -175,8 +182,9 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     }
 
     // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
+    let (returned, returned_source) = ping::make_ping().context("release ping")?;
     let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(&state, config.show_cursor)?,
+        renderer: Renderer::new(&state, config.show_cursor, config.direct, returned)?,
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),
@@ -193,6 +201,10 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     handle
         .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().committed())
         .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
+    let returned_frames = Rc::clone(&frames);
+    handle
+        .insert_source(returned_source, move |_, _, state: &mut State| returned_frames.borrow_mut().returned(state))
+        .map_err(|e| anyhow::anyhow!("release ping source: {e}"))?;
     let timer_frames = Rc::clone(&frames);
     handle
         .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |_, _, state: &mut State| {
@@ -251,8 +263,10 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         sink.finish().context("frame sink")?;
     }
     o.frames = frames.presented;
+    o.direct = frames.renderer.direct_frames;
     o.skipped = frames.renderer.skipped;
     o.frame_us = std::mem::take(&mut frames.renderer.frame_us);
+    o.direct_us = std::mem::take(&mut frames.renderer.direct_us);
     o.idle_us = std::mem::take(&mut frames.renderer.idle_us);
     Ok(o)
 }
@@ -278,7 +292,7 @@ impl FrameOutput {
     /// Runs whatever is due; returns when to wake next.
     fn wake(&mut self, state: &mut State) -> Instant {
         let now = Instant::now();
-        if self.callbacks_at.is_some_and(|at| at <= now) {
+        if self.callbacks_due(now, state) {
             self.send_callbacks(state);
         }
         if self.next_render <= now {
@@ -291,11 +305,29 @@ impl FrameOutput {
             }
             let lead = (self.client_time + COMMIT_MARGIN).min(interval);
             self.callbacks_at = Some(self.next_render - lead);
-            if self.callbacks_at.is_some_and(|at| at <= now) {
+            if self.callbacks_due(now, state) {
                 self.send_callbacks(state);
             }
         }
-        self.callbacks_at.map_or(self.next_render, |at| at.min(self.next_render))
+        match self.callbacks_at {
+            Some(at) if !self.renderer.backlogged(state) => at.min(self.next_render),
+            _ => self.next_render, // held callbacks go when a buffer comes back (`returned`)
+        }
+    }
+
+    /// This cycle's callbacks are due, and a client that double-buffers has a buffer free to
+    /// draw into: none of its older ones is still with the consumer (the direct path).
+    fn callbacks_due(&self, now: Instant, state: &State) -> bool {
+        self.callbacks_at.is_some_and(|at| at <= now) && !self.renderer.backlogged(state)
+    }
+
+    /// The consumer gave a client's buffer back: send callbacks held for it, and the
+    /// buffer's release.
+    fn returned(&mut self, state: &mut State) {
+        if self.callbacks_due(Instant::now(), state) {
+            self.send_callbacks(state);
+        }
+        let _ = state.dh.flush_clients();
     }
 
     /// A surface committed: the first commit after the callbacks measures the clients.

@@ -1,8 +1,9 @@
 //! CPU rendering: pixman composites the space into pooled frame buffers, damage-tracked, and
-//! each finished frame goes to the sink.
+//! each finished frame goes to the sink; a lone fullscreen client buffer skips compositing
+//! (`direct`).
 
 use crate::state::State;
-use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use crate::cursor::Cursors;
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
@@ -18,7 +19,10 @@ use smithay::wayland::shell::wlr_layer::Layer;
 use smithay::input::pointer::{CursorImageStatus, CursorImageSurfaceData};
 use smithay::reexports::pixman::{FormatCode, Image};
 use smithay::wayland::compositor::with_states;
+use crate::direct::{self, Loans};
+use smithay::reexports::calloop::ping::Ping;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 const TIMINGS: usize = 1 << 16;
@@ -46,12 +50,24 @@ pub struct Renderer {
     height: u32,
     /// Frames not rendered because every buffer was still with the consumer.
     pub skipped: u64,
-    /// Time spent in `render`, µs: calls that produced a frame, and calls that found
-    /// nothing to draw. The first `TIMINGS` of each are kept, for benchmarks.
+    /// Time spent in `render`, µs: calls that composited a frame, that passed a client's
+    /// buffer through, and that found nothing to draw. The first `TIMINGS` of each are kept,
+    /// for benchmarks.
     pub frame_us: Vec<u32>,
+    pub direct_us: Vec<u32>,
     pub idle_us: Vec<u32>,
+    /// Frames that were a client's buffer passed through.
+    pub direct_frames: u64,
     pub show_cursor: bool,
     cursors: Cursors,
+    /// Whether to pass a client's buffer through when it is the whole frame.
+    direct: bool,
+    /// Client buffers the consumer holds.
+    loans: Arc<Loans>,
+    /// The last frame was passed through (pool buffers missed its changes).
+    passing: bool,
+    /// `State::buffer_commits` when the last client buffer was lent.
+    lent_at_commit: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,7 +77,8 @@ pub enum RenderError {
 }
 
 impl Renderer {
-    pub fn new(state: &State, show_cursor: bool) -> Result<Self, RenderError> {
+    /// `returned` is pinged whenever the consumer gives a client's buffer back.
+    pub fn new(state: &State, show_cursor: bool, direct: bool, returned: Ping) -> Result<Self, RenderError> {
         let (width, height) = (state.mode.width, state.mode.height);
         Ok(Self {
             pixman: PixmanRenderer::new().map_err(|e| RenderError::Pixman(e.to_string()))?,
@@ -73,9 +90,15 @@ impl Renderer {
             height,
             skipped: 0,
             frame_us: Vec::new(),
+            direct_us: Vec::new(),
             idle_us: Vec::new(),
+            direct_frames: 0,
             show_cursor,
             cursors: Cursors::new(),
+            direct,
+            loans: Loans::new(returned),
+            passing: false,
+            lent_at_commit: 0,
         })
     }
 
@@ -86,6 +109,18 @@ impl Renderer {
         self.damage = OutputDamageTracker::from_output(&state.output);
         self.pool = BufferPool::new(self.width as usize * self.height as usize * 4, POOL_BUFFERS);
         self.held.clear();
+        self.passing = false;
+    }
+
+    /// The consumer holds a client buffer that is no longer the client's current one (an
+    /// older frame's, or the last one since replaced by a commit): a client that
+    /// double-buffers has none free to draw into until it comes back.
+    pub fn backlogged(&self, state: &State) -> bool {
+        match self.loans.out() {
+            0 => false,
+            1 => state.buffer_commits != self.lent_at_commit,
+            _ => true,
+        }
     }
 
     /// Makes the next frame a full redraw, even if nothing changed (a new stream peer needs
@@ -100,7 +135,11 @@ impl Renderer {
         let start = Instant::now();
         let frame = self.render_inner(state)?;
         let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
-        let log = if frame.is_some() { &mut self.frame_us } else { &mut self.idle_us };
+        let log = match frame.as_ref().map(|f| &f.pixels) {
+            Some(Pixels::Pooled(_)) => &mut self.frame_us,
+            Some(Pixels::Shared(_)) => &mut self.direct_us,
+            None => &mut self.idle_us,
+        };
         if log.len() < TIMINGS {
             log.push(us);
         }
@@ -108,6 +147,26 @@ impl Renderer {
     }
 
     fn render_inner(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
+        let elements = self.scene(state);
+        if self.direct
+            && let Some((buffer, stride)) = direct::passthrough(&elements, &mut self.pixman, self.width, self.height, &self.loans)
+        {
+            let full = [Rect { x: 0, y: 0, width: self.width as i32, height: self.height as i32 }];
+            let (changed, _) = self.damage.damage_output(1, &elements).map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
+            // Entering the direct path, the consumer's last frame was composited: send it all.
+            let damage: Vec<Rect> = match (std::mem::replace(&mut self.passing, true), changed) {
+                (false, _) => full.to_vec(),
+                (true, Some(d)) => d.iter().map(|r| Rect { x: r.loc.x, y: r.loc.y, width: r.size.w, height: r.size.h }).collect(),
+                (true, None) => return Ok(None),
+            };
+            self.seq += 1;
+            self.direct_frames += 1;
+            self.lent_at_commit = state.buffer_commits;
+            return Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride, format: PixelFormat::Bgrx8888, pixels: Pixels::Shared(Box::new(buffer)), damage, rendered_at: Instant::now() }));
+        }
+        if std::mem::take(&mut self.passing) {
+            self.held.clear(); // the pool buffers missed what was passed through: redraw fully
+        }
         let Some(mut buffer) = self.pool.take() else {
             self.skipped += 1;
             return Ok(None);
@@ -120,7 +179,6 @@ impl Renderer {
         if ptr.align_offset(4) != 0 {
             return Err(RenderError::Pixman("frame buffer is not 4-byte aligned".into()));
         }
-        let elements = self.scene(state);
         // SAFETY: `buffer` is `stride * height` bytes, 4-byte aligned, and outlives `image`,
         // which is dropped at the end of this block before the buffer is handed on.
         let damage = unsafe {
@@ -141,7 +199,7 @@ impl Renderer {
             height: self.height,
             stride,
             format: PixelFormat::Bgrx8888,
-            buffer,
+            pixels: buffer.into(),
             damage: damage.iter().map(|r| Rect { x: r.loc.x, y: r.loc.y, width: r.size.w, height: r.size.h }).collect(),
             rendered_at: Instant::now(),
         }))

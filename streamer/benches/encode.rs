@@ -33,9 +33,12 @@ fn main() {
         // swscale, default flags, same frame (copied into an AVFrame once, outside the timing).
         let mut src = ff::frame::Video::new(ff::format::Pixel::BGRZ, w, h);
         let stride = src.stride(0);
-        for row in 0..h as usize {
-            src.data_mut(0)[row * stride..row * stride + w as usize * 4].copy_from_slice(&f.data()[row * w as usize * 4..(row + 1) * w as usize * 4]);
-        }
+        f.with_data(|d| {
+            for row in 0..h as usize {
+                src.data_mut(0)[row * stride..row * stride + w as usize * 4].copy_from_slice(&d[row * w as usize * 4..(row + 1) * w as usize * 4]);
+            }
+        })
+        .unwrap();
         let mut dst = ff::frame::Video::new(ff::format::Pixel::NV12, w, h);
         let mut sws = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, ff::format::Pixel::NV12, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
         let swscale: Vec<f64> = (0..50)

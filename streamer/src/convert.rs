@@ -80,8 +80,12 @@ pub fn bgrx_rows_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>, rows:
         Yuv420::Nv12 { y, uv } => Yuv420::Nv12 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
         Yuv420::I420 { y, u, v } => Yuv420::I420 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
     };
-    let src = frame.data().get(y0 * frame.stride..(y0 + n) * frame.stride).ok_or_else(|| ConvertError("frame smaller than its size".into()))?;
-    convert(src, frame.stride, frame.width, h, colour, out)
+    frame
+        .with_data(|data| {
+            let src = data.get(y0 * frame.stride..(y0 + n) * frame.stride).ok_or_else(|| ConvertError("frame smaller than its size".into()))?;
+            convert(src, frame.stride, frame.width, h, colour, out)
+        })
+        .map_err(|e| ConvertError(e.to_string()))?
 }
 
 /// Exactly `n` rows of a plane from row `first` (chroma planes have half as many rows).
@@ -125,7 +129,7 @@ mod tests {
     fn frame(pool: &BufferPool, w: u32, h: u32, fill: u8, damage: Vec<Rect>) -> Frame {
         let mut buffer = pool.take().unwrap();
         buffer.as_mut_slice().fill(fill);
-        Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage, rendered_at: std::time::Instant::now() }
+        Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage, rendered_at: std::time::Instant::now() }
     }
 
     #[test]

@@ -25,8 +25,8 @@ pub struct Rect {
     pub height: i32,
 }
 
-/// One rendered frame in CPU memory. Dropping it returns the buffer to its pool: that is
-/// the "release" that lets the compositor render into it again.
+/// One finished frame in CPU memory. Dropping it releases its pixels: a pool buffer goes
+/// back to its pool, a client's buffer back to the client.
 #[derive(Debug)]
 pub struct Frame {
     /// +1 per rendered frame, starting at 1.
@@ -36,7 +36,7 @@ pub struct Frame {
     /// Bytes per row.
     pub stride: usize,
     pub format: PixelFormat,
-    pub buffer: PooledBuffer,
+    pub pixels: Pixels,
     /// What changed since the previous frame (the whole frame for the first one). Pixels
     /// outside it are unchanged: encoders convert only the damaged rows.
     pub damage: Vec<Rect>,
@@ -45,17 +45,53 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn data(&self) -> &[u8] {
-        self.buffer.as_slice()
+    /// Runs `f` on the frame's bytes (`stride * height`, or more).
+    pub fn with_data<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R, PixelsGone> {
+        match &self.pixels {
+            Pixels::Pooled(b) => Ok(f(b.as_slice())),
+            Pixels::Shared(shared) => {
+                let (mut f, mut out) = (Some(f), None);
+                shared.read(&mut |bytes| out = f.take().map(|f| f(bytes)));
+                out.ok_or(PixelsGone)
+            }
+        }
     }
 
-    /// The pixel at (x, y) as (r, g, b).
+    /// The pixel at (x, y) as (r, g, b); black where it cannot be read.
     pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
         let i = y as usize * self.stride + x as usize * 4;
-        let p = &self.data()[i..i + 4];
-        (p[2], p[1], p[0])
+        self.with_data(|d| d.get(i..i + 4).map_or((0, 0, 0), |p| (p[2], p[1], p[0]))).unwrap_or((0, 0, 0))
     }
 }
+
+/// Where a frame's pixels are.
+#[derive(Debug)]
+pub enum Pixels {
+    /// A pool buffer the compositor rendered into.
+    Pooled(PooledBuffer),
+    /// Memory the compositor did not draw: a client's buffer passed through as it is (the
+    /// direct path), given back when the frame is dropped.
+    Shared(Box<dyn SharedPixels>),
+}
+
+impl From<PooledBuffer> for Pixels {
+    fn from(b: PooledBuffer) -> Self {
+        Self::Pooled(b)
+    }
+}
+
+/// Memory owned elsewhere that a frame may read while it lives. Read through a call rather
+/// than a slice: the owner may have to lock or remap it for the duration (a client's shm
+/// pool can be resized under us).
+pub trait SharedPixels: Send + std::fmt::Debug {
+    /// Calls `f` once with the bytes, unless they cannot be read (then not at all).
+    fn read(&self, f: &mut dyn FnMut(&[u8]));
+}
+
+/// A shared frame's memory could no longer be read (its owner broke it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the frame's pixels can no longer be read")]
+pub struct PixelsGone;
 
 /// Reusable frame buffers of one size. The compositor renders into a buffer taken from the
 /// pool; the sink drops the frame when done and the buffer comes back. A bounded number of

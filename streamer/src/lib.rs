@@ -21,6 +21,6 @@ pub mod peer;
 pub mod record;
 pub mod sink;
 
-pub use frame::{BufferPool, Frame, PixelFormat, PooledBuffer, Rect};
+pub use frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
 pub use record::RecordSink;
 pub use sink::{FrameSink, RawFileSink, SinkThread};

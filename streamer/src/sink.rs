@@ -37,10 +37,14 @@ impl RawFileSink {
 impl FrameSink for RawFileSink {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
         let row = frame.width as usize * frame.format.bytes_per_pixel();
-        for y in 0..frame.height as usize {
-            self.out.write_all(&frame.data()[y * frame.stride..y * frame.stride + row])?;
-        }
-        Ok(())
+        let out = &mut self.out;
+        frame.with_data(|data| {
+            (0..frame.height as usize).try_for_each(|y| {
+                let line = data.get(y * frame.stride..y * frame.stride + row).ok_or_else(|| std::io::Error::other("frame smaller than its size"))?;
+                out.write_all(line)
+            })
+        })
+        .map_err(std::io::Error::other)?
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
@@ -143,7 +147,7 @@ mod tests {
             height: 1,
             stride: 8,
             format: PixelFormat::Bgrx8888,
-            buffer: pool.take().unwrap(),
+            pixels: pool.take().unwrap().into(),
             damage: vec![crate::frame::Rect { x: seq as i32, y: 0, width: 1, height: 1 }],
             rendered_at: Instant::now(),
         }

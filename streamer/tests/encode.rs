@@ -26,7 +26,7 @@ fn synthetic(pool: &BufferPool, w: u32, h: u32, n: u64, noise: bool) -> Frame {
             data[i..i + 4].copy_from_slice(&px);
         }
     }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, buffer, damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
+    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
 }
 
 fn decode_all(codec: Codec, units: &[EncodedFrame]) -> Vec<ff::frame::Video> {

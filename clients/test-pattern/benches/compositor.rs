@@ -1,5 +1,6 @@
 //! Compositor CPU render path: per-frame render time with full-screen damage (the test
-//! pattern redraws everything each frame), and the cost of an idle session.
+//! pattern redraws everything each frame), composited and through the direct path (the
+//! client's buffer handed on as the frame), and the cost of an idle session.
 //!
 //! `cargo bench -p punktfunk-test-pattern --bench compositor`
 
@@ -22,8 +23,9 @@ fn cpu_time() -> Duration {
 
 /// Runs a session; returns its outcome, CPU and wall time, and for every frame that carries
 /// the test pattern, the time from the client stamping it to the frame reaching the sink (µs).
-fn session(mode: &str, command: Vec<String>) -> (Outcome, Duration, Duration, Vec<u32>) {
+fn session(mode: &str, command: Vec<String>, direct: bool) -> (Outcome, Duration, Duration, Vec<u32>) {
     let mut config = Config::new(mode.parse().unwrap());
+    config.direct = direct;
     config.command = command.into_iter().map(Into::into).collect();
     config.xwayland = false;
     config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
@@ -47,18 +49,21 @@ fn main() {
     println!("| case | frames | render median | render p99 | client stamp → sink median | p99 |");
     println!("|---|---|---|---|---|---|");
     for mode in ["1280x720@60", "1920x1080@60"] {
-        let (mut o, _, _, mut lat) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()]);
-        let n = o.frame_us.len();
-        println!(
-            "| {mode}, full-screen damage (composited) | {n} | {:.3} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
-            percentile(&mut o.frame_us, 0.5),
-            percentile(&mut o.frame_us, 0.99),
-            percentile(&mut lat, 0.5),
-            percentile(&mut lat, 0.99)
-        );
+        for direct in [false, true] {
+            let (mut o, _, _, mut lat) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()], direct);
+            let (case, us) = if direct { ("direct path", &mut o.direct_us) } else { ("composited", &mut o.frame_us) };
+            println!(
+                "| {mode}, full-screen damage, {case} | {} | {:.3} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
+                us.len(),
+                percentile(us, 0.5),
+                percentile(us, 0.99),
+                percentile(&mut lat, 0.5),
+                percentile(&mut lat, 0.99)
+            );
+        }
     }
     // Idle: a session whose only client never draws. The whole process is measured.
-    let (mut o, cpu, wall, _) = session("1920x1080@60", vec!["sleep".into(), "5".into()]);
+    let (mut o, cpu, wall, _) = session("1920x1080@60", vec!["sleep".into(), "5".into()], true);
     println!(
         "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms | | |",
         o.idle_us.len(),

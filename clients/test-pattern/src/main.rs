@@ -1,6 +1,9 @@
-//! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE]`: a Wayland
-//! client that draws the test pattern (see the library docs) once per frame callback, at
-//! whatever size the compositor configures.
+//! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE] [--strict]`: a
+//! Wayland client that draws the test pattern (see the library docs) once per frame callback,
+//! at whatever size the compositor configures, double-buffered.
+//!
+//! `--strict` fails (exit 3) when a frame callback arrives while both buffers are still with
+//! the compositor, as weston's demo clients abort: a compositor must give one back first.
 //!
 //! Input makes itself seen: every key or button press swaps the band's colour for its
 //! complement (visible in the stream), and with `--input-log` every keyboard and pointer
@@ -37,6 +40,8 @@ struct App {
     /// Presses so far: an odd count shows the complementary colour.
     presses: u32,
     log: Option<File>,
+    /// A frame callback found both buffers busy.
+    starved: bool,
 }
 
 impl App {
@@ -51,13 +56,15 @@ fn main() -> anyhow::Result<()> {
     let mut color = 0xff00ff;
     let mut frames = u32::MAX;
     let mut log = None;
+    let mut strict = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--color" => color = u32::from_str_radix(&args.next().context("--color RRGGBB")?, 16).context("--color RRGGBB")?,
             "--frames" => frames = args.next().context("--frames N")?.parse().context("--frames N")?,
             "--input-log" => log = Some(File::create(args.next().context("--input-log FILE")?).context("creating the input log")?),
-            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE]"),
+            "--strict" => strict = true,
+            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE] [--strict]"),
         }
     }
     let conn = Connection::connect_to_env().context("connecting to the Wayland display")?;
@@ -80,6 +87,10 @@ fn main() -> anyhow::Result<()> {
     let mut counter = 0u32;
     while !app.closed && counter < frames {
         queue.blocking_dispatch(&mut app)?;
+        if strict && app.starved {
+            eprintln!("punktfunk-test-pattern: a frame callback found both buffers busy");
+            std::process::exit(3);
+        }
         let Some((w, h)) = app.size else { continue };
         if !app.frame_due && counter > 0 {
             continue;
@@ -173,6 +184,7 @@ impl Dispatch<wl_buffer::WlBuffer, usize> for App {
 impl Dispatch<wl_callback::WlCallback, ()> for App {
     fn event(app: &mut Self, _: &wl_callback::WlCallback, event: wl_callback::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
         if let wl_callback::Event::Done { .. } = event {
+            app.starved |= !app.buffers.is_empty() && app.buffers.iter().all(|b| b.busy);
             app.frame_due = true;
         }
     }

@@ -1,30 +1,92 @@
-//! The test pattern drawn inside a real compositor session and read back from its frames.
+//! The test pattern drawn inside a real compositor session and read back from its frames,
+//! through the direct path (the client's buffer is the frame) and through compositing.
 
-use punktfunk_compositor::{run, Config, Frame};
+use punktfunk_compositor::{control_channel, run, Config, Control, Frame, InputEvent, Outcome, Pixels};
 use punktfunk_test_pattern::decode;
 use std::sync::mpsc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the sink saw of one frame.
+struct Seen {
+    /// (counter, client timestamp µs), if the pattern decoded.
+    pattern: Option<(u32, u64)>,
+    /// The band's colour near the bottom.
+    band: (u8, u8, u8),
+    /// The frame was the client's buffer passed through.
+    direct: bool,
+    at_us: u64,
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
+}
+
+/// Runs the green test pattern for `frames` frames at 1280x720 under `config`, with a sink
+/// that takes `sink_time` per frame; `pointer` moves the pointer there first.
+fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
+    let mut config = Config::new("1280x720@60".parse().unwrap());
+    config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "00ff00".into(), "--frames".into(), frames.to_string().into()];
+    config.command.extend(extra.iter().map(Into::into));
+    config.xwayland = false;
+    config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
+    configure(&mut config);
+    let (control, control_rx) = control_channel();
+    if let Some((x, y)) = pointer {
+        control.send(Control::Input(InputEvent::PointerMotion { x, y })).unwrap();
+    }
+    let (tx, rx) = mpsc::channel();
+    let sink = move |f: Frame| {
+        let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), at_us: now_us() };
+        let _ = tx.send(seen);
+        std::thread::sleep(sink_time);
+        Ok(())
+    };
+    let outcome = run(config, sink, Some(control_rx)).unwrap();
+    assert_eq!(outcome.exit_code, Some(0), "the client draws its {frames} frames and exits");
+    (outcome, rx.try_iter().collect())
+}
+
+fn decoded(seen: &[Seen]) -> Vec<&Seen> {
+    let decoded: Vec<&Seen> = seen.iter().filter(|s| s.pattern.is_some()).collect();
+    assert!(decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0), "counters go strictly up");
+    assert!(decoded.iter().any(|s| s.band == (0, 255, 0)), "the green band is there");
+    decoded
+}
 
 #[test]
 fn every_frame_reaches_the_sink_in_order_and_readable() {
-    let mut config = Config::new("1280x720@60".parse().unwrap());
-    config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "00ff00".into(), "--frames".into(), "90".into()];
-    config.xwayland = false;
-    config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
-    let (tx, rx) = mpsc::channel();
-    let sink = move |f: Frame| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64;
-        let _ = tx.send((decode(f.width, |x, y| f.rgb_at(x, y)), f.rgb_at(f.width / 2, f.height - 10), now));
-        Ok(())
-    };
-    let outcome = run(config, sink, None).unwrap();
-    assert_eq!(outcome.exit_code, Some(0), "the client exits after its 90 frames");
-    let seen: Vec<_> = rx.try_iter().collect();
-    let decoded: Vec<(u32, u64, u64)> = seen.iter().filter_map(|(d, _, now)| d.map(|(c, ts)| (c, ts, *now))).collect();
+    let (outcome, seen) = pattern(90, &[], |_| {}, Duration::ZERO, None);
+    let decoded = decoded(&seen);
     assert!(decoded.len() >= 60, "only {} of {} frames decoded", decoded.len(), seen.len());
-    assert!(decoded.windows(2).all(|w| w[1].0 > w[0].0), "counters go strictly up");
-    assert!(seen.iter().any(|(d, band, _)| d.is_some() && *band == (0, 255, 0)), "the green band is there");
-    let mut lat: Vec<u64> = decoded.iter().map(|(_, ts, now)| now.saturating_sub(*ts)).collect();
+    // The fullscreen client's buffer is the whole frame: nothing is composited.
+    assert!(decoded.iter().all(|s| s.direct), "every frame of the pattern is its buffer, passed through");
+    assert!(outcome.direct as usize >= decoded.len());
+    let mut lat: Vec<u64> = decoded.iter().map(|s| s.at_us.saturating_sub(s.pattern.unwrap().1)).collect();
     lat.sort_unstable();
     println!("client draw -> sink: median {} µs, max {} µs over {} frames", lat[lat.len() / 2], lat[lat.len() - 1], lat.len());
+}
+
+#[test]
+fn with_the_direct_path_off_the_same_frames_are_composited() {
+    let (outcome, seen) = pattern(60, &[], |c| c.direct = false, Duration::ZERO, None);
+    assert!(decoded(&seen).len() >= 40, "{} frames", seen.len());
+    assert!(seen.iter().all(|s| !s.direct));
+    assert_eq!(outcome.direct, 0);
+}
+
+#[test]
+fn a_visible_cursor_is_composited_over_the_client() {
+    let (outcome, seen) = pattern(60, &[], |c| c.show_cursor = true, Duration::ZERO, Some((1200.0, 600.0)));
+    assert!(!decoded(&seen).is_empty(), "the pattern shows beside the cursor");
+    assert!(seen.iter().all(|s| !s.direct), "the cursor is drawn into every frame");
+    assert_eq!(outcome.direct, 0);
+}
+
+/// A consumer slower than the refresh holds the client's buffers: the compositor must hold
+/// frame callbacks until one comes back (the client fails with `--strict` otherwise).
+#[test]
+fn a_slow_consumer_never_leaves_a_double_buffered_client_without_a_buffer() {
+    let (outcome, seen) = pattern(20, &["--strict"], |_| {}, Duration::from_millis(40), None);
+    assert!(decoded(&seen).len() >= 10, "{} frames", seen.len());
+    assert!(outcome.direct >= 10);
 }
