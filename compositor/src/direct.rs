@@ -8,9 +8,9 @@
 //! encoder reads from it anyway.
 
 use crate::render::Overlay;
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
 use punktfunk_streamer::SharedPixels;
 use smithay::backend::renderer::element::{Element, RenderElement, UnderlyingStorage};
-use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::utils::Buffer;
 use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::wayland_server::protocol::wl_shm;
@@ -82,7 +82,11 @@ impl SharedPixels for ClientBuffer {
 /// The buffer to pass through and its stride, if the topmost of `elements` is a surface
 /// whose XRGB/ARGB shm buffer covers the `width`×`height` output one to one, and nothing
 /// else shows: it is the only element, or it is opaque and hides the rest.
-pub fn passthrough(elements: &[Overlay], renderer: &mut PixmanRenderer, width: u32, height: u32, loans: &Arc<Loans>) -> Option<(ClientBuffer, usize)> {
+pub fn passthrough<R>(elements: &[Overlay<R>], renderer: &mut R, width: u32, height: u32, loans: &Arc<Loans>) -> Option<(ClientBuffer, usize)>
+where
+    R: Renderer + ImportAll + ImportMem,
+    R::TextureId: Clone + Texture + Send + 'static,
+{
     let Some(Overlay::Surface(top)) = elements.first() else { return None };
     let output = Rectangle::<i32, Physical>::from_size((width as i32, height as i32).into());
     let one_to_one = top.geometry(Scale::from(1.0)) == output

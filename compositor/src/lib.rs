@@ -18,12 +18,13 @@ mod text;
 mod xwayland;
 
 pub use input::InputEvent;
+pub use render::EngineChoice;
 pub use mode::Mode;
 pub use punktfunk_streamer::{Frame, FrameSink, Pixels};
 pub use state::KeyboardLayout;
 
 use crate::launch::App;
-use crate::render::Renderer;
+use crate::render::{Engine, Renderer};
 use crate::state::{ClientState, State};
 use anyhow::Context;
 use punktfunk_streamer::SinkThread;
@@ -60,6 +61,8 @@ pub struct Config {
     pub show_cursor: bool,
     /// Hand a client's buffer that is the whole frame to the sink as it is, uncomposited.
     pub direct: bool,
+    /// What composites frames: pixman on the CPU, GLES on a GPU.
+    pub renderer: EngineChoice,
     pub keyboard: KeyboardLayout,
     /// Run Xwayland so X11 apps work (DISPLAY is set for the command).
     pub xwayland: bool,
@@ -71,7 +74,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
     }
 }
 
@@ -91,6 +94,8 @@ pub struct Outcome {
     /// The session command's exit code (128 + signal if killed); `None` if stopped first.
     pub exit_code: Option<i32>,
     pub frames: u64,
+    /// The engine that composited them (`pixman`, `gles`).
+    pub renderer: &'static str,
     /// Of those, frames that were a client's buffer passed through (the direct path).
     pub direct: u64,
     /// Frames not rendered because the sink still held every buffer.
@@ -184,7 +189,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
     let (returned, returned_source) = ping::make_ping().context("release ping")?;
     let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(&state, config.show_cursor, config.direct, returned)?,
+        renderer: Renderer::new(&state, Engine::open(config.renderer)?, config.show_cursor, config.direct, returned),
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),
@@ -192,6 +197,13 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         callbacks_sent: None,
         client_time: Duration::ZERO,
     }));
+    let feedback = frames.borrow().renderer.engine().dmabuf_feedback();
+    if let Some(feedback) = feedback {
+        state.dmabuf.state.create_global_with_default_feedback::<State>(&state.dh, &feedback);
+        let import_frames = Rc::clone(&frames);
+        state.dmabuf.import = Some(Box::new(move |d| import_frames.borrow_mut().renderer.import_dmabuf(d)));
+        tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
+    }
     // Pacing: render at the output's refresh on a timer. Frame callbacks go out not right
     // after a render but as late as the client's measured drawing time allows, so what it
     // draws is fresh when the next render picks it up (the idea of sway's max_render_time).
@@ -263,11 +275,13 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         sink.finish().context("frame sink")?;
     }
     o.frames = frames.presented;
-    o.direct = frames.renderer.direct_frames;
-    o.skipped = frames.renderer.skipped;
-    o.frame_us = std::mem::take(&mut frames.renderer.frame_us);
-    o.direct_us = std::mem::take(&mut frames.renderer.direct_us);
-    o.idle_us = std::mem::take(&mut frames.renderer.idle_us);
+    o.renderer = frames.renderer.engine().name();
+    let stats = &mut frames.renderer.stats;
+    o.direct = stats.direct_frames;
+    o.skipped = stats.skipped;
+    o.frame_us = std::mem::take(&mut stats.frame_us);
+    o.direct_us = std::mem::take(&mut stats.direct_us);
+    o.idle_us = std::mem::take(&mut stats.idle_us);
     Ok(o)
 }
 

@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -51,6 +51,7 @@ fn main() -> anyhow::Result<()> {
             }
             Some("--no-cursor") => config.show_cursor = false,
             Some("--no-direct") => config.direct = false,
+            Some("--renderer") => config.renderer = text(args.next(), "--renderer")?.parse().map_err(anyhow::Error::msg)?,
             Some("--no-xwayland") => config.xwayland = false,
             Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
             Some("--") => {

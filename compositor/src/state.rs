@@ -23,6 +23,8 @@ use smithay::wayland::shell::wlr_layer::WlrLayerShellState;
 use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
 use smithay::wayland::shell::xdg::XdgShellState;
 use smithay::wayland::shm::ShmState;
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::wayland::dmabuf::DmabufState;
 use smithay::wayland::viewporter::ViewporterState;
 use smithay::wayland::xdg_activation::XdgActivationState;
 use smithay::wayland::xwayland_shell::XWaylandShellState;
@@ -42,6 +44,12 @@ impl ClientData for ClientState {
             tracing::warn!(?id, "client disconnected after a protocol error: {e}");
         }
     }
+}
+
+/// linux-dmabuf: its state, and the renderer's import check once a GPU renderer offers it.
+pub struct Dmabufs {
+    pub state: DmabufState,
+    pub import: Option<Box<dyn FnMut(&Dmabuf) -> bool>>,
 }
 
 pub struct State {
@@ -71,6 +79,7 @@ pub struct State {
 
     pub compositor: CompositorState,
     pub shm: ShmState,
+    pub dmabuf: Dmabufs,
     pub xdg_shell: XdgShellState,
     pub xdg_decoration: XdgDecorationState,
     pub layer_shell: WlrLayerShellState,
@@ -128,6 +137,7 @@ impl State {
         Ok(Self {
             compositor: CompositorState::new::<State>(&dh),
             shm: ShmState::new::<State>(&dh, Vec::new()),
+            dmabuf: Dmabufs { state: DmabufState::new(), import: None },
             xdg_shell: XdgShellState::new::<State>(&dh),
             xdg_decoration: XdgDecorationState::new::<State>(&dh),
             layer_shell: WlrLayerShellState::new::<State>(&dh),

@@ -1,7 +1,7 @@
 //! The test pattern drawn inside a real compositor session and read back from its frames,
 //! through the direct path (the client's buffer is the frame) and through compositing.
 
-use punktfunk_compositor::{control_channel, run, Config, Control, Frame, InputEvent, Outcome, Pixels};
+use punktfunk_compositor::{control_channel, run, Config, Control, EngineChoice, Frame, InputEvent, Outcome, Pixels};
 use punktfunk_test_pattern::decode;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,8 +14,13 @@ struct Seen {
     band: (u8, u8, u8),
     /// The frame was the client's buffer passed through.
     direct: bool,
+    /// Pixels that are not the band's green just right of and below `POINTER`.
+    near_pointer: usize,
     at_us: u64,
 }
+
+/// Where tests that show the cursor put the pointer: on the green band.
+const POINTER: (u32, u32) = (1200, 600);
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
@@ -36,7 +41,8 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
     }
     let (tx, rx) = mpsc::channel();
     let sink = move |f: Frame| {
-        let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), at_us: now_us() };
+        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| f.rgb_at(x, y) != (0, 255, 0)).count();
+        let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), near_pointer, at_us: now_us() };
         let _ = tx.send(seen);
         std::thread::sleep(sink_time);
         Ok(())
@@ -49,7 +55,7 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
 fn decoded(seen: &[Seen]) -> Vec<&Seen> {
     let decoded: Vec<&Seen> = seen.iter().filter(|s| s.pattern.is_some()).collect();
     assert!(decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0), "counters go strictly up");
-    assert!(decoded.iter().any(|s| s.band == (0, 255, 0)), "the green band is there");
+    assert!(decoded.iter().any(|s| s.band == (0, 255, 0)), "the green band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
     decoded
 }
 
@@ -76,9 +82,12 @@ fn with_the_direct_path_off_the_same_frames_are_composited() {
 
 #[test]
 fn a_visible_cursor_is_composited_over_the_client() {
-    let (outcome, seen) = pattern(60, &[], |c| c.show_cursor = true, Duration::ZERO, Some((1200.0, 600.0)));
-    assert!(!decoded(&seen).is_empty(), "the pattern shows beside the cursor");
-    assert!(seen.iter().all(|s| !s.direct), "the cursor is drawn into every frame");
+    let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
+    let (outcome, seen) = pattern(60, &[], |c| c.show_cursor = true, Duration::ZERO, pointer);
+    let decoded = decoded(&seen);
+    assert!(decoded.len() >= 20, "the pattern shows beside the cursor");
+    assert!(decoded.iter().all(|s| s.near_pointer > 10), "the cursor is drawn at the pointer");
+    assert!(seen.iter().all(|s| !s.direct), "so no frame is the client's buffer alone");
     assert_eq!(outcome.direct, 0);
 }
 
@@ -89,4 +98,16 @@ fn a_slow_consumer_never_leaves_a_double_buffered_client_without_a_buffer() {
     let (outcome, seen) = pattern(20, &["--strict"], |_| {}, Duration::from_millis(40), None);
     assert!(decoded(&seen).len() >= 10, "{} frames", seen.len());
     assert!(outcome.direct >= 10);
+}
+
+/// The GPU engine, on Mesa's software device here (llvmpipe): the same pattern and the
+/// cursor, composited by GLES and read back.
+#[test]
+fn the_gles_engine_composites_the_same_frames() {
+    let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
+    let (outcome, seen) = pattern(60, &[], |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles), Duration::ZERO, pointer);
+    assert_eq!(outcome.renderer, "gles");
+    let decoded = decoded(&seen);
+    assert!(decoded.len() >= 20, "{} frames", seen.len());
+    assert!(decoded.iter().all(|s| s.near_pointer > 10 && !s.direct), "the cursor is composited by GLES too");
 }

@@ -1,6 +1,7 @@
 //! Smithay protocol handlers, one file per concern, and the delegate macros that wire them.
 
 mod compositor;
+mod dmabuf;
 mod protocols;
 mod seat;
 mod xdg_shell;
@@ -10,6 +11,7 @@ use crate::state::State;
 
 smithay::delegate_compositor!(State);
 smithay::delegate_shm!(State);
+smithay::delegate_dmabuf!(State);
 smithay::delegate_xdg_shell!(State);
 smithay::delegate_xdg_decoration!(State);
 smithay::delegate_layer_shell!(State);

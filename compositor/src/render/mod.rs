@@ -1,0 +1,300 @@
+//! Rendering the output: the scene composited into pooled frame buffers, damage-tracked, by
+//! an engine chosen at start (pixman on the CPU, GLES on a GPU); a lone fullscreen client
+//! buffer skips compositing (`crate::direct`). Each finished frame goes to the sink.
+
+mod gles;
+mod pixman;
+mod scene;
+
+pub use scene::Overlay;
+
+use crate::cursor::Cursors;
+use crate::direct::{self, Loans};
+use crate::state::State;
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
+use scene::scene;
+use smithay::backend::renderer::damage::OutputDamageTracker;
+use smithay::backend::renderer::pixman::PixmanRenderer;
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer as RendererTrait, RendererSuper, Texture};
+use smithay::backend::allocator::dmabuf::Dmabuf;
+use smithay::reexports::calloop::ping::Ping;
+use smithay::wayland::dmabuf::DmabufFeedback;
+use smithay::utils::{Physical, Rectangle};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+const TIMINGS: usize = 1 << 16;
+
+/// Frame buffers in flight: one being rendered, one waiting in the sink's mailbox, one
+/// with the consumer (encoder).
+const POOL_BUFFERS: usize = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("pixman: {0}")]
+    Pixman(String),
+    #[error("GLES: {0}")]
+    Gles(String),
+}
+
+/// Which engine composites, as asked for (`--renderer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EngineChoice {
+    /// GLES on a GPU's render node when there is one, pixman otherwise.
+    #[default]
+    Auto,
+    Pixman,
+    /// GLES on a GPU, or on Mesa's software device (llvmpipe) where there is none.
+    Gles,
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "pixman" | "cpu" => Ok(Self::Pixman),
+            "gles" | "gpu" => Ok(Self::Gles),
+            _ => Err(format!("unknown renderer {s:?}: auto, pixman or gles")),
+        }
+    }
+}
+
+/// The compositing engine.
+pub enum Engine {
+    Pixman(PixmanRenderer),
+    Gles(Box<gles::Gles>),
+}
+
+impl Engine {
+    /// Opens the engine `choice` asks for, and says in one line what it found and why.
+    pub fn open(choice: EngineChoice) -> Result<Self, RenderError> {
+        let pixman = |why: &str| {
+            tracing::info!("renderer: pixman (CPU): {why}");
+            PixmanRenderer::new().map(Self::Pixman).map_err(|e| RenderError::Pixman(e.to_string()))
+        };
+        match choice {
+            EngineChoice::Pixman => pixman("asked for"),
+            EngineChoice::Auto => match gles::Gles::open(false) {
+                Ok(g) => {
+                    tracing::info!("renderer: GLES on {} (a GPU was found)", g.device);
+                    Ok(Self::Gles(Box::new(g)))
+                }
+                Err(e) => pixman(&format!("no GPU to render on ({e})")),
+            },
+            EngineChoice::Gles => {
+                let g = gles::Gles::open(true)?;
+                tracing::info!("renderer: GLES on {} (asked for)", g.device);
+                Ok(Self::Gles(Box::new(g)))
+            }
+        }
+    }
+
+    /// linux-dmabuf's feedback, where the engine can take clients' dmabufs.
+    pub fn dmabuf_feedback(&self) -> Option<DmabufFeedback> {
+        match self {
+            Self::Gles(g) => g.dmabuf_feedback(),
+            Self::Pixman(_) => None,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Pixman(_) => "pixman",
+            Self::Gles(_) => "gles",
+        }
+    }
+}
+
+/// What an engine does its own way: composite into a pool buffer.
+trait Compose {
+    type R: RendererTrait + ImportAll + ImportMem;
+
+    fn renderer(&mut self) -> &mut Self::R;
+
+    /// Draws `elements` into `out` (`stride`-byte rows, the output's `width`×`height`),
+    /// which holds what was drawn into it `age` frames ago (0: nothing usable). Returns
+    /// what changed since the last frame, `None` if nothing did (`out` is then untouched).
+    #[allow(clippy::too_many_arguments)]
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+}
+
+/// How rendering went, for the session's outcome and benchmarks.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Frames not rendered because every buffer was still with the consumer.
+    pub skipped: u64,
+    /// Frames that were a client's buffer passed through.
+    pub direct_frames: u64,
+    /// Time spent in `render`, µs: calls that composited a frame, that passed a client's
+    /// buffer through, and that found nothing to draw. The first `TIMINGS` of each are kept.
+    pub frame_us: Vec<u32>,
+    pub direct_us: Vec<u32>,
+    pub idle_us: Vec<u32>,
+}
+
+pub struct Renderer {
+    engine: Engine,
+    frames: Frames,
+    pub stats: Stats,
+}
+
+/// Everything about frames that is the same whichever engine draws them.
+struct Frames {
+    damage: OutputDamageTracker,
+    pool: BufferPool,
+    /// The frame each pool buffer last held, by buffer address: its age for damage tracking.
+    held: HashMap<usize, u64>,
+    seq: u64,
+    width: u32,
+    height: u32,
+    show_cursor: bool,
+    cursors: Cursors,
+    /// Whether to pass a client's buffer through when it is the whole frame.
+    direct: bool,
+    /// Client buffers the consumer holds.
+    loans: Arc<Loans>,
+    /// The last frame was passed through (pool buffers missed its changes).
+    passing: bool,
+    /// `State::buffer_commits` when the last client buffer was lent.
+    lent_at_commit: u64,
+}
+
+impl Renderer {
+    /// `returned` is pinged whenever the consumer gives a client's buffer back.
+    pub fn new(state: &State, engine: Engine, show_cursor: bool, direct: bool, returned: Ping) -> Self {
+        let (width, height) = (state.mode.width, state.mode.height);
+        let frames = Frames {
+            damage: OutputDamageTracker::from_output(&state.output),
+            pool: BufferPool::new(width as usize * height as usize * 4, POOL_BUFFERS),
+            held: HashMap::new(),
+            seq: 0,
+            width,
+            height,
+            show_cursor,
+            cursors: Cursors::new(),
+            direct,
+            loans: Loans::new(returned),
+            passing: false,
+            lent_at_commit: 0,
+        };
+        Self { engine, frames, stats: Stats::default() }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Whether a client's dmabuf can be drawn.
+    pub fn import_dmabuf(&mut self, dmabuf: &Dmabuf) -> bool {
+        match &mut self.engine {
+            Engine::Gles(g) => g.import_dmabuf(dmabuf),
+            Engine::Pixman(_) => false,
+        }
+    }
+
+    /// Follows a mode change: new buffers, full redraw.
+    pub fn resize(&mut self, state: &State) {
+        let f = &mut self.frames;
+        (f.width, f.height) = (state.mode.width, state.mode.height);
+        f.pool = BufferPool::new(f.width as usize * f.height as usize * 4, POOL_BUFFERS);
+        f.passing = false;
+        self.redraw(state);
+    }
+
+    /// Makes the next frame a full redraw, even if nothing changed (a new stream peer needs
+    /// a complete key frame).
+    pub fn redraw(&mut self, state: &State) {
+        self.frames.damage = OutputDamageTracker::from_output(&state.output);
+        self.frames.held.clear();
+    }
+
+    /// The consumer holds a client buffer that is no longer the client's current one (an
+    /// older frame's, or the last one since replaced by a commit): a client that
+    /// double-buffers has none free to draw into until it comes back.
+    pub fn backlogged(&self, state: &State) -> bool {
+        match self.frames.loans.out() {
+            0 => false,
+            1 => state.buffer_commits != self.frames.lent_at_commit,
+            _ => true,
+        }
+    }
+
+    /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
+    pub fn render(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
+        let start = Instant::now();
+        let frame = match &mut self.engine {
+            Engine::Pixman(p) => self.frames.render(p, state, &mut self.stats),
+            Engine::Gles(g) => self.frames.render(g.as_mut(), state, &mut self.stats),
+        }?;
+        let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
+        let log = match frame.as_ref().map(|f| &f.pixels) {
+            Some(Pixels::Pooled(_)) => &mut self.stats.frame_us,
+            Some(Pixels::Shared(_)) => &mut self.stats.direct_us,
+            None => &mut self.stats.idle_us,
+        };
+        if log.len() < TIMINGS {
+            log.push(us);
+        }
+        Ok(frame)
+    }
+}
+
+fn rect(r: &Rectangle<i32, Physical>) -> Rect {
+    Rect { x: r.loc.x, y: r.loc.y, width: r.size.w, height: r.size.h }
+}
+
+impl Frames {
+    fn render<C: Compose>(&mut self, engine: &mut C, state: &State, stats: &mut Stats) -> Result<Option<Frame>, RenderError>
+    where
+        <C::R as RendererSuper>::TextureId: Clone + Texture + Send + 'static,
+    {
+        let elements = scene(engine.renderer(), state, self.show_cursor.then_some(&mut self.cursors));
+        if self.direct
+            && let Some((buffer, stride)) = direct::passthrough(&elements, engine.renderer(), self.width, self.height, &self.loans)
+        {
+            let full = Rect { x: 0, y: 0, width: self.width as i32, height: self.height as i32 };
+            let (changed, _) = self.damage.damage_output(1, &elements).map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
+            // Entering the direct path, the consumer's last frame was composited: send it all.
+            let damage: Vec<Rect> = match (std::mem::replace(&mut self.passing, true), changed) {
+                (false, _) => vec![full],
+                (true, Some(d)) => d.iter().map(rect).collect(),
+                (true, None) => return Ok(None),
+            };
+            self.seq += 1;
+            stats.direct_frames += 1;
+            self.lent_at_commit = state.buffer_commits;
+            return Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride, format: PixelFormat::Bgrx8888, pixels: Pixels::Shared(Box::new(buffer)), damage, rendered_at: Instant::now() }));
+        }
+        if std::mem::take(&mut self.passing) {
+            // What was passed through is in no buffer the engine drew: start afresh.
+            self.damage = OutputDamageTracker::from_output(&state.output);
+            self.held.clear();
+        }
+        let Some(mut buffer) = self.pool.take() else {
+            stats.skipped += 1;
+            return Ok(None);
+        };
+        let key = buffer.as_slice().as_ptr() as usize;
+        // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
+        let age = self.held.get(&key).map_or(0, |&s| (self.seq + 1 - s) as usize);
+        let stride = self.width as usize * 4;
+        let Some(damage) = engine.compose(&mut self.damage, age, &elements, buffer.as_mut_slice(), self.width, self.height, stride)? else {
+            return Ok(None); // nothing changed: the buffer goes back untouched
+        };
+        self.seq += 1;
+        self.held.insert(key, self.seq);
+        Ok(Some(Frame {
+            seq: self.seq,
+            width: self.width,
+            height: self.height,
+            stride,
+            format: PixelFormat::Bgrx8888,
+            pixels: buffer.into(),
+            damage: damage.iter().map(rect).collect(),
+            rendered_at: Instant::now(),
+        }))
+    }
+}
