@@ -21,6 +21,9 @@ pub struct Config {
     pub native_trust_on_first_use: bool,
     /// `auto`, `software`, `nvenc` or `vaapi`.
     pub encoder: String,
+    /// What composites the sessions: `auto` (GLES on a GPU, pixman otherwise), `pixman` or
+    /// `gles`.
+    pub renderer: String,
     /// Video FEC parity, percent of data shards per block.
     pub fec_percent: u8,
     /// Bitrate cap whatever the client asks, in kbit/s.
@@ -69,6 +72,7 @@ impl Default for Config {
             native_port: 48100,
             native_trust_on_first_use: false,
             encoder: "auto".into(),
+            renderer: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
             mdns: true,
@@ -88,6 +92,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
+# renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN

@@ -6,7 +6,7 @@ use crate::gamestream::identity::Identity;
 use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
-use crate::stream::{MediaSockets, Streams};
+use crate::stream::{Engines, MediaSockets, Streams};
 use punktfunk_streamer::audio::server::{self, PipeWireServer};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -142,7 +142,8 @@ impl Host {
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
-        let streams = Arc::new(Streams::new(compositor, config.encoder.clone(), MediaSockets { video, native, audio }, session_env));
+        anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
+        let streams = Arc::new(Streams::new(compositor, Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone() }, MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,
             identity,

@@ -130,7 +130,7 @@ pub struct Streams {
     teardown: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_id: Mutex<u64>,
     compositor: PathBuf,
-    encoder: String,
+    engines: Engines,
     sockets: MediaSockets,
     /// Environment every session gets (a private PipeWire's runtime directory and bus).
     session_env: Vec<(&'static str, OsString)>,
@@ -142,15 +142,21 @@ pub struct Streams {
     pub last_native: Mutex<Option<punktfunk_core::control::messages::ReceiveStats>>,
 }
 
+/// What the compositors encode and composite with (`--encoder`, `--renderer`).
+pub struct Engines {
+    pub encoder: String,
+    pub renderer: String,
+}
+
 impl Streams {
-    pub fn new(compositor: PathBuf, encoder: String, sockets: MediaSockets, session_env: Vec<(&'static str, OsString)>) -> Self {
+    pub fn new(compositor: PathBuf, engines: Engines, sockets: MediaSockets, session_env: Vec<(&'static str, OsString)>) -> Self {
         Self {
             current: Mutex::new(None),
             launching: Mutex::new(()),
             teardown: Mutex::new(None),
             next_id: Mutex::new(1),
             compositor,
-            encoder,
+            engines,
             sockets,
             session_env,
             ended: Mutex::new(Vec::new()),
@@ -269,7 +275,9 @@ impl Streams {
         cmd.arg("--mode")
             .arg(format!("{}x{}@{}", launch.width, launch.height, launch.fps))
             .arg("--encoder")
-            .arg(&self.encoder)
+            .arg(&self.engines.encoder)
+            .arg("--renderer")
+            .arg(&self.engines.renderer)
             .arg("--ipc-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--video-fd")

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p punktfunk-test-pattern --bench compositor`
 
-use punktfunk_compositor::{run, Config, Frame, Outcome};
+use punktfunk_compositor::{run, Config, EngineChoice, Frame, Outcome};
 use std::time::{Duration, Instant};
 
 fn percentile(v: &mut [u32], p: f64) -> f64 {
@@ -23,9 +23,10 @@ fn cpu_time() -> Duration {
 
 /// Runs a session; returns its outcome, CPU and wall time, and for every frame that carries
 /// the test pattern, the time from the client stamping it to the frame reaching the sink (µs).
-fn session(mode: &str, command: Vec<String>, direct: bool) -> (Outcome, Duration, Duration, Vec<u32>) {
+fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoice) -> (Outcome, Duration, Duration, Vec<u32>) {
     let mut config = Config::new(mode.parse().unwrap());
     config.direct = direct;
+    config.renderer = renderer;
     config.command = command.into_iter().map(Into::into).collect();
     config.xwayland = false;
     config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
@@ -48,12 +49,14 @@ fn main() {
     let pattern = env!("CARGO_BIN_EXE_punktfunk-test-pattern").to_string();
     println!("| case | frames | render median | render p99 | client stamp → sink median | p99 |");
     println!("|---|---|---|---|---|---|");
+    let cases = [(false, EngineChoice::Pixman), (true, EngineChoice::Pixman), (false, EngineChoice::Gles)];
     for mode in ["1280x720@60", "1920x1080@60"] {
-        for direct in [false, true] {
-            let (mut o, _, _, mut lat) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()], direct);
+        for (direct, renderer) in cases {
+            let (mut o, _, _, mut lat) = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()], direct, renderer);
             let (case, us) = if direct { ("direct path", &mut o.direct_us) } else { ("composited", &mut o.frame_us) };
             println!(
-                "| {mode}, full-screen damage, {case} | {} | {:.3} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
+                "| {mode}, full-screen damage, {case} ({}) | {} | {:.3} ms | {:.3} ms | {:.2} ms | {:.2} ms |",
+                o.renderer,
                 us.len(),
                 percentile(us, 0.5),
                 percentile(us, 0.99),
@@ -63,7 +66,7 @@ fn main() {
         }
     }
     // Idle: a session whose only client never draws. The whole process is measured.
-    let (mut o, cpu, wall, _) = session("1920x1080@60", vec!["sleep".into(), "5".into()], true);
+    let (mut o, cpu, wall, _) = session("1920x1080@60", vec!["sleep".into(), "5".into()], true, EngineChoice::Auto);
     println!(
         "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms | | |",
         o.idle_us.len(),
