@@ -16,8 +16,13 @@ use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Scale, Transform};
 use smithay::wayland::shm::with_buffer_contents;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use crate::state::State;
+use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
+use smithay::desktop::layer_map_for_output;
+use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::wayland::compositor::{with_surface_tree_downward, SurfaceData, TraversalAction};
+use std::sync::{Arc, Mutex};
 
 /// A client's buffer on loan to the frame consumer.
 #[derive(Debug)]
@@ -27,26 +32,26 @@ pub struct ClientBuffer {
     loans: Arc<Loans>,
 }
 
-/// How many client buffers the consumer holds, and who to wake when one comes back.
+/// The client buffers the consumer holds, and who to wake when one comes back.
 #[derive(Debug)]
 pub struct Loans {
-    out: AtomicUsize,
+    lent: Mutex<Vec<WlBuffer>>,
     returned: Ping,
 }
 
 impl Loans {
     pub fn new(returned: Ping) -> Arc<Self> {
-        Arc::new(Self { out: AtomicUsize::new(0), returned })
+        Arc::new(Self { lent: Mutex::new(Vec::new()), returned })
     }
 
-    pub fn out(&self) -> usize {
-        self.out.load(Ordering::Acquire)
+    pub fn lent(&self) -> Vec<WlBuffer> {
+        self.lent.lock().expect("loans lock").clone()
     }
 }
 
 impl ClientBuffer {
-    fn lend(buffer: Buffer, loans: &Arc<Loans>) -> Self {
-        loans.out.fetch_add(1, Ordering::AcqRel);
+    pub fn lend(buffer: Buffer, loans: &Arc<Loans>) -> Self {
+        loans.lent.lock().expect("loans lock").push(WlBuffer::clone(&buffer));
         Self { buffer: Some(buffer), loans: Arc::clone(loans) }
     }
 }
@@ -54,12 +59,37 @@ impl ClientBuffer {
 impl Drop for ClientBuffer {
     fn drop(&mut self) {
         // Dropping the clone queues wl_buffer.release (smithay sends it when the last clone
-        // goes) before the count falls: a client must never see a frame callback that the
-        // count let through before the release it was waiting for.
-        drop(self.buffer.take());
-        self.loans.out.fetch_sub(1, Ordering::AcqRel);
+        // goes) before the loan ends: a client must never see a frame callback that the
+        // loan's end let through before the release it was waiting for.
+        let Some(buffer) = self.buffer.take() else { return };
+        let wl = WlBuffer::clone(&buffer);
+        drop(buffer);
+        let mut lent = self.loans.lent.lock().expect("loans lock");
+        if let Some(i) = lent.iter().position(|b| *b == wl) {
+            lent.swap_remove(i);
+        }
+        drop(lent);
         self.loans.returned.ping();
     }
+}
+
+/// Whether `buffer` is still some surface's current buffer: a client cannot draw into it
+/// anyway, so the consumer holding it takes nothing from the client.
+pub fn is_current(state: &State, buffer: &WlBuffer) -> bool {
+    let mut found = false;
+    let mut check = |_: &WlSurface, states: &SurfaceData| {
+        found |= states.data_map.get::<RendererSurfaceStateUserData>().is_some_and(|s| s.lock().expect("surface state").buffer().is_some_and(|b| *b == *buffer));
+    };
+    for w in state.space.elements() {
+        w.with_surfaces(&mut check);
+    }
+    for layer in layer_map_for_output(&state.output).layers() {
+        layer.with_surfaces(&mut check);
+    }
+    for (wl, _, _) in state.xwayland.visible() {
+        with_surface_tree_downward(wl, (), |_, _, _| TraversalAction::DoChildren(()), |s, states, _| check(s, states), |_, _, _| true);
+    }
+    found
 }
 
 impl SharedPixels for ClientBuffer {
@@ -82,7 +112,7 @@ impl SharedPixels for ClientBuffer {
 /// The buffer to pass through and its stride, if the topmost of `elements` is a surface
 /// whose XRGB/ARGB shm buffer covers the `width`×`height` output one to one, and nothing
 /// else shows: it is the only element, or it is opaque and hides the rest.
-pub fn passthrough<R>(elements: &[Overlay<R>], renderer: &mut R, width: u32, height: u32, loans: &Arc<Loans>) -> Option<(ClientBuffer, usize)>
+pub fn passthrough<R>(elements: &[Overlay<R>], renderer: &mut R, width: u32, height: u32) -> Option<(Buffer, usize)>
 where
     R: Renderer + ImportAll + ImportMem,
     R::TextureId: Clone + Texture + Send + 'static,
@@ -100,5 +130,5 @@ where
     let (stride, format) = with_buffer_contents(buffer, |_, _, data| ((data.width, data.height) == (width as i32, height as i32)).then_some((data.stride as usize, data.format))).ok()??;
     let hides_the_rest = format == wl_shm::Format::Xrgb8888 || top.opaque_regions(Scale::from(1.0)).iter().any(|r| r.contains_rect(output));
     let shows_alone = elements.len() == 1 || hides_the_rest;
-    (matches!(format, wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888) && shows_alone).then(|| (ClientBuffer::lend(buffer.clone(), loans), stride))
+    (matches!(format, wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888) && shows_alone).then(|| (buffer.clone(), stride))
 }

@@ -201,7 +201,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     if let Some(feedback) = feedback {
         state.dmabuf.state.create_global_with_default_feedback::<State>(&state.dh, &feedback);
         let import_frames = Rc::clone(&frames);
-        state.dmabuf.import = Some(Box::new(move |d| import_frames.borrow_mut().renderer.import_dmabuf(d)));
+        state.dmabuf.import = Some(Box::new(move |d| import_frames.try_borrow_mut().is_ok_and(|mut f| f.renderer.import_dmabuf(d))));
         tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
     }
     // Pacing: render at the output's refresh on a timer. Frame callbacks go out not right
@@ -324,7 +324,7 @@ impl FrameOutput {
             }
         }
         match self.callbacks_at {
-            Some(at) if !self.renderer.backlogged(state) => at.min(self.next_render),
+            Some(at) if at > now || !self.renderer.backlogged(state) => at.min(self.next_render),
             _ => self.next_render, // held callbacks go when a buffer comes back (`returned`)
         }
     }

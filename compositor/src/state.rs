@@ -72,8 +72,6 @@ pub struct State {
     pub xwayland: Xwayland,
     /// The session command, once launched.
     pub app: Option<App>,
-    /// Commits that attached a new buffer, so far.
-    pub buffer_commits: u64,
     /// Asks for a render as soon as one is due (on every commit).
     pub render_ping: Option<smithay::reexports::calloop::ping::Ping>,
 
@@ -153,7 +151,6 @@ impl State {
             stacking: 0,
             xwayland: Xwayland::default(),
             app: None,
-            buffer_commits: 0,
             render_ping: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,

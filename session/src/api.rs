@@ -98,6 +98,14 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
     if removed == 0 {
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
+    // Revoking a device ends what it is streaming, over either protocol.
+    let current = host.streams.with(|s| (s.id, s.launch.fingerprint.clone()));
+    if let Some((id, fingerprint)) = current
+        && !host.clients.lock().unwrap().is_paired(&fingerprint)
+    {
+        tracing::info!(stream = id, "its client was removed: ending the session");
+        host.streams.cancel_if(id);
+    }
     Ok(Json(serde_json::json!({ "removed": removed })))
 }
 

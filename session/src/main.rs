@@ -95,7 +95,9 @@ fn main() -> anyhow::Result<()> {
                     }
                 }
                 ClientsCmd::Remove { key } => {
-                    Api::new(&paths, &config)?.delete(&format!("/clients/{key}"))?;
+                    // Names have spaces ("punktfunk-client at 10.0.0.5"): one path segment.
+                    let segment = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
+                    Api::new(&paths, &config)?.delete(&format!("/clients/{segment}"))?;
                     println!("removed {key}");
                 }
             }

@@ -97,6 +97,35 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     // --stop ended the session.
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
+
+    // Removing a client on the host ends what it is streaming.
+    let out = dir.join("revoked");
+    let mut streaming = native_client(&[], &alice)
+        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--app", "Input Test", "--mode", "320x240@30", "--frames", "100000", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join("revoked.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let streaming_since = std::time::Instant::now();
+    while !out.join("frame-00005.ppm").exists() {
+        assert!(streaming_since.elapsed().as_secs() < 30, "no frames before the removal: {}", std::fs::read_to_string(dir.join("revoked.log")).unwrap_or_default());
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let removed = host_cli(&[], &dir).args(["clients", "remove", "punktfunk-client at 127.0.0.1"]).output().unwrap();
+    assert!(removed.status.success(), "{}", text(&removed));
+    let removed_at = std::time::Instant::now();
+    while streaming.try_wait().unwrap().is_none() {
+        if removed_at.elapsed().as_secs() > 20 {
+            let _ = streaming.kill();
+            panic!("the removed client kept streaming");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    assert!(stats["ended"].is_string(), "the host ended the session: {stats}");
+    let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
+    assert!(status.contains("idle"), "{status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

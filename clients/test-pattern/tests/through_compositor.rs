@@ -14,23 +14,26 @@ struct Seen {
     band: (u8, u8, u8),
     /// The frame was the client's buffer passed through.
     direct: bool,
-    /// Pixels that are not the band's green just right of and below `POINTER`.
+    /// Pixels that are not the band's colour just right of and below `POINTER`.
     near_pointer: usize,
     at_us: u64,
 }
 
-/// Where tests that show the cursor put the pointer: on the green band.
+/// The band's colour: red and blue differ, so a renderer swapping them is caught.
+const BAND: (u8, u8, u8) = (0xff, 0x80, 0x00);
+
+/// Where tests that show the cursor put the pointer: on the band.
 const POINTER: (u32, u32) = (1200, 600);
 
 fn now_us() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
 }
 
-/// Runs the green test pattern for `frames` frames at 1280x720 under `config`, with a sink
+/// Runs the test pattern (band colour `BAND`) for `frames` frames at 1280x720 under `config`, with a sink
 /// that takes `sink_time` per frame; `pointer` moves the pointer there first.
 fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
     let mut config = Config::new("1280x720@60".parse().unwrap());
-    config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "00ff00".into(), "--frames".into(), frames.to_string().into()];
+    config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "ff8000".into(), "--frames".into(), frames.to_string().into()];
     config.command.extend(extra.iter().map(Into::into));
     config.xwayland = false;
     config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
@@ -41,7 +44,7 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
     }
     let (tx, rx) = mpsc::channel();
     let sink = move |f: Frame| {
-        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| f.rgb_at(x, y) != (0, 255, 0)).count();
+        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| f.rgb_at(x, y) != BAND).count();
         let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), near_pointer, at_us: now_us() };
         let _ = tx.send(seen);
         std::thread::sleep(sink_time);
@@ -55,7 +58,7 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
 fn decoded(seen: &[Seen]) -> Vec<&Seen> {
     let decoded: Vec<&Seen> = seen.iter().filter(|s| s.pattern.is_some()).collect();
     assert!(decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0), "counters go strictly up");
-    assert!(decoded.iter().any(|s| s.band == (0, 255, 0)), "the green band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
+    assert!(decoded.iter().any(|s| s.band == BAND), "the band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
     decoded
 }
 
@@ -110,4 +113,8 @@ fn the_gles_engine_composites_the_same_frames() {
     let decoded = decoded(&seen);
     assert!(decoded.len() >= 20, "{} frames", seen.len());
     assert!(decoded.iter().all(|s| s.near_pointer > 10 && !s.direct), "the cursor is composited by GLES too");
+    // Without the cursor the client's buffer passes GLES by as it does pixman.
+    let (outcome, plain) = pattern(30, &[], |c| c.renderer = EngineChoice::Gles, Duration::ZERO, None);
+    let passed = self::decoded(&plain);
+    assert!(passed.iter().all(|s| s.direct) && outcome.direct >= 15, "{} direct frames", outcome.direct);
 }

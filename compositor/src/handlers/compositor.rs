@@ -7,7 +7,7 @@ use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
-use smithay::wayland::compositor::{get_parent, is_sync_subsurface, with_states, BufferAssignment, CompositorClientState, CompositorHandler, CompositorState, SurfaceAttributes};
+use smithay::wayland::compositor::{get_parent, is_sync_subsurface, with_states, CompositorClientState, CompositorHandler, CompositorState};
 use smithay::wayland::shell::wlr_layer::LayerSurfaceData;
 use smithay::wayland::shm::{ShmHandler, ShmState};
 
@@ -24,8 +24,6 @@ impl CompositorHandler for State {
     }
 
     fn commit(&mut self, surface: &WlSurface) {
-        let new_buffer = with_states(surface, |s| matches!(s.cached_state.get::<SurfaceAttributes>().current().buffer, Some(BufferAssignment::NewBuffer(_))));
-        self.buffer_commits += u64::from(new_buffer);
         on_commit_buffer_handler::<Self>(surface);
         if surface.client().is_some_and(|c| Some(&c) == self.xwayland.client.as_ref()) {
             self.xwayland.resolve(&self.dh);

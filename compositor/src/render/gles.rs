@@ -11,7 +11,7 @@ use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::renderer::ImportDma;
-use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size};
+use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -52,7 +52,20 @@ impl Gles {
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
-        Ok(Self { renderer, target: None, device: name, node })
+        let mut gles = Self { renderer, target: None, device: name, node };
+        gles.probe()?;
+        Ok(gles)
+    }
+
+    /// Draws and reads back one small empty frame: a driver that cannot read frames back
+    /// is of no use to the CPU encoders, and `auto` then falls back to pixman.
+    fn probe(&mut self) -> Result<(), RenderError> {
+        const SIDE: u32 = 16;
+        let mut tracker = OutputDamageTracker::new((SIDE as i32, SIDE as i32), 1.0, Transform::Normal);
+        let mut out = vec![0u8; (SIDE * SIDE * 4) as usize];
+        self.compose(&mut tracker, 0, &[], &mut out, SIDE, SIDE, SIDE as usize * 4)?;
+        self.target = None;
+        Ok(())
     }
 
     /// What linux-dmabuf offers clients: the formats this GPU imports, on its render node

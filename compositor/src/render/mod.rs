@@ -9,7 +9,7 @@ mod scene;
 pub use scene::Overlay;
 
 use crate::cursor::Cursors;
-use crate::direct::{self, Loans};
+use crate::direct::{self, ClientBuffer, Loans};
 use crate::state::State;
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use scene::scene;
@@ -36,6 +36,8 @@ pub enum RenderError {
     Pixman(String),
     #[error("GLES: {0}")]
     Gles(String),
+    #[error("damage tracking: {0}")]
+    Damage(String),
 }
 
 /// Which engine composites, as asked for (`--renderer`).
@@ -158,8 +160,6 @@ struct Frames {
     loans: Arc<Loans>,
     /// The last frame was passed through (pool buffers missed its changes).
     passing: bool,
-    /// `State::buffer_commits` when the last client buffer was lent.
-    lent_at_commit: u64,
 }
 
 impl Renderer {
@@ -178,7 +178,6 @@ impl Renderer {
             direct,
             loans: Loans::new(returned),
             passing: false,
-            lent_at_commit: 0,
         };
         Self { engine, frames, stats: Stats::default() }
     }
@@ -215,11 +214,7 @@ impl Renderer {
     /// older frame's, or the last one since replaced by a commit): a client that
     /// double-buffers has none free to draw into until it comes back.
     pub fn backlogged(&self, state: &State) -> bool {
-        match self.frames.loans.out() {
-            0 => false,
-            1 => state.buffer_commits != self.frames.lent_at_commit,
-            _ => true,
-        }
+        self.frames.loans.lent().iter().any(|b| !direct::is_current(state, b))
     }
 
     /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
@@ -253,10 +248,10 @@ impl Frames {
     {
         let elements = scene(engine.renderer(), state, self.show_cursor.then_some(&mut self.cursors));
         if self.direct
-            && let Some((buffer, stride)) = direct::passthrough(&elements, engine.renderer(), self.width, self.height, &self.loans)
+            && let Some((buffer, stride)) = direct::passthrough(&elements, engine.renderer(), self.width, self.height)
         {
             let full = Rect { x: 0, y: 0, width: self.width as i32, height: self.height as i32 };
-            let (changed, _) = self.damage.damage_output(1, &elements).map_err(|e| RenderError::Pixman(format!("{e:?}")))?;
+            let (changed, _) = self.damage.damage_output(1, &elements).map_err(|e| RenderError::Damage(format!("{e:?}")))?;
             // Entering the direct path, the consumer's last frame was composited: send it all.
             let damage: Vec<Rect> = match (std::mem::replace(&mut self.passing, true), changed) {
                 (false, _) => vec![full],
@@ -265,8 +260,8 @@ impl Frames {
             };
             self.seq += 1;
             stats.direct_frames += 1;
-            self.lent_at_commit = state.buffer_commits;
-            return Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride, format: PixelFormat::Bgrx8888, pixels: Pixels::Shared(Box::new(buffer)), damage, rendered_at: Instant::now() }));
+            let pixels = Pixels::Shared(Box::new(ClientBuffer::lend(buffer, &self.loans)));
+            return Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride, format: PixelFormat::Bgrx8888, pixels, damage, rendered_at: Instant::now() }));
         }
         if std::mem::take(&mut self.passing) {
             // What was passed through is in no buffer the engine drew: start afresh.
@@ -281,7 +276,12 @@ impl Frames {
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
         let age = self.held.get(&key).map_or(0, |&s| (self.seq + 1 - s) as usize);
         let stride = self.width as usize * 4;
-        let Some(damage) = engine.compose(&mut self.damage, age, &elements, buffer.as_mut_slice(), self.width, self.height, stride)? else {
+        let composed = engine.compose(&mut self.damage, age, &elements, buffer.as_mut_slice(), self.width, self.height, stride).inspect_err(|_| {
+            // The tracker counted a frame the consumer never gets: start afresh.
+            self.damage = OutputDamageTracker::from_output(&state.output);
+            self.held.clear();
+        })?;
+        let Some(damage) = composed else {
             return Ok(None); // nothing changed: the buffer goes back untouched
         };
         self.seq += 1;
