@@ -15,7 +15,7 @@ use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::peer::Peer;
 use punktfunk_streamer::{Frame, FrameSink};
-use smithay::reexports::calloop::channel::{self, Channel, Sender};
+use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
 use std::io::BufReader;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
@@ -72,12 +72,17 @@ pub struct Audio {
     pub socket: UdpSocket,
 }
 
+/// Commands from the daemon waiting for the compositor's loop. A loop that stops taking
+/// them makes the reader wait, the socket fill and the daemon's writes time out, instead of
+/// this queue growing without end under a flood of input.
+const CONTROL_QUEUE: usize = 4096;
+
 /// Connects a session to the daemon: returns the sink for [`crate::run`] and its control
 /// channel. A thread reads the socket until the daemon says stop or goes away.
 pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink, Channel<Control>)> {
     let Sockets { video, native, audio } = sockets;
     let reader_native = native.try_clone()?;
-    let (control, control_rx) = channel::channel();
+    let (control, control_rx) = channel::sync_channel(CONTROL_QUEUE);
     let (video_tx, video_rx) = mpsc::channel();
     let idr = Arc::new(AtomicBool::new(true));
     let reports = Arc::new(Mutex::new(ipc.try_clone()?));
@@ -88,7 +93,7 @@ pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink,
     Ok((sink, control_rx))
 }
 
-fn read_commands(ipc: UnixStream, control: Sender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>, native: UdpSocket) {
+fn read_commands(ipc: UnixStream, control: SyncSender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>, native: UdpSocket) {
     let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
     let mut sender: Option<AudioSender> = None;
@@ -177,7 +182,7 @@ pub struct StreamSink {
     commands: mpsc::Receiver<VideoCommand>,
     socket: UdpSocket,
     native: UdpSocket,
-    control: Sender<Control>,
+    control: SyncSender<Control>,
     idr: Arc<AtomicBool>,
     reports: Arc<Mutex<UnixStream>>,
     sender: Option<MediaSender>,
@@ -214,7 +219,9 @@ impl StreamSink {
         let (control, idr) = (self.control.clone(), Arc::clone(&self.idr));
         let on_latch = move || {
             idr.store(true, Ordering::Relaxed);
-            let _ = control.send(Control::Redraw);
+            // Never blocks: a full queue has a redraw coming anyway, and this thread must
+            // not wait on a loop that may have stopped.
+            let _ = control.try_send(Control::Redraw);
         };
         let listener = std::thread::Builder::new().name("video-peer".into());
         let sender = match command {

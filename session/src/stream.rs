@@ -54,6 +54,10 @@ impl Launch {
     }
 }
 
+/// How long a command to the compositor may wait for room in its socket: longer means the
+/// compositor has stopped reading (frozen, or its loop stuck).
+const IPC_WRITE_LIMIT: Duration = Duration::from_secs(1);
+
 /// A running session.
 pub struct Stream {
     pub id: u64,
@@ -66,15 +70,24 @@ pub struct Stream {
     /// steers the session; one that another client's start replaced does not.
     pub native_owner: Option<u64>,
     commands: UnixStream,
+    /// A write to `commands` failed or timed out.
+    stalled: bool,
     pid: i32,
     /// Set once the compositor has been reaped: its pid must not be signalled after that.
     reaped: Arc<AtomicBool>,
 }
 
 impl Stream {
+    /// Sends a command, unless the compositor stopped reading: then (its socket full for
+    /// `IPC_WRITE_LIMIT`) commands are dropped rather than stalling the daemon, which calls
+    /// this under the session lock.
     pub fn send(&mut self, command: &Command) {
+        if self.stalled {
+            return;
+        }
         if let Err(e) = ipc::write(&mut self.commands, command) {
-            tracing::warn!(stream = self.id, "compositor socket: {e}");
+            tracing::warn!(stream = self.id, "compositor socket: {e}; no more commands to it");
+            self.stalled = true;
         }
     }
 
@@ -225,7 +238,7 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, commands: ours, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 
@@ -270,6 +283,7 @@ impl Streams {
             undo.push(prep.undo.clone());
         }
         let (ours, theirs) = UnixStream::pair()?;
+        ours.set_write_timeout(Some(IPC_WRITE_LIMIT))?;
         let (video, native, audio) = (self.sockets.video.try_clone()?, self.sockets.native.try_clone()?, self.sockets.audio.try_clone()?);
         let mut cmd = std::process::Command::new(&self.compositor);
         cmd.arg("--mode")
@@ -351,4 +365,24 @@ fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {
     let status = std::process::Command::new(prog).args(args).status().map_err(|e| anyhow::anyhow!("{what} command {prog}: {e}"))?;
     anyhow::ensure!(status.success(), "{what} command {argv:?} failed: {status}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A compositor that stops reading costs the daemon one timed-out write, not a hang:
+    /// further commands are dropped at once.
+    #[test]
+    fn a_compositor_that_stops_reading_does_not_stall_the_daemon() {
+        let (ours, _theirs) = UnixStream::pair().unwrap(); // never read
+        ours.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
+        let launch = Launch::new(1, (640, 480, 60), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
+        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
+        let key = Command::Input(punktfunk_streamer::input::InputEvent::Text("a".into()));
+        for _ in 0..100_000 {
+            stream.send(&key);
+        }
+        assert!(stream.stalled, "a socket nobody reads filled up and was given up on");
+    }
 }
