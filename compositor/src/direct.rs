@@ -8,20 +8,19 @@
 //! encoder reads from it anyway.
 
 use crate::render::Overlay;
-use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
+use crate::state::State;
 use punktfunk_streamer::SharedPixels;
 use smithay::backend::renderer::element::{Element, RenderElement, UnderlyingStorage};
-use smithay::backend::renderer::utils::Buffer;
-use smithay::reexports::calloop::ping::Ping;
-use smithay::reexports::wayland_server::protocol::wl_shm;
-use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Scale, Transform};
-use smithay::wayland::shm::with_buffer_contents;
-use crate::state::State;
-use smithay::backend::renderer::utils::RendererSurfaceStateUserData;
+use smithay::backend::renderer::utils::{Buffer, RendererSurfaceStateUserData};
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
 use smithay::desktop::layer_map_for_output;
+use smithay::reexports::calloop::ping::Ping;
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
+use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
+use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Scale, Transform};
 use smithay::wayland::compositor::{with_surface_tree_downward, SurfaceData, TraversalAction};
+use smithay::wayland::shm::with_buffer_contents;
 use std::sync::{Arc, Mutex};
 
 /// A client's buffer on loan to the frame consumer.

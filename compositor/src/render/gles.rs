@@ -4,13 +4,12 @@
 //! NVENC/VAAPI without the read-back is the zero-copy step still to come.
 
 use super::{Compose, Overlay, RenderError};
+use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
-use smithay::backend::renderer::{Bind, ExportMem, Offscreen};
-use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::renderer::ImportDma;
+use smithay::backend::renderer::{Bind, ExportMem, ImportDma, Offscreen};
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::os::unix::fs::MetadataExt;
