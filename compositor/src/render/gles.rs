@@ -1,5 +1,5 @@
-//! The GPU engine: GLES on an EGL device. It composites into a renderbuffer on the GPU and
-//! reads the frame back into the pool buffer for the CPU encoders. It is what GPU clients
+//! The GPU engine: GLES on an EGL device. It composites into renderbuffers on the GPU and
+//! reads what changed back into the pool buffer for the CPU encoders. It is what GPU clients
 //! need (their dmabufs are imported, not copied through the CPU); handing the GPU buffer to
 //! NVENC/VAAPI without the read-back is the zero-copy step still to come.
 
@@ -12,13 +12,15 @@ use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
 use smithay::backend::renderer::{Bind, ExportMem, ImportDma, Offscreen};
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 pub struct Gles {
     renderer: GlesRenderer,
-    /// Where frames are drawn, at the output's size; it keeps the last frame.
-    target: Option<(GlesRenderbuffer, Size<i32, BufferCoords>)>,
+    /// Where frames are drawn: one target per pool buffer (by its slot), each holding the
+    /// same frame as its buffer, so only what changed since is drawn and read back.
+    targets: HashMap<usize, (GlesRenderbuffer, Size<i32, BufferCoords>)>,
     /// The device, in words, for the log.
     pub device: String,
     /// A GPU's render node (none on the software device).
@@ -51,7 +53,7 @@ impl Gles {
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
-        let mut gles = Self { renderer, target: None, device: name, node };
+        let mut gles = Self { renderer, targets: HashMap::new(), device: name, node };
         gles.probe()?;
         Ok(gles)
     }
@@ -62,8 +64,8 @@ impl Gles {
         const SIDE: u32 = 16;
         let mut tracker = OutputDamageTracker::new((SIDE as i32, SIDE as i32), 1.0, Transform::Normal);
         let mut out = vec![0u8; (SIDE * SIDE * 4) as usize];
-        self.compose(&mut tracker, 0, &[], &mut out, SIDE, SIDE, SIDE as usize * 4)?;
-        self.target = None;
+        self.compose(&mut tracker, 0, 0, &[], &mut out, SIDE, SIDE, SIDE as usize * 4)?;
+        self.targets.clear();
         Ok(())
     }
 
@@ -91,30 +93,38 @@ impl Compose for Gles {
         &mut self.renderer
     }
 
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, _age: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let size: Size<i32, BufferCoords> = (width as i32, height as i32).into();
-        let fresh = self.target.as_ref().is_none_or(|(_, s)| *s != size);
+        let fresh = self.targets.get(&slot).is_none_or(|(_, s)| *s != size);
         if fresh {
+            if self.targets.len() >= super::POOL_BUFFERS {
+                self.targets.clear(); // the pool was replaced (a mode change)
+            }
             let buffer: GlesRenderbuffer = self.renderer.create_buffer(Fourcc::Abgr8888, size).map_err(|e| fail("render target", e))?;
-            self.target = Some((buffer, size));
+            self.targets.insert(slot, (buffer, size));
         }
-        let (buffer, _) = self.target.as_mut().expect("made above");
+        let (buffer, _) = self.targets.get_mut(&slot).expect("made above");
         let mut target = self.renderer.bind(buffer).map_err(|e| fail("binding the target", e))?;
-        // The target keeps the last frame: age 1, but 0 when it is new.
-        let result = tracker.render_output(&mut self.renderer, &mut target, usize::from(!fresh), elements, [0.0, 0.0, 0.0, 1.0]).map_err(|e| fail("rendering", format!("{e:?}")))?;
+        // The target was drawn together with the pool buffer, so it is as old; a new one is
+        // drawn in full.
+        let age = if fresh { 0 } else { age };
+        let result = tracker.render_output(&mut self.renderer, &mut target, age, elements, [0.0, 0.0, 0.0, 1.0]).map_err(|e| fail("rendering", format!("{e:?}")))?;
         let Some(damage) = result.damage.filter(|d| !d.is_empty()).cloned() else { return Ok(None) };
-        // The pool buffer holds an older frame than the target: read all of it back.
-        let mapping = self.renderer.copy_framebuffer(&target, Rectangle::from_size(size), Fourcc::Argb8888).map_err(|e| fail("read-back", e))?;
+        // Read back only the rows drawn now: the rest of the pool buffer already matches.
+        let top = damage.iter().map(|r| r.loc.y).min().unwrap_or(0).clamp(0, size.h);
+        let bottom = damage.iter().map(|r| r.loc.y + r.size.h).max().unwrap_or(0).clamp(top, size.h);
+        let region = Rectangle::new((0, top).into(), (size.w, bottom - top).into());
+        let mapping = self.renderer.copy_framebuffer(&target, region, Fourcc::Argb8888).map_err(|e| fail("read-back", e))?;
         drop(target);
         let pixels = self.renderer.map_texture(&mapping).map_err(|e| fail("mapping the read-back", e))?;
-        let (row, rows) = (width as usize * 4, height as usize);
-        if pixels.len() < row * rows || out.len() < stride * rows {
+        let (row, first, rows) = (width as usize * 4, top as usize, (bottom - top) as usize);
+        if pixels.len() < row * rows || out.len() < stride * (first + rows) {
             return Err(RenderError::Gles("read-back smaller than the frame".into()));
         }
         // Top row first, whatever `TextureMapping::flipped` says (always true for GLES):
         // smithay draws into offscreen targets upside down in GL's terms, which glReadPixels'
         // bottom-up order undoes. The test pattern's test checks the orientation.
-        for (y, line) in pixels.chunks_exact(row).take(rows).enumerate() {
+        for (y, line) in (first..).zip(pixels.chunks_exact(row).take(rows)) {
             out[y * stride..y * stride + row].copy_from_slice(line);
         }
         Ok(Some(damage))

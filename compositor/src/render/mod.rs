@@ -18,7 +18,9 @@ use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::{ImportAll, ImportMem, Renderer as RendererTrait, RendererSuper, Texture};
 use smithay::reexports::calloop::ping::Ping;
-use smithay::utils::{Physical, Rectangle};
+use smithay::backend::renderer::element::{Element, Id};
+use smithay::backend::renderer::utils::CommitCounter;
+use smithay::utils::{Physical, Rectangle, Scale};
 use smithay::wayland::dmabuf::DmabufFeedback;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -117,10 +119,12 @@ trait Compose {
     fn renderer(&mut self) -> &mut Self::R;
 
     /// Draws `elements` into `out` (`stride`-byte rows, the output's `width`×`height`),
-    /// which holds what was drawn into it `age` frames ago (0: nothing usable). Returns
-    /// what changed since the last frame, `None` if nothing did (`out` is then untouched).
+    /// which holds what was drawn into it `age` frames ago (0: nothing usable); `slot` names
+    /// the pool buffer, for engines that keep something per buffer. Returns what was drawn
+    /// (at least what changed since the last frame), `None` if nothing changed (`out` is
+    /// then untouched).
     #[allow(clippy::too_many_arguments)]
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
 }
 
 /// How rendering went, for the session's outcome and benchmarks.
@@ -160,6 +164,17 @@ struct Frames {
     loans: Arc<Loans>,
     /// The last frame was passed through (pool buffers missed its changes).
     passing: bool,
+    /// The scene the last frame showed; `None`: the next frame is due whatever it shows.
+    shown: Option<SceneKey>,
+}
+
+/// What tells one scene from another: each element, its content's version, where it is and
+/// how opaque, in stacking order. A frame is due only when this changes (a pool buffer
+/// several frames old always has something to catch up on, which is no reason for a frame).
+type SceneKey = Vec<(Id, CommitCounter, Rectangle<i32, Physical>, u32)>;
+
+fn scene_key<E: Element>(elements: &[E]) -> SceneKey {
+    elements.iter().map(|e| (e.id().clone(), e.current_commit(), e.geometry(Scale::from(1.0)), e.alpha().to_bits())).collect()
 }
 
 impl Renderer {
@@ -178,6 +193,7 @@ impl Renderer {
             direct,
             loans: Loans::new(returned),
             passing: false,
+            shown: None,
         };
         Self { engine, frames, stats: Stats::default() }
     }
@@ -208,6 +224,7 @@ impl Renderer {
     pub fn redraw(&mut self, state: &State) {
         self.frames.damage = OutputDamageTracker::from_output(&state.output);
         self.frames.held.clear();
+        self.frames.shown = None;
     }
 
     /// The consumer holds a client buffer that is no longer the client's current one (an
@@ -247,6 +264,10 @@ impl Frames {
         <C::R as RendererSuper>::TextureId: Clone + Texture + Send + 'static,
     {
         let elements = scene(engine.renderer(), state, self.show_cursor.then_some(&mut self.cursors));
+        let key = scene_key(&elements);
+        if self.shown.as_ref() == Some(&key) {
+            return Ok(None);
+        }
         if self.direct
             && let Some((buffer, stride)) = direct::passthrough(&elements, engine.renderer(), self.width, self.height)
         {
@@ -256,8 +277,12 @@ impl Frames {
             let damage: Vec<Rect> = match (std::mem::replace(&mut self.passing, true), changed) {
                 (false, _) => vec![full],
                 (true, Some(d)) => d.iter().map(rect).collect(),
-                (true, None) => return Ok(None),
+                (true, None) => {
+                    self.shown = Some(key);
+                    return Ok(None);
+                }
             };
+            self.shown = Some(key);
             self.seq += 1;
             stats.direct_frames += 1;
             let pixels = Pixels::Shared(Box::new(ClientBuffer::lend(buffer, &self.loans)));
@@ -272,20 +297,21 @@ impl Frames {
             stats.skipped += 1;
             return Ok(None);
         };
-        let key = buffer.as_slice().as_ptr() as usize;
+        let slot = buffer.as_slice().as_ptr() as usize;
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
-        let age = self.held.get(&key).map_or(0, |&s| (self.seq + 1 - s) as usize);
+        let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
         let stride = self.width as usize * 4;
-        let composed = engine.compose(&mut self.damage, age, &elements, buffer.as_mut_slice(), self.width, self.height, stride).inspect_err(|_| {
+        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, stride).inspect_err(|_| {
             // The tracker counted a frame the consumer never gets: start afresh.
             self.damage = OutputDamageTracker::from_output(&state.output);
             self.held.clear();
         })?;
+        self.shown = Some(key);
         let Some(damage) = composed else {
-            return Ok(None); // nothing changed: the buffer goes back untouched
+            return Ok(None); // nothing visible changed: the buffer goes back untouched
         };
         self.seq += 1;
-        self.held.insert(key, self.seq);
+        self.held.insert(slot, self.seq);
         Ok(Some(Frame {
             seq: self.seq,
             width: self.width,
