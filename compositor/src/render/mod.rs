@@ -273,16 +273,13 @@ impl Frames {
         {
             let full = Rect { x: 0, y: 0, width: self.width as i32, height: self.height as i32 };
             let (changed, _) = self.damage.damage_output(1, &elements).map_err(|e| RenderError::Damage(format!("{e:?}")))?;
+            self.shown = Some(key);
             // Entering the direct path, the consumer's last frame was composited: send it all.
             let damage: Vec<Rect> = match (std::mem::replace(&mut self.passing, true), changed) {
                 (false, _) => vec![full],
                 (true, Some(d)) => d.iter().map(rect).collect(),
-                (true, None) => {
-                    self.shown = Some(key);
-                    return Ok(None);
-                }
+                (true, None) => return Ok(None),
             };
-            self.shown = Some(key);
             self.seq += 1;
             stats.direct_frames += 1;
             let pixels = Pixels::Shared(Box::new(ClientBuffer::lend(buffer, &self.loans)));
