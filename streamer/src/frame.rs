@@ -170,6 +170,37 @@ impl Drop for PooledBuffer {
 mod tests {
     use super::*;
 
+    /// Memory lent by someone else, readable until `broken`.
+    #[derive(Debug)]
+    struct Lent {
+        bytes: Vec<u8>,
+        broken: bool,
+    }
+
+    impl SharedPixels for Lent {
+        fn read(&self, f: &mut dyn FnMut(&[u8])) {
+            if !self.broken {
+                f(&self.bytes);
+            }
+        }
+    }
+
+    fn shared(broken: bool) -> Frame {
+        let bytes = vec![1, 2, 3, 0, 4, 5, 6, 0];
+        Frame { seq: 1, width: 2, height: 1, stride: 8, format: PixelFormat::Bgrx8888, pixels: Pixels::Shared(Box::new(Lent { bytes, broken })), damage: Vec::new(), rendered_at: Instant::now() }
+    }
+
+    #[test]
+    fn shared_pixels_read_in_place_and_broken_ones_say_so() {
+        let frame = shared(false);
+        assert_eq!(frame.rgb_at(1, 0), (6, 5, 4));
+        assert_eq!(frame.with_data(|d| d.len()), Ok(8));
+        let broken = shared(true);
+        assert_eq!(broken.with_data(|d| d.len()), Err(PixelsGone));
+        assert_eq!(broken.rgb_at(1, 0), (0, 0, 0), "unreadable pixels read as black, not a panic");
+        assert_eq!(frame.rgb_at(5, 0), (0, 0, 0), "outside the frame too");
+    }
+
     #[test]
     fn pool_lends_at_most_capacity_and_recycles() {
         let pool = BufferPool::new(16, 2);

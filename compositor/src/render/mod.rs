@@ -321,3 +321,16 @@ impl Frames {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::EngineChoice;
+
+    #[test]
+    fn renderer_names_parse_and_others_are_refused() {
+        assert_eq!("auto".parse(), Ok(EngineChoice::Auto));
+        assert_eq!("pixman".parse(), Ok(EngineChoice::Pixman));
+        assert_eq!("gles".parse(), Ok(EngineChoice::Gles));
+        assert!("vulkan".parse::<EngineChoice>().unwrap_err().contains("auto, pixman or gles"));
+    }
+}
