@@ -1,6 +1,7 @@
 //! The compositor's state: Smithay's protocol states, the one output, the windows.
 
 use crate::mode::Mode;
+use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::input::keyboard::XkbConfig;
 use smithay::input::pointer::CursorImageStatus;
@@ -12,6 +13,7 @@ use smithay::reexports::wayland_server::DisplayHandle;
 use smithay::utils::{Clock, Monotonic, Transform};
 use smithay::wayland::compositor::{CompositorClientState, CompositorState};
 use smithay::wayland::cursor_shape::CursorShapeManagerState;
+use smithay::wayland::dmabuf::DmabufState;
 use smithay::wayland::fractional_scale::FractionalScaleManagerState;
 use smithay::wayland::output::OutputManagerState;
 use smithay::wayland::pointer_constraints::PointerConstraintsState;
@@ -23,8 +25,6 @@ use smithay::wayland::shell::wlr_layer::WlrLayerShellState;
 use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
 use smithay::wayland::shell::xdg::XdgShellState;
 use smithay::wayland::shm::ShmState;
-use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::wayland::dmabuf::DmabufState;
 use smithay::wayland::viewporter::ViewporterState;
 use smithay::wayland::xdg_activation::XdgActivationState;
 use smithay::wayland::xwayland_shell::XWaylandShellState;

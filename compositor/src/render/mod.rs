@@ -16,10 +16,10 @@ use scene::scene;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::pixman::PixmanRenderer;
-use smithay::backend::renderer::{ImportAll, ImportMem, Renderer as RendererTrait, RendererSuper, Texture};
-use smithay::reexports::calloop::ping::Ping;
 use smithay::backend::renderer::element::{Element, Id};
 use smithay::backend::renderer::utils::CommitCounter;
+use smithay::backend::renderer::{ImportAll, ImportMem, Renderer as RendererTrait, RendererSuper, Texture};
+use smithay::reexports::calloop::ping::Ping;
 use smithay::utils::{Physical, Rectangle, Scale};
 use smithay::wayland::dmabuf::DmabufFeedback;
 use std::collections::HashMap;
@@ -59,8 +59,8 @@ impl std::str::FromStr for EngineChoice {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "auto" => Ok(Self::Auto),
-            "pixman" | "cpu" => Ok(Self::Pixman),
-            "gles" | "gpu" => Ok(Self::Gles),
+            "pixman" => Ok(Self::Pixman),
+            "gles" => Ok(Self::Gles),
             _ => Err(format!("unknown renderer {s:?}: auto, pixman or gles")),
         }
     }
