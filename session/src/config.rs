@@ -21,6 +21,9 @@ pub struct Config {
     pub native_trust_on_first_use: bool,
     /// `auto`, `software`, `nvenc` or `vaapi`.
     pub encoder: String,
+    /// Offer HEVC (and 10-bit HEVC Main10) to Moonlight clients without a GPU encoder too:
+    /// libx265 takes several times x264's CPU, so only for small modes or strong CPUs.
+    pub software_hevc: bool,
     /// What composites the sessions: `auto` (GLES on a GPU, pixman otherwise), `pixman` or
     /// `gles`.
     pub renderer: String,
@@ -72,6 +75,7 @@ impl Default for Config {
             native_port: 48100,
             native_trust_on_first_use: false,
             encoder: "auto".into(),
+            software_hevc: false,
             renderer: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
@@ -92,6 +96,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
+# software_hevc = false   # offer HEVC and HEVC Main10 (10-bit) without a GPU encoder (libx265)
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000

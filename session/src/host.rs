@@ -60,7 +60,7 @@ pub struct Host {
     /// A client's first pairing request is waiting for the PIN.
     pub pin_waiter: std::sync::atomic::AtomicBool,
     pub streams: Arc<Streams>,
-    /// A hardware encoder is there: offer HEVC.
+    /// Offer HEVC: a hardware encoder is there, or `software_hevc` says so.
     pub hevc: bool,
     /// The management API's bearer token (`api-token` in the state directory, owner-only):
     /// only users who can read it may enter PINs or remove clients.
@@ -140,7 +140,7 @@ impl Host {
         let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
         let compositor = compositor_path(&config.compositor)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
-        let hevc = punktfunk_streamer::encode::select::hardware_available(encoder_choice);
+        let hevc = config.software_hevc || punktfunk_streamer::encode::select::hardware_available(encoder_choice);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
         let streams = Arc::new(Streams::new(compositor, Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone() }, MediaSockets { video, native, audio }, session_env));

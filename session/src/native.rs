@@ -14,7 +14,7 @@ use punktfunk_core::control::framing::{self, Reader};
 use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, StartRequest, Started};
 use punktfunk_core::control::pairing::HostPairing;
 use punktfunk_core::control::VERSION;
-use punktfunk_streamer::encode::Codec;
+use punktfunk_streamer::encode::{Codec, Format};
 use punktfunk_streamer::ipc::Command;
 use punktfunk_streamer::native::NativeVideoParams;
 use std::net::SocketAddr;
@@ -326,6 +326,8 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
     let kbps = u64::from(req.bitrate_kbps.min(host.config.max_bitrate_kbps));
     let params = NativeVideoParams {
         codec: if req.codec == "hevc" { Codec::Hevc } else { Codec::H264 },
+        // BT.709 limited, like every video player expects without being told.
+        format: Format { ten_bit: req.ten_bit, ..Format::default() },
         // The bitrate the client budgets also carries the FEC parity.
         bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
         fps_mhz: req.fps * 1000,
@@ -348,6 +350,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         width: req.width,
         height: req.height,
         fps: req.fps,
+        ten_bit: params.format.ten_bit,
     };
     host.streams
         .with(|s| {

@@ -8,7 +8,7 @@
 
 mod common;
 
-use common::{client_report, python, start_daemon, target_dir};
+use common::{client_report, python, start_daemon_configured, target_dir};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,12 +33,14 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let app = vec![pattern.display().to_string(), "--color".into(), "3080ff".into(), "--input-log".into(), input_log.display().to_string()];
     let (prep, undo) = (dir.join("prep-ran"), dir.join("undo-ran"));
     let short = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "ff8000".into(), "--frames".into(), "240".into()]).unwrap();
+    let plain = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "3080ff".into()]).unwrap();
     let prep_toml = format!(
-        "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n",
+        "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n\n[[apps]]\ntitle = \"Pattern\"\ncommand = {plain}\n",
         prep.display().to_string(),
         undo.display().to_string()
     );
-    let daemon = start_daemon(&dir, PORT, API_PORT, &app, &prep_toml);
+    // HEVC offered without a GPU too, so that 10-bit video (HEVC Main10) can be tested.
+    let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "software_hevc = true\n", &app, &prep_toml);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let output = Command::new(&python)
@@ -64,7 +66,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(out["right_pin"]["cli_rc"], 0, "punktfunk pair: {}", out["right_pin"]);
     assert_eq!(out["right_pin"]["cli_out"], "waiting for the client to finish pairing…\npaired with roth at 127.0.0.1");
     assert_eq!(out["paired_serverinfo"], 200);
-    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short"]));
+    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short", "Pattern"]));
 
     // Video: 60 decoded frames in order, of the colour the app draws.
     assert_eq!(out["frames"], 60);
@@ -114,6 +116,12 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(short["error"], 0, "graceful termination: {short}");
     assert!(short["seconds"].as_f64().unwrap() < 15.0, "{short}");
     assert_eq!(out["currentgame_after_exit"], 0);
+
+    // 10 bits: HEVC Main10 offered, asked for, and decoded as 10-bit pictures of the app.
+    assert_eq!(out["serverinfo"]["codecs"].as_i64().unwrap() & 0x300, 0x300, "HEVC and HEVC Main10 offered");
+    let main10 = &out["main10"];
+    assert_eq!((main10["pix_fmt"].as_str(), main10["profile"].as_str()), (Some("yuv420p10le"), Some("Main 10")), "{main10}");
+    assert!(near(&main10["band"], COLOUR), "10-bit band colour {main10}");
 
     // The paired client is listed, and removing it unpairs it.
     let cli = |args: &[&str]| {

@@ -21,6 +21,7 @@ import numpy as np
 import requests
 import urllib3
 from moonlight_python import MoonlightClient
+from moonlight_python.config import CODEC_MAP
 from moonlight_python.discovery import connect_to_server
 from moonlight_python.http_client import NvHTTP
 from moonlight_python.stream import _find_shared_lib
@@ -236,4 +237,16 @@ out["short_app"] = {"terminated": client._session.is_terminated, "error": client
                     "seconds": round(time.monotonic() - t0, 1)}
 client.stop_stream()
 out["currentgame_after_exit"] = connect_to_server(HOST, client._identity, port).current_game
+
+# 10 bits: a client that decodes HEVC Main10 (what Moonlight offers with its HDR switch on)
+# gets 10-bit video from a host that offers it.
+if server.server_codec_mode_support & 0x200:
+    CODEC_MAP["hevc"] = 0x0100 | 0x0200  # VIDEO_FORMAT_H265 | VIDEO_FORMAT_H265_MAIN10
+    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="hevc",
+                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
+    seen = frames_until(client, out["band_before"], 10)
+    ctx = client._decoder._codec_ctx
+    out["main10"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
+    client.stop_stream()
+    client.quit_app()
 print(json.dumps(out))

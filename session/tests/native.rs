@@ -98,6 +98,15 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
 
+    // 10-bit HEVC (Main10) when asked for: 10-bit pictures of the app's colour.
+    let out = dir.join("ten-bit");
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--codec", "hevc", "--ten-bit", "--frames", "20", "--stop"];
+    let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
+    assert_eq!(stats["bit_depths"], serde_json::json!([10]), "{stats}");
+    assert_eq!(stats["frames_lost"], 0);
+    let b = band(&out.join("frame-00020.ppm"));
+    assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "10-bit band {b:?} is not the app's #3080ff");
+
     // Removing a client on the host ends what it is streaming.
     let out = dir.join("revoked");
     let mut streaming = native_client(&[], &alice)

@@ -1,5 +1,5 @@
-//! Per-frame colour conversion and software encoding, median and p99, with swscale's
-//! default (bicubic) BGRX→NV12 as the baseline in the same run.
+//! Per-frame colour conversion (8 and 10 bits) and software encoding, median and p99, with
+//! swscale's default (bicubic) conversion as the baseline in the same run.
 //!
 //! `cargo bench -p punktfunk-streamer --bench encode`
 
@@ -48,14 +48,50 @@ fn main() {
                 t.elapsed().as_secs_f64() * 1e3
             })
             .collect();
+        // 10 bits (HEVC Main10): x265's planar I010 and the GPU encoders' P010.
+        let (mut y16, mut u16_, mut v16) = (vec![0u8; (w * h * 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h / 2) as usize]);
+        let (ww, hw) = (w as usize * 2, w as usize);
+        let i010: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                let out = Yuv420::I010 { y: Plane { data: &mut y16, stride: ww }, u: Plane { data: &mut u16_, stride: hw }, v: Plane { data: &mut v16, stride: hw } };
+                bgrx_to_yuv420(&f, Colour::default(), out).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        let mut uv16 = vec![0u8; (w * h) as usize];
+        let p010: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                let out = Yuv420::P010 { y: Plane { data: &mut y16, stride: ww }, uv: Plane { data: &mut uv16, stride: ww } };
+                bgrx_to_yuv420(&f, Colour::default(), out).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        let mut dst10 = ff::frame::Video::new(ff::format::Pixel::YUV420P10LE, w, h);
+        let mut sws10 = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, ff::format::Pixel::YUV420P10LE, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
+        let swscale10: Vec<f64> = (0..50)
+            .map(|_| {
+                let t = Instant::now();
+                sws10.run(&src, &mut dst10).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
         let (o50, o99) = stats(ours);
         let (s50, s99) = stats(swscale);
         println!("| {w}x{h} BGRX→NV12, ours (yuv crate, 1 thread) | {o50:.3} ms | {o99:.3} ms |");
         println!("| {w}x{h} BGRX→NV12, swscale default (bicubic) | {s50:.3} ms | {s99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours | {:.1}x | |", s50 / o50);
+        let ((i50, i99), (p50, p99), (t50, t99)) = (stats(i010), stats(p010), stats(swscale10));
+        println!("| {w}x{h} BGRX→I010 (10-bit, x265), ours | {i50:.3} ms | {i99:.3} ms |");
+        println!("| {w}x{h} BGRX→P010 (10-bit, NVENC/VAAPI), ours | {p50:.3} ms | {p99:.3} ms |");
+        println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
+        println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);
-        for codec in [Codec::H264, Codec::Hevc] {
-            let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 20_000_000)).unwrap();
+        for (codec, ten_bit) in [(Codec::H264, false), (Codec::Hevc, false), (Codec::Hevc, true)] {
+            let mut config = EncoderConfig::new(codec, w, h, 60_000, 20_000_000);
+            config.ten_bit = ten_bit;
+            let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
             let (mut conv, mut encode, mut total) = (Vec::new(), Vec::new(), Vec::new());
             for n in 0..240 {
                 let f = frame(&pool, w, h, n);
@@ -66,9 +102,10 @@ fn main() {
                     total.push(f64::from(e.convert_us + e.encode_us) / 1e3);
                 }
             }
-            let name = match codec {
-                Codec::H264 => "x264",
-                Codec::Hevc => "x265",
+            let name = match (codec, ten_bit) {
+                (Codec::H264, _) => "x264",
+                (Codec::Hevc, false) => "x265",
+                (Codec::Hevc, true) => "x265 Main10",
             };
             for (what, v) in [("convert", conv), ("encode", encode), ("convert + encode", total)] {
                 let (m, p) = stats(v);

@@ -49,7 +49,7 @@ fn main() {
             let mut buf = [0u8; 2048];
             while drain.recv(&mut buf).is_ok() {}
         });
-        let params = VideoParams { codec: Codec::H264, bitrate_bps: kbps * 1000, fps_mhz: 60_000, packet_size: 1360, fec_percent: 20, min_parity: 2, key: Some([7; 16]), ping_payload: None, encoder: "software".into() };
+        let params = VideoParams { codec: Codec::H264, format: Default::default(), bitrate_bps: kbps * 1000, fps_mhz: 60_000, packet_size: 1360, fec_percent: 20, min_parity: 2, key: Some([7; 16]), ping_payload: None, encoder: "software".into() };
         let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false))).unwrap();
         let mut total = Vec::new();
         for n in 0..FRAMES {

@@ -81,12 +81,14 @@ pub fn read<T: for<'de> Deserialize<'de>>(input: &mut impl BufRead) -> Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::Codec;
+    use crate::convert::{Colour, Matrix, Range};
+    use crate::encode::{Codec, Format};
 
     #[test]
     fn commands_round_trip_line_by_line() {
         let params = VideoParams {
-            codec: Codec::H264,
+            codec: Codec::Hevc,
+            format: Format { colour: Colour { matrix: Matrix::Bt601, range: Range::Full }, ten_bit: true },
             bitrate_bps: 10_000_000,
             fps_mhz: 60_000,
             packet_size: 1392,

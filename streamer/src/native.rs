@@ -4,7 +4,7 @@
 //! GameStream sender; a second thread listens for hellos.
 
 use crate::audio::playout::Playout;
-use crate::encode::{Codec, SessionEncoder};
+use crate::encode::{Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::peer::Peer;
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NativeVideoParams {
     pub codec: Codec,
+    pub format: Format,
     pub bitrate_bps: u64,
     pub fps_mhz: u32,
     pub shard_len: u32,
@@ -99,7 +100,7 @@ impl NativeVideoSender {
             tracing::warn!("{w}");
         }
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.fps_mhz) / 1000.0));
-        let encoder = SessionEncoder::new(params.codec, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
+        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
         Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0 })
     }
 
@@ -173,7 +174,7 @@ mod tests {
     fn only_the_newest_authentic_hello_moves_the_stream() {
         let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = listener.local_addr().unwrap();
-        let params = NativeVideoParams { codec: Codec::H264, bitrate_bps: 1, fps_mhz: 60_000, shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 20, key: [1; 16], mic_key: [2; 16], token: 7, encoder: "software".into() };
+        let params = NativeVideoParams { codec: Codec::H264, format: Format::default(), bitrate_bps: 1, fps_mhz: 60_000, shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 20, key: [1; 16], mic_key: [2; 16], token: 7, encoder: "software".into() };
         let (peer, stop) = (Peer::default(), Arc::new(AtomicBool::new(false)));
         let thread = {
             let (peer, stop, params) = (peer.clone(), Arc::clone(&stop), params.clone());

@@ -123,3 +123,84 @@ fn odd_sizes_are_refused_with_a_clear_error() {
     let e = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, 641, 480, 60_000, 1_000_000)).err().unwrap();
     assert!(e.to_string().contains("must be even"));
 }
+
+#[test]
+fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
+    let (w, h) = (640, 480);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 8_000_000);
+    config.ten_bit = true;
+    let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+    let units: Vec<EncodedFrame> = (0..10).filter_map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap()).collect();
+    let decoded = decode_all(Codec::Hevc, &units);
+    assert_eq!(decoded.len(), 10);
+    let d = decoded.last().unwrap();
+    assert_eq!(d.format(), ff::format::Pixel::YUV420P10LE, "an HEVC decoder gives 10-bit pictures only for Main10");
+    // The 10-bit luma, scaled to 8 bits, against the 8-bit conversion of the same frame.
+    let f = synthetic(&pool, w, h, 9, false);
+    let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
+    bgrx_to_yuv420(&f, Colour::default(), Yuv420::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
+    let eight: Vec<u8> = (0..(w * h) as usize)
+        .map(|i| {
+            let (row, col) = (i / w as usize, i % w as usize);
+            let at = row * d.stride(0) + col * 2;
+            (u16::from_le_bytes([d.data(0)[at], d.data(0)[at + 1]]) >> 2) as u8
+        })
+        .collect();
+    let psnr = psnr_y(&y, w as usize, &eight, w as usize, w as usize, h as usize);
+    assert!(psnr > 35.0, "PSNR {psnr:.1} dB");
+}
+
+#[test]
+fn ten_bit_h264_is_refused_with_a_clear_error() {
+    let mut config = EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000);
+    config.ten_bit = true;
+    let e = FfmpegEncoder::new(Backend::Software, config).err().unwrap();
+    assert!(e.to_string().contains("needs HEVC"), "{e}");
+}
+
+#[test]
+fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
+    use ff::color::{Range as FfRange, Space};
+    use punktfunk_streamer::convert::{Matrix, Range};
+    let (w, h) = (320, 240);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    // One flat colour, R 240 G 200 B 40: its luma and blue-difference under each matrix.
+    let (r, g, b) = (240.0, 200.0, 40.0);
+    // Under BT.709 limited range this colour's luma is 185.1, under BT.2020 188.6, BT.601 full 193.7.
+    for (matrix, range, space, kr, kb) in [
+        (Matrix::Bt601, Range::Full, Space::BT470BG, 0.299, 0.114),
+        (Matrix::Bt709, Range::Limited, Space::BT709, 0.2126, 0.0722),
+        (Matrix::Bt2020, Range::Limited, Space::BT2020NCL, 0.2627, 0.0593),
+    ] {
+        for ten_bit in [false, true] {
+            let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 4_000_000);
+            (config.colour, config.ten_bit) = (Colour { matrix, range }, ten_bit);
+            let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+            let units: Vec<EncodedFrame> = (0..3)
+                .filter_map(|n| {
+                    let mut buffer = pool.take().unwrap();
+                    buffer.as_mut_slice().chunks_exact_mut(4).for_each(|px| px.copy_from_slice(&[b as u8, g as u8, r as u8, 255]));
+                    let f = Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() };
+                    enc.encode(&f, n == 0).unwrap()
+                })
+                .collect();
+            let d = decode_all(Codec::Hevc, &units).pop().unwrap();
+            let want_range = if range == Range::Full { FfRange::JPEG } else { FfRange::MPEG };
+            assert_eq!((d.color_space(), d.color_range()), (space, want_range), "{matrix:?} {range:?}");
+            let luma = kr * r + (1.0 - kr - kb) * g + kb * b;
+            let cb = (b - luma) / (2.0 * (1.0 - kb));
+            let (y_want, cb_want) = if range == Range::Full { (luma, 128.0 + cb) } else { (16.0 + luma * 219.0 / 255.0, 128.0 + cb * 224.0 / 255.0) };
+            // The centre sample of Y and of Cb, in 8-bit units (full range spans 0..=1023 in
+            // 10 bits, limited range is 8-bit limited range times 4).
+            let ten_scale = if range == Range::Full { 1023.0 / 255.0 } else { 4.0 };
+            let sample = |plane: usize, x: usize, y: usize| -> f64 {
+                let (data, stride) = (d.data(plane), d.stride(plane));
+                if ten_bit { f64::from(u16::from_le_bytes([data[y * stride + x * 2], data[y * stride + x * 2 + 1]])) / ten_scale } else { f64::from(data[y * stride + x]) }
+            };
+            let (y_got, cb_got) = (sample(0, w as usize / 2, h as usize / 2), sample(1, w as usize / 4, h as usize / 4));
+            // Within 2: the 8-bit converter's fast fixed point is off by up to 1.8 here.
+            assert!((y_got - y_want).abs() < 2.0 && (cb_got - cb_want).abs() < 2.0, "{matrix:?} {range:?} ten_bit {ten_bit}: Y {y_got} Cb {cb_got}, want {y_want:.1} {cb_want:.1}");
+        }
+    }
+}

@@ -11,6 +11,8 @@ pub struct Picture {
     pub height: u32,
     /// Packed RGB, `width * 3` bytes per row.
     pub rgb: Vec<u8>,
+    /// Bits per sample the stream carried (8, or 10 for HEVC Main10).
+    pub bit_depth: u8,
 }
 
 /// Which decoder to use (`--decoder`).
@@ -147,7 +149,9 @@ impl Decoder {
             for y in 0..h as usize {
                 packed.extend_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
             }
-            each(Picture { width: w, height: h, rgb: packed });
+            // SAFETY: FFmpeg's static descriptor table; null for an unknown format.
+            let desc = unsafe { ffi::av_pix_fmt_desc_get(fmt.into()).as_ref() };
+            each(Picture { width: w, height: h, rgb: packed, bit_depth: desc.map_or(0, |d| d.comp[0].depth as u8) });
         }
         Ok(())
     }

@@ -61,6 +61,9 @@ pub struct StartRequest {
     pub fec_percent: u16,
     /// Data-plane payload per datagram (core/PROTOCOL.md `shard_len`).
     pub shard_len: u32,
+    /// 10-bit video (HEVC Main10); `hevc` only.
+    #[serde(default)]
+    pub ten_bit: bool,
 }
 
 impl StartRequest {
@@ -72,6 +75,9 @@ impl StartRequest {
         }
         if !matches!(self.codec.as_str(), "h264" | "hevc") {
             return Err("codec must be h264 or hevc");
+        }
+        if self.ten_bit && self.codec != "hevc" {
+            return Err("10-bit video needs hevc");
         }
         if !(256..=8952).contains(&self.shard_len) || self.shard_len % 2 != 0 {
             return Err("shard_len must be even, 256..=8952");
@@ -99,6 +105,9 @@ pub struct Started {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The video is 10-bit (HEVC Main10).
+    #[serde(default)]
+    pub ten_bit: bool,
 }
 
 /// The client's view of the stream, for the host's status and tuning.
@@ -137,7 +146,7 @@ mod tests {
 
     #[test]
     fn start_requests_are_checked() {
-        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400 };
+        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [
             StartRequest { width: 0, ..ok.clone() },
@@ -145,8 +154,14 @@ mod tests {
             StartRequest { codec: "vp9".into(), ..ok.clone() },
             StartRequest { shard_len: 1401, ..ok.clone() },
             StartRequest { fec_percent: 101, ..ok.clone() },
+            StartRequest { ten_bit: true, ..ok.clone() },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
+        assert_eq!(StartRequest { codec: "hevc".into(), ten_bit: true, ..ok.clone() }.validate(), Ok(()));
+        // A client from before 10-bit video leaves the field out: 8 bits.
+        let mut old = serde_json::to_value(&ok).unwrap();
+        old.as_object_mut().unwrap().remove("ten_bit");
+        assert_eq!(serde_json::from_value::<StartRequest>(old).unwrap(), ok);
     }
 }

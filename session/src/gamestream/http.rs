@@ -27,6 +27,7 @@ pub const APP_VERSION: &str = "7.1.431.-1";
 const GFE_VERSION: &str = "3.23.0.74";
 const SCM_H264: u32 = 0x1;
 const SCM_HEVC: u32 = 0x100;
+const SCM_HEVC_MAIN10: u32 = 0x200;
 /// How long a client's first pairing request waits for the user's PIN.
 /// A pairing abandoned between stages is forgotten after this (and blocks new ones until).
 const PAIRING_TTL: Duration = Duration::from_secs(60);
@@ -139,7 +140,9 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
         return unauthorized();
     }
     let current = host.streams.current_app();
-    let codecs = SCM_H264 | if host.hevc { SCM_HEVC } else { 0 };
+    // Where HEVC is, so is Main10: each encoder does 10 bits (the GPU encoders from NVIDIA
+    // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265).
+    let codecs = SCM_H264 | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 } else { 0 };
     let state = if current.is_some() { "PUNKTFUNK_SERVER_BUSY" } else { "PUNKTFUNK_SERVER_FREE" };
     xml(Xml::ok()
         .el("hostname", &host.name)
@@ -271,7 +274,8 @@ async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>
     }
     let mut apps = String::new();
     for (id, app) in host.config.apps() {
-        let one = Xml::ok().el("IsHdrSupported", 0).el("AppTitle", &app.title).el("ID", id);
+        // Moonlight offers its HDR switch (10-bit video) for apps that say so.
+        let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc)).el("AppTitle", &app.title).el("ID", id);
         apps += &format!("<App>{}</App>", one.body());
     }
     xml(Xml::ok().raw(&apps))

@@ -126,6 +126,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                 let kbps = u64::from(r.bitrate_kbps.min(host.config.max_bitrate_kbps));
                 let params = VideoParams {
                     codec: r.codec,
+                    format: r.format(),
                     bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
                     fps_mhz: r.fps * 1000,
                     packet_size: r.packet_size,

@@ -8,5 +8,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(r) = parse_announce(text) {
         assert!(r.packet_size % 16 == 0 && (64..=16384).contains(&r.packet_size));
         assert!(r.width >= 1 && r.height >= 1 && r.fps >= 1);
+        // 10 bits only where the codec carries them.
+        assert!(!r.format().ten_bit || r.codec == punktfunk_streamer::encode::Codec::Hevc);
     }
 });

@@ -7,7 +7,7 @@
 //! compositor's GPU render path.
 
 use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, VideoEncoder};
-use crate::convert::{bgrx_rows_to_yuv420, damaged_rows, Matrix, Plane, Range, Yuv420};
+use crate::convert::{bgrx_rows_to_yuv420, damaged_rows, Colour, Matrix, Plane, Range, Yuv420};
 use crate::frame::Frame;
 use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
 use std::time::Instant;
@@ -36,14 +36,24 @@ impl FfmpegEncoder {
         if !config.width.is_multiple_of(2) || !config.height.is_multiple_of(2) {
             return Err(EncodeError::OddSize(config.width, config.height));
         }
-        // x264, NVENC and VAAPI read NV12; x265 only takes planar 4:2:0.
-        let (name, pixel) = match (backend, config.codec) {
-            (Backend::Software, Codec::H264) => ("libx264", format::Pixel::NV12),
-            (Backend::Software, Codec::Hevc) => ("libx265", format::Pixel::YUV420P),
-            (Backend::Nvenc, Codec::H264) => ("h264_nvenc", format::Pixel::NV12),
-            (Backend::Nvenc, Codec::Hevc) => ("hevc_nvenc", format::Pixel::NV12),
-            (Backend::Vaapi, Codec::H264) => ("h264_vaapi", format::Pixel::NV12),
-            (Backend::Vaapi, Codec::Hevc) => ("hevc_vaapi", format::Pixel::NV12),
+        if config.ten_bit && config.codec == Codec::H264 {
+            // High 10 exists, but no Moonlight or GPU decoder takes it.
+            return Err(EncodeError::Unsupported("10-bit video needs HEVC (clients decode H.264 in 8 bits only)"));
+        }
+        // x264, NVENC and VAAPI read NV12 (P010 for 10 bits); x265 only takes planar 4:2:0.
+        let name = match (backend, config.codec) {
+            (Backend::Software, Codec::H264) => "libx264",
+            (Backend::Software, Codec::Hevc) => "libx265",
+            (Backend::Nvenc, Codec::H264) => "h264_nvenc",
+            (Backend::Nvenc, Codec::Hevc) => "hevc_nvenc",
+            (Backend::Vaapi, Codec::H264) => "h264_vaapi",
+            (Backend::Vaapi, Codec::Hevc) => "hevc_vaapi",
+        };
+        let pixel = match (backend, config.codec, config.ten_bit) {
+            (Backend::Software, Codec::Hevc, false) => format::Pixel::YUV420P,
+            (Backend::Software, Codec::Hevc, true) => format::Pixel::YUV420P10LE,
+            (_, _, false) => format::Pixel::NV12,
+            (_, _, true) => format::Pixel::P010LE,
         };
         let found = encoder::find_by_name(name).ok_or(EncodeError::Unavailable(name))?;
         let mut video = codec::context::Context::new_with_codec(found).encoder().video()?;
@@ -54,19 +64,12 @@ impl FfmpegEncoder {
         video.set_frame_rate(Some((config.fps_mhz as i32, 1000)));
         video.set_max_b_frames(0);
         video.set_gop(u32::MAX >> 1);
-        video.set_colorspace(match config.colour.matrix {
-            Matrix::Bt601 => ffmpeg_next::color::Space::BT470BG,
-            Matrix::Bt709 => ffmpeg_next::color::Space::BT709,
-        });
-        video.set_color_range(match config.colour.range {
-            Range::Limited => ffmpeg_next::color::Range::MPEG,
-            Range::Full => ffmpeg_next::color::Range::JPEG,
-        });
+        signal_colour(&mut video, config.colour);
         video.set_threading(threading::Config { kind: threading::Type::Slice, count: config.threads, ..Default::default() });
         set_rate(&mut video, config.bitrate_bps, config.fps_mhz);
         let hw = match backend {
             Backend::Vaapi => {
-                let hw = HwFrames::vaapi(config.width, config.height)?;
+                let hw = HwFrames::vaapi(config.width, config.height, pixel)?;
                 video.set_format(format::Pixel::VAAPI);
                 // SAFETY: the context takes its own reference to the frames pool.
                 unsafe { (*video.as_mut_ptr()).hw_frames_ctx = ffi::av_buffer_ref(hw.frames) };
@@ -79,9 +82,33 @@ impl FfmpegEncoder {
     }
 }
 
+/// Tells the decoder the matrix and range (in the bitstream's VUI). Primaries and transfer
+/// are always BT.709's: the desktop is sRGB whatever matrix carries it.
+fn signal_colour(video: &mut encoder::video::Video, colour: Colour) {
+    video.set_colorspace(match colour.matrix {
+        Matrix::Bt601 => ffmpeg_next::color::Space::BT470BG,
+        Matrix::Bt709 => ffmpeg_next::color::Space::BT709,
+        Matrix::Bt2020 => ffmpeg_next::color::Space::BT2020NCL,
+    });
+    video.set_color_range(match colour.range {
+        Range::Limited => ffmpeg_next::color::Range::MPEG,
+        Range::Full => ffmpeg_next::color::Range::JPEG,
+    });
+    // SAFETY: plain enum fields of an AVCodecContext we own (ffmpeg-next has no setters).
+    unsafe {
+        let p = video.as_mut_ptr();
+        (*p).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
+        (*p).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+    }
+}
+
 /// The latency settings, in each encoder's own option names.
 fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
     let mut opts = Dictionary::new();
+    if config.ten_bit && backend != Backend::Software {
+        // x265 picks Main10 from the pixel format; the GPU encoders are told.
+        opts.set("profile", "main10");
+    }
     let ir = config.intra_refresh;
     match (backend, config.codec) {
         (Backend::Software, codec) => {
@@ -91,8 +118,12 @@ fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
             if codec == Codec::H264 {
                 opts.set("x264-params", if ir { "intra-refresh=1:repeat-headers=1" } else { "repeat-headers=1" });
             } else {
-                // Frame threads would hold frames back: one in, one out.
-                opts.set("x265-params", if ir { "intra-refresh=1:repeat-headers=1:frame-threads=1:log-level=warning" } else { "repeat-headers=1:frame-threads=1:log-level=warning" });
+                // Frame threads would hold frames back: one in, one out. No `info` SEI: x265
+                // repeats its ~2 KB of settings with every key frame's headers, which pushes the
+                // IDR slice out of the first packet, where Moonlight looks for it (it then
+                // waits for an IDR forever).
+                let params = "repeat-headers=1:info=0:frame-threads=1:log-level=warning";
+                opts.set("x265-params", &if ir { format!("intra-refresh=1:{params}") } else { params.to_owned() });
             }
         }
         (Backend::Nvenc, _) => {
@@ -122,7 +153,7 @@ struct HwFrames {
 }
 
 impl HwFrames {
-    fn vaapi(width: u32, height: u32) -> Result<Self, EncodeError> {
+    fn vaapi(width: u32, height: u32, sw_format: format::Pixel) -> Result<Self, EncodeError> {
         let node = super::select::render_node().ok_or(EncodeError::Unavailable("VAAPI (no /dev/dri render node)"))?;
         let path = std::ffi::CString::new(node.into_os_string().into_encoded_bytes()).map_err(|_| EncodeError::Unavailable("VAAPI (bad device path)"))?;
         // SAFETY: FFmpeg's documented hwcontext sequence; every reference taken here is
@@ -139,7 +170,7 @@ impl HwFrames {
             }
             let ctx = (*hw.frames).data.cast::<ffi::AVHWFramesContext>();
             (*ctx).format = ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
-            (*ctx).sw_format = ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+            (*ctx).sw_format = sw_format.into();
             (*ctx).width = width as i32;
             (*ctx).height = height as i32;
             (*ctx).initial_pool_size = 4;
@@ -183,7 +214,8 @@ impl Drop for HwFrames {
 
 /// The input frame's planes as conversion targets.
 fn planes(f: &mut frame::Video) -> Yuv420<'_> {
-    let n = if f.format() == format::Pixel::NV12 { 2 } else { 3 };
+    let format = f.format();
+    let n = if matches!(format, format::Pixel::NV12 | format::Pixel::P010LE) { 2 } else { 3 };
     // SAFETY: the planes of one AVFrame are disjoint allocations (or disjoint ranges of one),
     // so handing out a mutable slice per plane does not alias.
     let mut p: Vec<Plane<'_>> = (0..n)
@@ -193,11 +225,11 @@ fn planes(f: &mut frame::Video) -> Yuv420<'_> {
         })
         .collect();
     if n == 2 {
-        let uv = p.pop().expect("two planes");
-        Yuv420::Nv12 { y: p.pop().expect("two planes"), uv }
+        let (uv, y) = (p.pop().expect("two planes"), p.pop().expect("two planes"));
+        if format == format::Pixel::P010LE { Yuv420::P010 { y, uv } } else { Yuv420::Nv12 { y, uv } }
     } else {
-        let (v, u) = (p.pop().expect("three planes"), p.pop().expect("three planes"));
-        Yuv420::I420 { y: p.pop().expect("three planes"), u, v }
+        let (v, u, y) = (p.pop().expect("three planes"), p.pop().expect("three planes"), p.pop().expect("three planes"));
+        if format == format::Pixel::YUV420P10LE { Yuv420::I010 { y, u, v } } else { Yuv420::I420 { y, u, v } }
     }
 }
 

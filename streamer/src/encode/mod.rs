@@ -39,6 +39,8 @@ pub struct EncoderConfig {
     pub fps_mhz: u32,
     pub bitrate_bps: u64,
     pub colour: Colour,
+    /// 10-bit 4:2:0 (HEVC Main10): smoother gradients at the same bitrate.
+    pub ten_bit: bool,
     /// Encoder threads (FFmpeg's API default is 1).
     pub threads: usize,
     /// Periodic intra refresh instead of key frames (smoother bitrate, slower recovery).
@@ -48,8 +50,16 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     pub fn new(codec: Codec, width: u32, height: u32, fps_mhz: u32, bitrate_bps: u64) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-        Self { codec, width, height, fps_mhz, bitrate_bps, colour: Colour::default(), threads, intra_refresh: false }
+        Self { codec, width, height, fps_mhz, bitrate_bps, colour: Colour::default(), ten_bit: false, threads, intra_refresh: false }
     }
+}
+
+/// How the client wants its pictures: the YUV matrix and range it decodes with, and 8 or
+/// 10 bits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Format {
+    pub colour: Colour,
+    pub ten_bit: bool,
 }
 
 /// One encoded access unit (Annex B).
@@ -69,6 +79,8 @@ pub enum EncodeError {
     Unavailable(&'static str),
     #[error("{0}")]
     Probe(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("frame is {got:?}, the encoder was opened for {want:?}")]
     Size { got: (u32, u32), want: (u32, u32) },
     #[error("width and height must be even, got {0}x{1}")]

@@ -1,13 +1,14 @@
 //! The encoder a stream's sender holds: opened at the first frame's size, reopened when the
 //! output is resized, a key frame whenever one was asked for (or after a reopen).
 
-use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, VideoEncoder};
+use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
 use crate::frame::Frame;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 pub struct SessionEncoder {
     codec: Codec,
+    format: Format,
     fps_mhz: u32,
     bitrate_bps: u64,
     choice: Choice,
@@ -17,8 +18,8 @@ pub struct SessionEncoder {
 }
 
 impl SessionEncoder {
-    pub fn new(codec: Codec, fps_mhz: u32, bitrate_bps: u64, choice: &str, idr: Arc<AtomicBool>) -> Self {
-        Self { codec, fps_mhz, bitrate_bps, choice: choice.parse().unwrap_or(Choice::Auto), encoder: None, idr }
+    pub fn new(codec: Codec, format: Format, fps_mhz: u32, bitrate_bps: u64, choice: &str, idr: Arc<AtomicBool>) -> Self {
+        Self { codec, format, fps_mhz, bitrate_bps, choice: choice.parse().unwrap_or(Choice::Auto), encoder: None, idr }
     }
 
     /// The next frame will be a key frame.
@@ -37,6 +38,7 @@ impl SessionEncoder {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
             let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
+            (config.colour, config.ten_bit) = (self.format.colour, self.format.ten_bit);
             // Leave a core for the compositor and the sender.
             config.threads = config.threads.saturating_sub(1).max(1);
             let (encoder, report) = open(self.choice, config)?;

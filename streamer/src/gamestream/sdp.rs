@@ -3,7 +3,8 @@
 //! `a=name:value ` lines, so both sides are plain attribute lists.
 
 use crate::audio::layout::{surround_params, Channels};
-use crate::encode::Codec;
+use crate::convert::{Colour, Matrix, Range};
+use crate::encode::{Codec, Format};
 
 /// `x-ss-general.encryptionEnabled` / `…Supported` bits.
 pub const ENCRYPT_CONTROL_V2: u32 = 0x01;
@@ -78,6 +79,18 @@ pub struct StreamRequest {
 }
 
 impl StreamRequest {
+    /// The pictures the client decodes: the matrix and range of `encoderCscMode` (an unknown
+    /// colour space is BT.709), 10 bits when it asked for HDR and HEVC (Main10).
+    pub fn format(&self) -> Format {
+        let matrix = match self.csc_mode >> 1 {
+            0 => Matrix::Bt601,
+            2 => Matrix::Bt2020,
+            _ => Matrix::Bt709,
+        };
+        let range = if self.csc_mode & 1 != 0 { Range::Full } else { Range::Limited };
+        Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec == Codec::Hevc }
+    }
+
     pub fn video_encrypted(&self) -> bool {
         self.encryption & ENCRYPT_VIDEO != 0
     }
@@ -192,6 +205,27 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         let surround = ANNOUNCE.replace("numChannels:2 ", "numChannels:6 \r\na=x-nv-audio.surround.AudioQuality:1 ").replace("packetDuration:5", "packetDuration:10");
         let r = parse_announce(&surround).unwrap();
         assert_eq!((r.audio_channels, r.audio_packet_ms, r.audio_high_quality), (Channels::Surround51, 10, true));
+    }
+
+    #[test]
+    fn the_picture_format_is_what_the_client_asked_for() {
+        let r = parse_announce(ANNOUNCE).unwrap();
+        assert_eq!(r.format(), Format { colour: Colour { matrix: Matrix::Bt709, range: Range::Limited }, ten_bit: false });
+        let with = |csc: &str, hdr: bool, hevc: bool| {
+            let mut a = ANNOUNCE.replace("encoderCscMode:2", &format!("encoderCscMode:{csc}"));
+            if hdr {
+                a = a.replace("t=0 0", "a=x-nv-video[0].dynamicRangeMode:1 \r\nt=0 0");
+            }
+            if hevc {
+                a = a.replace("bitStreamFormat:0", "bitStreamFormat:1");
+            }
+            parse_announce(&a).unwrap().format()
+        };
+        assert_eq!(with("0", false, false).colour, Colour { matrix: Matrix::Bt601, range: Range::Limited });
+        assert_eq!(with("3", false, false).colour, Colour { matrix: Matrix::Bt709, range: Range::Full });
+        assert_eq!(with("5", true, true), Format { colour: Colour { matrix: Matrix::Bt2020, range: Range::Full }, ten_bit: true });
+        assert!(!with("2", true, false).ten_bit, "H.264 stays 8-bit even when HDR is asked for");
+        assert_eq!(with("14", false, false).colour.matrix, Matrix::Bt709, "unknown colour space");
     }
 
     #[test]

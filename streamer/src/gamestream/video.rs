@@ -3,7 +3,7 @@
 //! client's pings came from (reference §8.1). Runs on the sink's native thread; a second
 //! thread only listens for pings.
 
-use crate::encode::{Codec, SessionEncoder};
+use crate::encode::{Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VideoParams {
     pub codec: Codec,
+    /// From `encoderCscMode` and `dynamicRangeMode`.
+    pub format: Format,
     pub bitrate_bps: u64,
     pub fps_mhz: u32,
     pub packet_size: usize,
@@ -143,7 +145,7 @@ impl VideoSender {
         })?;
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
-        let encoder = SessionEncoder::new(params.codec, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
+        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
         Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index: 1, epoch: Instant::now(), send_errors: 0 })
     }
 

@@ -1,24 +1,31 @@
-//! BGRX → 4:2:0 (NV12 or I420) on the CPU with the `yuv` crate's SIMD kernels (swscale's default path took
-//! ~11 ms a 1080p frame here; see BENCHMARKS.md).
+//! BGRX → 4:2:0 on the CPU with the `yuv` crate's SIMD kernels (swscale's default path took
+//! ~11 ms a 1080p frame here; see BENCHMARKS.md): 8-bit NV12 or I420, and 10-bit P010 or
+//! I010 for HEVC Main10.
+
+mod ten_bit;
 
 use crate::frame::Frame;
+use serde::{Deserialize, Serialize};
 use yuv::{BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
 /// The YUV matrix the client decodes with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Matrix {
     Bt601,
     Bt709,
+    /// BT.2020 non-constant luminance. The content stays sRGB (BT.709 primaries): only the
+    /// matrix changes, and the stream says so, so decoders show the same colours.
+    Bt2020,
 }
 
 /// Whether luma spans 16..235 (limited, the video default) or 0..255.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Range {
     Limited,
     Full,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Colour {
     pub matrix: Matrix,
     pub range: Range,
@@ -38,10 +45,13 @@ pub struct Plane<'a> {
 }
 
 /// 4:2:0 output, in the layout the encoder takes: NV12 (x264, VAAPI, NVENC) or planar I420
-/// (x265).
+/// (x265); for 10 bits, P010 (NVENC, VAAPI: 16-bit little-endian samples, the value in the
+/// top 10 bits) or I010 (x265's `yuv420p10le`: planar, the value in the low 10 bits).
 pub enum Yuv420<'a> {
     Nv12 { y: Plane<'a>, uv: Plane<'a> },
     I420 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
+    P010 { y: Plane<'a>, uv: Plane<'a> },
+    I010 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -79,6 +89,8 @@ pub fn bgrx_rows_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>, rows:
     let out = match out {
         Yuv420::Nv12 { y, uv } => Yuv420::Nv12 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
         Yuv420::I420 { y, u, v } => Yuv420::I420 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
+        Yuv420::P010 { y, uv } => Yuv420::P010 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
+        Yuv420::I010 { y, u, v } => Yuv420::I010 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
     };
     frame
         .with_data(|data| {
@@ -103,6 +115,7 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
     let matrix = match colour.matrix {
         Matrix::Bt601 => YuvStandardMatrix::Bt601,
         Matrix::Bt709 => YuvStandardMatrix::Bt709,
+        Matrix::Bt2020 => YuvStandardMatrix::Bt2020,
     };
     let stride = src_stride as u32;
     let mode = YuvConversionMode::Fast;
@@ -117,6 +130,7 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
             let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
             yuv::bgra_to_yuv420(&mut image, src, stride, range, matrix, mode)
         }
+        ten_bit => return ten_bit::convert(src, src_stride, w as usize, h as usize, range, matrix, ten_bit),
     };
     result.map_err(|e| ConvertError(e.to_string()))
 }
@@ -155,5 +169,59 @@ mod tests {
         assert_eq!(y[12 * 64], dark_y, "row 12 untouched");
         assert!(damaged_rows(&frame(&pool, w, h, 0, vec![])).is_none());
         assert!(bgrx_rows_to_yuv420(&bright, Colour::default(), planes(&mut y, &mut uv), 1..3).is_err());
+    }
+
+    #[test]
+    fn ten_bit_layouts_hold_the_picture_in_ten_bits() {
+        let (w, h) = (48u32, 36u32);
+        let rgb = |x: u32, y: u32| [((x + y) * 3) as f64, (y * 7) as f64, (x * 5) as f64];
+        let pool = BufferPool::new((w * h * 4) as usize, 2);
+        let mut buffer = pool.take().unwrap();
+        for (i, px) in buffer.as_mut_slice().chunks_exact_mut(4).enumerate() {
+            let [r, g, b] = rgb(i as u32 % w, i as u32 / w);
+            px.copy_from_slice(&[b as u8, g as u8, r as u8, 255]);
+        }
+        let f = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let (n, c) = ((w * h) as usize, (w * h / 4) as usize);
+        for (colour, kr, kb) in [(Colour::default(), 0.2126, 0.0722), (Colour { matrix: Matrix::Bt2020, range: Range::Full }, 0.2627, 0.0593)] {
+            // The exact values, in 10 bits: luma per pixel, chroma of each 2x2 block's mean.
+            let full = colour.range == Range::Full;
+            let yuv = |[r, g, b]: [f64; 3]| {
+                let y = kr * r + (1.0 - kr - kb) * g + kb * b;
+                let (u, v) = ((b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr)));
+                // Full range spans 0..=1023, limited range is 8-bit limited range times 4.
+                let (ys, cs, y0) = if full { (1023.0 / 255.0, 1023.0 / 255.0, 0.0) } else { (4.0 * 219.0 / 255.0, 4.0 * 224.0 / 255.0, 64.0) };
+                [y0 + y * ys, 512.0 + u * cs, 512.0 + v * cs]
+            };
+            let block = |x: u32, y: u32| {
+                let px = [rgb(2 * x, 2 * y), rgb(2 * x + 1, 2 * y), rgb(2 * x, 2 * y + 1), rgb(2 * x + 1, 2 * y + 1)];
+                yuv([0, 1, 2].map(|k| px.iter().map(|p| p[k]).sum::<f64>() / 4.0))
+            };
+            let close = |got: u16, want: f64| (f64::from(got) - want).abs() <= 3.0;
+            // Planar, value in the low bits (x265).
+            let (mut y, mut u, mut v) = (vec![0u16; n], vec![0u16; c], vec![0u16; c]);
+            bgrx_to_yuv420(&f, colour, Yuv420::I010 { y: b(&mut y, w), u: b(&mut u, w / 2), v: b(&mut v, w / 2) }).unwrap();
+            for (i, got) in y.iter().enumerate() {
+                let want = yuv(rgb(i as u32 % w, i as u32 / w))[0];
+                assert!(close(*got, want), "{colour:?}: Y {got}, want {want:.1}");
+            }
+            for (i, (gu, gv)) in u.iter().zip(&v).enumerate() {
+                let want = block(i as u32 % (w / 2), i as u32 / (w / 2));
+                assert!(close(*gu, want[1]) && close(*gv, want[2]), "{colour:?}: U V {gu} {gv}, want {want:.1?}");
+            }
+            // Bi-planar, value in the high bits (NVENC, VAAPI): the same samples, shifted.
+            let (mut py, mut puv) = (vec![0u16; n], vec![0u16; 2 * c]);
+            bgrx_to_yuv420(&f, colour, Yuv420::P010 { y: b(&mut py, w), uv: b(&mut puv, w) }).unwrap();
+            let near = |p: u16, i: u16| p & 63 == 0 && (i32::from(p >> 6) - i32::from(i)).abs() <= 1;
+            assert!(py.iter().zip(&y).all(|(p, i)| near(*p, *i)));
+            assert!(puv.chunks_exact(2).zip(u.iter().zip(&v)).all(|(p, (u, v))| near(p[0], *u) && near(p[1], *v)));
+        }
+    }
+
+    /// A plane of 16-bit samples, `samples` to a row.
+    fn b(data: &mut [u16], samples: u32) -> Plane<'_> {
+        // SAFETY: any u16 slice is a valid u8 slice of twice the length.
+        let data = unsafe { std::slice::from_raw_parts_mut(data.as_mut_ptr().cast(), data.len() * 2) };
+        Plane { data, stride: samples as usize * 2 }
     }
 }
