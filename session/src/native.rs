@@ -327,7 +327,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
     let params = NativeVideoParams {
         codec: if req.codec == "hevc" { Codec::Hevc } else { Codec::H264 },
         // BT.709 limited, like every video player expects without being told.
-        format: Format { ten_bit: req.ten_bit, ..Format::default() },
+        format: Format { ten_bit: req.ten_bit, yuv444: req.yuv444, ..Format::default() },
         // The bitrate the client budgets also carries the FEC parity.
         bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
         fps_mhz: req.fps * 1000,
@@ -351,6 +351,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         height: req.height,
         fps: req.fps,
         ten_bit: params.format.ten_bit,
+        yuv444: params.format.yuv444,
     };
     host.streams
         .with(|s| {

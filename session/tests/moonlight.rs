@@ -122,6 +122,11 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let main10 = &out["main10"];
     assert_eq!((main10["pix_fmt"].as_str(), main10["profile"].as_str()), (Some("yuv420p10le"), Some("Main 10")), "{main10}");
     assert!(near(&main10["band"], COLOUR), "10-bit band colour {main10}");
+    // 4:4:4: offered, asked for, decoded with full-resolution chroma.
+    assert_eq!(out["serverinfo"]["codecs"].as_i64().unwrap() & 0x40000, 0x40000, "H.264 4:4:4 offered");
+    let yuv444 = &out["yuv444"];
+    assert_eq!(yuv444["pix_fmt"], "yuv444p", "{yuv444}");
+    assert!(near(&yuv444["band"], COLOUR), "4:4:4 band colour {yuv444}");
 
     // The paired client is listed, and removing it unpairs it.
     let cli = |args: &[&str]| {

@@ -248,5 +248,15 @@ if server.server_codec_mode_support & 0x200:
     ctx = client._decoder._codec_ctx
     out["main10"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
     client.stop_stream()
+
+# 4:4:4: a client that asks for full-resolution chroma (Moonlight's "YUV 4:4:4") gets it.
+if server.server_codec_mode_support & 0x40000:
+    CODEC_MAP["h264"] = 0x0001 | 0x0004  # VIDEO_FORMAT_H264 | VIDEO_FORMAT_H264_HIGH8_444
+    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
+                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
+    seen = frames_until(client, out["band_before"], 10)
+    ctx = client._decoder._codec_ctx
+    out["yuv444"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
+    client.stop_stream()
     client.quit_app()
 print(json.dumps(out))

@@ -98,14 +98,16 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
 
-    // 10-bit HEVC (Main10) when asked for: 10-bit pictures of the app's colour.
-    let out = dir.join("ten-bit");
-    let args = ["--app", "Input Test", "--mode", "320x240@30", "--codec", "hevc", "--ten-bit", "--frames", "20", "--stop"];
-    let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
-    assert_eq!(stats["bit_depths"], serde_json::json!([10]), "{stats}");
-    assert_eq!(stats["frames_lost"], 0);
-    let b = band(&out.join("frame-00020.ppm"));
-    assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "10-bit band {b:?} is not the app's #3080ff");
+    // 10-bit HEVC (Main10) and 4:4:4 when asked for: decoded as such, the app's colour intact.
+    for (name, args, format) in [("ten-bit", ["--codec", "hevc", "--ten-bit"], "yuv420p10le"), ("yuv444", ["--codec", "h264", "--yuv444"], "yuv444p")] {
+        let out = dir.join(name);
+        let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], &args].concat();
+        let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
+        assert_eq!(stats["pixel_formats"], serde_json::json!([format]), "{stats}");
+        assert_eq!(stats["frames_lost"], 0);
+        let b = band(&out.join("frame-00020.ppm"));
+        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "{name}: band {b:?} is not the app's #3080ff");
+    }
 
     // Removing a client on the host ends what it is streaming.
     let out = dir.join("revoked");

@@ -7,7 +7,7 @@ mod common;
 
 use common::{frame, stats};
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
+use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Plane, Yuv};
 use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use punktfunk_streamer::BufferPool;
 use std::time::Instant;
@@ -25,8 +25,8 @@ fn main() {
         let ours: Vec<f64> = (0..200)
             .map(|_| {
                 let t = Instant::now();
-                let out = Yuv420::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } };
-                bgrx_to_yuv420(&f, Colour::default(), out).unwrap();
+                let out = Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } };
+                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
                 t.elapsed().as_secs_f64() * 1e3
             })
             .collect();
@@ -54,8 +54,19 @@ fn main() {
         let i010: Vec<f64> = (0..200)
             .map(|_| {
                 let t = Instant::now();
-                let out = Yuv420::I010 { y: Plane { data: &mut y16, stride: ww }, u: Plane { data: &mut u16_, stride: hw }, v: Plane { data: &mut v16, stride: hw } };
-                bgrx_to_yuv420(&f, Colour::default(), out).unwrap();
+                let out = Yuv::I010 { y: Plane { data: &mut y16, stride: ww }, u: Plane { data: &mut u16_, stride: hw }, v: Plane { data: &mut v16, stride: hw } };
+                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        // 4:4:4: full-resolution chroma planes.
+        let (mut y8, mut u8_, mut v8) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize]);
+        let i444: Vec<f64> = (0..200)
+            .map(|_| {
+                let t = Instant::now();
+                let s = w as usize;
+                let out = Yuv::I444 { y: Plane { data: &mut y8, stride: s }, u: Plane { data: &mut u8_, stride: s }, v: Plane { data: &mut v8, stride: s } };
+                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
                 t.elapsed().as_secs_f64() * 1e3
             })
             .collect();
@@ -63,8 +74,8 @@ fn main() {
         let p010: Vec<f64> = (0..200)
             .map(|_| {
                 let t = Instant::now();
-                let out = Yuv420::P010 { y: Plane { data: &mut y16, stride: ww }, uv: Plane { data: &mut uv16, stride: ww } };
-                bgrx_to_yuv420(&f, Colour::default(), out).unwrap();
+                let out = Yuv::P010 { y: Plane { data: &mut y16, stride: ww }, uv: Plane { data: &mut uv16, stride: ww } };
+                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
                 t.elapsed().as_secs_f64() * 1e3
             })
             .collect();
@@ -82,15 +93,16 @@ fn main() {
         println!("| {w}x{h} BGRX→NV12, ours (yuv crate, 1 thread) | {o50:.3} ms | {o99:.3} ms |");
         println!("| {w}x{h} BGRX→NV12, swscale default (bicubic) | {s50:.3} ms | {s99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours | {:.1}x | |", s50 / o50);
-        let ((i50, i99), (p50, p99), (t50, t99)) = (stats(i010), stats(p010), stats(swscale10));
+        let ((i50, i99), (p50, p99), (t50, t99), (f50, f99)) = (stats(i010), stats(p010), stats(swscale10), stats(i444));
+        println!("| {w}x{h} BGRX→I444 (4:4:4), ours | {f50:.3} ms | {f99:.3} ms |");
         println!("| {w}x{h} BGRX→I010 (10-bit, x265), ours | {i50:.3} ms | {i99:.3} ms |");
         println!("| {w}x{h} BGRX→P010 (10-bit, NVENC/VAAPI), ours | {p50:.3} ms | {p99:.3} ms |");
         println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);
-        for (codec, ten_bit) in [(Codec::H264, false), (Codec::Hevc, false), (Codec::Hevc, true)] {
+        for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::H264, false, true), (Codec::Hevc, false, false), (Codec::Hevc, true, false)] {
             let mut config = EncoderConfig::new(codec, w, h, 60_000, 20_000_000);
-            config.ten_bit = ten_bit;
+            (config.format.ten_bit, config.format.yuv444) = (ten_bit, yuv444);
             let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
             let (mut conv, mut encode, mut total) = (Vec::new(), Vec::new(), Vec::new());
             for n in 0..240 {
@@ -102,10 +114,11 @@ fn main() {
                     total.push(f64::from(e.convert_us + e.encode_us) / 1e3);
                 }
             }
-            let name = match (codec, ten_bit) {
-                (Codec::H264, _) => "x264",
-                (Codec::Hevc, false) => "x265",
-                (Codec::Hevc, true) => "x265 Main10",
+            let name = match (codec, ten_bit, yuv444) {
+                (Codec::H264, _, false) => "x264",
+                (Codec::H264, _, true) => "x264 4:4:4",
+                (Codec::Hevc, false, _) => "x265",
+                (Codec::Hevc, true, _) => "x265 Main10",
             };
             for (what, v) in [("convert", conv), ("encode", encode), ("convert + encode", total)] {
                 let (m, p) = stats(v);

@@ -88,7 +88,7 @@ mod tests {
     fn commands_round_trip_line_by_line() {
         let params = VideoParams {
             codec: Codec::Hevc,
-            format: Format { colour: Colour { matrix: Matrix::Bt601, range: Range::Full }, ten_bit: true },
+            format: Format { colour: Colour { matrix: Matrix::Bt601, range: Range::Full }, ten_bit: true, yuv444: true },
             bitrate_bps: 10_000_000,
             fps_mhz: 60_000,
             packet_size: 1392,

@@ -1,8 +1,8 @@
 //! Software encoding round trips through FFmpeg's own decoder.
 
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_yuv420, Colour, Plane, Yuv420};
-use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, VideoEncoder};
+use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Plane, Yuv};
+use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;
 
@@ -76,7 +76,7 @@ fn encode_decode_round_trip_keeps_the_picture() {
             units.extend(enc.encode(&f, n == 0).unwrap());
             if n == 29 {
                 let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-                bgrx_to_yuv420(&f, Colour::default(), Yuv420::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
+                bgrx_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
                 last_y = y;
             }
         }
@@ -129,7 +129,7 @@ fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
     let (w, h) = (640, 480);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
     let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 8_000_000);
-    config.ten_bit = true;
+    config.format.ten_bit = true;
     let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
     let units: Vec<EncodedFrame> = (0..10).filter_map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap()).collect();
     let decoded = decode_all(Codec::Hevc, &units);
@@ -139,7 +139,7 @@ fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
     // The 10-bit luma, scaled to 8 bits, against the 8-bit conversion of the same frame.
     let f = synthetic(&pool, w, h, 9, false);
     let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-    bgrx_to_yuv420(&f, Colour::default(), Yuv420::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
+    bgrx_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
     let eight: Vec<u8> = (0..(w * h) as usize)
         .map(|i| {
             let (row, col) = (i / w as usize, i % w as usize);
@@ -154,7 +154,7 @@ fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
 #[test]
 fn ten_bit_h264_is_refused_with_a_clear_error() {
     let mut config = EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000);
-    config.ten_bit = true;
+    config.format.ten_bit = true;
     let e = FfmpegEncoder::new(Backend::Software, config).err().unwrap();
     assert!(e.to_string().contains("needs HEVC"), "{e}");
 }
@@ -175,7 +175,7 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
     ] {
         for ten_bit in [false, true] {
             let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 4_000_000);
-            (config.colour, config.ten_bit) = (Colour { matrix, range }, ten_bit);
+            config.format = Format { colour: Colour { matrix, range }, ten_bit, yuv444: false };
             let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
             let units: Vec<EncodedFrame> = (0..3)
                 .filter_map(|n| {
@@ -202,5 +202,33 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
             // Within 2: the 8-bit converter's fast fixed point is off by up to 1.8 here.
             assert!((y_got - y_want).abs() < 2.0 && (cb_got - cb_want).abs() < 2.0, "{matrix:?} {range:?} ten_bit {ten_bit}: Y {y_got} Cb {cb_got}, want {y_want:.1} {cb_want:.1}");
         }
+    }
+}
+
+#[test]
+fn four_four_four_keeps_one_pixel_colour_detail() {
+    // One-pixel red and blue columns: 4:2:0 would give every pair the same (purple) chroma.
+    let (w, h) = (128u32, 64u32);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    for codec in [Codec::H264, Codec::Hevc] {
+        let mut config = EncoderConfig::new(codec, w, h, 30_000, 8_000_000);
+        config.format.yuv444 = true;
+        let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+        let units: Vec<EncodedFrame> = (0..3)
+            .filter_map(|n| {
+                let mut buffer = pool.take().unwrap();
+                for (i, px) in buffer.as_mut_slice().chunks_exact_mut(4).enumerate() {
+                    px.copy_from_slice(if i % 2 == 0 { &[0, 0, 255, 255] } else { &[255, 0, 0, 255] });
+                }
+                let f = Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() };
+                enc.encode(&f, n == 0).unwrap()
+            })
+            .collect();
+        let d = decode_all(codec, &units).pop().unwrap();
+        assert_eq!(d.format(), ff::format::Pixel::YUV444P, "{codec:?}");
+        // Red's Cb is 102, blue's 240 (BT.709 limited): neighbours must stay far apart.
+        let row = &d.data(1)[(h as usize / 2) * d.stride(1)..][..w as usize];
+        let contrast = row.windows(2).map(|p| (i32::from(p[0]) - i32::from(p[1])).abs()).sum::<i32>() / (w as i32 - 1);
+        assert!(contrast > 100, "{codec:?}: neighbouring Cb differ by {contrast} on average");
     }
 }

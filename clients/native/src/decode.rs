@@ -11,8 +11,9 @@ pub struct Picture {
     pub height: u32,
     /// Packed RGB, `width * 3` bytes per row.
     pub rgb: Vec<u8>,
-    /// Bits per sample the stream carried (8, or 10 for HEVC Main10).
-    pub bit_depth: u8,
+    /// What the decoder gave (FFmpeg's name: `yuv420p`, `yuv420p10le`, `yuv444p`, …): the
+    /// bit depth and chroma the stream carried.
+    pub pixel_format: &'static str,
 }
 
 /// Which decoder to use (`--decoder`).
@@ -149,9 +150,7 @@ impl Decoder {
             for y in 0..h as usize {
                 packed.extend_from_slice(&rgb.data(0)[y * stride..y * stride + row]);
             }
-            // SAFETY: FFmpeg's static descriptor table; null for an unknown format.
-            let desc = unsafe { ffi::av_pix_fmt_desc_get(fmt.into()).as_ref() };
-            each(Picture { width: w, height: h, rgb: packed, bit_depth: desc.map_or(0, |d| d.comp[0].depth as u8) });
+            each(Picture { width: w, height: h, rgb: packed, pixel_format: fmt.descriptor().map_or("unknown", |d| d.name()) });
         }
         Ok(())
     }

@@ -80,6 +80,9 @@ struct StreamArgs {
     /// 10-bit video (HEVC Main10; needs --codec hevc): smoother gradients.
     #[arg(long)]
     ten_bit: bool,
+    /// Full-resolution chroma (4:4:4): sharp coloured text.
+    #[arg(long)]
+    yuv444: bool,
     #[arg(long, default_value_t = 20)]
     fec_percent: u16,
     #[arg(long, default_value_t = 1400)]
@@ -222,7 +225,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let mut c = Connection::open(addr, &identity, Some(pinned), &args.host.name).await?;
     anyhow::ensure!(c.paired, "{} no longer knows this client: pair again", c.host_name);
     let (width, height, fps) = args.mode;
-    let request = StartRequest { app: args.app.clone(), width, height, fps, codec: args.codec.clone(), bitrate_kbps: args.bitrate_kbps, fec_percent: args.fec_percent, shard_len: args.shard_len, ten_bit: args.ten_bit };
+    let request = StartRequest { app: args.app.clone(), width, height, fps, codec: args.codec.clone(), bitrate_kbps: args.bitrate_kbps, fec_percent: args.fec_percent, shard_len: args.shard_len, ten_bit: args.ten_bit, yuv444: args.yuv444 };
     // The first clock sample (before the start, which takes the host a while to answer), so
     // latency counts from the first frame.
     c.control.ping(monotonic_us())?;

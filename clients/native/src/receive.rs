@@ -33,8 +33,8 @@ pub struct Stats {
     pub latency_us_p99: u64,
     /// Picture sizes seen, in order of first appearance (a renegotiated mode shows here).
     pub sizes: Vec<(u32, u32)>,
-    /// Bit depths of the decoded pictures, in order of first appearance.
-    pub bit_depths: Vec<u8>,
+    /// Pixel formats of the decoded pictures (bit depth, chroma), in order of first appearance.
+    pub pixel_formats: Vec<String>,
     pub first_picture_ms: u64,
     /// Sound packets decoded, and how many never came (gaps in their sequence).
     pub audio_packets: u64,
@@ -147,8 +147,8 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
                         if !stats.sizes.contains(&(p.width, p.height)) {
                             stats.sizes.push((p.width, p.height));
                         }
-                        if !stats.bit_depths.contains(&p.bit_depth) {
-                            stats.bit_depths.push(p.bit_depth);
+                        if !stats.pixel_formats.iter().any(|f| f == p.pixel_format) {
+                            stats.pixel_formats.push(p.pixel_format.to_owned());
                         }
                         on(Event::Picture(p));
                     });

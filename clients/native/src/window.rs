@@ -169,7 +169,7 @@ mod tests {
     #[test]
     fn scaling_keeps_colours_where_they_belong() {
         // 2x1: red, blue → 4x2.
-        let p = Picture { width: 2, height: 1, rgb: vec![255, 0, 0, 0, 0, 255], bit_depth: 8 };
+        let p = Picture { width: 2, height: 1, rgb: vec![255, 0, 0, 0, 0, 255], pixel_format: "yuv420p" };
         let mut out = vec![0u32; 8];
         scale_into(&p, &mut out, 4, 2);
         assert_eq!(out, [0xff0000, 0xff0000, 0x0000ff, 0x0000ff, 0xff0000, 0xff0000, 0x0000ff, 0x0000ff]);

@@ -264,7 +264,7 @@ mod tests {
     }
 
     fn request() -> StartRequest {
-        StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false }
+        StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false, yuv444: false }
     }
 
     #[test]

@@ -64,6 +64,9 @@ pub struct StartRequest {
     /// 10-bit video (HEVC Main10); `hevc` only.
     #[serde(default)]
     pub ten_bit: bool,
+    /// Full-resolution chroma (4:4:4): sharp coloured text, at more bits per frame.
+    #[serde(default)]
+    pub yuv444: bool,
 }
 
 impl StartRequest {
@@ -108,6 +111,9 @@ pub struct Started {
     /// The video is 10-bit (HEVC Main10).
     #[serde(default)]
     pub ten_bit: bool,
+    /// The video is 4:4:4.
+    #[serde(default)]
+    pub yuv444: bool,
 }
 
 /// The client's view of the stream, for the host's status and tuning.
@@ -146,7 +152,7 @@ mod tests {
 
     #[test]
     fn start_requests_are_checked() {
-        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false };
+        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false, yuv444: false };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [
             StartRequest { width: 0, ..ok.clone() },

@@ -257,7 +257,7 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
                 PF_CODEC_HEVC => "hevc",
                 _ => return PF_ERR_STATE,
             };
-            let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: false };
+            let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: false, yuv444: false };
             code(h.control.start(&req))
         })
     }

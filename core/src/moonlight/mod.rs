@@ -1,4 +1,5 @@
 //! The GameStream (Moonlight) wire formats.
 
+pub mod annexb;
 pub mod audio;
 pub mod video;

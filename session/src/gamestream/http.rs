@@ -28,6 +28,8 @@ const GFE_VERSION: &str = "3.23.0.74";
 const SCM_H264: u32 = 0x1;
 const SCM_HEVC: u32 = 0x100;
 const SCM_HEVC_MAIN10: u32 = 0x200;
+const SCM_H264_HIGH8_444: u32 = 0x40000;
+const SCM_HEVC_REXT8_444: u32 = 0x80000;
 /// How long a client's first pairing request waits for the user's PIN.
 /// A pairing abandoned between stages is forgotten after this (and blocks new ones until).
 const PAIRING_TTL: Duration = Duration::from_secs(60);
@@ -141,8 +143,9 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
     }
     let current = host.streams.current_app();
     // Where HEVC is, so is Main10: each encoder does 10 bits (the GPU encoders from NVIDIA
-    // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265).
-    let codecs = SCM_H264 | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 } else { 0 };
+    // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265). 4:4:4 at
+    // 8 bits: x264, x265 and NVENC (VAAPI falls back to x264/x265).
+    let codecs = SCM_H264 | SCM_H264_HIGH8_444 | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 | SCM_HEVC_REXT8_444 } else { 0 };
     let state = if current.is_some() { "PUNKTFUNK_SERVER_BUSY" } else { "PUNKTFUNK_SERVER_FREE" };
     xml(Xml::ok()
         .el("hostname", &host.name)

@@ -44,14 +44,18 @@ pub struct Plane<'a> {
     pub stride: usize,
 }
 
-/// 4:2:0 output, in the layout the encoder takes: NV12 (x264, VAAPI, NVENC) or planar I420
-/// (x265); for 10 bits, P010 (NVENC, VAAPI: 16-bit little-endian samples, the value in the
-/// top 10 bits) or I010 (x265's `yuv420p10le`: planar, the value in the low 10 bits).
-pub enum Yuv420<'a> {
+/// The output, in the layout the encoder takes. 4:2:0: NV12 (x264, VAAPI, NVENC) or planar
+/// I420 (x265); for 10 bits, P010 (NVENC, VAAPI: 16-bit little-endian samples, the value in
+/// the top 10 bits) or I010 (x265's `yuv420p10le`: planar, the value in the low 10 bits).
+/// 4:4:4 (full-resolution chroma, for sharp coloured text): planar I444, or I410 at 10 bits
+/// (16-bit samples, the value in the low bits).
+pub enum Yuv<'a> {
     Nv12 { y: Plane<'a>, uv: Plane<'a> },
     I420 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
     P010 { y: Plane<'a>, uv: Plane<'a> },
     I010 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
+    I444 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
+    I410 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +66,9 @@ fn plane(p: Plane<'_>) -> (BufferStoreMut<'_, u8>, u32) {
     (BufferStoreMut::Borrowed(p.data), p.stride as u32)
 }
 
-/// Converts a whole BGRX frame (even width and height) into 4:2:0.
-pub fn bgrx_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>) -> Result<(), ConvertError> {
-    bgrx_rows_to_yuv420(frame, colour, out, 0..frame.height)
+/// Converts a whole BGRX frame (even width and height).
+pub fn bgrx_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>) -> Result<(), ConvertError> {
+    bgrx_rows_to_yuv(frame, colour, out, 0..frame.height)
 }
 
 /// The rows of the frame that its damage touches, widened to even rows (4:2:0 pairs them);
@@ -80,17 +84,19 @@ pub fn damaged_rows(frame: &Frame) -> Option<std::ops::Range<u32>> {
 
 /// Converts only `rows` (even bounds) into the matching rows of `out`; the rest of `out`
 /// keeps what it held (the previous frame).
-pub fn bgrx_rows_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
+pub fn bgrx_rows_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
     if !rows.start.is_multiple_of(2) || !rows.end.is_multiple_of(2) || rows.end > frame.height || rows.start >= rows.end {
         return Err(ConvertError(format!("rows {rows:?} of a {}-row frame", frame.height)));
     }
     let (y0, h) = (rows.start as usize, rows.end - rows.start);
     let (n, c0, cn) = (h as usize, y0 / 2, h as usize / 2);
     let out = match out {
-        Yuv420::Nv12 { y, uv } => Yuv420::Nv12 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
-        Yuv420::I420 { y, u, v } => Yuv420::I420 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
-        Yuv420::P010 { y, uv } => Yuv420::P010 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
-        Yuv420::I010 { y, u, v } => Yuv420::I010 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
+        Yuv::Nv12 { y, uv } => Yuv::Nv12 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
+        Yuv::I420 { y, u, v } => Yuv::I420 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
+        Yuv::P010 { y, uv } => Yuv::P010 { y: rows_of(y, y0, n)?, uv: rows_of(uv, c0, cn)? },
+        Yuv::I010 { y, u, v } => Yuv::I010 { y: rows_of(y, y0, n)?, u: rows_of(u, c0, cn)?, v: rows_of(v, c0, cn)? },
+        Yuv::I444 { y, u, v } => Yuv::I444 { y: rows_of(y, y0, n)?, u: rows_of(u, y0, n)?, v: rows_of(v, y0, n)? },
+        Yuv::I410 { y, u, v } => Yuv::I410 { y: rows_of(y, y0, n)?, u: rows_of(u, y0, n)?, v: rows_of(v, y0, n)? },
     };
     frame
         .with_data(|data| {
@@ -100,14 +106,14 @@ pub fn bgrx_rows_to_yuv420(frame: &Frame, colour: Colour, out: Yuv420<'_>, rows:
         .map_err(|e| ConvertError(e.to_string()))?
 }
 
-/// Exactly `n` rows of a plane from row `first` (chroma planes have half as many rows).
+/// Exactly `n` rows of a plane from row `first` (4:2:0 chroma planes have half as many rows).
 fn rows_of(p: Plane<'_>, first: usize, n: usize) -> Result<Plane<'_>, ConvertError> {
     let range = first * p.stride..(first + n) * p.stride;
     let data = p.data.get_mut(range).ok_or_else(|| ConvertError("output plane too small".into()))?;
     Ok(Plane { data, stride: p.stride })
 }
 
-fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Yuv420<'_>) -> Result<(), ConvertError> {
+fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Yuv<'_>) -> Result<(), ConvertError> {
     let range = match colour.range {
         Range::Limited => YuvRange::Limited,
         Range::Full => YuvRange::Full,
@@ -120,15 +126,20 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
     let stride = src_stride as u32;
     let mode = YuvConversionMode::Fast;
     let result = match out {
-        Yuv420::Nv12 { y, uv } => {
+        Yuv::Nv12 { y, uv } => {
             let ((y_plane, y_stride), (uv_plane, uv_stride)) = (plane(y), plane(uv));
             let mut image = YuvBiPlanarImageMut { y_plane, y_stride, uv_plane, uv_stride, width: w, height: h };
             yuv::bgra_to_yuv_nv12(&mut image, src, stride, range, matrix, mode)
         }
-        Yuv420::I420 { y, u, v } => {
+        Yuv::I420 { y, u, v } => {
             let ((y_plane, y_stride), (u_plane, u_stride), (v_plane, v_stride)) = (plane(y), plane(u), plane(v));
             let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
             yuv::bgra_to_yuv420(&mut image, src, stride, range, matrix, mode)
+        }
+        Yuv::I444 { y, u, v } => {
+            let ((y_plane, y_stride), (u_plane, u_stride), (v_plane, v_stride)) = (plane(y), plane(u), plane(v));
+            let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
+            yuv::bgra_to_yuv444(&mut image, src, stride, range, matrix, mode)
         }
         ten_bit => return ten_bit::convert(src, src_stride, w as usize, h as usize, range, matrix, ten_bit),
     };
@@ -154,21 +165,21 @@ mod tests {
         let planes = |y: &mut Vec<u8>, uv: &mut Vec<u8>| {
             // Reborrow as the enum each call wants.
             let (y, uv) = (y.as_mut_slice() as *mut [u8], uv.as_mut_slice() as *mut [u8]);
-            unsafe { Yuv420::Nv12 { y: Plane { data: &mut *y, stride: 64 }, uv: Plane { data: &mut *uv, stride: 64 } } }
+            unsafe { Yuv::Nv12 { y: Plane { data: &mut *y, stride: 64 }, uv: Plane { data: &mut *uv, stride: 64 } } }
         };
         let dark = frame(&pool, w, h, 10, vec![]);
-        bgrx_to_yuv420(&dark, Colour::default(), planes(&mut y, &mut uv)).unwrap();
+        bgrx_to_yuv(&dark, Colour::default(), planes(&mut y, &mut uv)).unwrap();
         let dark_y = y[0];
         drop(dark);
         let bright = frame(&pool, w, h, 250, vec![Rect { x: 3, y: 7, width: 5, height: 4 }]);
         let rows = damaged_rows(&bright).unwrap();
         assert_eq!(rows, 6..12);
-        bgrx_rows_to_yuv420(&bright, Colour::default(), planes(&mut y, &mut uv), rows).unwrap();
+        bgrx_rows_to_yuv(&bright, Colour::default(), planes(&mut y, &mut uv), rows).unwrap();
         assert_eq!(y[5 * 64], dark_y, "row 5 untouched");
         assert!(y[6 * 64] > 200 && y[11 * 64] > 200, "rows 6..12 converted");
         assert_eq!(y[12 * 64], dark_y, "row 12 untouched");
         assert!(damaged_rows(&frame(&pool, w, h, 0, vec![])).is_none());
-        assert!(bgrx_rows_to_yuv420(&bright, Colour::default(), planes(&mut y, &mut uv), 1..3).is_err());
+        assert!(bgrx_rows_to_yuv(&bright, Colour::default(), planes(&mut y, &mut uv), 1..3).is_err());
     }
 
     #[test]
@@ -200,7 +211,7 @@ mod tests {
             let close = |got: u16, want: f64| (f64::from(got) - want).abs() <= 3.0;
             // Planar, value in the low bits (x265).
             let (mut y, mut u, mut v) = (vec![0u16; n], vec![0u16; c], vec![0u16; c]);
-            bgrx_to_yuv420(&f, colour, Yuv420::I010 { y: b(&mut y, w), u: b(&mut u, w / 2), v: b(&mut v, w / 2) }).unwrap();
+            bgrx_to_yuv(&f, colour, Yuv::I010 { y: b(&mut y, w), u: b(&mut u, w / 2), v: b(&mut v, w / 2) }).unwrap();
             for (i, got) in y.iter().enumerate() {
                 let want = yuv(rgb(i as u32 % w, i as u32 / w))[0];
                 assert!(close(*got, want), "{colour:?}: Y {got}, want {want:.1}");
@@ -211,10 +222,39 @@ mod tests {
             }
             // Bi-planar, value in the high bits (NVENC, VAAPI): the same samples, shifted.
             let (mut py, mut puv) = (vec![0u16; n], vec![0u16; 2 * c]);
-            bgrx_to_yuv420(&f, colour, Yuv420::P010 { y: b(&mut py, w), uv: b(&mut puv, w) }).unwrap();
+            bgrx_to_yuv(&f, colour, Yuv::P010 { y: b(&mut py, w), uv: b(&mut puv, w) }).unwrap();
             let near = |p: u16, i: u16| p & 63 == 0 && (i32::from(p >> 6) - i32::from(i)).abs() <= 1;
             assert!(py.iter().zip(&y).all(|(p, i)| near(*p, *i)));
             assert!(puv.chunks_exact(2).zip(u.iter().zip(&v)).all(|(p, (u, v))| near(p[0], *u) && near(p[1], *v)));
+        }
+    }
+
+    #[test]
+    fn four_four_four_keeps_each_pixels_colour() {
+        // Red and blue in a one-pixel checkerboard: 4:2:0 would average them to purple.
+        let (w, h) = (16u32, 8u32);
+        let pool = BufferPool::new((w * h * 4) as usize, 2);
+        let mut buffer = pool.take().unwrap();
+        for (i, px) in buffer.as_mut_slice().chunks_exact_mut(4).enumerate() {
+            let red = (i as u32 % w + i as u32 / w) % 2 == 0;
+            px.copy_from_slice(if red { &[0, 0, 255, 255] } else { &[255, 0, 0, 255] });
+        }
+        let f = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let n = (w * h) as usize;
+        // BT.709 limited: red is Cb 102 Cr 240, blue Cb 240 Cr 118.
+        let want = |i: usize| if (i as u32 % w + i as u32 / w) % 2 == 0 { (102.0, 240.0) } else { (240.0, 118.0) };
+        let (mut y, mut u, mut v) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
+        let s = w as usize;
+        bgrx_to_yuv(&f, Colour::default(), Yuv::I444 { y: Plane { data: &mut y, stride: s }, u: Plane { data: &mut u, stride: s }, v: Plane { data: &mut v, stride: s } }).unwrap();
+        for (i, (u, v)) in u.iter().zip(&v).enumerate() {
+            let (cb, cr) = want(i);
+            assert!((f64::from(*u) - cb).abs() <= 2.0 && (f64::from(*v) - cr).abs() <= 2.0, "pixel {i}: Cb {u} Cr {v}, want {cb} {cr}");
+        }
+        let (mut y, mut u, mut v) = (vec![0u16; n], vec![0u16; n], vec![0u16; n]);
+        bgrx_to_yuv(&f, Colour::default(), Yuv::I410 { y: b(&mut y, w), u: b(&mut u, w), v: b(&mut v, w) }).unwrap();
+        for (i, (u, v)) in u.iter().zip(&v).enumerate() {
+            let (cb, cr) = want(i);
+            assert!((f64::from(*u) / 4.0 - cb).abs() <= 1.0 && (f64::from(*v) / 4.0 - cr).abs() <= 1.0, "10-bit pixel {i}: Cb {u} Cr {v}");
         }
     }
 

@@ -1,4 +1,4 @@
-//! 8-bit BGRX → 10-bit 4:2:0: I010 for x265, P010 for NVENC and VAAPI.
+//! 8-bit BGRX → 10 bits: I010 (4:2:0) for x265, P010 (4:2:0) for NVENC and VAAPI, I410 (4:4:4).
 //!
 //! The `yuv` crate converts to 10 bits only from 10-bit RGBA, and its P010 output has no SIMD
 //! path (2.6 ms a 1080p frame here against 0.75 ms for I010). So a band of rows at a time is
@@ -6,7 +6,7 @@
 //! converted to I010 by the crate's SIMD kernels, and for P010 packed from a scratch band
 //! (shifted to the high bits, chroma interleaved). The scratch stays in the cache.
 
-use super::{ConvertError, Plane, Yuv420};
+use super::{ConvertError, Plane, Yuv};
 use std::cell::RefCell;
 use yuv::{BufferStoreMut, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
@@ -27,7 +27,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: YuvRange, matrix: YuvStandardMatrix, mut out: Yuv420<'_>) -> Result<(), ConvertError> {
+pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: YuvRange, matrix: YuvStandardMatrix, mut out: Yuv<'_>) -> Result<(), ConvertError> {
     let err = |e: yuv::YuvError| ConvertError(e.to_string());
     SCRATCH.with_borrow_mut(|s| {
         s.rgbx.resize(w * BAND_ROWS, 0);
@@ -46,7 +46,15 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
             let (wide, wide_stride) = (&s.wide[..w * 4 * n], (w * 4) as u32);
             let (cw, cn) = (w / 2, n / 2);
             match &mut out {
-                Yuv420::I010 { y, u, v } => {
+                Yuv::I410 { y, u, v } => {
+                    let (y_plane, y_stride) = band(y, first, n)?;
+                    let (u_plane, u_stride) = band(u, first, n)?;
+                    let (v_plane, v_stride) = band(v, first, n)?;
+                    let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y_plane), BufferStoreMut::Borrowed(u_plane), BufferStoreMut::Borrowed(v_plane));
+                    let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
+                    yuv::rgba10_to_i410(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
+                }
+                Yuv::I010 { y, u, v } => {
                     let (y_plane, y_stride) = band(y, first, n)?;
                     let (u_plane, u_stride) = band(u, first / 2, cn)?;
                     let (v_plane, v_stride) = band(v, first / 2, cn)?;
@@ -54,7 +62,7 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
                     let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
                     yuv::rgba10_to_i010(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
                 }
-                Yuv420::P010 { y, uv } => {
+                Yuv::P010 { y, uv } => {
                     s.y.resize(w * n, 0);
                     s.u.resize(cw * cn, 0);
                     s.v.resize(cw * cn, 0);
@@ -72,7 +80,7 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
                         }
                     }
                 }
-                Yuv420::Nv12 { .. } | Yuv420::I420 { .. } => return Err(ConvertError("an 8-bit layout given to the 10-bit converter".into())),
+                Yuv::Nv12 { .. } | Yuv::I420 { .. } | Yuv::I444 { .. } => return Err(ConvertError("an 8-bit layout given to the 10-bit converter".into())),
             }
         }
         Ok(())

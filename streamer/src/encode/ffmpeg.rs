@@ -6,8 +6,8 @@
 //! are uploaded through a hardware frames pool). Zero-copy dmabuf import comes with the
 //! compositor's GPU render path.
 
-use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, VideoEncoder};
-use crate::convert::{bgrx_rows_to_yuv420, damaged_rows, Colour, Matrix, Plane, Range, Yuv420};
+use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
+use crate::convert::{bgrx_rows_to_yuv, damaged_rows, Colour, Matrix, Plane, Range, Yuv};
 use crate::frame::Frame;
 use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
 use std::time::Instant;
@@ -36,11 +36,20 @@ impl FfmpegEncoder {
         if !config.width.is_multiple_of(2) || !config.height.is_multiple_of(2) {
             return Err(EncodeError::OddSize(config.width, config.height));
         }
-        if config.ten_bit && config.codec == Codec::H264 {
+        let Format { colour, ten_bit, yuv444 } = config.format;
+        if ten_bit && config.codec == Codec::H264 {
             // High 10 exists, but no Moonlight or GPU decoder takes it.
             return Err(EncodeError::Unsupported("10-bit video needs HEVC (clients decode H.264 in 8 bits only)"));
         }
-        // x264, NVENC and VAAPI read NV12 (P010 for 10 bits); x265 only takes planar 4:2:0.
+        match (backend, ten_bit, yuv444) {
+            // Few VAAPI drivers encode 4:4:4, and those only from packed layouts.
+            (Backend::Vaapi, _, true) => return Err(EncodeError::Unsupported("VAAPI encodes 4:2:0 only here")),
+            // NVENC wants those samples in the high bits of 16: a layout not written yet.
+            (Backend::Nvenc, true, true) => return Err(EncodeError::Unsupported("NVENC 10-bit 4:4:4 is not supported yet")),
+            _ => {}
+        }
+        // x264, NVENC and VAAPI read NV12 (P010 for 10 bits); x265 only takes planar 4:2:0;
+        // 4:4:4 is planar everywhere.
         let name = match (backend, config.codec) {
             (Backend::Software, Codec::H264) => "libx264",
             (Backend::Software, Codec::Hevc) => "libx265",
@@ -49,11 +58,13 @@ impl FfmpegEncoder {
             (Backend::Vaapi, Codec::H264) => "h264_vaapi",
             (Backend::Vaapi, Codec::Hevc) => "hevc_vaapi",
         };
-        let pixel = match (backend, config.codec, config.ten_bit) {
-            (Backend::Software, Codec::Hevc, false) => format::Pixel::YUV420P,
-            (Backend::Software, Codec::Hevc, true) => format::Pixel::YUV420P10LE,
-            (_, _, false) => format::Pixel::NV12,
-            (_, _, true) => format::Pixel::P010LE,
+        let pixel = match (backend, config.codec, ten_bit, yuv444) {
+            (_, _, false, true) => format::Pixel::YUV444P,
+            (_, _, true, true) => format::Pixel::YUV444P10LE,
+            (Backend::Software, Codec::Hevc, false, false) => format::Pixel::YUV420P,
+            (Backend::Software, Codec::Hevc, true, false) => format::Pixel::YUV420P10LE,
+            (_, _, false, false) => format::Pixel::NV12,
+            (_, _, true, false) => format::Pixel::P010LE,
         };
         let found = encoder::find_by_name(name).ok_or(EncodeError::Unavailable(name))?;
         let mut video = codec::context::Context::new_with_codec(found).encoder().video()?;
@@ -64,7 +75,7 @@ impl FfmpegEncoder {
         video.set_frame_rate(Some((config.fps_mhz as i32, 1000)));
         video.set_max_b_frames(0);
         video.set_gop(u32::MAX >> 1);
-        signal_colour(&mut video, config.colour);
+        signal_colour(&mut video, colour);
         video.set_threading(threading::Config { kind: threading::Type::Slice, count: config.threads, ..Default::default() });
         set_rate(&mut video, config.bitrate_bps, config.fps_mhz);
         let hw = match backend {
@@ -105,9 +116,13 @@ fn signal_colour(video: &mut encoder::video::Video, colour: Colour) {
 /// The latency settings, in each encoder's own option names.
 fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
     let mut opts = Dictionary::new();
-    if config.ten_bit && backend != Backend::Software {
-        // x265 picks Main10 from the pixel format; the GPU encoders are told.
-        opts.set("profile", "main10");
+    let Format { ten_bit, yuv444, .. } = config.format;
+    match (backend, config.codec, ten_bit, yuv444) {
+        // x264 and x265 pick the profile from the pixel format; NVENC and VAAPI are told.
+        (Backend::Software, ..) | (_, _, false, false) => {}
+        (_, Codec::H264, _, true) => opts.set("profile", "high444p"),
+        (_, Codec::Hevc, _, true) => opts.set("profile", "rext"),
+        (_, _, true, false) => opts.set("profile", "main10"),
     }
     let ir = config.intra_refresh;
     match (backend, config.codec) {
@@ -119,9 +134,8 @@ fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
                 opts.set("x264-params", if ir { "intra-refresh=1:repeat-headers=1" } else { "repeat-headers=1" });
             } else {
                 // Frame threads would hold frames back: one in, one out. No `info` SEI: x265
-                // repeats its ~2 KB of settings with every key frame's headers, which pushes the
-                // IDR slice out of the first packet, where Moonlight looks for it (it then
-                // waits for an IDR forever).
+                // would repeat ~2 KB of its settings with every key frame's headers (the
+                // GameStream sender strips SEI from key frames anyway: core's `annexb`).
                 let params = "repeat-headers=1:info=0:frame-threads=1:log-level=warning";
                 opts.set("x265-params", &if ir { format!("intra-refresh=1:{params}") } else { params.to_owned() });
             }
@@ -213,7 +227,7 @@ impl Drop for HwFrames {
 }
 
 /// The input frame's planes as conversion targets.
-fn planes(f: &mut frame::Video) -> Yuv420<'_> {
+fn planes(f: &mut frame::Video) -> Yuv<'_> {
     let format = f.format();
     let n = if matches!(format, format::Pixel::NV12 | format::Pixel::P010LE) { 2 } else { 3 };
     // SAFETY: the planes of one AVFrame are disjoint allocations (or disjoint ranges of one),
@@ -226,10 +240,15 @@ fn planes(f: &mut frame::Video) -> Yuv420<'_> {
         .collect();
     if n == 2 {
         let (uv, y) = (p.pop().expect("two planes"), p.pop().expect("two planes"));
-        if format == format::Pixel::P010LE { Yuv420::P010 { y, uv } } else { Yuv420::Nv12 { y, uv } }
+        if format == format::Pixel::P010LE { Yuv::P010 { y, uv } } else { Yuv::Nv12 { y, uv } }
     } else {
         let (v, u, y) = (p.pop().expect("three planes"), p.pop().expect("three planes"), p.pop().expect("three planes"));
-        if format == format::Pixel::YUV420P10LE { Yuv420::I010 { y, u, v } } else { Yuv420::I420 { y, u, v } }
+        match format {
+            format::Pixel::YUV420P10LE => Yuv::I010 { y, u, v },
+            format::Pixel::YUV444P => Yuv::I444 { y, u, v },
+            format::Pixel::YUV444P10LE => Yuv::I410 { y, u, v },
+            _ => Yuv::I420 { y, u, v },
+        }
     }
 }
 
@@ -259,7 +278,7 @@ impl VideoEncoder for FfmpegEncoder {
         if let Some(rows) = rows {
             // SAFETY: makes the buffer ours alone if FFmpeg still held a reference (copying it).
             unsafe { ffi::av_frame_make_writable(self.input.as_mut_ptr()) };
-            bgrx_rows_to_yuv420(frame, self.config.colour, planes(&mut self.input), rows)?;
+            bgrx_rows_to_yuv(frame, self.config.format.colour, planes(&mut self.input), rows)?;
         }
         self.primed = true;
         let t1 = Instant::now();

@@ -38,9 +38,7 @@ pub struct EncoderConfig {
     /// Frame rate in millihertz (59.94 Hz = 59940).
     pub fps_mhz: u32,
     pub bitrate_bps: u64,
-    pub colour: Colour,
-    /// 10-bit 4:2:0 (HEVC Main10): smoother gradients at the same bitrate.
-    pub ten_bit: bool,
+    pub format: Format,
     /// Encoder threads (FFmpeg's API default is 1).
     pub threads: usize,
     /// Periodic intra refresh instead of key frames (smoother bitrate, slower recovery).
@@ -50,16 +48,20 @@ pub struct EncoderConfig {
 impl EncoderConfig {
     pub fn new(codec: Codec, width: u32, height: u32, fps_mhz: u32, bitrate_bps: u64) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-        Self { codec, width, height, fps_mhz, bitrate_bps, colour: Colour::default(), ten_bit: false, threads, intra_refresh: false }
+        Self { codec, width, height, fps_mhz, bitrate_bps, format: Format::default(), threads, intra_refresh: false }
     }
 }
 
-/// How the client wants its pictures: the YUV matrix and range it decodes with, and 8 or
-/// 10 bits.
+/// How the client wants its pictures: the YUV matrix and range it decodes with, 8 or 10 bits,
+/// 4:2:0 or 4:4:4 chroma.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Format {
     pub colour: Colour,
+    /// 10 bits (HEVC Main10): smoother gradients at the same bitrate.
     pub ten_bit: bool,
+    /// Chroma at full resolution (H.264 High 4:4:4, HEVC RExt): sharp coloured text.
+    #[serde(default)]
+    pub yuv444: bool,
 }
 
 /// One encoded access unit (Annex B).

@@ -38,7 +38,7 @@ impl SessionEncoder {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
             let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
-            (config.colour, config.ten_bit) = (self.format.colour, self.format.ten_bit);
+            config.format = self.format;
             // Leave a core for the compositor and the sender.
             config.threads = config.threads.saturating_sub(1).max(1);
             let (encoder, report) = open(self.choice, config)?;

@@ -62,6 +62,8 @@ pub struct StreamRequest {
     pub bitrate_kbps: u32,
     pub codec: Codec,
     pub hdr: bool,
+    /// `chromaSamplingType` 1: 4:4:4.
+    pub yuv444: bool,
     pub min_fec_packets: u8,
     /// `encryptionEnabled` bits, with audio forced on when the NV feature flag asks for it.
     pub encryption: u32,
@@ -80,7 +82,8 @@ pub struct StreamRequest {
 
 impl StreamRequest {
     /// The pictures the client decodes: the matrix and range of `encoderCscMode` (an unknown
-    /// colour space is BT.709), 10 bits when it asked for HDR and HEVC (Main10).
+    /// colour space is BT.709), 10 bits when it asked for HDR and HEVC (Main10), 4:4:4 chroma
+    /// when it asked for that.
     pub fn format(&self) -> Format {
         let matrix = match self.csc_mode >> 1 {
             0 => Matrix::Bt601,
@@ -88,7 +91,7 @@ impl StreamRequest {
             _ => Matrix::Bt709,
         };
         let range = if self.csc_mode & 1 != 0 { Range::Full } else { Range::Limited };
-        Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec == Codec::Hevc }
+        Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec == Codec::Hevc, yuv444: self.yuv444 }
     }
 
     pub fn video_encrypted(&self) -> bool {
@@ -151,6 +154,7 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
         bitrate_kbps: bitrate_kbps.max(100),
         codec,
         hdr: num("x-nv-video[0].dynamicRangeMode", Some(0))? != 0,
+        yuv444: num("x-ss-video[0].chromaSamplingType", Some(0))? != 0,
         min_fec_packets: num("x-nv-vqos[0].fec.minRequiredFecPackets", Some(0))?.min(32) as u8,
         encryption,
         ml_feature_flags: num("x-ml-general.featureFlags", Some(0))?,
@@ -210,7 +214,7 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
     #[test]
     fn the_picture_format_is_what_the_client_asked_for() {
         let r = parse_announce(ANNOUNCE).unwrap();
-        assert_eq!(r.format(), Format { colour: Colour { matrix: Matrix::Bt709, range: Range::Limited }, ten_bit: false });
+        assert_eq!(r.format(), Format { colour: Colour { matrix: Matrix::Bt709, range: Range::Limited }, ten_bit: false, yuv444: false });
         let with = |csc: &str, hdr: bool, hevc: bool| {
             let mut a = ANNOUNCE.replace("encoderCscMode:2", &format!("encoderCscMode:{csc}"));
             if hdr {
@@ -223,9 +227,11 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         };
         assert_eq!(with("0", false, false).colour, Colour { matrix: Matrix::Bt601, range: Range::Limited });
         assert_eq!(with("3", false, false).colour, Colour { matrix: Matrix::Bt709, range: Range::Full });
-        assert_eq!(with("5", true, true), Format { colour: Colour { matrix: Matrix::Bt2020, range: Range::Full }, ten_bit: true });
+        assert_eq!(with("5", true, true), Format { colour: Colour { matrix: Matrix::Bt2020, range: Range::Full }, ten_bit: true, yuv444: false });
         assert!(!with("2", true, false).ten_bit, "H.264 stays 8-bit even when HDR is asked for");
         assert_eq!(with("14", false, false).colour.matrix, Matrix::Bt709, "unknown colour space");
+        let full_chroma = ANNOUNCE.replace("chromaSamplingType:0", "chromaSamplingType:1");
+        assert!(parse_announce(&full_chroma).unwrap().format().yuv444);
     }
 
     #[test]

@@ -7,9 +7,11 @@ use crate::encode::{Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
+use punktfunk_core::moonlight::annexb::without_sei;
 use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -172,12 +174,14 @@ impl VideoSender {
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let rtp_timestamp = (frame.rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
         let latency_100us = (frame.rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
+        // The client finds a key frame only if its slice starts in the first packet.
+        let bitstream = if encoded.keyframe { without_sei(&encoded.data, self.params.codec == Codec::Hevc) } else { Cow::Borrowed(&encoded.data[..]) };
         let datagrams = match self.packetizer.packetize(&VideoFrame {
             index,
             rtp_timestamp,
             frame_type: if encoded.keyframe { FrameType::Idr } else { FrameType::P },
             latency_100us,
-            bitstream: &encoded.data,
+            bitstream: &bitstream,
         }) {
             Ok(d) => d,
             // Too big for four FEC blocks (a bitrate far beyond what was negotiated): the
@@ -188,7 +192,7 @@ impl VideoSender {
             }
         };
         let count = datagrams.count();
-        let data_datagrams = (FRAME_HEADER_LEN + encoded.data.len()).div_ceil(self.params.packet_size - 16);
+        let data_datagrams = (FRAME_HEADER_LEN + bitstream.len()).div_ceil(self.params.packet_size - 16);
         let errors_before = self.send_errors;
         for batch in self.pacer.plan(Instant::now(), count, datagrams.datagram_len()) {
             let wait = batch.deadline.saturating_duration_since(Instant::now());
@@ -209,7 +213,7 @@ impl VideoSender {
         }
         Ok(Some(SentFrame {
             index,
-            bytes: encoded.data.len(),
+            bytes: bitstream.len(),
             datagrams: count,
             data_datagrams,
             unsent: (self.send_errors - errors_before) as usize,
