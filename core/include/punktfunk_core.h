@@ -69,6 +69,16 @@
 
 #define PF_CODEC_HEVC 1
 
+/**
+ * `PfStartRequest.flags`: 10-bit video (HEVC Main10; PF_CODEC_HEVC only).
+ */
+#define PF_START_TEN_BIT 1
+
+/**
+ * `PfStartRequest.flags`: full-resolution chroma (4:4:4).
+ */
+#define PF_START_YUV444 2
+
 #define PF_INPUT_KEY 1
 
 #define PF_INPUT_TEXT 2
@@ -210,6 +220,10 @@ typedef struct PfStartRequest {
   uint32_t bitrate_kbps;
   uint16_t fec_percent;
   uint32_t shard_len;
+  /**
+   * PF_START_* bits (appended in ABI 2: callers built before it leave it out and get 0).
+   */
+  uint32_t flags;
 } PfStartRequest;
 
 /**

@@ -147,6 +147,7 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
     let ClientMessage::Ping { client_us } = host.hear() else { panic!("expected Ping") };
     let ClientMessage::Start(req) = host.hear() else { panic!("expected Start") };
     assert_eq!((req.app.as_str(), req.width, req.height, req.fps, req.codec.as_str(), req.bitrate_kbps), ("Desktop", 1920, 1080, 120, "hevc", 50_000));
+    assert!(req.ten_bit && !req.yuv444, "flags reach the request: {req:?}");
     host.say(&HostMessage::Pong { client_us, host_us: client_us + 5_000_000 });
     host.say(&HostMessage::Started(Started { data_port: 48101, token: 77, key: [9; 16], mic_key: [10; 16], shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 22, width: 1920, height: 1080, fps: 120, ten_bit: false, yuv444: false }));
 

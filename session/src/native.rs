@@ -361,7 +361,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
             }
         })
         .ok_or("the session ended at once")?;
-    tracing::info!(stream = id, client = client.device(), w = req.width, h = req.height, fps = req.fps, kbps, "punktfunk/1 stream started");
+    tracing::info!(stream = id, client = client.device(), w = req.width, h = req.height, fps = req.fps, codec = req.codec, ten_bit = req.ten_bit, yuv444 = req.yuv444, kbps, "punktfunk/1 stream started");
     Ok((id, started))
 }
 

@@ -22,6 +22,10 @@ pub const PF_CONTROL_CLOCK: u32 = 8;
 
 pub const PF_CODEC_H264: u32 = 0;
 pub const PF_CODEC_HEVC: u32 = 1;
+/// `PfStartRequest.flags`: 10-bit video (HEVC Main10; PF_CODEC_HEVC only).
+pub const PF_START_TEN_BIT: u32 = 1;
+/// `PfStartRequest.flags`: full-resolution chroma (4:4:4).
+pub const PF_START_YUV444: u32 = 2;
 
 pub const PF_INPUT_KEY: u32 = 1;
 pub const PF_INPUT_TEXT: u32 = 2;
@@ -88,6 +92,8 @@ pub struct PfStartRequest {
     pub bitrate_kbps: u32,
     pub fec_percent: u16,
     pub shard_len: u32,
+    /// PF_START_* bits (appended in ABI 2: callers built before it leave it out and get 0).
+    pub flags: u32,
 }
 
 /// An input event. Positions are in stream pixels.
@@ -249,15 +255,15 @@ pub unsafe extern "C" fn punktfunk_control_pair(h: *mut PfControl, pin: *const c
 pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *const PfStartRequest) -> i32 {
     unsafe {
         with(h, |h| {
-            let empty = PfStartRequest { struct_size: 0, app: std::ptr::null(), width: 0, height: 0, fps: 0, codec: 0, bitrate_kbps: 0, fec_percent: 0, shard_len: 0 };
-            let Some(r) = read_sized(request, size_of::<PfStartRequest>(), empty) else { return PF_ERR_NULL };
+            let empty = PfStartRequest { struct_size: 0, app: std::ptr::null(), width: 0, height: 0, fps: 0, codec: 0, bitrate_kbps: 0, fec_percent: 0, shard_len: 0, flags: 0 };
+            let Some(r) = read_sized(request, std::mem::offset_of!(PfStartRequest, flags), empty) else { return PF_ERR_NULL };
             let app = if r.app.is_null() { "" } else { match text(r.app) { Some(a) => a, None => return PF_ERR_STATE } };
             let codec = match r.codec {
                 PF_CODEC_H264 => "h264",
                 PF_CODEC_HEVC => "hevc",
                 _ => return PF_ERR_STATE,
             };
-            let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: false, yuv444: false };
+            let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: r.flags & PF_START_TEN_BIT != 0, yuv444: r.flags & PF_START_YUV444 != 0 };
             code(h.control.start(&req))
         })
     }

@@ -104,7 +104,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                 tracing::warn!("client did not enable control stream encryption V2");
                 return Response::new(403, cseq);
             }
-            tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
+            tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, format = ?request.format(), kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
             match host.streams.with(|s| {
                 // A client resuming at another resolution or refresh gets an output to match.
                 let l = &mut s.launch;
