@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -92,8 +92,12 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(), "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)");
     let outcome = match (record, raw_output) {
         (Some(path), _) => {
-            let hevc = path.extension().is_some_and(|e| e == "hevc" || e == "h265");
-            let codec = if hevc { Codec::Hevc } else { Codec::H264 };
+            // AV1 as a low-overhead OBU stream (`.obu`, what FFmpeg's `obu` demuxer reads).
+            let codec = match path.extension().and_then(|e| e.to_str()) {
+                Some("hevc" | "h265") => Codec::Hevc,
+                Some("obu" | "av1") => Codec::Av1,
+                _ => Codec::H264,
+            };
             let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate, encoder).with_context(|| format!("creating {}", path.display()))?;
             run(config, sink, None)?
         }

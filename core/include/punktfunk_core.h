@@ -69,8 +69,10 @@
 
 #define PF_CODEC_HEVC 1
 
+#define PF_CODEC_AV1 2
+
 /**
- * `PfStartRequest.flags`: 10-bit video (HEVC Main10; PF_CODEC_HEVC only).
+ * `PfStartRequest.flags`: 10-bit video (PF_CODEC_HEVC or PF_CODEC_AV1).
  */
 #define PF_START_TEN_BIT 1
 
@@ -214,7 +216,7 @@ typedef struct PfStartRequest {
   uint32_t height;
   uint32_t fps;
   /**
-   * PF_CODEC_H264 or PF_CODEC_HEVC.
+   * PF_CODEC_H264, PF_CODEC_HEVC or PF_CODEC_AV1.
    */
   uint32_t codec;
   uint32_t bitrate_kbps;

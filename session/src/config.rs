@@ -24,6 +24,9 @@ pub struct Config {
     /// Offer HEVC (and 10-bit HEVC Main10) to Moonlight clients without a GPU encoder too:
     /// libx265 takes several times x264's CPU, so only for small modes or strong CPUs.
     pub software_hevc: bool,
+    /// Offer AV1 without a GPU encoder (libaom's real-time mode): 720p-class modes on a
+    /// desktop CPU. Moonlight prefers AV1 where it decodes it, so this is a choice to make.
+    pub software_av1: bool,
     /// What composites the sessions: `auto` (GLES on a GPU, pixman otherwise), `pixman` or
     /// `gles`.
     pub renderer: String,
@@ -76,6 +79,7 @@ impl Default for Config {
             native_trust_on_first_use: false,
             encoder: "auto".into(),
             software_hevc: false,
+            software_av1: false,
             renderer: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
@@ -97,6 +101,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
 # software_hevc = false   # offer HEVC and HEVC Main10 (10-bit) without a GPU encoder (libx265)
+# software_av1 = false    # offer AV1 (8 and 10-bit) without a GPU encoder (libaom, real-time mode)
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000

@@ -7,6 +7,7 @@ use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
+use punktfunk_streamer::encode::{select, Codec};
 use punktfunk_streamer::audio::server::{self, PipeWireServer};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -62,6 +63,8 @@ pub struct Host {
     pub streams: Arc<Streams>,
     /// Offer HEVC: a hardware encoder is there, or `software_hevc` says so.
     pub hevc: bool,
+    /// Offer AV1: a hardware encoder opens for it, or `software_av1` says so.
+    pub av1: bool,
     /// The management API's bearer token (`api-token` in the state directory, owner-only):
     /// only users who can read it may enter PINs or remove clients.
     pub api_token: String,
@@ -140,7 +143,8 @@ impl Host {
         let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
         let compositor = compositor_path(&config.compositor)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
-        let hevc = config.software_hevc || punktfunk_streamer::encode::select::hardware_available(encoder_choice);
+        let hevc = config.software_hevc || select::hardware_available(encoder_choice);
+        let av1 = config.software_av1 || select::hardware_encodes(encoder_choice, Codec::Av1);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
         let streams = Arc::new(Streams::new(compositor, Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone() }, MediaSockets { video, native, audio }, session_env));
@@ -155,6 +159,7 @@ impl Host {
             pin_waiter: Default::default(),
             streams,
             hevc,
+            av1,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
             _pipewire: pipewire,
         };

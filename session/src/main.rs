@@ -174,7 +174,7 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
         let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
         tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
-        tracing::info!(name = host.name, port = host.config.port, hevc = host.hevc, "punktfunk host ready; pair a Moonlight client with `punktfunk pair <PIN>`");
+        tracing::info!(name = host.name, port = host.config.port, hevc = host.hevc, av1 = host.av1, "punktfunk host ready; pair a Moonlight client with `punktfunk pair <PIN>`");
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}

@@ -325,7 +325,11 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
     let fec = req.fec_percent;
     let kbps = u64::from(req.bitrate_kbps.min(host.config.max_bitrate_kbps));
     let params = NativeVideoParams {
-        codec: if req.codec == "hevc" { Codec::Hevc } else { Codec::H264 },
+        codec: match req.codec.as_str() {
+            "hevc" => Codec::Hevc,
+            "av1" => Codec::Av1,
+            _ => Codec::H264,
+        },
         // BT.709 limited, like every video player expects without being told.
         format: Format { ten_bit: req.ten_bit, yuv444: req.yuv444, ..Format::default() },
         // The bitrate the client budgets also carries the FEC parity.

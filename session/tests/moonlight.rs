@@ -39,8 +39,8 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
         prep.display().to_string(),
         undo.display().to_string()
     );
-    // HEVC offered without a GPU too, so that 10-bit video (HEVC Main10) can be tested.
-    let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "software_hevc = true\n", &app, &prep_toml);
+    // HEVC and AV1 offered without a GPU too, so that they and 10-bit video can be tested.
+    let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "software_hevc = true\nsoftware_av1 = true\n", &app, &prep_toml);
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let output = Command::new(&python)
@@ -127,6 +127,12 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let yuv444 = &out["yuv444"];
     assert_eq!(yuv444["pix_fmt"], "yuv444p", "{yuv444}");
     assert!(near(&yuv444["band"], COLOUR), "4:4:4 band colour {yuv444}");
+    // AV1: offered, asked for, decoded.
+    assert_eq!(out["serverinfo"]["codecs"].as_i64().unwrap() & 0x30000, 0x30000, "AV1 8 and 10-bit offered");
+    let av1 = &out["av1"];
+    assert_eq!((av1["codec"].as_str(), av1["pix_fmt"].as_str()), (Some("libdav1d"), Some("yuv420p")), "{av1}");
+    assert!(near(&av1["band"], COLOUR), "AV1 band colour {av1}");
+    assert_eq!(av1["video_stats"]["packetCountInvalid"], 0, "{av1}");
 
     // The paired client is listed, and removing it unpairs it.
     let cli = |args: &[&str]| {

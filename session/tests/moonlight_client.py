@@ -258,5 +258,16 @@ if server.server_codec_mode_support & 0x40000:
     ctx = client._decoder._codec_ctx
     out["yuv444"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
     client.stop_stream()
+
+# AV1 from a host that offers it (FFmpeg's own AV1 decoder wants a GPU: dav1d decodes here).
+if server.server_codec_mode_support & 0x10000:
+    import moonlight_python.decoder
+    moonlight_python.decoder.CODEC_NAMES["av1"] = "libdav1d"
+    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="av1",
+                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
+    seen = frames_until(client, out["band_before"], 10)
+    ctx = client._decoder._codec_ctx
+    out["av1"] = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "frames": len(seen), "band": seen[-1][1], "video_stats": video_stats()}
+    client.stop_stream()
     client.quit_app()
 print(json.dumps(out))

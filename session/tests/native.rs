@@ -98,10 +98,10 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
 
-    // 10-bit HEVC (Main10) and 4:4:4 when asked for: decoded as such, the app's colour intact.
-    for (name, args, format) in [("ten-bit", ["--codec", "hevc", "--ten-bit"], "yuv420p10le"), ("yuv444", ["--codec", "h264", "--yuv444"], "yuv444p")] {
+    // 10-bit HEVC (Main10), 4:4:4 and AV1 when asked for: decoded as such, the app's colour intact.
+    for (name, args, format) in [("ten-bit", &["--codec", "hevc", "--ten-bit"][..], "yuv420p10le"), ("yuv444", &["--codec", "h264", "--yuv444"], "yuv444p"), ("av1", &["--codec", "av1"], "yuv420p")] {
         let out = dir.join(name);
-        let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], &args].concat();
+        let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], args].concat();
         let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
         assert_eq!(stats["pixel_formats"], serde_json::json!([format]), "{stats}");
         assert_eq!(stats["frames_lost"], 0);

@@ -100,7 +100,7 @@ fn main() {
         println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);
-        for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::H264, false, true), (Codec::Hevc, false, false), (Codec::Hevc, true, false)] {
+        for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::H264, false, true), (Codec::Hevc, false, false), (Codec::Hevc, true, false), (Codec::Av1, false, false)] {
             let mut config = EncoderConfig::new(codec, w, h, 60_000, 20_000_000);
             (config.format.ten_bit, config.format.yuv444) = (ten_bit, yuv444);
             let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
@@ -119,6 +119,7 @@ fn main() {
                 (Codec::H264, _, true) => "x264 4:4:4",
                 (Codec::Hevc, false, _) => "x265",
                 (Codec::Hevc, true, _) => "x265 Main10",
+                (Codec::Av1, ..) => "AV1 (libaom realtime, cpu-used 8)",
             };
             for (what, v) in [("convert", conv), ("encode", encode), ("convert + encode", total)] {
                 let (m, p) = stats(v);

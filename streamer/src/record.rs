@@ -1,5 +1,5 @@
-//! `--record`: a sink that encodes every frame and writes the raw bitstream (Annex B) to a
-//! file that ffprobe and ffmpeg read as `.h264` / `.hevc`.
+//! `--record`: a sink that encodes every frame and writes the raw bitstream (Annex B, or AV1's
+//! low-overhead OBUs) to a file that ffprobe and ffmpeg read as `.h264` / `.hevc` / `.obu`.
 
 use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
 use crate::frame::Frame;

@@ -34,6 +34,7 @@ fn decode_all(codec: Codec, units: &[EncodedFrame]) -> Vec<ff::frame::Video> {
     let id = match codec {
         Codec::H264 => ff::codec::Id::H264,
         Codec::Hevc => ff::codec::Id::HEVC,
+        Codec::Av1 => ff::codec::Id::AV1,
     };
     let mut dec = ff::codec::context::Context::new_with_codec(ff::decoder::find(id).unwrap()).decoder().video().unwrap();
     let mut out = Vec::new();
@@ -65,7 +66,7 @@ fn psnr_y(a: &[u8], a_stride: usize, b: &[u8], b_stride: usize, w: usize, h: usi
 
 #[test]
 fn encode_decode_round_trip_keeps_the_picture() {
-    for codec in [Codec::H264, Codec::Hevc] {
+    for codec in [Codec::H264, Codec::Hevc, Codec::Av1] {
         let (w, h) = (640, 480);
         let pool = BufferPool::new((w * h * 4) as usize, 2);
         let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 8_000_000)).unwrap();
@@ -94,10 +95,12 @@ fn encode_decode_round_trip_keeps_the_picture() {
 fn a_forced_idr_lands_on_the_requested_frame() {
     let (w, h) = (320, 240);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
-    let kinds: Vec<bool> = (0..20).map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 12).unwrap().unwrap().keyframe).collect();
-    let keys: Vec<usize> = kinds.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
-    assert_eq!(keys, [0, 12], "key frames only at the start and where asked");
+    for codec in [Codec::H264, Codec::Hevc, Codec::Av1] {
+        let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 4_000_000)).unwrap();
+        let kinds: Vec<bool> = (0..20).map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 12).unwrap().unwrap().keyframe).collect();
+        let keys: Vec<usize> = kinds.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
+        assert_eq!(keys, [0, 12], "{codec:?}: key frames only at the start and where asked, one frame out per frame in");
+    }
 }
 
 #[test]

@@ -70,7 +70,7 @@ unsafe extern "C" fn hardware_format(ctx: *mut ffi::AVCodecContext, formats: *co
 
 impl Decoder {
     /// Opens the decoder `choice` asks for, with a one-line report of what was found.
-    pub fn open(hevc: bool, choice: Choice) -> anyhow::Result<(Self, String)> {
+    pub fn open(id: ffmpeg::codec::Id, choice: Choice) -> anyhow::Result<(Self, String)> {
         let order: &[Choice] = match choice {
             Choice::Auto => &[Choice::Nvdec, Choice::Vaapi, Choice::Software],
             Choice::Nvdec => &[Choice::Nvdec],
@@ -79,7 +79,7 @@ impl Decoder {
         };
         let mut skipped = Vec::new();
         for &c in order {
-            match Self::new(hevc, c) {
+            match Self::new(id, c) {
                 Ok(d) => {
                     let why = if choice == Choice::Auto { "best available" } else { "forced by --decoder" };
                     let mut line = format!("video decoder: {c:?} ({why})");
@@ -95,10 +95,14 @@ impl Decoder {
         anyhow::bail!("no {c:?} decoder: {e}")
     }
 
-    pub fn new(hevc: bool, choice: Choice) -> anyhow::Result<Self> {
+    pub fn new(id: ffmpeg::codec::Id, choice: Choice) -> anyhow::Result<Self> {
         ffmpeg::init()?;
-        let id = if hevc { ffmpeg::codec::Id::HEVC } else { ffmpeg::codec::Id::H264 };
-        let codec = ffmpeg::decoder::find(id).ok_or_else(|| anyhow::anyhow!("FFmpeg has no {id:?} decoder"))?;
+        // AV1: dav1d in software; FFmpeg's own AV1 decoder is the one with GPU acceleration.
+        let codec = match (id, choice) {
+            (ffmpeg::codec::Id::AV1, Choice::Nvdec | Choice::Vaapi) => ffmpeg::decoder::find_by_name("av1"),
+            _ => ffmpeg::decoder::find(id),
+        };
+        let codec = codec.ok_or_else(|| anyhow::anyhow!("FFmpeg has no {id:?} decoder"))?;
         let mut ctx = ffmpeg::codec::Context::new_with_codec(codec);
         // Every access unit is a whole frame: no reordering delay, pictures out as they come.
         ctx.set_flags(ffmpeg::codec::Flags::LOW_DELAY);
@@ -196,7 +200,7 @@ mod tests {
 
     #[test]
     fn auto_says_what_it_found() {
-        let (_, line) = Decoder::open(false, Choice::Auto).unwrap();
+        let (_, line) = Decoder::open(ffmpeg::codec::Id::H264, Choice::Auto).unwrap();
         println!("{line}");
         assert!(line.starts_with("video decoder: "));
         if nvidia_driver().is_err() && render_node().is_none() {
@@ -208,14 +212,14 @@ mod tests {
     #[test]
     fn a_forced_missing_gpu_decoder_is_an_error() {
         if render_node().is_none() {
-            let e = Decoder::open(true, Choice::Vaapi).err().unwrap();
+            let e = Decoder::open(ffmpeg::codec::Id::HEVC, Choice::Vaapi).err().unwrap();
             assert!(e.to_string().contains("no Vaapi decoder: no DRM render node"), "{e}");
         }
     }
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        let mut d = Decoder::new(false, Choice::Software).unwrap();
+        let mut d = Decoder::new(ffmpeg::codec::Id::H264, Choice::Software).unwrap();
         for junk in [&[0u8, 0, 1, 0x65, 0xff, 0x12][..], &[0; 64], &[0xff; 3]] {
             let _ = d.decode(junk, |_| panic!("no picture from garbage"));
         }

@@ -77,7 +77,7 @@ struct StreamArgs {
     bitrate_kbps: u32,
     #[arg(long, default_value = "h264")]
     codec: String,
-    /// 10-bit video (HEVC Main10; needs --codec hevc): smoother gradients.
+    /// 10-bit video (HEVC Main10 or AV1; needs --codec hevc or av1): smoother gradients.
     #[arg(long)]
     ten_bit: bool,
     /// Full-resolution chroma (4:4:4): sharp coloured text.
@@ -253,7 +253,12 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         (None, true) => Some(mic::Source::Capture(args.mic_source.clone())),
         (None, false) => None,
     };
-    let (decoder, decoder_line) = decode::Decoder::open(args.codec == "hevc", args.decoder)?;
+    let id = match args.codec.as_str() {
+        "hevc" => ffmpeg_next::codec::Id::HEVC,
+        "av1" => ffmpeg_next::codec::Id::AV1,
+        _ => ffmpeg_next::codec::Id::H264,
+    };
+    let (decoder, decoder_line) = decode::Decoder::open(id, args.decoder)?;
     tracing::info!("{decoder_line}");
     let offset = Arc::new(AtomicI64::new(c.control.clock_offset_us().unwrap_or(receive::UNKNOWN_OFFSET)));
     let thread_offset = Arc::clone(&offset);

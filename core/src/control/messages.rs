@@ -54,17 +54,17 @@ pub struct StartRequest {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// "h264" or "hevc".
+    /// "h264", "hevc" or "av1".
     pub codec: String,
     pub bitrate_kbps: u32,
     /// Video FEC parity in percent (0..=100).
     pub fec_percent: u16,
     /// Data-plane payload per datagram (core/PROTOCOL.md `shard_len`).
     pub shard_len: u32,
-    /// 10-bit video (HEVC Main10); `hevc` only.
+    /// 10-bit video (HEVC Main10, AV1 Main); `hevc` or `av1`.
     #[serde(default)]
     pub ten_bit: bool,
-    /// Full-resolution chroma (4:4:4): sharp coloured text, at more bits per frame.
+    /// Full-resolution chroma (4:4:4): sharp coloured text, at more bits per frame; `h264` or `hevc`.
     #[serde(default)]
     pub yuv444: bool,
 }
@@ -76,11 +76,14 @@ impl StartRequest {
         if !(16..=8192).contains(&self.width) || !(16..=8192).contains(&self.height) || !(1..=480).contains(&self.fps) {
             return Err("mode out of range (16..=8192 pixels, 1..=480 Hz)");
         }
-        if !matches!(self.codec.as_str(), "h264" | "hevc") {
-            return Err("codec must be h264 or hevc");
+        if !matches!(self.codec.as_str(), "h264" | "hevc" | "av1") {
+            return Err("codec must be h264, hevc or av1");
         }
-        if self.ten_bit && self.codec != "hevc" {
-            return Err("10-bit video needs hevc");
+        if self.ten_bit && self.codec == "h264" {
+            return Err("10-bit video needs hevc or av1");
+        }
+        if self.yuv444 && self.codec == "av1" {
+            return Err("4:4:4 needs h264 or hevc");
         }
         if !(256..=8952).contains(&self.shard_len) || self.shard_len % 2 != 0 {
             return Err("shard_len must be even, 256..=8952");
@@ -161,10 +164,12 @@ mod tests {
             StartRequest { shard_len: 1401, ..ok.clone() },
             StartRequest { fec_percent: 101, ..ok.clone() },
             StartRequest { ten_bit: true, ..ok.clone() },
+            StartRequest { codec: "av1".into(), yuv444: true, ..ok.clone() },
         ] {
             assert!(bad.validate().is_err(), "{bad:?}");
         }
         assert_eq!(StartRequest { codec: "hevc".into(), ten_bit: true, ..ok.clone() }.validate(), Ok(()));
+        assert_eq!(StartRequest { codec: "av1".into(), ten_bit: true, ..ok.clone() }.validate(), Ok(()));
         // A client from before 10-bit video leaves the field out: 8 bits.
         let mut old = serde_json::to_value(&ok).unwrap();
         old.as_object_mut().unwrap().remove("ten_bit");

@@ -22,7 +22,8 @@ pub const PF_CONTROL_CLOCK: u32 = 8;
 
 pub const PF_CODEC_H264: u32 = 0;
 pub const PF_CODEC_HEVC: u32 = 1;
-/// `PfStartRequest.flags`: 10-bit video (HEVC Main10; PF_CODEC_HEVC only).
+pub const PF_CODEC_AV1: u32 = 2;
+/// `PfStartRequest.flags`: 10-bit video (PF_CODEC_HEVC or PF_CODEC_AV1).
 pub const PF_START_TEN_BIT: u32 = 1;
 /// `PfStartRequest.flags`: full-resolution chroma (4:4:4).
 pub const PF_START_YUV444: u32 = 2;
@@ -87,7 +88,7 @@ pub struct PfStartRequest {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// PF_CODEC_H264 or PF_CODEC_HEVC.
+    /// PF_CODEC_H264, PF_CODEC_HEVC or PF_CODEC_AV1.
     pub codec: u32,
     pub bitrate_kbps: u32,
     pub fec_percent: u16,
@@ -261,6 +262,7 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
             let codec = match r.codec {
                 PF_CODEC_H264 => "h264",
                 PF_CODEC_HEVC => "hevc",
+                PF_CODEC_AV1 => "av1",
                 _ => return PF_ERR_STATE,
             };
             let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: r.flags & PF_START_TEN_BIT != 0, yuv444: r.flags & PF_START_YUV444 != 0 };

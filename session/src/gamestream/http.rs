@@ -30,6 +30,8 @@ const SCM_HEVC: u32 = 0x100;
 const SCM_HEVC_MAIN10: u32 = 0x200;
 const SCM_H264_HIGH8_444: u32 = 0x40000;
 const SCM_HEVC_REXT8_444: u32 = 0x80000;
+const SCM_AV1_MAIN8: u32 = 0x10000;
+const SCM_AV1_MAIN10: u32 = 0x20000;
 /// How long a client's first pairing request waits for the user's PIN.
 /// A pairing abandoned between stages is forgotten after this (and blocks new ones until).
 const PAIRING_TTL: Duration = Duration::from_secs(60);
@@ -145,7 +147,7 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
     // Where HEVC is, so is Main10: each encoder does 10 bits (the GPU encoders from NVIDIA
     // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265). 4:4:4 at
     // 8 bits: x264, x265 and NVENC (VAAPI falls back to x264/x265).
-    let codecs = SCM_H264 | SCM_H264_HIGH8_444 | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 | SCM_HEVC_REXT8_444 } else { 0 };
+    let codecs = SCM_H264 | SCM_H264_HIGH8_444 | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 | SCM_HEVC_REXT8_444 } else { 0 } | if host.av1 { SCM_AV1_MAIN8 | SCM_AV1_MAIN10 } else { 0 };
     let state = if current.is_some() { "PUNKTFUNK_SERVER_BUSY" } else { "PUNKTFUNK_SERVER_FREE" };
     xml(Xml::ok()
         .el("hostname", &host.name)
@@ -278,7 +280,7 @@ async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>
     let mut apps = String::new();
     for (id, app) in host.config.apps() {
         // Moonlight offers its HDR switch (10-bit video) for apps that say so.
-        let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc)).el("AppTitle", &app.title).el("ID", id);
+        let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc || host.av1)).el("AppTitle", &app.title).el("ID", id);
         apps += &format!("<App>{}</App>", one.body());
     }
     xml(Xml::ok().raw(&apps))

@@ -74,7 +74,7 @@ fn respond(host: &Host, req: &Request) -> Response {
     let ok = || Response::new(200, cseq);
     match req.method.as_str() {
         "OPTIONS" => ok(),
-        "DESCRIBE" => ok().body(Offer { hevc: host.hevc, av1: false, touch: true }.describe()),
+        "DESCRIBE" => ok().body(Offer { hevc: host.hevc, av1: host.av1, touch: true }.describe()),
         "SETUP" => {
             let Some((payload, connect)) = host.streams.with(|s| (s.launch.ping_payload.clone(), s.launch.connect_data)) else {
                 return Response::new(454, cseq);

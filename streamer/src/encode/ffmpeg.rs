@@ -39,7 +39,11 @@ impl FfmpegEncoder {
         let Format { colour, ten_bit, yuv444 } = config.format;
         if ten_bit && config.codec == Codec::H264 {
             // High 10 exists, but no Moonlight or GPU decoder takes it.
-            return Err(EncodeError::Unsupported("10-bit video needs HEVC (clients decode H.264 in 8 bits only)"));
+            return Err(EncodeError::Unsupported("10-bit video needs HEVC or AV1 (clients decode H.264 in 8 bits only)"));
+        }
+        if yuv444 && config.codec == Codec::Av1 {
+            // AV1's High profile: SVT-AV1 and the GPU encoders do Main (4:2:0) only.
+            return Err(EncodeError::Unsupported("AV1 4:4:4 has no encoder here"));
         }
         match (backend, ten_bit, yuv444) {
             // Few VAAPI drivers encode 4:4:4, and those only from packed layouts.
@@ -57,12 +61,16 @@ impl FfmpegEncoder {
             (Backend::Nvenc, Codec::Hevc) => "hevc_nvenc",
             (Backend::Vaapi, Codec::H264) => "h264_vaapi",
             (Backend::Vaapi, Codec::Hevc) => "hevc_vaapi",
+            (Backend::Software, Codec::Av1) => "libaom-av1",
+            // FFmpeg 6 and later; Debian 12's 5.1 has neither (a clear "no … encoder" then).
+            (Backend::Nvenc, Codec::Av1) => "av1_nvenc",
+            (Backend::Vaapi, Codec::Av1) => "av1_vaapi",
         };
         let pixel = match (backend, config.codec, ten_bit, yuv444) {
             (_, _, false, true) => format::Pixel::YUV444P,
             (_, _, true, true) => format::Pixel::YUV444P10LE,
-            (Backend::Software, Codec::Hevc, false, false) => format::Pixel::YUV420P,
-            (Backend::Software, Codec::Hevc, true, false) => format::Pixel::YUV420P10LE,
+            (Backend::Software, Codec::Hevc | Codec::Av1, false, false) => format::Pixel::YUV420P,
+            (Backend::Software, Codec::Hevc | Codec::Av1, true, false) => format::Pixel::YUV420P10LE,
             (_, _, false, false) => format::Pixel::NV12,
             (_, _, true, false) => format::Pixel::P010LE,
         };
@@ -122,10 +130,21 @@ fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
         (Backend::Software, ..) | (_, _, false, false) => {}
         (_, Codec::H264, _, true) => opts.set("profile", "high444p"),
         (_, Codec::Hevc, _, true) => opts.set("profile", "rext"),
+        (_, Codec::Av1, ..) => {}
         (_, _, true, false) => opts.set("profile", "main10"),
     }
     let ir = config.intra_refresh;
     match (backend, config.codec) {
+        (Backend::Software, Codec::Av1) => {
+            // libaom's real-time mode at its fastest, no frames held back (SVT-AV1 1.4's
+            // low-delay mode kept three), rows and tiles across the threads; CBR (from the
+            // minimum rate `set_rate` gives).
+            opts.set("usage", "realtime");
+            opts.set("cpu-used", "8");
+            opts.set("lag-in-frames", "0");
+            opts.set("row-mt", "1");
+            opts.set("tiles", &format!("{}x1", config.threads.next_power_of_two().min(8)));
+        }
         (Backend::Software, codec) => {
             opts.set("preset", "ultrafast");
             opts.set("tune", "zerolatency");
@@ -261,6 +280,8 @@ fn set_rate(ctx: &mut ffmpeg_next::codec::context::Context, bps: u64, fps_mhz: u
         let p = ctx.as_mut_ptr();
         (*p).bit_rate = bps as i64;
         (*p).rc_max_rate = bps as i64;
+        // libaom runs CBR when the minimum equals the maximum; the others ignore it.
+        (*p).rc_min_rate = bps as i64;
         (*p).rc_buffer_size = frame_bits.min(i32::MAX as u64) as i32;
     }
 }

@@ -27,6 +27,7 @@ pub enum Backend {
 pub enum Codec {
     H264,
     Hevc,
+    Av1,
 }
 
 /// What the stream negotiated.

@@ -1,7 +1,7 @@
 //! Picking the encoder: GPU encoders when present (NVENC, then VAAPI), software otherwise,
 //! or what `--encoder` forces; with one line saying what was found and why.
 
-use super::{Backend, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder};
+use super::{Backend, Codec, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use std::path::PathBuf;
 
 /// What the user asked for.
@@ -91,7 +91,6 @@ pub fn open(choice: Choice, config: EncoderConfig) -> Result<(Box<dyn VideoEncod
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::Codec;
 
     #[test]
     fn parses_the_encoder_flag() {
@@ -124,6 +123,17 @@ mod tests {
 /// Whether `choice` may pick a hardware encoder whose driver is present: the host then
 /// offers HEVC (software HEVC is too slow for real-time streams at common sizes).
 pub fn hardware_available(choice: Choice) -> bool {
-    let allowed = |b: Backend| matches!(choice, Choice::Auto) || choice == Choice::Only(b);
-    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(b) && precheck(b).is_ok())
+    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(choice, b) && precheck(b).is_ok())
+}
+
+/// Whether a hardware encoder `choice` allows opens for `codec`: a small one is opened and
+/// dropped. For AV1, which needs a recent GPU (and FFmpeg 6), a driver alone does not say.
+pub fn hardware_encodes(choice: Choice, codec: Codec) -> bool {
+    [Backend::Nvenc, Backend::Vaapi]
+        .into_iter()
+        .any(|b| allowed(choice, b) && precheck(b).is_ok() && FfmpegEncoder::new(b, EncoderConfig::new(codec, 256, 144, 30_000, 1_000_000)).is_ok())
+}
+
+fn allowed(choice: Choice, backend: Backend) -> bool {
+    choice == Choice::Auto || choice == Choice::Only(backend)
 }

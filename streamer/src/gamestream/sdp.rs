@@ -82,7 +82,7 @@ pub struct StreamRequest {
 
 impl StreamRequest {
     /// The pictures the client decodes: the matrix and range of `encoderCscMode` (an unknown
-    /// colour space is BT.709), 10 bits when it asked for HDR and HEVC (Main10), 4:4:4 chroma
+    /// colour space is BT.709), 10 bits when it asked for HDR with HEVC or AV1, 4:4:4 chroma
     /// when it asked for that.
     pub fn format(&self) -> Format {
         let matrix = match self.csc_mode >> 1 {
@@ -91,7 +91,7 @@ impl StreamRequest {
             _ => Matrix::Bt709,
         };
         let range = if self.csc_mode & 1 != 0 { Range::Full } else { Range::Limited };
-        Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec == Codec::Hevc, yuv444: self.yuv444 }
+        Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec != Codec::H264, yuv444: self.yuv444 }
     }
 
     pub fn video_encrypted(&self) -> bool {
@@ -135,6 +135,7 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
     let codec = match num("x-nv-vqos[0].bitStreamFormat", Some(0))? {
         0 => Codec::H264,
         1 => Codec::Hevc,
+        2 => Codec::Av1,
         other => return Err(SdpError::Codec(other)),
     };
     let bitrate_kbps = match num("x-ml-video.configuredBitrateKbps", Some(0))? {
@@ -241,7 +242,9 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         let odd_packet = ANNOUNCE.replace("packetSize:1392", "packetSize:1391");
         assert_eq!(parse_announce(&odd_packet), Err(SdpError::Value("x-nv-video[0].packetSize")));
         let av1 = ANNOUNCE.replace("bitStreamFormat:0", "bitStreamFormat:2");
-        assert_eq!(parse_announce(&av1), Err(SdpError::Codec(2)));
+        assert_eq!(parse_announce(&av1).map(|r| r.codec), Ok(Codec::Av1));
+        let vp9 = ANNOUNCE.replace("bitStreamFormat:0", "bitStreamFormat:3");
+        assert_eq!(parse_announce(&vp9), Err(SdpError::Codec(3)));
         let mono = ANNOUNCE.replace("numChannels:2", "numChannels:1");
         assert_eq!(parse_announce(&mono), Err(SdpError::Value("x-nv-audio.surround.numChannels")));
         let long = ANNOUNCE.replace("packetDuration:5", "packetDuration:7");

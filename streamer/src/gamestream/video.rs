@@ -174,8 +174,11 @@ impl VideoSender {
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let rtp_timestamp = (frame.rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
         let latency_100us = (frame.rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
-        // The client finds a key frame only if its slice starts in the first packet.
-        let bitstream = if encoded.keyframe { without_sei(&encoded.data, self.params.codec == Codec::Hevc) } else { Cow::Borrowed(&encoded.data[..]) };
+        // The client finds an H.264/HEVC key frame only if its slice starts in the first packet.
+        let bitstream = match self.params.codec {
+            Codec::H264 | Codec::Hevc if encoded.keyframe => without_sei(&encoded.data, self.params.codec == Codec::Hevc),
+            _ => Cow::Borrowed(&encoded.data[..]),
+        };
         let datagrams = match self.packetizer.packetize(&VideoFrame {
             index,
             rtp_timestamp,
