@@ -223,6 +223,11 @@ typedef struct PfStartRequest {
   uint16_t fec_percent;
   uint32_t shard_len;
   /**
+   * Set to 0. It sits where 64-bit callers built before `flags` had padding (not zeroed
+   * by every compiler), so `flags` starts past it.
+   */
+  uint32_t reserved;
+  /**
    * PF_START_* bits (appended in ABI 2: callers built before it leave it out and get 0).
    */
   uint32_t flags;

@@ -93,6 +93,9 @@ pub struct PfStartRequest {
     pub bitrate_kbps: u32,
     pub fec_percent: u16,
     pub shard_len: u32,
+    /// Set to 0. It sits where 64-bit callers built before `flags` had padding (not zeroed
+    /// by every compiler), so `flags` starts past it.
+    pub reserved: u32,
     /// PF_START_* bits (appended in ABI 2: callers built before it leave it out and get 0).
     pub flags: u32,
 }
@@ -250,14 +253,17 @@ pub unsafe extern "C" fn punktfunk_control_pair(h: *mut PfControl, pin: *const c
     }
 }
 
+/// What callers built before `flags` pass: the fields up to `shard_len`.
+const OLD_START_REQUEST: usize = std::mem::offset_of!(PfStartRequest, reserved);
+const EMPTY_START_REQUEST: PfStartRequest = PfStartRequest { struct_size: 0, app: std::ptr::null(), width: 0, height: 0, fps: 0, codec: 0, bitrate_kbps: 0, fec_percent: 0, shard_len: 0, reserved: 0, flags: 0 };
+
 /// Launches (or resumes) an app and starts streaming. PF_ERR_STATE also for a request the
 /// host could not serve (mode, codec, shard length out of range).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *const PfStartRequest) -> i32 {
     unsafe {
         with(h, |h| {
-            let empty = PfStartRequest { struct_size: 0, app: std::ptr::null(), width: 0, height: 0, fps: 0, codec: 0, bitrate_kbps: 0, fec_percent: 0, shard_len: 0, flags: 0 };
-            let Some(r) = read_sized(request, std::mem::offset_of!(PfStartRequest, flags), empty) else { return PF_ERR_NULL };
+            let Some(r) = read_sized(request, OLD_START_REQUEST, EMPTY_START_REQUEST) else { return PF_ERR_NULL };
             let app = if r.app.is_null() { "" } else { match text(r.app) { Some(a) => a, None => return PF_ERR_STATE } };
             let codec = match r.codec {
                 PF_CODEC_H264 => "h264",
@@ -339,4 +345,20 @@ pub unsafe extern "C" fn punktfunk_control_ping(h: *mut PfControl, now_us: u64) 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_stop(h: *mut PfControl) -> i32 {
     unsafe { with(h, |h| code(h.control.stop())) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_old_callers_start_request_has_no_flags_whatever_its_padding_holds() {
+        // A caller built before `flags`: its struct ends where `reserved` starts (64-bit
+        // compilers pad it to 48 bytes, and the padding may hold anything).
+        let old = PfStartRequest { struct_size: std::mem::offset_of!(PfStartRequest, reserved).next_multiple_of(align_of::<PfStartRequest>()) as u32, reserved: !0, flags: !0, codec: PF_CODEC_HEVC, ..EMPTY_START_REQUEST };
+        let r = unsafe { read_sized(&old, OLD_START_REQUEST, EMPTY_START_REQUEST) }.unwrap();
+        assert_eq!((r.codec, r.flags), (PF_CODEC_HEVC, 0));
+        let new = PfStartRequest { struct_size: size_of::<PfStartRequest>() as u32, flags: PF_START_TEN_BIT, ..old };
+        assert_eq!(unsafe { read_sized(&new, OLD_START_REQUEST, EMPTY_START_REQUEST) }.unwrap().flags, PF_START_TEN_BIT);
+    }
 }

@@ -49,7 +49,7 @@ int main(void) {
     PfControl *c = punktfunk_control_new("c-client");
     CHECK(c != NULL);
     CHECK(punktfunk_control_new(NULL) == NULL);
-    PfStartRequest req = { sizeof(PfStartRequest), "Desktop", 1920, 1080, 120, PF_CODEC_HEVC, 50000, 20, 1400, PF_START_TEN_BIT };
+    PfStartRequest req = { sizeof(PfStartRequest), "Desktop", 1920, 1080, 120, PF_CODEC_HEVC, 50000, 20, 1400, 0, PF_START_TEN_BIT };
     CHECK(punktfunk_control_start(c, &req) == PF_ERR_STATE); /* not before the welcome */
     flush(c);
 

@@ -226,6 +226,8 @@ mod tests {
             let near = |p: u16, i: u16| p & 63 == 0 && (i32::from(p >> 6) - i32::from(i)).abs() <= 1;
             assert!(py.iter().zip(&y).all(|(p, i)| near(*p, *i)));
             assert!(puv.chunks_exact(2).zip(u.iter().zip(&v)).all(|(p, (u, v))| near(p[0], *u) && near(p[1], *v)));
+            // Rows too short for the width are an error, not a truncated picture.
+            assert!(bgrx_to_yuv(&f, colour, Yuv::P010 { y: b(&mut py, w / 2), uv: b(&mut puv, w) }).is_err());
         }
     }
 

@@ -29,6 +29,9 @@ thread_local! {
 
 pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: YuvRange, matrix: YuvStandardMatrix, mut out: Yuv<'_>) -> Result<(), ConvertError> {
     let err = |e: yuv::YuvError| ConvertError(e.to_string());
+    if w == 0 || !w.is_multiple_of(2) {
+        return Err(ConvertError(format!("width {w}: 10-bit output wants an even, non-zero width")));
+    }
     SCRATCH.with_borrow_mut(|s| {
         s.rgbx.resize(w * BAND_ROWS, 0);
         s.wide.resize(w * 4 * BAND_ROWS, 0);
@@ -47,17 +50,17 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
             let (cw, cn) = (w / 2, n / 2);
             match &mut out {
                 Yuv::I410 { y, u, v } => {
-                    let (y_plane, y_stride) = band(y, first, n)?;
-                    let (u_plane, u_stride) = band(u, first, n)?;
-                    let (v_plane, v_stride) = band(v, first, n)?;
+                    let (y_plane, y_stride) = band(y, first, n, w)?;
+                    let (u_plane, u_stride) = band(u, first, n, w)?;
+                    let (v_plane, v_stride) = band(v, first, n, w)?;
                     let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y_plane), BufferStoreMut::Borrowed(u_plane), BufferStoreMut::Borrowed(v_plane));
                     let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
                     yuv::rgba10_to_i410(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
                 }
                 Yuv::I010 { y, u, v } => {
-                    let (y_plane, y_stride) = band(y, first, n)?;
-                    let (u_plane, u_stride) = band(u, first / 2, cn)?;
-                    let (v_plane, v_stride) = band(v, first / 2, cn)?;
+                    let (y_plane, y_stride) = band(y, first, n, w)?;
+                    let (u_plane, u_stride) = band(u, first / 2, cn, cw)?;
+                    let (v_plane, v_stride) = band(v, first / 2, cn, cw)?;
                     let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y_plane), BufferStoreMut::Borrowed(u_plane), BufferStoreMut::Borrowed(v_plane));
                     let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
                     yuv::rgba10_to_i010(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
@@ -69,14 +72,16 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
                     let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(&mut s.y[..]), BufferStoreMut::Borrowed(&mut s.u[..]), BufferStoreMut::Borrowed(&mut s.v[..]));
                     let mut image = YuvPlanarImageMut { y_plane, y_stride: w as u32, u_plane, u_stride: cw as u32, v_plane, v_stride: cw as u32, width: w as u32, height: n as u32 };
                     yuv::rgba10_to_i010(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
-                    let (out_y, y_stride) = band(y, first, n)?;
+                    // The crate writes little-endian samples; so does P010.
+                    let high = |v: u16| (u16::from_le(v) << 6).to_le();
+                    let (out_y, y_stride) = band(y, first, n, w)?;
                     for (from, to) in s.y.chunks_exact(w).zip(out_y.chunks_mut(y_stride as usize)) {
-                        to.iter_mut().zip(from).for_each(|(t, f)| *t = f << 6);
+                        to.iter_mut().zip(from).for_each(|(t, f)| *t = high(*f));
                     }
-                    let (out_uv, uv_stride) = band(uv, first / 2, cn)?;
+                    let (out_uv, uv_stride) = band(uv, first / 2, cn, w)?;
                     for ((u, v), to) in s.u.chunks_exact(cw).zip(s.v.chunks_exact(cw)).zip(out_uv.chunks_mut(uv_stride as usize)) {
                         for ((u, v), t) in u.iter().zip(v).zip(to.chunks_exact_mut(2)) {
-                            t.copy_from_slice(&[u << 6, v << 6]);
+                            t.copy_from_slice(&[high(*u), high(*v)]);
                         }
                     }
                 }
@@ -97,8 +102,12 @@ fn swap_red_blue(line: &[u8], rgbx: &mut [u32]) {
     }
 }
 
-/// `n` rows of a 16-bit plane from row `first`, as samples, and its stride in samples.
-fn band<'p>(p: &'p mut Plane<'_>, first: usize, n: usize) -> Result<(&'p mut [u16], u32), ConvertError> {
+/// `n` rows of a 16-bit plane from row `first`, as samples, and its stride in samples (at
+/// least `width`).
+fn band<'p>(p: &'p mut Plane<'_>, first: usize, n: usize, width: usize) -> Result<(&'p mut [u16], u32), ConvertError> {
+    if p.stride < width * 2 {
+        return Err(ConvertError(format!("a plane row of {} bytes holds fewer than {width} samples", p.stride)));
+    }
     let bytes = p.data.get_mut(first * p.stride..(first + n) * p.stride).ok_or_else(|| ConvertError("output plane too small".into()))?;
     match bytemuck::try_cast_slice_mut::<u8, u16>(bytes) {
         Ok(samples) if p.stride.is_multiple_of(2) => Ok((samples, (p.stride / 2) as u32)),
