@@ -20,6 +20,7 @@ import cffi
 import numpy as np
 import requests
 import urllib3
+import moonlight_python.decoder
 from moonlight_python import MoonlightClient
 from moonlight_python.config import CODEC_MAP
 from moonlight_python.discovery import connect_to_server
@@ -238,36 +239,32 @@ out["short_app"] = {"terminated": client._session.is_terminated, "error": client
 client.stop_stream()
 out["currentgame_after_exit"] = connect_to_server(HOST, client._identity, port).current_game
 
-# 10 bits: a client that decodes HEVC Main10 (what Moonlight offers with its HDR switch on)
-# gets 10-bit video from a host that offers it.
-if server.server_codec_mode_support & 0x200:
-    CODEC_MAP["hevc"] = 0x0100 | 0x0200  # VIDEO_FORMAT_H265 | VIDEO_FORMAT_H265_MAIN10
-    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="hevc",
+
+def stream_pattern(codec, formats):
+    """Streams the Pattern app asking for `formats` (VIDEO_FORMAT_* bits) as `codec`: what
+    the client decoded."""
+    CODEC_MAP[codec] = formats
+    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec=codec,
                         output_format="rgb24", ready_timeout=30.0, record_audio=False)
     seen = frames_until(client, out["band_before"], 10)
     ctx = client._decoder._codec_ctx
-    out["main10"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
+    got = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen),
+           "band": seen[-1][1], "video_stats": video_stats()}
     client.stop_stream()
+    return got
 
-# 4:4:4: a client that asks for full-resolution chroma (Moonlight's "YUV 4:4:4") gets it.
-if server.server_codec_mode_support & 0x40000:
-    CODEC_MAP["h264"] = 0x0001 | 0x0004  # VIDEO_FORMAT_H264 | VIDEO_FORMAT_H264_HIGH8_444
-    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
-                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
-    seen = frames_until(client, out["band_before"], 10)
-    ctx = client._decoder._codec_ctx
-    out["yuv444"] = {"pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen), "band": seen[-1][1]}
-    client.stop_stream()
 
-# AV1 from a host that offers it (FFmpeg's own AV1 decoder wants a GPU: dav1d decodes here).
-if server.server_codec_mode_support & 0x10000:
-    import moonlight_python.decoder
+# What Moonlight asks for with its HDR switch (HEVC Main10), with "YUV 4:4:4" (H.264 High
+# 4:4:4), and AV1, from a host that offers them. FFmpeg's own AV1 decoder wants a GPU:
+# dav1d decodes here.
+offered = server.server_codec_mode_support
+if offered & 0x200:
+    out["main10"] = stream_pattern("hevc", 0x0100 | 0x0200)  # VIDEO_FORMAT_H265 | _H265_MAIN10
+if offered & 0x40000:
+    out["yuv444"] = stream_pattern("h264", 0x0001 | 0x0004)  # VIDEO_FORMAT_H264 | _H264_HIGH8_444
+if offered & 0x10000:
     moonlight_python.decoder.CODEC_NAMES["av1"] = "libdav1d"
-    client.start_stream(app="Pattern", width=640, height=360, fps=30, bitrate_kbps=4000, codec="av1",
-                        output_format="rgb24", ready_timeout=30.0, record_audio=False)
-    seen = frames_until(client, out["band_before"], 10)
-    ctx = client._decoder._codec_ctx
-    out["av1"] = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "frames": len(seen), "band": seen[-1][1], "video_stats": video_stats()}
-    client.stop_stream()
+    out["av1"] = stream_pattern("av1", 0x1000)  # VIDEO_FORMAT_AV1_MAIN8
+if any(k in out for k in ("main10", "yuv444", "av1")):
     client.quit_app()
 print(json.dumps(out))

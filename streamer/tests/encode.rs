@@ -128,17 +128,23 @@ fn odd_sizes_are_refused_with_a_clear_error() {
 }
 
 #[test]
-fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
+fn ten_bit_video_decodes_as_ten_bit_and_keeps_the_picture() {
+    for codec in [Codec::Hevc, Codec::Av1] {
+        ten_bit_round_trip(codec);
+    }
+}
+
+fn ten_bit_round_trip(codec: Codec) {
     let (w, h) = (640, 480);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 8_000_000);
+    let mut config = EncoderConfig::new(codec, w, h, 60_000, 8_000_000);
     config.format.ten_bit = true;
     let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
     let units: Vec<EncodedFrame> = (0..10).filter_map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap()).collect();
-    let decoded = decode_all(Codec::Hevc, &units);
+    let decoded = decode_all(codec, &units);
     assert_eq!(decoded.len(), 10);
     let d = decoded.last().unwrap();
-    assert_eq!(d.format(), ff::format::Pixel::YUV420P10LE, "an HEVC decoder gives 10-bit pictures only for Main10");
+    assert_eq!(d.format(), ff::format::Pixel::YUV420P10LE, "{codec:?}: the decoder gives 10-bit pictures only for a 10-bit stream");
     // The 10-bit luma, scaled to 8 bits, against the 8-bit conversion of the same frame.
     let f = synthetic(&pool, w, h, 9, false);
     let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
@@ -151,7 +157,7 @@ fn ten_bit_hevc_decodes_as_main10_and_keeps_the_picture() {
         })
         .collect();
     let psnr = psnr_y(&y, w as usize, &eight, w as usize, w as usize, h as usize);
-    assert!(psnr > 35.0, "PSNR {psnr:.1} dB");
+    assert!(psnr > 35.0, "{codec:?}: PSNR {psnr:.1} dB");
 }
 
 #[test]
