@@ -115,15 +115,15 @@ fn main() {
                 }
             }
             let name = match (codec, ten_bit, yuv444) {
-                (Codec::H264, _, false) => "x264",
-                (Codec::H264, _, true) => "x264 4:4:4",
-                (Codec::Hevc, false, _) => "x265",
-                (Codec::Hevc, true, _) => "x265 Main10",
-                (Codec::Av1, ..) => "AV1 (libaom realtime, cpu-used 8)",
+                (Codec::H264, _, false) => "x264 ultrafast/zerolatency",
+                (Codec::H264, _, true) => "x264 4:4:4 ultrafast/zerolatency",
+                (Codec::Hevc, false, _) => "x265 ultrafast/zerolatency",
+                (Codec::Hevc, true, _) => "x265 Main10 ultrafast/zerolatency",
+                (Codec::Av1, ..) => "AV1 libaom realtime cpu-used 8",
             };
             for (what, v) in [("convert", conv), ("encode", encode), ("convert + encode", total)] {
                 let (m, p) = stats(v);
-                println!("| {w}x{h}@60 20 Mbit/s {name} ultrafast/zerolatency, {what} | {m:.3} ms | {p:.3} ms |");
+                println!("| {w}x{h}@60 20 Mbit/s {name}, {what} | {m:.3} ms | {p:.3} ms |");
             }
         }
     }
