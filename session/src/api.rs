@@ -33,6 +33,9 @@ pub struct Status {
     pub paired_clients: usize,
     /// The running session's app id.
     pub app: Option<u32>,
+    /// The running stream's video ("HEVC, 10-bit 4:2:0, BT.709 limited range").
+    #[serde(default)]
+    pub video: Option<String>,
     /// Milliseconds from /launch to the first frame sent, once there was one.
     pub launch_to_first_frame_ms: Option<u64>,
     /// Figures of the last video stream that stopped.
@@ -110,13 +113,14 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
 }
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
-    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64)));
+    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64), s.video.clone()));
     Json(Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),
         paired_clients: host.clients.lock().unwrap().list().len(),
-        app: session.map(|s| s.0),
-        launch_to_first_frame_ms: session.and_then(|s| s.1),
+        app: session.as_ref().map(|s| s.0),
+        video: session.as_ref().and_then(|s| s.2.clone()),
+        launch_to_first_frame_ms: session.as_ref().and_then(|s| s.1),
         last_video: host.streams.last_video.lock().unwrap().clone(),
         last_audio: host.streams.last_audio.lock().unwrap().clone(),
         last_native_client: host.streams.last_native.lock().unwrap().clone(),

@@ -108,7 +108,12 @@ fn main() -> anyhow::Result<()> {
             let s: Status = Api::new(&paths, &config)?.get("/status")?;
             println!("{} ({}): {} paired client(s)", s.name, s.uniqueid, s.paired_clients);
             match s.app {
-                Some(app) => println!("streaming app {app}{}", s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default()),
+                Some(app) => {
+                    println!("streaming app {app}{}", s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default());
+                    if let Some(video) = s.video {
+                        println!("video: {video}");
+                    }
+                }
                 None => println!("idle"),
             }
             Ok(())

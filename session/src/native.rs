@@ -361,6 +361,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         .with(|s| {
             if s.id == id {
                 s.native_owner = Some(params.token);
+                s.video = Some(format!("{}, {}", params.codec, params.format));
                 s.send(&Command::StartNative(params));
             }
         })

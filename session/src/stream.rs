@@ -69,6 +69,9 @@ pub struct Stream {
     /// The token of the punktfunk/1 start now streaming, if any: the connection that holds it
     /// steers the session; one that another client's start replaced does not.
     pub native_owner: Option<u64>,
+    /// What the stream's video is, in words ("HEVC, 10-bit 4:2:0, BT.709 limited range"),
+    /// once one started.
+    pub video: Option<String>,
     commands: UnixStream,
     /// A write to `commands` failed or timed out.
     stalled: bool,
@@ -238,7 +241,7 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, video: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 
@@ -378,7 +381,7 @@ mod tests {
         let (ours, _theirs) = UnixStream::pair().unwrap(); // never read
         ours.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
         let launch = Launch::new(1, (640, 480, 60), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
-        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
+        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, video: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
         let key = Command::Input(punktfunk_streamer::input::InputEvent::Text("a".into()));
         for _ in 0..100_000 {
             stream.send(&key);

@@ -122,16 +122,21 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let main10 = &out["main10"];
     assert_eq!((main10["pix_fmt"].as_str(), main10["profile"].as_str()), (Some("yuv420p10le"), Some("Main 10")), "{main10}");
     assert!(near(&main10["band"], COLOUR), "10-bit band colour {main10}");
+    // moonlight-common-c asks for BT.601 limited range unless told otherwise; the host says
+    // what it streams.
+    assert_eq!(main10["host_says"], "HEVC, 10-bit 4:2:0, BT.601 limited range");
     // 4:4:4: offered, asked for, decoded with full-resolution chroma.
     assert_eq!(out["serverinfo"]["codecs"].as_i64().unwrap() & 0x40000, 0x40000, "H.264 4:4:4 offered");
     let yuv444 = &out["yuv444"];
     assert_eq!(yuv444["pix_fmt"], "yuv444p", "{yuv444}");
     assert!(near(&yuv444["band"], COLOUR), "4:4:4 band colour {yuv444}");
+    assert_eq!(yuv444["host_says"], "H.264, 8-bit 4:4:4, BT.601 limited range");
     // AV1: offered, asked for, decoded.
     assert_eq!(out["serverinfo"]["codecs"].as_i64().unwrap() & 0x30000, 0x30000, "AV1 8 and 10-bit offered");
     let av1 = &out["av1"];
     assert_eq!((av1["codec"].as_str(), av1["pix_fmt"].as_str()), (Some("libdav1d"), Some("yuv420p")), "{av1}");
     assert!(near(&av1["band"], COLOUR), "AV1 band colour {av1}");
+    assert_eq!(av1["host_says"], "AV1, 8-bit 4:2:0, BT.601 limited range");
     assert_eq!(av1["video_stats"]["packetCountInvalid"], 0, "{av1}");
 
     // The paired client is listed, and removing it unpairs it.

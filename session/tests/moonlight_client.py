@@ -248,8 +248,9 @@ def stream_pattern(codec, formats):
                         output_format="rgb24", ready_timeout=30.0, record_audio=False)
     seen = frames_until(client, out["band_before"], 10)
     ctx = client._decoder._codec_ctx
+    status = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
     got = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen),
-           "band": seen[-1][1], "video_stats": video_stats()}
+           "band": seen[-1][1], "video_stats": video_stats(), "host_says": status.get("video")}
     client.stop_stream()
     return got
 

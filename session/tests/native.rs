@@ -123,6 +123,8 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
         assert!(streaming_since.elapsed().as_secs() < 30, "no frames before the removal: {}", std::fs::read_to_string(dir.join("revoked.log")).unwrap_or_default());
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
+    assert!(status.contains("video: H.264, 8-bit 4:2:0, BT.709 limited range"), "the host says what it streams: {status}");
     let removed = host_cli(&[], &dir).args(["clients", "remove", "punktfunk-client at 127.0.0.1"]).output().unwrap();
     assert!(removed.status.success(), "{}", text(&removed));
     let removed_at = std::time::Instant::now();

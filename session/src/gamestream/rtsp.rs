@@ -145,6 +145,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                 };
                 // A Moonlight client streams now: no punktfunk/1 connection steers the session.
                 s.native_owner = None;
+                s.video = Some(format!("{}, {}", params.codec, params.format));
                 s.send(&Command::StartVideo(params));
                 s.send(&Command::StartAudio(audio));
                 true

@@ -9,7 +9,7 @@ pub use ffmpeg::FfmpegEncoder;
 pub use select::{open, Choice};
 pub use session::SessionEncoder;
 
-use crate::convert::Colour;
+use crate::convert::{Colour, Matrix, Range};
 use crate::frame::Frame;
 
 /// Where encoding runs.
@@ -63,6 +63,34 @@ pub struct Format {
     /// Chroma at full resolution (H.264 High 4:4:4, HEVC RExt): sharp coloured text.
     #[serde(default)]
     pub yuv444: bool,
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codec::H264 => "H.264",
+            Codec::Hevc => "HEVC",
+            Codec::Av1 => "AV1",
+        })
+    }
+}
+
+/// E.g. "10-bit 4:2:0, BT.709 limited range".
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bits = if self.ten_bit { 10 } else { 8 };
+        let chroma = if self.yuv444 { "4:4:4" } else { "4:2:0" };
+        let matrix = match self.colour.matrix {
+            Matrix::Bt601 => "BT.601",
+            Matrix::Bt709 => "BT.709",
+            Matrix::Bt2020 => "BT.2020",
+        };
+        let range = match self.colour.range {
+            Range::Limited => "limited",
+            Range::Full => "full",
+        };
+        write!(f, "{bits}-bit {chroma}, {matrix} {range} range")
+    }
 }
 
 /// One encoded access unit (Annex B).
