@@ -3,6 +3,7 @@
 //! GF(2^8), raw reed-solomon-simd for GF(2^16), ring and RustCrypto for AES-GCM.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use punktfunk_core::moonlight::annexb::without_sei;
 use punktfunk_core::crypto::Gcm;
 use punktfunk_core::fec::gf256::{Backend, Code};
 use punktfunk_core::fec::gf65536;
@@ -176,5 +177,18 @@ fn whole_path(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gf256, gf65536, aes_gcm, whole_path);
+/// GameStream key frames lose their SEI before packetizing: a scan for start codes, and a
+/// copy when there is an SEI to drop.
+fn key_frame_sei(c: &mut Criterion) {
+    let unit = |header: &[u8], len: usize| -> Vec<u8> { [&[0, 0, 0, 1][..], header, &vec![0x5A; len]].concat() };
+    let clean = [unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x26, 0x01], 250_000)].concat();
+    let with_sei = [unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x4e, 0x01], 2400), unit(&[0x26, 0x01], 250_000)].concat();
+    let mut g = c.benchmark_group("key_frame_without_sei_250kB");
+    g.throughput(Throughput::Bytes(clean.len() as u64));
+    g.bench_function("no_sei", |b| b.iter(|| black_box(without_sei(black_box(&clean), true).len())));
+    g.bench_function("sei_dropped", |b| b.iter(|| black_box(without_sei(black_box(&with_sei), true).len())));
+    g.finish();
+}
+
+criterion_group!(benches, gf256, gf65536, aes_gcm, whole_path, key_frame_sei);
 criterion_main!(benches);

@@ -2,51 +2,50 @@
 //! its first packet holds the parameter sets *and* the start of the IDR slice; SEI units an
 //! encoder puts in between (x265's ~2 KB settings string, HDR metadata) push the slice into a
 //! later packet, and the client then waits for a key frame that never comes. So key frames
-//! go out without SEI units: nothing a Moonlight decoder needs is in them.
+//! go out without the SEI units before their slice: nothing a Moonlight decoder needs is in
+//! them.
 
 use std::borrow::Cow;
 
-/// `bitstream` (Annex B) without its SEI NAL units: H.264 type 6, HEVC types 39 and 40.
-/// Borrowed when there are none.
+/// `bitstream` (Annex B) without the SEI NAL units before its first slice (H.264 type 6,
+/// HEVC types 39 and 40); the slice and all after it stay as they are, so only the headers
+/// are scanned. Borrowed when there is nothing to drop.
 pub fn without_sei(bitstream: &[u8], hevc: bool) -> Cow<'_, [u8]> {
-    let is_sei = |header: u8| if hevc { matches!((header >> 1) & 0x3f, 39 | 40) } else { header & 0x1f == 6 };
-    let units = nal_units(bitstream);
-    let sei = |u: &Unit| u.header_at < u.end && is_sei(bitstream[u.header_at]);
-    if !units.iter().any(sei) {
+    let kind = |header: u8| if hevc { (header >> 1) & 0x3f } else { header & 0x1f };
+    let is_sei = |k: u8| if hevc { matches!(k, 39 | 40) } else { k == 6 };
+    let is_slice = |k: u8| if hevc { k < 32 } else { (1..=5).contains(&k) };
+    let mut dropped = Vec::new();
+    let mut unit = next_start(bitstream, 0);
+    while let Some((start, header_at)) = unit {
+        let Some(&header) = bitstream.get(header_at) else { break };
+        if is_slice(kind(header)) {
+            break;
+        }
+        unit = next_start(bitstream, header_at);
+        if is_sei(kind(header)) {
+            dropped.push(start..unit.map_or(bitstream.len(), |(next, _)| next));
+        }
+    }
+    if dropped.is_empty() {
         return Cow::Borrowed(bitstream);
     }
     let mut out = Vec::with_capacity(bitstream.len());
-    out.extend_from_slice(&bitstream[..units.first().map_or(bitstream.len(), |u| u.start)]);
-    for u in units.iter().filter(|u| !sei(u)) {
-        out.extend_from_slice(&bitstream[u.start..u.end]);
+    let mut kept = 0;
+    for r in dropped {
+        out.extend_from_slice(&bitstream[kept..r.start]);
+        kept = r.end;
     }
+    out.extend_from_slice(&bitstream[kept..]);
     Cow::Owned(out)
 }
 
-/// One NAL unit: from its start code to the next one.
-struct Unit {
-    start: usize,
-    /// Where its header byte is (`end` when the unit is only a start code).
-    header_at: usize,
-    end: usize,
-}
-
-/// The NAL units of an Annex B stream, each starting at its start code (3 or 4 bytes).
-fn nal_units(b: &[u8]) -> Vec<Unit> {
-    let mut starts = Vec::new();
-    let mut i = 0;
-    while i + 3 <= b.len() {
-        if b[i] == 0 && b[i + 1] == 0 && b[i + 2] == 1 {
-            // A 4-byte start code's leading zero belongs to it, not to the unit before.
-            let start = if i > 0 && b[i - 1] == 0 { i - 1 } else { i };
-            starts.push((start, i + 3));
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    let ends = starts.iter().skip(1).map(|s| s.0).chain(std::iter::once(b.len()));
-    starts.iter().zip(ends).map(|(&(start, header_at), end)| Unit { start, header_at, end }).collect()
+/// The next start code (3 or 4 bytes) at or after `from`: where it begins, and where the
+/// unit's header byte is.
+fn next_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let i = from + b.get(from..)?.windows(3).position(|w| w == [0, 0, 1])?;
+    // A 4-byte start code's leading zero belongs to it, not to the unit before.
+    let start = if i > from && b[i - 1] == 0 { i - 1 } else { i };
+    Some((start, i + 3))
 }
 
 #[cfg(test)]
@@ -64,10 +63,11 @@ mod tests {
     }
 
     #[test]
-    fn an_hevc_key_frame_loses_its_sei_and_nothing_else() {
+    fn an_hevc_key_frame_loses_its_sei_before_the_slice_and_nothing_else() {
         let (vps, sps, pps, sei, idr) = (unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x4e, 0x01], 2400), unit(&[0x28, 0x01], 9000));
-        let frame = [vps.clone(), sps.clone(), pps.clone(), sei, idr.clone()].concat();
-        assert_eq!(without_sei(&frame, true).as_ref(), [vps, sps, pps, idr].concat().as_slice());
+        let suffix = unit(&[0x50, 0x01], 30); // a suffix SEI after the slice: harmless, kept
+        let frame = [vps.clone(), sps.clone(), pps.clone(), sei, idr.clone(), suffix.clone()].concat();
+        assert_eq!(without_sei(&frame, true).as_ref(), [vps, sps, pps, idr, suffix].concat().as_slice());
     }
 
     #[test]
