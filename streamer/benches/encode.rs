@@ -20,16 +20,17 @@ fn main() {
     for (w, h) in [(1280u32, 720u32), (1920, 1080)] {
         let pool = BufferPool::new((w * h * 4) as usize, 2);
         let f = frame(&pool, w, h, 1);
+        let (s, c) = (w as usize, Colour::default());
         // Ours (yuv crate, one thread).
         let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-        let ours: Vec<f64> = (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                let out = Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } };
-                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
+        let ours = timed(200, || bgrx_to_yuv(&f, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }).unwrap());
+        // 4:4:4: full-resolution chroma planes.
+        let (mut y8, mut u8_, mut v8) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize]);
+        let i444 = timed(200, || bgrx_to_yuv(&f, c, Yuv::I444 { y: Plane { data: &mut y8, stride: s }, u: Plane { data: &mut u8_, stride: s }, v: Plane { data: &mut v8, stride: s } }).unwrap());
+        // 10 bits (HEVC Main10): x265's planar I010 and the GPU encoders' P010.
+        let (mut y16, mut u16_, mut v16, mut uv16) = (vec![0u8; (w * h * 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h) as usize]);
+        let i010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::I010 { y: Plane { data: &mut y16, stride: 2 * s }, u: Plane { data: &mut u16_, stride: s }, v: Plane { data: &mut v16, stride: s } }).unwrap());
+        let p010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } }).unwrap());
         // swscale, default flags, same frame (copied into an AVFrame once, outside the timing).
         let mut src = ff::frame::Video::new(ff::format::Pixel::BGRZ, w, h);
         let stride = src.stride(0);
@@ -39,55 +40,12 @@ fn main() {
             }
         })
         .unwrap();
-        let mut dst = ff::frame::Video::new(ff::format::Pixel::NV12, w, h);
-        let mut sws = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, ff::format::Pixel::NV12, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
-        let swscale: Vec<f64> = (0..50)
-            .map(|_| {
-                let t = Instant::now();
-                sws.run(&src, &mut dst).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        // 10 bits (HEVC Main10): x265's planar I010 and the GPU encoders' P010.
-        let (mut y16, mut u16_, mut v16) = (vec![0u8; (w * h * 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h / 2) as usize]);
-        let (ww, hw) = (w as usize * 2, w as usize);
-        let i010: Vec<f64> = (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                let out = Yuv::I010 { y: Plane { data: &mut y16, stride: ww }, u: Plane { data: &mut u16_, stride: hw }, v: Plane { data: &mut v16, stride: hw } };
-                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        // 4:4:4: full-resolution chroma planes.
-        let (mut y8, mut u8_, mut v8) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize]);
-        let i444: Vec<f64> = (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                let s = w as usize;
-                let out = Yuv::I444 { y: Plane { data: &mut y8, stride: s }, u: Plane { data: &mut u8_, stride: s }, v: Plane { data: &mut v8, stride: s } };
-                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        let mut uv16 = vec![0u8; (w * h) as usize];
-        let p010: Vec<f64> = (0..200)
-            .map(|_| {
-                let t = Instant::now();
-                let out = Yuv::P010 { y: Plane { data: &mut y16, stride: ww }, uv: Plane { data: &mut uv16, stride: ww } };
-                bgrx_to_yuv(&f, Colour::default(), out).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
-        let mut dst10 = ff::frame::Video::new(ff::format::Pixel::YUV420P10LE, w, h);
-        let mut sws10 = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, ff::format::Pixel::YUV420P10LE, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
-        let swscale10: Vec<f64> = (0..50)
-            .map(|_| {
-                let t = Instant::now();
-                sws10.run(&src, &mut dst10).unwrap();
-                t.elapsed().as_secs_f64() * 1e3
-            })
-            .collect();
+        let swscale_to = |to: ff::format::Pixel| {
+            let mut dst = ff::frame::Video::new(to, w, h);
+            let mut sws = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, to, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
+            timed(50, || sws.run(&src, &mut dst).unwrap())
+        };
+        let (swscale, swscale10) = (swscale_to(ff::format::Pixel::NV12), swscale_to(ff::format::Pixel::YUV420P10LE));
         let (o50, o99) = stats(ours);
         let (s50, s99) = stats(swscale);
         println!("| {w}x{h} BGRX→NV12, ours (yuv crate, 1 thread) | {o50:.3} ms | {o99:.3} ms |");
@@ -127,4 +85,15 @@ fn main() {
             }
         }
     }
+}
+
+/// `runs` timings of `f`, in milliseconds.
+fn timed(runs: usize, mut f: impl FnMut()) -> Vec<f64> {
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect()
 }
