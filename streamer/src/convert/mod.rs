@@ -1,6 +1,6 @@
-//! BGRX → 4:2:0 on the CPU with the `yuv` crate's SIMD kernels (swscale's default path took
-//! ~11 ms a 1080p frame here; see BENCHMARKS.md): 8-bit NV12 or I420, and 10-bit P010 or
-//! I010 for HEVC Main10.
+//! BGRX → YUV on the CPU with the `yuv` crate's SIMD kernels (swscale's default path took
+//! ~11 ms a 1080p frame here; see BENCHMARKS.md): 8-bit NV12, I420 or I444, and 10-bit
+//! P010, I010 or I410 (`ten_bit`).
 
 mod ten_bit;
 
@@ -125,21 +125,18 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
     };
     let stride = src_stride as u32;
     let mode = YuvConversionMode::Fast;
+    let four_four_four = matches!(out, Yuv::I444 { .. });
     let result = match out {
         Yuv::Nv12 { y, uv } => {
             let ((y_plane, y_stride), (uv_plane, uv_stride)) = (plane(y), plane(uv));
             let mut image = YuvBiPlanarImageMut { y_plane, y_stride, uv_plane, uv_stride, width: w, height: h };
             yuv::bgra_to_yuv_nv12(&mut image, src, stride, range, matrix, mode)
         }
-        Yuv::I420 { y, u, v } => {
+        Yuv::I420 { y, u, v } | Yuv::I444 { y, u, v } => {
+            let to = if four_four_four { yuv::bgra_to_yuv444 } else { yuv::bgra_to_yuv420 };
             let ((y_plane, y_stride), (u_plane, u_stride), (v_plane, v_stride)) = (plane(y), plane(u), plane(v));
             let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
-            yuv::bgra_to_yuv420(&mut image, src, stride, range, matrix, mode)
-        }
-        Yuv::I444 { y, u, v } => {
-            let ((y_plane, y_stride), (u_plane, u_stride), (v_plane, v_stride)) = (plane(y), plane(u), plane(v));
-            let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
-            yuv::bgra_to_yuv444(&mut image, src, stride, range, matrix, mode)
+            to(&mut image, src, stride, range, matrix, mode)
         }
         ten_bit => return ten_bit::convert(src, src_stride, w as usize, h as usize, range, matrix, ten_bit),
     };

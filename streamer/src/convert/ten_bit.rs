@@ -10,6 +10,9 @@ use super::{ConvertError, Plane, Yuv};
 use std::cell::RefCell;
 use yuv::{BufferStoreMut, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
+/// The crate's RGBA10 → planar 10-bit conversions (I010, I410).
+type Planar = fn(&mut YuvPlanarImageMut<u16>, &[u16], u32, YuvRange, YuvStandardMatrix) -> Result<(), yuv::YuvError>;
+
 /// Rows per band (1080p: 240 KiB of RGBA10).
 const BAND_ROWS: usize = 16;
 
@@ -32,6 +35,7 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
     if w == 0 || !w.is_multiple_of(2) {
         return Err(ConvertError(format!("width {w}: 10-bit output wants an even, non-zero width")));
     }
+    let four_four_four = matches!(out, Yuv::I410 { .. });
     SCRATCH.with_borrow_mut(|s| {
         s.rgbx.resize(w * BAND_ROWS, 0);
         s.wide.resize(w * 4 * BAND_ROWS, 0);
@@ -49,21 +53,15 @@ pub(super) fn convert(src: &[u8], src_stride: usize, w: usize, h: usize, range: 
             let (wide, wide_stride) = (&s.wide[..w * 4 * n], (w * 4) as u32);
             let (cw, cn) = (w / 2, n / 2);
             match &mut out {
-                Yuv::I410 { y, u, v } => {
+                Yuv::I010 { y, u, v } | Yuv::I410 { y, u, v } => {
+                    // Chroma: the band's rows at full width (4:4:4), or half of both (4:2:0).
+                    let (to, c_first, c_rows, c_width) = if four_four_four { (yuv::rgba10_to_i410 as Planar, first, n, w) } else { (yuv::rgba10_to_i010 as Planar, first / 2, cn, cw) };
                     let (y_plane, y_stride) = band(y, first, n, w)?;
-                    let (u_plane, u_stride) = band(u, first, n, w)?;
-                    let (v_plane, v_stride) = band(v, first, n, w)?;
+                    let (u_plane, u_stride) = band(u, c_first, c_rows, c_width)?;
+                    let (v_plane, v_stride) = band(v, c_first, c_rows, c_width)?;
                     let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y_plane), BufferStoreMut::Borrowed(u_plane), BufferStoreMut::Borrowed(v_plane));
                     let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
-                    yuv::rgba10_to_i410(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
-                }
-                Yuv::I010 { y, u, v } => {
-                    let (y_plane, y_stride) = band(y, first, n, w)?;
-                    let (u_plane, u_stride) = band(u, first / 2, cn, cw)?;
-                    let (v_plane, v_stride) = band(v, first / 2, cn, cw)?;
-                    let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y_plane), BufferStoreMut::Borrowed(u_plane), BufferStoreMut::Borrowed(v_plane));
-                    let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
-                    yuv::rgba10_to_i010(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
+                    to(&mut image, wide, wide_stride, range, matrix).map_err(err)?;
                 }
                 Yuv::P010 { y, uv } => {
                     s.y.resize(w * n, 0);
