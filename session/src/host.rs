@@ -7,7 +7,7 @@ use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
-use punktfunk_streamer::encode::{select, Codec};
+use punktfunk_streamer::encode::{select, Backend, Choice, Codec};
 use punktfunk_streamer::audio::server::{self, PipeWireServer};
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -65,6 +65,9 @@ pub struct Host {
     pub hevc: bool,
     /// Offer AV1: a hardware encoder opens for it, or `software_av1` says so.
     pub av1: bool,
+    /// Offer 4:4:4: every encoder but VAAPI does it, so not when VAAPI is forced (under
+    /// `auto`, x264/x265 take over from VAAPI).
+    pub yuv444: bool,
     /// The management API's bearer token (`api-token` in the state directory, owner-only):
     /// only users who can read it may enter PINs or remove clients.
     pub api_token: String,
@@ -145,6 +148,7 @@ impl Host {
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = config.software_hevc || select::hardware_available(encoder_choice);
         let av1 = config.software_av1 || select::hardware_encodes(encoder_choice, Codec::Av1);
+        let yuv444 = encoder_choice != Choice::Only(Backend::Vaapi);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
         let streams = Arc::new(Streams::new(compositor, Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone() }, MediaSockets { video, native, audio }, session_env));
@@ -160,6 +164,7 @@ impl Host {
             streams,
             hevc,
             av1,
+            yuv444,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
             _pipewire: pipewire,
         };

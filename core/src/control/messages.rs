@@ -111,7 +111,7 @@ pub struct Started {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// The video is 10-bit (HEVC Main10).
+    /// The video is 10-bit (HEVC Main10, AV1).
     #[serde(default)]
     pub ten_bit: bool,
     /// The video is 4:4:4.

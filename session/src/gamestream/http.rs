@@ -146,8 +146,8 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
     let current = host.streams.current_app();
     // Where HEVC is, so is Main10: each encoder does 10 bits (the GPU encoders from NVIDIA
     // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265). 4:4:4 at
-    // 8 bits: x264, x265 and NVENC (VAAPI falls back to x264/x265 unless forced).
-    let yuv444 = host.config.encoder != "vaapi";
+    // 8 bits.
+    let yuv444 = host.yuv444;
     let codecs = SCM_H264
         | if yuv444 { SCM_H264_HIGH8_444 } else { 0 }
         | if host.hevc { SCM_HEVC | SCM_HEVC_MAIN10 | if yuv444 { SCM_HEVC_REXT8_444 } else { 0 } } else { 0 }

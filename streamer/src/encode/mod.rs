@@ -58,7 +58,7 @@ impl EncoderConfig {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Format {
     pub colour: Colour,
-    /// 10 bits (HEVC Main10): smoother gradients at the same bitrate.
+    /// 10 bits (HEVC Main10, AV1): smoother gradients at the same bitrate.
     pub ten_bit: bool,
     /// Chroma at full resolution (H.264 High 4:4:4, HEVC RExt): sharp coloured text.
     #[serde(default)]
