@@ -18,7 +18,7 @@ mod text;
 mod xwayland;
 
 pub use input::InputEvent;
-pub use render::EngineChoice;
+pub use render::{ConvertChoice, EngineChoice};
 pub use mode::Mode;
 pub use punktfunk_streamer::{Frame, FrameSink, Pixels};
 pub use state::KeyboardLayout;
@@ -27,7 +27,7 @@ use crate::launch::App;
 use crate::render::{Engine, Renderer};
 use crate::state::{ClientState, State};
 use anyhow::Context;
-use punktfunk_streamer::SinkThread;
+use punktfunk_streamer::{PixelFormat, SinkThread};
 use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
 use smithay::input::pointer::CursorImageStatus;
@@ -63,6 +63,8 @@ pub struct Config {
     pub direct: bool,
     /// What composites frames: pixman on the CPU, GLES on a GPU.
     pub renderer: EngineChoice,
+    /// Where frames become the encoder's YUV: on the GPU (GLES) or in the encoder (CPU).
+    pub convert: ConvertChoice,
     pub keyboard: KeyboardLayout,
     /// Run Xwayland so X11 apps work (DISPLAY is set for the command).
     pub xwayland: bool,
@@ -74,7 +76,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, convert: ConvertChoice::Auto, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
     }
 }
 
@@ -98,6 +100,8 @@ pub struct Outcome {
     pub renderer: &'static str,
     /// Of those, frames that were a client's buffer passed through (the direct path).
     pub direct: u64,
+    /// Of those, frames the engine converted to the sink's YUV (on the GPU).
+    pub converted: u64,
     /// Frames not rendered because the sink still held every buffer.
     pub skipped: u64,
     /// Frames rendered but replaced in the sink's mailbox before it took them (the sink
@@ -189,7 +193,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
     let (returned, returned_source) = ping::make_ping().context("release ping")?;
     let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(&state, Engine::open(config.renderer)?, config.show_cursor, config.direct, returned),
+        renderer: Renderer::new(&state, Engine::open(config.renderer, config.convert)?, config.show_cursor, config.direct, returned),
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),
@@ -278,6 +282,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     o.renderer = frames.renderer.engine().name();
     let stats = &mut frames.renderer.stats;
     o.direct = stats.direct_frames;
+    o.converted = stats.converted_frames;
     o.skipped = stats.skipped;
     o.frame_us = std::mem::take(&mut stats.frame_us);
     o.direct_us = std::mem::take(&mut stats.direct_us);
@@ -363,7 +368,8 @@ impl FrameOutput {
         state.update_keyboard_focus();
         let now = state.clock.now();
         let output = state.output.clone();
-        match self.renderer.render(state) {
+        let wants = self.sink.as_ref().map_or(PixelFormat::Bgrx8888, SinkThread::wants);
+        match self.renderer.render(state, wants) {
             Ok(Some(frame)) => {
                 let mut feedback = OutputPresentationFeedback::new(&output);
                 for w in state.space.elements() {

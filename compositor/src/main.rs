@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -52,6 +52,7 @@ fn main() -> anyhow::Result<()> {
             Some("--no-cursor") => config.show_cursor = false,
             Some("--no-direct") => config.direct = false,
             Some("--renderer") => config.renderer = text(args.next(), "--renderer")?.parse().map_err(anyhow::Error::msg)?,
+            Some("--convert") => config.convert = text(args.next(), "--convert")?.parse().map_err(anyhow::Error::msg)?,
             Some("--no-xwayland") => config.xwayland = false,
             Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
             Some("--") => {
@@ -86,7 +87,7 @@ fn main() -> anyhow::Result<()> {
         };
         let (sink, control) = punktfunk_compositor::stream::attach(ipc, punktfunk_compositor::stream::Sockets { video, native, audio })?;
         let outcome = run(config, sink, Some(control))?;
-        tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "stream session ended");
+        tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, converted = outcome.converted, "stream session ended");
         std::process::exit(outcome.exit_code.unwrap_or(0));
     }
     anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(), "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)");
@@ -104,7 +105,7 @@ fn main() -> anyhow::Result<()> {
         (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
         (None, None) => run(config, |_: Frame| Ok(()), None)?,
     };
-    tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, "session ended");
+    tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, converted = outcome.converted, "session ended");
     std::process::exit(outcome.exit_code.unwrap_or(0));
 }
 

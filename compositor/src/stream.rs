@@ -14,7 +14,7 @@ use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFra
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::peer::Peer;
-use punktfunk_streamer::{Frame, FrameSink};
+use punktfunk_streamer::{Frame, FrameSink, PixelFormat};
 use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
 use std::io::BufReader;
 use std::net::UdpSocket;
@@ -49,6 +49,13 @@ impl MediaSender {
         match self {
             Self::GameStream(s) => s.set_bitrate(bps),
             Self::Native(s) => s.set_bitrate(bps),
+        }
+    }
+
+    fn wants(&self) -> PixelFormat {
+        match self {
+            Self::GameStream(s) => s.wants(),
+            Self::Native(s) => s.wants(),
         }
     }
 }
@@ -280,6 +287,10 @@ impl FrameSink for StreamSink {
             }
         }
         Ok(())
+    }
+
+    fn wants(&self) -> PixelFormat {
+        self.sender.as_ref().map_or(PixelFormat::Bgrx8888, MediaSender::wants)
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -5,24 +5,34 @@ use std::process::Command;
 
 #[test]
 fn recording_a_session_gives_a_stream_ffmpeg_decodes() {
-    record("session.h264", "h264", 30);
+    assert_eq!(record("session.h264", "h264", 30, &[]), 0, "pixman leaves conversion to the encoder");
 }
 
 #[test]
 fn recording_in_av1_gives_a_stream_ffmpeg_decodes() {
     // libaom's real-time mode is slower than x264 here: fewer frames reach the file.
-    record("session.obu", "av1", 20);
+    record("session.obu", "av1", 20, &[]);
 }
 
-/// Records a 2 s session into `file` and checks it: `codec` as ffprobe names it, more than
-/// `at_least` frames, exactly the frames the recorder saw, the client's picture in it.
-fn record(file: &str, codec: &str, at_least: u64) {
-    let dir = std::env::temp_dir().join(format!("pf-record-{codec}-{}", std::process::id()));
+/// Frames converted to the encoder's YUV by GLES (on llvmpipe here) are copied into the
+/// encoder as they are, and the recording shows the same picture.
+#[test]
+fn recording_frames_converted_on_the_gpu() {
+    let converted = record("gpu.h264", "h264", 30, &["--renderer", "gles", "--convert", "gpu"]);
+    assert!(converted > 30, "GLES converted {converted} frames");
+}
+
+/// Records a 2 s session into `file` with more compositor `options` and checks it: `codec`
+/// as ffprobe names it, more than `at_least` frames, exactly the frames the recorder saw, the
+/// client's picture in it. Returns how many frames the compositor converted to YUV.
+fn record(file: &str, codec: &str, at_least: u64, options: &[&str]) -> u64 {
+    let dir = std::env::temp_dir().join(format!("pf-record-{file}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(file);
     let run = Command::new(env!("CARGO_BIN_EXE_punktfunk-compositor"))
         .args(["--mode", "1280x720@60", "--no-xwayland", "--record"])
         .arg(&out)
+        .args(options)
         .args(["--", "sh", "-c", "weston-simple-shm & sleep 2; kill $!"])
         .env("XDG_RUNTIME_DIR", &dir)
         .env("RUST_LOG", "info")
@@ -72,6 +82,7 @@ fn record(file: &str, codec: &str, at_least: u64) {
     assert!(lit(20, 20, 230, 230) > 0.5, "the client's pattern is in the recording");
     assert!(lit(600, 300, 1200, 700) < 0.01, "the rest of the output is black");
     let _ = std::fs::remove_dir_all(&dir);
+    field("converted")
 }
 
 #[test]

@@ -30,6 +30,9 @@ pub struct Config {
     /// What composites the sessions: `auto` (GLES on a GPU, pixman otherwise), `pixman` or
     /// `gles`.
     pub renderer: String,
+    /// Where frames become the encoder's YUV: `auto` (on the GPU when GLES renders on one),
+    /// `gpu` or `cpu`.
+    pub convert: String,
     /// Video FEC parity, percent of data shards per block.
     pub fec_percent: u8,
     /// Bitrate cap whatever the client asks, in kbit/s.
@@ -81,6 +84,7 @@ impl Default for Config {
             software_hevc: false,
             software_av1: false,
             renderer: "auto".into(),
+            convert: "auto".into(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
             mdns: true,
@@ -103,6 +107,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # software_hevc = false   # offer HEVC and HEVC Main10 (10-bit) without a GPU encoder (libx265)
 # software_av1 = false    # offer AV1 (8 and 10-bit) without a GPU encoder (libaom, real-time mode)
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
+# convert = \"auto\"       # colour conversion: auto (on the GPU when GLES renders on one) | gpu | cpu
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN

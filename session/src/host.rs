@@ -151,7 +151,9 @@ impl Host {
         let yuv444 = encoder_choice != Choice::Only(Backend::Vaapi);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
-        let streams = Arc::new(Streams::new(compositor, Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone() }, MediaSockets { video, native, audio }, session_env));
+        anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
+        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone() };
+        let streams = Arc::new(Streams::new(compositor, engines, MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,
             identity,

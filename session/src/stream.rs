@@ -158,10 +158,12 @@ pub struct Streams {
     pub last_native: Mutex<Option<punktfunk_core::control::messages::ReceiveStats>>,
 }
 
-/// What the compositors encode and composite with (`--encoder`, `--renderer`).
+/// What the compositors encode, composite and convert with (`--encoder`, `--renderer`,
+/// `--convert`).
 pub struct Engines {
     pub encoder: String,
     pub renderer: String,
+    pub convert: String,
 }
 
 impl Streams {
@@ -295,6 +297,8 @@ impl Streams {
             .arg(&self.engines.encoder)
             .arg("--renderer")
             .arg(&self.engines.renderer)
+            .arg("--convert")
+            .arg(&self.engines.convert)
             .arg("--ipc-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--video-fd")

@@ -158,3 +158,35 @@ fn trust_on_first_use_when_the_host_allows_it() {
     assert!(clients.contains("trusted on first use"), "{clients}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A host told to composite with GLES and convert on the GPU (`renderer = "gles"`,
+/// `convert = "gpu"`: llvmpipe here) streams frames the compositor converted to the
+/// encoder's YUV: the client decodes the app's colour, in 4:2:0 and in 10-bit 4:2:0.
+#[test]
+fn frames_converted_on_the_gpu_reach_the_client() {
+    let dir = std::env::temp_dir().join(format!("pf-native-gpu-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, api) = (PORT + 300, API_PORT + 300);
+    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
+    let host = "start_pipewire = false\nnative_trust_on_first_use = true\nsoftware_hevc = true\nrenderer = \"gles\"\nconvert = \"gpu\"\n";
+    let _daemon = common::start_daemon_configured(&[], &dir, port, api, host, &app, "");
+    let config = dir.join("client");
+    let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
+    assert!(paired.status.success(), "{}", text(&paired));
+    for (name, codec, format) in [("nv12", &["--codec", "h264"][..], "yuv420p"), ("p010", &["--codec", "hevc", "--ten-bit"], "yuv420p10le")] {
+        let out = dir.join(name);
+        let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], codec].concat();
+        let stats = stream_native(&[], &dir, &config, port + 50, &args, &out);
+        assert_eq!(stats["pixel_formats"], serde_json::json!([format]), "{stats}");
+        assert_eq!(stats["frames_lost"], 0);
+        let b = band(&out.join("frame-00020.ppm"));
+        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "{name}: band {b:?} is not the app's #3080ff");
+    }
+    // The sessions' compositors said what they did (their log is the daemon's).
+    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(log.contains("converting frames to YUV on it"), "{log}");
+    let converted: Vec<u64> = log.lines().filter(|l| l.contains("stream session ended")).filter_map(|l| l.split(" converted=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(converted.len() == 2 && converted.iter().all(|&n| n >= 10), "frames converted per session: {converted:?}\n{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

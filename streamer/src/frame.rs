@@ -1,18 +1,28 @@
 //! A finished frame: pixels, what changed, and when.
 
+use crate::convert::layout::{sample_at, Layout, PlaneGeometry, Samples};
+use crate::convert::Colour;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// Pixel layouts the compositor renders.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PixelFormat {
     /// 32 bits per pixel, bytes B, G, R, X in memory (DRM XRGB8888, pixman x8r8g8b8).
+    #[default]
     Bgrx8888,
+    /// Converted already (by the compositor's GPU engine) into the layout and colour the
+    /// encoder reads, so it only copies: planes as [`Layout::planes`] places them.
+    Yuv { layout: Layout, colour: Colour },
 }
 
 impl PixelFormat {
-    pub fn bytes_per_pixel(self) -> usize {
-        4
+    /// Bytes of a `width`×`height` frame rendered in this format.
+    pub fn frame_len(self, width: u32, height: u32) -> usize {
+        match self {
+            Self::Bgrx8888 => width as usize * height as usize * 4,
+            Self::Yuv { layout, .. } => layout.frame_len(width, height),
+        }
     }
 }
 
@@ -33,7 +43,7 @@ pub struct Frame {
     pub seq: u64,
     pub width: u32,
     pub height: u32,
-    /// Bytes per row.
+    /// Bytes per row (of the luma plane, for a YUV frame).
     pub stride: usize,
     pub format: PixelFormat,
     pub pixels: Pixels,
@@ -57,10 +67,44 @@ impl Frame {
         }
     }
 
-    /// The pixel at (x, y) as (r, g, b); black where it cannot be read.
+    /// The frame's planes: one for BGRX, as its layout places them for YUV.
+    pub fn planes(&self) -> Vec<PlaneGeometry> {
+        match self.format {
+            PixelFormat::Bgrx8888 => {
+                let (rows, row_bytes) = (self.height as usize, self.width as usize * 4);
+                vec![PlaneGeometry { samples: Samples::Y, offset: 0, stride: self.stride, rows, row_bytes, bytes_per_sample: 4, shift: 0, subsampling: 1 }]
+            }
+            PixelFormat::Yuv { layout, .. } => layout.planes(self.width, self.height),
+        }
+    }
+
+    /// The pixel at (x, y) as (r, g, b) (converted back from YUV within a level or two);
+    /// black where it cannot be read.
     pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
-        let i = y as usize * self.stride + x as usize * 4;
-        self.with_data(|d| d.get(i..i + 4).map_or((0, 0, 0), |p| (p[2], p[1], p[0]))).unwrap_or((0, 0, 0))
+        let black = (0, 0, 0);
+        if x >= self.width || y >= self.height {
+            return black;
+        }
+        let read = |d: &[u8]| match self.format {
+            PixelFormat::Bgrx8888 => {
+                let i = y as usize * self.stride + x as usize * 4;
+                d.get(i..i + 4).map(|p| (p[2], p[1], p[0]))
+            }
+            PixelFormat::Yuv { layout, colour } => {
+                let planes = layout.planes(self.width, self.height);
+                let [luma, u, v] = match planes.as_slice() {
+                    [y, uv] => [(y, 0), (uv, 0), (uv, 1)],
+                    [y, u, v] => [(y, 0), (u, 0), (v, 0)],
+                    _ => return None,
+                };
+                let mut yuv = [0.0; 3];
+                for (out, (plane, which)) in yuv.iter_mut().zip([luma, u, v]) {
+                    *out = f64::from(sample_at(d, plane, x, y, which)?);
+                }
+                Some(colour.to_rgb(if layout.ten_bit() { 10 } else { 8 }, yuv))
+            }
+        };
+        self.with_data(|d| read(d).unwrap_or(black)).unwrap_or(black)
     }
 }
 

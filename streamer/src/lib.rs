@@ -23,4 +23,4 @@ pub mod sink;
 
 pub use frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
 pub use record::RecordSink;
-pub use sink::{FrameSink, RawFileSink, SinkThread};
+pub use sink::{Asking, FrameSink, RawFileSink, SinkThread};

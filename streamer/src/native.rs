@@ -109,6 +109,11 @@ impl NativeVideoSender {
         self.pacer.set_bitrate(bps);
     }
 
+    /// The frames its encoder would like (see [`SessionEncoder::wants`]).
+    pub fn wants(&self) -> crate::frame::PixelFormat {
+        self.encoder.wants()
+    }
+
     /// Encodes and sends one frame; without a client address yet it is skipped and the
     /// first frame the client sees is a key frame.
     pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {

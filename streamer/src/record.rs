@@ -2,7 +2,7 @@
 //! low-overhead OBUs) to a file that ffprobe and ffmpeg read as `.h264` / `.hevc` / `.obu`.
 
 use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
-use crate::frame::Frame;
+use crate::frame::{Frame, PixelFormat};
 use crate::sink::FrameSink;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -40,6 +40,10 @@ impl FrameSink for RecordSink {
             self.frames += 1;
         }
         Ok(())
+    }
+
+    fn wants(&self) -> PixelFormat {
+        self.encoder.as_ref().map_or(PixelFormat::Bgrx8888, |e| e.takes())
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -1,7 +1,7 @@
 //! Where finished frames go: a [`FrameSink`] running on its own native thread, fed through
 //! a one-slot mailbox that keeps only the newest frame (drop-oldest, never a stale queue).
 
-use crate::frame::Frame;
+use crate::frame::{Frame, PixelFormat};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -11,6 +11,11 @@ use std::thread::JoinHandle;
 /// Consumes frames on the sink thread. Returning an error stops the thread.
 pub trait FrameSink: Send + 'static {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()>;
+    /// The format this sink would like frames in (read after each frame; the compositor's GPU
+    /// engine converts to it, others send BGRX, which every sink takes).
+    fn wants(&self) -> PixelFormat {
+        PixelFormat::Bgrx8888
+    }
     /// Called once when the stream ends.
     fn finish(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -23,7 +28,28 @@ impl<F: FnMut(Frame) -> std::io::Result<()> + Send + 'static> FrameSink for F {
     }
 }
 
-/// Writes every frame's raw pixels back to back: `ffmpeg -f rawvideo -pix_fmt bgr0 -s WxH`.
+/// `sink`, asking for frames in `format` (tests and benchmarks stand in for an encoder so).
+pub struct Asking<S> {
+    pub format: PixelFormat,
+    pub sink: S,
+}
+
+impl<S: FrameSink> FrameSink for Asking<S> {
+    fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
+        self.sink.consume(frame)
+    }
+
+    fn wants(&self) -> PixelFormat {
+        self.format
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        self.sink.finish()
+    }
+}
+
+/// Writes every frame's raw pixels back to back: `ffmpeg -f rawvideo -pix_fmt bgr0 -s WxH`
+/// (it asks for nothing else, so frames come as BGRX).
 pub struct RawFileSink {
     out: BufWriter<File>,
 }
@@ -36,11 +62,11 @@ impl RawFileSink {
 
 impl FrameSink for RawFileSink {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
-        let row = frame.width as usize * frame.format.bytes_per_pixel();
         let out = &mut self.out;
+        let planes = frame.planes();
         frame.with_data(|data| {
-            (0..frame.height as usize).try_for_each(|y| {
-                let line = data.get(y * frame.stride..y * frame.stride + row).ok_or_else(|| std::io::Error::other("frame smaller than its size"))?;
+            planes.iter().flat_map(|p| (0..p.rows).map(move |y| p.offset + y * p.stride..p.offset + y * p.stride + p.row_bytes)).try_for_each(|line| {
+                let line = data.get(line).ok_or_else(|| std::io::Error::other("frame smaller than its size"))?;
                 out.write_all(line)
             })
         })
@@ -57,6 +83,8 @@ struct Slot {
     frame: Option<Frame>,
     closed: bool,
     dropped: u64,
+    /// What the sink said it wants after its last frame.
+    wants: PixelFormat,
 }
 
 /// The sink's thread and its mailbox.
@@ -67,7 +95,7 @@ pub struct SinkThread {
 
 impl SinkThread {
     pub fn spawn(mut sink: impl FrameSink) -> Self {
-        let slot = Arc::new((Mutex::new(Slot::default()), Condvar::new()));
+        let slot = Arc::new((Mutex::new(Slot { wants: sink.wants(), ..Slot::default() }), Condvar::new()));
         let rx = Arc::clone(&slot);
         let handle = std::thread::Builder::new()
             .name("frame-sink".into())
@@ -85,6 +113,8 @@ impl SinkThread {
                         }
                     };
                     sink.consume(frame)?;
+                    let wants = sink.wants();
+                    rx.0.lock().expect("sink lock").wants = wants;
                 }
                 sink.finish()
             })
@@ -104,6 +134,11 @@ impl SinkThread {
         }
         s.frame = Some(frame);
         cv.notify_one();
+    }
+
+    /// The format the sink wants frames in.
+    pub fn wants(&self) -> PixelFormat {
+        self.slot.0.lock().expect("sink lock").wants
     }
 
     /// Frames replaced before the sink took them.

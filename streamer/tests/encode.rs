@@ -1,8 +1,8 @@
 //! Software encoding round trips through FFmpeg's own decoder.
 
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Plane, Yuv};
-use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, VideoEncoder};
+use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Plane, Range, Yuv};
+use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;
 
@@ -240,4 +240,55 @@ fn four_four_four_keeps_one_pixel_colour_detail() {
         let contrast = row.windows(2).map(|p| (i32::from(p[0]) - i32::from(p[1])).abs()).sum::<i32>() / (w as i32 - 1);
         assert!(contrast > 100, "{codec:?}: neighbouring Cb differ by {contrast} on average");
     }
+}
+
+/// `frame` converted on the CPU into a frame in `format` (as the compositor's GPU engine
+/// delivers them).
+fn converted(frame: &Frame, format: PixelFormat) -> Frame {
+    let PixelFormat::Yuv { layout, colour } = format else { panic!("a YUV format") };
+    let pool = BufferPool::new(format.frame_len(frame.width, frame.height), 1);
+    let mut buffer = pool.take().unwrap();
+    bgrx_to_yuv(frame, colour, Yuv::in_buffer(layout, frame.width, frame.height, buffer.as_mut_slice()).unwrap()).unwrap();
+    let stride = layout.planes(frame.width, frame.height)[0].stride;
+    Frame { seq: frame.seq, width: frame.width, height: frame.height, stride, format, pixels: buffer.into(), damage: frame.damage.clone(), rendered_at: frame.rendered_at }
+}
+
+/// Frames converted already, in the layout and colour the encoder takes, are copied in as
+/// they are: the bitstream is the one the same pictures give through the encoder's own
+/// conversion, byte for byte. Frames converted for another encoder are refused, or skipped
+/// by a session's encoder (which keeps a key frame asked for until a frame it takes).
+#[test]
+fn frames_converted_already_are_taken_as_they_are() {
+    let (w, h) = (320, 240);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::Hevc, true, false), (Codec::H264, false, true)] {
+        let mut config = EncoderConfig::new(codec, w, h, 60_000, 4_000_000);
+        (config.threads, config.format.ten_bit, config.format.yuv444) = (1, ten_bit, yuv444);
+        let mut plain = FfmpegEncoder::new(Backend::Software, config).unwrap();
+        let mut copying = FfmpegEncoder::new(Backend::Software, config).unwrap();
+        let takes = copying.takes();
+        assert!(matches!(takes, PixelFormat::Yuv { colour, .. } if colour == config.format.colour), "{takes:?}");
+        for n in 0..5 {
+            let f = synthetic(&pool, w, h, n, false);
+            let a = plain.encode(&f, n == 0).unwrap().map(|e| e.data);
+            let b = copying.encode(&converted(&f, takes), n == 0).unwrap().map(|e| e.data);
+            assert!(a.is_some() && a == b, "{codec:?} {takes:?} frame {n}: the same bitstream");
+        }
+        let PixelFormat::Yuv { layout, .. } = takes else { unreachable!() };
+        let other = PixelFormat::Yuv { layout, colour: Colour { matrix: Matrix::Bt601, range: Range::Full } };
+        let err = copying.encode(&converted(&synthetic(&pool, w, h, 9, false), other), false).unwrap_err();
+        assert!(err.to_string().contains("frame for"), "{err}");
+    }
+    // A session's encoder skips a frame converted for its predecessor, keeping the key frame.
+    let idr = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut session = SessionEncoder::new(Codec::H264, Format::default(), 60_000, 4_000_000, "software", idr);
+    assert_eq!(session.wants(), PixelFormat::Bgrx8888, "nothing asked for before the first frame");
+    assert!(session.encode(&synthetic(&pool, w, h, 0, false)).unwrap().is_some_and(|e| e.keyframe));
+    let wants = session.wants();
+    assert!(matches!(wants, PixelFormat::Yuv { .. }));
+    session.request_keyframe();
+    let stale = PixelFormat::Yuv { layout: Layout::I444, colour: Colour::default() };
+    assert!(session.encode(&converted(&synthetic(&pool, w, h, 1, false), stale)).unwrap().is_none());
+    let next = session.encode(&converted(&synthetic(&pool, w, h, 2, false), wants)).unwrap().unwrap();
+    assert!(next.keyframe, "the key frame asked for comes with the first frame taken");
 }

@@ -1,7 +1,9 @@
 //! The test pattern drawn inside a real compositor session and read back from its frames,
 //! through the direct path (the client's buffer is the frame) and through compositing.
 
-use punktfunk_compositor::{control_channel, run, Config, Control, EngineChoice, Frame, InputEvent, Outcome, Pixels};
+use punktfunk_compositor::{control_channel, run, Config, Control, ConvertChoice, EngineChoice, Frame, InputEvent, Outcome, Pixels};
+use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range};
+use punktfunk_streamer::{Asking, PixelFormat};
 use punktfunk_test_pattern::decode;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +24,11 @@ struct Seen {
 /// The band's colour: red and blue differ, so a renderer swapping them is caught.
 const BAND: (u8, u8, u8) = (0xff, 0x80, 0x00);
 
+/// The band's colour: exactly in BGRX, within a level or two through YUV.
+fn is_band((r, g, b): (u8, u8, u8)) -> bool {
+    r.abs_diff(BAND.0).max(g.abs_diff(BAND.1)).max(b.abs_diff(BAND.2)) <= 3
+}
+
 /// Where tests that show the cursor put the pointer: on the band.
 const POINTER: (u32, u32) = (1200, 600);
 
@@ -32,6 +39,11 @@ fn now_us() -> u64 {
 /// Runs the test pattern (band colour `BAND`) for `frames` frames at 1280x720 under `config`, with a sink
 /// that takes `sink_time` per frame; `pointer` moves the pointer there first.
 fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
+    pattern_as(PixelFormat::Bgrx8888, frames, extra, configure, sink_time, pointer)
+}
+
+/// [`pattern`] with a sink that wants frames in `wants`.
+fn pattern_as(wants: PixelFormat, frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
     let mut config = Config::new("1280x720@60".parse().unwrap());
     config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "ff8000".into(), "--frames".into(), frames.to_string().into()];
     config.command.extend(extra.iter().map(Into::into));
@@ -44,13 +56,14 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
     }
     let (tx, rx) = mpsc::channel();
     let sink = move |f: Frame| {
-        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| f.rgb_at(x, y) != BAND).count();
+        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| !is_band(f.rgb_at(x, y))).count();
+        assert!(f.format == wants || f.format == PixelFormat::Bgrx8888, "{:?}", f.format);
         let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), near_pointer, at_us: now_us() };
         let _ = tx.send(seen);
         std::thread::sleep(sink_time);
         Ok(())
     };
-    let outcome = run(config, sink, Some(control_rx)).unwrap();
+    let outcome = run(config, Asking { format: wants, sink }, Some(control_rx)).unwrap();
     assert_eq!(outcome.exit_code, Some(0), "the client draws its {frames} frames and exits");
     (outcome, rx.try_iter().collect())
 }
@@ -58,7 +71,7 @@ fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sin
 fn decoded(seen: &[Seen]) -> Vec<&Seen> {
     let decoded: Vec<&Seen> = seen.iter().filter(|s| s.pattern.is_some()).collect();
     assert!(decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0), "counters go strictly up: {:?}", decoded.iter().map(|s| s.pattern.unwrap().0).collect::<Vec<_>>());
-    assert!(decoded.iter().any(|s| s.band == BAND), "the band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
+    assert!(decoded.iter().any(|s| is_band(s.band)), "the band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
     decoded
 }
 
@@ -119,23 +132,62 @@ fn the_gles_engine_composites_the_same_frames() {
     assert!(passed.iter().all(|s| s.direct) && outcome.direct >= 15, "{} direct frames", outcome.direct);
 }
 
+/// With a sink that wants YUV (an encoder), GLES converts frames on the GPU (llvmpipe here):
+/// the pattern, the band's colour and the cursor come through each layout and colour.
+#[test]
+fn gles_converts_frames_to_the_yuv_the_sink_wants() {
+    let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
+    let formats = [(Layout::Nv12, Colour::default()), (Layout::P010, Colour { matrix: Matrix::Bt2020, range: Range::Limited }), (Layout::I444, Colour { matrix: Matrix::Bt601, range: Range::Full })];
+    for (layout, colour) in formats {
+        let wants = PixelFormat::Yuv { layout, colour };
+        let (outcome, seen) = pattern_as(wants, 45, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+        let decoded = decoded(&seen);
+        assert!(decoded.len() >= 20, "{layout}: {} frames decoded", decoded.len());
+        assert!(decoded.iter().all(|s| s.near_pointer > 10), "{layout}: the cursor is drawn");
+        assert!(outcome.converted as usize >= decoded.len(), "{layout}: {} frames converted", outcome.converted);
+    }
+    // Converting stays off unless asked for (llvmpipe) and the sink wants it.
+    let (outcome, _) = pattern_as(PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, 20, &[], |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles), Duration::ZERO, pointer);
+    assert_eq!(outcome.converted, 0);
+    let (outcome, _) = pattern_as(PixelFormat::Bgrx8888, 20, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+    assert_eq!(outcome.converted, 0);
+}
+
 /// GLES reads back only what changed since each pool buffer's frame: a cursor moving over a
 /// still background must leave no trail in any frame (a buffer missing the rows the cursor
 /// left frames ago would show it twice).
 #[test]
 fn gles_read_back_leaves_no_cursor_trail() {
+    no_cursor_trail(PixelFormat::Bgrx8888);
+}
+
+/// The same through the GPU's conversion, which converts only the rows that changed.
+#[test]
+fn gles_conversion_leaves_no_cursor_trail() {
+    no_cursor_trail(PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() });
+}
+
+fn no_cursor_trail(wants: PixelFormat) {
     let mut config = Config::new("640x480@60".parse().unwrap());
-    (config.renderer, config.xwayland, config.command) = (EngineChoice::Gles, false, vec!["sleep".into(), "3".into()]);
+    (config.renderer, config.convert, config.xwayland, config.command) = (EngineChoice::Gles, ConvertChoice::Gpu, false, vec!["sleep".into(), "3".into()]);
     let (control, control_rx) = control_channel();
     let (tx, rx) = mpsc::channel();
     // Nothing but the cursor is drawn (the session runs no client): count what is not black.
-    let sink = move |f: Frame| {
-        let lit = f.with_data(|d| d.chunks_exact(4).filter(|p| p[..3] != [0, 0, 0]).count()).unwrap();
+    let sink = Asking { format: wants, sink: move |f: Frame| {
+        assert_eq!(f.format, wants);
+        let luma = f.planes()[0];
+        let lit = f
+            .with_data(|d| match f.format {
+                PixelFormat::Bgrx8888 => d.chunks_exact(4).filter(|p| p[..3] != [0, 0, 0]).count(),
+                // Black is 16 in limited range.
+                PixelFormat::Yuv { .. } => d[..luma.stride * luma.rows].chunks_exact(luma.stride).flat_map(|row| &row[..luma.row_bytes]).filter(|&&y| y > 20).count(),
+            })
+            .unwrap();
         let _ = tx.send(lit);
         // Slower than the refresh: pool buffers rotate, so most come back several frames old.
         std::thread::sleep(Duration::from_millis(30));
         Ok(())
-    };
+    } };
     let mover = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
         for step in 0..60 {

@@ -1,26 +1,31 @@
-//! The GPU engine: GLES on an EGL device. It composites into renderbuffers on the GPU and
-//! reads what changed back into the pool buffer for the CPU encoders. It is what GPU clients
+//! The GPU engine: GLES on an EGL device. It composites into textures on the GPU and reads
+//! what changed back into the pool buffer for the encoders: converted to the encoder's YUV on
+//! the GPU (`to_yuv`) when the encoder asks for it, BGRX otherwise. It is what GPU clients
 //! need (their dmabufs are imported, not copied through the CPU); handing the GPU buffer to
 //! NVENC/VAAPI without the read-back is the zero-copy step still to come.
 
-use super::{Compose, Overlay, RenderError};
+use super::to_yuv::ToYuv;
+use super::{Compose, ConvertChoice, Overlay, RenderError};
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::damage::OutputDamageTracker;
-use smithay::backend::renderer::gles::{GlesRenderbuffer, GlesRenderer};
+use smithay::backend::renderer::gles::{GlesRenderer, GlesTexture};
 use smithay::backend::renderer::{Bind, ExportMem, ImportDma, Offscreen};
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use punktfunk_streamer::PixelFormat;
 
 pub struct Gles {
     renderer: GlesRenderer,
     /// Where frames are drawn: one target per pool buffer (by its slot), each holding the
     /// same frame as its buffer, so only what changed since is drawn and read back.
-    targets: HashMap<usize, (GlesRenderbuffer, Size<i32, BufferCoords>)>,
+    targets: HashMap<usize, (GlesTexture, Size<i32, BufferCoords>)>,
+    /// The colour conversion pass, where frames are converted on the GPU.
+    to_yuv: Option<ToYuv>,
     /// The device, in words, for the log.
     pub device: String,
     /// A GPU's render node (none on the software device).
@@ -33,16 +38,17 @@ fn fail(what: &str, e: impl std::fmt::Display) -> RenderError {
 
 impl Gles {
     /// GLES on a GPU's EGL device; with `software`, on Mesa's software device (llvmpipe)
-    /// when there is no GPU.
-    pub fn open(software: bool) -> Result<Self, RenderError> {
+    /// when there is no GPU. `convert` says where frames become YUV.
+    pub fn open(software: bool, convert: ConvertChoice) -> Result<Self, RenderError> {
         // smithay loads libEGL on first use and panics if it is missing: look first.
         // SAFETY: loading the system's libEGL runs only its own initialisers.
         unsafe { libloading::Library::new("libEGL.so.1") }.map_err(|e| fail("no libEGL", e))?;
         let devices: Vec<EGLDevice> = EGLDevice::enumerate().map_err(|e| fail("EGL devices", e))?.collect();
         let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
         let device = hardware.into_iter().next().or_else(|| soft.into_iter().next().filter(|_| software)).ok_or_else(|| RenderError::Gles("no GPU among the EGL devices".into()))?;
-        let node = (!device.is_software()).then(|| device.render_device_path().ok()).flatten();
-        let name = match (&node, device.is_software()) {
+        let soft = device.is_software();
+        let node = (!soft).then(|| device.render_device_path().ok()).flatten();
+        let name = match (&node, soft) {
             (_, true) => "Mesa's software device (llvmpipe)".to_string(),
             (Some(path), false) => path.display().to_string(),
             (None, false) => "a GPU without a render node".to_string(),
@@ -53,9 +59,27 @@ impl Gles {
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
-        let mut gles = Self { renderer, targets: HashMap::new(), device: name, node };
+        let on_gpu = match convert {
+            ConvertChoice::Gpu => true,
+            ConvertChoice::Cpu => false,
+            // llvmpipe's shaders run on the CPU, slower than the CPU converter's SIMD.
+            ConvertChoice::Auto => !soft,
+        };
+        let mut gles = Self { renderer, targets: HashMap::new(), to_yuv: None, device: name, node };
         gles.probe()?;
+        if on_gpu {
+            match gles.renderer.with_context(ToYuv::new).map_err(|e| e.to_string()).and_then(|r| r) {
+                Ok(pass) => gles.to_yuv = Some(pass),
+                Err(e) if convert == ConvertChoice::Gpu => return Err(fail("colour conversion", e)),
+                Err(e) => tracing::warn!("colour conversion stays on the CPU: {e}"),
+            }
+        }
         Ok(gles)
+    }
+
+    /// Whether frames are converted to YUV here.
+    pub fn converts(&self) -> bool {
+        self.to_yuv.is_some()
     }
 
     /// Draws and reads back one small empty frame: a driver that cannot read frames back
@@ -64,7 +88,7 @@ impl Gles {
         const SIDE: u32 = 16;
         let mut tracker = OutputDamageTracker::new((SIDE as i32, SIDE as i32), 1.0, Transform::Normal);
         let mut out = vec![0u8; (SIDE * SIDE * 4) as usize];
-        self.compose(&mut tracker, 0, 0, &[], &mut out, SIDE, SIDE, SIDE as usize * 4)?;
+        self.compose(&mut tracker, 0, 0, &[], &mut out, SIDE, SIDE, SIDE as usize * 4, PixelFormat::Bgrx8888)?;
         self.targets.clear();
         Ok(())
     }
@@ -86,6 +110,14 @@ impl Gles {
     }
 }
 
+impl Drop for Gles {
+    fn drop(&mut self) {
+        if let Some(mut pass) = self.to_yuv.take() {
+            let _ = self.renderer.with_context(|gl| pass.destroy(gl));
+        }
+    }
+}
+
 impl Compose for Gles {
     type R = GlesRenderer;
 
@@ -93,14 +125,14 @@ impl Compose for Gles {
         &mut self.renderer
     }
 
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let size: Size<i32, BufferCoords> = (width as i32, height as i32).into();
         let fresh = self.targets.get(&slot).is_none_or(|(_, s)| *s != size);
         if fresh {
             if self.targets.len() >= super::POOL_BUFFERS {
                 self.targets.clear(); // the pool was replaced (a mode change)
             }
-            let buffer: GlesRenderbuffer = self.renderer.create_buffer(Fourcc::Abgr8888, size).map_err(|e| fail("render target", e))?;
+            let buffer: GlesTexture = self.renderer.create_buffer(Fourcc::Abgr8888, size).map_err(|e| fail("render target", e))?;
             self.targets.insert(slot, (buffer, size));
         }
         let (buffer, _) = self.targets.get_mut(&slot).expect("made above");
@@ -113,6 +145,15 @@ impl Compose for Gles {
         // Read back only the rows drawn now: the rest of the pool buffer already matches.
         let top = damage.iter().map(|r| r.loc.y).min().unwrap_or(0).clamp(0, size.h);
         let bottom = damage.iter().map(|r| r.loc.y + r.size.h).max().unwrap_or(0).clamp(top, size.h);
+        if let PixelFormat::Yuv { layout, colour } = format {
+            drop(target);
+            let to_yuv = self.to_yuv.as_mut().ok_or_else(|| RenderError::Gles("asked for YUV without the conversion pass".into()))?;
+            // 4:2:0 chroma rows cover two picture rows: convert whole pairs.
+            let rows = (top as u32 & !1)..(bottom as u32 + 1).min(height) & !1;
+            let source = buffer.tex_id();
+            self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| fail("conversion", e))?.map_err(|e| fail("conversion", e))?;
+            return Ok(Some(damage));
+        }
         let region = Rectangle::new((0, top).into(), (size.w, bottom - top).into());
         let mapping = self.renderer.copy_framebuffer(&target, region, Fourcc::Argb8888).map_err(|e| fail("read-back", e))?;
         drop(target);
@@ -128,5 +169,62 @@ impl Compose for Gles {
             out[y * stride..y * stride + row].copy_from_slice(line);
         }
         Ok(Some(damage))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Range, Yuv};
+    use punktfunk_streamer::{BufferPool, Frame};
+    use smithay::backend::renderer::ImportMem;
+
+    /// The GPU pass writes every layout as the CPU converter does, within a level or two (the
+    /// CPU's fast 8-bit mode rounds coarser), padded rows (a width not a multiple of 8) and
+    /// a partial update included. Runs on llvmpipe here, as on any GPU.
+    #[test]
+    fn gpu_conversion_matches_the_cpu_converter_in_every_layout() {
+        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let (w, h) = (62u32, 36u32);
+        let rgb = |x: u32, y: u32| [((x + y) * 3 % 256) as u8, (y * 7) as u8, (x * 5 % 256) as u8];
+        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
+            let [r, g, b] = rgb(i % w, i / w);
+            [b, g, r, 255]
+        }).collect();
+        let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
+        let pool = BufferPool::new(bgrx.len(), 1);
+        let mut buffer = pool.take().unwrap();
+        buffer.as_mut_slice().copy_from_slice(&bgrx);
+        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let colours = [Colour::default(), Colour { matrix: Matrix::Bt601, range: Range::Full }, Colour { matrix: Matrix::Bt2020, range: Range::Limited }];
+        for layout in [Layout::Nv12, Layout::I420, Layout::P010, Layout::I010, Layout::I444, Layout::I410] {
+            for colour in colours {
+                let geometry = layout.planes(w, h);
+                let len = layout.frame_len(w, h);
+                let (mut gpu, mut cpu) = (vec![0u8; len], vec![0u8; len]);
+                let pass = gles.to_yuv.as_mut().unwrap();
+                let id = texture.tex_id();
+                gles.renderer.with_context(|gl| pass.convert(gl, id, w, h, layout, colour, 0..h, &mut gpu)).unwrap().unwrap();
+                bgrx_to_yuv(&frame, colour, Yuv::in_buffer(layout, w, h, &mut cpu).unwrap()).unwrap();
+                let tolerance = if layout.ten_bit() { 6 } else { 2 };
+                for g in &geometry {
+                    for row in 0..g.rows {
+                        for i in (0..g.row_bytes).step_by(g.bytes_per_sample) {
+                            let at = g.offset + row * g.stride + i;
+                            let value = |b: &[u8]| if g.bytes_per_sample == 2 { i32::from(u16::from_le_bytes([b[at], b[at + 1]]) >> g.shift) } else { i32::from(b[at]) };
+                            let (a, b) = (value(&gpu), value(&cpu));
+                            assert!((a - b).abs() <= tolerance, "{layout} {colour:?} {:?} row {row} byte {i}: GPU {a}, CPU {b}", g.samples);
+                        }
+                    }
+                }
+                // A band of rows only: the others keep what the buffer held.
+                let mut partial = vec![0x55u8; len];
+                gles.renderer.with_context(|gl| pass.convert(gl, id, w, h, layout, colour, 10..14, &mut partial)).unwrap().unwrap();
+                let y = &geometry[0];
+                assert!(partial[y.offset + 9 * y.stride..y.offset + 10 * y.stride].iter().all(|&b| b == 0x55), "{layout}: row 9 untouched");
+                assert_eq!(partial[y.offset + 10 * y.stride..y.offset + 14 * y.stride], gpu[y.offset + 10 * y.stride..y.offset + 14 * y.stride], "{layout}: rows 10..14 converted");
+                assert!(partial[y.offset + 14 * y.stride..y.offset + 15 * y.stride].iter().all(|&b| b == 0x55), "{layout}: row 14 untouched");
+            }
+        }
     }
 }

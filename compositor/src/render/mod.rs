@@ -5,6 +5,7 @@
 mod gles;
 mod pixman;
 mod scene;
+mod to_yuv;
 
 pub use scene::Overlay;
 
@@ -66,6 +67,30 @@ impl std::str::FromStr for EngineChoice {
     }
 }
 
+/// Where frames become the encoder's YUV (`--convert`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ConvertChoice {
+    /// On the GPU when GLES renders on one; on the CPU (the encoder's converter) otherwise.
+    #[default]
+    Auto,
+    /// In GLES, even on Mesa's software device.
+    Gpu,
+    Cpu,
+}
+
+impl std::str::FromStr for ConvertChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "gpu" => Ok(Self::Gpu),
+            "cpu" => Ok(Self::Cpu),
+            _ => Err(format!("unknown conversion {s:?}: auto, gpu or cpu")),
+        }
+    }
+}
+
 /// The compositing engine.
 pub enum Engine {
     Pixman(PixmanRenderer),
@@ -73,24 +98,25 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Opens the engine `choice` asks for, and says in one line what it found and why.
-    pub fn open(choice: EngineChoice) -> Result<Self, RenderError> {
+    /// Opens the engine `choice` asks for, converting frames where `convert` says, and says
+    /// in one line what it found and why.
+    pub fn open(choice: EngineChoice, convert: ConvertChoice) -> Result<Self, RenderError> {
         let pixman = |why: &str| {
             tracing::info!("renderer: pixman (CPU): {why}");
             PixmanRenderer::new().map(Self::Pixman).map_err(|e| RenderError::Pixman(e.to_string()))
         };
         match choice {
             EngineChoice::Pixman => pixman("asked for"),
-            EngineChoice::Auto => match gles::Gles::open(false) {
+            EngineChoice::Auto => match gles::Gles::open(false, convert) {
                 Ok(g) => {
-                    tracing::info!("renderer: GLES on {} (a GPU was found)", g.device);
+                    tracing::info!("renderer: GLES on {} (a GPU was found){}", g.device, converting(&g));
                     Ok(Self::Gles(Box::new(g)))
                 }
                 Err(e) => pixman(&format!("no GPU to render on ({e})")),
             },
             EngineChoice::Gles => {
-                let g = gles::Gles::open(true)?;
-                tracing::info!("renderer: GLES on {} (asked for)", g.device);
+                let g = gles::Gles::open(true, convert)?;
+                tracing::info!("renderer: GLES on {} (asked for){}", g.device, converting(&g));
                 Ok(Self::Gles(Box::new(g)))
             }
         }
@@ -104,6 +130,11 @@ impl Engine {
         }
     }
 
+    /// Whether frames leave the engine converted to the encoder's YUV.
+    pub fn converts(&self) -> bool {
+        matches!(self, Self::Gles(g) if g.converts())
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Pixman(_) => "pixman",
@@ -112,19 +143,23 @@ impl Engine {
     }
 }
 
+fn converting(g: &gles::Gles) -> &'static str {
+    if g.converts() { ", converting frames to YUV on it" } else { "" }
+}
+
 /// What an engine does its own way: composite into a pool buffer.
 trait Compose {
     type R: RendererTrait + ImportAll + ImportMem;
 
     fn renderer(&mut self) -> &mut Self::R;
 
-    /// Draws `elements` into `out` (`stride`-byte rows, the output's `width`×`height`),
-    /// which holds what was drawn into it `age` frames ago (0: nothing usable); `slot` names
-    /// the pool buffer, for engines that keep something per buffer. Returns what was drawn
-    /// (at least what changed since the last frame), `None` if nothing changed (`out` is
-    /// then untouched).
+    /// Draws `elements` into `out` (the output's `width`×`height` in `format`: BGRX in
+    /// `stride`-byte rows, or YUV planes where the engine converts), which holds what was
+    /// drawn into it `age` frames ago (0: nothing usable); `slot` names the pool buffer, for
+    /// engines that keep something per buffer. Returns what was drawn (at least what changed
+    /// since the last frame), `None` if nothing changed (`out` is then untouched).
     #[allow(clippy::too_many_arguments)]
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
 }
 
 /// How rendering went, for the session's outcome and benchmarks.
@@ -134,6 +169,8 @@ pub struct Stats {
     pub skipped: u64,
     /// Frames that were a client's buffer passed through.
     pub direct_frames: u64,
+    /// Frames the engine converted to YUV.
+    pub converted_frames: u64,
     /// Time spent in `render`, µs: calls that composited a frame, that passed a client's
     /// buffer through, and that found nothing to draw. The first `TIMINGS` of each are kept.
     pub frame_us: Vec<u32>,
@@ -151,6 +188,8 @@ pub struct Renderer {
 struct Frames {
     damage: OutputDamageTracker,
     pool: BufferPool,
+    /// What the pool's buffers hold: BGRX, or the YUV the consumer asked for.
+    format: PixelFormat,
     /// The frame each pool buffer last held, by buffer address: its age for damage tracking.
     held: HashMap<usize, u64>,
     seq: u64,
@@ -183,7 +222,8 @@ impl Renderer {
         let (width, height) = (state.mode.width, state.mode.height);
         let frames = Frames {
             damage: OutputDamageTracker::from_output(&state.output),
-            pool: BufferPool::new(width as usize * height as usize * 4, POOL_BUFFERS),
+            pool: BufferPool::new(PixelFormat::Bgrx8888.frame_len(width, height), POOL_BUFFERS),
+            format: PixelFormat::Bgrx8888,
             held: HashMap::new(),
             seq: 0,
             width,
@@ -214,7 +254,7 @@ impl Renderer {
     pub fn resize(&mut self, state: &State) {
         let f = &mut self.frames;
         (f.width, f.height) = (state.mode.width, state.mode.height);
-        f.pool = BufferPool::new(f.width as usize * f.height as usize * 4, POOL_BUFFERS);
+        f.pool = BufferPool::new(f.format.frame_len(f.width, f.height), POOL_BUFFERS);
         f.passing = false;
         self.redraw(state);
     }
@@ -234,8 +274,15 @@ impl Renderer {
         self.frames.loans.lent().iter().any(|b| !direct::is_current(state, b))
     }
 
-    /// Renders the output if anything changed. `None`: nothing changed, or no free buffer.
-    pub fn render(&mut self, state: &State) -> Result<Option<Frame>, RenderError> {
+    /// Renders the output if anything changed, as `wants` (the consumer's format) where the
+    /// engine converts, BGRX otherwise. `None`: nothing changed, or no free buffer.
+    pub fn render(&mut self, state: &State, wants: PixelFormat) -> Result<Option<Frame>, RenderError> {
+        let format = if self.engine.converts() { wants } else { PixelFormat::Bgrx8888 };
+        if format != self.frames.format {
+            // The pool's buffers hold the old format: new ones, drawn in full.
+            self.frames.format = format;
+            self.resize(state);
+        }
         let start = Instant::now();
         let frame = match &mut self.engine {
             Engine::Pixman(p) => self.frames.render(p, state, &mut self.stats),
@@ -297,8 +344,12 @@ impl Frames {
         let slot = buffer.as_slice().as_ptr() as usize;
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
         let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
-        let stride = self.width as usize * 4;
-        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, stride).inspect_err(|_| {
+        let format = self.format;
+        let stride = match format {
+            PixelFormat::Yuv { layout, .. } => layout.planes(self.width, self.height)[0].stride,
+            PixelFormat::Bgrx8888 => self.width as usize * 4,
+        };
+        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, stride, format).inspect_err(|_| {
             // The tracker counted a frame the consumer never gets: start afresh.
             self.damage = OutputDamageTracker::from_output(&state.output);
             self.held.clear();
@@ -309,12 +360,15 @@ impl Frames {
         };
         self.seq += 1;
         self.held.insert(slot, self.seq);
+        if format != PixelFormat::Bgrx8888 {
+            stats.converted_frames += 1;
+        }
         Ok(Some(Frame {
             seq: self.seq,
             width: self.width,
             height: self.height,
             stride,
-            format: PixelFormat::Bgrx8888,
+            format,
             pixels: buffer.into(),
             damage: damage.iter().map(rect).collect(),
             rendered_at: Instant::now(),
@@ -324,7 +378,7 @@ impl Frames {
 
 #[cfg(test)]
 mod tests {
-    use super::EngineChoice;
+    use super::{ConvertChoice, EngineChoice};
 
     #[test]
     fn renderer_names_parse_and_others_are_refused() {
@@ -332,5 +386,8 @@ mod tests {
         assert_eq!("pixman".parse(), Ok(EngineChoice::Pixman));
         assert_eq!("gles".parse(), Ok(EngineChoice::Gles));
         assert!("vulkan".parse::<EngineChoice>().unwrap_err().contains("auto, pixman or gles"));
+        assert_eq!("gpu".parse(), Ok(ConvertChoice::Gpu));
+        assert_eq!("cpu".parse(), Ok(ConvertChoice::Cpu));
+        assert!("fpga".parse::<ConvertChoice>().unwrap_err().contains("auto, gpu or cpu"));
     }
 }

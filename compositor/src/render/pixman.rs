@@ -1,5 +1,6 @@
 //! The CPU engine: pixman draws straight into the pool buffer.
 
+use punktfunk_streamer::PixelFormat;
 use super::{Compose, Overlay, RenderError};
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::pixman::PixmanRenderer;
@@ -14,7 +15,7 @@ impl Compose for PixmanRenderer {
         self
     }
 
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, _slot: usize, elements: &[Overlay<Self>], out: &mut [u8], width: u32, height: u32, stride: usize) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, _slot: usize, elements: &[Overlay<Self>], out: &mut [u8], width: u32, height: u32, stride: usize, _format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let fail = |e: String| RenderError::Pixman(e);
         if out.len() < stride * height as usize || out.as_ptr().align_offset(4) != 0 {
             return Err(fail("frame buffer too small or not 4-byte aligned".into()));

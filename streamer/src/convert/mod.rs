@@ -2,9 +2,12 @@
 //! ~11 ms a 1080p frame here; see BENCHMARKS.md): 8-bit NV12, I420 or I444, and 10-bit
 //! P010, I010 or I410 (`ten_bit`).
 
+pub mod layout;
 mod ten_bit;
 
-use crate::frame::Frame;
+pub use layout::Layout;
+
+use crate::frame::{Frame, PixelFormat};
 use serde::{Deserialize, Serialize};
 use yuv::{BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
@@ -58,6 +61,52 @@ pub enum Yuv<'a> {
     I410 { y: Plane<'a>, u: Plane<'a>, v: Plane<'a> },
 }
 
+impl Yuv<'_> {
+    pub fn layout(&self) -> Layout {
+        match self {
+            Yuv::Nv12 { .. } => Layout::Nv12,
+            Yuv::I420 { .. } => Layout::I420,
+            Yuv::P010 { .. } => Layout::P010,
+            Yuv::I010 { .. } => Layout::I010,
+            Yuv::I444 { .. } => Layout::I444,
+            Yuv::I410 { .. } => Layout::I410,
+        }
+    }
+}
+
+impl<'a> Yuv<'a> {
+    /// The planes of a frame buffer in `layout`, where [`Layout::planes`] places them.
+    pub fn in_buffer(layout: Layout, width: u32, height: u32, buffer: &'a mut [u8]) -> Result<Self, ConvertError> {
+        if buffer.len() < layout.frame_len(width, height) {
+            return Err(ConvertError(format!("a {}-byte buffer for a {width}x{height} {layout} frame", buffer.len())));
+        }
+        let mut rest = buffer;
+        let mut planes = layout.planes(width, height).into_iter().map(|g| {
+            let (data, tail) = std::mem::take(&mut rest).split_at_mut(g.stride * g.rows);
+            rest = tail;
+            Plane { data, stride: g.stride }
+        });
+        let mut next = || planes.next().expect("two or three planes per layout");
+        let (y, second) = (next(), next());
+        Ok(match layout {
+            Layout::Nv12 => Yuv::Nv12 { y, uv: second },
+            Layout::P010 => Yuv::P010 { y, uv: second },
+            Layout::I420 => Yuv::I420 { y, u: second, v: next() },
+            Layout::I010 => Yuv::I010 { y, u: second, v: next() },
+            Layout::I444 => Yuv::I444 { y, u: second, v: next() },
+            Layout::I410 => Yuv::I410 { y, u: second, v: next() },
+        })
+    }
+
+    /// The planes in [`Layout::planes`]' order.
+    fn into_planes(self) -> Vec<Plane<'a>> {
+        match self {
+            Yuv::Nv12 { y, uv } | Yuv::P010 { y, uv } => vec![y, uv],
+            Yuv::I420 { y, u, v } | Yuv::I010 { y, u, v } | Yuv::I444 { y, u, v } | Yuv::I410 { y, u, v } => vec![y, u, v],
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("colour conversion: {0}")]
 pub struct ConvertError(String);
@@ -82,11 +131,50 @@ pub fn damaged_rows(frame: &Frame) -> Option<std::ops::Range<u32>> {
     (lo < hi).then(|| (lo & !1)..(hi + 1).min(frame.height) & !1)
 }
 
-/// Converts only `rows` (even bounds) into the matching rows of `out`; the rest of `out`
-/// keeps what it held (the previous frame).
-pub fn bgrx_rows_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
+/// Brings `rows` (even bounds) of `out` up to date from `frame`: converted from BGRX, or
+/// copied from a frame converted already (the GPU engine's), which must be in `out`'s layout
+/// and `colour`. The rest of `out` keeps what it held (the previous frame).
+pub fn frame_rows_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
+    match frame.format {
+        PixelFormat::Bgrx8888 => bgrx_rows_to_yuv(frame, colour, out, rows),
+        PixelFormat::Yuv { layout, colour: c } if layout == out.layout() && c == colour => copy_rows(frame, out, rows),
+        PixelFormat::Yuv { layout, colour: c } => Err(ConvertError(format!("a {layout} {c:?} frame for {} {colour:?}", out.layout()))),
+    }
+}
+
+fn check_rows(frame: &Frame, rows: &std::ops::Range<u32>) -> Result<(), ConvertError> {
     if !rows.start.is_multiple_of(2) || !rows.end.is_multiple_of(2) || rows.end > frame.height || rows.start >= rows.end {
         return Err(ConvertError(format!("rows {rows:?} of a {}-row frame", frame.height)));
+    }
+    Ok(())
+}
+
+/// Copies `rows` of a converted frame, plane by plane (the chroma rows under them for 4:2:0).
+fn copy_rows(frame: &Frame, out: Yuv<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
+    check_rows(frame, &rows)?;
+    let planes = frame.planes();
+    let short = || ConvertError("plane smaller than the frame".into());
+    frame
+        .with_data(|data| {
+            for (from, to) in planes.iter().zip(out.into_planes()) {
+                let sub = from.subsampling as usize;
+                for row in rows.start as usize / sub..rows.end as usize / sub {
+                    let src = data.get(from.offset + row * from.stride..).and_then(|d| d.get(..from.row_bytes)).ok_or_else(short)?;
+                    let dst = to.data.get_mut(row * to.stride..).and_then(|d| d.get_mut(..from.row_bytes)).ok_or_else(short)?;
+                    dst.copy_from_slice(src);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| ConvertError(e.to_string()))?
+}
+
+/// Converts only `rows` (even bounds) of a BGRX frame into the matching rows of `out`; the
+/// rest of `out` keeps what it held (the previous frame).
+pub fn bgrx_rows_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>, rows: std::ops::Range<u32>) -> Result<(), ConvertError> {
+    check_rows(frame, &rows)?;
+    if frame.format != PixelFormat::Bgrx8888 {
+        return Err(ConvertError(format!("a {:?} frame is not BGRX", frame.format)));
     }
     let (y0, h) = (rows.start as usize, rows.end - rows.start);
     let (n, c0, cn) = (h as usize, y0 / 2, h as usize / 2);
@@ -177,6 +265,38 @@ mod tests {
         assert_eq!(y[12 * 64], dark_y, "row 12 untouched");
         assert!(damaged_rows(&frame(&pool, w, h, 0, vec![])).is_none());
         assert!(bgrx_rows_to_yuv(&bright, Colour::default(), planes(&mut y, &mut uv), 1..3).is_err());
+    }
+
+    #[test]
+    fn converted_frames_are_copied_row_band_by_row_band_and_only_into_their_own_layout() {
+        let (w, h) = (10u32, 8u32);
+        let format = PixelFormat::Yuv { layout: Layout::I420, colour: Colour::default() };
+        let pool = BufferPool::new(format.frame_len(w, h), 1);
+        let mut buffer = pool.take().unwrap();
+        // Each byte is its plane's number times 100 plus its row there.
+        for (i, g) in Layout::I420.planes(w, h).iter().enumerate() {
+            for row in 0..g.rows {
+                buffer.as_mut_slice()[g.offset + row * g.stride..][..g.stride].fill((i * 100 + row) as u8);
+            }
+        }
+        let f = Frame { seq: 1, width: w, height: h, stride: 12, format, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let (mut y, mut u, mut v) = (vec![0u8; 16 * 8], vec![0u8; 8 * 4], vec![0u8; 8 * 4]);
+        let out = |y: &mut Vec<u8>, u: &mut Vec<u8>, v: &mut Vec<u8>| {
+            let (y, u, v) = (y.as_mut_slice() as *mut [u8], u.as_mut_slice() as *mut [u8], v.as_mut_slice() as *mut [u8]);
+            // SAFETY: three distinct vectors, reborrowed for one call each.
+            unsafe { Yuv::I420 { y: Plane { data: &mut *y, stride: 16 }, u: Plane { data: &mut *u, stride: 8 }, v: Plane { data: &mut *v, stride: 8 } } }
+        };
+        frame_rows_to_yuv(&f, Colour::default(), out(&mut y, &mut u, &mut v), 2..6).unwrap();
+        assert_eq!(&y[16..26], &[0; 10], "row 1 untouched");
+        assert_eq!(&y[32..42], &[2; 10]);
+        assert_eq!(&y[5 * 16..5 * 16 + 10], &[5; 10]);
+        assert_eq!(y[5 * 16 + 10], 0, "padding past the picture is not copied");
+        assert_eq!(&y[6 * 16..6 * 16 + 10], &[0; 10], "row 6 untouched");
+        assert_eq!((&u[8..13], &v[16..21], u[0], v[24]), (&[101u8; 5][..], &[202u8; 5][..], 0, 0), "chroma rows 1 and 2 only");
+        // Another layout or colour is refused.
+        assert!(frame_rows_to_yuv(&f, Colour { matrix: Matrix::Bt601, range: Range::Limited }, out(&mut y, &mut u, &mut v), 0..8).is_err());
+        let (mut y2, mut uv) = (vec![0u8; 80], vec![0u8; 40]);
+        assert!(frame_rows_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y2, stride: 10 }, uv: Plane { data: &mut uv, stride: 10 } }, 0..8).is_err());
     }
 
     #[test]

@@ -7,8 +7,8 @@
 //! compositor's GPU render path.
 
 use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
-use crate::convert::{bgrx_rows_to_yuv, damaged_rows, Colour, Matrix, Plane, Range, Yuv};
-use crate::frame::Frame;
+use crate::convert::{damaged_rows, frame_rows_to_yuv, Colour, Matrix, Plane, Range, Yuv};
+use crate::frame::{Frame, PixelFormat};
 use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
 use std::time::Instant;
 
@@ -18,8 +18,10 @@ pub struct FfmpegEncoder {
     encoder: encoder::video::Encoder,
     input: frame::Video,
     hw: Option<HwFrames>,
-    /// The input frame holds a complete converted picture.
-    primed: bool,
+    /// The input frame holds a complete picture, from a frame in this format.
+    primed: Option<PixelFormat>,
+    /// The converted frames this encoder copies rather than converts.
+    takes: PixelFormat,
     packet: Packet,
     name: &'static str,
 }
@@ -97,7 +99,9 @@ impl FfmpegEncoder {
             _ => None,
         };
         let encoder = video.open_with(options(backend, &config))?;
-        Ok(Self { input: frame::Video::new(pixel, config.width, config.height), config, backend, encoder, hw, primed: false, packet: Packet::empty(), name })
+        let mut input = frame::Video::new(pixel, config.width, config.height);
+        let takes = PixelFormat::Yuv { layout: planes(&mut input).layout(), colour };
+        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, packet: Packet::empty(), name })
     }
 }
 
@@ -294,14 +298,15 @@ impl VideoEncoder for FfmpegEncoder {
         }
         let t0 = Instant::now();
         // Only the damaged rows change; the input frame still holds the rest from the last
-        // frame, as long as this encoder has seen one (damage is since the sink's last frame).
-        let rows = if self.primed { damaged_rows(frame) } else { Some(0..frame.height) };
+        // frame, as long as this encoder has seen one (damage is since the sink's last frame)
+        // of the same format (a switch to GPU-converted frames starts afresh).
+        let rows = if self.primed == Some(frame.format) { damaged_rows(frame) } else { Some(0..frame.height) };
         if let Some(rows) = rows {
             // SAFETY: makes the buffer ours alone if FFmpeg still held a reference (copying it).
             unsafe { ffi::av_frame_make_writable(self.input.as_mut_ptr()) };
-            bgrx_rows_to_yuv(frame, self.config.format.colour, planes(&mut self.input), rows)?;
+            frame_rows_to_yuv(frame, self.config.format.colour, planes(&mut self.input), rows)?;
         }
-        self.primed = true;
+        self.primed = Some(frame.format);
         let t1 = Instant::now();
         self.input.set_pts(Some(frame.seq as i64));
         self.input.set_kind(if force_idr { picture::Type::I } else { picture::Type::None });
@@ -337,6 +342,10 @@ impl VideoEncoder for FfmpegEncoder {
 
     fn name(&self) -> &'static str {
         self.name
+    }
+
+    fn takes(&self) -> PixelFormat {
+        self.takes
     }
 
     fn backend(&self) -> Backend {

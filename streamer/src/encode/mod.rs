@@ -10,7 +10,7 @@ pub use select::{open, Choice};
 pub use session::SessionEncoder;
 
 use crate::convert::{Colour, Matrix, Range};
-use crate::frame::Frame;
+use crate::frame::{Frame, PixelFormat};
 
 /// Where encoding runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,5 +130,7 @@ pub trait VideoEncoder: Send {
     fn config(&self) -> &EncoderConfig;
     /// The FFmpeg encoder's name (`libx264`, `h264_nvenc`, …).
     fn name(&self) -> &'static str;
+    /// The converted frames it takes as they are (it takes BGRX too, converting it).
+    fn takes(&self) -> PixelFormat;
     fn backend(&self) -> Backend;
 }

@@ -2,7 +2,7 @@
 //! output is resized, a key frame whenever one was asked for (or after a reopen).
 
 use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
-use crate::frame::Frame;
+use crate::frame::{Frame, PixelFormat};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -34,6 +34,11 @@ impl SessionEncoder {
         }
     }
 
+    /// The frames the encoder would like: converted already, in its layout and colour.
+    pub fn wants(&self) -> PixelFormat {
+        self.encoder.as_ref().map_or(PixelFormat::Bgrx8888, |e| e.takes())
+    }
+
     pub fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, EncodeError> {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
@@ -46,7 +51,13 @@ impl SessionEncoder {
             self.encoder = Some(encoder);
             self.request_keyframe();
         }
+        let encoder = self.encoder.as_mut().expect("just opened");
+        if frame.format != PixelFormat::Bgrx8888 && frame.format != encoder.takes() {
+            // Converted for the encoder before this one (a new stream's format): the next
+            // frame is converted for this one. Any key frame asked for waits for it.
+            return Ok(None);
+        }
         let force = self.idr.swap(false, Ordering::Relaxed);
-        self.encoder.as_mut().expect("just opened").encode(frame, force)
+        encoder.encode(frame, force)
     }
 }

@@ -160,6 +160,11 @@ impl VideoSender {
         self.pacer.set_bitrate(bps);
     }
 
+    /// The frames its encoder would like (see [`SessionEncoder::wants`]).
+    pub fn wants(&self) -> crate::frame::PixelFormat {
+        self.encoder.wants()
+    }
+
     /// Encodes and sends one frame. Without a peer yet the frame is skipped, and the first
     /// frame a peer sees is an IDR (the client waits for one).
     pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {

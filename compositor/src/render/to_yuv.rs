@@ -1,0 +1,254 @@
+//! Colour conversion on the GPU: a GLES pass that turns the composited RGBA target into the
+//! YUV layout the encoder reads, so only 1.5 bytes a pixel (4:2:0) come back from the GPU
+//! instead of 4, and the CPU converts nothing.
+//!
+//! Every plane is drawn into one RGBA8 texture, stacked top to bottom, each texel holding four
+//! bytes of the plane (four 8-bit samples or two 16-bit ones); reading a plane's rows back
+//! gives exactly its bytes. Written against raw GLES 2 (smithay's renderer has no pass with a
+//! sampled input and a custom output layout); GL state it touches is put back as smithay
+//! expects it.
+
+use punktfunk_streamer::convert::layout::{PlaneGeometry, Samples};
+use punktfunk_streamer::convert::{Colour, Layout};
+use smithay::backend::renderer::gles::{ffi, link_program};
+use std::ops::Range;
+
+const VERTEX: &str = "#version 100
+attribute vec2 position;
+void main() { gl_Position = vec4(position, 0.0, 1.0); }
+";
+
+/// Per texel: four 8-bit or two 16-bit samples (slots), each of a component (0 Y, 1 U, 2 V)
+/// at a sample column `texel * step + offset`; a sample averages `sub` picture pixels across
+/// and down.
+const FRAGMENT: &str = "#version 100
+#ifdef GL_FRAGMENT_PRECISION_HIGH
+precision highp float;
+#else
+precision mediump float;
+#endif
+uniform sampler2D src;
+uniform vec2 src_size;
+uniform vec2 origin;
+uniform vec2 sub;
+uniform vec4 comps;
+uniform vec4 offs;
+uniform float step;
+uniform float wide;
+uniform float scale16;
+uniform mat3 coeffs;
+uniform vec3 offsets;
+uniform float max_value;
+
+vec3 rgb(vec2 p) {
+    return texture2D(src, (min(p, src_size - 1.0) + 0.5) / src_size).rgb;
+}
+
+/// The code values (Y, U, V) of the sample at (column, row) of a plane.
+vec3 yuv(float column, float row) {
+    vec2 p = vec2(column, row) * sub;
+    vec3 c = rgb(p);
+    if (sub.x > 1.0) {
+        c = (c + rgb(p + vec2(1.0, 0.0)) + rgb(p + vec2(0.0, 1.0)) + rgb(p + vec2(1.0, 1.0))) * 0.25;
+    }
+    return clamp(floor(coeffs * c + offsets + 0.5), 0.0, max_value);
+}
+
+float pick(vec3 v, float comp) {
+    return dot(v, vec3(equal(vec3(comp), vec3(0.0, 1.0, 2.0))));
+}
+
+vec2 bytes16(float v) {
+    float s = v * scale16;
+    float hi = floor(s / 256.0);
+    return vec2(s - hi * 256.0, hi) / 255.0;
+}
+
+void main() {
+    vec2 t = floor(gl_FragCoord.xy - origin);
+    float x = t.x * step;
+    // Interleaved U and V share a position: computed once for both.
+    vec3 a = yuv(x + offs.x, t.y);
+    vec3 b = offs.y == offs.x ? a : yuv(x + offs.y, t.y);
+    if (wide > 0.5) {
+        gl_FragColor = vec4(bytes16(pick(a, comps.x)), bytes16(pick(b, comps.y)));
+    } else {
+        vec3 c = yuv(x + offs.z, t.y);
+        vec3 d = offs.w == offs.z ? c : yuv(x + offs.w, t.y);
+        gl_FragColor = vec4(pick(a, comps.x), pick(b, comps.y), pick(c, comps.z), pick(d, comps.w)) / 255.0;
+    }
+}
+";
+
+/// The uniforms' locations, in the order of `UNIFORMS`.
+const UNIFORMS: [&str; 12] = ["src", "src_size", "origin", "sub", "comps", "offs", "step", "wide", "scale16", "coeffs", "offsets", "max_value"];
+
+pub struct ToYuv {
+    program: ffi::types::GLuint,
+    position: ffi::types::GLuint,
+    uniforms: [ffi::types::GLint; 12],
+    target: Option<Target>,
+}
+
+/// The texture the planes are drawn into, for one layout and size.
+struct Target {
+    texture: ffi::types::GLuint,
+    fbo: ffi::types::GLuint,
+    key: (Layout, u32, u32),
+    planes: Vec<PlaneGeometry>,
+}
+
+impl ToYuv {
+    /// Compiles the pass; an error means this GPU cannot run it (the CPU converts instead).
+    pub fn new(gl: &ffi::Gles2) -> Result<Self, String> {
+        // SAFETY: the caller made the renderer's context current (`with_context`).
+        unsafe {
+            let program = link_program(gl, VERTEX, FRAGMENT).map_err(|e| format!("the conversion shader: {e}"))?;
+            let position = gl.GetAttribLocation(program, c"position".as_ptr().cast());
+            let uniforms = UNIFORMS.map(|name| {
+                let name = std::ffi::CString::new(name).expect("no NUL in uniform names");
+                gl.GetUniformLocation(program, name.as_ptr().cast())
+            });
+            if position < 0 || uniforms.contains(&-1) {
+                gl.DeleteProgram(program);
+                return Err("the conversion shader lost an input".into());
+            }
+            Ok(Self { program, position: position as u32, uniforms, target: None })
+        }
+    }
+
+    /// Converts `rows` (even bounds) of the `width`×`height` picture in texture `source` into
+    /// `out`, laid out as `layout.planes` says, in `colour`; the rest of `out` is left as it is.
+    #[allow(clippy::too_many_arguments)]
+    pub fn convert(&mut self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, layout: Layout, colour: Colour, rows: Range<u32>, out: &mut [u8]) -> Result<(), String> {
+        if out.len() < layout.frame_len(width, height) {
+            return Err("the frame buffer is smaller than the picture".into());
+        }
+        let target = self.target(gl, layout, width, height)?;
+        let (fbo, planes) = (target.fbo, target.planes.clone());
+        let bits = if layout.ten_bit() { 10 } else { 8 };
+        let c = colour.coefficients(bits);
+        // GLES 2 takes matrices column by column only.
+        let columns: Vec<f32> = (0..3).flat_map(|col| (0..3).map(move |row| (col, row))).map(|(col, row)| c.rows[row][col] as f32).collect();
+        let u = &self.uniforms;
+        // SAFETY: the caller made the context current; every pointer handed to GL points into
+        // live memory of the size GL is told, and `out` holds each plane (checked above).
+        unsafe {
+            gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
+            gl.UseProgram(self.program);
+            gl.ActiveTexture(ffi::TEXTURE0);
+            gl.BindTexture(ffi::TEXTURE_2D, source);
+            // Samples are read at texel centres: no filtering between pixels.
+            gl.TexParameteri(ffi::TEXTURE_2D, ffi::TEXTURE_MIN_FILTER, ffi::NEAREST as i32);
+            gl.TexParameteri(ffi::TEXTURE_2D, ffi::TEXTURE_MAG_FILTER, ffi::NEAREST as i32);
+            gl.Uniform1i(u[0], 0);
+            gl.Uniform2f(u[1], width as f32, height as f32);
+            gl.UniformMatrix3fv(u[9], 1, ffi::FALSE, columns.as_ptr());
+            gl.Uniform3f(u[10], c.offsets[0] as f32, c.offsets[1] as f32, c.offsets[2] as f32);
+            gl.Uniform1f(u[11], c.max as f32);
+            gl.Uniform1f(u[8], (1u32 << planes[0].shift) as f32);
+            gl.Uniform1f(u[7], if bits > 8 { 1.0 } else { 0.0 });
+            let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
+            gl.BindBuffer(ffi::ARRAY_BUFFER, 0);
+            gl.EnableVertexAttribArray(self.position);
+            gl.VertexAttribPointer(self.position, 2, ffi::FLOAT, ffi::FALSE, 0, quad.as_ptr().cast());
+            gl.Disable(ffi::BLEND);
+            gl.Enable(ffi::SCISSOR_TEST);
+            let mut top = 0;
+            for plane in &planes {
+                let texels = (plane.stride / 4) as i32;
+                let (comps, offs, step) = slots(plane);
+                gl.Uniform2f(u[2], 0.0, top as f32);
+                let sub = plane.subsampling as f32;
+                gl.Uniform2f(u[3], sub, sub);
+                gl.Uniform4f(u[4], comps[0], comps[1], comps[2], comps[3]);
+                gl.Uniform4f(u[5], offs[0], offs[1], offs[2], offs[3]);
+                gl.Uniform1f(u[6], step);
+                let (first, last) = ((rows.start / plane.subsampling) as i32, rows.end.div_ceil(plane.subsampling) as i32);
+                gl.Viewport(0, top, texels, plane.rows as i32);
+                gl.Scissor(0, top + first, texels, last - first);
+                gl.DrawArrays(ffi::TRIANGLE_STRIP, 0, 4);
+                let at = plane.offset + first as usize * plane.stride;
+                gl.ReadPixels(0, top + first, texels, last - first, ffi::RGBA, ffi::UNSIGNED_BYTE, out[at..].as_mut_ptr().cast());
+                top += plane.rows as i32;
+            }
+            gl.Disable(ffi::SCISSOR_TEST);
+            gl.DisableVertexAttribArray(self.position);
+            gl.BindTexture(ffi::TEXTURE_2D, 0);
+            gl.UseProgram(0);
+            gl.BindFramebuffer(ffi::FRAMEBUFFER, 0);
+            match gl.GetError() {
+                ffi::NO_ERROR => Ok(()),
+                e => Err(format!("GL error {e:#x} converting to {layout}")),
+            }
+        }
+    }
+
+    /// The target for `layout` at this size, made anew when either changed.
+    fn target(&mut self, gl: &ffi::Gles2, layout: Layout, width: u32, height: u32) -> Result<&Target, String> {
+        let key = (layout, width, height);
+        if self.target.as_ref().is_some_and(|t| t.key != key) {
+            self.release_target(gl);
+        }
+        if self.target.is_none() {
+            let planes = layout.planes(width, height);
+            let texels = planes.iter().map(|p| p.stride / 4).max().unwrap_or(1) as i32;
+            let rows = planes.iter().map(|p| p.rows).sum::<usize>() as i32;
+            // SAFETY: the caller made the context current; the texture is allocated by GL.
+            let (texture, fbo, complete) = unsafe {
+                let (mut texture, mut fbo) = (0, 0);
+                gl.GenTextures(1, &mut texture);
+                gl.BindTexture(ffi::TEXTURE_2D, texture);
+                gl.TexImage2D(ffi::TEXTURE_2D, 0, ffi::RGBA as i32, texels, rows, 0, ffi::RGBA, ffi::UNSIGNED_BYTE, std::ptr::null());
+                gl.BindTexture(ffi::TEXTURE_2D, 0);
+                gl.GenFramebuffers(1, &mut fbo);
+                gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
+                gl.FramebufferTexture2D(ffi::FRAMEBUFFER, ffi::COLOR_ATTACHMENT0, ffi::TEXTURE_2D, texture, 0);
+                let complete = gl.CheckFramebufferStatus(ffi::FRAMEBUFFER) == ffi::FRAMEBUFFER_COMPLETE;
+                gl.BindFramebuffer(ffi::FRAMEBUFFER, 0);
+                (texture, fbo, complete)
+            };
+            self.target = Some(Target { texture, fbo, key, planes });
+            if !complete {
+                self.release_target(gl);
+                return Err(format!("no {texels}x{rows} target for {layout}"));
+            }
+        }
+        Ok(self.target.as_ref().expect("made above"))
+    }
+
+    fn release_target(&mut self, gl: &ffi::Gles2) {
+        if let Some(t) = self.target.take() {
+            // SAFETY: the caller made the context current; both names are ours.
+            unsafe {
+                gl.DeleteFramebuffers(1, &t.fbo);
+                gl.DeleteTextures(1, &t.texture);
+            }
+        }
+    }
+
+    /// Frees what GL holds for the pass (the context must be current).
+    pub fn destroy(&mut self, gl: &ffi::Gles2) {
+        self.release_target(gl);
+        // SAFETY: the program is ours; the caller made the context current.
+        unsafe { gl.DeleteProgram(self.program) };
+    }
+}
+
+/// Each texel slot's component (0 Y, 1 U, 2 V) and sample column offset, and how many sample
+/// columns a texel advances, for a plane.
+fn slots(plane: &PlaneGeometry) -> ([f32; 4], [f32; 4], f32) {
+    let one = |c: f32| [c; 4];
+    match (plane.samples, plane.bytes_per_sample) {
+        (Samples::Uv, 1) => ([1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 1.0, 1.0], 2.0),
+        (Samples::Uv, _) => ([1.0, 2.0, 0.0, 0.0], [0.0; 4], 1.0),
+        (s, bytes) => {
+            let comp = match s {
+                Samples::U => 1.0,
+                Samples::V => 2.0,
+                _ => 0.0,
+            };
+            (one(comp), [0.0, 1.0, 2.0, 3.0], if bytes == 1 { 4.0 } else { 2.0 })
+        }
+    }
+}
