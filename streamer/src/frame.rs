@@ -72,7 +72,7 @@ impl Frame {
         match self.format {
             PixelFormat::Bgrx8888 => {
                 let (rows, row_bytes) = (self.height as usize, self.width as usize * 4);
-                vec![PlaneGeometry { samples: Samples::Y, offset: 0, stride: self.stride, rows, row_bytes, bytes_per_sample: 4, shift: 0, subsampling: 1 }]
+                vec![PlaneGeometry { samples: Samples::Bgrx, offset: 0, stride: self.stride, rows, row_bytes, bytes_per_sample: 4, shift: 0, subsampling: 1 }]
             }
             PixelFormat::Yuv { layout, .. } => layout.planes(self.width, self.height),
         }

@@ -4,7 +4,7 @@
 //! GameStream sender; a second thread listens for hellos.
 
 use crate::audio::playout::Playout;
-use crate::encode::{Codec, Format, SessionEncoder};
+use crate::encode::{Choice, Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::peer::Peer;
@@ -100,7 +100,7 @@ impl NativeVideoSender {
             tracing::warn!("{w}");
         }
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.fps_mhz) / 1000.0));
-        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
+        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, params.encoder.parse().unwrap_or(Choice::Auto), idr);
         Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0 })
     }
 

@@ -1,41 +1,33 @@
 //! `--record`: a sink that encodes every frame and writes the raw bitstream (Annex B, or AV1's
 //! low-overhead OBUs) to a file that ffprobe and ffmpeg read as `.h264` / `.hevc` / `.obu`.
 
-use crate::encode::{open, Choice, Codec, EncoderConfig, VideoEncoder};
+use crate::encode::{Choice, Codec, Format, SessionEncoder};
 use crate::frame::{Frame, PixelFormat};
 use crate::sink::FrameSink;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 pub struct RecordSink {
     out: BufWriter<File>,
-    codec: Codec,
-    fps_mhz: u32,
-    bitrate_bps: u64,
-    choice: Choice,
-    encoder: Option<Box<dyn VideoEncoder>>,
+    /// A stream's encoder: reopened at a mode change (with a key frame), frames converted for
+    /// another encoder skipped.
+    encoder: SessionEncoder,
     pub frames: u64,
 }
 
 impl RecordSink {
     pub fn create(path: &Path, codec: Codec, fps_mhz: u32, bitrate_bps: u64, choice: Choice) -> std::io::Result<Self> {
-        Ok(Self { out: BufWriter::new(File::create(path)?), codec, fps_mhz, bitrate_bps, choice, encoder: None, frames: 0 })
+        let encoder = SessionEncoder::new(codec, Format::default(), fps_mhz, bitrate_bps, choice, Arc::new(AtomicBool::new(true)));
+        Ok(Self { out: BufWriter::new(File::create(path)?), encoder, frames: 0 })
     }
 }
 
 impl FrameSink for RecordSink {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
-        // A mode change arrives as a frame of a new size: start a new encoder (and an IDR).
-        let size = (frame.width, frame.height);
-        if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
-            let config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
-            let (encoder, report) = open(self.choice, config).map_err(std::io::Error::other)?;
-            tracing::info!("{report}");
-            self.encoder = Some(encoder);
-        }
-        let encoder = self.encoder.as_mut().expect("just created");
-        if let Some(e) = encoder.encode(&frame, false).map_err(std::io::Error::other)? {
+        if let Some(e) = self.encoder.encode(&frame).map_err(std::io::Error::other)? {
             self.out.write_all(&e.data)?;
             self.frames += 1;
         }
@@ -43,7 +35,7 @@ impl FrameSink for RecordSink {
     }
 
     fn wants(&self) -> PixelFormat {
-        self.encoder.as_ref().map_or(PixelFormat::Bgrx8888, |e| e.takes())
+        self.encoder.wants()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -2,7 +2,7 @@
 
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Plane, Range, Yuv};
-use punktfunk_streamer::encode::{Backend, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder};
+use punktfunk_streamer::encode::{Backend, Choice, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
 use std::time::Instant;
 
@@ -281,7 +281,7 @@ fn frames_converted_already_are_taken_as_they_are() {
     }
     // A session's encoder skips a frame converted for its predecessor, keeping the key frame.
     let idr = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let mut session = SessionEncoder::new(Codec::H264, Format::default(), 60_000, 4_000_000, "software", idr);
+    let mut session = SessionEncoder::new(Codec::H264, Format::default(), 60_000, 4_000_000, Choice::Only(Backend::Software), idr);
     assert_eq!(session.wants(), PixelFormat::Bgrx8888, "nothing asked for before the first frame");
     assert!(session.encode(&synthetic(&pool, w, h, 0, false)).unwrap().is_some_and(|e| e.keyframe));
     let wants = session.wants();

@@ -10,13 +10,14 @@ use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::damage::OutputDamageTracker;
-use smithay::backend::renderer::gles::{GlesRenderer, GlesTexture};
-use smithay::backend::renderer::{Bind, ExportMem, ImportDma, Offscreen};
+use smithay::backend::renderer::gles::{Capability, GlesRenderer, GlesTexture};
+use smithay::backend::renderer::{Bind, ExportMem, ImportDma, ImportMem, Offscreen};
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use punktfunk_streamer::convert::{even_rows, Colour, Layout};
 use punktfunk_streamer::PixelFormat;
 
 pub struct Gles {
@@ -68,13 +69,43 @@ impl Gles {
         let mut gles = Self { renderer, targets: HashMap::new(), to_yuv: None, device: name, node };
         gles.probe()?;
         if on_gpu {
-            match gles.renderer.with_context(ToYuv::new).map_err(|e| e.to_string()).and_then(|r| r) {
+            // Not having the pass costs speed, not the GPU: frames are then converted by the
+            // encoder, whatever was asked for.
+            match gles.conversion_pass() {
                 Ok(pass) => gles.to_yuv = Some(pass),
-                Err(e) if convert == ConvertChoice::Gpu => return Err(fail("colour conversion", e)),
                 Err(e) => tracing::warn!("colour conversion stays on the CPU: {e}"),
             }
         }
         Ok(gles)
+    }
+
+    /// Builds the conversion pass and proves it on one small frame of a known colour against
+    /// the exact values: a driver that gets it wrong converts nothing.
+    fn conversion_pass(&mut self) -> Result<ToYuv, String> {
+        const SIDE: u32 = 16;
+        let instancing = self.renderer.capabilities().contains(&Capability::Instancing);
+        let mut pass = self.renderer.with_context(|gl| ToYuv::new(gl, instancing)).map_err(|e| e.to_string())??;
+        let (rgb, colour, layout) = ([255u8, 128, 0], Colour::default(), Layout::Nv12);
+        let bgrx: Vec<u8> = std::iter::repeat_n([rgb[2], rgb[1], rgb[0], 255], (SIDE * SIDE) as usize).flatten().collect();
+        let checked = self.renderer.import_memory(&bgrx, Fourcc::Argb8888, (SIDE as i32, SIDE as i32).into(), false).map_err(|e| e.to_string()).and_then(|texture| {
+            let mut out = vec![0u8; layout.frame_len(SIDE, SIDE)];
+            let id = texture.tex_id();
+            self.renderer.with_context(|gl| pass.convert(gl, id, SIDE, SIDE, layout, colour, 0..SIDE, &mut out)).map_err(|e| e.to_string())??;
+            let c = colour.coefficients(8);
+            let want = [0, 1, 2].map(|i| c.rows[i].iter().zip(rgb).map(|(k, v)| k * f64::from(v) / 255.0).sum::<f64>() + c.offsets[i]);
+            // The first Y, then NV12's first U and V.
+            let n = (SIDE * SIDE) as usize;
+            let got = [out[0], out[n], out[n + 1]];
+            match got.iter().zip(want).all(|(g, w)| (f64::from(*g) - w).abs() <= 1.0) {
+                true => Ok(()),
+                false => Err(format!("the GPU converted #ff8000 to Y U V {got:?}, not {want:.0?}")),
+            }
+        });
+        if let Err(e) = checked {
+            let _ = self.renderer.with_context(|gl| pass.destroy(gl));
+            return Err(e);
+        }
+        Ok(pass)
     }
 
     /// Whether frames are converted to YUV here.
@@ -148,10 +179,18 @@ impl Compose for Gles {
         if let PixelFormat::Yuv { layout, colour } = format {
             drop(target);
             let to_yuv = self.to_yuv.as_mut().ok_or_else(|| RenderError::Gles("asked for YUV without the conversion pass".into()))?;
-            // 4:2:0 chroma rows cover two picture rows: convert whole pairs.
-            let rows = (top as u32 & !1)..(bottom as u32 + 1).min(height) & !1;
+            let rows = even_rows(top as u32..bottom as u32, height);
             let source = buffer.tex_id();
-            self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| fail("conversion", e))?.map_err(|e| fail("conversion", e))?;
+            let converted = self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| e.to_string()).and_then(|r| r);
+            if let Err(e) = converted {
+                // A driver that fails the pass once will again: the encoder converts from now
+                // on (the renderer sees `converts()` turn false and draws BGRX in full).
+                tracing::warn!("colour conversion on the GPU failed ({e}): converting on the CPU from now on");
+                if let Some(mut pass) = self.to_yuv.take() {
+                    let _ = self.renderer.with_context(|gl| pass.destroy(gl));
+                }
+                return Err(fail("conversion", e));
+            }
             return Ok(Some(damage));
         }
         let region = Rectangle::new((0, top).into(), (size.w, bottom - top).into());
@@ -175,9 +214,8 @@ impl Compose for Gles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Range, Yuv};
+    use punktfunk_streamer::convert::{bgrx_to_yuv, Matrix, Range, Yuv};
     use punktfunk_streamer::{BufferPool, Frame};
-    use smithay::backend::renderer::ImportMem;
 
     /// The GPU pass writes every layout as the CPU converter does, within a level or two (the
     /// CPU's fast 8-bit mode rounds coarser), padded rows (a width not a multiple of 8) and
@@ -226,5 +264,17 @@ mod tests {
                 assert!(partial[y.offset + 14 * y.stride..y.offset + 15 * y.stride].iter().all(|&b| b == 0x55), "{layout}: row 14 untouched");
             }
         }
+    }
+
+    /// A pass that fails (here: a frame buffer too small for the picture) is dropped, and
+    /// frames go back to BGRX for the encoder to convert, instead of failing every frame.
+    #[test]
+    fn a_failing_conversion_hands_conversion_back_to_the_cpu() {
+        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let mut tracker = OutputDamageTracker::new((16, 16), 1.0, Transform::Normal);
+        let nv12 = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
+        let mut out = vec![0u8; 8];
+        assert!(gles.compose(&mut tracker, 0, 0, &[], &mut out, 16, 16, 16, nv12).is_err());
+        assert!(!gles.converts(), "the pass is gone");
     }
 }

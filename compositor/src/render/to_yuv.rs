@@ -22,11 +22,7 @@ void main() { gl_Position = vec4(position, 0.0, 1.0); }
 /// at a sample column `texel * step + offset`; a sample averages `sub` picture pixels across
 /// and down.
 const FRAGMENT: &str = "#version 100
-#ifdef GL_FRAGMENT_PRECISION_HIGH
 precision highp float;
-#else
-precision mediump float;
-#endif
 uniform sampler2D src;
 uniform vec2 src_size;
 uniform vec2 origin;
@@ -58,10 +54,11 @@ float pick(vec3 v, float comp) {
     return dot(v, vec3(equal(vec3(comp), vec3(0.0, 1.0, 2.0))));
 }
 
+// Bytes are written as (k + 1/4) / 255: exactly k whether the driver rounds or truncates.
 vec2 bytes16(float v) {
     float s = v * scale16;
     float hi = floor(s / 256.0);
-    return vec2(s - hi * 256.0, hi) / 255.0;
+    return (vec2(s - hi * 256.0, hi) + 0.25) / 255.0;
 }
 
 void main() {
@@ -75,18 +72,35 @@ void main() {
     } else {
         vec3 c = yuv(x + offs.z, t.y);
         vec3 d = offs.w == offs.z ? c : yuv(x + offs.w, t.y);
-        gl_FragColor = vec4(pick(a, comps.x), pick(b, comps.y), pick(c, comps.z), pick(d, comps.w)) / 255.0;
+        gl_FragColor = (vec4(pick(a, comps.x), pick(b, comps.y), pick(c, comps.z), pick(d, comps.w)) + 0.25) / 255.0;
     }
 }
 ";
 
-/// The uniforms' locations, in the order of `UNIFORMS`.
-const UNIFORMS: [&str; 12] = ["src", "src_size", "origin", "sub", "comps", "offs", "step", "wide", "scale16", "coeffs", "offsets", "max_value"];
+type Location = ffi::types::GLint;
+
+/// Where the shader's inputs are.
+struct Uniforms {
+    src: Location,
+    src_size: Location,
+    origin: Location,
+    sub: Location,
+    comps: Location,
+    offs: Location,
+    step: Location,
+    wide: Location,
+    scale16: Location,
+    coeffs: Location,
+    offsets: Location,
+    max_value: Location,
+}
 
 pub struct ToYuv {
     program: ffi::types::GLuint,
     position: ffi::types::GLuint,
-    uniforms: [ffi::types::GLint; 12],
+    uniforms: Uniforms,
+    /// smithay draws instanced (it sets attribute divisors and leaves them set).
+    instancing: bool,
     target: Option<Target>,
 }
 
@@ -99,21 +113,43 @@ struct Target {
 }
 
 impl ToYuv {
-    /// Compiles the pass; an error means this GPU cannot run it (the CPU converts instead).
-    pub fn new(gl: &ffi::Gles2) -> Result<Self, String> {
-        // SAFETY: the caller made the renderer's context current (`with_context`).
+    /// Compiles the pass for a renderer that draws `instancing` or not; an error means this
+    /// GPU cannot run it (the CPU converts instead).
+    pub fn new(gl: &ffi::Gles2, instancing: bool) -> Result<Self, String> {
+        // SAFETY: the caller made the renderer's context current (`with_context`); the
+        // pointers GL writes through point at locals of the types it writes.
         unsafe {
+            // 16-bit samples and 4K coordinates need real 32-bit floats: GLES 2 promises
+            // only 16-bit ones in fragment shaders.
+            let (mut range, mut precision) = ([0; 2], 0);
+            gl.GetShaderPrecisionFormat(ffi::FRAGMENT_SHADER, ffi::HIGH_FLOAT, range.as_mut_ptr(), &mut precision);
+            if precision < 23 {
+                return Err(format!("fragment shaders have {precision}-bit float precision, not 23"));
+            }
             let program = link_program(gl, VERTEX, FRAGMENT).map_err(|e| format!("the conversion shader: {e}"))?;
+            let find = |name: &std::ffi::CStr| gl.GetUniformLocation(program, name.as_ptr().cast());
+            let uniforms = Uniforms {
+                src: find(c"src"),
+                src_size: find(c"src_size"),
+                origin: find(c"origin"),
+                sub: find(c"sub"),
+                comps: find(c"comps"),
+                offs: find(c"offs"),
+                step: find(c"step"),
+                wide: find(c"wide"),
+                scale16: find(c"scale16"),
+                coeffs: find(c"coeffs"),
+                offsets: find(c"offsets"),
+                max_value: find(c"max_value"),
+            };
+            let u = &uniforms;
+            let all = [u.src, u.src_size, u.origin, u.sub, u.comps, u.offs, u.step, u.wide, u.scale16, u.coeffs, u.offsets, u.max_value];
             let position = gl.GetAttribLocation(program, c"position".as_ptr().cast());
-            let uniforms = UNIFORMS.map(|name| {
-                let name = std::ffi::CString::new(name).expect("no NUL in uniform names");
-                gl.GetUniformLocation(program, name.as_ptr().cast())
-            });
-            if position < 0 || uniforms.contains(&-1) {
+            if position < 0 || all.contains(&-1) {
                 gl.DeleteProgram(program);
                 return Err("the conversion shader lost an input".into());
             }
-            Ok(Self { program, position: position as u32, uniforms, target: None })
+            Ok(Self { program, position: position as u32, uniforms, instancing, target: None })
         }
     }
 
@@ -123,6 +159,9 @@ impl ToYuv {
     pub fn convert(&mut self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, layout: Layout, colour: Colour, rows: Range<u32>, out: &mut [u8]) -> Result<(), String> {
         if out.len() < layout.frame_len(width, height) {
             return Err("the frame buffer is smaller than the picture".into());
+        }
+        if rows.start >= rows.end || rows.end > height || rows.start % 2 != 0 || rows.end % 2 != 0 {
+            return Err(format!("rows {rows:?} of a {height}-row picture"));
         }
         let target = self.target(gl, layout, width, height)?;
         let (fbo, planes) = (target.fbo, target.planes.clone());
@@ -134,6 +173,12 @@ impl ToYuv {
         // SAFETY: the caller made the context current; every pointer handed to GL points into
         // live memory of the size GL is told, and `out` holds each plane (checked above).
         unsafe {
+            // Errors left from before are not this pass's.
+            for _ in 0..16 {
+                if gl.GetError() == ffi::NO_ERROR {
+                    break;
+                }
+            }
             gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
             gl.UseProgram(self.program);
             gl.ActiveTexture(ffi::TEXTURE0);
@@ -141,29 +186,35 @@ impl ToYuv {
             // Samples are read at texel centres: no filtering between pixels.
             gl.TexParameteri(ffi::TEXTURE_2D, ffi::TEXTURE_MIN_FILTER, ffi::NEAREST as i32);
             gl.TexParameteri(ffi::TEXTURE_2D, ffi::TEXTURE_MAG_FILTER, ffi::NEAREST as i32);
-            gl.Uniform1i(u[0], 0);
-            gl.Uniform2f(u[1], width as f32, height as f32);
-            gl.UniformMatrix3fv(u[9], 1, ffi::FALSE, columns.as_ptr());
-            gl.Uniform3f(u[10], c.offsets[0] as f32, c.offsets[1] as f32, c.offsets[2] as f32);
-            gl.Uniform1f(u[11], c.max as f32);
-            gl.Uniform1f(u[8], (1u32 << planes[0].shift) as f32);
-            gl.Uniform1f(u[7], if bits > 8 { 1.0 } else { 0.0 });
+            gl.Uniform1i(u.src, 0);
+            gl.Uniform2f(u.src_size, width as f32, height as f32);
+            gl.UniformMatrix3fv(u.coeffs, 1, ffi::FALSE, columns.as_ptr());
+            gl.Uniform3f(u.offsets, c.offsets[0] as f32, c.offsets[1] as f32, c.offsets[2] as f32);
+            gl.Uniform1f(u.max_value, c.max as f32);
+            gl.Uniform1f(u.scale16, (1u32 << planes[0].shift) as f32);
+            gl.Uniform1f(u.wide, if bits > 8 { 1.0 } else { 0.0 });
             let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
             gl.BindBuffer(ffi::ARRAY_BUFFER, 0);
             gl.EnableVertexAttribArray(self.position);
             gl.VertexAttribPointer(self.position, 2, ffi::FLOAT, ffi::FALSE, 0, quad.as_ptr().cast());
+            // smithay leaves its attribute slots' divisors set: ours may share a slot, and
+            // must advance per vertex.
+            if self.instancing {
+                gl.VertexAttribDivisor(self.position, 0);
+            }
             gl.Disable(ffi::BLEND);
+            gl.Disable(ffi::DITHER);
             gl.Enable(ffi::SCISSOR_TEST);
             let mut top = 0;
             for plane in &planes {
                 let texels = (plane.stride / 4) as i32;
                 let (comps, offs, step) = slots(plane);
-                gl.Uniform2f(u[2], 0.0, top as f32);
+                gl.Uniform2f(u.origin, 0.0, top as f32);
                 let sub = plane.subsampling as f32;
-                gl.Uniform2f(u[3], sub, sub);
-                gl.Uniform4f(u[4], comps[0], comps[1], comps[2], comps[3]);
-                gl.Uniform4f(u[5], offs[0], offs[1], offs[2], offs[3]);
-                gl.Uniform1f(u[6], step);
+                gl.Uniform2f(u.sub, sub, sub);
+                gl.Uniform4f(u.comps, comps[0], comps[1], comps[2], comps[3]);
+                gl.Uniform4f(u.offs, offs[0], offs[1], offs[2], offs[3]);
+                gl.Uniform1f(u.step, step);
                 let (first, last) = ((rows.start / plane.subsampling) as i32, rows.end.div_ceil(plane.subsampling) as i32);
                 gl.Viewport(0, top, texels, plane.rows as i32);
                 gl.Scissor(0, top + first, texels, last - first);
@@ -173,6 +224,7 @@ impl ToYuv {
                 top += plane.rows as i32;
             }
             gl.Disable(ffi::SCISSOR_TEST);
+            gl.Enable(ffi::DITHER); // GL's default, as smithay expects it
             gl.DisableVertexAttribArray(self.position);
             gl.BindTexture(ffi::TEXTURE_2D, 0);
             gl.UseProgram(0);

@@ -23,6 +23,8 @@ pub enum Samples {
     V,
     /// U and V interleaved (NV12's and P010's second plane).
     Uv,
+    /// Not YUV: the pixels of a BGRX frame, 4 bytes each.
+    Bgrx,
 }
 
 /// One plane of a frame in a [`Layout`]: planes lie back to back in the frame's buffer, each
@@ -64,7 +66,7 @@ impl Layout {
             .chain(chroma.iter().copied())
             .map(|samples| {
                 let (sub, per_sample) = match samples {
-                    Samples::Y => (1, 1),
+                    Samples::Y | Samples::Bgrx => (1, 1),
                     Samples::Uv => (sub, 2),
                     Samples::U | Samples::V => (sub, 1),
                 };

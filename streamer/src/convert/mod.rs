@@ -128,7 +128,13 @@ pub fn damaged_rows(frame: &Frame) -> Option<std::ops::Range<u32>> {
         lo = lo.min(r.y.clamp(0, frame.height as i32) as u32);
         hi = hi.max((r.y + r.height).clamp(0, frame.height as i32) as u32);
     }
-    (lo < hi).then(|| (lo & !1)..(hi + 1).min(frame.height) & !1)
+    (lo < hi).then(|| even_rows(lo..hi, frame.height))
+}
+
+/// `rows` widened to whole pairs of rows (a 4:2:0 chroma row covers two), within `height`
+/// (even).
+pub fn even_rows(rows: std::ops::Range<u32>, height: u32) -> std::ops::Range<u32> {
+    (rows.start & !1)..(rows.end + 1).min(height) & !1
 }
 
 /// Brings `rows` (even bounds) of `out` up to date from `frame`: converted from BGRX, or

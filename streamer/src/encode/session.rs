@@ -18,8 +18,8 @@ pub struct SessionEncoder {
 }
 
 impl SessionEncoder {
-    pub fn new(codec: Codec, format: Format, fps_mhz: u32, bitrate_bps: u64, choice: &str, idr: Arc<AtomicBool>) -> Self {
-        Self { codec, format, fps_mhz, bitrate_bps, choice: choice.parse().unwrap_or(Choice::Auto), encoder: None, idr }
+    pub fn new(codec: Codec, format: Format, fps_mhz: u32, bitrate_bps: u64, choice: Choice, idr: Arc<AtomicBool>) -> Self {
+        Self { codec, format, fps_mhz, bitrate_bps, choice, encoder: None, idr }
     }
 
     /// The next frame will be a key frame.

@@ -3,7 +3,7 @@
 //! client's pings came from (reference §8.1). Runs on the sink's native thread; a second
 //! thread only listens for pings.
 
-use crate::encode::{Codec, Format, SessionEncoder};
+use crate::encode::{Choice, Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
@@ -147,7 +147,7 @@ impl VideoSender {
         })?;
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
-        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, &params.encoder, idr);
+        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, params.encoder.parse().unwrap_or(Choice::Auto), idr);
         Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index: 1, epoch: Instant::now(), send_errors: 0 })
     }
 
