@@ -17,6 +17,14 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Bytes per row of a rendered frame's first plane (its pixels, or its luma).
+    pub fn stride(self, width: u32, height: u32) -> usize {
+        match self {
+            Self::Bgrx8888 => width as usize * 4,
+            Self::Yuv { layout, .. } => layout.planes(width, height)[0].stride,
+        }
+    }
+
     /// Bytes of a `width`×`height` frame rendered in this format.
     pub fn frame_len(self, width: u32, height: u32) -> usize {
         match self {

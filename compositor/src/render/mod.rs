@@ -153,13 +153,13 @@ trait Compose {
 
     fn renderer(&mut self) -> &mut Self::R;
 
-    /// Draws `elements` into `out` (the output's `width`×`height` in `format`: BGRX in
-    /// `stride`-byte rows, or YUV planes where the engine converts), which holds what was
+    /// Draws `elements` into `out` (the output's `width`×`height` in `format`: BGRX rows of
+    /// `width * 4` bytes, or YUV planes where the engine converts), which holds what was
     /// drawn into it `age` frames ago (0: nothing usable); `slot` names the pool buffer, for
     /// engines that keep something per buffer. Returns what was drawn (at least what changed
     /// since the last frame), `None` if nothing changed (`out` is then untouched).
     #[allow(clippy::too_many_arguments)]
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, stride: usize, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
 }
 
 /// How rendering went, for the session's outcome and benchmarks.
@@ -345,11 +345,7 @@ impl Frames {
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
         let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
         let format = self.format;
-        let stride = match format {
-            PixelFormat::Yuv { layout, .. } => layout.planes(self.width, self.height)[0].stride,
-            PixelFormat::Bgrx8888 => self.width as usize * 4,
-        };
-        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, stride, format).inspect_err(|_| {
+        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, format).inspect_err(|_| {
             // The tracker counted a frame the consumer never gets: start afresh.
             self.damage = OutputDamageTracker::from_output(&state.output);
             self.held.clear();
@@ -367,7 +363,7 @@ impl Frames {
             seq: self.seq,
             width: self.width,
             height: self.height,
-            stride,
+            stride: format.stride(self.width, self.height),
             format,
             pixels: buffer.into(),
             damage: damage.iter().map(rect).collect(),

@@ -15,8 +15,9 @@ impl Compose for PixmanRenderer {
         self
     }
 
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, _slot: usize, elements: &[Overlay<Self>], out: &mut [u8], width: u32, height: u32, stride: usize, _format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, _slot: usize, elements: &[Overlay<Self>], out: &mut [u8], width: u32, height: u32, _format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let fail = |e: String| RenderError::Pixman(e);
+        let stride = width as usize * 4;
         if out.len() < stride * height as usize || out.as_ptr().align_offset(4) != 0 {
             return Err(fail("frame buffer too small or not 4-byte aligned".into()));
         }
