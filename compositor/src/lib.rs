@@ -102,6 +102,8 @@ pub struct Outcome {
     pub direct: u64,
     /// Of those, frames the engine converted to the sink's YUV (on the GPU).
     pub converted: u64,
+    /// Of those, frames drawn straight into the sink's GPU surfaces (zero-copy).
+    pub zero_copy: u64,
     /// Frames not rendered because the sink still held every buffer.
     pub skipped: u64,
     /// Frames rendered but replaced in the sink's mailbox before it took them (the sink
@@ -283,6 +285,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     let stats = &mut frames.renderer.stats;
     o.direct = stats.direct_frames;
     o.converted = stats.converted_frames;
+    o.zero_copy = stats.zero_copy_frames;
     o.skipped = stats.skipped;
     o.frame_us = std::mem::take(&mut stats.frame_us);
     o.direct_us = std::mem::take(&mut stats.direct_us);
@@ -369,7 +372,8 @@ impl FrameOutput {
         let now = state.clock.now();
         let output = state.output.clone();
         let wants = self.sink.as_ref().map_or(PixelFormat::Bgrx8888, SinkThread::wants);
-        match self.renderer.render(state, wants) {
+        let surfaces = self.sink.as_ref().and_then(SinkThread::surfaces);
+        match self.renderer.render(state, wants, surfaces) {
             Ok(Some(frame)) => {
                 let mut feedback = OutputPresentationFeedback::new(&output);
                 for w in state.space.elements() {

@@ -14,6 +14,7 @@ use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFra
 use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::peer::Peer;
+use punktfunk_streamer::gpu::GpuSurfaces;
 use punktfunk_streamer::{Frame, FrameSink, PixelFormat};
 use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
 use std::io::BufReader;
@@ -56,6 +57,13 @@ impl MediaSender {
         match self {
             Self::GameStream(s) => s.wants(),
             Self::Native(s) => s.wants(),
+        }
+    }
+
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        match self {
+            Self::GameStream(s) => s.surfaces(),
+            Self::Native(s) => s.surfaces(),
         }
     }
 }
@@ -291,6 +299,10 @@ impl FrameSink for StreamSink {
 
     fn wants(&self) -> PixelFormat {
         self.sender.as_ref().map_or(PixelFormat::Bgrx8888, MediaSender::wants)
+    }
+
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.sender.as_ref()?.surfaces()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -2,6 +2,7 @@
 
 use crate::convert::layout::{sample_at, Layout, PlaneGeometry, Samples};
 use crate::convert::Colour;
+use crate::gpu::GpuLoan;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -72,6 +73,7 @@ impl Frame {
                 shared.read(&mut |bytes| out = f.take().map(|f| f(bytes)));
                 out.ok_or(PixelsGone)
             }
+            Pixels::Gpu(_) => Err(PixelsGone),
         }
     }
 
@@ -124,6 +126,9 @@ pub enum Pixels {
     /// Memory the compositor did not draw: a client's buffer passed through as it is (the
     /// direct path), given back when the frame is dropped.
     Shared(Box<dyn SharedPixels>),
+    /// A surface of the encoder's the compositor drew into on the GPU (NV12 in the
+    /// frame's colour): no CPU can read it.
+    Gpu(GpuLoan),
 }
 
 impl From<PooledBuffer> for Pixels {
@@ -140,7 +145,7 @@ pub trait SharedPixels: Send + std::fmt::Debug {
     fn read(&self, f: &mut dyn FnMut(&[u8]));
 }
 
-/// A shared frame's memory could no longer be read (its owner broke it).
+/// A frame's memory could not be read: a shared frame's owner broke it, or it is on the GPU.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("the frame's pixels can no longer be read")]
 pub struct PixelsGone;

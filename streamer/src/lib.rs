@@ -6,13 +6,15 @@
 //! [`gamestream`] holds the Moonlight wire formats (sans-IO) and its video sender; [`ipc`]
 //! is the daemon ↔ compositor socket, and [`input`] the input events that cross it.
 //! [`audio`] is the session's sound: PipeWire sink and microphone, packets, Opus.
-//! [`native`] is the punktfunk/1 video sender.
+//! [`native`] is the punktfunk/1 video sender; [`gpu`] the surfaces an encoder lends the
+//! compositor so frames never leave the GPU.
 
 pub mod audio;
 pub mod convert;
 pub mod encode;
 pub mod frame;
 pub mod gamestream;
+pub mod gpu;
 pub mod input;
 pub mod ipc;
 pub mod latency;

@@ -3,6 +3,7 @@
 
 use crate::encode::{Choice, Codec, Format, SessionEncoder};
 use crate::frame::{Frame, PixelFormat};
+use crate::gpu::GpuSurfaces;
 use crate::sink::FrameSink;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -36,6 +37,10 @@ impl FrameSink for RecordSink {
 
     fn wants(&self) -> PixelFormat {
         self.encoder.wants()
+    }
+
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.encoder.surfaces()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

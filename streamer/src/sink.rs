@@ -2,6 +2,7 @@
 //! a one-slot mailbox that keeps only the newest frame (drop-oldest, never a stale queue).
 
 use crate::frame::{Frame, PixelFormat};
+use crate::gpu::GpuSurfaces;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -16,6 +17,11 @@ pub trait FrameSink: Send + 'static {
     fn wants(&self) -> PixelFormat {
         PixelFormat::Bgrx8888
     }
+    /// Surfaces of the sink's to draw frames into on the GPU, if it has any (read after each
+    /// frame, like `wants`; an engine that cannot draw into them sends `wants` frames).
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        None
+    }
     /// Called once when the stream ends.
     fn finish(&mut self) -> std::io::Result<()> {
         Ok(())
@@ -28,9 +34,11 @@ impl<F: FnMut(Frame) -> std::io::Result<()> + Send + 'static> FrameSink for F {
     }
 }
 
-/// `sink`, asking for frames in `format` (tests and benchmarks stand in for an encoder so).
+/// `sink`, asking for frames in `format` or drawn into `surfaces` (tests and benchmarks
+/// stand in for an encoder so).
 pub struct Asking<S> {
     pub format: PixelFormat,
+    pub surfaces: Option<Arc<GpuSurfaces>>,
     pub sink: S,
 }
 
@@ -41,6 +49,10 @@ impl<S: FrameSink> FrameSink for Asking<S> {
 
     fn wants(&self) -> PixelFormat {
         self.format
+    }
+
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.surfaces.clone()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {
@@ -85,6 +97,7 @@ struct Slot {
     dropped: u64,
     /// What the sink said it wants after its last frame.
     wants: PixelFormat,
+    surfaces: Option<Arc<GpuSurfaces>>,
 }
 
 /// The sink's thread and its mailbox.
@@ -95,7 +108,7 @@ pub struct SinkThread {
 
 impl SinkThread {
     pub fn spawn(mut sink: impl FrameSink) -> Self {
-        let slot = Arc::new((Mutex::new(Slot { wants: sink.wants(), ..Slot::default() }), Condvar::new()));
+        let slot = Arc::new((Mutex::new(Slot { wants: sink.wants(), surfaces: sink.surfaces(), ..Slot::default() }), Condvar::new()));
         let rx = Arc::clone(&slot);
         let handle = std::thread::Builder::new()
             .name("frame-sink".into())
@@ -113,8 +126,9 @@ impl SinkThread {
                         }
                     };
                     sink.consume(frame)?;
-                    let wants = sink.wants();
-                    rx.0.lock().expect("sink lock").wants = wants;
+                    let (wants, surfaces) = (sink.wants(), sink.surfaces());
+                    let mut s = rx.0.lock().expect("sink lock");
+                    (s.wants, s.surfaces) = (wants, surfaces);
                 }
                 sink.finish()
             })
@@ -139,6 +153,11 @@ impl SinkThread {
     /// The format the sink wants frames in.
     pub fn wants(&self) -> PixelFormat {
         self.slot.0.lock().expect("sink lock").wants
+    }
+
+    /// The surfaces the sink lends to draw into, if any.
+    pub fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.slot.0.lock().expect("sink lock").surfaces.clone()
     }
 
     /// Frames replaced before the sink took them.

@@ -3,7 +3,8 @@
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Plane, Range, Yuv};
 use punktfunk_streamer::encode::{Backend, Choice, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder};
-use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Rect};
+use punktfunk_streamer::gpu::GpuSurfaces;
+use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use std::time::Instant;
 
 /// A gradient with a box moving across it; `noise` adds per-frame random pixels (hard to
@@ -291,4 +292,25 @@ fn frames_converted_already_are_taken_as_they_are() {
     assert!(session.encode(&converted(&synthetic(&pool, w, h, 1, false), stale)).unwrap().is_none());
     let next = session.encode(&converted(&synthetic(&pool, w, h, 2, false), wants)).unwrap().unwrap();
     assert!(next.keyframe, "the key frame asked for comes with the first frame taken");
+}
+
+/// A frame drawn into surfaces this encoder did not lend (another encoder's, before a
+/// reopen) is skipped by a session's encoder, the key frame asked for kept; a bare encoder
+/// refuses it. Software encoders lend none.
+#[test]
+fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
+    let (w, h) = (320, 240);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    let surfaces = GpuSurfaces::new(w, h, Colour::default(), vec![Vec::new()]);
+    let in_surface = |n| Frame { seq: n, width: w, height: h, stride: 0, format: PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, pixels: Pixels::Gpu(surfaces.take().unwrap()), damage: Vec::new(), rendered_at: Instant::now() };
+    let mut bare = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
+    assert!(bare.surfaces().is_none(), "x264 lends no surfaces");
+    assert!(bare.encode(&in_surface(1), false).is_err());
+    let idr = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut session = SessionEncoder::new(Codec::H264, Format::default(), 60_000, 4_000_000, Choice::Only(Backend::Software), idr);
+    assert!(session.encode(&synthetic(&pool, w, h, 0, false)).unwrap().is_some());
+    session.request_keyframe();
+    assert!(session.encode(&in_surface(2)).unwrap().is_none(), "skipped");
+    assert!(session.encode(&synthetic(&pool, w, h, 3, false)).unwrap().unwrap().keyframe, "the key frame waited for a frame it takes");
+    assert_eq!(surfaces.take().map(|l| l.index()), Some(0), "the skipped frame's surface came back");
 }

@@ -65,7 +65,7 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
         Ok(())
     };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
-    let outcome = run(config, Asking { format: wants, sink }, None).expect("session runs");
+    let outcome = run(config, Asking { format: wants, surfaces: None, sink }, None).expect("session runs");
     let (latency, cpu_convert) = std::mem::take(&mut *figures.lock().unwrap());
     Run { outcome, cpu: cpu_time() - cpu0, wall: wall0.elapsed(), latency, cpu_convert }
 }

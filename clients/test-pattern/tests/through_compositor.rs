@@ -3,7 +3,9 @@
 
 use punktfunk_compositor::{control_channel, run, Config, Control, ConvertChoice, EngineChoice, Frame, InputEvent, Outcome, Pixels};
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range};
+use punktfunk_streamer::gpu::{DmabufPlane, GpuSurfaces, DRM_FORMAT_GR88, DRM_FORMAT_R8};
 use punktfunk_streamer::{Asking, PixelFormat};
+use std::sync::Arc;
 use punktfunk_test_pattern::decode;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -39,11 +41,11 @@ fn now_us() -> u64 {
 /// Runs the test pattern (band colour `BAND`) for `frames` frames at 1280x720 under `config`, with a sink
 /// that takes `sink_time` per frame; `pointer` moves the pointer there first.
 fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
-    pattern_as(PixelFormat::Bgrx8888, frames, extra, configure, sink_time, pointer)
+    pattern_as(PixelFormat::Bgrx8888, None, frames, extra, configure, sink_time, pointer)
 }
 
-/// [`pattern`] with a sink that wants frames in `wants`.
-fn pattern_as(wants: PixelFormat, frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
+/// [`pattern`] with a sink that wants frames in `wants`, or drawn into `surfaces`.
+fn pattern_as(wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>, frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
     let mut config = Config::new("1280x720@60".parse().unwrap());
     config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "ff8000".into(), "--frames".into(), frames.to_string().into()];
     config.command.extend(extra.iter().map(Into::into));
@@ -63,7 +65,7 @@ fn pattern_as(wants: PixelFormat, frames: u32, extra: &[&str], configure: impl F
         std::thread::sleep(sink_time);
         Ok(())
     };
-    let outcome = run(config, Asking { format: wants, sink }, Some(control_rx)).unwrap();
+    let outcome = run(config, Asking { format: wants, surfaces, sink }, Some(control_rx)).unwrap();
     assert_eq!(outcome.exit_code, Some(0), "the client draws its {frames} frames and exits");
     (outcome, rx.try_iter().collect())
 }
@@ -140,17 +142,33 @@ fn gles_converts_frames_to_the_yuv_the_sink_wants() {
     let formats = [(Layout::Nv12, Colour::default()), (Layout::P010, Colour { matrix: Matrix::Bt2020, range: Range::Limited }), (Layout::I444, Colour { matrix: Matrix::Bt601, range: Range::Full })];
     for (layout, colour) in formats {
         let wants = PixelFormat::Yuv { layout, colour };
-        let (outcome, seen) = pattern_as(wants, 45, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+        let (outcome, seen) = pattern_as(wants, None, 45, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
         let decoded = decoded(&seen);
         assert!(decoded.len() >= 20, "{layout}: {} frames decoded", decoded.len());
         assert!(decoded.iter().all(|s| s.near_pointer > 10), "{layout}: the cursor is drawn");
         assert!(outcome.converted as usize >= decoded.len(), "{layout}: {} frames converted", outcome.converted);
     }
     // Converting stays off unless asked for (llvmpipe) and the sink wants it.
-    let (outcome, _) = pattern_as(PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, 20, &[], |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles), Duration::ZERO, pointer);
+    let (outcome, _) = pattern_as(PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, None, 20, &[], |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles), Duration::ZERO, pointer);
     assert_eq!(outcome.converted, 0);
-    let (outcome, _) = pattern_as(PixelFormat::Bgrx8888, 20, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+    let (outcome, _) = pattern_as(PixelFormat::Bgrx8888, None, 20, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
     assert_eq!(outcome.converted, 0);
+}
+
+/// Surfaces that cannot be drawn into (these are no dmabufs; llvmpipe imports none anyway)
+/// are refused once, and frames come converted through the CPU as before: the session goes
+/// on, nothing is drawn "into" them.
+#[test]
+fn surfaces_the_gpu_cannot_draw_into_fall_back_to_read_back_frames() {
+    let plane = |fourcc, (width, height)| DmabufPlane { fd: std::fs::File::open("/dev/null").unwrap().into(), fourcc, modifier: 0, offset: 0, pitch: width, width, height };
+    let surface = || vec![plane(DRM_FORMAT_R8, (1280, 720)), plane(DRM_FORMAT_GR88, (640, 360))];
+    let surfaces = GpuSurfaces::new(1280, 720, Colour::default(), (0..3).map(|_| surface()).collect());
+    let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
+    let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
+    let (outcome, seen) = pattern_as(wants, Some(surfaces), 30, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+    assert!(decoded(&seen).len() >= 15, "{} frames", seen.len());
+    assert_eq!(outcome.zero_copy, 0);
+    assert!(outcome.converted >= 15, "read back converted instead: {}", outcome.converted);
 }
 
 /// GLES reads back only what changed since each pool buffer's frame: a cursor moving over a
@@ -173,7 +191,7 @@ fn no_cursor_trail(wants: PixelFormat) {
     let (control, control_rx) = control_channel();
     let (tx, rx) = mpsc::channel();
     // Nothing but the cursor is drawn (the session runs no client): count what is not black.
-    let sink = Asking { format: wants, sink: move |f: Frame| {
+    let sink = Asking { format: wants, surfaces: None, sink: move |f: Frame| {
         assert_eq!(f.format, wants);
         let luma = f.planes()[0];
         let lit = f

@@ -4,6 +4,7 @@
 //! need (their dmabufs are imported, not copied through the CPU); handing the GPU buffer to
 //! NVENC/VAAPI without the read-back is the zero-copy step still to come.
 
+use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
 use super::{Compose, ConvertChoice, Overlay, RenderError};
 use smithay::backend::allocator::dmabuf::Dmabuf;
@@ -18,6 +19,7 @@ use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use punktfunk_streamer::convert::{even_rows, Colour, Layout};
+use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
 use punktfunk_streamer::PixelFormat;
 
 pub struct Gles {
@@ -27,6 +29,10 @@ pub struct Gles {
     targets: HashMap<usize, (GlesTexture, Size<i32, BufferCoords>)>,
     /// The colour conversion pass, where frames are converted on the GPU.
     to_yuv: Option<ToYuv>,
+    /// The encoder's surfaces frames are drawn into, where it lends some.
+    imported: Option<Imported>,
+    /// A set of surfaces that could not be drawn into.
+    refused: Option<u64>,
     /// The device, in words, for the log.
     pub device: String,
     /// A GPU's render node (none on the software device).
@@ -66,7 +72,7 @@ impl Gles {
             // llvmpipe's shaders run on the CPU, slower than the CPU converter's SIMD.
             ConvertChoice::Auto => !soft,
         };
-        let mut gles = Self { renderer, targets: HashMap::new(), to_yuv: None, device: name, node };
+        let mut gles = Self { renderer, targets: HashMap::new(), to_yuv: None, imported: None, refused: None, device: name, node };
         gles.probe()?;
         if on_gpu {
             // Not having the pass costs speed, not the GPU: frames are then converted by the
@@ -143,9 +149,7 @@ impl Gles {
 
 impl Drop for Gles {
     fn drop(&mut self) {
-        if let Some(mut pass) = self.to_yuv.take() {
-            let _ = self.renderer.with_context(|gl| pass.destroy(gl));
-        }
+        self.drop_conversion();
     }
 }
 
@@ -157,6 +161,63 @@ impl Compose for Gles {
     }
 
     fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+        let Some((damage, rows)) = self.composite(tracker, age, slot, elements, width, height)? else { return Ok(None) };
+        let (buffer, _) = self.targets.get_mut(&slot).expect("drawn into");
+        // Read back only the rows drawn now: the rest of the pool buffer already matches.
+        if let PixelFormat::Yuv { layout, colour } = format {
+            let to_yuv = self.to_yuv.as_mut().ok_or_else(|| RenderError::Gles("asked for YUV without the conversion pass".into()))?;
+            let (rows, source) = (even_rows(rows, height), buffer.tex_id());
+            let converted = self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| e.to_string()).and_then(|r| r);
+            if let Err(e) = converted {
+                // A driver that fails the pass once will again: the encoder converts from now
+                // on (the renderer sees `converts()` turn false and draws BGRX in full).
+                tracing::warn!("colour conversion on the GPU failed ({e}): converting on the CPU from now on");
+                self.drop_conversion();
+                return Err(fail("conversion", e));
+            }
+            return Ok(Some(damage));
+        }
+        let target = self.renderer.bind(buffer).map_err(|e| fail("binding the target", e))?;
+        let region = Rectangle::new((0, rows.start as i32).into(), (width as i32, rows.len() as i32).into());
+        let mapping = self.renderer.copy_framebuffer(&target, region, Fourcc::Argb8888).map_err(|e| fail("read-back", e))?;
+        drop(target);
+        let pixels = self.renderer.map_texture(&mapping).map_err(|e| fail("mapping the read-back", e))?;
+        // Rows of `width * 4` bytes, in the pool buffer as read back.
+        let (row, first, rows) = (width as usize * 4, rows.start as usize, rows.len());
+        let (Some(src), Some(dst)) = (pixels.get(..row * rows), out.get_mut(row * first..row * (first + rows))) else {
+            return Err(RenderError::Gles("read-back smaller than the frame".into()));
+        };
+        // Top row first, whatever `TextureMapping::flipped` says (always true for GLES):
+        // smithay draws into offscreen targets upside down in GL's terms, which glReadPixels'
+        // bottom-up order undoes. The test pattern's test checks the orientation.
+        dst.copy_from_slice(src);
+        Ok(Some(damage))
+    }
+
+    fn compose_into(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], loan: &GpuLoan) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+        let (width, height) = (loan.surfaces().width, loan.surfaces().height);
+        let Some((damage, rows)) = self.composite(tracker, age, slot, elements, width, height)? else { return Ok(None) };
+        let source = self.targets.get(&slot).expect("drawn into").0.tex_id();
+        let (Some(pass), Some(imported)) = (self.to_yuv.as_mut(), self.imported.as_mut()) else {
+            return Err(RenderError::Gles("no surfaces to draw into".into()));
+        };
+        if let Err(e) = imported.draw(&mut self.renderer, pass, source, loan, even_rows(rows, height)) {
+            // Drawn into once and failed: frames come back through the CPU from now on.
+            tracing::warn!("drawing into the encoder's surfaces failed ({e}): frames are read back from now on");
+            self.refused = Some(imported.id);
+            self.imported = None;
+            return Err(fail("drawing into the encoder's surface", e));
+        }
+        Ok(Some(damage))
+    }
+}
+
+impl Gles {
+    /// Composites `elements` into the target kept for pool buffer `slot` (as old as the
+    /// buffer: `age` frames); returns what was drawn and the rows that covers, `None` if
+    /// nothing changed.
+    #[allow(clippy::type_complexity)]
+    fn composite(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], width: u32, height: u32) -> Result<Option<(Vec<Rectangle<i32, Physical>>, std::ops::Range<u32>)>, RenderError> {
         let size: Size<i32, BufferCoords> = (width as i32, height as i32).into();
         let fresh = self.targets.get(&slot).is_none_or(|(_, s)| *s != size);
         if fresh {
@@ -173,40 +234,44 @@ impl Compose for Gles {
         let age = if fresh { 0 } else { age };
         let result = tracker.render_output(&mut self.renderer, &mut target, age, elements, [0.0, 0.0, 0.0, 1.0]).map_err(|e| fail("rendering", format!("{e:?}")))?;
         let Some(damage) = result.damage.filter(|d| !d.is_empty()).cloned() else { return Ok(None) };
-        // Read back only the rows drawn now: the rest of the pool buffer already matches.
         let top = damage.iter().map(|r| r.loc.y).min().unwrap_or(0).clamp(0, size.h);
         let bottom = damage.iter().map(|r| r.loc.y + r.size.h).max().unwrap_or(0).clamp(top, size.h);
-        if let PixelFormat::Yuv { layout, colour } = format {
-            drop(target);
-            let to_yuv = self.to_yuv.as_mut().ok_or_else(|| RenderError::Gles("asked for YUV without the conversion pass".into()))?;
-            let rows = even_rows(top as u32..bottom as u32, height);
-            let source = buffer.tex_id();
-            let converted = self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| e.to_string()).and_then(|r| r);
-            if let Err(e) = converted {
-                // A driver that fails the pass once will again: the encoder converts from now
-                // on (the renderer sees `converts()` turn false and draws BGRX in full).
-                tracing::warn!("colour conversion on the GPU failed ({e}): converting on the CPU from now on");
-                if let Some(mut pass) = self.to_yuv.take() {
-                    let _ = self.renderer.with_context(|gl| pass.destroy(gl));
-                }
-                return Err(fail("conversion", e));
-            }
-            return Ok(Some(damage));
+        Ok(Some((damage, top as u32..bottom as u32)))
+    }
+
+    /// Whether frames can be drawn straight into `surfaces` (imported once; a set that failed
+    /// is not tried again).
+    pub fn can_draw_into(&mut self, surfaces: &GpuSurfaces) -> bool {
+        if self.to_yuv.is_none() || self.refused == Some(surfaces.id) {
+            return false;
         }
-        let region = Rectangle::new((0, top).into(), (size.w, bottom - top).into());
-        let mapping = self.renderer.copy_framebuffer(&target, region, Fourcc::Argb8888).map_err(|e| fail("read-back", e))?;
-        drop(target);
-        let pixels = self.renderer.map_texture(&mapping).map_err(|e| fail("mapping the read-back", e))?;
-        // Rows of `width * 4` bytes, in the pool buffer as read back.
-        let (row, first, rows) = (width as usize * 4, top as usize, (bottom - top) as usize);
-        let (Some(src), Some(dst)) = (pixels.get(..row * rows), out.get_mut(row * first..row * (first + rows))) else {
-            return Err(RenderError::Gles("read-back smaller than the frame".into()));
-        };
-        // Top row first, whatever `TextureMapping::flipped` says (always true for GLES):
-        // smithay draws into offscreen targets upside down in GL's terms, which glReadPixels'
-        // bottom-up order undoes. The test pattern's test checks the orientation.
-        dst.copy_from_slice(src);
-        Ok(Some(damage))
+        if self.imported.as_ref().is_some_and(|i| i.id == surfaces.id) {
+            return true;
+        }
+        self.imported = None;
+        match Imported::new(&mut self.renderer, surfaces) {
+            Ok(imported) => {
+                tracing::info!("drawing frames straight into the encoder's {} surfaces (no read-back, no upload)", surfaces.surfaces.len());
+                self.imported = Some(imported);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("the encoder's surfaces cannot be drawn into ({e}): frames are read back");
+                self.refused = Some(surfaces.id);
+                false
+            }
+        }
+    }
+
+    pub fn release_surfaces(&mut self) {
+        self.imported = None;
+    }
+
+    fn drop_conversion(&mut self) {
+        self.imported = None;
+        if let Some(mut pass) = self.to_yuv.take() {
+            let _ = self.renderer.with_context(|gl| pass.destroy(gl));
+        }
     }
 }
 
@@ -275,5 +340,69 @@ mod tests {
         let mut out = vec![0u8; 8];
         assert!(gles.compose(&mut tracker, 0, 0, &[], &mut out, 16, 16, nv12).is_err());
         assert!(!gles.converts(), "the pass is gone");
+    }
+
+    /// NV12 drawn a sample per texel, as into an encoder's surface (R8 luma, GR88 chroma;
+    /// here plain textures of those formats, which llvmpipe has and dmabufs need not), gives
+    /// the CPU converter's planes, a band of rows included.
+    #[test]
+    fn nv12_planes_drawn_into_surface_targets_match_the_cpu_converter() {
+        use smithay::backend::renderer::gles::ffi;
+        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let (w, h) = (40u32, 24u32);
+        let rgb = |x: u32, y: u32| [(x * 6) as u8, (y * 10) as u8, ((x * y) % 256) as u8];
+        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
+            let [r, g, b] = rgb(i % w, i / w);
+            [b, g, r, 255]
+        }).collect();
+        let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
+        let pool = BufferPool::new(bgrx.len(), 1);
+        let mut buffer = pool.take().unwrap();
+        buffer.as_mut_slice().copy_from_slice(&bgrx);
+        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let colour = Colour { matrix: Matrix::Bt601, range: Range::Limited };
+        let mut cpu = vec![0u8; Layout::Nv12.frame_len(w, h)];
+        bgrx_to_yuv(&frame, colour, Yuv::in_buffer(Layout::Nv12, w, h, &mut cpu).unwrap()).unwrap();
+        let (source, pass) = (texture.tex_id(), gles.to_yuv.as_mut().unwrap());
+        // Per plane: its target's format and size, and the bytes of a sample position.
+        for (plane, internal, format, (pw, ph), bytes) in [(0, ffi::R8, ffi::RED, (w, h), 1usize), (1, ffi::RG8, ffi::RG, (w / 2, h / 2), 2)] {
+            let drawn = gles.renderer.with_context(|gl| unsafe {
+                let (mut tex, mut fbo) = (0, 0);
+                gl.GenTextures(1, &mut tex);
+                gl.BindTexture(ffi::TEXTURE_2D, tex);
+                gl.TexImage2D(ffi::TEXTURE_2D, 0, internal as i32, pw as i32, ph as i32, 0, format, ffi::UNSIGNED_BYTE, std::ptr::null());
+                gl.GenFramebuffers(1, &mut fbo);
+                gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
+                gl.FramebufferTexture2D(ffi::FRAMEBUFFER, ffi::COLOR_ATTACHMENT0, ffi::TEXTURE_2D, tex, 0);
+                let mut read = |rows: std::ops::Range<u32>| {
+                    pass.draw_nv12_plane(gl, source, w, h, colour, plane, false, rows).unwrap();
+                    gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
+                    let mut rgba = vec![0u8; (pw * ph * 4) as usize];
+                    gl.ReadPixels(0, 0, pw as i32, ph as i32, ffi::RGBA, ffi::UNSIGNED_BYTE, rgba.as_mut_ptr().cast());
+                    rgba.chunks_exact(4).flat_map(|t| t[..bytes].to_vec()).collect::<Vec<u8>>()
+                };
+                gl.ClearColor(0.0, 0.0, 0.0, 0.0);
+                gl.Clear(ffi::COLOR_BUFFER_BIT);
+                let band = read(8..12);
+                let full = read(0..h);
+                gl.BindFramebuffer(ffi::FRAMEBUFFER, 0);
+                gl.DeleteFramebuffers(1, &fbo);
+                gl.DeleteTextures(1, &tex);
+                (band, full)
+            });
+            let (band, full) = drawn.unwrap();
+            let g = &Layout::Nv12.planes(w, h)[plane];
+            let row = (pw as usize) * bytes;
+            for (y, line) in full.chunks_exact(row).enumerate() {
+                let want = &cpu[g.offset + y * g.stride..][..row];
+                assert!(line.iter().zip(want).all(|(a, b)| a.abs_diff(*b) <= 2), "plane {plane} row {y}: GPU {line:?}, CPU {want:?}");
+            }
+            let sub = g.subsampling as usize;
+            let (first, last) = (8 / sub, 12 / sub);
+            for (y, line) in band.chunks_exact(row).enumerate() {
+                let inside = (first..last).contains(&y);
+                assert_eq!(line == &full[y * row..][..row], inside, "plane {plane} row {y}: drawn only within the band");
+            }
+        }
     }
 }

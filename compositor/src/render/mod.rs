@@ -5,6 +5,7 @@
 mod gles;
 mod pixman;
 mod scene;
+mod surfaces;
 mod to_yuv;
 
 pub use scene::Overlay;
@@ -12,6 +13,8 @@ pub use scene::Overlay;
 use crate::cursor::Cursors;
 use crate::direct::{self, ClientBuffer, Loans};
 use crate::state::State;
+use punktfunk_streamer::convert::Layout;
+use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use scene::scene;
 use smithay::backend::allocator::dmabuf::Dmabuf;
@@ -135,6 +138,21 @@ impl Engine {
         matches!(self, Self::Gles(g) if g.converts())
     }
 
+    /// Lets go of surfaces imported to draw into (their encoder is gone).
+    pub fn release_surfaces(&mut self) {
+        if let Self::Gles(g) = self {
+            g.release_surfaces();
+        }
+    }
+
+    /// Whether frames can be drawn straight into the encoder's `surfaces`.
+    pub fn can_draw_into(&mut self, surfaces: &GpuSurfaces) -> bool {
+        match self {
+            Self::Gles(g) => g.can_draw_into(surfaces),
+            Self::Pixman(_) => false,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Self::Pixman(_) => "pixman",
@@ -160,6 +178,12 @@ trait Compose {
     /// since the last frame), `None` if nothing changed (`out` is then untouched).
     #[allow(clippy::too_many_arguments)]
     fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+
+    /// The same into the encoder's surface `loan` (an engine that can: see
+    /// [`Engine::can_draw_into`]).
+    fn compose_into(&mut self, _tracker: &mut OutputDamageTracker, _age: usize, _slot: usize, _elements: &[Overlay<Self::R>], _loan: &GpuLoan) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+        Err(RenderError::Damage("this engine cannot draw into GPU surfaces".into()))
+    }
 }
 
 /// How rendering went, for the session's outcome and benchmarks.
@@ -171,6 +195,8 @@ pub struct Stats {
     pub direct_frames: u64,
     /// Frames the engine converted to YUV.
     pub converted_frames: u64,
+    /// Of those, frames drawn straight into the encoder's surfaces.
+    pub zero_copy_frames: u64,
     /// Time spent in `render`, µs: calls that composited a frame, that passed a client's
     /// buffer through, and that found nothing to draw. The first `TIMINGS` of each are kept.
     pub frame_us: Vec<u32>,
@@ -190,6 +216,8 @@ struct Frames {
     pool: BufferPool,
     /// What the pool's buffers hold: BGRX, or the YUV the consumer asked for.
     format: PixelFormat,
+    /// The consumer's surfaces frames are drawn into instead, where the engine can.
+    surfaces: Option<Arc<GpuSurfaces>>,
     /// The frame each pool buffer last held, by buffer address: its age for damage tracking.
     held: HashMap<usize, u64>,
     seq: u64,
@@ -224,6 +252,7 @@ impl Renderer {
             damage: OutputDamageTracker::from_output(&state.output),
             pool: BufferPool::new(PixelFormat::Bgrx8888.frame_len(width, height), POOL_BUFFERS),
             format: PixelFormat::Bgrx8888,
+            surfaces: None,
             held: HashMap::new(),
             seq: 0,
             width,
@@ -274,13 +303,21 @@ impl Renderer {
         self.frames.loans.lent().iter().any(|b| !direct::is_current(state, b))
     }
 
-    /// Renders the output if anything changed, as `wants` (the consumer's format) where the
-    /// engine converts, BGRX otherwise. `None`: nothing changed, or no free buffer.
-    pub fn render(&mut self, state: &State, wants: PixelFormat) -> Result<Option<Frame>, RenderError> {
+    /// Renders the output if anything changed: into the consumer's `surfaces` where the
+    /// engine can draw into them, else as `wants` (the consumer's format) where the engine
+    /// converts, else BGRX. `None`: nothing changed, or no free buffer.
+    pub fn render(&mut self, state: &State, wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>) -> Result<Option<Frame>, RenderError> {
+        let fits = |s: &GpuSurfaces| (s.width, s.height) == (state.mode.width, state.mode.height);
+        let surfaces = surfaces.filter(|s| fits(s) && self.engine.can_draw_into(s));
         let format = if self.engine.converts() { wants } else { PixelFormat::Bgrx8888 };
-        if format != self.frames.format {
-            // The pool's buffers hold the old format: new ones, drawn in full.
-            self.frames.format = format;
+        let id = |s: &Option<Arc<GpuSurfaces>>| s.as_ref().map(|s| s.id);
+        if format != self.frames.format || id(&surfaces) != id(&self.frames.surfaces) {
+            // The buffers hold another format, or other buffers are drawn into now: new ones,
+            // drawn in full.
+            if surfaces.is_none() {
+                self.engine.release_surfaces();
+            }
+            (self.frames.format, self.frames.surfaces) = (format, surfaces);
             self.resize(state);
         }
         let start = Instant::now();
@@ -290,7 +327,7 @@ impl Renderer {
         }?;
         let us = start.elapsed().as_micros().min(u32::MAX as u128) as u32;
         let log = match frame.as_ref().map(|f| &f.pixels) {
-            Some(Pixels::Pooled(_)) => &mut self.stats.frame_us,
+            Some(Pixels::Pooled(_) | Pixels::Gpu(_)) => &mut self.stats.frame_us,
             Some(Pixels::Shared(_)) => &mut self.stats.direct_us,
             None => &mut self.stats.idle_us,
         };
@@ -337,6 +374,9 @@ impl Frames {
             self.damage = OutputDamageTracker::from_output(&state.output);
             self.held.clear();
         }
+        if let Some(surfaces) = self.surfaces.clone() {
+            return self.render_into(engine, state, stats, elements, key, &surfaces);
+        }
         let Some(mut buffer) = self.pool.take() else {
             stats.skipped += 1;
             return Ok(None);
@@ -369,6 +409,31 @@ impl Frames {
             damage: damage.iter().map(rect).collect(),
             rendered_at: Instant::now(),
         }))
+    }
+}
+
+impl Frames {
+    /// Draws the frame straight into a free surface of the consumer's.
+    fn render_into<C: Compose>(&mut self, engine: &mut C, state: &State, stats: &mut Stats, elements: Vec<Overlay<C::R>>, key: SceneKey, surfaces: &Arc<GpuSurfaces>) -> Result<Option<Frame>, RenderError> {
+        let Some(loan) = surfaces.take() else {
+            stats.skipped += 1;
+            return Ok(None);
+        };
+        // Slots of surfaces, apart from pool buffers' (their addresses).
+        let slot = usize::MAX - loan.index();
+        let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
+        let composed = engine.compose_into(&mut self.damage, age, slot, &elements, &loan).inspect_err(|_| {
+            self.damage = OutputDamageTracker::from_output(&state.output);
+            self.held.clear();
+        })?;
+        self.shown = Some(key);
+        let Some(damage) = composed else { return Ok(None) };
+        self.seq += 1;
+        self.held.insert(slot, self.seq);
+        (stats.converted_frames, stats.zero_copy_frames) = (stats.converted_frames + 1, stats.zero_copy_frames + 1);
+        let format = PixelFormat::Yuv { layout: Layout::Nv12, colour: surfaces.colour };
+        let damage = damage.iter().map(rect).collect();
+        Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride: 0, format, pixels: Pixels::Gpu(loan), damage, rendered_at: Instant::now() }))
     }
 }
 

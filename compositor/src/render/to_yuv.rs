@@ -18,6 +18,17 @@ attribute vec2 position;
 void main() { gl_Position = vec4(position, 0.0, 1.0); }
 ";
 
+/// A quad over the whole viewport.
+const QUAD: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
+
+/// Rows to convert: even bounds within the picture.
+fn check_rows(rows: &Range<u32>, height: u32) -> Result<(), String> {
+    if rows.start >= rows.end || rows.end > height || rows.start % 2 != 0 || rows.end % 2 != 0 {
+        return Err(format!("rows {rows:?} of a {height}-row picture"));
+    }
+    Ok(())
+}
+
 /// Per texel: four 8-bit or two 16-bit samples (slots), each of a component (0 Y, 1 U, 2 V)
 /// at a sample column `texel * step + offset`; a sample averages `sub` picture pixels across
 /// and down.
@@ -70,7 +81,7 @@ void main() {
     if (wide > 0.5) {
         gl_FragColor = vec4(bytes16(pick(a, comps.x)), bytes16(pick(b, comps.y)));
     } else {
-        vec3 c = yuv(x + offs.z, t.y);
+        vec3 c = offs.z == offs.x ? a : yuv(x + offs.z, t.y);
         vec3 d = offs.w == offs.z ? c : yuv(x + offs.w, t.y);
         gl_FragColor = (vec4(pick(a, comps.x), pick(b, comps.y), pick(c, comps.z), pick(d, comps.w)) + 0.25) / 255.0;
     }
@@ -160,18 +171,57 @@ impl ToYuv {
         if out.len() < layout.frame_len(width, height) {
             return Err("the frame buffer is smaller than the picture".into());
         }
-        if rows.start >= rows.end || rows.end > height || rows.start % 2 != 0 || rows.end % 2 != 0 {
-            return Err(format!("rows {rows:?} of a {height}-row picture"));
-        }
+        check_rows(&rows, height)?;
         let target = self.target(gl, layout, width, height)?;
         let (fbo, planes) = (target.fbo, target.planes.clone());
+        // SAFETY: the caller made the context current; every pointer handed to GL points into
+        // live memory of the size GL is told, and `out` holds each plane (checked above).
+        unsafe {
+            gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
+            self.begin(gl, source, width, height, layout, colour);
+            let mut top = 0;
+            for plane in &planes {
+                let texels = (plane.stride / 4) as i32;
+                let (first, last) = self.draw(gl, plane, Packing::Bytes, top, texels, &rows);
+                let at = plane.offset + first as usize * plane.stride;
+                gl.ReadPixels(0, top + first, texels, last - first, ffi::RGBA, ffi::UNSIGNED_BYTE, out[at..].as_mut_ptr().cast());
+                top += plane.rows as i32;
+            }
+            gl.BindFramebuffer(ffi::FRAMEBUFFER, 0);
+            self.end(gl, layout)
+        }
+    }
+
+    /// Draws `rows` (even bounds) of plane `plane` (0 luma, 1 chroma) of NV12 into the bound
+    /// framebuffer, one sample (luma, an R8 target) or U and V (chroma: U in red, V in green,
+    /// or the other way round with `swap_uv`) a pixel: an encoder's surface imported as two
+    /// dmabufs.
+    #[allow(clippy::too_many_arguments)]
+    pub fn draw_nv12_plane(&mut self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, colour: Colour, plane: usize, swap_uv: bool, rows: Range<u32>) -> Result<(), String> {
+        check_rows(&rows, height)?;
+        let planes = Layout::Nv12.planes(width, height);
+        let plane = planes.get(plane).ok_or("NV12 has two planes")?;
+        // SAFETY: the caller made the context current, with the plane's target bound.
+        unsafe {
+            self.begin(gl, source, width, height, Layout::Nv12, colour);
+            self.draw(gl, plane, Packing::Texels { swap_uv }, 0, (width / plane.subsampling) as i32, &rows);
+            self.end(gl, Layout::Nv12)
+        }
+    }
+
+    /// Program, source and colour for the planes to come.
+    ///
+    /// # Safety
+    /// The renderer's context is current; `end` follows the draws.
+    unsafe fn begin(&self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, layout: Layout, colour: Colour) {
         let bits = if layout.ten_bit() { 10 } else { 8 };
         let c = colour.coefficients(bits);
         // GLES 2 takes matrices column by column only.
         let columns: Vec<f32> = (0..3).flat_map(|col| (0..3).map(move |row| (col, row))).map(|(col, row)| c.rows[row][col] as f32).collect();
+        let shift = layout.planes(2, 2)[0].shift;
         let u = &self.uniforms;
-        // SAFETY: the caller made the context current; every pointer handed to GL points into
-        // live memory of the size GL is told, and `out` holds each plane (checked above).
+        // SAFETY: the context is current (the caller's promise); the pointers handed to GL
+        // point at a live local and a static.
         unsafe {
             // Errors left from before are not this pass's.
             for _ in 0..16 {
@@ -179,7 +229,6 @@ impl ToYuv {
                     break;
                 }
             }
-            gl.BindFramebuffer(ffi::FRAMEBUFFER, fbo);
             gl.UseProgram(self.program);
             gl.ActiveTexture(ffi::TEXTURE0);
             gl.BindTexture(ffi::TEXTURE_2D, source);
@@ -191,12 +240,11 @@ impl ToYuv {
             gl.UniformMatrix3fv(u.coeffs, 1, ffi::FALSE, columns.as_ptr());
             gl.Uniform3f(u.offsets, c.offsets[0] as f32, c.offsets[1] as f32, c.offsets[2] as f32);
             gl.Uniform1f(u.max_value, c.max as f32);
-            gl.Uniform1f(u.scale16, (1u32 << planes[0].shift) as f32);
+            gl.Uniform1f(u.scale16, (1u32 << shift) as f32);
             gl.Uniform1f(u.wide, if bits > 8 { 1.0 } else { 0.0 });
-            let quad: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
             gl.BindBuffer(ffi::ARRAY_BUFFER, 0);
             gl.EnableVertexAttribArray(self.position);
-            gl.VertexAttribPointer(self.position, 2, ffi::FLOAT, ffi::FALSE, 0, quad.as_ptr().cast());
+            gl.VertexAttribPointer(self.position, 2, ffi::FLOAT, ffi::FALSE, 0, QUAD.as_ptr().cast());
             // smithay leaves its attribute slots' divisors set: ours may share a slot, and
             // must advance per vertex.
             if self.instancing {
@@ -205,30 +253,46 @@ impl ToYuv {
             gl.Disable(ffi::BLEND);
             gl.Disable(ffi::DITHER);
             gl.Enable(ffi::SCISSOR_TEST);
-            let mut top = 0;
-            for plane in &planes {
-                let texels = (plane.stride / 4) as i32;
-                let (comps, offs, step) = slots(plane);
-                gl.Uniform2f(u.origin, 0.0, top as f32);
-                let sub = plane.subsampling as f32;
-                gl.Uniform2f(u.sub, sub, sub);
-                gl.Uniform4f(u.comps, comps[0], comps[1], comps[2], comps[3]);
-                gl.Uniform4f(u.offs, offs[0], offs[1], offs[2], offs[3]);
-                gl.Uniform1f(u.step, step);
-                let (first, last) = ((rows.start / plane.subsampling) as i32, rows.end.div_ceil(plane.subsampling) as i32);
-                gl.Viewport(0, top, texels, plane.rows as i32);
-                gl.Scissor(0, top + first, texels, last - first);
-                gl.DrawArrays(ffi::TRIANGLE_STRIP, 0, 4);
-                let at = plane.offset + first as usize * plane.stride;
-                gl.ReadPixels(0, top + first, texels, last - first, ffi::RGBA, ffi::UNSIGNED_BYTE, out[at..].as_mut_ptr().cast());
-                top += plane.rows as i32;
-            }
+        }
+    }
+
+    /// Draws the plane's rows under picture `rows` into the bound framebuffer, the plane
+    /// starting at row `top`, `texels` wide; returns the plane rows drawn.
+    ///
+    /// # Safety
+    /// Between `begin` and `end`.
+    unsafe fn draw(&self, gl: &ffi::Gles2, plane: &PlaneGeometry, packing: Packing, top: i32, texels: i32, rows: &Range<u32>) -> (i32, i32) {
+        let u = &self.uniforms;
+        let (comps, offs, step) = slots(plane, packing);
+        let sub = plane.subsampling as f32;
+        let (first, last) = ((rows.start / plane.subsampling) as i32, rows.end.div_ceil(plane.subsampling) as i32);
+        // SAFETY: between `begin` and `end` (the caller's promise): the quad set in `begin`
+        // is still bound.
+        unsafe {
+            gl.Uniform2f(u.origin, 0.0, top as f32);
+            gl.Uniform2f(u.sub, sub, sub);
+            gl.Uniform4f(u.comps, comps[0], comps[1], comps[2], comps[3]);
+            gl.Uniform4f(u.offs, offs[0], offs[1], offs[2], offs[3]);
+            gl.Uniform1f(u.step, step);
+            gl.Viewport(0, top, texels, plane.rows as i32);
+            gl.Scissor(0, top + first, texels, last - first);
+            gl.DrawArrays(ffi::TRIANGLE_STRIP, 0, 4);
+        }
+        (first, last)
+    }
+
+    /// Puts back what smithay expects and says whether GL saw an error.
+    ///
+    /// # Safety
+    /// After `begin`, in the same current context.
+    unsafe fn end(&self, gl: &ffi::Gles2, layout: Layout) -> Result<(), String> {
+        // SAFETY: the context is current (the caller's promise); plain GL state.
+        unsafe {
             gl.Disable(ffi::SCISSOR_TEST);
             gl.Enable(ffi::DITHER); // GL's default, as smithay expects it
             gl.DisableVertexAttribArray(self.position);
             gl.BindTexture(ffi::TEXTURE_2D, 0);
             gl.UseProgram(0);
-            gl.BindFramebuffer(ffi::FRAMEBUFFER, 0);
             match gl.GetError() {
                 ffi::NO_ERROR => Ok(()),
                 e => Err(format!("GL error {e:#x} converting to {layout}")),
@@ -287,14 +351,27 @@ impl ToYuv {
     }
 }
 
+/// How a plane's samples lie in the target's texels.
+#[derive(Clone, Copy)]
+enum Packing {
+    /// Four bytes of the plane to an RGBA8 texel (read back as the plane's bytes).
+    Bytes,
+    /// A texel per sample position: R8 for luma, two channels for chroma (U in red, V in
+    /// green, unless swapped).
+    Texels { swap_uv: bool },
+}
+
 /// Each texel slot's component (0 Y, 1 U, 2 V) and sample column offset, and how many sample
 /// columns a texel advances, for a plane.
-fn slots(plane: &PlaneGeometry) -> ([f32; 4], [f32; 4], f32) {
+fn slots(plane: &PlaneGeometry, packing: Packing) -> ([f32; 4], [f32; 4], f32) {
     let one = |c: f32| [c; 4];
-    match (plane.samples, plane.bytes_per_sample) {
-        (Samples::Uv, 1) => ([1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 1.0, 1.0], 2.0),
-        (Samples::Uv, _) => ([1.0, 2.0, 0.0, 0.0], [0.0; 4], 1.0),
-        (s, bytes) => {
+    match (plane.samples, plane.bytes_per_sample, packing) {
+        (Samples::Uv, _, Packing::Texels { swap_uv: false }) => ([1.0, 2.0, 1.0, 2.0], [0.0; 4], 1.0),
+        (Samples::Uv, _, Packing::Texels { swap_uv: true }) => ([2.0, 1.0, 2.0, 1.0], [0.0; 4], 1.0),
+        (_, _, Packing::Texels { .. }) => (one(0.0), [0.0; 4], 1.0),
+        (Samples::Uv, 1, _) => ([1.0, 2.0, 1.0, 2.0], [0.0, 0.0, 1.0, 1.0], 2.0),
+        (Samples::Uv, _, _) => ([1.0, 2.0, 0.0, 0.0], [0.0; 4], 1.0),
+        (s, bytes, _) => {
             let comp = match s {
                 Samples::U => 1.0,
                 Samples::V => 2.0,

@@ -2,14 +2,18 @@
 //! for latency: no B-frames, no lookahead, an infinite GOP with IDR on demand, CBR with
 //! about one frame of VBV.
 //!
-//! GPU encoders take CPU frames for now (NVENC uploads system memory itself; VAAPI frames
-//! are uploaded through a hardware frames pool). Zero-copy dmabuf import comes with the
-//! compositor's GPU render path.
+//! GPU encoders take CPU frames (NVENC uploads system memory itself; VAAPI frames are
+//! uploaded through a hardware frames pool), and VAAPI lends surfaces the compositor draws
+//! frames into on the GPU (`vaapi.rs`, `crate::gpu`): those are encoded as they are.
 
+use super::vaapi::HwFrames;
 use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
 use crate::convert::{damaged_rows, frame_rows_to_yuv, Colour, Matrix, Plane, Range, Yuv};
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::{Frame, PixelFormat, Pixels};
+use crate::gpu::{GpuLoan, GpuSurfaces};
 use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
+use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 pub struct FfmpegEncoder {
@@ -22,6 +26,9 @@ pub struct FfmpegEncoder {
     primed: Option<PixelFormat>,
     /// The converted frames this encoder copies rather than converts.
     takes: PixelFormat,
+    /// Lent surfaces being encoded, by pts: the compositor may draw into one again only
+    /// once its packet is out.
+    in_flight: VecDeque<(i64, GpuLoan)>,
     packet: Packet,
     name: &'static str,
 }
@@ -90,7 +97,14 @@ impl FfmpegEncoder {
         set_rate(&mut video, config.bitrate_bps, config.fps_mhz);
         let hw = match backend {
             Backend::Vaapi => {
-                let hw = HwFrames::vaapi(config.width, config.height, pixel)?;
+                let mut hw = HwFrames::vaapi(config.width, config.height, pixel)?;
+                if pixel == format::Pixel::NV12 {
+                    // Frames drawn straight into the encoder's surfaces where the compositor
+                    // can (GLES on this GPU); uploads otherwise.
+                    if let Err(e) = hw.lend(config.width, config.height, colour) {
+                        tracing::warn!("VAAPI surfaces cannot be lent to the compositor ({e}): frames are uploaded");
+                    }
+                }
                 video.set_format(format::Pixel::VAAPI);
                 // SAFETY: the context takes its own reference to the frames pool.
                 unsafe { (*video.as_mut_ptr()).hw_frames_ctx = ffi::av_buffer_ref(hw.frames) };
@@ -101,7 +115,44 @@ impl FfmpegEncoder {
         let encoder = video.open_with(options(backend, &config))?;
         let mut input = frame::Video::new(pixel, config.width, config.height);
         let takes = PixelFormat::Yuv { layout: planes(&mut input).layout(), colour };
-        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, packet: Packet::empty(), name })
+        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, in_flight: VecDeque::new(), packet: Packet::empty(), name })
+    }
+}
+
+impl FfmpegEncoder {
+    /// Encodes a frame the compositor drew into one of our lent surfaces: nothing to convert
+    /// or upload. The surface stays ours until its packet is out.
+    fn encode_lent(&mut self, loan: &GpuLoan, seq: u64, force_idr: bool) -> Result<Option<EncodedFrame>, EncodeError> {
+        let t0 = Instant::now();
+        let surface = self.hw.as_mut().and_then(|hw| hw.lent_frame(loan.surfaces().id, loan.index())).ok_or(EncodeError::Unsupported("a frame drawn into another encoder's surfaces"))?;
+        surface.set_pts(Some(seq as i64));
+        surface.set_kind(if force_idr { picture::Type::I } else { picture::Type::None });
+        self.encoder.send_frame(&*surface)?;
+        self.in_flight.push_back((seq as i64, loan.clone()));
+        // The input frame no longer holds the last picture: a CPU frame after this one is
+        // converted in full.
+        self.primed = None;
+        let mut out = self.receive(seq);
+        if let Some(e) = &mut out {
+            e.encode_us = t0.elapsed().as_micros() as u32;
+        }
+        Ok(out)
+    }
+
+    /// Collects what the encoder has finished, and lets go of lent surfaces encoded by now.
+    fn receive(&mut self, seq: u64) -> Option<EncodedFrame> {
+        let mut out: Option<EncodedFrame> = None;
+        while self.encoder.receive_packet(&mut self.packet).is_ok() {
+            let data = self.packet.data().unwrap_or_default();
+            let e = out.get_or_insert_with(|| EncodedFrame { data: Vec::new(), keyframe: false, seq, convert_us: 0, encode_us: 0 });
+            e.data.extend_from_slice(data);
+            e.keyframe |= self.packet.is_key();
+            let done = self.packet.pts().unwrap_or(i64::MAX);
+            while self.in_flight.front().is_some_and(|(pts, _)| *pts <= done) {
+                self.in_flight.pop_front();
+            }
+        }
+        out
     }
 }
 
@@ -182,73 +233,6 @@ fn options(backend: Backend, config: &EncoderConfig) -> Dictionary<'static> {
     opts
 }
 
-/// A VAAPI device and a pool of NV12 surfaces that CPU frames are uploaded into.
-struct HwFrames {
-    device: *mut ffi::AVBufferRef,
-    frames: *mut ffi::AVBufferRef,
-    surface: frame::Video,
-}
-
-impl HwFrames {
-    fn vaapi(width: u32, height: u32, sw_format: format::Pixel) -> Result<Self, EncodeError> {
-        let node = super::select::render_node().ok_or(EncodeError::Unavailable("VAAPI (no /dev/dri render node)"))?;
-        let path = std::ffi::CString::new(node.into_os_string().into_encoded_bytes()).map_err(|_| EncodeError::Unavailable("VAAPI (bad device path)"))?;
-        // SAFETY: FFmpeg's documented hwcontext sequence; every reference taken here is
-        // released in Drop, also on the error paths (fields start null).
-        unsafe {
-            let mut hw = Self { device: std::ptr::null_mut(), frames: std::ptr::null_mut(), surface: frame::Video::empty() };
-            let r = ffi::av_hwdevice_ctx_create(&mut hw.device, ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI, path.as_ptr(), std::ptr::null_mut(), 0);
-            if r < 0 {
-                return Err(ffmpeg_next::Error::from(r).into());
-            }
-            hw.frames = ffi::av_hwframe_ctx_alloc(hw.device);
-            if hw.frames.is_null() {
-                return Err(ffmpeg_next::Error::Other { errno: ffmpeg_next::util::error::ENOMEM }.into());
-            }
-            let ctx = (*hw.frames).data.cast::<ffi::AVHWFramesContext>();
-            (*ctx).format = ffi::AVPixelFormat::AV_PIX_FMT_VAAPI;
-            (*ctx).sw_format = sw_format.into();
-            (*ctx).width = width as i32;
-            (*ctx).height = height as i32;
-            (*ctx).initial_pool_size = 4;
-            let r = ffi::av_hwframe_ctx_init(hw.frames);
-            if r < 0 {
-                return Err(ffmpeg_next::Error::from(r).into());
-            }
-            Ok(hw)
-        }
-    }
-
-    /// Uploads a CPU frame into a surface from the pool.
-    fn upload(&mut self, cpu: &frame::Video) -> Result<&frame::Video, EncodeError> {
-        // SAFETY: `surface` is an AVFrame we own; the pool outlives it.
-        unsafe {
-            ffi::av_frame_unref(self.surface.as_mut_ptr());
-            let r = ffi::av_hwframe_get_buffer(self.frames, self.surface.as_mut_ptr(), 0);
-            if r < 0 {
-                return Err(ffmpeg_next::Error::from(r).into());
-            }
-            let r = ffi::av_hwframe_transfer_data(self.surface.as_mut_ptr(), cpu.as_ptr(), 0);
-            if r < 0 {
-                return Err(ffmpeg_next::Error::from(r).into());
-            }
-            (*self.surface.as_mut_ptr()).pts = (*cpu.as_ptr()).pts;
-            (*self.surface.as_mut_ptr()).pict_type = (*cpu.as_ptr()).pict_type;
-        }
-        Ok(&self.surface)
-    }
-}
-
-impl Drop for HwFrames {
-    fn drop(&mut self) {
-        // SAFETY: both are null or references we own.
-        unsafe {
-            ffi::av_buffer_unref(&mut self.frames);
-            ffi::av_buffer_unref(&mut self.device);
-        }
-    }
-}
-
 /// The input frame's planes as conversion targets.
 fn planes(f: &mut frame::Video) -> Yuv<'_> {
     let format = f.format();
@@ -297,6 +281,9 @@ impl VideoEncoder for FfmpegEncoder {
             return Err(EncodeError::Size { got: (frame.width, frame.height), want });
         }
         let t0 = Instant::now();
+        if let Pixels::Gpu(loan) = &frame.pixels {
+            return self.encode_lent(loan, frame.seq, force_idr);
+        }
         // Only the damaged rows change; the input frame still holds the rest from the last
         // frame, as long as this encoder has seen one (damage is since the sink's last frame)
         // of the same format (a switch to GPU-converted frames starts afresh).
@@ -317,13 +304,7 @@ impl VideoEncoder for FfmpegEncoder {
             }
             None => self.encoder.send_frame(&self.input)?,
         }
-        let mut out: Option<EncodedFrame> = None;
-        while self.encoder.receive_packet(&mut self.packet).is_ok() {
-            let data = self.packet.data().unwrap_or_default();
-            let e = out.get_or_insert_with(|| EncodedFrame { data: Vec::new(), keyframe: false, seq: frame.seq, convert_us: 0, encode_us: 0 });
-            e.data.extend_from_slice(data);
-            e.keyframe |= self.packet.is_key();
-        }
+        let mut out = self.receive(frame.seq);
         if let Some(e) = &mut out {
             e.convert_us = (t1 - t0).as_micros() as u32;
             e.encode_us = t1.elapsed().as_micros() as u32;
@@ -346,6 +327,10 @@ impl VideoEncoder for FfmpegEncoder {
 
     fn takes(&self) -> PixelFormat {
         self.takes
+    }
+
+    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.hw.as_ref()?.lent().cloned()
     }
 
     fn backend(&self) -> Backend {

@@ -4,6 +4,7 @@
 mod ffmpeg;
 pub mod select;
 mod session;
+mod vaapi;
 
 pub use ffmpeg::FfmpegEncoder;
 pub use select::{open, Choice};
@@ -132,5 +133,9 @@ pub trait VideoEncoder: Send {
     fn name(&self) -> &'static str;
     /// The converted frames it takes as they are (it takes BGRX too, converting it).
     fn takes(&self) -> PixelFormat;
+    /// Its surfaces, lent to be drawn into on the GPU (frames in them cost no copy).
+    fn surfaces(&self) -> Option<std::sync::Arc<crate::gpu::GpuSurfaces>> {
+        None
+    }
     fn backend(&self) -> Backend;
 }

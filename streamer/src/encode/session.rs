@@ -2,7 +2,8 @@
 //! output is resized, a key frame whenever one was asked for (or after a reopen).
 
 use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
-use crate::frame::{Frame, PixelFormat};
+use crate::frame::{Frame, PixelFormat, Pixels};
+use crate::gpu::GpuSurfaces;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -39,6 +40,11 @@ impl SessionEncoder {
         self.encoder.as_ref().map_or(PixelFormat::Bgrx8888, |e| e.takes())
     }
 
+    /// The encoder's surfaces, lent to draw frames into on the GPU.
+    pub fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
+        self.encoder.as_ref()?.surfaces()
+    }
+
     pub fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, EncodeError> {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
@@ -52,9 +58,13 @@ impl SessionEncoder {
             self.request_keyframe();
         }
         let encoder = self.encoder.as_mut().expect("just opened");
-        if frame.format != PixelFormat::Bgrx8888 && frame.format != encoder.takes() {
-            // Converted for the encoder before this one (a new stream's format): the next
-            // frame is converted for this one. Any key frame asked for waits for it.
+        let takes = match &frame.pixels {
+            Pixels::Gpu(loan) => encoder.surfaces().is_some_and(|s| s.id == loan.surfaces().id),
+            _ => frame.format == PixelFormat::Bgrx8888 || frame.format == encoder.takes(),
+        };
+        if !takes {
+            // Made for the encoder before this one (a new stream's format, another size's
+            // surfaces): the next frame is made for this one. Any key frame asked for waits.
             return Ok(None);
         }
         let force = self.idr.swap(false, Ordering::Relaxed);

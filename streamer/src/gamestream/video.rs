@@ -160,6 +160,11 @@ impl VideoSender {
         self.pacer.set_bitrate(bps);
     }
 
+    /// Its encoder's surfaces to draw frames into (see [`SessionEncoder::surfaces`]).
+    pub fn surfaces(&self) -> Option<std::sync::Arc<crate::gpu::GpuSurfaces>> {
+        self.encoder.surfaces()
+    }
+
     /// The frames its encoder would like (see [`SessionEncoder::wants`]).
     pub fn wants(&self) -> crate::frame::PixelFormat {
         self.encoder.wants()

@@ -1,0 +1,109 @@
+//! Frames that never leave the GPU: an encoder that can (VAAPI) allocates the surfaces it
+//! encodes from and lends them out as dmabufs, one per plane; the compositor draws each frame
+//! straight into a free one and hands that back as the frame. No read-back, no upload.
+
+use crate::convert::Colour;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// One plane of a surface as a dmabuf (a DRM PRIME layer of one plane).
+#[derive(Debug)]
+pub struct DmabufPlane {
+    pub fd: OwnedFd,
+    /// DRM fourcc of the plane's layer: R8 for luma, GR88 for NV12's interleaved chroma.
+    pub fourcc: u32,
+    pub modifier: u64,
+    pub offset: u32,
+    pub pitch: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+/// DRM fourccs of NV12's planes exported as separate layers: luma, and chroma as GR88 (U in
+/// the first byte, as NV12 has it) or, from some drivers, RG88 (the same bytes, named the
+/// other way round: red is then the second byte).
+pub const DRM_FORMAT_R8: u32 = u32::from_le_bytes(*b"R8  ");
+pub const DRM_FORMAT_GR88: u32 = u32::from_le_bytes(*b"GR88");
+pub const DRM_FORMAT_RG88: u32 = u32::from_le_bytes(*b"RG88");
+
+/// The surfaces one encoder lends: NV12 (luma R8, chroma GR88) of one size, in the colour
+/// the stream asked for.
+#[derive(Debug)]
+pub struct GpuSurfaces {
+    /// Tells this set from any other (what was imported for an older one is stale).
+    pub id: u64,
+    pub width: u32,
+    pub height: u32,
+    pub colour: Colour,
+    /// Per surface, its planes.
+    pub surfaces: Vec<Vec<DmabufPlane>>,
+    free: Mutex<Vec<usize>>,
+}
+
+impl GpuSurfaces {
+    pub fn new(width: u32, height: u32, colour: Colour, surfaces: Vec<Vec<DmabufPlane>>) -> Arc<Self> {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let free = Mutex::new((0..surfaces.len()).rev().collect());
+        Arc::new(Self { id: NEXT.fetch_add(1, Ordering::Relaxed), width, height, colour, surfaces, free })
+    }
+
+    /// A surface to draw the next frame into; `None` while every one is lent (the encoder
+    /// is behind: the frame is skipped, as with a full buffer pool).
+    pub fn take(self: &Arc<Self>) -> Option<GpuLoan> {
+        let index = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+        Some(GpuLoan(Arc::new(Loan { surfaces: Arc::clone(self), index })))
+    }
+}
+
+/// A lent surface. Clones share it; it is free again when the last one is dropped (the
+/// compositor's frame, and the encoder until that frame's packet is out).
+#[derive(Clone, Debug)]
+pub struct GpuLoan(Arc<Loan>);
+
+#[derive(Debug)]
+struct Loan {
+    surfaces: Arc<GpuSurfaces>,
+    index: usize,
+}
+
+impl GpuLoan {
+    pub fn index(&self) -> usize {
+        self.0.index
+    }
+
+    pub fn surfaces(&self) -> &Arc<GpuSurfaces> {
+        &self.0.surfaces
+    }
+}
+
+impl Drop for Loan {
+    fn drop(&mut self) {
+        self.surfaces.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn surfaces(n: usize) -> Arc<GpuSurfaces> {
+        GpuSurfaces::new(64, 32, Colour::default(), (0..n).map(|_| Vec::new()).collect())
+    }
+
+    #[test]
+    fn surfaces_are_lent_until_every_holder_lets_go() {
+        let s = surfaces(2);
+        let a = s.take().unwrap();
+        let b = s.take().unwrap();
+        assert_ne!(a.index(), b.index());
+        assert!(s.take().is_none(), "both lent");
+        let held = a.clone(); // the encoder keeps it until its packet is out
+        drop(a);
+        assert!(s.take().is_none(), "still held");
+        drop(held);
+        assert_eq!(s.take().map(|l| l.index()), Some(0), "back once the last holder let go");
+        assert_ne!(surfaces(1).id, s.id, "each set is told apart");
+        assert_eq!((DRM_FORMAT_R8, DRM_FORMAT_GR88, DRM_FORMAT_RG88), (0x2020_3852, 0x3838_5247, 0x3838_4752));
+    }
+}
