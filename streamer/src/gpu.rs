@@ -33,6 +33,9 @@ pub const DRM_FORMAT_RG88: u32 = u32::from_le_bytes(*b"RG88");
 pub struct GpuSurfaces {
     /// Tells this set from any other (what was imported for an older one is stale).
     pub id: u64,
+    /// The GPU they are on: its render node's device number (drawing into them from another
+    /// GPU would cross the bus, if it worked at all).
+    pub device: u64,
     pub width: u32,
     pub height: u32,
     pub colour: Colour,
@@ -42,10 +45,10 @@ pub struct GpuSurfaces {
 }
 
 impl GpuSurfaces {
-    pub fn new(width: u32, height: u32, colour: Colour, surfaces: Vec<Vec<DmabufPlane>>) -> Arc<Self> {
+    pub fn new(device: u64, width: u32, height: u32, colour: Colour, surfaces: Vec<Vec<DmabufPlane>>) -> Arc<Self> {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         let free = Mutex::new((0..surfaces.len()).rev().collect());
-        Arc::new(Self { id: NEXT.fetch_add(1, Ordering::Relaxed), width, height, colour, surfaces, free })
+        Arc::new(Self { id: NEXT.fetch_add(1, Ordering::Relaxed), device, width, height, colour, surfaces, free })
     }
 
     /// A surface to draw the next frame into; `None` while every one is lent (the encoder
@@ -88,7 +91,7 @@ mod tests {
     use super::*;
 
     fn surfaces(n: usize) -> Arc<GpuSurfaces> {
-        GpuSurfaces::new(64, 32, Colour::default(), (0..n).map(|_| Vec::new()).collect())
+        GpuSurfaces::new(0, 64, 32, Colour::default(), (0..n).map(|_| Vec::new()).collect())
     }
 
     #[test]

@@ -301,7 +301,7 @@ fn frames_converted_already_are_taken_as_they_are() {
 fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
     let (w, h) = (320, 240);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let surfaces = GpuSurfaces::new(w, h, Colour::default(), vec![Vec::new()]);
+    let surfaces = GpuSurfaces::new(0, w, h, Colour::default(), vec![Vec::new()]);
     let in_surface = |n| Frame { seq: n, width: w, height: h, stride: 0, format: PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, pixels: Pixels::Gpu(surfaces.take().unwrap()), damage: Vec::new(), rendered_at: Instant::now() };
     let mut bare = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
     assert!(bare.surfaces().is_none(), "x264 lends no surfaces");

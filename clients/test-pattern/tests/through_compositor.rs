@@ -155,14 +155,14 @@ fn gles_converts_frames_to_the_yuv_the_sink_wants() {
     assert_eq!(outcome.converted, 0);
 }
 
-/// Surfaces that cannot be drawn into (these are no dmabufs; llvmpipe imports none anyway)
-/// are refused once, and frames come converted through the CPU as before: the session goes
+/// Surfaces that cannot be drawn into (llvmpipe is not the GPU they are on, and these are no
+/// dmabufs) are refused once, and frames come converted through the CPU as before: the session goes
 /// on, nothing is drawn "into" them.
 #[test]
 fn surfaces_the_gpu_cannot_draw_into_fall_back_to_read_back_frames() {
     let plane = |fourcc, (width, height)| DmabufPlane { fd: std::fs::File::open("/dev/null").unwrap().into(), fourcc, modifier: 0, offset: 0, pitch: width, width, height };
     let surface = || vec![plane(DRM_FORMAT_R8, (1280, 720)), plane(DRM_FORMAT_GR88, (640, 360))];
-    let surfaces = GpuSurfaces::new(1280, 720, Colour::default(), (0..3).map(|_| surface()).collect());
+    let surfaces = GpuSurfaces::new(0, 1280, 720, Colour::default(), (0..3).map(|_| surface()).collect());
     let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
     let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
     let (outcome, seen) = pattern_as(wants, Some(surfaces), 30, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);

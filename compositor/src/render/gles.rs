@@ -1,8 +1,8 @@
-//! The GPU engine: GLES on an EGL device. It composites into textures on the GPU and reads
-//! what changed back into the pool buffer for the encoders: converted to the encoder's YUV on
-//! the GPU (`to_yuv`) when the encoder asks for it, BGRX otherwise. It is what GPU clients
-//! need (their dmabufs are imported, not copied through the CPU); handing the GPU buffer to
-//! NVENC/VAAPI without the read-back is the zero-copy step still to come.
+//! The GPU engine: GLES on an EGL device. It composites into textures on the GPU, then draws
+//! the frame straight into the encoder's surfaces where it lends some on this GPU (VAAPI:
+//! `surfaces`), or reads what changed back into the pool buffer: converted to the encoder's
+//! YUV on the GPU (`to_yuv`) when the encoder asks for it, BGRX otherwise. It is what GPU
+//! clients need (their dmabufs are imported, not copied through the CPU).
 
 use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
@@ -243,6 +243,13 @@ impl Gles {
     /// is not tried again).
     pub fn can_draw_into(&mut self, surfaces: &GpuSurfaces) -> bool {
         if self.to_yuv.is_none() || self.refused == Some(surfaces.id) {
+            return false;
+        }
+        // Only on the GPU they are on (not llvmpipe, not across the bus to another GPU).
+        let ours = self.node.as_ref().and_then(|n| std::fs::metadata(n).ok()).map(|m| m.rdev());
+        if ours != Some(surfaces.device) {
+            tracing::info!("the encoder's surfaces are on another device than GLES: frames are read back");
+            self.refused = Some(surfaces.id);
             return false;
         }
         if self.imported.as_ref().is_some_and(|i| i.id == surfaces.id) {

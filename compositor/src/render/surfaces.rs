@@ -19,7 +19,8 @@ pub struct Imported {
 }
 
 impl Imported {
-    /// Imports every plane of every surface, and proves each can be drawn into.
+    /// Imports every plane of every surface, each bound once as a render target (an import
+    /// or a target the driver refuses shows here, not mid-stream).
     pub fn new(renderer: &mut GlesRenderer, surfaces: &GpuSurfaces) -> Result<Self, String> {
         let mut planes = Vec::new();
         for surface in &surfaces.surfaces {

@@ -23,7 +23,7 @@ const QUAD: [f32; 8] = [-1.0, -1.0, 1.0, -1.0, -1.0, 1.0, 1.0, 1.0];
 
 /// Rows to convert: even bounds within the picture.
 fn check_rows(rows: &Range<u32>, height: u32) -> Result<(), String> {
-    if rows.start >= rows.end || rows.end > height || rows.start % 2 != 0 || rows.end % 2 != 0 {
+    if rows.start >= rows.end || rows.end > height || !rows.start.is_multiple_of(2) || !rows.end.is_multiple_of(2) {
         return Err(format!("rows {rows:?} of a {height}-row picture"));
     }
     Ok(())

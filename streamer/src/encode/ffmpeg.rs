@@ -29,6 +29,10 @@ pub struct FfmpegEncoder {
     /// Lent surfaces being encoded, by pts: the compositor may draw into one again only
     /// once its packet is out.
     in_flight: VecDeque<(i64, GpuLoan)>,
+    /// Lent surfaces failed: no more frames in them.
+    revoked: bool,
+    /// The frame lost when they failed calls for a key frame.
+    idr_after_revoke: bool,
     packet: Packet,
     name: &'static str,
 }
@@ -115,7 +119,7 @@ impl FfmpegEncoder {
         let encoder = video.open_with(options(backend, &config))?;
         let mut input = frame::Video::new(pixel, config.width, config.height);
         let takes = PixelFormat::Yuv { layout: planes(&mut input).layout(), colour };
-        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, in_flight: VecDeque::new(), packet: Packet::empty(), name })
+        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, in_flight: VecDeque::new(), revoked: false, idr_after_revoke: false, packet: Packet::empty(), name })
     }
 }
 
@@ -127,7 +131,10 @@ impl FfmpegEncoder {
         let surface = self.hw.as_mut().and_then(|hw| hw.lent_frame(loan.surfaces().id, loan.index())).ok_or(EncodeError::Unsupported("a frame drawn into another encoder's surfaces"))?;
         surface.set_pts(Some(seq as i64));
         surface.set_kind(if force_idr { picture::Type::I } else { picture::Type::None });
-        self.encoder.send_frame(&*surface)?;
+        if let Err(e) = self.encoder.send_frame(&*surface) {
+            self.revoke(&format!("the encoder refused a frame in its surface ({e})"));
+            return Ok(None);
+        }
         self.in_flight.push_back((seq as i64, loan.clone()));
         // The input frame no longer holds the last picture: a CPU frame after this one is
         // converted in full.
@@ -136,7 +143,22 @@ impl FfmpegEncoder {
         if let Some(e) = &mut out {
             e.encode_us = t0.elapsed().as_micros() as u32;
         }
+        // One frame in, one packet out (no B-frames, async depth 1): a surface still held
+        // means the driver holds frames back, and would soon have every surface.
+        if self.in_flight.len() > 1 {
+            self.revoke("the encoder holds frames back");
+        }
         Ok(out)
+    }
+
+    /// Stops lending surfaces after they failed once: frames come as CPU frames again (the
+    /// compositor sees `surfaces()` gone), the next one a key frame (this one was lost).
+    /// The surfaces themselves stay ours until the encoder goes: a loan may still be out.
+    fn revoke(&mut self, why: &str) {
+        if !self.revoked {
+            tracing::warn!("{why}: frames are uploaded from now on");
+        }
+        (self.revoked, self.idr_after_revoke) = (true, true);
     }
 
     /// Collects what the encoder has finished, and lets go of lent surfaces encoded by now.
@@ -281,6 +303,7 @@ impl VideoEncoder for FfmpegEncoder {
             return Err(EncodeError::Size { got: (frame.width, frame.height), want });
         }
         let t0 = Instant::now();
+        let force_idr = force_idr || std::mem::take(&mut self.idr_after_revoke);
         if let Pixels::Gpu(loan) = &frame.pixels {
             return self.encode_lent(loan, frame.seq, force_idr);
         }
@@ -330,7 +353,7 @@ impl VideoEncoder for FfmpegEncoder {
     }
 
     fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
-        self.hw.as_ref()?.lent().cloned()
+        self.hw.as_ref().filter(|_| !self.revoked)?.lent().cloned()
     }
 
     fn backend(&self) -> Backend {

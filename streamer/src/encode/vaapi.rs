@@ -7,6 +7,7 @@ use crate::convert::Colour;
 use crate::gpu::{DmabufPlane, GpuSurfaces, DRM_FORMAT_GR88, DRM_FORMAT_R8, DRM_FORMAT_RG88};
 use ffmpeg_next::{ffi, format, frame};
 use std::os::fd::BorrowedFd;
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 
 /// Surfaces lent to the compositor: as many as frames in flight (one drawn, one waiting,
@@ -15,6 +16,8 @@ const LENT: usize = 3;
 
 pub(super) struct HwFrames {
     device: *mut ffi::AVBufferRef,
+    /// The render node's device number.
+    node: u64,
     pub(super) frames: *mut ffi::AVBufferRef,
     surface: frame::Video,
     /// The lent surfaces' frames (index = the loan's) and their description.
@@ -24,11 +27,12 @@ pub(super) struct HwFrames {
 impl HwFrames {
     pub(super) fn vaapi(width: u32, height: u32, sw_format: format::Pixel) -> Result<Self, EncodeError> {
         let node = super::select::render_node().ok_or(EncodeError::Unavailable("VAAPI (no /dev/dri render node)"))?;
+        let rdev = std::fs::metadata(&node).map(|m| m.rdev()).unwrap_or(0);
         let path = std::ffi::CString::new(node.into_os_string().into_encoded_bytes()).map_err(|_| EncodeError::Unavailable("VAAPI (bad device path)"))?;
         // SAFETY: FFmpeg's documented hwcontext sequence; every reference taken here is
         // released in Drop, also on the error paths (fields start null).
         unsafe {
-            let mut hw = Self { device: std::ptr::null_mut(), frames: std::ptr::null_mut(), surface: frame::Video::empty(), lent: None };
+            let mut hw = Self { device: std::ptr::null_mut(), node: rdev, frames: std::ptr::null_mut(), surface: frame::Video::empty(), lent: None };
             let r = ffi::av_hwdevice_ctx_create(&mut hw.device, ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI, path.as_ptr(), std::ptr::null_mut(), 0);
             if r < 0 {
                 return Err(ffmpeg_next::Error::from(r).into());
@@ -96,7 +100,7 @@ impl HwFrames {
             }
             frames.push(surface);
         }
-        let surfaces = GpuSurfaces::new(width, height, colour, surfaces);
+        let surfaces = GpuSurfaces::new(self.node, width, height, colour, surfaces);
         self.lent = Some((frames, Arc::clone(&surfaces)));
         Ok(surfaces)
     }
