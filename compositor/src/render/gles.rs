@@ -288,6 +288,19 @@ mod tests {
     use punktfunk_streamer::convert::{bgrx_to_yuv, Matrix, Range, Yuv};
     use punktfunk_streamer::{BufferPool, Frame};
 
+    /// A `w`×`h` picture of `rgb(x, y)`: as a texture for the GPU, as a BGRX frame for the CPU.
+    fn picture(gles: &mut Gles, w: u32, h: u32, rgb: impl Fn(u32, u32) -> [u8; 3]) -> (GlesTexture, Frame) {
+        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
+            let [r, g, b] = rgb(i % w, i / w);
+            [b, g, r, 255]
+        }).collect();
+        let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
+        let mut buffer = BufferPool::new(bgrx.len(), 1).take().unwrap();
+        buffer.as_mut_slice().copy_from_slice(&bgrx);
+        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        (texture, frame)
+    }
+
     /// The GPU pass writes every layout as the CPU converter does, within a level or two (the
     /// CPU's fast 8-bit mode rounds coarser), padded rows (a width not a multiple of 8) and
     /// a partial update included. Runs on llvmpipe here, as on any GPU.
@@ -296,15 +309,7 @@ mod tests {
         let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
         let (w, h) = (62u32, 36u32);
         let rgb = |x: u32, y: u32| [((x + y) * 3 % 256) as u8, (y * 7) as u8, (x * 5 % 256) as u8];
-        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
-            let [r, g, b] = rgb(i % w, i / w);
-            [b, g, r, 255]
-        }).collect();
-        let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
-        let pool = BufferPool::new(bgrx.len(), 1);
-        let mut buffer = pool.take().unwrap();
-        buffer.as_mut_slice().copy_from_slice(&bgrx);
-        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let (texture, frame) = picture(&mut gles, w, h, rgb);
         let colours = [Colour::default(), Colour { matrix: Matrix::Bt601, range: Range::Full }, Colour { matrix: Matrix::Bt2020, range: Range::Limited }];
         for layout in [Layout::Nv12, Layout::I420, Layout::P010, Layout::I010, Layout::I444, Layout::I410] {
             for colour in colours {
@@ -358,15 +363,7 @@ mod tests {
         let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
         let (w, h) = (40u32, 24u32);
         let rgb = |x: u32, y: u32| [(x * 6) as u8, (y * 10) as u8, ((x * y) % 256) as u8];
-        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
-            let [r, g, b] = rgb(i % w, i / w);
-            [b, g, r, 255]
-        }).collect();
-        let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
-        let pool = BufferPool::new(bgrx.len(), 1);
-        let mut buffer = pool.take().unwrap();
-        buffer.as_mut_slice().copy_from_slice(&bgrx);
-        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let (texture, frame) = picture(&mut gles, w, h, rgb);
         let colour = Colour { matrix: Matrix::Bt601, range: Range::Limited };
         let mut cpu = vec![0u8; Layout::Nv12.frame_len(w, h)];
         bgrx_to_yuv(&frame, colour, Yuv::in_buffer(Layout::Nv12, w, h, &mut cpu).unwrap()).unwrap();
