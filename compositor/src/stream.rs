@@ -39,7 +39,7 @@ enum MediaSender {
 }
 
 impl MediaSender {
-    fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
+    fn send(&mut self, frame: Frame) -> Result<Option<SentFrame>, SendError> {
         match self {
             Self::GameStream(s) => s.send(frame),
             Self::Native(s) => s.send(frame),
@@ -278,7 +278,7 @@ impl FrameSink for StreamSink {
             }
         }
         let Some(sender) = self.sender.as_mut() else { return Ok(()) };
-        match sender.send(&frame) {
+        match sender.send(frame) {
             Ok(Some(sent)) => {
                 self.stats.record(&sent);
                 if !self.first_sent {

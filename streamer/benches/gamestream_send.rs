@@ -55,7 +55,7 @@ fn main() {
         for n in 0..FRAMES {
             let f = frame(&pool, w, h, n);
             let t = Instant::now();
-            if sender.send(&f).unwrap().is_some() {
+            if sender.send(f).unwrap().is_some() {
                 total.push(t.elapsed().as_secs_f64() * 1e3);
             }
             // Real frames come every 16.7 ms; the pacer spreads a frame over part of that.

@@ -121,17 +121,20 @@ impl NativeVideoSender {
 
     /// Encodes and sends one frame; without a client address yet it is skipped and the
     /// first frame the client sees is a key frame.
-    pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
+    pub fn send(&mut self, frame: Frame) -> Result<Option<SentFrame>, SendError> {
         let Some(to) = self.peer.get() else {
             self.encoder.request_keyframe();
             return Ok(None);
         };
-        let Some(encoded) = self.encoder.encode(frame)? else { return Ok(None) };
+        let (rendered_at, encoded) = (frame.rendered_at, self.encoder.encode(&frame)?);
+        // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
+        drop(frame);
+        let Some(encoded) = encoded else { return Ok(None) };
         let id = self.frame_id;
         self.frame_id = self.frame_id.wrapping_add(1);
         // The frame's submit time on the machine-wide monotonic clock: when the compositor
         // finished it, so the client's latency figure covers encoding too.
-        let timestamp_us = monotonic_us().saturating_sub(frame.rendered_at.elapsed().as_micros() as u64);
+        let timestamp_us = monotonic_us().saturating_sub(rendered_at.elapsed().as_micros() as u64);
         let data_datagrams = encoded.data.len().div_ceil(self.sender.config().shard_len).max(1);
         let datagrams = match self.sender.packetize(&NativeFrame { id, keyframe: encoded.keyframe, timestamp_us, data: &encoded.data }) {
             Ok(d) => d,
@@ -158,7 +161,7 @@ impl NativeVideoSender {
             data_datagrams,
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: frame.rendered_at.elapsed(),
+            host_latency: rendered_at.elapsed(),
         }))
     }
 }

@@ -172,18 +172,21 @@ impl VideoSender {
 
     /// Encodes and sends one frame. Without a peer yet the frame is skipped, and the first
     /// frame a peer sees is an IDR (the client waits for one).
-    pub fn send(&mut self, frame: &Frame) -> Result<Option<SentFrame>, SendError> {
+    pub fn send(&mut self, frame: Frame) -> Result<Option<SentFrame>, SendError> {
         let Some(peer) = self.peer.get() else {
             self.encoder.request_keyframe();
             return Ok(None);
         };
-        let Some(encoded) = self.encoder.encode(frame)? else {
+        let (rendered_at, encoded) = (frame.rendered_at, self.encoder.encode(&frame)?);
+        // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
+        drop(frame);
+        let Some(encoded) = encoded else {
             return Ok(None);
         };
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1).max(1);
-        let rtp_timestamp = (frame.rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
-        let latency_100us = (frame.rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
+        let rtp_timestamp = (rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
+        let latency_100us = (rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
         // The client finds an H.264/HEVC key frame only if its slice starts in the first packet.
         let bitstream = match self.params.codec {
             Codec::H264 | Codec::Hevc if encoded.keyframe => without_sei(&encoded.data, self.params.codec == Codec::Hevc),
@@ -231,7 +234,7 @@ impl VideoSender {
             data_datagrams,
             unsent: (self.send_errors - errors_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: frame.rendered_at.elapsed(),
+            host_latency: rendered_at.elapsed(),
         }))
     }
 }
