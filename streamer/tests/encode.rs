@@ -89,6 +89,9 @@ fn encode_decode_round_trip_keeps_the_picture() {
         let d = decoded.last().unwrap();
         let psnr = psnr_y(&last_y, w as usize, d.data(0), d.stride(0), w as usize, h as usize);
         assert!(psnr > 35.0, "{codec:?}: PSNR {psnr:.1} dB");
+        // Chroma is averaged over each 2x2 block; H.264 and HEVC say so (AV1 cannot).
+        let sited = if codec == Codec::Av1 { ff::util::chroma::Location::Unspecified } else { ff::util::chroma::Location::Center };
+        assert_eq!(d.chroma_location(), sited, "{codec:?}");
     }
 }
 
@@ -198,6 +201,7 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
             let d = decode_all(Codec::Hevc, &units).pop().unwrap();
             let want_range = if range == Range::Full { FfRange::JPEG } else { FfRange::MPEG };
             assert_eq!((d.color_space(), d.color_range()), (space, want_range), "{matrix:?} {range:?}");
+            assert_eq!(d.chroma_location(), ff::util::chroma::Location::Center, "chroma sited where the converters put it");
             let luma = kr * r + (1.0 - kr - kb) * g + kb * b;
             let cb = (b - luma) / (2.0 * (1.0 - kb));
             let (y_want, cb_want) = if range == Range::Full { (luma, 128.0 + cb) } else { (16.0 + luma * 219.0 / 255.0, 128.0 + cb * 224.0 / 255.0) };

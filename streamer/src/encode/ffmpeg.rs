@@ -96,7 +96,7 @@ impl FfmpegEncoder {
         video.set_frame_rate(Some((config.fps_mhz as i32, 1000)));
         video.set_max_b_frames(0);
         video.set_gop(u32::MAX >> 1);
-        signal_colour(&mut video, colour);
+        signal_colour(&mut video, colour, yuv444);
         video.set_threading(threading::Config { kind: threading::Type::Slice, count: config.threads, ..Default::default() });
         set_rate(&mut video, config.bitrate_bps, config.fps_mhz);
         let hw = match backend {
@@ -180,7 +180,7 @@ impl FfmpegEncoder {
 
 /// Tells the decoder the matrix and range (in the bitstream's VUI). Primaries and transfer
 /// are always BT.709's: the desktop is sRGB whatever matrix carries it.
-fn signal_colour(video: &mut encoder::video::Video, colour: Colour) {
+fn signal_colour(video: &mut encoder::video::Video, colour: Colour, yuv444: bool) {
     video.set_colorspace(match colour.matrix {
         Matrix::Bt601 => ffmpeg_next::color::Space::BT470BG,
         Matrix::Bt709 => ffmpeg_next::color::Space::BT709,
@@ -195,6 +195,12 @@ fn signal_colour(video: &mut encoder::video::Video, colour: Colour) {
         let p = video.as_mut_ptr();
         (*p).color_primaries = ffi::AVColorPrimaries::AVCOL_PRI_BT709;
         (*p).color_trc = ffi::AVColorTransferCharacteristic::AVCOL_TRC_BT709;
+        // Both converters average each 2x2 block: chroma sits at its centre, not on the
+        // left column decoders assume unless told (a quarter-pixel shift). AV1 has no way to
+        // say so (libaom leaves it unknown).
+        if !yuv444 {
+            (*p).chroma_sample_location = ffi::AVChromaLocation::AVCHROMA_LOC_CENTER;
+        }
     }
 }
 
