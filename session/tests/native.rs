@@ -80,7 +80,9 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     // estimate's bound (half the round trip), and latency is counted through it.
     let (offset, rtt) = (stats["clock_offset_us"].as_i64().unwrap(), stats["clock_rtt_us"].as_u64().unwrap());
     assert!(offset.unsigned_abs() <= rtt / 2 + 1, "clock offset {offset} µs over a {rtt} µs round trip: {stats}");
-    assert!(stats["latency_us_p50"].as_u64().unwrap() > 0, "{stats}");
+    // Measured: on loopback a small frame arrives within the offset's error (up to half the
+    // round trip), so the median may read 0 (latencies are clamped there); the tail does not.
+    assert!(stats["latency_us_p99"].as_u64().unwrap() > 0, "{stats}");
     assert!(stats["decoder"].as_str().unwrap().starts_with("video decoder: "), "{stats}");
     for n in [20, 40] {
         let b = band(&out.join(format!("frame-{n:05}.ppm")));
