@@ -182,7 +182,7 @@ trait Compose {
     /// The same into the encoder's surface `loan` (an engine that can: see
     /// [`Engine::can_draw_into`]).
     fn compose_into(&mut self, _tracker: &mut OutputDamageTracker, _age: usize, _slot: usize, _elements: &[Overlay<Self::R>], _loan: &GpuLoan) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
-        Err(RenderError::Damage("this engine cannot draw into GPU surfaces".into()))
+        Err(RenderError::Pixman("pixman cannot draw into GPU surfaces".into()))
     }
 }
 
@@ -430,7 +430,8 @@ impl Frames {
         let Some(damage) = composed else { return Ok(None) };
         self.seq += 1;
         self.held.insert(slot, self.seq);
-        (stats.converted_frames, stats.zero_copy_frames) = (stats.converted_frames + 1, stats.zero_copy_frames + 1);
+        stats.converted_frames += 1;
+        stats.zero_copy_frames += 1;
         let format = PixelFormat::Yuv { layout: Layout::Nv12, colour: surfaces.colour };
         let damage = damage.iter().map(rect).collect();
         Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride: 0, format, pixels: Pixels::Gpu(loan), damage, rendered_at: Instant::now() }))
