@@ -15,7 +15,7 @@ use punktfunk_streamer::ipc::{self, Command, Report};
 use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
 use punktfunk_streamer::peer::Peer;
 use punktfunk_streamer::gpu::GpuSurfaces;
-use punktfunk_streamer::{Frame, FrameSink, PixelFormat};
+use punktfunk_streamer::{Frame, FrameSink, PixelFormat, Pixels};
 use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
 use std::io::BufReader;
 use std::net::UdpSocket;
@@ -66,6 +66,22 @@ impl MediaSender {
             Self::Native(s) => s.surfaces(),
         }
     }
+
+    fn encoder_name(&self) -> Option<&'static str> {
+        match self {
+            Self::GameStream(s) => s.encoder_name(),
+            Self::Native(s) => s.encoder_name(),
+        }
+    }
+}
+
+/// How a frame reaches the encoder, in words.
+fn frame_path(frame: &Frame) -> &'static str {
+    match (&frame.pixels, frame.format) {
+        (Pixels::Gpu(_), _) => "frames drawn into the encoder's surfaces on the GPU",
+        (_, PixelFormat::Yuv { .. }) => "frames converted on the GPU",
+        _ => "frames converted on the CPU",
+    }
 }
 
 /// punktfunk/1 sound: stereo in 5 ms packets (its own client decodes any layout; surround
@@ -104,7 +120,7 @@ pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink,
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
     std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio, reader_native))?;
-    let sink = StreamSink { commands: video_rx, socket: video, native, control, idr, reports, sender: None, listener_stop: None, first_sent: false, stats: StatsRecorder::default() };
+    let sink = StreamSink { commands: video_rx, socket: video, native, control, idr, reports, sender: None, listener_stop: None, first_sent: false, path: None, stats: StatsRecorder::default() };
     Ok((sink, control_rx))
 }
 
@@ -203,6 +219,8 @@ pub struct StreamSink {
     sender: Option<MediaSender>,
     listener_stop: Option<Arc<AtomicBool>>,
     first_sent: bool,
+    /// The path last reported (`Report::VideoPath`).
+    path: Option<String>,
     stats: StatsRecorder,
 }
 
@@ -256,6 +274,7 @@ impl StreamSink {
         self.listener_stop = Some(stop);
         self.sender = Some(sender);
         self.first_sent = false;
+        self.path = None;
         Ok(())
     }
 }
@@ -278,8 +297,14 @@ impl FrameSink for StreamSink {
             }
         }
         let Some(sender) = self.sender.as_mut() else { return Ok(()) };
+        let path = frame_path(&frame);
         match sender.send(frame) {
             Ok(Some(sent)) => {
+                let path = format!("{}, {path}", sender.encoder_name().unwrap_or("no encoder"));
+                if self.path.as_ref() != Some(&path) {
+                    self.report(&Report::VideoPath(path.clone()));
+                    self.path = Some(path);
+                }
                 self.stats.record(&sent);
                 if !self.first_sent {
                     self.first_sent = true;

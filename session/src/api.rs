@@ -36,6 +36,9 @@ pub struct Status {
     /// The running stream's video ("HEVC, 10-bit 4:2:0, BT.709 limited range").
     #[serde(default)]
     pub video: Option<String>,
+    /// How its frames reach the client ("libx264, frames converted on the CPU").
+    #[serde(default)]
+    pub encoding: Option<String>,
     /// Milliseconds from /launch to the first frame sent, once there was one.
     pub launch_to_first_frame_ms: Option<u64>,
     /// Figures of the last video stream that stopped.
@@ -113,13 +116,14 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
 }
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
-    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64), s.video.clone()));
+    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64), s.video.clone(), s.encoding.clone()));
     Json(Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),
         paired_clients: host.clients.lock().unwrap().list().len(),
         app: session.as_ref().map(|s| s.0),
         video: session.as_ref().and_then(|s| s.2.clone()),
+        encoding: session.as_ref().and_then(|s| s.3.clone()),
         launch_to_first_frame_ms: session.as_ref().and_then(|s| s.1),
         last_video: host.streams.last_video.lock().unwrap().clone(),
         last_audio: host.streams.last_audio.lock().unwrap().clone(),

@@ -113,6 +113,9 @@ fn main() -> anyhow::Result<()> {
                     if let Some(video) = s.video {
                         println!("video: {video}");
                     }
+                    if let Some(encoding) = s.encoding {
+                        println!("encoding: {encoding}");
+                    }
                 }
                 None => println!("idle"),
             }

@@ -72,6 +72,9 @@ pub struct Stream {
     /// What the stream's video is, in words ("HEVC, 10-bit 4:2:0, BT.709 limited range"),
     /// once one started.
     pub video: Option<String>,
+    /// How its frames reach the client, as the compositor says ("libx264, frames converted
+    /// on the CPU").
+    pub encoding: Option<String>,
     commands: UnixStream,
     /// A write to `commands` failed or timed out.
     stalled: bool,
@@ -243,7 +246,7 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, video: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, video: None, encoding: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 
@@ -260,6 +263,10 @@ impl Streams {
                         // Without video the client would only time out: end it now, cleanly.
                         tracing::error!(stream = id, "video failed: {e}; ending the session");
                         streams.cancel_if(id);
+                    }
+                    Report::VideoPath(path) => {
+                        tracing::info!(stream = id, "video: {path}");
+                        streams.with(|s| if s.id == id { s.encoding = Some(path) });
                     }
                     Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
                     Report::AudioStats(stats) => *last_audio.lock().unwrap() = Some(stats),
@@ -385,7 +392,7 @@ mod tests {
         let (ours, _theirs) = UnixStream::pair().unwrap(); // never read
         ours.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
         let launch = Launch::new(1, (640, 480, 60), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
-        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, video: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
+        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, video: None, encoding: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
         let key = Command::Input(punktfunk_streamer::input::InputEvent::Text("a".into()));
         for _ in 0..100_000 {
             stream.send(&key);

@@ -127,6 +127,7 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     }
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("video: H.264, 8-bit 4:2:0, BT.709 limited range"), "the host says what it streams: {status}");
+    assert!(status.contains("encoding: libx264, frames converted on the CPU"), "and how: {status}");
     let removed = host_cli(&[], &dir).args(["clients", "remove", "punktfunk-client at 127.0.0.1"]).output().unwrap();
     assert!(removed.status.success(), "{}", text(&removed));
     let removed_at = std::time::Instant::now();
@@ -188,6 +189,7 @@ fn frames_converted_on_the_gpu_reach_the_client() {
     // The sessions' compositors said what they did (their log is the daemon's).
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("converting frames to YUV on it"), "{log}");
+    assert!(log.contains("video: libx264, frames converted on the GPU") && log.contains("video: libx265, frames converted on the GPU"), "the host says how frames went: {log}");
     let converted: Vec<u64> = log.lines().filter(|l| l.contains("stream session ended")).filter_map(|l| l.split(" converted=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
     assert!(converted.len() == 2 && converted.iter().all(|&n| n >= 10), "frames converted per session: {converted:?}\n{log}");
     let _ = std::fs::remove_dir_all(&dir);

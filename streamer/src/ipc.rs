@@ -42,6 +42,9 @@ pub enum Report {
     FirstFrameSent { index: u32 },
     /// Video could not start (encoder or socket error); the daemon ends the stream.
     VideoFailed(String),
+    /// How frames reach the client, in words ("libx264, frames converted on the CPU"): sent
+    /// with the first frame and whenever it changes.
+    VideoPath(String),
     /// Figures of a video stream that stopped.
     VideoStats(VideoStats),
     /// Figures of an audio stream that stopped.

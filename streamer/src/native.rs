@@ -114,6 +114,11 @@ impl NativeVideoSender {
         self.encoder.surfaces()
     }
 
+    /// Its encoder's name, once one is open.
+    pub fn encoder_name(&self) -> Option<&'static str> {
+        self.encoder.name()
+    }
+
     /// The frames its encoder would like (see [`SessionEncoder::wants`]).
     pub fn wants(&self) -> crate::frame::PixelFormat {
         self.encoder.wants()

@@ -40,6 +40,11 @@ impl SessionEncoder {
         self.encoder.as_ref().map_or(PixelFormat::Bgrx8888, |e| e.takes())
     }
 
+    /// The FFmpeg encoder's name, once one is open.
+    pub fn name(&self) -> Option<&'static str> {
+        self.encoder.as_ref().map(|e| e.name())
+    }
+
     /// The encoder's surfaces, lent to draw frames into on the GPU.
     pub fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
         self.encoder.as_ref()?.surfaces()
