@@ -9,6 +9,7 @@ use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
 use punktfunk_streamer::audio::playout::Playout;
 use punktfunk_streamer::audio::sender::{AudioSender, Wire};
 use punktfunk_streamer::audio::SessionAudio;
+use punktfunk_streamer::encode::SessionEncoder;
 use punktfunk_streamer::gamestream;
 use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
 use punktfunk_streamer::ipc::{self, Command, Report};
@@ -53,24 +54,10 @@ impl MediaSender {
         }
     }
 
-    fn wants(&self) -> PixelFormat {
+    fn encoder(&self) -> &SessionEncoder {
         match self {
-            Self::GameStream(s) => s.wants(),
-            Self::Native(s) => s.wants(),
-        }
-    }
-
-    fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
-        match self {
-            Self::GameStream(s) => s.surfaces(),
-            Self::Native(s) => s.surfaces(),
-        }
-    }
-
-    fn encoder_name(&self) -> Option<&'static str> {
-        match self {
-            Self::GameStream(s) => s.encoder_name(),
-            Self::Native(s) => s.encoder_name(),
+            Self::GameStream(s) => s.encoder(),
+            Self::Native(s) => s.encoder(),
         }
     }
 }
@@ -300,7 +287,7 @@ impl FrameSink for StreamSink {
         let path = frame_path(&frame);
         match sender.send(frame) {
             Ok(Some(sent)) => {
-                let path = format!("{}, {path}", sender.encoder_name().unwrap_or("no encoder"));
+                let path = format!("{}, {path}", sender.encoder().name().unwrap_or("no encoder"));
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));
                     self.path = Some(path);
@@ -323,11 +310,11 @@ impl FrameSink for StreamSink {
     }
 
     fn wants(&self) -> PixelFormat {
-        self.sender.as_ref().map_or(PixelFormat::Bgrx8888, MediaSender::wants)
+        self.sender.as_ref().map_or(PixelFormat::Bgrx8888, |s| s.encoder().wants())
     }
 
     fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
-        self.sender.as_ref()?.surfaces()
+        self.sender.as_ref()?.encoder().surfaces()
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

@@ -109,19 +109,9 @@ impl NativeVideoSender {
         self.pacer.set_bitrate(bps);
     }
 
-    /// Its encoder's surfaces to draw frames into (see [`SessionEncoder::surfaces`]).
-    pub fn surfaces(&self) -> Option<std::sync::Arc<crate::gpu::GpuSurfaces>> {
-        self.encoder.surfaces()
-    }
-
-    /// Its encoder's name, once one is open.
-    pub fn encoder_name(&self) -> Option<&'static str> {
-        self.encoder.name()
-    }
-
-    /// The frames its encoder would like (see [`SessionEncoder::wants`]).
-    pub fn wants(&self) -> crate::frame::PixelFormat {
-        self.encoder.wants()
+    /// Its encoder: what frames it would like, its surfaces, its name.
+    pub fn encoder(&self) -> &SessionEncoder {
+        &self.encoder
     }
 
     /// Encodes and sends one frame; without a client address yet it is skipped and the
