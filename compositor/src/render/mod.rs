@@ -371,8 +371,7 @@ impl Frames {
         }
         if std::mem::take(&mut self.passing) {
             // What was passed through is in no buffer the engine drew: start afresh.
-            self.damage = OutputDamageTracker::from_output(&state.output);
-            self.held.clear();
+            self.start_afresh(state);
         }
         if let Some(surfaces) = self.surfaces.clone() {
             return self.render_into(engine, state, stats, elements, key, &surfaces);
@@ -385,11 +384,7 @@ impl Frames {
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
         let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
         let format = self.format;
-        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, format).inspect_err(|_| {
-            // The tracker counted a frame the consumer never gets: start afresh.
-            self.damage = OutputDamageTracker::from_output(&state.output);
-            self.held.clear();
-        })?;
+        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, format).inspect_err(|_| self.start_afresh(state))?;
         self.shown = Some(key);
         let Some(damage) = composed else {
             return Ok(None); // nothing visible changed: the buffer goes back untouched
@@ -413,6 +408,13 @@ impl Frames {
 }
 
 impl Frames {
+    /// Forgets what every buffer holds (after a frame the consumer never gets, or frames no
+    /// buffer drew): the next frame is drawn in full.
+    fn start_afresh(&mut self, state: &State) {
+        self.damage = OutputDamageTracker::from_output(&state.output);
+        self.held.clear();
+    }
+
     /// Draws the frame straight into a free surface of the consumer's.
     fn render_into<C: Compose>(&mut self, engine: &mut C, state: &State, stats: &mut Stats, elements: Vec<Overlay<C::R>>, key: SceneKey, surfaces: &Arc<GpuSurfaces>) -> Result<Option<Frame>, RenderError> {
         let Some(loan) = surfaces.take() else {
@@ -422,10 +424,7 @@ impl Frames {
         // Slots of surfaces, apart from pool buffers' (their addresses).
         let slot = usize::MAX - loan.index();
         let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
-        let composed = engine.compose_into(&mut self.damage, age, slot, &elements, &loan).inspect_err(|_| {
-            self.damage = OutputDamageTracker::from_output(&state.output);
-            self.held.clear();
-        })?;
+        let composed = engine.compose_into(&mut self.damage, age, slot, &elements, &loan).inspect_err(|_| self.start_afresh(state))?;
         self.shown = Some(key);
         let Some(damage) = composed else { return Ok(None) };
         self.seq += 1;
