@@ -65,6 +65,8 @@ pub struct Config {
     pub renderer: EngineChoice,
     /// Where frames become the encoder's YUV: on the GPU (GLES) or in the encoder (CPU).
     pub convert: ConvertChoice,
+    /// The GPU to render on, as a DRM node (`/dev/dri/renderD129`); `None`: the first one.
+    pub gpu: Option<PathBuf>,
     pub keyboard: KeyboardLayout,
     /// Run Xwayland so X11 apps work (DISPLAY is set for the command).
     pub xwayland: bool,
@@ -76,7 +78,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, convert: ConvertChoice::Auto, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
+        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, convert: ConvertChoice::Auto, gpu: None, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
     }
 }
 
@@ -195,7 +197,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
     let (returned, returned_source) = ping::make_ping().context("release ping")?;
     let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(&state, Engine::open(config.renderer, config.convert)?, config.show_cursor, config.direct, returned),
+        renderer: Renderer::new(&state, Engine::open(config.renderer, config.convert, config.gpu.as_deref())?, config.show_cursor, config.direct, returned),
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),

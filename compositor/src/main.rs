@@ -11,7 +11,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -53,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             Some("--no-direct") => config.direct = false,
             Some("--renderer") => config.renderer = text(args.next(), "--renderer")?.parse().map_err(anyhow::Error::msg)?,
             Some("--convert") => config.convert = text(args.next(), "--convert")?.parse().map_err(anyhow::Error::msg)?,
+            Some("--gpu") => config.gpu = Some(PathBuf::from(args.next().context("--gpu needs a DRM node, e.g. /dev/dri/renderD128")?)),
             Some("--no-xwayland") => config.xwayland = false,
             Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
             Some("--") => {
@@ -68,6 +69,15 @@ fn main() -> anyhow::Result<()> {
     }
     config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
     config.handle_signals = true;
+    if let Some(gpu) = &config.gpu
+        && std::env::var_os("PUNKTFUNK_VAAPI_DEVICE").is_none()
+    {
+        // VAAPI encodes on the GPU that renders (the encoder's surfaces are drawn into only
+        // there).
+        // SAFETY: no other thread runs yet (logging spawns none); nothing reads the
+        // environment concurrently.
+        unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", gpu) };
+    }
     if let (Some(ipc), Some(video), Some(native)) = (ipc_fd, video_fd, native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);

@@ -33,6 +33,9 @@ pub struct Config {
     /// Where frames become the encoder's YUV: `auto` (on the GPU when GLES renders on one),
     /// `gpu` or `cpu`.
     pub convert: String,
+    /// The GPU the sessions render (and encode with VAAPI) on, as its DRM render node;
+    /// empty: the first one found.
+    pub gpu: String,
     /// Video FEC parity, percent of data shards per block.
     pub fec_percent: u8,
     /// Bitrate cap whatever the client asks, in kbit/s.
@@ -85,6 +88,7 @@ impl Default for Config {
             software_av1: false,
             renderer: "auto".into(),
             convert: "auto".into(),
+            gpu: String::new(),
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
             mdns: true,
@@ -108,6 +112,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # software_av1 = false    # offer AV1 (8 and 10-bit) without a GPU encoder (libaom, real-time mode)
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # convert = \"auto\"       # colour conversion: auto (on the GPU when GLES renders on one) | gpu | cpu
+# gpu = \"\"               # the GPU to render and encode on, e.g. \"/dev/dri/renderD129\"; the first one when empty
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
@@ -167,6 +172,18 @@ impl Config {
         self.apps().find(|(i, _)| *i == id).map(|(_, a)| a)
     }
 
+    /// The GPU named by `gpu`, checked to be a device; `None` when empty (the first one).
+    pub fn gpu(&self) -> anyhow::Result<Option<PathBuf>> {
+        use std::os::unix::fs::FileTypeExt;
+        if self.gpu.is_empty() {
+            return Ok(None);
+        }
+        let gpu = PathBuf::from(&self.gpu);
+        let device = std::fs::metadata(&gpu).map_err(|e| anyhow::anyhow!("gpu: {}: {e}", gpu.display()))?;
+        anyhow::ensure!(device.file_type().is_char_device(), "gpu: {} is not a device (a DRM render node such as /dev/dri/renderD128)", gpu.display());
+        Ok(Some(gpu))
+    }
+
     pub fn https_port(&self) -> u16 {
         self.port - 5
     }
@@ -207,6 +224,15 @@ mod tests {
         assert_eq!(ids, [(1, "Desktop"), (2, "Game")]);
         assert_eq!(c.app(2).unwrap().env["A"], "1");
         assert!(c.app(0).is_none() && c.app(3).is_none());
+    }
+
+    #[test]
+    fn gpu_is_a_device_or_nothing() {
+        let gpu = |path: &str| Config { gpu: path.into(), ..Config::default() }.gpu();
+        assert_eq!(gpu("").unwrap(), None);
+        assert_eq!(gpu("/dev/null").unwrap(), Some(PathBuf::from("/dev/null")), "any device passes here; the compositor checks it is a GPU");
+        assert!(gpu("/etc/hostname").unwrap_err().to_string().contains("is not a device"));
+        assert!(gpu("/dev/dri/renderD999").unwrap_err().to_string().contains("gpu: /dev/dri/renderD999"));
     }
 
     #[test]

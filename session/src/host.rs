@@ -152,7 +152,7 @@ impl Host {
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
         anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
-        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone() };
+        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone(), gpu: config.gpu()? };
         let streams = Arc::new(Streams::new(compositor, engines, MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,

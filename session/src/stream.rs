@@ -161,12 +161,13 @@ pub struct Streams {
     pub last_native: Mutex<Option<punktfunk_core::control::messages::ReceiveStats>>,
 }
 
-/// What the compositors encode, composite and convert with (`--encoder`, `--renderer`,
-/// `--convert`).
+/// What the compositors encode, composite and convert with, and on which GPU (`--encoder`,
+/// `--renderer`, `--convert`, `--gpu`).
 pub struct Engines {
     pub encoder: String,
     pub renderer: String,
     pub convert: String,
+    pub gpu: Option<PathBuf>,
 }
 
 impl Streams {
@@ -306,6 +307,7 @@ impl Streams {
             .arg(&self.engines.renderer)
             .arg("--convert")
             .arg(&self.engines.convert)
+            .args(self.engines.gpu.iter().flat_map(|gpu| [std::ffi::OsStr::new("--gpu"), gpu.as_os_str()]))
             .arg("--ipc-fd")
             .arg(theirs.as_raw_fd().to_string())
             .arg("--video-fd")

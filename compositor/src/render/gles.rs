@@ -1,8 +1,10 @@
-//! The GPU engine: GLES on an EGL device. It composites into textures on the GPU, then draws
-//! the frame straight into the encoder's surfaces where it lends some on this GPU (VAAPI:
-//! `surfaces`), or reads what changed back into the pool buffer: converted to the encoder's
-//! YUV on the GPU (`to_yuv`) when the encoder asks for it, BGRX otherwise. It is what GPU
-//! clients need (their dmabufs are imported, not copied through the CPU).
+//! The GPU engine: GLES on a GPU, opened through GBM on its DRM node (the one `--gpu` names,
+//! or the first EGL finds), or on Mesa's software device where asked for. It composites into
+//! textures on the GPU, then draws the frame straight into the encoder's surfaces where it
+//! lends some on this GPU (VAAPI: `surfaces`), or reads what changed back into the pool
+//! buffer: converted to the encoder's YUV on the GPU (`to_yuv`) when the encoder asks for it,
+//! BGRX otherwise. It is what GPU clients need (their dmabufs are imported, not copied
+//! through the CPU).
 
 use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
@@ -16,8 +18,12 @@ use smithay::backend::renderer::{Bind, ExportMem, ImportDma, ImportMem, Offscree
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::collections::HashMap;
+use smithay::backend::allocator::gbm::GbmDevice;
+use smithay::backend::drm::{DrmDeviceFd, DrmNode, NodeType};
+use smithay::utils::DeviceFd;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use punktfunk_streamer::convert::{even_rows, Colour, Layout};
 use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
 use punktfunk_streamer::PixelFormat;
@@ -43,26 +49,61 @@ fn fail(what: &str, e: impl std::fmt::Display) -> RenderError {
     RenderError::Gles(format!("{what}: {e}"))
 }
 
+/// The first GPU among EGL's devices (through GBM on its render node, as `--gpu` opens one),
+/// or with `software` Mesa's software device where there is none: its display, whether it is
+/// the software one, its render node and its name.
+fn on_egl_device(software: bool) -> Result<(EGLDisplay, bool, Option<PathBuf>, String), RenderError> {
+    let devices: Vec<EGLDevice> = EGLDevice::enumerate().map_err(|e| fail("EGL devices", e))?.collect();
+    let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
+    let device = hardware.into_iter().next().or_else(|| soft.into_iter().next().filter(|_| software)).ok_or_else(|| RenderError::Gles("no GPU among the EGL devices".into()))?;
+    let soft = device.is_software();
+    let node = (!soft).then(|| device.render_device_path().ok()).flatten();
+    if let Some(path) = &node {
+        match on_drm_node(path) {
+            Ok((display, node)) => return Ok((display, false, Some(node), path.display().to_string())),
+            // Drivers without GBM (NVIDIA before 495) still render on the EGL device.
+            Err(e) => tracing::warn!("{e}: rendering on the EGL device instead"),
+        }
+    }
+    let name = match (&node, soft) {
+        (_, true) => "Mesa's software device (llvmpipe)".to_string(),
+        (Some(path), false) => path.display().to_string(),
+        (None, false) => "a GPU without a render node".to_string(),
+    };
+    // SAFETY: the device came from EGL's own enumeration; the renderer keeps the display
+    // alive through its context.
+    let display = unsafe { EGLDisplay::new(device) }.map_err(|e| fail("EGL display", e))?;
+    Ok((display, soft, node, name))
+}
+
+/// The GPU at DRM node `path` (render or primary), through GBM: its display and render node
+/// (the node itself where the device has none).
+fn on_drm_node(path: &Path) -> Result<(EGLDisplay, PathBuf), RenderError> {
+    let at = |what: &str| format!("{what} {}", path.display());
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| fail(&at("opening"), e))?;
+    let node = DrmNode::from_file(&file).map_err(|e| fail(&at("not a DRM device:"), e))?;
+    let render = node.dev_path_with_type(NodeType::Render).unwrap_or_else(|| path.to_path_buf());
+    let gbm = GbmDevice::new(DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)))).map_err(|e| fail(&at("GBM on"), e))?;
+    // SAFETY: the GBM device is new and moves into the display, which keeps it alive.
+    let display = unsafe { EGLDisplay::new(gbm) }.map_err(|e| fail(&at("EGL on"), e))?;
+    Ok((display, render))
+}
+
 impl Gles {
-    /// GLES on a GPU's EGL device; with `software`, on Mesa's software device (llvmpipe)
-    /// when there is no GPU. `convert` says where frames become YUV.
-    pub fn open(software: bool, convert: ConvertChoice) -> Result<Self, RenderError> {
+    /// GLES on the GPU at `gpu` (a DRM node, opened through GBM), else on the first GPU among
+    /// EGL's devices; with `software`, on Mesa's software device (llvmpipe) when there is none.
+    /// `convert` says where frames become YUV.
+    pub fn open(software: bool, convert: ConvertChoice, gpu: Option<&Path>) -> Result<Self, RenderError> {
         // smithay loads libEGL on first use and panics if it is missing: look first.
         // SAFETY: loading the system's libEGL runs only its own initialisers.
         unsafe { libloading::Library::new("libEGL.so.1") }.map_err(|e| fail("no libEGL", e))?;
-        let devices: Vec<EGLDevice> = EGLDevice::enumerate().map_err(|e| fail("EGL devices", e))?.collect();
-        let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
-        let device = hardware.into_iter().next().or_else(|| soft.into_iter().next().filter(|_| software)).ok_or_else(|| RenderError::Gles("no GPU among the EGL devices".into()))?;
-        let soft = device.is_software();
-        let node = (!soft).then(|| device.render_device_path().ok()).flatten();
-        let name = match (&node, soft) {
-            (_, true) => "Mesa's software device (llvmpipe)".to_string(),
-            (Some(path), false) => path.display().to_string(),
-            (None, false) => "a GPU without a render node".to_string(),
+        let (display, soft, node, name) = match gpu {
+            Some(path) => {
+                let (display, node) = on_drm_node(path)?;
+                (display, false, Some(node), path.display().to_string())
+            }
+            None => on_egl_device(software)?,
         };
-        // SAFETY: the device came from EGL's own enumeration; the renderer keeps the display
-        // alive through its context.
-        let display = unsafe { EGLDisplay::new(device) }.map_err(|e| fail("EGL display", e))?;
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
@@ -306,7 +347,7 @@ mod tests {
     /// a partial update included. Runs on llvmpipe here, as on any GPU.
     #[test]
     fn gpu_conversion_matches_the_cpu_converter_in_every_layout() {
-        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let mut gles = Gles::open(true, ConvertChoice::Gpu, None).expect("GLES with the conversion pass (llvmpipe)");
         let (w, h) = (62u32, 36u32);
         let rgb = |x: u32, y: u32| [((x + y) * 3 % 256) as u8, (y * 7) as u8, (x * 5 % 256) as u8];
         let (texture, frame) = picture(&mut gles, w, h, rgb);
@@ -342,11 +383,19 @@ mod tests {
         }
     }
 
+    /// A `--gpu` that is no GPU is refused with what it is, not taken for one.
+    #[test]
+    fn a_gpu_that_is_not_a_drm_node_is_refused_with_the_reason() {
+        let err = |path: &str| Gles::open(true, ConvertChoice::Auto, Some(Path::new(path))).err().expect("refused").to_string();
+        assert!(err("/dev/null").contains("not a DRM device: /dev/null"), "{}", err("/dev/null"));
+        assert!(err("/nonexistent/renderD128").contains("opening /nonexistent/renderD128"), "{}", err("/nonexistent/renderD128"));
+    }
+
     /// A pass that fails (here: a frame buffer too small for the picture) is dropped, and
     /// frames go back to BGRX for the encoder to convert, instead of failing every frame.
     #[test]
     fn a_failing_conversion_hands_conversion_back_to_the_cpu() {
-        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let mut gles = Gles::open(true, ConvertChoice::Gpu, None).expect("GLES with the conversion pass (llvmpipe)");
         let mut tracker = OutputDamageTracker::new((16, 16), 1.0, Transform::Normal);
         let nv12 = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
         let mut out = vec![0u8; 8];
@@ -360,7 +409,7 @@ mod tests {
     #[test]
     fn nv12_planes_drawn_into_surface_targets_match_the_cpu_converter() {
         use smithay::backend::renderer::gles::ffi;
-        let mut gles = Gles::open(true, ConvertChoice::Gpu).expect("GLES with the conversion pass (llvmpipe)");
+        let mut gles = Gles::open(true, ConvertChoice::Gpu, None).expect("GLES with the conversion pass (llvmpipe)");
         let (w, h) = (40u32, 24u32);
         let rgb = |x: u32, y: u32| [(x * 6) as u8, (y * 10) as u8, ((x * y) % 256) as u8];
         let (texture, frame) = picture(&mut gles, w, h, rgb);

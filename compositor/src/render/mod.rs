@@ -27,6 +27,7 @@ use smithay::reexports::calloop::ping::Ping;
 use smithay::utils::{Physical, Rectangle, Scale};
 use smithay::wayland::dmabuf::DmabufFeedback;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -101,16 +102,16 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Opens the engine `choice` asks for, converting frames where `convert` says, and says
-    /// in one line what it found and why.
-    pub fn open(choice: EngineChoice, convert: ConvertChoice) -> Result<Self, RenderError> {
+    /// Opens the engine `choice` asks for, on the GPU at DRM node `gpu` if one is named,
+    /// converting frames where `convert` says, and says in one line what it found and why.
+    pub fn open(choice: EngineChoice, convert: ConvertChoice, gpu: Option<&Path>) -> Result<Self, RenderError> {
         let pixman = |why: &str| {
             tracing::info!("renderer: pixman (CPU): {why}");
             PixmanRenderer::new().map(Self::Pixman).map_err(|e| RenderError::Pixman(e.to_string()))
         };
         match choice {
             EngineChoice::Pixman => pixman("asked for"),
-            EngineChoice::Auto => match gles::Gles::open(false, convert) {
+            EngineChoice::Auto => match gles::Gles::open(false, convert, gpu) {
                 Ok(g) => {
                     tracing::info!("renderer: GLES on {} (a GPU was found){}", g.device, converting(&g));
                     Ok(Self::Gles(Box::new(g)))
@@ -118,7 +119,7 @@ impl Engine {
                 Err(e) => pixman(&format!("no GPU to render on ({e})")),
             },
             EngineChoice::Gles => {
-                let g = gles::Gles::open(true, convert)?;
+                let g = gles::Gles::open(true, convert, gpu)?;
                 tracing::info!("renderer: GLES on {} (asked for){}", g.device, converting(&g));
                 Ok(Self::Gles(Box::new(g)))
             }
