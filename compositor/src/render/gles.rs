@@ -49,44 +49,59 @@ fn fail(what: &str, e: impl std::fmt::Display) -> RenderError {
     RenderError::Gles(format!("{what}: {e}"))
 }
 
-/// The first GPU among EGL's devices (through GBM on its render node, as `--gpu` opens one),
-/// or with `software` Mesa's software device where there is none: its display, whether it is
-/// the software one, its render node and its name.
-fn on_egl_device(software: bool) -> Result<(EGLDisplay, bool, Option<PathBuf>, String), RenderError> {
+/// A way to a GPU's EGL display.
+enum Way {
+    /// Through GBM on a DRM node (render or primary).
+    Gbm(PathBuf),
+    /// EGL's own device (drivers without GBM; Mesa's software device).
+    Device(EGLDevice),
+}
+
+/// The ways to try, best first: the GPU at `gpu`; else the first GPU among EGL's devices
+/// through GBM on its render node, then as the EGL device itself; else, with `software`,
+/// Mesa's software device.
+fn ways(gpu: Option<&Path>, software: bool) -> Result<Vec<Way>, RenderError> {
+    if let Some(path) = gpu {
+        return Ok(vec![Way::Gbm(path.to_path_buf())]);
+    }
     let devices: Vec<EGLDevice> = EGLDevice::enumerate().map_err(|e| fail("EGL devices", e))?.collect();
     let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
     let device = hardware.into_iter().next().or_else(|| soft.into_iter().next().filter(|_| software)).ok_or_else(|| RenderError::Gles("no GPU among the EGL devices".into()))?;
-    let soft = device.is_software();
-    let node = (!soft).then(|| device.render_device_path().ok()).flatten();
-    if let Some(path) = &node {
-        match on_drm_node(path) {
-            Ok((display, node)) => return Ok((display, false, Some(node), path.display().to_string())),
-            // Drivers without GBM (NVIDIA before 495) still render on the EGL device.
-            Err(e) => tracing::warn!("{e}: rendering on the EGL device instead"),
-        }
-    }
-    let name = match (&node, soft) {
-        (_, true) => "Mesa's software device (llvmpipe)".to_string(),
-        (Some(path), false) => path.display().to_string(),
-        (None, false) => "a GPU without a render node".to_string(),
-    };
-    // SAFETY: the device came from EGL's own enumeration; the renderer keeps the display
-    // alive through its context.
-    let display = unsafe { EGLDisplay::new(device) }.map_err(|e| fail("EGL display", e))?;
-    Ok((display, soft, node, name))
+    let node = (!device.is_software()).then(|| device.render_device_path().ok()).flatten();
+    Ok(node.map(Way::Gbm).into_iter().chain([Way::Device(device)]).collect())
 }
 
-/// The GPU at DRM node `path` (render or primary), through GBM: its display and render node
-/// (the node itself where the device has none).
-fn on_drm_node(path: &Path) -> Result<(EGLDisplay, PathBuf), RenderError> {
-    let at = |what: &str| format!("{what} {}", path.display());
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).map_err(|e| fail(&at("opening"), e))?;
-    let node = DrmNode::from_file(&file).map_err(|e| fail(&at("not a DRM device:"), e))?;
-    let render = node.dev_path_with_type(NodeType::Render).unwrap_or_else(|| path.to_path_buf());
-    let gbm = GbmDevice::new(DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)))).map_err(|e| fail(&at("GBM on"), e))?;
-    // SAFETY: the GBM device is new and moves into the display, which keeps it alive.
-    let display = unsafe { EGLDisplay::new(gbm) }.map_err(|e| fail(&at("EGL on"), e))?;
-    Ok((display, render))
+impl Way {
+    /// The display, the GPU's render node (none for the software device), its name and
+    /// whether it is the software device.
+    fn open(self) -> Result<(EGLDisplay, Option<PathBuf>, String, bool), RenderError> {
+        match self {
+            Way::Gbm(path) => {
+                let at = |what: &str| format!("{what} {}", path.display());
+                let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| fail(&at("opening"), e))?;
+                let node = DrmNode::from_file(&file).map_err(|e| fail(&at("not a DRM device:"), e))?;
+                let render = node.dev_path_with_type(NodeType::Render).unwrap_or_else(|| path.clone());
+                let gbm = GbmDevice::new(DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)))).map_err(|e| fail(&at("GBM on"), e))?;
+                // SAFETY: the GBM device is new and moves into the display, which keeps it
+                // alive.
+                let display = unsafe { EGLDisplay::new(gbm) }.map_err(|e| fail(&at("EGL on"), e))?;
+                Ok((display, Some(render), path.display().to_string(), false))
+            }
+            Way::Device(device) => {
+                let soft = device.is_software();
+                let node = (!soft).then(|| device.render_device_path().ok()).flatten();
+                let name = match (&node, soft) {
+                    (_, true) => "Mesa's software device (llvmpipe)".to_string(),
+                    (Some(path), false) => format!("{} (EGL device)", path.display()),
+                    (None, false) => "a GPU without a render node".to_string(),
+                };
+                // SAFETY: the device came from EGL's own enumeration; the renderer keeps the
+                // display alive through its context.
+                let display = unsafe { EGLDisplay::new(device) }.map_err(|e| fail("EGL display", e))?;
+                Ok((display, node, name, soft))
+            }
+        }
+    }
 }
 
 impl Gles {
@@ -97,13 +112,21 @@ impl Gles {
         // smithay loads libEGL on first use and panics if it is missing: look first.
         // SAFETY: loading the system's libEGL runs only its own initialisers.
         unsafe { libloading::Library::new("libEGL.so.1") }.map_err(|e| fail("no libEGL", e))?;
-        let (display, soft, node, name) = match gpu {
-            Some(path) => {
-                let (display, node) = on_drm_node(path)?;
-                (display, false, Some(node), path.display().to_string())
+        let mut ways = ways(gpu, software)?.into_iter().peekable();
+        loop {
+            let way = ways.next().expect("ways() gives at least one");
+            match Self::on(way, convert) {
+                Ok(gles) => return Ok(gles),
+                // A driver without GBM, or one that cannot draw or read back there.
+                Err(e) if ways.peek().is_some() => tracing::warn!("{e}: trying the EGL device instead"),
+                Err(e) => return Err(e),
             }
-            None => on_egl_device(software)?,
-        };
+        }
+    }
+
+    /// GLES on the display `way` leads to, proven on a first frame.
+    fn on(way: Way, convert: ConvertChoice) -> Result<Self, RenderError> {
+        let (display, node, name, soft) = way.open()?;
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
