@@ -7,7 +7,7 @@ mod common;
 
 use common::{frame, stats};
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_yuv, frame_rows_to_yuv, Colour, Layout, Plane, Yuv};
+use punktfunk_streamer::convert::{bgrx_to_ten_bit_scalar, bgrx_to_yuv, frame_rows_to_yuv, Colour, Layout, Plane, Yuv};
 use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
 use std::time::Instant;
@@ -31,6 +31,8 @@ fn main() {
         let (mut y16, mut u16_, mut v16, mut uv16) = (vec![0u8; (w * h * 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h) as usize]);
         let i010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::I010 { y: Plane { data: &mut y16, stride: 2 * s }, u: Plane { data: &mut u16_, stride: s }, v: Plane { data: &mut v16, stride: s } }).unwrap());
         let p010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } }).unwrap());
+        // The same with the scalar kernel CPUs without AVX2 get (the crate's is wrong there).
+        let p010_scalar = timed(50, || bgrx_to_ten_bit_scalar(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } }).unwrap());
         // swscale, default flags, same frame (copied into an AVFrame once, outside the timing).
         let mut src = ff::frame::Video::new(ff::format::Pixel::BGRZ, w, h);
         let stride = src.stride(0);
@@ -65,6 +67,9 @@ fn main() {
         println!("| {w}x{h} BGRX→I444 (4:4:4), ours | {f50:.3} ms | {f99:.3} ms |");
         println!("| {w}x{h} BGRX→I010 (10-bit, x265), ours | {i50:.3} ms | {i99:.3} ms |");
         println!("| {w}x{h} BGRX→P010 (10-bit, NVENC/VAAPI), ours | {p50:.3} ms | {p99:.3} ms |");
+        let (q50, q99) = stats(p010_scalar);
+        println!("| {w}x{h} BGRX→P010, scalar kernel (CPUs without AVX2) | {q50:.3} ms | {q99:.3} ms |");
+        println!("| {w}x{h} ratio scalar / SIMD kernel, P010 | {:.1}x | |", q50 / p50);
         println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);

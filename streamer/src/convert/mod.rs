@@ -207,7 +207,21 @@ fn rows_of(p: Plane<'_>, first: usize, n: usize) -> Result<Plane<'_>, ConvertErr
     Ok(Plane { data, stride: p.stride })
 }
 
-fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Yuv<'_>) -> Result<(), ConvertError> {
+/// [`bgrx_to_yuv`] for a 10-bit layout with the scalar kernel, whatever this CPU has: what
+/// CPUs without AVX2 run (for the benchmark).
+#[doc(hidden)]
+pub fn bgrx_to_ten_bit_scalar(frame: &Frame, colour: Colour, out: Yuv<'_>) -> Result<(), ConvertError> {
+    if frame.format != PixelFormat::Bgrx8888 {
+        return Err(ConvertError(format!("a {:?} frame is not BGRX", frame.format)));
+    }
+    let (range, matrix) = yuv_enums(colour);
+    frame
+        .with_data(|data| ten_bit::convert(ten_bit::Kernel::Exact, data, frame.stride, frame.width as usize, frame.height as usize, colour, range, matrix, out))
+        .map_err(|e| ConvertError(e.to_string()))?
+}
+
+/// The `yuv` crate's names for a colour's range and matrix.
+fn yuv_enums(colour: Colour) -> (YuvRange, YuvStandardMatrix) {
     let range = match colour.range {
         Range::Limited => YuvRange::Limited,
         Range::Full => YuvRange::Full,
@@ -217,6 +231,11 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
         Matrix::Bt709 => YuvStandardMatrix::Bt709,
         Matrix::Bt2020 => YuvStandardMatrix::Bt2020,
     };
+    (range, matrix)
+}
+
+fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Yuv<'_>) -> Result<(), ConvertError> {
+    let (range, matrix) = yuv_enums(colour);
     let stride = src_stride as u32;
     let mode = YuvConversionMode::Fast;
     let four_four_four = matches!(out, Yuv::I444 { .. });
@@ -232,7 +251,7 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
             let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
             to(&mut image, src, stride, range, matrix, mode)
         }
-        ten_bit => return ten_bit::convert(src, src_stride, w as usize, h as usize, range, matrix, ten_bit),
+        ten_bit => return ten_bit::convert(ten_bit::Kernel::for_this_cpu(), src, src_stride, w as usize, h as usize, colour, range, matrix, ten_bit),
     };
     result.map_err(|e| ConvertError(e.to_string()))
 }
