@@ -72,11 +72,13 @@ fn main() -> anyhow::Result<()> {
     if let Some(gpu) = &config.gpu
         && std::env::var_os("PUNKTFUNK_VAAPI_DEVICE").is_none()
     {
-        // VAAPI encodes on the GPU that renders (the encoder's surfaces are drawn into only
-        // there).
+        // VAAPI encodes on the GPU that renders, on its render node (the encoder's surfaces
+        // are drawn into only where the two match), whichever of its nodes was named.
+        use smithay::backend::drm::{DrmNode, NodeType};
+        let render = DrmNode::from_path(gpu).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).unwrap_or_else(|| gpu.clone());
         // SAFETY: no other thread runs yet (logging spawns none); nothing reads the
         // environment concurrently.
-        unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", gpu) };
+        unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
     }
     if let (Some(ipc), Some(video), Some(native)) = (ipc_fd, video_fd, native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.

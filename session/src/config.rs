@@ -33,8 +33,8 @@ pub struct Config {
     /// Where frames become the encoder's YUV: `auto` (on the GPU when GLES renders on one),
     /// `gpu` or `cpu`.
     pub convert: String,
-    /// The GPU the sessions render (and encode with VAAPI) on, as its DRM render node;
-    /// empty: the first one found.
+    /// The GPU the sessions render on (and VAAPI encodes on), as a DRM node; empty: the
+    /// first one found.
     pub gpu: String,
     /// Video FEC parity, percent of data shards per block.
     pub fec_percent: u8,
@@ -112,7 +112,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # software_av1 = false    # offer AV1 (8 and 10-bit) without a GPU encoder (libaom, real-time mode)
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # convert = \"auto\"       # colour conversion: auto (on the GPU when GLES renders on one) | gpu | cpu
-# gpu = \"\"               # the GPU to render and encode on, e.g. \"/dev/dri/renderD129\"; the first one when empty
+# gpu = \"\"               # the GPU to render on (VAAPI encodes there too), e.g. \"/dev/dri/renderD129\"; the first one when empty
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN

@@ -18,10 +18,8 @@ use smithay::backend::renderer::{Bind, ExportMem, ImportDma, ImportMem, Offscree
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Size, Transform};
 use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use smithay::backend::allocator::gbm::GbmDevice;
-use smithay::backend::drm::{DrmDeviceFd, DrmNode, NodeType};
-use smithay::utils::DeviceFd;
+use smithay::backend::drm::{DrmNode, NodeType};
 use std::collections::HashMap;
-use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use punktfunk_streamer::convert::{even_rows, Colour, Layout};
@@ -57,21 +55,48 @@ enum Way {
     Device(EGLDevice),
 }
 
-/// The ways to try, best first: the GPU at `gpu`; else the first GPU among EGL's devices
-/// through GBM on its render node, then as the EGL device itself; else, with `software`,
-/// Mesa's software device.
+/// The ways to try, best first: the GPU at `gpu`, or else the first GPU among EGL's devices,
+/// through GBM on its node, then as the EGL device itself; then, with `software`, Mesa's
+/// software device.
 fn ways(gpu: Option<&Path>, software: bool) -> Result<Vec<Way>, RenderError> {
-    if let Some(path) = gpu {
-        return Ok(vec![Way::Gbm(path.to_path_buf())]);
-    }
-    let devices: Vec<EGLDevice> = EGLDevice::enumerate().map_err(|e| fail("EGL devices", e))?.collect();
+    let devices: Vec<EGLDevice> = match EGLDevice::enumerate() {
+        Ok(devices) => devices.collect(),
+        Err(e) if gpu.is_some() => {
+            tracing::warn!("EGL devices: {e}");
+            Vec::new()
+        }
+        Err(e) => return Err(fail("EGL devices", e)),
+    };
     let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
-    let device = hardware.into_iter().next().or_else(|| soft.into_iter().next().filter(|_| software)).ok_or_else(|| RenderError::Gles("no GPU among the EGL devices".into()))?;
-    let node = (!device.is_software()).then(|| device.render_device_path().ok()).flatten();
-    Ok(node.map(Way::Gbm).into_iter().chain([Way::Device(device)]).collect())
+    let rdev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.rdev());
+    let (node, device) = match gpu {
+        // The EGL device of the named GPU is the one on the same render node.
+        Some(path) => {
+            let render = DrmNode::from_path(path).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).and_then(|p| rdev(&p));
+            let device = hardware.into_iter().find(|d| d.render_device_path().ok().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
+            (Some(path.to_path_buf()), device)
+        }
+        None => {
+            let device = hardware.into_iter().next();
+            (device.as_ref().and_then(|d| d.render_device_path().ok()), device)
+        }
+    };
+    let ways: Vec<Way> = node.map(Way::Gbm).into_iter().chain(device.map(Way::Device)).chain(soft.into_iter().next().filter(|_| software).map(Way::Device)).collect();
+    match ways.is_empty() {
+        true => Err(RenderError::Gles("no GPU among the EGL devices".into())),
+        false => Ok(ways),
+    }
 }
 
 impl Way {
+    fn name(&self) -> String {
+        match self {
+            Way::Gbm(path) => path.display().to_string(),
+            Way::Device(d) if d.is_software() => "Mesa's software device".into(),
+            Way::Device(_) => "the GPU as an EGL device".into(),
+        }
+    }
+
     /// The display, the GPU's render node (none for the software device), its name and
     /// whether it is the software device.
     fn open(self) -> Result<(EGLDisplay, Option<PathBuf>, String, bool), RenderError> {
@@ -81,7 +106,9 @@ impl Way {
                 let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| fail(&at("opening"), e))?;
                 let node = DrmNode::from_file(&file).map_err(|e| fail(&at("not a DRM device:"), e))?;
                 let render = node.dev_path_with_type(NodeType::Render).unwrap_or_else(|| path.clone());
-                let gbm = GbmDevice::new(DrmDeviceFd::new(DeviceFd::from(OwnedFd::from(file)))).map_err(|e| fail(&at("GBM on"), e))?;
+                // The file itself, not smithay's DrmDeviceFd: that one would try to become DRM
+                // master of the node, which a renderer has no business holding.
+                let gbm = GbmDevice::new(file).map_err(|e| fail(&at("GBM on"), e))?;
                 // SAFETY: the GBM device is new and moves into the display, which keeps it
                 // alive.
                 let display = unsafe { EGLDisplay::new(gbm) }.map_err(|e| fail(&at("EGL on"), e))?;
@@ -118,7 +145,7 @@ impl Gles {
             match Self::on(way, convert) {
                 Ok(gles) => return Ok(gles),
                 // A driver without GBM, or one that cannot draw or read back there.
-                Err(e) if ways.peek().is_some() => tracing::warn!("{e}: trying the EGL device instead"),
+                Err(e) if let Some(next) = ways.peek() => tracing::warn!("{e}: trying {} instead", next.name()),
                 Err(e) => return Err(e),
             }
         }
@@ -409,7 +436,7 @@ mod tests {
     /// A `--gpu` that is no GPU is refused with what it is, not taken for one.
     #[test]
     fn a_gpu_that_is_not_a_drm_node_is_refused_with_the_reason() {
-        let err = |path: &str| Gles::open(true, ConvertChoice::Auto, Some(Path::new(path))).err().expect("refused").to_string();
+        let err = |path: &str| Gles::open(false, ConvertChoice::Auto, Some(Path::new(path))).err().expect("refused").to_string();
         assert!(err("/dev/null").contains("not a DRM device: /dev/null"), "{}", err("/dev/null"));
         assert!(err("/nonexistent/renderD128").contains("opening /nonexistent/renderD128"), "{}", err("/nonexistent/renderD128"));
     }
