@@ -74,8 +74,7 @@ fn main() -> anyhow::Result<()> {
     {
         // VAAPI encodes on the GPU that renders, on its render node (the encoder's surfaces
         // are drawn into only where the two match), whichever of its nodes was named.
-        use smithay::backend::drm::{DrmNode, NodeType};
-        let render = DrmNode::from_path(gpu).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).unwrap_or_else(|| gpu.clone());
+        let render = punktfunk_streamer::encode::select::render_node_of(gpu).unwrap_or_else(|| gpu.clone());
         // SAFETY: no other thread runs yet (logging spawns none); nothing reads the
         // environment concurrently.
         unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };

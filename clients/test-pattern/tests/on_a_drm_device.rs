@@ -144,11 +144,8 @@ fn frames_are_drawn_into_dmabuf_surfaces() {
 }
 
 /// The device number of the node's GPU's render node (what the compositor checks surfaces
-/// against), through sysfs.
+/// against).
 fn render_node_device() -> u64 {
-    let rdev = std::fs::metadata(node()).unwrap().rdev();
-    let (major, minor) = (nix::sys::stat::major(rdev), nix::sys::stat::minor(rdev));
-    let drm = PathBuf::from(format!("/sys/dev/char/{major}:{minor}/device/drm"));
-    let render = std::fs::read_dir(&drm).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"));
-    render.map_or(rdev, |n| std::fs::metadata(format!("/dev/dri/{n}")).unwrap().rdev())
+    let render = punktfunk_streamer::encode::select::render_node_of(&node()).expect("the DRM device has a render node");
+    std::fs::metadata(render).unwrap().rdev()
 }

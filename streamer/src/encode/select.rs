@@ -39,6 +39,18 @@ pub fn render_node() -> Option<PathBuf> {
     nodes.into_iter().next()
 }
 
+/// The render node of the GPU whose DRM node (render or primary) `path` is, through sysfs;
+/// `None` if it is no DRM device or has no render node.
+pub fn render_node_of(path: &std::path::Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(path).ok()?.rdev();
+    // Linux's dev_t: major in bits 8..20 and 32.., minor in bits 0..8 and 20..32.
+    let (major, minor) = ((rdev >> 8) & 0xfff | (rdev >> 32) & !0xfff, rdev & 0xff | (rdev >> 12) & !0xff);
+    let drm = PathBuf::from(format!("/sys/dev/char/{major}:{minor}/device/drm"));
+    let name = std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
+    Some(PathBuf::from("/dev/dri").join(name))
+}
+
 /// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
 /// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).
 pub fn nvidia_driver() -> Result<(), String> {
@@ -91,6 +103,12 @@ pub fn open(choice: Choice, config: EncoderConfig) -> Result<(Box<dyn VideoEncod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_is_no_drm_device_has_no_render_node() {
+        assert_eq!(render_node_of(std::path::Path::new("/dev/null")), None);
+        assert_eq!(render_node_of(std::path::Path::new("/nonexistent")), None);
+    }
 
     #[test]
     fn parses_the_encoder_flag() {
