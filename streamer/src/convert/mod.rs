@@ -214,9 +214,8 @@ pub fn bgrx_to_ten_bit_scalar(frame: &Frame, colour: Colour, out: Yuv<'_>) -> Re
     if frame.format != PixelFormat::Bgrx8888 {
         return Err(ConvertError(format!("a {:?} frame is not BGRX", frame.format)));
     }
-    let (range, matrix) = yuv_enums(colour);
     frame
-        .with_data(|data| ten_bit::convert(ten_bit::Kernel::Exact, data, frame.stride, frame.width as usize, frame.height as usize, colour, range, matrix, out))
+        .with_data(|data| ten_bit::convert(ten_bit::Kernel::Exact, data, frame.stride, frame.width as usize, frame.height as usize, colour, out))
         .map_err(|e| ConvertError(e.to_string()))?
 }
 
@@ -251,7 +250,7 @@ fn convert(src: &[u8], src_stride: usize, w: u32, h: u32, colour: Colour, out: Y
             let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w, height: h };
             to(&mut image, src, stride, range, matrix, mode)
         }
-        ten_bit => return ten_bit::convert(ten_bit::Kernel::for_this_cpu(), src, src_stride, w as usize, h as usize, colour, range, matrix, ten_bit),
+        ten_bit => return ten_bit::convert(ten_bit::Kernel::for_this_cpu(), src, src_stride, w as usize, h as usize, colour, ten_bit),
     };
     result.map_err(|e| ConvertError(e.to_string()))
 }

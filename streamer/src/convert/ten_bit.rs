@@ -11,8 +11,7 @@
 //! (older and low-power x86 such as the Celerons of small home servers, ARM) get the plain
 //! kernel here instead (`Kernel::Exact`).
 
-use super::{ConvertError, Plane, Yuv};
-use super::Colour;
+use super::{yuv_enums, Colour, ConvertError, Plane, Yuv};
 use std::cell::RefCell;
 use yuv::{BufferStoreMut, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
@@ -36,23 +35,14 @@ impl Kernel {
         }
         Kernel::Exact
     }
-}
 
-/// A band's three 10-bit planes, each with its stride in samples.
-struct Planes<'p> {
-    y: (&'p mut [u16], usize),
-    u: (&'p mut [u16], usize),
-    v: (&'p mut [u16], usize),
-}
-
-impl Kernel {
     /// Converts the `w`×`n` RGBA10 band into `planes` (chroma subsampled by `sub`: 1 or 2).
-    #[allow(clippy::too_many_arguments)]
-    fn run(self, rgba: &[u16], w: usize, n: usize, colour: Colour, range: YuvRange, matrix: YuvStandardMatrix, sub: usize, planes: Planes<'_>) -> Result<(), ConvertError> {
+    fn run(self, rgba: &[u16], w: usize, n: usize, colour: Colour, sub: usize, planes: Planes<'_>) -> Result<(), ConvertError> {
         if self == Kernel::Exact {
             exact(rgba, w, n, colour, sub, planes);
             return Ok(());
         }
+        let (range, matrix) = yuv_enums(colour);
         let to = if sub == 1 { yuv::rgba10_to_i410 as Planar } else { yuv::rgba10_to_i010 as Planar };
         let Planes { y, u, v } = planes;
         let (y_plane, u_plane, v_plane) = (BufferStoreMut::Borrowed(y.0), BufferStoreMut::Borrowed(u.0), BufferStoreMut::Borrowed(v.0));
@@ -60,6 +50,13 @@ impl Kernel {
         let mut image = YuvPlanarImageMut { y_plane, y_stride, u_plane, u_stride, v_plane, v_stride, width: w as u32, height: n as u32 };
         to(&mut image, rgba, (w * 4) as u32, range, matrix).map_err(|e| ConvertError(e.to_string()))
     }
+}
+
+/// A band's three 10-bit planes, each with its stride in samples.
+struct Planes<'p> {
+    y: (&'p mut [u16], usize),
+    u: (&'p mut [u16], usize),
+    v: (&'p mut [u16], usize),
 }
 
 /// RGBA10 to 10-bit planes, one sample at a time: each chroma sample from the mean of the
@@ -110,8 +107,7 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(super) fn convert(kernel: Kernel, src: &[u8], src_stride: usize, w: usize, h: usize, colour: Colour, range: YuvRange, matrix: YuvStandardMatrix, mut out: Yuv<'_>) -> Result<(), ConvertError> {
+pub(super) fn convert(kernel: Kernel, src: &[u8], src_stride: usize, w: usize, h: usize, colour: Colour, mut out: Yuv<'_>) -> Result<(), ConvertError> {
     if w == 0 || !w.is_multiple_of(2) {
         return Err(ConvertError(format!("width {w}: 10-bit output wants an even, non-zero width")));
     }
@@ -137,14 +133,14 @@ pub(super) fn convert(kernel: Kernel, src: &[u8], src_stride: usize, w: usize, h
                     // Chroma: the band's rows at full width (4:4:4), or half of both (4:2:0).
                     let (sub, c_first, c_rows, c_width) = if four_four_four { (1, first, n, w) } else { (2, first / 2, cn, cw) };
                     let (y, u, v) = (band(y, first, n, w)?, band(u, c_first, c_rows, c_width)?, band(v, c_first, c_rows, c_width)?);
-                    kernel.run(wide, w, n, colour, range, matrix, sub, Planes { y, u, v })?;
+                    kernel.run(wide, w, n, colour, sub, Planes { y, u, v })?;
                 }
                 Yuv::P010 { y, uv } => {
                     s.y.resize(w * n, 0);
                     s.u.resize(cw * cn, 0);
                     s.v.resize(cw * cn, 0);
                     let planes = Planes { y: (&mut s.y[..], w), u: (&mut s.u[..], cw), v: (&mut s.v[..], cw) };
-                    kernel.run(wide, w, n, colour, range, matrix, 2, planes)?;
+                    kernel.run(wide, w, n, colour, 2, planes)?;
                     // The crate writes little-endian samples; so does P010.
                     let high = |v: u16| (u16::from_le(v) << 6).to_le();
                     let (out_y, y_stride) = band(y, first, n, w)?;
@@ -203,7 +199,6 @@ mod tests {
         let bgrx: Vec<u8> = (0..w * h).flat_map(|i| { let [r, g, b] = rgb(i % w, i / w); [b, g, r, 255] }).collect();
         let kernels: &[Kernel] = if Kernel::for_this_cpu() == Kernel::Simd { &[Kernel::Exact, Kernel::Simd] } else { &[Kernel::Exact] };
         for colour in [Colour::default(), Colour { matrix: Matrix::Bt2020, range: Range::Full }, Colour { matrix: Matrix::Bt601, range: Range::Limited }] {
-            let (range, matrix) = super::super::yuv_enums(colour);
             let c = colour.coefficients(10);
             // Of the samples widened to 10 bits, as the kernels get them.
             let wide = |v: u8| f64::from(u16::from(v) << 2 | u16::from(v) >> 6) / 1023.0;
@@ -221,7 +216,7 @@ mod tests {
                         Plane { data, stride: samples * 2 }
                     }
                     let out = if sub == 1 { Yuv::I410 { y: plane(&mut y, w), u: plane(&mut u, w), v: plane(&mut v, w) } } else { Yuv::I010 { y: plane(&mut y, w), u: plane(&mut u, cw), v: plane(&mut v, cw) } };
-                    convert(kernel, &bgrx, w * 4, w, h, colour, range, matrix, out).unwrap();
+                    convert(kernel, &bgrx, w * 4, w, h, colour, out).unwrap();
                     let samples = |b: &[u8]| b.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]])).collect::<Vec<u16>>();
                     outputs.push((kernel, samples(&y), samples(&u), samples(&v)));
                 }
