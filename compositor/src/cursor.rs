@@ -43,7 +43,14 @@ impl Cursors {
         let images = xcursor::parser::parse_xcursor(&bytes)?;
         let best = images.iter().min_by_key(|i| i.size.abs_diff(self.size))?;
         // XCursor pixels are little-endian ARGB words: DRM ARGB8888 byte for byte.
-        let buffer = MemoryRenderBuffer::from_slice(&best.pixels_rgba, Fourcc::Argb8888, (best.width as i32, best.height as i32), 1, Transform::Normal, None);
+        let buffer = MemoryRenderBuffer::from_slice(
+            &best.pixels_rgba,
+            Fourcc::Argb8888,
+            (best.width as i32, best.height as i32),
+            1,
+            Transform::Normal,
+            None,
+        );
         Some(CursorImage { buffer, hotspot: (best.xhot as i32, best.yhot as i32).into() })
     }
 }
@@ -52,8 +59,25 @@ impl Cursors {
 /// (Hand-drawn: 13 rows do not justify shipping a theme.)
 fn builtin_arrow() -> CursorImage {
     const ROWS: [&str; 19] = [
-        "X", "XX", "X.X", "X..X", "X...X", "X....X", "X.....X", "X......X", "X.......X", "X........X", "X.........X", "X......XXXXX", "X...X..X", "X..XX..X", "X.X  X..X",
-        "XX   X..X", "X     X..X", "      X..X", "       XX",
+        "X",
+        "XX",
+        "X.X",
+        "X..X",
+        "X...X",
+        "X....X",
+        "X.....X",
+        "X......X",
+        "X.......X",
+        "X........X",
+        "X.........X",
+        "X......XXXXX",
+        "X...X..X",
+        "X..XX..X",
+        "X.X  X..X",
+        "XX   X..X",
+        "X     X..X",
+        "      X..X",
+        "       XX",
     ];
     let (w, h) = (12usize, ROWS.len());
     let mut px = vec![0u8; w * h * 4];
@@ -67,5 +91,8 @@ fn builtin_arrow() -> CursorImage {
             px[(y * w + x) * 4..(y * w + x) * 4 + 4].copy_from_slice(&v);
         }
     }
-    CursorImage { buffer: MemoryRenderBuffer::from_slice(&px, Fourcc::Argb8888, (w as i32, h as i32), 1, Transform::Normal, None), hotspot: (0, 0).into() }
+    CursorImage {
+        buffer: MemoryRenderBuffer::from_slice(&px, Fourcc::Argb8888, (w as i32, h as i32), 1, Transform::Normal, None),
+        hotspot: (0, 0).into(),
+    }
 }

@@ -19,7 +19,7 @@ use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::protocol::wl_shm;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Scale, Transform};
-use smithay::wayland::compositor::{with_surface_tree_downward, SurfaceData, TraversalAction};
+use smithay::wayland::compositor::{SurfaceData, TraversalAction, with_surface_tree_downward};
 use smithay::wayland::shm::with_buffer_contents;
 use std::sync::{Arc, Mutex};
 
@@ -77,7 +77,10 @@ impl Drop for ClientBuffer {
 pub fn is_current(state: &State, buffer: &WlBuffer) -> bool {
     let mut found = false;
     let mut check = |_: &WlSurface, states: &SurfaceData| {
-        found |= states.data_map.get::<RendererSurfaceStateUserData>().is_some_and(|s| s.lock().expect("surface state").buffer().is_some_and(|b| *b == *buffer));
+        found |= states
+            .data_map
+            .get::<RendererSurfaceStateUserData>()
+            .is_some_and(|s| s.lock().expect("surface state").buffer().is_some_and(|b| *b == *buffer));
     };
     for w in state.space.elements() {
         w.with_surfaces(&mut check);
@@ -126,7 +129,10 @@ where
         return None;
     }
     let Some(UnderlyingStorage::Wayland(buffer)) = top.underlying_storage(renderer) else { return None };
-    let (stride, format) = with_buffer_contents(buffer, |_, _, data| ((data.width, data.height) == (width as i32, height as i32)).then_some((data.stride as usize, data.format))).ok()??;
+    let (stride, format) = with_buffer_contents(buffer, |_, _, data| {
+        ((data.width, data.height) == (width as i32, height as i32)).then_some((data.stride as usize, data.format))
+    })
+    .ok()??;
     let hides_the_rest = format == wl_shm::Format::Xrgb8888 || top.opaque_regions(Scale::from(1.0)).iter().any(|r| r.contains_rect(output));
     let shows_alone = elements.len() == 1 || hides_the_rest;
     (matches!(format, wl_shm::Format::Xrgb8888 | wl_shm::Format::Argb8888) && shows_alone).then(|| (buffer.clone(), stride))

@@ -1,10 +1,10 @@
 //! Input injection: events from the stream's client, delivered natively through the seat.
 
 use crate::state::{MappedAt, State};
-use crate::text::{chord_for, Chord};
-use smithay::input::keyboard::KeyboardTarget;
+use crate::text::{Chord, chord_for};
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState, TouchSlot};
 use smithay::desktop::WindowSurfaceType;
+use smithay::input::keyboard::KeyboardTarget;
 use smithay::input::keyboard::{FilterResult, Keycode};
 use smithay::input::pointer::{AxisFrame, ButtonEvent, MotionEvent, RelativeMotionEvent};
 use smithay::input::touch::{DownEvent, MotionEvent as TouchMotionEvent, UpEvent};

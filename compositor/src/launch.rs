@@ -6,8 +6,8 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use nix::errno::Errno;
-use nix::sys::signal::{killpg, Signal};
-use nix::sys::wait::{waitpid, WaitStatus};
+use nix::sys::signal::{Signal, killpg};
+use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 
 /// The launched command's process group.
@@ -26,22 +26,20 @@ impl App {
         let child = Command::new(program).args(args).envs(env.iter().map(|(k, v)| (k, v))).process_group(0).spawn()?;
         let pgid = Pid::from_raw(child.id() as i32);
         tracing::info!(pid = pgid.as_raw(), command = ?argv, "launched session command");
-        std::thread::Builder::new()
-            .name("reaper".into())
-            .spawn(move || {
-                let mut code = 0;
-                loop {
-                    // Waits for any process of the group; ECHILD once none is left.
-                    match waitpid(Pid::from_raw(-pgid.as_raw()), None) {
-                        Ok(WaitStatus::Exited(pid, c)) if pid == pgid => code = c,
-                        Ok(WaitStatus::Signaled(pid, sig, _)) if pid == pgid => code = 128 + sig as i32,
-                        Ok(_) | Err(Errno::EINTR) => {}
-                        Err(_) => break,
-                    }
+        std::thread::Builder::new().name("reaper".into()).spawn(move || {
+            let mut code = 0;
+            loop {
+                // Waits for any process of the group; ECHILD once none is left.
+                match waitpid(Pid::from_raw(-pgid.as_raw()), None) {
+                    Ok(WaitStatus::Exited(pid, c)) if pid == pgid => code = c,
+                    Ok(WaitStatus::Signaled(pid, sig, _)) if pid == pgid => code = 128 + sig as i32,
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(_) => break,
                 }
-                drop(child);
-                on_exit(code);
-            })?;
+            }
+            drop(child);
+            on_exit(code);
+        })?;
         Ok(Self { pgid })
     }
 
@@ -63,8 +61,9 @@ impl App {
     /// Forwards a signal to every process of the group.
     pub fn signal(&self, signal: Signal) {
         if let Err(e) = killpg(self.pgid, signal)
-            && e != Errno::ESRCH {
-                tracing::warn!("forwarding {signal} to the session: {e}");
-            }
+            && e != Errno::ESRCH
+        {
+            tracing::warn!("forwarding {signal} to the session: {e}");
+        }
     }
 }

@@ -18,9 +18,9 @@ mod text;
 mod xwayland;
 
 pub use input::InputEvent;
-pub use render::{ConvertChoice, EngineChoice};
 pub use mode::Mode;
 pub use punktfunk_streamer::{Frame, FrameSink, Pixels};
+pub use render::{ConvertChoice, EngineChoice};
 pub use state::KeyboardLayout;
 
 use crate::launch::App;
@@ -29,17 +29,17 @@ use crate::state::{ClientState, State};
 use anyhow::Context;
 use punktfunk_streamer::{PixelFormat, SinkThread};
 use smithay::desktop::layer_map_for_output;
-use smithay::desktop::utils::{send_frames_surface_tree, OutputPresentationFeedback};
+use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
 use smithay::input::pointer::CursorImageStatus;
 use smithay::reexports::calloop::channel::{self, Channel};
-use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::generic::Generic;
+use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
 use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_server::Display;
-use smithay::wayland::presentation::Refresh;
 use smithay::reexports::wayland_server::ListeningSocket;
+use smithay::wayland::presentation::Refresh;
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -78,7 +78,21 @@ pub struct Config {
 
 impl Config {
     pub fn new(mode: Mode) -> Self {
-        Self { mode, command: Vec::new(), socket_name: None, runtime_dir: None, show_cursor: true, direct: true, renderer: EngineChoice::Auto, convert: ConvertChoice::Auto, gpu: None, keyboard: KeyboardLayout::default(), xwayland: true, handle_signals: false, env: Vec::new() }
+        Self {
+            mode,
+            command: Vec::new(),
+            socket_name: None,
+            runtime_dir: None,
+            show_cursor: true,
+            direct: true,
+            renderer: EngineChoice::Auto,
+            convert: ConvertChoice::Auto,
+            gpu: None,
+            keyboard: KeyboardLayout::default(),
+            xwayland: true,
+            handle_signals: false,
+            env: Vec::new(),
+        }
     }
 }
 
@@ -197,7 +211,13 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
     let (returned, returned_source) = ping::make_ping().context("release ping")?;
     let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(&state, Engine::open(config.renderer, config.convert, config.gpu.as_deref())?, config.show_cursor, config.direct, returned),
+        renderer: Renderer::new(
+            &state,
+            Engine::open(config.renderer, config.convert, config.gpu.as_deref())?,
+            config.show_cursor,
+            config.direct,
+            returned,
+        ),
         sink: Some(SinkThread::spawn(sink)),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),
@@ -273,9 +293,10 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
         let _ = state.dh.flush_clients();
     })?;
     if let Some(app) = &state.app
-        && outcome.borrow().exit_code.is_none() {
-            app.terminate(Duration::from_secs(3));
-        }
+        && outcome.borrow().exit_code.is_none()
+    {
+        app.terminate(Duration::from_secs(3));
+    }
     let mut frames = frames.borrow_mut();
     let mut o = outcome.borrow().clone();
     if let Some(sink) = frames.sink.take() {
@@ -379,10 +400,19 @@ impl FrameOutput {
             Ok(Some(frame)) => {
                 let mut feedback = OutputPresentationFeedback::new(&output);
                 for w in state.space.elements() {
-                    w.take_presentation_feedback(&mut feedback, |_, _| Some(output.clone()), |_, _| wp_presentation_feedback::Kind::empty());
+                    w.take_presentation_feedback(
+                        &mut feedback,
+                        |_, _| Some(output.clone()),
+                        |_, _| wp_presentation_feedback::Kind::empty(),
+                    );
                 }
                 self.presented += 1;
-                feedback.presented(now, Refresh::fixed(state.mode.frame_interval()), self.presented, wp_presentation_feedback::Kind::empty());
+                feedback.presented(
+                    now,
+                    Refresh::fixed(state.mode.frame_interval()),
+                    self.presented,
+                    wp_presentation_feedback::Kind::empty(),
+                );
                 if let Some(sink) = &self.sink {
                     sink.offer(frame);
                 }

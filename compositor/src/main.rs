@@ -3,8 +3,8 @@
 //! Runs one headless streaming session; exits with the session command's exit code.
 
 use anyhow::Context;
-use punktfunk_compositor::{run, Config, Frame, KeyboardLayout, Mode};
-use punktfunk_streamer::audio::{server, Channels, SessionAudio};
+use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, run};
+use punktfunk_streamer::audio::{Channels, SessionAudio, server};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
@@ -29,7 +29,8 @@ fn main() -> anyhow::Result<()> {
     let mut record: Option<PathBuf> = None;
     let mut bitrate: u64 = 20_000_000;
     let mut encoder = Choice::Auto;
-    let (mut ipc_fd, mut video_fd, mut native_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>, Option<i32>) = (None, None, None, None);
+    let (mut ipc_fd, mut video_fd, mut native_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>, Option<i32>) =
+        (None, None, None, None);
     let mut audio_channels = Channels::Stereo;
     let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
         v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
@@ -47,7 +48,11 @@ fn main() -> anyhow::Result<()> {
             Some("--native-fd") => native_fd = Some(text(args.next(), "--native-fd")?.parse().context("--native-fd is a file descriptor")?),
             Some("--audio-fd") => audio_fd = Some(text(args.next(), "--audio-fd")?.parse().context("--audio-fd is a file descriptor")?),
             Some("--audio-channels") => {
-                audio_channels = text(args.next(), "--audio-channels")?.parse().ok().and_then(Channels::from_count).context("--audio-channels is 2, 6 or 8")?
+                audio_channels = text(args.next(), "--audio-channels")?
+                    .parse()
+                    .ok()
+                    .and_then(Channels::from_count)
+                    .context("--audio-channels is 2, 6 or 8")?
             }
             Some("--no-cursor") => config.show_cursor = false,
             Some("--no-direct") => config.direct = false,
@@ -55,7 +60,9 @@ fn main() -> anyhow::Result<()> {
             Some("--convert") => config.convert = text(args.next(), "--convert")?.parse().map_err(anyhow::Error::msg)?,
             Some("--gpu") => config.gpu = Some(PathBuf::from(args.next().context("--gpu needs a DRM node, e.g. /dev/dri/renderD128")?)),
             Some("--no-xwayland") => config.xwayland = false,
-            Some("--keyboard-layout") => config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() },
+            Some("--keyboard-layout") => {
+                config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() }
+            }
             Some("--") => {
                 config.command = args.by_ref().collect();
                 break;
@@ -98,10 +105,19 @@ fn main() -> anyhow::Result<()> {
         };
         let (sink, control) = punktfunk_compositor::stream::attach(ipc, punktfunk_compositor::stream::Sockets { video, native, audio })?;
         let outcome = run(config, sink, Some(control))?;
-        tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, converted = outcome.converted, "stream session ended");
+        tracing::info!(
+            frames = outcome.frames,
+            dropped = outcome.dropped,
+            skipped = outcome.skipped,
+            converted = outcome.converted,
+            "stream session ended"
+        );
         std::process::exit(outcome.exit_code.unwrap_or(0));
     }
-    anyhow::ensure!(ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(), "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)");
+    anyhow::ensure!(
+        ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(),
+        "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)"
+    );
     let outcome = match (record, raw_output) {
         (Some(path), _) => {
             // AV1 as a low-overhead OBU stream (`.obu`, what FFmpeg's `obu` demuxer reads).
@@ -110,20 +126,27 @@ fn main() -> anyhow::Result<()> {
                 Some("obu" | "av1") => Codec::Av1,
                 _ => Codec::H264,
             };
-            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate, encoder).with_context(|| format!("creating {}", path.display()))?;
+            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate, encoder)
+                .with_context(|| format!("creating {}", path.display()))?;
             run(config, sink, None)?
         }
         (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
         (None, None) => run(config, |_: Frame| Ok(()), None)?,
     };
-    tracing::info!(frames = outcome.frames, dropped = outcome.dropped, skipped = outcome.skipped, converted = outcome.converted, "session ended");
+    tracing::info!(
+        frames = outcome.frames,
+        dropped = outcome.dropped,
+        skipped = outcome.skipped,
+        converted = outcome.converted,
+        "session ended"
+    );
     std::process::exit(outcome.exit_code.unwrap_or(0));
 }
 
 /// Takes ownership of a descriptor the daemon left open for us, and keeps it from leaking
 /// into the session's own processes.
 fn inherited(fd: i32) -> anyhow::Result<std::os::fd::OwnedFd> {
-    use nix::fcntl::{fcntl, FcntlArg, FdFlag};
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
     use std::os::fd::{BorrowedFd, FromRawFd};
     anyhow::ensure!(fd > 2, "descriptor {fd} is not one the daemon passes");
     // SAFETY: checked to be open just below before being owned; nothing else owns it.

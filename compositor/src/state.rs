@@ -1,6 +1,8 @@
 //! The compositor's state: Smithay's protocol states, the one output, the windows.
 
+use crate::launch::App;
 use crate::mode::Mode;
+use crate::xwayland::Xwayland;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::input::keyboard::XkbConfig;
@@ -8,8 +10,8 @@ use smithay::input::pointer::CursorImageStatus;
 use smithay::input::{Seat, SeatState};
 use smithay::output::{Mode as OutputMode, Output, PhysicalProperties, Scale, Subpixel};
 use smithay::reexports::calloop::{LoopHandle, LoopSignal};
-use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
 use smithay::reexports::wayland_server::DisplayHandle;
+use smithay::reexports::wayland_server::backend::{ClientData, ClientId, DisconnectReason};
 use smithay::utils::{Clock, Monotonic, Transform};
 use smithay::wayland::compositor::{CompositorClientState, CompositorState};
 use smithay::wayland::cursor_shape::CursorShapeManagerState;
@@ -22,14 +24,12 @@ use smithay::wayland::relative_pointer::RelativePointerManagerState;
 use smithay::wayland::selection::data_device::DataDeviceState;
 use smithay::wayland::selection::primary_selection::PrimarySelectionState;
 use smithay::wayland::shell::wlr_layer::WlrLayerShellState;
-use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
 use smithay::wayland::shell::xdg::XdgShellState;
+use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
 use smithay::wayland::shm::ShmState;
 use smithay::wayland::viewporter::ViewporterState;
 use smithay::wayland::xdg_activation::XdgActivationState;
 use smithay::wayland::xwayland_shell::XWaylandShellState;
-use crate::launch::App;
-use crate::xwayland::Xwayland;
 
 /// Per-client data Smithay needs.
 #[derive(Default)]
@@ -46,10 +46,13 @@ impl ClientData for ClientState {
     }
 }
 
+/// Whether the renderer can use a client's dmabuf.
+pub type ImportCheck = Box<dyn FnMut(&Dmabuf) -> bool>;
+
 /// linux-dmabuf: its state, and the renderer's import check once a GPU renderer offers it.
 pub struct Dmabufs {
     pub state: DmabufState,
-    pub import: Option<Box<dyn FnMut(&Dmabuf) -> bool>>,
+    pub import: Option<ImportCheck>,
 }
 
 pub struct State {
@@ -121,7 +124,8 @@ impl State {
 
         let mut seat_state = SeatState::new();
         let mut seat = seat_state.new_wl_seat(&dh, "seat0");
-        let xkb = XkbConfig { layout: &keyboard.layout, variant: &keyboard.variant, options: keyboard.options.clone(), ..Default::default() };
+        let xkb =
+            XkbConfig { layout: &keyboard.layout, variant: &keyboard.variant, options: keyboard.options.clone(), ..Default::default() };
         seat.add_keyboard(xkb, 400, 30).map_err(|e| anyhow::anyhow!("keyboard layout {:?}: {e}", keyboard.layout))?;
         seat.add_pointer();
         seat.add_touch();

@@ -5,17 +5,17 @@
 
 use crate::Control;
 use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
+use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
 use punktfunk_streamer::audio::playout::Playout;
 use punktfunk_streamer::audio::sender::{AudioSender, Wire};
-use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::encode::SessionEncoder;
 use punktfunk_streamer::gamestream;
-use punktfunk_streamer::gamestream::video::{listen_for_pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoSender};
-use punktfunk_streamer::ipc::{self, Command, Report};
-use punktfunk_streamer::native::{listen_for_hellos, NativeVideoParams, NativeVideoSender};
-use punktfunk_streamer::peer::Peer;
+use punktfunk_streamer::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams, VideoSender, listen_for_pings};
 use punktfunk_streamer::gpu::GpuSurfaces;
+use punktfunk_streamer::ipc::{self, Command, Report};
+use punktfunk_streamer::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
+use punktfunk_streamer::peer::Peer;
 use punktfunk_streamer::{Frame, FrameSink, PixelFormat, Pixels};
 use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
 use std::io::BufReader;
@@ -106,19 +106,46 @@ pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink,
     let reports = Arc::new(Mutex::new(ipc.try_clone()?));
     let reader_control = control.clone();
     let reader_idr = Arc::clone(&idr);
-    std::thread::Builder::new().name("daemon-ipc".into()).spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio, reader_native))?;
-    let sink = StreamSink { commands: video_rx, socket: video, native, control, idr, reports, sender: None, listener_stop: None, first_sent: false, path: None, stats: StatsRecorder::default() };
+    std::thread::Builder::new()
+        .name("daemon-ipc".into())
+        .spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio, reader_native))?;
+    let sink = StreamSink {
+        commands: video_rx,
+        socket: video,
+        native,
+        control,
+        idr,
+        reports,
+        sender: None,
+        listener_stop: None,
+        first_sent: false,
+        path: None,
+        stats: StatsRecorder::default(),
+    };
     Ok((sink, control_rx))
 }
 
-fn read_commands(ipc: UnixStream, control: SyncSender<Control>, video: mpsc::Sender<VideoCommand>, idr: Arc<AtomicBool>, audio: Option<Audio>, native: UdpSocket) {
+fn read_commands(
+    ipc: UnixStream,
+    control: SyncSender<Control>,
+    video: mpsc::Sender<VideoCommand>,
+    idr: Arc<AtomicBool>,
+    audio: Option<Audio>,
+    native: UdpSocket,
+) {
     let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
     let mut sender: Option<AudioSender> = None;
     let mut stop_audio = |sender: &mut Option<AudioSender>| {
         if let Some(s) = sender.take() {
             let stats = s.stop();
-            tracing::info!(packets = stats.packets, silent = stats.silent, p50_us = stats.capture_to_send_us_p50, p99_us = stats.capture_to_send_us_p99, "audio stopped");
+            tracing::info!(
+                packets = stats.packets,
+                silent = stats.silent,
+                p50_us = stats.capture_to_send_us_p50,
+                p99_us = stats.capture_to_send_us_p99,
+                "audio stopped"
+            );
             if let Some(out) = reports.as_mut() {
                 let _ = ipc::write(out, &Report::AudioStats(stats));
             }
@@ -147,7 +174,17 @@ fn read_commands(ipc: UnixStream, control: SyncSender<Control>, video: mpsc::Sen
                 stop_audio(&mut sender);
                 if let Some(a) = &audio {
                     let wire = Wire::Native(AudioSealer::new(&p.key, KIND_SOUND));
-                    let started = native.try_clone().and_then(|socket| AudioSender::start(OpusLayout::new(Channels::Stereo, false), NATIVE_PACKET_MS, wire, socket, peer.clone(), a.session.subscribe(), a.session.channels()));
+                    let started = native.try_clone().and_then(|socket| {
+                        AudioSender::start(
+                            OpusLayout::new(Channels::Stereo, false),
+                            NATIVE_PACKET_MS,
+                            wire,
+                            socket,
+                            peer.clone(),
+                            a.session.subscribe(),
+                            a.session.channels(),
+                        )
+                    });
                     match started {
                         Ok(s) => sender = Some(s),
                         Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
@@ -168,7 +205,10 @@ fn read_commands(ipc: UnixStream, control: SyncSender<Control>, video: mpsc::Sen
                     tracing::warn!("the client asked for audio, but this session has none");
                     continue;
                 };
-                let started = a.socket.try_clone().and_then(|socket| gamestream::audio::start(params, socket, a.session.subscribe(), a.session.channels()));
+                let started = a
+                    .socket
+                    .try_clone()
+                    .and_then(|socket| gamestream::audio::start(params, socket, a.session.subscribe(), a.session.channels()));
                 match started {
                     Ok(s) => sender = Some(s),
                     Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
@@ -222,7 +262,13 @@ impl StreamSink {
     fn stop_video(&mut self) {
         if self.sender.take().is_some() {
             let stats = self.stats.take();
-            tracing::info!(frames = stats.frames, keyframes = stats.keyframes, p50_us = stats.host_latency_us_p50, p99_us = stats.host_latency_us_p99, "video stopped");
+            tracing::info!(
+                frames = stats.frames,
+                keyframes = stats.keyframes,
+                p50_us = stats.host_latency_us_p50,
+                p99_us = stats.host_latency_us_p99,
+                "video stopped"
+            );
             self.report(&Report::VideoStats(stats));
         }
         if let Some(stop) = self.listener_stop.take() {
@@ -249,12 +295,16 @@ impl StreamSink {
                 let peer = Peer::default();
                 let (socket, payload, listener_peer) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone());
                 listener.spawn(move || listen_for_pings(socket, payload, listener_peer, listener_stop, on_latch))?;
-                MediaSender::GameStream(VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
+                MediaSender::GameStream(
+                    VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?,
+                )
             }
             VideoCommand::StartNative(params, peer, mic) => {
                 let (socket, listener_params, listener_peer) = (self.native.try_clone()?, params.clone(), peer.clone());
                 listener.spawn(move || listen_for_hellos(socket, &listener_params, listener_peer, listener_stop, mic, on_latch))?;
-                MediaSender::Native(NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?)
+                MediaSender::Native(
+                    NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?,
+                )
             }
             VideoCommand::Stop | VideoCommand::SetBitrate(_) => return Ok(()),
         };

@@ -82,29 +82,29 @@ pub fn spawn(state: &mut State, on_ready: impl FnOnce(&mut State, Option<OsStrin
     let on_ready = std::rc::Rc::new(std::cell::RefCell::new(Some(on_ready)));
     let ready = std::rc::Rc::clone(&on_ready);
     let inserted = state.loop_handle.insert_source(xwayland, move |event, _, state: &mut State| {
-            let display = match event {
-                XWaylandEvent::Ready { x11_socket, display_number } => {
-                    match X11Wm::start_wm(state.loop_handle.clone(), x11_socket, client.clone()) {
-                        Ok(wm) => {
-                            state.xwayland.wm = Some(wm);
-                            tracing::info!(display_number, "Xwayland ready");
-                            Some(OsString::from(format!(":{display_number}")))
-                        }
-                        Err(e) => {
-                            tracing::error!("X11 window manager: {e}");
-                            None
-                        }
+        let display = match event {
+            XWaylandEvent::Ready { x11_socket, display_number } => {
+                match X11Wm::start_wm(state.loop_handle.clone(), x11_socket, client.clone()) {
+                    Ok(wm) => {
+                        state.xwayland.wm = Some(wm);
+                        tracing::info!(display_number, "Xwayland ready");
+                        Some(OsString::from(format!(":{display_number}")))
+                    }
+                    Err(e) => {
+                        tracing::error!("X11 window manager: {e}");
+                        None
                     }
                 }
-                XWaylandEvent::Error => {
-                    tracing::error!("Xwayland failed to start; X11 apps will not run");
-                    None
-                }
-            };
-            if let Some(f) = ready.borrow_mut().take() {
-                f(state, display);
             }
-        });
+            XWaylandEvent::Error => {
+                tracing::error!("Xwayland failed to start; X11 apps will not run");
+                None
+            }
+        };
+        if let Some(f) = ready.borrow_mut().take() {
+            f(state, display);
+        }
+    });
     if let Err(e) = inserted {
         tracing::error!("Xwayland event source: {e}");
         if let Some(f) = on_ready.borrow_mut().take() {

@@ -52,7 +52,17 @@ fn record(file: &str, codec: &str, at_least: u64, options: &[&str]) -> u64 {
     };
     let rendered = field("frames") - field("dropped");
     let probe = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries", "stream=nb_read_frames,width,height,codec_name", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=nb_read_frames,width,height,codec_name",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&out)
         .output()
         .unwrap();

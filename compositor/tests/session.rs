@@ -2,7 +2,7 @@
 //! Each test runs the compositor in-process (its frames go to a test sink) and drives it
 //! through the same control channel the daemon uses.
 
-use punktfunk_compositor::{run, Config, Control, Frame, InputEvent, Mode, Outcome};
+use punktfunk_compositor::{Config, Control, Frame, InputEvent, Mode, Outcome, run};
 use smithay::reexports::calloop::channel::{self, Sender};
 use std::ffi::OsString;
 use std::path::PathBuf;

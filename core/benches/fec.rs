@@ -2,11 +2,11 @@
 //! Baselines run in the same process: fec-rs (Moonlight-exact, used by moonshine) for
 //! GF(2^8), raw reed-solomon-simd for GF(2^16), ring and RustCrypto for AES-GCM.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use punktfunk_core::moonlight::annexb::without_sei;
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use punktfunk_core::crypto::Gcm;
 use punktfunk_core::fec::gf256::{Backend, Code};
 use punktfunk_core::fec::gf65536;
+use punktfunk_core::moonlight::annexb::without_sei;
 use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::native::{Frame, Sender, StreamConfig};
 use std::hint::black_box;
@@ -63,8 +63,7 @@ fn gf256(c: &mut Criterion) {
         let rs = fec_rs::ReedSolomon::new(d, p).unwrap();
         g.bench_function(BenchmarkId::new("fec-rs", format!("{d}+{p}")), |b| {
             b.iter(|| {
-                let mut work: Vec<Option<Vec<u8>>> =
-                    all.iter().enumerate().map(|(i, s)| present[i].then(|| s.clone())).collect();
+                let mut work: Vec<Option<Vec<u8>>> = all.iter().enumerate().map(|(i, s)| present[i].then(|| s.clone())).collect();
                 rs.reconstruct_data(&mut work).unwrap();
             })
         });
@@ -141,7 +140,11 @@ fn aes_gcm(c: &mut Criterion) {
     g.bench_function("ring", |b| {
         b.iter(|| {
             ring_key
-                .seal_in_place_separate_tag(ring::aead::Nonce::assume_unique_for_key([2; 12]), ring::aead::Aad::empty(), black_box(&mut buf))
+                .seal_in_place_separate_tag(
+                    ring::aead::Nonce::assume_unique_for_key([2; 12]),
+                    ring::aead::Aad::empty(),
+                    black_box(&mut buf),
+                )
                 .unwrap()
         })
     });
@@ -182,7 +185,9 @@ fn whole_path(c: &mut Criterion) {
 fn key_frame_sei(c: &mut Criterion) {
     let unit = |header: &[u8], len: usize| -> Vec<u8> { [&[0, 0, 0, 1][..], header, &vec![0x5A; len]].concat() };
     let clean = [unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x26, 0x01], 250_000)].concat();
-    let with_sei = [unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x4e, 0x01], 2400), unit(&[0x26, 0x01], 250_000)].concat();
+    let with_sei =
+        [unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x4e, 0x01], 2400), unit(&[0x26, 0x01], 250_000)]
+            .concat();
     let mut g = c.benchmark_group("key_frame_without_sei_250kB");
     g.throughput(Throughput::Bytes(clean.len() as u64));
     g.bench_function("no_sei", |b| b.iter(|| black_box(without_sei(black_box(&clean), true).len())));

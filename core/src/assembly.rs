@@ -104,7 +104,15 @@ fn before(a: u32, b: u32) -> bool {
 
 impl<M: Copy + PartialEq> Assembler<M> {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, frames: VecDeque::new(), horizon: None, last_complete: None, out_of_window: 0, spare: Vec::new(), stats: Stats::default() }
+        Self {
+            limits,
+            frames: VecDeque::new(),
+            horizon: None,
+            last_complete: None,
+            out_of_window: 0,
+            spare: Vec::new(),
+            stats: Stats::default(),
+        }
     }
 
     pub fn limits(&self) -> Limits {
@@ -113,13 +121,7 @@ impl<M: Copy + PartialEq> Assembler<M> {
 
     /// Takes one shard (`bytes` shorter than `shard_len` is zero-filled, as Moonlight does).
     /// Pushes at most a few events: frames lost on the way and at most one completed frame.
-    pub fn insert(
-        &mut self,
-        info: ShardInfo<M>,
-        bytes: &[u8],
-        fec: &mut impl Recover,
-        events: &mut Vec<Event<M>>,
-    ) -> Result<(), Reject> {
+    pub fn insert(&mut self, info: ShardInfo<M>, bytes: &[u8], fec: &mut impl Recover, events: &mut Vec<Event<M>>) -> Result<(), Reject> {
         self.stats.packets_received += 1;
         let r = self.insert_inner(info, bytes, fec, events);
         match r {
@@ -131,13 +133,7 @@ impl<M: Copy + PartialEq> Assembler<M> {
         r
     }
 
-    fn insert_inner(
-        &mut self,
-        info: ShardInfo<M>,
-        bytes: &[u8],
-        fec: &mut impl Recover,
-        events: &mut Vec<Event<M>>,
-    ) -> Result<(), Reject> {
+    fn insert_inner(&mut self, info: ShardInfo<M>, bytes: &[u8], fec: &mut impl Recover, events: &mut Vec<Event<M>>) -> Result<(), Reject> {
         let l = self.limits;
         let (data, parity) = (info.data as usize, info.parity as usize);
         if info.blocks == 0
@@ -179,14 +175,8 @@ impl<M: Copy + PartialEq> Assembler<M> {
         }
         let block = &mut frame.blocks[info.block as usize];
         if block.data == 0 {
-            let mut fresh = spare.pop().unwrap_or_else(|| Block {
-                data: 0,
-                parity: 0,
-                buf: Vec::new(),
-                present: Vec::new(),
-                received: 0,
-                done: false,
-            });
+            let mut fresh =
+                spare.pop().unwrap_or_else(|| Block { data: 0, parity: 0, buf: Vec::new(), present: Vec::new(), received: 0, done: false });
             fresh.data = data;
             fresh.parity = parity;
             // No zeroing: every slot is written on arrival, and missing data is rebuilt.
@@ -316,9 +306,10 @@ impl<M: Copy + PartialEq> Assembler<M> {
     /// Forgets a completed frame once its data has been read.
     pub fn release(&mut self, frame: u32) {
         if let Some(pos) = self.frames.iter().position(|f| f.id == frame)
-            && let Some(f) = self.frames.remove(pos) {
-                self.recycle(f);
-            }
+            && let Some(f) = self.frames.remove(pos)
+        {
+            self.recycle(f);
+        }
     }
 }
 

@@ -5,10 +5,8 @@
 //! here, several times RustCrypto's `aes-gcm`, and ahead of ring. rustls uses it too, so the
 //! host links one crypto library.
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_128_GCM};
-use aws_lc_rs::cipher::{
-    DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey, AES_128,
-};
+use aws_lc_rs::aead::{AES_128_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::cipher::{AES_128, DecryptingKey, DecryptionContext, EncryptingKey, EncryptionContext, UnboundCipherKey};
 use aws_lc_rs::iv::FixedLength;
 
 pub const KEY_LEN: usize = 16;
@@ -134,9 +132,7 @@ mod tests {
         let mut ours = vec![0xA5u8; 1000];
         let tag = Gcm::new(&key).seal(nonce, b"", &mut ours);
         let mut theirs = vec![0xA5u8; 1000];
-        let t = aes_gcm::Aes128Gcm::new(&key.into())
-            .encrypt_in_place_detached(&nonce.into(), b"", &mut theirs)
-            .unwrap();
+        let t = aes_gcm::Aes128Gcm::new(&key.into()).encrypt_in_place_detached(&nonce.into(), b"", &mut theirs).unwrap();
         assert_eq!(ours, theirs);
         assert_eq!(&tag[..], &t[..]);
     }

@@ -8,17 +8,42 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum InputEvent {
     /// Linux evdev key code (KEY_A = 30).
-    Key { code: u32, pressed: bool },
+    Key {
+        code: u32,
+        pressed: bool,
+    },
     /// UTF-8 text, typed as key presses of the current layout (characters it lacks are
     /// skipped with a warning).
     Text(String),
-    PointerMotion { x: f64, y: f64 },
-    PointerRelative { dx: f64, dy: f64 },
+    PointerMotion {
+        x: f64,
+        y: f64,
+    },
+    PointerRelative {
+        dx: f64,
+        dy: f64,
+    },
     /// Linux evdev button code (BTN_LEFT = 0x110).
-    Button { code: u32, pressed: bool },
+    Button {
+        code: u32,
+        pressed: bool,
+    },
     /// Scroll in 1/120 detents (v120); positive is down or right.
-    Scroll { vertical: bool, v120: i32 },
-    TouchDown { id: u32, x: f64, y: f64 },
-    TouchMotion { id: u32, x: f64, y: f64 },
-    TouchUp { id: u32 },
+    Scroll {
+        vertical: bool,
+        v120: i32,
+    },
+    TouchDown {
+        id: u32,
+        x: f64,
+        y: f64,
+    },
+    TouchMotion {
+        id: u32,
+        x: f64,
+        y: f64,
+    },
+    TouchUp {
+        id: u32,
+    },
 }

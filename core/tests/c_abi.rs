@@ -4,10 +4,10 @@
 //!
 //! `PUNKTFUNK_BLESS=1 cargo test -p punktfunk-core --test c_abi` rewrites the header.
 
+use punktfunk_core::control::VERSION;
 use punktfunk_core::control::framing::{self, Reader};
 use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, Started};
 use punktfunk_core::control::pairing::HostPairing;
-use punktfunk_core::control::VERSION;
 use punktfunk_core::input::InputEvent;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -32,10 +32,7 @@ fn generate_header() -> String {
     for src in ["src/ffi/mod.rs", "src/ffi/stream.rs", "src/ffi/audio.rs", "src/ffi/control.rs", "src/stats.rs"] {
         builder = builder.with_src(manifest_dir().join(src));
     }
-    builder
-        .generate()
-        .expect("cbindgen parses ffi.rs")
-        .write(&mut out);
+    builder.generate().expect("cbindgen parses ffi.rs").write(&mut out);
     String::from_utf8(out).expect("header is UTF-8")
 }
 
@@ -118,7 +115,7 @@ impl Host {
     fn hear(&mut self) -> ClientMessage {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(m) = self.reader.next().unwrap() {
+            if let Some(m) = self.reader.next_message().unwrap() {
                 return m;
             }
             let n = self.from_client.read(&mut buf).unwrap();
@@ -131,7 +128,8 @@ impl Host {
 #[test]
 fn c_client_pairs_starts_steers_and_stops_a_session() {
     let dir = scratch("control");
-    let mut child = Command::new(compile("control", &dir)).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        Command::new(compile("control", &dir)).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut host = Host { to_client: child.stdin.take().unwrap(), from_client: child.stdout.take().unwrap(), reader: Reader::default() };
     let (client_fp, host_fp) = ([0x11u8; 32], [0x22u8; 32]);
 
@@ -146,10 +144,26 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
 
     let ClientMessage::Ping { client_us } = host.hear() else { panic!("expected Ping") };
     let ClientMessage::Start(req) = host.hear() else { panic!("expected Start") };
-    assert_eq!((req.app.as_str(), req.width, req.height, req.fps, req.codec.as_str(), req.bitrate_kbps), ("Desktop", 1920, 1080, 120, "hevc", 50_000));
+    assert_eq!(
+        (req.app.as_str(), req.width, req.height, req.fps, req.codec.as_str(), req.bitrate_kbps),
+        ("Desktop", 1920, 1080, 120, "hevc", 50_000)
+    );
     assert!(req.ten_bit && !req.yuv444, "flags reach the request: {req:?}");
     host.say(&HostMessage::Pong { client_us, host_us: client_us + 5_000_000 });
-    host.say(&HostMessage::Started(Started { data_port: 48101, token: 77, key: [9; 16], mic_key: [10; 16], shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 22, width: 1920, height: 1080, fps: 120, ten_bit: false, yuv444: false }));
+    host.say(&HostMessage::Started(Started {
+        data_port: 48101,
+        token: 77,
+        key: [9; 16],
+        mic_key: [10; 16],
+        shard_len: 1400,
+        fec_percent: 20,
+        max_frame_len: 1 << 22,
+        width: 1920,
+        height: 1080,
+        fps: 120,
+        ten_bit: false,
+        yuv444: false,
+    }));
 
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Key { code: 30, pressed: true }));
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Text("hé".into())));

@@ -2,8 +2,8 @@
 //! clients): identical parity on every backend, and recovery from any loss within budget.
 
 use proptest::prelude::*;
-use punktfunk_core::fec::gf256::{Backend, Code};
 use punktfunk_core::fec::FecError;
+use punktfunk_core::fec::gf256::{Backend, Code};
 
 fn shards(d: usize, len: usize, seed: u64) -> Vec<Vec<u8>> {
     let mut x = seed | 1;

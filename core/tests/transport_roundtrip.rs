@@ -119,9 +119,12 @@ fn native_frames_lost_whole_are_reported() {
 
 /// Every frame before the newest one delivered is accounted for exactly once.
 fn accounted_once(got: &[Got]) -> bool {
-    let ids: Vec<u32> = got.iter().map(|g| match g {
-        Got::Frame(id, _) | Got::Lost(id) => *id,
-    }).collect();
+    let ids: Vec<u32> = got
+        .iter()
+        .map(|g| match g {
+            Got::Frame(id, _) | Got::Lost(id) => *id,
+        })
+        .collect();
     let newest = got.iter().filter_map(|g| if let Got::Frame(id, _) = g { Some(*id) } else { None }).max();
     let unique: std::collections::BTreeSet<u32> = ids.iter().copied().collect();
     unique.len() == ids.len() && newest.is_none_or(|n| (0..=n).all(|i| unique.contains(&i)))

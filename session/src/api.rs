@@ -4,9 +4,9 @@
 //! would let any local user pair a device.
 
 use crate::host::Host;
-use crate::pin::{valid_pin, PairOutcome, PIN_LIFETIME};
+use crate::pin::{PIN_LIFETIME, PairOutcome, valid_pin};
 use axum::extract::{Path, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -69,7 +69,8 @@ async fn authorize(State(host): State<Arc<Host>>, request: Request, next: Next) 
     // Constant-time comparison: the token is a secret.
     let ok = given.is_some_and(|g| aws_lc_rs::constant_time::verify_slices_are_equal(g.as_bytes(), host.api_token.as_bytes()).is_ok());
     if !ok {
-        return err(StatusCode::UNAUTHORIZED, "missing or wrong API token (the api-token file in the host's state directory)").into_response();
+        return err(StatusCode::UNAUTHORIZED, "missing or wrong API token (the api-token file in the host's state directory)")
+            .into_response();
     }
     next.run(request).await
 }
@@ -95,7 +96,14 @@ async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiR
 }
 
 async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
-    let list = host.clients.lock().unwrap().list().iter().map(|c| ClientInfo { fingerprint: c.fingerprint.clone(), name: c.name.clone(), paired_at: c.paired_at }).collect();
+    let list = host
+        .clients
+        .lock()
+        .unwrap()
+        .list()
+        .iter()
+        .map(|c| ClientInfo { fingerprint: c.fingerprint.clone(), name: c.name.clone(), paired_at: c.paired_at })
+        .collect();
     Json(list)
 }
 
@@ -116,7 +124,14 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
 }
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
-    let session = host.streams.with(|s| (s.launch.app_id, s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64), s.video.clone(), s.encoding.clone()));
+    let session = host.streams.with(|s| {
+        (
+            s.launch.app_id,
+            s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
+            s.video.clone(),
+            s.encoding.clone(),
+        )
+    });
     Json(Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),

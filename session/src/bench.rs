@@ -11,11 +11,11 @@
 //! Loss, when asked for, is a random drop at the sender just before the send call.
 
 use anyhow::Context;
+use punktfunk_core::Datagrams;
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_core::native::sender::{Frame, Sender};
-use punktfunk_core::Datagrams;
-use punktfunk_net::{monotonic_us, DataSocket};
+use punktfunk_net::{DataSocket, monotonic_us};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -76,7 +76,14 @@ fn config(fec_percent: u16) -> StreamConfig {
 pub fn run(mode: Mode, gbps: f64, seconds: f64, loss_percent: f64) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .args(["bench", "transport-receive", "--mode", if mode == Mode::Plain { "plain" } else { "pf1" }, "--seconds", &seconds.to_string()])
+        .args([
+            "bench",
+            "transport-receive",
+            "--mode",
+            if mode == Mode::Plain { "plain" } else { "pf1" },
+            "--seconds",
+            &seconds.to_string(),
+        ])
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the receiver process")?;
@@ -112,7 +119,16 @@ pub fn run(mode: Mode, gbps: f64, seconds: f64, loss_percent: f64) -> anyhow::Re
     let secs = elapsed.as_secs_f64();
     let goodput_gbps = received.bytes as f64 * 8.0 / secs / 1e9;
     let cores = (sender_cpu + received.cpu_us) as f64 / 1e6 / secs;
-    Ok(Outcome { mode, target_gbps: gbps, sent_frames: frames, received, goodput_gbps, cores_per_gbps: cores / goodput_gbps.max(1e-9), send_calls: socket.send_calls, datagrams_sent })
+    Ok(Outcome {
+        mode,
+        target_gbps: gbps,
+        sent_frames: frames,
+        received,
+        goodput_gbps,
+        cores_per_gbps: cores / goodput_gbps.max(1e-9),
+        send_calls: socket.send_calls,
+        datagrams_sent,
+    })
 }
 
 /// Lays `data` out as plain datagrams: frame id, index, count, timestamp, then the bytes.
@@ -261,7 +277,9 @@ impl PlainReceiver {
 /// `punktfunk bench transport`: both modes at each rate, then punktfunk/1 under loss.
 pub fn transport(rates: &[f64], seconds: f64, loss_percent: f64) -> anyhow::Result<()> {
     println!("{FPS} frames/s for {seconds} s per run; {SHARD}-byte payloads; punktfunk/1 with 20 % FEC and AES-128-GCM");
-    println!("| target Gbit/s | mode | goodput Gbit/s | frames lost / sent | recovered | latency p50 / p99 | CPU cores per Gbit/s | datagrams per send call |");
+    println!(
+        "| target Gbit/s | mode | goodput Gbit/s | frames lost / sent | recovered | latency p50 / p99 | CPU cores per Gbit/s | datagrams per send call |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     let mut best: BTreeMap<&str, f64> = BTreeMap::new();
     for &gbps in rates {
@@ -275,10 +293,15 @@ pub fn transport(rates: &[f64], seconds: f64, loss_percent: f64) -> anyhow::Resu
         }
     }
     let (plain, pf1) = (best.get("plain").copied().unwrap_or(0.0), best.get("pf1").copied().unwrap_or(0.0));
-    println!("\nHighest goodput with every frame delivered: plain UDP {plain:.2} Gbit/s, punktfunk/1 {pf1:.2} Gbit/s ({:.2} of plain)", pf1 / plain.max(1e-9));
+    println!(
+        "\nHighest goodput with every frame delivered: plain UDP {plain:.2} Gbit/s, punktfunk/1 {pf1:.2} Gbit/s ({:.2} of plain)",
+        pf1 / plain.max(1e-9)
+    );
     if loss_percent > 0.0 {
         println!("\nWith {loss_percent} % random loss:\n");
-        println!("| target Gbit/s | mode | goodput Gbit/s | frames lost / sent | recovered | latency p50 / p99 | CPU cores per Gbit/s | datagrams per send call |");
+        println!(
+            "| target Gbit/s | mode | goodput Gbit/s | frames lost / sent | recovered | latency p50 / p99 | CPU cores per Gbit/s | datagrams per send call |"
+        );
         println!("|---|---|---|---|---|---|---|---|");
         for &gbps in rates {
             print_row(&run(Mode::Pf1, gbps, seconds, loss_percent)?);

@@ -180,7 +180,11 @@ impl Config {
         }
         let gpu = PathBuf::from(&self.gpu);
         let device = std::fs::metadata(&gpu).map_err(|e| anyhow::anyhow!("gpu: {}: {e}", gpu.display()))?;
-        anyhow::ensure!(device.file_type().is_char_device(), "gpu: {} is not a device (a DRM render node such as /dev/dri/renderD128)", gpu.display());
+        anyhow::ensure!(
+            device.file_type().is_char_device(),
+            "gpu: {} is not a device (a DRM render node such as /dev/dri/renderD128)",
+            gpu.display()
+        );
         Ok(Some(gpu))
     }
 
@@ -230,7 +234,11 @@ mod tests {
     fn gpu_is_a_device_or_nothing() {
         let gpu = |path: &str| Config { gpu: path.into(), ..Config::default() }.gpu();
         assert_eq!(gpu("").unwrap(), None);
-        assert_eq!(gpu("/dev/null").unwrap(), Some(PathBuf::from("/dev/null")), "any device passes here; the compositor checks it is a GPU");
+        assert_eq!(
+            gpu("/dev/null").unwrap(),
+            Some(PathBuf::from("/dev/null")),
+            "any device passes here; the compositor checks it is a GPU"
+        );
         assert!(gpu("/etc/hostname").unwrap_err().to_string().contains("is not a device"));
         assert!(gpu("/dev/dri/renderD999").unwrap_err().to_string().contains("gpu: /dev/dri/renderD999"));
     }

@@ -118,11 +118,12 @@ impl Gamepads {
             }
         }
         let pad = self.pads[n].as_mut().expect("created above");
-        let events: Vec<evdev::InputEvent> = changes(&pad.state, &next).into_iter().map(|(t, c, v)| evdev::InputEvent::new(t, c, v)).collect();
-        if !events.is_empty() {
-            if let Err(e) = pad.device.emit(&events) {
-                tracing::warn!(pad = n, "gamepad event: {e}");
-            }
+        let events: Vec<evdev::InputEvent> =
+            changes(&pad.state, &next).into_iter().map(|(t, c, v)| evdev::InputEvent::new(t, c, v)).collect();
+        if !events.is_empty()
+            && let Err(e) = pad.device.emit(&events)
+        {
+            tracing::warn!(pad = n, "gamepad event: {e}");
         }
         pad.state = next;
     }
@@ -165,7 +166,14 @@ mod tests {
         let pressed = ControllerState { buttons: 0x1000 | UP | RIGHT, left_stick: (1000, 32767), right_trigger: 255, ..idle };
         assert_eq!(
             changes(&idle, &pressed),
-            [(EV_KEY, 0x130, 1), (EV_ABS, ABS_X, 1000), (EV_ABS, ABS_Y, -32767), (EV_ABS, ABS_RZ, 255), (EV_ABS, ABS_HAT0X, 1), (EV_ABS, ABS_HAT0Y, -1)]
+            [
+                (EV_KEY, 0x130, 1),
+                (EV_ABS, ABS_X, 1000),
+                (EV_ABS, ABS_Y, -32767),
+                (EV_ABS, ABS_RZ, 255),
+                (EV_ABS, ABS_HAT0X, 1),
+                (EV_ABS, ABS_HAT0Y, -1)
+            ]
         );
         assert_eq!(changes(&pressed, &pressed), []);
         let released = ControllerState { buttons: 0, ..pressed };

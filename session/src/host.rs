@@ -7,8 +7,8 @@ use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
-use punktfunk_streamer::encode::{select, Backend, Choice, Codec};
 use punktfunk_streamer::audio::server::{self, PipeWireServer};
+use punktfunk_streamer::encode::{Backend, Choice, Codec, select};
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -34,7 +34,10 @@ impl Paths {
                 None => Ok(home()?.join(fallback)),
             }
         };
-        Ok(Self { config: xdg("XDG_CONFIG_HOME", ".config")?.join("punktfunk/config.toml"), state: xdg("XDG_STATE_HOME", ".local/state")?.join("punktfunk") })
+        Ok(Self {
+            config: xdg("XDG_CONFIG_HOME", ".config")?.join("punktfunk/config.toml"),
+            state: xdg("XDG_STATE_HOME", ".local/state")?.join("punktfunk"),
+        })
     }
 }
 
@@ -133,13 +136,17 @@ impl Host {
         let clients = Clients::load(paths.state.join("clients.json"))?;
         let name = if config.name.is_empty() { hostname() } else { config.name.clone() };
         let any = Ipv4Addr::UNSPECIFIED;
-        let tcp = |port: u16| async move { tokio::net::TcpListener::bind((any, port)).await.map_err(|e| anyhow::anyhow!("TCP port {port}: {e}")) };
+        let tcp = |port: u16| async move {
+            tokio::net::TcpListener::bind((any, port)).await.map_err(|e| anyhow::anyhow!("TCP port {port}: {e}"))
+        };
         let udp = |port: u16| UdpSocket::bind((any, port)).map_err(|e| anyhow::anyhow!("UDP port {port}: {e}"));
         let sockets = Sockets {
             http: tcp(config.port).await?,
             https: tcp(config.https_port()).await?,
             rtsp: tcp(config.rtsp_port()).await?,
-            api: tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).await.map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
+            api: tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port))
+                .await
+                .map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
             control: udp(config.control_port())?,
             native: udp(config.native_port)?,
         };
@@ -150,9 +157,18 @@ impl Host {
         let av1 = config.software_av1 || select::hardware_encodes(encoder_choice, Codec::Av1);
         let yuv444 = encoder_choice != Choice::Only(Backend::Vaapi);
         let (pipewire, session_env) = sound_server(&config, &paths.state);
-        anyhow::ensure!(matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"), "renderer: {:?} is not auto, pixman or gles", config.renderer);
+        anyhow::ensure!(
+            matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"),
+            "renderer: {:?} is not auto, pixman or gles",
+            config.renderer
+        );
         anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
-        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone(), gpu: config.gpu()? };
+        let engines = Engines {
+            encoder: config.encoder.clone(),
+            renderer: config.renderer.clone(),
+            convert: config.convert.clone(),
+            gpu: config.gpu()?,
+        };
         let streams = Arc::new(Streams::new(compositor, engines, MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,

@@ -63,7 +63,9 @@ enum BenchCmd {
 enum ClientsCmd {
     List,
     /// Remove by name or by fingerprint prefix (≥ 4 hex digits).
-    Remove { key: String },
+    Remove {
+        key: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -109,7 +111,10 @@ fn main() -> anyhow::Result<()> {
             println!("{} ({}): {} paired client(s)", s.name, s.uniqueid, s.paired_clients);
             match s.app {
                 Some(app) => {
-                    println!("streaming app {app}{}", s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default());
+                    println!(
+                        "streaming app {app}{}",
+                        s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default()
+                    );
                     if let Some(video) = s.video {
                         println!("video: {video}");
                     }
@@ -136,12 +141,24 @@ struct Api {
 impl Api {
     fn new(paths: &Paths, config: &Config) -> anyhow::Result<Self> {
         let file = paths.state.join(punktfunk_session::host::API_TOKEN_FILE);
-        let token = std::fs::read_to_string(&file).with_context(|| format!("reading {} (run this as the user the host runs as)", file.display()))?;
-        Ok(Self { agent: ureq::Agent::new_with_defaults(), base: format!("http://127.0.0.1:{}/api", config.api_port), auth: format!("Bearer {}", token.trim()) })
+        let token = std::fs::read_to_string(&file)
+            .with_context(|| format!("reading {} (run this as the user the host runs as)", file.display()))?;
+        Ok(Self {
+            agent: ureq::Agent::new_with_defaults(),
+            base: format!("http://127.0.0.1:{}/api", config.api_port),
+            auth: format!("Bearer {}", token.trim()),
+        })
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        Ok(self.agent.get(format!("{}{path}", self.base)).header("Authorization", &self.auth).call().map_err(api_error)?.body_mut().read_json()?)
+        Ok(self
+            .agent
+            .get(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth)
+            .call()
+            .map_err(api_error)?
+            .body_mut()
+            .read_json()?)
     }
 
     fn delete(&self, path: &str) -> anyhow::Result<()> {
@@ -150,13 +167,22 @@ impl Api {
     }
 
     fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: impl serde::Serialize) -> anyhow::Result<T> {
-        Ok(self.agent.post(format!("{}{path}", self.base)).header("Authorization", &self.auth).send_json(body).map_err(api_error)?.body_mut().read_json()?)
+        Ok(self
+            .agent
+            .post(format!("{}{path}", self.base))
+            .header("Authorization", &self.auth)
+            .send_json(body)
+            .map_err(api_error)?
+            .body_mut()
+            .read_json()?)
     }
 }
 
 fn api_error(e: ureq::Error) -> anyhow::Error {
     match e {
-        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => anyhow::anyhow!("the host is not running (start it with `punktfunk serve`)"),
+        ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
+            anyhow::anyhow!("the host is not running (start it with `punktfunk serve`)")
+        }
         ureq::Error::StatusCode(403) => anyhow::anyhow!("pairing failed: wrong PIN, or the client gave up"),
         ureq::Error::StatusCode(404) => anyhow::anyhow!("no such client"),
         ureq::Error::StatusCode(504) => anyhow::anyhow!("no client used the PIN in time"),
@@ -177,33 +203,42 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
         unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(async {
-        let (host, sockets) = Host::open(&paths).await?;
-        let tls = tls::server_config(&host.identity)?;
-        control::spawn(Arc::clone(&host), sockets.control)?;
-        let _mdns = if host.config.mdns {
-            punktfunk_session::mdns::announce(&host.name, host.config.port, host.config.native_port).map_err(|e| tracing::warn!("mDNS announcement failed: {e}")).ok()
-        } else {
-            None
-        };
-        tokio::spawn(http::serve_http(Arc::clone(&host), sockets.http));
-        tokio::spawn(http::serve_https(Arc::clone(&host), sockets.https, tls));
-        tokio::spawn(rtsp::serve(Arc::clone(&host), sockets.rtsp));
-        tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
-        let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
-        tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
-        tracing::info!(name = host.name, port = host.config.port, hevc = host.hevc, av1 = host.av1, "punktfunk host ready; pair a Moonlight client with `punktfunk pair <PIN>`");
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        tracing::info!("shutting down");
-        host.streams.cancel();
-        // Let the session end properly: its app stopped, its undo commands run.
-        let streams = Arc::clone(&host.streams);
-        let _ = tokio::task::spawn_blocking(move || streams.wait_idle(std::time::Duration::from_secs(8))).await;
-        anyhow::Ok(())
-    })
-    .context("punktfunk serve")
+    runtime
+        .block_on(async {
+            let (host, sockets) = Host::open(&paths).await?;
+            let tls = tls::server_config(&host.identity)?;
+            control::spawn(Arc::clone(&host), sockets.control)?;
+            let _mdns = if host.config.mdns {
+                punktfunk_session::mdns::announce(&host.name, host.config.port, host.config.native_port)
+                    .map_err(|e| tracing::warn!("mDNS announcement failed: {e}"))
+                    .ok()
+            } else {
+                None
+            };
+            tokio::spawn(http::serve_http(Arc::clone(&host), sockets.http));
+            tokio::spawn(http::serve_https(Arc::clone(&host), sockets.https, tls));
+            tokio::spawn(rtsp::serve(Arc::clone(&host), sockets.rtsp));
+            tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
+            let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
+            tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
+            tracing::info!(
+                name = host.name,
+                port = host.config.port,
+                hevc = host.hevc,
+                av1 = host.av1,
+                "punktfunk host ready; pair a Moonlight client with `punktfunk pair <PIN>`"
+            );
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            tracing::info!("shutting down");
+            host.streams.cancel();
+            // Let the session end properly: its app stopped, its undo commands run.
+            let streams = Arc::clone(&host.streams);
+            let _ = tokio::task::spawn_blocking(move || streams.wait_idle(std::time::Duration::from_secs(8))).await;
+            anyhow::Ok(())
+        })
+        .context("punktfunk serve")
 }

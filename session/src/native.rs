@@ -6,14 +6,14 @@
 use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
 use crate::host::Host;
-use crate::pin::{PairOutcome, PIN_WAIT};
+use crate::pin::{PIN_WAIT, PairOutcome};
 use crate::store::PairedClient;
 use crate::stream::{Busy, Launch};
 use anyhow::Context;
+use punktfunk_core::control::VERSION;
 use punktfunk_core::control::framing::{self, Reader};
 use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, StartRequest, Started};
 use punktfunk_core::control::pairing::HostPairing;
-use punktfunk_core::control::VERSION;
 use punktfunk_streamer::encode::{Codec, Format};
 use punktfunk_streamer::ipc::Command;
 use punktfunk_streamer::native::NativeVideoParams;
@@ -92,7 +92,7 @@ impl Control {
     async fn next(&mut self) -> anyhow::Result<Option<ClientMessage>> {
         let mut buf = [0u8; 4096];
         loop {
-            if let Some(m) = self.reader.next()? {
+            if let Some(m) = self.reader.next_message()? {
                 return Ok(Some(m));
             }
             match self.recv.read(&mut buf).await? {
@@ -129,11 +129,15 @@ fn sha256(der: &[u8]) -> [u8; 32] {
 
 async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Result<()> {
     let conn = incoming.await?;
-    let certs = conn.peer_identity().and_then(|i| i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok()).context("no client certificate")?;
+    let certs = conn
+        .peer_identity()
+        .and_then(|i| i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .context("no client certificate")?;
     let der = certs.first().context("no client certificate")?.to_vec();
     let (send, recv) = tokio::time::timeout(HELLO_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
     let mut ctl = Control { send, recv, reader: Reader::default() };
-    let mut client = Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
+    let mut client =
+        Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
     let opened = std::time::Instant::now();
     match tokio::time::timeout(HELLO_WAIT, ctl.next()).await.context("no hello in time")?? {
         // The name reaches logs and the paired-client list: printable characters only.
@@ -366,7 +370,18 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
             }
         })
         .ok_or("the session ended at once")?;
-    tracing::info!(stream = id, client = client.device(), w = req.width, h = req.height, fps = req.fps, codec = req.codec, ten_bit = req.ten_bit, yuv444 = req.yuv444, kbps, "punktfunk/1 stream started");
+    tracing::info!(
+        stream = id,
+        client = client.device(),
+        w = req.width,
+        h = req.height,
+        fps = req.fps,
+        codec = req.codec,
+        ten_bit = req.ten_bit,
+        yuv444 = req.yuv444,
+        kbps,
+        "punktfunk/1 stream started"
+    );
     Ok((id, started))
 }
 
@@ -379,7 +394,9 @@ fn reconfigure(host: &Host, session: Option<(u64, u64)>, r: &Reconfigure) -> Rec
             s.send(&Command::SetBitrate { bps: u64::from(kbps) * 1000 });
             applied.bitrate_kbps = Some(kbps);
         }
-        if let Some((w, h, fps)) = r.mode.filter(|&(w, h, fps)| (16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps)) {
+        if let Some((w, h, fps)) =
+            r.mode.filter(|&(w, h, fps)| (16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps))
+        {
             (s.launch.width, s.launch.height, s.launch.fps) = (w, h, fps);
             s.send(&Command::SetMode { width: w, height: h, fps });
             applied.mode = Some((w, h, fps));

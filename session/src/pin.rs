@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{Notify, oneshot};
 
 pub const PIN_LIFETIME: Duration = Duration::from_secs(120);
 /// How long a pairing client waits for the user to enter its PIN.
@@ -62,10 +62,10 @@ impl PinDesk {
             let notified = self.given.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(p) = self.pending.lock().unwrap().take() {
-                if p.given.elapsed() < PIN_LIFETIME {
-                    return Some((p.pin, p.outcome));
-                }
+            if let Some(p) = self.pending.lock().unwrap().take()
+                && p.given.elapsed() < PIN_LIFETIME
+            {
+                return Some((p.pin, p.outcome));
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return None;
@@ -97,7 +97,7 @@ mod tests {
             async move { desk.take(Duration::from_secs(5)).await.map(|(p, _)| p) }
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let _ = desk.give("9999".into());
+        drop(desk.give("9999".into()));
         assert_eq!(waiter.await.unwrap().as_deref(), Some("9999"));
         assert!(desk.take(Duration::from_millis(10)).await.is_none(), "a PIN is used once");
     }

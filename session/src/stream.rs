@@ -43,14 +43,35 @@ pub struct Launch {
 }
 
 impl Launch {
-    pub fn new(app_id: u32, (width, height, fps): (u32, u32, u32), key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) -> Self {
-        Self { app_id, width, height, fps, key, key_id, client, fingerprint, ping_payload: hex::encode(rand::random::<[u8; 8]>()), connect_data: rand::random(), encrypted_rtsp: false, audio_channels: Channels::Stereo }
+    pub fn new(
+        app_id: u32,
+        (width, height, fps): (u32, u32, u32),
+        key: [u8; 16],
+        key_id: i32,
+        client: IpAddr,
+        fingerprint: String,
+    ) -> Self {
+        Self {
+            app_id,
+            width,
+            height,
+            fps,
+            key,
+            key_id,
+            client,
+            fingerprint,
+            ping_payload: hex::encode(rand::random::<[u8; 8]>()),
+            connect_data: rand::random(),
+            encrypted_rtsp: false,
+            audio_channels: Channels::Stereo,
+        }
     }
 
     /// New keys from /resume for the same running session.
     pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) {
         let fresh = Self::new(self.app_id, (self.width, self.height, self.fps), key, key_id, client, fingerprint);
-        (self.key, self.key_id, self.client, self.fingerprint, self.ping_payload, self.connect_data) = (key, key_id, client, fresh.fingerprint, fresh.ping_payload, fresh.connect_data);
+        (self.key, self.key_id, self.client, self.fingerprint, self.ping_payload, self.connect_data) =
+            (key, key_id, client, fresh.fingerprint, fresh.ping_payload, fresh.connect_data);
     }
 }
 
@@ -247,7 +268,20 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
-        let stream = Stream { id, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::clone(&first_frame_at), native_owner: None, video: None, encoding: None, commands: ours, stalled: false, pid: child.id() as i32, reaped: Arc::clone(&reaped) };
+        let stream = Stream {
+            id,
+            launch,
+            request: None,
+            launched_at: Instant::now(),
+            first_frame_at: Arc::clone(&first_frame_at),
+            native_owner: None,
+            video: None,
+            encoding: None,
+            commands: ours,
+            stalled: false,
+            pid: child.id() as i32,
+            reaped: Arc::clone(&reaped),
+        };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
         *self.current.lock().unwrap() = Some(stream);
 
@@ -267,7 +301,11 @@ impl Streams {
                     }
                     Report::VideoPath(path) => {
                         tracing::info!(stream = id, "video: {path}");
-                        streams.with(|s| if s.id == id { s.encoding = Some(path) });
+                        streams.with(|s| {
+                            if s.id == id {
+                                s.encoding = Some(path)
+                            }
+                        });
                     }
                     Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
                     Report::AudioStats(stats) => *last_audio.lock().unwrap() = Some(stats),
@@ -290,7 +328,12 @@ impl Streams {
 
     /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
     /// compositor with the video and audio sockets and a command socket.
-    fn prepare_and_spawn(&self, launch: &Launch, app: &App, undo: &mut Vec<Vec<String>>) -> anyhow::Result<(std::process::Child, UnixStream)> {
+    fn prepare_and_spawn(
+        &self,
+        launch: &Launch,
+        app: &App,
+        undo: &mut Vec<Vec<String>>,
+    ) -> anyhow::Result<(std::process::Child, UnixStream)> {
         for prep in &app.prep {
             run_quiet(&prep.run, "prep")?;
             undo.push(prep.undo.clone());
@@ -394,7 +437,20 @@ mod tests {
         let (ours, _theirs) = UnixStream::pair().unwrap(); // never read
         ours.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
         let launch = Launch::new(1, (640, 480, 60), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
-        let mut stream = Stream { id: 1, launch, request: None, launched_at: Instant::now(), first_frame_at: Arc::default(), native_owner: None, video: None, encoding: None, commands: ours, stalled: false, pid: 0, reaped: Arc::default() };
+        let mut stream = Stream {
+            id: 1,
+            launch,
+            request: None,
+            launched_at: Instant::now(),
+            first_frame_at: Arc::default(),
+            native_owner: None,
+            video: None,
+            encoding: None,
+            commands: ours,
+            stalled: false,
+            pid: 0,
+            reaped: Arc::default(),
+        };
         let key = Command::Input(punktfunk_streamer::input::InputEvent::Text("a".into()));
         for _ in 0..100_000 {
             stream.send(&key);

@@ -6,7 +6,10 @@ use std::process::Command;
 
 #[test]
 fn the_transport_bench_delivers_every_frame_and_recovers_loss() {
-    let out = Command::new(env!("CARGO_BIN_EXE_punktfunk")).args(["bench", "transport", "--rates", "0.2", "--seconds", "1", "--loss", "1"]).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
+        .args(["bench", "transport", "--rates", "0.2", "--seconds", "1", "--loss", "1"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     let rows: Vec<Vec<&str>> = text.lines().filter(|l| l.starts_with("| 0.20 |")).map(|l| l.split('|').map(str::trim).collect()).collect();

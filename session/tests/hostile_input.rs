@@ -34,7 +34,10 @@ fn text(b: &[u8]) -> String {
 
 fn serverinfo_ok() -> bool {
     let r = text(&exchange(PORT, b"GET /serverinfo?uniqueid=0123456789ABCDEF HTTP/1.1\r\nHost: x\r\n\r\n"));
-    let ok = r.starts_with("HTTP/1.1 200") && r.contains("<root status_code=\"200\">") && r.contains("<PairStatus>0</PairStatus>") && r.contains(&format!("<punktfunk1Port>{NATIVE}</punktfunk1Port>"));
+    let ok = r.starts_with("HTTP/1.1 200")
+        && r.contains("<root status_code=\"200\">")
+        && r.contains("<PairStatus>0</PairStatus>")
+        && r.contains(&format!("<punktfunk1Port>{NATIVE}</punktfunk1Port>"));
     if !ok {
         eprintln!("serverinfo answered: {r:?}");
     }
@@ -55,9 +58,14 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     let mut long = b"GET /serverinfo HTTP/1.1\r\nX: ".to_vec();
     long.extend(std::iter::repeat_n(b'a', 1 << 20));
     assert!(!text(&exchange(PORT, &long)).contains("status_code=\"200\""));
-    assert!(text(&exchange(PORT, b"GET /pair?uniqueid=x&phrase=getservercert HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"400\""));
+    assert!(
+        text(&exchange(PORT, b"GET /pair?uniqueid=x&phrase=getservercert HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"400\"")
+    );
     assert!(text(&exchange(PORT, b"GET /pair?uniqueid=x&clientchallenge=zz HTTP/1.1\r\nHost: x\r\n\r\n")).contains("<paired>0</paired>"));
-    assert!(text(&exchange(PORT, b"GET /launch?appid=1&mode=1x1x1&rikey=00&rikeyid=1 HTTP/1.1\r\nHost: x\r\n\r\n")).contains("status_code=\"401\""));
+    assert!(
+        text(&exchange(PORT, b"GET /launch?appid=1&mode=1x1x1&rikey=00&rikeyid=1 HTTP/1.1\r\nHost: x\r\n\r\n"))
+            .contains("status_code=\"401\"")
+    );
     assert!(text(&exchange(PORT, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).starts_with("HTTP/1.1 404"));
 
     // Management API: nothing without the owner-only token.
@@ -68,7 +76,12 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     wrong.extend_from_slice(b"\r\n\r\n");
     assert!(text(&exchange(API_PORT, &wrong)).starts_with("HTTP/1.1 401"));
     let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap();
-    assert_eq!(std::fs::metadata(dir.join("state/punktfunk/api-token")).map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777).unwrap(), 0o600);
+    assert_eq!(
+        std::fs::metadata(dir.join("state/punktfunk/api-token"))
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
+            .unwrap(),
+        0o600
+    );
     let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
     assert!(text(&exchange(API_PORT, right.as_bytes())).starts_with("HTTP/1.1 200"));
 
@@ -90,7 +103,8 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
         udp.send_to(&junk, ("127.0.0.1", CONTROL)).unwrap();
     }
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut client = rusty_enet::Host::new(socket, rusty_enet::HostSettings { peer_limit: 1, channel_limit: 0x30, ..Default::default() }).unwrap();
+    let mut client =
+        rusty_enet::Host::new(socket, rusty_enet::HostSettings { peer_limit: 1, channel_limit: 0x30, ..Default::default() }).unwrap();
     client.connect(std::net::SocketAddr::from(([127, 0, 0, 1], CONTROL)), 0x30, 0x1234_5678).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut refused = false;
@@ -112,7 +126,10 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
             }
             udp.send_to(&junk, ("127.0.0.1", port)).unwrap();
         }
-        let forged = punktfunk_core::native::audio::AudioSealer::new(&[42; 16], punktfunk_core::native::audio::KIND_HELLO).seal(&[], 0).unwrap().to_vec();
+        let forged = punktfunk_core::native::audio::AudioSealer::new(&[42; 16], punktfunk_core::native::audio::KIND_HELLO)
+            .seal(&[], 0)
+            .unwrap()
+            .to_vec();
         udp.send_to(&forged, ("127.0.0.1", port)).unwrap();
     }
 

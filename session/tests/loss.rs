@@ -74,7 +74,8 @@ fn privileged(sudo: &[&str], argv: &[&str]) -> Command {
 
 /// The client's Python and how to get privileges, or why the test cannot run here.
 fn requirements() -> Result<(std::path::PathBuf, Vec<&'static str>), &'static str> {
-    let python = std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON").map(std::path::PathBuf::from).ok_or("PUNKTFUNK_MOONLIGHT_PYTHON is not set")?;
+    let python =
+        std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON").map(std::path::PathBuf::from).ok_or("PUNKTFUNK_MOONLIGHT_PYTHON is not set")?;
     let sudo = if nix::unistd::geteuid().is_root() {
         vec![]
     } else if Command::new("sudo").args(["-n", "true"]).status().is_ok_and(|s| s.success()) {
@@ -134,7 +135,10 @@ fn fec_recovers_video_over_a_lossy_link() {
     );
     assert_eq!(out["frames"], 300, "the stream stalled: {out}");
     assert!(dropped >= 10, "the link dropped too little to tell: {host}");
-    assert!((gaps as f64) < dropped_data / 2.0, "{gaps} frames lost for ≈{dropped_data:.0} dropped data datagrams: FEC did not recover them");
+    assert!(
+        (gaps as f64) < dropped_data / 2.0,
+        "{gaps} frames lost for ≈{dropped_data:.0} dropped data datagrams: FEC did not recover them"
+    );
 }
 
 /// The same link for punktfunk/1: 5 % of the host's data-plane datagrams dropped at random;

@@ -18,7 +18,6 @@ const PORT: u16 = 38989;
 const API_PORT: u16 = 38991;
 const COLOUR: [i64; 3] = [0x30, 0x80, 0xff];
 
-
 #[test]
 fn moonlight_pairs_streams_takes_input_and_quits() {
     let Some(python) = python() else {
@@ -32,7 +31,8 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let pattern = target_dir().join("punktfunk-test-pattern");
     let app = vec![pattern.display().to_string(), "--color".into(), "3080ff".into(), "--input-log".into(), input_log.display().to_string()];
     let (prep, undo) = (dir.join("prep-ran"), dir.join("undo-ran"));
-    let short = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "ff8000".into(), "--frames".into(), "240".into()]).unwrap();
+    let short = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "ff8000".into(), "--frames".into(), "240".into()])
+        .unwrap();
     let plain = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "3080ff".into()]).unwrap();
     let prep_toml = format!(
         "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n\n[[apps]]\ntitle = \"Pattern\"\ncommand = {plain}\n",
@@ -72,7 +72,8 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(out["frames"], 60);
     let numbers: Vec<i64> = out["frame_numbers"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers increase: {numbers:?}");
-    let near = |v: &serde_json::Value, want: [i64; 3]| v.as_array().unwrap().iter().zip(want).all(|(a, b)| (a.as_i64().unwrap() - b).abs() < 40);
+    let near =
+        |v: &serde_json::Value, want: [i64; 3]| v.as_array().unwrap().iter().zip(want).all(|(a, b)| (a.as_i64().unwrap() - b).abs() < 40);
     assert!(near(&out["band_before"], COLOUR), "band colour {} is not the app's #3080ff", out["band_before"]);
 
     // Input: the key press flipped the colour in the stream, the click flipped it back.
@@ -100,7 +101,12 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(out["currentgame_after_quit"], 0);
     assert!(prep.exists(), "prep command did not run");
     let deadline = Instant::now() + Duration::from_secs(5);
-    let app_alive = || std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|e| std::fs::read(e.path().join("cmdline")).is_ok_and(|c| c.windows(9).any(|w| w == b"input.log") && String::from_utf8_lossy(&c).contains(&dir.display().to_string())));
+    let app_alive = || {
+        std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).any(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .is_ok_and(|c| c.windows(9).any(|w| w == b"input.log") && String::from_utf8_lossy(&c).contains(&dir.display().to_string()))
+        })
+    };
     while app_alive() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -141,7 +147,12 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
 
     // The paired client is listed, and removing it unpairs it.
     let cli = |args: &[&str]| {
-        let o = Command::new(env!("CARGO_BIN_EXE_punktfunk")).args(args).env("XDG_CONFIG_HOME", dir.join("config")).env("XDG_STATE_HOME", dir.join("state")).output().unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
+            .args(args)
+            .env("XDG_CONFIG_HOME", dir.join("config"))
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .output()
+            .unwrap();
         assert!(o.status.success(), "punktfunk {args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     };
@@ -153,7 +164,11 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert!(video["frames"].as_u64().unwrap() >= 10, "{video}");
     eprintln!(
         "figures: /launch to first decoded frame {} ms (resume {} ms); host latency frame ready → last packet p50 {} µs, p99 {} µs over {} frames",
-        out["launch_to_first_frame_ms"], out["resume_first_frame_ms"], video["host_latency_us_p50"], video["host_latency_us_p99"], video["frames"]
+        out["launch_to_first_frame_ms"],
+        out["resume_first_frame_ms"],
+        video["host_latency_us_p50"],
+        video["host_latency_us_p99"],
+        video["frames"]
     );
     drop(daemon);
 }

@@ -29,7 +29,11 @@ fn moonlight_hears_the_sessions_sound() {
     let tone = dir.join("tone.raw");
     tones::tone_file(&tone, &[TONE_HZ as f32, TONE_HZ as f32], 20.0);
     let pattern = target_dir().join("punktfunk-test-pattern");
-    let play = format!("pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}' & exec '{}' --color 3080ff", tone.display(), pattern.display());
+    let play = format!(
+        "pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}' & exec '{}' --color 3080ff",
+        tone.display(),
+        pattern.display()
+    );
     let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = true\n", &["sh".into(), "-c".into(), play], "");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");

@@ -63,13 +63,31 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     std::fs::create_dir_all(mallory.join("punktfunk-client")).unwrap();
     std::fs::copy(alice.join("punktfunk-client/hosts.json"), mallory.join("punktfunk-client/hosts.json")).unwrap();
     let out = dir.join("mallory-frames");
-    let stranger = native_client(&[], &mallory).args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--frames", "5", "--out"]).arg(&out).output().unwrap();
+    let stranger = native_client(&[], &mallory)
+        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--frames", "5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(!stranger.status.success() && text(&stranger).contains("pair again"), "{}", text(&stranger));
     assert!(!out.join("frame-00001.ppm").exists());
 
     // Stream: 40 frames of the app at 640x360, then the mode changes mid-stream.
     let out = dir.join("frames");
-    let args = ["--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "4000", "--frames", "40", "--switch-mode", "320x240@30", "--switch-after", "20", "--stop"];
+    let args = [
+        "--app",
+        "Input Test",
+        "--mode",
+        "640x360@30",
+        "--bitrate-kbps",
+        "4000",
+        "--frames",
+        "40",
+        "--switch-mode",
+        "320x240@30",
+        "--switch-after",
+        "20",
+        "--stop",
+    ];
     let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
     eprintln!("punktfunk/1 client: {stats}");
     assert!(stats["frames_decoded"].as_u64().unwrap() >= 40);
@@ -86,12 +104,19 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     assert!(stats["decoder"].as_str().unwrap().starts_with("video decoder: "), "{stats}");
     for n in [20, 40] {
         let b = band(&out.join(format!("frame-{n:05}.ppm")));
-        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "frame {n} band {b:?} is not the app's #3080ff");
+        assert!(
+            (b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0,
+            "frame {n} band {b:?} is not the app's #3080ff"
+        );
     }
     // The client reported what it received over the control connection.
     let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap();
     let mut api = std::net::TcpStream::connect(("127.0.0.1", API_PORT)).unwrap();
-    std::io::Write::write_all(&mut api, format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", token.trim()).as_bytes()).unwrap();
+    std::io::Write::write_all(
+        &mut api,
+        format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", token.trim()).as_bytes(),
+    )
+    .unwrap();
     let mut reply = String::new();
     std::io::Read::read_to_string(&mut api, &mut reply).unwrap();
     let status: serde_json::Value = serde_json::from_str(reply.split("\r\n\r\n").nth(1).unwrap()).unwrap();
@@ -101,20 +126,38 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     assert!(status.contains("idle"), "{status}");
 
     // 10-bit HEVC (Main10), 4:4:4 and AV1 when asked for: decoded as such, the app's colour intact.
-    for (name, args, format) in [("ten-bit", &["--codec", "hevc", "--ten-bit"][..], "yuv420p10le"), ("yuv444", &["--codec", "h264", "--yuv444"], "yuv444p"), ("av1", &["--codec", "av1"], "yuv420p")] {
+    for (name, args, format) in [
+        ("ten-bit", &["--codec", "hevc", "--ten-bit"][..], "yuv420p10le"),
+        ("yuv444", &["--codec", "h264", "--yuv444"], "yuv444p"),
+        ("av1", &["--codec", "av1"], "yuv420p"),
+    ] {
         let out = dir.join(name);
         let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], args].concat();
         let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
         assert_eq!(stats["pixel_formats"], serde_json::json!([format]), "{stats}");
         assert_eq!(stats["frames_lost"], 0);
         let b = band(&out.join("frame-00020.ppm"));
-        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "{name}: band {b:?} is not the app's #3080ff");
+        assert!(
+            (b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0,
+            "{name}: band {b:?} is not the app's #3080ff"
+        );
     }
 
     // Removing a client on the host ends what it is streaming.
     let out = dir.join("revoked");
     let mut streaming = native_client(&[], &alice)
-        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--app", "Input Test", "--mode", "320x240@30", "--frames", "100000", "--out"])
+        .args([
+            "stream",
+            &format!("127.0.0.1:{NATIVE}"),
+            "--headless",
+            "--app",
+            "Input Test",
+            "--mode",
+            "320x240@30",
+            "--frames",
+            "100000",
+            "--out",
+        ])
         .arg(&out)
         .stdout(std::process::Stdio::null())
         .stderr(std::fs::File::create(dir.join("revoked.log")).unwrap())
@@ -122,7 +165,11 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
         .unwrap();
     let streaming_since = std::time::Instant::now();
     while !out.join("frame-00005.ppm").exists() {
-        assert!(streaming_since.elapsed().as_secs() < 30, "no frames before the removal: {}", std::fs::read_to_string(dir.join("revoked.log")).unwrap_or_default());
+        assert!(
+            streaming_since.elapsed().as_secs() < 30,
+            "no frames before the removal: {}",
+            std::fs::read_to_string(dir.join("revoked.log")).unwrap_or_default()
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
@@ -152,7 +199,15 @@ fn trust_on_first_use_when_the_host_allows_it() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let (port, api) = (PORT + 200, API_PORT + 200);
-    let _daemon = common::start_daemon_configured(&[], &dir, port, api, "start_pipewire = false\nnative_trust_on_first_use = true\n", &["true".into()], "");
+    let _daemon = common::start_daemon_configured(
+        &[],
+        &dir,
+        port,
+        api,
+        "start_pipewire = false\nnative_trust_on_first_use = true\n",
+        &["true".into()],
+        "",
+    );
     let config = dir.join("client");
     let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
     assert!(paired.status.success(), "{}", text(&paired));
@@ -177,20 +232,31 @@ fn frames_converted_on_the_gpu_reach_the_client() {
     let config = dir.join("client");
     let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
     assert!(paired.status.success(), "{}", text(&paired));
-    for (name, codec, format) in [("nv12", &["--codec", "h264"][..], "yuv420p"), ("p010", &["--codec", "hevc", "--ten-bit"], "yuv420p10le")] {
+    for (name, codec, format) in [("nv12", &["--codec", "h264"][..], "yuv420p"), ("p010", &["--codec", "hevc", "--ten-bit"], "yuv420p10le")]
+    {
         let out = dir.join(name);
         let args = [&["--app", "Input Test", "--mode", "320x240@30", "--frames", "20", "--stop"][..], codec].concat();
         let stats = stream_native(&[], &dir, &config, port + 50, &args, &out);
         assert_eq!(stats["pixel_formats"], serde_json::json!([format]), "{stats}");
         assert_eq!(stats["frames_lost"], 0);
         let b = band(&out.join("frame-00020.ppm"));
-        assert!((b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "{name}: band {b:?} is not the app's #3080ff");
+        assert!(
+            (b[0] - 48.0).abs() < 40.0 && (b[1] - 128.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0,
+            "{name}: band {b:?} is not the app's #3080ff"
+        );
     }
     // The sessions' compositors said what they did (their log is the daemon's).
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
     assert!(log.contains("converting frames to YUV on it"), "{log}");
-    assert!(log.contains("video: libx264, frames converted on the GPU") && log.contains("video: libx265, frames converted on the GPU"), "the host says how frames went: {log}");
-    let converted: Vec<u64> = log.lines().filter(|l| l.contains("stream session ended")).filter_map(|l| l.split(" converted=").nth(1)?.split_whitespace().next()?.parse().ok()).collect();
+    assert!(
+        log.contains("video: libx264, frames converted on the GPU") && log.contains("video: libx265, frames converted on the GPU"),
+        "the host says how frames went: {log}"
+    );
+    let converted: Vec<u64> = log
+        .lines()
+        .filter(|l| l.contains("stream session ended"))
+        .filter_map(|l| l.split(" converted=").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
     assert!(converted.len() == 2 && converted.iter().all(|&n| n >= 10), "frames converted per session: {converted:?}\n{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

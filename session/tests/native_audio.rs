@@ -55,15 +55,38 @@ fn sound_and_microphone_over_punktfunk1() {
             phase = (phase + 440.0 / 48_000.0).fract();
         }
     }));
-    let headset = NodeSpec { name: "test-headset".into(), description: "test headset".into(), channels: Channels::Stereo, quantum: 240, app_stream: false, target: None };
+    let headset = NodeSpec {
+        name: "test-headset".into(),
+        description: "test headset".into(),
+        channels: Channels::Stereo,
+        quantum: 240,
+        app_stream: false,
+        target: None,
+    };
     let headset = VirtualNode::spawn(headset, sine).unwrap();
     assert!(headset.wait_ready(std::time::Duration::from_secs(5)).is_some(), "the test microphone did not come up");
 
     let played = dir.join("played.raw");
-    let recorder = std::process::Command::new("parecord").args(["-d", "clientout.monitor", "--raw", "--format=float32le", "--rate=48000", "--channels=2"]).arg(&played).spawn().unwrap();
+    let recorder = std::process::Command::new("parecord")
+        .args(["-d", "clientout.monitor", "--raw", "--format=float32le", "--rate=48000", "--channels=2"])
+        .arg(&played)
+        .spawn()
+        .unwrap();
 
     let out = dir.join("out");
-    let args = ["--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000", "--frames", "120", "--mic-source", "test-headset", "--play"];
+    let args = [
+        "--app",
+        "Input Test",
+        "--mode",
+        "320x240@30",
+        "--bitrate-kbps",
+        "2000",
+        "--frames",
+        "120",
+        "--mic-source",
+        "test-headset",
+        "--play",
+    ];
     let stats = stream_native(&["env", "PIPEWIRE_NODE=clientout"], &dir, &config, NATIVE, &args, &out);
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(recorder.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
     let _ = recorder.wait_with_output();
@@ -84,7 +107,14 @@ fn sound_and_microphone_over_punktfunk1() {
 
     // The microphone inside the session: the recorder has been running since launch; stop
     // the session so it flushes, then look at what it got.
-    stream_native(&[], &dir, &config, NATIVE, &["--app", "Input Test", "--mode", "320x240@30", "--frames", "1", "--stop"], &dir.join("out2"));
+    stream_native(
+        &[],
+        &dir,
+        &config,
+        NATIVE,
+        &["--app", "Input Test", "--mode", "320x240@30", "--frames", "1", "--stop"],
+        &dir.join("out2"),
+    );
     std::thread::sleep(std::time::Duration::from_millis(500));
     let recorded = read_f32(&mic);
     let loud: Vec<f32> = recorded.chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();

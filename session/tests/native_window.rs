@@ -6,7 +6,7 @@
 mod common;
 
 use common::{output_text, pair_native, start_daemon, target_dir};
-use punktfunk_compositor::{control_channel, run, Config, Control, Frame, InputEvent};
+use punktfunk_compositor::{Config, Control, Frame, InputEvent, control_channel, run};
 use std::ffi::OsString;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -41,7 +41,13 @@ fn the_window_shows_the_stream_and_sends_input() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("input.log");
-    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into(), "--input-log".into(), log.display().to_string()];
+    let app = vec![
+        target_dir().join("punktfunk-test-pattern").display().to_string(),
+        "--color".into(),
+        "3080ff".into(),
+        "--input-log".into(),
+        log.display().to_string(),
+    ];
     let _daemon = start_daemon(&dir, PORT, API_PORT, &app, "");
     let config = dir.join("client");
     let (c, h) = pair_native(&[], &dir, &config, NATIVE, "4321", "4321");
@@ -56,7 +62,10 @@ fn the_window_shows_the_stream_and_sends_input() {
     desktop.xwayland = false;
     desktop.command = [target_dir().join("punktfunk-client").into_os_string()]
         .into_iter()
-        .chain(["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000"].map(OsString::from))
+        .chain(
+            ["stream", &format!("127.0.0.1:{NATIVE}"), "--app", "Input Test", "--mode", "320x240@30", "--bitrate-kbps", "2000"]
+                .map(OsString::from),
+        )
         .collect();
     desktop.env = vec![("XDG_CONFIG_HOME", config.into_os_string())];
     let (control, control_rx) = control_channel();

@@ -13,10 +13,10 @@ mod common;
 
 use common::stats;
 use punktfunk_core::moonlight::audio::AudioPacketizer;
+use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::audio::encoder::AudioEncoder;
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
 use punktfunk_streamer::audio::server::PipeWireServer;
-use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::gamestream::audio::{self, AudioParams};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
@@ -40,10 +40,14 @@ fn main() {
         while drain.recv(&mut buf).is_ok() {}
     });
     let to = client.local_addr().unwrap();
-    for (name, channels, hq) in [("stereo", Channels::Stereo, false), ("5.1", Channels::Surround51, false), ("7.1 HQ", Channels::Surround71, true)] {
+    for (name, channels, hq) in
+        [("stereo", Channels::Stereo, false), ("5.1", Channels::Surround51, false), ("7.1 HQ", Channels::Surround71, true)]
+    {
         let layout = OpusLayout::new(channels, hq);
         let n = channels.count();
-        let pcm: Vec<f32> = (0..240 * n * PACKETS).map(|i| ((i / n) as f32 * (300.0 + 100.0 * (i % n) as f32) / 48_000.0 * std::f32::consts::TAU).sin() * 0.3).collect();
+        let pcm: Vec<f32> = (0..240 * n * PACKETS)
+            .map(|i| ((i / n) as f32 * (300.0 + 100.0 * (i % n) as f32) / 48_000.0 * std::f32::consts::TAU).sin() * 0.3)
+            .collect();
         let mut enc = AudioEncoder::new(layout, 5).unwrap();
         let frames = || pcm.chunks_exact(240 * n);
         let encode: Vec<f64> = frames()
@@ -69,7 +73,12 @@ fn main() {
             .collect();
         let ((e50, e99), (w50, w99)) = (stats(encode), stats(whole));
         // 200 packets a second.
-        println!("| {name} ({} kbit/s) | {e50:.1} / {e99:.1} µs | {w50:.1} / {w99:.1} µs | {:.2}x | {:.2} % of a core |", layout.bitrate / 1000, w50 / e50, w50 * 200.0 / 1e4);
+        println!(
+            "| {name} ({} kbit/s) | {e50:.1} / {e99:.1} µs | {w50:.1} / {w99:.1} µs | {:.2}x | {:.2} % of a core |",
+            layout.bitrate / 1000,
+            w50 / e50,
+            w50 * 200.0 / 1e4
+        );
     }
 
     if which("pipewire") && which("pacat") {
@@ -97,10 +106,12 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
     let server = PipeWireServer::start(runtime, Some(dir)).unwrap();
     let session = SessionAudio::start("bench", Channels::Stereo, Duration::from_secs(5)).unwrap();
     let tone = dir.join("tone.raw");
-    let samples: Vec<u8> = (0..48_000 * 15).flat_map(|i| {
-        let s = ((i as f32 / 48_000.0 * 440.0 * std::f32::consts::TAU).sin() * 0.4).to_le_bytes();
-        [s, s].concat()
-    }).collect();
+    let samples: Vec<u8> = (0..48_000 * 15)
+        .flat_map(|i| {
+            let s = ((i as f32 / 48_000.0 * 440.0 * std::f32::consts::TAU).sin() * 0.4).to_le_bytes();
+            [s, s].concat()
+        })
+        .collect();
     std::fs::write(&tone, samples).unwrap();
     let mut app = std::process::Command::new("pacat")
         .args(["--playback", "--raw", "--format=float32le", "--rate=48000", "--channels=2"])
@@ -132,8 +143,16 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
     let _ = app.kill();
     let _ = app.wait();
     let datagrams = received.join().unwrap();
-    println!("\nReal PipeWire, stereo tone, 10 s: {} packets ({} datagrams received), capture → send p50 {} µs, p99 {} µs; this process used {:.2} % of one core ({:?} CPU in {:?})",
-        stats.packets, datagrams, stats.capture_to_send_us_p50, stats.capture_to_send_us_p99, cpu.as_secs_f64() / wall.as_secs_f64() * 100.0, cpu, wall);
+    println!(
+        "\nReal PipeWire, stereo tone, 10 s: {} packets ({} datagrams received), capture → send p50 {} µs, p99 {} µs; this process used {:.2} % of one core ({:?} CPU in {:?})",
+        stats.packets,
+        datagrams,
+        stats.capture_to_send_us_p50,
+        stats.capture_to_send_us_p99,
+        cpu.as_secs_f64() / wall.as_secs_f64() * 100.0,
+        cpu,
+        wall
+    );
     drop(session);
     drop(server);
 }

@@ -7,7 +7,7 @@ mod common;
 
 use common::{frame, stats};
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_ten_bit_scalar, bgrx_to_yuv, frame_rows_to_yuv, Colour, Layout, Plane, Yuv};
+use punktfunk_streamer::convert::{Colour, Layout, Plane, Yuv, bgrx_to_ten_bit_scalar, bgrx_to_yuv, frame_rows_to_yuv};
 use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
 use std::time::Instant;
@@ -23,28 +23,70 @@ fn main() {
         let (s, c) = (w as usize, Colour::default());
         // Ours (yuv crate, one thread).
         let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-        let ours = timed(200, || bgrx_to_yuv(&f, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }).unwrap());
+        let ours = timed(200, || {
+            bgrx_to_yuv(&f, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }).unwrap()
+        });
         // 4:4:4: full-resolution chroma planes.
         let (mut y8, mut u8_, mut v8) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize], vec![0u8; (w * h) as usize]);
-        let i444 = timed(200, || bgrx_to_yuv(&f, c, Yuv::I444 { y: Plane { data: &mut y8, stride: s }, u: Plane { data: &mut u8_, stride: s }, v: Plane { data: &mut v8, stride: s } }).unwrap());
+        let i444 = timed(200, || {
+            bgrx_to_yuv(
+                &f,
+                c,
+                Yuv::I444 {
+                    y: Plane { data: &mut y8, stride: s },
+                    u: Plane { data: &mut u8_, stride: s },
+                    v: Plane { data: &mut v8, stride: s },
+                },
+            )
+            .unwrap()
+        });
         // 10 bits (HEVC Main10): x265's planar I010 and the GPU encoders' P010.
-        let (mut y16, mut u16_, mut v16, mut uv16) = (vec![0u8; (w * h * 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h / 2) as usize], vec![0u8; (w * h) as usize]);
-        let i010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::I010 { y: Plane { data: &mut y16, stride: 2 * s }, u: Plane { data: &mut u16_, stride: s }, v: Plane { data: &mut v16, stride: s } }).unwrap());
-        let p010 = timed(200, || bgrx_to_yuv(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } }).unwrap());
+        let (mut y16, mut u16_, mut v16, mut uv16) = (
+            vec![0u8; (w * h * 2) as usize],
+            vec![0u8; (w * h / 2) as usize],
+            vec![0u8; (w * h / 2) as usize],
+            vec![0u8; (w * h) as usize],
+        );
+        let i010 = timed(200, || {
+            bgrx_to_yuv(
+                &f,
+                c,
+                Yuv::I010 {
+                    y: Plane { data: &mut y16, stride: 2 * s },
+                    u: Plane { data: &mut u16_, stride: s },
+                    v: Plane { data: &mut v16, stride: s },
+                },
+            )
+            .unwrap()
+        });
+        let p010 = timed(200, || {
+            bgrx_to_yuv(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } })
+                .unwrap()
+        });
         // The same with the scalar kernel CPUs without AVX2 get (the crate's is wrong there).
-        let p010_scalar = timed(50, || bgrx_to_ten_bit_scalar(&f, c, Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } }).unwrap());
+        let p010_scalar = timed(50, || {
+            bgrx_to_ten_bit_scalar(
+                &f,
+                c,
+                Yuv::P010 { y: Plane { data: &mut y16, stride: 2 * s }, uv: Plane { data: &mut uv16, stride: 2 * s } },
+            )
+            .unwrap()
+        });
         // swscale, default flags, same frame (copied into an AVFrame once, outside the timing).
         let mut src = ff::frame::Video::new(ff::format::Pixel::BGRZ, w, h);
         let stride = src.stride(0);
         f.with_data(|d| {
             for row in 0..h as usize {
-                src.data_mut(0)[row * stride..row * stride + w as usize * 4].copy_from_slice(&d[row * w as usize * 4..(row + 1) * w as usize * 4]);
+                src.data_mut(0)[row * stride..row * stride + w as usize * 4]
+                    .copy_from_slice(&d[row * w as usize * 4..(row + 1) * w as usize * 4]);
             }
         })
         .unwrap();
         let swscale_to = |to: ff::format::Pixel| {
             let mut dst = ff::frame::Video::new(to, w, h);
-            let mut sws = ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, to, w, h, ff::software::scaling::Flags::BICUBIC).unwrap();
+            let mut sws =
+                ff::software::scaling::Context::get(ff::format::Pixel::BGRZ, w, h, to, w, h, ff::software::scaling::Flags::BICUBIC)
+                    .unwrap();
             timed(50, || sws.run(&src, &mut dst).unwrap())
         };
         let (swscale, swscale10) = (swscale_to(ff::format::Pixel::NV12), swscale_to(ff::format::Pixel::YUV420P10LE));
@@ -53,8 +95,20 @@ fn main() {
         let yuv_pool = BufferPool::new(nv12.frame_len(w, h), 1);
         let mut converted = yuv_pool.take().unwrap();
         bgrx_to_yuv(&f, c, Yuv::in_buffer(Layout::Nv12, w, h, converted.as_mut_slice()).unwrap()).unwrap();
-        let g = Frame { seq: f.seq, width: w, height: h, stride: s, format: nv12, pixels: converted.into(), damage: f.damage.clone(), rendered_at: f.rendered_at };
-        let copy = timed(200, || frame_rows_to_yuv(&g, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }, 0..h).unwrap());
+        let g = Frame {
+            seq: f.seq,
+            width: w,
+            height: h,
+            stride: s,
+            format: nv12,
+            pixels: converted.into(),
+            damage: f.damage.clone(),
+            rendered_at: f.rendered_at,
+        };
+        let copy = timed(200, || {
+            frame_rows_to_yuv(&g, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }, 0..h)
+                .unwrap()
+        });
         let (o50, o99) = stats(ours);
         let (s50, s99) = stats(swscale);
         println!("| {w}x{h} BGRX→NV12, ours (yuv crate, 1 thread) | {o50:.3} ms | {o99:.3} ms |");
@@ -73,7 +127,13 @@ fn main() {
         println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);
-        for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::H264, false, true), (Codec::Hevc, false, false), (Codec::Hevc, true, false), (Codec::Av1, false, false)] {
+        for (codec, ten_bit, yuv444) in [
+            (Codec::H264, false, false),
+            (Codec::H264, false, true),
+            (Codec::Hevc, false, false),
+            (Codec::Hevc, true, false),
+            (Codec::Av1, false, false),
+        ] {
             let mut config = EncoderConfig::new(codec, w, h, 60_000, 20_000_000);
             (config.format.ten_bit, config.format.yuv444) = (ten_bit, yuv444);
             let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();

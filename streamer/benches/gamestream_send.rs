@@ -4,15 +4,15 @@
 //!
 //! `cargo bench -p punktfunk-streamer --bench gamestream_send`
 
-use punktfunk_streamer::encode::{open, Choice, Codec, EncoderConfig};
-use punktfunk_streamer::gamestream::video::{listen_for_pings, Peer, VideoParams, VideoSender};
+use punktfunk_streamer::encode::{Choice, Codec, EncoderConfig, open};
+use punktfunk_streamer::gamestream::video::{Peer, VideoParams, VideoSender, listen_for_pings};
 mod common;
 
 use common::{frame, stats};
 use punktfunk_streamer::BufferPool;
 use std::net::UdpSocket;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 const FRAMES: u64 = 240;
@@ -23,7 +23,9 @@ fn main() {
     for (w, h, kbps) in [(1280u32, 720u32, 10_000u64), (1920, 1080, 20_000)] {
         let pool = BufferPool::new((w * h * 4) as usize, 2);
         // Baseline: the encoder alone.
-        let (mut enc, _) = open(Choice::Only(punktfunk_streamer::encode::Backend::Software), EncoderConfig::new(Codec::H264, w, h, 60_000, kbps * 1000)).unwrap();
+        let (mut enc, _) =
+            open(Choice::Only(punktfunk_streamer::encode::Backend::Software), EncoderConfig::new(Codec::H264, w, h, 60_000, kbps * 1000))
+                .unwrap();
         let encode: Vec<f64> = (0..FRAMES)
             .map(|n| {
                 let f = frame(&pool, w, h, n);
@@ -49,7 +51,18 @@ fn main() {
             let mut buf = [0u8; 2048];
             while drain.recv(&mut buf).is_ok() {}
         });
-        let params = VideoParams { codec: Codec::H264, format: Default::default(), bitrate_bps: kbps * 1000, fps_mhz: 60_000, packet_size: 1360, fec_percent: 20, min_parity: 2, key: Some([7; 16]), ping_payload: None, encoder: "software".into() };
+        let params = VideoParams {
+            codec: Codec::H264,
+            format: Default::default(),
+            bitrate_bps: kbps * 1000,
+            fps_mhz: 60_000,
+            packet_size: 1360,
+            fec_percent: 20,
+            min_parity: 2,
+            key: Some([7; 16]),
+            ping_payload: None,
+            encoder: "software".into(),
+        };
         let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false))).unwrap();
         let mut total = Vec::new();
         for n in 0..FRAMES {

@@ -1,7 +1,7 @@
 //! A finished frame: pixels, what changed, and when.
 
-use crate::convert::layout::{sample_at, Layout, PlaneGeometry, Samples};
 use crate::convert::Colour;
+use crate::convert::layout::{Layout, PlaneGeometry, Samples, sample_at};
 use crate::gpu::GpuLoan;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -82,7 +82,16 @@ impl Frame {
         match self.format {
             PixelFormat::Bgrx8888 => {
                 let (rows, row_bytes) = (self.height as usize, self.width as usize * 4);
-                vec![PlaneGeometry { samples: Samples::Bgrx, offset: 0, stride: self.stride, rows, row_bytes, bytes_per_sample: 4, shift: 0, subsampling: 1 }]
+                vec![PlaneGeometry {
+                    samples: Samples::Bgrx,
+                    offset: 0,
+                    stride: self.stride,
+                    rows,
+                    row_bytes,
+                    bytes_per_sample: 4,
+                    shift: 0,
+                    subsampling: 1,
+                }]
             }
             PixelFormat::Yuv { layout, .. } => layout.planes(self.width, self.height),
         }
@@ -244,7 +253,16 @@ mod tests {
 
     fn shared(broken: bool) -> Frame {
         let bytes = vec![1, 2, 3, 0, 4, 5, 6, 0];
-        Frame { seq: 1, width: 2, height: 1, stride: 8, format: PixelFormat::Bgrx8888, pixels: Pixels::Shared(Box::new(Lent { bytes, broken })), damage: Vec::new(), rendered_at: Instant::now() }
+        Frame {
+            seq: 1,
+            width: 2,
+            height: 1,
+            stride: 8,
+            format: PixelFormat::Bgrx8888,
+            pixels: Pixels::Shared(Box::new(Lent { bytes, broken })),
+            damage: Vec::new(),
+            rendered_at: Instant::now(),
+        }
     }
 
     #[test]

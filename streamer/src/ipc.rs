@@ -22,12 +22,18 @@ pub enum Command {
     /// Stop sending video; the session keeps running (a client went away, it may resume).
     StopVideo,
     /// Change the video bitrate from the next frame.
-    SetBitrate { bps: u64 },
+    SetBitrate {
+        bps: u64,
+    },
     /// Start (or restart) sending the session's sound.
     StartAudio(AudioParams),
     StopAudio,
     /// Change the output's mode (a client resumed at another resolution or refresh).
-    SetMode { width: u32, height: u32, fps: u32 },
+    SetMode {
+        width: u32,
+        height: u32,
+        fps: u32,
+    },
     Input(InputEvent),
     /// The client needs a key frame.
     RequestIdr,
@@ -101,8 +107,20 @@ mod tests {
             ping_payload: Some("0123456789ABCDEF".into()),
             encoder: "software".into(),
         };
-        let audio = AudioParams { channels: crate::audio::Channels::Surround51, high_quality: false, packet_ms: 5, key: Some(([3; 16], 0x8000_0001)), ping_payload: None };
-        let msgs = [Command::StartVideo(params), Command::StartAudio(audio), Command::Input(InputEvent::Text("hé\n".into())), Command::RequestIdr, Command::Stop];
+        let audio = AudioParams {
+            channels: crate::audio::Channels::Surround51,
+            high_quality: false,
+            packet_ms: 5,
+            key: Some(([3; 16], 0x8000_0001)),
+            ping_payload: None,
+        };
+        let msgs = [
+            Command::StartVideo(params),
+            Command::StartAudio(audio),
+            Command::Input(InputEvent::Text("hé\n".into())),
+            Command::RequestIdr,
+            Command::Stop,
+        ];
         let mut buf = Vec::new();
         for m in &msgs {
             write(&mut buf, m).unwrap();

@@ -8,15 +8,15 @@ use crate::encode::{Choice, Codec, Format, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::peer::Peer;
-use punktfunk_core::native::audio::{kind, AudioOpener, KIND_HELLO, KIND_MIC};
+use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
-use punktfunk_net::{monotonic_us, DataSocket};
+use punktfunk_net::{DataSocket, monotonic_us};
 use serde::{Deserialize, Serialize};
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the control connection negotiated for video.
@@ -54,7 +54,14 @@ impl NativeVideoParams {
 /// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
 /// the client needs a key frame); microphone datagrams from that address go to the session's
 /// virtual microphone, when it has one.
-pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Peer, stop: Arc<AtomicBool>, mic: Option<Arc<Playout>>, on_latch: impl Fn()) {
+pub fn listen_for_hellos(
+    socket: UdpSocket,
+    params: &NativeVideoParams,
+    peer: Peer,
+    stop: Arc<AtomicBool>,
+    mic: Option<Arc<Playout>>,
+    on_latch: impl Fn(),
+) {
     let mut socket = match DataSocket::new(socket) {
         Ok(s) => s,
         Err(e) => return tracing::error!("data-plane socket: {e}"),
@@ -74,10 +81,10 @@ pub fn listen_for_hellos(socket: UdpSocket, params: &NativeVideoParams, peer: Pe
                     tracing::info!(%from, "punktfunk/1 client latched");
                     on_latch();
                 }
-            } else if let Some(mic) = mic.as_ref().filter(|_| peer.get() == Some(from) && kind(d) == Some(KIND_MIC)) {
-                if let Ok(packet) = opener.open(d) {
-                    let _ = mic.push_opus(packet.opus);
-                }
+            } else if let Some(mic) = mic.as_ref().filter(|_| peer.get() == Some(from) && kind(d) == Some(KIND_MIC))
+                && let Ok(packet) = opener.open(d)
+            {
+                let _ = mic.push_opus(packet.opus);
             }
         });
     }
@@ -100,7 +107,14 @@ impl NativeVideoSender {
             tracing::warn!("{w}");
         }
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.fps_mhz) / 1000.0));
-        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, params.encoder.parse().unwrap_or(Choice::Auto), idr);
+        let encoder = SessionEncoder::new(
+            params.codec,
+            params.format,
+            params.fps_mhz,
+            params.bitrate_bps,
+            params.encoder.parse().unwrap_or(Choice::Auto),
+            idr,
+        );
         Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0 })
     }
 
@@ -182,7 +196,19 @@ mod tests {
     fn only_the_newest_authentic_hello_moves_the_stream() {
         let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = listener.local_addr().unwrap();
-        let params = NativeVideoParams { codec: Codec::H264, format: Format::default(), bitrate_bps: 1, fps_mhz: 60_000, shard_len: 1400, fec_percent: 20, max_frame_len: 1 << 20, key: [1; 16], mic_key: [2; 16], token: 7, encoder: "software".into() };
+        let params = NativeVideoParams {
+            codec: Codec::H264,
+            format: Format::default(),
+            bitrate_bps: 1,
+            fps_mhz: 60_000,
+            shard_len: 1400,
+            fec_percent: 20,
+            max_frame_len: 1 << 20,
+            key: [1; 16],
+            mic_key: [2; 16],
+            token: 7,
+            encoder: "software".into(),
+        };
         let (peer, stop) = (Peer::default(), Arc::new(AtomicBool::new(false)));
         let thread = {
             let (peer, stop, params) = (peer.clone(), Arc::clone(&stop), params.clone());

@@ -8,8 +8,8 @@ use crate::sink::FrameSink;
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 pub struct RecordSink {
     out: BufWriter<File>,

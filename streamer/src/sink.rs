@@ -76,13 +76,17 @@ impl FrameSink for RawFileSink {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
         let out = &mut self.out;
         let planes = frame.planes();
-        frame.with_data(|data| {
-            planes.iter().flat_map(|p| (0..p.rows).map(move |y| p.offset + y * p.stride..p.offset + y * p.stride + p.row_bytes)).try_for_each(|line| {
-                let line = data.get(line).ok_or_else(|| std::io::Error::other("frame smaller than its size"))?;
-                out.write_all(line)
+        frame
+            .with_data(|data| {
+                planes
+                    .iter()
+                    .flat_map(|p| (0..p.rows).map(move |y| p.offset + y * p.stride..p.offset + y * p.stride + p.row_bytes))
+                    .try_for_each(|line| {
+                        let line = data.get(line).ok_or_else(|| std::io::Error::other("frame smaller than its size"))?;
+                        out.write_all(line)
+                    })
             })
-        })
-        .map_err(std::io::Error::other)?
+            .map_err(std::io::Error::other)?
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

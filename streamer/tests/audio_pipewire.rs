@@ -10,21 +10,27 @@ mod support;
 
 use punktfunk_core::moonlight::audio::{AudioDepacketizer, AudioEvent, AudioPacketizer};
 use punktfunk_streamer::audio::encoder::AudioEncoder;
-use punktfunk_streamer::audio::layout::{client_layout, surround_params, OpusLayout};
+use punktfunk_streamer::audio::layout::{OpusLayout, client_layout, surround_params};
 use punktfunk_streamer::audio::queue::{PcmQueue, Pop};
 use punktfunk_streamer::audio::{Channels, SessionAudio};
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-use support::{dominant, tone_file, PipeWire, RATE};
+use support::{PipeWire, RATE, dominant, tone_file};
 
 const READY: Duration = Duration::from_secs(5);
 
 /// Plays `file` (f32 interleaved, `channels` in Moonlight order) into the session's sink
 /// the way a session app would: through pipewire-pulse and the session's environment.
 fn play(pw: &PipeWire, audio: &SessionAudio, file: &Path, channels: Channels, repeat: bool) -> Child {
-    let map = ["front-left", "front-right", "front-center", "lfe", "rear-left", "rear-right", "side-left", "side-right"][..channels.count()].join(",");
-    let pacat = format!("pacat --playback --raw --format=float32le --rate={RATE} --channels={} --channel-map={map} '{}'", channels.count(), file.display());
+    let map = ["front-left", "front-right", "front-center", "lfe", "rear-left", "rear-right", "side-left", "side-right"]
+        [..channels.count()]
+        .join(",");
+    let pacat = format!(
+        "pacat --playback --raw --format=float32le --rate={RATE} --channels={} --channel-map={map} '{}'",
+        channels.count(),
+        file.display()
+    );
     let script = if repeat { format!("while :; do {pacat}; done") } else { pacat };
     pw.command("sh").args(["-c", &script]).envs(audio.env()).stdout(Stdio::null()).process_group(0).spawn().unwrap()
 }

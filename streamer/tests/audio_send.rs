@@ -56,7 +56,8 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(host.local_addr().unwrap()).unwrap();
     let queue = Arc::new(PcmQueue::new(1024));
-    let params = AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(KEY), ping_payload: Some(PAYLOAD.into()) };
+    let params =
+        AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(KEY), ping_payload: Some(PAYLOAD.into()) };
     let sender = audio::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51).unwrap();
 
     // Before any ping there is nobody to send to.
@@ -91,7 +92,11 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let tail = &pcm[pcm.len() / 2..];
     let power = |freq: f32| {
         let w = std::f32::consts::TAU * freq / 48_000.0;
-        let (re, im) = tail.iter().step_by(2).enumerate().fold((0.0f32, 0.0f32), |(re, im), (i, s)| (re + s * (w * i as f32).cos(), im + s * (w * i as f32).sin()));
+        let (re, im) = tail
+            .iter()
+            .step_by(2)
+            .enumerate()
+            .fold((0.0f32, 0.0f32), |(re, im), (i, s)| (re + s * (w * i as f32).cos(), im + s * (w * i as f32).sin()));
         re * re + im * im
     };
     assert!(power(440.0) > 1000.0 * power(880.0), "the tone survived: {} vs {}", power(440.0), power(880.0));
@@ -108,7 +113,11 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     assert!((40..=44).contains(&quiet_data), "{quiet_data} packets of silence sent");
     assert_eq!(quiet.len(), quiet_data * 3 / 2, "every block was completed with its parity");
 
-    assert_eq!(exchange(&queue, &client, (800..840).map(|n| cycle(n, 440.0))).iter().filter(|d| d[1] == 97).count(), 40, "sound reopens the gate");
+    assert_eq!(
+        exchange(&queue, &client, (800..840).map(|n| cycle(n, 440.0))).iter().filter(|d| d[1] == 97).count(),
+        40,
+        "sound reopens the gate"
+    );
 
     let stats = sender.stop();
     assert_eq!(stats.packets, 400 + quiet_data as u64 + 40);

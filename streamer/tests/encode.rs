@@ -1,8 +1,10 @@
 //! Software encoding round trips through FFmpeg's own decoder.
 
 use ffmpeg_next as ff;
-use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Plane, Range, Yuv};
-use punktfunk_streamer::encode::{Backend, Choice, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder};
+use punktfunk_streamer::convert::{Colour, Layout, Matrix, Plane, Range, Yuv, bgrx_to_yuv};
+use punktfunk_streamer::encode::{
+    Backend, Choice, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder,
+};
 use punktfunk_streamer::gpu::GpuSurfaces;
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use std::time::Instant;
@@ -27,7 +29,16 @@ fn synthetic(pool: &BufferPool, w: u32, h: u32, n: u64, noise: bool) -> Frame {
             data[i..i + 4].copy_from_slice(&px);
         }
     }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
+    Frame {
+        seq: n,
+        width: w,
+        height: h,
+        stride: w as usize * 4,
+        format: PixelFormat::Bgrx8888,
+        pixels: buffer.into(),
+        damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+        rendered_at: Instant::now(),
+    }
 }
 
 fn decode_all(codec: Codec, units: &[EncodedFrame]) -> Vec<ff::frame::Video> {
@@ -78,7 +89,12 @@ fn encode_decode_round_trip_keeps_the_picture() {
             units.extend(enc.encode(&f, n == 0).unwrap());
             if n == 29 {
                 let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-                bgrx_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
+                bgrx_to_yuv(
+                    &f,
+                    Colour::default(),
+                    Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } },
+                )
+                .unwrap();
                 last_y = y;
             }
         }
@@ -152,7 +168,12 @@ fn ten_bit_round_trip(codec: Codec) {
     // The 10-bit luma, scaled to 8 bits, against the 8-bit conversion of the same frame.
     let f = synthetic(&pool, w, h, 9, false);
     let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
-    bgrx_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } }).unwrap();
+    bgrx_to_yuv(
+        &f,
+        Colour::default(),
+        Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } },
+    )
+    .unwrap();
     let eight: Vec<u8> = (0..(w * h) as usize)
         .map(|i| {
             let (row, col) = (i / w as usize, i % w as usize);
@@ -194,7 +215,16 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
                 .filter_map(|n| {
                     let mut buffer = pool.take().unwrap();
                     buffer.as_mut_slice().chunks_exact_mut(4).for_each(|px| px.copy_from_slice(&[b as u8, g as u8, r as u8, 255]));
-                    let f = Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() };
+                    let f = Frame {
+                        seq: n,
+                        width: w,
+                        height: h,
+                        stride: w as usize * 4,
+                        format: PixelFormat::Bgrx8888,
+                        pixels: buffer.into(),
+                        damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+                        rendered_at: Instant::now(),
+                    };
                     enc.encode(&f, n == 0).unwrap()
                 })
                 .collect();
@@ -204,17 +234,25 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
             assert_eq!(d.chroma_location(), ff::util::chroma::Location::Center, "chroma sited where the converters put it");
             let luma = kr * r + (1.0 - kr - kb) * g + kb * b;
             let cb = (b - luma) / (2.0 * (1.0 - kb));
-            let (y_want, cb_want) = if range == Range::Full { (luma, 128.0 + cb) } else { (16.0 + luma * 219.0 / 255.0, 128.0 + cb * 224.0 / 255.0) };
+            let (y_want, cb_want) =
+                if range == Range::Full { (luma, 128.0 + cb) } else { (16.0 + luma * 219.0 / 255.0, 128.0 + cb * 224.0 / 255.0) };
             // The centre sample of Y and of Cb, in 8-bit units (full range spans 0..=1023 in
             // 10 bits, limited range is 8-bit limited range times 4).
             let ten_scale = if range == Range::Full { 1023.0 / 255.0 } else { 4.0 };
             let sample = |plane: usize, x: usize, y: usize| -> f64 {
                 let (data, stride) = (d.data(plane), d.stride(plane));
-                if ten_bit { f64::from(u16::from_le_bytes([data[y * stride + x * 2], data[y * stride + x * 2 + 1]])) / ten_scale } else { f64::from(data[y * stride + x]) }
+                if ten_bit {
+                    f64::from(u16::from_le_bytes([data[y * stride + x * 2], data[y * stride + x * 2 + 1]])) / ten_scale
+                } else {
+                    f64::from(data[y * stride + x])
+                }
             };
             let (y_got, cb_got) = (sample(0, w as usize / 2, h as usize / 2), sample(1, w as usize / 4, h as usize / 4));
             // Within 2: the 8-bit converter's fast fixed point is off by up to 1.8 here.
-            assert!((y_got - y_want).abs() < 2.0 && (cb_got - cb_want).abs() < 2.0, "{matrix:?} {range:?} ten_bit {ten_bit}: Y {y_got} Cb {cb_got}, want {y_want:.1} {cb_want:.1}");
+            assert!(
+                (y_got - y_want).abs() < 2.0 && (cb_got - cb_want).abs() < 2.0,
+                "{matrix:?} {range:?} ten_bit {ten_bit}: Y {y_got} Cb {cb_got}, want {y_want:.1} {cb_want:.1}"
+            );
         }
     }
 }
@@ -234,7 +272,16 @@ fn four_four_four_keeps_one_pixel_colour_detail() {
                 for (i, px) in buffer.as_mut_slice().chunks_exact_mut(4).enumerate() {
                     px.copy_from_slice(if i % 2 == 0 { &[0, 0, 255, 255] } else { &[255, 0, 0, 255] });
                 }
-                let f = Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() };
+                let f = Frame {
+                    seq: n,
+                    width: w,
+                    height: h,
+                    stride: w as usize * 4,
+                    format: PixelFormat::Bgrx8888,
+                    pixels: buffer.into(),
+                    damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+                    rendered_at: Instant::now(),
+                };
                 enc.encode(&f, n == 0).unwrap()
             })
             .collect();
@@ -255,7 +302,16 @@ fn converted(frame: &Frame, format: PixelFormat) -> Frame {
     let mut buffer = pool.take().unwrap();
     bgrx_to_yuv(frame, colour, Yuv::in_buffer(layout, frame.width, frame.height, buffer.as_mut_slice()).unwrap()).unwrap();
     let stride = layout.planes(frame.width, frame.height)[0].stride;
-    Frame { seq: frame.seq, width: frame.width, height: frame.height, stride, format, pixels: buffer.into(), damage: frame.damage.clone(), rendered_at: frame.rendered_at }
+    Frame {
+        seq: frame.seq,
+        width: frame.width,
+        height: frame.height,
+        stride,
+        format,
+        pixels: buffer.into(),
+        damage: frame.damage.clone(),
+        rendered_at: frame.rendered_at,
+    }
 }
 
 /// Frames converted already, in the layout and colour the encoder takes, are copied in as
@@ -306,7 +362,16 @@ fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
     let (w, h) = (320, 240);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
     let surfaces = GpuSurfaces::new(0, w, h, Colour::default(), vec![Vec::new()]);
-    let in_surface = |n| Frame { seq: n, width: w, height: h, stride: 0, format: PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, pixels: Pixels::Gpu(surfaces.take().unwrap()), damage: Vec::new(), rendered_at: Instant::now() };
+    let in_surface = |n| Frame {
+        seq: n,
+        width: w,
+        height: h,
+        stride: 0,
+        format: PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() },
+        pixels: Pixels::Gpu(surfaces.take().unwrap()),
+        damage: Vec::new(),
+        rendered_at: Instant::now(),
+    };
     let mut bare = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
     assert!(bare.surfaces().is_none(), "x264 lends no surfaces");
     assert!(bare.encode(&in_surface(1), false).is_err());

@@ -2,13 +2,13 @@
 //! (paired) or, only while pairing, accepts any and remembers which one it saw (SPAKE2 then
 //! proves it is the host's). What is said on the control stream is core's state machine.
 
-use crate::identity::{sha256, Identity};
+use crate::identity::{Identity, sha256};
 use anyhow::Context;
-use punktfunk_core::control::client::{ClientControl, ClientEvent};
 use punktfunk_core::control::ALPN;
+use punktfunk_core::control::client::{ClientControl, ClientEvent};
 use punktfunk_net::monotonic_us;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, WebPkiSupportedAlgorithms};
+use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::net::SocketAddr;
@@ -23,20 +23,39 @@ struct HostCertificate {
 }
 
 impl ServerCertVerifier for HostCertificate {
-    fn verify_server_cert(&self, cert: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: &ServerName<'_>, _: &[u8], _: UnixTime) -> Result<ServerCertVerified, rustls::Error> {
+    fn verify_server_cert(
+        &self,
+        cert: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
         let fp = sha256(cert.as_ref());
         *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(fp);
         match self.pinned {
-            Some(p) if p != fp => Err(rustls::Error::General("the host's certificate is not the one paired with: pair again if the host was reinstalled".into())),
+            Some(p) if p != fp => Err(rustls::Error::General(
+                "the host's certificate is not the one paired with: pair again if the host was reinstalled".into(),
+            )),
             _ => Ok(ServerCertVerified::assertion()),
         }
     }
 
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.algorithms)
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.algorithms)
     }
 
@@ -74,7 +93,9 @@ impl Connection {
         let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)?;
         let mut config = quinn::ClientConfig::new(Arc::new(crypto));
         let mut transport = quinn::TransportConfig::default();
-        transport.max_idle_timeout(Some(std::time::Duration::from_secs(10).try_into()?)).keep_alive_interval(Some(std::time::Duration::from_secs(2)));
+        transport
+            .max_idle_timeout(Some(std::time::Duration::from_secs(10).try_into()?))
+            .keep_alive_interval(Some(std::time::Duration::from_secs(2)));
         config.transport_config(Arc::new(transport));
         let bind: SocketAddr = if addr.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
         let mut endpoint = quinn::Endpoint::client(bind)?;

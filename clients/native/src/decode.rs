@@ -144,7 +144,15 @@ impl Decoder {
             };
             let (w, h, fmt) = (frame.width(), frame.height(), frame.format());
             if self.scaler.as_ref().is_none_or(|(_, k)| *k != (w, h, fmt)) {
-                let ctx = ffmpeg::software::scaling::Context::get(fmt, w, h, ffmpeg::format::Pixel::RGB24, w, h, ffmpeg::software::scaling::Flags::BILINEAR)?;
+                let ctx = ffmpeg::software::scaling::Context::get(
+                    fmt,
+                    w,
+                    h,
+                    ffmpeg::format::Pixel::RGB24,
+                    w,
+                    h,
+                    ffmpeg::software::scaling::Flags::BILINEAR,
+                )?;
                 self.scaler = Some((ctx, (w, h, fmt)));
             }
             let mut rgb = ffmpeg::frame::Video::empty();
@@ -161,7 +169,12 @@ impl Decoder {
 }
 
 /// Opens a hardware device of `kind` and has the codec decode on it.
-fn attach(ctx: &mut ffmpeg::codec::Context, codec: ffmpeg::Codec, kind: ffi::AVHWDeviceType, node: Option<std::path::PathBuf>) -> anyhow::Result<Hardware> {
+fn attach(
+    ctx: &mut ffmpeg::codec::Context,
+    codec: ffmpeg::Codec,
+    kind: ffi::AVHWDeviceType,
+    node: Option<std::path::PathBuf>,
+) -> anyhow::Result<Hardware> {
     // SAFETY: FFmpeg's documented hwaccel set-up, before the codec opens: the codec's
     // hardware configurations are read-only statics; the device reference is owned by
     // `Hardware` (released on drop, also on errors after this) and the codec gets its own.
@@ -173,7 +186,13 @@ fn attach(ctx: &mut ffmpeg::codec::Context, codec: ffmpeg::Codec, kind: ffi::AVH
             .ok_or_else(|| anyhow::anyhow!("this FFmpeg's {} decoder cannot use {kind:?}", codec.name()))?;
         let path = node.map(|n| std::ffi::CString::new(n.into_os_string().into_encoded_bytes())).transpose()?;
         let mut hw = Hardware { device: std::ptr::null_mut(), format };
-        let r = ffi::av_hwdevice_ctx_create(&mut hw.device, kind, path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()), std::ptr::null_mut(), 0);
+        let r = ffi::av_hwdevice_ctx_create(
+            &mut hw.device,
+            kind,
+            path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            std::ptr::null_mut(),
+            0,
+        );
         if r < 0 {
             anyhow::bail!("opening the device failed: {}", ffmpeg::Error::from(r));
         }

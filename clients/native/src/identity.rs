@@ -11,7 +11,10 @@ pub struct Identity {
 }
 
 pub fn dir() -> anyhow::Result<PathBuf> {
-    let base = std::env::var_os("XDG_CONFIG_HOME").map(PathBuf::from).or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config"))).context("neither XDG_CONFIG_HOME nor HOME is set")?;
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .context("neither XDG_CONFIG_HOME nor HOME is set")?;
     Ok(base.join("punktfunk-client"))
 }
 

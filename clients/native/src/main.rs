@@ -23,8 +23,8 @@ use punktfunk_core::control::messages::{Reconfigure, StartRequest};
 use punktfunk_net::monotonic_us;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 const DEFAULT_PORT: u16 = 48100;
@@ -134,7 +134,9 @@ fn parse_mode(s: &str) -> Result<(u32, u32, u32), String> {
 }
 
 fn resolve(host: &str) -> anyhow::Result<SocketAddr> {
-    let with_port = if host.parse::<SocketAddr>().is_ok() || host.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(']') && !h.contains(':') && p.parse::<u16>().is_ok()) {
+    let with_port = if host.parse::<SocketAddr>().is_ok()
+        || host.rsplit_once(':').is_some_and(|(h, p)| !h.ends_with(']') && !h.contains(':') && p.parse::<u16>().is_ok())
+    {
         host.to_owned()
     } else {
         format!("{host}:{DEFAULT_PORT}")
@@ -221,11 +223,24 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let dir = identity::dir()?;
     let (identity, hosts) = (Identity::load_or_create(&dir)?, Hosts::load(&dir)?);
     let addr = resolve(&args.host.host)?;
-    let pinned = hosts.pinned(&addr.to_string()).with_context(|| format!("not paired with {addr}: run `punktfunk-client pair {}` first", args.host.host))?;
+    let pinned = hosts
+        .pinned(&addr.to_string())
+        .with_context(|| format!("not paired with {addr}: run `punktfunk-client pair {}` first", args.host.host))?;
     let mut c = Connection::open(addr, &identity, Some(pinned), &args.host.name).await?;
     anyhow::ensure!(c.paired, "{} no longer knows this client: pair again", c.host_name);
     let (width, height, fps) = args.mode;
-    let request = StartRequest { app: args.app.clone(), width, height, fps, codec: args.codec.clone(), bitrate_kbps: args.bitrate_kbps, fec_percent: args.fec_percent, shard_len: args.shard_len, ten_bit: args.ten_bit, yuv444: args.yuv444 };
+    let request = StartRequest {
+        app: args.app.clone(),
+        width,
+        height,
+        fps,
+        codec: args.codec.clone(),
+        bitrate_kbps: args.bitrate_kbps,
+        fec_percent: args.fec_percent,
+        shard_len: args.shard_len,
+        ten_bit: args.ten_bit,
+        yuv444: args.yuv444,
+    };
     // The first clock sample (before the start, which takes the host a while to answer), so
     // latency counts from the first frame.
     c.control.ping(monotonic_us())?;

@@ -8,8 +8,8 @@ use punktfunk_net::monotonic_us;
 use punktfunk_streamer::audio::layout::Channels;
 use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// 10 ms at 48 kHz: low delay, and Opus' voice mode is efficient at it.
@@ -62,9 +62,17 @@ impl Mic {
         let mut uplink = Uplink { encoder, sealer: AudioSealer::new(&key, KIND_MIC), socket, to, pending: Vec::with_capacity(4 * PACKET) };
         match source {
             Source::Capture(target) => {
-                let spec = NodeSpec { name: "punktfunk-client.mic".into(), description: "punktfunk microphone uplink".into(), channels: Channels::Stereo, quantum: PACKET as u32, app_stream: true, target };
+                let spec = NodeSpec {
+                    name: "punktfunk-client.mic".into(),
+                    description: "punktfunk microphone uplink".into(),
+                    channels: Channels::Stereo,
+                    quantum: PACKET as u32,
+                    app_stream: true,
+                    target,
+                };
                 // Runs on the node's thread, once per graph cycle: the stereo pair, averaged.
-                let capture = Io::Capture(Box::new(move |stereo: &[f32]| uplink.push(stereo.chunks_exact(2).map(|lr| (lr[0] + lr[1]) * 0.5))));
+                let capture =
+                    Io::Capture(Box::new(move |stereo: &[f32]| uplink.push(stereo.chunks_exact(2).map(|lr| (lr[0] + lr[1]) * 0.5))));
                 let node = VirtualNode::spawn(spec, capture)?;
                 if node.wait_ready(Duration::from_secs(3)).is_none() {
                     tracing::warn!("the microphone is not recording yet (is PipeWire running?); it starts when it can");

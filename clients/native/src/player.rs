@@ -16,7 +16,14 @@ impl Player {
         let playout = Arc::new(Playout::new()?);
         let fill = Arc::clone(&playout);
         // 5 ms cycles, like the host's packets: the playout buffer adds little on top.
-        let spec = NodeSpec { name: "punktfunk-client".into(), description: "punktfunk stream".into(), channels: Channels::Stereo, quantum: 240, app_stream: true, target: None };
+        let spec = NodeSpec {
+            name: "punktfunk-client".into(),
+            description: "punktfunk stream".into(),
+            channels: Channels::Stereo,
+            quantum: 240,
+            app_stream: true,
+            target: None,
+        };
         let node = VirtualNode::spawn(spec, Io::Play(Box::new(move |out| fill.fill(out))))?;
         Ok(Self { playout, _node: node })
     }

@@ -6,14 +6,14 @@
 use crate::decode::{Decoder, Picture};
 use crate::mic::{self, Mic};
 use punktfunk_core::control::messages::{ReceiveStats, Started};
-use punktfunk_core::native::audio::{kind, AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND};
+use punktfunk_core::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND, kind};
 use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
-use punktfunk_net::{monotonic_us, DataSocket};
+use punktfunk_net::{DataSocket, monotonic_us};
 use serde::Serialize;
 use std::net::{SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the receiving side saw, written as `stats.json`.
@@ -64,7 +64,15 @@ pub enum Event {
 
 /// Receives until `stop`, calling `on` for each decoded picture and each loss. Returns the
 /// figures.
-pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Option<mic::Source>, offset: Offset, stop: Arc<AtomicBool>, mut on: impl FnMut(Event)) -> anyhow::Result<Stats> {
+pub fn run(
+    host: SocketAddr,
+    started: &Started,
+    mut decoder: Decoder,
+    mic: Option<mic::Source>,
+    offset: Offset,
+    stop: Arc<AtomicBool>,
+    mut on: impl FnMut(Event),
+) -> anyhow::Result<Stats> {
     let bind: SocketAddr = if host.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
     let mut socket = DataSocket::new(UdpSocket::bind(bind)?)?;
     if let Some(w) = socket.buffers().warning() {
@@ -72,7 +80,13 @@ pub fn run(host: SocketAddr, started: &Started, mut decoder: Decoder, mic: Optio
     }
     let to = SocketAddr::new(host.ip(), started.data_port);
     let _mic = mic.map(|source| Mic::start(source, socket.socket().try_clone()?, to, started.mic_key, Arc::clone(&stop))).transpose()?;
-    let cfg = StreamConfig { shard_len: started.shard_len as usize, fec_percent: started.fec_percent, max_frame_len: started.max_frame_len as usize, key: Some(started.key), ..StreamConfig::default() };
+    let cfg = StreamConfig {
+        shard_len: started.shard_len as usize,
+        fec_percent: started.fec_percent,
+        max_frame_len: started.max_frame_len as usize,
+        key: Some(started.key),
+        ..StreamConfig::default()
+    };
     let mut receiver = Receiver::new(cfg)?;
     let mut sound = AudioOpener::new(&started.key, KIND_SOUND);
     let mut hellos = AudioSealer::new(&started.mic_key, KIND_HELLO);

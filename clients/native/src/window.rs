@@ -90,11 +90,15 @@ impl ApplicationHandler<Wake> for App {
         if self.window.is_some() {
             return;
         }
-        let created = event_loop.create_window(Window::default_attributes().with_title(self.title.clone())).map(Rc::new).map_err(anyhow::Error::from).and_then(|window| {
-            let context = softbuffer::Context::new(Rc::clone(&window)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let surface = softbuffer::Surface::new(&context, Rc::clone(&window)).map_err(|e| anyhow::anyhow!("{e}"))?;
-            Ok((window, surface))
-        });
+        let created = event_loop
+            .create_window(Window::default_attributes().with_title(self.title.clone()))
+            .map(Rc::new)
+            .map_err(anyhow::Error::from)
+            .and_then(|window| {
+                let context = softbuffer::Context::new(Rc::clone(&window)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                let surface = softbuffer::Surface::new(&context, Rc::clone(&window)).map_err(|e| anyhow::anyhow!("{e}"))?;
+                Ok((window, surface))
+            });
         match created {
             Ok((window, surface)) => (self.window, self.surface) = (Some(window), Some(surface)),
             Err(e) => {

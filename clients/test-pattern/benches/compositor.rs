@@ -5,8 +5,8 @@
 //!
 //! `cargo bench -p punktfunk-test-pattern --bench compositor`
 
-use punktfunk_compositor::{run, Config, ConvertChoice, EngineChoice, Frame, Outcome};
-use punktfunk_streamer::convert::{bgrx_to_yuv, Colour, Layout, Matrix, Range, Yuv};
+use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, Outcome, run};
+use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range, Yuv, bgrx_to_yuv};
 use punktfunk_streamer::{Asking, PixelFormat};
 use std::time::{Duration, Instant};
 
@@ -75,7 +75,12 @@ fn main() {
     println!("| case | frames | render median | render p99 | + CPU NV12 conversion median | client stamp → sink median | p99 |");
     println!("|---|---|---|---|---|---|---|");
     let (cpu, gpu) = (ConvertChoice::Cpu, ConvertChoice::Gpu);
-    let cases = [(false, EngineChoice::Pixman, cpu), (true, EngineChoice::Pixman, cpu), (false, EngineChoice::Gles, cpu), (false, EngineChoice::Gles, gpu)];
+    let cases = [
+        (false, EngineChoice::Pixman, cpu),
+        (true, EngineChoice::Pixman, cpu),
+        (false, EngineChoice::Gles, cpu),
+        (false, EngineChoice::Gles, gpu),
+    ];
     for mode in ["1280x720@60", "1920x1080@60"] {
         for (direct, renderer, convert) in cases {
             // The sink asks for NV12, as x264 does, and converts BGRX frames itself.
@@ -83,7 +88,8 @@ fn main() {
             let o = &mut r.outcome;
             let (case, us) = if direct { ("direct path", &mut o.direct_us) } else { ("composited", &mut o.frame_us) };
             let into = if o.converted > 0 { "NV12 converted on the GPU" } else { "BGRX" };
-            let convert = if r.cpu_convert.is_empty() { "—".to_string() } else { format!("{:.3} ms", percentile(&mut r.cpu_convert, 0.5)) };
+            let convert =
+                if r.cpu_convert.is_empty() { "—".to_string() } else { format!("{:.3} ms", percentile(&mut r.cpu_convert, 0.5)) };
             println!(
                 "| {mode}, full-screen damage, {case} ({}, {into}) | {} | {:.3} ms | {:.3} ms | {convert} | {:.2} ms | {:.2} ms |",
                 o.renderer,
@@ -96,7 +102,8 @@ fn main() {
         }
     }
     // Idle: a session whose only client never draws. The whole process is measured.
-    let Run { outcome: mut o, cpu, wall, .. } = session("1920x1080@60", vec!["sleep".into(), "5".into()], true, EngineChoice::Auto, ConvertChoice::Auto, PixelFormat::Bgrx8888);
+    let Run { outcome: mut o, cpu, wall, .. } =
+        session("1920x1080@60", vec!["sleep".into(), "5".into()], true, EngineChoice::Auto, ConvertChoice::Auto, PixelFormat::Bgrx8888);
     println!(
         "| 1920x1080@60 idle (nothing to draw) | {} refreshes | {:.3} ms | {:.3} ms | | | |",
         o.idle_us.len(),

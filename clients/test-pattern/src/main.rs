@@ -12,14 +12,16 @@
 
 use anyhow::Context;
 use memmap2::MmapMut;
-use punktfunk_test_pattern::{draw, Canvas};
+use punktfunk_test_pattern::{Canvas, draw};
 use std::fs::File;
+use std::io::Write;
 use std::os::fd::AsFd;
 use std::time::{SystemTime, UNIX_EPOCH};
-use wayland_client::globals::{registry_queue_init, GlobalListContents};
-use std::io::Write;
-use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface};
-use wayland_client::{delegate_noop, Connection, Dispatch, QueueHandle, WEnum};
+use wayland_client::globals::{GlobalListContents, registry_queue_init};
+use wayland_client::protocol::{
+    wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
+};
+use wayland_client::{Connection, Dispatch, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 
 struct Buffer {
@@ -128,7 +130,15 @@ fn new_buffer(shm: &wl_shm::WlShm, qh: &QueueHandle<App>, w: u32, h: u32, index:
 }
 
 impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for App {
-    fn event(_: &mut Self, _: &wl_registry::WlRegistry, _: wl_registry::Event, _: &GlobalListContents, _: &Connection, _: &QueueHandle<Self>) {}
+    fn event(
+        _: &mut Self,
+        _: &wl_registry::WlRegistry,
+        _: wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
 }
 
 delegate_noop!(App: ignore wl_compositor::WlCompositor);
@@ -175,9 +185,10 @@ impl Dispatch<wl_pointer::WlPointer, ()> for App {
 impl Dispatch<wl_buffer::WlBuffer, usize> for App {
     fn event(app: &mut Self, _: &wl_buffer::WlBuffer, event: wl_buffer::Event, index: &usize, _: &Connection, _: &QueueHandle<Self>) {
         if let wl_buffer::Event::Release = event
-            && let Some(b) = app.buffers.get_mut(*index) {
-                b.busy = false;
-            }
+            && let Some(b) = app.buffers.get_mut(*index)
+        {
+            b.busy = false;
+        }
     }
 }
 

@@ -4,14 +4,14 @@
 //! virtual machine whose virtio-gpu device Mesa renders on (llvmpipe behind a real DRM node,
 //! GBM and dmabufs), and a machine with a GPU runs them as they are.
 
-use punktfunk_compositor::{control_channel, run, Config, ConvertChoice, EngineChoice, Frame, Outcome, Pixels};
+use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, Outcome, Pixels, control_channel, run};
 use punktfunk_streamer::convert::{Colour, Layout};
-use punktfunk_streamer::gpu::{DmabufPlane, GpuSurfaces, DRM_FORMAT_GR88, DRM_FORMAT_R8};
+use punktfunk_streamer::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DmabufPlane, GpuSurfaces};
 use punktfunk_streamer::{Asking, PixelFormat};
 use punktfunk_test_pattern::decode;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::sync::{mpsc, Arc};
+use std::sync::{Arc, mpsc};
 
 const NEEDS: &str = "needs a DRM device named by PUNKTFUNK_DRM_NODE (.ci/drm-vm runs it)";
 
@@ -29,7 +29,12 @@ fn is_band((r, g, b): (u8, u8, u8)) -> bool {
 
 /// A 640x360 session on the DRM node running `command`, its frames as `wants` or drawn into
 /// `surfaces`; `look` turns each frame into what the test checks.
-fn session<T: Send + 'static>(command: Vec<String>, wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>, look: impl Fn(&Frame) -> T + Send + 'static) -> (Outcome, Vec<T>) {
+fn session<T: Send + 'static>(
+    command: Vec<String>,
+    wants: PixelFormat,
+    surfaces: Option<Arc<GpuSurfaces>>,
+    look: impl Fn(&Frame) -> T + Send + 'static,
+) -> (Outcome, Vec<T>) {
     let mut config = Config::new("640x360@30".parse().unwrap());
     config.command = command.into_iter().map(Into::into).collect();
     (config.renderer, config.convert, config.gpu, config.xwayland) = (EngineChoice::Gles, ConvertChoice::Gpu, Some(node()), false);
@@ -56,7 +61,8 @@ fn pattern(frames: u32) -> Vec<String> {
 #[ignore = "needs a DRM device named by PUNKTFUNK_DRM_NODE (.ci/drm-vm runs it)"]
 fn gles_on_a_drm_node_converts_frames_on_the_gpu() {
     let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
-    let (outcome, seen) = session(pattern(40), wants, None, |f| (f.format, decode(f.width, |x, y| f.rgb_at(x, y)), f.rgb_at(f.width / 2, f.height - 10)));
+    let (outcome, seen) =
+        session(pattern(40), wants, None, |f| (f.format, decode(f.width, |x, y| f.rgb_at(x, y)), f.rgb_at(f.width / 2, f.height - 10)));
     assert_eq!((outcome.renderer, outcome.exit_code), ("gles", Some(0)));
     let decoded: Vec<_> = seen.iter().filter_map(|(format, pattern, band)| pattern.map(|p| (*format, p.0, *band))).collect();
     // The first frame comes before the sink has said what it wants.
@@ -106,10 +112,26 @@ fn frames_are_drawn_into_dmabuf_surfaces() {
     // Each plane allocated as 32-bit pixels of its rows' bytes (virtio-gpu's buffers come in
     // 32 bits a pixel only), then described as the R8 or GR88 plane it holds.
     let plane = |fourcc: u32, (w, h): (u32, u32), bytes: u32| {
-        let bo = gbm.create_buffer_object::<()>(w * bytes / 4, h, gbm::Format::Argb8888, gbm::BufferObjectFlags::RENDERING | gbm::BufferObjectFlags::LINEAR).unwrap();
-        DmabufPlane { fd: bo.fd().unwrap(), fourcc, modifier: u64::from(bo.modifier()), offset: bo.offset(0), pitch: bo.stride(), width: w, height: h }
+        let bo = gbm
+            .create_buffer_object::<()>(
+                w * bytes / 4,
+                h,
+                gbm::Format::Argb8888,
+                gbm::BufferObjectFlags::RENDERING | gbm::BufferObjectFlags::LINEAR,
+            )
+            .unwrap();
+        DmabufPlane {
+            fd: bo.fd().unwrap(),
+            fourcc,
+            modifier: u64::from(bo.modifier()),
+            offset: bo.offset(0),
+            pitch: bo.stride(),
+            width: w,
+            height: h,
+        }
     };
-    let surfaces = (0..3).map(|_| vec![plane(DRM_FORMAT_R8, (width, height), 1), plane(DRM_FORMAT_GR88, (width / 2, height / 2), 2)]).collect();
+    let surfaces =
+        (0..3).map(|_| vec![plane(DRM_FORMAT_R8, (width, height), 1), plane(DRM_FORMAT_GR88, (width / 2, height / 2), 2)]).collect();
     let surfaces = GpuSurfaces::new(render_node_device(), width, height, colour, surfaces);
     let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour };
     // The sink keeps the last two frames' surfaces, as an encoder with frames in flight

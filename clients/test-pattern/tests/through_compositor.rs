@@ -1,12 +1,12 @@
 //! The test pattern drawn inside a real compositor session and read back from its frames,
 //! through the direct path (the client's buffer is the frame) and through compositing.
 
-use punktfunk_compositor::{control_channel, run, Config, Control, ConvertChoice, EngineChoice, Frame, InputEvent, Outcome, Pixels};
+use punktfunk_compositor::{Config, Control, ConvertChoice, EngineChoice, Frame, InputEvent, Outcome, Pixels, control_channel, run};
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range};
-use punktfunk_streamer::gpu::{DmabufPlane, GpuSurfaces, DRM_FORMAT_GR88, DRM_FORMAT_R8};
+use punktfunk_streamer::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DmabufPlane, GpuSurfaces};
 use punktfunk_streamer::{Asking, PixelFormat};
-use std::sync::Arc;
 use punktfunk_test_pattern::decode;
+use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -40,14 +40,34 @@ fn now_us() -> u64 {
 
 /// Runs the test pattern (band colour `BAND`) for `frames` frames at 1280x720 under `config`, with a sink
 /// that takes `sink_time` per frame; `pointer` moves the pointer there first.
-fn pattern(frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
+fn pattern(
+    frames: u32,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Config),
+    sink_time: Duration,
+    pointer: Option<(f64, f64)>,
+) -> (Outcome, Vec<Seen>) {
     pattern_as(PixelFormat::Bgrx8888, None, frames, extra, configure, sink_time, pointer)
 }
 
 /// [`pattern`] with a sink that wants frames in `wants`, or drawn into `surfaces`.
-fn pattern_as(wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>, frames: u32, extra: &[&str], configure: impl FnOnce(&mut Config), sink_time: Duration, pointer: Option<(f64, f64)>) -> (Outcome, Vec<Seen>) {
+fn pattern_as(
+    wants: PixelFormat,
+    surfaces: Option<Arc<GpuSurfaces>>,
+    frames: u32,
+    extra: &[&str],
+    configure: impl FnOnce(&mut Config),
+    sink_time: Duration,
+    pointer: Option<(f64, f64)>,
+) -> (Outcome, Vec<Seen>) {
     let mut config = Config::new("1280x720@60".parse().unwrap());
-    config.command = vec![env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(), "--color".into(), "ff8000".into(), "--frames".into(), frames.to_string().into()];
+    config.command = vec![
+        env!("CARGO_BIN_EXE_punktfunk-test-pattern").into(),
+        "--color".into(),
+        "ff8000".into(),
+        "--frames".into(),
+        frames.to_string().into(),
+    ];
     config.command.extend(extra.iter().map(Into::into));
     config.xwayland = false;
     config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
@@ -58,9 +78,18 @@ fn pattern_as(wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>, frames: u3
     }
     let (tx, rx) = mpsc::channel();
     let sink = move |f: Frame| {
-        let near_pointer = (POINTER.1..POINTER.1 + 16).flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y))).filter(|&(x, y)| !is_band(f.rgb_at(x, y))).count();
+        let near_pointer = (POINTER.1..POINTER.1 + 16)
+            .flat_map(|y| (POINTER.0..POINTER.0 + 12).map(move |x| (x, y)))
+            .filter(|&(x, y)| !is_band(f.rgb_at(x, y)))
+            .count();
         assert!(f.format == wants || f.format == PixelFormat::Bgrx8888, "{:?}", f.format);
-        let seen = Seen { pattern: decode(f.width, |x, y| f.rgb_at(x, y)), band: f.rgb_at(f.width / 2, f.height - 10), direct: matches!(f.pixels, Pixels::Shared(_)), near_pointer, at_us: now_us() };
+        let seen = Seen {
+            pattern: decode(f.width, |x, y| f.rgb_at(x, y)),
+            band: f.rgb_at(f.width / 2, f.height - 10),
+            direct: matches!(f.pixels, Pixels::Shared(_)),
+            near_pointer,
+            at_us: now_us(),
+        };
         let _ = tx.send(seen);
         std::thread::sleep(sink_time);
         Ok(())
@@ -72,7 +101,11 @@ fn pattern_as(wants: PixelFormat, surfaces: Option<Arc<GpuSurfaces>>, frames: u3
 
 fn decoded(seen: &[Seen]) -> Vec<&Seen> {
     let decoded: Vec<&Seen> = seen.iter().filter(|s| s.pattern.is_some()).collect();
-    assert!(decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0), "counters go strictly up: {:?}", decoded.iter().map(|s| s.pattern.unwrap().0).collect::<Vec<_>>());
+    assert!(
+        decoded.windows(2).all(|w| w[1].pattern.unwrap().0 > w[0].pattern.unwrap().0),
+        "counters go strictly up: {:?}",
+        decoded.iter().map(|s| s.pattern.unwrap().0).collect::<Vec<_>>()
+    );
     assert!(decoded.iter().any(|s| is_band(s.band)), "the band is there: {:?}", decoded.iter().map(|s| s.band).collect::<Vec<_>>());
     decoded
 }
@@ -139,19 +172,47 @@ fn the_gles_engine_composites_the_same_frames() {
 #[test]
 fn gles_converts_frames_to_the_yuv_the_sink_wants() {
     let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
-    let formats = [(Layout::Nv12, Colour::default()), (Layout::P010, Colour { matrix: Matrix::Bt2020, range: Range::Limited }), (Layout::I444, Colour { matrix: Matrix::Bt601, range: Range::Full })];
+    let formats = [
+        (Layout::Nv12, Colour::default()),
+        (Layout::P010, Colour { matrix: Matrix::Bt2020, range: Range::Limited }),
+        (Layout::I444, Colour { matrix: Matrix::Bt601, range: Range::Full }),
+    ];
     for (layout, colour) in formats {
         let wants = PixelFormat::Yuv { layout, colour };
-        let (outcome, seen) = pattern_as(wants, None, 45, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+        let (outcome, seen) = pattern_as(
+            wants,
+            None,
+            45,
+            &[],
+            |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu),
+            Duration::ZERO,
+            pointer,
+        );
         let decoded = decoded(&seen);
         assert!(decoded.len() >= 20, "{layout}: {} frames decoded", decoded.len());
         assert!(decoded.iter().all(|s| s.near_pointer > 10), "{layout}: the cursor is drawn");
         assert!(outcome.converted as usize >= decoded.len(), "{layout}: {} frames converted", outcome.converted);
     }
     // Converting stays off unless asked for (llvmpipe) and the sink wants it.
-    let (outcome, _) = pattern_as(PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() }, None, 20, &[], |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles), Duration::ZERO, pointer);
+    let (outcome, _) = pattern_as(
+        PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() },
+        None,
+        20,
+        &[],
+        |c| (c.show_cursor, c.renderer) = (true, EngineChoice::Gles),
+        Duration::ZERO,
+        pointer,
+    );
     assert_eq!(outcome.converted, 0);
-    let (outcome, _) = pattern_as(PixelFormat::Bgrx8888, None, 20, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+    let (outcome, _) = pattern_as(
+        PixelFormat::Bgrx8888,
+        None,
+        20,
+        &[],
+        |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu),
+        Duration::ZERO,
+        pointer,
+    );
     assert_eq!(outcome.converted, 0);
 }
 
@@ -160,12 +221,28 @@ fn gles_converts_frames_to_the_yuv_the_sink_wants() {
 /// on, nothing is drawn "into" them.
 #[test]
 fn surfaces_the_gpu_cannot_draw_into_fall_back_to_read_back_frames() {
-    let plane = |fourcc, (width, height)| DmabufPlane { fd: std::fs::File::open("/dev/null").unwrap().into(), fourcc, modifier: 0, offset: 0, pitch: width, width, height };
+    let plane = |fourcc, (width, height)| DmabufPlane {
+        fd: std::fs::File::open("/dev/null").unwrap().into(),
+        fourcc,
+        modifier: 0,
+        offset: 0,
+        pitch: width,
+        width,
+        height,
+    };
     let surface = || vec![plane(DRM_FORMAT_R8, (1280, 720)), plane(DRM_FORMAT_GR88, (640, 360))];
     let surfaces = GpuSurfaces::new(0, 1280, 720, Colour::default(), (0..3).map(|_| surface()).collect());
     let pointer = Some((f64::from(POINTER.0), f64::from(POINTER.1)));
     let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() };
-    let (outcome, seen) = pattern_as(wants, Some(surfaces), 30, &[], |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu), Duration::ZERO, pointer);
+    let (outcome, seen) = pattern_as(
+        wants,
+        Some(surfaces),
+        30,
+        &[],
+        |c| (c.show_cursor, c.renderer, c.convert) = (true, EngineChoice::Gles, ConvertChoice::Gpu),
+        Duration::ZERO,
+        pointer,
+    );
     assert!(decoded(&seen).len() >= 15, "{} frames", seen.len());
     assert_eq!(outcome.zero_copy, 0);
     assert!(outcome.converted >= 15, "read back converted instead: {}", outcome.converted);
@@ -187,25 +264,34 @@ fn gles_conversion_leaves_no_cursor_trail() {
 
 fn no_cursor_trail(wants: PixelFormat) {
     let mut config = Config::new("640x480@60".parse().unwrap());
-    (config.renderer, config.convert, config.xwayland, config.command) = (EngineChoice::Gles, ConvertChoice::Gpu, false, vec!["sleep".into(), "3".into()]);
+    (config.renderer, config.convert, config.xwayland, config.command) =
+        (EngineChoice::Gles, ConvertChoice::Gpu, false, vec!["sleep".into(), "3".into()]);
     let (control, control_rx) = control_channel();
     let (tx, rx) = mpsc::channel();
     // Nothing but the cursor is drawn (the session runs no client): count what is not black.
-    let sink = Asking { format: wants, surfaces: None, sink: move |f: Frame| {
-        assert_eq!(f.format, wants);
-        let luma = f.planes()[0];
-        let lit = f
-            .with_data(|d| match f.format {
-                PixelFormat::Bgrx8888 => d.chunks_exact(4).filter(|p| p[..3] != [0, 0, 0]).count(),
-                // Black is 16 in limited range.
-                PixelFormat::Yuv { .. } => d[..luma.stride * luma.rows].chunks_exact(luma.stride).flat_map(|row| &row[..luma.row_bytes]).filter(|&&y| y > 20).count(),
-            })
-            .unwrap();
-        let _ = tx.send(lit);
-        // Slower than the refresh: pool buffers rotate, so most come back several frames old.
-        std::thread::sleep(Duration::from_millis(30));
-        Ok(())
-    } };
+    let sink = Asking {
+        format: wants,
+        surfaces: None,
+        sink: move |f: Frame| {
+            assert_eq!(f.format, wants);
+            let luma = f.planes()[0];
+            let lit = f
+                .with_data(|d| match f.format {
+                    PixelFormat::Bgrx8888 => d.chunks_exact(4).filter(|p| p[..3] != [0, 0, 0]).count(),
+                    // Black is 16 in limited range.
+                    PixelFormat::Yuv { .. } => d[..luma.stride * luma.rows]
+                        .chunks_exact(luma.stride)
+                        .flat_map(|row| &row[..luma.row_bytes])
+                        .filter(|&&y| y > 20)
+                        .count(),
+                })
+                .unwrap();
+            let _ = tx.send(lit);
+            // Slower than the refresh: pool buffers rotate, so most come back several frames old.
+            std::thread::sleep(Duration::from_millis(30));
+            Ok(())
+        },
+    };
     let mover = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(500));
         for step in 0..60 {

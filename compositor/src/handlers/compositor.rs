@@ -2,12 +2,14 @@
 
 use crate::state::{ClientState, State};
 use smithay::backend::renderer::utils::on_commit_buffer_handler;
-use smithay::desktop::{layer_map_for_output, PopupKind, WindowSurfaceType};
+use smithay::desktop::{PopupKind, WindowSurfaceType, layer_map_for_output};
 use smithay::reexports::wayland_server::protocol::wl_buffer::WlBuffer;
 use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::reexports::wayland_server::{Client, Resource};
 use smithay::wayland::buffer::BufferHandler;
-use smithay::wayland::compositor::{get_parent, is_sync_subsurface, with_states, CompositorClientState, CompositorHandler, CompositorState};
+use smithay::wayland::compositor::{
+    CompositorClientState, CompositorHandler, CompositorState, get_parent, is_sync_subsurface, with_states,
+};
 use smithay::wayland::shell::wlr_layer::LayerSurfaceData;
 use smithay::wayland::shm::{ShmHandler, ShmState};
 
@@ -46,9 +48,10 @@ impl CompositorHandler for State {
         }
         self.popups.commit(surface);
         if let Some(PopupKind::Xdg(popup)) = self.popups.find_popup(surface)
-            && !popup.is_initial_configure_sent() {
-                let _ = popup.send_configure();
-            }
+            && !popup.is_initial_configure_sent()
+        {
+            let _ = popup.send_configure();
+        }
         self.commit_layer_surface(surface);
         if let Some(ping) = &self.render_ping {
             ping.ping();

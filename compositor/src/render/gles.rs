@@ -9,9 +9,12 @@
 use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
 use super::{Compose, ConvertChoice, Overlay, RenderError};
+use punktfunk_streamer::PixelFormat;
+use punktfunk_streamer::convert::{Colour, Layout, even_rows};
+use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
+use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::gbm::GbmDevice;
-use smithay::backend::allocator::Fourcc;
 use smithay::backend::drm::{DrmNode, NodeType};
 use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
 use smithay::backend::renderer::damage::OutputDamageTracker;
@@ -22,9 +25,6 @@ use smithay::wayland::dmabuf::{DmabufFeedback, DmabufFeedbackBuilder};
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use punktfunk_streamer::convert::{even_rows, Colour, Layout};
-use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
-use punktfunk_streamer::PixelFormat;
 
 pub struct Gles {
     renderer: GlesRenderer,
@@ -73,7 +73,8 @@ fn ways(gpu: Option<&Path>, software: bool) -> Result<Vec<Way>, RenderError> {
         // The EGL device of the named GPU is the one on the same render node.
         Some(path) => {
             let render = DrmNode::from_path(path).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).and_then(|p| rdev(&p));
-            let device = hardware.into_iter().find(|d| d.render_device_path().ok().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
+            let device =
+                hardware.into_iter().find(|d| d.render_device_path().ok().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
             (Some(path.to_path_buf()), device)
         }
         None => {
@@ -81,7 +82,12 @@ fn ways(gpu: Option<&Path>, software: bool) -> Result<Vec<Way>, RenderError> {
             (device.as_ref().and_then(|d| d.render_device_path().ok()), device)
         }
     };
-    let ways: Vec<Way> = node.map(Way::Gbm).into_iter().chain(device.map(Way::Device)).chain(soft.into_iter().next().filter(|_| software).map(Way::Device)).collect();
+    let ways: Vec<Way> = node
+        .map(Way::Gbm)
+        .into_iter()
+        .chain(device.map(Way::Device))
+        .chain(soft.into_iter().next().filter(|_| software).map(Way::Device))
+        .collect();
     match ways.is_empty() {
         true => Err(RenderError::Gles("no GPU among the EGL devices".into())),
         false => Ok(ways),
@@ -184,20 +190,26 @@ impl Gles {
         let mut pass = self.renderer.with_context(|gl| ToYuv::new(gl, instancing)).map_err(|e| e.to_string())??;
         let (rgb, colour, layout) = ([255u8, 128, 0], Colour::default(), Layout::Nv12);
         let bgrx: Vec<u8> = std::iter::repeat_n([rgb[2], rgb[1], rgb[0], 255], (SIDE * SIDE) as usize).flatten().collect();
-        let checked = self.renderer.import_memory(&bgrx, Fourcc::Argb8888, (SIDE as i32, SIDE as i32).into(), false).map_err(|e| e.to_string()).and_then(|texture| {
-            let mut out = vec![0u8; layout.frame_len(SIDE, SIDE)];
-            let id = texture.tex_id();
-            self.renderer.with_context(|gl| pass.convert(gl, id, SIDE, SIDE, layout, colour, 0..SIDE, &mut out)).map_err(|e| e.to_string())??;
-            let c = colour.coefficients(8);
-            let want = [0, 1, 2].map(|i| c.rows[i].iter().zip(rgb).map(|(k, v)| k * f64::from(v) / 255.0).sum::<f64>() + c.offsets[i]);
-            // The first Y, then NV12's first U and V.
-            let n = (SIDE * SIDE) as usize;
-            let got = [out[0], out[n], out[n + 1]];
-            match got.iter().zip(want).all(|(g, w)| (f64::from(*g) - w).abs() <= 1.0) {
-                true => Ok(()),
-                false => Err(format!("the GPU converted #ff8000 to Y U V {got:?}, not {want:.0?}")),
-            }
-        });
+        let checked = self
+            .renderer
+            .import_memory(&bgrx, Fourcc::Argb8888, (SIDE as i32, SIDE as i32).into(), false)
+            .map_err(|e| e.to_string())
+            .and_then(|texture| {
+                let mut out = vec![0u8; layout.frame_len(SIDE, SIDE)];
+                let id = texture.tex_id();
+                self.renderer
+                    .with_context(|gl| pass.convert(gl, id, SIDE, SIDE, layout, colour, 0..SIDE, &mut out))
+                    .map_err(|e| e.to_string())??;
+                let c = colour.coefficients(8);
+                let want = [0, 1, 2].map(|i| c.rows[i].iter().zip(rgb).map(|(k, v)| k * f64::from(v) / 255.0).sum::<f64>() + c.offsets[i]);
+                // The first Y, then NV12's first U and V.
+                let n = (SIDE * SIDE) as usize;
+                let got = [out[0], out[n], out[n + 1]];
+                match got.iter().zip(want).all(|(g, w)| (f64::from(*g) - w).abs() <= 1.0) {
+                    true => Ok(()),
+                    false => Err(format!("the GPU converted #ff8000 to Y U V {got:?}, not {want:.0?}")),
+                }
+            });
         if let Err(e) = checked {
             let _ = self.renderer.with_context(|gl| pass.destroy(gl));
             return Err(e);
@@ -226,9 +238,7 @@ impl Gles {
     pub fn dmabuf_feedback(&self) -> Option<DmabufFeedback> {
         let formats = self.renderer.dmabuf_formats();
         let device = std::fs::metadata(self.node.as_ref()?).ok()?.rdev();
-        if formats.iter().next().is_none() {
-            return None;
-        }
+        formats.iter().next()?;
         DmabufFeedbackBuilder::new(device, formats).build().map_err(|e| tracing::warn!("dmabuf feedback: {e}")).ok()
     }
 
@@ -251,14 +261,28 @@ impl Compose for Gles {
         &mut self.renderer
     }
 
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], out: &mut [u8], width: u32, height: u32, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose(
+        &mut self,
+        tracker: &mut OutputDamageTracker,
+        age: usize,
+        slot: usize,
+        elements: &[Overlay<GlesRenderer>],
+        out: &mut [u8],
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let Some((damage, rows)) = self.composite(tracker, age, slot, elements, width, height)? else { return Ok(None) };
         let (buffer, _) = self.targets.get_mut(&slot).expect("drawn into");
         // Read back only the rows drawn now: the rest of the pool buffer already matches.
         if let PixelFormat::Yuv { layout, colour } = format {
             let to_yuv = self.to_yuv.as_mut().ok_or_else(|| RenderError::Gles("asked for YUV without the conversion pass".into()))?;
             let (rows, source) = (even_rows(rows, height), buffer.tex_id());
-            let converted = self.renderer.with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out)).map_err(|e| e.to_string()).and_then(|r| r);
+            let converted = self
+                .renderer
+                .with_context(|gl| to_yuv.convert(gl, source, width, height, layout, colour, rows, out))
+                .map_err(|e| e.to_string())
+                .and_then(|r| r);
             if let Err(e) = converted {
                 // A driver that fails the pass once will again: the encoder converts from now
                 // on (the renderer sees `converts()` turn false and draws BGRX in full).
@@ -285,7 +309,14 @@ impl Compose for Gles {
         Ok(Some(damage))
     }
 
-    fn compose_into(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], loan: &GpuLoan) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose_into(
+        &mut self,
+        tracker: &mut OutputDamageTracker,
+        age: usize,
+        slot: usize,
+        elements: &[Overlay<GlesRenderer>],
+        loan: &GpuLoan,
+    ) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         let (width, height) = (loan.surfaces().width, loan.surfaces().height);
         let Some((damage, rows)) = self.composite(tracker, age, slot, elements, width, height)? else { return Ok(None) };
         let source = self.targets.get(&slot).expect("drawn into").0.tex_id();
@@ -308,7 +339,15 @@ impl Gles {
     /// buffer: `age` frames); returns what was drawn and the rows that covers, `None` if
     /// nothing changed.
     #[allow(clippy::type_complexity)]
-    fn composite(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<GlesRenderer>], width: u32, height: u32) -> Result<Option<(Vec<Rectangle<i32, Physical>>, std::ops::Range<u32>)>, RenderError> {
+    fn composite(
+        &mut self,
+        tracker: &mut OutputDamageTracker,
+        age: usize,
+        slot: usize,
+        elements: &[Overlay<GlesRenderer>],
+        width: u32,
+        height: u32,
+    ) -> Result<Option<(Vec<Rectangle<i32, Physical>>, std::ops::Range<u32>)>, RenderError> {
         let size: Size<i32, BufferCoords> = (width as i32, height as i32).into();
         let fresh = self.targets.get(&slot).is_none_or(|(_, s)| *s != size);
         if fresh {
@@ -323,7 +362,9 @@ impl Gles {
         // The target was drawn together with the pool buffer, so it is as old; a new one is
         // drawn in full.
         let age = if fresh { 0 } else { age };
-        let result = tracker.render_output(&mut self.renderer, &mut target, age, elements, [0.0, 0.0, 0.0, 1.0]).map_err(|e| fail("rendering", format!("{e:?}")))?;
+        let result = tracker
+            .render_output(&mut self.renderer, &mut target, age, elements, [0.0, 0.0, 0.0, 1.0])
+            .map_err(|e| fail("rendering", format!("{e:?}")))?;
         let Some(damage) = result.damage.filter(|d| !d.is_empty()).cloned() else { return Ok(None) };
         let top = damage.iter().map(|r| r.loc.y).min().unwrap_or(0).clamp(0, size.h);
         let bottom = damage.iter().map(|r| r.loc.y + r.size.h).max().unwrap_or(0).clamp(top, size.h);
@@ -376,19 +417,30 @@ impl Gles {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use punktfunk_streamer::convert::{bgrx_to_yuv, Matrix, Range, Yuv};
+    use punktfunk_streamer::convert::{Matrix, Range, Yuv, bgrx_to_yuv};
     use punktfunk_streamer::{BufferPool, Frame};
 
     /// A `w`×`h` picture of `rgb(x, y)`: as a texture for the GPU, as a BGRX frame for the CPU.
     fn picture(gles: &mut Gles, w: u32, h: u32, rgb: impl Fn(u32, u32) -> [u8; 3]) -> (GlesTexture, Frame) {
-        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| {
-            let [r, g, b] = rgb(i % w, i / w);
-            [b, g, r, 255]
-        }).collect();
+        let bgrx: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let [r, g, b] = rgb(i % w, i / w);
+                [b, g, r, 255]
+            })
+            .collect();
         let texture = gles.renderer.import_memory(&bgrx, Fourcc::Argb8888, (w as i32, h as i32).into(), false).unwrap();
         let mut buffer = BufferPool::new(bgrx.len(), 1).take().unwrap();
         buffer.as_mut_slice().copy_from_slice(&bgrx);
-        let frame = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let frame = Frame {
+            seq: 1,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: PixelFormat::Bgrx8888,
+            pixels: buffer.into(),
+            damage: vec![],
+            rendered_at: std::time::Instant::now(),
+        };
         (texture, frame)
     }
 
@@ -401,7 +453,11 @@ mod tests {
         let (w, h) = (62u32, 36u32);
         let rgb = |x: u32, y: u32| [((x + y) * 3 % 256) as u8, (y * 7) as u8, (x * 5 % 256) as u8];
         let (texture, frame) = picture(&mut gles, w, h, rgb);
-        let colours = [Colour::default(), Colour { matrix: Matrix::Bt601, range: Range::Full }, Colour { matrix: Matrix::Bt2020, range: Range::Limited }];
+        let colours = [
+            Colour::default(),
+            Colour { matrix: Matrix::Bt601, range: Range::Full },
+            Colour { matrix: Matrix::Bt2020, range: Range::Limited },
+        ];
         for layout in [Layout::Nv12, Layout::I420, Layout::P010, Layout::I010, Layout::I444, Layout::I410] {
             for colour in colours {
                 let geometry = layout.planes(w, h);
@@ -416,7 +472,13 @@ mod tests {
                     for row in 0..g.rows {
                         for i in (0..g.row_bytes).step_by(g.bytes_per_sample) {
                             let at = g.offset + row * g.stride + i;
-                            let value = |b: &[u8]| if g.bytes_per_sample == 2 { i32::from(u16::from_le_bytes([b[at], b[at + 1]]) >> g.shift) } else { i32::from(b[at]) };
+                            let value = |b: &[u8]| {
+                                if g.bytes_per_sample == 2 {
+                                    i32::from(u16::from_le_bytes([b[at], b[at + 1]]) >> g.shift)
+                                } else {
+                                    i32::from(b[at])
+                                }
+                            };
                             let (a, b) = (value(&gpu), value(&cpu));
                             assert!((a - b).abs() <= tolerance, "{layout} {colour:?} {:?} row {row} byte {i}: GPU {a}, CPU {b}", g.samples);
                         }
@@ -427,8 +489,15 @@ mod tests {
                 gles.renderer.with_context(|gl| pass.convert(gl, id, w, h, layout, colour, 10..14, &mut partial)).unwrap().unwrap();
                 let y = &geometry[0];
                 assert!(partial[y.offset + 9 * y.stride..y.offset + 10 * y.stride].iter().all(|&b| b == 0x55), "{layout}: row 9 untouched");
-                assert_eq!(partial[y.offset + 10 * y.stride..y.offset + 14 * y.stride], gpu[y.offset + 10 * y.stride..y.offset + 14 * y.stride], "{layout}: rows 10..14 converted");
-                assert!(partial[y.offset + 14 * y.stride..y.offset + 15 * y.stride].iter().all(|&b| b == 0x55), "{layout}: row 14 untouched");
+                assert_eq!(
+                    partial[y.offset + 10 * y.stride..y.offset + 14 * y.stride],
+                    gpu[y.offset + 10 * y.stride..y.offset + 14 * y.stride],
+                    "{layout}: rows 10..14 converted"
+                );
+                assert!(
+                    partial[y.offset + 14 * y.stride..y.offset + 15 * y.stride].iter().all(|&b| b == 0x55),
+                    "{layout}: row 14 untouched"
+                );
             }
         }
     }
@@ -468,7 +537,9 @@ mod tests {
         bgrx_to_yuv(&frame, colour, Yuv::in_buffer(Layout::Nv12, w, h, &mut cpu).unwrap()).unwrap();
         let (source, pass) = (texture.tex_id(), gles.to_yuv.as_mut().unwrap());
         // Per plane: its target's format and size, and the bytes of a sample position.
-        for (plane, internal, format, (pw, ph), bytes) in [(0, ffi::R8, ffi::RED, (w, h), 1usize), (1, ffi::RG8, ffi::RG, (w / 2, h / 2), 2)] {
+        for (plane, internal, format, (pw, ph), bytes) in
+            [(0, ffi::R8, ffi::RED, (w, h), 1usize), (1, ffi::RG8, ffi::RG, (w / 2, h / 2), 2)]
+        {
             let drawn = gles.renderer.with_context(|gl| unsafe {
                 let (mut tex, mut fbo) = (0, 0);
                 gl.GenTextures(1, &mut tex);

@@ -19,8 +19,8 @@ use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use scene::scene;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::renderer::damage::OutputDamageTracker;
-use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::element::{Element, Id};
+use smithay::backend::renderer::pixman::PixmanRenderer;
 use smithay::backend::renderer::utils::CommitCounter;
 use smithay::backend::renderer::{ImportAll, ImportMem, Renderer as RendererTrait, RendererSuper, Texture};
 use smithay::reexports::calloop::ping::Ping;
@@ -178,11 +178,28 @@ trait Compose {
     /// engines that keep something per buffer. Returns what was drawn (at least what changed
     /// since the last frame), `None` if nothing changed (`out` is then untouched).
     #[allow(clippy::too_many_arguments)]
-    fn compose(&mut self, tracker: &mut OutputDamageTracker, age: usize, slot: usize, elements: &[Overlay<Self::R>], out: &mut [u8], width: u32, height: u32, format: PixelFormat) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
+    fn compose(
+        &mut self,
+        tracker: &mut OutputDamageTracker,
+        age: usize,
+        slot: usize,
+        elements: &[Overlay<Self::R>],
+        out: &mut [u8],
+        width: u32,
+        height: u32,
+        format: PixelFormat,
+    ) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError>;
 
     /// The same into the encoder's surface `loan` (an engine that can: see
     /// [`Engine::can_draw_into`]).
-    fn compose_into(&mut self, _tracker: &mut OutputDamageTracker, _age: usize, _slot: usize, _elements: &[Overlay<Self::R>], _loan: &GpuLoan) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
+    fn compose_into(
+        &mut self,
+        _tracker: &mut OutputDamageTracker,
+        _age: usize,
+        _slot: usize,
+        _elements: &[Overlay<Self::R>],
+        _loan: &GpuLoan,
+    ) -> Result<Option<Vec<Rectangle<i32, Physical>>>, RenderError> {
         Err(RenderError::Pixman("pixman cannot draw into GPU surfaces".into()))
     }
 }
@@ -368,7 +385,16 @@ impl Frames {
             self.seq += 1;
             stats.direct_frames += 1;
             let pixels = Pixels::Shared(Box::new(ClientBuffer::lend(buffer, &self.loans)));
-            return Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride, format: PixelFormat::Bgrx8888, pixels, damage, rendered_at: Instant::now() }));
+            return Ok(Some(Frame {
+                seq: self.seq,
+                width: self.width,
+                height: self.height,
+                stride,
+                format: PixelFormat::Bgrx8888,
+                pixels,
+                damage,
+                rendered_at: Instant::now(),
+            }));
         }
         if std::mem::take(&mut self.passing) {
             // What was passed through is in no buffer the engine drew: start afresh.
@@ -385,7 +411,9 @@ impl Frames {
         // Age 0 forces a full redraw; otherwise how many frames ago this buffer was drawn.
         let age = self.held.get(&slot).map_or(0, |&s| (self.seq + 1 - s) as usize);
         let format = self.format;
-        let composed = engine.compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, format).inspect_err(|_| self.start_afresh(state))?;
+        let composed = engine
+            .compose(&mut self.damage, age, slot, &elements, buffer.as_mut_slice(), self.width, self.height, format)
+            .inspect_err(|_| self.start_afresh(state))?;
         self.shown = Some(key);
         let Some(damage) = composed else {
             return Ok(None); // nothing visible changed: the buffer goes back untouched
@@ -417,7 +445,15 @@ impl Frames {
     }
 
     /// Draws the frame straight into a free surface of the consumer's.
-    fn render_into<C: Compose>(&mut self, engine: &mut C, state: &State, stats: &mut Stats, elements: Vec<Overlay<C::R>>, key: SceneKey, surfaces: &Arc<GpuSurfaces>) -> Result<Option<Frame>, RenderError> {
+    fn render_into<C: Compose>(
+        &mut self,
+        engine: &mut C,
+        state: &State,
+        stats: &mut Stats,
+        elements: Vec<Overlay<C::R>>,
+        key: SceneKey,
+        surfaces: &Arc<GpuSurfaces>,
+    ) -> Result<Option<Frame>, RenderError> {
         let Some(loan) = surfaces.take() else {
             stats.skipped += 1;
             return Ok(None);
@@ -434,7 +470,16 @@ impl Frames {
         stats.zero_copy_frames += 1;
         let format = PixelFormat::Yuv { layout: Layout::Nv12, colour: surfaces.colour };
         let damage = damage.iter().map(rect).collect();
-        Ok(Some(Frame { seq: self.seq, width: self.width, height: self.height, stride: 0, format, pixels: Pixels::Gpu(loan), damage, rendered_at: Instant::now() }))
+        Ok(Some(Frame {
+            seq: self.seq,
+            width: self.width,
+            height: self.height,
+            stride: 0,
+            format,
+            pixels: Pixels::Gpu(loan),
+            damage,
+            rendered_at: Instant::now(),
+        }))
     }
 }
 

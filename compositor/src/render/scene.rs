@@ -3,10 +3,10 @@
 use crate::cursor::Cursors;
 use crate::state::{MappedAt, State};
 use smithay::backend::renderer::element::memory::MemoryRenderBufferRenderElement;
-use smithay::backend::renderer::element::surface::{render_elements_from_surface_tree, WaylandSurfaceRenderElement};
-use smithay::backend::renderer::element::{render_elements, AsRenderElements, Kind};
+use smithay::backend::renderer::element::surface::{WaylandSurfaceRenderElement, render_elements_from_surface_tree};
+use smithay::backend::renderer::element::{AsRenderElements, Kind, render_elements};
 use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};
-use smithay::desktop::{layer_map_for_output, LayerSurface};
+use smithay::desktop::{LayerSurface, layer_map_for_output};
 use smithay::input::pointer::{CursorImageStatus, CursorImageSurfaceData};
 use smithay::utils::Scale;
 use smithay::wayland::compositor::with_states;
@@ -33,12 +33,19 @@ where
     let layers = layer_map_for_output(&state.output);
     let layer = |renderer: &mut R, surface: &LayerSurface| -> Vec<Overlay<R>> {
         let Some(geometry) = layers.layer_geometry(surface) else { return Vec::new() };
-        AsRenderElements::<R>::render_elements::<WaylandSurfaceRenderElement<R>>(surface, renderer, geometry.loc.to_physical(1), Scale::from(1.0), 1.0)
-            .into_iter()
-            .map(Overlay::Surface)
-            .collect()
+        AsRenderElements::<R>::render_elements::<WaylandSurfaceRenderElement<R>>(
+            surface,
+            renderer,
+            geometry.loc.to_physical(1),
+            Scale::from(1.0),
+            1.0,
+        )
+        .into_iter()
+        .map(Overlay::Surface)
+        .collect()
     };
-    let (lower, upper): (Vec<&LayerSurface>, Vec<&LayerSurface>) = layers.layers().rev().partition(|s| matches!(s.layer(), Layer::Background | Layer::Bottom));
+    let (lower, upper): (Vec<&LayerSurface>, Vec<&LayerSurface>) =
+        layers.layers().rev().partition(|s| matches!(s.layer(), Layer::Background | Layer::Bottom));
     for surface in upper {
         elements.extend(layer(renderer, surface));
     }
@@ -74,7 +81,9 @@ where
     match &state.cursor {
         CursorImageStatus::Hidden => Vec::new(),
         CursorImageStatus::Surface(surface) => {
-            let hotspot = with_states(surface, |s| s.data_map.get::<CursorImageSurfaceData>().map(|d| d.lock().expect("cursor data").hotspot).unwrap_or_default());
+            let hotspot = with_states(surface, |s| {
+                s.data_map.get::<CursorImageSurfaceData>().map(|d| d.lock().expect("cursor data").hotspot).unwrap_or_default()
+            });
             let loc = (at - hotspot.to_f64()).to_physical(1.0).to_i32_round();
             render_elements_from_surface_tree(renderer, surface, loc, 1.0, 1.0, Kind::Cursor).into_iter().map(Overlay::Surface).collect()
         }

@@ -4,7 +4,7 @@
 //! CPU.
 
 use super::to_yuv::ToYuv;
-use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces, DRM_FORMAT_RG88};
+use punktfunk_streamer::gpu::{DRM_FORMAT_RG88, GpuLoan, GpuSurfaces};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags};
 use smithay::backend::allocator::{Buffer, Fourcc, Modifier};
 use smithay::backend::renderer::gles::GlesRenderer;
@@ -27,7 +27,8 @@ impl Imported {
             let mut imported = Vec::new();
             for p in surface {
                 let fourcc = Fourcc::try_from(p.fourcc).map_err(|_| format!("unknown DRM format {:#x}", p.fourcc))?;
-                let mut builder = Dmabuf::builder((p.width as i32, p.height as i32), fourcc, Modifier::from(p.modifier), DmabufFlags::empty());
+                let mut builder =
+                    Dmabuf::builder((p.width as i32, p.height as i32), fourcc, Modifier::from(p.modifier), DmabufFlags::empty());
                 builder.add_plane(p.fd.try_clone().map_err(|e| format!("duplicating a dmabuf fd: {e}"))?, 0, p.offset, p.pitch);
                 let mut dmabuf = builder.build().ok_or("an empty dmabuf")?;
                 renderer.bind(&mut dmabuf).map_err(|e| format!("drawing into a {fourcc:?} surface plane: {e}"))?;
@@ -43,7 +44,14 @@ impl Imported {
 
     /// Draws `rows` of the picture in texture `source` into the lent surface as NV12, and
     /// waits until the GPU has done so.
-    pub fn draw(&mut self, renderer: &mut GlesRenderer, pass: &mut ToYuv, source: u32, loan: &GpuLoan, rows: Range<u32>) -> Result<(), String> {
+    pub fn draw(
+        &mut self,
+        renderer: &mut GlesRenderer,
+        pass: &mut ToYuv,
+        source: u32,
+        loan: &GpuLoan,
+        rows: Range<u32>,
+    ) -> Result<(), String> {
         let s = loan.surfaces();
         let planes = self.planes.get_mut(loan.index()).filter(|_| s.id == self.id).ok_or("a loan of other surfaces")?;
         let mut finished = None;
@@ -53,7 +61,9 @@ impl Imported {
             let mut frame = renderer.render(&mut target, size.into(), Transform::Normal).map_err(|e| e.to_string())?;
             // RG88 names NV12's chroma bytes the other way round: red is V.
             let swap_uv = s.surfaces[loan.index()][plane].fourcc == DRM_FORMAT_RG88;
-            let drawn = frame.with_context(|gl| pass.draw_nv12_plane(gl, source, s.width, s.height, s.colour, plane, swap_uv, rows.clone())).map_err(|e| e.to_string());
+            let drawn = frame
+                .with_context(|gl| pass.draw_nv12_plane(gl, source, s.width, s.height, s.colour, plane, swap_uv, rows.clone()))
+                .map_err(|e| e.to_string());
             finished = Some(frame.finish().map_err(|e| e.to_string())?);
             drawn??;
         }

@@ -167,7 +167,17 @@ impl ToYuv {
     /// Converts `rows` (even bounds) of the `width`×`height` picture in texture `source` into
     /// `out`, laid out as `layout.planes` says, in `colour`; the rest of `out` is left as it is.
     #[allow(clippy::too_many_arguments)]
-    pub fn convert(&mut self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, layout: Layout, colour: Colour, rows: Range<u32>, out: &mut [u8]) -> Result<(), String> {
+    pub fn convert(
+        &mut self,
+        gl: &ffi::Gles2,
+        source: ffi::types::GLuint,
+        width: u32,
+        height: u32,
+        layout: Layout,
+        colour: Colour,
+        rows: Range<u32>,
+        out: &mut [u8],
+    ) -> Result<(), String> {
         if out.len() < layout.frame_len(width, height) {
             return Err("the frame buffer is smaller than the picture".into());
         }
@@ -197,7 +207,17 @@ impl ToYuv {
     /// or the other way round with `swap_uv`) a pixel: an encoder's surface imported as two
     /// dmabufs.
     #[allow(clippy::too_many_arguments)]
-    pub fn draw_nv12_plane(&mut self, gl: &ffi::Gles2, source: ffi::types::GLuint, width: u32, height: u32, colour: Colour, plane: usize, swap_uv: bool, rows: Range<u32>) -> Result<(), String> {
+    pub fn draw_nv12_plane(
+        &mut self,
+        gl: &ffi::Gles2,
+        source: ffi::types::GLuint,
+        width: u32,
+        height: u32,
+        colour: Colour,
+        plane: usize,
+        swap_uv: bool,
+        rows: Range<u32>,
+    ) -> Result<(), String> {
         check_rows(&rows, height)?;
         let planes = Layout::Nv12.planes(width, height);
         let plane = planes.get(plane).ok_or("NV12 has two planes")?;
@@ -217,7 +237,8 @@ impl ToYuv {
         let bits = if layout.ten_bit() { 10 } else { 8 };
         let c = colour.coefficients(bits);
         // GLES 2 takes matrices column by column only.
-        let columns: Vec<f32> = (0..3).flat_map(|col| (0..3).map(move |row| (col, row))).map(|(col, row)| c.rows[row][col] as f32).collect();
+        let columns: Vec<f32> =
+            (0..3).flat_map(|col| (0..3).map(move |row| (col, row))).map(|(col, row)| c.rows[row][col] as f32).collect();
         let shift = layout.planes(2, 2)[0].shift;
         let u = &self.uniforms;
         // SAFETY: the context is current (the caller's promise); the pointers handed to GL
@@ -261,7 +282,15 @@ impl ToYuv {
     ///
     /// # Safety
     /// Between `begin` and `end`.
-    unsafe fn draw(&self, gl: &ffi::Gles2, plane: &PlaneGeometry, packing: Packing, top: i32, texels: i32, rows: &Range<u32>) -> (i32, i32) {
+    unsafe fn draw(
+        &self,
+        gl: &ffi::Gles2,
+        plane: &PlaneGeometry,
+        packing: Packing,
+        top: i32,
+        texels: i32,
+        rows: &Range<u32>,
+    ) -> (i32, i32) {
         let u = &self.uniforms;
         let (comps, offs, step) = slots(plane, packing);
         let sub = plane.subsampling as f32;

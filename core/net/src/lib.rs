@@ -3,13 +3,13 @@
 //! one `sendmsg` per up to 64 equal datagrams) and receives in batches (`recvmmsg`, GRO),
 //! with buffers sized for key-frame bursts.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use punktfunk_core::Datagrams;
 use quinn_udp::{RecvMeta, Transmit, UdpSockRef, UdpSocketState};
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use std::io::{self, IoSliceMut};
+use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::time::Duration;
-use std::net::{SocketAddr, UdpSocket};
 
 /// Socket buffers asked for: a 4K key frame at a few hundred Mbit/s is several MB at once.
 pub const BUFFER_BYTES: usize = 32 << 20;
@@ -108,7 +108,8 @@ impl DataSocket {
         let per_call = self.max_segments().min(GSO_BYTES / len).max(1);
         let mut first_error = None;
         for batch in datagrams.as_bytes().chunks(per_call * len) {
-            let transmit = Transmit { destination: to, ecn: None, contents: batch, segment_size: (batch.len() > len).then_some(len), src_ip: None };
+            let transmit =
+                Transmit { destination: to, ecn: None, contents: batch, segment_size: (batch.len() > len).then_some(len), src_ip: None };
             let deadline = std::time::Instant::now() + SEND_WAIT;
             loop {
                 self.send_calls += 1;
@@ -136,7 +137,7 @@ impl DataSocket {
     /// Whether the socket became ready for `what` within `timeout`.
     fn wait(&self, what: PollFlags, timeout: Duration) -> io::Result<bool> {
         let mut fds = [PollFd::new(self.socket.as_fd(), what)];
-        let ms = PollTimeout::try_from(timeout.as_millis().min(u128::from(u16::MAX)) as u16).unwrap_or(PollTimeout::MAX);
+        let ms = PollTimeout::from(timeout.as_millis().min(u128::from(u16::MAX)) as u16);
         match poll(&mut fds, ms) {
             Ok(n) => Ok(n > 0),
             Err(nix::errno::Errno::EINTR) => Ok(false),
@@ -213,16 +214,17 @@ mod tests {
         assert!(tx.send_calls < count as u64 / 10, "{} calls for {count} datagrams", tx.send_calls);
         let mut got = None;
         while got.is_none() {
-            let n = rx.recv(Duration::from_millis(500), |_, d| {
-                receiver
-                    .push(d, |e| {
-                        if let FrameEvent::Frame { data: f, .. } = e {
-                            got = Some(f.to_vec());
-                        }
-                    })
-                    .unwrap();
-            })
-            .unwrap();
+            let n = rx
+                .recv(Duration::from_millis(500), |_, d| {
+                    receiver
+                        .push(d, |e| {
+                            if let FrameEvent::Frame { data: f, .. } = e {
+                                got = Some(f.to_vec());
+                            }
+                        })
+                        .unwrap();
+                })
+                .unwrap();
             assert!(n > 0, "the frame did not arrive");
         }
         assert!(got.unwrap() == data);

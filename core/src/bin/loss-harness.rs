@@ -123,14 +123,8 @@ fn run_native(frames: u32, fec: u16, loss: Loss) -> Tally {
 
 fn main() {
     let frames: u32 = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(600);
-    let losses = [
-        Loss::Random(0.0),
-        Loss::Random(0.01),
-        Loss::Random(0.05),
-        Loss::Random(0.10),
-        Loss::Burst(0.002, 0.2),
-        Loss::Burst(0.005, 0.1),
-    ];
+    let losses =
+        [Loss::Random(0.0), Loss::Random(0.01), Loss::Random(0.05), Loss::Random(0.10), Loss::Burst(0.002, 0.2), Loss::Burst(0.005, 0.1)];
     println!("{frames} frames of a 1080p60 ~30 Mbps stream per cell; AES-GCM on; corrupt must be 0");
     println!("{:<11} {:<20} {:>4} {:>10} {:>10} {:>6} {:>8}", "format", "loss", "fec%", "delivered", "recovered", "lost", "corrupt");
     let mut corrupt = 0;
@@ -139,7 +133,13 @@ fn main() {
             for (format, t) in [("gamestream", run_moonlight(frames, fec, loss)), ("punktfunk1", run_native(frames, fec.into(), loss))] {
                 println!(
                     "{:<11} {:<20} {:>4} {:>10} {:>10} {:>6} {:>8}",
-                    format, loss.name(), fec, t.delivered, t.recovered, t.lost, t.corrupt
+                    format,
+                    loss.name(),
+                    fec,
+                    t.delivered,
+                    t.recovered,
+                    t.lost,
+                    t.corrupt
                 );
                 corrupt += t.corrupt;
             }

@@ -5,11 +5,11 @@
 //! QUIC on Apple and Android (through the C ABI). Pairing, message order and the clock
 //! offset live here so every client gets them right once.
 
+use super::VERSION;
 use super::clock::ClockSync;
 use super::framing::{self, FrameError, Reader};
 use super::messages::{ClientMessage, HostMessage, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::ClientPairing;
-use super::VERSION;
 use crate::input::InputEvent;
 use std::collections::VecDeque;
 
@@ -17,20 +17,32 @@ use std::collections::VecDeque;
 #[derive(Clone, Debug, PartialEq)]
 pub enum ClientEvent {
     /// The host answered hello: its name, and whether it knows this client's certificate.
-    Welcome { name: String, paired: bool },
+    Welcome {
+        name: String,
+        paired: bool,
+    },
     /// PIN pairing succeeded: pin the host's certificate now.
     Paired,
     /// The PINs differ (or the host is not the one whose certificate was seen); close.
-    PairFailed { reason: String },
+    PairFailed {
+        reason: String,
+    },
     /// The host refused the last request and closes the connection.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Started(Started),
     Reconfigured(Reconfigure),
     /// The session is over.
-    Ended { reason: String },
+    Ended {
+        reason: String,
+    },
     /// A ping was answered: the best clock offset now (host − client, µs) and the round trip
     /// it was measured over.
-    Clock { offset_us: i64, rtt_us: u64 },
+    Clock {
+        offset_us: i64,
+        rtt_us: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +75,13 @@ pub struct ClientControl {
 impl ClientControl {
     /// A new connection; the hello is already queued.
     pub fn new(name: &str) -> Self {
-        let mut c = Self { state: State::AwaitWelcome, reader: Reader::default(), out: Vec::new(), events: VecDeque::new(), clock: ClockSync::default() };
+        let mut c = Self {
+            state: State::AwaitWelcome,
+            reader: Reader::default(),
+            out: Vec::new(),
+            events: VecDeque::new(),
+            clock: ClockSync::default(),
+        };
         c.say(&ClientMessage::Hello { version: VERSION, name: name.into() });
         c
     }
@@ -173,7 +191,7 @@ impl ClientControl {
     pub fn push(&mut self, bytes: &[u8], now_us: u64) -> Result<(), ControlError> {
         self.reader.push(bytes);
         loop {
-            let msg = match self.reader.next::<HostMessage>() {
+            let msg = match self.reader.next_message::<HostMessage>() {
                 Ok(Some(m)) => m,
                 Ok(None) => return Ok(()),
                 Err(e) => {
@@ -215,7 +233,9 @@ impl ClientControl {
             },
             (State::AwaitPaired, HostMessage::Paired) => ClientEvent::Paired,
             (State::Pairing(_) | State::AwaitPaired, _) => return Err(ControlError::Protocol("expected the pairing's answer")),
-            (_, HostMessage::PairReply { .. } | HostMessage::Paired) => return Err(ControlError::Protocol("a pairing answer nobody asked for")),
+            (_, HostMessage::PairReply { .. } | HostMessage::Paired) => {
+                return Err(ControlError::Protocol("a pairing answer nobody asked for"));
+            }
             (_, HostMessage::Started(s)) => ClientEvent::Started(s),
             (_, HostMessage::Reconfigured(r)) => ClientEvent::Reconfigured(r),
             (_, HostMessage::Ended { reason }) => ClientEvent::Ended { reason },
@@ -239,7 +259,7 @@ mod tests {
     fn host_reads(c: &mut ClientControl) -> Vec<ClientMessage> {
         let mut r = Reader::default();
         r.push(&c.take_output());
-        std::iter::from_fn(|| r.next().unwrap()).collect()
+        std::iter::from_fn(|| r.next_message().unwrap()).collect()
     }
 
     /// The one message the client sent.
@@ -264,7 +284,18 @@ mod tests {
     }
 
     fn request() -> StartRequest {
-        StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false, yuv444: false }
+        StartRequest {
+            app: String::new(),
+            width: 1280,
+            height: 720,
+            fps: 60,
+            codec: "h264".into(),
+            bitrate_kbps: 20_000,
+            fec_percent: 20,
+            shard_len: 1400,
+            ten_bit: false,
+            yuv444: false,
+        }
     }
 
     #[test]
@@ -303,7 +334,12 @@ mod tests {
         host_says(&mut c, &[HostMessage::Pong { client_us: 1_000, host_us: 50_600 }], 1_200).unwrap();
         assert_eq!(c.clock_offset_us(), Some(49_500));
         assert_eq!(c.poll_event(), Some(ClientEvent::Clock { offset_us: 49_500, rtt_us: 200 }));
-        host_says(&mut c, &[HostMessage::Reconfigured(Reconfigure { bitrate_kbps: Some(5), mode: None }), HostMessage::Ended { reason: "bye".into() }], 0).unwrap();
+        host_says(
+            &mut c,
+            &[HostMessage::Reconfigured(Reconfigure { bitrate_kbps: Some(5), mode: None }), HostMessage::Ended { reason: "bye".into() }],
+            0,
+        )
+        .unwrap();
         assert!(matches!(c.poll_event(), Some(ClientEvent::Reconfigured(_))));
         assert_eq!(c.poll_event(), Some(ClientEvent::Ended { reason: "bye".into() }));
     }

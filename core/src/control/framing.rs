@@ -1,7 +1,7 @@
 //! Control messages on a QUIC stream: a little-endian u32 length, then that many bytes of
 //! JSON. Bounded: a peer cannot make the reader buffer more than [`MAX_MESSAGE`].
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
@@ -34,7 +34,7 @@ impl Reader {
 
     /// The next whole message, if one has arrived. An error poisons nothing: the caller
     /// closes the connection.
-    pub fn next<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
+    pub fn next_message<T: DeserializeOwned>(&mut self) -> Result<Option<T>, FrameError> {
         let Some(len) = self.buf.get(..4).map(|b| u32::from_le_bytes(b.try_into().expect("4 bytes")) as usize) else { return Ok(None) };
         if len > MAX_MESSAGE {
             return Err(FrameError::TooLong(len));
@@ -60,11 +60,11 @@ mod tests {
             let mut r = Reader::default();
             r.push(&bytes[..split]);
             let mut got: Vec<String> = Vec::new();
-            while let Some(v) = r.next::<serde_json::Value>().unwrap() {
+            while let Some(v) = r.next_message::<serde_json::Value>().unwrap() {
                 got.push(v.to_string());
             }
             r.push(&bytes[split..]);
-            while let Some(v) = r.next::<serde_json::Value>().unwrap() {
+            while let Some(v) = r.next_message::<serde_json::Value>().unwrap() {
                 got.push(v.to_string());
             }
             assert_eq!(got, ["[1,2]", "\"x\""]);
@@ -75,7 +75,7 @@ mod tests {
     fn oversized_lengths_are_refused_before_buffering() {
         let mut r = Reader::default();
         r.push(&(MAX_MESSAGE as u32 + 1).to_le_bytes());
-        assert!(matches!(r.next::<serde_json::Value>(), Err(FrameError::TooLong(_))));
+        assert!(matches!(r.next_message::<serde_json::Value>(), Err(FrameError::TooLong(_))));
     }
 
     proptest! {
@@ -84,7 +84,7 @@ mod tests {
             let mut r = Reader::default();
             r.push(&bytes);
             for _ in 0..4 {
-                if !matches!(r.next::<serde_json::Value>(), Ok(Some(_))) {
+                if !matches!(r.next_message::<serde_json::Value>(), Ok(Some(_))) {
                     break;
                 }
             }

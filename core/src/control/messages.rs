@@ -8,11 +8,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientMessage {
-    Hello { version: u32, name: String },
+    Hello {
+        version: u32,
+        name: String,
+    },
     /// SPAKE2 message of a client pairing with the PIN it shows its user.
-    PairStart { spake: Vec<u8> },
+    PairStart {
+        spake: Vec<u8>,
+    },
     /// The client's key confirmation, after it checked the host's.
-    PairConfirm { mac: Vec<u8> },
+    PairConfirm {
+        mac: Vec<u8>,
+    },
     /// Launch (or resume) an app and start streaming.
     Start(StartRequest),
     /// Change the stream without a new session.
@@ -25,26 +32,42 @@ pub enum ClientMessage {
     /// End the session (the app is asked to quit).
     Stop,
     /// Asks for the host's clock (`client_us`: the client's clock, echoed in `Pong`).
-    Ping { client_us: u64 },
+    Ping {
+        client_us: u64,
+    },
 }
 
 /// Host → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum HostMessage {
-    Welcome { version: u32, name: String, paired: bool },
-    PairReply { spake: Vec<u8>, mac: Vec<u8> },
+    Welcome {
+        version: u32,
+        name: String,
+        paired: bool,
+    },
+    PairReply {
+        spake: Vec<u8>,
+        mac: Vec<u8>,
+    },
     Paired,
     /// The request was refused; the connection closes after this.
-    Refused { reason: String },
+    Refused {
+        reason: String,
+    },
     Started(Started),
     /// The stream changed as asked (or as far as the host could).
     Reconfigured(Reconfigure),
     /// The session is over (its app exited or it was stopped).
-    Ended { reason: String },
+    Ended {
+        reason: String,
+    },
     /// Answers `Ping`: the client's stamp and the host's clock when it answered (the clock
     /// of the data plane's frame timestamps), for the clock offset (see `clock`).
-    Pong { client_us: u64, host_us: u64 },
+    Pong {
+        client_us: u64,
+        host_us: u64,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +108,7 @@ impl StartRequest {
         if self.yuv444 && self.codec == "av1" {
             return Err("4:4:4 needs h264 or hevc");
         }
-        if !(256..=8952).contains(&self.shard_len) || self.shard_len % 2 != 0 {
+        if !(256..=8952).contains(&self.shard_len) || !self.shard_len.is_multiple_of(2) {
             return Err("shard_len must be even, 256..=8952");
         }
         if self.fec_percent > 100 || self.bitrate_kbps == 0 {
@@ -155,7 +178,18 @@ mod tests {
 
     #[test]
     fn start_requests_are_checked() {
-        let ok = StartRequest { app: String::new(), width: 1280, height: 720, fps: 60, codec: "h264".into(), bitrate_kbps: 20_000, fec_percent: 20, shard_len: 1400, ten_bit: false, yuv444: false };
+        let ok = StartRequest {
+            app: String::new(),
+            width: 1280,
+            height: 720,
+            fps: 60,
+            codec: "h264".into(),
+            bitrate_kbps: 20_000,
+            fec_percent: 20,
+            shard_len: 1400,
+            ten_bit: false,
+            yuv444: false,
+        };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [
             StartRequest { width: 0, ..ok.clone() },

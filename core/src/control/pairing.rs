@@ -40,14 +40,16 @@ pub struct ClientPairing {
 impl ClientPairing {
     /// Starts pairing; the message goes in `PairStart`.
     pub fn start(pin: &str, client_fp: &[u8; 32], host_fp: &[u8; 32]) -> (Self, Vec<u8>) {
-        let (spake, msg) = Spake2::<Ed25519Group>::start_a(&Password::new(pin.as_bytes()), &Identity::new(CLIENT_ID), &Identity::new(HOST_ID));
+        let (spake, msg) =
+            Spake2::<Ed25519Group>::start_a(&Password::new(pin.as_bytes()), &Identity::new(CLIENT_ID), &Identity::new(HOST_ID));
         (Self { spake, transcript: transcript(client_fp, host_fp) }, msg)
     }
 
     /// Checks the host's `PairReply`; on success returns the client's confirmation.
     pub fn finish(self, host_spake: &[u8], host_mac: &[u8]) -> Result<Vec<u8>, PairError> {
         let key = self.spake.finish(host_spake).map_err(|_| PairError::Malformed)?;
-        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &key), &[b"host".as_slice(), &self.transcript].concat(), host_mac).map_err(|_| PairError::WrongPin)?;
+        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &key), &[b"host".as_slice(), &self.transcript].concat(), host_mac)
+            .map_err(|_| PairError::WrongPin)?;
         Ok(mac(&key, b"client", &self.transcript).as_ref().to_vec())
     }
 }
@@ -60,8 +62,14 @@ pub struct HostPairing {
 
 impl HostPairing {
     /// Answers a `PairStart`: the reply's SPAKE2 message and the host's confirmation.
-    pub fn respond(pin: &str, client_fp: &[u8; 32], host_fp: &[u8; 32], client_spake: &[u8]) -> Result<(Self, Vec<u8>, Vec<u8>), PairError> {
-        let (spake, msg) = Spake2::<Ed25519Group>::start_b(&Password::new(pin.as_bytes()), &Identity::new(CLIENT_ID), &Identity::new(HOST_ID));
+    pub fn respond(
+        pin: &str,
+        client_fp: &[u8; 32],
+        host_fp: &[u8; 32],
+        client_spake: &[u8],
+    ) -> Result<(Self, Vec<u8>, Vec<u8>), PairError> {
+        let (spake, msg) =
+            Spake2::<Ed25519Group>::start_b(&Password::new(pin.as_bytes()), &Identity::new(CLIENT_ID), &Identity::new(HOST_ID));
         let key = spake.finish(client_spake).map_err(|_| PairError::Malformed)?;
         let transcript = transcript(client_fp, host_fp);
         let host_mac = mac(&key, b"host", &transcript).as_ref().to_vec();
@@ -70,7 +78,8 @@ impl HostPairing {
 
     /// Checks the client's `PairConfirm`.
     pub fn verify(&self, client_mac: &[u8]) -> Result<(), PairError> {
-        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &self.key), &[b"client".as_slice(), &self.transcript].concat(), client_mac).map_err(|_| PairError::WrongPin)
+        hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, &self.key), &[b"client".as_slice(), &self.transcript].concat(), client_mac)
+            .map_err(|_| PairError::WrongPin)
     }
 }
 

@@ -66,12 +66,7 @@ impl Decoder {
     /// Restores the missing data shards of one block. `shards` holds D data then P parity
     /// shards of `shard_len` bytes each; `present` says which arrived. Missing data shards are
     /// written in place.
-    pub fn reconstruct(
-        &mut self,
-        data: usize,
-        shards: &mut [&mut [u8]],
-        present: &[bool],
-    ) -> Result<(), FecError> {
+    pub fn reconstruct(&mut self, data: usize, shards: &mut [&mut [u8]], present: &[bool]) -> Result<(), FecError> {
         let parity = shards.len().saturating_sub(data);
         let shard_len = shards.first().map_or(0, |s| s.len());
         if data > shards.len() || present.len() != shards.len() || !supports(data, parity, shard_len) {

@@ -3,8 +3,8 @@
 //! packets for the host. All share the data-plane socket with video;
 //! `punktfunk_datagram_kind` tells them apart.
 
-use super::{guard, handle, key, release, slice, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
-use crate::native::audio::{kind, AudioOpener, AudioSealer, KIND_HELLO, KIND_MIC, KIND_SOUND};
+use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK, PfBytes, guard, handle, key, release, slice};
+use crate::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_MIC, KIND_SOUND, kind};
 
 pub const PF_DATAGRAM_UNKNOWN: u32 = 0;
 pub const PF_DATAGRAM_VIDEO: u32 = 1;
@@ -50,7 +50,9 @@ pub unsafe extern "C" fn punktfunk_sound_opener_free(o: *mut PfSoundOpener) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_sound_open(o: *mut PfSoundOpener, data: *const u8, len: usize, out: *mut PfAudioPacket) -> i32 {
     guard(PF_ERR_PANIC, || {
-        let (Some(o), Some(out), Some(d)) = (unsafe { o.as_mut() }, unsafe { out.as_mut() }, unsafe { slice(data, len) }) else { return PF_ERR_NULL };
+        let (Some(o), Some(out), Some(d)) = (unsafe { o.as_mut() }, unsafe { out.as_mut() }, unsafe { slice(data, len) }) else {
+            return PF_ERR_NULL;
+        };
         match o.0.open(d) {
             Ok(p) => {
                 *out = PfAudioPacket { seq: p.seq, timestamp_us: p.timestamp_us, opus: p.opus.as_ptr(), len: p.opus.len() };
@@ -90,7 +92,9 @@ pub unsafe extern "C" fn punktfunk_sealer_free(s: *mut PfSealer) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_seal(s: *mut PfSealer, payload: *const u8, len: usize, timestamp_us: u64, out: *mut PfBytes) -> i32 {
     guard(PF_ERR_PANIC, || {
-        let (Some(s), Some(out), Some(payload)) = (unsafe { s.as_mut() }, unsafe { out.as_mut() }, unsafe { slice(payload, len) }) else { return PF_ERR_NULL };
+        let (Some(s), Some(out), Some(payload)) = (unsafe { s.as_mut() }, unsafe { out.as_mut() }, unsafe { slice(payload, len) }) else {
+            return PF_ERR_NULL;
+        };
         match s.0.seal(payload, timestamp_us) {
             Some(d) => {
                 *out = PfBytes { data: d.as_ptr(), len: d.len() };

@@ -4,7 +4,7 @@
 //! handle events from `punktfunk_control_poll_event`. Pairing, message order and the clock
 //! offset are done inside.
 
-use super::{guard, handle, read_sized, release, slice, text, PfBytes, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK};
+use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK, PfBytes, guard, handle, read_sized, release, slice, text};
 use crate::control::client::{ClientControl, ClientEvent, ControlError};
 use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest};
 use crate::input::InputEvent;
@@ -212,7 +212,18 @@ pub unsafe extern "C" fn punktfunk_control_poll_event(h: *mut PfControl, out: *m
         with(h, |h| {
             let Some(out) = out.as_mut() else { return PF_ERR_NULL };
             let Some(event) = h.control.poll_event() else { return 0 };
-            let mut e = PfControlEvent { kind: 0, text: std::ptr::null(), paired: 0, started: PfStarted::default(), bitrate_kbps: 0, width: 0, height: 0, fps: 0, clock_offset_us: 0, rtt_us: 0 };
+            let mut e = PfControlEvent {
+                kind: 0,
+                text: std::ptr::null(),
+                paired: 0,
+                started: PfStarted::default(),
+                bitrate_kbps: 0,
+                width: 0,
+                height: 0,
+                fps: 0,
+                clock_offset_us: 0,
+                rtt_us: 0,
+            };
             let mut say = |s: String| {
                 h.text = CString::new(s.replace('\0', " ")).expect("NULs replaced");
                 h.text.as_ptr()
@@ -225,7 +236,18 @@ pub unsafe extern "C" fn punktfunk_control_poll_event(h: *mut PfControl, out: *m
                 ClientEvent::Ended { reason } => (e.kind, e.text) = (PF_CONTROL_ENDED, say(reason)),
                 ClientEvent::Started(s) => {
                     e.kind = PF_CONTROL_STARTED;
-                    e.started = PfStarted { data_port: s.data_port, token: s.token, key: s.key, mic_key: s.mic_key, shard_len: s.shard_len, fec_percent: s.fec_percent, max_frame_len: s.max_frame_len, width: s.width, height: s.height, fps: s.fps };
+                    e.started = PfStarted {
+                        data_port: s.data_port,
+                        token: s.token,
+                        key: s.key,
+                        mic_key: s.mic_key,
+                        shard_len: s.shard_len,
+                        fec_percent: s.fec_percent,
+                        max_frame_len: s.max_frame_len,
+                        width: s.width,
+                        height: s.height,
+                        fps: s.fps,
+                    };
                 }
                 ClientEvent::Reconfigured(r) => {
                     e.kind = PF_CONTROL_RECONFIGURED;
@@ -255,7 +277,19 @@ pub unsafe extern "C" fn punktfunk_control_pair(h: *mut PfControl, pin: *const c
 
 /// What callers built before `flags` pass: the fields up to `shard_len`.
 const OLD_START_REQUEST: usize = std::mem::offset_of!(PfStartRequest, reserved);
-const EMPTY_START_REQUEST: PfStartRequest = PfStartRequest { struct_size: 0, app: std::ptr::null(), width: 0, height: 0, fps: 0, codec: 0, bitrate_kbps: 0, fec_percent: 0, shard_len: 0, reserved: 0, flags: 0 };
+const EMPTY_START_REQUEST: PfStartRequest = PfStartRequest {
+    struct_size: 0,
+    app: std::ptr::null(),
+    width: 0,
+    height: 0,
+    fps: 0,
+    codec: 0,
+    bitrate_kbps: 0,
+    fec_percent: 0,
+    shard_len: 0,
+    reserved: 0,
+    flags: 0,
+};
 
 /// Launches (or resumes) an app and starts streaming. PF_ERR_STATE also for a request the
 /// host could not serve (mode, codec, shard length out of range).
@@ -264,14 +298,32 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
     unsafe {
         with(h, |h| {
             let Some(r) = read_sized(request, OLD_START_REQUEST, EMPTY_START_REQUEST) else { return PF_ERR_NULL };
-            let app = if r.app.is_null() { "" } else { match text(r.app) { Some(a) => a, None => return PF_ERR_STATE } };
+            let app = if r.app.is_null() {
+                ""
+            } else {
+                match text(r.app) {
+                    Some(a) => a,
+                    None => return PF_ERR_STATE,
+                }
+            };
             let codec = match r.codec {
                 PF_CODEC_H264 => "h264",
                 PF_CODEC_HEVC => "hevc",
                 PF_CODEC_AV1 => "av1",
                 _ => return PF_ERR_STATE,
             };
-            let req = StartRequest { app: app.into(), width: r.width, height: r.height, fps: r.fps, codec: codec.into(), bitrate_kbps: r.bitrate_kbps, fec_percent: r.fec_percent, shard_len: r.shard_len, ten_bit: r.flags & PF_START_TEN_BIT != 0, yuv444: r.flags & PF_START_YUV444 != 0 };
+            let req = StartRequest {
+                app: app.into(),
+                width: r.width,
+                height: r.height,
+                fps: r.fps,
+                codec: codec.into(),
+                bitrate_kbps: r.bitrate_kbps,
+                fec_percent: r.fec_percent,
+                shard_len: r.shard_len,
+                ten_bit: r.flags & PF_START_TEN_BIT != 0,
+                yuv444: r.flags & PF_START_YUV444 != 0,
+            };
             code(h.control.start(&req))
         })
     }
@@ -283,7 +335,10 @@ pub unsafe extern "C" fn punktfunk_control_reconfigure(h: *mut PfControl, bitrat
     unsafe {
         with(h, |h| {
             let mode = (width, height, fps) != (0, 0, 0);
-            code(h.control.reconfigure(Reconfigure { bitrate_kbps: (bitrate_kbps > 0).then_some(bitrate_kbps), mode: mode.then_some((width, height, fps)) }))
+            code(h.control.reconfigure(Reconfigure {
+                bitrate_kbps: (bitrate_kbps > 0).then_some(bitrate_kbps),
+                mode: mode.then_some((width, height, fps)),
+            }))
         })
     }
 }
@@ -355,7 +410,13 @@ mod tests {
     fn an_old_callers_start_request_has_no_flags_whatever_its_padding_holds() {
         // A caller built before `flags`: its struct ends where `reserved` starts (64-bit
         // compilers pad it to 48 bytes, and the padding may hold anything).
-        let old = PfStartRequest { struct_size: std::mem::offset_of!(PfStartRequest, reserved).next_multiple_of(align_of::<PfStartRequest>()) as u32, reserved: !0, flags: !0, codec: PF_CODEC_HEVC, ..EMPTY_START_REQUEST };
+        let old = PfStartRequest {
+            struct_size: std::mem::offset_of!(PfStartRequest, reserved).next_multiple_of(align_of::<PfStartRequest>()) as u32,
+            reserved: !0,
+            flags: !0,
+            codec: PF_CODEC_HEVC,
+            ..EMPTY_START_REQUEST
+        };
         let r = unsafe { read_sized(&old, OLD_START_REQUEST, EMPTY_START_REQUEST) }.unwrap();
         assert_eq!((r.codec, r.flags), (PF_CODEC_HEVC, 0));
         let new = PfStartRequest { struct_size: size_of::<PfStartRequest>() as u32, flags: PF_START_TEN_BIT, ..old };

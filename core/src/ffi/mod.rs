@@ -14,7 +14,7 @@ pub mod audio;
 pub mod control;
 pub mod stream;
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Bumped on any incompatible change to this ABI.
 pub const PF_ABI_VERSION: u32 = 2;

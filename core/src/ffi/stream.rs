@@ -1,7 +1,7 @@
 //! The video data plane: a sender packetizes frames into datagrams, a receiver
 //! authenticates, recovers and reassembles them.
 
-use super::{guard, handle, read_sized, release, slice, PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK};
+use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_REJECTED, PF_ERR_TOO_LARGE, PF_OK, guard, handle, read_sized, release, slice};
 use crate::native::{FrameEvent, Receiver, Sender, StreamConfig};
 use crate::stats::Stats;
 
@@ -52,7 +52,17 @@ pub struct PfSender(Sender);
 pub struct PfReceiver(Receiver);
 
 unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
-    let empty = PfStreamConfig { struct_size: 0, shard_len: 0, max_data_shards: 0, fec_percent: 0, min_parity: 0, max_frame_len: 0, frames_in_flight: 0, encrypted: 0, key: [0; 16] };
+    let empty = PfStreamConfig {
+        struct_size: 0,
+        shard_len: 0,
+        max_data_shards: 0,
+        fec_percent: 0,
+        min_parity: 0,
+        max_frame_len: 0,
+        frames_in_flight: 0,
+        encrypted: 0,
+        key: [0; 16],
+    };
     let c = unsafe { read_sized(cfg, std::mem::offset_of!(PfStreamConfig, key) + 16, empty) }?;
     Some(StreamConfig {
         shard_len: c.shard_len as usize,

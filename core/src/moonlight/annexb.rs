@@ -64,7 +64,13 @@ mod tests {
 
     #[test]
     fn an_hevc_key_frame_loses_its_sei_before_the_slice_and_nothing_else() {
-        let (vps, sps, pps, sei, idr) = (unit(&[0x40, 0x01], 24), unit(&[0x42, 0x01], 40), unit(&[0x44, 0x01], 6), unit(&[0x4e, 0x01], 2400), unit(&[0x28, 0x01], 9000));
+        let (vps, sps, pps, sei, idr) = (
+            unit(&[0x40, 0x01], 24),
+            unit(&[0x42, 0x01], 40),
+            unit(&[0x44, 0x01], 6),
+            unit(&[0x4e, 0x01], 2400),
+            unit(&[0x28, 0x01], 9000),
+        );
         let suffix = unit(&[0x50, 0x01], 30); // a suffix SEI after the slice: harmless, kept
         let frame = [vps.clone(), sps.clone(), pps.clone(), sei, idr.clone(), suffix.clone()].concat();
         assert_eq!(without_sei(&frame, true).as_ref(), [vps, sps, pps, idr, suffix].concat().as_slice());

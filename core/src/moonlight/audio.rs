@@ -75,7 +75,7 @@ impl AudioPacketizer {
 
     /// Whether the next packet starts a FEC block (a sender pausing for silence stops here).
     pub fn at_block_start(&self) -> bool {
-        self.seq as usize % DATA_PER_BLOCK == 0
+        (self.seq as usize).is_multiple_of(DATA_PER_BLOCK)
     }
 
     /// Sends one Opus packet: `send` is called with the data datagram and, at the end of a
@@ -111,29 +111,30 @@ impl AudioPacketizer {
         self.timestamp = ts.wrapping_add(self.packet_ms);
 
         if slot == DATA_PER_BLOCK - 1
-            && let Some(l) = self.block_len {
-                let base_seq = seq.wrapping_sub(3);
-                let base_ts = ts.wrapping_sub(3 * self.packet_ms);
-                let inputs: Vec<&[u8]> = self.block.iter().map(|b| &b[..l]).collect();
-                let mut parity = [[0u8; MAX_PAYLOAD]; PARITY_PER_BLOCK];
-                let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[..l]).collect();
-                self.code.encode(&inputs, &mut outs);
-                for (j, p) in parity.iter().enumerate() {
-                    let o = &mut self.out;
-                    rtp_header(o, PT_FEC, base_seq.wrapping_add((DATA_PER_BLOCK + j) as u16), 0);
-                    let h = &mut o[RTP_HEADER_LEN..RTP_HEADER_LEN + FEC_HEADER_LEN];
-                    h.fill(0);
-                    h[0] = j as u8;
-                    h[1] = PT_DATA;
-                    h[2..4].copy_from_slice(&base_seq.to_be_bytes());
-                    h[4..8].copy_from_slice(&base_ts.to_be_bytes());
-                    let at = RTP_HEADER_LEN + FEC_HEADER_LEN;
-                    o[at..at + l].copy_from_slice(&p[..l]);
-                    send(&o[..at + l]);
-                    self.stats.packets_sent += 1;
-                }
-                self.stats.fec_blocks += 1;
+            && let Some(l) = self.block_len
+        {
+            let base_seq = seq.wrapping_sub(3);
+            let base_ts = ts.wrapping_sub(3 * self.packet_ms);
+            let inputs: Vec<&[u8]> = self.block.iter().map(|b| &b[..l]).collect();
+            let mut parity = [[0u8; MAX_PAYLOAD]; PARITY_PER_BLOCK];
+            let mut outs: Vec<&mut [u8]> = parity.iter_mut().map(|p| &mut p[..l]).collect();
+            self.code.encode(&inputs, &mut outs);
+            for (j, p) in parity.iter().enumerate() {
+                let o = &mut self.out;
+                rtp_header(o, PT_FEC, base_seq.wrapping_add((DATA_PER_BLOCK + j) as u16), 0);
+                let h = &mut o[RTP_HEADER_LEN..RTP_HEADER_LEN + FEC_HEADER_LEN];
+                h.fill(0);
+                h[0] = j as u8;
+                h[1] = PT_DATA;
+                h[2..4].copy_from_slice(&base_seq.to_be_bytes());
+                h[4..8].copy_from_slice(&base_ts.to_be_bytes());
+                let at = RTP_HEADER_LEN + FEC_HEADER_LEN;
+                o[at..at + l].copy_from_slice(&p[..l]);
+                send(&o[..at + l]);
+                self.stats.packets_sent += 1;
             }
+            self.stats.fec_blocks += 1;
+        }
         Ok(())
     }
 }
@@ -283,20 +284,21 @@ impl AudioDepacketizer {
     }
 
     /// Delivers the open block: rebuilt where possible, the rest reported lost.
+    // `i` is a slot of the block: shards, lengths, presence and recovery are indexed alike.
+    #[allow(clippy::needless_range_loop)]
     fn flush(&mut self, sink: &mut impl FnMut(AudioEvent<'_>)) {
         let b = &mut *self.block;
-        let mut recovered = [false; DATA_PER_BLOCK];
         let present = b.present;
+        // Recovered: not received, but present once the block was rebuilt.
+        let mut recovered = [false; DATA_PER_BLOCK];
         let len = (0..6).find(|&i| present[i]).map_or(0, |i| b.lens[i]);
         let same_len = (0..6).all(|i| !present[i] || b.lens[i] == len);
         if same_len && !present[..DATA_PER_BLOCK].iter().all(|&p| p) {
             let mut shards: Vec<&mut [u8]> = b.shards.iter_mut().map(|s| &mut s[..len]).collect();
             if self.code.reconstruct(&mut shards, &present).is_ok() {
-                for i in 0..DATA_PER_BLOCK {
-                    recovered[i] = !present[i];
-                    b.present[i] = true;
-                    b.lens[i] = len;
-                }
+                recovered = std::array::from_fn(|i| !present[i]);
+                b.present[..DATA_PER_BLOCK].fill(true);
+                b.lens[..DATA_PER_BLOCK].fill(len);
                 self.stats.packets_recovered += recovered.iter().filter(|&&r| r).count() as u64;
             }
         }
@@ -340,7 +342,10 @@ mod tests {
         wire
     }
 
-    fn run(key: Option<([u8; 16], u32)>, drop: impl Fn(usize) -> bool) -> (Vec<(u16, Vec<u8>, bool)>, Vec<u16>) {
+    /// Received packets (sequence, payload, recovered) and the sequences reported lost.
+    type Received = (Vec<(u16, Vec<u8>, bool)>, Vec<u16>);
+
+    fn run(key: Option<([u8; 16], u32)>, drop: impl Fn(usize) -> bool) -> Received {
         let mut rx = AudioDepacketizer::new(5, key);
         let wire = wire(16, key);
         assert_eq!(wire.len(), 16 + 8, "two FEC packets per four data packets");
@@ -385,10 +390,12 @@ mod tests {
         let wire = wire(12, None);
         let mut events = Vec::new();
         let mut feed = |d: &[u8], rx: &mut AudioDepacketizer| {
-            rx.push(d, |e| events.push(match e {
-                AudioEvent::Packet { seq, .. } => (seq, true),
-                AudioEvent::Lost { seq } => (seq, false),
-            }))
+            rx.push(d, |e| {
+                events.push(match e {
+                    AudioEvent::Packet { seq, .. } => (seq, true),
+                    AudioEvent::Lost { seq } => (seq, false),
+                })
+            })
             .unwrap()
         };
         for d in wire[..6].iter().chain(&wire[12..]) {

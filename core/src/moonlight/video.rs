@@ -233,9 +233,7 @@ impl VideoPacketizer {
                 be(s, 4, &frame.rtp_timestamp.to_be_bytes());
                 le32(s, 16, (seq & 0xFF_FFFF) << 8);
                 le32(s, 20, frame.index);
-                s[24] = FLAG_PIC_DATA
-                    | if i == 0 { FLAG_SOF } else { 0 }
-                    | if i == block.data - 1 { FLAG_EOF } else { 0 };
+                s[24] = FLAG_PIC_DATA | if i == 0 { FLAG_SOF } else { 0 } | if i == block.data - 1 { FLAG_EOF } else { 0 };
                 s[26] = MULTI_FEC_FLAGS;
                 s[27] = multi_fec;
                 le32(s, 28, fec_info(i));
@@ -370,11 +368,8 @@ impl VideoDepacketizer {
                     let frame_type = h[3];
                     let last = u16::from_le_bytes([h[4], h[5]]) as usize;
                     // lastPayloadLength tells how much of the final shard is real.
-                    let len = if (1..=pl).contains(&last) && self.frame.len() >= pl {
-                        self.frame.len() - pl + last
-                    } else {
-                        self.frame.len()
-                    };
+                    let len =
+                        if (1..=pl).contains(&last) && self.frame.len() >= pl { self.frame.len() - pl + last } else { self.frame.len() };
                     self.assembler.release(frame);
                     sink(VideoEvent::Frame {
                         index: frame,

@@ -109,7 +109,10 @@ impl StreamConfig {
     /// Most datagrams one frame can take, for sizing buffers.
     pub fn max_datagrams(&self) -> usize {
         let blocks = self.blocks_for(self.max_frame_len);
-        blocks * { let b = self.block(self.max_data_shards); b.data + b.parity }
+        blocks * {
+            let b = self.block(self.max_data_shards);
+            b.data + b.parity
+        }
     }
 
     /// Reassembly memory a receiver may hold: `frames_in_flight` frames plus the spare

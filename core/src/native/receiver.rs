@@ -1,7 +1,7 @@
 //! punktfunk/1 receiver: datagrams → authenticated shards → recovered, ordered frames.
 
 use super::config::{ConfigError, StreamConfig};
-use super::header::{FrameMeta, Header, FLAG_ENCRYPTED, FLAG_KEYFRAME, HEADER_LEN};
+use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
 use crate::assembly::{Assembler, Event, Limits, Reject};
 use crate::crypto::{Gcm, TAG_LEN};
 use crate::fec::gf65536::Decoder;
@@ -10,9 +10,17 @@ use crate::stats::Stats;
 /// What the receiver hands out.
 #[derive(Debug, PartialEq, Eq)]
 pub enum FrameEvent<'a> {
-    Frame { id: u32, keyframe: bool, timestamp_us: u64, recovered_shards: usize, data: &'a [u8] },
+    Frame {
+        id: u32,
+        keyframe: bool,
+        timestamp_us: u64,
+        recovered_shards: usize,
+        data: &'a [u8],
+    },
     /// Gone for good: ask for a key frame.
-    Lost { id: u32 },
+    Lost {
+        id: u32,
+    },
 }
 
 pub struct Receiver {

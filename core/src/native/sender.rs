@@ -1,7 +1,7 @@
 //! punktfunk/1 sender: frame → FEC blocks → authenticated datagrams.
 
 use super::config::{ConfigError, StreamConfig};
-use super::header::{FrameMeta, Header, FLAG_ENCRYPTED, FLAG_KEYFRAME, HEADER_LEN};
+use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
 use crate::crypto::{Gcm, TAG_LEN};
 use crate::datagrams::Datagrams;
 use crate::fec::gf65536::Encoder;

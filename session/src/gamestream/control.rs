@@ -81,7 +81,8 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                 }
                 enet::Event::Disconnect { peer, .. } => {
                     let Some(bound) = peers.remove(&peer.id()) else { continue };
-                    let current = host.streams.with(|s| s.id == bound.stream && s.launch.connect_data == bound.connect_data).unwrap_or(false);
+                    let current =
+                        host.streams.with(|s| s.id == bound.stream && s.launch.connect_data == bound.connect_data).unwrap_or(false);
                     if !bound.verified || !current {
                         continue;
                     }

@@ -6,16 +6,16 @@ use super::identity::fingerprint;
 use super::pairing::Pairing;
 use super::xml::Xml;
 use crate::host::{Host, PendingPairing};
-use crate::pin::{PairOutcome, PIN_WAIT};
+use crate::pin::{PIN_WAIT, PairOutcome};
 use crate::store::PairedClient;
 use crate::stream::Launch;
-use punktfunk_streamer::audio::Channels;
 use axum::extract::{Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
+use punktfunk_streamer::audio::Channels;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -121,7 +121,12 @@ where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let svc = hyper_util::service::TowerToHyperService::new(svc);
-    let conn = hyper::server::conn::http1::Builder::new().timer(hyper_util::rt::TokioTimer::new()).keep_alive(false).half_close(true).header_read_timeout(Duration::from_secs(10)).serve_connection(io, svc);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive(false)
+        .half_close(true)
+        .header_read_timeout(Duration::from_secs(10))
+        .serve_connection(io, svc);
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection: {e}");
     }
@@ -183,7 +188,11 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
     let uid = q.get("uniqueid").cloned().unwrap_or_default();
     if conn.https {
         // Stage 5 proves the client now holds the paired certificate.
-        return if q.get("phrase").map(String::as_str) == Some("pairchallenge") && paired(&host, &conn) { xml(Xml::ok().el("paired", 1)) } else { unauthorized() };
+        return if q.get("phrase").map(String::as_str) == Some("pairchallenge") && paired(&host, &conn) {
+            xml(Xml::ok().el("paired", 1))
+        } else {
+            unauthorized()
+        };
     }
     host.pairings.lock().unwrap().retain(|_, p| p.started.elapsed() < PAIRING_TTL);
     if q.get("phrase").map(String::as_str) == Some("getservercert") {
@@ -209,7 +218,12 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
         }
         Ok(None) => {
             let cert = pending.pairing.client();
-            let client = PairedClient { fingerprint: cert.fingerprint(), name: pending.name.clone(), cert_pem: cert.pem().to_owned(), paired_at: unix_now() };
+            let client = PairedClient {
+                fingerprint: cert.fingerprint(),
+                name: pending.name.clone(),
+                cert_pem: cert.pem().to_owned(),
+                paired_at: unix_now(),
+            };
             if let Err(e) = host.clients.lock().unwrap().add(client) {
                 tracing::error!("saving the paired client: {e}");
                 finish(&mut pending, PairOutcome::Failed(format!("could not save the client: {e}")));
@@ -269,10 +283,10 @@ async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap
 }
 
 async fn unpair(State(host): State<Arc<Host>>, Query(q): Params) -> Response {
-    if let Some(uid) = q.get("uniqueid") {
-        if let Some(mut p) = host.pairings.lock().unwrap().remove(uid) {
-            finish(&mut p, PairOutcome::Failed("the client aborted pairing".into()));
-        }
+    if let Some(uid) = q.get("uniqueid")
+        && let Some(mut p) = host.pairings.lock().unwrap().remove(uid)
+    {
+        finish(&mut p, PairOutcome::Failed("the client aborted pairing".into()));
     }
     xml(Xml::ok())
 }
@@ -392,11 +406,13 @@ mod tests {
         assert_eq!(parse_mode("1280x720x60x1"), None);
         assert_eq!(parse_mode("0x720x60"), None);
         assert_eq!(parse_mode("99999x720x60"), None);
-        let q: HashMap<String, String> = [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "-2082761329".into())].into();
+        let q: HashMap<String, String> =
+            [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "-2082761329".into())].into();
         assert_eq!(keys(&q).unwrap().1, -2082761329);
         let q: HashMap<String, String> = [("rikey".into(), "0011".into()), ("rikeyid".into(), "1".into())].into();
         assert!(keys(&q).is_none());
-        let q: HashMap<String, String> = [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "4000000000".into())].into();
+        let q: HashMap<String, String> =
+            [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "4000000000".into())].into();
         assert_eq!(keys(&q).unwrap().1, 4000000000u32 as i32);
     }
 }

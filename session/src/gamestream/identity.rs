@@ -138,7 +138,9 @@ impl Identity {
     /// RSA PKCS#1 v1.5 with SHA-256, as pairing stage 3 needs.
     pub fn sign(&self, message: &[u8]) -> Vec<u8> {
         let mut sig = vec![0; self.key.public_modulus_len()];
-        self.key.sign(&signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig).expect("RSA signing with a valid key");
+        self.key
+            .sign(&signature::RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), message, &mut sig)
+            .expect("RSA signing with a valid key");
         sig
     }
 }

@@ -2,8 +2,8 @@
 //! the client's bytes and returns the host's, with no I/O. SHA-256 (we claim appversion 7).
 
 use super::identity::{Certificate, Identity};
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use aes::Aes128;
+use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use sha2::{Digest, Sha256};
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -72,7 +72,14 @@ impl Pairing {
     pub fn new(salt: &[u8], pin: &str, client_cert_pem: &str) -> Result<Self, PairingError> {
         let salt: &[u8; 16] = salt.try_into().map_err(|_| PairingError::Length("salt"))?;
         let client = Certificate::from_pem(client_cert_pem).map_err(|e| PairingError::Certificate(e.to_string()))?;
-        Ok(Self { key: pin_key(salt, pin), client, server_secret: rand::random(), server_challenge: rand::random(), client_hash: [0; 32], stage: Stage::ClientChallenge })
+        Ok(Self {
+            key: pin_key(salt, pin),
+            client,
+            server_secret: rand::random(),
+            server_challenge: rand::random(),
+            client_hash: [0; 32],
+            stage: Stage::ClientChallenge,
+        })
     }
 
     pub fn client(&self) -> &Certificate {

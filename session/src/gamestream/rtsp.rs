@@ -3,9 +3,9 @@
 
 use crate::host::Host;
 use punktfunk_core::crypto::Gcm;
-use punktfunk_streamer::gamestream::rtsp::{self, Request, Response, RtspError};
-use punktfunk_streamer::gamestream::sdp::{self, Offer, ENCRYPT_CONTROL_V2};
 use punktfunk_streamer::gamestream::audio::AudioParams;
+use punktfunk_streamer::gamestream::rtsp::{self, Request, Response, RtspError};
+use punktfunk_streamer::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
 use punktfunk_streamer::gamestream::video::VideoParams;
 use punktfunk_streamer::ipc::Command;
 use std::sync::Arc;
@@ -24,7 +24,9 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) {
         let host = Arc::clone(&host);
         tokio::spawn(async move {
             let _permit = permit;
-            if let Err(e) = tokio::time::timeout(READ_TIMEOUT, connection(&host, stream)).await.unwrap_or(Err(RtspError::HeadTooLong.into())) {
+            if let Err(e) =
+                tokio::time::timeout(READ_TIMEOUT, connection(&host, stream)).await.unwrap_or(Err(RtspError::HeadTooLong.into()))
+            {
                 tracing::warn!(%peer, "RTSP: {e}");
             }
         });
@@ -34,7 +36,8 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) {
 async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     let peer = stream.peer_addr()?;
     // The session this client launched, with its key; anyone else gets 454.
-    let session = host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp))).flatten();
+    let session =
+        host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp))).flatten();
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     let (request, sealed) = loop {
@@ -43,11 +46,11 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] & 0x80 != 0 {
             let Some((gcm, _)) = &session else { anyhow::bail!("encrypted request without a session") };
-            if let Some(total) = rtsp::sealed_len(&buf)? {
-                if buf.len() >= total {
-                    let plain = rtsp::open(gcm, &buf[..total])?;
-                    break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, true);
-                }
+            if let Some(total) = rtsp::sealed_len(&buf)?
+                && buf.len() >= total
+            {
+                let plain = rtsp::open(gcm, &buf[..total])?;
+                break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, true);
             }
         } else if let Some((req, _)) = rtsp::parse(&buf)? {
             break (req, false);

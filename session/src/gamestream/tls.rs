@@ -5,7 +5,7 @@
 
 use super::identity::Identity;
 use rustls::client::danger::HandshakeSignatureValid;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms, verify_tls12_signature, verify_tls13_signature};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
@@ -31,16 +31,31 @@ impl ClientCertVerifier for AnyClientCertificate {
         &[]
     }
 
-    fn verify_client_cert(&self, _: &CertificateDer<'_>, _: &[CertificateDer<'_>], _: UnixTime) -> Result<ClientCertVerified, rustls::Error> {
+    fn verify_client_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
         Ok(ClientCertVerified::assertion())
     }
 
     // The handshake signature is still checked: the client must hold the certificate's key.
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(message, cert, dss, &self.algorithms).or_else(|e| verify_rsa_directly(message, cert, dss).ok_or(e))
     }
 
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls13_signature(message, cert, dss, &self.algorithms).or_else(|e| verify_rsa_directly(message, cert, dss).ok_or(e))
     }
 
@@ -64,7 +79,10 @@ fn verify_rsa_directly(message: &[u8], cert: &CertificateDer<'_>, dss: &Digitall
         _ => return None,
     };
     let key = &x509.public_key().subject_public_key.data;
-    sig::UnparsedPublicKey::new(algorithm, key.as_ref()).verify(message, dss.signature()).ok().map(|()| HandshakeSignatureValid::assertion())
+    sig::UnparsedPublicKey::new(algorithm, key.as_ref())
+        .verify(message, dss.signature())
+        .ok()
+        .map(|()| HandshakeSignatureValid::assertion())
 }
 
 pub fn server_config(identity: &Identity) -> anyhow::Result<Arc<rustls::ServerConfig>> {
@@ -79,7 +97,11 @@ pub fn quic_server_config(identity: &Identity) -> anyhow::Result<rustls::ServerC
     Ok(config)
 }
 
-fn config(identity: &Identity, versions: &[&'static rustls::SupportedProtocolVersion], mandatory: bool) -> anyhow::Result<rustls::ServerConfig> {
+fn config(
+    identity: &Identity,
+    versions: &[&'static rustls::SupportedProtocolVersion],
+    mandatory: bool,
+) -> anyhow::Result<rustls::ServerConfig> {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let verifier = Arc::new(AnyClientCertificate { algorithms: provider.signature_verification_algorithms, mandatory });
     let cert = CertificateDer::from(identity.certificate().der().to_vec());

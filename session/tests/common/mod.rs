@@ -38,7 +38,9 @@ pub fn client_report(output: &std::process::Output, dir: &Path) -> serde_json::V
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     assert!(output.status.success(), "client failed: {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stderr));
     let last = output.stdout.rsplit(|&b| b == b'\n').find(|l| !l.is_empty()).unwrap_or_default();
-    serde_json::from_slice(last).unwrap_or_else(|e| panic!("client output is not JSON ({e}): {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stdout)))
+    serde_json::from_slice(last).unwrap_or_else(|e| {
+        panic!("client output is not JSON ({e}): {}\n--- daemon log ---\n{log}", String::from_utf8_lossy(&output.stdout))
+    })
 }
 
 /// `argv` behind `wrapper` (e.g. `ip netns exec NS`; empty for none).
@@ -68,8 +70,20 @@ pub fn host_cli(wrapper: &[&str], dir: &Path) -> Command {
 
 /// punktfunk/1 pairing: the client (configuration in `config`) shows `client_pin`, the user
 /// types `host_pin` on the host. Returns both commands' output.
-pub fn pair_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16, client_pin: &str, host_pin: &str) -> (std::process::Output, std::process::Output) {
-    let pairing = native_client(wrapper, config).args(["pair", &format!("127.0.0.1:{native_port}"), "--pin", client_pin]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+pub fn pair_native(
+    wrapper: &[&str],
+    dir: &Path,
+    config: &Path,
+    native_port: u16,
+    client_pin: &str,
+    host_pin: &str,
+) -> (std::process::Output, std::process::Output) {
+    let pairing = native_client(wrapper, config)
+        .args(["pair", &format!("127.0.0.1:{native_port}"), "--pin", client_pin])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let typed = host_cli(wrapper, dir).args(["pair", host_pin]).output().unwrap();
     (pairing.wait_with_output().unwrap(), typed)
@@ -78,7 +92,13 @@ pub fn pair_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16
 /// Streams headless with `punktfunk-client` (options `args` after the host) into `out`, and
 /// returns its `stats.json`; a failing client fails the test with both sides' logs.
 pub fn stream_native(wrapper: &[&str], dir: &Path, config: &Path, native_port: u16, args: &[&str], out: &Path) -> serde_json::Value {
-    let streamed = native_client(wrapper, config).args(["stream", &format!("127.0.0.1:{native_port}"), "--headless"]).args(args).arg("--out").arg(out).output().unwrap();
+    let streamed = native_client(wrapper, config)
+        .args(["stream", &format!("127.0.0.1:{native_port}"), "--headless"])
+        .args(args)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap();
     let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
     assert!(streamed.status.success(), "client: {}\n--- daemon ---\n{log}", output_text(&streamed));
     serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap()
@@ -119,7 +139,15 @@ pub fn start_daemon_with(wrapper: &[&str], dir: &Path, port: u16, api_port: u16,
 }
 
 /// As [`start_daemon_with`], with `host_toml` as the top-level settings.
-pub fn start_daemon_configured(wrapper: &[&str], dir: &Path, port: u16, api_port: u16, host_toml: &str, app_cmd: &[String], app_toml: &str) -> Daemon {
+pub fn start_daemon_configured(
+    wrapper: &[&str],
+    dir: &Path,
+    port: u16,
+    api_port: u16,
+    host_toml: &str,
+    app_cmd: &[String],
+    app_toml: &str,
+) -> Daemon {
     let compositor = target_dir().join("punktfunk-compositor");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
@@ -157,4 +185,3 @@ pub fn start_daemon_configured(wrapper: &[&str], dir: &Path, port: u16, api_port
     rx.recv_timeout(Duration::from_secs(60)).expect("punktfunk serve did not become ready");
     Daemon(child)
 }
-

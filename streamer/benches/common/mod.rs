@@ -16,7 +16,16 @@ pub fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
             data[i..i + 4].copy_from_slice(&[v, (x ^ y) as u8, (y / 4) as u8, 255]);
         }
     }
-    Frame { seq: n, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }], rendered_at: Instant::now() }
+    Frame {
+        seq: n,
+        width: w,
+        height: h,
+        stride: w as usize * 4,
+        format: PixelFormat::Bgrx8888,
+        pixels: buffer.into(),
+        damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+        rendered_at: Instant::now(),
+    }
 }
 
 /// Median and p99 of samples.

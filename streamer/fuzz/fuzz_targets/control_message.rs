@@ -3,7 +3,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use punktfunk_streamer::gamestream::control::{ControlCipher, Message, TYPE_INPUT};
-use punktfunk_streamer::gamestream::input::{parse, Translator};
+use punktfunk_streamer::gamestream::input::{Translator, parse};
 
 fuzz_target!(|data: &[u8]| {
     let cipher = ControlCipher::new(&[9; 16]);

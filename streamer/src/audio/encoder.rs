@@ -57,10 +57,12 @@ mod tests {
         let mut energy = [0f32; 6];
         for p in 0..100 {
             // Loud on the centre channel only, silent (then noisy) elsewhere.
-            let pcm: Vec<f32> = (0..n * 6).map(|i| {
-                let t = (p * n + i / 6) as f32 / RATE as f32;
-                if i % 6 == 2 { (t * 440.0 * std::f32::consts::TAU).sin() * 0.5 } else { 0.0 }
-            }).collect();
+            let pcm: Vec<f32> = (0..n * 6)
+                .map(|i| {
+                    let t = (p * n + i / 6) as f32 / RATE as f32;
+                    if i % 6 == 2 { (t * 440.0 * std::f32::consts::TAU).sin() * 0.5 } else { 0.0 }
+                })
+                .collect();
             let packet = enc.encode(&pcm).unwrap().to_vec();
             sizes.insert(packet.len());
             let mut out = vec![0f32; n * 6];

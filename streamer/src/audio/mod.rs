@@ -7,8 +7,8 @@
 pub mod encoder;
 pub mod framer;
 pub mod layout;
-pub mod playout;
 pub mod node;
+pub mod playout;
 pub mod queue;
 pub mod sender;
 pub mod server;

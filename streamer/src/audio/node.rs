@@ -13,12 +13,17 @@ use std::time::{Duration, Instant};
 
 use super::layout::{Channels, RATE};
 
+/// Takes a cycle's captured samples.
+pub type CaptureFn = Box<dyn FnMut(&[f32]) + Send>;
+/// Fills a cycle's buffer with samples to play.
+pub type PlayFn = Box<dyn FnMut(&mut [f32]) + Send>;
+
 /// What the node does with each graph cycle's samples (interleaved f32, on the node's thread).
 pub enum Io {
     /// A sink: the samples the session's apps played.
-    Capture(Box<dyn FnMut(&[f32]) + Send>),
+    Capture(CaptureFn),
     /// A source: fill the buffer with what the session's apps will record.
-    Play(Box<dyn FnMut(&mut [f32]) + Send>),
+    Play(PlayFn),
 }
 
 pub struct NodeSpec {
@@ -85,7 +90,8 @@ impl VirtualNode {
     /// turned out unreachable: a host without it does not wait for nothing.
     pub fn wait_ready(&self, timeout: Duration) -> Option<u32> {
         let state = self.shared.lock();
-        let (state, _) = self.shared.changed.wait_timeout_while(state, timeout, |s| s.id.is_none() && !s.unreachable).unwrap_or_else(|e| e.into_inner());
+        let (state, _) =
+            self.shared.changed.wait_timeout_while(state, timeout, |s| s.id.is_none() && !s.unreachable).unwrap_or_else(|e| e.into_inner());
         state.id
     }
 
@@ -257,7 +263,11 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     let format = format_pod(spec.channels);
     let mut params = [spa::pod::Pod::from_bytes(&format).expect("a serialized pod")];
     let direction = if capture { spa::utils::Direction::Input } else { spa::utils::Direction::Output };
-    let flags = if spec.app_stream { pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::AUTOCONNECT } else { pw::stream::StreamFlags::MAP_BUFFERS };
+    let flags = if spec.app_stream {
+        pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::AUTOCONNECT
+    } else {
+        pw::stream::StreamFlags::MAP_BUFFERS
+    };
     stream.connect(direction, None, flags, &mut params)?;
     mainloop.run();
     let _ = stream.disconnect();
@@ -285,5 +295,8 @@ fn format_pod(channels: Channels) -> Vec<u8> {
     position[..channels.count()].copy_from_slice(&ids[..channels.count()]);
     info.set_position(position);
     let object = spa::pod::Object { type_: spa::sys::SPA_TYPE_OBJECT_Format, id: spa::sys::SPA_PARAM_EnumFormat, properties: info.into() };
-    spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &spa::pod::Value::Object(object)).expect("a format pod serializes").0.into_inner()
+    spa::pod::serialize::PodSerializer::serialize(std::io::Cursor::new(Vec::new()), &spa::pod::Value::Object(object))
+        .expect("a format pod serializes")
+        .0
+        .into_inner()
 }

@@ -80,7 +80,8 @@ mod tests {
         let mut enc = opus::Encoder::new(RATE, opus::Channels::Mono, opus::Application::Voip).unwrap();
         let mic = Playout::new().unwrap();
         for p in 0..20 {
-            let tone: Vec<f32> = (0..960).map(|i| ((p * 960 + i) as f32 * 440.0 / RATE as f32 * std::f32::consts::TAU).sin() * 0.5).collect();
+            let tone: Vec<f32> =
+                (0..960).map(|i| ((p * 960 + i) as f32 * 440.0 / RATE as f32 * std::f32::consts::TAU).sin() * 0.5).collect();
             mic.push_opus(&enc.encode_vec_float(&tone, 4000).unwrap()).unwrap();
         }
         let mut out = vec![0.0; 960 * 2];

@@ -5,7 +5,7 @@
 
 use super::encoder::AudioEncoder;
 use super::framer::{Framer, SilenceGate};
-use super::layout::{remix, Channels, OpusLayout};
+use super::layout::{Channels, OpusLayout, remix};
 use super::queue::{PcmQueue, Pop};
 use crate::latency::LatencySamples;
 use crate::peer::Peer;
@@ -13,15 +13,15 @@ use punktfunk_core::moonlight::audio::AudioPacketizer;
 use punktfunk_core::native::audio::AudioSealer;
 use serde::{Deserialize, Serialize};
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// How the Opus packets travel.
 pub enum Wire {
     /// GameStream RTP: AES-CBC, 4+2 FEC blocks.
-    GameStream(AudioPacketizer),
+    GameStream(Box<AudioPacketizer>),
     /// punktfunk/1 audio datagrams: AES-GCM, one per packet.
     Native(AudioSealer),
 }
@@ -75,11 +75,21 @@ pub struct AudioSender {
 impl AudioSender {
     /// Starts sending what `pcm` carries (interleaved at the sink's layout, `source`) as
     /// `layout` in packets of `packet_ms`, to whatever address `peer` holds.
-    pub fn start(layout: OpusLayout, packet_ms: u32, wire: Wire, socket: UdpSocket, peer: Peer, pcm: Arc<PcmQueue>, source: Channels) -> std::io::Result<Self> {
+    pub fn start(
+        layout: OpusLayout,
+        packet_ms: u32,
+        wire: Wire,
+        socket: UdpSocket,
+        peer: Peer,
+        pcm: Arc<PcmQueue>,
+        source: Channels,
+    ) -> std::io::Result<Self> {
         let encoder = AudioEncoder::new(layout, packet_ms).map_err(std::io::Error::other)?;
         let queue = Arc::clone(&pcm);
         let target = layout.channels;
-        let thread = std::thread::Builder::new().name("audio-send".into()).spawn(move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer))?;
+        let thread = std::thread::Builder::new()
+            .name("audio-send".into())
+            .spawn(move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer))?;
         Ok(Self { stop: Arc::new(AtomicBool::new(false)), pcm, thread: Some(thread) })
     }
 
@@ -108,7 +118,15 @@ impl Drop for AudioSender {
     }
 }
 
-fn send_loop(mut encoder: AudioEncoder, mut wire: Wire, packet_ms: u32, socket: &UdpSocket, pcm: &PcmQueue, (source, target): (Channels, Channels), peer: &Peer) -> AudioStats {
+fn send_loop(
+    mut encoder: AudioEncoder,
+    mut wire: Wire,
+    packet_ms: u32,
+    socket: &UdpSocket,
+    pcm: &PcmQueue,
+    (source, target): (Channels, Channels),
+    peer: &Peer,
+) -> AudioStats {
     let mut framer = Framer::new(encoder.frame_samples());
     let mut gate = SilenceGate::new(HANGOVER.as_millis() as u32 / packet_ms.max(1));
     let (mut stats, mut latency, mut remixed) = (AudioStats::default(), LatencySamples::default(), Vec::new());

@@ -50,7 +50,13 @@ impl PipeWireServer {
         Ok(server)
     }
 
-    fn spawn(&mut self, program: &'static str, args: &[&str], env: &[(&'static str, OsString)], log_dir: Option<&Path>) -> std::io::Result<()> {
+    fn spawn(
+        &mut self,
+        program: &'static str,
+        args: &[&str],
+        env: &[(&'static str, OsString)],
+        log_dir: Option<&Path>,
+    ) -> std::io::Result<()> {
         let output = || -> std::io::Result<Stdio> {
             Ok(match log_dir {
                 Some(d) => std::fs::File::options().create(true).append(true).open(d.join(format!("{program}.log")))?.into(),
@@ -62,9 +68,7 @@ impl PipeWireServer {
         // SAFETY: prctl is async-signal-safe. The daemon must not outlive the host, even
         // one killed without a chance to clean up.
         unsafe {
-            command.pre_exec(|| {
-                nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)
-            });
+            command.pre_exec(|| nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from));
         }
         let child = command.spawn().map_err(|e| std::io::Error::new(e.kind(), format!("starting {program}: {e}")))?;
         self.children.push((program, child));
@@ -110,5 +114,7 @@ fn wait_for(socket: &Path, program: &str) -> std::io::Result<()> {
 /// The runtime directory sessions use: `XDG_RUNTIME_DIR`, or the private one the compositor
 /// also falls back to when it is unset.
 pub fn runtime_dir() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from).unwrap_or_else(|| std::env::temp_dir().join(format!("punktfunk-runtime-{}", nix::unistd::getuid())))
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("punktfunk-runtime-{}", nix::unistd::getuid())))
 }

@@ -3,8 +3,8 @@
 //! apps find them through the environment [`SessionAudio::env`] gives them.
 
 use super::layout::Channels;
-use super::playout::{Playout, CHANNELS};
 use super::node::{Io, NodeSpec, VirtualNode};
+use super::playout::{CHANNELS, Playout};
 use super::queue::{Chunk, PcmQueue};
 use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
@@ -39,13 +39,27 @@ impl SessionAudio {
             }
         }));
         let sink = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.sink"), description: format!("punktfunk stream ({id})"), channels, quantum: QUANTUM, app_stream: false, target: None },
+            NodeSpec {
+                name: format!("punktfunk.{id}.sink"),
+                description: format!("punktfunk stream ({id})"),
+                channels,
+                quantum: QUANTUM,
+                app_stream: false,
+                target: None,
+            },
             capture,
         )?;
         let mic = Arc::new(Playout::new().map_err(std::io::Error::other)?);
         let play_mic = Arc::clone(&mic);
         let source = VirtualNode::spawn(
-            NodeSpec { name: format!("punktfunk.{id}.mic"), description: format!("punktfunk microphone ({id})"), channels: Channels::Stereo, quantum: QUANTUM, app_stream: false, target: None },
+            NodeSpec {
+                name: format!("punktfunk.{id}.mic"),
+                description: format!("punktfunk microphone ({id})"),
+                channels: Channels::Stereo,
+                quantum: QUANTUM,
+                app_stream: false,
+                target: None,
+            },
             Io::Play(Box::new(move |out| play_mic.fill(out))),
         )?;
         debug_assert_eq!(CHANNELS, Channels::Stereo.count());
@@ -68,7 +82,11 @@ impl SessionAudio {
     /// one `PIPEWIRE_NODE` for both directions, so it names the sink: game sound matters
     /// more than a microphone for them.
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
-        vec![("PULSE_SINK", self.sink.name().into()), ("PULSE_SOURCE", self.source.name().into()), ("PIPEWIRE_NODE", self.sink.name().into())]
+        vec![
+            ("PULSE_SINK", self.sink.name().into()),
+            ("PULSE_SOURCE", self.source.name().into()),
+            ("PIPEWIRE_NODE", self.sink.name().into()),
+        ]
     }
 
     /// Starts handing the sink's chunks to a new consumer (replacing any earlier one, whose

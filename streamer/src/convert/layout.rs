@@ -72,7 +72,8 @@ impl Layout {
                 };
                 let row_bytes = w / sub * per_sample * bytes;
                 let (stride, rows) = (row_bytes.next_multiple_of(4), h / sub);
-                let plane = PlaneGeometry { samples, offset, stride, rows, row_bytes, bytes_per_sample: bytes, shift, subsampling: sub as u32 };
+                let plane =
+                    PlaneGeometry { samples, offset, stride, rows, row_bytes, bytes_per_sample: bytes, shift, subsampling: sub as u32 };
                 offset += stride * rows;
                 plane
             })
@@ -190,7 +191,10 @@ mod tests {
     #[test]
     fn planes_lie_back_to_back_with_rows_padded_to_four_bytes() {
         let p = Layout::Nv12.planes(6, 4);
-        assert_eq!(p.iter().map(|p| (p.samples, p.offset, p.stride, p.rows, p.row_bytes)).collect::<Vec<_>>(), [(Samples::Y, 0, 8, 4, 6), (Samples::Uv, 32, 8, 2, 6)]);
+        assert_eq!(
+            p.iter().map(|p| (p.samples, p.offset, p.stride, p.rows, p.row_bytes)).collect::<Vec<_>>(),
+            [(Samples::Y, 0, 8, 4, 6), (Samples::Uv, 32, 8, 2, 6)]
+        );
         let p = Layout::I420.planes(1366, 768);
         assert_eq!((p[1].row_bytes, p[1].stride, p[2].offset), (683, 684, 1368 * 768 + 684 * 384));
         let p = Layout::P010.planes(8, 2);

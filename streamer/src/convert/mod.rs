@@ -194,7 +194,8 @@ pub fn bgrx_rows_to_yuv(frame: &Frame, colour: Colour, out: Yuv<'_>, rows: std::
     };
     frame
         .with_data(|data| {
-            let src = data.get(y0 * frame.stride..(y0 + n) * frame.stride).ok_or_else(|| ConvertError("frame smaller than its size".into()))?;
+            let src =
+                data.get(y0 * frame.stride..(y0 + n) * frame.stride).ok_or_else(|| ConvertError("frame smaller than its size".into()))?;
             convert(src, frame.stride, frame.width, h, colour, out)
         })
         .map_err(|e| ConvertError(e.to_string()))?
@@ -215,7 +216,9 @@ pub fn bgrx_to_ten_bit_scalar(frame: &Frame, colour: Colour, out: Yuv<'_>) -> Re
         return Err(ConvertError(format!("a {:?} frame is not BGRX", frame.format)));
     }
     frame
-        .with_data(|data| ten_bit::convert(ten_bit::Kernel::Exact, data, frame.stride, frame.width as usize, frame.height as usize, colour, out))
+        .with_data(|data| {
+            ten_bit::convert(ten_bit::Kernel::Exact, data, frame.stride, frame.width as usize, frame.height as usize, colour, out)
+        })
         .map_err(|e| ConvertError(e.to_string()))?
 }
 
@@ -263,7 +266,16 @@ mod tests {
     fn frame(pool: &BufferPool, w: u32, h: u32, fill: u8, damage: Vec<Rect>) -> Frame {
         let mut buffer = pool.take().unwrap();
         buffer.as_mut_slice().fill(fill);
-        Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage, rendered_at: std::time::Instant::now() }
+        Frame {
+            seq: 1,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: PixelFormat::Bgrx8888,
+            pixels: buffer.into(),
+            damage,
+            rendered_at: std::time::Instant::now(),
+        }
     }
 
     #[test]
@@ -303,12 +315,27 @@ mod tests {
                 buffer.as_mut_slice()[g.offset + row * g.stride..][..g.stride].fill((i * 100 + row) as u8);
             }
         }
-        let f = Frame { seq: 1, width: w, height: h, stride: 12, format, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let f = Frame {
+            seq: 1,
+            width: w,
+            height: h,
+            stride: 12,
+            format,
+            pixels: buffer.into(),
+            damage: vec![],
+            rendered_at: std::time::Instant::now(),
+        };
         let (mut y, mut u, mut v) = (vec![0u8; 16 * 8], vec![0u8; 8 * 4], vec![0u8; 8 * 4]);
         let out = |y: &mut Vec<u8>, u: &mut Vec<u8>, v: &mut Vec<u8>| {
             let (y, u, v) = (y.as_mut_slice() as *mut [u8], u.as_mut_slice() as *mut [u8], v.as_mut_slice() as *mut [u8]);
             // SAFETY: three distinct vectors, reborrowed for one call each.
-            unsafe { Yuv::I420 { y: Plane { data: &mut *y, stride: 16 }, u: Plane { data: &mut *u, stride: 8 }, v: Plane { data: &mut *v, stride: 8 } } }
+            unsafe {
+                Yuv::I420 {
+                    y: Plane { data: &mut *y, stride: 16 },
+                    u: Plane { data: &mut *u, stride: 8 },
+                    v: Plane { data: &mut *v, stride: 8 },
+                }
+            }
         };
         frame_rows_to_yuv(&f, Colour::default(), out(&mut y, &mut u, &mut v), 2..6).unwrap();
         assert_eq!(&y[16..26], &[0; 10], "row 1 untouched");
@@ -320,7 +347,15 @@ mod tests {
         // Another layout or colour is refused.
         assert!(frame_rows_to_yuv(&f, Colour { matrix: Matrix::Bt601, range: Range::Limited }, out(&mut y, &mut u, &mut v), 0..8).is_err());
         let (mut y2, mut uv) = (vec![0u8; 80], vec![0u8; 40]);
-        assert!(frame_rows_to_yuv(&f, Colour::default(), Yuv::Nv12 { y: Plane { data: &mut y2, stride: 10 }, uv: Plane { data: &mut uv, stride: 10 } }, 0..8).is_err());
+        assert!(
+            frame_rows_to_yuv(
+                &f,
+                Colour::default(),
+                Yuv::Nv12 { y: Plane { data: &mut y2, stride: 10 }, uv: Plane { data: &mut uv, stride: 10 } },
+                0..8
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -333,16 +368,28 @@ mod tests {
             let [r, g, b] = rgb(i as u32 % w, i as u32 / w);
             px.copy_from_slice(&[b as u8, g as u8, r as u8, 255]);
         }
-        let f = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let f = Frame {
+            seq: 1,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: PixelFormat::Bgrx8888,
+            pixels: buffer.into(),
+            damage: vec![],
+            rendered_at: std::time::Instant::now(),
+        };
         let (n, c) = ((w * h) as usize, (w * h / 4) as usize);
-        for (colour, kr, kb) in [(Colour::default(), 0.2126, 0.0722), (Colour { matrix: Matrix::Bt2020, range: Range::Full }, 0.2627, 0.0593)] {
+        for (colour, kr, kb) in
+            [(Colour::default(), 0.2126, 0.0722), (Colour { matrix: Matrix::Bt2020, range: Range::Full }, 0.2627, 0.0593)]
+        {
             // The exact values, in 10 bits: luma per pixel, chroma of each 2x2 block's mean.
             let full = colour.range == Range::Full;
             let yuv = |[r, g, b]: [f64; 3]| {
                 let y = kr * r + (1.0 - kr - kb) * g + kb * b;
                 let (u, v) = ((b - y) / (2.0 * (1.0 - kb)), (r - y) / (2.0 * (1.0 - kr)));
                 // Full range spans 0..=1023, limited range is 8-bit limited range times 4.
-                let (ys, cs, y0) = if full { (1023.0 / 255.0, 1023.0 / 255.0, 0.0) } else { (4.0 * 219.0 / 255.0, 4.0 * 224.0 / 255.0, 64.0) };
+                let (ys, cs, y0) =
+                    if full { (1023.0 / 255.0, 1023.0 / 255.0, 0.0) } else { (4.0 * 219.0 / 255.0, 4.0 * 224.0 / 255.0, 64.0) };
                 [y0 + y * ys, 512.0 + u * cs, 512.0 + v * cs]
             };
             let block = |x: u32, y: u32| {
@@ -379,16 +426,30 @@ mod tests {
         let pool = BufferPool::new((w * h * 4) as usize, 2);
         let mut buffer = pool.take().unwrap();
         for (i, px) in buffer.as_mut_slice().chunks_exact_mut(4).enumerate() {
-            let red = (i as u32 % w + i as u32 / w) % 2 == 0;
+            let red = (i as u32 % w + i as u32 / w).is_multiple_of(2);
             px.copy_from_slice(if red { &[0, 0, 255, 255] } else { &[255, 0, 0, 255] });
         }
-        let f = Frame { seq: 1, width: w, height: h, stride: w as usize * 4, format: PixelFormat::Bgrx8888, pixels: buffer.into(), damage: vec![], rendered_at: std::time::Instant::now() };
+        let f = Frame {
+            seq: 1,
+            width: w,
+            height: h,
+            stride: w as usize * 4,
+            format: PixelFormat::Bgrx8888,
+            pixels: buffer.into(),
+            damage: vec![],
+            rendered_at: std::time::Instant::now(),
+        };
         let n = (w * h) as usize;
         // BT.709 limited: red is Cb 102 Cr 240, blue Cb 240 Cr 118.
-        let want = |i: usize| if (i as u32 % w + i as u32 / w) % 2 == 0 { (102.0, 240.0) } else { (240.0, 118.0) };
+        let want = |i: usize| if (i as u32 % w + i as u32 / w).is_multiple_of(2) { (102.0, 240.0) } else { (240.0, 118.0) };
         let (mut y, mut u, mut v) = (vec![0u8; n], vec![0u8; n], vec![0u8; n]);
         let s = w as usize;
-        bgrx_to_yuv(&f, Colour::default(), Yuv::I444 { y: Plane { data: &mut y, stride: s }, u: Plane { data: &mut u, stride: s }, v: Plane { data: &mut v, stride: s } }).unwrap();
+        bgrx_to_yuv(
+            &f,
+            Colour::default(),
+            Yuv::I444 { y: Plane { data: &mut y, stride: s }, u: Plane { data: &mut u, stride: s }, v: Plane { data: &mut v, stride: s } },
+        )
+        .unwrap();
         for (i, (u, v)) in u.iter().zip(&v).enumerate() {
             let (cb, cr) = want(i);
             assert!((f64::from(*u) - cb).abs() <= 2.0 && (f64::from(*v) - cr).abs() <= 2.0, "pixel {i}: Cb {u} Cr {v}, want {cb} {cr}");

@@ -11,7 +11,7 @@
 //! (older and low-power x86 such as the Celerons of small home servers, ARM) get the plain
 //! kernel here instead (`Kernel::Exact`).
 
-use super::{yuv_enums, Colour, ConvertError, Plane, Yuv};
+use super::{Colour, ConvertError, Plane, Yuv, yuv_enums};
 use std::cell::RefCell;
 use yuv::{BufferStoreMut, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
 
@@ -107,7 +107,15 @@ thread_local! {
     static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
 }
 
-pub(super) fn convert(kernel: Kernel, src: &[u8], src_stride: usize, w: usize, h: usize, colour: Colour, mut out: Yuv<'_>) -> Result<(), ConvertError> {
+pub(super) fn convert(
+    kernel: Kernel,
+    src: &[u8],
+    src_stride: usize,
+    w: usize,
+    h: usize,
+    colour: Colour,
+    mut out: Yuv<'_>,
+) -> Result<(), ConvertError> {
     if w == 0 || !w.is_multiple_of(2) {
         return Err(ConvertError(format!("width {w}: 10-bit output wants an even, non-zero width")));
     }
@@ -154,7 +162,9 @@ pub(super) fn convert(kernel: Kernel, src: &[u8], src_stride: usize, w: usize, h
                         }
                     }
                 }
-                Yuv::Nv12 { .. } | Yuv::I420 { .. } | Yuv::I444 { .. } => return Err(ConvertError("an 8-bit layout given to the 10-bit converter".into())),
+                Yuv::Nv12 { .. } | Yuv::I420 { .. } | Yuv::I444 { .. } => {
+                    return Err(ConvertError("an 8-bit layout given to the 10-bit converter".into()));
+                }
             }
         }
         Ok(())
@@ -196,9 +206,18 @@ mod tests {
     fn the_scalar_kernel_is_exact_and_agrees_with_the_simd_one() {
         let (w, h) = (50usize, 20usize);
         let rgb = |x: usize, y: usize| [((x + y) * 3 % 256) as u8, (y * 7 % 256) as u8, (x * 5 % 256) as u8];
-        let bgrx: Vec<u8> = (0..w * h).flat_map(|i| { let [r, g, b] = rgb(i % w, i / w); [b, g, r, 255] }).collect();
+        let bgrx: Vec<u8> = (0..w * h)
+            .flat_map(|i| {
+                let [r, g, b] = rgb(i % w, i / w);
+                [b, g, r, 255]
+            })
+            .collect();
         let kernels: &[Kernel] = if Kernel::for_this_cpu() == Kernel::Simd { &[Kernel::Exact, Kernel::Simd] } else { &[Kernel::Exact] };
-        for colour in [Colour::default(), Colour { matrix: Matrix::Bt2020, range: Range::Full }, Colour { matrix: Matrix::Bt601, range: Range::Limited }] {
+        for colour in [
+            Colour::default(),
+            Colour { matrix: Matrix::Bt2020, range: Range::Full },
+            Colour { matrix: Matrix::Bt601, range: Range::Limited },
+        ] {
             let c = colour.coefficients(10);
             // Of the samples widened to 10 bits, as the kernels get them.
             let wide = |v: u8| f64::from(u16::from(v) << 2 | u16::from(v) >> 6) / 1023.0;
@@ -215,7 +234,11 @@ mod tests {
                     fn plane(data: &mut [u8], samples: usize) -> Plane<'_> {
                         Plane { data, stride: samples * 2 }
                     }
-                    let out = if sub == 1 { Yuv::I410 { y: plane(&mut y, w), u: plane(&mut u, w), v: plane(&mut v, w) } } else { Yuv::I010 { y: plane(&mut y, w), u: plane(&mut u, cw), v: plane(&mut v, cw) } };
+                    let out = if sub == 1 {
+                        Yuv::I410 { y: plane(&mut y, w), u: plane(&mut u, w), v: plane(&mut v, w) }
+                    } else {
+                        Yuv::I010 { y: plane(&mut y, w), u: plane(&mut u, cw), v: plane(&mut v, cw) }
+                    };
                     convert(kernel, &bgrx, w * 4, w, h, colour, out).unwrap();
                     let samples = |b: &[u8]| b.chunks_exact(2).map(|s| u16::from_le_bytes([s[0], s[1]])).collect::<Vec<u16>>();
                     outputs.push((kernel, samples(&y), samples(&u), samples(&v)));
@@ -228,11 +251,20 @@ mod tests {
                 for (i, (gu, gv)) in u.iter().zip(v).enumerate() {
                     let m = mean(i % cw, i / cw, sub);
                     let (wu, wv) = (code(1, m), code(2, m));
-                    assert!((f64::from(*gu) - wu).abs() <= 0.51 && (f64::from(*gv) - wv).abs() <= 0.51, "{colour:?} 1/{sub}: U V {gu} {gv}, exactly {wu:.2} {wv:.2}");
+                    assert!(
+                        (f64::from(*gu) - wu).abs() <= 0.51 && (f64::from(*gv) - wv).abs() <= 0.51,
+                        "{colour:?} 1/{sub}: U V {gu} {gv}, exactly {wu:.2} {wv:.2}"
+                    );
                 }
                 if let Some((_, sy, su, sv)) = outputs.get(1) {
                     let off = |a: &[u16], b: &[u16]| a.iter().zip(b).map(|(a, b)| a.abs_diff(*b)).max().unwrap_or(0);
-                    assert!(off(y, sy) <= 2 && off(u, su) <= 3 && off(v, sv) <= 3, "{colour:?} 1/{sub}: SIMD differs by {} {} {}", off(y, sy), off(u, su), off(v, sv));
+                    assert!(
+                        off(y, sy) <= 2 && off(u, su) <= 3 && off(v, sv) <= 3,
+                        "{colour:?} 1/{sub}: SIMD differs by {} {} {}",
+                        off(y, sy),
+                        off(u, su),
+                        off(v, sv)
+                    );
                 }
             }
         }

@@ -8,10 +8,10 @@
 
 use super::vaapi::HwFrames;
 use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
-use crate::convert::{damaged_rows, frame_rows_to_yuv, Colour, Matrix, Plane, Range, Yuv};
+use crate::convert::{Colour, Matrix, Plane, Range, Yuv, damaged_rows, frame_rows_to_yuv};
 use crate::frame::{Frame, PixelFormat, Pixels};
 use crate::gpu::{GpuLoan, GpuSurfaces};
-use ffmpeg_next::{codec, encoder, ffi, format, frame, picture, threading, Dictionary, Packet};
+use ffmpeg_next::{Dictionary, Packet, codec, encoder, ffi, format, frame, picture, threading};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
@@ -119,7 +119,20 @@ impl FfmpegEncoder {
         let encoder = video.open_with(options(backend, &config))?;
         let mut input = frame::Video::new(pixel, config.width, config.height);
         let takes = PixelFormat::Yuv { layout: planes(&mut input).layout(), colour };
-        Ok(Self { input, config, backend, encoder, hw, primed: None, takes, in_flight: VecDeque::new(), revoked: false, idr_after_revoke: false, packet: Packet::empty(), name })
+        Ok(Self {
+            input,
+            config,
+            backend,
+            encoder,
+            hw,
+            primed: None,
+            takes,
+            in_flight: VecDeque::new(),
+            revoked: false,
+            idr_after_revoke: false,
+            packet: Packet::empty(),
+            name,
+        })
     }
 }
 
@@ -128,7 +141,11 @@ impl FfmpegEncoder {
     /// or upload. The surface stays ours until its packet is out.
     fn encode_lent(&mut self, loan: &GpuLoan, seq: u64, force_idr: bool) -> Result<Option<EncodedFrame>, EncodeError> {
         let t0 = Instant::now();
-        let surface = self.hw.as_mut().and_then(|hw| hw.lent_frame(loan.surfaces().id, loan.index())).ok_or(EncodeError::Unsupported("a frame drawn into another encoder's surfaces"))?;
+        let surface = self
+            .hw
+            .as_mut()
+            .and_then(|hw| hw.lent_frame(loan.surfaces().id, loan.index()))
+            .ok_or(EncodeError::Unsupported("a frame drawn into another encoder's surfaces"))?;
         surface.set_pts(Some(seq as i64));
         surface.set_kind(if force_idr { picture::Type::I } else { picture::Type::None });
         if let Err(e) = self.encoder.send_frame(&*surface) {

@@ -7,7 +7,7 @@ mod session;
 mod vaapi;
 
 pub use ffmpeg::FfmpegEncoder;
-pub use select::{open, Choice};
+pub use select::{Choice, open};
 pub use session::SessionEncoder;
 
 use crate::convert::{Colour, Matrix, Range};

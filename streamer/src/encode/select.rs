@@ -47,16 +47,22 @@ pub fn render_node_of(path: &std::path::Path) -> Option<PathBuf> {
     // Linux's dev_t: major in bits 8..20 and 32.., minor in bits 0..8 and 20..32.
     let (major, minor) = ((rdev >> 8) & 0xfff | (rdev >> 32) & !0xfff, rdev & 0xff | (rdev >> 12) & !0xff);
     let drm = PathBuf::from(format!("/sys/dev/char/{major}:{minor}/device/drm"));
-    let name = std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
+    let name =
+        std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
     Some(PathBuf::from("/dev/dri").join(name))
 }
 
 /// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
 /// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).
 pub fn nvidia_driver() -> Result<(), String> {
-    let found = ["/usr/lib/x86_64-linux-gnu/libcuda.so.1", "/usr/lib64/libcuda.so.1", "/usr/lib/libcuda.so.1", "/usr/lib/aarch64-linux-gnu/libcuda.so.1"]
-        .iter()
-        .any(|p| std::path::Path::new(p).exists());
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/lib64/libcuda.so.1",
+        "/usr/lib/libcuda.so.1",
+        "/usr/lib/aarch64-linux-gnu/libcuda.so.1",
+    ]
+    .iter()
+    .any(|p| std::path::Path::new(p).exists());
     if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
 }
 
@@ -100,6 +106,24 @@ pub fn open(choice: Choice, config: EncoderConfig) -> Result<(Box<dyn VideoEncod
     Err(last_err.unwrap_or(EncodeError::Unavailable("any encoder")))
 }
 
+/// Whether `choice` may pick a hardware encoder whose driver is present: the host then
+/// offers HEVC (software HEVC is too slow for real-time streams at common sizes).
+pub fn hardware_available(choice: Choice) -> bool {
+    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(choice, b) && precheck(b).is_ok())
+}
+
+/// Whether a hardware encoder `choice` allows opens for `codec`: a small one is opened and
+/// dropped. For AV1, which needs a recent GPU (and FFmpeg 6), a driver alone does not say.
+pub fn hardware_encodes(choice: Choice, codec: Codec) -> bool {
+    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| {
+        allowed(choice, b) && precheck(b).is_ok() && FfmpegEncoder::new(b, EncoderConfig::new(codec, 256, 144, 30_000, 1_000_000)).is_ok()
+    })
+}
+
+fn allowed(choice: Choice, backend: Backend) -> bool {
+    choice == Choice::Auto || choice == Choice::Only(backend)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,22 +160,4 @@ mod tests {
             assert!(e.to_string().contains("libcuda"), "{e}");
         }
     }
-}
-
-/// Whether `choice` may pick a hardware encoder whose driver is present: the host then
-/// offers HEVC (software HEVC is too slow for real-time streams at common sizes).
-pub fn hardware_available(choice: Choice) -> bool {
-    [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(choice, b) && precheck(b).is_ok())
-}
-
-/// Whether a hardware encoder `choice` allows opens for `codec`: a small one is opened and
-/// dropped. For AV1, which needs a recent GPU (and FFmpeg 6), a driver alone does not say.
-pub fn hardware_encodes(choice: Choice, codec: Codec) -> bool {
-    [Backend::Nvenc, Backend::Vaapi]
-        .into_iter()
-        .any(|b| allowed(choice, b) && precheck(b).is_ok() && FfmpegEncoder::new(b, EncoderConfig::new(codec, 256, 144, 30_000, 1_000_000)).is_ok())
-}
-
-fn allowed(choice: Choice, backend: Backend) -> bool {
-    choice == Choice::Auto || choice == Choice::Only(backend)
 }

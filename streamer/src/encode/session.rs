@@ -1,11 +1,11 @@
 //! The encoder a stream's sender holds: opened at the first frame's size, reopened when the
 //! output is resized, a key frame whenever one was asked for (or after a reopen).
 
-use super::{open, Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
+use super::{Choice, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder, open};
 use crate::frame::{Frame, PixelFormat, Pixels};
 use crate::gpu::GpuSurfaces;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub struct SessionEncoder {
     codec: Codec,

@@ -4,7 +4,7 @@
 
 use super::EncodeError;
 use crate::convert::Colour;
-use crate::gpu::{DmabufPlane, GpuSurfaces, DRM_FORMAT_GR88, DRM_FORMAT_R8, DRM_FORMAT_RG88};
+use crate::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DRM_FORMAT_RG88, DmabufPlane, GpuSurfaces};
 use ffmpeg_next::{ffi, format, frame};
 use std::os::fd::BorrowedFd;
 use std::os::unix::fs::MetadataExt;
@@ -28,12 +28,20 @@ impl HwFrames {
     pub(super) fn vaapi(width: u32, height: u32, sw_format: format::Pixel) -> Result<Self, EncodeError> {
         let node = super::select::render_node().ok_or(EncodeError::Unavailable("VAAPI (no /dev/dri render node)"))?;
         let rdev = std::fs::metadata(&node).map(|m| m.rdev()).unwrap_or(0);
-        let path = std::ffi::CString::new(node.into_os_string().into_encoded_bytes()).map_err(|_| EncodeError::Unavailable("VAAPI (bad device path)"))?;
+        let path = std::ffi::CString::new(node.into_os_string().into_encoded_bytes())
+            .map_err(|_| EncodeError::Unavailable("VAAPI (bad device path)"))?;
         // SAFETY: FFmpeg's documented hwcontext sequence; every reference taken here is
         // released in Drop, also on the error paths (fields start null).
         unsafe {
-            let mut hw = Self { device: std::ptr::null_mut(), node: rdev, frames: std::ptr::null_mut(), surface: frame::Video::empty(), lent: None };
-            let r = ffi::av_hwdevice_ctx_create(&mut hw.device, ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI, path.as_ptr(), std::ptr::null_mut(), 0);
+            let mut hw =
+                Self { device: std::ptr::null_mut(), node: rdev, frames: std::ptr::null_mut(), surface: frame::Video::empty(), lent: None };
+            let r = ffi::av_hwdevice_ctx_create(
+                &mut hw.device,
+                ffi::AVHWDeviceType::AV_HWDEVICE_TYPE_VAAPI,
+                path.as_ptr(),
+                std::ptr::null_mut(),
+                0,
+            );
             if r < 0 {
                 return Err(ffmpeg_next::Error::from(r).into());
             }
@@ -142,14 +150,21 @@ fn nv12_planes(d: &ffi::AVDRMFrameDescriptor, width: u32, height: u32) -> Result
         .zip([(width, height), (width / 2, height / 2)])
         .map(|(layer, (width, height))| {
             let plane = &layer.planes[0];
-            let object = usize::try_from(plane.object_index).ok().and_then(|i| objects.get(i)).ok_or(EncodeError::Unsupported("a DRM plane names no object"))?;
+            let object = usize::try_from(plane.object_index)
+                .ok()
+                .and_then(|i| objects.get(i))
+                .ok_or(EncodeError::Unsupported("a DRM plane names no object"))?;
             if object.fd < 0 {
                 return Err(EncodeError::Unsupported("a DRM object without an fd"));
             }
             // SAFETY: the fd is open while the mapping lives, which outlasts this call.
-            let fd = unsafe { BorrowedFd::borrow_raw(object.fd) }.try_clone_to_owned().map_err(|e| EncodeError::Probe(format!("duplicating a dmabuf fd: {e}")))?;
+            let fd = unsafe { BorrowedFd::borrow_raw(object.fd) }
+                .try_clone_to_owned()
+                .map_err(|e| EncodeError::Probe(format!("duplicating a dmabuf fd: {e}")))?;
             let (offset, pitch) = (u32::try_from(plane.offset), u32::try_from(plane.pitch));
-            let (Ok(offset), Ok(pitch)) = (offset, pitch) else { return Err(EncodeError::Unsupported("a DRM plane's offset or pitch out of range")) };
+            let (Ok(offset), Ok(pitch)) = (offset, pitch) else {
+                return Err(EncodeError::Unsupported("a DRM plane's offset or pitch out of range"));
+            };
             Ok(DmabufPlane { fd, fourcc: layer.format, modifier: object.format_modifier, offset, pitch, width, height })
         })
         .collect()
@@ -181,7 +196,10 @@ mod tests {
         let file = std::fs::File::open("/dev/null").unwrap();
         let planes = nv12_planes(&descriptor(file.as_raw_fd(), &[DRM_FORMAT_R8, DRM_FORMAT_GR88]), 64, 32).unwrap();
         let got: Vec<_> = planes.iter().map(|p| (p.fourcc, p.offset, p.pitch, p.width, p.height, p.modifier)).collect();
-        assert_eq!(got, [(DRM_FORMAT_R8, 0, 256, 64, 32, 0x0100_0000_0000_0001), (DRM_FORMAT_GR88, 4096, 256, 32, 16, 0x0100_0000_0000_0001)]);
+        assert_eq!(
+            got,
+            [(DRM_FORMAT_R8, 0, 256, 64, 32, 0x0100_0000_0000_0001), (DRM_FORMAT_GR88, 4096, 256, 32, 16, 0x0100_0000_0000_0001)]
+        );
         assert!(planes.iter().all(|p| p.fd.as_raw_fd() != file.as_raw_fd()), "fds are duplicated");
         // One NV12 layer of two planes, a missing fd, a plane naming no object: refused.
         assert!(nv12_planes(&descriptor(file.as_raw_fd(), &[DRM_FORMAT_R8, DRM_FORMAT_RG88]), 64, 32).is_ok(), "chroma named RG88");

@@ -31,10 +31,12 @@ pub struct AudioParams {
 /// audio pings (reference §9.1).
 pub fn start(params: AudioParams, socket: UdpSocket, pcm: Arc<PcmQueue>, source: Channels) -> std::io::Result<AudioSender> {
     let peer = Peer::default();
-    let wire = Wire::GameStream(AudioPacketizer::new(params.packet_ms, params.key));
+    let wire = Wire::GameStream(Box::new(AudioPacketizer::new(params.packet_ms, params.key)));
     let layout = OpusLayout::new(params.channels, params.high_quality);
     let sender = AudioSender::start(layout, params.packet_ms, wire, socket.try_clone()?, peer.clone(), pcm, source)?;
     let stop = sender.stop_flag();
-    std::thread::Builder::new().name("audio-pings".into()).spawn(move || listen_for_pings(socket, params.ping_payload, peer, stop, || {}))?;
+    std::thread::Builder::new()
+        .name("audio-pings".into())
+        .spawn(move || listen_for_pings(socket, params.ping_payload, peer, stop, || {}))?;
     Ok(sender)
 }

@@ -102,12 +102,15 @@ impl ControlCipher {
     /// [`Self::decode`], with the sender's sequence number for replay checks.
     pub fn decode_seq(&self, packet: &[u8]) -> Result<(u32, Message), ControlError> {
         let (seq, ty, payload) = self.open(packet)?;
-        Ok((seq, match ty {
-            TYPE_IDR => Message::RequestIdr,
-            TYPE_RFI => Message::InvalidateRefs,
-            TYPE_INPUT => Message::Input(input::parse(&payload)?),
-            other => Message::Other(other),
-        }))
+        Ok((
+            seq,
+            match ty {
+                TYPE_IDR => Message::RequestIdr,
+                TYPE_RFI => Message::InvalidateRefs,
+                TYPE_INPUT => Message::Input(input::parse(&payload)?),
+                other => Message::Other(other),
+            },
+        ))
     }
 
     /// Seals one host message.

@@ -26,19 +26,49 @@ pub enum InputError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum InputPacket {
     /// Windows virtual-key code (low byte), with the client's modifier bits.
-    Key { vk: u8, down: bool, modifiers: u8 },
+    Key {
+        vk: u8,
+        down: bool,
+        modifiers: u8,
+    },
     Text(String),
-    MouseMove { dx: i16, dy: i16 },
+    MouseMove {
+        dx: i16,
+        dy: i16,
+    },
     /// Absolute position in a `width × height` reference frame (the client sends size − 1).
-    MousePosition { x: i16, y: i16, width: i16, height: i16 },
+    MousePosition {
+        x: i16,
+        y: i16,
+        width: i16,
+        height: i16,
+    },
     /// 1 left, 2 middle, 3 right, 4 X1, 5 X2.
-    MouseButton { button: u8, down: bool },
+    MouseButton {
+        button: u8,
+        down: bool,
+    },
     /// 120 per notch; positive is up (Windows convention).
-    Scroll { amount: i16 },
+    Scroll {
+        amount: i16,
+    },
     /// 120 per notch; positive is right.
-    HScroll { amount: i16 },
-    Touch { event: u8, pointer: u32, x: f32, y: f32 },
-    Pen { event: u8, buttons: u8, x: f32, y: f32, pressure: f32 },
+    HScroll {
+        amount: i16,
+    },
+    Touch {
+        event: u8,
+        pointer: u32,
+        x: f32,
+        y: f32,
+    },
+    Pen {
+        event: u8,
+        buttons: u8,
+        x: f32,
+        y: f32,
+        pressure: f32,
+    },
     Controller(ControllerState),
     /// Controller arrival, battery, motion, haptics enable and anything newer.
     Other(u32),
@@ -246,7 +276,10 @@ mod tests {
     #[test]
     fn keys_mask_the_qt_high_bit_and_map_to_evdev() {
         assert_eq!(parse(&wire::key(0x41, true)).unwrap(), InputPacket::Key { vk: 0x41, down: true, modifiers: 0 });
-        assert_eq!(events(&[wire::key(0x41, true), wire::key(0x41, false)]), [InputEvent::Key { code: 30, pressed: true }, InputEvent::Key { code: 30, pressed: false }]);
+        assert_eq!(
+            events(&[wire::key(0x41, true), wire::key(0x41, false)]),
+            [InputEvent::Key { code: 30, pressed: true }, InputEvent::Key { code: 30, pressed: false }]
+        );
     }
 
     #[test]
@@ -257,7 +290,8 @@ mod tests {
 
     #[test]
     fn buttons_scroll_and_text() {
-        let p = [wire::packet(8, &[1]), wire::packet(9, &[3]), wire::packet(0x0A, &[0, 120, 0, 120, 0, 0]), wire::packet(0x17, "é".as_bytes())];
+        let p =
+            [wire::packet(8, &[1]), wire::packet(9, &[3]), wire::packet(0x0A, &[0, 120, 0, 120, 0, 0]), wire::packet(0x17, "é".as_bytes())];
         assert_eq!(
             events(&p),
             [
@@ -280,7 +314,14 @@ mod tests {
             wire::packet(0x5500_0002, &b)
         };
         let out = events(&[touch(2, 9, 0.0), touch(1, 1, 0.5), touch(3, 1, f32::NAN), touch(7, 0, 0.0)]);
-        assert_eq!(out, [InputEvent::TouchDown { id: 1, x: 640.0, y: 360.0 }, InputEvent::TouchMotion { id: 1, x: 0.0, y: 360.0 }, InputEvent::TouchUp { id: 1 }]);
+        assert_eq!(
+            out,
+            [
+                InputEvent::TouchDown { id: 1, x: 640.0, y: 360.0 },
+                InputEvent::TouchMotion { id: 1, x: 0.0, y: 360.0 },
+                InputEvent::TouchUp { id: 1 }
+            ]
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! reference §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
 //! `a=name:value ` lines, so both sides are plain attribute lists.
 
-use crate::audio::layout::{surround_params, Channels};
+use crate::audio::layout::{Channels, surround_params};
 use crate::convert::{Colour, Matrix, Range};
 use crate::encode::{Codec, Format};
 
@@ -105,12 +105,8 @@ impl StreamRequest {
 
 /// Parses the ANNOUNCE body (bounded by the RTSP reader).
 pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
-    let attrs: Vec<(&str, &str)> = body
-        .lines()
-        .filter_map(|l| l.strip_prefix("a="))
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n, v.trim()))
-        .collect();
+    let attrs: Vec<(&str, &str)> =
+        body.lines().filter_map(|l| l.strip_prefix("a=")).filter_map(|l| l.split_once(':')).map(|(n, v)| (n, v.trim())).collect();
     let get = |name: &'static str| attrs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
     let num = |name: &'static str, default: Option<u32>| -> Result<u32, SdpError> {
         match get(name) {
@@ -129,7 +125,7 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
     if !(1..=480).contains(&fps) {
         return Err(SdpError::Value("x-nv-video[0].maxFPS"));
     }
-    if !(64..=16384).contains(&packet_size) || packet_size % 16 != 0 {
+    if !(64..=16384).contains(&packet_size) || !packet_size.is_multiple_of(16) {
         return Err(SdpError::Value("x-nv-video[0].packetSize"));
     }
     let codec = match num("x-nv-vqos[0].bitStreamFormat", Some(0))? {
@@ -159,7 +155,8 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
         min_fec_packets: num("x-nv-vqos[0].fec.minRequiredFecPackets", Some(0))?.min(32) as u8,
         encryption,
         ml_feature_flags: num("x-ml-general.featureFlags", Some(0))?,
-        audio_channels: Channels::from_count(num("x-nv-audio.surround.numChannels", Some(2))?).ok_or(SdpError::Value("x-nv-audio.surround.numChannels"))?,
+        audio_channels: Channels::from_count(num("x-nv-audio.surround.numChannels", Some(2))?)
+            .ok_or(SdpError::Value("x-nv-audio.surround.numChannels"))?,
         audio_packet_ms: match num("x-nv-aqos.packetDuration", Some(5))? {
             ms @ (5 | 10) => ms,
             _ => return Err(SdpError::Value("x-nv-aqos.packetDuration")),
@@ -207,7 +204,9 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         assert!(!r.video_encrypted() && r.audio_encrypted());
         assert_eq!(r.csc_mode, 2);
         assert_eq!((r.audio_channels, r.audio_packet_ms, r.audio_high_quality), (Channels::Stereo, 5, false));
-        let surround = ANNOUNCE.replace("numChannels:2 ", "numChannels:6 \r\na=x-nv-audio.surround.AudioQuality:1 ").replace("packetDuration:5", "packetDuration:10");
+        let surround = ANNOUNCE
+            .replace("numChannels:2 ", "numChannels:6 \r\na=x-nv-audio.surround.AudioQuality:1 ")
+            .replace("packetDuration:5", "packetDuration:10");
         let r = parse_announce(&surround).unwrap();
         assert_eq!((r.audio_channels, r.audio_packet_ms, r.audio_high_quality), (Channels::Surround51, 10, true));
     }
@@ -228,7 +227,10 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         };
         assert_eq!(with("0", false, false).colour, Colour { matrix: Matrix::Bt601, range: Range::Limited });
         assert_eq!(with("3", false, false).colour, Colour { matrix: Matrix::Bt709, range: Range::Full });
-        assert_eq!(with("5", true, true), Format { colour: Colour { matrix: Matrix::Bt2020, range: Range::Full }, ten_bit: true, yuv444: false });
+        assert_eq!(
+            with("5", true, true),
+            Format { colour: Colour { matrix: Matrix::Bt2020, range: Range::Full }, ten_bit: true, yuv444: false }
+        );
         assert!(!with("2", true, false).ten_bit, "H.264 stays 8-bit even when HDR is asked for");
         assert_eq!(with("14", false, false).colour.matrix, Matrix::Bt709, "unknown colour space");
         let full_chroma = ANNOUNCE.replace("chromaSamplingType:0", "chromaSamplingType:1");

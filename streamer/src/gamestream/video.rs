@@ -8,13 +8,13 @@ use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
 use punktfunk_core::moonlight::annexb::without_sei;
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer, FRAME_HEADER_LEN};
+use punktfunk_core::moonlight::video::{FRAME_HEADER_LEN, FrameType, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// What the RTSP handshake negotiated for video.
@@ -50,11 +50,12 @@ pub fn listen_for_pings(socket: UdpSocket, payload: Option<String>, peer: Peer, 
     let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
     let mut buf = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
-        if let Ok((n, from)) = socket.recv_from(&mut buf) {
-            if is_ping(&buf[..n], payload.as_deref()) && peer.set(from) {
-                tracing::info!(%from, "video peer latched");
-                on_latch();
-            }
+        if let Ok((n, from)) = socket.recv_from(&mut buf)
+            && is_ping(&buf[..n], payload.as_deref())
+            && peer.set(from)
+        {
+            tracing::info!(%from, "video peer latched");
+            on_latch();
         }
     }
 }
@@ -147,7 +148,14 @@ impl VideoSender {
         })?;
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
-        let encoder = SessionEncoder::new(params.codec, params.format, params.fps_mhz, params.bitrate_bps, params.encoder.parse().unwrap_or(Choice::Auto), idr);
+        let encoder = SessionEncoder::new(
+            params.codec,
+            params.format,
+            params.fps_mhz,
+            params.bitrate_bps,
+            params.encoder.parse().unwrap_or(Choice::Auto),
+            idr,
+        );
         Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index: 1, epoch: Instant::now(), send_errors: 0 })
     }
 
@@ -215,7 +223,7 @@ impl VideoSender {
                 // EPERM, ICMP unreachable reported as ECONNREFUSED) is lost like any other:
                 // FEC or the client's IDR request recovers. The stream goes on.
                 if let Err(e) = self.socket.send_to(d, peer) {
-                    if self.send_errors % 1000 == 0 {
+                    if self.send_errors.is_multiple_of(1000) {
                         tracing::warn!(errors = self.send_errors + 1, "video datagram not sent: {e}");
                     }
                     self.send_errors += 1;
@@ -242,7 +250,15 @@ mod tests {
     fn stats_percentiles() {
         let mut r = StatsRecorder::default();
         for ms in 1..=100u64 {
-            r.record(&SentFrame { index: ms as u32, bytes: 10, datagrams: 2, data_datagrams: 1, unsent: 0, keyframe: ms == 1, host_latency: Duration::from_millis(ms) });
+            r.record(&SentFrame {
+                index: ms as u32,
+                bytes: 10,
+                datagrams: 2,
+                data_datagrams: 1,
+                unsent: 0,
+                keyframe: ms == 1,
+                host_latency: Duration::from_millis(ms),
+            });
         }
         let s = r.take();
         assert_eq!((s.frames, s.keyframes, s.bytes, s.datagrams), (100, 1, 1000, 200));

@@ -43,7 +43,11 @@ impl PipeWire {
     /// Node names in the graph (`pw-cli ls Node`).
     pub fn node_names(&self) -> Vec<String> {
         let out = self.command("pw-cli").args(["ls", "Node"]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| l.split_once("node.name = \"")).map(|(_, n)| n.trim_end_matches('"').to_string()).collect()
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once("node.name = \""))
+            .map(|(_, n)| n.trim_end_matches('"').to_string())
+            .collect()
     }
 }
 

@@ -94,22 +94,13 @@ impl Code {
         // 1. Syndromes, in place over the used parity shards.
         {
             let inputs: Vec<&[u8]> = known.iter().map(|&i| &*data_half[i]).collect();
-            let mut syn: Vec<&mut [u8]> = parity_half
-                .iter_mut()
-                .enumerate()
-                .filter(|(j, _)| used.contains(j))
-                .map(|(_, s)| &mut **s)
-                .collect();
+            let mut syn: Vec<&mut [u8]> =
+                parity_half.iter_mut().enumerate().filter(|(j, _)| used.contains(j)).map(|(_, s)| &mut **s).collect();
             Prepared::new(self.backend, &sub(&known)).apply(&inputs, &mut syn, true);
         }
         // 2. Missing data = M[R][missing]^-1 · syndromes.
         let inputs: Vec<&[u8]> = used.iter().map(|&j| &*parity_half[j]).collect();
-        let mut outs: Vec<&mut [u8]> = data_half
-            .iter_mut()
-            .enumerate()
-            .filter(|(i, _)| !present[*i])
-            .map(|(_, s)| &mut **s)
-            .collect();
+        let mut outs: Vec<&mut [u8]> = data_half.iter_mut().enumerate().filter(|(i, _)| !present[*i]).map(|(_, s)| &mut **s).collect();
         Prepared::new(self.backend, &solve).apply(&inputs, &mut outs, false);
         Ok(())
     }

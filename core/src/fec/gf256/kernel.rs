@@ -6,9 +6,9 @@
 //! a 64-byte column and read each input byte once per row group, so the loop is bound by the
 //! multiply units, not by memory. Backends are chosen at runtime; all give identical bytes.
 
-use super::field::{mul, MUL_TABLE};
-use std::sync::LazyLock;
+use super::field::{MUL_TABLE, mul};
 use super::matrix::Matrix;
+use std::sync::LazyLock;
 
 /// Which instruction set the kernel runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -102,13 +102,9 @@ impl Prepared {
             Backend::Scalar => self.apply_scalar(inputs, outputs, accumulate),
             // SAFETY: `Prepared::new` only keeps a SIMD backend after checking the CPU has it.
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx2 => {
-                unsafe { x86::apply_avx2(self, inputs, outputs, accumulate) }
-            }
+            Backend::Avx2 => unsafe { x86::apply_avx2(self, inputs, outputs, accumulate) },
             #[cfg(target_arch = "x86_64")]
-            Backend::Avx512Gfni => {
-                unsafe { x86::apply_gfni(self, inputs, outputs, accumulate) }
-            }
+            Backend::Avx512Gfni => unsafe { x86::apply_gfni(self, inputs, outputs, accumulate) },
             #[cfg(not(target_arch = "x86_64"))]
             _ => self.apply_scalar(inputs, outputs, accumulate),
         }
@@ -128,8 +124,6 @@ impl Prepared {
         }
     }
 }
-
-
 
 /// Per-coefficient SIMD operands, built once: expanding a recovery matrix is then a table
 /// lookup per coefficient, not 64 field multiplications.
@@ -163,7 +157,7 @@ fn affine_matrix(c: u8) -> u64 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use super::{Prepared, MUL_TABLE};
+    use super::{MUL_TABLE, Prepared};
     use std::arch::x86_64::*;
 
     /// Spread `rows` evenly over groups of at most `max` and call `$f::<N>` for each group.
@@ -191,12 +185,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx512f,avx512bw,gfni")]
-    pub(super) unsafe fn apply_gfni(
-        p: &Prepared,
-        inputs: &[&[u8]],
-        outputs: &mut [&mut [u8]],
-        acc: bool,
-    ) {
+    pub(super) unsafe fn apply_gfni(p: &Prepared, inputs: &[&[u8]], outputs: &mut [&mut [u8]], acc: bool) {
         let len = inputs[0].len();
         let mut off = 0;
         while off < len {
@@ -217,6 +206,8 @@ mod x86 {
 
     #[target_feature(enable = "avx512f,avx512bw,gfni")]
     #[inline]
+    // `k` indexes accumulators, output rows and coefficients alike: an index reads clearest.
+    #[allow(clippy::needless_range_loop)]
     unsafe fn gfni_rows<const N: usize>(
         p: &Prepared,
         inputs: &[&[u8]],
@@ -248,12 +239,7 @@ mod x86 {
     }
 
     #[target_feature(enable = "avx2")]
-    pub(super) unsafe fn apply_avx2(
-        p: &Prepared,
-        inputs: &[&[u8]],
-        outputs: &mut [&mut [u8]],
-        acc: bool,
-    ) {
+    pub(super) unsafe fn apply_avx2(p: &Prepared, inputs: &[&[u8]], outputs: &mut [&mut [u8]], acc: bool) {
         let len = inputs[0].len();
         let whole = len - len % 32;
         let mut off = 0;
@@ -284,14 +270,9 @@ mod x86 {
 
     #[target_feature(enable = "avx2")]
     #[inline]
-    unsafe fn avx2_rows<const N: usize>(
-        p: &Prepared,
-        inputs: &[&[u8]],
-        outputs: &mut [&mut [u8]],
-        r0: usize,
-        off: usize,
-        acc: bool,
-    ) {
+    // `k` indexes accumulators, output rows and coefficients alike: an index reads clearest.
+    #[allow(clippy::needless_range_loop)]
+    unsafe fn avx2_rows<const N: usize>(p: &Prepared, inputs: &[&[u8]], outputs: &mut [&mut [u8]], r0: usize, off: usize, acc: bool) {
         unsafe {
             let low = _mm256_set1_epi8(0x0f);
             let mut a = [_mm256_setzero_si256(); N];
@@ -309,10 +290,7 @@ mod x86 {
                     let i = ((r0 + k) * p.cols + c) * 2;
                     let tl = _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(i)));
                     let th = _mm256_broadcastsi128_si256(_mm_loadu_si128(t.add(i + 1)));
-                    let prod = _mm256_xor_si256(
-                        _mm256_shuffle_epi8(tl, lo),
-                        _mm256_shuffle_epi8(th, hi),
-                    );
+                    let prod = _mm256_xor_si256(_mm256_shuffle_epi8(tl, lo), _mm256_shuffle_epi8(th, hi));
                     a[k] = _mm256_xor_si256(a[k], prod);
                 }
             }

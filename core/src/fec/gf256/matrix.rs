@@ -1,7 +1,7 @@
 //! Coefficient matrices: the Cauchy parity matrix Moonlight clients decode with, and
 //! Gauss-Jordan inversion for recovery.
 
-use super::field::{inv, MUL_TABLE};
+use super::field::{MUL_TABLE, inv};
 
 /// A dense row-major matrix over GF(2^8).
 #[derive(Clone, Debug, PartialEq, Eq)]
