@@ -9,7 +9,7 @@
 
 use crate::render::Overlay;
 use crate::state::State;
-use punktfunk_streamer::SharedPixels;
+use punktfunk_frame::SharedPixels;
 use smithay::backend::renderer::element::{Element, RenderElement, UnderlyingStorage};
 use smithay::backend::renderer::utils::{Buffer, RendererSurfaceStateUserData};
 use smithay::backend::renderer::{ImportAll, ImportMem, Renderer, Texture};

@@ -12,7 +12,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Logical, Point, SERIAL_COUNTER};
 use smithay::wayland::pointer_constraints::with_pointer_constraint;
 
-pub use punktfunk_streamer::input::InputEvent;
+pub use punktfunk_frame::InputEvent;
 
 /// Pixels of scroll per 120 v120 units, as libinput reports a wheel detent.
 const SCROLL_PIXELS_PER_DETENT: f64 = 15.0;

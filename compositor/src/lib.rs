@@ -10,16 +10,14 @@ mod direct;
 mod handlers;
 mod input;
 mod launch;
-pub mod mode;
 mod render;
 pub mod state;
-pub mod stream;
 mod text;
 mod xwayland;
 
 pub use input::InputEvent;
-pub use mode::Mode;
-pub use punktfunk_streamer::{Frame, FrameSink, Pixels};
+pub use punktfunk_frame::Mode;
+pub use punktfunk_frame::{Frame, FrameSink, Pixels};
 pub use render::{ConvertChoice, EngineChoice};
 pub use state::KeyboardLayout;
 
@@ -27,7 +25,8 @@ use crate::launch::App;
 use crate::render::{Engine, Renderer};
 use crate::state::{ClientState, State};
 use anyhow::Context;
-use punktfunk_streamer::{PixelFormat, SinkThread};
+use punktfunk_frame::Mailbox;
+use punktfunk_frame::SinkThread;
 use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
 use smithay::input::pointer::CursorImageStatus;
@@ -96,15 +95,8 @@ impl Config {
     }
 }
 
-/// Requests to a running compositor, from the daemon's socket or a test.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Control {
-    Input(InputEvent),
-    SetMode(Mode),
-    /// Render a complete frame at the next refresh even if nothing changed.
-    Redraw,
-    Stop,
-}
+/// Requests to a running compositor, from the stream's pipeline or a test: a frame source's.
+pub use punktfunk_frame::SourceCommand as Control;
 
 /// How a session ended.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -133,12 +125,48 @@ pub struct Outcome {
 }
 
 /// A channel to drive a running session with (the daemon's commands, a test's input).
-pub fn control_channel() -> (channel::Sender<Control>, Channel<Control>) {
+pub fn control_channel() -> (channel::Sender<Control>, ControlChannel) {
     channel::channel()
 }
 
-/// Runs a session until its command's process group is gone or `Stop` arrives.
+/// The receiving end of a control channel, for [`run`].
+pub type ControlChannel = Channel<Control>;
+
+/// A sender into a bounded control channel: when the session's loop stops taking commands,
+/// senders wait (or `try_send` fails) instead of the queue growing without end.
+pub struct BoundedControl(channel::SyncSender<Control>);
+
+impl punktfunk_frame::SourceControl for BoundedControl {
+    fn send(&self, command: Control) -> bool {
+        self.0.send(command).is_ok()
+    }
+
+    fn try_send(&self, command: Control) -> bool {
+        self.0.try_send(command).is_ok()
+    }
+}
+
+/// A control channel holding at most `capacity` commands.
+pub fn bounded_control_channel(capacity: usize) -> (BoundedControl, ControlChannel) {
+    let (tx, rx) = channel::sync_channel(capacity);
+    (BoundedControl(tx), rx)
+}
+
+/// Runs a session until its command's process group is gone or `Stop` arrives, its frames
+/// going to `sink` on a thread of its own that ends with the session.
 pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
+    let sink = SinkThread::spawn(sink);
+    let outcome = run_into(config, sink.mailbox(), control);
+    let finished = sink.finish().context("frame sink");
+    let outcome = outcome?;
+    finished?;
+    Ok(outcome)
+}
+
+/// Runs a session as one frame source of a longer stream: its frames go to `mailbox`, whose
+/// sink outlives it (the next source delivers to the same sink, so the client's stream goes
+/// on across the change).
+pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
     let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
     let display: Display<State> = Display::new().context("wayland display")?;
     let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
@@ -196,6 +224,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     tracing::info!(mode = %config.mode, socket = %socket_name, "compositor ready");
 
     let outcome = Rc::new(RefCell::new(Outcome::default()));
+    let dropped_before = mailbox.dropped();
     if let Some(control) = control {
         handle
             .insert_source(control, |event, _, state: &mut State| match event {
@@ -218,7 +247,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
             config.direct,
             returned,
         ),
-        sink: Some(SinkThread::spawn(sink)),
+        mailbox: mailbox.clone(),
         presented: 0,
         next_render: Instant::now() + state.mode.frame_interval(),
         callbacks_at: Some(Instant::now()),
@@ -299,10 +328,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
     }
     let mut frames = frames.borrow_mut();
     let mut o = outcome.borrow().clone();
-    if let Some(sink) = frames.sink.take() {
-        o.dropped = sink.dropped();
-        sink.finish().context("frame sink")?;
-    }
+    o.dropped = frames.mailbox.dropped() - dropped_before;
     o.frames = frames.presented;
     o.renderer = frames.renderer.engine().name();
     let stats = &mut frames.renderer.stats;
@@ -322,7 +348,7 @@ const COMMIT_MARGIN: Duration = Duration::from_millis(2);
 /// The renderer and the sink thread, driven by the frame timer.
 struct FrameOutput {
     renderer: Renderer,
-    sink: Option<SinkThread>,
+    mailbox: Mailbox,
     presented: u64,
     next_render: Instant,
     /// When to send this cycle's frame callbacks (`None`: sent).
@@ -394,8 +420,7 @@ impl FrameOutput {
         state.update_keyboard_focus();
         let now = state.clock.now();
         let output = state.output.clone();
-        let wants = self.sink.as_ref().map_or(PixelFormat::Bgrx8888, SinkThread::wants);
-        let surfaces = self.sink.as_ref().and_then(SinkThread::surfaces);
+        let (wants, surfaces) = (self.mailbox.wants(), self.mailbox.surfaces());
         match self.renderer.render(state, wants, surfaces) {
             Ok(Some(frame)) => {
                 let mut feedback = OutputPresentationFeedback::new(&output);
@@ -413,9 +438,7 @@ impl FrameOutput {
                     self.presented,
                     wp_presentation_feedback::Kind::empty(),
                 );
-                if let Some(sink) = &self.sink {
-                    sink.offer(frame);
-                }
+                self.mailbox.offer(frame);
             }
             Ok(None) => {}
             Err(e) => tracing::error!("render: {e}"),

@@ -1,8 +1,8 @@
 //! The compositor's state: Smithay's protocol states, the one output, the windows.
 
 use crate::launch::App;
-use crate::mode::Mode;
 use crate::xwayland::Xwayland;
+use punktfunk_frame::Mode;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::desktop::{PopupManager, Space, Window};
 use smithay::input::keyboard::XkbConfig;

@@ -7,15 +7,18 @@
 //! - [`moonlight`]: GameStream video and audio RTP packetizers and depacketizers.
 //! - [`native`]: the punktfunk/1 data plane, [`control`] its control messages and pairing
 //!   (core/PROTOCOL.md); [`input`] the input events clients send.
+//! - [`mode`] and [`colour`]: what a stream's video is (size, refresh, YUV matrix and range).
 //! - [`crypto`], [`pacer`], [`stats`], and [`ffi`], the C ABI.
 
 pub mod assembly;
+pub mod colour;
 pub mod control;
 pub mod crypto;
 pub mod datagrams;
 pub mod fec;
 pub mod ffi;
 pub mod input;
+pub mod mode;
 pub mod moonlight;
 pub mod native;
 pub mod pacer;

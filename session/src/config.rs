@@ -42,8 +42,10 @@ pub struct Config {
     pub max_bitrate_kbps: u32,
     /// Announce the host on the local network (mDNS `_nvstream._tcp`).
     pub mdns: bool,
-    /// Path of the compositor binary; next to this binary when empty.
-    pub compositor: String,
+    /// Path of the per-stream binary (`punktfunk-stream`: compositor and pipeline); next to
+    /// this binary when empty. `compositor`, its name before, is still read.
+    #[serde(alias = "compositor")]
+    pub stream_binary: String,
     /// Start a private PipeWire for the sessions' sound when none is running (a headless
     /// server, a system service).
     pub start_pipewire: bool,
@@ -92,7 +94,7 @@ impl Default for Config {
             fec_percent: 20,
             max_bitrate_kbps: 150_000,
             mdns: true,
-            compositor: String::new(),
+            stream_binary: String::new(),
             start_pipewire: true,
             desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
             apps: Vec::new(),
@@ -116,7 +118,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # fec_percent = 20        # video FEC parity in percent
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
-# compositor = \"\"        # path of punktfunk-compositor; next to this binary when empty
+# stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty
 # start_pipewire = true   # sound: start a private PipeWire when none is running
 #
 # [desktop]               # the \"Desktop\" entry: the default session

@@ -151,7 +151,7 @@ impl Host {
             native: udp(config.native_port)?,
         };
         let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
-        let compositor = compositor_path(&config.compositor)?;
+        let compositor = stream_binary_path(&config.stream_binary)?;
         let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
         let hevc = config.software_hevc || select::hardware_available(encoder_choice);
         let av1 = config.software_av1 || select::hardware_encodes(encoder_choice, Codec::Av1);
@@ -224,13 +224,13 @@ fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "punktfunk".into())
 }
 
-/// The compositor binary: configured, else next to this one.
-fn compositor_path(configured: &str) -> anyhow::Result<PathBuf> {
+/// The per-stream binary: configured, else next to this one.
+fn stream_binary_path(configured: &str) -> anyhow::Result<PathBuf> {
     if !configured.is_empty() {
         return Ok(PathBuf::from(configured));
     }
     let exe = std::env::current_exe()?;
-    let sibling = exe.with_file_name("punktfunk-compositor");
-    anyhow::ensure!(sibling.exists(), "punktfunk-compositor not found next to {} (set `compositor` in the config)", exe.display());
+    let sibling = exe.with_file_name("punktfunk-stream");
+    anyhow::ensure!(sibling.exists(), "punktfunk-stream not found next to {} (set `stream_binary` in the config)", exe.display());
     Ok(sibling)
 }

@@ -63,7 +63,7 @@ fn main() {
             ping_payload: None,
             encoder: "software".into(),
         };
-        let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false))).unwrap();
+        let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false)), None).unwrap();
         let mut total = Vec::new();
         for n in 0..FRAMES {
             let f = frame(&pool, w, h, n);

@@ -12,17 +12,17 @@
 pub mod audio;
 pub mod convert;
 pub mod encode;
-pub mod frame;
 pub mod gamestream;
-pub mod gpu;
 pub mod input;
 pub mod ipc;
 pub mod latency;
 pub mod native;
 pub mod peer;
 pub mod record;
-pub mod sink;
+pub mod stream;
 
-pub use frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
+// The frame contract with the sources, as the pipeline's own modules.
+pub use punktfunk_frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
+pub use punktfunk_frame::{frame, gpu, sink};
 pub use record::RecordSink;
 pub use sink::{Asking, FrameSink, RawFileSink, SinkThread};

@@ -9,9 +9,10 @@
 use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
 use super::{Compose, ConvertChoice, Overlay, RenderError};
-use punktfunk_streamer::PixelFormat;
-use punktfunk_streamer::convert::{Colour, Layout, even_rows};
-use punktfunk_streamer::gpu::{GpuLoan, GpuSurfaces};
+use punktfunk_frame::Colour;
+use punktfunk_frame::PixelFormat;
+use punktfunk_frame::gpu::{GpuLoan, GpuSurfaces};
+use punktfunk_frame::layout::{Layout, even_rows};
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::dmabuf::Dmabuf;
 use smithay::backend::allocator::gbm::GbmDevice;
@@ -417,8 +418,8 @@ impl Gles {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use punktfunk_frame::{BufferPool, Frame};
     use punktfunk_streamer::convert::{Matrix, Range, Yuv, bgrx_to_yuv};
-    use punktfunk_streamer::{BufferPool, Frame};
 
     /// A `w`×`h` picture of `rgb(x, y)`: as a texture for the GPU, as a BGRX frame for the CPU.
     fn picture(gles: &mut Gles, w: u32, h: u32, rgb: impl Fn(u32, u32) -> [u8; 3]) -> (GlesTexture, Frame) {

@@ -1,7 +1,7 @@
 //! The CPU engine: pixman draws straight into the pool buffer.
 
 use super::{Compose, Overlay, RenderError};
-use punktfunk_streamer::PixelFormat;
+use punktfunk_frame::PixelFormat;
 use smithay::backend::renderer::Bind;
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::pixman::PixmanRenderer;

@@ -1,10 +1,10 @@
-//! The encoder's lent surfaces (`punktfunk_streamer::gpu`) as GLES render targets: each
+//! The encoder's lent surfaces (`punktfunk_frame::gpu`) as GLES render targets: each
 //! plane's dmabuf imported through EGL, the frame's NV12 drawn straight into it by the
 //! conversion pass, finished on the GPU before the encoder reads it. Nothing crosses to the
 //! CPU.
 
 use super::to_yuv::ToYuv;
-use punktfunk_streamer::gpu::{DRM_FORMAT_RG88, GpuLoan, GpuSurfaces};
+use punktfunk_frame::gpu::{DRM_FORMAT_RG88, GpuLoan, GpuSurfaces};
 use smithay::backend::allocator::dmabuf::{Dmabuf, DmabufFlags};
 use smithay::backend::allocator::{Buffer, Fourcc, Modifier};
 use smithay::backend::renderer::gles::GlesRenderer;

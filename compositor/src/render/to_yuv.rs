@@ -8,8 +8,9 @@
 //! sampled input and a custom output layout); GL state it touches is put back as smithay
 //! expects it.
 
-use punktfunk_streamer::convert::layout::{PlaneGeometry, Samples};
-use punktfunk_streamer::convert::{Colour, Layout};
+use punktfunk_frame::Colour;
+use punktfunk_frame::layout::Layout;
+use punktfunk_frame::layout::{PlaneGeometry, Samples};
 use smithay::backend::renderer::gles::{ffi, link_program};
 use std::ops::Range;
 

@@ -158,6 +158,14 @@ fn be(b: &mut [u8], at: usize, v: &[u8]) {
     b[at..at + v.len()].copy_from_slice(v);
 }
 
+/// Where a packetizer's counters stand: a packetizer resumed here under the same key goes on
+/// with the next RTP sequence number and the next IV, never one used before.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketizerPosition {
+    pub seq: u32,
+    pub iv_counter: u64,
+}
+
 /// Cuts encoded frames into FEC-protected, optionally encrypted RTP datagrams.
 pub struct VideoPacketizer {
     cfg: VideoConfig,
@@ -182,6 +190,18 @@ impl VideoPacketizer {
             arena: Vec::new(),
             stats: Stats::default(),
         })
+    }
+
+    /// A packetizer that goes on from `position` (a stream restarted under the same key).
+    pub fn resume(cfg: VideoConfig, position: PacketizerPosition) -> Result<Self, VideoError> {
+        let mut p = Self::new(cfg)?;
+        (p.seq, p.iv_counter) = (position.seq, position.iv_counter);
+        Ok(p)
+    }
+
+    /// Its counters now, for [`VideoPacketizer::resume`].
+    pub fn position(&self) -> PacketizerPosition {
+        PacketizerPosition { seq: self.seq, iv_counter: self.iv_counter }
     }
 
     pub fn config(&self) -> &VideoConfig {

@@ -148,10 +148,10 @@ pub fn start_daemon_configured(
     app_cmd: &[String],
     app_toml: &str,
 ) -> Daemon {
-    let compositor = target_dir().join("punktfunk-compositor");
+    let compositor = target_dir().join("punktfunk-stream");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
-        "port = {port}\napi_port = {api_port}\nnative_port = {}\nmdns = false\nencoder = \"software\"\ncompositor = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        "port = {port}\napi_port = {api_port}\nnative_port = {}\nmdns = false\nencoder = \"software\"\nstream_binary = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
         port + 50,
         compositor.display().to_string(),
         serde_json::to_string(app_cmd).unwrap()

@@ -2,43 +2,13 @@
 //! ~11 ms a 1080p frame here; see BENCHMARKS.md): 8-bit NV12, I420 or I444, and 10-bit
 //! P010, I010 or I410 (`ten_bit`).
 
-pub mod layout;
 mod ten_bit;
 
-pub use layout::Layout;
+pub use punktfunk_core::colour::{Colour, Matrix, Range};
+pub use punktfunk_frame::layout::{self, Layout, even_rows};
 
 use crate::frame::{Frame, PixelFormat};
-use serde::{Deserialize, Serialize};
 use yuv::{BufferStoreMut, YuvBiPlanarImageMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
-
-/// The YUV matrix the client decodes with.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Matrix {
-    Bt601,
-    Bt709,
-    /// BT.2020 non-constant luminance. The content stays sRGB (BT.709 primaries): only the
-    /// matrix changes, and the stream says so, so decoders show the same colours.
-    Bt2020,
-}
-
-/// Whether luma spans 16..235 (limited, the video default) or 0..255.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Range {
-    Limited,
-    Full,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Colour {
-    pub matrix: Matrix,
-    pub range: Range,
-}
-
-impl Default for Colour {
-    fn default() -> Self {
-        Self { matrix: Matrix::Bt709, range: Range::Limited }
-    }
-}
 
 /// One plane of an output image.
 pub struct Plane<'a> {
@@ -129,12 +99,6 @@ pub fn damaged_rows(frame: &Frame) -> Option<std::ops::Range<u32>> {
         hi = hi.max((r.y + r.height).clamp(0, frame.height as i32) as u32);
     }
     (lo < hi).then(|| even_rows(lo..hi, frame.height))
-}
-
-/// `rows` widened to whole pairs of rows (a 4:2:0 chroma row covers two), within `height`
-/// (even).
-pub fn even_rows(rows: std::ops::Range<u32>, height: u32) -> std::ops::Range<u32> {
-    (rows.start & !1)..(rows.end + 1).min(height) & !1
 }
 
 /// Brings `rows` (even bounds) of `out` up to date from `frame`: converted from BGRX, or

@@ -2,7 +2,6 @@
 //! or what `--encoder` forces; with one line saying what was found and why.
 
 use super::{Backend, Codec, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder};
-use std::path::PathBuf;
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,32 +24,7 @@ impl std::str::FromStr for Choice {
     }
 }
 
-/// The first DRM render node, or `PUNKTFUNK_VAAPI_DEVICE`.
-pub fn render_node() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("PUNKTFUNK_VAAPI_DEVICE") {
-        return Some(p.into());
-    }
-    let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD")))
-        .collect();
-    nodes.sort();
-    nodes.into_iter().next()
-}
-
-/// The render node of the GPU whose DRM node (render or primary) `path` is, through sysfs;
-/// `None` if it is no DRM device or has no render node.
-pub fn render_node_of(path: &std::path::Path) -> Option<PathBuf> {
-    use std::os::unix::fs::MetadataExt;
-    let rdev = std::fs::metadata(path).ok()?.rdev();
-    // Linux's dev_t: major in bits 8..20 and 32.., minor in bits 0..8 and 20..32.
-    let (major, minor) = ((rdev >> 8) & 0xfff | (rdev >> 32) & !0xfff, rdev & 0xff | (rdev >> 12) & !0xff);
-    let drm = PathBuf::from(format!("/sys/dev/char/{major}:{minor}/device/drm"));
-    let name =
-        std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
-    Some(PathBuf::from("/dev/dri").join(name))
-}
+pub use punktfunk_frame::gpu::{render_node, render_node_of};
 
 /// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
 /// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).

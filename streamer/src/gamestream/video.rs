@@ -8,7 +8,7 @@ use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
 use punktfunk_core::moonlight::annexb::without_sei;
-use punktfunk_core::moonlight::video::{FRAME_HEADER_LEN, FrameType, VideoConfig, VideoFrame, VideoPacketizer};
+use punktfunk_core::moonlight::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -126,6 +126,15 @@ impl StatsRecorder {
     }
 }
 
+/// Where a sender stands in its stream, so that one started again under the same key goes on
+/// from there: frame numbers, RTP timestamps and sequence numbers, and IVs.
+#[derive(Clone, Copy, Debug)]
+pub struct VideoPosition {
+    next_index: u32,
+    epoch: Instant,
+    packetizer: PacketizerPosition,
+}
+
 pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
@@ -139,13 +148,25 @@ pub struct VideoSender {
 }
 
 impl VideoSender {
-    pub fn new(params: VideoParams, socket: UdpSocket, peer: Peer, idr: Arc<AtomicBool>) -> Result<Self, SendError> {
-        let packetizer = VideoPacketizer::new(VideoConfig {
+    /// A sender for a new stream, or one that goes on from `resume` (the same stream started
+    /// again: the same key and ping payload).
+    pub fn new(
+        params: VideoParams,
+        socket: UdpSocket,
+        peer: Peer,
+        idr: Arc<AtomicBool>,
+        resume: Option<VideoPosition>,
+    ) -> Result<Self, SendError> {
+        let config = VideoConfig {
             packet_size: params.packet_size,
             fec_percent: params.fec_percent,
             min_parity: params.min_parity,
             key: params.key,
-        })?;
+        };
+        let packetizer = match resume {
+            Some(r) => VideoPacketizer::resume(config, r.packetizer)?,
+            None => VideoPacketizer::new(config)?,
+        };
         let fps = f64::from(params.fps_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
         let encoder = SessionEncoder::new(
@@ -156,11 +177,17 @@ impl VideoSender {
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
         );
-        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index: 1, epoch: Instant::now(), send_errors: 0 })
+        let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
+        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0 })
     }
 
     pub fn params(&self) -> &VideoParams {
         &self.params
+    }
+
+    /// Where it stands, for a sender that goes on from here.
+    pub fn position(&self) -> VideoPosition {
+        VideoPosition { next_index: self.next_index, epoch: self.epoch, packetizer: self.packetizer.position() }
     }
 
     pub fn set_bitrate(&mut self, bps: u64) {

@@ -1,4 +1,4 @@
-//! `punktfunk-compositor --record`: the recording decodes with the real ffprobe/ffmpeg, has
+//! `punktfunk-stream --record`: the recording decodes with the real ffprobe/ffmpeg, has
 //! one frame per rendered frame, and shows what the client drew.
 
 use std::process::Command;
@@ -29,7 +29,7 @@ fn record(file: &str, codec: &str, at_least: u64, options: &[&str]) -> u64 {
     let dir = std::env::temp_dir().join(format!("pf-record-{file}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join(file);
-    let run = Command::new(env!("CARGO_BIN_EXE_punktfunk-compositor"))
+    let run = Command::new(env!("CARGO_BIN_EXE_punktfunk-stream"))
         .args(["--mode", "1280x720@60", "--no-xwayland", "--record"])
         .arg(&out)
         .args(options)
@@ -99,7 +99,7 @@ fn record(file: &str, codec: &str, at_least: u64, options: &[&str]) -> u64 {
 fn sigterm_to_the_compositor_is_forwarded_to_the_session() {
     let dir = std::env::temp_dir().join(format!("pf-signal-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk-compositor"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_punktfunk-stream"))
         .args(["--mode", "320x240@30", "--no-xwayland", "--", "sleep", "60"])
         .env("XDG_RUNTIME_DIR", &dir)
         .stderr(std::process::Stdio::null())

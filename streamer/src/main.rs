@@ -1,17 +1,19 @@
-//! `punktfunk-compositor --mode 1920x1080@60 [--record FILE.h264] -- command …`
+//! `punktfunk-stream --mode 1920x1080@60 [--record FILE.h264] -- command …`
 //!
 //! Runs one headless streaming session; exits with the session command's exit code.
 
 use anyhow::Context;
 use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, run};
+use punktfunk_compositor::{bounded_control_channel, run_into};
 use punktfunk_streamer::audio::{Channels, SessionAudio, server};
 use punktfunk_streamer::encode::{Choice, Codec};
+use punktfunk_streamer::stream::{Audio, CONTROL_QUEUE, Sockets, Stream};
 use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-compositor --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-stream --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -99,12 +101,16 @@ fn main() -> anyhow::Result<()> {
                 let ready = if server::reachable(&server::runtime_dir()) { AUDIO_READY } else { Duration::ZERO };
                 let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
                 config.env.extend(session.env());
-                Some(punktfunk_compositor::stream::Audio { session, socket })
+                Some(Audio { session, socket })
             }
             None => None,
         };
-        let (sink, control) = punktfunk_compositor::stream::attach(ipc, punktfunk_compositor::stream::Sockets { video, native, audio })?;
-        let outcome = run(config, sink, Some(control))?;
+        let stream = Stream::attach(ipc, Sockets { video, native, audio })?;
+        let (control, channel) = bounded_control_channel(CONTROL_QUEUE);
+        stream.connect_source(control);
+        let outcome = run_into(config, stream.mailbox(), Some(channel));
+        stream.finish().context("stream")?;
+        let outcome = outcome?;
         tracing::info!(
             frames = outcome.frames,
             dropped = outcome.dropped,

@@ -1,8 +1,8 @@
 //! A finished frame: pixels, what changed, and when.
 
-use crate::convert::Colour;
-use crate::convert::layout::{Layout, PlaneGeometry, Samples, sample_at};
 use crate::gpu::GpuLoan;
+use crate::layout::{Layout, PlaneGeometry, Samples, sample_at};
+use punktfunk_core::colour::Colour;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 

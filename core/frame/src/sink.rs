@@ -106,8 +106,15 @@ struct Slot {
 
 /// The sink's thread and its mailbox.
 pub struct SinkThread {
-    slot: Arc<(Mutex<Slot>, Condvar)>,
+    mailbox: Mailbox,
     handle: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// The sink thread's one-slot mailbox, as a frame source holds it: sources come and go (one
+/// compositor after another), the sink and its stream stay.
+#[derive(Clone)]
+pub struct Mailbox {
+    slot: Arc<(Mutex<Slot>, Condvar)>,
 }
 
 impl SinkThread {
@@ -137,9 +144,30 @@ impl SinkThread {
                 sink.finish()
             })
             .expect("spawn sink thread");
-        Self { slot, handle: Some(handle) }
+        Self { mailbox: Mailbox { slot }, handle: Some(handle) }
     }
 
+    /// Where sources deliver frames to this sink.
+    pub fn mailbox(&self) -> &Mailbox {
+        &self.mailbox
+    }
+
+    /// Delivers the last frame, stops the thread and returns the sink's result.
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.mailbox.close();
+        self.handle.take().map_or(Ok(()), |h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sink thread panicked"))))
+    }
+}
+
+impl std::ops::Deref for SinkThread {
+    type Target = Mailbox;
+
+    fn deref(&self) -> &Mailbox {
+        &self.mailbox
+    }
+}
+
+impl Mailbox {
     /// Hands a frame over; a frame still waiting is replaced (and counted as dropped). The
     /// replaced frame's damage carries over, so the sink's picture of what changed since the
     /// last frame it saw stays complete.
@@ -169,12 +197,6 @@ impl SinkThread {
         self.slot.0.lock().expect("sink lock").dropped
     }
 
-    /// Delivers the last frame, stops the thread and returns the sink's result.
-    pub fn finish(mut self) -> std::io::Result<()> {
-        self.close();
-        self.handle.take().map_or(Ok(()), |h| h.join().unwrap_or_else(|_| Err(std::io::Error::other("sink thread panicked"))))
-    }
-
     fn close(&self) {
         let (lock, cv) = &*self.slot;
         lock.lock().expect("sink lock").closed = true;
@@ -184,7 +206,7 @@ impl SinkThread {
 
 impl Drop for SinkThread {
     fn drop(&mut self) {
-        self.close();
+        self.mailbox.close();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }

@@ -2,8 +2,9 @@
 //! encodes from and lends them out as dmabufs, one per plane; the compositor draws each frame
 //! straight into a free one and hands that back as the frame. No read-back, no upload.
 
-use crate::convert::Colour;
+use punktfunk_core::colour::Colour;
 use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -84,6 +85,33 @@ impl Drop for Loan {
     fn drop(&mut self) {
         self.surfaces.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
     }
+}
+
+/// The first DRM render node, or `PUNKTFUNK_VAAPI_DEVICE`.
+pub fn render_node() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("PUNKTFUNK_VAAPI_DEVICE") {
+        return Some(p.into());
+    }
+    let mut nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD")))
+        .collect();
+    nodes.sort();
+    nodes.into_iter().next()
+}
+
+/// The render node of the GPU whose DRM node (render or primary) `path` is, through sysfs;
+/// `None` if it is no DRM device or has no render node.
+pub fn render_node_of(path: &Path) -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let rdev = std::fs::metadata(path).ok()?.rdev();
+    // Linux's dev_t: major in bits 8..20 and 32.., minor in bits 0..8 and 20..32.
+    let (major, minor) = ((rdev >> 8) & 0xfff | (rdev >> 32) & !0xfff, rdev & 0xff | (rdev >> 12) & !0xff);
+    let drm = PathBuf::from(format!("/sys/dev/char/{major}:{minor}/device/drm"));
+    let name =
+        std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
+    Some(PathBuf::from("/dev/dri").join(name))
 }
 
 #[cfg(test)]

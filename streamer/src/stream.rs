@@ -3,21 +3,20 @@
 //! sink thread through the encoder and packetizer straight to the client, and the session's
 //! sound from its PipeWire sink through the audio sender, never through the daemon.
 
-use crate::Control;
+use crate::audio::SessionAudio;
+use crate::audio::layout::{Channels, OpusLayout};
+use crate::audio::playout::Playout;
+use crate::audio::sender::{AudioSender, Wire};
+use crate::encode::SessionEncoder;
+use crate::gamestream;
+use crate::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
+use crate::gpu::GpuSurfaces;
+use crate::ipc::{self, Command, Report};
+use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
+use crate::peer::Peer;
+use crate::{Frame, FrameSink, PixelFormat, Pixels};
 use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
-use punktfunk_streamer::audio::SessionAudio;
-use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
-use punktfunk_streamer::audio::playout::Playout;
-use punktfunk_streamer::audio::sender::{AudioSender, Wire};
-use punktfunk_streamer::encode::SessionEncoder;
-use punktfunk_streamer::gamestream;
-use punktfunk_streamer::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams, VideoSender, listen_for_pings};
-use punktfunk_streamer::gpu::GpuSurfaces;
-use punktfunk_streamer::ipc::{self, Command, Report};
-use punktfunk_streamer::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
-use punktfunk_streamer::peer::Peer;
-use punktfunk_streamer::{Frame, FrameSink, PixelFormat, Pixels};
-use smithay::reexports::calloop::channel::{self, Channel, SyncSender};
+use punktfunk_frame::{Mailbox, SinkThread, SourceCommand, SourceControl};
 use std::io::BufReader;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
@@ -90,44 +89,132 @@ pub struct Audio {
     pub socket: UdpSocket,
 }
 
-/// Commands from the daemon waiting for the compositor's loop. A loop that stops taking
+/// Commands from the daemon waiting for a compositor's loop. A loop that stops taking
 /// them makes the reader wait, the socket fill and the daemon's writes time out, instead of
 /// this queue growing without end under a flood of input.
-const CONTROL_QUEUE: usize = 4096;
+pub const CONTROL_QUEUE: usize = 4096;
 
-/// Connects a session to the daemon: returns the sink for [`crate::run`] and its control
-/// channel. A thread reads the socket until the daemon says stop or goes away.
-pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<(StreamSink, Channel<Control>)> {
-    let Sockets { video, native, audio } = sockets;
-    let reader_native = native.try_clone()?;
-    let (control, control_rx) = channel::sync_channel(CONTROL_QUEUE);
-    let (video_tx, video_rx) = mpsc::channel();
-    let idr = Arc::new(AtomicBool::new(true));
-    let reports = Arc::new(Mutex::new(ipc.try_clone()?));
-    let reader_control = control.clone();
-    let reader_idr = Arc::clone(&idr);
-    std::thread::Builder::new()
-        .name("daemon-ipc".into())
-        .spawn(move || read_commands(ipc, reader_control, video_tx, reader_idr, audio, reader_native))?;
-    let sink = StreamSink {
-        commands: video_rx,
-        socket: video,
-        native,
-        control,
-        idr,
-        reports,
-        sender: None,
-        listener_stop: None,
-        first_sent: false,
-        path: None,
-        stats: StatsRecorder::default(),
-    };
-    Ok((sink, control_rx))
+/// The source feeding a stream now, as the pipeline reaches it: replaced when the source
+/// changes; once the stream ends (`close`), every source attached is told to stop.
+#[derive(Clone, Default)]
+pub struct SourceLink(Arc<Mutex<Link>>);
+
+#[derive(Default)]
+struct Link {
+    current: Option<Arc<dyn SourceControl>>,
+    closed: bool,
+}
+
+impl SourceLink {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Link> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Points requests at `source` from now on (the one before gets none).
+    pub fn attach(&self, source: impl SourceControl + 'static) {
+        let mut link = self.lock();
+        if link.closed {
+            source.send(SourceCommand::Stop);
+        }
+        link.current = Some(Arc::new(source));
+    }
+
+    fn current(&self) -> Option<Arc<dyn SourceControl>> {
+        self.lock().current.clone()
+    }
+
+    /// Sends to the current source, waiting while its queue is full (not under the lock:
+    /// attaching the next source never waits on this one).
+    fn send(&self, command: SourceCommand) {
+        if let Some(source) = self.current() {
+            source.send(command);
+        }
+    }
+
+    fn try_send(&self, command: SourceCommand) {
+        if let Some(source) = self.current() {
+            source.try_send(command);
+        }
+    }
+
+    /// The stream is over: the current source stops, and so does any attached later.
+    fn close(&self) {
+        self.lock().closed = true;
+        self.send(SourceCommand::Stop);
+    }
+
+    /// Whether the stream is over (no further source should start).
+    pub fn closed(&self) -> bool {
+        self.lock().closed
+    }
+}
+
+/// One stream to one client, across the frame sources that feed it: the daemon's commands,
+/// the senders (on the sink thread) and their counters live here, so a change of source
+/// costs the client a key frame, not a reconnect.
+pub struct Stream {
+    sink: SinkThread,
+    link: SourceLink,
+    idr: Arc<AtomicBool>,
+}
+
+impl Stream {
+    /// Connects a stream to the daemon. A thread reads the socket until the daemon says stop
+    /// or goes away; frames go out once the daemon started video.
+    pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<Self> {
+        let Sockets { video, native, audio } = sockets;
+        let reader_native = native.try_clone()?;
+        let link = SourceLink::default();
+        let (video_tx, video_rx) = mpsc::channel();
+        let idr = Arc::new(AtomicBool::new(true));
+        let reports = Arc::new(Mutex::new(ipc.try_clone()?));
+        let (reader_link, reader_idr) = (link.clone(), Arc::clone(&idr));
+        std::thread::Builder::new()
+            .name("daemon-ipc".into())
+            .spawn(move || read_commands(ipc, reader_link, video_tx, reader_idr, audio, reader_native))?;
+        let sink = StreamSink {
+            commands: video_rx,
+            socket: video,
+            native,
+            source: link.clone(),
+            idr: Arc::clone(&idr),
+            reports,
+            sender: None,
+            listener_stop: None,
+            first_sent: false,
+            path: None,
+            stats: StatsRecorder::default(),
+            resume: None,
+        };
+        Ok(Self { sink: SinkThread::spawn(sink), link, idr })
+    }
+
+    /// Makes `source` the one feeding the stream: requests go to it from now on, and its
+    /// first frame is a key frame. Deliver its frames to [`Stream::mailbox`].
+    pub fn connect_source(&self, source: impl SourceControl + 'static) {
+        self.idr.store(true, Ordering::Relaxed);
+        self.link.attach(source);
+    }
+
+    /// Where the current source delivers frames.
+    pub fn mailbox(&self) -> &Mailbox {
+        self.sink.mailbox()
+    }
+
+    /// Whether the daemon ended the stream (no further source should start).
+    pub fn ended(&self) -> bool {
+        self.link.closed()
+    }
+
+    /// Ends the stream: the last frame is sent, the senders stop and report.
+    pub fn finish(self) -> std::io::Result<()> {
+        self.sink.finish()
+    }
 }
 
 fn read_commands(
     ipc: UnixStream,
-    control: SyncSender<Control>,
+    source: SourceLink,
     video: mpsc::Sender<VideoCommand>,
     idr: Arc<AtomicBool>,
     audio: Option<Audio>,
@@ -166,7 +253,7 @@ fn read_commands(
         match command {
             Command::StartVideo(p) => {
                 let _ = video.send(VideoCommand::Start(p));
-                let _ = control.send(Control::Redraw);
+                source.send(SourceCommand::Redraw);
             }
             Command::StartNative(p) => {
                 // Video, sound and microphone share the client's address on the data plane.
@@ -191,7 +278,7 @@ fn read_commands(
                     }
                 }
                 let _ = video.send(VideoCommand::StartNative(p, peer, audio.as_ref().map(|a| Arc::clone(a.session.mic()))));
-                let _ = control.send(Control::Redraw);
+                source.send(SourceCommand::Redraw);
             }
             Command::StopVideo => {
                 let _ = video.send(VideoCommand::Stop);
@@ -216,31 +303,31 @@ fn read_commands(
             }
             Command::StopAudio => stop_audio(&mut sender),
             Command::Input(e) => {
-                let _ = control.send(Control::Input(e));
+                source.send(SourceCommand::Input(e));
             }
-            Command::SetMode { width, height, fps } => match crate::Mode::new(width, height, f64::from(fps)) {
+            Command::SetMode { width, height, fps } => match punktfunk_frame::Mode::new(width, height, f64::from(fps)) {
                 Ok(mode) => {
-                    let _ = control.send(Control::SetMode(mode));
+                    source.send(SourceCommand::SetMode(mode));
                 }
                 Err(e) => tracing::warn!("daemon asked for a bad mode: {e}"),
             },
             Command::RequestIdr => {
                 idr.store(true, Ordering::Relaxed);
-                let _ = control.send(Control::Redraw);
+                source.send(SourceCommand::Redraw);
             }
             Command::Stop => break,
         }
     }
     stop_audio(&mut sender);
-    let _ = control.send(Control::Stop);
+    source.close();
 }
 
 /// Encodes and sends frames once the daemon started video; drops them before that.
-pub struct StreamSink {
+struct StreamSink {
     commands: mpsc::Receiver<VideoCommand>,
     socket: UdpSocket,
     native: UdpSocket,
-    control: SyncSender<Control>,
+    source: SourceLink,
     idr: Arc<AtomicBool>,
     reports: Arc<Mutex<UnixStream>>,
     sender: Option<MediaSender>,
@@ -249,6 +336,16 @@ pub struct StreamSink {
     /// The path last reported (`Report::VideoPath`).
     path: Option<String>,
     stats: StatsRecorder,
+    /// Where the last GameStream sender stopped, for one restarted under the same key (a
+    /// second PLAY): its frame numbers and IVs go on from there, never again from zero.
+    resume: Option<Resume>,
+}
+
+/// A stopped GameStream sender's position, and the stream identity it belongs to.
+struct Resume {
+    key: Option<[u8; 16]>,
+    ping_payload: Option<String>,
+    position: VideoPosition,
 }
 
 impl StreamSink {
@@ -260,7 +357,11 @@ impl StreamSink {
     }
 
     fn stop_video(&mut self) {
-        if self.sender.take().is_some() {
+        if let Some(sender) = self.sender.take() {
+            if let MediaSender::GameStream(s) = &sender {
+                let params = s.params();
+                self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
+            }
             let stats = self.stats.take();
             tracing::info!(
                 frames = stats.frames,
@@ -282,12 +383,12 @@ impl StreamSink {
         self.stop_video();
         let stop = Arc::new(AtomicBool::new(false));
         let listener_stop = Arc::clone(&stop);
-        let (control, idr) = (self.control.clone(), Arc::clone(&self.idr));
+        let (source, idr) = (self.source.clone(), Arc::clone(&self.idr));
         let on_latch = move || {
             idr.store(true, Ordering::Relaxed);
             // Never blocks: a full queue has a redraw coming anyway, and this thread must
             // not wait on a loop that may have stopped.
-            let _ = control.try_send(Control::Redraw);
+            source.try_send(SourceCommand::Redraw);
         };
         let listener = std::thread::Builder::new().name("video-peer".into());
         let sender = match command {
@@ -295,8 +396,13 @@ impl StreamSink {
                 let peer = Peer::default();
                 let (socket, payload, listener_peer) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone());
                 listener.spawn(move || listen_for_pings(socket, payload, listener_peer, listener_stop, on_latch))?;
+                // The same stream started again (a repeated PLAY) goes on where it stopped:
+                // under the same key, an IV is never used twice.
+                let resume =
+                    self.resume.take().filter(|r| r.key == params.key && r.ping_payload == params.ping_payload).map(|r| r.position);
                 MediaSender::GameStream(
-                    VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?,
+                    VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr), resume)
+                        .map_err(std::io::Error::other)?,
                 )
             }
             VideoCommand::StartNative(params, peer, mic) => {
