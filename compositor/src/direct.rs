@@ -1,4 +1,4 @@
-//! The direct path (design §3): when the whole frame is one client's shm buffer, exactly
+//! The direct path (ARCHITECTURE.md §3): when the whole frame is one client's shm buffer, exactly
 //! the output's size, unscaled and untransformed, that buffer is the frame. Nothing is
 //! composited or copied: the encoder reads the client's memory, and the client gets its
 //! buffer back when the encoder is done with the frame.

@@ -3,7 +3,7 @@
 //! One process per stream: a virtual output at exactly the client's mode, Wayland clients
 //! (and the session command) rendered on a timer at the output's refresh, each finished frame
 //! handed to a [`FrameSink`] on its own thread, input injected natively into the seat.
-//! See design.md §3 for where this sits in the process model.
+//! See ARCHITECTURE.md for where this sits in the process model.
 
 mod cursor;
 mod direct;

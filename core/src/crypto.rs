@@ -51,7 +51,7 @@ impl Gcm {
 }
 
 /// GameStream audio: AES-128-CBC with PKCS#7, a fresh IV per packet derived from the key id
-/// and the RTP sequence number (reference §9.4).
+/// and the RTP sequence number (core/GAMESTREAM.md §9.4).
 pub struct AudioCipher {
     enc: EncryptingKey,
     dec: DecryptingKey,

@@ -1,7 +1,7 @@
 //! punktfunk-session: the host daemon behind the `punktfunk` binary. It owns the control
 //! plane (tokio): configuration, paired clients, the app catalog, the GameStream front end
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
-//! each a compositor process that does the per-frame work (design §3). [`native`] serves
+//! each a compositor process that does the per-frame work (ARCHITECTURE.md §1). [`native`] serves
 //! punktfunk/1 clients (QUIC control) from the same sessions. [`bench`] measures
 //! the punktfunk/1 data plane (`punktfunk bench transport`).
 

@@ -1,4 +1,4 @@
-//! Stream sessions: one compositor process per stream (design §3). The daemon spawns it with
+//! Stream sessions: one compositor process per stream (ARCHITECTURE.md §1). The daemon spawns it with
 //! the app, hands it the video socket and a command socket, forwards input and key-frame
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 

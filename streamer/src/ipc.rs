@@ -1,4 +1,4 @@
-//! The daemon ↔ compositor socket (design §3): the daemon spawns one compositor process per
+//! The daemon ↔ compositor socket (ARCHITECTURE.md §1): the daemon spawns one compositor process per
 //! stream and talks to it over a unix stream socket, one JSON message per line. Control
 //! traffic only (a few messages per input event); frames never cross it.
 

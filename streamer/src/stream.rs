@@ -1,4 +1,4 @@
-//! A compositor serving one stream for the daemon (design §3): commands arrive on the
+//! A compositor serving one stream for the daemon (ARCHITECTURE.md §1): commands arrive on the
 //! daemon's socket and drive the seat and the video and audio senders; frames go from the
 //! sink thread through the encoder and packetizer straight to the client, and the session's
 //! sound from its PipeWire sink through the audio sender, never through the daemon.

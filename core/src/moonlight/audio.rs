@@ -1,4 +1,4 @@
-//! GameStream audio over RTP (reference §9): one Opus packet per datagram, optional
+//! GameStream audio over RTP (core/GAMESTREAM.md §9): one Opus packet per datagram, optional
 //! AES-128-CBC, and a fixed 4+2 Reed-Solomon block over the (encrypted) payloads.
 
 use crate::crypto::AudioCipher;

@@ -1,4 +1,4 @@
-//! GameStream video over RTP (reference §8): packetizer for the host, depacketizer that
+//! GameStream video over RTP (core/GAMESTREAM.md §8): packetizer for the host, depacketizer that
 //! behaves like moonlight-common-c's RtpVideoQueue for tests and the loss harness.
 
 use crate::assembly::{Assembler, Event, Limits, Reject, ShardInfo};
@@ -11,7 +11,7 @@ use crate::stats::Stats;
 pub const HEADER_LEN: usize = 32;
 /// Prefix of an encrypted datagram: IV (12), frame number (4), tag (16).
 pub const ENCRYPTION_PREFIX: usize = 32;
-/// The frame header in front of the bitstream (reference §8.3).
+/// The frame header in front of the bitstream (core/GAMESTREAM.md §8.3).
 pub const FRAME_HEADER_LEN: usize = 8;
 /// At most 4 FEC blocks per frame (a 2-bit field).
 pub const MAX_BLOCKS: usize = 4;
@@ -105,7 +105,7 @@ struct BlockPlan {
     percent: usize,
 }
 
-/// Splits `shards` data shards into blocks as reference §8.4 describes.
+/// Splits `shards` data shards into blocks as core/GAMESTREAM.md §8.4 describes.
 fn plan_blocks(shards: usize, fec_percent: u8, min_parity: u8) -> Result<([BlockPlan; MAX_BLOCKS], usize), usize> {
     let mut pct = fec_percent as usize;
     let min_parity = min_parity as usize;

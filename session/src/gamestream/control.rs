@@ -1,4 +1,4 @@
-//! The control stream server (reference §6): ENet on UDP, one native thread. It binds each
+//! The control stream server (core/GAMESTREAM.md §6): ENet on UDP, one native thread. It binds each
 //! ENet peer to the running session by the connect data RTSP handed out (or the launching
 //! client's address), decrypts its messages, forwards input and key-frame requests to the
 //! compositor, and tells the client when the session ends.

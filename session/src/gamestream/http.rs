@@ -1,4 +1,4 @@
-//! The GameStream HTTP (47989) and HTTPS (47984) API (reference §4): server info, PIN
+//! The GameStream HTTP (47989) and HTTPS (47984) API (core/GAMESTREAM.md §4): server info, PIN
 //! pairing, the app list, launch, resume and cancel. Everything past pairing needs HTTPS
 //! with a paired client certificate; an unknown one gets `status_code="401"`.
 

@@ -1,4 +1,4 @@
-//! GameStream PIN pairing, stages 1–4 (reference §4.4), as a state machine: each stage takes
+//! GameStream PIN pairing, stages 1–4 (core/GAMESTREAM.md §4.4), as a state machine: each stage takes
 //! the client's bytes and returns the host's, with no I/O. SHA-256 (we claim appversion 7).
 
 use super::identity::{Certificate, Identity};

@@ -1,4 +1,4 @@
-//! The RTSP server (reference §5): one request per TCP connection, answered from the running
+//! The RTSP server (core/GAMESTREAM.md §5): one request per TCP connection, answered from the running
 //! session's launch state; PLAY starts the video in the compositor process.
 
 use crate::host::Host;

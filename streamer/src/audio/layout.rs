@@ -1,4 +1,4 @@
-//! The channel layouts a stream carries and their Opus multistream shape (reference §5.4,
+//! The channel layouts a stream carries and their Opus multistream shape (core/GAMESTREAM.md §5.4,
 //! §9.3). Samples are interleaved in Moonlight's (and PipeWire's) order FL FR FC LFE RL RR
 //! SL SR, so the session's sink hands over exactly what the encoder wants.
 

@@ -1,4 +1,4 @@
-//! Session audio (design §3): each session gets a virtual PipeWire sink its apps play into
+//! Session audio (ARCHITECTURE.md §1): each session gets a virtual PipeWire sink its apps play into
 //! and a virtual microphone they record from ([`session`]). The sink's samples are cut into
 //! packets ([`framer`]) and Opus-encoded at the layout the client decodes ([`layout`],
 //! [`encoder`]) and sent in either protocol's format ([`sender`]). Hosts without a

@@ -1,6 +1,6 @@
 //! GameStream audio: what the handshake negotiated, and the sender (`crate::audio::sender`)
 //! with the core's RTP packetizer (AES-CBC, 4+2 FEC), sending to the address the client's
-//! audio pings come from (reference §9).
+//! audio pings come from (core/GAMESTREAM.md §9).
 
 use super::video::listen_for_pings;
 use crate::audio::layout::{Channels, OpusLayout};
@@ -28,7 +28,7 @@ pub struct AudioParams {
 }
 
 /// Starts the GameStream audio sender, with a thread latching the client's address from its
-/// audio pings (reference §9.1).
+/// audio pings (core/GAMESTREAM.md §9.1).
 pub fn start(params: AudioParams, socket: UdpSocket, pcm: Arc<PcmQueue>, source: Channels) -> std::io::Result<AudioSender> {
     let peer = Peer::default();
     let wire = Wire::GameStream(Box::new(AudioPacketizer::new(params.packet_ms, params.key)));

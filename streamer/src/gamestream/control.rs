@@ -1,4 +1,4 @@
-//! The control stream's messages inside ENet packets (reference §6.2–6.3): the AES-GCM
+//! The control stream's messages inside ENet packets (core/GAMESTREAM.md §6.2–6.3): the AES-GCM
 //! envelope with V2 IVs, and the message types a host acts on. Sans-IO: packet bytes in,
 //! [`Message`]s out; messages in, packet bytes out.
 

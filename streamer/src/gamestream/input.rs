@@ -1,4 +1,4 @@
-//! Moonlight input packets (reference §7): parsed from the control stream's 0x0206 payload,
+//! Moonlight input packets (core/GAMESTREAM.md §7): parsed from the control stream's 0x0206 payload,
 //! then turned into the compositor's [`InputEvent`]s. Endianness is mixed on purpose (NVIDIA
 //! legacy): the header size is big-endian, the magic little-endian, fields as the table says.
 

@@ -1,4 +1,4 @@
-//! RTSP as Moonlight speaks it (reference §5): one request per TCP connection, a response,
+//! RTSP as Moonlight speaks it (core/GAMESTREAM.md §5): one request per TCP connection, a response,
 //! then the host closes. Hand-written because the client's dialect is quirky (exactly one
 //! space after a header colon, `a=name:value ` SDP lines, a sealed binary framing for
 //! `rtspenc://`) and the parser must be bounded; general RTSP crates fit neither.
@@ -157,7 +157,7 @@ impl Response {
     }
 }
 
-/// `rtspenc://` framing (reference §5.8).
+/// `rtspenc://` framing (core/GAMESTREAM.md §5.8).
 fn iv(seq: u32, direction: u8) -> [u8; 12] {
     let mut iv = [0u8; 12];
     iv[..4].copy_from_slice(&seq.to_le_bytes());

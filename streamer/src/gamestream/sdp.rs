@@ -1,5 +1,5 @@
 //! The SDP of RTSP DESCRIBE (what the host offers) and ANNOUNCE (what the client asks for),
-//! reference §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
+//! core/GAMESTREAM.md §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
 //! `a=name:value ` lines, so both sides are plain attribute lists.
 
 use crate::audio::layout::{Channels, surround_params};
@@ -57,7 +57,7 @@ pub struct StreamRequest {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
-    /// Video payload size `S` (reference §8.2).
+    /// Video payload size `S` (core/GAMESTREAM.md §8.2).
     pub packet_size: usize,
     pub bitrate_kbps: u32,
     pub codec: Codec,
@@ -183,7 +183,7 @@ fn parse_u32(v: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    /// What moonlight-common-c writes for 1280x720@60 H.264 (reference §5.6).
+    /// What moonlight-common-c writes for 1280x720@60 H.264 (core/GAMESTREAM.md §5.6).
     pub const ANNOUNCE: &str = "v=0\r\no=android 0 14 IN IPv4 127.0.0.1\r\ns=NVIDIA Streaming Client\r\n\
 a=x-ml-general.featureFlags:3 \r\na=x-ss-general.encryptionEnabled:1 \r\n\
 a=x-ss-video[0].chromaSamplingType:0 \r\na=x-nv-video[0].clientViewportWd:1280 \r\n\

@@ -1,6 +1,6 @@
 //! The GameStream video sender, the per-frame hot path of a Moonlight stream: encode, then
 //! the core's packetizer (FEC, optional encryption), then paced UDP sends to the address the
-//! client's pings came from (reference §8.1). Runs on the sink's native thread; a second
+//! client's pings came from (core/GAMESTREAM.md §8.1). Runs on the sink's native thread; a second
 //! thread only listens for pings.
 
 use crate::encode::{Choice, Codec, Format, SessionEncoder};
