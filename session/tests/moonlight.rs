@@ -70,6 +70,11 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
 
     // Video: 60 decoded frames in order, of the colour the app draws.
     assert_eq!(out["frames"], 60);
+    // Latency from the app's draw, read from the pattern's stamp in each decoded picture:
+    // printed, not asserted (timing depends on the machine); the stamps must decode.
+    let latency = &out["latency_us"];
+    println!("latency (µs) Moonlight 1280x720@60 H.264, from the app's draw: {latency}");
+    assert!(latency["draw_to_decoded"]["n"].as_i64().unwrap_or(0) >= 50, "the pattern's stamps decode from the stream: {latency}");
     let numbers: Vec<i64> = out["frame_numbers"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers increase: {numbers:?}");
     let near =

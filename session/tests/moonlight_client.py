@@ -21,6 +21,19 @@ import numpy as np
 import requests
 import urllib3
 import moonlight_python.decoder
+
+# moonlight-python decodes with frame threads, which hold pictures back (two frames on two
+# cores) and hand each one out with a newer decode unit's number and receive time. Real
+# Moonlight clients decode with low delay: slice threads, one frame in, one out.
+_decoder_init = moonlight_python.decoder.Decoder.__init__
+
+
+def _low_delay_init(self, *args, **kwargs):
+    _decoder_init(self, *args, **kwargs)
+    self._codec_ctx.thread_type = "SLICE"
+
+
+moonlight_python.decoder.Decoder.__init__ = _low_delay_init
 from moonlight_python import MoonlightClient
 from moonlight_python.config import CODEC_MAP
 from moonlight_python.discovery import connect_to_server
@@ -90,6 +103,31 @@ def band(frame):
     """Mean RGB of the colour band (away from the counter digits)."""
     h, w = frame.data.shape[:2]
     return [round(float(c)) for c in frame.data[h // 2 : h - 20, w // 2 : w - 20].reshape(-1, 3).mean(axis=0)]
+
+
+def stamp(frame):
+    """The test pattern's (counter, draw time in µs of CLOCK_REALTIME) read from a decoded
+    picture, or None where its check bits do not match (see the test-pattern crate)."""
+    data = frame.data
+    cell = data.shape[1] // 64
+
+    def row(r):
+        px = data[r * cell + cell // 2, cell // 2 :: cell][:64].astype(int)
+        lit = (px[:, 0] * 3 + px[:, 1] * 6 + px[:, 2]) // 10 > 128
+        return int("".join("1" if b else "0" for b in lit), 2)
+
+    # The pointer may cover the first cells: the counter comes from its inverted copy (the
+    # right half), checked against the first copy's low 24 bits, and the first 8 bits of
+    # the stamp are zero for centuries yet.
+    bits = row(0)
+    counter = ~bits & 0xFFFFFFFF
+    low = (1 << 56) - 1
+    return (counter, row(1) & low) if (bits >> 32) & 0xFFFFFF == counter & 0xFFFFFF else None
+
+
+def percentiles(samples):
+    s = sorted(samples)
+    return {"n": len(s), "p50": s[len(s) // 2], "p99": s[min(len(s) - 1, len(s) * 99 // 100)]} if s else None
 
 
 def frames_until(client, want, seconds):
@@ -179,10 +217,17 @@ client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["launch_to_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
 frames = []
+# Latency from the app's draw (the pattern's stamp, CLOCK_REALTIME) to the decoded picture.
+to_decoded = []
 for f in client.frames():
+    now_us = time.time_ns() // 1000
     frames.append((f.frame_number, band(f)))
+    drawn = stamp(f)
+    if drawn:
+        to_decoded.append(now_us - drawn[1])
     if len(frames) >= 60:
         break
+out["latency_us"] = {"draw_to_decoded": percentiles(to_decoded)}
 out["frames"] = len(frames)
 out["frame_numbers"] = [n for n, _ in frames]
 out["band_before"] = frames[-1][1]
