@@ -25,8 +25,7 @@ use crate::launch::App;
 use crate::render::{Engine, Renderer};
 use crate::state::{ClientState, State};
 use anyhow::Context;
-use punktfunk_frame::Mailbox;
-use punktfunk_frame::SinkThread;
+use punktfunk_frame::{Mailbox, SinkThread};
 use smithay::desktop::layer_map_for_output;
 use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
 use smithay::input::pointer::CursorImageStatus;
@@ -154,7 +153,7 @@ pub fn bounded_control_channel(capacity: usize) -> (BoundedControl, ControlChann
 
 /// Runs a session until its command's process group is gone or `Stop` arrives, its frames
 /// going to `sink` on a thread of its own that ends with the session.
-pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
+pub fn run(config: Config, sink: impl FrameSink, control: Option<ControlChannel>) -> anyhow::Result<Outcome> {
     let sink = SinkThread::spawn(sink);
     let outcome = run_into(config, sink.mailbox(), control);
     let finished = sink.finish().context("frame sink");
@@ -166,7 +165,7 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<Channel<Control
 /// Runs a session as one frame source of a longer stream: its frames go to `mailbox`, whose
 /// sink outlives it (the next source delivers to the same sink, so the client's stream goes
 /// on across the change).
-pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<Channel<Control>>) -> anyhow::Result<Outcome> {
+pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChannel>) -> anyhow::Result<Outcome> {
     let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
     let display: Display<State> = Display::new().context("wayland display")?;
     let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;

@@ -3,8 +3,7 @@
 //! Runs one headless streaming session; exits with the session command's exit code.
 
 use anyhow::Context;
-use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, run};
-use punktfunk_compositor::{bounded_control_channel, run_into};
+use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
 use punktfunk_streamer::audio::{Channels, SessionAudio, server};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::stream::{Audio, CONTROL_QUEUE, Sockets, Stream};

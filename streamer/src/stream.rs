@@ -1,7 +1,7 @@
-//! A compositor serving one stream for the daemon (ARCHITECTURE.md §1): commands arrive on the
-//! daemon's socket and drive the seat and the video and audio senders; frames go from the
-//! sink thread through the encoder and packetizer straight to the client, and the session's
-//! sound from its PipeWire sink through the audio sender, never through the daemon.
+//! One stream for the daemon (ARCHITECTURE.md §1, §4): commands arrive on the daemon's socket
+//! and drive the frame source (input, mode) and the video and audio senders; frames go from
+//! the sink thread through the encoder and packetizer straight to the client, and the
+//! session's sound from its PipeWire sink through the audio sender, never through the daemon.
 
 use crate::audio::SessionAudio;
 use crate::audio::layout::{Channels, OpusLayout};
@@ -89,8 +89,8 @@ pub struct Audio {
     pub socket: UdpSocket,
 }
 
-/// Commands from the daemon waiting for a compositor's loop. A loop that stops taking
-/// them makes the reader wait, the socket fill and the daemon's writes time out, instead of
+/// Commands from the daemon waiting for the source's loop (the compositor's). A loop that
+/// stops taking them makes the reader wait, the socket fill and the daemon's writes time out, instead of
 /// this queue growing without end under a flood of input.
 pub const CONTROL_QUEUE: usize = 4096;
 

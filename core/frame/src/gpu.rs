@@ -1,6 +1,7 @@
 //! Frames that never leave the GPU: an encoder that can (VAAPI) allocates the surfaces it
 //! encodes from and lends them out as dmabufs, one per plane; the compositor draws each frame
 //! straight into a free one and hands that back as the frame. No read-back, no upload.
+//! Also where a GPU's render node is (the compositor and the encoder must use the same one).
 
 use punktfunk_core::colour::Colour;
 use std::os::fd::OwnedFd;

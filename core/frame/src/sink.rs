@@ -159,14 +159,6 @@ impl SinkThread {
     }
 }
 
-impl std::ops::Deref for SinkThread {
-    type Target = Mailbox;
-
-    fn deref(&self) -> &Mailbox {
-        &self.mailbox
-    }
-}
-
 impl Mailbox {
     /// Hands a frame over; a frame still waiting is replaced (and counted as dropped). The
     /// replaced frame's damage carries over, so the sink's picture of what changed since the
@@ -243,15 +235,15 @@ mod tests {
             gate_rx.recv().ok();
             Ok(())
         });
-        sink.offer(frame(&pool, 1));
+        sink.mailbox().offer(frame(&pool, 1));
         assert_eq!(seen_rx.recv().unwrap(), (1, 1));
         // The sink is busy with frame 1: 2 and 3 arrive, 2 is replaced by 3.
-        sink.offer(frame(&pool, 2));
-        sink.offer(frame(&pool, 3));
+        sink.mailbox().offer(frame(&pool, 2));
+        sink.mailbox().offer(frame(&pool, 3));
         gate_tx.send(()).unwrap();
         assert_eq!(seen_rx.recv().unwrap(), (3, 2), "frame 3 carries frame 2's damage too");
         gate_tx.send(()).unwrap();
-        assert_eq!(sink.dropped(), 1);
+        assert_eq!(sink.mailbox().dropped(), 1);
         sink.finish().unwrap();
         assert_eq!(pool.take().iter().count(), 1, "buffers were returned");
     }
