@@ -6,8 +6,8 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use punktfunk_core::crypto::Gcm;
 use punktfunk_core::fec::gf256::{Backend, Code};
 use punktfunk_core::fec::gf65536;
-use punktfunk_core::moonlight::annexb::without_sei;
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
+use punktfunk_core::gamestream::annexb::without_sei;
+use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::native::{Frame, Sender, StreamConfig};
 use std::hint::black_box;
 

@@ -2,7 +2,7 @@
 //! reported lost otherwise, never delivered corrupted; garbage never panics.
 
 use proptest::prelude::*;
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
+use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
 use punktfunk_core::native::{Frame, FrameEvent, Receiver, Sender, StreamConfig};
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {

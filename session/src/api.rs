@@ -42,8 +42,8 @@ pub struct Status {
     /// Milliseconds from /launch to the first frame sent, once there was one.
     pub launch_to_first_frame_ms: Option<u64>,
     /// Figures of the last video stream that stopped.
-    pub last_video: Option<punktfunk_streamer::gamestream::video::VideoStats>,
-    pub last_audio: Option<punktfunk_streamer::gamestream::audio::AudioStats>,
+    pub last_video: Option<punktfunk_core::stream::VideoStats>,
+    pub last_audio: Option<punktfunk_core::stream::AudioStats>,
     /// What the last punktfunk/1 client reported receiving.
     pub last_native_client: Option<punktfunk_core::control::messages::ReceiveStats>,
 }

@@ -5,7 +5,7 @@
 //! [`changes`] turns two controller states into evdev events (sans-IO, tested); [`Gamepads`]
 //! owns the devices of one client.
 
-use punktfunk_streamer::gamestream::input::ControllerState;
+use punktfunk_core::gamestream::input::ControllerState;
 
 /// Up to 16 controllers (Sunshine's extension of GameStream's 4).
 const MAX_PADS: usize = 16;

@@ -5,10 +5,11 @@ use crate::config::Config;
 use crate::gamestream::identity::Identity;
 use crate::gamestream::pairing::Pairing;
 use crate::pin::{PairOutcome, PinDesk};
+use crate::pipewire::{self, PipeWireServer};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
-use punktfunk_streamer::audio::server::{self, PipeWireServer};
-use punktfunk_streamer::encode::{Backend, Choice, Codec, select};
+use anyhow::Context;
+use punktfunk_core::ipc::EncoderProbe;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, UdpSocket};
@@ -93,8 +94,8 @@ impl Host {
 /// configuration allows) a private one; and what the sessions need in their environment to
 /// reach it. Without either, sessions run silent.
 fn sound_server(config: &Config, state: &Path) -> (Option<PipeWireServer>, Vec<(&'static str, OsString)>) {
-    let runtime = server::runtime_dir();
-    if server::reachable(&runtime) {
+    let runtime = pipewire::runtime_dir();
+    if pipewire::reachable(&runtime) {
         tracing::info!(runtime = %runtime.display(), "sessions play into the running PipeWire");
         return (None, Vec::new());
     }
@@ -152,10 +153,11 @@ impl Host {
         };
         let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
         let compositor = stream_binary_path(&config.stream_binary)?;
-        let encoder_choice = config.encoder.parse().map_err(|e: String| anyhow::anyhow!("encoder: {e}"))?;
-        let hevc = config.software_hevc || select::hardware_available(encoder_choice);
-        let av1 = config.software_av1 || select::hardware_encodes(encoder_choice, Codec::Av1);
-        let yuv444 = encoder_choice != Choice::Only(Backend::Vaapi);
+        let gpu = config.gpu()?;
+        let probe = probe_encoders(&compositor, &config.encoder, gpu.as_deref()).await?;
+        let hevc = config.software_hevc || probe.hardware;
+        let av1 = config.software_av1 || probe.hardware_av1;
+        let yuv444 = probe.yuv444;
         let (pipewire, session_env) = sound_server(&config, &paths.state);
         anyhow::ensure!(
             matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"),
@@ -163,12 +165,7 @@ impl Host {
             config.renderer
         );
         anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
-        let engines = Engines {
-            encoder: config.encoder.clone(),
-            renderer: config.renderer.clone(),
-            convert: config.convert.clone(),
-            gpu: config.gpu()?,
-        };
+        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone(), gpu };
         let streams = Arc::new(Streams::new(compositor, engines, MediaSockets { video, native, audio }, session_env));
         let host = Self {
             config,
@@ -222,6 +219,20 @@ fn load_or_create_id(path: &Path) -> anyhow::Result<String> {
 
 fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "punktfunk".into())
+}
+
+/// Asks the stream binary what its encoders can do here (`--probe`, with the configured
+/// encoder choice and GPU): the daemon opens no encoder itself.
+async fn probe_encoders(binary: &Path, encoder: &str, gpu: Option<&Path>) -> anyhow::Result<EncoderProbe> {
+    let mut probe = tokio::process::Command::new(binary);
+    probe.args(["--probe", "--encoder", encoder]);
+    if let Some(gpu) = gpu {
+        probe.arg("--gpu").arg(gpu);
+    }
+    let out =
+        probe.stderr(std::process::Stdio::inherit()).output().await.with_context(|| format!("running {} --probe", binary.display()))?;
+    anyhow::ensure!(out.status.success(), "{} --probe failed for encoder = {encoder:?} (see above)", binary.display());
+    serde_json::from_slice(&out.stdout).context("reading the stream binary's probe")
 }
 
 /// The per-stream binary: configured, else next to this one.

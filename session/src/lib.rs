@@ -1,7 +1,8 @@
 //! punktfunk-session: the host daemon behind the `punktfunk` binary. It owns the control
 //! plane (tokio): configuration, paired clients, the app catalog, the GameStream front end
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
-//! each a compositor process that does the per-frame work (ARCHITECTURE.md §1). [`native`] serves
+//! each a stream process (`punktfunk-stream`) that does the per-frame work (ARCHITECTURE.md
+//! §1), and the private PipeWire they play into where none runs ([`pipewire`]). [`native`] serves
 //! punktfunk/1 clients (QUIC control) from the same sessions. [`bench`] measures
 //! the punktfunk/1 data plane (`punktfunk bench transport`).
 
@@ -14,5 +15,6 @@ pub mod host;
 pub mod mdns;
 pub mod native;
 pub mod pin;
+pub mod pipewire;
 pub mod store;
 pub mod stream;

@@ -192,16 +192,6 @@ fn api_error(e: ureq::Error) -> anyhow::Error {
 }
 
 fn serve(paths: Paths) -> anyhow::Result<()> {
-    if let Some(gpu) = Config::load_or_create(&paths.config)?.gpu()?
-        && std::env::var_os("PUNKTFUNK_VAAPI_DEVICE").is_none()
-    {
-        // VAAPI is probed (which codecs to offer) and encodes on the configured GPU's render
-        // node; the compositors inherit this.
-        let render = punktfunk_streamer::encode::select::render_node_of(&gpu).unwrap_or(gpu);
-        // SAFETY: no other thread runs yet (the runtime starts below); nothing reads the
-        // environment concurrently.
-        unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
-    }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime
         .block_on(async {

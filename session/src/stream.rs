@@ -3,11 +3,11 @@
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
 use crate::config::App;
-use punktfunk_streamer::audio::Channels;
-use punktfunk_streamer::gamestream::audio::AudioStats;
-use punktfunk_streamer::gamestream::sdp::StreamRequest;
-use punktfunk_streamer::gamestream::video::VideoStats;
-use punktfunk_streamer::ipc::{self, Command, Report};
+use punktfunk_core::channels::Channels;
+use punktfunk_core::gamestream::sdp::StreamRequest;
+use punktfunk_core::ipc::{self, Command, Report};
+use punktfunk_core::stream::AudioStats;
+use punktfunk_core::stream::VideoStats;
 use std::ffi::OsString;
 use std::io::BufReader;
 use std::net::{IpAddr, UdpSocket};
@@ -451,7 +451,7 @@ mod tests {
             pid: 0,
             reaped: Arc::default(),
         };
-        let key = Command::Input(punktfunk_streamer::input::InputEvent::Text("a".into()));
+        let key = Command::Input(punktfunk_core::input::InputEvent::Text("a".into()));
         for _ in 0..100_000 {
             stream.send(&key);
         }

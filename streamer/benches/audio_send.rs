@@ -12,11 +12,11 @@
 mod common;
 
 use common::stats;
-use punktfunk_core::moonlight::audio::AudioPacketizer;
+use punktfunk_core::gamestream::audio::AudioPacketizer;
+use punktfunk_session::pipewire::PipeWireServer;
 use punktfunk_streamer::audio::SessionAudio;
 use punktfunk_streamer::audio::encoder::AudioEncoder;
 use punktfunk_streamer::audio::layout::{Channels, OpusLayout};
-use punktfunk_streamer::audio::server::PipeWireServer;
 use punktfunk_streamer::gamestream::audio::{self, AudioParams};
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};

@@ -14,7 +14,6 @@ pub mod convert;
 pub mod encode;
 pub mod gamestream;
 pub mod input;
-pub mod ipc;
 pub mod latency;
 pub mod native;
 pub mod peer;
@@ -24,5 +23,7 @@ pub mod stream;
 // The frame contract with the sources, as the pipeline's own modules.
 pub use punktfunk_frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
 pub use punktfunk_frame::{frame, gpu, sink};
+// The daemon ↔ stream messages are core's.
+pub use punktfunk_core::ipc;
 pub use record::RecordSink;
 pub use sink::{Asking, FrameSink, RawFileSink, SinkThread};

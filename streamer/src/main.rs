@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
-use punktfunk_streamer::audio::{Channels, SessionAudio, server};
+use punktfunk_streamer::audio::{Channels, SessionAudio, pipewire_reachable};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::stream::{Audio, CONTROL_QUEUE, Sockets, Stream};
 use punktfunk_streamer::{RawFileSink, RecordSink};
@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-stream --mode WxH@HZ [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+const USAGE: &str = "usage: punktfunk-stream --mode WxH@HZ | --probe [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -28,6 +28,8 @@ fn main() -> anyhow::Result<()> {
     let mut config = Config::new(Mode::new(1280, 720, 60.0)?);
     let mut raw_output: Option<PathBuf> = None;
     let mut record: Option<PathBuf> = None;
+    // Say what the encoders can do here (JSON on stdout, for the daemon) and exit.
+    let mut probe = false;
     let mut bitrate: u64 = 20_000_000;
     let mut encoder = Choice::Auto;
     let (mut ipc_fd, mut video_fd, mut native_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>, Option<i32>) =
@@ -41,6 +43,7 @@ fn main() -> anyhow::Result<()> {
             Some("--mode") => mode = Some(text(args.next(), "--mode")?.parse()?),
             Some("--socket") => config.socket_name = Some(text(args.next(), "--socket")?),
             Some("--raw-output") => raw_output = Some(PathBuf::from(args.next().context("--raw-output needs a file")?)),
+            Some("--probe") => probe = true,
             Some("--record") => record = Some(PathBuf::from(args.next().context("--record needs a file")?)),
             Some("--encoder") => encoder = text(args.next(), "--encoder")?.parse().map_err(anyhow::Error::msg)?,
             Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
@@ -75,8 +78,6 @@ fn main() -> anyhow::Result<()> {
             _ => anyhow::bail!("unexpected argument {arg:?}\n{USAGE}"),
         }
     }
-    config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
-    config.handle_signals = true;
     if let Some(gpu) = &config.gpu
         && std::env::var_os("PUNKTFUNK_VAAPI_DEVICE").is_none()
     {
@@ -87,6 +88,12 @@ fn main() -> anyhow::Result<()> {
         // environment concurrently.
         unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
     }
+    if probe {
+        println!("{}", serde_json::to_string(&punktfunk_streamer::encode::select::probe(encoder))?);
+        return Ok(());
+    }
+    config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
+    config.handle_signals = true;
     if let (Some(ipc), Some(video), Some(native)) = (ipc_fd, video_fd, native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
@@ -97,7 +104,7 @@ fn main() -> anyhow::Result<()> {
                 // Named after this process: unique among the sessions sharing a PipeWire.
                 // Without a PipeWire to talk to, the nodes keep trying in the background and
                 // the app starts at once.
-                let ready = if server::reachable(&server::runtime_dir()) { AUDIO_READY } else { Duration::ZERO };
+                let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
                 let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
                 config.env.extend(session.env());
                 Some(Audio { session, socket })

@@ -4,51 +4,19 @@
 //! GameStream sender; a second thread listens for hellos.
 
 use crate::audio::playout::Playout;
-use crate::encode::{Choice, Codec, Format, SessionEncoder};
+use crate::encode::{Choice, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::peer::Peer;
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
-use punktfunk_core::native::config::StreamConfig;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
+pub use punktfunk_core::stream::NativeVideoParams;
 use punktfunk_net::{DataSocket, monotonic_us};
-use serde::{Deserialize, Serialize};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// What the control connection negotiated for video.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NativeVideoParams {
-    pub codec: Codec,
-    pub format: Format,
-    pub bitrate_bps: u64,
-    pub fps_mhz: u32,
-    pub shard_len: u32,
-    pub fec_percent: u16,
-    pub max_frame_len: u32,
-    /// Host → client AES-128-GCM key (video and sound), fresh for this start.
-    pub key: [u8; 16],
-    /// Client → host key (the hello and the microphone).
-    pub mic_key: [u8; 16],
-    /// Names this start (for the daemon; the data plane authenticates with `mic_key`).
-    pub token: u64,
-    pub encoder: String,
-}
-
-impl NativeVideoParams {
-    pub fn stream_config(&self) -> StreamConfig {
-        StreamConfig {
-            shard_len: self.shard_len as usize,
-            fec_percent: self.fec_percent,
-            max_frame_len: self.max_frame_len as usize,
-            key: Some(self.key),
-            ..StreamConfig::default()
-        }
-    }
-}
 
 /// Listens on the data-plane socket until `stop`: hellos (sealed with the start's microphone
 /// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
@@ -178,7 +146,7 @@ impl NativeVideoSender {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::encode::Codec;
+    use crate::encode::{Codec, Format};
     use punktfunk_core::native::audio::AudioSealer;
     use std::net::SocketAddr;
 

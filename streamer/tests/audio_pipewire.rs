@@ -8,7 +8,7 @@
 #[path = "support/pipewire.rs"]
 mod support;
 
-use punktfunk_core::moonlight::audio::{AudioDepacketizer, AudioEvent, AudioPacketizer};
+use punktfunk_core::gamestream::audio::{AudioDepacketizer, AudioEvent, AudioPacketizer};
 use punktfunk_streamer::audio::encoder::AudioEncoder;
 use punktfunk_streamer::audio::layout::{OpusLayout, client_layout, surround_params};
 use punktfunk_streamer::audio::queue::{PcmQueue, Pop};

@@ -3,7 +3,7 @@
 //! depacketizer and an Opus decoder turn back into the tone; silence stops the packets after
 //! the hangover, at a FEC block boundary; sound brings them back.
 
-use punktfunk_core::moonlight::audio::{AudioDepacketizer, AudioEvent};
+use punktfunk_core::gamestream::audio::{AudioDepacketizer, AudioEvent};
 use punktfunk_streamer::audio::layout::Channels;
 use punktfunk_streamer::audio::queue::{Chunk, PcmQueue};
 use punktfunk_streamer::gamestream::audio::{self, AudioParams};

@@ -7,7 +7,7 @@
 use ffmpeg_next as ff;
 use punktfunk_compositor::{Config, bounded_control_channel, run_into};
 use punktfunk_core::colour::Colour;
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent};
+use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent};
 use punktfunk_streamer::encode::{Codec, Format};
 use punktfunk_streamer::gamestream::video::VideoParams;
 use punktfunk_streamer::ipc::{self, Command};

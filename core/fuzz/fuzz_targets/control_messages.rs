@@ -13,8 +13,8 @@ fuzz_target!(|data: &[u8]| {
     for chunk in data.chunks(97) {
         host.push(chunk);
         client.push(chunk);
-        while let Ok(Some(_)) = host.next::<ClientMessage>() {}
-        while let Ok(Some(_)) = client.next::<HostMessage>() {}
+        while let Ok(Some(_)) = host.next_message::<ClientMessage>() {}
+        while let Ok(Some(_)) = client.next_message::<HostMessage>() {}
     }
     let mut c = ClientControl::new("fuzz");
     let _ = c.push(&framing::encode(&HostMessage::Welcome { version: 1, name: "h".into(), paired: false }), 0);

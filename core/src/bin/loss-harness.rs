@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p punktfunk-core --bin loss-harness [frames]`
 
-use punktfunk_core::moonlight::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
+use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
 use punktfunk_core::native::{Frame, FrameEvent, Receiver, Sender, StreamConfig};
 
 /// Loss models: independent drops, or Gilbert-Elliott bursts (good/bad states).

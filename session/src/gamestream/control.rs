@@ -9,9 +9,9 @@
 use crate::gamepad::Gamepads;
 use crate::host::Host;
 use crate::stream::Ended;
-use punktfunk_streamer::gamestream::control::{ControlCipher, Message, ReplayWindow};
-use punktfunk_streamer::gamestream::input::{InputPacket, Translator};
-use punktfunk_streamer::ipc::Command;
+use punktfunk_core::gamestream::control::{ControlCipher, Message, ReplayWindow};
+use punktfunk_core::gamestream::input::{InputPacket, Translator};
+use punktfunk_core::ipc::Command;
 use rusty_enet as enet;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -156,7 +156,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
         .flatten()
 }
 
-fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_streamer::input::InputEvent>) {
+fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_core::input::InputEvent>) {
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
         Message::Input(InputPacket::Controller(state)) => {

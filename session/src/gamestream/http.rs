@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
-use punktfunk_streamer::audio::Channels;
+use punktfunk_core::channels::Channels;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;

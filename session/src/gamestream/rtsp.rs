@@ -3,11 +3,11 @@
 
 use crate::host::Host;
 use punktfunk_core::crypto::Gcm;
-use punktfunk_streamer::gamestream::audio::AudioParams;
-use punktfunk_streamer::gamestream::rtsp::{self, Request, Response, RtspError};
-use punktfunk_streamer::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
-use punktfunk_streamer::gamestream::video::VideoParams;
-use punktfunk_streamer::ipc::Command;
+use punktfunk_core::gamestream::rtsp::{self, Request, Response, RtspError};
+use punktfunk_core::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
+use punktfunk_core::ipc::Command;
+use punktfunk_core::stream::AudioParams;
+use punktfunk_core::stream::VideoParams;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

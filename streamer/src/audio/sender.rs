@@ -9,9 +9,9 @@ use super::layout::{Channels, OpusLayout, remix};
 use super::queue::{PcmQueue, Pop};
 use crate::latency::LatencySamples;
 use crate::peer::Peer;
-use punktfunk_core::moonlight::audio::AudioPacketizer;
+use punktfunk_core::gamestream::audio::AudioPacketizer;
 use punktfunk_core::native::audio::AudioSealer;
-use serde::{Deserialize, Serialize};
+pub use punktfunk_core::stream::AudioStats;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -45,22 +45,6 @@ impl Wire {
             }
         }
     }
-}
-
-/// A stream's audio figures when it stops.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AudioStats {
-    /// Opus packets sent.
-    pub packets: u64,
-    /// Datagrams sent, FEC included.
-    pub datagrams: u64,
-    /// Packets of silence held back by the gate.
-    pub silent: u64,
-    /// Sink chunks lost because the sender fell behind.
-    pub dropped_chunks: u64,
-    /// Sink chunk arrived → its packet's datagram sent, in µs.
-    pub capture_to_send_us_p50: u32,
-    pub capture_to_send_us_p99: u32,
 }
 
 /// Silence sent on after sound stops, so a word's tail is not cut.

@@ -26,6 +26,13 @@ pub struct SessionAudio {
     source: VirtualNode,
 }
 
+/// Whether a PipeWire answers where this process's PipeWire clients look for one
+/// (`XDG_RUNTIME_DIR`, which the daemon sets for streams when it runs a private one).
+pub fn pipewire_reachable() -> bool {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .is_some_and(|dir| std::os::unix::net::UnixStream::connect(std::path::Path::new(&dir).join("pipewire-0")).is_ok())
+}
+
 impl SessionAudio {
     /// Creates the session's nodes, named after `id`, and waits up to `ready` for them to
     /// be in the graph so that apps started next find them. Without PipeWire the nodes keep

@@ -7,10 +7,10 @@ mod session;
 mod vaapi;
 
 pub use ffmpeg::FfmpegEncoder;
+pub use punktfunk_core::stream::{Codec, Format};
 pub use select::{Choice, open};
 pub use session::SessionEncoder;
 
-use crate::convert::{Colour, Matrix, Range};
 use crate::frame::{Frame, PixelFormat};
 
 /// Where encoding runs.
@@ -22,13 +22,6 @@ pub enum Backend {
     Nvenc,
     /// VAAPI (Intel, AMD).
     Vaapi,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Codec {
-    H264,
-    Hevc,
-    Av1,
 }
 
 /// What the stream negotiated.
@@ -51,46 +44,6 @@ impl EncoderConfig {
     pub fn new(codec: Codec, width: u32, height: u32, fps_mhz: u32, bitrate_bps: u64) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
         Self { codec, width, height, fps_mhz, bitrate_bps, format: Format::default(), threads, intra_refresh: false }
-    }
-}
-
-/// How the client wants its pictures: the YUV matrix and range it decodes with, 8 or 10 bits,
-/// 4:2:0 or 4:4:4 chroma.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Format {
-    pub colour: Colour,
-    /// 10 bits (HEVC Main10, AV1): smoother gradients at the same bitrate.
-    pub ten_bit: bool,
-    /// Chroma at full resolution (H.264 High 4:4:4, HEVC RExt): sharp coloured text.
-    #[serde(default)]
-    pub yuv444: bool,
-}
-
-impl std::fmt::Display for Codec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Codec::H264 => "H.264",
-            Codec::Hevc => "HEVC",
-            Codec::Av1 => "AV1",
-        })
-    }
-}
-
-/// E.g. "10-bit 4:2:0, BT.709 limited range".
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let bits = if self.ten_bit { 10 } else { 8 };
-        let chroma = if self.yuv444 { "4:4:4" } else { "4:2:0" };
-        let matrix = match self.colour.matrix {
-            Matrix::Bt601 => "BT.601",
-            Matrix::Bt709 => "BT.709",
-            Matrix::Bt2020 => "BT.2020",
-        };
-        let range = match self.colour.range {
-            Range::Limited => "limited",
-            Range::Full => "full",
-        };
-        write!(f, "{bits}-bit {chroma}, {matrix} {range} range")
     }
 }
 

@@ -86,6 +86,16 @@ pub fn hardware_available(choice: Choice) -> bool {
     [Backend::Nvenc, Backend::Vaapi].into_iter().any(|b| allowed(choice, b) && precheck(b).is_ok())
 }
 
+/// What the encoders `choice` allows can do on this machine, for the daemon's offers.
+pub fn probe(choice: Choice) -> punktfunk_core::ipc::EncoderProbe {
+    punktfunk_core::ipc::EncoderProbe {
+        hardware: hardware_available(choice),
+        hardware_av1: hardware_encodes(choice, Codec::Av1),
+        // Few VAAPI drivers encode 4:4:4 (`FfmpegEncoder::new` refuses it there).
+        yuv444: choice != Choice::Only(Backend::Vaapi),
+    }
+}
+
 /// Whether a hardware encoder `choice` allows opens for `codec`: a small one is opened and
 /// dropped. For AV1, which needs a recent GPU (and FFmpeg 6), a driver alone does not say.
 pub fn hardware_encodes(choice: Choice, codec: Codec) -> bool {

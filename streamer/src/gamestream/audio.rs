@@ -7,25 +7,11 @@ use crate::audio::layout::{Channels, OpusLayout};
 use crate::audio::queue::PcmQueue;
 use crate::audio::sender::{AudioSender, Wire};
 use crate::peer::Peer;
-use punktfunk_core::moonlight::audio::AudioPacketizer;
-use serde::{Deserialize, Serialize};
+use punktfunk_core::gamestream::audio::AudioPacketizer;
 use std::net::UdpSocket;
 use std::sync::Arc;
 
-pub use crate::audio::sender::AudioStats;
-
-/// What the launch and the RTSP handshake negotiated for audio.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AudioParams {
-    pub channels: Channels,
-    /// The client asked for the high-quality surround layout.
-    pub high_quality: bool,
-    /// Packet duration: 5 or 10 ms.
-    pub packet_ms: u32,
-    /// (`rikey`, `rikeyid`) when audio encryption is on (always, with current clients).
-    pub key: Option<([u8; 16], u32)>,
-    pub ping_payload: Option<String>,
-}
+pub use punktfunk_core::stream::{AudioParams, AudioStats};
 
 /// Starts the GameStream audio sender, with a thread latching the client's address from its
 /// audio pings (core/GAMESTREAM.md §9.1).

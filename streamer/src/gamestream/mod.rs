@@ -1,11 +1,6 @@
-//! The GameStream (Moonlight) front end's sans-IO pieces and its video and audio senders. The daemon
-//! (`session/`) drives the handshake and control stream with these; the compositor process
-//! runs [`video::VideoSender`] on its frame path and [`audio::AudioSender`] beside it.
+//! GameStream's video and audio senders: the stream process runs [`video::VideoSender`] on
+//! its frame path and an audio sender beside it. The wire formats and the handshake's parsers
+//! are core's (`punktfunk_core::gamestream`).
 
 pub mod audio;
-pub mod control;
-pub mod input;
-pub mod keymap;
-pub mod rtsp;
-pub mod sdp;
 pub mod video;

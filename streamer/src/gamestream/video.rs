@@ -3,37 +3,19 @@
 //! client's pings came from (core/GAMESTREAM.md §8.1). Runs on the sink's native thread; a second
 //! thread only listens for pings.
 
-use crate::encode::{Choice, Codec, Format, SessionEncoder};
+use crate::encode::{Choice, Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
 pub use crate::peer::Peer;
-use punktfunk_core::moonlight::annexb::without_sei;
-use punktfunk_core::moonlight::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
+use punktfunk_core::gamestream::annexb::without_sei;
+use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
-use serde::{Deserialize, Serialize};
+pub use punktfunk_core::stream::{VideoParams, VideoStats};
 use std::borrow::Cow;
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// What the RTSP handshake negotiated for video.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VideoParams {
-    pub codec: Codec,
-    /// From `encoderCscMode` and `dynamicRangeMode`.
-    pub format: Format,
-    pub bitrate_bps: u64,
-    pub fps_mhz: u32,
-    pub packet_size: usize,
-    pub fec_percent: u8,
-    pub min_parity: u8,
-    /// `rikey` when video encryption was negotiated.
-    pub key: Option<[u8; 16]>,
-    /// `X-SS-Ping-Payload`: pings carrying it latch the peer; otherwise any "PING" does.
-    pub ping_payload: Option<String>,
-    pub encoder: String,
-}
 
 /// Whether `datagram` is a ping for this stream: `SS_PING` (payload + BE32 sequence) when
 /// the host handed out a payload, else the legacy 4-byte "PING".
@@ -65,7 +47,7 @@ pub enum SendError {
     #[error(transparent)]
     Encode(#[from] crate::encode::EncodeError),
     #[error(transparent)]
-    Packetize(#[from] punktfunk_core::moonlight::video::VideoError),
+    Packetize(#[from] punktfunk_core::gamestream::video::VideoError),
     #[error("stream setup: {0}")]
     Config(String),
 }
@@ -83,20 +65,6 @@ pub struct SentFrame {
     pub keyframe: bool,
     /// Compositor frame ready → last datagram handed to the kernel.
     pub host_latency: Duration,
-}
-
-/// A stream's figures when it stops, for the daemon's status and the benchmarks.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VideoStats {
-    pub frames: u64,
-    pub keyframes: u64,
-    pub bytes: u64,
-    pub datagrams: u64,
-    pub data_datagrams: u64,
-    pub unsent: u64,
-    /// Compositor frame ready → last datagram sent, in µs.
-    pub host_latency_us_p50: u32,
-    pub host_latency_us_p99: u32,
 }
 
 /// Accumulates [`SentFrame`]s into [`VideoStats`].

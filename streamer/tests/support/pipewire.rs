@@ -3,7 +3,7 @@
 //! and Goertzel power to tell which tone a recording holds.
 #![allow(dead_code)]
 
-use punktfunk_streamer::audio::server::PipeWireServer;
+use punktfunk_session::pipewire::PipeWireServer;
 use std::ffi::OsString;
 use std::path::Path;
 use std::process::{Command, Stdio};

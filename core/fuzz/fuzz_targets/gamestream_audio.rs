@@ -1,7 +1,7 @@
 //! Arbitrary datagrams into the GameStream audio depacketizer, plain and encrypted.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use punktfunk_core::moonlight::audio::AudioDepacketizer;
+use punktfunk_core::gamestream::audio::AudioDepacketizer;
 
 fuzz_target!(|data: &[u8]| {
     for key in [None, Some(([1u8; 16], 7))] {

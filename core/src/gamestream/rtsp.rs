@@ -3,10 +3,10 @@
 //! space after a header colon, `a=name:value ` SDP lines, a sealed binary framing for
 //! `rtspenc://`) and the parser must be bounded; general RTSP crates fit neither.
 //!
-//! Sans-IO: [`Reader`] is fed bytes and yields a request; [`Response::to_bytes`] and
+//! Sans-IO: [`parse`] takes the bytes read so far and yields a request once whole; [`Response::to_bytes`] and
 //! [`seal`] produce the bytes to write.
 
-use punktfunk_core::crypto::{Gcm, TAG_LEN};
+use crate::crypto::{Gcm, TAG_LEN};
 
 /// Longest request head (request line + headers) accepted.
 pub const MAX_HEAD: usize = 8 * 1024;

@@ -1,13 +1,24 @@
-//! The daemon ↔ compositor socket (ARCHITECTURE.md §1): the daemon spawns one compositor process per
-//! stream and talks to it over a unix stream socket, one JSON message per line. Control
+//! The daemon ↔ stream process socket (ARCHITECTURE.md §1): the daemon spawns one
+//! `punktfunk-stream` per stream and talks to it over a unix stream socket, one JSON message
+//! per line (framed here over any reader or writer; the sockets are the processes'). Control
 //! traffic only (a few messages per input event); frames never cross it.
 
-use crate::gamestream::audio::{AudioParams, AudioStats};
-use crate::gamestream::video::{VideoParams, VideoStats};
 use crate::input::InputEvent;
-use crate::native::NativeVideoParams;
+use crate::stream::{AudioParams, AudioStats, NativeVideoParams, VideoParams, VideoStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
+
+/// What the stream binary's encoders can do here (`punktfunk-stream --probe`), so the daemon
+/// offers clients only what a stream will deliver, without opening encoders itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncoderProbe {
+    /// A GPU encoder the configured choice allows is there (HEVC and 10-bit with it).
+    pub hardware: bool,
+    /// A GPU encoder opens for AV1.
+    pub hardware_av1: bool,
+    /// The chosen encoders encode 4:4:4.
+    pub yuv444: bool,
+}
 
 /// Longest line accepted, so a confused peer cannot make the reader buffer without bound.
 pub const MAX_LINE: usize = 64 * 1024;
@@ -90,8 +101,8 @@ pub fn read<T: for<'de> Deserialize<'de>>(input: &mut impl BufRead) -> Result<Op
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::convert::{Colour, Matrix, Range};
-    use crate::encode::{Codec, Format};
+    use crate::colour::{Colour, Matrix, Range};
+    use crate::stream::{Codec, Format};
 
     #[test]
     fn commands_round_trip_line_by_line() {
@@ -108,7 +119,7 @@ mod tests {
             encoder: "software".into(),
         };
         let audio = AudioParams {
-            channels: crate::audio::Channels::Surround51,
+            channels: crate::channels::Channels::Surround51,
             high_quality: false,
             packet_ms: 5,
             key: Some(([3; 16], 0x8000_0001)),

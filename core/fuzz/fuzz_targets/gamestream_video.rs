@@ -1,7 +1,7 @@
 //! Arbitrary datagrams into the GameStream video depacketizer, plain and encrypted.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use punktfunk_core::moonlight::video::{VideoConfig, VideoDepacketizer};
+use punktfunk_core::gamestream::video::{VideoConfig, VideoDepacketizer};
 
 fuzz_target!(|data: &[u8]| {
     for key in [None, Some([1u8; 16])] {

@@ -2,8 +2,8 @@
 //! messages, then input translation: errors are fine, panics are not.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use punktfunk_streamer::gamestream::control::{ControlCipher, Message, TYPE_INPUT};
-use punktfunk_streamer::gamestream::input::{Translator, parse};
+use punktfunk_core::gamestream::control::{ControlCipher, Message, TYPE_INPUT};
+use punktfunk_core::gamestream::input::{Translator, parse};
 
 fuzz_target!(|data: &[u8]| {
     let cipher = ControlCipher::new(&[9; 16]);
@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
         t.translate(p, &mut out);
     }
     for e in &out {
-        if let punktfunk_streamer::input::InputEvent::PointerMotion { x, y } = e {
+        if let punktfunk_core::input::InputEvent::PointerMotion { x, y } = e {
             assert!(x.is_finite() && y.is_finite());
         }
     }

@@ -2,9 +2,9 @@
 //! core/GAMESTREAM.md §5.3 and §5.6. The client searches DESCRIBE with `strstr` and writes ANNOUNCE as
 //! `a=name:value ` lines, so both sides are plain attribute lists.
 
-use crate::audio::layout::{Channels, surround_params};
-use crate::convert::{Colour, Matrix, Range};
-use crate::encode::{Codec, Format};
+use crate::channels::{Channels, surround_params};
+use crate::colour::{Colour, Matrix, Range};
+use crate::stream::{Codec, Format};
 
 /// `x-ss-general.encryptionEnabled` / `…Supported` bits.
 pub const ENCRYPT_CONTROL_V2: u32 = 0x01;

@@ -2,7 +2,7 @@
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use punktfunk_core::crypto::Gcm;
-use punktfunk_streamer::gamestream::rtsp;
+use punktfunk_core::gamestream::rtsp;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some((req, used))) = rtsp::parse(data) {

@@ -3,7 +3,7 @@
 //! [`Message`]s out; messages in, packet bytes out.
 
 use super::input::{self, InputPacket};
-use punktfunk_core::crypto::{Gcm, TAG_LEN};
+use crate::crypto::{Gcm, TAG_LEN};
 
 const ENCRYPTED_TYPE: u16 = 0x0001;
 /// Envelope: type (2), length (2), sequence (4), tag (16).

@@ -1,0 +1,146 @@
+//! What a stream carries (codec, pixel format) and what each protocol negotiated for it: the
+//! parameters the daemon hands a stream process, and the figures it reports back.
+
+use crate::channels::Channels;
+use crate::colour::{Colour, Matrix, Range};
+use crate::native::config::StreamConfig;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Codec {
+    H264,
+    Hevc,
+    Av1,
+}
+
+/// How the client wants its pictures: the YUV matrix and range it decodes with, 8 or 10 bits,
+/// 4:2:0 or 4:4:4 chroma.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Format {
+    pub colour: Colour,
+    /// 10 bits (HEVC Main10, AV1): smoother gradients at the same bitrate.
+    pub ten_bit: bool,
+    /// Chroma at full resolution (H.264 High 4:4:4, HEVC RExt): sharp coloured text.
+    #[serde(default)]
+    pub yuv444: bool,
+}
+
+impl std::fmt::Display for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Codec::H264 => "H.264",
+            Codec::Hevc => "HEVC",
+            Codec::Av1 => "AV1",
+        })
+    }
+}
+
+/// E.g. "10-bit 4:2:0, BT.709 limited range".
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bits = if self.ten_bit { 10 } else { 8 };
+        let chroma = if self.yuv444 { "4:4:4" } else { "4:2:0" };
+        let matrix = match self.colour.matrix {
+            Matrix::Bt601 => "BT.601",
+            Matrix::Bt709 => "BT.709",
+            Matrix::Bt2020 => "BT.2020",
+        };
+        let range = match self.colour.range {
+            Range::Limited => "limited",
+            Range::Full => "full",
+        };
+        write!(f, "{bits}-bit {chroma}, {matrix} {range} range")
+    }
+}
+
+/// What the RTSP handshake negotiated for video.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoParams {
+    pub codec: Codec,
+    /// From `encoderCscMode` and `dynamicRangeMode`.
+    pub format: Format,
+    pub bitrate_bps: u64,
+    pub fps_mhz: u32,
+    pub packet_size: usize,
+    pub fec_percent: u8,
+    pub min_parity: u8,
+    /// `rikey` when video encryption was negotiated.
+    pub key: Option<[u8; 16]>,
+    /// `X-SS-Ping-Payload`: pings carrying it latch the peer; otherwise any "PING" does.
+    pub ping_payload: Option<String>,
+    pub encoder: String,
+}
+
+/// A stream's figures when it stops, for the daemon's status and the benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoStats {
+    pub frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    pub datagrams: u64,
+    pub data_datagrams: u64,
+    pub unsent: u64,
+    /// Compositor frame ready → last datagram sent, in µs.
+    pub host_latency_us_p50: u32,
+    pub host_latency_us_p99: u32,
+}
+
+/// What the launch and the RTSP handshake negotiated for audio.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioParams {
+    pub channels: Channels,
+    /// The client asked for the high-quality surround layout.
+    pub high_quality: bool,
+    /// Packet duration: 5 or 10 ms.
+    pub packet_ms: u32,
+    /// (`rikey`, `rikeyid`) when audio encryption is on (always, with current clients).
+    pub key: Option<([u8; 16], u32)>,
+    pub ping_payload: Option<String>,
+}
+
+/// A stream's audio figures when it stops.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AudioStats {
+    /// Opus packets sent.
+    pub packets: u64,
+    /// Datagrams sent, FEC included.
+    pub datagrams: u64,
+    /// Packets of silence held back by the gate.
+    pub silent: u64,
+    /// Sink chunks lost because the sender fell behind.
+    pub dropped_chunks: u64,
+    /// Sink chunk arrived → its packet's datagram sent, in µs.
+    pub capture_to_send_us_p50: u32,
+    pub capture_to_send_us_p99: u32,
+}
+
+/// What the control connection negotiated for video.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeVideoParams {
+    pub codec: Codec,
+    pub format: Format,
+    pub bitrate_bps: u64,
+    pub fps_mhz: u32,
+    pub shard_len: u32,
+    pub fec_percent: u16,
+    pub max_frame_len: u32,
+    /// Host → client AES-128-GCM key (video and sound), fresh for this start.
+    pub key: [u8; 16],
+    /// Client → host key (the hello and the microphone).
+    pub mic_key: [u8; 16],
+    /// Names this start (for the daemon; the data plane authenticates with `mic_key`).
+    pub token: u64,
+    pub encoder: String,
+}
+
+impl NativeVideoParams {
+    pub fn stream_config(&self) -> StreamConfig {
+        StreamConfig {
+            shard_len: self.shard_len as usize,
+            fec_percent: self.fec_percent,
+            max_frame_len: self.max_frame_len as usize,
+            key: Some(self.key),
+            ..StreamConfig::default()
+        }
+    }
+}
