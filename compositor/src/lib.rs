@@ -7,10 +7,13 @@
 
 mod cursor;
 mod direct;
+mod frame_clock;
 mod handlers;
 mod input;
 mod launch;
+mod output;
 mod render;
+mod socket;
 pub mod state;
 mod text;
 mod xwayland;
@@ -21,23 +24,20 @@ pub use punktfunk_frame::{Frame, FrameSink, Pixels};
 pub use render::{ConvertChoice, EngineChoice};
 pub use state::KeyboardLayout;
 
+use crate::frame_clock::FrameClock;
 use crate::launch::App;
+use crate::output::FrameOutput;
 use crate::render::{Engine, Renderer};
+use crate::socket::{bind_socket, runtime_dir};
 use crate::state::{ClientState, State};
 use anyhow::Context;
 use punktfunk_frame::{Mailbox, SinkThread};
-use smithay::desktop::layer_map_for_output;
-use smithay::desktop::utils::{OutputPresentationFeedback, send_frames_surface_tree};
-use smithay::input::pointer::CursorImageStatus;
 use smithay::reexports::calloop::channel::{self, Channel};
 use smithay::reexports::calloop::generic::Generic;
 use smithay::reexports::calloop::ping;
 use smithay::reexports::calloop::timer::{TimeoutAction, Timer};
 use smithay::reexports::calloop::{EventLoop, Interest, Mode as TriggerMode, PostAction};
-use smithay::reexports::wayland_protocols::wp::presentation_time::server::wp_presentation_feedback;
 use smithay::reexports::wayland_server::Display;
-use smithay::reexports::wayland_server::ListeningSocket;
-use smithay::wayland::presentation::Refresh;
 use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -248,10 +248,7 @@ pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChanne
         ),
         mailbox: mailbox.clone(),
         presented: 0,
-        next_render: Instant::now() + state.mode.frame_interval(),
-        callbacks_at: Some(Instant::now()),
-        callbacks_sent: None,
-        client_time: Duration::ZERO,
+        clock: FrameClock::new(Instant::now(), state.mode.frame_interval()),
     }));
     let feedback = frames.borrow().renderer.engine().dmabuf_feedback();
     if let Some(feedback) = feedback {
@@ -260,14 +257,13 @@ pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChanne
         state.dmabuf.import = Some(Box::new(move |d| import_frames.try_borrow_mut().is_ok_and(|mut f| f.renderer.import_dmabuf(d))));
         tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
     }
-    // Pacing: render at the output's refresh on a timer. Frame callbacks go out not right
-    // after a render but as late as the client's measured drawing time allows, so what it
-    // draws is fresh when the next render picks it up (the idea of sway's max_render_time).
+    // Pacing (`frame_clock`): renders on a timer at the output's refresh, frame callbacks as
+    // late as the clients' measured drawing time allows; commits measure that time.
     let (ping, ping_source) = ping::make_ping().context("commit ping")?;
     state.render_ping = Some(ping);
     let ping_frames = Rc::clone(&frames);
     handle
-        .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().committed())
+        .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().clock.committed(Instant::now()))
         .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
     let returned_frames = Rc::clone(&frames);
     handle
@@ -339,170 +335,4 @@ pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChanne
     o.direct_us = std::mem::take(&mut stats.direct_us);
     o.idle_us = std::mem::take(&mut stats.idle_us);
     Ok(o)
-}
-
-/// Margin between a client's expected commit and the render that should pick it up.
-const COMMIT_MARGIN: Duration = Duration::from_millis(2);
-
-/// The renderer and the sink thread, driven by the frame timer.
-struct FrameOutput {
-    renderer: Renderer,
-    mailbox: Mailbox,
-    presented: u64,
-    next_render: Instant,
-    /// When to send this cycle's frame callbacks (`None`: sent).
-    callbacks_at: Option<Instant>,
-    /// When the last callbacks went out, until the first commit after them.
-    callbacks_sent: Option<Instant>,
-    /// How long clients take from frame callback to commit (rises fast, decays slowly).
-    client_time: Duration,
-}
-
-impl FrameOutput {
-    /// Runs whatever is due; returns when to wake next.
-    fn wake(&mut self, state: &mut State) -> Instant {
-        let now = Instant::now();
-        if self.callbacks_due(now, state) {
-            self.send_callbacks(state);
-        }
-        if self.next_render <= now {
-            self.render(state);
-            let interval = state.mode.frame_interval();
-            self.next_render += interval;
-            if self.next_render <= now {
-                // Fell behind (a slow frame): skip ahead instead of bursting to catch up.
-                self.next_render = now + interval;
-            }
-            let lead = (self.client_time + COMMIT_MARGIN).min(interval);
-            self.callbacks_at = Some(self.next_render - lead);
-            if self.callbacks_due(now, state) {
-                self.send_callbacks(state);
-            }
-        }
-        match self.callbacks_at {
-            Some(at) if at > now || !self.renderer.backlogged(state) => at.min(self.next_render),
-            _ => self.next_render, // held callbacks go when a buffer comes back (`returned`)
-        }
-    }
-
-    /// This cycle's callbacks are due, and a client that double-buffers has a buffer free to
-    /// draw into: none of its older ones is still with the consumer (the direct path).
-    fn callbacks_due(&self, now: Instant, state: &State) -> bool {
-        self.callbacks_at.is_some_and(|at| at <= now) && !self.renderer.backlogged(state)
-    }
-
-    /// The consumer gave a client's buffer back: send callbacks held for it, and the
-    /// buffer's release.
-    fn returned(&mut self, state: &mut State) {
-        if self.callbacks_due(Instant::now(), state) {
-            self.send_callbacks(state);
-        }
-        let _ = state.dh.flush_clients();
-    }
-
-    /// A surface committed: the first commit after the callbacks measures the clients.
-    fn committed(&mut self) {
-        if let Some(sent) = self.callbacks_sent.take() {
-            let sample = sent.elapsed();
-            self.client_time = if sample > self.client_time { sample } else { (self.client_time * 15 + sample) / 16 };
-        }
-    }
-
-    fn render(&mut self, state: &mut State) {
-        if state.mode_changed {
-            self.renderer.resize(state);
-            state.mode_changed = false;
-        }
-        if std::mem::take(&mut state.redraw) {
-            self.renderer.redraw(state);
-        }
-        state.update_keyboard_focus();
-        let now = state.clock.now();
-        let output = state.output.clone();
-        let (wants, surfaces) = (self.mailbox.wants(), self.mailbox.surfaces());
-        match self.renderer.render(state, wants, surfaces) {
-            Ok(Some(frame)) => {
-                let mut feedback = OutputPresentationFeedback::new(&output);
-                for w in state.space.elements() {
-                    w.take_presentation_feedback(
-                        &mut feedback,
-                        |_, _| Some(output.clone()),
-                        |_, _| wp_presentation_feedback::Kind::empty(),
-                    );
-                }
-                self.presented += 1;
-                feedback.presented(
-                    now,
-                    Refresh::fixed(state.mode.frame_interval()),
-                    self.presented,
-                    wp_presentation_feedback::Kind::empty(),
-                );
-                self.mailbox.offer(frame);
-            }
-            Ok(None) => {}
-            Err(e) => tracing::error!("render: {e}"),
-        }
-        state.space.refresh();
-        state.popups.cleanup();
-    }
-
-    /// One frame callback per surface per refresh: this is that refresh's.
-    fn send_callbacks(&mut self, state: &mut State) {
-        self.callbacks_at = None;
-        self.callbacks_sent = Some(Instant::now());
-        let now = state.clock.now();
-        let output = state.output.clone();
-        let throttle = Some(Duration::ZERO);
-        for w in state.space.elements() {
-            w.send_frame(&output, now, throttle, |_, _| Some(output.clone()));
-        }
-        for layer in layer_map_for_output(&output).layers() {
-            layer.send_frame(&output, now, throttle, |_, _| Some(output.clone()));
-        }
-        if let CursorImageStatus::Surface(s) = &state.cursor {
-            send_frames_surface_tree(s, &output, now, throttle, |_, _| Some(output.clone()));
-        }
-        // Xwayland waits for frame callbacks on its surfaces like any client.
-        state.xwayland.resolve(&state.dh);
-        for (wl, _, _) in state.xwayland.visible() {
-            send_frames_surface_tree(wl, &output, now, throttle, |_, _| Some(output.clone()));
-        }
-        let _ = state.dh.flush_clients();
-    }
-}
-
-/// `XDG_RUNTIME_DIR`, or a private directory made for it (unset on many servers).
-fn runtime_dir() -> anyhow::Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        return Ok(dir.into());
-    }
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
-    let uid = nix::unistd::getuid();
-    let dir = std::env::temp_dir().join(format!("punktfunk-runtime-{uid}"));
-    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("creating {}", dir.display())),
-    }
-    let meta = std::fs::metadata(&dir)?;
-    anyhow::ensure!(
-        meta.uid() == uid.as_raw() && meta.permissions().mode() & 0o077 == 0,
-        "{} is not a private directory of this user",
-        dir.display()
-    );
-    Ok(dir)
-}
-
-fn bind_socket(dir: &std::path::Path, name: Option<&str>) -> anyhow::Result<(ListeningSocket, String)> {
-    if let Some(name) = name {
-        let s = ListeningSocket::bind_absolute(dir.join(name)).with_context(|| format!("binding wayland socket {name}"))?;
-        return Ok((s, name.to_string()));
-    }
-    for n in 1..=64 {
-        let name = format!("punktfunk-{n}");
-        if let Ok(s) = ListeningSocket::bind_absolute(dir.join(&name)) {
-            return Ok((s, name));
-        }
-    }
-    anyhow::bail!("no free wayland socket name in {}", dir.display())
 }
