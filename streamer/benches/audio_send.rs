@@ -124,7 +124,7 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
     let host = UdpSocket::bind("127.0.0.1:0").unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     let params = AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(([7; 16], 1)), ping_payload: None };
-    let sender = audio::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo).unwrap();
+    let sender = audio::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo, None).unwrap();
     client.send_to(b"PING", host.local_addr().unwrap()).unwrap();
     let drain = client.try_clone().unwrap();
     drain.set_read_timeout(Some(Duration::from_secs(1))).unwrap();
@@ -139,7 +139,7 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
     let (cpu0, t0) = (cpu_time(), Instant::now());
     std::thread::sleep(Duration::from_secs(10));
     let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
-    let stats = sender.stop();
+    let (stats, _) = sender.stop();
     let _ = app.kill();
     let _ = app.wait();
     let datagrams = received.join().unwrap();

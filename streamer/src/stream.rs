@@ -9,12 +9,14 @@ use crate::audio::playout::Playout;
 use crate::audio::sender::{AudioSender, Wire};
 use crate::encode::SessionEncoder;
 use crate::gamestream;
+use crate::gamestream::audio::AudioParams;
 use crate::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
 use crate::peer::Peer;
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
+use punktfunk_core::gamestream::audio::AudioPosition;
 use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
 use punktfunk_frame::{Mailbox, SinkThread, SourceCommand, SourceControl};
 use std::io::BufReader;
@@ -222,10 +224,17 @@ fn read_commands(
 ) {
     let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
-    let mut sender: Option<AudioSender> = None;
-    let mut stop_audio = |sender: &mut Option<AudioSender>| {
-        if let Some(s) = sender.take() {
-            let stats = s.stop();
+    // The running sender, with the GameStream parameters it started with; where the last
+    // GameStream sender stopped, for one started again for the same stream (a repeated PLAY:
+    // the sequence numbers, which make the AES-CBC IVs, go on instead of starting over).
+    let mut sender: Option<(AudioSender, Option<AudioParams>)> = None;
+    let mut resume: Option<(AudioParams, AudioPosition)> = None;
+    let mut stop_audio = |sender: &mut Option<(AudioSender, Option<AudioParams>)>, resume: &mut Option<(AudioParams, AudioPosition)>| {
+        if let Some((s, params)) = sender.take() {
+            let (stats, position) = s.stop();
+            if let (Some(params), Some(position)) = (params, position) {
+                *resume = Some((params, position));
+            }
             tracing::info!(
                 packets = stats.packets,
                 silent = stats.silent,
@@ -258,7 +267,7 @@ fn read_commands(
             Command::StartNative(p) => {
                 // Video, sound and microphone share the client's address on the data plane.
                 let peer = Peer::default();
-                stop_audio(&mut sender);
+                stop_audio(&mut sender, &mut resume);
                 if let Some(a) = &audio {
                     let wire = Wire::Native(AudioSealer::new(&p.key, KIND_SOUND));
                     let started = native.try_clone().and_then(|socket| {
@@ -273,7 +282,7 @@ fn read_commands(
                         )
                     });
                     match started {
-                        Ok(s) => sender = Some(s),
+                        Ok(s) => sender = Some((s, None)),
                         Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
                     }
                 }
@@ -287,21 +296,25 @@ fn read_commands(
                 let _ = video.send(VideoCommand::SetBitrate(bps));
             }
             Command::StartAudio(params) => {
-                stop_audio(&mut sender);
+                stop_audio(&mut sender, &mut resume);
                 let Some(a) = &audio else {
                     tracing::warn!("the client asked for audio, but this session has none");
                     continue;
                 };
+                let at = resume
+                    .take()
+                    .filter(|(last, _)| last.key == params.key && last.ping_payload == params.ping_payload)
+                    .map(|(_, position)| position);
                 let started = a
                     .socket
                     .try_clone()
-                    .and_then(|socket| gamestream::audio::start(params, socket, a.session.subscribe(), a.session.channels()));
+                    .and_then(|socket| gamestream::audio::start(params.clone(), socket, a.session.subscribe(), a.session.channels(), at));
                 match started {
-                    Ok(s) => sender = Some(s),
+                    Ok(s) => sender = Some((s, Some(params))),
                     Err(e) => tracing::error!("audio: {e}; the stream goes on without sound"),
                 }
             }
-            Command::StopAudio => stop_audio(&mut sender),
+            Command::StopAudio => stop_audio(&mut sender, &mut resume),
             Command::Input(e) => {
                 source.send(SourceCommand::Input(e));
             }
@@ -318,7 +331,7 @@ fn read_commands(
             Command::Stop => break,
         }
     }
-    stop_audio(&mut sender);
+    stop_audio(&mut sender, &mut resume);
     source.close();
 }
 

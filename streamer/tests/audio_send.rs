@@ -1,7 +1,8 @@
 //! The GameStream audio sender over loopback UDP, fed like the session's sink would feed it:
 //! nothing goes out before the client pings; sound arrives as encrypted RTP the core's
 //! depacketizer and an Opus decoder turn back into the tone; silence stops the packets after
-//! the hangover, at a FEC block boundary; sound brings them back.
+//! the hangover, at a FEC block boundary; sound brings them back. A sender started again for
+//! the same stream goes on with its sequence numbers (the AES-CBC IVs are made from them).
 
 use punktfunk_core::gamestream::audio::{AudioDepacketizer, AudioEvent};
 use punktfunk_streamer::audio::layout::Channels;
@@ -58,7 +59,7 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let queue = Arc::new(PcmQueue::new(1024));
     let params =
         AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(KEY), ping_payload: Some(PAYLOAD.into()) };
-    let sender = audio::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51).unwrap();
+    let sender = audio::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, None).unwrap();
 
     // Before any ping there is nobody to send to.
     for n in 0..20 {
@@ -119,8 +120,38 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
         "sound reopens the gate"
     );
 
-    let stats = sender.stop();
+    let (stats, _) = sender.stop();
     assert_eq!(stats.packets, 400 + quiet_data as u64 + 40);
     assert_eq!(stats.silent, 400 - quiet_data as u64);
     assert!(stats.capture_to_send_us_p99 > 0);
+}
+
+/// The RTP sequence numbers of the data datagrams (payload type 97) among `datagrams`.
+fn data_seqs(datagrams: &[Vec<u8>]) -> Vec<u16> {
+    datagrams.iter().filter(|d| d[1] == 97).map(|d| u16::from_be_bytes([d[2], d[3]])).collect()
+}
+
+#[test]
+fn a_sender_started_again_for_the_same_stream_goes_on_with_its_sequence() {
+    let host = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(host.local_addr().unwrap()).unwrap();
+    let params =
+        AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(KEY), ping_payload: Some(PAYLOAD.into()) };
+    let mut ping = PAYLOAD.as_bytes().to_vec();
+    ping.extend_from_slice(&1u32.to_be_bytes());
+    let run = |resume, from: usize| {
+        let queue = Arc::new(PcmQueue::new(1024));
+        let sender = audio::start(params.clone(), host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, resume).unwrap();
+        client.send(&ping).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let sent = exchange(&queue, &client, (from..from + 10).map(|n| cycle(n, 440.0)));
+        let (_, position) = sender.stop();
+        (data_seqs(&sent), position.expect("a GameStream sender says where it stopped"))
+    };
+    let (first, stopped) = run(None, 0);
+    assert_eq!(first, (0..10).collect::<Vec<u16>>());
+    assert_eq!(stopped.seq, 10);
+    let (second, _) = run(Some(stopped), 10);
+    assert_eq!(second, (10..20).collect::<Vec<u16>>(), "the sequence, and with it the IV, goes on");
 }

@@ -42,6 +42,15 @@ fn rtp_header(out: &mut [u8], pt: u8, seq: u16, ts: u32) {
     out[4..8].copy_from_slice(&ts.to_be_bytes());
 }
 
+/// Where an audio packetizer's counters stand. The RTP sequence number is also what the
+/// AES-CBC IV is made from: a packetizer resumed here under the same key goes on with the
+/// next one instead of starting again at zero.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AudioPosition {
+    pub seq: u16,
+    pub timestamp: u32,
+}
+
 /// Turns Opus packets into audio datagrams, adding two FEC datagrams after every fourth.
 pub struct AudioPacketizer {
     cipher: Option<AudioCipher>,
@@ -71,6 +80,17 @@ impl AudioPacketizer {
             out: vec![0; MAX_DATAGRAM],
             stats: Stats::default(),
         }
+    }
+
+    /// A packetizer that goes on from `position` (the same stream's audio started again).
+    /// A block it resumes in the middle of goes out without parity.
+    pub fn resume(packet_ms: u32, key: Option<([u8; 16], u32)>, position: AudioPosition) -> Self {
+        Self { seq: position.seq, timestamp: position.timestamp, ..Self::new(packet_ms, key) }
+    }
+
+    /// Its counters now, for [`AudioPacketizer::resume`].
+    pub fn position(&self) -> AudioPosition {
+        AudioPosition { seq: self.seq, timestamp: self.timestamp }
     }
 
     /// Whether the next packet starts a FEC block (a sender pausing for silence stops here).

@@ -9,7 +9,7 @@ use super::layout::{Channels, OpusLayout, remix};
 use super::queue::{PcmQueue, Pop};
 use crate::latency::LatencySamples;
 use crate::peer::Peer;
-use punktfunk_core::gamestream::audio::AudioPacketizer;
+use punktfunk_core::gamestream::audio::{AudioPacketizer, AudioPosition};
 use punktfunk_core::native::audio::AudioSealer;
 pub use punktfunk_core::stream::AudioStats;
 use std::net::UdpSocket;
@@ -35,6 +35,14 @@ impl Wire {
         }
     }
 
+    /// Where a GameStream packetizer stopped (punktfunk/1 keys every start afresh).
+    fn position(&self) -> Option<AudioPosition> {
+        match self {
+            Self::GameStream(p) => Some(p.position()),
+            Self::Native(_) => None,
+        }
+    }
+
     /// Hands the packet's datagrams to `send`; false if the packet could not be framed.
     fn send(&mut self, opus: &[u8], captured: Instant, mut send: impl FnMut(&[u8])) -> bool {
         match self {
@@ -53,7 +61,7 @@ const HANGOVER: Duration = Duration::from_millis(200);
 pub struct AudioSender {
     stop: Arc<AtomicBool>,
     pcm: Arc<PcmQueue>,
-    thread: Option<JoinHandle<AudioStats>>,
+    thread: Option<JoinHandle<(AudioStats, Wire)>>,
 }
 
 impl AudioSender {
@@ -82,17 +90,21 @@ impl AudioSender {
         Arc::clone(&self.stop)
     }
 
-    /// Stops the sender and returns the stream's figures.
-    pub fn stop(mut self) -> AudioStats {
+    /// Stops the sender; returns the stream's figures and, for GameStream, where its
+    /// packetizer stopped (for a sender that goes on under the same key).
+    pub fn stop(mut self) -> (AudioStats, Option<AudioPosition>) {
         self.halt()
     }
 
-    fn halt(&mut self) -> AudioStats {
+    fn halt(&mut self) -> (AudioStats, Option<AudioPosition>) {
         self.stop.store(true, Ordering::Relaxed);
         self.pcm.close();
-        let mut stats = self.thread.take().and_then(|t| t.join().ok()).unwrap_or_default();
+        let (mut stats, position) = match self.thread.take().and_then(|t| t.join().ok()) {
+            Some((stats, wire)) => (stats, wire.position()),
+            None => (AudioStats::default(), None),
+        };
         stats.dropped_chunks = self.pcm.dropped();
-        stats
+        (stats, position)
     }
 }
 
@@ -110,7 +122,7 @@ fn send_loop(
     pcm: &PcmQueue,
     (source, target): (Channels, Channels),
     peer: &Peer,
-) -> AudioStats {
+) -> (AudioStats, Wire) {
     let mut framer = Framer::new(encoder.frame_samples());
     let mut gate = SilenceGate::new(HANGOVER.as_millis() as u32 / packet_ms.max(1));
     let (mut stats, mut latency, mut remixed) = (AudioStats::default(), LatencySamples::default(), Vec::new());
@@ -145,5 +157,5 @@ fn send_loop(
         });
     }
     (stats.capture_to_send_us_p50, stats.capture_to_send_us_p99) = latency.take();
-    stats
+    (stats, wire)
 }

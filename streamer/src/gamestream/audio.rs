@@ -7,17 +7,28 @@ use crate::audio::layout::{Channels, OpusLayout};
 use crate::audio::queue::PcmQueue;
 use crate::audio::sender::{AudioSender, Wire};
 use crate::peer::Peer;
-use punktfunk_core::gamestream::audio::AudioPacketizer;
+use punktfunk_core::gamestream::audio::{AudioPacketizer, AudioPosition};
 use std::net::UdpSocket;
 use std::sync::Arc;
 
 pub use punktfunk_core::stream::{AudioParams, AudioStats};
 
 /// Starts the GameStream audio sender, with a thread latching the client's address from its
-/// audio pings (core/GAMESTREAM.md §9.1).
-pub fn start(params: AudioParams, socket: UdpSocket, pcm: Arc<PcmQueue>, source: Channels) -> std::io::Result<AudioSender> {
+/// audio pings (core/GAMESTREAM.md §9.1); from `resume` when the same stream's audio starts
+/// again (its sequence numbers, and so its IVs, go on).
+pub fn start(
+    params: AudioParams,
+    socket: UdpSocket,
+    pcm: Arc<PcmQueue>,
+    source: Channels,
+    resume: Option<AudioPosition>,
+) -> std::io::Result<AudioSender> {
     let peer = Peer::default();
-    let wire = Wire::GameStream(Box::new(AudioPacketizer::new(params.packet_ms, params.key)));
+    let packetizer = match resume {
+        Some(at) => AudioPacketizer::resume(params.packet_ms, params.key, at),
+        None => AudioPacketizer::new(params.packet_ms, params.key),
+    };
+    let wire = Wire::GameStream(Box::new(packetizer));
     let layout = OpusLayout::new(params.channels, params.high_quality);
     let sender = AudioSender::start(layout, params.packet_ms, wire, socket.try_clone()?, peer.clone(), pcm, source)?;
     let stop = sender.stop_flag();
