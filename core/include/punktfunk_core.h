@@ -12,7 +12,7 @@
 /**
  * Bumped on any incompatible change to this ABI.
  */
-#define PF_ABI_VERSION 2
+#define PF_ABI_VERSION 3
 
 #define PF_OK 0
 
@@ -147,7 +147,8 @@ typedef struct PfBytes {
 } PfBytes;
 
 /**
- * What a stream needs to run, from the host's `Started`.
+ * What a stream needs to run: the host's `Started`, field for field (the conversion below
+ * names every field, so one added to `Started` does not build until it is here too).
  */
 typedef struct PfStarted {
   /**
@@ -169,6 +170,14 @@ typedef struct PfStarted {
   uint32_t width;
   uint32_t height;
   uint32_t fps;
+  /**
+   * The video is 10-bit (HEVC Main10, AV1).
+   */
+  bool ten_bit;
+  /**
+   * The video is 4:4:4.
+   */
+  bool yuv444;
 } PfStarted;
 
 /**

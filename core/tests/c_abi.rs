@@ -161,7 +161,7 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
         width: 1920,
         height: 1080,
         fps: 120,
-        ten_bit: false,
+        ten_bit: true,
         yuv444: false,
     }));
 

@@ -6,7 +6,7 @@
 
 use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK, PfBytes, guard, handle, read_sized, release, slice, text};
 use crate::control::client::{ClientControl, ClientEvent, ControlError};
-use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest};
+use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest, Started};
 use crate::input::InputEvent;
 use core::ffi::c_char;
 use std::ffi::CString;
@@ -38,7 +38,8 @@ pub const PF_INPUT_TOUCH_DOWN: u32 = 7;
 pub const PF_INPUT_TOUCH_MOTION: u32 = 8;
 pub const PF_INPUT_TOUCH_UP: u32 = 9;
 
-/// What a stream needs to run, from the host's `Started`.
+/// What a stream needs to run: the host's `Started`, field for field (the conversion below
+/// names every field, so one added to `Started` does not build until it is here too).
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct PfStarted {
@@ -55,6 +56,17 @@ pub struct PfStarted {
     pub width: u32,
     pub height: u32,
     pub fps: u32,
+    /// The video is 10-bit (HEVC Main10, AV1).
+    pub ten_bit: bool,
+    /// The video is 4:4:4.
+    pub yuv444: bool,
+}
+
+impl From<&Started> for PfStarted {
+    fn from(s: &Started) -> Self {
+        let Started { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444 } = *s;
+        Self { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444 }
+    }
 }
 
 /// One control event. Which fields mean something depends on `kind`.
@@ -236,18 +248,7 @@ pub unsafe extern "C" fn punktfunk_control_poll_event(h: *mut PfControl, out: *m
                 ClientEvent::Ended { reason } => (e.kind, e.text) = (PF_CONTROL_ENDED, say(reason)),
                 ClientEvent::Started(s) => {
                     e.kind = PF_CONTROL_STARTED;
-                    e.started = PfStarted {
-                        data_port: s.data_port,
-                        token: s.token,
-                        key: s.key,
-                        mic_key: s.mic_key,
-                        shard_len: s.shard_len,
-                        fec_percent: s.fec_percent,
-                        max_frame_len: s.max_frame_len,
-                        width: s.width,
-                        height: s.height,
-                        fps: s.fps,
-                    };
+                    e.started = PfStarted::from(&s);
                 }
                 ClientEvent::Reconfigured(r) => {
                     e.kind = PF_CONTROL_RECONFIGURED;

@@ -17,7 +17,8 @@ pub mod stream;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 /// Bumped on any incompatible change to this ABI.
-pub const PF_ABI_VERSION: u32 = 2;
+// 3: `PfStarted` (inside `PfControlEvent`) carries `ten_bit` and `yuv444`.
+pub const PF_ABI_VERSION: u32 = 3;
 
 pub const PF_OK: i32 = 0;
 pub const PF_ERR_NULL: i32 = -1;

@@ -75,7 +75,7 @@ int main(void) {
     fprintf(stderr, "clock offset %lld us over %llu us\n", (long long)e.clock_offset_us, (unsigned long long)e.rtt_us);
     CHECK(e.clock_offset_us > 4000000 && e.clock_offset_us < 6000000);
     e = next_event(c);
-    CHECK(e.kind == PF_CONTROL_STARTED && e.started.data_port == 48101 && e.started.token == 77 && e.started.width == 1920 && e.started.key[0] == 9 && e.started.mic_key[15] == 10);
+    CHECK(e.kind == PF_CONTROL_STARTED && e.started.data_port == 48101 && e.started.token == 77 && e.started.width == 1920 && e.started.key[0] == 9 && e.started.mic_key[15] == 10 && e.started.ten_bit && !e.started.yuv444);
 
     /* The data-plane hello, sealed with the start's microphone key. */
     PfSealer *hellos = punktfunk_hello_sealer_new(e.started.mic_key);
