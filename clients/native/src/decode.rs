@@ -4,7 +4,7 @@
 
 use ffmpeg::ffi;
 use ffmpeg_next as ffmpeg;
-use punktfunk_streamer::encode::select::{nvidia_driver, render_node};
+use punktfunk_frame::gpu::{nvidia_driver, render_node};
 
 pub struct Picture {
     pub width: u32,

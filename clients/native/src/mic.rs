@@ -3,10 +3,10 @@
 //! address its video goes to). The samples come from a PipeWire recording stream (the
 //! default input, or a named source), or from a sine for checks without a microphone.
 
+use punktfunk_core::channels::Channels;
 use punktfunk_core::native::audio::{AudioSealer, KIND_MIC};
 use punktfunk_net::monotonic_us;
-use punktfunk_streamer::audio::layout::Channels;
-use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
+use punktfunk_sound::node::{Io, NodeSpec, VirtualNode};
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,9 +1,9 @@
 //! Plays the stream's sound: a PipeWire output stream (to the default output, like any
 //! player) fed from a short playout buffer the receiver fills.
 
-use punktfunk_streamer::audio::layout::Channels;
-use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
-use punktfunk_streamer::audio::playout::Playout;
+use punktfunk_core::channels::Channels;
+use punktfunk_sound::node::{Io, NodeSpec, VirtualNode};
+use punktfunk_sound::playout::Playout;
 use std::sync::Arc;
 
 pub struct Player {

@@ -1,7 +1,8 @@
 //! Frames that never leave the GPU: an encoder that can (VAAPI) allocates the surfaces it
 //! encodes from and lends them out as dmabufs, one per plane; the compositor draws each frame
 //! straight into a free one and hands that back as the frame. No read-back, no upload.
-//! Also where a GPU's render node is (the compositor and the encoder must use the same one).
+//! Also where a GPU's render node is (the compositor and the encoder must use the same one),
+//! and whether NVIDIA's driver is installed (NVENC, and NVDEC in the client).
 
 use punktfunk_core::colour::Colour;
 use std::os::fd::OwnedFd;
@@ -113,6 +114,20 @@ pub fn render_node_of(path: &Path) -> Option<PathBuf> {
     let name =
         std::fs::read_dir(drm).ok()?.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).find(|n| n.starts_with("renderD"))?;
     Some(PathBuf::from("/dev/dri").join(name))
+}
+
+/// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
+/// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).
+pub fn nvidia_driver() -> Result<(), String> {
+    let found = [
+        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
+        "/usr/lib64/libcuda.so.1",
+        "/usr/lib/libcuda.so.1",
+        "/usr/lib/aarch64-linux-gnu/libcuda.so.1",
+    ]
+    .iter()
+    .any(|p| Path::new(p).exists());
+    if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
 }
 
 #[cfg(test)]

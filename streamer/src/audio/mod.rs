@@ -6,8 +6,6 @@
 
 pub mod encoder;
 pub mod framer;
-pub mod node;
-pub mod playout;
 pub mod queue;
 pub mod sender;
 pub mod session;
@@ -15,4 +13,6 @@ pub mod session;
 /// The channel layouts and their Opus shapes are core's (the daemon negotiates them).
 pub use punktfunk_core::channels as layout;
 pub use punktfunk_core::channels::Channels;
+/// The PipeWire nodes and the Opus playout buffer are shared with the native client.
+pub use punktfunk_sound::{node, playout};
 pub use session::{SessionAudio, pipewire_reachable};

@@ -24,21 +24,7 @@ impl std::str::FromStr for Choice {
     }
 }
 
-pub use punktfunk_frame::gpu::{render_node, render_node_of};
-
-/// Whether NVIDIA's driver is installed. FFmpeg loads libcuda when a device opens; looking
-/// first keeps the log quiet on machines without one (NVENC here, NVDEC in the client).
-pub fn nvidia_driver() -> Result<(), String> {
-    let found = [
-        "/usr/lib/x86_64-linux-gnu/libcuda.so.1",
-        "/usr/lib64/libcuda.so.1",
-        "/usr/lib/libcuda.so.1",
-        "/usr/lib/aarch64-linux-gnu/libcuda.so.1",
-    ]
-    .iter()
-    .any(|p| std::path::Path::new(p).exists());
-    if found { Ok(()) } else { Err("no NVIDIA driver (libcuda.so.1 not found)".into()) }
-}
+pub use punktfunk_frame::gpu::{nvidia_driver, render_node, render_node_of};
 
 /// Whether the backend's driver is there at all, before trying to open it.
 fn precheck(backend: Backend) -> Result<(), String> {

@@ -3,7 +3,7 @@
 //! the client), on the client the stream's sound. An empty buffer plays silence; a buffer
 //! that grows past [`MAX_BUFFERED`] (the far clock running fast) loses its oldest samples.
 
-use super::layout::RATE;
+use punktfunk_core::channels::RATE;
 use std::collections::VecDeque;
 use std::sync::Mutex;
 

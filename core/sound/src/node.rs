@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::layout::{Channels, RATE};
+use punktfunk_core::channels::{Channels, RATE};
 
 /// Takes a cycle's captured samples.
 pub type CaptureFn = Box<dyn FnMut(&[f32]) + Send>;
