@@ -1,9 +1,10 @@
-//! `punktfunk-stream --mode 1920x1080@60 [--record FILE.h264] -- command …`
-//!
-//! Runs one headless streaming session; exits with the session command's exit code.
+//! `punktfunk-stream --mode 1920x1080@60 [--record FILE.h264] -- command …` (`--help` lists
+//! the rest): runs one headless streaming session; exits with the session command's exit
+//! code.
 
 use anyhow::Context;
-use punktfunk_compositor::{Config, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
+use clap::Parser;
+use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
 use punktfunk_streamer::audio::{Channels, SessionAudio, pipewire_reachable};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::stream::{Audio, CONTROL_QUEUE, Sockets, Stream};
@@ -12,7 +13,77 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-const USAGE: &str = "usage: punktfunk-stream --mode WxH@HZ | --probe [--socket NAME] [--record FILE.h264|.hevc|.obu] [--encoder auto|software|nvenc|vaapi] [--bitrate BPS] [--raw-output FILE] [--no-cursor] [--no-direct] [--renderer auto|pixman|gles] [--convert auto|gpu|cpu] [--gpu /dev/dri/renderDN] [--no-xwayland] [--keyboard-layout LAYOUT] [--ipc-fd N --video-fd N --native-fd N [--audio-fd N] [--audio-channels 2|6|8]] [-- COMMAND ARGS...]";
+/// One headless streaming session: a compositor at the client's exact mode feeding the
+/// stream pipeline. The daemon runs one per stream (with `--ipc-fd` and the media sockets);
+/// by hand it records a session (`--record`) or writes its raw frames.
+#[derive(Parser)]
+#[command(name = "punktfunk-stream", version)]
+struct Args {
+    /// The output's mode, WIDTHxHEIGHT@HZ (e.g. 1920x1080@60 or 2560x1440@59.94).
+    #[arg(long, required_unless_present = "probe")]
+    mode: Option<Mode>,
+    /// Say what the encoders can do here (JSON on stdout, for the daemon) and exit.
+    #[arg(long)]
+    probe: bool,
+    /// The Wayland socket's name in the runtime directory (a free punktfunk-N otherwise).
+    #[arg(long)]
+    socket: Option<String>,
+    /// Record the session to FILE: H.264, HEVC (.hevc) or AV1 (.obu).
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
+    /// Which encoder: auto, software, nvenc or vaapi.
+    #[arg(long, default_value = "auto")]
+    encoder: Choice,
+    /// The recording's bitrate, bits per second.
+    #[arg(long, default_value_t = 20_000_000)]
+    bitrate: u64,
+    /// Write every frame's raw BGRX pixels to FILE.
+    #[arg(long, value_name = "FILE")]
+    raw_output: Option<PathBuf>,
+    /// Leave the client's cursor out of the frames.
+    #[arg(long)]
+    no_cursor: bool,
+    /// Composite even a fullscreen client's buffer (no direct path).
+    #[arg(long)]
+    no_direct: bool,
+    /// What composites: auto, pixman or gles.
+    #[arg(long, default_value = "auto")]
+    renderer: EngineChoice,
+    /// Where frames become the encoder's YUV: auto, gpu or cpu.
+    #[arg(long, default_value = "auto")]
+    convert: ConvertChoice,
+    /// The GPU to render (and encode with VAAPI) on, as a DRM node.
+    #[arg(long, value_name = "/dev/dri/renderDN")]
+    gpu: Option<PathBuf>,
+    /// No Xwayland (X11 apps do not start).
+    #[arg(long)]
+    no_xwayland: bool,
+    /// The keyboard layout (XKB), e.g. de.
+    #[arg(long)]
+    keyboard_layout: Option<String>,
+    /// The daemon's command socket (with the media sockets: a stream for the daemon).
+    #[arg(long, requires_all = ["video_fd", "native_fd"])]
+    ipc_fd: Option<i32>,
+    /// GameStream's video socket.
+    #[arg(long, requires = "ipc_fd")]
+    video_fd: Option<i32>,
+    /// The punktfunk/1 data-plane socket.
+    #[arg(long, requires = "ipc_fd")]
+    native_fd: Option<i32>,
+    /// GameStream's audio socket (the session gets sound).
+    #[arg(long, requires = "ipc_fd")]
+    audio_fd: Option<i32>,
+    /// The session sink's channels: 2, 6 or 8.
+    #[arg(long, default_value = "2", value_parser = channels)]
+    audio_channels: Channels,
+    /// The session command and its arguments.
+    #[arg(last = true)]
+    command: Vec<OsString>,
+}
+
+fn channels(count: &str) -> Result<Channels, String> {
+    count.parse().ok().and_then(Channels::from_count).ok_or_else(|| "2, 6 or 8".into())
+}
 
 /// How long a session's start waits for its audio nodes (so its apps find them).
 const AUDIO_READY: Duration = Duration::from_secs(2);
@@ -23,61 +94,20 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let mut args = std::env::args_os().skip(1);
-    let mut mode: Option<Mode> = None;
-    let mut config = Config::new(Mode::new(1280, 720, 60.0)?);
-    let mut raw_output: Option<PathBuf> = None;
-    let mut record: Option<PathBuf> = None;
-    // Say what the encoders can do here (JSON on stdout, for the daemon) and exit.
-    let mut probe = false;
-    let mut bitrate: u64 = 20_000_000;
-    let mut encoder = Choice::Auto;
-    let (mut ipc_fd, mut video_fd, mut native_fd, mut audio_fd): (Option<i32>, Option<i32>, Option<i32>, Option<i32>) =
-        (None, None, None, None);
-    let mut audio_channels = Channels::Stereo;
-    let text = |v: Option<OsString>, flag: &str| -> anyhow::Result<String> {
-        v.and_then(|s| s.into_string().ok()).with_context(|| format!("{flag} needs a value\n{USAGE}"))
-    };
-    while let Some(arg) = args.next() {
-        match arg.to_str() {
-            Some("--mode") => mode = Some(text(args.next(), "--mode")?.parse()?),
-            Some("--socket") => config.socket_name = Some(text(args.next(), "--socket")?),
-            Some("--raw-output") => raw_output = Some(PathBuf::from(args.next().context("--raw-output needs a file")?)),
-            Some("--probe") => probe = true,
-            Some("--record") => record = Some(PathBuf::from(args.next().context("--record needs a file")?)),
-            Some("--encoder") => encoder = text(args.next(), "--encoder")?.parse().map_err(anyhow::Error::msg)?,
-            Some("--bitrate") => bitrate = text(args.next(), "--bitrate")?.parse().context("--bitrate is in bits per second")?,
-            Some("--ipc-fd") => ipc_fd = Some(text(args.next(), "--ipc-fd")?.parse().context("--ipc-fd is a file descriptor")?),
-            Some("--video-fd") => video_fd = Some(text(args.next(), "--video-fd")?.parse().context("--video-fd is a file descriptor")?),
-            Some("--native-fd") => native_fd = Some(text(args.next(), "--native-fd")?.parse().context("--native-fd is a file descriptor")?),
-            Some("--audio-fd") => audio_fd = Some(text(args.next(), "--audio-fd")?.parse().context("--audio-fd is a file descriptor")?),
-            Some("--audio-channels") => {
-                audio_channels = text(args.next(), "--audio-channels")?
-                    .parse()
-                    .ok()
-                    .and_then(Channels::from_count)
-                    .context("--audio-channels is 2, 6 or 8")?
-            }
-            Some("--no-cursor") => config.show_cursor = false,
-            Some("--no-direct") => config.direct = false,
-            Some("--renderer") => config.renderer = text(args.next(), "--renderer")?.parse().map_err(anyhow::Error::msg)?,
-            Some("--convert") => config.convert = text(args.next(), "--convert")?.parse().map_err(anyhow::Error::msg)?,
-            Some("--gpu") => config.gpu = Some(PathBuf::from(args.next().context("--gpu needs a DRM node, e.g. /dev/dri/renderD128")?)),
-            Some("--no-xwayland") => config.xwayland = false,
-            Some("--keyboard-layout") => {
-                config.keyboard = KeyboardLayout { layout: text(args.next(), "--keyboard-layout")?, ..Default::default() }
-            }
-            Some("--") => {
-                config.command = args.by_ref().collect();
-                break;
-            }
-            Some("-h" | "--help") => {
-                println!("{USAGE}");
-                return Ok(());
-            }
-            _ => anyhow::bail!("unexpected argument {arg:?}\n{USAGE}"),
-        }
+    let args = Args::parse();
+    let mut config = Config::new(args.mode.unwrap_or(Mode::new(1280, 720, 60.0)?));
+    config.command = args.command;
+    config.socket_name = args.socket;
+    config.show_cursor = !args.no_cursor;
+    config.direct = !args.no_direct;
+    config.renderer = args.renderer;
+    config.convert = args.convert;
+    config.gpu = args.gpu;
+    config.xwayland = !args.no_xwayland;
+    if let Some(layout) = args.keyboard_layout {
+        config.keyboard = KeyboardLayout { layout, ..Default::default() };
     }
+    let (encoder, audio_channels) = (args.encoder, args.audio_channels);
     if let Some(gpu) = &config.gpu
         && std::env::var_os("PUNKTFUNK_VAAPI_DEVICE").is_none()
     {
@@ -88,17 +118,16 @@ fn main() -> anyhow::Result<()> {
         // environment concurrently.
         unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
     }
-    if probe {
+    if args.probe {
         println!("{}", serde_json::to_string(&punktfunk_streamer::encode::select::probe(encoder))?);
         return Ok(());
     }
-    config.mode = mode.with_context(|| format!("--mode is required\n{USAGE}"))?;
     config.handle_signals = true;
-    if let (Some(ipc), Some(video), Some(native)) = (ipc_fd, video_fd, native_fd) {
+    if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
         let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
-        let audio = match audio_fd {
+        let audio = match args.audio_fd {
             Some(fd) => {
                 let socket = std::net::UdpSocket::from(inherited(fd)?);
                 // Named after this process: unique among the sessions sharing a PipeWire.
@@ -126,11 +155,7 @@ fn main() -> anyhow::Result<()> {
         );
         std::process::exit(outcome.exit_code.unwrap_or(0));
     }
-    anyhow::ensure!(
-        ipc_fd.is_none() && video_fd.is_none() && native_fd.is_none() && audio_fd.is_none(),
-        "--ipc-fd, --video-fd and --native-fd go together (--audio-fd with them)"
-    );
-    let outcome = match (record, raw_output) {
+    let outcome = match (args.record, args.raw_output) {
         (Some(path), _) => {
             // AV1 as a low-overhead OBU stream (`.obu`, what FFmpeg's `obu` demuxer reads).
             let codec = match path.extension().and_then(|e| e.to_str()) {
@@ -138,7 +163,7 @@ fn main() -> anyhow::Result<()> {
                 Some("obu" | "av1") => Codec::Av1,
                 _ => Codec::H264,
             };
-            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, bitrate, encoder)
+            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, args.bitrate, encoder)
                 .with_context(|| format!("creating {}", path.display()))?;
             run(config, sink, None)?
         }
