@@ -2,6 +2,7 @@
 //! envelope with V2 IVs, and the message types a host acts on. Sans-IO: packet bytes in,
 //! [`Message`]s out; messages in, packet bytes out.
 
+use super::envelope::{self, Direction, iv};
 use super::input::{self, InputPacket};
 use crate::crypto::{Gcm, TAG_LEN};
 
@@ -57,14 +58,6 @@ pub struct ControlCipher {
     send_seq: u32,
 }
 
-fn iv(seq: u32, direction: u8) -> [u8; 12] {
-    let mut iv = [0u8; 12];
-    iv[..4].copy_from_slice(&seq.to_le_bytes());
-    iv[10] = direction;
-    iv[11] = b'C';
-    iv
-}
-
 impl ControlCipher {
     pub fn new(key: &[u8; 16]) -> Self {
         Self { gcm: Gcm::new(key), send_seq: 0 }
@@ -83,8 +76,7 @@ impl ControlCipher {
             return Err(ControlError::EnvelopeLength(len));
         }
         let seq = u32::from_le_bytes(packet[4..8].try_into().unwrap());
-        let mut inner = packet[ENVELOPE..].to_vec();
-        self.gcm.open(iv(seq, b'C'), &[], &mut inner, &packet[8..ENVELOPE]).map_err(|_| ControlError::Decrypt)?;
+        let mut inner = envelope::open(&self.gcm, iv(seq, Direction::Client, b'C'), packet, 8).ok_or(ControlError::Decrypt)?;
         let ty = u16::from_le_bytes([inner[0], inner[1]]);
         let plen = u16::from_le_bytes([inner[2], inner[3]]) as usize;
         if plen + 4 != inner.len() {
@@ -117,12 +109,12 @@ impl ControlCipher {
     pub fn seal(&mut self, ty: u16, payload: &[u8]) -> Vec<u8> {
         let seq = self.send_seq;
         self.send_seq = self.send_seq.wrapping_add(1);
-        seal_with(&self.gcm, seq, b'H', ty, payload)
+        seal_with(&self.gcm, seq, Direction::Host, ty, payload)
     }
 
     /// Seals like the client does, for tests and fuzzing.
     pub fn seal_as_client(&self, seq: u32, ty: u16, payload: &[u8]) -> Vec<u8> {
-        seal_with(&self.gcm, seq, b'C', ty, payload)
+        seal_with(&self.gcm, seq, Direction::Client, ty, payload)
     }
 
     /// The termination message for an app that exited normally.
@@ -162,7 +154,7 @@ impl ReplayWindow {
     }
 }
 
-fn seal_with(gcm: &Gcm, seq: u32, direction: u8, ty: u16, payload: &[u8]) -> Vec<u8> {
+fn seal_with(gcm: &Gcm, seq: u32, direction: Direction, ty: u16, payload: &[u8]) -> Vec<u8> {
     let inner = 4 + payload.len();
     let mut out = Vec::with_capacity(ENVELOPE + inner);
     out.extend_from_slice(&ENCRYPTED_TYPE.to_le_bytes());
@@ -172,8 +164,7 @@ fn seal_with(gcm: &Gcm, seq: u32, direction: u8, ty: u16, payload: &[u8]) -> Vec
     out.extend_from_slice(&ty.to_le_bytes());
     out.extend_from_slice(&(payload.len() as u16).to_le_bytes());
     out.extend_from_slice(payload);
-    let tag = gcm.seal(iv(seq, direction), &[], &mut out[ENVELOPE..]);
-    out[8..ENVELOPE].copy_from_slice(&tag);
+    envelope::seal(gcm, iv(seq, direction, b'C'), &mut out, 8);
     out
 }
 
@@ -226,7 +217,9 @@ mod tests {
         let t = c.termination();
         let opener = ControlCipher::new(&[1; 16]);
         let mut inner = t[ENVELOPE..].to_vec();
-        opener.gcm.open(iv(0, b'H'), &[], &mut inner, &t[8..ENVELOPE]).unwrap();
+        // The IV as documented: sequence 0 (LE), zeros, then 'H'ost and 'C'ontrol.
+        let iv = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'H', b'C'];
+        opener.gcm.open(iv, &[], &mut inner, &t[8..ENVELOPE]).unwrap();
         assert_eq!(inner, [0x09, 0x01, 4, 0, 0x80, 0x03, 0x00, 0x23]);
     }
 }

@@ -6,6 +6,7 @@
 pub mod annexb;
 pub mod audio;
 pub mod control;
+pub mod envelope;
 pub mod input;
 pub mod keymap;
 pub mod rtsp;

@@ -6,6 +6,7 @@
 //! Sans-IO: [`parse`] takes the bytes read so far and yields a request once whole; [`Response::to_bytes`] and
 //! [`seal`] produce the bytes to write.
 
+use super::envelope::{self, Direction, iv};
 use crate::crypto::{Gcm, TAG_LEN};
 
 /// Longest request head (request line + headers) accepted.
@@ -157,15 +158,6 @@ impl Response {
     }
 }
 
-/// `rtspenc://` framing (core/GAMESTREAM.md §5.8).
-fn iv(seq: u32, direction: u8) -> [u8; 12] {
-    let mut iv = [0u8; 12];
-    iv[..4].copy_from_slice(&seq.to_le_bytes());
-    iv[10] = direction;
-    iv[11] = b'R';
-    iv
-}
-
 /// Length of the sealed message whose first bytes are `buf`, once its header is in.
 pub fn sealed_len(buf: &[u8]) -> Result<Option<usize>, RtspError> {
     if buf.len() < 4 {
@@ -189,29 +181,28 @@ pub fn open(gcm: &Gcm, buf: &[u8]) -> Result<Vec<u8>, RtspError> {
         return Err(RtspError::NotSealed);
     }
     let seq = u32::from_be_bytes(buf[4..8].try_into().unwrap());
-    let mut plain = buf[SEALED_HEADER..].to_vec();
-    gcm.open(iv(seq, b'C'), &[], &mut plain, &buf[8..SEALED_HEADER]).map_err(|_| RtspError::Decrypt)?;
-    Ok(plain)
+    envelope::open(gcm, iv(seq, Direction::Client, b'R'), buf, 8).ok_or(RtspError::Decrypt)
 }
 
 /// Seals one host message.
 pub fn seal(gcm: &Gcm, seq: u32, plain: &[u8]) -> Vec<u8> {
-    seal_with(gcm, seq, b'H', plain)
+    seal_with(gcm, seq, Direction::Host, plain)
 }
 
 /// Seals like the client does, for tests and fuzzing.
 pub fn seal_as_client(gcm: &Gcm, seq: u32, plain: &[u8]) -> Vec<u8> {
-    seal_with(gcm, seq, b'C', plain)
+    seal_with(gcm, seq, Direction::Client, plain)
 }
 
-fn seal_with(gcm: &Gcm, seq: u32, direction: u8, plain: &[u8]) -> Vec<u8> {
+/// The `rtspenc://` framing (core/GAMESTREAM.md §5.8): length with the sealed flag, sequence
+/// number, tag, body.
+fn seal_with(gcm: &Gcm, seq: u32, direction: Direction, plain: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SEALED_HEADER + plain.len());
     out.extend_from_slice(&(SEALED_FLAG | plain.len() as u32).to_be_bytes());
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&[0; TAG_LEN]);
     out.extend_from_slice(plain);
-    let tag = gcm.seal(iv(seq, direction), &[], &mut out[SEALED_HEADER..]);
-    out[8..SEALED_HEADER].copy_from_slice(&tag);
+    envelope::seal(gcm, iv(seq, direction, b'R'), &mut out, 8);
     out
 }
 
