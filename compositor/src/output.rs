@@ -64,8 +64,10 @@ impl FrameOutput {
         let now = state.clock.now();
         let output = state.output.clone();
         let (wants, surfaces) = (self.mailbox.wants(), self.mailbox.surfaces());
+        let committed = state.last_commit.take();
         match self.renderer.render(state, wants, surfaces) {
-            Ok(Some(frame)) => {
+            Ok(Some(mut frame)) => {
+                frame.committed_at = committed.unwrap_or(frame.rendered_at);
                 let mut feedback = OutputPresentationFeedback::new(&output);
                 for w in state.space.elements() {
                     w.take_presentation_feedback(

@@ -77,6 +77,8 @@ pub struct State {
     pub app: Option<App>,
     /// Asks for a render as soon as one is due (on every commit).
     pub render_ping: Option<smithay::reexports::calloop::ping::Ping>,
+    /// The newest commit since the last render: the content the next frame shows.
+    pub last_commit: Option<std::time::Instant>,
 
     pub compositor: CompositorState,
     pub shm: ShmState,
@@ -156,6 +158,7 @@ impl State {
             xwayland: Xwayland::default(),
             app: None,
             render_ping: None,
+            last_commit: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,
             loop_handle,

@@ -80,7 +80,7 @@ pub struct VideoStats {
     pub datagrams: u64,
     pub data_datagrams: u64,
     pub unsent: u64,
-    /// Compositor frame ready → last datagram sent, in µs.
+    /// The app's commit of the frame's content → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,
 }

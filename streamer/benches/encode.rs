@@ -104,6 +104,7 @@ fn main() {
             pixels: converted.into(),
             damage: f.damage.clone(),
             rendered_at: f.rendered_at,
+            committed_at: f.committed_at,
         };
         let copy = timed(200, || {
             frame_rows_to_yuv(&g, c, Yuv::Nv12 { y: Plane { data: &mut y, stride: s }, uv: Plane { data: &mut uv, stride: s } }, 0..h)

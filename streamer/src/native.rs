@@ -103,15 +103,15 @@ impl NativeVideoSender {
             self.encoder.request_keyframe();
             return Ok(None);
         };
-        let (rendered_at, encoded) = (frame.rendered_at, self.encoder.encode(&frame)?);
+        let (committed_at, encoded) = (frame.committed_at, self.encoder.encode(&frame)?);
         // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
         drop(frame);
         let Some(encoded) = encoded else { return Ok(None) };
         let id = self.frame_id;
         self.frame_id = self.frame_id.wrapping_add(1);
-        // The frame's submit time on the machine-wide monotonic clock: when the compositor
-        // finished it, so the client's latency figure covers encoding too.
-        let timestamp_us = monotonic_us().saturating_sub(rendered_at.elapsed().as_micros() as u64);
+        // The frame's time on the machine-wide monotonic clock: when the app committed what
+        // it shows, so the client's latency figure covers compositing and encoding too.
+        let timestamp_us = monotonic_us().saturating_sub(committed_at.elapsed().as_micros() as u64);
         let data_datagrams = encoded.data.len().div_ceil(self.sender.config().shard_len).max(1);
         let datagrams = match self.sender.packetize(&NativeFrame { id, keyframe: encoded.keyframe, timestamp_us, data: &encoded.data }) {
             Ok(d) => d,
@@ -138,7 +138,7 @@ impl NativeVideoSender {
             data_datagrams,
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: rendered_at.elapsed(),
+            host_latency: committed_at.elapsed(),
         }))
     }
 }

@@ -38,6 +38,7 @@ fn synthetic(pool: &BufferPool, w: u32, h: u32, n: u64, noise: bool) -> Frame {
         pixels: buffer.into(),
         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
         rendered_at: Instant::now(),
+        committed_at: Instant::now(),
     }
 }
 
@@ -224,6 +225,7 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
                         pixels: buffer.into(),
                         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
                         rendered_at: Instant::now(),
+                        committed_at: Instant::now(),
                     };
                     enc.encode(&f, n == 0).unwrap()
                 })
@@ -281,6 +283,7 @@ fn four_four_four_keeps_one_pixel_colour_detail() {
                     pixels: buffer.into(),
                     damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
                     rendered_at: Instant::now(),
+                    committed_at: Instant::now(),
                 };
                 enc.encode(&f, n == 0).unwrap()
             })
@@ -311,6 +314,7 @@ fn converted(frame: &Frame, format: PixelFormat) -> Frame {
         pixels: buffer.into(),
         damage: frame.damage.clone(),
         rendered_at: frame.rendered_at,
+        committed_at: frame.committed_at,
     }
 }
 
@@ -371,6 +375,7 @@ fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
         pixels: Pixels::Gpu(surfaces.take().unwrap()),
         damage: Vec::new(),
         rendered_at: Instant::now(),
+        committed_at: Instant::now(),
     };
     let mut bare = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
     assert!(bare.surfaces().is_none(), "x264 lends no surfaces");

@@ -27,7 +27,7 @@ pub struct Stats {
     pub datagrams: u64,
     pub datagrams_invalid: u64,
     pub keyframe_requests: u64,
-    /// Host compositor frame ready → frame reassembled here, µs, through the clock offset
+    /// The app's commit on the host → frame reassembled here, µs, through the clock offset
     /// the control connection measures (frames before the first answer are not counted).
     pub latency_us_p50: u64,
     pub latency_us_p99: u64,

@@ -21,6 +21,10 @@ struct Seen {
     /// Pixels that are not the band's colour just right of and below `POINTER`.
     near_pointer: usize,
     at_us: u64,
+    /// When the app committed what the frame shows (wall clock, µs), and how long before
+    /// the render that was.
+    committed_us: u64,
+    commit_to_render: Duration,
 }
 
 /// The band's colour: red and blue differ, so a renderer swapping them is caught.
@@ -89,7 +93,10 @@ fn pattern_as(
             direct: matches!(f.pixels, Pixels::Shared(_)),
             near_pointer,
             at_us: now_us(),
+            committed_us: now_us() - f.committed_at.elapsed().as_micros() as u64,
+            commit_to_render: f.rendered_at.saturating_duration_since(f.committed_at),
         };
+        assert!(f.committed_at <= f.rendered_at, "a frame's content is committed before it is rendered");
         let _ = tx.send(seen);
         std::thread::sleep(sink_time);
         Ok(())
@@ -121,6 +128,14 @@ fn every_frame_reaches_the_sink_in_order_and_readable() {
     let mut lat: Vec<u64> = decoded.iter().map(|s| s.at_us.saturating_sub(s.pattern.unwrap().1)).collect();
     lat.sort_unstable();
     println!("client draw -> sink: median {} µs, max {} µs over {} frames", lat[lat.len() / 2], lat[lat.len() - 1], lat.len());
+    // Frames say when their content was committed: after the app drew it (1 ms for the
+    // clock conversion) and, for most frames, before the render that picked it up.
+    assert!(decoded.iter().all(|s| s.committed_us + 1000 >= s.pattern.unwrap().1), "a frame's commit comes after its draw");
+    let earlier = decoded.iter().filter(|s| !s.commit_to_render.is_zero()).count();
+    assert!(earlier * 2 > decoded.len(), "only {earlier} of {} frames were committed before their render", decoded.len());
+    let mut waits: Vec<Duration> = decoded.iter().map(|s| s.commit_to_render).collect();
+    waits.sort_unstable();
+    println!("commit -> render: median {:?}, max {:?}", waits[waits.len() / 2], waits[waits.len() - 1]);
 }
 
 #[test]

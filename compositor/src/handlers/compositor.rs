@@ -53,6 +53,7 @@ impl CompositorHandler for State {
             let _ = popup.send_configure();
         }
         self.commit_layer_surface(surface);
+        self.last_commit = Some(std::time::Instant::now());
         if let Some(ping) = &self.render_ping {
             ping.ping();
         }

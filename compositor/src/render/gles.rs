@@ -441,6 +441,7 @@ mod tests {
             pixels: buffer.into(),
             damage: vec![],
             rendered_at: std::time::Instant::now(),
+            committed_at: std::time::Instant::now(),
         };
         (texture, frame)
     }

@@ -394,6 +394,7 @@ impl Frames {
                 pixels,
                 damage,
                 rendered_at: Instant::now(),
+                committed_at: Instant::now(),
             }));
         }
         if std::mem::take(&mut self.passing) {
@@ -432,6 +433,7 @@ impl Frames {
             pixels: buffer.into(),
             damage: damage.iter().map(rect).collect(),
             rendered_at: Instant::now(),
+            committed_at: Instant::now(),
         }))
     }
 }
@@ -479,6 +481,7 @@ impl Frames {
             pixels: Pixels::Gpu(loan),
             damage,
             rendered_at: Instant::now(),
+            committed_at: Instant::now(),
         }))
     }
 }

@@ -59,8 +59,11 @@ pub struct Frame {
     /// What changed since the previous frame (the whole frame for the first one). Pixels
     /// outside it are unchanged: encoders convert only the damaged rows.
     pub damage: Vec<Rect>,
-    /// When rendering finished, for latency accounting.
+    /// When rendering finished.
     pub rendered_at: Instant,
+    /// When an app committed the newest content this frame shows (its render otherwise, a
+    /// frame redrawn with nothing new): where the latency the host reports starts.
+    pub committed_at: Instant,
 }
 
 impl Frame {
@@ -262,6 +265,7 @@ mod tests {
             pixels: Pixels::Shared(Box::new(Lent { bytes, broken })),
             damage: Vec::new(),
             rendered_at: Instant::now(),
+            committed_at: Instant::now(),
         }
     }
 

@@ -222,6 +222,7 @@ mod tests {
             pixels: pool.take().unwrap().into(),
             damage: vec![crate::frame::Rect { x: seq as i32, y: 0, width: 1, height: 1 }],
             rendered_at: Instant::now(),
+            committed_at: Instant::now(),
         }
     }
 

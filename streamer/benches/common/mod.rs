@@ -25,6 +25,7 @@ pub fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
         pixels: buffer.into(),
         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
         rendered_at: Instant::now(),
+        committed_at: Instant::now(),
     }
 }
 

@@ -239,6 +239,7 @@ mod tests {
             pixels: buffer.into(),
             damage,
             rendered_at: std::time::Instant::now(),
+            committed_at: std::time::Instant::now(),
         }
     }
 
@@ -288,6 +289,7 @@ mod tests {
             pixels: buffer.into(),
             damage: vec![],
             rendered_at: std::time::Instant::now(),
+            committed_at: std::time::Instant::now(),
         };
         let (mut y, mut u, mut v) = (vec![0u8; 16 * 8], vec![0u8; 8 * 4], vec![0u8; 8 * 4]);
         let out = |y: &mut Vec<u8>, u: &mut Vec<u8>, v: &mut Vec<u8>| {
@@ -341,6 +343,7 @@ mod tests {
             pixels: buffer.into(),
             damage: vec![],
             rendered_at: std::time::Instant::now(),
+            committed_at: std::time::Instant::now(),
         };
         let (n, c) = ((w * h) as usize, (w * h / 4) as usize);
         for (colour, kr, kb) in
@@ -402,6 +405,7 @@ mod tests {
             pixels: buffer.into(),
             damage: vec![],
             rendered_at: std::time::Instant::now(),
+            committed_at: std::time::Instant::now(),
         };
         let n = (w * h) as usize;
         // BT.709 limited: red is Cb 102 Cr 240, blue Cb 240 Cr 118.

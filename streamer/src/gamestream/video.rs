@@ -63,7 +63,7 @@ pub struct SentFrame {
     /// Datagrams the kernel refused to send (lost before the wire).
     pub unsent: usize,
     pub keyframe: bool,
-    /// Compositor frame ready → last datagram handed to the kernel.
+    /// The app's commit of the frame's content → last datagram handed to the kernel.
     pub host_latency: Duration,
 }
 
@@ -175,7 +175,7 @@ impl VideoSender {
             self.encoder.request_keyframe();
             return Ok(None);
         };
-        let (rendered_at, encoded) = (frame.rendered_at, self.encoder.encode(&frame)?);
+        let (rendered_at, committed_at, encoded) = (frame.rendered_at, frame.committed_at, self.encoder.encode(&frame)?);
         // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
         drop(frame);
         let Some(encoded) = encoded else {
@@ -184,7 +184,8 @@ impl VideoSender {
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let rtp_timestamp = (rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
-        let latency_100us = (rendered_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
+        // What Moonlight shows as the host's latency: from the app's commit, not the render.
+        let latency_100us = (committed_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
         // The client finds an H.264/HEVC key frame only if its slice starts in the first packet.
         let bitstream = match self.params.codec {
             Codec::H264 | Codec::Hevc if encoded.keyframe => without_sei(&encoded.data, self.params.codec == Codec::Hevc),
@@ -232,7 +233,7 @@ impl VideoSender {
             data_datagrams,
             unsent: (self.send_errors - errors_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: rendered_at.elapsed(),
+            host_latency: committed_at.elapsed(),
         }))
     }
 }
