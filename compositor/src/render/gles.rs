@@ -6,6 +6,7 @@
 //! BGRX otherwise. It is what GPU clients need (their dmabufs are imported, not copied
 //! through the CPU).
 
+use super::egl_display::{DisplaySource, OpenedDisplay, display_sources};
 use super::surfaces::Imported;
 use super::to_yuv::ToYuv;
 use super::{Compose, ConvertChoice, Overlay, RenderError};
@@ -15,9 +16,7 @@ use punktfunk_frame::gpu::{GpuLoan, GpuSurfaces};
 use punktfunk_frame::layout::{Layout, even_rows};
 use smithay::backend::allocator::Fourcc;
 use smithay::backend::allocator::dmabuf::Dmabuf;
-use smithay::backend::allocator::gbm::GbmDevice;
-use smithay::backend::drm::{DrmNode, NodeType};
-use smithay::backend::egl::{EGLContext, EGLDevice, EGLDisplay};
+use smithay::backend::egl::EGLContext;
 use smithay::backend::renderer::damage::OutputDamageTracker;
 use smithay::backend::renderer::gles::{Capability, GlesRenderer, GlesTexture};
 use smithay::backend::renderer::{Bind, ExportMem, ImportDma, ImportMem, Offscreen};
@@ -44,98 +43,8 @@ pub struct Gles {
     node: Option<PathBuf>,
 }
 
-fn fail(what: &str, e: impl std::fmt::Display) -> RenderError {
+pub(super) fn fail(what: &str, e: impl std::fmt::Display) -> RenderError {
     RenderError::Gles(format!("{what}: {e}"))
-}
-
-/// A way to a GPU's EGL display.
-enum Way {
-    /// Through GBM on a DRM node (render or primary).
-    Gbm(PathBuf),
-    /// EGL's own device (drivers without GBM; Mesa's software device).
-    Device(EGLDevice),
-}
-
-/// The ways to try, best first: the GPU at `gpu`, or else the first GPU among EGL's devices,
-/// through GBM on its node, then as the EGL device itself; then, with `software`, Mesa's
-/// software device.
-fn ways(gpu: Option<&Path>, software: bool) -> Result<Vec<Way>, RenderError> {
-    let devices: Vec<EGLDevice> = match EGLDevice::enumerate() {
-        Ok(devices) => devices.collect(),
-        Err(e) if gpu.is_some() => {
-            tracing::warn!("EGL devices: {e}");
-            Vec::new()
-        }
-        Err(e) => return Err(fail("EGL devices", e)),
-    };
-    let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
-    let rdev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.rdev());
-    let (node, device) = match gpu {
-        // The EGL device of the named GPU is the one on the same render node.
-        Some(path) => {
-            let render = DrmNode::from_path(path).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).and_then(|p| rdev(&p));
-            let device =
-                hardware.into_iter().find(|d| d.render_device_path().ok().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
-            (Some(path.to_path_buf()), device)
-        }
-        None => {
-            let device = hardware.into_iter().next();
-            (device.as_ref().and_then(|d| d.render_device_path().ok()), device)
-        }
-    };
-    let ways: Vec<Way> = node
-        .map(Way::Gbm)
-        .into_iter()
-        .chain(device.map(Way::Device))
-        .chain(soft.into_iter().next().filter(|_| software).map(Way::Device))
-        .collect();
-    match ways.is_empty() {
-        true => Err(RenderError::Gles("no GPU among the EGL devices".into())),
-        false => Ok(ways),
-    }
-}
-
-impl Way {
-    fn name(&self) -> String {
-        match self {
-            Way::Gbm(path) => path.display().to_string(),
-            Way::Device(d) if d.is_software() => "Mesa's software device".into(),
-            Way::Device(_) => "the GPU as an EGL device".into(),
-        }
-    }
-
-    /// The display, the GPU's render node (none for the software device), its name and
-    /// whether it is the software device.
-    fn open(self) -> Result<(EGLDisplay, Option<PathBuf>, String, bool), RenderError> {
-        match self {
-            Way::Gbm(path) => {
-                let at = |what: &str| format!("{what} {}", path.display());
-                let file = std::fs::OpenOptions::new().read(true).write(true).open(&path).map_err(|e| fail(&at("opening"), e))?;
-                let node = DrmNode::from_file(&file).map_err(|e| fail(&at("not a DRM device:"), e))?;
-                let render = node.dev_path_with_type(NodeType::Render).unwrap_or_else(|| path.clone());
-                // The file itself, not smithay's DrmDeviceFd: that one would try to become DRM
-                // master of the node, which a renderer has no business holding.
-                let gbm = GbmDevice::new(file).map_err(|e| fail(&at("GBM on"), e))?;
-                // SAFETY: the GBM device is new and moves into the display, which keeps it
-                // alive.
-                let display = unsafe { EGLDisplay::new(gbm) }.map_err(|e| fail(&at("EGL on"), e))?;
-                Ok((display, Some(render), path.display().to_string(), false))
-            }
-            Way::Device(device) => {
-                let soft = device.is_software();
-                let node = (!soft).then(|| device.render_device_path().ok()).flatten();
-                let name = match (&node, soft) {
-                    (_, true) => "Mesa's software device (llvmpipe)".to_string(),
-                    (Some(path), false) => format!("{} (EGL device)", path.display()),
-                    (None, false) => "a GPU without a render node".to_string(),
-                };
-                // SAFETY: the device came from EGL's own enumeration; the renderer keeps the
-                // display alive through its context.
-                let display = unsafe { EGLDisplay::new(device) }.map_err(|e| fail("EGL display", e))?;
-                Ok((display, node, name, soft))
-            }
-        }
-    }
 }
 
 impl Gles {
@@ -146,21 +55,21 @@ impl Gles {
         // smithay loads libEGL on first use and panics if it is missing: look first.
         // SAFETY: loading the system's libEGL runs only its own initialisers.
         unsafe { libloading::Library::new("libEGL.so.1") }.map_err(|e| fail("no libEGL", e))?;
-        let mut ways = ways(gpu, software)?.into_iter().peekable();
+        let mut sources = display_sources(gpu, software)?.into_iter().peekable();
         loop {
-            let way = ways.next().expect("ways() gives at least one");
-            match Self::on(way, convert) {
+            let source = sources.next().expect("display_sources() gives at least one");
+            match Self::on(source, convert) {
                 Ok(gles) => return Ok(gles),
                 // A driver without GBM, or one that cannot draw or read back there.
-                Err(e) if let Some(next) = ways.peek() => tracing::warn!("{e}: trying {} instead", next.name()),
+                Err(e) if let Some(next) = sources.peek() => tracing::warn!("{e}: trying {} instead", next.name()),
                 Err(e) => return Err(e),
             }
         }
     }
 
-    /// GLES on the display `way` leads to, proven on a first frame.
-    fn on(way: Way, convert: ConvertChoice) -> Result<Self, RenderError> {
-        let (display, node, name, soft) = way.open()?;
+    /// GLES on the display `source` opens, proven on a first frame.
+    fn on(source: DisplaySource, convert: ConvertChoice) -> Result<Self, RenderError> {
+        let OpenedDisplay { display, node, name, software: soft } = source.open()?;
         let context = EGLContext::new(&display).map_err(|e| fail("EGL context", e))?;
         // SAFETY: the context is new and used on this thread only.
         let renderer = unsafe { GlesRenderer::new(context) }.map_err(|e| fail("GLES renderer", e))?;
