@@ -110,7 +110,7 @@ mod tests {
             codec: Codec::Hevc,
             format: Format { colour: Colour { matrix: Matrix::Bt601, range: Range::Full }, ten_bit: true, yuv444: true },
             bitrate_bps: 10_000_000,
-            fps_mhz: 60_000,
+            refresh_mhz: 60_000,
             packet_size: 1392,
             fec_percent: 20,
             min_parity: 2,

@@ -60,7 +60,8 @@ pub struct VideoParams {
     /// From `encoderCscMode` and `dynamicRangeMode`.
     pub format: Format,
     pub bitrate_bps: u64,
-    pub fps_mhz: u32,
+    /// Frames a second in millihertz (59.94 Hz = 59940), like the output's refresh.
+    pub refresh_mhz: u32,
     pub packet_size: usize,
     pub fec_percent: u8,
     pub min_parity: u8,
@@ -120,7 +121,7 @@ pub struct NativeVideoParams {
     pub codec: Codec,
     pub format: Format,
     pub bitrate_bps: u64,
-    pub fps_mhz: u32,
+    pub refresh_mhz: u32,
     pub shard_len: u32,
     pub fec_percent: u16,
     pub max_frame_len: u32,

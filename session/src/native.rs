@@ -338,7 +338,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         format: Format { ten_bit: req.ten_bit, yuv444: req.yuv444, ..Format::default() },
         // The bitrate the client budgets also carries the FEC parity.
         bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
-        fps_mhz: req.fps * 1000,
+        refresh_mhz: req.fps * 1000,
         shard_len: req.shard_len,
         fec_percent: fec,
         max_frame_len: MAX_FRAME,

@@ -55,7 +55,7 @@ fn main() {
             codec: Codec::H264,
             format: Default::default(),
             bitrate_bps: kbps * 1000,
-            fps_mhz: 60_000,
+            refresh_mhz: 60_000,
             packet_size: 1360,
             fec_percent: 20,
             min_parity: 2,

@@ -26,4 +26,4 @@ pub use punktfunk_frame::{frame, gpu, sink};
 // The daemon ↔ stream messages are core's.
 pub use punktfunk_core::ipc;
 pub use record::RecordSink;
-pub use sink::{Asking, FrameSink, RawFileSink, SinkThread};
+pub use sink::{FrameSink, RawFileSink, SinkThread, SinkWithWants};

@@ -74,11 +74,11 @@ impl NativeVideoSender {
         if let Some(w) = socket.buffers().warning() {
             tracing::warn!("{w}");
         }
-        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.fps_mhz) / 1000.0));
+        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.refresh_mhz) / 1000.0));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
-            params.fps_mhz,
+            params.refresh_mhz,
             params.bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
@@ -168,7 +168,7 @@ mod tests {
             codec: Codec::H264,
             format: Format::default(),
             bitrate_bps: 1,
-            fps_mhz: 60_000,
+            refresh_mhz: 60_000,
             shard_len: 1400,
             fec_percent: 20,
             max_frame_len: 1 << 20,

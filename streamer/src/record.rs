@@ -20,8 +20,8 @@ pub struct RecordSink {
 }
 
 impl RecordSink {
-    pub fn create(path: &Path, codec: Codec, fps_mhz: u32, bitrate_bps: u64, choice: Choice) -> std::io::Result<Self> {
-        let encoder = SessionEncoder::new(codec, Format::default(), fps_mhz, bitrate_bps, choice, Arc::new(AtomicBool::new(true)));
+    pub fn create(path: &Path, codec: Codec, refresh_mhz: u32, bitrate_bps: u64, choice: Choice) -> std::io::Result<Self> {
+        let encoder = SessionEncoder::new(codec, Format::default(), refresh_mhz, bitrate_bps, choice, Arc::new(AtomicBool::new(true)));
         Ok(Self { out: BufWriter::new(File::create(path)?), encoder, frames: 0 })
     }
 }

@@ -146,7 +146,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         codec: Codec::H264,
         format: Format::default(),
         bitrate_bps: 4_000_000,
-        fps_mhz: 60_000,
+        refresh_mhz: 60_000,
         packet_size: PACKET_SIZE,
         fec_percent: 20,
         min_parity: 2,

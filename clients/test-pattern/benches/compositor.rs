@@ -7,7 +7,7 @@
 
 use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, Outcome, run};
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range, Yuv, bgrx_to_yuv};
-use punktfunk_streamer::{Asking, PixelFormat};
+use punktfunk_streamer::{PixelFormat, SinkWithWants};
 use std::time::{Duration, Instant};
 
 fn percentile(v: &mut [u32], p: f64) -> f64 {
@@ -65,7 +65,7 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
         Ok(())
     };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
-    let outcome = run(config, Asking { format: wants, surfaces: None, sink }, None).expect("session runs");
+    let outcome = run(config, SinkWithWants { format: wants, surfaces: None, sink }, None).expect("session runs");
     let (latency, cpu_convert) = std::mem::take(&mut *figures.lock().unwrap());
     Run { outcome, cpu: cpu_time() - cpu0, wall: wall0.elapsed(), latency, cpu_convert }
 }

@@ -7,7 +7,7 @@
 use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, Outcome, Pixels, control_channel, run};
 use punktfunk_streamer::convert::{Colour, Layout};
 use punktfunk_streamer::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DmabufPlane, GpuSurfaces};
-use punktfunk_streamer::{Asking, PixelFormat};
+use punktfunk_streamer::{PixelFormat, SinkWithWants};
 use punktfunk_test_pattern::decode;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
@@ -46,7 +46,7 @@ fn session<T: Send + 'static>(
         let _ = tx.send(look(&f));
         Ok(())
     };
-    let outcome = run(config, Asking { format: wants, surfaces, sink }, Some(control_rx)).unwrap();
+    let outcome = run(config, SinkWithWants { format: wants, surfaces, sink }, Some(control_rx)).unwrap();
     (outcome, rx.try_iter().collect())
 }
 

@@ -4,7 +4,7 @@
 use punktfunk_compositor::{Config, Control, ConvertChoice, EngineChoice, Frame, InputEvent, Outcome, Pixels, control_channel, run};
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range};
 use punktfunk_streamer::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DmabufPlane, GpuSurfaces};
-use punktfunk_streamer::{Asking, PixelFormat};
+use punktfunk_streamer::{PixelFormat, SinkWithWants};
 use punktfunk_test_pattern::decode;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -101,7 +101,7 @@ fn pattern_as(
         std::thread::sleep(sink_time);
         Ok(())
     };
-    let outcome = run(config, Asking { format: wants, surfaces, sink }, Some(control_rx)).unwrap();
+    let outcome = run(config, SinkWithWants { format: wants, surfaces, sink }, Some(control_rx)).unwrap();
     assert_eq!(outcome.exit_code, Some(0), "the client draws its {frames} frames and exits");
     (outcome, rx.try_iter().collect())
 }
@@ -284,7 +284,7 @@ fn no_cursor_trail(wants: PixelFormat) {
     let (control, control_rx) = control_channel();
     let (tx, rx) = mpsc::channel();
     // Nothing but the cursor is drawn (the session runs no client): count what is not black.
-    let sink = Asking {
+    let sink = SinkWithWants {
         format: wants,
         surfaces: None,
         sink: move |f: Frame| {

@@ -22,5 +22,5 @@ pub use frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer
 pub use punktfunk_core::colour::{Colour, Matrix, Range};
 pub use punktfunk_core::input::InputEvent;
 pub use punktfunk_core::mode::Mode;
-pub use sink::{Asking, FrameSink, Mailbox, RawFileSink, SinkThread};
+pub use sink::{FrameSink, Mailbox, RawFileSink, SinkThread, SinkWithWants};
 pub use source::{SourceCommand, SourceControl};

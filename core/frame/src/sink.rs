@@ -36,13 +36,13 @@ impl<F: FnMut(Frame) -> std::io::Result<()> + Send + 'static> FrameSink for F {
 
 /// `sink`, asking for frames in `format` or drawn into `surfaces` (tests and benchmarks
 /// stand in for an encoder so).
-pub struct Asking<S> {
+pub struct SinkWithWants<S> {
     pub format: PixelFormat,
     pub surfaces: Option<Arc<GpuSurfaces>>,
     pub sink: S,
 }
 
-impl<S: FrameSink> FrameSink for Asking<S> {
+impl<S: FrameSink> FrameSink for SinkWithWants<S> {
     fn consume(&mut self, frame: Frame) -> std::io::Result<()> {
         self.sink.consume(frame)
     }

@@ -131,7 +131,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                     codec: r.codec,
                     format: r.format(),
                     bitrate_bps: kbps * 1000 * 100 / (100 + u64::from(fec)),
-                    fps_mhz: r.fps * 1000,
+                    refresh_mhz: r.fps * 1000,
                     packet_size: r.packet_size,
                     fec_percent: fec,
                     min_parity: r.min_fec_packets,

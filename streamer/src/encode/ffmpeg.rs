@@ -92,13 +92,13 @@ impl FfmpegEncoder {
         video.set_width(config.width);
         video.set_height(config.height);
         video.set_format(pixel);
-        video.set_time_base((1000, config.fps_mhz as i32));
-        video.set_frame_rate(Some((config.fps_mhz as i32, 1000)));
+        video.set_time_base((1000, config.refresh_mhz as i32));
+        video.set_frame_rate(Some((config.refresh_mhz as i32, 1000)));
         video.set_max_b_frames(0);
         video.set_gop(u32::MAX >> 1);
         signal_colour(&mut video, colour, yuv444);
         video.set_threading(threading::Config { kind: threading::Type::Slice, count: config.threads, ..Default::default() });
-        set_rate(&mut video, config.bitrate_bps, config.fps_mhz);
+        set_rate(&mut video, config.bitrate_bps, config.refresh_mhz);
         let hw = match backend {
             Backend::Vaapi => {
                 let mut hw = HwFrames::vaapi(config.width, config.height, pixel)?;
@@ -305,8 +305,8 @@ fn planes(f: &mut frame::Video) -> Yuv<'_> {
 }
 
 /// CBR at `bps` with a VBV of about one frame, so a frame never bursts far past its share.
-fn set_rate(ctx: &mut ffmpeg_next::codec::context::Context, bps: u64, fps_mhz: u32) {
-    let frame_bits = bps.saturating_mul(1000) / u64::from(fps_mhz.max(1));
+fn set_rate(ctx: &mut ffmpeg_next::codec::context::Context, bps: u64, refresh_mhz: u32) {
+    let frame_bits = bps.saturating_mul(1000) / u64::from(refresh_mhz.max(1));
     // SAFETY: plain integer fields of an AVCodecContext we own (ffmpeg-next has no setter
     // for rc_buffer_size); libx264 picks changes up at the next frame (reconfig).
     unsafe {
@@ -360,7 +360,7 @@ impl VideoEncoder for FfmpegEncoder {
 
     fn set_bitrate(&mut self, bps: u64) {
         self.config.bitrate_bps = bps;
-        set_rate(&mut self.encoder, bps, self.config.fps_mhz);
+        set_rate(&mut self.encoder, bps, self.config.refresh_mhz);
     }
 
     fn config(&self) -> &EncoderConfig {

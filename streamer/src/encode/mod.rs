@@ -31,7 +31,7 @@ pub struct EncoderConfig {
     pub width: u32,
     pub height: u32,
     /// Frame rate in millihertz (59.94 Hz = 59940).
-    pub fps_mhz: u32,
+    pub refresh_mhz: u32,
     pub bitrate_bps: u64,
     pub format: Format,
     /// Encoder threads (FFmpeg's API default is 1).
@@ -41,9 +41,9 @@ pub struct EncoderConfig {
 }
 
 impl EncoderConfig {
-    pub fn new(codec: Codec, width: u32, height: u32, fps_mhz: u32, bitrate_bps: u64) -> Self {
+    pub fn new(codec: Codec, width: u32, height: u32, refresh_mhz: u32, bitrate_bps: u64) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-        Self { codec, width, height, fps_mhz, bitrate_bps, format: Format::default(), threads, intra_refresh: false }
+        Self { codec, width, height, refresh_mhz, bitrate_bps, format: Format::default(), threads, intra_refresh: false }
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub struct SessionEncoder {
     codec: Codec,
     format: Format,
-    fps_mhz: u32,
+    refresh_mhz: u32,
     bitrate_bps: u64,
     choice: Choice,
     encoder: Option<Box<dyn VideoEncoder>>,
@@ -19,8 +19,8 @@ pub struct SessionEncoder {
 }
 
 impl SessionEncoder {
-    pub fn new(codec: Codec, format: Format, fps_mhz: u32, bitrate_bps: u64, choice: Choice, idr: Arc<AtomicBool>) -> Self {
-        Self { codec, format, fps_mhz, bitrate_bps, choice, encoder: None, idr }
+    pub fn new(codec: Codec, format: Format, refresh_mhz: u32, bitrate_bps: u64, choice: Choice, idr: Arc<AtomicBool>) -> Self {
+        Self { codec, format, refresh_mhz, bitrate_bps, choice, encoder: None, idr }
     }
 
     /// The next frame will be a key frame.
@@ -53,7 +53,7 @@ impl SessionEncoder {
     pub fn encode(&mut self, frame: &Frame) -> Result<Option<EncodedFrame>, EncodeError> {
         let size = (frame.width, frame.height);
         if self.encoder.as_ref().is_none_or(|e| (e.config().width, e.config().height) != size) {
-            let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.fps_mhz, self.bitrate_bps);
+            let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.refresh_mhz, self.bitrate_bps);
             config.format = self.format;
             // Leave a core for the compositor and the sender.
             config.threads = config.threads.saturating_sub(1).max(1);

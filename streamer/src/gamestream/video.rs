@@ -135,12 +135,12 @@ impl VideoSender {
             Some(r) => VideoPacketizer::resume(config, r.packetizer)?,
             None => VideoPacketizer::new(config)?,
         };
-        let fps = f64::from(params.fps_mhz) / 1000.0;
+        let fps = f64::from(params.refresh_mhz) / 1000.0;
         let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
-            params.fps_mhz,
+            params.refresh_mhz,
             params.bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
