@@ -123,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     config.handle_signals = true;
-    if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
+    let outcome = if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
         let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
@@ -145,37 +145,30 @@ fn main() -> anyhow::Result<()> {
         stream.connect_source(control);
         let outcome = run_into(config, stream.mailbox(), Some(channel));
         stream.finish().context("stream")?;
-        let outcome = outcome?;
-        tracing::info!(
-            frames = outcome.frames,
-            dropped = outcome.dropped,
-            skipped = outcome.skipped,
-            converted = outcome.converted,
-            "stream session ended"
-        );
-        std::process::exit(outcome.exit_code.unwrap_or(0));
-    }
-    let outcome = match (args.record, args.raw_output) {
-        (Some(path), _) => {
-            // AV1 as a low-overhead OBU stream (`.obu`, what FFmpeg's `obu` demuxer reads).
-            let codec = match path.extension().and_then(|e| e.to_str()) {
-                Some("hevc" | "h265") => Codec::Hevc,
-                Some("obu" | "av1") => Codec::Av1,
-                _ => Codec::H264,
-            };
-            let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, args.bitrate, encoder)
-                .with_context(|| format!("creating {}", path.display()))?;
-            run(config, sink, None)?
+        outcome?
+    } else {
+        match (args.record, args.raw_output) {
+            (Some(path), _) => {
+                // AV1 as a low-overhead OBU stream (`.obu`, what FFmpeg's `obu` demuxer reads).
+                let codec = match path.extension().and_then(|e| e.to_str()) {
+                    Some("hevc" | "h265") => Codec::Hevc,
+                    Some("obu" | "av1") => Codec::Av1,
+                    _ => Codec::H264,
+                };
+                let sink = RecordSink::create(&path, codec, config.mode.refresh_mhz, args.bitrate, encoder)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                run(config, sink, None)?
+            }
+            (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
+            (None, None) => run(config, |_: Frame| Ok(()), None)?,
         }
-        (None, Some(path)) => run(config, RawFileSink::create(&path).with_context(|| format!("creating {}", path.display()))?, None)?,
-        (None, None) => run(config, |_: Frame| Ok(()), None)?,
     };
     tracing::info!(
         frames = outcome.frames,
         dropped = outcome.dropped,
         skipped = outcome.skipped,
         converted = outcome.converted,
-        "session ended"
+        "stream session ended"
     );
     std::process::exit(outcome.exit_code.unwrap_or(0));
 }
