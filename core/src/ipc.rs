@@ -4,6 +4,7 @@
 //! traffic only (a few messages per input event); frames never cross it.
 
 use crate::input::InputEvent;
+use crate::mode::Mode;
 use crate::stream::{AudioParams, AudioStats, NativeVideoParams, VideoParams, VideoStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
@@ -40,11 +41,7 @@ pub enum Command {
     StartAudio(AudioParams),
     StopAudio,
     /// Change the output's mode (a client resumed at another resolution or refresh).
-    SetMode {
-        width: u32,
-        height: u32,
-        fps: u32,
-    },
+    SetMode(Mode),
     Input(InputEvent),
     /// The client needs a key frame.
     RequestIdr,

@@ -24,6 +24,8 @@ pub mod ffi;
 pub mod gamestream;
 pub mod input;
 pub mod ipc;
+#[cfg(feature = "logging")]
+pub mod logging;
 pub mod mode;
 pub mod native;
 pub mod pacer;

@@ -4,7 +4,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Mode {
     pub width: u32,
     pub height: u32,
@@ -29,6 +29,11 @@ impl Mode {
         } else {
             Err(ModeError(self.to_string()))
         }
+    }
+
+    /// A mode at a whole-number refresh, as GameStream and punktfunk/1 negotiate it.
+    pub fn at_fps(width: u32, height: u32, fps: u32) -> Result<Self, ModeError> {
+        Self::new(width, height, f64::from(fps))
     }
 
     /// Time between frames.

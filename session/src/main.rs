@@ -69,10 +69,7 @@ enum ClientsCmd {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    punktfunk_core::logging::init();
     let cli = Cli::parse();
     let paths = Paths::from_env()?;
     match cli.command {

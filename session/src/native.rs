@@ -1,7 +1,8 @@
 //! punktfunk/1 on the host: the QUIC control server (quinn) beside the GameStream front
 //! end, sharing its paired clients, PIN desk and sessions. Each connection's first
-//! bidirectional stream carries core's control messages (`punktfunk_core::control`); video
-//! goes from the compositor over the data plane, never through here.
+//! bidirectional stream carries core's control protocol, whose rules live in core's
+//! sans-IO `HostControl`; this drives it with the stream's bytes and the host's answers.
+//! Video goes from the stream process over the data plane, never through here.
 
 use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
@@ -10,11 +11,10 @@ use crate::pin::{PIN_WAIT, PairOutcome};
 use crate::store::PairedClient;
 use crate::stream::{Busy, Launch};
 use anyhow::Context;
-use punktfunk_core::control::VERSION;
-use punktfunk_core::control::framing::{self, Reader};
-use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, StartRequest, Started};
-use punktfunk_core::control::pairing::HostPairing;
+use punktfunk_core::control::host::{HostControl, HostEvent};
+use punktfunk_core::control::messages::{Reconfigure, StartRequest, Started};
 use punktfunk_core::ipc::Command;
+use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::NativeVideoParams;
 use punktfunk_core::stream::{Codec, Format};
 use std::net::SocketAddr;
@@ -44,13 +44,12 @@ pub fn endpoint(host: &Host, socket: std::net::UdpSocket) -> anyhow::Result<quin
 
 /// Connections served at once; more are refused.
 const MAX_CONNECTIONS: usize = 64;
-/// How long a connection may take to open its stream and say hello.
-const HELLO_WAIT: Duration = Duration::from_secs(10);
-/// How long an unpaired connection may stay: long enough to pair (the PIN wait and the
-/// confirmation), not forever.
-const UNPAIRED_STAY: Duration = Duration::from_secs(150);
-/// How long the host waits for a client's pairing confirmation.
-const CONFIRM_WAIT: Duration = Duration::from_secs(15);
+/// How long a connection may take to open its control stream.
+const STREAM_WAIT: Duration = Duration::from_secs(10);
+/// How long a refused client gets to read the refusal.
+const LINGER: Duration = Duration::from_secs(2);
+/// How often a connection looks at its session (ended, taken over) and its pairing.
+const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn serve(host: Arc<Host>, endpoint: quinn::Endpoint) {
     while let Some(incoming) = endpoint.accept().await {
@@ -75,40 +74,6 @@ pub async fn serve(host: Arc<Host>, endpoint: quinn::Endpoint) {
     }
 }
 
-/// The connection's control stream.
-struct Control {
-    send: quinn::SendStream,
-    recv: quinn::RecvStream,
-    reader: Reader,
-}
-
-impl Control {
-    async fn say(&mut self, msg: &HostMessage) -> anyhow::Result<()> {
-        self.send.write_all(&framing::encode(msg)).await?;
-        Ok(())
-    }
-
-    /// The next message; `None` when the client closed the stream.
-    async fn next(&mut self) -> anyhow::Result<Option<ClientMessage>> {
-        let mut buf = [0u8; 4096];
-        loop {
-            if let Some(m) = self.reader.next_message()? {
-                return Ok(Some(m));
-            }
-            match self.recv.read(&mut buf).await? {
-                Some(n) => self.reader.push(&buf[..n]),
-                None => return Ok(None),
-            }
-        }
-    }
-
-    async fn refuse(&mut self, reason: &str) -> anyhow::Result<()> {
-        self.say(&HostMessage::Refused { reason: reason.into() }).await?;
-        let _ = self.send.finish();
-        anyhow::bail!("refused: {reason}")
-    }
-}
-
 /// Who is on the other end, by the certificate it proved it holds.
 struct Client {
     der: Vec<u8>,
@@ -127,119 +92,191 @@ fn sha256(der: &[u8]) -> [u8; 32] {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref().try_into().expect("32 bytes")
 }
 
+/// A pairing under way on this connection: the PIN desk's claim, held until it ends, and
+/// whoever gave the PIN, told how it ended.
+struct Pairing<'a> {
+    _claim: crate::pin::Waiting<'a>,
+    outcome: Option<tokio::sync::oneshot::Sender<PairOutcome>>,
+}
+
+impl Pairing<'_> {
+    fn report(&mut self, outcome: PairOutcome) {
+        if let Some(tx) = self.outcome.take() {
+            let _ = tx.send(outcome);
+        }
+    }
+}
+
+/// One connection: the QUIC stream's bytes through core's [`HostControl`], whose events
+/// this answers from the host's state.
 async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Result<()> {
     let conn = incoming.await?;
+    let ctl = HostControl::new(punktfunk_net::monotonic_us());
     let certs = conn
         .peer_identity()
         .and_then(|i| i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
         .context("no client certificate")?;
     let der = certs.first().context("no client certificate")?.to_vec();
-    let (send, recv) = tokio::time::timeout(HELLO_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
-    let mut ctl = Control { send, recv, reader: Reader::default() };
-    let mut client =
+    let (send, recv) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
+    let client =
         Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
-    let opened = std::time::Instant::now();
-    match tokio::time::timeout(HELLO_WAIT, ctl.next()).await.context("no hello in time")?? {
-        // The name reaches logs and the paired-client list: printable characters only.
-        Some(ClientMessage::Hello { version: VERSION, name }) => client.name = name.chars().filter(|c| !c.is_control()).take(64).collect(),
-        Some(ClientMessage::Hello { version, .. }) => return ctl.refuse(&format!("protocol version {version} is not {VERSION}")).await,
-        _ => anyhow::bail!("the client did not say hello"),
-    }
-    let paired = |host: &Host, c: &Client| host.clients.lock().unwrap().is_paired(&c.fingerprint);
-    if host.config.native_trust_on_first_use && !paired(host, &client) {
-        let device = format!("{} (trusted on first use)", client.device());
-        tracing::warn!(device, "pairing a punktfunk/1 client without a PIN (native_trust_on_first_use)");
-        remember(host, &client, &device).map_err(|e| anyhow::anyhow!("saving the client: {e}"))?;
-    }
-    ctl.say(&HostMessage::Welcome { version: VERSION, name: host.name.clone(), paired: paired(host, &client) }).await?;
-
-    // The session this connection streams from, once started: its id and this start's token.
-    let mut session: Option<(u64, u64)> = None;
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let result = loop {
-        let msg = tokio::select! {
-            m = ctl.next() => m,
-            _ = tick.tick() => {
-                if !paired(host, &client) && opened.elapsed() > UNPAIRED_STAY {
-                    break ctl.refuse("not paired").await;
-                }
-                if let Some((id, token)) = session {
-                    let owner = host.streams.with(|s| (s.id, s.native_owner));
-                    let reason = match owner {
-                        Some((i, Some(t))) if i == id && t == token => continue,
-                        Some((i, _)) if i == id => "another client took over the session",
-                        _ => "the session ended",
-                    };
-                    session = None;
-                    if let Err(e) = ctl.say(&HostMessage::Ended { reason: reason.into() }).await {
-                        break Err(e);
-                    }
-                }
-                continue;
-            }
-        };
-        let msg = match msg {
-            Ok(Some(m)) => m,
-            Ok(None) => break Ok(()),
-            Err(e) => break Err(e),
-        };
-        if !matches!(msg, ClientMessage::PairStart { .. }) && !paired(host, &client) {
-            break ctl.refuse("this client is not paired").await;
-        }
-        // What to answer; a failed write ends the connection through the clean-up below.
-        let answer = match msg {
-            ClientMessage::Hello { .. } => break Err(anyhow::anyhow!("a second hello")),
-            ClientMessage::PairStart { spake } => {
-                if let Err(e) = pair(host, &mut ctl, &client, &spake).await {
-                    break Err(e);
-                }
-                None
-            }
-            ClientMessage::PairConfirm { .. } => break Err(anyhow::anyhow!("a confirmation without a pairing")),
-            ClientMessage::Start(req) => match start(host, &client, &req).await {
-                Ok((id, started)) => {
-                    session = Some((id, started.token));
-                    Some(HostMessage::Started(started))
-                }
-                Err(reason) => break ctl.refuse(&reason).await,
-            },
-            ClientMessage::Reconfigure(r) => Some(HostMessage::Reconfigured(reconfigure(host, session, &r))),
-            ClientMessage::Input(e) => {
-                owned(host, session, |s| s.send(&Command::Input(e)));
-                None
-            }
-            ClientMessage::RequestKeyframe => {
-                owned(host, session, |s| s.send(&Command::RequestIdr));
-                None
-            }
-            ClientMessage::Stats(stats) => {
-                *host.streams.last_native.lock().unwrap() = Some(stats);
-                None
-            }
-            // The frames' timestamps are this clock (the compositor stamps them with it).
-            ClientMessage::Ping { client_us } => Some(HostMessage::Pong { client_us, host_us: punktfunk_net::monotonic_us() }),
-            ClientMessage::Stop => {
-                // Only the session this connection still steers.
-                if let Some((id, token)) = session.take()
-                    && owned(host, Some((id, token)), |_| ()).is_some()
-                {
-                    host.streams.cancel_if(id);
-                }
-                Some(HostMessage::Ended { reason: "stopped by the client".into() })
-            }
-        };
-        if let Some(answer) = answer
-            && let Err(e) = ctl.say(&answer).await
-        {
-            break Err(e);
-        }
-    };
+    let mut c = Connection { host, ctl, client, session: None, pairing: None };
+    let result = c.run(send, recv).await;
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
-    owned(host, session, |s| {
+    owned(host, c.session, |s| {
         s.send(&Command::StopVideo);
         s.send(&Command::StopAudio);
     });
     result
+}
+
+struct Connection<'a> {
+    host: &'a Arc<Host>,
+    ctl: HostControl,
+    client: Client,
+    /// The session this connection streams from, once started: its id and this start's token.
+    session: Option<(u64, u64)>,
+    pairing: Option<Pairing<'a>>,
+}
+
+impl<'a> Connection<'a> {
+    async fn run(&mut self, mut send: quinn::SendStream, mut recv: quinn::RecvStream) -> anyhow::Result<()> {
+        let mut check = tokio::time::interval(CHECK_EVERY);
+        let mut buf = [0u8; 4096];
+        loop {
+            while let Some(event) = self.ctl.poll_event() {
+                self.answer(event).await?;
+            }
+            send.write_all(&self.ctl.take_output()).await?;
+            if self.ctl.is_closed() {
+                // Dropping the connection discards what the client has not read yet: let the
+                // refusal arrive first (a client that stops reading is not waited for long).
+                let _ = send.finish();
+                let _ = tokio::time::timeout(LINGER, send.stopped()).await;
+                anyhow::bail!("closed by the host");
+            }
+            let deadline = self.ctl.poll_timeout().map(|t| Duration::from_micros(t.saturating_sub(punktfunk_net::monotonic_us())));
+            tokio::select! {
+                read = recv.read(&mut buf) => match read? {
+                    Some(n) => self.ctl.push(&buf[..n], punktfunk_net::monotonic_us())?,
+                    None => return Ok(()),
+                },
+                _ = check.tick() => self.check(),
+                () = tokio::time::sleep(deadline.unwrap_or(Duration::MAX)), if deadline.is_some() => {
+                    self.ctl.handle_timeout(punktfunk_net::monotonic_us());
+                }
+            }
+        }
+    }
+
+    fn is_paired(&self) -> bool {
+        self.host.clients.lock().unwrap().is_paired(&self.client.fingerprint)
+    }
+
+    /// The session ended or was taken over; the client was removed from the paired list.
+    fn check(&mut self) {
+        if let Some((id, token)) = self.session {
+            let reason = match self.host.streams.with(|s| (s.id, s.native_owner)) {
+                Some((i, Some(t))) if i == id && t == token => None,
+                Some((i, _)) if i == id => Some("another client took over the session"),
+                _ => Some("the session ended"),
+            };
+            if let Some(reason) = reason {
+                self.session = None;
+                self.ctl.ended(reason);
+            }
+        }
+        if self.ctl.is_paired() && !self.is_paired() {
+            // Removing a client ends its session (the API does): say so before refusing.
+            if self.session.take().is_some() {
+                self.ctl.ended("this client was removed from the host");
+            }
+            self.ctl.unpaired();
+        }
+    }
+
+    async fn answer(&mut self, event: HostEvent) -> anyhow::Result<()> {
+        let host = self.host;
+        match event {
+            HostEvent::Hello { name } => {
+                self.client.name = name;
+                if host.config.native_trust_on_first_use && !self.is_paired() {
+                    let device = format!("{} (trusted on first use)", self.client.device());
+                    tracing::warn!(device, "pairing a punktfunk/1 client without a PIN (native_trust_on_first_use)");
+                    remember(host, &self.client, &device).map_err(|e| anyhow::anyhow!("saving the client: {e}"))?;
+                }
+                self.ctl.welcome(&host.name, self.is_paired(), punktfunk_net::monotonic_us())?;
+            }
+            HostEvent::PairRequested => self.pair().await?,
+            HostEvent::PairConfirmed => {
+                let device = self.client.device();
+                let pairing = self.pairing.as_mut().context("a confirmation without a pairing")?;
+                match remember(host, &self.client, &device) {
+                    Ok(()) => {
+                        tracing::info!(device, "punktfunk/1 client paired");
+                        pairing.report(PairOutcome::Paired { client: device });
+                        self.ctl.paired()?;
+                    }
+                    Err(e) => {
+                        pairing.report(PairOutcome::Failed(format!("could not save the client: {e}")));
+                        self.ctl.refuse("the host could not save the pairing");
+                    }
+                }
+                self.pairing = None;
+            }
+            HostEvent::PairFailed { reason } => {
+                tracing::warn!(device = self.client.device(), "punktfunk/1 pairing failed: {reason}");
+                if let Some(mut pairing) = self.pairing.take() {
+                    pairing.report(PairOutcome::Failed(reason));
+                }
+            }
+            HostEvent::Refused { reason } => tracing::info!(device = self.client.device(), "punktfunk/1 client refused: {reason}"),
+            HostEvent::Start(req) => match start(host, &self.client, &req).await {
+                Ok((id, started)) => {
+                    self.session = Some((id, started.token));
+                    self.ctl.started(started);
+                }
+                Err(reason) => self.ctl.refuse(&reason),
+            },
+            HostEvent::Reconfigure(r) => self.ctl.reconfigured(reconfigure(host, self.session, &r)),
+            HostEvent::Input(e) => {
+                owned(host, self.session, |s| s.send(&Command::Input(e)));
+            }
+            HostEvent::RequestKeyframe => {
+                owned(host, self.session, |s| s.send(&Command::RequestIdr));
+            }
+            HostEvent::Stats(stats) => *host.streams.last_native.lock().unwrap() = Some(stats),
+            HostEvent::Stop => {
+                // Only the session this connection still steers.
+                if let Some((id, token)) = self.session.take()
+                    && owned(host, Some((id, token)), |_| ()).is_some()
+                {
+                    host.streams.cancel_if(id);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// PIN pairing: the client shows a PIN, the user enters it on the host (`punktfunk
+    /// pair`), SPAKE2 proves both sides know it and binds both certificates.
+    async fn pair(&mut self) -> anyhow::Result<()> {
+        let host: &'a Host = self.host;
+        let device = self.client.device();
+        let Some(claim) = host.claim_pin() else {
+            self.ctl.refuse("another pairing is in progress");
+            return Ok(());
+        };
+        tracing::info!(device, "punktfunk/1 pairing request: waiting for the PIN (punktfunk pair <PIN>)");
+        let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else {
+            self.ctl.refuse("no PIN was entered in time");
+            return Ok(());
+        };
+        self.pairing = Some(Pairing { _claim: claim, outcome });
+        let host_fp = sha256(host.identity.certificate().der());
+        self.ctl.pair_with_pin(&pin, &sha256(&self.client.der), &host_fp, punktfunk_net::monotonic_us())?;
+        Ok(())
+    }
 }
 
 /// Runs `f` on the session if this connection's start (`session`: id and token) is still the
@@ -247,46 +284,6 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
 fn owned<R>(host: &Host, session: Option<(u64, u64)>, f: impl FnOnce(&mut crate::stream::Stream) -> R) -> Option<R> {
     let (id, token) = session?;
     host.streams.with(|s| (s.id == id && s.native_owner == Some(token)).then(|| f(s))).flatten()
-}
-
-/// PIN pairing: the client shows a PIN, the user enters it on the host (`punktfunk pair`),
-/// SPAKE2 proves both sides know it and binds both certificates.
-async fn pair(host: &Host, ctl: &mut Control, client: &Client, spake: &[u8]) -> anyhow::Result<()> {
-    let device = client.device();
-    let Some(_waiting) = host.claim_pin() else { return ctl.refuse("another pairing is in progress").await };
-    tracing::info!(device, "punktfunk/1 pairing request: waiting for the PIN (punktfunk pair <PIN>)");
-    let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else { return ctl.refuse("no PIN was entered in time").await };
-    let report = |o: PairOutcome| {
-        if let Some(tx) = outcome {
-            let _ = tx.send(o);
-        }
-    };
-    let host_fp = sha256(host.identity.certificate().der());
-    let (pairing, reply, mac) = match HostPairing::respond(&pin, &sha256(&client.der), &host_fp, spake) {
-        Ok(r) => r,
-        Err(e) => {
-            report(PairOutcome::Failed(e.to_string()));
-            return ctl.refuse(&e.to_string()).await;
-        }
-    };
-    ctl.say(&HostMessage::PairReply { spake: reply, mac }).await?;
-    let confirmed = match tokio::time::timeout(CONFIRM_WAIT, ctl.next()).await {
-        Ok(Ok(Some(ClientMessage::PairConfirm { mac }))) => pairing.verify(&mac).map_err(|e| e.to_string()),
-        Err(_) => Err("the client did not confirm in time".into()),
-        _ => Err("the client gave up (a wrong PIN on its side)".into()),
-    };
-    if let Err(reason) = confirmed {
-        tracing::warn!(device, "punktfunk/1 pairing failed: {reason}");
-        report(PairOutcome::Failed(reason.clone()));
-        return ctl.refuse(&reason).await;
-    }
-    if let Err(e) = remember(host, client, &device) {
-        report(PairOutcome::Failed(format!("could not save the client: {e}")));
-        return ctl.refuse("the host could not save the pairing").await;
-    }
-    tracing::info!(device, "punktfunk/1 client paired");
-    report(PairOutcome::Paired { client: device });
-    ctl.say(&HostMessage::Paired).await
 }
 
 /// Stores the client as paired.
@@ -299,17 +296,16 @@ fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
 /// Launches the app (or resumes it at the new mode) and starts punktfunk/1 video from its
 /// compositor. The reason a start is refused goes to the client.
 async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<(u64, Started), String> {
-    req.validate()?;
     let wanted = host.config.apps().find(|(id, a)| a.title == req.app || (req.app.is_empty() && *id == 1)).map(|(id, a)| (id, a.clone()));
     let Some((app_id, app)) = wanted else { return Err(format!("no app called {:?}", req.app)) };
-    let mode = (req.width, req.height, req.fps);
+    let mode = Mode::at_fps(req.width, req.height, req.fps).map_err(|e| e.to_string())?;
     let running = host.streams.with(|s| {
         if s.launch.app_id != app_id {
             return None;
         }
-        if (s.launch.width, s.launch.height, s.launch.fps) != mode {
-            (s.launch.width, s.launch.height, s.launch.fps) = mode;
-            s.send(&Command::SetMode { width: req.width, height: req.height, fps: req.fps });
+        if s.launch.mode != mode {
+            s.launch.mode = mode;
+            s.send(&Command::SetMode(mode));
         }
         Some(s.id)
     });
@@ -396,9 +392,10 @@ fn reconfigure(host: &Host, session: Option<(u64, u64)>, r: &Reconfigure) -> Rec
         }
         if let Some((w, h, fps)) =
             r.mode.filter(|&(w, h, fps)| (16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps))
+            && let Ok(mode) = Mode::at_fps(w, h, fps)
         {
-            (s.launch.width, s.launch.height, s.launch.fps) = (w, h, fps);
-            s.send(&Command::SetMode { width: w, height: h, fps });
+            s.launch.mode = mode;
+            s.send(&Command::SetMode(mode));
             applied.mode = Some((w, h, fps));
         }
     });

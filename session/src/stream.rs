@@ -6,6 +6,7 @@ use crate::config::App;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::gamestream::sdp::StreamRequest;
 use punktfunk_core::ipc::{self, Command, Report};
+use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::AudioStats;
 use punktfunk_core::stream::VideoStats;
 use std::ffi::OsString;
@@ -22,9 +23,8 @@ use std::time::{Duration, Instant};
 #[derive(Clone, Debug)]
 pub struct Launch {
     pub app_id: u32,
-    pub width: u32,
-    pub height: u32,
-    pub fps: u32,
+    /// The output's mode: what the client asked for, last.
+    pub mode: Mode,
     pub key: [u8; 16],
     pub key_id: i32,
     pub client: IpAddr,
@@ -43,19 +43,10 @@ pub struct Launch {
 }
 
 impl Launch {
-    pub fn new(
-        app_id: u32,
-        (width, height, fps): (u32, u32, u32),
-        key: [u8; 16],
-        key_id: i32,
-        client: IpAddr,
-        fingerprint: String,
-    ) -> Self {
+    pub fn new(app_id: u32, mode: Mode, key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) -> Self {
         Self {
             app_id,
-            width,
-            height,
-            fps,
+            mode,
             key,
             key_id,
             client,
@@ -69,7 +60,7 @@ impl Launch {
 
     /// New keys from /resume for the same running session.
     pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) {
-        let fresh = Self::new(self.app_id, (self.width, self.height, self.fps), key, key_id, client, fingerprint);
+        let fresh = Self::new(self.app_id, self.mode, key, key_id, client, fingerprint);
         (self.key, self.key_id, self.client, self.fingerprint, self.ping_payload, self.connect_data) =
             (key, key_id, client, fresh.fingerprint, fresh.ping_payload, fresh.connect_data);
     }
@@ -343,7 +334,7 @@ impl Streams {
         let (video, native, audio) = (self.sockets.video.try_clone()?, self.sockets.native.try_clone()?, self.sockets.audio.try_clone()?);
         let mut cmd = std::process::Command::new(&self.compositor);
         cmd.arg("--mode")
-            .arg(format!("{}x{}@{}", launch.width, launch.height, launch.fps))
+            .arg(launch.mode.to_string())
             .arg("--encoder")
             .arg(&self.engines.encoder)
             .arg("--renderer")
@@ -436,7 +427,7 @@ mod tests {
     fn a_compositor_that_stops_reading_does_not_stall_the_daemon() {
         let (ours, _theirs) = UnixStream::pair().unwrap(); // never read
         ours.set_write_timeout(Some(Duration::from_millis(50))).unwrap();
-        let launch = Launch::new(1, (640, 480, 60), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
+        let launch = Launch::new(1, Mode::at_fps(640, 480, 60).unwrap(), [0; 16], 0, IpAddr::from([127, 0, 0, 1]), String::new());
         let mut stream = Stream {
             id: 1,
             launch,

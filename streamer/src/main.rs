@@ -89,11 +89,7 @@ fn channels(count: &str) -> Result<Channels, String> {
 const AUDIO_READY: Duration = Duration::from_secs(2);
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    punktfunk_core::logging::init();
     let args = Args::parse();
     let mut config = Config::new(args.mode.unwrap_or(Mode::new(1280, 720, 60.0)?));
     config.command = args.command;

@@ -318,12 +318,9 @@ fn read_commands(
             Command::Input(e) => {
                 source.send(SourceCommand::Input(e));
             }
-            Command::SetMode { width, height, fps } => match punktfunk_frame::Mode::new(width, height, f64::from(fps)) {
-                Ok(mode) => {
-                    source.send(SourceCommand::SetMode(mode));
-                }
-                Err(e) => tracing::warn!("daemon asked for a bad mode: {e}"),
-            },
+            Command::SetMode(mode) => {
+                source.send(SourceCommand::SetMode(mode));
+            }
             Command::RequestIdr => {
                 idr.store(true, Ordering::Relaxed);
                 source.send(SourceCommand::Redraw);

@@ -145,10 +145,7 @@ fn resolve(host: &str) -> anyhow::Result<SocketAddr> {
 }
 
 fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    punktfunk_core::logging::init();
     let cli = Cli::parse();
     let runtime = || tokio::runtime::Builder::new_current_thread().enable_all().build();
     match cli.command {

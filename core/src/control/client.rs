@@ -5,11 +5,11 @@
 //! QUIC on Apple and Android (through the C ABI). Pairing, message order and the clock
 //! offset live here so every client gets them right once.
 
-use super::VERSION;
 use super::clock::ClockSync;
-use super::framing::{self, FrameError, Reader};
+use super::framing::{self, Reader};
 use super::messages::{ClientMessage, HostMessage, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::ClientPairing;
+use super::{ControlError, VERSION};
 use crate::input::InputEvent;
 use std::collections::VecDeque;
 
@@ -43,16 +43,6 @@ pub enum ClientEvent {
         offset_us: i64,
         rtt_us: u64,
     },
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ControlError {
-    #[error(transparent)]
-    Framing(#[from] FrameError),
-    #[error("the host broke the protocol: {0}")]
-    Protocol(&'static str),
-    #[error("not now: {0}")]
-    State(&'static str),
 }
 
 enum State {

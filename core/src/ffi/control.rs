@@ -5,7 +5,8 @@
 //! offset are done inside.
 
 use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK, PfBytes, guard, handle, read_sized, release, slice, text};
-use crate::control::client::{ClientControl, ClientEvent, ControlError};
+use crate::control::ControlError;
+use crate::control::client::{ClientControl, ClientEvent};
 use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest, Started};
 use crate::input::InputEvent;
 use core::ffi::c_char;

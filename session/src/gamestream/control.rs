@@ -148,7 +148,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
                 cipher: ControlCipher::new(&s.launch.key),
                 verified: false,
                 replay: ReplayWindow::default(),
-                input: Translator::new((s.launch.width, s.launch.height)),
+                input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
                 pads: Gamepads::default(),
                 last_heard: Instant::now(),
             })

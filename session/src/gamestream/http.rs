@@ -16,6 +16,7 @@ use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use punktfunk_core::channels::Channels;
+use punktfunk_core::mode::Mode;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -316,10 +317,13 @@ async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn
 }
 
 /// `WxHxFPS`, within what a session can render.
-fn parse_mode(mode: &str) -> Option<(u32, u32, u32)> {
+fn parse_mode(mode: &str) -> Option<Mode> {
     let mut it = mode.split('x').map(|v| v.parse::<u32>().ok());
     let (Some(Some(w)), Some(Some(h)), Some(Some(fps)), None) = (it.next(), it.next(), it.next(), it.next()) else { return None };
-    ((16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps)).then_some((w, h, fps))
+    if !((16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps)) {
+        return None;
+    }
+    Mode::at_fps(w, h, fps).ok()
 }
 
 /// `rikey` (16 bytes hex) and `rikeyid` (a signed 32-bit integer; some clients send it unsigned).
@@ -401,7 +405,7 @@ mod tests {
 
     #[test]
     fn modes_and_keys() {
-        assert_eq!(parse_mode("1280x720x60"), Some((1280, 720, 60)));
+        assert_eq!(parse_mode("1280x720x60"), Some(Mode::at_fps(1280, 720, 60).unwrap()));
         assert_eq!(parse_mode("1280x720"), None);
         assert_eq!(parse_mode("1280x720x60x1"), None);
         assert_eq!(parse_mode("0x720x60"), None);

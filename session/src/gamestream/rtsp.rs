@@ -6,6 +6,7 @@ use punktfunk_core::crypto::Gcm;
 use punktfunk_core::gamestream::rtsp::{self, Request, Response, RtspError};
 use punktfunk_core::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
 use punktfunk_core::ipc::Command;
+use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::AudioParams;
 use punktfunk_core::stream::VideoParams;
 use std::sync::Arc;
@@ -110,10 +111,13 @@ fn respond(host: &Host, req: &Request) -> Response {
             tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, format = ?request.format(), kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
             match host.streams.with(|s| {
                 // A client resuming at another resolution or refresh gets an output to match.
-                let l = &mut s.launch;
-                if (request.width, request.height, request.fps) != (l.width, l.height, l.fps) {
-                    (l.width, l.height, l.fps) = (request.width, request.height, request.fps);
-                    s.send(&Command::SetMode { width: request.width, height: request.height, fps: request.fps });
+                match Mode::at_fps(request.width, request.height, request.fps) {
+                    Ok(mode) if mode != s.launch.mode => {
+                        s.launch.mode = mode;
+                        s.send(&Command::SetMode(mode));
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!("keeping the session's mode: {e}"),
                 }
                 s.request = Some(request);
             }) {
