@@ -15,6 +15,8 @@ mod output;
 mod render;
 mod socket;
 pub mod state;
+#[cfg(test)]
+mod tests;
 mod text;
 mod xwayland;
 
@@ -166,173 +168,207 @@ pub fn run(config: Config, sink: impl FrameSink, control: Option<ControlChannel>
 /// sink outlives it (the next source delivers to the same sink, so the client's stream goes
 /// on across the change).
 pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChannel>) -> anyhow::Result<Outcome> {
-    let mut event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
-    let display: Display<State> = Display::new().context("wayland display")?;
-    let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
-    let handle = event_loop.handle();
+    Compositor::new(&config, mailbox, control, Pacing::Timer)?.run()
+}
 
-    // Signals arrive through signal-hook's self-pipe on a small thread and are forwarded to
-    // the session's process group (not through signalfd: that needs the signals blocked,
-    // and a blocked mask is inherited by every child we start).
-    if config.handle_signals {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-        let (tx, rx) = channel::channel::<i32>();
-        let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("signal handlers")?;
-        std::thread::Builder::new().name("signals".into()).spawn(move || {
-            for sig in signals.forever() {
-                if tx.send(sig).is_err() {
-                    break;
+/// Who says when frames are rendered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Pacing {
+    /// A timer at the output's refresh (`frame_clock`).
+    Timer,
+    /// The caller, frame by frame (the test fixture).
+    #[cfg_attr(not(test), allow(dead_code))]
+    Caller,
+}
+
+/// A compositor set up and ready: its event loop, state and frame output. [`run_into`] runs
+/// one until its session ends; the in-crate test fixture steps one instead.
+pub(crate) struct Compositor {
+    pub event_loop: EventLoop<'static, State>,
+    pub state: State,
+    pub frames: Rc<RefCell<FrameOutput>>,
+    outcome: Rc<RefCell<Outcome>>,
+    dropped_before: u64,
+}
+
+impl Compositor {
+    pub fn new(config: &Config, mailbox: &Mailbox, control: Option<ControlChannel>, pacing: Pacing) -> anyhow::Result<Self> {
+        let event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
+        let display: Display<State> = Display::new().context("wayland display")?;
+        let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
+        let handle = event_loop.handle();
+
+        // Signals arrive through signal-hook's self-pipe on a small thread and are forwarded to
+        // the session's process group (not through signalfd: that needs the signals blocked,
+        // and a blocked mask is inherited by every child we start).
+        if config.handle_signals {
+            use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+            let (tx, rx) = channel::channel::<i32>();
+            let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]).context("signal handlers")?;
+            std::thread::Builder::new().name("signals".into()).spawn(move || {
+                for sig in signals.forever() {
+                    if tx.send(sig).is_err() {
+                        break;
+                    }
+                }
+            })?;
+            handle
+                .insert_source(rx, |event, _, state: &mut State| {
+                    let channel::Event::Msg(sig) = event else { return };
+                    match &state.app {
+                        Some(app) => app.signal(nix::sys::signal::Signal::try_from(sig).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
+                        None => state.loop_signal.stop(),
+                    }
+                })
+                .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
+        }
+
+        let runtime_dir = match &config.runtime_dir {
+            Some(d) => d.clone(),
+            None => runtime_dir()?,
+        };
+        let (socket, socket_name) = bind_socket(&runtime_dir, config.socket_name.as_deref())?;
+        handle
+            .insert_source(Generic::new(socket, Interest::READ, TriggerMode::Level), |_, socket, state: &mut State| {
+                while let Some(stream) = socket.accept()? {
+                    if let Err(e) = state.dh.insert_client(stream, Arc::new(ClientState::default())) {
+                        tracing::warn!("rejecting client: {e}");
+                    }
+                }
+                Ok(PostAction::Continue)
+            })
+            .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
+        handle
+            .insert_source(Generic::new(display, Interest::READ, TriggerMode::Level), |_, display, state: &mut State| {
+                // SAFETY: the display is never dropped while the source is registered.
+                if let Err(e) = unsafe { display.get_mut().dispatch_clients(state) } {
+                    tracing::error!("dispatching clients: {e}");
+                }
+                Ok(PostAction::Continue)
+            })
+            .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
+        tracing::info!(mode = %config.mode, socket = %socket_name, "compositor ready");
+
+        let outcome = Rc::new(RefCell::new(Outcome::default()));
+        let dropped_before = mailbox.dropped();
+        if let Some(control) = control {
+            handle
+                .insert_source(control, |event, _, state: &mut State| match event {
+                    channel::Event::Msg(Control::Input(e)) => state.inject(e),
+                    channel::Event::Msg(Control::SetMode(m)) => state.set_mode(m),
+                    channel::Event::Msg(Control::Redraw) => state.redraw = true,
+                    channel::Event::Msg(Control::Stop) => state.loop_signal.stop(),
+                    channel::Event::Closed => {}
+                })
+                .map_err(|e| anyhow::anyhow!("control source: {e}"))?;
+        }
+
+        // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
+        let (returned, returned_source) = ping::make_ping().context("release ping")?;
+        let frames = Rc::new(RefCell::new(FrameOutput {
+            renderer: Renderer::new(
+                &state,
+                Engine::open(config.renderer, config.convert, config.gpu.as_deref())?,
+                config.show_cursor,
+                config.direct,
+                returned,
+            ),
+            mailbox: mailbox.clone(),
+            presented: 0,
+            clock: FrameClock::new(Instant::now(), state.mode.frame_interval()),
+        }));
+        let feedback = frames.borrow().renderer.engine().dmabuf_feedback();
+        if let Some(feedback) = feedback {
+            state.dmabuf.state.create_global_with_default_feedback::<State>(&state.dh, &feedback);
+            let import_frames = Rc::clone(&frames);
+            state.dmabuf.import = Some(Box::new(move |d| import_frames.try_borrow_mut().is_ok_and(|mut f| f.renderer.import_dmabuf(d))));
+            tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
+        }
+        // Pacing (`frame_clock`): renders on a timer at the output's refresh, frame callbacks as
+        // late as the clients' measured drawing time allows; commits measure that time.
+        let (ping, ping_source) = ping::make_ping().context("commit ping")?;
+        state.render_ping = Some(ping);
+        let ping_frames = Rc::clone(&frames);
+        handle
+            .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().clock.committed(Instant::now()))
+            .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
+        let returned_frames = Rc::clone(&frames);
+        handle
+            .insert_source(returned_source, move |_, _, state: &mut State| returned_frames.borrow_mut().returned(state))
+            .map_err(|e| anyhow::anyhow!("release ping source: {e}"))?;
+        if pacing == Pacing::Timer {
+            let timer_frames = Rc::clone(&frames);
+            handle
+                .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |_, _, state: &mut State| {
+                    TimeoutAction::ToInstant(timer_frames.borrow_mut().wake(state))
+                })
+                .map_err(|e| anyhow::anyhow!("frame timer: {e}"))?;
+        }
+
+        // The session command starts once Xwayland is up, so it gets a DISPLAY too.
+        let (exit_tx, exit_rx) = channel::channel::<i32>();
+        let exit_outcome = Rc::clone(&outcome);
+        handle
+            .insert_source(exit_rx, move |event, _, state: &mut State| {
+                if let channel::Event::Msg(code) = event {
+                    tracing::info!(code, "session command exited");
+                    exit_outcome.borrow_mut().exit_code = Some(code);
+                    state.loop_signal.stop();
+                }
+            })
+            .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
+        let command = config.command.clone();
+        let mut env = vec![("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
+        env.extend(config.env.iter().cloned());
+        let mut launch = move |state: &mut State, display: Option<OsString>| {
+            if command.is_empty() {
+                return;
+            }
+            env.extend(display.map(|d| ("DISPLAY", d)));
+            let tx = exit_tx.clone();
+            match App::spawn(&command, &env, move |code| {
+                let _ = tx.send(code);
+            }) {
+                Ok(app) => state.app = Some(app),
+                Err(e) => {
+                    tracing::error!(command = ?command, "cannot start the session command: {e}");
+                    let _ = exit_tx.send(127);
                 }
             }
+        };
+        if config.xwayland {
+            xwayland::spawn(&mut state, launch);
+        } else {
+            launch(&mut state, None);
+        }
+
+        Ok(Self { event_loop, state, frames, outcome, dropped_before })
+    }
+
+    /// Runs until the session's command exits or `Stop` arrives.
+    pub fn run(mut self) -> anyhow::Result<Outcome> {
+        let Self { event_loop, state, frames, outcome, dropped_before } = &mut self;
+        event_loop.run(None, state, |state| {
+            let _ = state.dh.flush_clients();
         })?;
-        handle
-            .insert_source(rx, |event, _, state: &mut State| {
-                let channel::Event::Msg(sig) = event else { return };
-                match &state.app {
-                    Some(app) => app.signal(nix::sys::signal::Signal::try_from(sig).unwrap_or(nix::sys::signal::Signal::SIGTERM)),
-                    None => state.loop_signal.stop(),
-                }
-            })
-            .map_err(|e| anyhow::anyhow!("signal source: {e}"))?;
-    }
-
-    let runtime_dir = match &config.runtime_dir {
-        Some(d) => d.clone(),
-        None => runtime_dir()?,
-    };
-    let (socket, socket_name) = bind_socket(&runtime_dir, config.socket_name.as_deref())?;
-    handle
-        .insert_source(Generic::new(socket, Interest::READ, TriggerMode::Level), |_, socket, state: &mut State| {
-            while let Some(stream) = socket.accept()? {
-                if let Err(e) = state.dh.insert_client(stream, Arc::new(ClientState::default())) {
-                    tracing::warn!("rejecting client: {e}");
-                }
-            }
-            Ok(PostAction::Continue)
-        })
-        .map_err(|e| anyhow::anyhow!("socket source: {e}"))?;
-    handle
-        .insert_source(Generic::new(display, Interest::READ, TriggerMode::Level), |_, display, state: &mut State| {
-            // SAFETY: the display is never dropped while the source is registered.
-            if let Err(e) = unsafe { display.get_mut().dispatch_clients(state) } {
-                tracing::error!("dispatching clients: {e}");
-            }
-            Ok(PostAction::Continue)
-        })
-        .map_err(|e| anyhow::anyhow!("display source: {e}"))?;
-    tracing::info!(mode = %config.mode, socket = %socket_name, "compositor ready");
-
-    let outcome = Rc::new(RefCell::new(Outcome::default()));
-    let dropped_before = mailbox.dropped();
-    if let Some(control) = control {
-        handle
-            .insert_source(control, |event, _, state: &mut State| match event {
-                channel::Event::Msg(Control::Input(e)) => state.inject(e),
-                channel::Event::Msg(Control::SetMode(m)) => state.set_mode(m),
-                channel::Event::Msg(Control::Redraw) => state.redraw = true,
-                channel::Event::Msg(Control::Stop) => state.loop_signal.stop(),
-                channel::Event::Closed => {}
-            })
-            .map_err(|e| anyhow::anyhow!("control source: {e}"))?;
-    }
-
-    // Frames: rendered on a timer at the output's refresh, no vblank to wait for.
-    let (returned, returned_source) = ping::make_ping().context("release ping")?;
-    let frames = Rc::new(RefCell::new(FrameOutput {
-        renderer: Renderer::new(
-            &state,
-            Engine::open(config.renderer, config.convert, config.gpu.as_deref())?,
-            config.show_cursor,
-            config.direct,
-            returned,
-        ),
-        mailbox: mailbox.clone(),
-        presented: 0,
-        clock: FrameClock::new(Instant::now(), state.mode.frame_interval()),
-    }));
-    let feedback = frames.borrow().renderer.engine().dmabuf_feedback();
-    if let Some(feedback) = feedback {
-        state.dmabuf.state.create_global_with_default_feedback::<State>(&state.dh, &feedback);
-        let import_frames = Rc::clone(&frames);
-        state.dmabuf.import = Some(Box::new(move |d| import_frames.try_borrow_mut().is_ok_and(|mut f| f.renderer.import_dmabuf(d))));
-        tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
-    }
-    // Pacing (`frame_clock`): renders on a timer at the output's refresh, frame callbacks as
-    // late as the clients' measured drawing time allows; commits measure that time.
-    let (ping, ping_source) = ping::make_ping().context("commit ping")?;
-    state.render_ping = Some(ping);
-    let ping_frames = Rc::clone(&frames);
-    handle
-        .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().clock.committed(Instant::now()))
-        .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
-    let returned_frames = Rc::clone(&frames);
-    handle
-        .insert_source(returned_source, move |_, _, state: &mut State| returned_frames.borrow_mut().returned(state))
-        .map_err(|e| anyhow::anyhow!("release ping source: {e}"))?;
-    let timer_frames = Rc::clone(&frames);
-    handle
-        .insert_source(Timer::from_deadline(Instant::now() + state.mode.frame_interval()), move |_, _, state: &mut State| {
-            TimeoutAction::ToInstant(timer_frames.borrow_mut().wake(state))
-        })
-        .map_err(|e| anyhow::anyhow!("frame timer: {e}"))?;
-
-    // The session command starts once Xwayland is up, so it gets a DISPLAY too.
-    let (exit_tx, exit_rx) = channel::channel::<i32>();
-    let exit_outcome = Rc::clone(&outcome);
-    handle
-        .insert_source(exit_rx, move |event, _, state: &mut State| {
-            if let channel::Event::Msg(code) = event {
-                tracing::info!(code, "session command exited");
-                exit_outcome.borrow_mut().exit_code = Some(code);
-                state.loop_signal.stop();
-            }
-        })
-        .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
-    let command = config.command.clone();
-    let mut env = vec![("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
-    env.extend(config.env.iter().cloned());
-    let mut launch = move |state: &mut State, display: Option<OsString>| {
-        if command.is_empty() {
-            return;
+        if let Some(app) = &state.app
+            && outcome.borrow().exit_code.is_none()
+        {
+            app.terminate(Duration::from_secs(3));
         }
-        env.extend(display.map(|d| ("DISPLAY", d)));
-        let tx = exit_tx.clone();
-        match App::spawn(&command, &env, move |code| {
-            let _ = tx.send(code);
-        }) {
-            Ok(app) => state.app = Some(app),
-            Err(e) => {
-                tracing::error!(command = ?command, "cannot start the session command: {e}");
-                let _ = exit_tx.send(127);
-            }
-        }
-    };
-    if config.xwayland {
-        xwayland::spawn(&mut state, launch);
-    } else {
-        launch(&mut state, None);
+        let mut frames = frames.borrow_mut();
+        let mut o = outcome.borrow().clone();
+        o.dropped = frames.mailbox.dropped() - *dropped_before;
+        o.frames = frames.presented;
+        o.renderer = frames.renderer.engine().name();
+        let stats = &mut frames.renderer.stats;
+        o.direct = stats.direct_frames;
+        o.converted = stats.converted_frames;
+        o.zero_copy = stats.zero_copy_frames;
+        o.skipped = stats.skipped;
+        o.frame_us = std::mem::take(&mut stats.frame_us);
+        o.direct_us = std::mem::take(&mut stats.direct_us);
+        o.idle_us = std::mem::take(&mut stats.idle_us);
+        Ok(o)
     }
-
-    event_loop.run(None, &mut state, |state| {
-        let _ = state.dh.flush_clients();
-    })?;
-    if let Some(app) = &state.app
-        && outcome.borrow().exit_code.is_none()
-    {
-        app.terminate(Duration::from_secs(3));
-    }
-    let mut frames = frames.borrow_mut();
-    let mut o = outcome.borrow().clone();
-    o.dropped = frames.mailbox.dropped() - dropped_before;
-    o.frames = frames.presented;
-    o.renderer = frames.renderer.engine().name();
-    let stats = &mut frames.renderer.stats;
-    o.direct = stats.direct_frames;
-    o.converted = stats.converted_frames;
-    o.zero_copy = stats.zero_copy_frames;
-    o.skipped = stats.skipped;
-    o.frame_us = std::mem::take(&mut stats.frame_us);
-    o.direct_us = std::mem::take(&mut stats.direct_us);
-    o.idle_us = std::mem::take(&mut stats.idle_us);
-    Ok(o)
 }

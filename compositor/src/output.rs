@@ -52,7 +52,7 @@ impl FrameOutput {
         let _ = state.dh.flush_clients();
     }
 
-    fn render(&mut self, state: &mut State) {
+    pub fn render(&mut self, state: &mut State) {
         if state.mode_changed {
             self.renderer.resize(state);
             state.mode_changed = false;
@@ -93,7 +93,7 @@ impl FrameOutput {
     }
 
     /// One frame callback per surface per refresh: this is that refresh's.
-    fn send_callbacks(&mut self, state: &mut State) {
+    pub fn send_callbacks(&mut self, state: &mut State) {
         self.clock.callbacks_sent(Instant::now());
         let now = state.clock.now();
         let output = state.output.clone();

@@ -261,7 +261,7 @@ impl Gles {
         let size: Size<i32, BufferCoords> = (width as i32, height as i32).into();
         let fresh = self.targets.get(&slot).is_none_or(|(_, s)| *s != size);
         if fresh {
-            if self.targets.len() >= super::POOL_BUFFERS {
+            if self.targets.len() >= super::frames::POOL_BUFFERS {
                 self.targets.clear(); // the pool was replaced (a mode change)
             }
             let buffer: GlesTexture = self.renderer.create_buffer(Fourcc::Abgr8888, size).map_err(|e| fail("render target", e))?;
