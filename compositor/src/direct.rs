@@ -9,6 +9,7 @@
 
 use crate::render::Overlay;
 use crate::state::State;
+use parking_lot::Mutex;
 use punktfunk_frame::SharedPixels;
 use smithay::backend::renderer::element::{Element, RenderElement, UnderlyingStorage};
 use smithay::backend::renderer::utils::{Buffer, RendererSurfaceStateUserData};
@@ -21,7 +22,7 @@ use smithay::reexports::wayland_server::protocol::wl_surface::WlSurface;
 use smithay::utils::{Buffer as BufferCoords, Physical, Rectangle, Scale, Transform};
 use smithay::wayland::compositor::{SurfaceData, TraversalAction, with_surface_tree_downward};
 use smithay::wayland::shm::with_buffer_contents;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A client's buffer on loan to the frame consumer.
 #[derive(Debug)]
@@ -44,13 +45,13 @@ impl Loans {
     }
 
     pub fn lent(&self) -> Vec<WlBuffer> {
-        self.lent.lock().expect("loans lock").clone()
+        self.lent.lock().clone()
     }
 }
 
 impl ClientBuffer {
     pub fn lend(buffer: Buffer, loans: &Arc<Loans>) -> Self {
-        loans.lent.lock().expect("loans lock").push(WlBuffer::clone(&buffer));
+        loans.lent.lock().push(WlBuffer::clone(&buffer));
         Self { buffer: Some(buffer), loans: Arc::clone(loans) }
     }
 }
@@ -63,7 +64,7 @@ impl Drop for ClientBuffer {
         let Some(buffer) = self.buffer.take() else { return };
         let wl = WlBuffer::clone(&buffer);
         drop(buffer);
-        let mut lent = self.loans.lent.lock().expect("loans lock");
+        let mut lent = self.loans.lent.lock();
         if let Some(i) = lent.iter().position(|b| *b == wl) {
             lent.swap_remove(i);
         }

@@ -99,7 +99,6 @@ async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
     let list = host
         .clients
         .lock()
-        .unwrap()
         .list()
         .iter()
         .map(|c| ClientInfo { fingerprint: c.fingerprint.clone(), name: c.name.clone(), paired_at: c.paired_at })
@@ -108,14 +107,14 @@ async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
 }
 
 async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -> ApiResult<serde_json::Value> {
-    let removed = host.clients.lock().unwrap().remove(&key).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    let removed = host.clients.lock().remove(&key).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     if removed == 0 {
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
     // Revoking a device ends what it is streaming, over either protocol.
     let current = host.streams.with(|s| (s.id, s.launch.fingerprint.clone()));
     if let Some((id, fingerprint)) = current
-        && !host.clients.lock().unwrap().is_paired(&fingerprint)
+        && !host.clients.lock().is_paired(&fingerprint)
     {
         tracing::info!(stream = id, "its client was removed: ending the session");
         host.streams.cancel_if(id);
@@ -127,7 +126,7 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     let session = host.streams.with(|s| {
         (
             s.launch.app_id,
-            s.first_frame_at.lock().unwrap().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
+            s.first_frame_at.lock().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
             s.video.clone(),
             s.encoding.clone(),
         )
@@ -135,13 +134,13 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     Json(Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),
-        paired_clients: host.clients.lock().unwrap().list().len(),
+        paired_clients: host.clients.lock().list().len(),
         app: session.as_ref().map(|s| s.0),
         video: session.as_ref().and_then(|s| s.2.clone()),
         encoding: session.as_ref().and_then(|s| s.3.clone()),
         launch_to_first_frame_ms: session.as_ref().and_then(|s| s.1),
-        last_video: host.streams.last_video.lock().unwrap().clone(),
-        last_audio: host.streams.last_audio.lock().unwrap().clone(),
-        last_native_client: host.streams.last_native.lock().unwrap().clone(),
+        last_video: host.streams.last_video.lock().clone(),
+        last_audio: host.streams.last_audio.lock().clone(),
+        last_native_client: host.streams.last_native.lock().clone(),
     })
 }

@@ -9,12 +9,13 @@ use crate::pipewire::{self, PipeWireServer};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
 use anyhow::Context;
+use parking_lot::Mutex;
 use punktfunk_core::ipc::EncoderProbe;
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::{Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::oneshot;
 
@@ -83,7 +84,7 @@ impl Host {
     /// Claims the PIN desk for one pairing client (GameStream or punktfunk/1); `None` while
     /// another pairing is under way.
     pub fn claim_pin(&self) -> Option<crate::pin::Waiting<'_>> {
-        if !self.pairings.lock().unwrap().is_empty() {
+        if !self.pairings.lock().is_empty() {
             return None;
         }
         crate::pin::Waiting::claim(&self.pin_waiter)
@@ -187,7 +188,7 @@ impl Host {
     }
 
     pub fn is_paired(&self, fingerprint: Option<&str>) -> bool {
-        fingerprint.is_some_and(|f| self.clients.lock().unwrap().is_paired(f))
+        fingerprint.is_some_and(|f| self.clients.lock().is_paired(f))
     }
 }
 

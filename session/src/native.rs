@@ -170,7 +170,7 @@ impl<'a> Connection<'a> {
     }
 
     fn is_paired(&self) -> bool {
-        self.host.clients.lock().unwrap().is_paired(&self.client.fingerprint)
+        self.host.clients.lock().is_paired(&self.client.fingerprint)
     }
 
     /// The session ended or was taken over; the client was removed from the paired list.
@@ -245,7 +245,7 @@ impl<'a> Connection<'a> {
             HostEvent::RequestKeyframe => {
                 owned(host, self.session, |s| s.send(&Command::RequestIdr));
             }
-            HostEvent::Stats(stats) => *host.streams.last_native.lock().unwrap() = Some(stats),
+            HostEvent::Stats(stats) => *host.streams.last_native.lock() = Some(stats),
             HostEvent::Stop => {
                 // Only the session this connection still steers.
                 if let Some((id, token)) = self.session.take()
@@ -290,7 +290,7 @@ fn owned<R>(host: &Host, session: Option<(u64, u64)>, f: impl FnOnce(&mut crate:
 fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
     let cert_pem = Certificate::from_der(&client.der).map(|c| c.pem().to_owned()).unwrap_or_default();
     let paired_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    host.clients.lock().unwrap().add(PairedClient { fingerprint: client.fingerprint.clone(), name: name.into(), cert_pem, paired_at })
+    host.clients.lock().add(PairedClient { fingerprint: client.fingerprint.clone(), name: name.into(), cert_pem, paired_at })
 }
 
 /// Launches the app (or resumes it at the new mode) and starts punktfunk/1 video from its

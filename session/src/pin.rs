@@ -3,7 +3,7 @@
 //! (`punktfunk pair 1234`, the management API). Either may come first: a PIN given early
 //! stays valid for [`PIN_LIFETIME`].
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, oneshot};
 
@@ -50,7 +50,7 @@ impl PinDesk {
     /// Gives a PIN; the receiver learns how the pairing that used it ended.
     pub fn give(&self, pin: String) -> oneshot::Receiver<PairOutcome> {
         let (tx, rx) = oneshot::channel();
-        *self.pending.lock().unwrap() = Some(Pending { pin, given: Instant::now(), outcome: Some(tx) });
+        *self.pending.lock() = Some(Pending { pin, given: Instant::now(), outcome: Some(tx) });
         self.given.notify_waiters();
         rx
     }
@@ -62,7 +62,7 @@ impl PinDesk {
             let notified = self.given.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(p) = self.pending.lock().unwrap().take()
+            if let Some(p) = self.pending.lock().take()
                 && p.given.elapsed() < PIN_LIFETIME
             {
                 return Some((p.pin, p.outcome));

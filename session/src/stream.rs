@@ -3,6 +3,7 @@
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
 use crate::config::App;
+use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::gamestream::sdp::StreamRequest;
 use punktfunk_core::ipc::{self, Command, Report};
@@ -15,8 +16,8 @@ use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// What /launch (or /resume) established: the stream's keys and the client it belongs to.
@@ -203,13 +204,13 @@ impl Streams {
     /// Subscribes to session ends.
     pub fn on_end(&self) -> std::sync::mpsc::Receiver<Ended> {
         let (tx, rx) = std::sync::mpsc::channel();
-        self.ended.lock().unwrap().push(tx);
+        self.ended.lock().push(tx);
         rx
     }
 
     /// Runs `f` on the current session, if any.
     pub fn with<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
-        self.current.lock().unwrap().as_mut().map(f)
+        self.current.lock().as_mut().map(f)
     }
 
     pub fn current_app(&self) -> Option<u32> {
@@ -219,7 +220,7 @@ impl Streams {
     /// Waits (up to `limit`) until the last session has exited and its undo commands ran.
     pub fn wait_idle(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let mut slot = self.teardown.lock().unwrap();
+        let mut slot = self.teardown.lock();
         if let Some(h) = slot.take() {
             while !h.is_finished() && Instant::now() < deadline {
                 std::thread::sleep(Duration::from_millis(20));
@@ -234,8 +235,8 @@ impl Streams {
 
     /// Starts `app` in a fresh compositor at the launch's mode.
     pub fn launch(self: &Arc<Self>, launch: Launch, app: &App) -> anyhow::Result<u64> {
-        let _one_at_a_time = self.launching.lock().unwrap();
-        if self.current.lock().unwrap().is_some() {
+        let _one_at_a_time = self.launching.lock();
+        if self.current.lock().is_some() {
             return Err(Busy.into());
         }
         self.wait_idle(Duration::from_secs(10));
@@ -252,7 +253,7 @@ impl Streams {
             }
         };
         let id = {
-            let mut n = self.next_id.lock().unwrap();
+            let mut n = self.next_id.lock();
             *n += 1;
             *n
         };
@@ -274,7 +275,7 @@ impl Streams {
             reaped: Arc::clone(&reaped),
         };
         tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
-        *self.current.lock().unwrap() = Some(stream);
+        *self.current.lock() = Some(stream);
 
         let (streams, last_video, last_audio) = (Arc::clone(self), Arc::clone(&self.last_video), Arc::clone(&self.last_audio));
         std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
@@ -283,7 +284,7 @@ impl Streams {
                 match report {
                     Report::FirstFrameSent { index } => {
                         tracing::info!(stream = id, index, "first frame sent");
-                        first_frame_at.lock().unwrap().get_or_insert_with(Instant::now);
+                        first_frame_at.lock().get_or_insert_with(Instant::now);
                     }
                     Report::VideoFailed(e) => {
                         // Without video the client would only time out: end it now, cleanly.
@@ -298,8 +299,8 @@ impl Streams {
                             }
                         });
                     }
-                    Report::VideoStats(stats) => *last_video.lock().unwrap() = Some(stats),
-                    Report::AudioStats(stats) => *last_audio.lock().unwrap() = Some(stats),
+                    Report::VideoStats(stats) => *last_video.lock() = Some(stats),
+                    Report::AudioStats(stats) => *last_audio.lock() = Some(stats),
                 }
             }
         })?;
@@ -313,7 +314,7 @@ impl Streams {
             }
             streams.ended(id);
         })?;
-        *self.teardown.lock().unwrap() = Some(waiter);
+        *self.teardown.lock() = Some(waiter);
         Ok(id)
     }
 
@@ -379,7 +380,7 @@ impl Streams {
 
     /// Forgets session `id` (it exited) and tells the control server.
     fn ended(&self, id: u64) {
-        let mut current = self.current.lock().unwrap();
+        let mut current = self.current.lock();
         if current.as_ref().is_some_and(|s| s.id == id) {
             *current = None;
         }
@@ -389,12 +390,12 @@ impl Streams {
 
     /// Tells the subscribers (the control server) that session `id` is over.
     fn notify_ended(&self, id: u64) {
-        self.ended.lock().unwrap().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
+        self.ended.lock().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
     }
 
     /// Ends the current session, if any. Returns whether there was one.
     pub fn cancel(&self) -> bool {
-        let Some(stream) = self.current.lock().unwrap().take() else { return false };
+        let Some(stream) = self.current.lock().take() else { return false };
         let id = stream.id;
         tracing::info!(stream = id, "ending session");
         stream.stop();

@@ -16,15 +16,16 @@ use crate::ipc::{self, Command, Report};
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
 use crate::peer::Peer;
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
+use parking_lot::Mutex;
 use punktfunk_core::gamestream::audio::AudioPosition;
 use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
 use punktfunk_frame::{Mailbox, SinkThread, SourceCommand, SourceControl};
 use std::io::BufReader;
 use std::net::UdpSocket;
 use std::os::unix::net::UnixStream;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 
 enum VideoCommand {
     Start(VideoParams),
@@ -108,8 +109,8 @@ struct Link {
 }
 
 impl SourceLink {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Link> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Link> {
+        self.0.lock()
     }
 
     /// Points requests at `source` from now on (the one before gets none).
@@ -360,7 +361,7 @@ struct Resume {
 
 impl StreamSink {
     fn report(&self, report: &Report) {
-        let mut out = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = self.reports.lock();
         if let Err(e) = ipc::write(&mut *out, report) {
             tracing::warn!("reporting to the daemon: {e}");
         }

@@ -51,6 +51,15 @@ fn drain(client: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
+/// Waits until the sender has heard the client's ping.
+fn heard(sender: &punktfunk_streamer::audio::sender::AudioSender) {
+    let end = Instant::now() + Duration::from_secs(30);
+    while sender.peer().is_none() {
+        assert!(Instant::now() < end, "the sender never heard the ping");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 #[test]
 fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let host = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -70,7 +79,7 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let mut ping = PAYLOAD.as_bytes().to_vec();
     ping.extend_from_slice(&1u32.to_be_bytes());
     client.send(&ping).unwrap();
-    std::thread::sleep(Duration::from_millis(300));
+    heard(&sender);
     let sound = exchange(&queue, &client, (0..400).map(|n| cycle(n, 440.0)));
 
     let mut depacketizer = AudioDepacketizer::new(5, Some(KEY));
@@ -144,7 +153,7 @@ fn a_sender_started_again_for_the_same_stream_goes_on_with_its_sequence() {
         let queue = Arc::new(PcmQueue::new(1024));
         let sender = audio::start(params.clone(), host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, resume).unwrap();
         client.send(&ping).unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        heard(&sender);
         let sent = exchange(&queue, &client, (from..from + 10).map(|n| cycle(n, 440.0)));
         let (_, position) = sender.stop();
         (data_seqs(&sent), position.expect("a GameStream sender says where it stopped"))

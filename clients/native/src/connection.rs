@@ -4,6 +4,7 @@
 
 use crate::identity::{Identity, sha256};
 use anyhow::Context;
+use parking_lot::Mutex;
 use punktfunk_core::control::ALPN;
 use punktfunk_core::control::client::{ClientControl, ClientEvent};
 use punktfunk_net::monotonic_us;
@@ -12,7 +13,7 @@ use rustls::crypto::{WebPkiSupportedAlgorithms, verify_tls12_signature, verify_t
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 #[derive(Debug)]
 struct HostCertificate {
@@ -32,7 +33,7 @@ impl ServerCertVerifier for HostCertificate {
         _: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let fp = sha256(cert.as_ref());
-        *self.seen.lock().unwrap_or_else(|e| e.into_inner()) = Some(fp);
+        *self.seen.lock() = Some(fp);
         match self.pinned {
             Some(p) if p != fp => Err(rustls::Error::General(
                 "the host's certificate is not the one paired with: pair again if the host was reinstalled".into(),
@@ -101,7 +102,7 @@ impl Connection {
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(config);
         let conn = endpoint.connect(addr, "punktfunk-host")?.await.with_context(|| format!("connecting to {addr}"))?;
-        let host_fp = verifier.seen.lock().unwrap_or_else(|e| e.into_inner()).context("the host showed no certificate")?;
+        let host_fp = verifier.seen.lock().context("the host showed no certificate")?;
         let (send, recv) = conn.open_bi().await?;
         let control = ClientControl::new(name);
         let mut c = Self { _endpoint: endpoint, conn, send, recv, control, host_fp, paired: false, host_name: String::new() };

@@ -292,7 +292,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                     let _ = tx.send(Note::Done);
                 }
                 if let Some((latest, proxy)) = &show {
-                    *latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+                    *latest.lock() = Some(p);
                     let _ = proxy.send_event(window::Wake::Picture);
                 }
             }

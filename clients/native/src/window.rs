@@ -3,10 +3,11 @@
 //! host's input events. Runs the event loop on the main thread; the stream feeds it.
 
 use crate::decode::Picture;
+use parking_lot::Mutex;
 use punktfunk_core::input::InputEvent;
 use std::num::NonZeroU32;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use winit::application::ApplicationHandler;
 use winit::event::{ElementState, MouseButton, MouseScrollDelta, WindowEvent};
@@ -58,7 +59,7 @@ impl App {
             return;
         }
         let Ok(mut buffer) = surface.buffer_mut() else { return };
-        match self.latest.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        match self.latest.lock().as_ref() {
             Some(p) => {
                 self.stream = (p.width, p.height);
                 scale_into(p, &mut buffer, size.width, size.height);

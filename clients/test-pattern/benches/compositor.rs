@@ -47,12 +47,12 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
     config.command = command.into_iter().map(Into::into).collect();
     config.xwayland = false;
     config.show_cursor = false; // the cursor sits at (0, 0), on the pattern's first cells
-    let figures = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new())));
+    let figures = std::sync::Arc::new(parking_lot::Mutex::new((Vec::new(), Vec::new())));
     let sink_figures = std::sync::Arc::clone(&figures);
     let mut yuv = Vec::new();
     let sink = move |f: Frame| {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
-        let mut figures = sink_figures.lock().unwrap();
+        let mut figures = sink_figures.lock();
         if let Some((_, stamped)) = punktfunk_test_pattern::decode(f.width, |x, y| f.rgb_at(x, y)) {
             figures.0.push(now.saturating_sub(stamped) as u32);
         }
@@ -66,7 +66,7 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
     };
     let (cpu0, wall0) = (cpu_time(), Instant::now());
     let outcome = run(config, SinkWithWants { format: wants, surfaces: None, sink }, None).expect("session runs");
-    let (latency, cpu_convert) = std::mem::take(&mut *figures.lock().unwrap());
+    let (latency, cpu_convert) = std::mem::take(&mut *figures.lock());
     Run { outcome, cpu: cpu_time() - cpu0, wall: wall0.elapsed(), latency, cpu_convert }
 }
 

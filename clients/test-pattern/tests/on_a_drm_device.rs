@@ -136,10 +136,10 @@ fn frames_are_drawn_into_dmabuf_surfaces() {
     let wants = PixelFormat::Yuv { layout: Layout::Nv12, colour };
     // The sink keeps the last two frames' surfaces, as an encoder with frames in flight
     // does: the third is drawn into meanwhile.
-    let held = std::sync::Mutex::new(std::collections::VecDeque::new());
+    let held = parking_lot::Mutex::new(std::collections::VecDeque::new());
     let (outcome, seen) = session(pattern(40), wants, Some(surfaces), move |f| {
         let Pixels::Gpu(loan) = &f.pixels else { return None };
-        let mut held = held.lock().unwrap();
+        let mut held = held.lock();
         held.push_back(loan.clone());
         if held.len() > 2 {
             held.pop_front();

@@ -2,8 +2,9 @@
 
 use crate::gpu::GpuLoan;
 use crate::layout::{Layout, PlaneGeometry, Samples, sample_at};
+use parking_lot::Mutex;
 use punktfunk_core::colour::Colour;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Pixel layouts the compositor renders.
@@ -197,7 +198,7 @@ impl BufferPool {
     /// A buffer, or `None` if all `capacity` buffers are still with consumers.
     /// A recycled buffer keeps its old content (renderers use that for damage tracking).
     pub fn take(&self) -> Option<PooledBuffer> {
-        let mut state = self.inner.state.lock().expect("pool lock");
+        let mut state = self.inner.state.lock();
         let buf = match state.free.pop() {
             Some(b) => b,
             None if state.outstanding < self.inner.capacity => vec![0; self.inner.len],
@@ -228,7 +229,7 @@ impl PooledBuffer {
 impl Drop for PooledBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buf.take() {
-            let mut state = self.pool.state.lock().expect("pool lock");
+            let mut state = self.pool.state.lock();
             state.outstanding -= 1;
             state.free.push(b);
         }

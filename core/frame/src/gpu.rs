@@ -4,11 +4,12 @@
 //! Also where a GPU's render node is (the compositor and the encoder must use the same one),
 //! and whether NVIDIA's driver is installed (NVENC, and NVDEC in the client).
 
+use parking_lot::Mutex;
 use punktfunk_core::colour::Colour;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// One plane of a surface as a dmabuf (a DRM PRIME layer of one plane).
 #[derive(Debug)]
@@ -57,7 +58,7 @@ impl GpuSurfaces {
     /// A surface to draw the next frame into; `None` while every one is lent (the encoder
     /// is behind: the frame is skipped, as with a full buffer pool).
     pub fn take(self: &Arc<Self>) -> Option<GpuLoan> {
-        let index = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()?;
+        let index = self.free.lock().pop()?;
         Some(GpuLoan(Arc::new(Loan { surfaces: Arc::clone(self), index })))
     }
 }
@@ -85,7 +86,7 @@ impl GpuLoan {
 
 impl Drop for Loan {
     fn drop(&mut self) {
-        self.surfaces.free.lock().unwrap_or_else(|e| e.into_inner()).push(self.index);
+        self.surfaces.free.lock().push(self.index);
     }
 }
 

@@ -3,10 +3,11 @@
 
 use crate::frame::{Frame, PixelFormat};
 use crate::gpu::GpuSurfaces;
+use parking_lot::{Condvar, Mutex};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// Consumes frames on the sink thread. Returning an error stops the thread.
@@ -127,9 +128,9 @@ impl SinkThread {
                 loop {
                     let frame = {
                         let (lock, cv) = &*rx;
-                        let mut s = lock.lock().expect("sink lock");
+                        let mut s = lock.lock();
                         while s.frame.is_none() && !s.closed {
-                            s = cv.wait(s).expect("sink lock");
+                            cv.wait(&mut s);
                         }
                         match s.frame.take() {
                             Some(f) => f,
@@ -138,7 +139,7 @@ impl SinkThread {
                     };
                     sink.consume(frame)?;
                     let (wants, surfaces) = (sink.wants(), sink.surfaces());
-                    let mut s = rx.0.lock().expect("sink lock");
+                    let mut s = rx.0.lock();
                     (s.wants, s.surfaces) = (wants, surfaces);
                 }
                 sink.finish()
@@ -165,7 +166,7 @@ impl Mailbox {
     /// last frame it saw stays complete.
     pub fn offer(&self, mut frame: Frame) {
         let (lock, cv) = &*self.slot;
-        let mut s = lock.lock().expect("sink lock");
+        let mut s = lock.lock();
         if let Some(old) = s.frame.take() {
             s.dropped += 1;
             frame.damage.extend(old.damage);
@@ -176,22 +177,22 @@ impl Mailbox {
 
     /// The format the sink wants frames in.
     pub fn wants(&self) -> PixelFormat {
-        self.slot.0.lock().expect("sink lock").wants
+        self.slot.0.lock().wants
     }
 
     /// The surfaces the sink lends to draw into, if any.
     pub fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
-        self.slot.0.lock().expect("sink lock").surfaces.clone()
+        self.slot.0.lock().surfaces.clone()
     }
 
     /// Frames replaced before the sink took them.
     pub fn dropped(&self) -> u64 {
-        self.slot.0.lock().expect("sink lock").dropped
+        self.slot.0.lock().dropped
     }
 
     fn close(&self) {
         let (lock, cv) = &*self.slot;
-        lock.lock().expect("sink lock").closed = true;
+        lock.lock().closed = true;
         cv.notify_one();
     }
 }

@@ -3,12 +3,13 @@
 //! and microphone. When the node or the PipeWire daemon goes away
 //! the thread connects again with backoff, under the same name, until the node is dropped.
 
+use parking_lot::{Condvar, Mutex};
 use pipewire as pw;
 use pw::spa;
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use punktfunk_core::channels::{Channels, RATE};
@@ -89,9 +90,8 @@ impl VirtualNode {
     /// Waits until the node is in the graph (so apps started now find it), or PipeWire
     /// turned out unreachable: a host without it does not wait for nothing.
     pub fn wait_ready(&self, timeout: Duration) -> Option<u32> {
-        let state = self.shared.lock();
-        let (state, _) =
-            self.shared.changed.wait_timeout_while(state, timeout, |s| s.id.is_none() && !s.unreachable).unwrap_or_else(|e| e.into_inner());
+        let mut state = self.shared.lock();
+        self.shared.changed.wait_while_for(&mut state, |s| s.id.is_none() && !s.unreachable, timeout);
         state.id
     }
 
@@ -102,8 +102,8 @@ impl VirtualNode {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, NodeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, NodeState> {
+        self.state.lock()
     }
 
     fn update(&self, f: impl FnOnce(&mut NodeState)) {
@@ -115,7 +115,7 @@ impl Shared {
 impl Drop for VirtualNode {
     fn drop(&mut self) {
         self.shared.stopping.store(true, Ordering::Release);
-        if let Some(wake) = self.shared.wake.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(wake) = self.shared.wake.lock().as_ref() {
             let _ = wake.send(());
         }
         if let Some(t) = self.thread.take() {
@@ -163,7 +163,7 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     let (wake, woken) = pw::channel::channel::<()>();
     let quit = mainloop.clone();
     let _woken = woken.attach(mainloop.loop_(), move |()| quit.quit());
-    *shared.wake.lock().unwrap_or_else(|e| e.into_inner()) = Some(wake);
+    *shared.wake.lock() = Some(wake);
     if shared.stopping.load(Ordering::Acquire) {
         return Ok(());
     }

@@ -3,9 +3,9 @@
 //! the client), on the client the stream's sound. An empty buffer plays silence; a buffer
 //! that grows past [`MAX_BUFFERED`] (the far clock running fast) loses its oldest samples.
 
+use parking_lot::Mutex;
 use punktfunk_core::channels::RATE;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 /// Played in stereo; mono packets decode to both channels.
 pub const CHANNELS: usize = 2;
@@ -25,14 +25,14 @@ impl Playout {
     /// Decodes one Opus packet (48 kHz, mono or stereo, any frame size up to 120 ms).
     pub fn push_opus(&self, packet: &[u8]) -> Result<(), opus::Error> {
         let mut pcm = [0f32; RATE as usize / 1000 * 120 * CHANNELS];
-        let frames = self.decoder.lock().unwrap_or_else(|e| e.into_inner()).decode_float(packet, &mut pcm, false)?;
+        let frames = self.decoder.lock().decode_float(packet, &mut pcm, false)?;
         self.push_pcm(&pcm[..frames * CHANNELS]);
         Ok(())
     }
 
     /// Queues interleaved stereo samples.
     pub fn push_pcm(&self, stereo: &[f32]) {
-        let mut b = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = self.buffered.lock();
         b.extend(stereo);
         let excess = b.len().saturating_sub(MAX_BUFFERED);
         b.drain(..excess);
@@ -40,7 +40,7 @@ impl Playout {
 
     /// Fills one graph cycle (interleaved stereo), silence where nothing was sent.
     pub fn fill(&self, out: &mut [f32]) {
-        let mut b = self.buffered.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = self.buffered.lock();
         let n = out.len().min(b.len());
         for (o, s) in out.iter_mut().zip(b.drain(..n)) {
             *o = s;
@@ -60,7 +60,7 @@ mod tests {
         fn garbage_packets_are_errors_or_bounded_sound(packet in prop::collection::vec(any::<u8>(), 0..1500)) {
             let mic = Playout::new().unwrap();
             let _ = mic.push_opus(&packet);
-            prop_assert!(mic.buffered.lock().unwrap().len() <= MAX_BUFFERED);
+            prop_assert!(mic.buffered.lock().len() <= MAX_BUFFERED);
         }
     }
 
@@ -72,7 +72,7 @@ mod tests {
         mic.fill(&mut out);
         assert_eq!(out, [0.1, 0.2, 0.3, 0.4, 0.0, 0.0]);
         mic.push_pcm(&vec![0.5; MAX_BUFFERED * 3]);
-        assert_eq!(mic.buffered.lock().unwrap().len(), MAX_BUFFERED);
+        assert_eq!(mic.buffered.lock().len(), MAX_BUFFERED);
     }
 
     #[test]

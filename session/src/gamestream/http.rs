@@ -195,11 +195,11 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
             unauthorized()
         };
     }
-    host.pairings.lock().unwrap().retain(|_, p| p.started.elapsed() < PAIRING_TTL);
+    host.pairings.lock().retain(|_, p| p.started.elapsed() < PAIRING_TTL);
     if q.get("phrase").map(String::as_str) == Some("getservercert") {
         return getservercert(&host, uid, conn.remote, &q).await;
     }
-    let Some(mut pending) = host.pairings.lock().unwrap().remove(&uid) else {
+    let Some(mut pending) = host.pairings.lock().remove(&uid) else {
         return not_paired("no pairing in progress");
     };
     let step = if let Some(c) = hex_param(&q, "clientchallenge") {
@@ -209,12 +209,12 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
     } else if let Some(c) = hex_param(&q, "clientpairingsecret") {
         pending.pairing.client_pairing_secret(&c).map(|()| None)
     } else {
-        host.pairings.lock().unwrap().insert(uid, pending);
+        host.pairings.lock().insert(uid, pending);
         return xml(Xml::error(400, "unknown pairing phrase"));
     };
     match step {
         Ok(Some((name, value))) => {
-            host.pairings.lock().unwrap().insert(uid, pending);
+            host.pairings.lock().insert(uid, pending);
             xml(Xml::ok().el("paired", 1).el(name, value))
         }
         Ok(None) => {
@@ -225,7 +225,7 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
                 cert_pem: cert.pem().to_owned(),
                 paired_at: unix_now(),
             };
-            if let Err(e) = host.clients.lock().unwrap().add(client) {
+            if let Err(e) = host.clients.lock().add(client) {
                 tracing::error!("saving the paired client: {e}");
                 finish(&mut pending, PairOutcome::Failed(format!("could not save the client: {e}")));
                 return not_paired("could not save the pairing");
@@ -271,7 +271,7 @@ async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap
     };
     match Pairing::new(&salt, &pin, &cert_pem) {
         Ok(pairing) => {
-            host.pairings.lock().unwrap().insert(uid, PendingPairing { pairing, outcome, name, device, started: Instant::now() });
+            host.pairings.lock().insert(uid, PendingPairing { pairing, outcome, name, device, started: Instant::now() });
             xml(Xml::ok().el("paired", 1).el("plaincert", hex::encode(host.identity.certificate().pem())))
         }
         Err(e) => {
@@ -285,7 +285,7 @@ async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap
 
 async fn unpair(State(host): State<Arc<Host>>, Query(q): Params) -> Response {
     if let Some(uid) = q.get("uniqueid")
-        && let Some(mut p) = host.pairings.lock().unwrap().remove(uid)
+        && let Some(mut p) = host.pairings.lock().remove(uid)
     {
         finish(&mut p, PairOutcome::Failed("the client aborted pairing".into()));
     }

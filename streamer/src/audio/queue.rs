@@ -1,8 +1,8 @@
 //! Hands captured chunks from the PipeWire thread to the sender thread: bounded, and when
 //! the sender falls behind the oldest chunk goes (late audio is worth less than current).
 
+use parking_lot::{Condvar, Mutex};
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 pub struct Chunk {
@@ -34,8 +34,8 @@ impl PcmQueue {
         Self { inner: Mutex::default(), ready: Condvar::new(), capacity }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     pub fn push(&self, chunk: Chunk) {
@@ -53,8 +53,8 @@ impl PcmQueue {
 
     /// The oldest chunk, waiting up to `timeout` for one.
     pub fn pop(&self, timeout: Duration) -> Pop {
-        let q = self.lock();
-        let (mut q, _) = self.ready.wait_timeout_while(q, timeout, |q| q.chunks.is_empty() && !q.closed).unwrap_or_else(|e| e.into_inner());
+        let mut q = self.lock();
+        self.ready.wait_while_for(&mut q, |q| q.chunks.is_empty() && !q.closed, timeout);
         match q.chunks.pop_front() {
             Some(c) => Pop::Chunk(c),
             None if q.closed => Pop::Closed,

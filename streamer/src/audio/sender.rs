@@ -61,6 +61,7 @@ const HANGOVER: Duration = Duration::from_millis(200);
 pub struct AudioSender {
     stop: Arc<AtomicBool>,
     pcm: Arc<PcmQueue>,
+    peer: Peer,
     thread: Option<JoinHandle<(AudioStats, Wire)>>,
 }
 
@@ -79,10 +80,16 @@ impl AudioSender {
         let encoder = AudioEncoder::new(layout, packet_ms).map_err(std::io::Error::other)?;
         let queue = Arc::clone(&pcm);
         let target = layout.channels;
-        let thread = std::thread::Builder::new()
-            .name("audio-send".into())
-            .spawn(move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer))?;
-        Ok(Self { stop: Arc::new(AtomicBool::new(false)), pcm, thread: Some(thread) })
+        let thread = std::thread::Builder::new().name("audio-send".into()).spawn({
+            let peer = peer.clone();
+            move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer)
+        })?;
+        Ok(Self { stop: Arc::new(AtomicBool::new(false)), pcm, peer, thread: Some(thread) })
+    }
+
+    /// Where the sound goes: the client's address, once it made itself known.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.peer.get()
     }
 
     /// Set when the sender stops: helper threads (a ping listener) stop with it.

@@ -6,8 +6,9 @@ use super::layout::Channels;
 use super::node::{Io, NodeSpec, VirtualNode};
 use super::playout::{CHANNELS, Playout};
 use super::queue::{Chunk, PcmQueue};
+use parking_lot::Mutex;
 use std::ffi::OsString;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// 5 ms cycles: the capture side of the latency budget.
@@ -41,7 +42,7 @@ impl SessionAudio {
         let tap: Tap = Arc::default();
         let capture_tap = Arc::clone(&tap);
         let capture = Io::Capture(Box::new(move |samples| {
-            if let Some(q) = capture_tap.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            if let Some(q) = capture_tap.lock().as_ref() {
                 q.push(Chunk { samples: samples.to_vec(), captured: Instant::now() });
             }
         }));
@@ -100,7 +101,7 @@ impl SessionAudio {
     /// queue is closed).
     pub fn subscribe(&self) -> Arc<PcmQueue> {
         let q = Arc::new(PcmQueue::new(QUEUE_CHUNKS));
-        if let Some(old) = self.tap.lock().unwrap_or_else(|e| e.into_inner()).replace(Arc::clone(&q)) {
+        if let Some(old) = self.tap.lock().replace(Arc::clone(&q)) {
             old.close();
         }
         q
@@ -108,7 +109,7 @@ impl SessionAudio {
 
     /// Stops handing chunks over; the consumer's queue is closed.
     pub fn unsubscribe(&self) {
-        if let Some(old) = self.tap.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(old) = self.tap.lock().take() {
             old.close();
         }
     }
