@@ -185,8 +185,7 @@ fn typed_keys_reach_a_shell_in_foot() {
     let _ = std::fs::remove_file(&marker);
     let s = start("800x600@60", &["foot", "--", "sh"], vec![]);
     s.wait_for("foot's first frame", LONG, |f| f.lit > 1000);
-    // Give the shell a moment to print its prompt, then type a command.
-    std::thread::sleep(Duration::from_millis(500));
+    // Keys typed before the shell reads them wait in the terminal's line buffer.
     type_text(&s, &format!("touch {}\n", marker.display()));
     assert!(wait_for_file(&marker), "typed command did not run");
     let _ = std::fs::remove_file(&marker);
@@ -282,7 +281,6 @@ fn typed_keys_reach_a_shell_in_xterm() {
     let _ = std::fs::remove_file(&marker);
     let s = start("800x600@60", &["xterm", "-fa", "DejaVu Sans Mono", "-e", "sh"], vec![]);
     s.wait_for("xterm drawn", Duration::from_secs(30), |f| f.lit > 1000);
-    std::thread::sleep(Duration::from_millis(500));
     s.input(InputEvent::Text(format!("touch {}\n", marker.display())));
     assert!(wait_for_file(&marker), "typed command did not run in xterm");
     let _ = std::fs::remove_file(&marker);

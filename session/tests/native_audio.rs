@@ -115,9 +115,16 @@ fn sound_and_microphone_over_punktfunk1() {
         &["--app", "Input Test", "--mode", "320x240@30", "--frames", "1", "--stop"],
         &dir.join("out2"),
     );
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let recorded = read_f32(&mic);
-    let loud: Vec<f32> = recorded.chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect();
+    // The recorder flushes as it exits: wait for a second of sound (or give up and report).
+    let loud_in = |path: &std::path::Path| -> Vec<f32> {
+        read_f32(path).chunks_exact(2 * 4800).filter(|w| w.iter().any(|s| s.abs() > 0.1)).flatten().copied().collect()
+    };
+    let flushed = std::time::Instant::now();
+    let mut loud = loud_in(&mic);
+    while loud.len() < 2 * 48_000 && flushed.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        loud = loud_in(&mic);
+    }
     assert!(loud.len() >= 2 * 48_000, "the session's recorder got {} samples of sound", loud.len());
     let (hz, margin) = tones::dominant(&loud, 2, 0, &[330.0, 440.0, 660.0, 880.0]);
     eprintln!("the session recorded {hz} Hz ({margin:.0}x the next) from the client's microphone");

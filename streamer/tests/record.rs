@@ -95,6 +95,17 @@ fn record(file: &str, codec: &str, at_least: u64, options: &[&str]) -> u64 {
     field("converted")
 }
 
+/// Whether process `parent` has a child running `command`.
+fn has_child(parent: u32, command: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.filter_map(Result::ok).any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid …: the comm may hold spaces, so split after its ')'.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+        ppid == Some(parent) && stat.contains(&format!("({command})"))
+    })
+}
+
 #[test]
 fn sigterm_to_the_compositor_is_forwarded_to_the_session() {
     let dir = std::env::temp_dir().join(format!("pf-signal-{}", std::process::id()));
@@ -105,7 +116,12 @@ fn sigterm_to_the_compositor_is_forwarded_to_the_session() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    std::thread::sleep(std::time::Duration::from_millis(700));
+    // Once the session command runs, the signal is the session's to get.
+    let started = std::time::Instant::now();
+    while !has_child(child.id(), "sleep") {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "the session command never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let start = std::time::Instant::now();
     let status = child.wait().unwrap();

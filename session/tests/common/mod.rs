@@ -84,7 +84,7 @@ pub fn pair_native(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The PIN may come before or after the client asks: the host keeps it a while.
     let typed = host_cli(wrapper, dir).args(["pair", host_pin]).output().unwrap();
     (pairing.wait_with_output().unwrap(), typed)
 }
