@@ -75,6 +75,10 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     let latency = &out["latency_us"];
     println!("latency (µs) Moonlight 1280x720@60 H.264, from the app's draw: {latency}");
     assert!(latency["draw_to_decoded"]["n"].as_i64().unwrap_or(0) >= 50, "the pattern's stamps decode from the stream: {latency}");
+    // Causality, which checks the clock conversion: a frame's first datagram arrives after
+    // the app drew it and before the frame is decoded.
+    let (wire, decoded) = (latency["draw_to_first_datagram"]["p50"].as_i64(), latency["draw_to_decoded"]["p50"].as_i64());
+    assert!(matches!((wire, decoded), (Some(w), Some(d)) if 0 < w && w <= d), "draw → first datagram within draw → decoded: {latency}");
     let numbers: Vec<i64> = out["frame_numbers"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers increase: {numbers:?}");
     let near =

@@ -61,6 +61,7 @@ int LiSendHighResScrollEvent(short scrollAmount);
 typedef struct { uint32_t packetCountVideo, packetCountFec, packetCountFecRecovered,
   packetCountFecFailed, packetCountOOS, packetCountInvalid, packetCountFecInvalid; } RTP_VIDEO_STATS;
 const RTP_VIDEO_STATS* LiGetRTPVideoStats(void);
+uint64_t LiGetMicroseconds(void);
 """)
 lib = ffi.dlopen(_find_shared_lib())
 
@@ -217,17 +218,22 @@ client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["launch_to_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
 frames = []
-# Latency from the app's draw (the pattern's stamp, CLOCK_REALTIME) to the decoded picture.
-to_decoded = []
+# Latency from the app's draw (the pattern's stamp, CLOCK_REALTIME) to the decoded picture,
+# and to the frame's first datagram reaching the client (on loopback: leaving the host).
+# moonlight-common-c stamps that arrival on its own clock (microseconds since it started):
+# read against CLOCK_REALTIME at once, it converts.
+to_decoded, to_first_datagram = [], []
 for f in client.frames():
     now_us = time.time_ns() // 1000
+    common_c_to_realtime = now_us - lib.LiGetMicroseconds()
     frames.append((f.frame_number, band(f)))
     drawn = stamp(f)
     if drawn:
         to_decoded.append(now_us - drawn[1])
+        to_first_datagram.append(f.receive_time_us + common_c_to_realtime - drawn[1])
     if len(frames) >= 60:
         break
-out["latency_us"] = {"draw_to_decoded": percentiles(to_decoded)}
+out["latency_us"] = {"draw_to_decoded": percentiles(to_decoded), "draw_to_first_datagram": percentiles(to_first_datagram)}
 out["frames"] = len(frames)
 out["frame_numbers"] = [n for n, _ in frames]
 out["band_before"] = frames[-1][1]
