@@ -3,11 +3,9 @@
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
 //! each a stream process (`punktfunk-stream`) that does the per-frame work (ARCHITECTURE.md
 //! §1), and the private PipeWire they play into where none runs ([`pipewire`]). [`native`] serves
-//! punktfunk/1 clients (QUIC control) from the same sessions. [`bench`] measures
-//! the punktfunk/1 data plane (`punktfunk bench transport`).
+//! punktfunk/1 clients (QUIC control) from the same sessions.
 
 pub mod api;
-pub mod bench;
 pub mod config;
 pub mod gamepad;
 pub mod gamestream;

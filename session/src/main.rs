@@ -28,35 +28,6 @@ enum Cmd {
     },
     /// Show the host's state.
     Status,
-    /// Measure the host (figures in BENCHMARKS.md).
-    Bench {
-        #[command(subcommand)]
-        what: BenchCmd,
-    },
-}
-
-#[derive(Subcommand)]
-enum BenchCmd {
-    /// The punktfunk/1 data plane against plain UDP, two processes on loopback.
-    Transport {
-        /// Target bitrates in Gbit/s.
-        #[arg(long, value_delimiter = ',', default_values_t = [0.5, 1.0, 1.4, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0])]
-        rates: Vec<f64>,
-        /// Seconds per run.
-        #[arg(long, default_value_t = 3.0)]
-        seconds: f64,
-        /// Random loss (percent) for the extra punktfunk/1 runs; 0 skips them.
-        #[arg(long, default_value_t = 1.0)]
-        loss: f64,
-    },
-    /// The receiving process of `bench transport`.
-    #[command(hide = true)]
-    TransportReceive {
-        #[arg(long)]
-        mode: punktfunk_session::bench::Mode,
-        #[arg(long)]
-        seconds: f64,
-    },
 }
 
 #[derive(Subcommand)]
@@ -123,8 +94,6 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Cmd::Bench { what: BenchCmd::Transport { rates, seconds, loss } } => punktfunk_session::bench::transport(&rates, seconds, loss),
-        Cmd::Bench { what: BenchCmd::TransportReceive { mode, seconds } } => punktfunk_session::bench::receive(mode, seconds),
     }
 }
 

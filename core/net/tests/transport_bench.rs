@@ -1,4 +1,4 @@
-//! `punktfunk bench transport` end to end at a low rate: both processes start, both modes
+//! `punktfunk-transport-bench` end to end at a low rate: both processes start, both modes
 //! deliver every frame, and punktfunk/1 rebuilds every frame hit by 1 % random loss (the
 //! figures themselves are for BENCHMARKS.md, not asserted).
 
@@ -6,8 +6,8 @@ use std::process::Command;
 
 #[test]
 fn the_transport_bench_delivers_every_frame_and_recovers_loss() {
-    let out = Command::new(env!("CARGO_BIN_EXE_punktfunk"))
-        .args(["bench", "transport", "--rates", "0.2", "--seconds", "1", "--loss", "1"])
+    let out = Command::new(env!("CARGO_BIN_EXE_punktfunk-transport-bench"))
+        .args(["--rates", "0.2", "--seconds", "1", "--loss", "1"])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -1,4 +1,4 @@
-//! `punktfunk bench transport`: the punktfunk/1 data plane between two processes on
+//! The punktfunk/1 data plane between two processes on
 //! loopback, against plain UDP measured the same way in the same run.
 //!
 //! The sender (this process) submits synthetic frames at a fixed frame rate and size for a
@@ -76,14 +76,7 @@ fn config(fec_percent: u16) -> StreamConfig {
 pub fn run(mode: Mode, gbps: f64, seconds: f64, loss_percent: f64) -> anyhow::Result<Outcome> {
     let exe = std::env::current_exe()?;
     let mut child = Command::new(exe)
-        .args([
-            "bench",
-            "transport-receive",
-            "--mode",
-            if mode == Mode::Plain { "plain" } else { "pf1" },
-            "--seconds",
-            &seconds.to_string(),
-        ])
+        .args(["receive", "--mode", if mode == Mode::Plain { "plain" } else { "pf1" }, "--seconds", &seconds.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .context("starting the receiver process")?;
@@ -274,7 +267,7 @@ impl PlainReceiver {
     }
 }
 
-/// `punktfunk bench transport`: both modes at each rate, then punktfunk/1 under loss.
+/// Both modes at each rate, then punktfunk/1 under loss.
 pub fn transport(rates: &[f64], seconds: f64, loss_percent: f64) -> anyhow::Result<()> {
     println!("{FPS} frames/s for {seconds} s per run; {SHARD}-byte payloads; punktfunk/1 with 20 % FEC and AES-128-GCM");
     println!(
