@@ -51,12 +51,14 @@ fn drain(client: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
-/// Waits until the sender has heard the client's ping.
-fn heard(sender: &punktfunk_streamer::audio::sender::AudioSender) {
+/// Pings until the sender has heard it, as Moonlight keeps pinging: the listener of a sender
+/// stopped a moment ago may still be reading the same socket and take one ping for itself.
+fn ping_until_heard(sender: &punktfunk_streamer::audio::sender::AudioSender, client: &UdpSocket, ping: &[u8]) {
     let end = Instant::now() + Duration::from_secs(30);
     while sender.peer().is_none() {
         assert!(Instant::now() < end, "the sender never heard the ping");
-        std::thread::sleep(Duration::from_millis(5));
+        client.send(ping).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -78,8 +80,7 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
 
     let mut ping = PAYLOAD.as_bytes().to_vec();
     ping.extend_from_slice(&1u32.to_be_bytes());
-    client.send(&ping).unwrap();
-    heard(&sender);
+    ping_until_heard(&sender, &client, &ping);
     let sound = exchange(&queue, &client, (0..400).map(|n| cycle(n, 440.0)));
 
     let mut depacketizer = AudioDepacketizer::new(5, Some(KEY));
@@ -152,8 +153,7 @@ fn a_sender_started_again_for_the_same_stream_goes_on_with_its_sequence() {
     let run = |resume, from: usize| {
         let queue = Arc::new(PcmQueue::new(1024));
         let sender = audio::start(params.clone(), host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, resume).unwrap();
-        client.send(&ping).unwrap();
-        heard(&sender);
+        ping_until_heard(&sender, &client, &ping);
         let sent = exchange(&queue, &client, (from..from + 10).map(|n| cycle(n, 440.0)));
         let (_, position) = sender.stop();
         (data_seqs(&sent), position.expect("a GameStream sender says where it stopped"))
