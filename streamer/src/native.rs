@@ -7,7 +7,7 @@ use crate::audio::playout::Playout;
 use crate::encode::{Choice, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
-use crate::peer::Peer;
+use crate::peer::{LISTEN_POLL, Peer};
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -16,7 +16,7 @@ use punktfunk_net::{DataSocket, monotonic_us};
 use std::net::UdpSocket;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Listens on the data-plane socket until `stop`: hellos (sealed with the start's microphone
 /// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
@@ -37,7 +37,7 @@ pub fn listen_for_hellos(
     let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC);
     let (mut hellos, mut newest_hello) = (AudioOpener::new(&params.mic_key, KIND_HELLO), None::<u64>);
     while !stop.load(Ordering::Relaxed) {
-        let _ = socket.recv(Duration::from_millis(200), |from, d| {
+        let _ = socket.recv(LISTEN_POLL, |from, d| {
             if kind(d) == Some(KIND_HELLO) {
                 // A late hello (reordered behind a newer one) must not move the stream back.
                 let Ok(hello) = hellos.open(d) else { return };
@@ -147,8 +147,10 @@ impl NativeVideoSender {
 mod tests {
     use super::*;
     use crate::encode::{Codec, Format};
+    use crate::peer::Listener;
     use punktfunk_core::native::audio::AudioSealer;
     use std::net::SocketAddr;
+    use std::time::Duration;
 
     /// Waits until `peer` is `want` (or a second passed) and returns what it is.
     fn settled(peer: &Peer, want: Option<SocketAddr>) -> Option<SocketAddr> {
@@ -177,10 +179,10 @@ mod tests {
             token: 7,
             encoder: "software".into(),
         };
-        let (peer, stop) = (Peer::default(), Arc::new(AtomicBool::new(false)));
-        let thread = {
-            let (peer, stop, params) = (peer.clone(), Arc::clone(&stop), params.clone());
-            std::thread::spawn(move || listen_for_hellos(listener, &params, peer, stop, None, || {}))
+        let peer = Peer::default();
+        let hearing = {
+            let (peer, params) = (peer.clone(), params.clone());
+            Listener::spawn("hellos", move |stop| listen_for_hellos(listener, &params, peer, stop, None, || {})).unwrap()
         };
         let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -198,7 +200,6 @@ mod tests {
         assert_eq!(settled(&peer, Some(b_addr)), Some(a_addr), "a forged, replayed or older hello moves nothing");
         b.send_to(&third, to).unwrap();
         assert_eq!(settled(&peer, Some(b_addr)), Some(b_addr), "a newer one (the client's new address) does");
-        stop.store(true, Ordering::Relaxed);
-        thread.join().unwrap();
+        drop(hearing);
     }
 }

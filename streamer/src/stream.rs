@@ -14,7 +14,7 @@ use crate::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams,
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
-use crate::peer::Peer;
+use crate::peer::{Listener, Peer};
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
 use parking_lot::Mutex;
 use punktfunk_core::gamestream::audio::AudioPosition;
@@ -183,7 +183,7 @@ impl Stream {
             idr: Arc::clone(&idr),
             reports,
             sender: None,
-            listener_stop: None,
+            listener: None,
             first_sent: false,
             path: None,
             stats: StatsRecorder::default(),
@@ -342,7 +342,8 @@ struct StreamSink {
     idr: Arc<AtomicBool>,
     reports: Arc<Mutex<UnixStream>>,
     sender: Option<MediaSender>,
-    listener_stop: Option<Arc<AtomicBool>>,
+    /// Hears the client for the current sender; dropped (joined) when it stops.
+    listener: Option<Listener>,
     first_sent: bool,
     /// The path last reported (`Report::VideoPath`).
     path: Option<String>,
@@ -383,17 +384,13 @@ impl StreamSink {
             );
             self.report(&Report::VideoStats(stats));
         }
-        if let Some(stop) = self.listener_stop.take() {
-            stop.store(true, Ordering::Relaxed);
-        }
+        self.listener = None;
     }
 
     /// Starts a sender of either protocol, with a thread latching the client's address
     /// from its pings (GameStream) or hellos (punktfunk/1).
     fn start_video(&mut self, command: VideoCommand) -> std::io::Result<()> {
         self.stop_video();
-        let stop = Arc::new(AtomicBool::new(false));
-        let listener_stop = Arc::clone(&stop);
         let (source, idr) = (self.source.clone(), Arc::clone(&self.idr));
         let on_latch = move || {
             idr.store(true, Ordering::Relaxed);
@@ -401,32 +398,33 @@ impl StreamSink {
             // not wait on a loop that may have stopped.
             source.try_send(SourceCommand::Redraw);
         };
-        let listener = std::thread::Builder::new().name("video-peer".into());
-        let sender = match command {
+        let (sender, listener) = match command {
             VideoCommand::Start(params) => {
                 let peer = Peer::default();
                 let (socket, payload, listener_peer) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone());
-                listener.spawn(move || listen_for_pings(socket, payload, listener_peer, listener_stop, on_latch))?;
+                let listener =
+                    Listener::spawn("video-pings", move |stop| listen_for_pings(socket, payload, listener_peer, stop, on_latch))?;
                 // The same stream started again (a repeated PLAY) goes on where it stopped:
                 // under the same key, an IV is never used twice.
                 let resume =
                     self.resume.take().filter(|r| r.key == params.key && r.ping_payload == params.ping_payload).map(|r| r.position);
-                MediaSender::GameStream(
-                    VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr), resume)
-                        .map_err(std::io::Error::other)?,
-                )
+                let sender = VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr), resume)
+                    .map_err(std::io::Error::other)?;
+                (MediaSender::GameStream(sender), listener)
             }
             VideoCommand::StartNative(params, peer, mic) => {
                 let (socket, listener_params, listener_peer) = (self.native.try_clone()?, params.clone(), peer.clone());
-                listener.spawn(move || listen_for_hellos(socket, &listener_params, listener_peer, listener_stop, mic, on_latch))?;
-                MediaSender::Native(
-                    NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?,
-                )
+                let listener = Listener::spawn("video-hellos", move |stop| {
+                    listen_for_hellos(socket, &listener_params, listener_peer, stop, mic, on_latch)
+                })?;
+                let sender =
+                    NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?;
+                (MediaSender::Native(sender), listener)
             }
             VideoCommand::Stop | VideoCommand::SetBitrate(_) => return Ok(()),
         };
-        self.listener_stop = Some(stop);
         self.sender = Some(sender);
+        self.listener = Some(listener);
         self.first_sent = false;
         self.path = None;
         Ok(())

@@ -51,8 +51,8 @@ fn drain(client: &UdpSocket, wait: Duration) -> Vec<Vec<u8>> {
     got
 }
 
-/// Pings until the sender has heard it, as Moonlight keeps pinging: the listener of a sender
-/// stopped a moment ago may still be reading the same socket and take one ping for itself.
+/// Pings until the sender has heard it, as Moonlight keeps pinging (a ping is a datagram:
+/// one may be lost).
 fn ping_until_heard(sender: &punktfunk_streamer::audio::sender::AudioSender, client: &UdpSocket, ping: &[u8]) {
     let end = Instant::now() + Duration::from_secs(30);
     while sender.peer().is_none() {

@@ -8,13 +8,12 @@ use super::framer::{Framer, SilenceGate};
 use super::layout::{Channels, OpusLayout, remix};
 use super::queue::{PcmQueue, Pop};
 use crate::latency::LatencySamples;
-use crate::peer::Peer;
+use crate::peer::{Listener, Peer};
 use punktfunk_core::gamestream::audio::{AudioPacketizer, AudioPosition};
 use punktfunk_core::native::audio::AudioSealer;
 pub use punktfunk_core::stream::AudioStats;
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -59,7 +58,8 @@ impl Wire {
 const HANGOVER: Duration = Duration::from_millis(200);
 
 pub struct AudioSender {
-    stop: Arc<AtomicBool>,
+    /// The thread that hears the client for this sender (GameStream's pings), stopped first.
+    listener: Option<Listener>,
     pcm: Arc<PcmQueue>,
     peer: Peer,
     thread: Option<JoinHandle<(AudioStats, Wire)>>,
@@ -84,7 +84,7 @@ impl AudioSender {
             let peer = peer.clone();
             move || send_loop(encoder, wire, packet_ms, &socket, &queue, (source, target), &peer)
         })?;
-        Ok(Self { stop: Arc::new(AtomicBool::new(false)), pcm, peer, thread: Some(thread) })
+        Ok(Self { listener: None, pcm, peer, thread: Some(thread) })
     }
 
     /// Where the sound goes: the client's address, once it made itself known.
@@ -92,9 +92,10 @@ impl AudioSender {
         self.peer.get()
     }
 
-    /// Set when the sender stops: helper threads (a ping listener) stop with it.
-    pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        Arc::clone(&self.stop)
+    /// Stops and joins `listener` when the sender stops.
+    pub fn with_listener(mut self, listener: Listener) -> Self {
+        self.listener = Some(listener);
+        self
     }
 
     /// Stops the sender; returns the stream's figures and, for GameStream, where its
@@ -104,7 +105,7 @@ impl AudioSender {
     }
 
     fn halt(&mut self) -> (AudioStats, Option<AudioPosition>) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.listener = None;
         self.pcm.close();
         let (mut stats, position) = match self.thread.take().and_then(|t| t.join().ok()) {
             Some((stats, wire)) => (stats, wire.position()),

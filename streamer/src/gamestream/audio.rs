@@ -6,7 +6,7 @@ use super::video::listen_for_pings;
 use crate::audio::layout::{Channels, OpusLayout};
 use crate::audio::queue::PcmQueue;
 use crate::audio::sender::{AudioSender, Wire};
-use crate::peer::Peer;
+use crate::peer::{Listener, Peer};
 use punktfunk_core::gamestream::audio::{AudioPacketizer, AudioPosition};
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -31,9 +31,6 @@ pub fn start(
     let wire = Wire::GameStream(Box::new(packetizer));
     let layout = OpusLayout::new(params.channels, params.high_quality);
     let sender = AudioSender::start(layout, params.packet_ms, wire, socket.try_clone()?, peer.clone(), pcm, source)?;
-    let stop = sender.stop_flag();
-    std::thread::Builder::new()
-        .name("audio-pings".into())
-        .spawn(move || listen_for_pings(socket, params.ping_payload, peer, stop, || {}))?;
-    Ok(sender)
+    let listener = Listener::spawn("audio-pings", move |stop| listen_for_pings(socket, params.ping_payload, peer, stop, || {}))?;
+    Ok(sender.with_listener(listener))
 }

@@ -6,6 +6,7 @@
 use crate::encode::{Choice, Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
+use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
@@ -29,7 +30,7 @@ pub fn is_ping(datagram: &[u8], payload: Option<&str>) -> bool {
 /// Listens for pings on `socket` until `stop`, latching the newest source into `peer`;
 /// `on_latch` runs when the peer changes (the new peer needs a fresh key frame).
 pub fn listen_for_pings(socket: UdpSocket, payload: Option<String>, peer: Peer, stop: Arc<AtomicBool>, on_latch: impl Fn()) {
-    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    let _ = socket.set_read_timeout(Some(LISTEN_POLL));
     let mut buf = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
         if let Ok((n, from)) = socket.recv_from(&mut buf)
