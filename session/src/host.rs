@@ -132,7 +132,11 @@ impl Host {
     /// second daemon fails here with a clear "address in use".
     pub async fn open(paths: &Paths) -> anyhow::Result<(Arc<Self>, Sockets)> {
         let config = Config::load_or_create(&paths.config)?;
-        std::fs::create_dir_all(&paths.state)?;
+        crate::store::private_dir(&paths.state)?;
+        crate::store::sweep_temp_files(&paths.state, None);
+        if let Some(dir) = paths.config.parent() {
+            crate::store::sweep_temp_files(dir, None);
+        }
         let identity = Identity::load_or_create(&paths.state)?;
         let uniqueid = load_or_create_id(&paths.state.join("uniqueid"))?;
         let clients = Clients::load(paths.state.join("clients.json"))?;
@@ -194,10 +198,15 @@ impl Host {
 
 pub const API_TOKEN_FILE: &str = "api-token";
 
+/// The API token; a new one when the file is missing, short, or not private (another user
+/// may have read it).
 fn load_or_create_token(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
-        Ok(t) if t.trim().len() >= 32 => Ok(t.trim().to_owned()),
-        _ => {
+        Ok(t) if t.trim().len() >= 32 && crate::store::is_private(path) => Ok(t.trim().to_owned()),
+        read => {
+            if read.is_ok() {
+                tracing::warn!("{}: readable by others or too short; made a new API token", path.display());
+            }
             let token = hex::encode(rand::random::<[u8; 32]>());
             crate::store::write_private(path, token.as_bytes())?;
             Ok(token)

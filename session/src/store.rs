@@ -19,7 +19,11 @@ fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()
     use std::os::unix::fs::OpenOptionsExt;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.tmp{}", path.file_name().and_then(|n| n.to_str()).unwrap_or("state"), std::process::id()));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("state");
+    // Named by writer, so two processes never write one temporary file; a writer killed
+    // mid-write leaves its file behind, which the next write (or start) removes.
+    let tmp = dir.join(format!("{}{}", temp_prefix(name), std::process::id()));
+    sweep_temp_files(dir, Some(name));
     let result = (|| {
         let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
         f.write_all(bytes)?;
@@ -31,6 +35,41 @@ fn write_atomic_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+fn temp_prefix(name: &str) -> String {
+    format!(".{name}.tmp")
+}
+
+/// Removes the temporary files in `dir` (of the state file `name`, or all) whose writer is
+/// gone: what a writer killed between creating and renaming one left.
+pub fn sweep_temp_files(dir: &Path, name: Option<&str>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some((stem, pid)) = file.strip_prefix('.').and_then(|f| f.rsplit_once(".tmp")) else { continue };
+        let Ok(pid) = pid.parse::<i32>() else { continue };
+        let writer_alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None) != Err(nix::errno::Errno::ESRCH);
+        if name.is_none_or(|n| n == stem) && !writer_alive {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Creates `dir` (and its parents) and makes it its owner's alone: the host's key, its API
+/// token and the client list live there.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Whether a secret file may be trusted: owned by this user and unreadable by others (a
+/// token another user could have read is no secret).
+pub fn is_private(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.uid() == nix::unistd::geteuid().as_raw() && m.mode() & 0o077 == 0)
 }
 
 /// A paired client, identified by its certificate (never by the `uniqueid` it sends).
@@ -100,6 +139,45 @@ impl Clients {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn temp_files_of_dead_writers_are_swept() {
+        let dir = std::env::temp_dir().join(format!("pf-sweep-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stale = dir.join(format!(".clients.json.tmp{dead}"));
+        let live = dir.join(format!(".host.key.tmp{}", std::process::id()));
+        let other = dir.join(format!(".host.key.tmp{dead}"));
+        for f in [&stale, &live, &other] {
+            std::fs::write(f, b"half").unwrap();
+        }
+        write_private(&dir.join("clients.json"), b"[]").unwrap();
+        assert!(!stale.exists(), "a write removes its file's stale temporaries");
+        assert!(other.exists(), "and only its own");
+        sweep_temp_files(&dir, None);
+        assert!(!other.exists(), "a sweep removes every dead writer's");
+        assert!(live.exists(), "but never a live writer's");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn secrets_others_could_read_are_not_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("pf-private-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        private_dir(&dir).unwrap();
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let token = dir.join("api-token");
+        write_private(&token, b"secret").unwrap();
+        assert!(is_private(&token));
+        std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(!is_private(&token));
+        assert!(!is_private(&dir.join("missing")));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     fn client(fp: &str, name: &str) -> PairedClient {
         PairedClient { fingerprint: fp.into(), name: name.into(), cert_pem: "PEM".into(), paired_at: 1 }

@@ -38,6 +38,9 @@ pub struct Launch {
     pub connect_data: u32,
     /// RTSP is sealed with the key (`rtspenc://`, clients with `corever` ≥ 1).
     pub encrypted_rtsp: bool,
+    /// RTSP responses sealed under `key` so far: the next one's sequence number, so no two
+    /// share an IV (the client's `CSeq` would repeat on a replayed request).
+    pub rtsp_sealed: u32,
     /// The layout of the session's sink (`surroundAudioInfo`); a client resuming with another
     /// one gets the sound converted.
     pub audio_channels: Channels,
@@ -55,6 +58,7 @@ impl Launch {
             ping_payload: hex::encode(rand::random::<[u8; 8]>()),
             connect_data: rand::random(),
             encrypted_rtsp: false,
+            rtsp_sealed: 0,
             audio_channels: Channels::Stereo,
         }
     }
@@ -62,6 +66,9 @@ impl Launch {
     /// New keys from /resume for the same running session.
     pub fn rekey(&mut self, key: [u8; 16], key_id: i32, client: IpAddr, fingerprint: String) {
         let fresh = Self::new(self.app_id, self.mode, key, key_id, client, fingerprint);
+        if key != self.key {
+            self.rtsp_sealed = 0;
+        }
         (self.key, self.key_id, self.client, self.fingerprint, self.ping_payload, self.connect_data) =
             (key, key_id, client, fresh.fingerprint, fresh.ping_payload, fresh.connect_data);
     }

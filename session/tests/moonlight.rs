@@ -79,6 +79,9 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     // the app drew it and before the frame is decoded.
     let (wire, decoded) = (latency["draw_to_first_datagram"]["p50"].as_i64(), latency["draw_to_decoded"]["p50"].as_i64());
     assert!(matches!((wire, decoded), (Some(w), Some(d)) if 0 < w && w <= d), "draw → first datagram within draw → decoded: {latency}");
+    // A sealed RTSP request replayed: every answer under the key has its own IV.
+    let seqs = out["rtsp_replay_seqs"].as_array().expect("the replayed RTSP request was answered");
+    assert!(seqs.len() == 2 && seqs[0] != seqs[1], "two sealed RTSP answers share an IV: {seqs:?}");
     let numbers: Vec<i64> = out["frame_numbers"].as_array().unwrap().iter().map(|v| v.as_i64().unwrap()).collect();
     assert!(numbers.windows(2).all(|w| w[1] > w[0]), "frame numbers increase: {numbers:?}");
     let near =

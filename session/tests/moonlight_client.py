@@ -34,6 +34,21 @@ def _low_delay_init(self, *args, **kwargs):
 
 
 moonlight_python.decoder.Decoder.__init__ = _low_delay_init
+
+# The launch key (rikey) moonlight-python draws: recorded, so the test can replay a sealed
+# RTSP request under it as an attacker who captured one would.
+import secrets
+_token_bytes = secrets.token_bytes
+drawn_keys = []
+
+
+def _recorded_token_bytes(n=None):
+    b = _token_bytes(n)
+    drawn_keys.append(b)
+    return b
+
+
+secrets.token_bytes = _recorded_token_bytes
 from moonlight_python import MoonlightClient
 from moonlight_python.config import CODEC_MAP
 from moonlight_python.discovery import connect_to_server
@@ -124,6 +139,31 @@ def stamp(frame):
     counter = ~bits & 0xFFFFFFFF
     low = (1 << 56) - 1
     return (counter, row(1) & low) if (bits >> 32) & 0xFFFFFF == counter & 0xFFFFFF else None
+
+
+def rtsp_replay(key, rtsp_port):
+    """Sends one sealed OPTIONS twice, as a replay would, and returns the sequence numbers of
+    the two sealed answers (each checked to open under the key with that number's IV)."""
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    import socket
+    import struct
+    gcm = AESGCM(key)
+    plain = b"OPTIONS rtsp://127.0.0.1 RTSP/1.0\r\nCSeq: 1\r\nX-GS-ClientVersion: 14\r\n\r\n"
+    iv = struct.pack("<I", 1) + bytes(6) + b"CR"
+    sealed = gcm.encrypt(iv, plain, None)
+    request = struct.pack(">II", 0x80000000 | len(plain), 1) + sealed[-16:] + sealed[:-16]
+    seqs = []
+    for _ in range(2):
+        with socket.create_connection((HOST, rtsp_port), timeout=10) as s:
+            s.sendall(request)
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        length, seq = struct.unpack(">II", answer[:8])
+        body = gcm.decrypt(struct.pack("<I", seq) + bytes(6) + b"HR", answer[24:] + answer[8:24], None)
+        assert body.startswith(b"RTSP/1.0 200"), body
+        seqs.append(seq)
+    return seqs
 
 
 def percentiles(samples):
@@ -235,6 +275,13 @@ for f in client.frames():
         break
 out["latency_us"] = {"draw_to_decoded": percentiles(to_decoded), "draw_to_first_datagram": percentiles(to_first_datagram)}
 out["frames"] = len(frames)
+# The launch key is one of the 16-byte draws of this launch (the newest that opens).
+for key in reversed([k for k in drawn_keys if len(k) == 16]):
+    try:
+        out["rtsp_replay_seqs"] = rtsp_replay(key, port + 21)
+        break
+    except Exception as e:
+        out["rtsp_replay_error"] = repr(e)
 out["frame_numbers"] = [n for n, _ in frames]
 out["band_before"] = frames[-1][1]
 

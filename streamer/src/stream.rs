@@ -304,7 +304,7 @@ fn read_commands(
                 };
                 let at = resume
                     .take()
-                    .filter(|(last, _)| last.key == params.key && last.ping_payload == params.ping_payload)
+                    .filter(|(last, _)| continues((&last.key, &last.ping_payload), (&params.key, &params.ping_payload)))
                     .map(|(_, position)| position);
                 let started = a
                     .socket
@@ -351,6 +351,13 @@ struct StreamSink {
     /// Where the last GameStream sender stopped, for one restarted under the same key (a
     /// second PLAY): its frame numbers and IVs go on from there, never again from zero.
     resume: Option<Resume>,
+}
+
+/// Whether a GameStream sender with `next`'s key and ping payload goes on where one with
+/// `last`'s stopped. Under one key always (whatever else changed, an IV is never used twice);
+/// unencrypted, only for the same stream (its ping payload).
+fn continues<K: PartialEq>(last: (&Option<K>, &Option<String>), next: (&Option<K>, &Option<String>)) -> bool {
+    last.0 == next.0 && (last.0.is_some() || last.1 == next.1)
 }
 
 /// A stopped GameStream sender's position, and the stream identity it belongs to.
@@ -406,8 +413,11 @@ impl StreamSink {
                     Listener::spawn("video-pings", move |stop| listen_for_pings(socket, payload, listener_peer, stop, on_latch))?;
                 // The same stream started again (a repeated PLAY) goes on where it stopped:
                 // under the same key, an IV is never used twice.
-                let resume =
-                    self.resume.take().filter(|r| r.key == params.key && r.ping_payload == params.ping_payload).map(|r| r.position);
+                let resume = self
+                    .resume
+                    .take()
+                    .filter(|r| continues((&r.key, &r.ping_payload), (&params.key, &params.ping_payload)))
+                    .map(|r| r.position);
                 let sender = VideoSender::new(params, self.socket.try_clone()?, peer, Arc::clone(&self.idr), resume)
                     .map_err(std::io::Error::other)?;
                 (MediaSender::GameStream(sender), listener)

@@ -55,12 +55,13 @@ pub enum Message {
 /// One direction pair of the encrypted control stream.
 pub struct ControlCipher {
     gcm: Gcm,
-    send_seq: u32,
+    /// The next host message's sequence number; `None` when spent.
+    send_seq: Option<u32>,
 }
 
 impl ControlCipher {
     pub fn new(key: &[u8; 16]) -> Self {
-        Self { gcm: Gcm::new(key), send_seq: 0 }
+        Self { gcm: Gcm::new(key), send_seq: Some(0) }
     }
 
     /// Opens one client packet into its `(sequence, type, payload)`.
@@ -105,11 +106,12 @@ impl ControlCipher {
         ))
     }
 
-    /// Seals one host message.
-    pub fn seal(&mut self, ty: u16, payload: &[u8]) -> Vec<u8> {
-        let seq = self.send_seq;
-        self.send_seq = self.send_seq.wrapping_add(1);
-        seal_with(&self.gcm, seq, Direction::Host, ty, payload)
+    /// Seals one host message; `None` once the 2³² sequence numbers under this key are
+    /// spent (they never wrap: that would repeat an IV).
+    pub fn seal(&mut self, ty: u16, payload: &[u8]) -> Option<Vec<u8>> {
+        let seq = self.send_seq?;
+        self.send_seq = seq.checked_add(1);
+        Some(seal_with(&self.gcm, seq, Direction::Host, ty, payload))
     }
 
     /// Seals like the client does, for tests and fuzzing.
@@ -118,7 +120,7 @@ impl ControlCipher {
     }
 
     /// The termination message for an app that exited normally.
-    pub fn termination(&mut self) -> Vec<u8> {
+    pub fn termination(&mut self) -> Option<Vec<u8>> {
         self.seal(TYPE_TERMINATION, &TERMINATION_GRACEFUL.to_be_bytes())
     }
 }
@@ -188,7 +190,7 @@ mod tests {
         p[29] ^= 1;
         assert_eq!(c.decode(&p), Err(ControlError::Decrypt));
         // The host's own message uses the other direction byte: it must not open as a client's.
-        let host = c.seal(TYPE_IDR, &[0, 0]);
+        let host = c.seal(TYPE_IDR, &[0, 0]).unwrap();
         assert_eq!(c.decode(&host), Err(ControlError::Decrypt));
         assert_eq!(c.decode(&[0x02, 0x03, 0, 0]), Err(ControlError::Length(4)));
         let mut plain = c.seal_as_client(0, TYPE_IDR, &[0, 0]);
@@ -214,7 +216,7 @@ mod tests {
     #[test]
     fn termination_is_a_big_endian_hresult() {
         let mut c = ControlCipher::new(&[1; 16]);
-        let t = c.termination();
+        let t = c.termination().unwrap();
         let opener = ControlCipher::new(&[1; 16]);
         let mut inner = t[ENVELOPE..].to_vec();
         // The IV as documented: sequence 0 (LE), zeros, then 'H'ost and 'C'ontrol.

@@ -30,14 +30,23 @@ struct Bound {
     /// The launch (or resume) it belongs to: a peer of an earlier one must not touch a
     /// session a newer client resumed.
     connect_data: u32,
-    cipher: ControlCipher,
+    /// The session key, which names its [`Keyed`] state.
+    key: [u8; 16],
     /// The peer proved it holds the session key (a message decrypted); until then it can
     /// neither stop nor end the session.
     verified: bool,
-    replay: ReplayWindow,
     input: Translator,
     pads: Gamepads,
     last_heard: Instant,
+}
+
+/// What is sealed and accepted under one session key, shared by every peer bound with it:
+/// a second peer (a replayed CONNECT, a reconnect) goes on with the host's sequence numbers,
+/// so no IV is used twice, and cannot replay what an earlier peer's client sent.
+struct Keyed {
+    stream: u64,
+    cipher: ControlCipher,
+    replay: ReplayWindow,
 }
 
 pub fn spawn(host: Arc<Host>, socket: UdpSocket) -> anyhow::Result<()> {
@@ -50,6 +59,7 @@ pub fn spawn(host: Arc<Host>, socket: UdpSocket) -> anyhow::Result<()> {
 
 fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc::Receiver<Ended>) {
     let mut peers: HashMap<enet::PeerID, Bound> = HashMap::new();
+    let mut keyed: HashMap<[u8; 16], Keyed> = HashMap::new();
     let mut out = Vec::new();
     loop {
         // Sleep until a datagram arrives or ENet's timers need a turn.
@@ -69,6 +79,11 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                     let addr = peer.address();
                     match bind(&host, data, addr) {
                         Some(bound) => {
+                            keyed.entry(bound.key).or_insert_with(|| Keyed {
+                                stream: bound.stream,
+                                cipher: ControlCipher::new(&bound.key),
+                                replay: ReplayWindow::default(),
+                            });
                             tracing::info!(?addr, stream = bound.stream, "control stream connected");
                             peer.set_timeout(32, PEER_TIMEOUT_MS.0, PEER_TIMEOUT_MS.1);
                             peers.insert(peer.id(), bound);
@@ -102,8 +117,9 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
                 enet::Event::Receive { peer, packet, .. } => {
                     let id = peer.id();
                     let Some(bound) = peers.get_mut(&id) else { continue };
-                    match bound.cipher.decode_seq(packet.data()) {
-                        Ok((seq, message)) if bound.replay.accept(seq) => {
+                    let Some(channel) = keyed.get_mut(&bound.key) else { continue };
+                    match channel.cipher.decode_seq(packet.data()) {
+                        Ok((seq, message)) if channel.replay.accept(seq) => {
                             bound.verified = true;
                             bound.last_heard = Instant::now();
                             dispatch(&host, bound, message, &mut out);
@@ -122,15 +138,18 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
             }
         }
         while let Ok(Ended::Stream(id)) = ended.try_recv() {
-            for (peer_id, bound) in peers.iter_mut().filter(|(_, b)| b.stream == id && b.verified) {
+            for (peer_id, bound) in peers.iter().filter(|(_, b)| b.stream == id && b.verified) {
                 tracing::info!(stream = id, "session over: telling the client");
-                let packet = enet::Packet::reliable(bound.cipher.termination().as_slice());
+                let termination = keyed.get_mut(&bound.key).and_then(|k| k.cipher.termination());
                 if let Some(peer) = enet.get_peer_mut(*peer_id) {
-                    let _ = peer.send(0, &packet);
+                    if let Some(message) = termination {
+                        let _ = peer.send(0, &enet::Packet::reliable(message.as_slice()));
+                    }
                     peer.disconnect_later(0);
                 }
             }
             peers.retain(|_, b| b.stream != id);
+            keyed.retain(|_, k| k.stream != id);
             enet.flush();
         }
     }
@@ -145,9 +164,8 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
             matches.then(|| Bound {
                 stream: s.id,
                 connect_data: s.launch.connect_data,
-                cipher: ControlCipher::new(&s.launch.key),
+                key: s.launch.key,
                 verified: false,
-                replay: ReplayWindow::default(),
                 input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
                 pads: Gamepads::default(),
                 last_heard: Instant::now(),

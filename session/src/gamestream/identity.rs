@@ -118,6 +118,12 @@ impl Identity {
             (Err(e), _) | (_, Err(e)) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => {
                 let id = Self::generate("punktfunk GameStream host")?;
+                // The half that exists goes first: a crash anywhere below leaves a key without
+                // a certificate (made anew on the next start), never a pair that does not match.
+                match std::fs::remove_file(&cert_path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+                    _ => {}
+                }
                 crate::store::write_private(&key_path, &id.key_der)?;
                 crate::store::write_atomic(&cert_path, id.cert.pem.as_bytes())?;
                 tracing::info!("created the host certificate {}", cert_path.display());
@@ -160,5 +166,20 @@ mod tests {
         let sig = b.sign(b"secret");
         assert!(a.certificate().verify(b"secret", &sig));
         assert!(!a.certificate().verify(b"secreT", &sig));
+    }
+
+    /// Every state a crash while creating the identity can leave starts.
+    #[test]
+    fn a_half_written_identity_is_made_anew() {
+        let dir = std::env::temp_dir().join(format!("pf-identity-half-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let first = Identity::load_or_create(&dir).unwrap();
+        std::fs::remove_file(dir.join("host.key")).unwrap();
+        let second = Identity::load_or_create(&dir).expect("a certificate without its key");
+        assert_ne!(first.certificate().pem(), second.certificate().pem());
+        std::fs::remove_file(dir.join("host.pem")).unwrap();
+        let third = Identity::load_or_create(&dir).expect("a key without its certificate");
+        assert_eq!(Identity::load_or_create(&dir).unwrap().certificate().pem(), third.certificate().pem());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

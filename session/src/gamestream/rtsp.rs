@@ -2,6 +2,7 @@
 //! session's launch state; PLAY starts the video in the compositor process.
 
 use crate::host::Host;
+use anyhow::Context;
 use punktfunk_core::crypto::Gcm;
 use punktfunk_core::gamestream::rtsp::{self, Request, Response, RtspError};
 use punktfunk_core::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
@@ -37,8 +38,10 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) {
 async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     let peer = stream.peer_addr()?;
     // The session this client launched, with its key; anyone else gets 454.
-    let session =
-        host.streams.with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp))).flatten();
+    let session = host
+        .streams
+        .with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp, s.launch.key)))
+        .flatten();
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
     let (request, sealed) = loop {
@@ -46,7 +49,7 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
         anyhow::ensure!(n > 0, "connection closed before a full request");
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] & 0x80 != 0 {
-            let Some((gcm, _)) = &session else { anyhow::bail!("encrypted request without a session") };
+            let Some((gcm, _, _)) = &session else { anyhow::bail!("encrypted request without a session") };
             if let Some(total) = rtsp::sealed_len(&buf)?
                 && buf.len() >= total
             {
@@ -59,18 +62,35 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     };
     let response = match &session {
         None => Response::new(454, request.cseq()),
-        Some((_, true)) if !sealed => Response::new(403, request.cseq()),
+        Some((_, true, _)) if !sealed => Response::new(403, request.cseq()),
         Some(_) => respond(host, &request),
     };
     tracing::debug!(method = request.method, target = request.target, status = response.status, sealed, "RTSP");
     let bytes = response.to_bytes();
     let bytes = match (sealed, &session) {
-        (true, Some((gcm, _))) => rtsp::seal(gcm, request.cseq().unwrap_or(0), &bytes),
+        (true, Some((gcm, _, key))) => {
+            let seq = next_seal(host, key).context("the session's key changed or ran out of RTSP sequence numbers")?;
+            rtsp::seal(gcm, seq, &bytes)
+        }
         _ => bytes,
     };
     stream.write_all(&bytes).await?;
     stream.shutdown().await?;
     Ok(())
+}
+
+/// The sequence number, and so the IV, of the next response sealed under `key`: counted by
+/// the host per key (the client reads it from the message and does not check it), so a
+/// replayed request or a client's repeated `CSeq` never puts one IV on two messages.
+fn next_seal(host: &Host, key: &[u8; 16]) -> Option<u32> {
+    host.streams
+        .with(|s| {
+            let launch = &mut s.launch;
+            let seq = (launch.key == *key).then_some(launch.rtsp_sealed)?;
+            launch.rtsp_sealed = seq.checked_add(1)?;
+            Some(seq)
+        })
+        .flatten()
 }
 
 fn respond(host: &Host, req: &Request) -> Response {
