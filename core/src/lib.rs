@@ -11,7 +11,7 @@
 //! - [`mode`], [`colour`], [`channels`] and [`stream`]: what a stream carries (size, refresh,
 //!   YUV matrix and range, sound layout, codec) and what each protocol negotiated for it;
 //!   [`ipc`] the daemon ↔ stream process messages that carry them.
-//! - [`crypto`], [`pacer`], [`stats`], and [`ffi`], the C ABI.
+//! - [`crypto`], [`pacer`], [`stats`], [`throttle`] (how often to report), and [`ffi`], the C ABI.
 
 pub mod assembly;
 pub mod channels;
@@ -31,6 +31,7 @@ pub mod native;
 pub mod pacer;
 pub mod stats;
 pub mod stream;
+pub mod throttle;
 
 pub use datagrams::Datagrams;
 pub use stats::Stats;

@@ -9,6 +9,7 @@
 mod common;
 
 use common::{client_report, python, start_daemon_configured, target_dir};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -17,6 +18,20 @@ use std::time::{Duration, Instant};
 const PORT: u16 = 38989;
 const API_PORT: u16 = 38991;
 const COLOUR: [i64; 3] = [0x30, 0x80, 0xff];
+
+/// Fills the control port with half-open ENet peers, as any stranger could: CONNECTs with
+/// connect data no launch handed out, never completed (the squatter is never serviced, so
+/// it never acknowledges the host's answer). The host must keep its slots for real clients.
+fn half_open_peers(port: u16, count: usize) -> rusty_enet::Host<UdpSocket> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut squatter = rusty_enet::Host::new(socket, rusty_enet::HostSettings { peer_limit: count, ..Default::default() }).unwrap();
+    let to = SocketAddr::from(([127, 0, 0, 1], port));
+    for n in 0..count {
+        squatter.connect(to, 0x30, 0x5eed_0000 + n as u32).unwrap();
+    }
+    squatter.flush();
+    squatter
+}
 
 #[test]
 fn moonlight_pairs_streams_takes_input_and_quits() {
@@ -42,6 +57,8 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     // HEVC and AV1 offered without a GPU too, so that they and 10-bit video can be tested.
     let daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "software_hevc = true\nsoftware_av1 = true\n", &app, &prep_toml);
 
+    // As many half-open peers as ENet has slots, and more: the client still connects.
+    let _squatter = half_open_peers(PORT + 10, 32);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let output = Command::new(&python)
         .arg(&script)

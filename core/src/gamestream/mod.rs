@@ -6,6 +6,7 @@
 pub mod annexb;
 pub mod audio;
 pub mod control;
+pub mod enet;
 pub mod envelope;
 pub mod input;
 pub mod keymap;

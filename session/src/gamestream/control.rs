@@ -8,10 +8,12 @@
 
 use crate::gamepad::Gamepads;
 use crate::host::Host;
-use crate::stream::Ended;
+use crate::stream::{Ended, Stream};
 use punktfunk_core::gamestream::control::{ControlCipher, Message, ReplayWindow};
+use punktfunk_core::gamestream::enet::{Datagram, classify};
 use punktfunk_core::gamestream::input::{InputPacket, Translator};
 use punktfunk_core::ipc::Command;
+use punktfunk_core::throttle::{Throttle, refusals};
 use rusty_enet as enet;
 use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
@@ -49,21 +51,69 @@ struct Keyed {
     replay: ReplayWindow,
 }
 
+/// The control socket with admission in front of ENet: a CONNECT is let through only with
+/// connect data a launch handed out (or, with none, from the launching client's address);
+/// anything else to no peer is dropped unanswered. Strangers so take no peer slot and get
+/// no reply (a spoofed CONNECT would otherwise be answered with several times its size).
+struct AdmittingSocket {
+    socket: UdpSocket,
+    host: Arc<Host>,
+    refusals: Throttle,
+}
+
+impl enet::Socket for AdmittingSocket {
+    type Address = SocketAddr;
+    type Error = std::io::Error;
+
+    fn init(&mut self, options: enet::SocketOptions) -> std::io::Result<()> {
+        self.socket.init(options)
+    }
+
+    fn send(&mut self, to: SocketAddr, buffer: &[u8]) -> std::io::Result<usize> {
+        enet::Socket::send(&mut self.socket, to, buffer)
+    }
+
+    fn receive(&mut self, buffer: &mut [u8; enet::MTU_MAX]) -> std::io::Result<Option<(SocketAddr, enet::PacketReceived)>> {
+        loop {
+            let Some((from, received)) = self.socket.receive(buffer)? else { return Ok(None) };
+            let enet::PacketReceived::Complete(n) = received else { return Ok(Some((from, received))) };
+            let admitted = match classify(&buffer[..n], false) {
+                Datagram::ToPeer => true,
+                Datagram::Connect { data } => self.host.streams.with(|s| launched_by(s, data, from)).unwrap_or(false),
+                Datagram::Invalid => false,
+            };
+            if admitted {
+                return Ok(Some((from, received)));
+            }
+            if let Some(held) = self.refusals.admit(Instant::now()) {
+                tracing::warn!(%from, held_back = held, "control: a connection no launch asked for, dropped");
+            }
+        }
+    }
+}
+
+/// Whether a peer connecting from `addr` with `data` belongs to `stream`: by the connect data
+/// its launch handed out, or (clients that send none) by the launching client's address.
+fn launched_by(stream: &Stream, data: u32, addr: SocketAddr) -> bool {
+    if data != 0 { data == stream.launch.connect_data } else { addr.ip() == stream.launch.client }
+}
+
 pub fn spawn(host: Arc<Host>, socket: UdpSocket) -> anyhow::Result<()> {
     let ended = host.streams.on_end();
+    let socket = AdmittingSocket { socket, host: Arc::clone(&host), refusals: refusals() };
     let enet = enet::Host::new(socket, enet::HostSettings { peer_limit: 16, channel_limit: 0x30, ..Default::default() })
         .map_err(|e| anyhow::anyhow!("ENet host: {e:?}"))?;
     std::thread::Builder::new().name("control".into()).spawn(move || run(host, enet, ended))?;
     Ok(())
 }
 
-fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc::Receiver<Ended>) {
+fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync::mpsc::Receiver<Ended>) {
     let mut peers: HashMap<enet::PeerID, Bound> = HashMap::new();
     let mut keyed: HashMap<[u8; 16], Keyed> = HashMap::new();
     let mut out = Vec::new();
     loop {
         // Sleep until a datagram arrives or ENet's timers need a turn.
-        let fd = enet.socket().as_fd();
+        let fd = enet.socket().socket.as_fd();
         let _ = nix::poll::poll(&mut [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)], 10u16);
         loop {
             let event = match enet.service() {
@@ -160,8 +210,7 @@ fn run(host: Arc<Host>, mut enet: enet::Host<UdpSocket>, ended: std::sync::mpsc:
 fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
     host.streams
         .with(|s| {
-            let matches = if data != 0 { data == s.launch.connect_data } else { addr.is_some_and(|a| a.ip() == s.launch.client) };
-            matches.then(|| Bound {
+            addr.is_some_and(|a| launched_by(s, data, a)).then(|| Bound {
                 stream: s.id,
                 connect_data: s.launch.connect_data,
                 key: s.launch.key,
@@ -198,4 +247,23 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
             s.send(c);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The admission parser reads the connect data from a CONNECT as ENet itself writes it.
+    #[test]
+    fn reads_the_connect_data_enet_sends() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut client = enet::Host::new(socket, enet::HostSettings { peer_limit: 1, ..Default::default() }).unwrap();
+        client.connect(listener.local_addr().unwrap(), 2, 0xabcd_1234).unwrap();
+        client.flush();
+        let mut buf = [0; 2048];
+        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let (n, _) = listener.recv_from(&mut buf).unwrap();
+        assert_eq!(classify(&buf[..n], false), Datagram::Connect { data: 0xabcd_1234 });
+    }
 }
