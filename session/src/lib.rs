@@ -12,6 +12,7 @@ pub mod gamestream;
 pub mod host;
 pub mod mdns;
 pub mod native;
+pub mod panics;
 pub mod pin;
 pub mod pipewire;
 pub mod store;

@@ -158,6 +158,7 @@ fn api_error(e: ureq::Error) -> anyhow::Error {
 }
 
 fn serve(paths: Paths) -> anyhow::Result<()> {
+    punktfunk_session::panics::abort_on_panic();
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime
         .block_on(async {

@@ -111,6 +111,7 @@ fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync:
     let mut peers: HashMap<enet::PeerID, Bound> = HashMap::new();
     let mut keyed: HashMap<[u8; 16], Keyed> = HashMap::new();
     let mut out = Vec::new();
+    crate::panics::inject_fault("control");
     loop {
         // Sleep until a datagram arrives or ENet's timers need a turn.
         let fd = enet.socket().socket.as_fd();
