@@ -3,6 +3,7 @@
 //! `Authorization: Bearer <token>` from the owner-only `api-token` file: loopback alone
 //! would let any local user pair a device.
 
+use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{PIN_LIFETIME, PairOutcome, valid_pin};
 use axum::extract::{Path, Request, State};
@@ -75,9 +76,18 @@ async fn authorize(State(host): State<Arc<Host>>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// Serves the API to this user's processes alone (other local users cannot take its
+/// connections either), each request's head due within the admission timeout.
 pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener) {
-    if let Err(e) = axum::serve(listener, router(host)).await {
-        tracing::error!("management API: {e}");
+    let app = router(host);
+    let admission = Admission::new("API", Peers::ThisUser, connection_budget());
+    loop {
+        let (tcp, _, slot) = admission.accept(&listener).await;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            crate::gamestream::http::serve_connection(hyper_util::rt::TokioIo::new(tcp), app).await;
+        });
     }
 }
 

@@ -5,11 +5,13 @@
 //! §1), and the private PipeWire they play into where none runs ([`pipewire`]). [`native`] serves
 //! punktfunk/1 clients (QUIC control) from the same sessions.
 
+pub mod admission;
 pub mod api;
 pub mod config;
 pub mod gamepad;
 pub mod gamestream;
 pub mod host;
+pub mod local_peer;
 pub mod mdns;
 pub mod native;
 pub mod panics;

@@ -96,7 +96,8 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     assert!(exchange(RTSP, &vec![b'A'; 64 * 1024]).is_empty());
 
     // ENet control: random datagrams, then a well-formed ENet client that matches no
-    // session, which is refused.
+    // session: never answered (its CONNECT takes no slot and gets no reply), so it never
+    // connects. Watched for three seconds; the host answers a real client in milliseconds.
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     for len in [0usize, 1, 4, 12, 48, 1400] {
         let junk: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
@@ -106,15 +107,15 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     let mut client =
         rusty_enet::Host::new(socket, rusty_enet::HostSettings { peer_limit: 1, channel_limit: 0x30, ..Default::default() }).unwrap();
     client.connect(std::net::SocketAddr::from(([127, 0, 0, 1], CONTROL)), 0x30, 0x1234_5678).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut refused = false;
-    while Instant::now() < deadline && !refused {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let mut connected = false;
+    while Instant::now() < deadline && !connected {
         while let Ok(Some(event)) = client.service() {
-            refused |= matches!(event, rusty_enet::Event::Disconnect { .. });
+            connected |= matches!(event, rusty_enet::Event::Connect { .. });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(refused, "a control connection without a session must be refused");
+    assert!(!connected, "a control connection without a session got an ENet peer");
 
     // punktfunk/1: junk at the QUIC port (including a QUIC-looking long header) and at the
     // data port, whose hello must be sealed with a start's key.

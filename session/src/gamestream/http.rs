@@ -5,6 +5,7 @@
 use super::identity::fingerprint;
 use super::pairing::Pairing;
 use super::xml::Xml;
+use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::{Host, PendingPairing};
 use crate::pin::{PIN_WAIT, PairOutcome};
 use crate::store::PairedClient;
@@ -22,7 +23,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 pub const APP_VERSION: &str = "7.1.431.-1";
 const GFE_VERSION: &str = "3.23.0.74";
@@ -64,33 +64,15 @@ pub fn router(host: Arc<Host>) -> Router {
 /// Serves plain HTTP: one request per connection (clients never reuse them).
 pub async fn serve_http(host: Arc<Host>, listener: TcpListener) {
     let app = router(host);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new("HTTP", Peers::PerAddress(PER_ADDRESS), connection_budget());
     loop {
-        let (tcp, remote, permit) = accept(&listener, &limit).await;
+        let (tcp, remote, slot) = admission.accept(&listener).await;
         let Ok(local) = tcp.local_addr() else { continue };
         let svc = app.clone().layer(Extension(Conn { remote, local, https: false, cert: None }));
         tokio::spawn(async move {
+            let _slot = slot;
             serve_connection(TokioIo::new(tcp), svc).await;
-            drop(permit);
         });
-    }
-}
-
-/// Connections served at once per listener; more wait in the kernel's backlog.
-const MAX_CONNECTIONS: usize = 64;
-
-/// The next connection, within the connection limit. Accept errors (out of descriptors)
-/// back off instead of spinning.
-pub async fn accept(listener: &TcpListener, limit: &Arc<Semaphore>) -> (tokio::net::TcpStream, SocketAddr, OwnedSemaphorePermit) {
-    loop {
-        let permit = Arc::clone(limit).acquire_owned().await.expect("the semaphore is never closed");
-        match listener.accept().await {
-            Ok((tcp, remote)) => return (tcp, remote, permit),
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
     }
 }
 
@@ -98,14 +80,14 @@ pub async fn accept(listener: &TcpListener, limit: &Arc<Semaphore>) -> (tokio::n
 pub async fn serve_https(host: Arc<Host>, listener: TcpListener, tls: Arc<rustls::ServerConfig>) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let app = router(host);
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let admission = Admission::new("HTTPS", Peers::PerAddress(PER_ADDRESS), connection_budget());
     loop {
-        let (tcp, remote, permit) = accept(&listener, &limit).await;
+        let (tcp, remote, slot) = admission.accept(&listener).await;
         let Ok(local) = tcp.local_addr() else { continue };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
-            let _permit = permit;
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+            let _slot = slot;
+            let tls = match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(s)) => s,
                 Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake: {e}"),
                 Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
@@ -117,7 +99,9 @@ pub async fn serve_https(host: Arc<Host>, listener: TcpListener, tls: Arc<rustls
     }
 }
 
-async fn serve_connection<I>(io: TokioIo<I>, svc: Router)
+/// Serves one request on `io` (no keep-alive: clients never reuse connections), its head
+/// due within [`HEAD_TIMEOUT`].
+pub async fn serve_connection<I>(io: TokioIo<I>, svc: Router)
 where
     I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -126,7 +110,7 @@ where
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive(false)
         .half_close(true)
-        .header_read_timeout(Duration::from_secs(10))
+        .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(io, svc);
     if let Err(e) = conn.await {
         tracing::debug!("HTTP connection: {e}");

@@ -1,8 +1,10 @@
 //! The RTSP server (core/GAMESTREAM.md §5): one request per TCP connection, answered from the running
 //! session's launch state; PLAY starts the video in the compositor process.
 
+use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::Host;
 use anyhow::Context;
+use parking_lot::Mutex;
 use punktfunk_core::crypto::Gcm;
 use punktfunk_core::gamestream::rtsp::{self, Request, Response, RtspError};
 use punktfunk_core::gamestream::sdp::{self, ENCRYPT_CONTROL_V2, Offer};
@@ -10,26 +12,33 @@ use punktfunk_core::ipc::Command;
 use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::AudioParams;
 use punktfunk_core::stream::VideoParams;
+use punktfunk_core::throttle::{Throttle, refusals};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The session id the client echoes (it only has to be present).
 const SESSION: &str = "DEADBEEFCAFE;timeout = 90";
 
+/// Failed RTSP connections, reported a few a second.
+static REFUSALS: Mutex<Throttle> = Mutex::new(refusals());
+
 pub async fn serve(host: Arc<Host>, listener: TcpListener) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(16));
+    let admission = Admission::new("RTSP", Peers::PerAddress(PER_ADDRESS), connection_budget());
     loop {
-        let (stream, peer, permit) = super::http::accept(&listener, &limit).await;
+        let (stream, peer, slot) = admission.accept(&listener).await;
         let host = Arc::clone(&host);
         tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) =
-                tokio::time::timeout(READ_TIMEOUT, connection(&host, stream)).await.unwrap_or(Err(RtspError::HeadTooLong.into()))
-            {
-                tracing::warn!(%peer, "RTSP: {e}");
+            let _slot = slot;
+            let served = tokio::time::timeout(HEAD_TIMEOUT, connection(&host, stream)).await;
+            let error = match served {
+                Ok(Ok(())) => return,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no complete request within {} s", HEAD_TIMEOUT.as_secs()),
+            };
+            if let Some(held_back) = REFUSALS.lock().admit(Instant::now()) {
+                tracing::warn!(%peer, held_back, "RTSP: {error}");
             }
         });
     }
