@@ -5,7 +5,7 @@
 
 use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
-use crate::pin::{PIN_LIFETIME, PairOutcome, valid_pin};
+use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -18,6 +18,16 @@ use std::sync::Arc;
 #[derive(Debug, Serialize, Deserialize)]
 pub struct PinRequest {
     pub pin: String,
+    /// Which waiting device the PIN is for (name, address or both); needed only when more
+    /// than one waits.
+    #[serde(default)]
+    pub device: Option<String>,
+}
+
+/// Who waits for a PIN (`GET /api/pairing`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Waiting {
+    pub devices: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +68,7 @@ fn err(code: StatusCode, msg: impl std::fmt::Display) -> (StatusCode, Json<serde
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .route("/api/pin", post(pin))
+        .route("/api/pairing", get(pairing))
         .route("/api/clients", get(clients))
         .route("/api/clients/{key}", delete(remove_client))
         .route("/api/status", get(status))
@@ -96,13 +107,21 @@ async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiR
     if !valid_pin(&req.pin) {
         return Err(err(StatusCode::BAD_REQUEST, "a PIN is 4 digits"));
     }
-    let outcome = host.pins.give(req.pin);
+    let outcome = match host.pins.give(req.pin, req.device.as_deref()) {
+        Ok(outcome) => outcome,
+        Err(e @ GiveError::NoSuchDevice(_)) => return Err(err(StatusCode::NOT_FOUND, e)),
+        Err(e @ GiveError::WhichDevice(_)) => return Err(err(StatusCode::CONFLICT, e)),
+    };
     match tokio::time::timeout(PIN_LIFETIME, outcome).await {
         Ok(Ok(PairOutcome::Paired { client })) => Ok(Json(serde_json::json!({ "paired": client }))),
         Ok(Ok(PairOutcome::Failed(reason))) => Err(err(StatusCode::FORBIDDEN, reason)),
-        Ok(Err(_)) => Err(err(StatusCode::CONFLICT, "another PIN replaced this one")),
+        Ok(Err(_)) => Err(err(StatusCode::FORBIDDEN, "the pairing was abandoned")),
         Err(_) => Err(err(StatusCode::GATEWAY_TIMEOUT, "no client used the PIN")),
     }
+}
+
+async fn pairing(State(host): State<Arc<Host>>) -> Json<Waiting> {
+    Json(Waiting { devices: host.pins.waiting() })
 }
 
 async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {

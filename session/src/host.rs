@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::gamestream::identity::Identity;
 use crate::gamestream::pairing::Pairing;
-use crate::pin::{PairOutcome, PinDesk};
+use crate::pin::{PinDesk, Reporter};
 use crate::pipewire::{self, PipeWireServer};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
@@ -13,11 +13,10 @@ use parking_lot::Mutex;
 use punktfunk_core::ipc::EncoderProbe;
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::net::{Ipv4Addr, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::oneshot;
 
 /// Where the daemon keeps its files.
 #[derive(Clone, Debug)]
@@ -43,10 +42,11 @@ impl Paths {
     }
 }
 
-/// A pairing between stages, keyed by the client's `uniqueid`.
+/// A pairing between stages, keyed by the client's address and `uniqueid` (a constant in
+/// Moonlight: by itself it would let anyone touch anyone's pairing).
 pub struct PendingPairing {
     pub pairing: Pairing,
-    pub outcome: Option<oneshot::Sender<PairOutcome>>,
+    pub outcome: Reporter,
     /// The name the client gave (`devicename`), stored with the pairing.
     pub name: String,
     /// Name and address, as the user is told.
@@ -62,9 +62,7 @@ pub struct Host {
     pub name: String,
     pub clients: Mutex<Clients>,
     pub pins: PinDesk,
-    pub pairings: Mutex<HashMap<String, PendingPairing>>,
-    /// A client's first pairing request is waiting for the PIN.
-    pub pin_waiter: std::sync::atomic::AtomicBool,
+    pub pairings: Mutex<HashMap<(IpAddr, String), PendingPairing>>,
     pub streams: Arc<Streams>,
     /// Offer HEVC: a hardware encoder is there, or `software_hevc` says so.
     pub hevc: bool,
@@ -78,17 +76,6 @@ pub struct Host {
     pub api_token: String,
     /// The private PipeWire started for the sessions' sound, if the host needed one.
     _pipewire: Option<PipeWireServer>,
-}
-
-impl Host {
-    /// Claims the PIN desk for one pairing client (GameStream or punktfunk/1); `None` while
-    /// another pairing is under way.
-    pub fn claim_pin(&self) -> Option<crate::pin::Waiting<'_>> {
-        if !self.pairings.lock().is_empty() {
-            return None;
-        }
-        crate::pin::Waiting::claim(&self.pin_waiter)
-    }
 }
 
 /// The sessions' sound server: the user's running PipeWire, or (when none answers and the
@@ -180,7 +167,6 @@ impl Host {
             clients: Mutex::new(clients),
             pins: PinDesk::default(),
             pairings: Mutex::new(HashMap::new()),
-            pin_waiter: Default::default(),
             streams,
             hevc,
             av1,

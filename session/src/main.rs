@@ -2,7 +2,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use punktfunk_session::api::{ClientInfo, PinRequest, Status};
+use punktfunk_session::api::{ClientInfo, PinRequest, Status, Waiting};
 use punktfunk_session::config::Config;
 use punktfunk_session::gamestream::{control, http, rtsp, tls};
 use punktfunk_session::host::{Host, Paths};
@@ -19,8 +19,14 @@ struct Cli {
 enum Cmd {
     /// Run the host: Moonlight clients can pair, list apps and stream.
     Serve,
-    /// Enter the PIN a Moonlight client shows while pairing.
-    Pair { pin: String },
+    /// Enter the PIN a client shows while pairing.
+    Pair {
+        pin: String,
+        /// The device it is for (name or address, as `punktfunk pair` lists them), when
+        /// several wait.
+        #[arg(long)]
+        device: Option<String>,
+    },
     /// List paired clients, or remove one.
     Clients {
         #[command(subcommand)]
@@ -45,12 +51,9 @@ fn main() -> anyhow::Result<()> {
     let paths = Paths::from_env()?;
     match cli.command {
         Cmd::Serve => serve(paths),
-        Cmd::Pair { pin } => {
+        Cmd::Pair { pin, device } => {
             let config = Config::load_or_create(&paths.config)?;
-            println!("waiting for the client to finish pairing…");
-            let reply: serde_json::Value = Api::new(&paths, &config)?.post("/pin", PinRequest { pin })?;
-            println!("paired with {}", reply["paired"].as_str().unwrap_or("the client"));
-            Ok(())
+            pair(&Api::new(&paths, &config)?, pin, device)
         }
         Cmd::Clients { action } => {
             let config = Config::load_or_create(&paths.config)?;
@@ -61,7 +64,7 @@ fn main() -> anyhow::Result<()> {
                         println!("no paired clients");
                     }
                     for c in list {
-                        println!("{}  {}", &c.fingerprint[..16.min(c.fingerprint.len())], c.name);
+                        println!("{}  {}", &c.fingerprint[..16.min(c.fingerprint.len())], punktfunk_session::pin::printable_name(&c.name));
                     }
                 }
                 ClientsCmd::Remove { key } => {
@@ -109,52 +112,55 @@ impl Api {
         let file = paths.state.join(punktfunk_session::host::API_TOKEN_FILE);
         let token = std::fs::read_to_string(&file)
             .with_context(|| format!("reading {} (run this as the user the host runs as)", file.display()))?;
-        Ok(Self {
-            agent: ureq::Agent::new_with_defaults(),
-            base: format!("http://127.0.0.1:{}/api", config.api_port),
-            auth: format!("Bearer {}", token.trim()),
-        })
+        // Errors come back as JSON with the host's reason: read them rather than a status.
+        let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+        Ok(Self { agent, base: format!("http://127.0.0.1:{}/api", config.api_port), auth: format!("Bearer {}", token.trim()) })
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
-        Ok(self
-            .agent
-            .get(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth)
-            .call()
-            .map_err(api_error)?
-            .body_mut()
-            .read_json()?)
+        read(self.agent.get(format!("{}{path}", self.base)).header("Authorization", &self.auth).call())
     }
 
-    fn delete(&self, path: &str) -> anyhow::Result<()> {
-        self.agent.delete(format!("{}{path}", self.base)).header("Authorization", &self.auth).call().map_err(api_error)?;
-        Ok(())
+    fn delete(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        read(self.agent.delete(format!("{}{path}", self.base)).header("Authorization", &self.auth).call())
     }
 
     fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: impl serde::Serialize) -> anyhow::Result<T> {
-        Ok(self
-            .agent
-            .post(format!("{}{path}", self.base))
-            .header("Authorization", &self.auth)
-            .send_json(body)
-            .map_err(api_error)?
-            .body_mut()
-            .read_json()?)
+        read(self.agent.post(format!("{}{path}", self.base)).header("Authorization", &self.auth).send_json(body))
     }
 }
 
-fn api_error(e: ureq::Error) -> anyhow::Error {
-    match e {
+/// The answer's JSON, or the host's reason for refusing.
+fn read<T: serde::de::DeserializeOwned>(answer: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> anyhow::Result<T> {
+    let mut answer = answer.map_err(|e| match e {
         ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused => {
             anyhow::anyhow!("the host is not running (start it with `punktfunk serve`)")
         }
-        ureq::Error::StatusCode(403) => anyhow::anyhow!("pairing failed: wrong PIN, or the client gave up"),
-        ureq::Error::StatusCode(404) => anyhow::anyhow!("no such client"),
-        ureq::Error::StatusCode(504) => anyhow::anyhow!("no client used the PIN in time"),
-        ureq::Error::StatusCode(401) => anyhow::anyhow!("the host refused the API token"),
         e => anyhow::anyhow!(e),
+    })?;
+    if answer.status().is_success() {
+        return Ok(answer.body_mut().read_json()?);
     }
+    let status = answer.status();
+    let body: serde_json::Value = answer.body_mut().read_json().unwrap_or_default();
+    match body["error"].as_str() {
+        Some(reason) => anyhow::bail!("{reason}"),
+        None => anyhow::bail!("the host answered {status}"),
+    }
+}
+
+/// `punktfunk pair PIN [--device NAME]`: says which device the PIN is for, then how it went.
+fn pair(api: &Api, pin: String, device: Option<String>) -> anyhow::Result<()> {
+    let waiting: Waiting = api.get("/pairing")?;
+    let target = device.clone().or_else(|| (waiting.devices.len() == 1).then(|| waiting.devices[0].clone()));
+    match &target {
+        Some(device) => println!("pairing {device}…"),
+        None if waiting.devices.is_empty() => println!("no device is waiting yet: the PIN goes to the first that asks…"),
+        None => {}
+    }
+    let reply: serde_json::Value = api.post("/pin", PinRequest { pin, device })?;
+    println!("paired with {}", reply["paired"].as_str().unwrap_or("the client"));
+    Ok(())
 }
 
 fn serve(paths: Paths) -> anyhow::Result<()> {

@@ -7,7 +7,7 @@
 use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
 use crate::host::Host;
-use crate::pin::{PIN_WAIT, PairOutcome};
+use crate::pin::{Given, PIN_WAIT, PairOutcome, Reporter, printable_name};
 use crate::store::PairedClient;
 use crate::stream::{Busy, Launch};
 use anyhow::Context;
@@ -92,21 +92,6 @@ fn sha256(der: &[u8]) -> [u8; 32] {
     aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der).as_ref().try_into().expect("32 bytes")
 }
 
-/// A pairing under way on this connection: the PIN desk's claim, held until it ends, and
-/// whoever gave the PIN, told how it ended.
-struct Pairing<'a> {
-    _claim: crate::pin::Waiting<'a>,
-    outcome: Option<tokio::sync::oneshot::Sender<PairOutcome>>,
-}
-
-impl Pairing<'_> {
-    fn report(&mut self, outcome: PairOutcome) {
-        if let Some(tx) = self.outcome.take() {
-            let _ = tx.send(outcome);
-        }
-    }
-}
-
 /// One connection: the QUIC stream's bytes through core's [`HostControl`], whose events
 /// this answers from the host's state.
 async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Result<()> {
@@ -120,7 +105,7 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
     let (send, recv) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
     let client =
         Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
-    let mut c = Connection { host, ctl, client, session: None, pairing: None };
+    let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None };
     let result = c.run(send, recv).await;
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
     owned(host, c.session, |s| {
@@ -136,7 +121,9 @@ struct Connection<'a> {
     client: Client,
     /// The session this connection streams from, once started: its id and this start's token.
     session: Option<(u64, u64)>,
-    pairing: Option<Pairing<'a>>,
+    quic: quinn::Connection,
+    /// A pairing under way: whoever gave the PIN, told how it ends.
+    pairing: Option<Reporter>,
 }
 
 impl<'a> Connection<'a> {
@@ -199,7 +186,7 @@ impl<'a> Connection<'a> {
         let host = self.host;
         match event {
             HostEvent::Hello { name } => {
-                self.client.name = name;
+                self.client.name = printable_name(&name);
                 if host.config.native_trust_on_first_use && !self.is_paired() {
                     let device = format!("{} (trusted on first use)", self.client.device());
                     tracing::warn!(device, "pairing a punktfunk/1 client without a PIN (native_trust_on_first_use)");
@@ -263,16 +250,21 @@ impl<'a> Connection<'a> {
     async fn pair(&mut self) -> anyhow::Result<()> {
         let host: &'a Host = self.host;
         let device = self.client.device();
-        let Some(claim) = host.claim_pin() else {
-            self.ctl.refuse("another pairing is in progress");
+        let Some(ticket) = host.pins.wait(device.clone(), self.client.addr.ip()) else {
+            self.ctl.refuse("too many devices are waiting for a PIN");
             return Ok(());
         };
         tracing::info!(device, "punktfunk/1 pairing request: waiting for the PIN (punktfunk pair <PIN>)");
-        let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else {
+        // A client that leaves meanwhile gives its seat back at once.
+        let given = tokio::select! {
+            given = ticket.pin(PIN_WAIT) => given,
+            _ = self.quic.closed() => anyhow::bail!("the client left while waiting for its PIN"),
+        };
+        let Some(Given { pin, outcome }) = given else {
             self.ctl.refuse("no PIN was entered in time");
             return Ok(());
         };
-        self.pairing = Some(Pairing { _claim: claim, outcome });
+        self.pairing = Some(outcome);
         let host_fp = sha256(host.identity.certificate().der());
         self.ctl.pair_with_pin(&pin, &sha256(&self.client.der), &host_fp, punktfunk_net::monotonic_us())?;
         Ok(())

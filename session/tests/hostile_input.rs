@@ -85,6 +85,32 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
     assert!(text(&exchange(API_PORT, right.as_bytes())).starts_with("HTTP/1.1 200"));
 
+    // Pairing: a device that asks, then leaves, frees its seat at once (it would otherwise
+    // wait out the PIN timeout); the user is shown who waits, escapes removed.
+    let waiting = || {
+        let ask = format!("GET /api/pairing HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
+        let answer = text(&exchange(API_PORT, ask.as_bytes()));
+        answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
+    };
+    let cert = hex::encode("-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n");
+    let mut asking = TcpStream::connect(("127.0.0.1", PORT)).unwrap();
+    let request = format!(
+        "GET /pair?uniqueid=1&devicename=tv%1b%5b2J&phrase=getservercert&salt={}&clientcert={cert} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "00".repeat(16)
+    );
+    asking.write_all(request.as_bytes()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !waiting().contains("tv[2J at 127.0.0.1") {
+        assert!(Instant::now() < deadline, "the device never waited: {}", waiting());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(asking);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while waiting() != r#"{"devices":[]}"# {
+        assert!(Instant::now() < deadline, "a departed device keeps its seat: {}", waiting());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
     // HTTPS: a client that is not TLS at all.
     let _ = exchange(HTTPS, b"GET /serverinfo HTTP/1.1\r\n\r\n");
 

@@ -81,7 +81,9 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert_eq!(out["wrong_pin"]["status"], 403, "the host reports the failed pairing to whoever gave the PIN");
     assert_eq!(out["right_pin"]["client"], "paired");
     assert_eq!(out["right_pin"]["cli_rc"], 0, "punktfunk pair: {}", out["right_pin"]);
-    assert_eq!(out["right_pin"]["cli_out"], "waiting for the client to finish pairing…\npaired with roth at 127.0.0.1");
+    assert_eq!(out["right_pin"]["cli_out"], "pairing roth at 127.0.0.1…\npaired with roth at 127.0.0.1");
+    // A third party's /unpair and garbage stage between the pairing's stages changed nothing.
+    assert_eq!(out["meddled"].as_array().map(Vec::len), Some(2), "the third party was heard: {}", out["meddled"]);
     assert_eq!(out["paired_serverinfo"], 200);
     assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short", "Pattern"]));
 

@@ -52,7 +52,7 @@ secrets.token_bytes = _recorded_token_bytes
 from moonlight_python import MoonlightClient
 from moonlight_python.config import CODEC_MAP
 from moonlight_python.discovery import connect_to_server
-from moonlight_python.http_client import NvHTTP
+from moonlight_python.http_client import HARDCODED_UNIQUE_ID, NvHTTP
 from moonlight_python.stream import _find_shared_lib
 
 urllib3.disable_warnings()
@@ -82,8 +82,12 @@ lib = ffi.dlopen(_find_shared_lib())
 
 
 def give_pin(pin, result, cli):
-    """What the user does on the host: `punktfunk pair PIN`, or the management API."""
-    time.sleep(0.3)
+    """What the user does on the host, once the client waits for its PIN: `punktfunk pair
+    PIN`, or the management API."""
+    deadline = time.monotonic() + 30
+    while not requests.get(f"http://{HOST}:{api_port}/api/pairing", headers=API, timeout=5).json()["devices"]:
+        assert time.monotonic() < deadline, "the client never asked to pair"
+        time.sleep(0.05)
     if cli:
         r = subprocess.run([os.environ["PUNKTFUNK_BIN"], "pair", pin], capture_output=True, text=True, timeout=120)
         result["cli_rc"] = r.returncode
@@ -92,6 +96,35 @@ def give_pin(pin, result, cli):
     r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, headers=API, timeout=120)
     result["status"] = r.status_code
     result["body"] = r.json()
+
+
+def meddle():
+    """A third party on another address during a real pairing, between its stages: aborts it
+    (/unpair) and sends a garbage stage, both with the client's uniqueid (a constant in
+    Moonlight clients). Returns the status lines it got."""
+    import socket
+    answers = []
+    for query in (f"unpair?uniqueid={HARDCODED_UNIQUE_ID}",
+                  f"pair?uniqueid={HARDCODED_UNIQUE_ID}&devicename=roth&updateState=1&clientchallenge=00"):
+        with socket.create_connection((HOST, port), timeout=10, source_address=("127.0.0.2", 0)) as s:
+            s.sendall(f"GET /{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            answers.append(s.recv(4096).split(b"\r\n")[0].decode())
+    return answers
+
+
+# Set while a pairing should be meddled with right after its first stage.
+meddling = {"on": False, "answers": None}
+_open_http = NvHTTP.open_http
+
+
+def _open_http_meddled(self, command, arguments=None, **kwargs):
+    answer = _open_http(self, command, arguments, **kwargs)
+    if meddling["on"] and "phrase=getservercert" in (arguments or ""):
+        meddling["answers"] = meddle()
+    return answer
+
+
+NvHTTP.open_http = _open_http_meddled
 
 
 def pair(client, server, client_pin, host_pin, cli=False):
@@ -248,7 +281,11 @@ out["unpaired_launch"] = https_status(client, server, "launch?uniqueid=012345678
 
 # A wrong PIN fails on both sides, then the right one pairs.
 out["wrong_pin"] = pair(client, server, "1111", "2222")
+# The right one pairs, though a third party tries to abort it between its stages.
+meddling["on"] = True
 out["right_pin"] = pair(client, server, "4321", "4321", cli="PUNKTFUNK_BIN" in os.environ)
+meddling["on"] = False
+out["meddled"] = meddling["answers"]
 out["paired_serverinfo"] = https_status(client, server, "serverinfo?uniqueid=0123456789ABCDEF")
 out["apps"] = [a.name for a in client.apps()]
 

@@ -7,7 +7,7 @@ use super::pairing::Pairing;
 use super::xml::Xml;
 use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::{Host, PendingPairing};
-use crate::pin::{PIN_WAIT, PairOutcome};
+use crate::pin::{Given, MAX_WAITING, PIN_WAIT, PairOutcome, printable_name};
 use crate::store::PairedClient;
 use crate::stream::Launch;
 use axum::extract::{Query, State};
@@ -18,6 +18,7 @@ use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::mode::Mode;
+use punktfunk_core::throttle::{Throttle, refusals};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,7 +110,7 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive(false)
-        .half_close(true)
+        .half_close(false)
         .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(io, svc);
     if let Err(e) = conn.await {
@@ -183,7 +184,9 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
     if q.get("phrase").map(String::as_str) == Some("getservercert") {
         return getservercert(&host, uid, conn.remote, &q).await;
     }
-    let Some(mut pending) = host.pairings.lock().remove(&uid) else {
+    // Only the address that started a pairing can go on with it (or end it).
+    let key = (conn.remote.ip(), uid);
+    let Some(mut pending) = host.pairings.lock().remove(&key) else {
         return not_paired("no pairing in progress");
     };
     let step = if let Some(c) = hex_param(&q, "clientchallenge") {
@@ -193,12 +196,12 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
     } else if let Some(c) = hex_param(&q, "clientpairingsecret") {
         pending.pairing.client_pairing_secret(&c).map(|()| None)
     } else {
-        host.pairings.lock().insert(uid, pending);
+        host.pairings.lock().insert(key, pending);
         return xml(Xml::error(400, "unknown pairing phrase"));
     };
     match step {
         Ok(Some((name, value))) => {
-            host.pairings.lock().insert(uid, pending);
+            host.pairings.lock().insert(key, pending);
             xml(Xml::ok().el("paired", 1).el(name, value))
         }
         Ok(None) => {
@@ -211,67 +214,64 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
             };
             if let Err(e) = host.clients.lock().add(client) {
                 tracing::error!("saving the paired client: {e}");
-                finish(&mut pending, PairOutcome::Failed(format!("could not save the client: {e}")));
+                pending.outcome.report(PairOutcome::Failed(format!("could not save the client: {e}")));
                 return not_paired("could not save the pairing");
             }
             tracing::info!(device = pending.device, "client paired");
             let device = pending.device.clone();
-            finish(&mut pending, PairOutcome::Paired { client: device });
+            pending.outcome.report(PairOutcome::Paired { client: device });
             xml(Xml::ok().el("paired", 1))
         }
         Err(e) => {
             tracing::warn!(device = pending.device, "pairing failed: {e}");
-            finish(&mut pending, PairOutcome::Failed(e.to_string()));
+            pending.outcome.report(PairOutcome::Failed(e.to_string()));
             not_paired(&e.to_string())
         }
     }
 }
 
-fn finish(pending: &mut PendingPairing, outcome: PairOutcome) {
-    if let Some(tx) = pending.outcome.take() {
-        let _ = tx.send(outcome);
-    }
-}
-
-/// Clears the "a client waits for a PIN" flag however the request ends (even dropped).
+/// Stage 1: the client's certificate and salt; answered once the user gave this device's
+/// PIN (or it timed out). The device waits at the PIN desk meanwhile, one seat per address.
 async fn getservercert(host: &Host, uid: String, remote: SocketAddr, q: &HashMap<String, String>) -> Response {
     let (Some(salt), Some(cert)) = (hex_param(q, "salt"), hex_param(q, "clientcert")) else {
         return xml(Xml::error(400, "salt and clientcert are required"));
     };
     let Ok(cert_pem) = String::from_utf8(cert) else { return xml(Xml::error(400, "clientcert is not PEM text")) };
-    // One pairing at a time: a PIN typed on the host goes to the one client waiting for it,
-    // never to a second one racing for it. Others are told a pairing is in progress (no
-    // `plaincert`), as GameStream clients expect.
-    let Some(_waiting) = host.claim_pin() else {
-        tracing::warn!(%remote, "pairing request refused: another pairing is in progress");
+    let name = printable_name(q.get("devicename").map_or("", String::as_str));
+    let device = format!("{name} at {}", remote.ip());
+    // Refused as GameStream clients expect a busy host to refuse (no `plaincert`).
+    let Some(ticket) = host.pins.wait(device.clone(), remote.ip()) else {
+        if let Some(held_back) = PAIRING_REFUSALS.lock().admit(Instant::now()) {
+            tracing::warn!(%remote, held_back, "pairing request refused: {MAX_WAITING} other devices wait for a PIN");
+        }
         return xml(Xml::ok().el("paired", 0));
     };
-    let name = q.get("devicename").cloned().unwrap_or_else(|| "client".into());
-    let device = format!("{name} at {}", remote.ip());
     tracing::info!(device, "pairing request: waiting for the PIN (punktfunk pair <PIN>)");
-    let Some((pin, outcome)) = host.pins.take(PIN_WAIT).await else {
-        tracing::warn!(device, "no PIN was entered in time");
+    let Some(Given { pin, mut outcome }) = ticket.pin(PIN_WAIT).await else {
+        tracing::info!(device, "no PIN for this device in time");
         return not_paired("no PIN was entered in time");
     };
     match Pairing::new(&salt, &pin, &cert_pem) {
         Ok(pairing) => {
-            host.pairings.lock().insert(uid, PendingPairing { pairing, outcome, name, device, started: Instant::now() });
+            host.pairings.lock().insert((remote.ip(), uid), PendingPairing { pairing, outcome, name, device, started: Instant::now() });
             xml(Xml::ok().el("paired", 1).el("plaincert", hex::encode(host.identity.certificate().pem())))
         }
         Err(e) => {
-            if let Some(tx) = outcome {
-                let _ = tx.send(PairOutcome::Failed(e.to_string()));
-            }
+            outcome.report(PairOutcome::Failed(e.to_string()));
             not_paired(&e.to_string())
         }
     }
 }
 
-async fn unpair(State(host): State<Arc<Host>>, Query(q): Params) -> Response {
+/// Pairing requests refused, reported a few a second.
+static PAIRING_REFUSALS: parking_lot::Mutex<Throttle> = parking_lot::Mutex::new(refusals());
+
+/// The client gives up pairing: only its own (same address and `uniqueid`).
+async fn unpair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
     if let Some(uid) = q.get("uniqueid")
-        && let Some(mut p) = host.pairings.lock().remove(uid)
+        && let Some(mut p) = host.pairings.lock().remove(&(conn.remote.ip(), uid.clone()))
     {
-        finish(&mut p, PairOutcome::Failed("the client aborted pairing".into()));
+        p.outcome.report(PairOutcome::Failed("the client aborted pairing".into()));
     }
     xml(Xml::ok())
 }
