@@ -113,6 +113,7 @@ mod tests {
             min_parity: 2,
             key: Some([9; 16]),
             ping_payload: Some("0123456789ABCDEF".into()),
+            client: Some(std::net::IpAddr::from([10, 0, 0, 5])),
             encoder: "software".into(),
         };
         let audio = AudioParams {
@@ -121,6 +122,7 @@ mod tests {
             packet_ms: 5,
             key: Some(([3; 16], 0x8000_0001)),
             ping_payload: None,
+            client: None,
         };
         let msgs = [
             Command::StartVideo(params),

@@ -5,6 +5,7 @@ use crate::channels::Channels;
 use crate::colour::{Colour, Matrix, Range};
 use crate::native::config::StreamConfig;
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Codec {
@@ -69,6 +70,10 @@ pub struct VideoParams {
     pub key: Option<[u8; 16]>,
     /// `X-SS-Ping-Payload`: pings carrying it latch the peer; otherwise any "PING" does.
     pub ping_payload: Option<String>,
+    /// The launching client's address: pings count from it alone (the payload travels in
+    /// clear, so by itself it would let anyone on the path redirect the stream).
+    #[serde(default)]
+    pub client: Option<IpAddr>,
     pub encoder: String,
 }
 
@@ -97,6 +102,9 @@ pub struct AudioParams {
     /// (`rikey`, `rikeyid`) when audio encryption is on (always, with current clients).
     pub key: Option<([u8; 16], u32)>,
     pub ping_payload: Option<String>,
+    /// As [`VideoParams::client`].
+    #[serde(default)]
+    pub client: Option<IpAddr>,
 }
 
 /// A stream's audio figures when it stops.

@@ -123,7 +123,14 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
 
     let host = UdpSocket::bind("127.0.0.1:0").unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let params = AudioParams { channels: Channels::Stereo, high_quality: false, packet_ms: 5, key: Some(([7; 16], 1)), ping_payload: None };
+    let params = AudioParams {
+        channels: Channels::Stereo,
+        high_quality: false,
+        packet_ms: 5,
+        key: Some(([7; 16], 1)),
+        ping_payload: None,
+        client: None,
+    };
     let sender = audio::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo, None).unwrap();
     client.send_to(b"PING", host.local_addr().unwrap()).unwrap();
     let drain = client.try_clone().unwrap();

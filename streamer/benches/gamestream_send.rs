@@ -5,7 +5,7 @@
 //! `cargo bench -p punktfunk-streamer --bench gamestream_send`
 
 use punktfunk_streamer::encode::{Choice, Codec, EncoderConfig, open};
-use punktfunk_streamer::gamestream::video::{Peer, VideoParams, VideoSender, listen_for_pings};
+use punktfunk_streamer::gamestream::video::{Peer, Pings, VideoParams, VideoSender, listen_for_pings};
 mod common;
 
 use common::{frame, stats};
@@ -41,7 +41,7 @@ fn main() {
         let peer = Peer::default();
         let stop = Arc::new(AtomicBool::new(false));
         let (listener, listener_peer, listener_stop) = (host.try_clone().unwrap(), peer.clone(), Arc::clone(&stop));
-        std::thread::spawn(move || listen_for_pings(listener, None, listener_peer, listener_stop, || {}));
+        std::thread::spawn(move || listen_for_pings(listener, Pings::default(), listener_peer, listener_stop, || {}));
         client.send_to(b"PING", host.local_addr().unwrap()).unwrap();
         while peer.get().is_none() {
             std::thread::sleep(Duration::from_millis(1));
@@ -61,6 +61,7 @@ fn main() {
             min_parity: 2,
             key: Some([7; 16]),
             ping_payload: None,
+            client: None,
             encoder: "software".into(),
         };
         let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false)), None).unwrap();

@@ -10,7 +10,7 @@ use crate::audio::sender::{AudioSender, Wire};
 use crate::encode::SessionEncoder;
 use crate::gamestream;
 use crate::gamestream::audio::AudioParams;
-use crate::gamestream::video::{SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
+use crate::gamestream::video::{Pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
@@ -408,9 +408,9 @@ impl StreamSink {
         let (sender, listener) = match command {
             VideoCommand::Start(params) => {
                 let peer = Peer::default();
-                let (socket, payload, listener_peer) = (self.socket.try_clone()?, params.ping_payload.clone(), peer.clone());
-                let listener =
-                    Listener::spawn("video-pings", move |stop| listen_for_pings(socket, payload, listener_peer, stop, on_latch))?;
+                let pings = Pings { payload: params.ping_payload.clone(), client: params.client };
+                let (socket, listener_peer) = (self.socket.try_clone()?, peer.clone());
+                let listener = Listener::spawn("video-pings", move |stop| listen_for_pings(socket, pings, listener_peer, stop, on_latch))?;
                 // The same stream started again (a repeated PLAY) goes on where it stopped:
                 // under the same key, an IV is never used twice.
                 let resume = self

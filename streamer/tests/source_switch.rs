@@ -152,6 +152,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         min_parity: 2,
         key: Some(KEY),
         ping_payload: Some(PING.into()),
+        client: Some([127, 0, 0, 1].into()),
         encoder: "software".into(),
     };
     ipc::write(&mut daemon, &Command::StartVideo(params.clone())).unwrap();

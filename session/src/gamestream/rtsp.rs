@@ -170,6 +170,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                     min_parity: r.min_fec_packets,
                     key: r.video_encrypted().then_some(s.launch.key),
                     ping_payload: Some(s.launch.ping_payload.clone()),
+                    client: Some(s.launch.client),
                     encoder: host.config.encoder.clone(),
                 };
                 let audio = AudioParams {
@@ -178,6 +179,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                     packet_ms: r.audio_packet_ms,
                     key: r.audio_encrypted().then_some((s.launch.key, s.launch.key_id as u32)),
                     ping_payload: Some(s.launch.ping_payload.clone()),
+                    client: Some(s.launch.client),
                 };
                 // A Moonlight client streams now: no punktfunk/1 connection steers the session.
                 s.native_owner = None;

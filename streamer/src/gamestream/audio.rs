@@ -2,7 +2,7 @@
 //! with the core's RTP packetizer (AES-CBC, 4+2 FEC), sending to the address the client's
 //! audio pings come from (core/GAMESTREAM.md §9).
 
-use super::video::listen_for_pings;
+use super::video::{Pings, listen_for_pings};
 use crate::audio::layout::{Channels, OpusLayout};
 use crate::audio::queue::PcmQueue;
 use crate::audio::sender::{AudioSender, Wire};
@@ -31,6 +31,7 @@ pub fn start(
     let wire = Wire::GameStream(Box::new(packetizer));
     let layout = OpusLayout::new(params.channels, params.high_quality);
     let sender = AudioSender::start(layout, params.packet_ms, wire, socket.try_clone()?, peer.clone(), pcm, source)?;
-    let listener = Listener::spawn("audio-pings", move |stop| listen_for_pings(socket, params.ping_payload, peer, stop, || {}))?;
+    let pings = Pings { payload: params.ping_payload, client: params.client };
+    let listener = Listener::spawn("audio-pings", move |stop| listen_for_pings(socket, pings, peer, stop, || {}))?;
     Ok(sender.with_listener(listener))
 }

@@ -13,28 +13,39 @@ use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerP
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 pub use punktfunk_core::stream::{VideoParams, VideoStats};
 use std::borrow::Cow;
-use std::net::UdpSocket;
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-/// Whether `datagram` is a ping for this stream: `SS_PING` (payload + BE32 sequence) when
-/// the host handed out a payload, else the legacy 4-byte "PING".
-pub fn is_ping(datagram: &[u8], payload: Option<&str>) -> bool {
-    match payload {
-        Some(p) => datagram.len() == 20 && &datagram[..16] == p.as_bytes(),
-        None => datagram == b"PING",
+/// Which datagrams are this stream's pings.
+#[derive(Clone, Debug, Default)]
+pub struct Pings {
+    /// `SS_PING` (payload + BE32 sequence) when the host handed out a payload, else the
+    /// legacy 4-byte "PING".
+    pub payload: Option<String>,
+    /// The launching client's address, when known: pings from elsewhere are not its.
+    pub client: Option<IpAddr>,
+}
+
+impl Pings {
+    pub fn matches(&self, datagram: &[u8], from: SocketAddr) -> bool {
+        let shaped = match &self.payload {
+            Some(p) => datagram.len() == 20 && &datagram[..16] == p.as_bytes(),
+            None => datagram == b"PING",
+        };
+        shaped && self.client.is_none_or(|ip| ip == from.ip())
     }
 }
 
-/// Listens for pings on `socket` until `stop`, latching the newest source into `peer`;
+/// Listens for `pings` on `socket` until `stop`, latching the newest source into `peer`;
 /// `on_latch` runs when the peer changes (the new peer needs a fresh key frame).
-pub fn listen_for_pings(socket: UdpSocket, payload: Option<String>, peer: Peer, stop: Arc<AtomicBool>, on_latch: impl Fn()) {
+pub fn listen_for_pings(socket: UdpSocket, pings: Pings, peer: Peer, stop: Arc<AtomicBool>, on_latch: impl Fn()) {
     let _ = socket.set_read_timeout(Some(LISTEN_POLL));
     let mut buf = [0u8; 64];
     while !stop.load(Ordering::Relaxed) {
         if let Ok((n, from)) = socket.recv_from(&mut buf)
-            && is_ping(&buf[..n], payload.as_deref())
+            && pings.matches(&buf[..n], from)
             && peer.set(from)
         {
             tracing::info!(%from, "video peer latched");
@@ -267,10 +278,16 @@ mod tests {
     fn pings() {
         let mut ss = b"0123456789ABCDEF".to_vec();
         ss.extend_from_slice(&7u32.to_be_bytes());
-        assert!(is_ping(&ss, Some("0123456789ABCDEF")));
-        assert!(!is_ping(&ss, Some("0123456789ABCDEX")));
-        assert!(!is_ping(b"PING", Some("0123456789ABCDEF")));
-        assert!(is_ping(b"PING", None));
-        assert!(!is_ping(&ss, None));
+        let (client, other) = (SocketAddr::from(([10, 0, 0, 5], 4000)), SocketAddr::from(([10, 0, 0, 66], 4000)));
+        let payload = |p: &str| Pings { payload: Some(p.into()), client: None };
+        assert!(payload("0123456789ABCDEF").matches(&ss, client));
+        assert!(!payload("0123456789ABCDEX").matches(&ss, client));
+        assert!(!payload("0123456789ABCDEF").matches(b"PING", client));
+        assert!(Pings::default().matches(b"PING", client));
+        assert!(!Pings::default().matches(&ss, client));
+        // The payload travels in clear: from another address it moves nothing.
+        let launched = Pings { payload: Some("0123456789ABCDEF".into()), client: Some(client.ip()) };
+        assert!(launched.matches(&ss, SocketAddr::from(([10, 0, 0, 5], 5000))), "any port of the client");
+        assert!(!launched.matches(&ss, other));
     }
 }
