@@ -112,7 +112,8 @@ impl Admission {
         Ok(Slot { admission: Arc::clone(self), ip })
     }
 
-    fn refused(&self, remote: SocketAddr, why: &str) {
+    /// Logs a refusal (a few a second).
+    pub fn refused(&self, remote: SocketAddr, why: &str) {
         let mut held = self.held.lock();
         if let Some(held_back) = held.refusals.get_or_insert_with(refusals).admit(Instant::now()) {
             tracing::warn!(%remote, held_back, "{}: connection refused: {why}", self.what);

@@ -4,6 +4,7 @@
 //! sans-IO `HostControl`; this drives it with the stream's bytes and the host's answers.
 //! Video goes from the stream process over the data plane, never through here.
 
+use crate::admission::{Admission, Peers};
 use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
 use crate::host::Host;
@@ -42,8 +43,13 @@ pub fn endpoint(host: &Host, socket: std::net::UdpSocket) -> anyhow::Result<quin
     Ok(quinn::Endpoint::new(quinn::EndpointConfig::default(), Some(server), socket, Arc::new(quinn::TokioRuntime))?)
 }
 
-/// Connections served at once; more are refused.
+/// Connections served at once, and from one address; more are refused.
 const MAX_CONNECTIONS: usize = 64;
+const PER_ADDRESS: usize = 8;
+/// Of those, unpaired ones (pairing, or about to be refused): strangers can never hold the
+/// slots paired clients need.
+const MAX_UNPAIRED: usize = 16;
+const UNPAIRED_PER_ADDRESS: usize = 2;
 /// How long a connection may take to open its control stream.
 const STREAM_WAIT: Duration = Duration::from_secs(10);
 /// How long a refused client gets to read the refusal.
@@ -52,22 +58,28 @@ const LINGER: Duration = Duration::from_secs(2);
 const CHECK_EVERY: Duration = Duration::from_millis(500);
 
 pub async fn serve(host: Arc<Host>, endpoint: quinn::Endpoint) {
+    let everyone = Admission::new("punktfunk/1", Peers::PerAddress(PER_ADDRESS), MAX_CONNECTIONS);
+    let strangers = Admission::new("punktfunk/1 unpaired", Peers::PerAddress(UNPAIRED_PER_ADDRESS), MAX_UNPAIRED);
     while let Some(incoming) = endpoint.accept().await {
-        if endpoint.open_connections() >= MAX_CONNECTIONS {
-            tracing::warn!(remote = %incoming.remote_address(), "punktfunk/1: too many connections, refusing one");
-            incoming.refuse();
-            continue;
-        }
         // A handshake costs the host a signature: first make the client prove it receives at
         // the address it claims (one round trip), so spoofed floods cost nothing.
         if !incoming.remote_address_validated() && incoming.may_retry() {
             let _ = incoming.retry();
             continue;
         }
-        let host = Arc::clone(&host);
+        let remote = incoming.remote_address();
+        let slot = match everyone.admit(remote, None) {
+            Ok(slot) => slot,
+            Err(why) => {
+                everyone.refused(remote, why);
+                incoming.refuse();
+                continue;
+            }
+        };
+        let (host, strangers) = (Arc::clone(&host), Arc::clone(&strangers));
         tokio::spawn(async move {
-            let remote = incoming.remote_address();
-            if let Err(e) = connection(&host, incoming).await {
+            let _slot = slot;
+            if let Err(e) = connection(&host, incoming, &strangers).await {
                 tracing::info!(%remote, "punktfunk/1 connection ended: {e:#}");
             }
         });
@@ -94,7 +106,7 @@ fn sha256(der: &[u8]) -> [u8; 32] {
 
 /// One connection: the QUIC stream's bytes through core's [`HostControl`], whose events
 /// this answers from the host's state.
-async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Result<()> {
+async fn connection(host: &Arc<Host>, incoming: quinn::Incoming, strangers: &Arc<Admission>) -> anyhow::Result<()> {
     let conn = incoming.await?;
     let ctl = HostControl::new(punktfunk_net::monotonic_us());
     let certs = conn
@@ -106,6 +118,18 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming) -> anyhow::Resu
     let client =
         Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
     let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None };
+    // An unpaired client takes one of the few places strangers may hold, or is refused.
+    let _stranger_slot = if c.is_paired() {
+        None
+    } else {
+        strangers
+            .admit(c.client.addr, None)
+            .map_err(|why| {
+                strangers.refused(c.client.addr, why);
+                c.ctl.refuse("too many unpaired devices are connected; try again later");
+            })
+            .ok()
+    };
     let result = c.run(send, recv).await;
     // Leaving without Stop keeps the session for a later Start (as Moonlight's "disconnect").
     owned(host, c.session, |s| {

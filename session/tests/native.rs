@@ -2,7 +2,8 @@
 //! (the PIN entered with `punktfunk pair`), a wrong PIN fails on both sides, an unpaired
 //! client gets no stream, and a paired one launches the test-pattern app in a real headless
 //! session, receives and decodes its frames over the punktfunk/1 data plane (GF(2^16) FEC,
-//! AES-GCM), renegotiates the mode mid-stream, and ends the session.
+//! AES-GCM), renegotiates the mode mid-stream, and ends the session; strangers holding
+//! connections cannot lock a paired client out.
 
 mod common;
 
@@ -258,5 +259,110 @@ fn frames_converted_on_the_gpu_reach_the_client() {
         .filter_map(|l| l.split(" converted=").nth(1)?.split_whitespace().next()?.parse().ok())
         .collect();
     assert!(converted.len() == 2 && converted.iter().all(|&n| n >= 10), "frames converted per session: {converted:?}\n{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Accepts any host certificate: the squatters below do not care whom they squat on.
+#[derive(Debug)]
+struct AnyHost;
+
+impl rustls::client::danger::ServerCertVerifier for AnyHost {
+    fn verify_server_cert(
+        &self,
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &[rustls::pki_types::CertificateDer<'_>],
+        _: &rustls::pki_types::ServerName<'_>,
+        _: &[u8],
+        _: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        _: &[u8],
+        _: &rustls::pki_types::CertificateDer<'_>,
+        _: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// An unpaired device from `from` that connects, says hello and stays: what a stranger
+/// needs to hold a slot. Returns its connection (open while held) once the hello is out.
+type Squatter = (quinn::Endpoint, quinn::Connection, quinn::SendStream, quinn::RecvStream);
+
+async fn squat(from: [u8; 4], host: std::net::SocketAddr) -> anyhow::Result<Squatter> {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+    let cert = rcgen::CertificateParams::new(vec!["squatter".into()])?.self_signed(&key)?;
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let mut tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(AnyHost))
+        .with_client_auth_cert(
+            vec![cert.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der())),
+        )?;
+    tls.alpn_protocols = vec![punktfunk_core::control::ALPN.to_vec()];
+    let config = quinn::ClientConfig::new(std::sync::Arc::new(quinn::crypto::rustls::QuicClientConfig::try_from(tls)?));
+    let mut endpoint = quinn::Endpoint::client(std::net::SocketAddr::from((from, 0)))?;
+    endpoint.set_default_client_config(config);
+    let conn = endpoint.connect(host, "punktfunk-host")?.await?;
+    let (mut send, recv) = conn.open_bi().await?;
+    send.write_all(&punktfunk_core::control::client::ClientControl::new("squatter").take_output()).await?;
+    Ok((endpoint, conn, send, recv))
+}
+
+/// 64 unpaired devices, each from its own address, connect and stay (as many as the host
+/// serves at once): a paired client still pairs its stream, because strangers may hold only
+/// a few of the places.
+#[test]
+fn strangers_cannot_lock_out_a_paired_client() {
+    let dir = std::env::temp_dir().join(format!("pf-native-squat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, api) = (PORT + 400, API_PORT + 400);
+    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
+    let _daemon = common::start_daemon(&dir, port, api, &app, "");
+    let alice = dir.join("alice");
+    let (c, h) = pair_native(&[], &dir, &alice, port + 50, "4321", "4321");
+    assert!(c.status.success() && h.status.success(), "pairing: {} / {}", text(&c), text(&h));
+
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let host = std::net::SocketAddr::from(([127, 0, 0, 1], port + 50));
+    let squatters: Vec<_> = runtime.block_on(async {
+        let tries = (0..64u8).map(|n| tokio::spawn(squat([127, 0, 1, n + 1], host)));
+        let mut held = Vec::new();
+        for t in tries {
+            if let Ok(Ok(s)) = t.await {
+                held.push(s);
+            }
+        }
+        held
+    });
+    let open = squatters.iter().filter(|(_, conn, ..)| conn.close_reason().is_none()).count();
+    println!("{} of 64 strangers got a connection, {open} still open", squatters.len());
+
+    let out = dir.join("frames");
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--frames", "10", "--stop"];
+    let stats = stream_native(&[], &dir, &alice, port + 50, &args, &out);
+    assert!(stats["frames_decoded"].as_u64().unwrap_or(0) >= 10, "{stats}");
+    let open = squatters.iter().filter(|(_, conn, ..)| conn.close_reason().is_none()).count();
+    println!("{open} strangers still connected while the paired client streamed");
+    drop(squatters);
     let _ = std::fs::remove_dir_all(&dir);
 }
