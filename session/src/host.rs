@@ -3,13 +3,13 @@
 
 use crate::config::Config;
 use crate::gamestream::identity::Identity;
-use crate::gamestream::pairing::Pairing;
 use crate::pin::{PinDesk, Reporter};
 use crate::pipewire::{self, PipeWireServer};
 use crate::store::Clients;
 use crate::stream::{Engines, MediaSockets, Streams};
 use anyhow::Context;
 use parking_lot::Mutex;
+use punktfunk_core::gamestream::pairing::Pairing;
 use punktfunk_core::ipc::EncoderProbe;
 use std::collections::HashMap;
 use std::ffi::OsString;

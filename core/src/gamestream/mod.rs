@@ -5,11 +5,14 @@
 
 pub mod annexb;
 pub mod audio;
+pub mod certificate;
 pub mod control;
 pub mod enet;
 pub mod envelope;
 pub mod input;
 pub mod keymap;
+pub mod launch;
+pub mod pairing;
 pub mod rtsp;
 pub mod sdp;
 pub mod video;

@@ -3,7 +3,6 @@
 //! with a paired client certificate; an unknown one gets `status_code="401"`.
 
 use super::identity::fingerprint;
-use super::pairing::Pairing;
 use super::xml::Xml;
 use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::{Host, PendingPairing};
@@ -16,8 +15,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
 use hyper_util::rt::TokioIo;
-use punktfunk_core::channels::Channels;
-use punktfunk_core::mode::Mode;
+use punktfunk_core::gamestream::launch;
+use punktfunk_core::gamestream::pairing::Pairing;
 use punktfunk_core::throttle::{Throttle, refusals};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -190,9 +189,9 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
         return not_paired("no pairing in progress");
     };
     let step = if let Some(c) = hex_param(&q, "clientchallenge") {
-        pending.pairing.client_challenge(&host.identity, &c).map(|r| Some(("challengeresponse", hex::encode(r))))
+        pending.pairing.client_challenge(host.identity.certificate().signature(), &c).map(|r| Some(("challengeresponse", hex::encode(r))))
     } else if let Some(c) = hex_param(&q, "serverchallengeresp") {
-        pending.pairing.server_challenge_resp(&host.identity, &c).map(|r| Some(("pairingsecret", hex::encode(r))))
+        pending.pairing.server_challenge_resp(|m| host.identity.sign(m), &c).map(|r| Some(("pairingsecret", hex::encode(r))))
     } else if let Some(c) = hex_param(&q, "clientpairingsecret") {
         pending.pairing.client_pairing_secret(&c).map(|()| None)
     } else {
@@ -300,24 +299,6 @@ async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn
     }
 }
 
-/// `WxHxFPS`, within what a session can render.
-fn parse_mode(mode: &str) -> Option<Mode> {
-    let mut it = mode.split('x').map(|v| v.parse::<u32>().ok());
-    let (Some(Some(w)), Some(Some(h)), Some(Some(fps)), None) = (it.next(), it.next(), it.next(), it.next()) else { return None };
-    if !((16..=8192).contains(&w) && (16..=8192).contains(&h) && (1..=480).contains(&fps)) {
-        return None;
-    }
-    Mode::at_fps(w, h, fps).ok()
-}
-
-/// `rikey` (16 bytes hex) and `rikeyid` (a signed 32-bit integer; some clients send it unsigned).
-fn keys(q: &HashMap<String, String>) -> Option<([u8; 16], i32)> {
-    let key = hex_param(q, "rikey")?.try_into().ok()?;
-    let id = q.get("rikeyid")?;
-    let id = id.parse::<i32>().ok().or_else(|| id.parse::<u32>().ok().map(|u| u as i32))?;
-    Some((key, id))
-}
-
 fn session_url(host: &Host, conn: &Conn, encrypted: bool) -> String {
     let scheme = if encrypted { "rtspenc" } else { "rtsp" };
     match conn.local.ip() {
@@ -330,17 +311,21 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     if !paired(&host, &conn) {
         return unauthorized();
     }
-    let Some((id, app)) = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.config.app(id).map(|a| (id, a.clone()))) else {
-        return xml(Xml::error(404, "no such app"));
+    let request = match launch::launch(|k| q.get(k).map(String::as_str)) {
+        Ok(r) => r,
+        Err(e) => return xml(Xml::error(400, &e.to_string())),
     };
-    let Some(mode) = q.get("mode").and_then(|m| parse_mode(m)) else { return xml(Xml::error(400, "mode must be WIDTHxHEIGHTxFPS")) };
-    let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
-    let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
-    let mut launch = Launch::new(id, mode, key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
-    launch.encrypted_rtsp = corever >= 1;
-    // `(channel mask << 16) | channel count`; anything but 2, 6 or 8 channels gets stereo.
-    let surround: u32 = q.get("surroundAudioInfo").and_then(|v| v.parse().ok()).unwrap_or(0);
-    launch.audio_channels = Channels::from_count(surround & 0xffff).unwrap_or(Channels::Stereo);
+    let Some(app) = host.config.app(request.app_id).cloned() else { return xml(Xml::error(404, "no such app")) };
+    let mut launch = Launch::new(
+        request.app_id,
+        request.mode,
+        request.key.key,
+        request.key.key_id,
+        conn.remote.ip(),
+        conn.cert.clone().unwrap_or_default(),
+    );
+    launch.encrypted_rtsp = request.corever >= 1;
+    launch.audio_channels = request.audio_channels;
     let encrypted = launch.encrypted_rtsp;
     let streams = Arc::clone(&host.streams);
     match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {
@@ -358,15 +343,17 @@ async fn resume(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     if !paired(&host, &conn) {
         return unauthorized();
     }
-    let Some((key, key_id)) = keys(&q) else { return xml(Xml::error(400, "rikey and rikeyid are required")) };
-    let corever: u32 = q.get("corever").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let request = match launch::resume(|k| q.get(k).map(String::as_str)) {
+        Ok(r) => r,
+        Err(e) => return xml(Xml::error(400, &e.to_string())),
+    };
     let resumed = host.streams.with(|s| {
-        s.launch.rekey(key, key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
-        s.launch.encrypted_rtsp = corever >= 1;
+        s.launch.rekey(request.key.key, request.key.key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
+        s.launch.encrypted_rtsp = request.corever >= 1;
         s.request = None;
     });
     match resumed {
-        Some(()) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, corever >= 1)).el("resume", 1)),
+        Some(()) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, request.corever >= 1)).el("resume", 1)),
         None => xml(Xml::error(503, "no session to resume")),
     }
 }
@@ -381,26 +368,4 @@ async fn cancel(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>)
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modes_and_keys() {
-        assert_eq!(parse_mode("1280x720x60"), Some(Mode::at_fps(1280, 720, 60).unwrap()));
-        assert_eq!(parse_mode("1280x720"), None);
-        assert_eq!(parse_mode("1280x720x60x1"), None);
-        assert_eq!(parse_mode("0x720x60"), None);
-        assert_eq!(parse_mode("99999x720x60"), None);
-        let q: HashMap<String, String> =
-            [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "-2082761329".into())].into();
-        assert_eq!(keys(&q).unwrap().1, -2082761329);
-        let q: HashMap<String, String> = [("rikey".into(), "0011".into()), ("rikeyid".into(), "1".into())].into();
-        assert!(keys(&q).is_none());
-        let q: HashMap<String, String> =
-            [("rikey".into(), "00112233445566778899aabbccddeeff".into()), ("rikeyid".into(), "4000000000".into())].into();
-        assert_eq!(keys(&q).unwrap().1, 4000000000u32 as i32);
-    }
 }

@@ -1,81 +1,22 @@
 //! The host's identity: an RSA-2048 key and self-signed certificate, generated once and kept
-//! in the state directory (clients pin the certificate, and pairing signs with the key), and
-//! the X.509 details pairing needs from any certificate.
+//! in the state directory (clients pin the certificate, and pairing signs with the key).
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair, UnparsedPublicKey};
+use aws_lc_rs::signature::{self, KeyPair, RsaKeyPair};
+pub use punktfunk_core::gamestream::certificate::{Certificate, CertificateError, fingerprint};
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
-    #[error("not a PEM certificate")]
-    Pem,
-    #[error("certificate does not parse: {0}")]
-    X509(String),
+    #[error(transparent)]
+    Certificate(#[from] CertificateError),
     #[error("key: {0}")]
     Key(String),
     #[error("certificate generation: {0}")]
     Rcgen(#[from] rcgen::Error),
     #[error(transparent)]
     Io(#[from] std::io::Error),
-}
-
-/// A certificate and the parts of it the GameStream protocol uses.
-#[derive(Clone, Debug)]
-pub struct Certificate {
-    pem: String,
-    der: Vec<u8>,
-    /// The signature value: it enters the pairing hashes.
-    signature: Vec<u8>,
-    /// The RSA public key (PKCS#1), to verify pairing signatures.
-    public_key: Vec<u8>,
-}
-
-impl Certificate {
-    pub fn from_pem(pem: &str) -> Result<Self, IdentityError> {
-        let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).map_err(|_| IdentityError::Pem)?;
-        let mut cert = Self::from_der(&parsed.contents)?;
-        cert.pem = pem.to_owned();
-        Ok(cert)
-    }
-
-    pub fn from_der(der: &[u8]) -> Result<Self, IdentityError> {
-        let (_, x509) = x509_parser::parse_x509_certificate(der).map_err(|e| IdentityError::X509(e.to_string()))?;
-        Ok(Self {
-            pem: String::new(),
-            der: der.to_vec(),
-            signature: x509.signature_value.data.to_vec(),
-            public_key: x509.tbs_certificate.subject_pki.subject_public_key.data.to_vec(),
-        })
-    }
-
-    /// The PEM text exactly as stored and sent (`plaincert` is its hex).
-    pub fn pem(&self) -> &str {
-        &self.pem
-    }
-
-    pub fn der(&self) -> &[u8] {
-        &self.der
-    }
-
-    pub fn signature(&self) -> &[u8] {
-        &self.signature
-    }
-
-    /// Hex SHA-256 of the DER: how paired clients are recognised.
-    pub fn fingerprint(&self) -> String {
-        fingerprint(&self.der)
-    }
-
-    /// Checks an RSA PKCS#1 v1.5 SHA-256 signature made with this certificate's key.
-    pub fn verify(&self, message: &[u8], sig: &[u8]) -> bool {
-        UnparsedPublicKey::new(&signature::RSA_PKCS1_2048_8192_SHA256, &self.public_key).verify(message, sig).is_ok()
-    }
-}
-
-pub fn fingerprint(der: &[u8]) -> String {
-    hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, der))
 }
 
 pub struct Identity {
@@ -104,7 +45,7 @@ impl Identity {
     fn from_parts(cert_pem: &str, key_der: Vec<u8>) -> Result<Self, IdentityError> {
         let key = RsaKeyPair::from_pkcs8(&key_der).map_err(|e| IdentityError::Key(e.to_string()))?;
         let cert = Certificate::from_pem(cert_pem)?;
-        if key.public_key().as_ref() != cert.public_key.as_slice() {
+        if key.public_key().as_ref() != cert.public_key() {
             return Err(IdentityError::Key("the key does not belong to the certificate".into()));
         }
         Ok(Self { cert, key_der, key })
@@ -125,7 +66,7 @@ impl Identity {
                     _ => {}
                 }
                 crate::store::write_private(&key_path, &id.key_der)?;
-                crate::store::write_atomic(&cert_path, id.cert.pem.as_bytes())?;
+                crate::store::write_atomic(&cert_path, id.cert.pem().as_bytes())?;
                 tracing::info!("created the host certificate {}", cert_path.display());
                 Ok(id)
             }

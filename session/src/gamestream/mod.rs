@@ -3,7 +3,6 @@
 pub mod control;
 pub mod http;
 pub mod identity;
-pub mod pairing;
 pub mod rtsp;
 pub mod tls;
 pub mod xml;
