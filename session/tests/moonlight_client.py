@@ -243,6 +243,34 @@ if mode == "loss":
     print(json.dumps(out))
     sys.exit(0)
 
+if mode == "soak":
+    # Launch, stream a second, quit, again and again for argv[6] seconds: what a day of use
+    # does to the host, in minutes.
+    out["pair"] = pair(client, server, "4321", "4321")
+    cycles, failures, end = 0, [], time.monotonic() + float(sys.argv[6])
+    while time.monotonic() < end:
+        try:
+            client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
+                                output_format="rgb24", ready_timeout=30.0, record_audio=False)
+            n = 0
+            for f in client.frames():
+                n += 1
+                if n >= 30:
+                    break
+            client.stop_stream()
+            client.quit_app()
+            cycles += 1
+        except Exception as e:
+            failures.append(repr(e))
+            try:
+                client.stop_stream()
+                client.quit_app()
+            except Exception:
+                pass
+    out["soak"] = {"cycles": cycles, "failures": failures}
+    print(json.dumps(out))
+    sys.exit(0)
+
 if mode == "audio":
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
