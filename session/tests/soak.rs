@@ -82,7 +82,7 @@ fn soak() {
     let pid = daemon.0.id();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
     let seconds = (minutes * 60).to_string();
-    let mut client = Command::new(&python)
+    let client = Command::new(&python)
         .arg(&script)
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into()])
         .args(["soak", &seconds])
