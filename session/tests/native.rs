@@ -262,45 +262,6 @@ fn frames_converted_on_the_gpu_reach_the_client() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Accepts any host certificate: the squatters below do not care whom they squat on.
-#[derive(Debug)]
-struct AnyHost;
-
-impl rustls::client::danger::ServerCertVerifier for AnyHost {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// An unpaired device from `from` that connects, says hello and stays: what a stranger
 /// needs to hold a slot. Returns its connection (open while held) once the hello is out.
 type Squatter = (quinn::Endpoint, quinn::Connection, quinn::SendStream, quinn::RecvStream);
@@ -312,7 +273,7 @@ async fn squat(from: [u8; 4], host: std::net::SocketAddr) -> anyhow::Result<Squa
     let mut tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(AnyHost))
+        .with_custom_certificate_verifier(std::sync::Arc::new(common::AnyServerCertificate))
         .with_client_auth_cert(
             vec![cert.der().clone()],
             rustls::pki_types::PrivateKeyDer::Pkcs8(rustls::pki_types::PrivatePkcs8KeyDer::from(key.serialize_der())),

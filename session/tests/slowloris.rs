@@ -5,9 +5,8 @@
 
 mod common;
 
-use common::start_daemon;
+use common::{AnyServerCertificate, connect_from, start_daemon};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 41489;
@@ -15,14 +14,6 @@ const API_PORT: u16 = 41491;
 const HTTPS: u16 = PORT - 5;
 const RTSP: u16 = PORT + 21;
 const IDLE: usize = 300;
-
-/// A connection from `from` (any 127/8 address is this machine) to `port`.
-fn connect_from(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&SocketAddr::from((from, 0)).into())?;
-    socket.connect_timeout(&SocketAddr::from(([127, 0, 0, 1], port)).into(), Duration::from_secs(5))?;
-    Ok(socket.into())
-}
 
 /// Sends `request` from `from` and returns the answer and how long it took.
 fn ask(from: [u8; 4], port: u16, request: &[u8]) -> (String, Duration) {
@@ -71,7 +62,7 @@ fn idle_connections_starve_nobody() {
         tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let config = rustls::ClientConfig::builder()
             .dangerous()
-            .with_custom_certificate_verifier(std::sync::Arc::new(AnyCertificate))
+            .with_custom_certificate_verifier(std::sync::Arc::new(AnyServerCertificate))
             .with_no_client_auth();
         let mut tls = rustls::StreamOwned::new(
             rustls::ClientConnection::new(std::sync::Arc::new(config), "punktfunk".try_into().unwrap()).unwrap(),
@@ -102,43 +93,4 @@ fn idle_connections_starve_nobody() {
     drop(idle);
     drop(daemon);
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The host's certificate is self-signed: this test only checks it is served.
-#[derive(Debug)]
-struct AnyCertificate;
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        _: &[u8],
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        Ok(rustls::client::danger::HandshakeSignatureValid::assertion())
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -8,9 +8,9 @@
 
 mod common;
 
-use common::{client_report, python, start_daemon, target_dir};
+use common::{client_report, connect_from, python, start_daemon, target_dir};
 use std::io::Write;
-use std::net::{TcpStream, UdpSocket};
+use std::net::UdpSocket;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -40,14 +40,6 @@ fn children(pid: u32) -> Vec<String> {
     }
     names.sort();
     names
-}
-
-/// A connection from `from` (another machine, as the host sees it) to `port`.
-fn connect_from(from: [u8; 4], port: u16) -> std::io::Result<TcpStream> {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)?;
-    socket.bind(&std::net::SocketAddr::from((from, 0)).into())?;
-    socket.connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())?;
-    Ok(socket.into())
 }
 
 /// Ten seconds' worth of strangers: idle connections to every TCP port and junk at the

@@ -62,20 +62,25 @@ fn ping_until_heard(sender: &punktfunk_streamer::audio::sender::AudioSender, cli
     }
 }
 
-#[test]
-fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
-    let host = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.connect(host.local_addr().unwrap()).unwrap();
-    let queue = Arc::new(PcmQueue::new(1024));
-    let params = AudioParams {
+/// Stereo in 5 ms packets, encrypted, for a client on this machine.
+fn params() -> AudioParams {
+    AudioParams {
         channels: Channels::Stereo,
         high_quality: false,
         packet_ms: 5,
         key: Some(KEY),
         ping_payload: Some(PAYLOAD.into()),
         client: Some([127, 0, 0, 1].into()),
-    };
+    }
+}
+
+#[test]
+fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
+    let host = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(host.local_addr().unwrap()).unwrap();
+    let queue = Arc::new(PcmQueue::new(1024));
+    let params = params();
     let sender = audio::start(params, host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, None).unwrap();
 
     // Before any ping there is nobody to send to.
@@ -152,14 +157,7 @@ fn a_sender_started_again_for_the_same_stream_goes_on_with_its_sequence() {
     let host = UdpSocket::bind("127.0.0.1:0").unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(host.local_addr().unwrap()).unwrap();
-    let params = AudioParams {
-        channels: Channels::Stereo,
-        high_quality: false,
-        packet_ms: 5,
-        key: Some(KEY),
-        ping_payload: Some(PAYLOAD.into()),
-        client: Some([127, 0, 0, 1].into()),
-    };
+    let params = params();
     let mut ping = PAYLOAD.as_bytes().to_vec();
     ping.extend_from_slice(&1u32.to_be_bytes());
     let run = |resume, from: usize| {
