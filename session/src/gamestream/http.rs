@@ -109,6 +109,8 @@ where
     let conn = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .keep_alive(false)
+        // A client that closes ends its request: a pairing request waiting for its PIN
+        // gives its seat at the PIN desk back at once.
         .half_close(false)
         .header_read_timeout(HEAD_TIMEOUT)
         .serve_connection(io, svc);
