@@ -1,16 +1,17 @@
-//! The management API on 127.0.0.1 (JSON): PIN entry, paired clients, status. The CLI
-//! (`punktfunk pair`, `punktfunk clients`) is a client of it. Every request carries
+//! The management API on 127.0.0.1 (JSON): PIN entry, paired clients and their permissions,
+//! status. The CLI (`punktfunk pair`, `punktfunk clients`) is a client of it. Every request carries
 //! `Authorization: Bearer <token>` from the owner-only `api-token` file: loopback alone
 //! would let any local user pair a device.
 
 use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
+use crate::store::Permissions;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -35,6 +36,28 @@ pub struct ClientInfo {
     pub fingerprint: String,
     pub name: String,
     pub paired_at: u64,
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+/// One running session, as `GET /api/status` lists it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub id: u64,
+    /// The app's id in the catalog, and its title.
+    pub app: u32,
+    pub app_title: String,
+    /// The paired client's name, and the address it streams to.
+    pub client: String,
+    pub address: String,
+    /// The output's mode ("1280x720@60").
+    pub mode: String,
+    /// The stream's video ("HEVC, 10-bit 4:2:0, BT.709 limited range"), once one started.
+    pub video: Option<String>,
+    /// How its frames reach the client ("libx264, frames converted on the CPU").
+    pub encoding: Option<String>,
+    /// Milliseconds from /launch to the first frame sent, once there was one.
+    pub launch_to_first_frame_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,16 +65,9 @@ pub struct Status {
     pub name: String,
     pub uniqueid: String,
     pub paired_clients: usize,
-    /// The running session's app id.
-    pub app: Option<u32>,
-    /// The running stream's video ("HEVC, 10-bit 4:2:0, BT.709 limited range").
+    /// The running sessions, in launch order.
     #[serde(default)]
-    pub video: Option<String>,
-    /// How its frames reach the client ("libx264, frames converted on the CPU").
-    #[serde(default)]
-    pub encoding: Option<String>,
-    /// Milliseconds from /launch to the first frame sent, once there was one.
-    pub launch_to_first_frame_ms: Option<u64>,
+    pub sessions: Vec<SessionInfo>,
     /// Figures of the last video stream that stopped.
     pub last_video: Option<punktfunk_core::stream::VideoStats>,
     pub last_audio: Option<punktfunk_core::stream::AudioStats>,
@@ -71,6 +87,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/pairing", get(pairing))
         .route("/api/clients", get(clients))
         .route("/api/clients/{key}", delete(remove_client))
+        .route("/api/clients/{key}/permissions", put(permit))
         .route("/api/status", get(status))
         .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
@@ -130,7 +147,12 @@ async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
         .lock()
         .list()
         .iter()
-        .map(|c| ClientInfo { fingerprint: c.fingerprint.clone(), name: c.name.clone(), paired_at: c.paired_at })
+        .map(|c| ClientInfo {
+            fingerprint: c.fingerprint.clone(),
+            name: c.name.clone(),
+            paired_at: c.paired_at,
+            permissions: c.permissions.clone(),
+        })
         .collect();
     Json(list)
 }
@@ -141,33 +163,50 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
     // Revoking a device ends what it is streaming, over either protocol.
-    let current = host.streams.with(|s| (s.id, s.launch.fingerprint.clone()));
-    if let Some((id, fingerprint)) = current
-        && !host.clients.lock().is_paired(&fingerprint)
-    {
-        tracing::info!(stream = id, "its client was removed: ending the session");
-        host.streams.cancel_if(id);
+    for (id, fingerprint) in host.streams.list(|s| (s.id, s.launch.fingerprint.clone())) {
+        if !host.clients.lock().is_paired(&fingerprint) {
+            tracing::info!(stream = id, "its client was removed: ending the session");
+            host.streams.cancel(id);
+        }
     }
     Ok(Json(serde_json::json!({ "removed": removed })))
 }
 
+/// Sets what the clients `key` names may do (the whole set: read it from `GET /api/clients`
+/// first to change one thing). Applies from their next launch, input at once.
+async fn permit(
+    State(host): State<Arc<Host>>,
+    Path(key): Path<String>,
+    Json(permissions): Json<Permissions>,
+) -> ApiResult<serde_json::Value> {
+    if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !host.config.apps().any(|(_, a)| a.title == **title)) {
+        return Err(err(StatusCode::BAD_REQUEST, format!("no app called {unknown:?} in the catalog")));
+    }
+    let changed = host.clients.lock().permit(&key, &permissions).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if changed == 0 {
+        return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
+    }
+    Ok(Json(serde_json::json!({ "changed": changed })))
+}
+
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
-    let session = host.streams.with(|s| {
-        (
-            s.launch.app_id,
-            s.first_frame_at.lock().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
-            s.video.clone(),
-            s.encoding.clone(),
-        )
+    let names = host.clients.lock().list().iter().map(|c| (c.fingerprint.clone(), c.name.clone())).collect::<Vec<_>>();
+    let sessions = host.streams.list(|s| SessionInfo {
+        id: s.id,
+        app: s.launch.app_id,
+        app_title: host.config.app(s.launch.app_id).map(|a| a.title.clone()).unwrap_or_default(),
+        client: names.iter().find(|(f, _)| *f == s.launch.fingerprint).map(|(_, n)| n.clone()).unwrap_or_default(),
+        address: s.launch.client.to_string(),
+        mode: s.launch.mode.to_string(),
+        video: s.video.clone(),
+        encoding: s.encoding.clone(),
+        launch_to_first_frame_ms: s.first_frame_at.lock().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
     });
     Json(Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),
         paired_clients: host.clients.lock().list().len(),
-        app: session.as_ref().map(|s| s.0),
-        video: session.as_ref().and_then(|s| s.2.clone()),
-        encoding: session.as_ref().and_then(|s| s.3.clone()),
-        launch_to_first_frame_ms: session.as_ref().and_then(|s| s.1),
+        sessions,
         last_video: host.streams.last_video.lock().clone(),
         last_audio: host.streams.last_audio.lock().clone(),
         last_native_client: host.streams.last_native.lock().clone(),

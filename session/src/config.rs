@@ -16,6 +16,9 @@ pub struct Config {
     pub api_port: u16,
     /// punktfunk/1: QUIC control on this UDP port, the data plane on the next.
     pub native_port: u16,
+    /// How many sessions may stream at once (each client its own); 0: as many as the
+    /// machine can encode (see `Config::session_limit`).
+    pub max_sessions: u32,
     /// Pair a punktfunk/1 client without a PIN the first time it connects. Anyone on the
     /// network can then stream: only for networks where everyone is trusted.
     pub native_trust_on_first_use: bool,
@@ -84,6 +87,7 @@ impl Default for Config {
             port: 47989,
             api_port: 47990,
             native_port: 48100,
+            max_sessions: 0,
             native_trust_on_first_use: false,
             encoder: "auto".into(),
             software_hevc: false,
@@ -108,6 +112,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # port = 47989            # GameStream base port (HTTPS port-5, RTSP port+21, UDP port+9..+11)
 # api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
+# max_sessions = 0        # sessions streaming at once, one per client; 0: 4 with a GPU encoder, else a core each
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
 # encoder = \"auto\"       # auto | software | nvenc | vaapi
 # software_hevc = false   # offer HEVC and HEVC Main10 (10-bit) without a GPU encoder (libx265)
@@ -159,8 +164,15 @@ impl Config {
         if !(6..=65_514).contains(&config.port) {
             return Err(serde::de::Error::custom(format!("port {} leaves no room for HTTPS (port−5) and RTSP (port+21)", config.port)));
         }
-        if config.native_port == u16::MAX {
-            return Err(serde::de::Error::custom("native_port leaves no room for the data plane (native_port+1)"));
+        if config.max_sessions > MAX_SESSIONS {
+            return Err(serde::de::Error::custom(format!("max_sessions {} is more than {MAX_SESSIONS}", config.max_sessions)));
+        }
+        let last = (config.max_sessions.max(MAX_AUTO_SESSIONS) - 1) as u16;
+        if config.port.checked_add(11 + 2 * last).is_none() {
+            return Err(serde::de::Error::custom(format!("port {} leaves no room for the sessions' media ports", config.port)));
+        }
+        if config.native_port.checked_add(1 + last).is_none() {
+            return Err(serde::de::Error::custom("native_port leaves no room for the data plane (native_port+1 on)"));
         }
         Ok(config)
     }
@@ -196,18 +208,47 @@ impl Config {
     pub fn rtsp_port(&self) -> u16 {
         self.port + 21
     }
-    pub fn video_port(&self) -> u16 {
-        self.port + 9
-    }
     pub fn control_port(&self) -> u16 {
         self.port + 10
     }
-    pub fn audio_port(&self) -> u16 {
-        self.port + 11
+    /// How many sessions may stream at once: `max_sessions`, or, when that is 0 (auto), 4
+    /// with a hardware encoder and one per CPU core without (an x264 720p60 session keeps
+    /// about one core busy; see BENCHMARKS.md).
+    pub fn session_limit(&self, hardware_encoder: bool) -> usize {
+        match self.max_sessions {
+            0 if hardware_encoder => MAX_AUTO_SESSIONS as usize,
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, MAX_AUTO_SESSIONS as usize),
+            n => n as usize,
+        }
     }
-    pub fn native_data_port(&self) -> u16 {
-        self.native_port + 1
+
+    /// The UDP ports session slot `slot` sends its media from. Slot 0 has GameStream's
+    /// well-known ports (video P+9, audio P+11) and punktfunk/1's data port (native_port+1);
+    /// the others follow in pairs from P+12 (inside the P+9..P+21 range firewalls open for
+    /// GameStream hosts for the first five sessions) and from native_port+2. Clients learn
+    /// them from RTSP SETUP and from punktfunk/1's `Started`.
+    pub fn session_ports(&self, slot: u16) -> SessionPorts {
+        match slot {
+            0 => SessionPorts { video: self.port + 9, audio: self.port + 11, native: self.native_port + 1 },
+            k => SessionPorts { video: self.port + 10 + 2 * k, audio: self.port + 11 + 2 * k, native: self.native_port + 1 + k },
+        }
     }
+}
+
+/// The most sessions `max_sessions` may ask for.
+pub const MAX_SESSIONS: u32 = 16;
+/// What `max_sessions = 0` allows at most.
+const MAX_AUTO_SESSIONS: u32 = 4;
+
+/// The UDP ports one session's media leave from (and its clients' pings and hellos reach).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPorts {
+    /// GameStream video.
+    pub video: u16,
+    /// GameStream audio.
+    pub audio: u16,
+    /// punktfunk/1's data plane.
+    pub native: u16,
 }
 
 #[cfg(test)]
@@ -243,6 +284,24 @@ mod tests {
         );
         assert!(gpu("/etc/hostname").unwrap_err().to_string().contains("is not a device"));
         assert!(gpu("/dev/dri/renderD999").unwrap_err().to_string().contains("gpu: /dev/dri/renderD999"));
+    }
+
+    #[test]
+    fn every_session_slot_has_ports_of_its_own() {
+        let c = Config::parse("max_sessions = 16").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        // UDP: the ENet control port and punktfunk/1's QUIC port are the daemon's own.
+        seen.extend([c.control_port(), c.native_port]);
+        for slot in 0..16 {
+            let p = c.session_ports(slot);
+            for port in [p.video, p.audio, p.native] {
+                assert!(seen.insert(port), "slot {slot}: port {port} is taken twice");
+            }
+        }
+        assert_eq!(c.session_ports(0), SessionPorts { video: 47998, audio: 48000, native: 48101 });
+        assert_eq!(c.session_ports(4), SessionPorts { video: 48007, audio: 48008, native: 48105 });
+        assert!(Config::parse("max_sessions = 17").is_err());
+        assert!(Config::parse("port = 65500\nmax_sessions = 16").is_err());
     }
 
     #[test]

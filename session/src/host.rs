@@ -1,12 +1,12 @@
 //! The daemon's shared state and its start-up: configuration, identity, paired clients, PIN
-//! hand-off, the running session, and the listeners of the GameStream front end.
+//! hand-off, the running sessions, and the listeners of the GameStream front end.
 
 use crate::config::Config;
 use crate::gamestream::identity::Identity;
 use crate::pin::{PinDesk, Reporter};
 use crate::pipewire::{self, PipeWireServer};
-use crate::store::Clients;
-use crate::stream::{Engines, MediaSockets, Streams};
+use crate::store::{Clients, Permissions};
+use crate::stream::{Engines, MediaSockets, Slot, Streams};
 use anyhow::Context;
 use parking_lot::Mutex;
 use punktfunk_core::gamestream::pairing::Pairing;
@@ -143,10 +143,17 @@ impl Host {
             control: udp(config.control_port())?,
             native: udp(config.native_port)?,
         };
-        let (video, audio, native) = (udp(config.video_port())?, udp(config.audio_port())?, udp(config.native_data_port())?);
         let compositor = stream_binary_path(&config.stream_binary)?;
         let gpu = config.gpu()?;
         let probe = probe_encoders(&compositor, &config.encoder, gpu.as_deref()).await?;
+        let limit = config.session_limit(probe.hardware);
+        let mut slots = Vec::with_capacity(limit);
+        for slot in 0..limit as u16 {
+            let ports = config.session_ports(slot);
+            let sockets = MediaSockets { video: udp(ports.video)?, native: udp(ports.native)?, audio: udp(ports.audio)? };
+            slots.push(Slot::new(sockets, ports));
+        }
+        tracing::info!(sessions = limit, "sessions at once: up to {limit} (max_sessions)");
         let hevc = config.software_hevc || probe.hardware;
         let av1 = config.software_av1 || probe.hardware_av1;
         let yuv444 = probe.yuv444;
@@ -158,7 +165,7 @@ impl Host {
         );
         anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
         let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone(), gpu };
-        let streams = Arc::new(Streams::new(compositor, engines, MediaSockets { video, native, audio }, session_env));
+        let streams = Arc::new(Streams::new(compositor, engines, slots, session_env));
         let host = Self {
             config,
             identity,
@@ -179,6 +186,11 @@ impl Host {
 
     pub fn is_paired(&self, fingerprint: Option<&str>) -> bool {
         fingerprint.is_some_and(|f| self.clients.lock().is_paired(f))
+    }
+
+    /// What the paired client `fingerprint` may do; nothing when it is not paired.
+    pub fn permissions(&self, fingerprint: &str) -> Permissions {
+        self.clients.lock().permissions(fingerprint).unwrap_or(Permissions { apps: Some(Vec::new()), view_only: true, others: false })
     }
 }
 

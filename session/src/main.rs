@@ -6,6 +6,7 @@ use punktfunk_session::api::{ClientInfo, PinRequest, Status, Waiting};
 use punktfunk_session::config::Config;
 use punktfunk_session::gamestream::{control, http, rtsp, tls};
 use punktfunk_session::host::{Host, Paths};
+use punktfunk_session::store::{Permissions, names};
 use std::sync::Arc;
 
 #[derive(Parser)]
@@ -27,7 +28,7 @@ enum Cmd {
         #[arg(long)]
         device: Option<String>,
     },
-    /// List paired clients, or remove one.
+    /// List paired clients, remove one, or say what one may do.
     Clients {
         #[command(subcommand)]
         action: Option<ClientsCmd>,
@@ -42,6 +43,22 @@ enum ClientsCmd {
     /// Remove by name or by fingerprint prefix (≥ 4 hex digits).
     Remove {
         key: String,
+    },
+    /// Change what a client (by name or fingerprint prefix) may do; what is not given stays.
+    Permit {
+        key: String,
+        /// The apps it may launch and see, by title, comma-separated.
+        #[arg(long, value_delimiter = ',', conflicts_with = "all_apps")]
+        apps: Option<Vec<String>>,
+        /// Every app (the default).
+        #[arg(long)]
+        all_apps: bool,
+        /// true: it only watches (its input is dropped).
+        #[arg(long)]
+        view_only: Option<bool>,
+        /// true: it may resume (take over) and quit other clients' sessions.
+        #[arg(long)]
+        others: Option<bool>,
     },
 }
 
@@ -64,8 +81,29 @@ fn main() -> anyhow::Result<()> {
                         println!("no paired clients");
                     }
                     for c in list {
-                        println!("{}  {}", &c.fingerprint[..16.min(c.fingerprint.len())], punktfunk_session::pin::printable_name(&c.name));
+                        let name = punktfunk_session::pin::printable_name(&c.name);
+                        println!("{}  {name}  ({})", &c.fingerprint[..16.min(c.fingerprint.len())], describe(&c.permissions));
                     }
+                }
+                ClientsCmd::Permit { key, apps, all_apps, view_only, others } => {
+                    let api = Api::new(&paths, &config)?;
+                    let list: Vec<ClientInfo> = api.get("/clients")?;
+                    let client = list
+                        .iter()
+                        .find(|c| names(&key, &c.name, &c.fingerprint))
+                        .with_context(|| format!("no client named or fingerprinted {key:?} (see `punktfunk clients`)"))?;
+                    let mut permissions = client.permissions.clone();
+                    if all_apps {
+                        permissions.apps = None;
+                    }
+                    if let Some(apps) = apps {
+                        permissions.apps = Some(apps.into_iter().map(|a| a.trim().to_owned()).collect());
+                    }
+                    permissions.view_only = view_only.unwrap_or(permissions.view_only);
+                    permissions.others = others.unwrap_or(permissions.others);
+                    let segment = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
+                    let _: serde_json::Value = api.put(&format!("/clients/{segment}/permissions"), &permissions)?;
+                    println!("{key}: {}", describe(&permissions));
                 }
                 ClientsCmd::Remove { key } => {
                     // Names have spaces ("punktfunk-client at 10.0.0.5"): one path segment.
@@ -80,24 +118,33 @@ fn main() -> anyhow::Result<()> {
             let config = Config::load_or_create(&paths.config)?;
             let s: Status = Api::new(&paths, &config)?.get("/status")?;
             println!("{} ({}): {} paired client(s)", s.name, s.uniqueid, s.paired_clients);
-            match s.app {
-                Some(app) => {
-                    println!(
-                        "streaming app {app}{}",
-                        s.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default()
-                    );
-                    if let Some(video) = s.video {
-                        println!("video: {video}");
-                    }
-                    if let Some(encoding) = s.encoding {
-                        println!("encoding: {encoding}");
-                    }
+            if s.sessions.is_empty() {
+                println!("idle");
+            }
+            for session in s.sessions {
+                let first = session.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default();
+                println!(
+                    "session {}: {} (app {}) for {} at {}, {}{first}",
+                    session.id, session.app_title, session.app, session.client, session.address, session.mode
+                );
+                if let Some(video) = session.video {
+                    println!("  video: {video}");
                 }
-                None => println!("idle"),
+                if let Some(encoding) = session.encoding {
+                    println!("  encoding: {encoding}");
+                }
             }
             Ok(())
         }
     }
+}
+
+/// What a client may do, in words.
+fn describe(p: &Permissions) -> String {
+    let apps = p.apps.as_ref().map_or("every app".to_owned(), |a| format!("apps: {}", a.join(", ")));
+    let input = if p.view_only { "view only" } else { "input" };
+    let others = if p.others { ", may resume and quit others' sessions" } else { "" };
+    format!("{apps}; {input}{others}")
 }
 
 /// A client of the management API, authorised with the token from the state directory.
@@ -127,6 +174,10 @@ impl Api {
 
     fn post<T: serde::de::DeserializeOwned>(&self, path: &str, body: impl serde::Serialize) -> anyhow::Result<T> {
         read(self.agent.post(format!("{}{path}", self.base)).header("Authorization", &self.auth).send_json(body))
+    }
+
+    fn put<T: serde::de::DeserializeOwned>(&self, path: &str, body: impl serde::Serialize) -> anyhow::Result<T> {
+        read(self.agent.put(format!("{}{path}", self.base)).header("Authorization", &self.auth).send_json(body))
     }
 }
 
@@ -197,8 +248,8 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
             tracing::info!("shutting down");
-            host.streams.cancel();
-            // Let the session end properly: its app stopped, its undo commands run.
+            host.streams.cancel_all();
+            // Let the sessions end properly: its app stopped, its undo commands run.
             let streams = Arc::clone(&host.streams);
             let _ = tokio::task::spawn_blocking(move || streams.wait_idle(std::time::Duration::from_secs(8))).await;
             anyhow::Ok(())

@@ -9,7 +9,7 @@ use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
 use crate::host::Host;
 use crate::pin::{Given, PIN_WAIT, PairOutcome, Reporter, printable_name};
-use crate::store::PairedClient;
+use crate::store::{PairedClient, Permissions};
 use crate::stream::{Busy, Launch};
 use anyhow::Context;
 use punktfunk_core::control::host::{HostControl, HostEvent};
@@ -187,10 +187,10 @@ impl<'a> Connection<'a> {
     /// The session ended or was taken over; the client was removed from the paired list.
     fn check(&mut self) {
         if let Some((id, token)) = self.session {
-            let reason = match self.host.streams.with(|s| (s.id, s.native_owner)) {
-                Some((i, Some(t))) if i == id && t == token => None,
-                Some((i, _)) if i == id => Some("another client took over the session"),
-                _ => Some("the session ended"),
+            let reason = match self.host.streams.with(id, |s| s.native_owner) {
+                Some(Some(t)) if t == token => None,
+                Some(_) => Some("another connection of this client took over the session"),
+                None => Some("the session ended"),
             };
             if let Some(reason) = reason {
                 self.session = None;
@@ -251,7 +251,10 @@ impl<'a> Connection<'a> {
             },
             HostEvent::Reconfigure(r) => self.ctl.reconfigured(reconfigure(host, self.session, &r)),
             HostEvent::Input(e) => {
-                owned(host, self.session, |s| s.send(&Command::Input(e)));
+                // A client that may only watch steers nothing.
+                if !host.permissions(&self.client.fingerprint).view_only {
+                    owned(host, self.session, |s| s.send(&Command::Input(e)));
+                }
             }
             HostEvent::RequestKeyframe => {
                 owned(host, self.session, |s| s.send(&Command::RequestIdr));
@@ -262,7 +265,7 @@ impl<'a> Connection<'a> {
                 if let Some((id, token)) = self.session.take()
                     && owned(host, Some((id, token)), |_| ()).is_some()
                 {
-                    host.streams.cancel_if(id);
+                    host.streams.cancel(id);
                 }
             }
         }
@@ -299,40 +302,57 @@ impl<'a> Connection<'a> {
 /// one streaming from it; `None` when it is not.
 fn owned<R>(host: &Host, session: Option<(u64, u64)>, f: impl FnOnce(&mut crate::stream::Stream) -> R) -> Option<R> {
     let (id, token) = session?;
-    host.streams.with(|s| (s.id == id && s.native_owner == Some(token)).then(|| f(s))).flatten()
+    host.streams.with(id, |s| (s.native_owner == Some(token)).then(|| f(s))).flatten()
 }
 
 /// Stores the client as paired.
 fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
     let cert_pem = Certificate::from_der(&client.der).map(|c| c.pem().to_owned()).unwrap_or_default();
     let paired_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    host.clients.lock().add(PairedClient { fingerprint: client.fingerprint.clone(), name: name.into(), cert_pem, paired_at })
+    host.clients.lock().add(PairedClient {
+        fingerprint: client.fingerprint.clone(),
+        name: name.into(),
+        cert_pem,
+        paired_at,
+        permissions: Permissions::default(),
+    })
 }
 
-/// Launches the app (or resumes it at the new mode) and starts punktfunk/1 video from its
-/// compositor. The reason a start is refused goes to the client.
+/// Launches the app (or resumes the client's own session of it at the new mode) and starts
+/// punktfunk/1 video from its stream process. The reason a start is refused goes to the
+/// client.
 async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<(u64, Started), String> {
     let wanted = host.config.apps().find(|(id, a)| a.title == req.app || (req.app.is_empty() && *id == 1)).map(|(id, a)| (id, a.clone()));
     let Some((app_id, app)) = wanted else { return Err(format!("no app called {:?}", req.app)) };
+    let permissions = host.permissions(&client.fingerprint);
+    if !permissions.may_launch(&app.title) {
+        return Err(format!("this client may not launch {}", app.title));
+    }
     let mode = Mode::at_fps(req.width, req.height, req.fps).map_err(|e| e.to_string())?;
-    let running = host.streams.with(|s| {
-        if s.launch.app_id != app_id {
-            return None;
-        }
+    // Its own session of the app; without one, another's of it when it may (taking it over).
+    let own = host.streams.of_client(&client.fingerprint, |s| s.launch.app_id);
+    let resume = |s: &mut crate::stream::Stream| {
+        s.launch.fingerprint.clone_from(&client.fingerprint);
         if s.launch.mode != mode {
             s.launch.mode = mode;
             s.send(&Command::SetMode(mode));
         }
-        Some(s.id)
-    });
+        s.id
+    };
+    let running = match own {
+        Some(running) if running != app_id => return Err(Busy::Own.to_string()),
+        Some(_) => host.streams.of_client(&client.fingerprint, resume),
+        None if permissions.others => host.streams.find(|s| s.launch.app_id == app_id, resume),
+        None => None,
+    };
     let id = match running {
-        Some(Some(id)) => id,
-        Some(None) => return Err(Busy.to_string()),
+        Some(id) => id,
         None => {
             let launch = Launch::new(app_id, mode, rand::random(), 0, client.addr.ip(), client.fingerprint.clone());
             let streams = Arc::clone(&host.streams);
             match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {
                 Ok(Ok(id)) => id,
+                Ok(Err(e)) if e.is::<Busy>() => return Err(e.to_string()),
                 Ok(Err(e)) => return Err(format!("launch failed: {e}")),
                 Err(e) => return Err(e.to_string()),
             }
@@ -359,8 +379,9 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         token: rand::random(),
         encoder: host.config.encoder.clone(),
     };
+    let data_port = host.streams.with(id, |s| s.ports.native).ok_or("the session ended at once")?;
     let started = Started {
-        data_port: host.config.native_data_port(),
+        data_port,
         token: params.token,
         key: params.key,
         mic_key: params.mic_key,
@@ -374,12 +395,10 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         yuv444: params.format.yuv444,
     };
     host.streams
-        .with(|s| {
-            if s.id == id {
-                s.native_owner = Some(params.token);
-                s.video = Some(format!("{}, {}", params.codec, params.format));
-                s.send(&Command::StartNative(params));
-            }
+        .with(id, |s| {
+            s.native_owner = Some(params.token);
+            s.video = Some(format!("{}, {}", params.codec, params.format));
+            s.send(&Command::StartNative(params));
         })
         .ok_or("the session ended at once")?;
     tracing::info!(

@@ -81,6 +81,42 @@ pub struct PairedClient {
     pub cert_pem: String,
     /// Seconds since the Unix epoch.
     pub paired_at: u64,
+    /// What it may do; files from before permissions existed give every client the defaults.
+    #[serde(default)]
+    pub permissions: Permissions,
+}
+
+impl PairedClient {
+    /// Whether `key` names this client: its name, or a prefix of its fingerprint of at least
+    /// 4 hex digits (what `punktfunk clients` shows).
+    pub fn is_named(&self, key: &str) -> bool {
+        names(key, &self.name, &self.fingerprint)
+    }
+}
+
+/// Whether `key` names the client called `name` with `fingerprint` (see
+/// [`PairedClient::is_named`]).
+pub fn names(key: &str, name: &str, fingerprint: &str) -> bool {
+    name == key || (key.len() >= 4 && fingerprint.starts_with(&key.to_ascii_lowercase()))
+}
+
+/// What a paired client may do on this host, kept with it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Permissions {
+    /// The titles of the apps it may launch (and sees in its app list); `None`: every app.
+    pub apps: Option<Vec<String>>,
+    /// It watches only: its keyboard, mouse, touch and gamepad input is dropped.
+    pub view_only: bool,
+    /// It may resume (take over) or quit other clients' sessions, as on a host with one
+    /// session: the user's phone continuing what the user's laptop started.
+    pub others: bool,
+}
+
+impl Permissions {
+    pub fn may_launch(&self, title: &str) -> bool {
+        self.apps.as_ref().is_none_or(|apps| apps.iter().any(|a| a == title))
+    }
 }
 
 /// The paired-client list, loaded at start and rewritten on every change.
@@ -107,19 +143,41 @@ impl Clients {
         self.list.iter().any(|c| c.fingerprint == fingerprint)
     }
 
-    /// Adds (or replaces, re-pairing the same certificate) a client and saves.
-    pub fn add(&mut self, client: PairedClient) -> std::io::Result<()> {
+    /// The permissions of the paired client `fingerprint`; `None` when it is not paired.
+    pub fn permissions(&self, fingerprint: &str) -> Option<Permissions> {
+        self.list.iter().find(|c| c.fingerprint == fingerprint).map(|c| c.permissions.clone())
+    }
+
+    /// Adds (or replaces, re-pairing the same certificate, which keeps its permissions) a
+    /// client and saves.
+    pub fn add(&mut self, mut client: PairedClient) -> std::io::Result<()> {
         let mut next = self.list.clone();
+        if let Some(old) = next.iter().find(|c| c.fingerprint == client.fingerprint) {
+            client.permissions = old.permissions.clone();
+        }
         next.retain(|c| c.fingerprint != client.fingerprint);
         next.push(client);
         self.save(next)
     }
 
-    /// Removes clients whose fingerprint starts with `prefix` (at least 4 hex digits) or whose
-    /// name equals it; returns how many.
+    /// Gives the clients `key` names (see [`PairedClient::is_named`]) `permissions`, and
+    /// saves; returns how many.
+    pub fn permit(&mut self, key: &str, permissions: &Permissions) -> std::io::Result<usize> {
+        let mut next = self.list.clone();
+        let mut changed = 0;
+        for c in next.iter_mut().filter(|c| c.is_named(key)) {
+            c.permissions = permissions.clone();
+            changed += 1;
+        }
+        if changed > 0 {
+            self.save(next)?;
+        }
+        Ok(changed)
+    }
+
+    /// Removes the clients `key` names (see [`PairedClient::is_named`]); returns how many.
     pub fn remove(&mut self, key: &str) -> std::io::Result<usize> {
-        let matches = |c: &PairedClient| c.name == key || (key.len() >= 4 && c.fingerprint.starts_with(&key.to_ascii_lowercase()));
-        let next: Vec<PairedClient> = self.list.iter().filter(|c| !matches(c)).cloned().collect();
+        let next: Vec<PairedClient> = self.list.iter().filter(|c| !c.is_named(key)).cloned().collect();
         let removed = self.list.len() - next.len();
         if removed > 0 {
             self.save(next)?;
@@ -180,7 +238,37 @@ mod tests {
     }
 
     fn client(fp: &str, name: &str) -> PairedClient {
-        PairedClient { fingerprint: fp.into(), name: name.into(), cert_pem: "PEM".into(), paired_at: 1 }
+        PairedClient {
+            fingerprint: fp.into(),
+            name: name.into(),
+            cert_pem: "PEM".into(),
+            paired_at: 1,
+            permissions: Permissions::default(),
+        }
+    }
+
+    #[test]
+    fn permissions_are_kept_with_the_client() {
+        let dir = std::env::temp_dir().join(format!("pf-store-perm-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("clients.json");
+        let mut c = Clients::load(path.clone()).unwrap();
+        c.add(client("abcdef01", "tv")).unwrap();
+        c.add(client("12345678", "deck")).unwrap();
+        let tv = Permissions { apps: Some(vec!["Desktop".into()]), view_only: true, others: false };
+        assert_eq!(c.permit("tv", &tv).unwrap(), 1);
+        assert_eq!(c.permit("nobody", &tv).unwrap(), 0);
+        // Re-pairing the same certificate keeps what it may do.
+        c.add(client("abcdef01", "tv")).unwrap();
+        let loaded = Clients::load(path.clone()).unwrap();
+        assert_eq!(loaded.permissions("abcdef01"), Some(tv.clone()));
+        assert_eq!(loaded.permissions("12345678"), Some(Permissions::default()));
+        assert_eq!(loaded.permissions("ffff0000"), None);
+        assert!(tv.may_launch("Desktop") && !tv.may_launch("Steam") && Permissions::default().may_launch("Steam"));
+        // A file from before permissions: every client gets the defaults.
+        std::fs::write(&path, br#"[{"fingerprint":"aa11","name":"old","cert_pem":"","paired_at":0}]"#).unwrap();
+        assert_eq!(Clients::load(path).unwrap().permissions("aa11"), Some(Permissions::default()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

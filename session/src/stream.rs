@@ -1,8 +1,9 @@
-//! Stream sessions: one compositor process per stream (ARCHITECTURE.md §1). The daemon spawns it with
-//! the app, hands it the video socket and a command socket, forwards input and key-frame
+//! Stream sessions: one stream process per session (ARCHITECTURE.md §1), one session per
+//! client, several clients at once. The daemon spawns a session's process with the app,
+//! hands it its slot's media sockets and a command socket, forwards input and key-frame
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
-use crate::config::App;
+use crate::config::{App, SessionPorts};
 use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::gamestream::sdp::StreamRequest;
@@ -29,8 +30,8 @@ pub struct Launch {
     pub key: [u8; 16],
     pub key_id: i32,
     pub client: IpAddr,
-    /// The paired certificate that launched or last resumed it. Any paired client may take
-    /// a session over (resume it from another device) or quit it, as with other hosts.
+    /// The paired certificate that launched or last resumed it: the session is this
+    /// client's, and only it resumes or quits it.
     pub fingerprint: String,
     /// `X-SS-Ping-Payload`: the client's UDP pings carry it.
     pub ping_payload: String,
@@ -95,6 +96,11 @@ pub struct Stream {
     /// How its frames reach the client, as the compositor says ("libx264, frames converted
     /// on the CPU").
     pub encoding: Option<String>,
+    /// The UDP ports its media leave from (its slot's).
+    pub ports: SessionPorts,
+    /// The RTSP `Session` token: a client that does not seal its RTSP requests names its
+    /// session with it.
+    pub rtsp_session: String,
     commands: UnixStream,
     /// A write to `commands` failed or timed out.
     stalled: bool,
@@ -143,13 +149,18 @@ pub enum Ended {
     Stream(u64),
 }
 
-/// `/launch` while a session runs.
+/// Why a launch was refused while other sessions run.
 #[derive(Debug, thiserror::Error)]
-#[error("an app is already running: quit it first")]
-pub struct Busy;
+pub enum Busy {
+    /// Each client streams one session: it resumes it or quits it first.
+    #[error("this client already streams an app: quit it first")]
+    Own,
+    #[error("the host already streams {0} sessions, as many as it allows (max_sessions)")]
+    Full(usize),
+}
 
-/// The UDP sockets every session's compositor sends its media from (the daemon binds them
-/// once; each compositor inherits them).
+/// The UDP sockets one session's stream process sends its media from (the daemon binds them
+/// once; the process of the session in that slot inherits them).
 pub struct MediaSockets {
     /// GameStream video.
     pub video: UdpSocket,
@@ -159,18 +170,34 @@ pub struct MediaSockets {
     pub audio: UdpSocket,
 }
 
-/// The one running session (one stream per host for now).
+/// A place for one session: its media sockets, and the exit waiter of the last session
+/// that used them. A slot is free once that waiter has finished: its process no longer
+/// reads the sockets (two would take each other's pings) and its undo commands ran.
+pub struct Slot {
+    pub sockets: MediaSockets,
+    pub ports: SessionPorts,
+    waiter: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl Slot {
+    pub fn new(sockets: MediaSockets, ports: SessionPorts) -> Self {
+        Self { sockets, ports, waiter: Mutex::new(None) }
+    }
+
+    fn is_free(&self) -> bool {
+        self.waiter.lock().as_ref().is_none_or(std::thread::JoinHandle::is_finished)
+    }
+}
+
+/// The running sessions, one per client, each in its own stream process and slot.
 pub struct Streams {
-    current: Mutex<Option<Stream>>,
+    running: Mutex<Vec<Stream>>,
     /// Serialises launches (check and claim in one step).
     launching: Mutex<()>,
-    /// The last session's waiter (compositor exit, then undo commands): a new launch waits
-    /// for it, so its prep never runs before the previous undo.
-    teardown: Mutex<Option<std::thread::JoinHandle<()>>>,
+    slots: Vec<Slot>,
     next_id: Mutex<u64>,
     compositor: PathBuf,
     engines: Engines,
-    sockets: MediaSockets,
     /// Environment every session gets (a private PipeWire's runtime directory and bus).
     session_env: Vec<(&'static str, OsString)>,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
@@ -190,16 +217,19 @@ pub struct Engines {
     pub gpu: Option<PathBuf>,
 }
 
+/// How long a launch waits for a slot whose last session is still ending.
+const SLOT_WAIT: Duration = Duration::from_secs(10);
+
 impl Streams {
-    pub fn new(compositor: PathBuf, engines: Engines, sockets: MediaSockets, session_env: Vec<(&'static str, OsString)>) -> Self {
+    /// Sessions at once: one per slot.
+    pub fn new(compositor: PathBuf, engines: Engines, slots: Vec<Slot>, session_env: Vec<(&'static str, OsString)>) -> Self {
         Self {
-            current: Mutex::new(None),
+            running: Mutex::new(Vec::new()),
             launching: Mutex::new(()),
-            teardown: Mutex::new(None),
+            slots,
             next_id: Mutex::new(1),
             compositor,
             engines,
-            sockets,
             session_env,
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
@@ -215,40 +245,73 @@ impl Streams {
         rx
     }
 
-    /// Runs `f` on the current session, if any.
-    pub fn with<R>(&self, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
-        self.current.lock().as_mut().map(f)
+    /// Runs `f` on session `id`, if it runs.
+    pub fn with<R>(&self, id: u64, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        self.find(|s| s.id == id, f)
     }
 
-    pub fn current_app(&self) -> Option<u32> {
-        self.with(|s| s.launch.app_id)
+    /// Runs `f` on the first running session `which` picks.
+    pub fn find<R>(&self, which: impl Fn(&Stream) -> bool, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        self.running.lock().iter_mut().find(|s| which(s)).map(f)
     }
 
-    /// Waits (up to `limit`) until the last session has exited and its undo commands ran.
+    /// `f` of every running session, in launch order.
+    pub fn list<R>(&self, f: impl FnMut(&Stream) -> R) -> Vec<R> {
+        self.running.lock().iter().map(f).collect()
+    }
+
+    /// The session the paired client `fingerprint` launched (or last resumed).
+    pub fn of_client<R>(&self, fingerprint: &str, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        self.find(|s| s.launch.fingerprint == fingerprint, f)
+    }
+
+    /// The session the client `fingerprint` resumes or quits: its own; without one, when it
+    /// may act on others' sessions, the oldest running.
+    pub fn acted_on_by<R>(&self, fingerprint: &str, others: bool, f: impl FnOnce(&mut Stream) -> R) -> Option<R> {
+        let mut running = self.running.lock();
+        let own = running.iter().position(|s| s.launch.fingerprint == fingerprint);
+        let at = own.or_else(|| (others && !running.is_empty()).then_some(0))?;
+        Some(f(&mut running[at]))
+    }
+
+    /// Waits (up to `limit`) until every session has exited and its undo commands ran.
     pub fn wait_idle(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        let mut slot = self.teardown.lock();
-        if let Some(h) = slot.take() {
-            while !h.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            if h.is_finished() {
-                let _ = h.join();
-            } else {
-                *slot = Some(h);
-            }
+        while !self.slots.iter().all(Slot::is_free) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
-    /// Starts `app` in a fresh compositor at the launch's mode.
+    /// A free slot, waiting up to `limit` for one whose session is still ending.
+    fn free_slot(&self, limit: Duration) -> Option<usize> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(i) = self.slots.iter().position(Slot::is_free) {
+                return Some(i);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts `app` in a fresh stream process at the launch's mode, beside the sessions of
+    /// other clients.
     pub fn launch(self: &Arc<Self>, launch: Launch, app: &App) -> anyhow::Result<u64> {
         let _one_at_a_time = self.launching.lock();
-        if self.current.lock().is_some() {
-            return Err(Busy.into());
+        {
+            let running = self.running.lock();
+            if running.iter().any(|s| s.launch.fingerprint == launch.fingerprint) {
+                return Err(Busy::Own.into());
+            }
+            if running.len() >= self.slots.len() {
+                return Err(Busy::Full(self.slots.len()).into());
+            }
         }
-        self.wait_idle(Duration::from_secs(10));
+        let slot = self.free_slot(SLOT_WAIT).ok_or(Busy::Full(self.slots.len()))?;
         let mut undo: Vec<Vec<String>> = Vec::new();
-        let started = self.prepare_and_spawn(&launch, app, &mut undo);
+        let started = self.prepare_and_spawn(&launch, app, &self.slots[slot].sockets, &mut undo);
         let (mut child, ours) = match started {
             Ok(s) => s,
             Err(e) => {
@@ -276,13 +339,15 @@ impl Streams {
             native_owner: None,
             video: None,
             encoding: None,
+            ports: self.slots[slot].ports,
+            rtsp_session: hex::encode(rand::random::<[u8; 8]>()).to_uppercase(),
             commands: ours,
             stalled: false,
             pid: child.id() as i32,
             reaped: Arc::clone(&reaped),
         };
-        tracing::info!(stream = id, app = app.title, pid = child.id(), "session started");
-        *self.current.lock() = Some(stream);
+        tracing::info!(stream = id, app = app.title, pid = child.id(), slot, "session started");
+        self.running.lock().push(stream);
 
         let (streams, last_video, last_audio) = (Arc::clone(self), Arc::clone(&self.last_video), Arc::clone(&self.last_audio));
         std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
@@ -296,15 +361,11 @@ impl Streams {
                     Report::VideoFailed(e) => {
                         // Without video the client would only time out: end it now, cleanly.
                         tracing::error!(stream = id, "video failed: {e}; ending the session");
-                        streams.cancel_if(id);
+                        streams.cancel(id);
                     }
                     Report::VideoPath(path) => {
                         tracing::info!(stream = id, "video: {path}");
-                        streams.with(|s| {
-                            if s.id == id {
-                                s.encoding = Some(path)
-                            }
-                        });
+                        streams.with(id, |s| s.encoding = Some(path));
                     }
                     Report::VideoStats(stats) => *last_video.lock() = Some(stats),
                     Report::AudioStats(stats) => *last_audio.lock() = Some(stats),
@@ -321,16 +382,17 @@ impl Streams {
             }
             streams.ended(id);
         })?;
-        *self.teardown.lock() = Some(waiter);
+        *self.slots[slot].waiter.lock() = Some(waiter);
         Ok(id)
     }
 
     /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
-    /// compositor with the video and audio sockets and a command socket.
+    /// stream process with the slot's media sockets and a command socket.
     fn prepare_and_spawn(
         &self,
         launch: &Launch,
         app: &App,
+        sockets: &MediaSockets,
         undo: &mut Vec<Vec<String>>,
     ) -> anyhow::Result<(std::process::Child, UnixStream)> {
         for prep in &app.prep {
@@ -339,7 +401,7 @@ impl Streams {
         }
         let (ours, theirs) = UnixStream::pair()?;
         ours.set_write_timeout(Some(IPC_WRITE_LIMIT))?;
-        let (video, native, audio) = (self.sockets.video.try_clone()?, self.sockets.native.try_clone()?, self.sockets.audio.try_clone()?);
+        let (video, native, audio) = (sockets.video.try_clone()?, sockets.native.try_clone()?, sockets.audio.try_clone()?);
         let mut cmd = std::process::Command::new(&self.compositor);
         cmd.arg("--mode")
             .arg(launch.mode.to_string())
@@ -387,11 +449,7 @@ impl Streams {
 
     /// Forgets session `id` (it exited) and tells the control server.
     fn ended(&self, id: u64) {
-        let mut current = self.current.lock();
-        if current.as_ref().is_some_and(|s| s.id == id) {
-            *current = None;
-        }
-        drop(current);
+        self.running.lock().retain(|s| s.id != id);
         self.notify_ended(id);
     }
 
@@ -400,20 +458,23 @@ impl Streams {
         self.ended.lock().retain(|tx| tx.send(Ended::Stream(id)).is_ok());
     }
 
-    /// Ends the current session, if any. Returns whether there was one.
-    pub fn cancel(&self) -> bool {
-        let Some(stream) = self.current.lock().take() else { return false };
-        let id = stream.id;
+    /// Ends session `id`, if it runs. Returns whether it did.
+    pub fn cancel(&self, id: u64) -> bool {
+        let stream = {
+            let mut running = self.running.lock();
+            let Some(at) = running.iter().position(|s| s.id == id) else { return false };
+            running.remove(at)
+        };
         tracing::info!(stream = id, "ending session");
         stream.stop();
         self.notify_ended(id);
         true
     }
 
-    /// Ends session `id` if it is still the current one (a vanished client).
-    pub fn cancel_if(&self, id: u64) {
-        if self.with(|s| s.id) == Some(id) {
-            self.cancel();
+    /// Ends every session (the host shuts down).
+    pub fn cancel_all(&self) {
+        for id in self.list(|s| s.id) {
+            self.cancel(id);
         }
     }
 }
@@ -445,6 +506,8 @@ mod tests {
             native_owner: None,
             video: None,
             encoding: None,
+            ports: crate::config::Config::default().session_ports(0),
+            rtsp_session: String::new(),
             commands: ours,
             stalled: false,
             pid: 0,

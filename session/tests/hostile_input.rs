@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 39989;
-const API_PORT: u16 = 39991;
+const PORT: u16 = 19989;
+const API_PORT: u16 = 19991;
 const HTTPS: u16 = PORT - 5;
 const RTSP: u16 = PORT + 21;
 const CONTROL: u16 = PORT + 10;

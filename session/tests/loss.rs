@@ -12,8 +12,8 @@ use common::{client_report, output_text, pair_native, start_daemon_with, stream_
 use std::path::Path;
 use std::process::Command;
 
-const PORT: u16 = 40989;
-const API_PORT: u16 = 40991;
+const PORT: u16 = 20989;
+const API_PORT: u16 = 20991;
 const LOSS_PERCENT: u32 = 5;
 /// `LOSS_PERCENT` of the datagrams, each dropped independently.
 const RANDOM: &str = "numgen random mod 100 '<' 5";

@@ -15,8 +15,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Base port well away from a real host's 47989, so a host running on the machine is fine.
-const PORT: u16 = 38989;
-const API_PORT: u16 = 38991;
+const PORT: u16 = 18989;
+const API_PORT: u16 = 18991;
 const COLOUR: [i64; 3] = [0x30, 0x80, 0xff];
 
 /// Fills the control port with half-open ENet peers, as any stranger could: CONNECTs with

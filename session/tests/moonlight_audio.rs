@@ -12,8 +12,8 @@ use common::{client_report, private_runtime, python, start_daemon_configured, ta
 use std::path::Path;
 use std::process::Command;
 
-const PORT: u16 = 42989;
-const API_PORT: u16 = 42991;
+const PORT: u16 = 22989;
+const API_PORT: u16 = 22991;
 const TONE_HZ: f64 = 660.0;
 
 #[test]

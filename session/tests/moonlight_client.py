@@ -2,11 +2,14 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio]
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe] …
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
 and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
-streams with sound and reports the strongest frequency the client decoded.
+streams with sound and reports the strongest frequency the client decoded; `soak` launches
+and quits for a while. For several clients at once (each its own process and identity,
+coordinated through files): `beside WxHxFPS DIR` streams while others do (see
+`stream_beside`); `probe` pairs and tries to take over or end the others' sessions.
 """
 import json
 import os
@@ -140,12 +143,24 @@ def pair(client, server, client_pin, host_pin, cli=False):
     return result
 
 
-def https_status(client, server, path):
-    """`status_code` of an HTTPS request made with this client's certificate."""
-    ident = client._identity
+def https_xml(client, server, path):
+    """The answer to an HTTPS request made with this client's certificate."""
     cert, key = f"{client_dir}/cert.pem", f"{client_dir}/key.pem"
     r = requests.get(f"https://{HOST}:{server.https_port}/{path}", cert=(cert, key), verify=False, timeout=10)
-    return int(ET.fromstring(r.text).get("status_code"))
+    return ET.fromstring(r.text)
+
+
+def https_status(client, server, path):
+    """`status_code` of an HTTPS request made with this client's certificate."""
+    return int(https_xml(client, server, path).get("status_code"))
+
+
+def fingerprint():
+    """What the host knows this client by: SHA-256 of its certificate."""
+    import hashlib
+    import ssl
+    with open(f"{client_dir}/cert.pem") as f:
+        return hashlib.sha256(ssl.PEM_cert_to_DER_cert(f.read())).hexdigest()
 
 
 def band(frame):
@@ -271,6 +286,97 @@ if mode == "soak":
     print(json.dumps(out))
     sys.exit(0)
 
+def loudest_hz(data):
+    """The strongest frequency (10 Hz bins) of each 100 ms of the last second of `data`."""
+    if data.shape[0] < 48000:
+        return []
+    windows = data[-48000:, 0].astype(np.float64).reshape(10, 4800)
+    return [float(np.argmax(s) * 10) for s in np.abs(np.fft.rfft(windows * np.hanning(4800), axis=1))]
+
+
+def stream_beside(width, height, fps, signals):
+    """One of several clients streaming at once: streams the app at its own mode, says so
+    (`DIR/NAME.streaming`; `DIR/NAME.fingerprint` before), presses a key once `DIR/NAME.press`
+    exists (waiting as many seconds as it says for the colour to flip), and streams until it
+    has decoded 30 frames after `DIR/NAME.until` appeared; then quits its app and says so
+    (`DIR/NAME.quit`). Reports the colours and shapes it decoded."""
+    name = os.path.basename(client_dir)
+    at = lambda what: os.path.join(signals, f"{name}.{what}")
+    out["pair"] = pair(client, server, "4321", "4321")
+    with open(at("fingerprint"), "w") as f:
+        f.write(fingerprint())
+    client.start_stream(app=app_title, width=width, height=height, fps=fps, bitrate_kbps=3000, codec="h264",
+                        output_format="rgb24", ready_timeout=60.0, record_audio=True)
+    sub, pcm, listening = client._stream_manager.subscribe_audio(), [], [True]
+
+    def listen():
+        while listening[0]:
+            chunk = sub.get(timeout=0.5)
+            if chunk is not None:
+                pcm.append(chunk.data)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
+    open(at("streaming"), "w").close()
+    out["band_before"] = frames_until(client, [999, 999, 999], 1)[-1][1]
+    bands, shapes, frames, after, pressed = [], set(), 0, 0, False
+    deadline = time.monotonic() + 300
+    for f in client.frames():
+        frames += 1
+        shapes.add(tuple(f.data.shape))
+        if frames % 5 == 0:
+            bands.append(band(f))
+        if not pressed and os.path.exists(at("press")):
+            pressed = True
+            out["send_key"] = [lib.LiSendKeyboardEvent(0x41, 0x03, 0), lib.LiSendKeyboardEvent(0x41, 0x04, 0)]
+            with open(at("press")) as f:
+                wait = float(f.read() or "10")
+            flipped = frames_until(client, [255 - c for c in out["band_before"]], wait)
+            out["band_after_key"] = flipped[-1][1]
+            open(at("pressed"), "w").close()
+        if os.path.exists(at("until")):
+            after += 1
+        if after >= 30 or time.monotonic() > deadline:
+            break
+    listening[0] = False
+    listener.join()
+    client._stream_manager.unsubscribe_audio(sub)
+    out.update(frames=frames, frames_after_until=after, bands=bands, shapes=sorted(shapes), video_stats=video_stats())
+    out["audio_hz"] = loudest_hz(np.concatenate(pcm) if pcm else np.zeros((0, 2), dtype=np.float32))
+    client.stop_stream()
+    client.quit_app()
+    open(at("quit"), "w").close()
+
+
+if mode == "beside":
+    w, h, fps = (int(v) for v in sys.argv[6].split("x"))
+    stream_beside(w, h, fps, sys.argv[7])
+    print(json.dumps(out))
+    sys.exit(0)
+
+if mode == "probe":
+    # A paired client while the host streams as many sessions as it allows: its launch is
+    # refused as busy, and the others' sessions are not its to resume or end.
+    out["pair"] = pair(client, server, "4321", "4321")
+    key = "rikey=00112233445566778899aabbccddeeff&rikeyid=1"
+    out["currentgame"] = int(https_xml(client, server, "serverinfo?uniqueid=0123456789ABCDEF").findtext("currentgame"))
+    out["launch"] = https_status(client, server, f"launch?uniqueid=0123456789ABCDEF&appid=1&mode=640x360x30&{key}&corever=1")
+    out["resume"] = https_status(client, server, f"resume?uniqueid=0123456789ABCDEF&{key}&corever=1")
+    out["cancel"] = https_status(client, server, "cancel?uniqueid=0123456789ABCDEF")
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    # Permissions, kept with the client: the apps it may launch and see, and whether it may
+    # act on others' sessions (then it sees the oldest one as its current game).
+    permit = lambda p: requests.put(f"http://{HOST}:{api_port}/api/clients/{fingerprint()}/permissions", json=p,
+                                    headers=API, timeout=5).status_code
+    out["permit_unknown_app"] = permit({"apps": ["Nope"]})
+    out["permit"] = permit({"apps": ["Blue"], "view_only": False, "others": True})
+    out["apps_permitted"] = [a.name for a in client.apps()]
+    out["currentgame_others"] = int(https_xml(client, server, "serverinfo?uniqueid=0123456789ABCDEF").findtext("currentgame"))
+    out["launch_forbidden"] = https_status(client, server, f"launch?uniqueid=0123456789ABCDEF&appid=4&mode=640x360x30&{key}")
+    permit({})
+    print(json.dumps(out))
+    sys.exit(0)
+
 if mode == "audio":
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
@@ -286,13 +392,10 @@ if mode == "audio":
     data = np.concatenate(pcm) if pcm else np.zeros((0, 2), dtype=np.float32)
     out["audio"] = {"samples": int(data.shape[0]), "channels": int(data.shape[1]) if data.ndim == 2 else 0}
     if data.shape[0] >= 48000:
-        # The strongest frequency of each 100 ms of the last second (10 Hz bins), so a
-        # scheduling hiccup on a loaded machine spoils one window, not the verdict.
-        left = data[-48000:, 0].astype(np.float64)
-        windows = left.reshape(10, 4800)
-        spectra = np.abs(np.fft.rfft(windows * np.hanning(4800), axis=1))
-        out["audio"]["window_hz"] = [float(np.argmax(s) * 10) for s in spectra]
-        out["audio"]["rms"] = float(np.sqrt(np.mean(left ** 2)))
+        # Per 100 ms window, so a scheduling hiccup on a loaded machine spoils one window,
+        # not the verdict.
+        out["audio"]["window_hz"] = loudest_hz(data)
+        out["audio"]["rms"] = float(np.sqrt(np.mean(data[-48000:, 0].astype(np.float64) ** 2)))
     out["audio"]["lost_packets"] = client._session._audio_lost_packets
     client.stop_stream()
     client.quit_app()
@@ -413,7 +516,7 @@ def stream_pattern(codec, formats):
     ctx = client._decoder._codec_ctx
     status = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
     got = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen),
-           "band": seen[-1][1], "video_stats": video_stats(), "host_says": status.get("video")}
+           "band": seen[-1][1], "video_stats": video_stats(), "host_says": (status["sessions"] or [{}])[0].get("video")}
     client.stop_stream()
     return got
 

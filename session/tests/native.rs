@@ -10,8 +10,8 @@ mod common;
 use common::{host_cli, native_client, output_text as text, pair_native, start_daemon, stream_native, target_dir};
 use std::path::{Path, PathBuf};
 
-const PORT: u16 = 43989;
-const API_PORT: u16 = 43991;
+const PORT: u16 = 23989;
+const API_PORT: u16 = 23991;
 /// `common` puts punktfunk/1 at port + 50.
 const NATIVE: u16 = PORT + 50;
 

@@ -12,8 +12,8 @@ use common::{output_text, pair_native, private_runtime, start_daemon_configured,
 use punktfunk_streamer::audio::layout::Channels;
 use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
 
-const PORT: u16 = 44989;
-const API_PORT: u16 = 44991;
+const PORT: u16 = 24989;
+const API_PORT: u16 = 24991;
 const NATIVE: u16 = PORT + 50;
 
 fn read_f32(path: &std::path::Path) -> Vec<f32> {

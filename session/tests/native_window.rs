@@ -11,8 +11,8 @@ use std::ffi::OsString;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 45989;
-const API_PORT: u16 = 45991;
+const PORT: u16 = 25989;
+const API_PORT: u16 = 25991;
 const NATIVE: u16 = PORT + 50;
 const COLOUR: [i32; 3] = [0x30, 0x80, 0xff];
 

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-const PORT: u16 = 47489;
-const API_PORT: u16 = 47491;
+const PORT: u16 = 27489;
+const API_PORT: u16 = 27491;
 
 #[test]
 fn a_panicking_control_thread_aborts_the_daemon() {

@@ -9,8 +9,8 @@ use common::{AnyServerCertificate, connect_from, start_daemon};
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 41489;
-const API_PORT: u16 = 41491;
+const PORT: u16 = 21489;
+const API_PORT: u16 = 21491;
 const HTTPS: u16 = PORT - 5;
 const RTSP: u16 = PORT + 21;
 const IDLE: usize = 300;

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const PORT: u16 = 49489;
-const API_PORT: u16 = 49491;
+const PORT: u16 = 29489;
+const API_PORT: u16 = 29491;
 
 /// (RSS in KiB, descriptors, threads) of `pid`.
 fn usage(pid: u32) -> (u64, usize, usize) {

@@ -10,8 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const PORT: u16 = 46989;
-const API_PORT: u16 = 46991;
+const PORT: u16 = 26989;
+const API_PORT: u16 = 26991;
 
 fn temp_files(dir: &std::path::Path) -> Vec<String> {
     let names = std::fs::read_dir(dir).map(|d| d.flatten().filter_map(|e| e.file_name().into_string().ok()).collect()).unwrap_or(vec![]);

@@ -37,6 +37,8 @@ struct Bound {
     /// The peer proved it holds the session key (a message decrypted); until then it can
     /// neither stop nor end the session.
     verified: bool,
+    /// The paired client whose launch it is: its permissions say whether its input counts.
+    fingerprint: String,
     input: Translator,
     pads: Gamepads,
     last_heard: Instant,
@@ -79,7 +81,7 @@ impl enet::Socket for AdmittingSocket {
             let enet::PacketReceived::Complete(n) = received else { return Ok(Some((from, received))) };
             let admitted = match classify(&buffer[..n], false) {
                 Datagram::ToPeer => true,
-                Datagram::Connect { data } => self.host.streams.with(|s| launched_by(s, data, from)).unwrap_or(false),
+                Datagram::Connect { data } => self.host.streams.find(|s| launched_by(s, data, from), |_| ()).is_some(),
                 Datagram::Invalid => false,
             };
             if admitted {
@@ -147,21 +149,18 @@ fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync:
                 }
                 enet::Event::Disconnect { peer, .. } => {
                     let Some(bound) = peers.remove(&peer.id()) else { continue };
-                    let current =
-                        host.streams.with(|s| s.id == bound.stream && s.launch.connect_data == bound.connect_data).unwrap_or(false);
+                    let current = host.streams.with(bound.stream, |s| s.launch.connect_data == bound.connect_data).unwrap_or(false);
                     if !bound.verified || !current {
                         continue;
                     }
                     if bound.last_heard.elapsed() > VANISHED {
                         tracing::info!(stream = bound.stream, "client vanished: ending its session");
-                        host.streams.cancel_if(bound.stream);
+                        host.streams.cancel(bound.stream);
                     } else {
                         tracing::info!(stream = bound.stream, "client disconnected: session kept for /resume");
-                        host.streams.with(|s| {
-                            if s.id == bound.stream {
-                                s.send(&Command::StopVideo);
-                                s.send(&Command::StopAudio);
-                            }
+                        host.streams.with(bound.stream, |s| {
+                            s.send(&Command::StopVideo);
+                            s.send(&Command::StopAudio);
                         });
                     }
                 }
@@ -209,24 +208,27 @@ fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync:
 /// Finds the session a new peer belongs to: by connect data when the client sent it,
 /// else by its address.
 fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
-    host.streams
-        .with(|s| {
-            addr.is_some_and(|a| launched_by(s, data, a)).then(|| Bound {
-                stream: s.id,
-                connect_data: s.launch.connect_data,
-                key: s.launch.key,
-                verified: false,
-                input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
-                pads: Gamepads::default(),
-                last_heard: Instant::now(),
-            })
-        })
-        .flatten()
+    let addr = addr?;
+    host.streams.find(
+        |s| launched_by(s, data, addr),
+        |s| Bound {
+            stream: s.id,
+            connect_data: s.launch.connect_data,
+            key: s.launch.key,
+            verified: false,
+            fingerprint: s.launch.fingerprint.clone(),
+            input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
+            pads: Gamepads::default(),
+            last_heard: Instant::now(),
+        },
+    )
 }
 
 fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_core::input::InputEvent>) {
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
+        // A client that may only watch steers nothing.
+        Message::Input(_) if host.permissions(&bound.fingerprint).view_only => None,
         Message::Input(InputPacket::Controller(state)) => {
             bound.pads.update(state);
             None
@@ -237,10 +239,7 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         }
         Message::Other(_) => None,
     };
-    host.streams.with(|s| {
-        if s.id != bound.stream {
-            return;
-        }
+    host.streams.with(bound.stream, |s| {
         for event in out.drain(..) {
             s.send(&Command::Input(event));
         }

@@ -7,8 +7,8 @@ use super::xml::Xml;
 use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::{Host, PendingPairing};
 use crate::pin::{Given, MAX_WAITING, PIN_WAIT, PairOutcome, printable_name};
-use crate::store::PairedClient;
-use crate::stream::Launch;
+use crate::store::{PairedClient, Permissions};
+use crate::stream::{Busy, Launch};
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -135,7 +135,13 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
     if conn.https && !paired(&host, &conn) {
         return unauthorized();
     }
-    let current = host.streams.current_app();
+    // Each client sees its own session: another client's is not its to resume. Plain HTTP
+    // names no client: there, the session launched from its address (clients ask over
+    // HTTPS once paired, so this is a guess only for two clients behind one address).
+    let current = match conn.cert.as_deref() {
+        Some(f) => host.streams.acted_on_by(f, host.permissions(f).others, |s| s.launch.app_id),
+        None => host.streams.find(|s| s.launch.client == conn.remote.ip(), |s| s.launch.app_id),
+    };
     // Where HEVC is, so is Main10: each encoder does 10 bits (the GPU encoders from NVIDIA
     // Pascal and Intel Kaby Lake / AMD Polaris on; older ones fall back to x265). 4:4:4 at
     // 8 bits.
@@ -212,6 +218,7 @@ async fn pair(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Q
                 name: pending.name.clone(),
                 cert_pem: cert.pem().to_owned(),
                 paired_at: unix_now(),
+                permissions: Permissions::default(),
             };
             if let Err(e) = host.clients.lock().add(client) {
                 tracing::error!("saving the paired client: {e}");
@@ -281,8 +288,9 @@ async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>
     if !paired(&host, &conn) {
         return unauthorized();
     }
+    let permissions = host.permissions(conn.cert.as_deref().unwrap_or_default());
     let mut apps = String::new();
-    for (id, app) in host.config.apps() {
+    for (id, app) in host.config.apps().filter(|(_, a)| permissions.may_launch(&a.title)) {
         // Moonlight offers its HDR switch (10-bit video) for apps that say so.
         let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc || host.av1)).el("AppTitle", &app.title).el("ID", id);
         apps += &format!("<App>{}</App>", one.body());
@@ -318,6 +326,9 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
         Err(e) => return xml(Xml::error(400, &e.to_string())),
     };
     let Some(app) = host.config.app(request.app_id).cloned() else { return xml(Xml::error(404, "no such app")) };
+    if !host.permissions(conn.cert.as_deref().unwrap_or_default()).may_launch(&app.title) {
+        return xml(Xml::error(403, &format!("this client may not launch {}", app.title)));
+    }
     let mut launch = Launch::new(
         request.app_id,
         request.mode,
@@ -332,11 +343,14 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
     let streams = Arc::clone(&host.streams);
     match tokio::task::spawn_blocking(move || streams.launch(launch, &app)).await {
         Ok(Ok(_)) => xml(Xml::ok().el("sessionUrl0", session_url(&host, &conn, encrypted)).el("gamesession", 1)),
-        Ok(Err(e)) if e.is::<crate::stream::Busy>() => xml(Xml::error(400, &e.to_string())),
-        Ok(Err(e)) => {
-            tracing::error!("launch failed: {e:#}");
-            xml(Xml::error(500, &format!("launch failed: {e}")))
-        }
+        Ok(Err(e)) => match e.downcast_ref::<Busy>() {
+            Some(Busy::Own) => xml(Xml::error(400, &e.to_string())),
+            Some(Busy::Full(_)) => xml(Xml::error(503, &e.to_string())),
+            None => {
+                tracing::error!("launch failed: {e:#}");
+                xml(Xml::error(500, &format!("launch failed: {e}")))
+            }
+        },
         Err(e) => xml(Xml::error(500, &e.to_string())),
     }
 }
@@ -349,8 +363,11 @@ async fn resume(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
         Ok(r) => r,
         Err(e) => return xml(Xml::error(400, &e.to_string())),
     };
-    let resumed = host.streams.with(|s| {
-        s.launch.rekey(request.key.key, request.key.key_id, conn.remote.ip(), conn.cert.clone().unwrap_or_default());
+    let fingerprint = conn.cert.clone().unwrap_or_default();
+    let others = host.permissions(&fingerprint).others;
+    // Its own session; another's only when it may (and then it takes it over).
+    let resumed = host.streams.acted_on_by(&fingerprint, others, |s| {
+        s.launch.rekey(request.key.key, request.key.key_id, conn.remote.ip(), fingerprint.clone());
         s.launch.encrypted_rtsp = request.corever >= 1;
         s.request = None;
     });
@@ -364,7 +381,11 @@ async fn cancel(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>)
     if !paired(&host, &conn) {
         return unauthorized();
     }
-    host.streams.cancel();
+    // The client's own session; another's only when it may.
+    let fingerprint = conn.cert.as_deref().unwrap_or_default();
+    if let Some(id) = host.streams.acted_on_by(fingerprint, host.permissions(fingerprint).others, |s| s.id) {
+        host.streams.cancel(id);
+    }
     xml(Xml::ok().el("cancel", 1))
 }
 

@@ -1,8 +1,9 @@
-//! The RTSP server (core/GAMESTREAM.md §5): one request per TCP connection, answered from the running
-//! session's launch state; PLAY starts the video in the compositor process.
+//! The RTSP server (core/GAMESTREAM.md §5): one request per TCP connection, answered from the
+//! launch state of the session it belongs to; PLAY starts the video in its stream process.
 
 use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
 use crate::host::Host;
+use crate::stream::Stream;
 use anyhow::Context;
 use parking_lot::Mutex;
 use punktfunk_core::crypto::Gcm;
@@ -13,13 +14,11 @@ use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::AudioParams;
 use punktfunk_core::stream::VideoParams;
 use punktfunk_core::throttle::{Throttle, refusals};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-
-/// The session id the client echoes (it only has to be present).
-const SESSION: &str = "DEADBEEFCAFE;timeout = 90";
 
 /// Failed RTSP connections, reported a few a second.
 static REFUSALS: Mutex<Throttle> = Mutex::new(refusals());
@@ -46,40 +45,38 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) {
 
 async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     let peer = stream.peer_addr()?;
-    // The session this client launched, with its key; anyone else gets 454.
-    let session = host
-        .streams
-        .with(|s| (s.launch.client == peer.ip()).then(|| (Gcm::new(&s.launch.key), s.launch.encrypted_rtsp, s.launch.key)))
-        .flatten();
     let mut buf = Vec::with_capacity(2048);
     let mut chunk = [0u8; 4096];
-    let (request, sealed) = loop {
+    // The request, its session, and the key it came sealed under.
+    let (request, session, key) = loop {
         let n = stream.read(&mut chunk).await?;
         anyhow::ensure!(n > 0, "connection closed before a full request");
         buf.extend_from_slice(&chunk[..n]);
         if buf[0] & 0x80 != 0 {
-            let Some((gcm, _, _)) = &session else { anyhow::bail!("encrypted request without a session") };
             if let Some(total) = rtsp::sealed_len(&buf)?
                 && buf.len() >= total
             {
-                let plain = rtsp::open(gcm, &buf[..total])?;
-                break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, true);
+                let (id, key, plain) = open_sealed(host, &buf[..total]).context("a sealed request no session's key opens")?;
+                break (rtsp::parse(&plain)?.ok_or(RtspError::RequestLine)?.0, Some(id), Some(key));
             }
         } else if let Some((req, _)) = rtsp::parse(&buf)? {
-            break (req, false);
+            let id = plain_session(host, &req, peer.ip());
+            break (req, id, None);
         }
     };
-    let response = match &session {
+    let response = match session {
         None => Response::new(454, request.cseq()),
-        Some((_, true, _)) if !sealed => Response::new(403, request.cseq()),
-        Some(_) => respond(host, &request),
+        Some(id) if key.is_none() && host.streams.with(id, |s| s.launch.encrypted_rtsp).unwrap_or(true) => {
+            Response::new(403, request.cseq())
+        }
+        Some(id) => respond(host, id, &request),
     };
-    tracing::debug!(method = request.method, target = request.target, status = response.status, sealed, "RTSP");
+    tracing::debug!(method = request.method, target = request.target, status = response.status, sealed = key.is_some(), "RTSP");
     let bytes = response.to_bytes();
-    let bytes = match (sealed, &session) {
-        (true, Some((gcm, _, key))) => {
-            let seq = next_seal(host, key).context("the session's key changed or ran out of RTSP sequence numbers")?;
-            rtsp::seal(gcm, seq, &bytes)
+    let bytes = match (session, key) {
+        (Some(id), Some(key)) => {
+            let seq = next_seal(host, id, &key).context("the session's key changed or ran out of RTSP sequence numbers")?;
+            rtsp::seal(&Gcm::new(&key), seq, &bytes)
         }
         _ => bytes,
     };
@@ -88,12 +85,32 @@ async fn connection(host: &Host, mut stream: TcpStream) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Opens a sealed request with the key of the session it belongs to: the one key that
+/// authenticates it, so sessions are told apart by their keys, whatever address they
+/// stream to (two clients behind one NAT, two apps on one machine).
+fn open_sealed(host: &Host, sealed: &[u8]) -> Option<(u64, [u8; 16], Vec<u8>)> {
+    let keys = host.streams.list(|s| (s.id, s.launch.key));
+    keys.into_iter().find_map(|(id, key)| Some((id, key, rtsp::open(&Gcm::new(&key), sealed).ok()?)))
+}
+
+/// The session a plain request belongs to, among those launched from the client's address:
+/// the one its `Session` token names (clients echo it after their first SETUP), else one
+/// that takes plain RTSP, else any (which then refuses it).
+fn plain_session(host: &Host, req: &Request, ip: IpAddr) -> Option<u64> {
+    let token = req.header("Session").and_then(|v| v.split(';').next()).map(str::trim);
+    let from = |s: &Stream| s.launch.client == ip;
+    match token {
+        Some(token) => host.streams.find(|s| from(s) && s.rtsp_session == token, |s| s.id),
+        None => host.streams.find(|s| from(s) && !s.launch.encrypted_rtsp, |s| s.id).or_else(|| host.streams.find(from, |s| s.id)),
+    }
+}
+
 /// The sequence number, and so the IV, of the next response sealed under `key`: counted by
 /// the host per key (the client reads it from the message and does not check it), so a
 /// replayed request or a client's repeated `CSeq` never puts one IV on two messages.
-fn next_seal(host: &Host, key: &[u8; 16]) -> Option<u32> {
+fn next_seal(host: &Host, id: u64, key: &[u8; 16]) -> Option<u32> {
     host.streams
-        .with(|s| {
+        .with(id, |s| {
             let launch = &mut s.launch;
             let seq = (launch.key == *key).then_some(launch.rtsp_sealed)?;
             launch.rtsp_sealed = seq.checked_add(1)?;
@@ -102,24 +119,28 @@ fn next_seal(host: &Host, key: &[u8; 16]) -> Option<u32> {
         .flatten()
 }
 
-fn respond(host: &Host, req: &Request) -> Response {
+fn respond(host: &Host, id: u64, req: &Request) -> Response {
     let cseq = req.cseq();
     let ok = || Response::new(200, cseq);
     match req.method.as_str() {
         "OPTIONS" => ok(),
         "DESCRIBE" => ok().body(Offer { hevc: host.hevc, av1: host.av1, touch: true }.describe()),
         "SETUP" => {
-            let Some((payload, connect)) = host.streams.with(|s| (s.launch.ping_payload.clone(), s.launch.connect_data)) else {
+            let Some((payload, connect, ports, token)) =
+                host.streams.with(id, |s| (s.launch.ping_payload.clone(), s.launch.connect_data, s.ports, s.rtsp_session.clone()))
+            else {
                 return Response::new(454, cseq);
             };
-            let c = &host.config;
-            let r = ok().header("Session", SESSION);
+            let r = ok().header("Session", format!("{token};timeout = 90"));
+            // Video and audio from the session's own ports; the control port is shared
+            // (its connections are told apart by their connect data).
             if req.target.contains("audio") {
-                r.header("Transport", format!("server_port={}", c.audio_port())).header("X-SS-Ping-Payload", payload)
+                r.header("Transport", format!("server_port={}", ports.audio)).header("X-SS-Ping-Payload", payload)
             } else if req.target.contains("video") {
-                r.header("Transport", format!("server_port={}", c.video_port())).header("X-SS-Ping-Payload", payload)
+                r.header("Transport", format!("server_port={}", ports.video)).header("X-SS-Ping-Payload", payload)
             } else if req.target.contains("control") {
-                r.header("Transport", format!("server_port={}", c.control_port())).header("X-SS-Connect-Data", connect.to_string())
+                r.header("Transport", format!("server_port={}", host.config.control_port()))
+                    .header("X-SS-Connect-Data", connect.to_string())
             } else {
                 Response::new(404, cseq)
             }
@@ -138,7 +159,7 @@ fn respond(host: &Host, req: &Request) -> Response {
                 return Response::new(403, cseq);
             }
             tracing::info!(w = request.width, h = request.height, fps = request.fps, codec = ?request.codec, format = ?request.format(), kbps = request.bitrate_kbps, packet = request.packet_size, video_encrypted = request.video_encrypted(), "stream requested");
-            match host.streams.with(|s| {
+            match host.streams.with(id, |s| {
                 // A client resuming at another resolution or refresh gets an output to match.
                 match Mode::at_fps(request.width, request.height, request.fps) {
                     Ok(mode) if mode != s.launch.mode => {
@@ -156,7 +177,7 @@ fn respond(host: &Host, req: &Request) -> Response {
         }
         "PLAY" => {
             let fec = host.config.fec_percent;
-            let started = host.streams.with(|s| {
+            let started = host.streams.with(id, |s| {
                 let Some(r) = &s.request else { return false };
                 // The client's total budget also carries FEC parity: the encoder gets the rest.
                 let kbps = u64::from(r.bitrate_kbps.min(host.config.max_bitrate_kbps));
