@@ -5,7 +5,7 @@
 
 use crate::input::InputEvent;
 use crate::mode::Mode;
-use crate::stream::{AudioParams, AudioStats, NativeVideoParams, VideoParams, VideoStats};
+use crate::stream::{AudioParams, AudioStats, LiveVideo, NativeVideoParams, VideoParams, VideoStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 
@@ -61,6 +61,8 @@ pub enum Report {
     VideoPath(String),
     /// Figures of a video stream that stopped.
     VideoStats(VideoStats),
+    /// Figures of the running video stream's last second, every second while it sends.
+    VideoLive(LiveVideo),
     /// Figures of an audio stream that stopped.
     AudioStats(AudioStats),
 }

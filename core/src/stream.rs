@@ -91,6 +91,26 @@ pub struct VideoStats {
     pub host_latency_us_p99: u32,
 }
 
+/// A running video stream's figures over its last window (about a second), reported while
+/// it streams.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LiveVideo {
+    pub window_ms: u32,
+    pub stats: VideoStats,
+}
+
+impl LiveVideo {
+    /// Frames sent per second.
+    pub fn fps(&self) -> f64 {
+        self.stats.frames as f64 * 1000.0 / f64::from(self.window_ms.max(1))
+    }
+
+    /// Video sent, FEC parity included, in kbit/s.
+    pub fn kbps(&self) -> u64 {
+        self.stats.bytes * 8 / u64::from(self.window_ms.max(1))
+    }
+}
+
 /// What the launch and the RTSP handshake negotiated for audio.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AudioParams {

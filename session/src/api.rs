@@ -7,6 +7,8 @@ use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use crate::store::Permissions;
+use punktfunk_core::control::messages::ReceiveStats;
+use punktfunk_core::stream::LiveVideo;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
@@ -58,7 +60,19 @@ pub struct SessionInfo {
     pub encoding: Option<String>,
     /// Milliseconds from /launch to the first frame sent, once there was one.
     pub launch_to_first_frame_ms: Option<u64>,
+    /// The video over its last second: what it sends (0 while the picture is still).
+    #[serde(default)]
+    pub live: LiveVideo,
+    /// Key frames the client asked for since the launch: each a loss FEC could not repair.
+    #[serde(default)]
+    pub keyframe_requests: u64,
+    /// What a punktfunk/1 client last said it received (frames lost and repaired, latency).
+    #[serde(default)]
+    pub received: Option<ReceiveStats>,
 }
+
+/// Live figures older than this are of a picture that stopped changing: none are sent.
+const LIVE_STALE: std::time::Duration = std::time::Duration::from_secs(3);
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Status {
@@ -201,6 +215,9 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         video: s.video.clone(),
         encoding: s.encoding.clone(),
         launch_to_first_frame_ms: s.first_frame_at.lock().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
+        live: s.live.as_ref().filter(|(at, _)| at.elapsed() < LIVE_STALE).map(|(_, l)| l.clone()).unwrap_or_default(),
+        keyframe_requests: s.keyframe_requests,
+        received: s.received.clone(),
     });
     Json(Status {
         name: host.name.clone(),

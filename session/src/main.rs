@@ -133,6 +133,24 @@ fn main() -> anyhow::Result<()> {
                 if let Some(encoding) = session.encoding {
                     println!("  encoding: {encoding}");
                 }
+                let live = &session.live;
+                println!(
+                    "  sending: {:.0} fps, {} kbit/s, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}",
+                    live.fps(),
+                    live.kbps(),
+                    f64::from(live.stats.host_latency_us_p50) / 1000.0,
+                    f64::from(live.stats.host_latency_us_p99) / 1000.0,
+                    session.keyframe_requests
+                );
+                if let Some(r) = session.received {
+                    println!(
+                        "  client received: {} frames, {} lost, {} repaired by FEC, latency p50 {:.1} ms",
+                        r.frames_received,
+                        r.frames_lost,
+                        r.frames_recovered,
+                        r.latency_us_p50 as f64 / 1000.0
+                    );
+                }
             }
             Ok(())
         }

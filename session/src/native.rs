@@ -257,9 +257,15 @@ impl<'a> Connection<'a> {
                 }
             }
             HostEvent::RequestKeyframe => {
-                owned(host, self.session, |s| s.send(&Command::RequestIdr));
+                owned(host, self.session, |s| {
+                    s.keyframe_requests += 1;
+                    s.send(&Command::RequestIdr);
+                });
             }
-            HostEvent::Stats(stats) => *host.streams.last_native.lock() = Some(stats),
+            HostEvent::Stats(stats) => {
+                owned(host, self.session, |s| s.received = Some(stats.clone()));
+                *host.streams.last_native.lock() = Some(stats);
+            }
             HostEvent::Stop => {
                 // Only the session this connection still steers.
                 if let Some((id, token)) = self.session.take()

@@ -9,7 +9,9 @@ use punktfunk_core::channels::Channels;
 use punktfunk_core::gamestream::sdp::StreamRequest;
 use punktfunk_core::ipc::{self, Command, Report};
 use punktfunk_core::mode::Mode;
+use punktfunk_core::control::messages::ReceiveStats;
 use punktfunk_core::stream::AudioStats;
+use punktfunk_core::stream::LiveVideo;
 use punktfunk_core::stream::VideoStats;
 use std::ffi::OsString;
 use std::io::BufReader;
@@ -101,6 +103,12 @@ pub struct Stream {
     /// The RTSP `Session` token: a client that does not seal its RTSP requests names its
     /// session with it.
     pub rtsp_session: String,
+    /// The video's figures over its last second, and when they came.
+    pub live: Option<(Instant, LiveVideo)>,
+    /// Key frames the client asked for: each is a loss FEC could not repair.
+    pub keyframe_requests: u64,
+    /// What its punktfunk/1 client last said it received.
+    pub received: Option<ReceiveStats>,
     commands: UnixStream,
     /// A write to `commands` failed or timed out.
     stalled: bool,
@@ -341,6 +349,9 @@ impl Streams {
             encoding: None,
             ports: self.slots[slot].ports,
             rtsp_session: hex::encode(rand::random::<[u8; 8]>()).to_uppercase(),
+            live: None,
+            keyframe_requests: 0,
+            received: None,
             commands: ours,
             stalled: false,
             pid: child.id() as i32,
@@ -368,6 +379,9 @@ impl Streams {
                         streams.with(id, |s| s.encoding = Some(path));
                     }
                     Report::VideoStats(stats) => *last_video.lock() = Some(stats),
+                    Report::VideoLive(live) => {
+                        streams.with(id, |s| s.live = Some((Instant::now(), live)));
+                    }
                     Report::AudioStats(stats) => *last_audio.lock() = Some(stats),
                 }
             }
@@ -508,6 +522,9 @@ mod tests {
             encoding: None,
             ports: crate::config::Config::default().session_ports(0),
             rtsp_session: String::new(),
+            live: None,
+            keyframe_requests: 0,
+            received: None,
             commands: ours,
             stalled: false,
             pid: 0,

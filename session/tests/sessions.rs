@@ -132,8 +132,13 @@ fn clients_stream_their_own_sessions_side_by_side() {
     assert_eq!(modes, ["640x360@30", "480x272@30"]);
     let apps: Vec<&str> = sessions.iter().map(|s| s["app_title"].as_str().unwrap()).collect();
     assert_eq!(apps, ["Blue", "Orange"]);
+    for s in &sessions {
+        assert!(s["live"]["stats"]["frames"].as_u64().unwrap() > 0, "each session's last second is reported while it sends: {s}");
+    }
     let status = output_text(&host_cli(&[], &dir).arg("status").output().unwrap());
     assert!(status.contains("Blue (app 3)") && status.contains("Orange (app 4)"), "{status}");
+    eprintln!("punktfunk status:\n{status}");
+    assert!(status.contains("  sending: "), "{status}");
 
     // Ann may only watch now: her key press is dropped.
     let ann_fingerprint = std::fs::read_to_string(dir.join("ann.fingerprint")).unwrap();

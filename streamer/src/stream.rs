@@ -13,6 +13,7 @@ use crate::gamestream::audio::AudioParams;
 use crate::gamestream::video::{Pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
+use punktfunk_core::stream::LiveVideo;
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
 use crate::peer::{Listener, Peer};
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
@@ -26,6 +27,7 @@ use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 enum VideoCommand {
     Start(VideoParams),
@@ -76,6 +78,9 @@ fn frame_path(frame: &Frame) -> &'static str {
 /// punktfunk/1 sound: stereo in 5 ms packets (its own client decodes any layout; surround
 /// over punktfunk/1 comes with a client that plays it).
 const NATIVE_PACKET_MS: u32 = 5;
+
+/// How often a sending stream reports its live figures to the daemon.
+const LIVE_WINDOW: Duration = Duration::from_secs(1);
 
 /// The sockets a stream's media leave on, handed over by the daemon.
 pub struct Sockets {
@@ -187,6 +192,8 @@ impl Stream {
             first_sent: false,
             path: None,
             stats: StatsRecorder::default(),
+            live: StatsRecorder::default(),
+            live_since: Instant::now(),
             resume: None,
         };
         Ok(Self { sink: SinkThread::spawn(sink), link, idr })
@@ -348,6 +355,9 @@ struct StreamSink {
     /// The path last reported (`Report::VideoPath`).
     path: Option<String>,
     stats: StatsRecorder,
+    /// The figures since the last `Report::VideoLive`, and when that was.
+    live: StatsRecorder,
+    live_since: Instant,
     /// Where the last GameStream sender stopped, for one restarted under the same key (a
     /// second PLAY): its frame numbers and IVs go on from there, never again from zero.
     resume: Option<Resume>,
@@ -435,6 +445,8 @@ impl StreamSink {
         };
         self.sender = Some(sender);
         self.listener = Some(listener);
+        self.live.take();
+        self.live_since = Instant::now();
         self.first_sent = false;
         self.path = None;
         Ok(())
@@ -468,6 +480,13 @@ impl FrameSink for StreamSink {
                     self.path = Some(path);
                 }
                 self.stats.record(&sent);
+                self.live.record(&sent);
+                if self.live_since.elapsed() >= LIVE_WINDOW {
+                    let window_ms = self.live_since.elapsed().as_millis() as u32;
+                    self.live_since = Instant::now();
+                    let stats = self.live.take();
+                    self.report(&Report::VideoLive(LiveVideo { window_ms, stats }));
+                }
                 if !self.first_sent {
                     self.first_sent = true;
                     tracing::info!(index = sent.index, bytes = sent.bytes, "first frame sent");

@@ -240,6 +240,7 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         Message::Other(_) => None,
     };
     host.streams.with(bound.stream, |s| {
+        s.keyframe_requests += u64::from(matches!(command, Some(Command::RequestIdr)));
         for event in out.drain(..) {
             s.send(&Command::Input(event));
         }
