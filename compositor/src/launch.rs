@@ -43,6 +43,11 @@ impl App {
         Ok(Self { pgid })
     }
 
+    /// The first process's pid (the group's id).
+    pub fn pid(&self) -> u32 {
+        self.pgid.as_raw() as u32
+    }
+
     /// Asks the whole group to stop (SIGTERM), and kills what is left after `grace`: an app
     /// that ignores the request must not outlive its session.
     pub fn terminate(&self, grace: std::time::Duration) {

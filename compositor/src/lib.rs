@@ -74,6 +74,8 @@ pub struct Config {
     pub handle_signals: bool,
     /// More environment for the session command (the session's audio devices).
     pub env: Vec<(&'static str, OsString)>,
+    /// Told once whether the session command started (its pid) or why it could not.
+    pub launched: Option<std::sync::mpsc::Sender<Result<u32, String>>>,
 }
 
 impl Config {
@@ -92,6 +94,7 @@ impl Config {
             xwayland: true,
             handle_signals: false,
             env: Vec::new(),
+            launched: None,
         }
     }
 }
@@ -317,7 +320,7 @@ impl Compositor {
                 }
             })
             .map_err(|e| anyhow::anyhow!("exit source: {e}"))?;
-        let command = config.command.clone();
+        let (command, launched) = (config.command.clone(), config.launched.clone());
         let mut env = vec![("WAYLAND_DISPLAY", OsString::from(&socket_name)), ("XDG_RUNTIME_DIR", runtime_dir.clone().into_os_string())];
         env.extend(config.env.iter().cloned());
         let mut launch = move |state: &mut State, display: Option<OsString>| {
@@ -329,9 +332,17 @@ impl Compositor {
             match App::spawn(&command, &env, move |code| {
                 let _ = tx.send(code);
             }) {
-                Ok(app) => state.app = Some(app),
+                Ok(app) => {
+                    if let Some(l) = &launched {
+                        let _ = l.send(Ok(app.pid()));
+                    }
+                    state.app = Some(app);
+                }
                 Err(e) => {
                     tracing::error!(command = ?command, "cannot start the session command: {e}");
+                    if let Some(l) = &launched {
+                        let _ = l.send(Err(format!("cannot start {}: {e}", command[0].to_string_lossy())));
+                    }
                     let _ = exit_tx.send(127);
                 }
             }

@@ -65,6 +65,10 @@ pub enum Report {
     VideoLive(LiveVideo),
     /// Figures of an audio stream that stopped.
     AudioStats(AudioStats),
+    /// The session's command started.
+    AppStarted,
+    /// The session's command could not start, and why (the session ends).
+    AppFailed(String),
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,14 +7,14 @@ use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use crate::store::Permissions;
-use punktfunk_core::control::messages::ReceiveStats;
-use punktfunk_core::stream::LiveVideo;
 use axum::extract::{Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
+use punktfunk_core::control::messages::ReceiveStats;
+use punktfunk_core::stream::LiveVideo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 

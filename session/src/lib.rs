@@ -11,6 +11,7 @@ pub mod config;
 pub mod gamepad;
 pub mod gamestream;
 pub mod host;
+pub mod interfaces;
 pub mod local_peer;
 pub mod mdns;
 pub mod native;

@@ -6,10 +6,10 @@
 use crate::config::{App, SessionPorts};
 use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
+use punktfunk_core::control::messages::ReceiveStats;
 use punktfunk_core::gamestream::sdp::StreamRequest;
 use punktfunk_core::ipc::{self, Command, Report};
 use punktfunk_core::mode::Mode;
-use punktfunk_core::control::messages::ReceiveStats;
 use punktfunk_core::stream::AudioStats;
 use punktfunk_core::stream::LiveVideo;
 use punktfunk_core::stream::VideoStats;
@@ -338,6 +338,8 @@ impl Streams {
         let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
         let reports = ours.try_clone()?;
+        let (news_to_launch, news) = std::sync::mpsc::channel();
+        let exited = news_to_launch.clone();
         let stream = Stream {
             id,
             launch,
@@ -383,6 +385,13 @@ impl Streams {
                         streams.with(id, |s| s.live = Some((Instant::now(), live)));
                     }
                     Report::AudioStats(stats) => *last_audio.lock() = Some(stats),
+                    Report::AppStarted => {
+                        let _ = news_to_launch.send(AppNews::Started);
+                    }
+                    Report::AppFailed(why) => {
+                        tracing::error!(stream = id, "{why}");
+                        let _ = news_to_launch.send(AppNews::Failed(why));
+                    }
                 }
             }
         })?;
@@ -391,13 +400,20 @@ impl Streams {
             let status = child.wait();
             reaped.store(true, Ordering::Release);
             tracing::info!(stream = id, ?status, "session ended");
+            let _ = exited.send(AppNews::Exited(status.map_or_else(|e| e.to_string(), |s| s.to_string())));
             for u in undo.iter().rev().filter(|u| !u.is_empty()) {
                 let _ = run_quiet(u, "undo");
             }
             streams.ended(id);
         })?;
         *self.slots[slot].waiter.lock() = Some(waiter);
-        Ok(id)
+        if app.command.is_empty() {
+            return Ok(id);
+        }
+        // The client hears why an app did not start, instead of waiting on a black screen.
+        wait_for_app(&news, &app.title).map(|()| id).inspect_err(|_| {
+            self.cancel(id);
+        })
     }
 
     /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
@@ -491,6 +507,34 @@ impl Streams {
             self.cancel(id);
         }
     }
+}
+
+/// What the daemon hears of a session's command while it launches it.
+enum AppNews {
+    Started,
+    Failed(String),
+    /// The session's process ended, with this status.
+    Exited(String),
+}
+
+/// How long a session's command may take to start (Xwayland comes up first), and how long it
+/// must then keep running for its launch to count.
+const APP_START: Duration = Duration::from_secs(10);
+const APP_SETTLE: Duration = Duration::from_millis(300);
+
+/// Waits until the session's command has started and kept running a moment: an error that
+/// says why when it could not start or ended at once. A slow start is no error.
+fn wait_for_app(news: &std::sync::mpsc::Receiver<AppNews>, title: &str) -> anyhow::Result<()> {
+    let why = match news.recv_timeout(APP_START) {
+        Ok(AppNews::Started) => match news.recv_timeout(APP_SETTLE) {
+            Ok(AppNews::Exited(status)) => format!("{title} exited at once ({status})"),
+            _ => return Ok(()),
+        },
+        Ok(AppNews::Failed(why)) => format!("{title} did not start: {why}"),
+        Ok(AppNews::Exited(status)) => format!("the session ended before {title} started ({status})"),
+        Err(_) => return Ok(()),
+    };
+    Err(anyhow::anyhow!(why))
 }
 
 fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {

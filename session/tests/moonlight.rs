@@ -50,7 +50,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
         .unwrap();
     let plain = serde_json::to_string(&[pattern.display().to_string(), "--color".into(), "3080ff".into()]).unwrap();
     let prep_toml = format!(
-        "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n\n[[apps]]\ntitle = \"Pattern\"\ncommand = {plain}\n",
+        "prep = [{{ do = [\"touch\", {:?}], undo = [\"touch\", {:?}] }}]\n\n[[apps]]\ntitle = \"Short\"\ncommand = {short}\n\n[[apps]]\ntitle = \"Pattern\"\ncommand = {plain}\n\n[[apps]]\ntitle = \"Missing\"\ncommand = [\"/nonexistent/punktfunk-game\"]\n\n[[apps]]\ntitle = \"Quitter\"\ncommand = [\"false\"]\n",
         prep.display().to_string(),
         undo.display().to_string()
     );
@@ -85,7 +85,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     // A third party's /unpair and garbage stage between the pairing's stages changed nothing.
     assert_eq!(out["meddled"].as_array().map(Vec::len), Some(2), "the third party was heard: {}", out["meddled"]);
     assert_eq!(out["paired_serverinfo"], 200);
-    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short", "Pattern"]));
+    assert_eq!(out["apps"], serde_json::json!(["Desktop", "Input Test", "Short", "Pattern", "Missing", "Quitter"]));
 
     // Video: 60 decoded frames in order, of the colour the app draws.
     assert_eq!(out["frames"], 60);
@@ -175,6 +175,14 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     assert!(near(&av1["band"], COLOUR), "AV1 band colour {av1}");
     assert_eq!(av1["host_says"], "AV1, 8-bit 4:2:0, BT.601 limited range");
     assert_eq!(av1["video_stats"]["packetCountInvalid"], 0, "{av1}");
+
+    // Apps that cannot run: /launch says why (Moonlight shows the message), and nothing runs.
+    let (missing, quitter) = (&out["missing_launch"], &out["quitter_launch"]);
+    assert_eq!(missing["status"], 500, "{missing}");
+    assert!(missing["message"].as_str().unwrap().contains("Missing did not start: cannot start /nonexistent/punktfunk-game"), "{missing}");
+    assert_eq!(quitter["status"], 500, "{quitter}");
+    assert!(quitter["message"].as_str().unwrap().contains("Quitter exited at once (exit status: 1)"), "{quitter}");
+    assert_eq!(out["currentgame_after_failures"], 0);
 
     // The paired client is listed, and removing it unpairs it.
     let cli = |args: &[&str]| {

@@ -534,4 +534,17 @@ if offered & 0x10000:
     out["av1"] = stream_pattern("av1", 0x1000)  # VIDEO_FORMAT_AV1_MAIN8
 if any(k in out for k in ("main10", "yuv444", "av1")):
     client.quit_app()
+
+
+def launch_answer(app_id):
+    """What /launch answers for an app that cannot run (its status and message)."""
+    x = https_xml(client, server, f"launch?uniqueid=0123456789ABCDEF&appid={app_id}&mode=640x360x30"
+                                  "&rikey=00112233445566778899aabbccddeeff&rikeyid=1&corever=1")
+    return {"status": int(x.get("status_code")), "message": x.get("status_message")}
+
+
+# Apps that cannot run: the launch says why, and leaves nothing running.
+out["missing_launch"] = launch_answer(out["apps"].index("Missing") + 1)
+out["quitter_launch"] = launch_answer(out["apps"].index("Quitter") + 1)
+out["currentgame_after_failures"] = int(https_xml(client, server, "serverinfo").findtext("currentgame"))
 print(json.dumps(out))

@@ -7,6 +7,7 @@ use clap::Parser;
 use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
 use punktfunk_streamer::audio::{Channels, SessionAudio, pipewire_reachable};
 use punktfunk_streamer::encode::{Choice, Codec};
+use punktfunk_streamer::ipc::Report;
 use punktfunk_streamer::stream::{Audio, CONTROL_QUEUE, Sockets, Stream};
 use punktfunk_streamer::{RawFileSink, RecordSink};
 use std::ffi::OsString;
@@ -137,6 +138,15 @@ fn main() -> anyhow::Result<()> {
             None => None,
         };
         let stream = Stream::attach(ipc, Sockets { video, native, audio })?;
+        // The daemon answers the client's launch once it knows the app started (or why not).
+        let (launched, news) = std::sync::mpsc::channel();
+        config.launched = Some(launched);
+        let reporter = stream.reporter();
+        std::thread::Builder::new().name("app-news".into()).spawn(move || {
+            if let Ok(started) = news.recv() {
+                reporter.report(&started.map_or_else(Report::AppFailed, |_| Report::AppStarted));
+            }
+        })?;
         let (control, channel) = bounded_control_channel(CONTROL_QUEUE);
         stream.connect_source(control);
         let outcome = run_into(config, stream.mailbox(), Some(channel));

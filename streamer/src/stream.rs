@@ -13,13 +13,13 @@ use crate::gamestream::audio::AudioParams;
 use crate::gamestream::video::{Pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
-use punktfunk_core::stream::LiveVideo;
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
 use crate::peer::{Listener, Peer};
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
 use parking_lot::Mutex;
 use punktfunk_core::gamestream::audio::AudioPosition;
 use punktfunk_core::native::audio::{AudioSealer, KIND_SOUND};
+use punktfunk_core::stream::LiveVideo;
 use punktfunk_frame::{Mailbox, SinkThread, SourceCommand, SourceControl};
 use std::io::BufReader;
 use std::net::UdpSocket;
@@ -157,6 +157,19 @@ impl SourceLink {
     }
 }
 
+/// Reports to the daemon, from any of the stream's threads: one line at a time, so two
+/// threads' reports never interleave on the socket.
+#[derive(Clone)]
+pub struct Reporter(Arc<Mutex<UnixStream>>);
+
+impl Reporter {
+    pub fn report(&self, report: &Report) {
+        if let Err(e) = ipc::write(&mut *self.0.lock(), report) {
+            tracing::warn!("reporting to the daemon: {e}");
+        }
+    }
+}
+
 /// One stream to one client, across the frame sources that feed it: the daemon's commands,
 /// the senders (on the sink thread) and their counters live here, so a change of source
 /// costs the client a key frame, not a reconnect.
@@ -164,6 +177,7 @@ pub struct Stream {
     sink: SinkThread,
     link: SourceLink,
     idr: Arc<AtomicBool>,
+    reporter: Reporter,
 }
 
 impl Stream {
@@ -175,18 +189,18 @@ impl Stream {
         let link = SourceLink::default();
         let (video_tx, video_rx) = mpsc::channel();
         let idr = Arc::new(AtomicBool::new(true));
-        let reports = Arc::new(Mutex::new(ipc.try_clone()?));
-        let (reader_link, reader_idr) = (link.clone(), Arc::clone(&idr));
+        let reporter = Reporter(Arc::new(Mutex::new(ipc.try_clone()?)));
+        let (reader_link, reader_idr, reader_reporter) = (link.clone(), Arc::clone(&idr), reporter.clone());
         std::thread::Builder::new()
             .name("daemon-ipc".into())
-            .spawn(move || read_commands(ipc, reader_link, video_tx, reader_idr, audio, reader_native))?;
+            .spawn(move || read_commands(ipc, reader_reporter, reader_link, video_tx, reader_idr, audio, reader_native))?;
         let sink = StreamSink {
             commands: video_rx,
             socket: video,
             native,
             source: link.clone(),
             idr: Arc::clone(&idr),
-            reports,
+            reporter: reporter.clone(),
             sender: None,
             listener: None,
             first_sent: false,
@@ -196,7 +210,12 @@ impl Stream {
             live_since: Instant::now(),
             resume: None,
         };
-        Ok(Self { sink: SinkThread::spawn(sink), link, idr })
+        Ok(Self { sink: SinkThread::spawn(sink), link, idr, reporter })
+    }
+
+    /// Reports to the daemon from outside the pipeline (the frame source's news).
+    pub fn reporter(&self) -> Reporter {
+        self.reporter.clone()
     }
 
     /// Makes `source` the one feeding the stream: requests go to it from now on, and its
@@ -224,20 +243,20 @@ impl Stream {
 
 fn read_commands(
     ipc: UnixStream,
+    reporter: Reporter,
     source: SourceLink,
     video: mpsc::Sender<VideoCommand>,
     idr: Arc<AtomicBool>,
     audio: Option<Audio>,
     native: UdpSocket,
 ) {
-    let mut reports = ipc.try_clone().ok();
     let mut input = BufReader::new(ipc);
     // The running sender, with the GameStream parameters it started with; where the last
     // GameStream sender stopped, for one started again for the same stream (a repeated PLAY:
     // the sequence numbers, which make the AES-CBC IVs, go on instead of starting over).
     let mut sender: Option<(AudioSender, Option<AudioParams>)> = None;
     let mut resume: Option<(AudioParams, AudioPosition)> = None;
-    let mut stop_audio = |sender: &mut Option<(AudioSender, Option<AudioParams>)>, resume: &mut Option<(AudioParams, AudioPosition)>| {
+    let stop_audio = |sender: &mut Option<(AudioSender, Option<AudioParams>)>, resume: &mut Option<(AudioParams, AudioPosition)>| {
         if let Some((s, params)) = sender.take() {
             let (stats, position) = s.stop();
             if let (Some(params), Some(position)) = (params, position) {
@@ -250,9 +269,7 @@ fn read_commands(
                 p99_us = stats.capture_to_send_us_p99,
                 "audio stopped"
             );
-            if let Some(out) = reports.as_mut() {
-                let _ = ipc::write(out, &Report::AudioStats(stats));
-            }
+            reporter.report(&Report::AudioStats(stats));
         }
     };
     loop {
@@ -347,7 +364,7 @@ struct StreamSink {
     native: UdpSocket,
     source: SourceLink,
     idr: Arc<AtomicBool>,
-    reports: Arc<Mutex<UnixStream>>,
+    reporter: Reporter,
     sender: Option<MediaSender>,
     /// Hears the client for the current sender; dropped (joined) when it stops.
     listener: Option<Listener>,
@@ -379,10 +396,7 @@ struct Resume {
 
 impl StreamSink {
     fn report(&self, report: &Report) {
-        let mut out = self.reports.lock();
-        if let Err(e) = ipc::write(&mut *out, report) {
-            tracing::warn!("reporting to the daemon: {e}");
-        }
+        self.reporter.report(report);
     }
 
     fn stop_video(&mut self) {

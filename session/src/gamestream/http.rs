@@ -159,7 +159,8 @@ async fn serverinfo(State(host): State<Arc<Host>>, Extension(conn): Extension<Co
         .el("HttpsPort", host.config.https_port())
         .el("ExternalPort", host.config.port)
         .el("LocalIP", conn.local.ip())
-        .el("mac", "00:00:00:00:00:00")
+        // Moonlight keeps it to wake the host (wake-on-LAN): the interface the client reached.
+        .el("mac", crate::interfaces::mac_of(conn.local.ip()).unwrap_or_else(|| "00:00:00:00:00:00".into()))
         .el("MaxLumaPixelsHEVC", if host.hevc { 1869449984u32 } else { 0 })
         .el("ServerCodecModeSupport", codecs)
         .el("PairStatus", u8::from(paired(&host, &conn)))
