@@ -41,6 +41,10 @@ pub struct Config {
     pub gpu: String,
     /// Video FEC parity, percent of data shards per block.
     pub fec_percent: u8,
+    /// While a client watches a still picture, send it again this many times a second (0:
+    /// only when it changes). A client that lost the last frame then sees the gap and asks
+    /// for a key frame instead of showing a stale picture until something moves.
+    pub min_fps: u32,
     /// Bitrate cap whatever the client asks, in kbit/s.
     pub max_bitrate_kbps: u32,
     /// Announce the host on the local network (mDNS `_nvstream._tcp`).
@@ -96,6 +100,7 @@ impl Default for Config {
             convert: "auto".into(),
             gpu: String::new(),
             fec_percent: 20,
+            min_fps: 10,
             max_bitrate_kbps: 150_000,
             mdns: true,
             stream_binary: String::new(),
@@ -121,6 +126,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # convert = \"auto\"       # colour conversion: auto (on the GPU when GLES renders on one) | gpu | cpu
 # gpu = \"\"               # the GPU to render on (VAAPI encodes there too), e.g. \"/dev/dri/renderD129\"; the first one when empty
 # fec_percent = 20        # video FEC parity in percent
+# min_fps = 10            # a still picture is sent again this often (0: only when it changes)
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty

@@ -164,7 +164,13 @@ impl Host {
             config.renderer
         );
         anyhow::ensure!(matches!(config.convert.as_str(), "auto" | "gpu" | "cpu"), "convert: {:?} is not auto, gpu or cpu", config.convert);
-        let engines = Engines { encoder: config.encoder.clone(), renderer: config.renderer.clone(), convert: config.convert.clone(), gpu };
+        let engines = Engines {
+            min_fps: config.min_fps,
+            encoder: config.encoder.clone(),
+            renderer: config.renderer.clone(),
+            convert: config.convert.clone(),
+            gpu,
+        };
         let streams = Arc::new(Streams::new(compositor, engines, slots, session_env));
         let host = Self {
             config,

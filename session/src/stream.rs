@@ -219,6 +219,8 @@ pub struct Streams {
 /// What the compositors encode, composite and convert with, and on which GPU (`--encoder`,
 /// `--renderer`, `--convert`, `--gpu`).
 pub struct Engines {
+    /// `--min-fps`: a still picture's floor rate.
+    pub min_fps: u32,
     pub encoder: String,
     pub renderer: String,
     pub convert: String,
@@ -452,6 +454,8 @@ impl Streams {
             .arg(audio.as_raw_fd().to_string())
             .arg("--audio-channels")
             .arg(launch.audio_channels.count().to_string())
+            .arg("--min-fps")
+            .arg(self.engines.min_fps.to_string())
             .envs(self.session_env.iter().cloned())
             .envs(&app.env);
         if !app.command.is_empty() {

@@ -327,3 +327,27 @@ fn strangers_cannot_lock_out_a_paired_client() {
     drop(squatters);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A picture that stops changing keeps coming at the floor rate (`min_fps`, 10 by default):
+/// the app draws 15 frames and then nothing, and the client still decodes 45.
+#[test]
+fn a_still_picture_keeps_coming() {
+    let dir = std::env::temp_dir().join(format!("pf-native-still-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (port, api) = (PORT + 500, API_PORT + 500);
+    let still = target_dir().join("punktfunk-test-pattern").display().to_string();
+    let app = vec![still, "--color".into(), "3080ff".into(), "--still-after".into(), "15".into()];
+    let host = "start_pipewire = false\nnative_trust_on_first_use = true\n";
+    let _daemon = common::start_daemon_configured(&[], &dir, port, api, host, &app, "");
+    let config = dir.join("client");
+    let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
+    assert!(paired.status.success(), "{}", text(&paired));
+    let out = dir.join("frames");
+    let args = ["--app", "Input Test", "--mode", "320x240@30", "--frames", "45", "--timeout", "30", "--stop"];
+    let stats = stream_native(&[], &dir, &config, port + 50, &args, &out);
+    assert!(stats["frames_decoded"].as_u64().unwrap_or(0) >= 45, "{stats}");
+    let b = band(&out.join("frame-00045.ppm"));
+    assert!((b[0] - 48.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "the still picture is the app's: {b:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

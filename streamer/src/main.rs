@@ -77,6 +77,10 @@ struct Args {
     /// The session sink's channels: 2, 6 or 8.
     #[arg(long, default_value = "2", value_parser = channels)]
     audio_channels: Channels,
+    /// While a client watches a still picture, send it again this often a second (0: only
+    /// when it changes).
+    #[arg(long, default_value_t = 10)]
+    min_fps: u32,
     /// The session command and its arguments.
     #[arg(last = true)]
     command: Vec<OsString>,
@@ -137,7 +141,7 @@ fn main() -> anyhow::Result<()> {
             }
             None => None,
         };
-        let stream = Stream::attach(ipc, Sockets { video, native, audio })?;
+        let stream = Stream::attach(ipc, Sockets { video, native, audio }, args.min_fps)?;
         // The daemon answers the client's launch once it knows the app started (or why not).
         let (launched, news) = std::sync::mpsc::channel();
         config.launched = Some(launched);

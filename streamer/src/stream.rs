@@ -182,8 +182,9 @@ pub struct Stream {
 
 impl Stream {
     /// Connects a stream to the daemon. A thread reads the socket until the daemon says stop
-    /// or goes away; frames go out once the daemon started video.
-    pub fn attach(ipc: UnixStream, sockets: Sockets) -> std::io::Result<Self> {
+    /// or goes away; frames go out once the daemon started video, at least `min_fps` a
+    /// second while the picture is still (0: only when it changes).
+    pub fn attach(ipc: UnixStream, sockets: Sockets, min_fps: u32) -> std::io::Result<Self> {
         let Sockets { video, native, audio } = sockets;
         let reader_native = native.try_clone()?;
         let link = SourceLink::default();
@@ -206,6 +207,7 @@ impl Stream {
             first_sent: false,
             path: None,
             stats: StatsRecorder::default(),
+            floor: (min_fps > 0).then(|| Duration::from_secs(1) / min_fps),
             live: StatsRecorder::default(),
             live_since: Instant::now(),
             resume: None,
@@ -372,6 +374,8 @@ struct StreamSink {
     /// The path last reported (`Report::VideoPath`).
     path: Option<String>,
     stats: StatsRecorder,
+    /// The longest a watched stream goes without a frame (`--min-fps`); `None`: no floor.
+    floor: Option<Duration>,
     /// The figures since the last `Report::VideoLive`, and when that was.
     live: StatsRecorder,
     live_since: Instant,
@@ -523,6 +527,19 @@ impl FrameSink for StreamSink {
 
     fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
         self.sender.as_ref()?.encoder().surfaces()
+    }
+
+    /// While a client watches, a still picture is sent again at the floor rate: a client
+    /// that lost the last frame sees the gap and asks for a key frame instead of showing a
+    /// stale picture until something moves, and decoders keep their pace.
+    fn idle_after(&self) -> Option<Duration> {
+        self.sender.as_ref().and(self.floor)
+    }
+
+    fn idle(&mut self) -> std::io::Result<()> {
+        // Never blocks: a full queue has frames coming anyway.
+        self.source.try_send(SourceCommand::Redraw);
+        Ok(())
     }
 
     fn finish(&mut self) -> std::io::Result<()> {

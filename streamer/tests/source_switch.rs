@@ -141,7 +141,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
     let video = UdpSocket::bind("127.0.0.1:0").unwrap();
     let host = video.local_addr().unwrap();
     let native = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let stream = Stream::attach(ipc, Sockets { video, native, audio: None }).unwrap();
+    let stream = Stream::attach(ipc, Sockets { video, native, audio: None }, 0).unwrap();
     let params = VideoParams {
         codec: Codec::H264,
         format: Format::default(),

@@ -1,6 +1,8 @@
-//! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE] [--strict]`: a
-//! Wayland client that draws the test pattern (see the library docs) once per frame callback,
-//! at whatever size the compositor configures, double-buffered.
+//! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--still-after N] [--input-log FILE]
+//! [--strict]`: a Wayland client that draws the test pattern (see the library docs) once per
+//! frame callback, at whatever size the compositor configures, double-buffered; it exits
+//! after `--frames`, and stops drawing (a still picture, the window open) after
+//! `--still-after`.
 //!
 //! `--strict` fails (exit 3) when a frame callback arrives while both buffers are still with
 //! the compositor, as weston's demo clients abort: a compositor must give one back first.
@@ -57,6 +59,7 @@ impl App {
 fn main() -> anyhow::Result<()> {
     let mut color = 0xff00ff;
     let mut frames = u32::MAX;
+    let mut still_after = u32::MAX;
     let mut log = None;
     let mut strict = false;
     let mut args = std::env::args().skip(1);
@@ -64,9 +67,12 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--color" => color = u32::from_str_radix(&args.next().context("--color RRGGBB")?, 16).context("--color RRGGBB")?,
             "--frames" => frames = args.next().context("--frames N")?.parse().context("--frames N")?,
+            "--still-after" => still_after = args.next().context("--still-after N")?.parse().context("--still-after N")?,
             "--input-log" => log = Some(File::create(args.next().context("--input-log FILE")?).context("creating the input log")?),
             "--strict" => strict = true,
-            _ => anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--input-log FILE] [--strict]"),
+            _ => {
+                anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--still-after N] [--input-log FILE] [--strict]")
+            }
         }
     }
     let conn = Connection::connect_to_env().context("connecting to the Wayland display")?;
@@ -94,7 +100,7 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(3);
         }
         let Some((w, h)) = app.size else { continue };
-        if !app.frame_due && counter > 0 {
+        if (!app.frame_due && counter > 0) || counter >= still_after {
             continue;
         }
         let stride = w as usize * 4;

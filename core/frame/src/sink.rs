@@ -9,6 +9,7 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Consumes frames on the sink thread. Returning an error stops the thread.
 pub trait FrameSink: Send + 'static {
@@ -22,6 +23,15 @@ pub trait FrameSink: Send + 'static {
     /// frame, like `wants`; an engine that cannot draw into them sends `wants` frames).
     fn surfaces(&self) -> Option<Arc<GpuSurfaces>> {
         None
+    }
+    /// How long the sink may go without a frame before [`FrameSink::idle`] is called (read
+    /// after each frame and each call; `None`: never).
+    fn idle_after(&self) -> Option<Duration> {
+        None
+    }
+    /// No frame came for [`FrameSink::idle_after`] (a still picture makes none).
+    fn idle(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
     /// Called once when the stream ends.
     fn finish(&mut self) -> std::io::Result<()> {
@@ -126,15 +136,25 @@ impl SinkThread {
             .name("frame-sink".into())
             .spawn(move || {
                 loop {
+                    let idle_after = sink.idle_after();
                     let frame = {
                         let (lock, cv) = &*rx;
                         let mut s = lock.lock();
-                        while s.frame.is_none() && !s.closed {
-                            cv.wait(&mut s);
+                        let mut idle = false;
+                        while s.frame.is_none() && !s.closed && !idle {
+                            match idle_after {
+                                Some(limit) => idle = cv.wait_for(&mut s, limit).timed_out(),
+                                None => cv.wait(&mut s),
+                            }
                         }
                         match s.frame.take() {
                             Some(f) => f,
-                            None => break,
+                            None if s.closed => break,
+                            None => {
+                                drop(s);
+                                sink.idle()?;
+                                continue;
+                            }
                         }
                     };
                     sink.consume(frame)?;
@@ -225,6 +245,33 @@ mod tests {
             rendered_at: Instant::now(),
             committed_at: Instant::now(),
         }
+    }
+
+    /// A sink that asked to hear of silence: told while no frame comes, and still handed the
+    /// next frame and the end.
+    #[test]
+    fn an_idle_sink_is_told_and_still_gets_frames() {
+        struct Quiet(mpsc::Sender<&'static str>);
+        impl FrameSink for Quiet {
+            fn consume(&mut self, _: Frame) -> std::io::Result<()> {
+                self.0.send("frame").map_err(std::io::Error::other)
+            }
+            fn idle_after(&self) -> Option<Duration> {
+                Some(Duration::from_millis(5))
+            }
+            fn idle(&mut self) -> std::io::Result<()> {
+                self.0.send("idle").map_err(std::io::Error::other)
+            }
+        }
+        let (tx, rx) = mpsc::channel();
+        let sink = SinkThread::spawn(Quiet(tx));
+        let wait = Duration::from_secs(5);
+        assert_eq!(rx.recv_timeout(wait), Ok("idle"));
+        assert_eq!(rx.recv_timeout(wait), Ok("idle"), "again while the silence lasts");
+        let pool = BufferPool::new(8, 8);
+        sink.mailbox().offer(frame(&pool, 1));
+        assert!(rx.iter().take(50).any(|e| e == "frame"), "the frame after the silence");
+        sink.finish().unwrap();
     }
 
     #[test]
