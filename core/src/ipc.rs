@@ -45,6 +45,8 @@ pub enum Command {
     Input(InputEvent),
     /// The client needs a key frame.
     RequestIdr,
+    /// The client reported datagrams of a frame lost (for the FEC parity tuner).
+    DatagramsLost(u32),
     /// End the session: the app is signalled and the compositor exits.
     Stop,
 }
@@ -116,6 +118,7 @@ mod tests {
             refresh_mhz: 60_000,
             packet_size: 1392,
             fec_percent: 20,
+            fec_max_percent: 0,
             min_parity: 2,
             key: Some([9; 16]),
             ping_payload: Some("0123456789ABCDEF".into()),

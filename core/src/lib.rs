@@ -20,6 +20,7 @@ pub mod control;
 pub mod crypto;
 pub mod datagrams;
 pub mod fec;
+pub mod fec_tuner;
 pub mod ffi;
 pub mod gamestream;
 pub mod input;

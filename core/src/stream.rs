@@ -64,7 +64,12 @@ pub struct VideoParams {
     /// Frames a second in millihertz (59.94 Hz = 59940), like the output's refresh.
     pub refresh_mhz: u32,
     pub packet_size: usize,
+    /// The parity to start with, in percent of a block's data shards.
     pub fec_percent: u8,
+    /// The most parity the tuner may choose as the client reports loss; at or below
+    /// `fec_percent` the parity stays fixed.
+    #[serde(default)]
+    pub fec_max_percent: u8,
     pub min_parity: u8,
     /// `rikey` when video encryption was negotiated.
     pub key: Option<[u8; 16]>,
@@ -86,6 +91,9 @@ pub struct VideoStats {
     pub datagrams: u64,
     pub data_datagrams: u64,
     pub unsent: u64,
+    /// The FEC parity last sent, in percent (it follows the link's loss).
+    #[serde(default)]
+    pub fec_percent: u8,
     /// The app's commit of the frame's content → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,

@@ -39,8 +39,12 @@ pub struct Config {
     /// The GPU the sessions render on (and VAAPI encodes on), as a DRM node; empty: the
     /// first one found.
     pub gpu: String,
-    /// Video FEC parity, percent of data shards per block.
+    /// Video FEC parity, percent of data shards per block: what a stream starts with.
     pub fec_percent: u8,
+    /// The most parity a Moonlight stream's parity may rise to as its client reports loss
+    /// (it falls back, to 10 %, on a clean link; the encoder's bitrate makes room for it).
+    /// At or below `fec_percent` the parity stays fixed.
+    pub fec_max_percent: u8,
     /// While a client watches a still picture, send it again this many times a second (0:
     /// only when it changes). A client that lost the last frame then sees the gap and asks
     /// for a key frame instead of showing a stale picture until something moves.
@@ -100,6 +104,7 @@ impl Default for Config {
             convert: "auto".into(),
             gpu: String::new(),
             fec_percent: 20,
+            fec_max_percent: 80,
             min_fps: 10,
             max_bitrate_kbps: 150_000,
             mdns: true,
@@ -125,7 +130,8 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # renderer = \"auto\"      # auto (GLES on a GPU, else pixman) | pixman | gles
 # convert = \"auto\"       # colour conversion: auto (on the GPU when GLES renders on one) | gpu | cpu
 # gpu = \"\"               # the GPU to render on (VAAPI encodes there too), e.g. \"/dev/dri/renderD129\"; the first one when empty
-# fec_percent = 20        # video FEC parity in percent
+# fec_percent = 20        # video FEC parity in percent, to start with
+# fec_max_percent = 80    # parity follows the loss Moonlight clients report, up to this (≤ fec_percent: fixed)
 # min_fps = 10            # a still picture is sent again this often (0: only when it changes)
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN

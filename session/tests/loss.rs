@@ -204,3 +204,59 @@ fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
     let _ = std::fs::remove_dir_all(&dir);
     Some(stats)
 }
+
+/// 10 % of the host's video datagrams dropped at random, with a moving GL app (larger frames
+/// than the test pattern's, where the percentage decides): the parity the host sends
+/// follows the loss Moonlight reports (its FEC status messages) and the key frames that
+/// unrecoverable frames cost fall, against the same link at a fixed 20 % in the same run.
+#[test]
+fn parity_follows_the_loss_the_client_reports() {
+    let (python, sudo) = match requirements() {
+        Ok(r) => r,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let mut runs = Vec::new();
+    for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
+        let name = format!("pf-loss-adaptive-{label}-{}", std::process::id());
+        let ns = Netns::create(&name, sudo.clone(), PORT + 9, "numgen random mod 100 '<' 10");
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = vec!["weston-simple-egl".to_owned()];
+        let wrapper = ns.exec(&[]);
+        let host = format!("start_pipewire = false\n{host}");
+        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &app, "");
+        let output = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
+            .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .output()
+            .expect("running the Moonlight client");
+        let out = client_report(&output, &dir);
+        let host = out["status"]["last_video"].clone();
+        eprintln!(
+            "figures: 10 % loss, {label} parity — {} frames decoded, {} numbers skipped; host: {} frames, {} key frames, {} datagrams ({} data), parity at the end {} %",
+            out["frames"],
+            out["frame_gaps"],
+            host["frames"],
+            host["keyframes"],
+            host["datagrams"],
+            host["data_datagrams"],
+            host["fec_percent"]
+        );
+        assert_eq!(out["frames"], 300, "the stream stalled: {out}");
+        runs.push(host);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let (fixed, adaptive) = (&runs[0], &runs[1]);
+    assert_eq!(n(fixed, "fec_percent"), 20, "fixed stays fixed: {fixed}");
+    assert!(n(adaptive, "fec_percent") >= 30, "10 % loss raised the parity: {adaptive}");
+    assert!(
+        n(adaptive, "keyframes") < n(fixed, "keyframes"),
+        "more parity, fewer frames lost and key frames sent: adaptive {adaptive}, fixed {fixed}"
+    );
+}

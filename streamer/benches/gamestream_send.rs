@@ -58,6 +58,7 @@ fn main() {
             refresh_mhz: 60_000,
             packet_size: 1360,
             fec_percent: 20,
+            fec_max_percent: 0,
             min_parity: 2,
             key: Some([7; 16]),
             ping_payload: None,

@@ -65,6 +65,7 @@ pub struct NativeVideoSender {
     sender: Sender,
     pacer: Pacer,
     frame_id: u32,
+    fec_percent: u8,
 }
 
 impl NativeVideoSender {
@@ -83,7 +84,8 @@ impl NativeVideoSender {
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
         );
-        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0 })
+        let fec_percent = params.fec_percent.min(255) as u8;
+        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, fec_percent })
     }
 
     pub fn set_bitrate(&mut self, bps: u64) {
@@ -139,6 +141,7 @@ impl NativeVideoSender {
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
             host_latency: committed_at.elapsed(),
+            fec_percent: self.fec_percent,
         }))
     }
 }

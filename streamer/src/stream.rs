@@ -35,6 +35,10 @@ enum VideoCommand {
     StartNative(NativeVideoParams, Peer, Option<Arc<Playout>>),
     Stop,
     SetBitrate(u64),
+    /// What the client reported of the link: datagrams lost, or a frame it could not
+    /// rebuild (it asked for a key frame).
+    Lost(u32),
+    Unrecoverable,
 }
 
 /// The video sender of the protocol the client speaks.
@@ -350,7 +354,11 @@ fn read_commands(
             }
             Command::RequestIdr => {
                 idr.store(true, Ordering::Relaxed);
+                let _ = video.send(VideoCommand::Unrecoverable);
                 source.send(SourceCommand::Redraw);
+            }
+            Command::DatagramsLost(n) => {
+                let _ = video.send(VideoCommand::Lost(n));
             }
             Command::Stop => break,
         }
@@ -459,7 +467,7 @@ impl StreamSink {
                     NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?;
                 (MediaSender::Native(sender), listener)
             }
-            VideoCommand::Stop | VideoCommand::SetBitrate(_) => return Ok(()),
+            VideoCommand::Stop | VideoCommand::SetBitrate(_) | VideoCommand::Lost(_) | VideoCommand::Unrecoverable => return Ok(()),
         };
         self.sender = Some(sender);
         self.listener = Some(listener);
@@ -479,6 +487,16 @@ impl FrameSink for StreamSink {
                 VideoCommand::SetBitrate(bps) => {
                     if let Some(s) = self.sender.as_mut() {
                         s.set_bitrate(bps);
+                    }
+                }
+                VideoCommand::Lost(n) => {
+                    if let Some(MediaSender::GameStream(s)) = self.sender.as_mut() {
+                        s.lost(n as usize);
+                    }
+                }
+                VideoCommand::Unrecoverable => {
+                    if let Some(MediaSender::GameStream(s)) = self.sender.as_mut() {
+                        s.unrecoverable();
                     }
                 }
                 start => {

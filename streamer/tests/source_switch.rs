@@ -149,6 +149,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         refresh_mhz: 60_000,
         packet_size: PACKET_SIZE,
         fec_percent: 20,
+        fec_max_percent: 0,
         min_parity: 2,
         key: Some(KEY),
         ping_payload: Some(PING.into()),

@@ -48,8 +48,44 @@ pub enum Message {
     /// Reference-frame invalidation; without RFI support it is answered with an IDR too.
     InvalidateRefs,
     Input(InputPacket),
+    /// How a frame that needed FEC (or was lost) arrived (Sunshine's extension, 0x5502).
+    FecStatus(FecStatus),
     /// Ping, start, stats and other messages that only prove liveness.
     Other(u16),
+}
+
+/// A client's report on one FEC block of a frame that needed recovery or was lost
+/// (0x5502, big-endian; what the parity tuner learns the link's loss from).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FecStatus {
+    pub frame_index: u32,
+    /// Datagrams missing before the highest one received: lost, not merely late.
+    pub missing: u16,
+    pub total_data: u16,
+    pub total_parity: u16,
+    pub received_data: u16,
+    pub received_parity: u16,
+    pub fec_percent: u8,
+}
+
+impl FecStatus {
+    pub const LEN: usize = 21;
+
+    fn parse(p: &[u8]) -> Result<Self, ControlError> {
+        if p.len() < Self::LEN {
+            return Err(ControlError::InnerLength(p.len()));
+        }
+        let be16 = |at: usize| u16::from_be_bytes([p[at], p[at + 1]]);
+        Ok(Self {
+            frame_index: u32::from_be_bytes([p[0], p[1], p[2], p[3]]),
+            missing: be16(8),
+            total_data: be16(10),
+            total_parity: be16(12),
+            received_data: be16(14),
+            received_parity: be16(16),
+            fec_percent: p[18],
+        })
+    }
 }
 
 /// One direction pair of the encrypted control stream.
@@ -101,6 +137,7 @@ impl ControlCipher {
                 TYPE_IDR => Message::RequestIdr,
                 TYPE_RFI => Message::InvalidateRefs,
                 TYPE_INPUT => Message::Input(input::parse(&payload)?),
+                TYPE_FEC_STATUS => Message::FecStatus(FecStatus::parse(&payload)?),
                 other => Message::Other(other),
             },
         ))
@@ -178,6 +215,21 @@ mod tests {
     fn client_messages_round_trip() {
         let c = ControlCipher::new(&[3; 16]);
         assert_eq!(c.decode(&c.seal_as_client(0, TYPE_IDR, &[0, 0])).unwrap(), Message::RequestIdr);
+        // FEC status, big-endian as Sunshine's clients write it.
+        let status = [0, 0, 1, 2, 0, 9, 0, 7, 0, 3, 0, 20, 0, 4, 0, 18, 0, 3, 20, 0, 1];
+        assert_eq!(
+            c.decode(&c.seal_as_client(2, TYPE_FEC_STATUS, &status)).unwrap(),
+            Message::FecStatus(FecStatus {
+                frame_index: 258,
+                missing: 3,
+                total_data: 20,
+                total_parity: 4,
+                received_data: 18,
+                received_parity: 3,
+                fec_percent: 20
+            })
+        );
+        assert!(c.decode(&c.seal_as_client(3, TYPE_FEC_STATUS, &status[..20])).is_err(), "short");
         assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
         let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
         assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));

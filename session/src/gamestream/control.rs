@@ -227,6 +227,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
 fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_core::input::InputEvent>) {
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
+        Message::FecStatus(status) => Some(Command::DatagramsLost(u32::from(status.missing))),
         // A client that may only watch steers nothing.
         Message::Input(_) if host.permissions(&bound.fingerprint).view_only => None,
         Message::Input(InputPacket::Controller(state)) => {

@@ -188,6 +188,7 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
                     refresh_mhz: r.fps * 1000,
                     packet_size: r.packet_size,
                     fec_percent: fec,
+                    fec_max_percent: host.config.fec_max_percent,
                     min_parity: r.min_fec_packets,
                     key: r.video_encrypted().then_some(s.launch.key),
                     ping_payload: Some(s.launch.ping_payload.clone()),

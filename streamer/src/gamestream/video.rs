@@ -8,6 +8,7 @@ use crate::frame::Frame;
 use crate::latency::LatencySamples;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
+use punktfunk_core::fec_tuner::{FecTuner, TunerConfig};
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -77,6 +78,8 @@ pub struct SentFrame {
     pub keyframe: bool,
     /// The app's commit of the frame's content → last datagram handed to the kernel.
     pub host_latency: Duration,
+    /// The FEC parity it went out with, in percent.
+    pub fec_percent: u8,
 }
 
 /// Accumulates [`SentFrame`]s into [`VideoStats`].
@@ -95,6 +98,7 @@ impl StatsRecorder {
         s.datagrams += sent.datagrams as u64;
         s.data_datagrams += sent.data_datagrams as u64;
         s.unsent += sent.unsent as u64;
+        s.fec_percent = sent.fec_percent;
         self.latencies.record(sent.host_latency);
     }
 
@@ -115,6 +119,12 @@ pub struct VideoPosition {
     packetizer: PacketizerPosition,
 }
 
+/// The least parity the tuner goes down to on a clean link: a single lost datagram still
+/// costs nothing.
+const MIN_PARITY_PERCENT: u8 = 10;
+/// Key-frame requests this soon after a sender starts are the client starting, not loss.
+const STARTUP_REQUESTS: Duration = Duration::from_secs(2);
+
 pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
@@ -125,6 +135,11 @@ pub struct VideoSender {
     next_index: u32,
     epoch: Instant,
     send_errors: u64,
+    /// Moves the parity with the loss the client reports; `None`: fixed parity.
+    tuner: Option<FecTuner>,
+    /// The client's bitrate, parity included.
+    budget_bps: u64,
+    started: Instant,
 }
 
 impl VideoSender {
@@ -158,7 +173,37 @@ impl VideoSender {
             idr,
         );
         let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
-        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0 })
+        // The client's budget, parity included: the encoder gets what the parity leaves.
+        let budget_bps = params.bitrate_bps * (100 + u64::from(params.fec_percent)) / 100;
+        let limits = TunerConfig { min_percent: MIN_PARITY_PERCENT.min(params.fec_percent), max_percent: params.fec_max_percent };
+        let tuner = (params.fec_max_percent > params.fec_percent).then(|| FecTuner::new(limits, params.fec_percent));
+        let started = Instant::now();
+        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, tuner, budget_bps, started })
+    }
+
+    /// The client reported `datagrams` of a frame lost.
+    pub fn lost(&mut self, datagrams: usize) {
+        if let Some(t) = self.tuner.as_mut() {
+            t.lost(datagrams);
+        }
+    }
+
+    /// The client asked for a key frame: a frame FEC could not rebuild (except the request
+    /// every client makes as it starts).
+    pub fn unrecoverable(&mut self) {
+        if let Some(t) = self.tuner.as_mut().filter(|_| self.started.elapsed() > STARTUP_REQUESTS) {
+            t.unrecoverable();
+        }
+    }
+
+    /// Moves the parity where the tuner says, and the encoder's share of the budget with it.
+    fn retune(&mut self, now: Instant) {
+        let Some(percent) = self.tuner.as_mut().and_then(|t| t.poll(now)) else { return };
+        self.packetizer.set_fec_percent(percent);
+        let bps = self.budget_bps * 100 / (100 + u64::from(percent));
+        self.encoder.set_bitrate(bps);
+        self.pacer.set_bitrate(bps);
+        tracing::debug!(percent, kbps = bps / 1000, loss = self.tuner.as_ref().map_or(0.0, FecTuner::loss), "FEC parity follows the link");
     }
 
     pub fn params(&self) -> &VideoParams {
@@ -170,7 +215,11 @@ impl VideoSender {
         VideoPosition { next_index: self.next_index, epoch: self.epoch, packetizer: self.packetizer.position() }
     }
 
+    /// A new budget for the encoder at the parity the stream started with.
     pub fn set_bitrate(&mut self, bps: u64) {
+        self.budget_bps = bps * (100 + u64::from(self.params.fec_percent)) / 100;
+        let percent = u64::from(self.packetizer.config().fec_percent);
+        let bps = self.budget_bps * 100 / (100 + percent);
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
     }
@@ -203,6 +252,7 @@ impl VideoSender {
             Codec::H264 | Codec::Hevc if encoded.keyframe => without_sei(&encoded.data, self.params.codec == Codec::Hevc),
             _ => Cow::Borrowed(&encoded.data[..]),
         };
+        let fec_percent = self.packetizer.config().fec_percent;
         let datagrams = match self.packetizer.packetize(&VideoFrame {
             index,
             rtp_timestamp,
@@ -246,7 +296,15 @@ impl VideoSender {
             unsent: (self.send_errors - errors_before) as usize,
             keyframe: encoded.keyframe,
             host_latency: committed_at.elapsed(),
+            fec_percent,
         }))
+        .inspect(|_| {
+            if let Some(t) = self.tuner.as_mut() {
+                // Frames past ~200 data shards are split into blocks of about equal size.
+                t.sent(count, data_datagrams.div_ceil(data_datagrams.div_ceil(200).max(1)));
+            }
+            self.retune(Instant::now());
+        })
     }
 }
 
@@ -266,6 +324,7 @@ mod tests {
                 unsent: 0,
                 keyframe: ms == 1,
                 host_latency: Duration::from_millis(ms),
+                fec_percent: 20,
             });
         }
         let s = r.take();

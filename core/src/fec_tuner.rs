@@ -1,0 +1,209 @@
+//! Parity that follows the link: from the datagrams sent and the losses the client reports,
+//! the FEC percentage for the next frames, so that a block the client cannot rebuild stays
+//! rarer than one in a thousand while no parity is wasted on a clean link. Sans-IO: fed
+//! counts and `Instant`s, it answers with a percentage.
+//!
+//! Loss is estimated per window (half a second) as lost / sent datagrams and smoothed: it
+//! rises at once (a loss the parity did not cover costs a key frame, a stutter) and falls
+//! slowly (a link that lost once will likely lose again). Independent loss is assumed: the
+//! parity is the smallest step at which more losses in one block than it has parity
+//! (binomial tail) stay under the target.
+
+use std::time::{Duration, Instant};
+
+/// How long losses are counted before the estimate moves.
+const WINDOW: Duration = Duration::from_millis(500);
+/// The chance of an unrecoverable block the parity aims under.
+const TARGET: f64 = 1e-3;
+/// Parity moves in steps of this many percent.
+const STEP: u8 = 5;
+/// How much of a window's lower estimate the smoothed one takes (it takes a higher one at
+/// once).
+const FALL: f64 = 0.2;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunerConfig {
+    /// Never less parity than this (single losses cost nothing), nor more than `max_percent`.
+    pub min_percent: u8,
+    pub max_percent: u8,
+}
+
+#[derive(Debug)]
+pub struct FecTuner {
+    config: TunerConfig,
+    percent: u8,
+    /// The loss estimate (a fraction of datagrams).
+    loss: f64,
+    /// This window's datagrams sent and reported lost, data shards per block seen, and
+    /// whether the client asked for a key frame (a block FEC could not rebuild).
+    sent: u64,
+    lost: u64,
+    shards: u64,
+    blocks: u64,
+    unrecoverable: bool,
+    window_start: Option<Instant>,
+}
+
+impl FecTuner {
+    pub fn new(config: TunerConfig, start_percent: u8) -> Self {
+        let percent = start_percent.clamp(config.min_percent, config.max_percent.max(config.min_percent));
+        Self { config, percent, loss: 0.0, sent: 0, lost: 0, shards: 0, blocks: 0, unrecoverable: false, window_start: None }
+    }
+
+    /// The parity for the next frames, in percent of their data shards.
+    pub fn percent(&self) -> u8 {
+        self.percent
+    }
+
+    /// The smoothed loss estimate, a fraction of datagrams.
+    pub fn loss(&self) -> f64 {
+        self.loss
+    }
+
+    /// A frame went out: `datagrams` in all, in blocks of about `data_per_block` data shards.
+    pub fn sent(&mut self, datagrams: usize, data_per_block: usize) {
+        self.sent += datagrams as u64;
+        self.shards += data_per_block as u64;
+        self.blocks += 1;
+    }
+
+    /// The client reported `datagrams` of a frame missing.
+    pub fn lost(&mut self, datagrams: usize) {
+        self.lost += datagrams as u64;
+    }
+
+    /// The client could not rebuild a frame and asked for a key frame.
+    pub fn unrecoverable(&mut self) {
+        self.unrecoverable = true;
+    }
+
+    /// Closes the window when it is over: the new percentage, when it changed.
+    pub fn poll(&mut self, now: Instant) -> Option<u8> {
+        let start = *self.window_start.get_or_insert(now);
+        if now.saturating_duration_since(start) < WINDOW || self.sent == 0 {
+            return None;
+        }
+        let measured = (self.lost as f64 / self.sent as f64).min(1.0);
+        self.loss = if measured >= self.loss { measured } else { self.loss + (measured - self.loss) * FALL };
+        let data = (self.shards / self.blocks.max(1)).max(1) as usize;
+        let mut wanted = self.parity_for(data);
+        if self.unrecoverable && wanted <= self.percent {
+            // Lost more than the estimate says (a burst): one step more.
+            wanted = self.percent.saturating_add(STEP);
+        }
+        let wanted = wanted.clamp(self.config.min_percent, self.config.max_percent.max(self.config.min_percent));
+        (self.sent, self.lost, self.shards, self.blocks, self.unrecoverable) = (0, 0, 0, 0, false);
+        self.window_start = Some(now);
+        (wanted != self.percent).then(|| {
+            self.percent = wanted;
+            wanted
+        })
+    }
+
+    /// The smallest step of parity that keeps a block of `data` shards under the target at
+    /// the estimated loss.
+    fn parity_for(&self, data: usize) -> u8 {
+        let mut percent = self.config.min_percent;
+        while percent < self.config.max_percent {
+            let parity = (data * usize::from(percent)).div_ceil(100).max(1);
+            if unrecoverable(data, parity, self.loss) < TARGET {
+                break;
+            }
+            percent = percent.saturating_add(STEP);
+        }
+        percent
+    }
+}
+
+/// The chance that more than `parity` of `data + parity` datagrams are lost, each with
+/// probability `p` (the binomial tail): a block the client cannot rebuild.
+pub fn unrecoverable(data: usize, parity: usize, p: f64) -> f64 {
+    let n = data + parity;
+    if p <= 0.0 {
+        return 0.0;
+    }
+    // P(X ≤ parity), term by term: C(n,i) p^i (1-p)^(n-i), built incrementally.
+    let mut term = (1.0 - p).powi(n as i32);
+    let mut kept = term;
+    for i in 1..=parity.min(n) {
+        term *= (n - i + 1) as f64 / i as f64 * p / (1.0 - p);
+        kept += term;
+    }
+    (1.0 - kept).max(0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: TunerConfig = TunerConfig { min_percent: 10, max_percent: 80 };
+
+    /// Feeds `windows` half-second windows of frames of `data` data shards at `loss`, with
+    /// the losses a client would report; the percentages the tuner settled on.
+    fn run(tuner: &mut FecTuner, start: Instant, windows: u32, data: usize, loss: f64) -> Instant {
+        let mut now = start;
+        for _ in 0..windows {
+            let total = data + (data * usize::from(tuner.percent())).div_ceil(100);
+            for _ in 0..30 {
+                tuner.sent(total, data);
+            }
+            tuner.lost((30.0 * total as f64 * loss).round() as usize);
+            now += WINDOW;
+            tuner.poll(now);
+        }
+        now
+    }
+
+    #[test]
+    fn the_binomial_tail_is_right() {
+        assert_eq!(unrecoverable(10, 2, 0.0), 0.0);
+        // One data shard and one parity at p: both lost.
+        assert!((unrecoverable(1, 1, 0.1) - 0.01).abs() < 1e-12);
+        // 2 of 2 with no parity: anything lost.
+        assert!((unrecoverable(2, 0, 0.5) - 0.75).abs() < 1e-12);
+        assert!(unrecoverable(20, 4, 0.05) < unrecoverable(20, 2, 0.05));
+    }
+
+    #[test]
+    fn parity_rises_with_loss_and_falls_back_when_the_link_clears() {
+        let mut tuner = FecTuner::new(CONFIG, 20);
+        let start = Instant::now();
+        let now = run(&mut tuner, start, 4, 20, 0.0);
+        assert_eq!(tuner.percent(), 10, "a clean link needs only the floor");
+        let now = run(&mut tuner, now, 4, 20, 0.10);
+        let at_ten = tuner.percent();
+        assert!(at_ten >= 35, "10 % loss needs far more than 20 % parity: {at_ten}");
+        assert!(unrecoverable(20, (20 * usize::from(at_ten)).div_ceil(100), tuner.loss()) < TARGET);
+        // Falls, but slowly: a few clean windows later it is still up.
+        let now = run(&mut tuner, now, 2, 20, 0.0);
+        assert!(tuner.percent() > 10 && tuner.percent() < at_ten, "{}", tuner.percent());
+        run(&mut tuner, now, 40, 20, 0.0);
+        assert_eq!(tuner.percent(), 10);
+    }
+
+    #[test]
+    fn a_key_frame_request_adds_a_step_and_the_ceiling_holds() {
+        let mut tuner = FecTuner::new(CONFIG, 20);
+        let start = Instant::now();
+        tuner.poll(start);
+        tuner.sent(24, 20);
+        tuner.unrecoverable();
+        assert_eq!(tuner.poll(start + WINDOW), Some(25), "one step above the parity that did not suffice");
+        run(&mut tuner, start + WINDOW, 10, 20, 0.6);
+        assert_eq!(tuner.percent(), 80, "bounded by the configured ceiling");
+        assert_eq!(FecTuner::new(CONFIG, 95).percent(), 80);
+    }
+
+    #[test]
+    fn nothing_moves_within_a_window_or_without_traffic() {
+        let mut tuner = FecTuner::new(CONFIG, 20);
+        let start = Instant::now();
+        assert_eq!(tuner.poll(start), None);
+        tuner.sent(12, 10);
+        tuner.lost(6);
+        assert_eq!(tuner.poll(start + WINDOW / 2), None);
+        let mut idle = FecTuner::new(CONFIG, 20);
+        idle.poll(start);
+        assert_eq!(idle.poll(start + WINDOW * 4), None, "no datagrams, no verdict");
+    }
+}
