@@ -189,7 +189,7 @@ impl<'a> Connection<'a> {
         if let Some((id, token)) = self.session {
             let reason = match self.host.streams.with(id, |s| s.native_owner) {
                 Some(Some(t)) if t == token => None,
-                Some(_) => Some("another connection of this client took over the session"),
+                Some(_) => Some("another connection took over the session"),
                 None => Some("the session ended"),
             };
             if let Some(reason) = reason {

@@ -182,8 +182,8 @@ pub struct MediaSockets {
 /// that used them. A slot is free once that waiter has finished: its process no longer
 /// reads the sockets (two would take each other's pings) and its undo commands ran.
 pub struct Slot {
-    pub sockets: MediaSockets,
-    pub ports: SessionPorts,
+    sockets: MediaSockets,
+    ports: SessionPorts,
     waiter: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -309,7 +309,7 @@ impl Streams {
     /// Starts `app` in a fresh stream process at the launch's mode, beside the sessions of
     /// other clients.
     pub fn launch(self: &Arc<Self>, launch: Launch, app: &App) -> anyhow::Result<u64> {
-        let _one_at_a_time = self.launching.lock();
+        let one_at_a_time = self.launching.lock();
         {
             let running = self.running.lock();
             if running.iter().any(|s| s.launch.fingerprint == launch.fingerprint) {
@@ -409,6 +409,8 @@ impl Streams {
             streams.ended(id);
         })?;
         *self.slots[slot].waiter.lock() = Some(waiter);
+        // Claimed: other clients may launch while this app starts.
+        drop(one_at_a_time);
         if app.command.is_empty() {
             return Ok(id);
         }
