@@ -26,6 +26,9 @@ pub struct TunerConfig {
     /// Never less parity than this (single losses cost nothing), nor more than `max_percent`.
     pub min_percent: u8,
     pub max_percent: u8,
+    /// Every block carries at least this many parity shards, whatever the percentage (a
+    /// small frame's protection does not depend on it).
+    pub min_parity: u8,
 }
 
 #[derive(Debug)]
@@ -105,7 +108,7 @@ impl FecTuner {
     fn parity_for(&self, data: usize) -> u8 {
         let mut percent = self.config.min_percent;
         while percent < self.config.max_percent {
-            let parity = (data * usize::from(percent)).div_ceil(100).max(1);
+            let parity = (data * usize::from(percent)).div_ceil(100).max(usize::from(self.config.min_parity)).max(1);
             if unrecoverable(data, parity, self.loss) < TARGET {
                 break;
             }
@@ -136,7 +139,7 @@ pub fn unrecoverable(data: usize, parity: usize, p: f64) -> f64 {
 mod tests {
     use super::*;
 
-    const CONFIG: TunerConfig = TunerConfig { min_percent: 10, max_percent: 80 };
+    const CONFIG: TunerConfig = TunerConfig { min_percent: 10, max_percent: 80, min_parity: 0 };
 
     /// Feeds `windows` half-second windows of frames of `data` data shards at `loss`, with
     /// the losses a client would report; the percentages the tuner settled on.
@@ -192,6 +195,18 @@ mod tests {
         run(&mut tuner, start + WINDOW, 10, 20, 0.6);
         assert_eq!(tuner.percent(), 80, "bounded by the configured ceiling");
         assert_eq!(FecTuner::new(CONFIG, 95).percent(), 80);
+    }
+
+    /// Frames of one or two data shards already carry the minimum parity: loss that it
+    /// covers does not drive the percentage (and the encoder's budget) to the ceiling.
+    #[test]
+    fn small_frames_lean_on_the_minimum_parity() {
+        let mut tuner = FecTuner::new(TunerConfig { min_parity: 2, ..CONFIG }, 20);
+        run(&mut tuner, Instant::now(), 8, 1, 0.05);
+        assert_eq!(tuner.percent(), 10, "1 data + 2 parity at 5 % loss fails 1 in 7000");
+        let mut without = FecTuner::new(CONFIG, 20);
+        run(&mut without, Instant::now(), 8, 1, 0.05);
+        assert!(without.percent() > 50, "{}", without.percent());
     }
 
     #[test]

@@ -160,6 +160,9 @@ pub struct NativeVideoParams {
     pub refresh_mhz: u32,
     pub shard_len: u32,
     pub fec_percent: u16,
+    /// The most parity the sender may move to as the client reports loss; 0: fixed.
+    #[serde(default)]
+    pub fec_max_percent: u16,
     pub max_frame_len: u32,
     /// Host → client AES-128-GCM key (video and sound), fresh for this start.
     pub key: [u8; 16],
@@ -175,6 +178,7 @@ impl NativeVideoParams {
         StreamConfig {
             shard_len: self.shard_len as usize,
             fec_percent: self.fec_percent,
+            max_fec_percent: self.fec_max_percent,
             max_frame_len: self.max_frame_len as usize,
             key: Some(self.key),
             ..StreamConfig::default()

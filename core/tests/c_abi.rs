@@ -157,6 +157,7 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
         mic_key: [10; 16],
         shard_len: 1400,
         fec_percent: 20,
+        fec_max_percent: 0,
         max_frame_len: 1 << 22,
         width: 1920,
         height: 1080,

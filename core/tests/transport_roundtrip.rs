@@ -117,6 +117,48 @@ fn native_frames_lost_whole_are_reported() {
     assert_eq!(got, [Got::Frame(0, true), Got::Lost(1), Got::Lost(2), Got::Frame(3, true), Got::Frame(4, true)]);
 }
 
+/// A sender that moves its parity frame by frame within the agreed ceiling: every frame
+/// arrives, the heavier parity rebuilding losses the lighter could not; a receiver that
+/// agreed to no ceiling refuses the heavier blocks. The receiver counts what never came.
+#[test]
+fn native_parity_moves_within_the_ceiling() {
+    let cfg = StreamConfig { key: Some([4; 16]), fec_percent: 20, max_fec_percent: 60, ..StreamConfig::default() };
+    let mut tx = Sender::new(cfg).unwrap();
+    let mut rx = Receiver::new(cfg).unwrap();
+    let mut fixed = Receiver::new(StreamConfig { max_fec_percent: 0, ..cfg }).unwrap();
+    let (mut delivered, mut refused) = (Vec::new(), 0);
+    let mut dropped = 0;
+    for (n, percent) in [20u16, 60, 10, 60, 200].into_iter().enumerate() {
+        tx.set_fec_percent(percent);
+        let data = bytes(14_000, n as u8); // 10 data shards
+        let wire: Vec<Vec<u8>> = tx
+            .packetize(&Frame { id: n as u32, keyframe: n == 0, timestamp_us: 0, data: &data })
+            .unwrap()
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect();
+        // At 60 % (6 parity), losing 5 data shards is rebuilt; frames of less parity lose one.
+        let lose = if percent >= 60 { 5 } else { 1 };
+        for (i, d) in wire.iter().enumerate() {
+            if i < lose {
+                dropped += 1;
+                continue;
+            }
+            rx.push(d, |e| {
+                if let FrameEvent::Frame { id, data: got, .. } = e {
+                    delivered.push((id, got == &data[..]));
+                }
+            })
+            .unwrap();
+            refused += usize::from(fixed.push(d, |_| {}).is_err());
+        }
+    }
+    assert_eq!(delivered, [(0, true), (1, true), (2, true), (3, true), (4, true)], "200 % is held to the 60 % ceiling");
+    assert!(refused >= 3 * 6, "a receiver without the ceiling refuses the heavier blocks ({refused})");
+    // The last frame's trailing parity was never missing; what was dropped was.
+    assert_eq!(rx.packets_missing(), dropped);
+}
+
 /// Every frame before the newest one delivered is accounted for exactly once.
 fn accounted_once(got: &[Got]) -> bool {
     let ids: Vec<u32> = got

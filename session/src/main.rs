@@ -121,6 +121,15 @@ fn main() -> anyhow::Result<()> {
             if s.sessions.is_empty() {
                 println!("idle");
             }
+            if let Some(v) = &s.last_video {
+                println!(
+                    "last video stream: {} frames, {} key frames, FEC parity at the end {} %, host latency p50 {:.1} ms",
+                    v.frames,
+                    v.keyframes,
+                    v.fec_percent,
+                    f64::from(v.host_latency_us_p50) / 1000.0
+                );
+            }
             for session in s.sessions {
                 let first = session.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default();
                 println!(

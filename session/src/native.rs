@@ -263,7 +263,16 @@ impl<'a> Connection<'a> {
                 });
             }
             HostEvent::Stats(stats) => {
-                owned(host, self.session, |s| s.received = Some(stats.clone()));
+                owned(host, self.session, |s| {
+                    // What the client lost since its last report steers the parity.
+                    let before = s.received.as_ref().map_or(0, |r| r.video_lost);
+                    if let Ok(lost) = u32::try_from(stats.video_lost.saturating_sub(before))
+                        && lost > 0
+                    {
+                        s.send(&Command::DatagramsLost(lost));
+                    }
+                    s.received = Some(stats.clone());
+                });
                 *host.streams.last_native.lock() = Some(stats);
             }
             HostEvent::Stop => {
@@ -365,6 +374,8 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         }
     };
     let fec = req.fec_percent;
+    // A client that takes any parity up to a ceiling lets the parity follow its losses.
+    let fec_max = if req.fec_adaptive { u16::from(host.config.fec_max_percent).max(fec) } else { 0 };
     let kbps = u64::from(req.bitrate_kbps.min(host.config.max_bitrate_kbps));
     let params = NativeVideoParams {
         codec: match req.codec.as_str() {
@@ -379,6 +390,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         refresh_mhz: req.fps * 1000,
         shard_len: req.shard_len,
         fec_percent: fec,
+        fec_max_percent: fec_max,
         max_frame_len: MAX_FRAME,
         key: rand::random(),
         mic_key: rand::random(),
@@ -393,6 +405,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         mic_key: params.mic_key,
         shard_len: params.shard_len,
         fec_percent: fec,
+        fec_max_percent: fec_max,
         max_frame_len: MAX_FRAME,
         width: req.width,
         height: req.height,

@@ -396,6 +396,7 @@ impl Streams {
                     }
                 }
             }
+            let _ = news_to_launch.send(AppNews::ReportsEnded);
         })?;
         let streams = Arc::clone(self);
         let waiter = std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
@@ -521,6 +522,8 @@ enum AppNews {
     Failed(String),
     /// The session's process ended, with this status.
     Exited(String),
+    /// Its reports are all read (the process closed its socket).
+    ReportsEnded,
 }
 
 /// How long a session's command may take to start (Xwayland comes up first), and how long it
@@ -531,16 +534,37 @@ const APP_SETTLE: Duration = Duration::from_millis(300);
 /// Waits until the session's command has started and kept running a moment: an error that
 /// says why when it could not start or ended at once. A slow start is no error.
 fn wait_for_app(news: &std::sync::mpsc::Receiver<AppNews>, title: &str) -> anyhow::Result<()> {
-    let why = match news.recv_timeout(APP_START) {
-        Ok(AppNews::Started) => match news.recv_timeout(APP_SETTLE) {
-            Ok(AppNews::Exited(status)) => format!("{title} exited at once ({status})"),
-            _ => return Ok(()),
-        },
-        Ok(AppNews::Failed(why)) => format!("{title} did not start: {why}"),
-        Ok(AppNews::Exited(status)) => format!("the session ended before {title} started ({status})"),
-        Err(_) => return Ok(()),
-    };
-    Err(anyhow::anyhow!(why))
+    use std::sync::mpsc::RecvTimeoutError;
+    let begun = Instant::now();
+    let (mut started, mut failed, mut exited, mut reports_ended) = (None::<Instant>, None, None::<(Instant, String)>, false);
+    loop {
+        // The exit and the last reports come on two threads: once the process is gone, wait
+        // (a little) for its reports, which say why.
+        let wait = match (&exited, started) {
+            (Some(_), _) if reports_ended => break,
+            (Some((at, _)), _) => APP_SETTLE.saturating_sub(at.elapsed()),
+            (None, Some(at)) if at.elapsed() >= APP_SETTLE => return Ok(()),
+            (None, Some(at)) => APP_SETTLE - at.elapsed(),
+            (None, None) => APP_START.saturating_sub(begun.elapsed()),
+        };
+        match news.recv_timeout(wait) {
+            Ok(AppNews::Started) => started = Some(Instant::now()),
+            Ok(AppNews::Failed(why)) => failed = Some(why),
+            Ok(AppNews::Exited(status)) => exited = Some((Instant::now(), status)),
+            Ok(AppNews::ReportsEnded) => reports_ended = true,
+            Err(RecvTimeoutError::Timeout) if exited.is_some() => break,
+            Err(RecvTimeoutError::Timeout) if started.is_some() => return Ok(()),
+            // Slow to start: let it come.
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    let status = exited.map(|(_, s)| s).unwrap_or_default();
+    Err(anyhow::anyhow!(match (failed, started) {
+        (Some(why), _) => format!("{title} did not start: {why}"),
+        (None, Some(_)) => format!("{title} exited at once ({status})"),
+        (None, None) => format!("the session ended before {title} started ({status})"),
+    }))
 }
 
 fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {
@@ -553,6 +577,35 @@ fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The app's fate is told whatever order the process's exit and its last reports
+    /// arrive in (two threads send them).
+    #[test]
+    fn a_failed_app_is_told_in_any_order() {
+        let verdict = |news: Vec<AppNews>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            for n in news {
+                tx.send(n).unwrap();
+            }
+            wait_for_app(&rx, "Game").map_err(|e| e.to_string())
+        };
+        let failed = || AppNews::Failed("cannot start game: No such file".into());
+        let exited = || AppNews::Exited("exit status: 127".into());
+        let want = Err("Game did not start: cannot start game: No such file".to_owned());
+        assert_eq!(verdict(vec![exited(), failed(), AppNews::ReportsEnded]), want);
+        assert_eq!(verdict(vec![failed(), AppNews::ReportsEnded, exited()]), want);
+        assert_eq!(
+            verdict(vec![AppNews::Started, AppNews::ReportsEnded, AppNews::Exited("exit status: 1".into())]),
+            Err("Game exited at once (exit status: 1)".to_owned())
+        );
+        assert_eq!(
+            verdict(vec![exited(), AppNews::ReportsEnded]),
+            Err("the session ended before Game started (exit status: 127)".to_owned())
+        );
+        let (tx, rx) = std::sync::mpsc::channel();
+        tx.send(AppNews::Started).unwrap();
+        assert!(wait_for_app(&rx, "Game").is_ok(), "started and still running after the settle time");
+    }
 
     /// A compositor that stops reading costs the daemon one timed-out write, not a hang:
     /// further commands are dropped at once.

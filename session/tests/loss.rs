@@ -260,3 +260,48 @@ fn parity_follows_the_loss_the_client_reports() {
         "more parity, fewer frames lost and key frames sent: adaptive {adaptive}, fixed {fixed}"
     );
 }
+
+/// punktfunk/1 at 10 % random loss with a moving GL app: the host's parity follows the loss
+/// the client counts (gaps in the datagram sequence, reported each second), against the
+/// same link at a fixed 20 % in the same run.
+#[test]
+fn punktfunk1_parity_follows_the_loss_the_client_counts() {
+    let sudo = match requirements() {
+        Ok((_, sudo)) => sudo,
+        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
+        Err(why) => return eprintln!("skipped: {why}"),
+    };
+    let native = PORT + 50;
+    let mut runs = Vec::new();
+    for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
+        let name = format!("pf-loss-native-adaptive-{label}-{}", std::process::id());
+        let ns = Netns::create(&name, sudo.clone(), native + 1, "numgen random mod 100 '<' 10");
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
+        let host = format!("start_pipewire = false\n{host}");
+        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &["weston-simple-egl".into()], "");
+        let config = dir.join("client");
+        let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
+        assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
+        let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "10000", "--frames", "300", "--stop"];
+        let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
+        let status = output_text(&common::host_cli(&wrapper, &dir).arg("status").output().unwrap());
+        let parity: u64 = status
+            .split("FEC parity at the end ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("the host says its last parity: {status}"));
+        eprintln!(
+            "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
+            stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]
+        );
+        runs.push((parity, stats["frames_lost"].as_u64().unwrap()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let ((fixed_parity, fixed_lost), (parity, lost)) = (runs[0], runs[1]);
+    assert_eq!(fixed_parity, 20);
+    assert!(parity >= 30, "10 % loss raised the parity: {parity} %");
+    assert!(lost < fixed_lost, "more parity, fewer frames lost: {lost} against {fixed_lost}");
+}

@@ -16,6 +16,7 @@ pub mod gamestream;
 pub mod input;
 pub mod latency;
 pub mod native;
+pub mod parity;
 pub mod peer;
 pub mod record;
 pub mod stream;

@@ -7,6 +7,7 @@ use crate::audio::playout::Playout;
 use crate::encode::{Choice, SessionEncoder};
 use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
+use crate::parity::Parity;
 use crate::peer::{LISTEN_POLL, Peer};
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
@@ -65,7 +66,8 @@ pub struct NativeVideoSender {
     sender: Sender,
     pacer: Pacer,
     frame_id: u32,
-    fec_percent: u8,
+    /// The parity, moved by the loss the client reports (when it takes a moving parity).
+    parity: Parity,
 }
 
 impl NativeVideoSender {
@@ -84,13 +86,24 @@ impl NativeVideoSender {
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
         );
-        let fec_percent = params.fec_percent.min(255) as u8;
-        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, fec_percent })
+        let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
+        let min_parity = percent(sender.config().min_parity);
+        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity);
+        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, parity })
     }
 
+    /// A new budget, as the encoder's bitrate at the parity the stream started with.
     pub fn set_bitrate(&mut self, bps: u64) {
+        let start = self.sender.config().fec_percent.min(u16::from(u8::MAX)) as u8;
+        self.parity.set_budget(bps, start);
+        let bps = self.parity.encoder_bps();
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
+    }
+
+    /// What the client reported of the link: it steers the parity.
+    pub fn parity(&mut self) -> &mut Parity {
+        &mut self.parity
     }
 
     /// Its encoder: what frames it would like, its surfaces, its name.
@@ -141,8 +154,17 @@ impl NativeVideoSender {
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
             host_latency: committed_at.elapsed(),
-            fec_percent: self.fec_percent,
+            fec_percent: self.parity.percent(),
         }))
+        .inspect(|_| {
+            self.parity.sent(count, data_datagrams);
+            if let Some(percent) = self.parity.poll(Instant::now()) {
+                self.sender.set_fec_percent(u16::from(percent));
+                let bps = self.parity.encoder_bps();
+                self.encoder.set_bitrate(bps);
+                self.pacer.set_bitrate(bps);
+            }
+        })
     }
 }
 
@@ -176,6 +198,7 @@ mod tests {
             refresh_mhz: 60_000,
             shard_len: 1400,
             fec_percent: 20,
+            fec_max_percent: 0,
             max_frame_len: 1 << 20,
             key: [1; 16],
             mic_key: [2; 16],

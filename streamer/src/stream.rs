@@ -14,6 +14,7 @@ use crate::gamestream::video::{Pings, SendError, SentFrame, StatsRecorder, Video
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
 use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
+use crate::parity::Parity;
 use crate::peer::{Listener, Peer};
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
 use parking_lot::Mutex;
@@ -59,6 +60,13 @@ impl MediaSender {
         match self {
             Self::GameStream(s) => s.set_bitrate(bps),
             Self::Native(s) => s.set_bitrate(bps),
+        }
+    }
+
+    fn parity(&mut self) -> &mut Parity {
+        match self {
+            Self::GameStream(s) => s.parity(),
+            Self::Native(s) => s.parity(),
         }
     }
 
@@ -490,13 +498,13 @@ impl FrameSink for StreamSink {
                     }
                 }
                 VideoCommand::Lost(n) => {
-                    if let Some(MediaSender::GameStream(s)) = self.sender.as_mut() {
-                        s.lost(n as usize);
+                    if let Some(s) = self.sender.as_mut() {
+                        s.parity().lost(n as usize);
                     }
                 }
                 VideoCommand::Unrecoverable => {
-                    if let Some(MediaSender::GameStream(s)) = self.sender.as_mut() {
-                        s.unrecoverable();
+                    if let Some(s) = self.sender.as_mut() {
+                        s.parity().unrecoverable();
                     }
                 }
                 start => {

@@ -237,6 +237,8 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         shard_len: args.shard_len,
         ten_bit: args.ten_bit,
         yuv444: args.yuv444,
+        // This receiver takes any parity up to the host's ceiling: let it follow our losses.
+        fec_adaptive: true,
     };
     // The first clock sample (before the start, which takes the host a while to answer), so
     // latency counts from the first frame.

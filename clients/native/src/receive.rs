@@ -83,6 +83,7 @@ pub fn run(
     let cfg = StreamConfig {
         shard_len: started.shard_len as usize,
         fec_percent: started.fec_percent,
+        max_fec_percent: started.fec_max_percent,
         max_frame_len: started.max_frame_len as usize,
         key: Some(started.key),
         ..StreamConfig::default()
@@ -108,6 +109,7 @@ pub fn run(
                 frames_recovered: stats.frames_recovered,
                 datagrams: stats.datagrams,
                 audio_packets: stats.audio_packets,
+                video_lost: receiver.packets_missing(),
                 latency_us_p50: recent_latency.get(recent_latency.len() / 2).copied().unwrap_or(0),
             }));
         }

@@ -285,6 +285,7 @@ mod tests {
             shard_len: 1400,
             ten_bit: false,
             yuv444: false,
+            fec_adaptive: false,
         }
     }
 

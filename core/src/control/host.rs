@@ -377,6 +377,7 @@ mod tests {
             shard_len: 1400,
             ten_bit: false,
             yuv444: false,
+            fec_adaptive: false,
         }
     }
 
@@ -388,6 +389,7 @@ mod tests {
             mic_key: [4; 16],
             shard_len: 1400,
             fec_percent: 20,
+            fec_max_percent: 0,
             max_frame_len: 1 << 20,
             width: 1280,
             height: 720,

@@ -90,6 +90,10 @@ pub struct StartRequest {
     /// Full-resolution chroma (4:4:4): sharp coloured text, at more bits per frame; `h264` or `hevc`.
     #[serde(default)]
     pub yuv444: bool,
+    /// The client takes blocks of any parity up to the `fec_max_percent` the host names:
+    /// the host may then move its parity with the loss the client reports.
+    #[serde(default)]
+    pub fec_adaptive: bool,
 }
 
 impl StartRequest {
@@ -130,6 +134,9 @@ pub struct Started {
     pub mic_key: [u8; 16],
     pub shard_len: u32,
     pub fec_percent: u16,
+    /// The most parity the host may move to (the client sizes for it); 0: fixed parity.
+    #[serde(default)]
+    pub fec_max_percent: u16,
     pub max_frame_len: u32,
     pub width: u32,
     pub height: u32,
@@ -150,6 +157,10 @@ pub struct ReceiveStats {
     /// Frames that needed FEC.
     pub frames_recovered: u64,
     pub datagrams: u64,
+    /// Video datagrams that never arrived (gaps below the highest sequence number), since
+    /// the start: what the host's parity follows.
+    #[serde(default)]
+    pub video_lost: u64,
     pub audio_packets: u64,
     /// Host frame ready → reassembled, over the last second (µs, through the clock offset;
     /// 0 while no offset is known).
@@ -189,6 +200,7 @@ mod tests {
             shard_len: 1400,
             ten_bit: false,
             yuv444: false,
+            fec_adaptive: false,
         };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [

@@ -65,7 +65,8 @@ pub struct PfStarted {
 
 impl From<&Started> for PfStarted {
     fn from(s: &Started) -> Self {
-        let Started { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444 } = *s;
+        // The C ABI's streams keep a fixed parity (`fec_max_percent` is not passed on).
+        let Started { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444, .. } = *s;
         Self { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444 }
     }
 }
@@ -325,6 +326,8 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
                 shard_len: r.shard_len,
                 ten_bit: r.flags & PF_START_TEN_BIT != 0,
                 yuv444: r.flags & PF_START_YUV444 != 0,
+                // The C ABI's receivers keep the parity they agreed.
+                fec_adaptive: false,
             };
             code(h.control.start(&req))
         })
@@ -387,6 +390,7 @@ pub unsafe extern "C" fn punktfunk_control_report(h: *mut PfControl, stats: *con
                 datagrams: s.datagrams,
                 audio_packets: s.audio_packets,
                 latency_us_p50: s.latency_us_p50,
+                video_lost: 0,
             }))
         })
     }

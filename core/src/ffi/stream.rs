@@ -68,6 +68,8 @@ unsafe fn read_config(cfg: *const PfStreamConfig) -> Option<StreamConfig> {
         shard_len: c.shard_len as usize,
         max_data_shards: c.max_data_shards as usize,
         fec_percent: c.fec_percent,
+        // The C ABI's streams keep a fixed parity.
+        max_fec_percent: 0,
         min_parity: c.min_parity,
         max_frame_len: c.max_frame_len as usize,
         frames_in_flight: c.frames_in_flight as usize,

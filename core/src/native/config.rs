@@ -12,6 +12,10 @@ pub struct StreamConfig {
     pub max_data_shards: usize,
     /// Parity = ceil(data · pct / 100) per block, at least `min_parity` when pct > 0.
     pub fec_percent: u16,
+    /// The most parity a sender may move to as the link's loss changes: receivers accept
+    /// any parity up to it and size their buffers for it. At or below `fec_percent` the
+    /// parity is fixed.
+    pub max_fec_percent: u16,
     pub min_parity: u16,
     /// Largest frame the receiver accepts (bounds its memory with `frames_in_flight`).
     pub max_frame_len: usize,
@@ -31,6 +35,7 @@ impl Default for StreamConfig {
             shard_len: 1400,
             max_data_shards: 1024,
             fec_percent: 20,
+            max_fec_percent: 0,
             min_parity: 2,
             max_frame_len: 32 << 20,
             frames_in_flight: 4,
@@ -72,7 +77,7 @@ impl StreamConfig {
         if self.blocks_for(self.max_frame_len) > u16::MAX as usize {
             return bad("max_frame_len needs too many blocks");
         }
-        let full = self.block(self.max_data_shards);
+        let full = self.largest_block(self.max_data_shards);
         if !gf65536::supports(full.data, full.parity, self.shard_len) {
             return bad("FEC shape not supported by reed-solomon-simd");
         }
@@ -91,9 +96,23 @@ impl StreamConfig {
         self.shards_for(len).div_ceil(self.max_data_shards)
     }
 
-    /// The shape of a block holding `data` data shards.
+    /// The shape of a block holding `data` data shards, at the parity now.
     pub fn block(&self, data: usize) -> BlockShape {
-        let parity = match self.fec_percent {
+        self.block_at(data, self.fec_percent)
+    }
+
+    /// The shape of a block of `data` data shards at the most parity the sender may send.
+    pub fn largest_block(&self, data: usize) -> BlockShape {
+        self.block_at(data, self.parity_ceiling())
+    }
+
+    /// The most parity, in percent, a block may carry.
+    pub fn parity_ceiling(&self) -> u16 {
+        self.fec_percent.max(self.max_fec_percent)
+    }
+
+    fn block_at(&self, data: usize, percent: u16) -> BlockShape {
+        let parity = match percent {
             0 => 0,
             p => (data * p as usize).div_ceil(100).max(self.min_parity as usize),
         };
@@ -110,7 +129,7 @@ impl StreamConfig {
     pub fn max_datagrams(&self) -> usize {
         let blocks = self.blocks_for(self.max_frame_len);
         blocks * {
-            let b = self.block(self.max_data_shards);
+            let b = self.largest_block(self.max_data_shards);
             b.data + b.parity
         }
     }
@@ -119,7 +138,7 @@ impl StreamConfig {
     /// blocks it keeps for reuse (`2 × blocks`), each block at its largest shape.
     pub fn receiver_bytes(&self) -> usize {
         let blocks = self.blocks_for(self.max_frame_len);
-        let full = self.block(self.max_data_shards);
+        let full = self.largest_block(self.max_data_shards);
         (self.frames_in_flight * blocks + 2 * blocks) * (full.data + full.parity) * self.shard_len
     }
 

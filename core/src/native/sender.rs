@@ -36,6 +36,12 @@ impl Sender {
         &self.cfg
     }
 
+    /// The parity for the next frames, within the ceiling agreed with the receiver.
+    pub fn set_fec_percent(&mut self, percent: u16) {
+        self.cfg.max_fec_percent = self.cfg.parity_ceiling();
+        self.cfg.fec_percent = percent.min(self.cfg.max_fec_percent);
+    }
+
     /// Packetizes one frame into an internal buffer that the next call reuses.
     pub fn packetize(&mut self, frame: &Frame) -> Result<Datagrams<'_>, ConfigError> {
         let cfg = self.cfg;

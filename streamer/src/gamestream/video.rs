@@ -6,9 +6,9 @@
 use crate::encode::{Choice, Codec, SessionEncoder};
 use crate::frame::Frame;
 use crate::latency::LatencySamples;
+use crate::parity::Parity;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
-use punktfunk_core::fec_tuner::{FecTuner, TunerConfig};
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -119,12 +119,6 @@ pub struct VideoPosition {
     packetizer: PacketizerPosition,
 }
 
-/// The least parity the tuner goes down to on a clean link: a single lost datagram still
-/// costs nothing.
-const MIN_PARITY_PERCENT: u8 = 10;
-/// Key-frame requests this soon after a sender starts are the client starting, not loss.
-const STARTUP_REQUESTS: Duration = Duration::from_secs(2);
-
 pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
@@ -135,11 +129,8 @@ pub struct VideoSender {
     next_index: u32,
     epoch: Instant,
     send_errors: u64,
-    /// Moves the parity with the loss the client reports; `None`: fixed parity.
-    tuner: Option<FecTuner>,
-    /// The client's bitrate, parity included.
-    budget_bps: u64,
-    started: Instant,
+    /// The parity, moved by the loss the client reports.
+    parity: Parity,
 }
 
 impl VideoSender {
@@ -173,37 +164,24 @@ impl VideoSender {
             idr,
         );
         let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
-        // The client's budget, parity included: the encoder gets what the parity leaves.
-        let budget_bps = params.bitrate_bps * (100 + u64::from(params.fec_percent)) / 100;
-        let limits = TunerConfig { min_percent: MIN_PARITY_PERCENT.min(params.fec_percent), max_percent: params.fec_max_percent };
-        let tuner = (params.fec_max_percent > params.fec_percent).then(|| FecTuner::new(limits, params.fec_percent));
-        let started = Instant::now();
-        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, tuner, budget_bps, started })
+        let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity);
+        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, parity })
     }
 
-    /// The client reported `datagrams` of a frame lost.
-    pub fn lost(&mut self, datagrams: usize) {
-        if let Some(t) = self.tuner.as_mut() {
-            t.lost(datagrams);
-        }
+    /// What the client reported of the link: it steers the parity.
+    pub fn parity(&mut self) -> &mut Parity {
+        &mut self.parity
     }
 
-    /// The client asked for a key frame: a frame FEC could not rebuild (except the request
-    /// every client makes as it starts).
-    pub fn unrecoverable(&mut self) {
-        if let Some(t) = self.tuner.as_mut().filter(|_| self.started.elapsed() > STARTUP_REQUESTS) {
-            t.unrecoverable();
-        }
-    }
-
-    /// Moves the parity where the tuner says, and the encoder's share of the budget with it.
+    /// Moves the parity where the client's losses say, and the encoder's share of the
+    /// budget with it.
     fn retune(&mut self, now: Instant) {
-        let Some(percent) = self.tuner.as_mut().and_then(|t| t.poll(now)) else { return };
-        self.packetizer.set_fec_percent(percent);
-        let bps = self.budget_bps * 100 / (100 + u64::from(percent));
-        self.encoder.set_bitrate(bps);
-        self.pacer.set_bitrate(bps);
-        tracing::debug!(percent, kbps = bps / 1000, loss = self.tuner.as_ref().map_or(0.0, FecTuner::loss), "FEC parity follows the link");
+        if let Some(percent) = self.parity.poll(now) {
+            self.packetizer.set_fec_percent(percent);
+            let bps = self.parity.encoder_bps();
+            self.encoder.set_bitrate(bps);
+            self.pacer.set_bitrate(bps);
+        }
     }
 
     pub fn params(&self) -> &VideoParams {
@@ -215,11 +193,10 @@ impl VideoSender {
         VideoPosition { next_index: self.next_index, epoch: self.epoch, packetizer: self.packetizer.position() }
     }
 
-    /// A new budget for the encoder at the parity the stream started with.
+    /// A new budget, as the encoder's bitrate at the parity the stream started with.
     pub fn set_bitrate(&mut self, bps: u64) {
-        self.budget_bps = bps * (100 + u64::from(self.params.fec_percent)) / 100;
-        let percent = u64::from(self.packetizer.config().fec_percent);
-        let bps = self.budget_bps * 100 / (100 + percent);
+        self.parity.set_budget(bps, self.params.fec_percent);
+        let bps = self.parity.encoder_bps();
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
     }
@@ -299,10 +276,7 @@ impl VideoSender {
             fec_percent,
         }))
         .inspect(|_| {
-            if let Some(t) = self.tuner.as_mut() {
-                // Frames past ~200 data shards are split into blocks of about equal size.
-                t.sent(count, data_datagrams.div_ceil(data_datagrams.div_ceil(200).max(1)));
-            }
+            self.parity.sent(count, data_datagrams);
             self.retune(Instant::now());
         })
     }

@@ -1,0 +1,111 @@
+//! The FEC parity a video sender sends, moved with the loss its client reports
+//! (`punktfunk_core::fec_tuner`), and the share of the client's bitrate budget that leaves
+//! the encoder: parity counts against the budget, so the encoder's target falls when the
+//! parity rises and comes back when the link is clean. Both protocols' senders hold one.
+
+use punktfunk_core::fec_tuner::{FecTuner, TunerConfig};
+use std::time::{Duration, Instant};
+
+/// The least parity the tuner goes down to on a clean link: a single lost datagram still
+/// costs nothing.
+const MIN_PERCENT: u8 = 10;
+/// Key-frame requests this soon after a sender starts are the client starting, not loss.
+const STARTUP_REQUESTS: Duration = Duration::from_secs(2);
+
+pub struct Parity {
+    /// `None`: the parity is fixed.
+    tuner: Option<FecTuner>,
+    /// The client's bitrate, parity included.
+    budget_bps: u64,
+    percent: u8,
+    started: Instant,
+}
+
+impl Parity {
+    /// A sender starting at `percent` with `encoder_bps` for the encoder, moving up to
+    /// `max_percent` (at or below `percent`: fixed); every block carries `min_parity`.
+    pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8) -> Self {
+        let limits = TunerConfig { min_percent: MIN_PERCENT.min(percent), max_percent, min_parity };
+        let tuner = (max_percent > percent).then(|| FecTuner::new(limits, percent));
+        Self { tuner, budget_bps: with_parity(encoder_bps, percent), percent, started: Instant::now() }
+    }
+
+    /// A frame went out: `datagrams` in all, `data` of them data shards.
+    pub fn sent(&mut self, datagrams: usize, data: usize) {
+        if let Some(t) = self.tuner.as_mut() {
+            // Frames past ~200 data shards are split into blocks of about equal size.
+            t.sent(datagrams, data.div_ceil(data.div_ceil(200).max(1)));
+        }
+    }
+
+    /// The client reported `datagrams` lost.
+    pub fn lost(&mut self, datagrams: usize) {
+        if let Some(t) = self.tuner.as_mut() {
+            t.lost(datagrams);
+        }
+    }
+
+    /// The client asked for a key frame: a frame FEC could not rebuild (except the request
+    /// every client makes as it starts).
+    pub fn unrecoverable(&mut self) {
+        if let Some(t) = self.tuner.as_mut().filter(|_| self.started.elapsed() > STARTUP_REQUESTS) {
+            t.unrecoverable();
+        }
+    }
+
+    /// A new budget, given as what the encoder gets at the parity the stream started with.
+    pub fn set_budget(&mut self, encoder_bps: u64, at_percent: u8) {
+        self.budget_bps = with_parity(encoder_bps, at_percent);
+    }
+
+    /// What the encoder gets at the parity now.
+    pub fn encoder_bps(&self) -> u64 {
+        self.budget_bps * 100 / (100 + u64::from(self.percent))
+    }
+
+    /// The parity now, in percent.
+    pub fn percent(&self) -> u8 {
+        self.percent
+    }
+
+    /// The new parity when it moved (then [`Parity::encoder_bps`] moved too).
+    pub fn poll(&mut self, now: Instant) -> Option<u8> {
+        let percent = self.tuner.as_mut()?.poll(now)?;
+        self.percent = percent;
+        tracing::debug!(
+            percent,
+            kbps = self.encoder_bps() / 1000,
+            loss = self.tuner.as_ref().map_or(0.0, FecTuner::loss),
+            "FEC parity follows the link"
+        );
+        Some(percent)
+    }
+}
+
+fn with_parity(encoder_bps: u64, percent: u8) -> u64 {
+    encoder_bps * (100 + u64::from(percent)) / 100
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_budget_holds_as_the_parity_moves() {
+        let mut p = Parity::new(10_000_000, 20, 80, 2);
+        assert_eq!(p.encoder_bps(), 10_000_000);
+        let start = Instant::now();
+        p.poll(start);
+        for _ in 0..30 {
+            p.sent(24, 20);
+        }
+        p.lost(72);
+        assert!(p.poll(start + Duration::from_secs(1)).is_some_and(|pct| pct > 20));
+        let total = p.encoder_bps() * (100 + u64::from(p.percent())) / 100;
+        assert!(total.abs_diff(12_000_000) < 1000, "encoder and parity share the client's 12 Mbit/s: {total}");
+        let mut fixed = Parity::new(10_000_000, 20, 20, 2);
+        fixed.lost(1000);
+        assert_eq!(fixed.poll(start + Duration::from_secs(9)), None);
+        assert_eq!(fixed.percent(), 20);
+    }
+}
