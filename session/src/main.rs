@@ -144,9 +144,10 @@ fn main() -> anyhow::Result<()> {
                 }
                 let live = &session.live;
                 println!(
-                    "  sending: {:.0} fps, {} kbit/s, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}",
+                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} %, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}",
                     live.fps(),
                     live.kbps(),
+                    live.stats.fec_percent,
                     f64::from(live.stats.host_latency_us_p50) / 1000.0,
                     f64::from(live.stats.host_latency_us_p99) / 1000.0,
                     session.keyframe_requests

@@ -416,6 +416,8 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
     host.streams
         .with(id, |s| {
             s.native_owner = Some(params.token);
+            // The new start's client counts its losses from zero.
+            s.received = None;
             s.video = Some(format!("{}, {}", params.codec, params.format));
             s.send(&Command::StartNative(params));
         })
