@@ -41,9 +41,9 @@ pub struct Config {
     pub gpu: String,
     /// Video FEC parity, percent of data shards per block: what a stream starts with.
     pub fec_percent: u8,
-    /// The most parity a Moonlight stream's parity may rise to as its client reports loss
-    /// (it falls back, to 10 %, on a clean link; the encoder's bitrate makes room for it).
-    /// At or below `fec_percent` the parity stays fixed.
+    /// The most parity a stream's parity may rise to as its client reports loss (it falls
+    /// back to `fec_percent` on a clean link; the encoder's bitrate makes room for it). At
+    /// or below `fec_percent` the parity stays fixed.
     pub fec_max_percent: u8,
     /// While a client watches a still picture, send it again this many times a second (0:
     /// only when it changes). A client that lost the last frame then sees the gap and asks

@@ -6,9 +6,6 @@
 use punktfunk_core::fec_tuner::{FecTuner, TunerConfig};
 use std::time::{Duration, Instant};
 
-/// The least parity the tuner goes down to on a clean link: a single lost datagram still
-/// costs nothing.
-const MIN_PERCENT: u8 = 10;
 /// Key-frame requests this soon after a sender starts are the client starting, not loss.
 const STARTUP_REQUESTS: Duration = Duration::from_secs(2);
 
@@ -23,9 +20,11 @@ pub struct Parity {
 
 impl Parity {
     /// A sender starting at `percent` with `encoder_bps` for the encoder, moving up to
-    /// `max_percent` (at or below `percent`: fixed); every block carries `min_parity`.
+    /// `max_percent` (at or below `percent`: fixed) and never below `percent`: the tuner
+    /// models independent loss, and bursts (which it does not see as such) need the parity
+    /// the stream was configured with. Every block carries `min_parity`.
     pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8) -> Self {
-        let limits = TunerConfig { min_percent: MIN_PERCENT.min(percent), max_percent, min_parity };
+        let limits = TunerConfig { min_percent: percent, max_percent, min_parity };
         let tuner = (max_percent > percent).then(|| FecTuner::new(limits, percent));
         Self { tuner, budget_bps: with_parity(encoder_bps, percent), percent, started: Instant::now() }
     }
