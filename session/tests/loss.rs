@@ -91,14 +91,22 @@ fn requirements() -> Result<(std::path::PathBuf, Vec<&'static str>), &'static st
     Ok((python, sudo))
 }
 
+/// [`requirements`], or `None` after saying why the test is skipped. CI installs everything
+/// these tests need: there, a missing piece is a failure.
+fn requirements_or_skip() -> Option<(std::path::PathBuf, Vec<&'static str>)> {
+    match requirements() {
+        Ok(r) => Some(r),
+        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
+        Err(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
 #[test]
 fn fec_recovers_video_over_a_lossy_link() {
-    let (python, sudo) = match requirements() {
-        Ok(r) => r,
-        // CI installs everything this needs: there, missing pieces are a failure.
-        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
-        Err(why) => return eprintln!("skipped: {why}"),
-    };
+    let Some((python, sudo)) = requirements_or_skip() else { return };
     let name = format!("pf-loss-{}", std::process::id());
     let ns = Netns::create(&name, sudo, PORT + 9, RANDOM);
     let dir = std::env::temp_dir().join(&name);
@@ -174,14 +182,7 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
 /// 300 frames of 720p60 punktfunk/1 through a link that drops what `model` picks; the
 /// client's figures (`None`: skipped, this machine lacks what the test needs).
 fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
-    let sudo = match requirements() {
-        Ok((_, sudo)) => sudo,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return None;
-        }
-    };
+    let (_, sudo) = requirements_or_skip()?;
     let name = format!("pf-loss-native-{label}-{}", std::process::id());
     // `common` puts punktfunk/1 at port + 50, its data plane one above.
     let native = PORT + 50;
@@ -211,11 +212,7 @@ fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
 /// unrecoverable frames cost fall, against the same link at a fixed 20 % in the same run.
 #[test]
 fn parity_follows_the_loss_the_client_reports() {
-    let (python, sudo) = match requirements() {
-        Ok(r) => r,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
-        Err(why) => return eprintln!("skipped: {why}"),
-    };
+    let Some((python, sudo)) = requirements_or_skip() else { return };
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
         let name = format!("pf-loss-adaptive-{label}-{}", std::process::id());
@@ -266,11 +263,7 @@ fn parity_follows_the_loss_the_client_reports() {
 /// same link at a fixed 20 % in the same run.
 #[test]
 fn punktfunk1_parity_follows_the_loss_the_client_counts() {
-    let sudo = match requirements() {
-        Ok((_, sudo)) => sudo,
-        Err(why) if std::env::var_os("CI").is_some() => panic!("loss test cannot run on CI: {why}"),
-        Err(why) => return eprintln!("skipped: {why}"),
-    };
+    let Some((_, sudo)) = requirements_or_skip() else { return };
     let native = PORT + 50;
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {

@@ -94,8 +94,7 @@ impl NativeVideoSender {
 
     /// A new budget, as the encoder's bitrate at the parity the stream started with.
     pub fn set_bitrate(&mut self, bps: u64) {
-        let start = self.sender.config().fec_percent.min(u16::from(u8::MAX)) as u8;
-        self.parity.set_budget(bps, start);
+        self.parity.set_budget(bps);
         let bps = self.parity.encoder_bps();
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
@@ -104,6 +103,17 @@ impl NativeVideoSender {
     /// What the client reported of the link: it steers the parity.
     pub fn parity(&mut self) -> &mut Parity {
         &mut self.parity
+    }
+
+    /// Moves the parity where the client's losses say, and the encoder's share of the
+    /// budget with it.
+    fn retune(&mut self, now: Instant) {
+        if let Some(percent) = self.parity.poll(now) {
+            self.sender.set_fec_percent(u16::from(percent));
+            let bps = self.parity.encoder_bps();
+            self.encoder.set_bitrate(bps);
+            self.pacer.set_bitrate(bps);
+        }
     }
 
     /// Its encoder: what frames it would like, its surfaces, its name.
@@ -158,12 +168,7 @@ impl NativeVideoSender {
         }))
         .inspect(|_| {
             self.parity.sent(count, data_datagrams);
-            if let Some(percent) = self.parity.poll(Instant::now()) {
-                self.sender.set_fec_percent(u16::from(percent));
-                let bps = self.parity.encoder_bps();
-                self.encoder.set_bitrate(bps);
-                self.pacer.set_bitrate(bps);
-            }
+            self.retune(Instant::now());
         })
     }
 }

@@ -14,7 +14,8 @@ pub struct Parity {
     tuner: Option<FecTuner>,
     /// The client's bitrate, parity included.
     budget_bps: u64,
-    percent: u8,
+    /// The parity the stream started with (and its floor).
+    start_percent: u8,
     started: Instant,
 }
 
@@ -26,7 +27,7 @@ impl Parity {
     pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8) -> Self {
         let limits = TunerConfig { min_percent: percent, max_percent, min_parity };
         let tuner = (max_percent > percent).then(|| FecTuner::new(limits, percent));
-        Self { tuner, budget_bps: with_parity(encoder_bps, percent), percent, started: Instant::now() }
+        Self { tuner, budget_bps: with_parity(encoder_bps, percent), start_percent: percent, started: Instant::now() }
     }
 
     /// A frame went out: `datagrams` in all, `data` of them data shards.
@@ -53,24 +54,23 @@ impl Parity {
     }
 
     /// A new budget, given as what the encoder gets at the parity the stream started with.
-    pub fn set_budget(&mut self, encoder_bps: u64, at_percent: u8) {
-        self.budget_bps = with_parity(encoder_bps, at_percent);
+    pub fn set_budget(&mut self, encoder_bps: u64) {
+        self.budget_bps = with_parity(encoder_bps, self.start_percent);
     }
 
     /// What the encoder gets at the parity now.
     pub fn encoder_bps(&self) -> u64 {
-        self.budget_bps * 100 / (100 + u64::from(self.percent))
+        self.budget_bps * 100 / (100 + u64::from(self.percent()))
     }
 
     /// The parity now, in percent.
     pub fn percent(&self) -> u8 {
-        self.percent
+        self.tuner.as_ref().map_or(self.start_percent, FecTuner::percent)
     }
 
     /// The new parity when it moved (then [`Parity::encoder_bps`] moved too).
     pub fn poll(&mut self, now: Instant) -> Option<u8> {
         let percent = self.tuner.as_mut()?.poll(now)?;
-        self.percent = percent;
         tracing::debug!(
             percent,
             kbps = self.encoder_bps() / 1000,

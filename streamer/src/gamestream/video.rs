@@ -195,7 +195,7 @@ impl VideoSender {
 
     /// A new budget, as the encoder's bitrate at the parity the stream started with.
     pub fn set_bitrate(&mut self, bps: u64) {
-        self.parity.set_budget(bps, self.params.fec_percent);
+        self.parity.set_budget(bps);
         let bps = self.parity.encoder_bps();
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
