@@ -5,7 +5,7 @@
 
 use crate::input::InputEvent;
 use crate::mode::Mode;
-use crate::stream::{AudioParams, AudioStats, LiveVideo, NativeVideoParams, VideoParams, VideoStats};
+use crate::stream::{AudioParams, AudioStats, LiveVideo, NativeVideoParams, VideoParams, VideoResume, VideoStats};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Write};
 
@@ -71,6 +71,34 @@ pub enum Report {
     AppStarted,
     /// The session's command could not start, and why (the session ends).
     AppFailed(String),
+    /// Where the GameStream video stands: every second while it sends, and once more when
+    /// it stopped (`stopped`, exact). The next process of the stream goes on from here.
+    VideoPosition { position: VideoResume, stopped: bool },
+}
+
+/// A stream process that greetd started (the greeter, or after a login the user's session)
+/// → the daemon's join socket: the first line, naming the stream it is for.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Join {
+    pub ticket: String,
+}
+
+/// Daemon → a joining process: what to run, in place of the command line a spawned stream
+/// process gets. The line comes with the stream's media sockets (GameStream video, then
+/// punktfunk/1) as `SCM_RIGHTS`; the connection goes on as the stream's command socket.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub mode: Mode,
+    pub encoder: String,
+    pub renderer: String,
+    pub convert: String,
+    pub gpu: Option<std::path::PathBuf>,
+    pub min_fps: u32,
+    pub xwayland: bool,
+    /// The session command (the greeter, or the user's app) and what it gets in its
+    /// environment besides the compositor's.
+    pub command: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -124,6 +152,7 @@ mod tests {
             ping_payload: Some("0123456789ABCDEF".into()),
             client: Some(std::net::IpAddr::from([10, 0, 0, 5])),
             encoder: "software".into(),
+            resume: None,
         };
         let audio = AudioParams {
             channels: crate::channels::Channels::Surround51,

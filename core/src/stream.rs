@@ -80,6 +80,44 @@ pub struct VideoParams {
     #[serde(default)]
     pub client: Option<IpAddr>,
     pub encoder: String,
+    /// Where the stream's video stands, when another process of the same stream sent it
+    /// before this one (a login hands the stream from the greeter to the user's session):
+    /// it goes on from there.
+    #[serde(default)]
+    pub resume: Option<VideoResume>,
+}
+
+/// Where a GameStream video sender stands in its stream: what the next frame's number, RTP
+/// timestamp, first sequence number and first AES-GCM IV counter are. A sender in the next
+/// process of the stream goes on from here, so the client sees one stream and no IV
+/// repeats under the stream's key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VideoResume {
+    pub next_index: u32,
+    pub rtp_timestamp: u32,
+    pub seq: u32,
+    pub iv_counter: u64,
+}
+
+impl VideoResume {
+    /// Where the `process`-th process of a stream (counted from 1) starts, after the last
+    /// one reported `last` (`stopped`: its exact end; otherwise a figure up to a second old,
+    /// as a process that died left it). Frame numbers and RTP counters go on, past anything
+    /// an unreported second could have sent. The IV counter's top bits are the process's
+    /// own, so whatever was or was not reported, no process reuses another's IVs under the
+    /// stream's key (2^40 datagrams each).
+    pub fn for_process(last: Option<(Self, bool)>, process: u32, refresh_mhz: u32) -> Self {
+        const IV_SPAN: u32 = 40;
+        let mut next = last.map(|(r, _)| r).unwrap_or(Self { next_index: 1, ..Self::default() });
+        if let Some((_, false)) = last {
+            let frames = refresh_mhz.div_ceil(1000).max(1) * 2;
+            next.next_index = next.next_index.wrapping_add(frames).max(1);
+            next.rtp_timestamp = next.rtp_timestamp.wrapping_add(2 * 90_000);
+            next.seq = next.seq.wrapping_add(4096);
+        }
+        next.iv_counter = next.iv_counter.max(u64::from(process) << IV_SPAN);
+        next
+    }
 }
 
 /// A stream's figures when it stops, for the daemon's status and the benchmarks.
@@ -183,5 +221,29 @@ impl NativeVideoParams {
             key: Some(self.key),
             ..StreamConfig::default()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VideoResume;
+
+    #[test]
+    fn each_process_of_a_stream_has_its_own_ivs_and_goes_on_with_the_frames() {
+        let first = VideoResume::for_process(None, 1, 60_000);
+        assert_eq!((first.next_index, first.iv_counter), (1, 1 << 40));
+        // A clean hand-over goes on exactly where the last process stopped.
+        let left = VideoResume { next_index: 900, rtp_timestamp: 1_350_000, seq: 70_000, iv_counter: (1 << 40) + 70_000 };
+        let next = VideoResume::for_process(Some((left, true)), 2, 60_000);
+        assert_eq!((next.next_index, next.rtp_timestamp, next.seq), (900, 1_350_000, 70_000));
+        assert_eq!(next.iv_counter, 2 << 40, "the next process's IVs are its own, past the last one's");
+        // A process that died reported a second ago at best: frames and sequence numbers
+        // jump past what it may have sent since.
+        let after_crash = VideoResume::for_process(Some((left, false)), 2, 60_000);
+        assert!(after_crash.next_index >= 900 + 60 && after_crash.seq > 70_000 && after_crash.rtp_timestamp > 1_350_000 + 90_000);
+        assert!(after_crash.iv_counter >= 2 << 40);
+        // Counters wrap as on the wire; frame number 0 is never used.
+        let wrapped = VideoResume::for_process(Some((VideoResume { next_index: u32::MAX - 10, ..left }, false)), 3, 60_000);
+        assert!(wrapped.next_index >= 1 && wrapped.next_index < 200);
     }
 }

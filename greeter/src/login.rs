@@ -112,7 +112,9 @@ impl Login {
             (Pending::Auth, Response::Success) => {
                 self.screen.prompt = "Starting the session…".into();
                 self.screen.secret = false;
-                self.send(Request::StartSession { cmd: self.session.clone(), env: self.env.clone() }, Pending::Start);
+                // greetd joins the words with spaces into `sh -c`: each goes quoted.
+                let cmd = self.session.iter().map(|w| format!("'{}'", w.replace('\'', r"'\''"))).collect();
+                self.send(Request::StartSession { cmd, env: self.env.clone() }, Pending::Start);
             }
             (Pending::Start, Response::Success) => self.stage = Stage::Done,
             (Pending::Cancel, _) => self.ask_user(),
@@ -191,7 +193,7 @@ mod tests {
                 r#"CreateSession { username: "ann" }"#,
                 "PostAuthMessageResponse { response: None }",
                 r#"PostAuthMessageResponse { response: Some("right") }"#,
-                r#"StartSession { cmd: ["sway"], env: ["XDG_SESSION_TYPE=wayland"] }"#,
+                r#"StartSession { cmd: ["'sway'"], env: ["XDG_SESSION_TYPE=wayland"] }"#,
             ]
         );
     }

@@ -69,6 +69,9 @@ pub struct SessionInfo {
     /// What a punktfunk/1 client last said it received (frames lost and repaired, latency).
     #[serde(default)]
     pub received: Option<ReceiveStats>,
+    /// A login stream's stage: "login greeter", "NAME's session" or "between processes".
+    #[serde(default)]
+    pub login: Option<String>,
 }
 
 /// Live figures older than this are of a picture that stopped changing: none are sent.
@@ -214,10 +217,11 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         mode: s.launch.mode.to_string(),
         video: s.video.clone(),
         encoding: s.encoding.clone(),
-        launch_to_first_frame_ms: s.first_frame_at.lock().map(|t| t.duration_since(s.launched_at).as_millis() as u64),
+        launch_to_first_frame_ms: s.first_frame_at.map(|t| t.duration_since(s.launched_at).as_millis() as u64),
         live: s.live.as_ref().filter(|(at, _)| at.elapsed() < LIVE_STALE).map(|(_, l)| l.clone()).unwrap_or_default(),
         keyframe_requests: s.keyframe_requests,
         received: s.received.clone(),
+        login: s.login.as_ref().map(|l| l.stage.to_string()),
     });
     Json(Status {
         name: host.name.clone(),

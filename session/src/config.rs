@@ -60,6 +60,14 @@ pub struct Config {
     /// Start a private PipeWire for the sessions' sound when none is running (a headless
     /// server, a system service).
     pub start_pipewire: bool,
+    /// Every stream starts at a login greeter (greetd, one per stream): the app runs as the
+    /// user who logs in, in the same stream. Needs root (`punktfunk serve --system` turns
+    /// it on).
+    pub login: bool,
+    /// The user greetd runs the greeter as.
+    pub greeter_user: String,
+    /// greetd's binary (found on PATH or in /usr/sbin).
+    pub greetd: String,
     /// The "Desktop" entry: the default session.
     pub desktop: App,
     /// Further apps, each launched into a fresh headless session.
@@ -110,6 +118,9 @@ impl Default for Config {
             mdns: true,
             stream_binary: String::new(),
             start_pipewire: true,
+            login: false,
+            greeter_user: "_greetd".into(),
+            greetd: "greetd".into(),
             desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
             apps: Vec::new(),
         }
@@ -137,6 +148,9 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty
 # start_pipewire = true   # sound: start a private PipeWire when none is running
+# login = false           # streams start at a login greeter; the app runs as who logs in (root; serve --system)
+# greeter_user = \"_greetd\"
+# greetd = \"greetd\"
 #
 # [desktop]               # the \"Desktop\" entry: the default session
 # command = [\"foot\"]

@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::gamestream::identity::Identity;
+use crate::login::LoginDesk;
 use crate::pin::{PinDesk, Reporter};
 use crate::pipewire::{self, PipeWireServer};
 use crate::store::{Clients, Permissions};
@@ -23,6 +24,10 @@ use std::time::Instant;
 pub struct Paths {
     pub config: PathBuf,
     pub state: PathBuf,
+    /// Where login streams' join socket and greetd configs go: reachable by every user.
+    pub login: PathBuf,
+    /// `serve --system`: every stream starts at the login greeter.
+    pub system: bool,
 }
 
 impl Paths {
@@ -38,7 +43,20 @@ impl Paths {
         Ok(Self {
             config: xdg("XDG_CONFIG_HOME", ".config")?.join("punktfunk/config.toml"),
             state: xdg("XDG_STATE_HOME", ".local/state")?.join("punktfunk"),
+            login: std::env::temp_dir().join(format!("punktfunk-login-{}", std::process::id())),
+            system: false,
         })
+    }
+
+    /// The system service's: `/etc/punktfunk/config.toml`, `/var/lib/punktfunk/`,
+    /// `/run/punktfunk/`.
+    pub fn system() -> Self {
+        Self {
+            config: "/etc/punktfunk/config.toml".into(),
+            state: "/var/lib/punktfunk".into(),
+            login: "/run/punktfunk".into(),
+            system: true,
+        }
     }
 }
 
@@ -171,7 +189,12 @@ impl Host {
             convert: config.convert.clone(),
             gpu,
         };
-        let streams = Arc::new(Streams::new(compositor, engines, slots, session_env));
+        let login = match config.login || paths.system {
+            true => Some(LoginDesk::open(paths.login.clone(), &config.greetd, &config.greeter_user, compositor.clone(), &name)?),
+            false => None,
+        };
+        let streams = Arc::new(Streams::new(compositor, engines, slots, session_env, login));
+        streams.serve_logins()?;
         let host = Self {
             config,
             identity,

@@ -13,6 +13,7 @@ pub mod gamestream;
 pub mod host;
 pub mod interfaces;
 pub mod local_peer;
+pub mod login;
 pub mod mdns;
 pub mod native;
 pub mod panics;

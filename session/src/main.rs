@@ -14,6 +14,10 @@ use std::sync::Arc;
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
+    /// The system service (root): every stream starts at a login greeter and the app runs
+    /// as the user who logs in; config in /etc/punktfunk, state in /var/lib/punktfunk.
+    #[arg(long, global = true)]
+    system: bool,
 }
 
 #[derive(Subcommand)]
@@ -65,7 +69,7 @@ enum ClientsCmd {
 fn main() -> anyhow::Result<()> {
     punktfunk_core::logging::init();
     let cli = Cli::parse();
-    let paths = Paths::from_env()?;
+    let paths = if cli.system { Paths::system() } else { Paths::from_env()? };
     match cli.command {
         Cmd::Serve => serve(paths),
         Cmd::Pair { pin, device } => {

@@ -4,11 +4,12 @@
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
 use crate::config::{App, SessionPorts};
+use crate::login::{self, LoginDesk, LoginStream, Stage};
 use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::control::messages::ReceiveStats;
 use punktfunk_core::gamestream::sdp::StreamRequest;
-use punktfunk_core::ipc::{self, Command, Report};
+use punktfunk_core::ipc::{self, Command, Joined, Report};
 use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::AudioStats;
 use punktfunk_core::stream::LiveVideo;
@@ -88,7 +89,7 @@ pub struct Stream {
     /// The client's ANNOUNCE, once RTSP got that far.
     pub request: Option<StreamRequest>,
     pub launched_at: Instant,
-    pub first_frame_at: Arc<Mutex<Option<Instant>>>,
+    pub first_frame_at: Option<Instant>,
     /// The token of the punktfunk/1 start now streaming, if any: the connection that holds it
     /// steers the session; one that another client's start replaced does not.
     pub native_owner: Option<u64>,
@@ -109,10 +110,19 @@ pub struct Stream {
     pub keyframe_requests: u64,
     /// What its punktfunk/1 client last said it received.
     pub received: Option<ReceiveStats>,
-    commands: UnixStream,
+    /// The command socket of the process feeding the stream; none while a login stream
+    /// goes from one process to the next.
+    commands: Option<UnixStream>,
     /// A write to `commands` failed or timed out.
     stalled: bool,
+    /// The stream process, or a login stream's greetd.
     pid: i32,
+    /// A stream that starts at the login greeter: what it carries from process to process.
+    pub login: Option<LoginStream>,
+    /// Its slot (the media sockets).
+    slot: usize,
+    /// Where the launch hears how the (first) process's command started.
+    news: Option<std::sync::mpsc::Sender<AppNews>>,
     /// Set once the compositor has been reaped: its pid must not be signalled after that.
     reaped: Arc<AtomicBool>,
 }
@@ -122,10 +132,31 @@ impl Stream {
     /// `IPC_WRITE_LIMIT`) commands are dropped rather than stalling the daemon, which calls
     /// this under the session lock.
     pub fn send(&mut self, command: &Command) {
+        let resumed;
+        let command = match (&mut self.login, command) {
+            // Kept for the next process of a login stream, which goes on where this one is.
+            (Some(login), Command::StartVideo(params)) => {
+                login.video = Some(params.clone());
+                resumed = login.video_for_next().map(Command::StartVideo);
+                resumed.as_ref().unwrap_or(command)
+            }
+            (Some(login), Command::StopVideo) => {
+                login.video = None;
+                command
+            }
+            (Some(login), Command::SetBitrate { bps }) => {
+                if let Some(video) = &mut login.video {
+                    video.bitrate_bps = *bps;
+                }
+                command
+            }
+            _ => command,
+        };
+        let Some(commands) = &mut self.commands else { return };
         if self.stalled {
             return;
         }
-        if let Err(e) = ipc::write(&mut self.commands, command) {
+        if let Err(e) = ipc::write(commands, command) {
             tracing::warn!(stream = self.id, "compositor socket: {e}; no more commands to it");
             self.stalled = true;
         }
@@ -135,6 +166,10 @@ impl Stream {
     fn stop(mut self) {
         self.send(&Command::Stop);
         let (pid, reaped) = (nix::unistd::Pid::from_raw(self.pid), self.reaped);
+        if self.login.is_some() {
+            // greetd ends its greeter or session, and itself.
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
         std::thread::spawn(move || {
             // The compositor stops its app (killing it after 3 s) and exits; a stuck compositor
             // is killed after a grace period.
@@ -206,6 +241,8 @@ pub struct Streams {
     next_id: Mutex<u64>,
     compositor: PathBuf,
     engines: Engines,
+    /// Streams start at the login greeter (`login = true`).
+    login: Option<LoginDesk>,
     /// Environment every session gets (a private PipeWire's runtime directory and bus).
     session_env: Vec<(&'static str, OsString)>,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
@@ -227,12 +264,21 @@ pub struct Engines {
     pub gpu: Option<PathBuf>,
 }
 
+/// Login joiners being admitted at once.
+const MAX_ADMITTING: usize = 8;
+
 /// How long a launch waits for a slot whose last session is still ending.
 const SLOT_WAIT: Duration = Duration::from_secs(10);
 
 impl Streams {
     /// Sessions at once: one per slot.
-    pub fn new(compositor: PathBuf, engines: Engines, slots: Vec<Slot>, session_env: Vec<(&'static str, OsString)>) -> Self {
+    pub fn new(
+        compositor: PathBuf,
+        engines: Engines,
+        slots: Vec<Slot>,
+        session_env: Vec<(&'static str, OsString)>,
+        login: Option<LoginDesk>,
+    ) -> Self {
         Self {
             running: Mutex::new(Vec::new()),
             launching: Mutex::new(()),
@@ -240,6 +286,7 @@ impl Streams {
             next_id: Mutex::new(1),
             compositor,
             engines,
+            login,
             session_env,
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
@@ -320,9 +367,17 @@ impl Streams {
             }
         }
         let slot = self.free_slot(SLOT_WAIT).ok_or(Busy::Full(self.slots.len()))?;
+        let id = {
+            let mut n = self.next_id.lock();
+            *n += 1;
+            *n
+        };
         let mut undo: Vec<Vec<String>> = Vec::new();
-        let started = self.prepare_and_spawn(&launch, app, &self.slots[slot].sockets, &mut undo);
-        let (mut child, ours) = match started {
+        let started = match &self.login {
+            Some(desk) => desk.spawn_greetd(id, app).map(|(child, login)| (child, None, Some(login))),
+            None => self.prepare_and_spawn(&launch, app, &self.slots[slot].sockets, &mut undo).map(|(c, ours)| (c, Some(ours), None)),
+        };
+        let (mut child, ours, login) = match started {
             Ok(s) => s,
             Err(e) => {
                 // Undo what prep already did.
@@ -332,22 +387,18 @@ impl Streams {
                 return Err(e);
             }
         };
-        let id = {
-            let mut n = self.next_id.lock();
-            *n += 1;
-            *n
-        };
-        let first_frame_at = Arc::new(Mutex::new(None));
         let reaped = Arc::new(AtomicBool::new(false));
-        let reports = ours.try_clone()?;
         let (news_to_launch, news) = std::sync::mpsc::channel();
         let exited = news_to_launch.clone();
+        let reports = ours.as_ref().map(UnixStream::try_clone).transpose()?;
+        let title = if login.is_some() { "the login greeter".to_owned() } else { app.title.clone() };
+        let waits = login.is_some() || !app.command.is_empty();
         let stream = Stream {
             id,
             launch,
             request: None,
             launched_at: Instant::now(),
-            first_frame_at: Arc::clone(&first_frame_at),
+            first_frame_at: None,
             native_owner: None,
             video: None,
             encoding: None,
@@ -360,44 +411,18 @@ impl Streams {
             stalled: false,
             pid: child.id() as i32,
             reaped: Arc::clone(&reaped),
+            login,
+            slot,
+            news: Some(news_to_launch.clone()),
         };
         tracing::info!(stream = id, app = app.title, pid = child.id(), slot, "session started");
         self.running.lock().push(stream);
-
-        let (streams, last_video, last_audio) = (Arc::clone(self), Arc::clone(&self.last_video), Arc::clone(&self.last_audio));
-        std::thread::Builder::new().name(format!("stream-{id}-reports")).spawn(move || {
-            let mut input = BufReader::new(reports);
-            while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
-                match report {
-                    Report::FirstFrameSent { index } => {
-                        tracing::info!(stream = id, index, "first frame sent");
-                        first_frame_at.lock().get_or_insert_with(Instant::now);
-                    }
-                    Report::VideoFailed(e) => {
-                        // Without video the client would only time out: end it now, cleanly.
-                        tracing::error!(stream = id, "video failed: {e}; ending the session");
-                        streams.cancel(id);
-                    }
-                    Report::VideoPath(path) => {
-                        tracing::info!(stream = id, "video: {path}");
-                        streams.with(id, |s| s.encoding = Some(path));
-                    }
-                    Report::VideoStats(stats) => *last_video.lock() = Some(stats),
-                    Report::VideoLive(live) => {
-                        streams.with(id, |s| s.live = Some((Instant::now(), live)));
-                    }
-                    Report::AudioStats(stats) => *last_audio.lock() = Some(stats),
-                    Report::AppStarted => {
-                        let _ = news_to_launch.send(AppNews::Started);
-                    }
-                    Report::AppFailed(why) => {
-                        tracing::error!(stream = id, "{why}");
-                        let _ = news_to_launch.send(AppNews::Failed(why));
-                    }
-                }
-            }
-            let _ = news_to_launch.send(AppNews::ReportsEnded);
-        })?;
+        if let Some(reports) = reports {
+            let streams = Arc::clone(self);
+            std::thread::Builder::new()
+                .name(format!("stream-{id}-reports"))
+                .spawn(move || streams.read_reports(id, reports, news_to_launch, None))?;
+        }
         let streams = Arc::clone(self);
         let waiter = std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
             let status = child.wait();
@@ -412,13 +437,140 @@ impl Streams {
         *self.slots[slot].waiter.lock() = Some(waiter);
         // Claimed: other clients may launch while this app starts.
         drop(one_at_a_time);
-        if app.command.is_empty() {
+        if !waits {
             return Ok(id);
         }
         // The client hears why an app did not start, instead of waiting on a black screen.
-        wait_for_app(&news, &app.title).map(|()| id).inspect_err(|_| {
+        let waited = wait_for_app(&news, &title);
+        self.with(id, |s| s.news = None);
+        waited.map(|()| id).inspect_err(|_| {
             self.cancel(id);
         })
+    }
+
+    /// Reads a stream process's reports until it closes its socket. `join`: the how-manyth
+    /// process of a login stream it is (the stream waits for the next once it ends).
+    fn read_reports(&self, id: u64, socket: UnixStream, news: std::sync::mpsc::Sender<AppNews>, join: Option<u32>) {
+        let mut input = BufReader::new(socket);
+        while let Ok(Some(report)) = ipc::read::<Report>(&mut input) {
+            match report {
+                Report::FirstFrameSent { index } => {
+                    tracing::info!(stream = id, index, "first frame sent");
+                    self.with(id, |s| {
+                        s.first_frame_at.get_or_insert_with(Instant::now);
+                    });
+                }
+                Report::VideoFailed(e) => {
+                    // Without video the client would only time out: end it now, cleanly.
+                    tracing::error!(stream = id, "video failed: {e}; ending the session");
+                    self.cancel(id);
+                }
+                Report::VideoPath(path) => {
+                    tracing::info!(stream = id, "video: {path}");
+                    self.with(id, |s| s.encoding = Some(path));
+                }
+                Report::VideoStats(stats) => *self.last_video.lock() = Some(stats),
+                Report::VideoLive(live) => {
+                    self.with(id, |s| s.live = Some((Instant::now(), live)));
+                }
+                Report::VideoPosition { position, stopped } => {
+                    self.with(id, |s| {
+                        if let Some(login) = &mut s.login {
+                            login.position = Some((position, stopped));
+                        }
+                    });
+                }
+                Report::AudioStats(stats) => *self.last_audio.lock() = Some(stats),
+                Report::AppStarted => {
+                    let _ = news.send(AppNews::Started);
+                }
+                Report::AppFailed(why) => {
+                    tracing::error!(stream = id, "{why}");
+                    let _ = news.send(AppNews::Failed(why));
+                }
+            }
+        }
+        let _ = news.send(AppNews::ReportsEnded);
+        if let Some(join) = join {
+            self.with(id, |s| {
+                if let Some(login) = s.login.as_mut().filter(|l| l.joins == join) {
+                    tracing::info!(stream = id, "{} ended", login.stage);
+                    login.stage = Stage::Between;
+                    s.commands = None;
+                }
+            });
+        }
+    }
+
+    /// Serves the join socket of login streams: each process greetd starts for a stream
+    /// (greeter or session) joins it here.
+    pub fn serve_logins(self: &Arc<Self>) -> anyhow::Result<()> {
+        let Some(desk) = &self.login else { return Ok(()) };
+        let listener = desk.listen()?;
+        let streams = Arc::clone(self);
+        let admitting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        std::thread::Builder::new().name("login-joins".into()).spawn(move || {
+            for conn in listener.incoming().flatten() {
+                // A local process that connects and says nothing holds a thread for the
+                // read's timeout: a few at a time.
+                if admitting.fetch_add(1, Ordering::AcqRel) >= MAX_ADMITTING {
+                    admitting.fetch_sub(1, Ordering::AcqRel);
+                    continue;
+                }
+                let (streams, admitting) = (Arc::clone(&streams), Arc::clone(&admitting));
+                let _ = std::thread::Builder::new().name("login-join".into()).spawn(move || {
+                    let joined = streams.join(conn, &admitting);
+                    if let Err(e) = joined {
+                        tracing::warn!("login join refused: {e}");
+                    }
+                });
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Admits a process to the stream its ticket names, hands it the stream's sockets and
+    /// what to run, goes on with the stream's video in it, and reads its reports.
+    fn join(&self, conn: UnixStream, admitting: &std::sync::atomic::AtomicUsize) -> anyhow::Result<()> {
+        let desk = self.login.as_ref().expect("joins are served only for login streams");
+        let admitted = desk.admit(&conn);
+        admitting.fetch_sub(1, Ordering::AcqRel);
+        let (id, stage) = admitted?;
+        let (join, news) = self
+            .with(id, |s| -> anyhow::Result<_> {
+                anyhow::ensure!(s.commands.is_none(), "stream {id} has a process already");
+                let login = s.login.as_mut().expect("a login stream");
+                let (command, env) = desk.command(id, &stage, &login.app);
+                let joined = Joined {
+                    mode: s.launch.mode,
+                    encoder: self.engines.encoder.clone(),
+                    renderer: self.engines.renderer.clone(),
+                    convert: self.engines.convert.clone(),
+                    gpu: self.engines.gpu.clone(),
+                    min_fps: self.engines.min_fps,
+                    xwayland: stage != Stage::Greeter,
+                    command,
+                    env,
+                };
+                let mut line = serde_json::to_vec(&joined)?;
+                line.push(b'\n');
+                let sockets = &self.slots[s.slot].sockets;
+                login::send_with_sockets(&conn, &line, &[&sockets.video, &sockets.native])?;
+                conn.set_write_timeout(Some(IPC_WRITE_LIMIT))?;
+                login.joins += 1;
+                login.stage = stage;
+                tracing::info!(stream = id, "{} joined", login.stage);
+                let resume = login.video_for_next();
+                (s.commands, s.stalled) = (Some(conn.try_clone()?), false);
+                if let Some(params) = resume {
+                    s.send(&Command::StartVideo(params));
+                }
+                let news = s.news.clone().unwrap_or_else(|| std::sync::mpsc::channel().0);
+                Ok((s.login.as_ref().map_or(0, |l| l.joins), news))
+            })
+            .ok_or_else(|| anyhow::anyhow!("stream {id} ended"))??;
+        self.read_reports(id, conn, news, Some(join));
+        Ok(())
     }
 
     /// Runs the app's prep commands (recording their undo as they succeed) and spawns the
@@ -487,6 +639,9 @@ impl Streams {
     /// Forgets session `id` (it exited) and tells the control server.
     fn ended(&self, id: u64) {
         self.running.lock().retain(|s| s.id != id);
+        if let Some(desk) = &self.login {
+            desk.forget(id);
+        }
         self.notify_ended(id);
     }
 
@@ -619,7 +774,7 @@ mod tests {
             launch,
             request: None,
             launched_at: Instant::now(),
-            first_frame_at: Arc::default(),
+            first_frame_at: None,
             native_owner: None,
             video: None,
             encoding: None,
@@ -628,10 +783,13 @@ mod tests {
             live: None,
             keyframe_requests: 0,
             received: None,
-            commands: ours,
+            commands: Some(ours),
             stalled: false,
             pid: 0,
             reaped: Arc::default(),
+            login: None,
+            slot: 0,
+            news: None,
         };
         let key = Command::Input(punktfunk_core::input::InputEvent::Text("a".into()));
         for _ in 0..100_000 {

@@ -64,16 +64,7 @@ fn session_ticks() -> HashMap<u32, u64> {
 }
 
 fn status() -> serde_json::Value {
-    let token = std::fs::read_to_string(std::env::temp_dir().join(format!("pf-capacity-{}/state/punktfunk/api-token", std::process::id())))
-        .unwrap_or_default();
-    let agent = ureq::Agent::new_with_defaults();
-    agent
-        .get(format!("http://127.0.0.1:{API_PORT}/api/status"))
-        .header("Authorization", format!("Bearer {}", token.trim()))
-        .call()
-        .ok()
-        .and_then(|mut r| r.body_mut().read_json().ok())
-        .unwrap_or_default()
+    common::api_status(&std::env::temp_dir().join(format!("pf-capacity-{}", std::process::id())), API_PORT)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -2,14 +2,15 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe] …
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|login] …
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
 and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
 streams with sound and reports the strongest frequency the client decoded; `soak` launches
 and quits for a while. For several clients at once (each its own process and identity,
 coordinated through files): `beside WxHxFPS DIR` streams while others do (see
-`stream_beside`); `probe` pairs and tries to take over or end the others' sessions.
+`stream_beside`); `probe` pairs and tries to take over or end the others' sessions;
+`login DIR` streams a login stream while the test types into it (see `stream_login`).
 """
 import json
 import os
@@ -347,6 +348,56 @@ def stream_beside(width, height, fps, signals):
     client.quit_app()
     open(at("quit"), "w").close()
 
+
+def stream_login(signals):
+    """A stream that starts at the login greeter: streams while it types what the test puts
+    in `DIR/type` (each line, then Enter; the file is removed once typed), notes how many
+    frames it had when `DIR/mark` names a stage (removed once noted), and stops when
+    `DIR/stop` appears (quitting the app) or the host ends the stream. Reports the frame
+    numbers' order, the marks, the colours seen and the longest wait for a frame (the
+    hand-overs between processes)."""
+    at = lambda what: os.path.join(signals, what)
+    out["pair"] = pair(client, server, "4321", "4321")
+    client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
+                        output_format="rgb24", ready_timeout=60.0, record_audio=False)
+    numbers, bands, marks, deadline = [], [], {}, time.monotonic() + 300
+    last, gap = time.monotonic(), 0.0
+    sub = client._stream_manager.subscribe()
+    while time.monotonic() < deadline and not os.path.exists(at("stop")) and not client._session.is_terminated:
+        f = sub.get(timeout=0.5)
+        if f is None:
+            continue
+        now = time.monotonic()
+        gap, last = max(gap, now - last), now
+        numbers.append(f.frame_number)
+        if len(numbers) % 5 == 0:
+            bands.append(band(f))
+        if os.path.exists(at("type")):
+            with open(at("type")) as t:
+                lines = t.read().splitlines()
+            for line in lines:
+                text = line.encode()
+                lib.LiSendUtf8TextEvent(text, len(text))
+                lib.LiSendKeyboardEvent(0x0D, 0x03, 0)
+                lib.LiSendKeyboardEvent(0x0D, 0x04, 0)
+            os.remove(at("type"))
+        if os.path.exists(at("mark")):
+            with open(at("mark")) as m:
+                marks[m.read().strip()] = len(numbers)
+            os.remove(at("mark"))
+    client._stream_manager.unsubscribe(sub)
+    out.update(frames=len(numbers), numbers_rise=all(b > a for a, b in zip(numbers, numbers[1:])), marks=marks,
+               longest_gap_ms=round(gap * 1000), bands=bands, terminated=client._session.is_terminated,
+               video_stats=video_stats())
+    client.stop_stream()
+    if not out["terminated"]:
+        client.quit_app()
+
+
+if mode == "login":
+    stream_login(sys.argv[6])
+    print(json.dumps(out))
+    sys.exit(0)
 
 if mode == "beside":
     w, h, fps = (int(v) for v in sys.argv[6].split("x"))

@@ -64,6 +64,7 @@ fn main() {
             ping_payload: None,
             client: None,
             encoder: "software".into(),
+            resume: None,
         };
         let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false)), None).unwrap();
         let mut total = Vec::new();

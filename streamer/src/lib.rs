@@ -14,6 +14,7 @@ pub mod convert;
 pub mod encode;
 pub mod gamestream;
 pub mod input;
+pub mod join;
 pub mod latency;
 pub mod native;
 pub mod parity;

@@ -21,7 +21,7 @@ use std::time::Duration;
 #[command(name = "punktfunk-stream", version)]
 struct Args {
     /// The output's mode, WIDTHxHEIGHT@HZ (e.g. 1920x1080@60 or 2560x1440@59.94).
-    #[arg(long, required_unless_present = "probe")]
+    #[arg(long, required_unless_present_any = ["probe", "join"])]
     mode: Option<Mode>,
     /// Say what the encoders can do here (JSON on stdout, for the daemon) and exit.
     #[arg(long)]
@@ -62,6 +62,13 @@ struct Args {
     /// The keyboard layout (XKB), e.g. de.
     #[arg(long)]
     keyboard_layout: Option<String>,
+    /// Join a stream at the daemon's join socket (greetd runs the greeter's compositor and
+    /// the user's session so): what to run comes from the daemon. The ticket naming the
+    /// stream is `--ticket` or `$PUNKTFUNK_JOIN_TICKET`.
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = ["ipc_fd", "record", "raw_output"])]
+    join: Option<PathBuf>,
+    #[arg(long, requires = "join")]
+    ticket: Option<String>,
     /// The daemon's command socket (with the media sockets: a stream for the daemon).
     #[arg(long, requires_all = ["video_fd", "native_fd"])]
     ipc_fd: Option<i32>,
@@ -124,7 +131,24 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     config.handle_signals = true;
-    let outcome = if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
+    let outcome = if let Some(socket) = &args.join {
+        // Started by greetd for a login stream: the daemon says what to run.
+        let ticket = args.ticket.or_else(|| std::env::var("PUNKTFUNK_JOIN_TICKET").ok()).context("no --ticket")?;
+        let j = punktfunk_streamer::join::join(socket, &ticket)?;
+        let joined = j.joined;
+        config.mode = joined.mode;
+        config.renderer = joined.renderer.parse().unwrap_or(EngineChoice::Auto);
+        config.convert = joined.convert.parse().unwrap_or(ConvertChoice::Auto);
+        config.gpu = joined.gpu;
+        config.xwayland = joined.xwayland;
+        config.command = joined.command.into_iter().map(OsString::from).collect();
+        for (key, value) in joined.env {
+            // SAFETY: no other thread runs yet; the session command inherits it.
+            unsafe { std::env::set_var(key, value) };
+        }
+        tracing::info!(uid = nix::unistd::getuid().as_raw(), "joined the stream");
+        serve(config, j.ipc, Sockets { video: j.video, native: j.native, audio: None }, joined.min_fps)?
+    } else if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
         let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
@@ -141,21 +165,7 @@ fn main() -> anyhow::Result<()> {
             }
             None => None,
         };
-        let stream = Stream::attach(ipc, Sockets { video, native, audio }, args.min_fps)?;
-        // The daemon answers the client's launch once it knows the app started (or why not).
-        let (launched, news) = std::sync::mpsc::channel();
-        config.launched = Some(launched);
-        let reporter = stream.reporter();
-        std::thread::Builder::new().name("app-news".into()).spawn(move || {
-            if let Ok(started) = news.recv() {
-                reporter.report(&started.map_or_else(Report::AppFailed, |_| Report::AppStarted));
-            }
-        })?;
-        let (control, channel) = bounded_control_channel(CONTROL_QUEUE);
-        stream.connect_source(control);
-        let outcome = run_into(config, stream.mailbox(), Some(channel));
-        stream.finish().context("stream")?;
-        outcome?
+        serve(config, ipc, Sockets { video, native, audio }, args.min_fps)?
     } else {
         match (args.record, args.raw_output) {
             (Some(path), _) => {
@@ -181,6 +191,30 @@ fn main() -> anyhow::Result<()> {
         "stream session ended"
     );
     std::process::exit(outcome.exit_code.unwrap_or(0));
+}
+
+/// Runs the compositor for the daemon's stream: frames go to the client, commands come from
+/// the daemon, which hears when the session's command started (or why it did not).
+fn serve(
+    mut config: Config,
+    ipc: std::os::unix::net::UnixStream,
+    sockets: Sockets,
+    min_fps: u32,
+) -> anyhow::Result<punktfunk_compositor::Outcome> {
+    let stream = Stream::attach(ipc, sockets, min_fps)?;
+    let (launched, news) = std::sync::mpsc::channel();
+    config.launched = Some(launched);
+    let reporter = stream.reporter();
+    std::thread::Builder::new().name("app-news".into()).spawn(move || {
+        if let Ok(started) = news.recv() {
+            reporter.report(&started.map_or_else(Report::AppFailed, |_| Report::AppStarted));
+        }
+    })?;
+    let (control, channel) = bounded_control_channel(CONTROL_QUEUE);
+    stream.connect_source(control);
+    let outcome = run_into(config, stream.mailbox(), Some(channel));
+    stream.finish().context("stream")?;
+    outcome
 }
 
 /// Takes ownership of a descriptor the daemon left open for us, and keeps it from leaking

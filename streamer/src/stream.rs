@@ -424,6 +424,7 @@ impl StreamSink {
             if let MediaSender::GameStream(s) = &sender {
                 let params = s.params();
                 self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
+                self.report(&Report::VideoPosition { position: s.resume_point(), stopped: true });
             }
             let stats = self.stats.take();
             tracing::info!(
@@ -519,6 +520,10 @@ impl FrameSink for StreamSink {
         match sender.send(frame) {
             Ok(Some(sent)) => {
                 let path = format!("{}, {path}", sender.encoder().name().unwrap_or("no encoder"));
+                let position = match sender {
+                    MediaSender::GameStream(s) => Some(s.resume_point()),
+                    MediaSender::Native(_) => None,
+                };
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));
                     self.path = Some(path);
@@ -530,6 +535,9 @@ impl FrameSink for StreamSink {
                     self.live_since = Instant::now();
                     let stats = self.live.take();
                     self.report(&Report::VideoLive(LiveVideo { window_ms, stats }));
+                    if let Some(position) = position {
+                        self.report(&Report::VideoPosition { position, stopped: false });
+                    }
                 }
                 if !self.first_sent {
                     self.first_sent = true;

@@ -162,6 +162,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         ping_payload: Some(PING.into()),
         client: Some([127, 0, 0, 1].into()),
         encoder: "software".into(),
+        resume: None,
     };
     ipc::write(&mut daemon, &Command::StartVideo(params.clone())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -194,6 +194,7 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
                     ping_payload: Some(s.launch.ping_payload.clone()),
                     client: Some(s.launch.client),
                     encoder: host.config.encoder.clone(),
+                    resume: None,
                 };
                 let audio = AudioParams {
                     channels: r.audio_channels,

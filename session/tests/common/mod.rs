@@ -117,6 +117,18 @@ pub fn private_runtime(dir: &Path) -> PathBuf {
     runtime
 }
 
+/// The host's `/api/status` (the daemon's files under `dir`); null while it does not answer.
+pub fn api_status(dir: &Path, api_port: u16) -> serde_json::Value {
+    let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap_or_default();
+    ureq::Agent::new_with_defaults()
+        .get(format!("http://127.0.0.1:{api_port}/api/status"))
+        .header("Authorization", format!("Bearer {}", token.trim()))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_json().ok())
+        .unwrap_or_default()
+}
+
 /// A command's stdout and stderr, for messages.
 pub fn output_text(o: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))

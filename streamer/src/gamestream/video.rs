@@ -12,7 +12,7 @@ pub use crate::peer::Peer;
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
-pub use punktfunk_core::stream::{VideoParams, VideoStats};
+pub use punktfunk_core::stream::{VideoParams, VideoResume, VideoStats};
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -119,6 +119,15 @@ pub struct VideoPosition {
     packetizer: PacketizerPosition,
 }
 
+impl VideoPosition {
+    fn from_resume(r: VideoResume) -> Self {
+        let now = Instant::now();
+        // RTP timestamps count 90 kHz ticks from the epoch.
+        let epoch = now.checked_sub(Duration::from_micros(u64::from(r.rtp_timestamp) * 100 / 9)).unwrap_or(now);
+        Self { next_index: r.next_index.max(1), epoch, packetizer: PacketizerPosition { seq: r.seq, iv_counter: r.iv_counter } }
+    }
+}
+
 pub struct VideoSender {
     params: VideoParams,
     socket: UdpSocket,
@@ -149,6 +158,9 @@ impl VideoSender {
             min_parity: params.min_parity,
             key: params.key,
         };
+        // Within this process a sender goes on from the last one's position; the first in the
+        // next process of a stream from where the daemon says the last process stopped.
+        let resume = resume.or_else(|| params.resume.map(VideoPosition::from_resume));
         let packetizer = match resume {
             Some(r) => VideoPacketizer::resume(config, r.packetizer)?,
             None => VideoPacketizer::new(config)?,
@@ -186,6 +198,13 @@ impl VideoSender {
 
     pub fn params(&self) -> &VideoParams {
         &self.params
+    }
+
+    /// Where it stands, for a sender in the stream's next process.
+    pub fn resume_point(&self) -> VideoResume {
+        let p = self.packetizer.position();
+        let rtp_timestamp = (self.epoch.elapsed().as_micros() * 9 / 100) as u32;
+        VideoResume { next_index: self.next_index, rtp_timestamp, seq: p.seq, iv_counter: p.iv_counter }
     }
 
     /// Where it stands, for a sender that goes on from here.

@@ -1,0 +1,261 @@
+//! Remote login (ARCHITECTURE.md §5): a stream that starts at a login greeter. Per stream
+//! the daemon runs its own greetd (`vt = "none"`, its own config) whose greeter is our
+//! stream binary joining the stream with the greeter inside; after a login, greetd starts
+//! the stream binary again as the user, with the app. Both join through the daemon's join
+//! socket: a ticket names the stream, the peer's uid (`SO_PEERCRED`) must be the greeter's
+//! or, after a login, any other user's. The daemon hands each joiner the stream's media
+//! sockets and goes on with the stream where the last process left it: the client stays
+//! connected across the login and every logout.
+
+use punktfunk_core::stream::{VideoParams, VideoResume};
+use std::collections::HashMap;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Who feeds a login stream now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// greetd is starting, or a process ended and greetd starts the next.
+    Between,
+    /// The greeter asks for a login.
+    Greeter,
+    /// `name`'s session runs the app.
+    User { name: String, uid: u32 },
+}
+
+impl std::fmt::Display for Stage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Between => f.write_str("between processes"),
+            Self::Greeter => f.write_str("login greeter"),
+            Self::User { name, .. } => write!(f, "{name}'s session"),
+        }
+    }
+}
+
+/// What a login stream carries across its processes.
+pub struct LoginStream {
+    pub stage: Stage,
+    /// Processes that joined so far; the one now feeding it, if any, is the last.
+    pub joins: u32,
+    /// The video as the client started it (bitrate changes included), for the next process.
+    pub video: Option<VideoParams>,
+    /// Where the last process's video stood, and whether that was its exact end.
+    pub position: Option<(VideoResume, bool)>,
+    /// The app a login starts.
+    pub app: crate::config::App,
+    /// greetd's config for this stream (removed with it).
+    config: PathBuf,
+}
+
+impl LoginStream {
+    /// The video parameters for the process now joining: where the last one stopped.
+    pub fn video_for_next(&self) -> Option<VideoParams> {
+        let mut params = self.video.clone()?;
+        params.resume = Some(VideoResume::for_process(self.position, self.joins, params.refresh_mhz));
+        Some(params)
+    }
+}
+
+impl Drop for LoginStream {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Who a ticket admits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admits {
+    /// The greeter's process (greetd's greeter user), each time greetd starts it.
+    Greeter,
+    /// One process of any other user: the session a login started.
+    User,
+}
+
+/// The join socket, greetd's configs and the tickets that name streams.
+pub struct LoginDesk {
+    dir: PathBuf,
+    socket: PathBuf,
+    greetd: PathBuf,
+    greeter_uid: u32,
+    greeter_user: String,
+    /// `punktfunk-stream` and `punktfunk-greeter`.
+    stream_binary: PathBuf,
+    greeter_binary: PathBuf,
+    title: String,
+    tickets: parking_lot::Mutex<HashMap<String, (u64, Admits)>>,
+}
+
+/// How long a joiner may take to name its stream.
+const JOIN_READ: Duration = Duration::from_secs(5);
+
+impl LoginDesk {
+    /// Prepares `dir` (readable by the greeter and the users: the join socket is in it) and
+    /// checks that greetd and the greeter user exist.
+    pub fn open(dir: PathBuf, greetd: &str, greeter_user: &str, stream_binary: PathBuf, host_name: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(nix::unistd::geteuid().is_root(), "login = true needs the daemon to run as root (punktfunk serve --system)");
+        let greetd = which(greetd).ok_or_else(|| anyhow::anyhow!("greetd ({greetd}) is not installed: login needs it"))?;
+        let user = nix::unistd::User::from_name(greeter_user)?
+            .ok_or_else(|| anyhow::anyhow!("the greeter user {greeter_user:?} does not exist (greeter_user)"))?;
+        let greeter_binary = stream_binary.with_file_name("punktfunk-greeter");
+        anyhow::ensure!(greeter_binary.exists(), "{} is missing: login needs it", greeter_binary.display());
+        std::fs::create_dir_all(&dir)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self {
+            socket: dir.join("join.sock"),
+            dir,
+            greetd,
+            greeter_uid: user.uid.as_raw(),
+            greeter_user: greeter_user.to_owned(),
+            stream_binary,
+            greeter_binary,
+            title: format!("Log in to {host_name}"),
+            tickets: parking_lot::Mutex::default(),
+        })
+    }
+
+    /// The join socket, listening; anyone local may connect (tickets and uids decide).
+    pub fn listen(&self) -> anyhow::Result<UnixListener> {
+        let _ = std::fs::remove_file(&self.socket);
+        let listener = UnixListener::bind(&self.socket)?;
+        std::fs::set_permissions(&self.socket, std::fs::Permissions::from_mode(0o666))?;
+        Ok(listener)
+    }
+
+    fn ticket(&self, stream: u64, admits: Admits) -> String {
+        let ticket = hex::encode(rand::random::<[u8; 16]>());
+        self.tickets.lock().insert(ticket.clone(), (stream, admits));
+        ticket
+    }
+
+    /// Forgets every ticket of `stream` (it ended).
+    pub fn forget(&self, stream: u64) {
+        self.tickets.lock().retain(|_, (s, _)| *s != stream);
+    }
+
+    /// Starts stream `id`'s greetd, its greeter joining with a ticket of its own.
+    pub fn spawn_greetd(&self, id: u64, app: &crate::config::App) -> anyhow::Result<(std::process::Child, LoginStream)> {
+        let ticket = self.ticket(id, Admits::Greeter);
+        let command = shell_words(&[
+            self.stream_binary.to_string_lossy().as_ref(),
+            "--join",
+            self.socket.to_string_lossy().as_ref(),
+            "--ticket",
+            &ticket,
+        ]);
+        let toml = format!(
+            "[terminal]\nvt = \"none\"\n\n[default_session]\ncommand = {}\nuser = {}\n",
+            toml_string(&command),
+            toml_string(&self.greeter_user)
+        );
+        let config = self.dir.join(format!("greetd-{id}.toml"));
+        std::fs::write(&config, toml)?;
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))?;
+        let mut cmd = std::process::Command::new(&self.greetd);
+        std::os::unix::process::CommandExt::process_group(cmd.arg("--config").arg(&config), 0);
+        let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.greetd.display()))?;
+        Ok((child, LoginStream { stage: Stage::Between, joins: 0, video: None, position: None, app: app.clone(), config }))
+    }
+
+    /// Reads a joiner's ticket and checks its uid: the stream it may join, as whom.
+    pub fn admit(&self, conn: &UnixStream) -> anyhow::Result<(u64, Stage)> {
+        use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+        let uid = getsockopt(&conn.as_fd(), PeerCredentials)?.uid();
+        conn.set_read_timeout(Some(JOIN_READ))?;
+        let join: punktfunk_core::ipc::Join = punktfunk_core::ipc::read(&mut std::io::BufReader::new(conn))?
+            .ok_or_else(|| anyhow::anyhow!("closed before naming a stream"))?;
+        conn.set_read_timeout(None)?;
+        let mut tickets = self.tickets.lock();
+        let &(stream, admits) = tickets.get(&join.ticket).ok_or_else(|| anyhow::anyhow!("unknown ticket (uid {uid})"))?;
+        match admits {
+            Admits::Greeter => {
+                anyhow::ensure!(uid == self.greeter_uid, "a greeter ticket from uid {uid}, not {}", self.greeter_user);
+                Ok((stream, Stage::Greeter))
+            }
+            Admits::User => {
+                anyhow::ensure!(uid != self.greeter_uid, "a session ticket from the greeter user");
+                tickets.remove(&join.ticket);
+                let name = nix::unistd::User::from_uid(uid.into())?.map_or_else(|| uid.to_string(), |u| u.name);
+                Ok((stream, Stage::User { name, uid }))
+            }
+        }
+    }
+
+    /// What a process joining as `stage` runs: the greeter, with a fresh one-time ticket for
+    /// the session it starts; or the app.
+    pub fn command(&self, stream: u64, stage: &Stage, app: &crate::config::App) -> (Vec<String>, Vec<(String, String)>) {
+        match stage {
+            Stage::Greeter => {
+                let ticket = self.ticket(stream, Admits::User);
+                let argv = [
+                    self.greeter_binary.to_string_lossy().into_owned(),
+                    "--title".into(),
+                    self.title.clone(),
+                    "--env".into(),
+                    format!("PUNKTFUNK_JOIN_TICKET={ticket}"),
+                    "--".into(),
+                    self.stream_binary.to_string_lossy().into_owned(),
+                    "--join".into(),
+                    self.socket.to_string_lossy().into_owned(),
+                ];
+                (argv.into(), Vec::new())
+            }
+            _ => (app.command.clone(), app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+        }
+    }
+}
+
+impl Drop for LoginDesk {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.socket);
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Sends `line` with the media sockets attached (`SCM_RIGHTS`).
+pub fn send_with_sockets(conn: &UnixStream, line: &[u8], sockets: &[&std::net::UdpSocket]) -> std::io::Result<()> {
+    use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+    let fds: Vec<i32> = sockets.iter().map(|s| s.as_raw_fd()).collect();
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let sent = sendmsg::<()>(conn.as_raw_fd(), &[IoSlice::new(line)], &cmsg, MsgFlags::empty(), None)?;
+    // The descriptors went with the first bytes; the rest of a short write follows plainly.
+    std::io::Write::write_all(&mut &*conn, &line[sent..])
+}
+
+/// `program` as given when it is a path, else found on `PATH` or in `/usr/sbin` (greetd's
+/// place on Debian, not on a user's `PATH`).
+fn which(program: &str) -> Option<PathBuf> {
+    if program.contains('/') {
+        return Path::new(program).exists().then(|| program.into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path).chain(["/usr/sbin".into(), "/usr/bin".into()]).map(|d| d.join(program)).find(|p| p.exists())
+}
+
+/// Arguments joined for `sh -c` (greetd runs its commands so), each single-quoted.
+fn shell_words(argv: &[&str]) -> String {
+    argv.iter().map(|a| format!("'{}'", a.replace('\'', r"'\''"))).collect::<Vec<_>>().join(" ")
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_owned()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_survive_the_shell_and_toml() {
+        let words = shell_words(&["/opt/my games/punktfunk-stream", "--ticket", "it's"]);
+        let out = std::process::Command::new("sh").arg("-c").arg(format!("printf '%s\\n' {words}")).output().unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "/opt/my games/punktfunk-stream\n--ticket\nit's\n");
+        let value: toml::Value = toml::from_str(&format!("c = {}", toml_string("a \"b\" \\ c"))).unwrap();
+        assert_eq!(value["c"].as_str(), Some("a \"b\" \\ c"));
+    }
+}
