@@ -295,6 +295,11 @@ impl Streams {
         }
     }
 
+    /// Whether streams start at the login greeter.
+    pub fn logs_in(&self) -> bool {
+        self.login.is_some()
+    }
+
     /// Subscribes to session ends.
     pub fn on_end(&self) -> std::sync::mpsc::Receiver<Ended> {
         let (tx, rx) = std::sync::mpsc::channel();

@@ -164,6 +164,19 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     log_says(&dir, "prompt \"User name: \"", 1);
     stage_is(&dir, 0, "login greeter");
     mark(&signals, "greeter");
+    // The join socket admits only the greeter's user with the greeter's ticket.
+    let ann_stream = stage_is(&dir, 0, "login greeter");
+    let login_dir = std::env::temp_dir().join(format!("punktfunk-login-{}", daemon.0.id()));
+    let config = std::fs::read_to_string(login_dir.join(format!("greetd-{ann_stream}.toml"))).unwrap();
+    let ticket = config.split("'--ticket' '").nth(1).and_then(|t| t.get(..32)).unwrap();
+    for (ticket, who) in [(ticket, "root with the greeter's ticket"), ("00112233445566778899aabbccddeeff", "a made-up ticket")] {
+        let mut conn = std::os::unix::net::UnixStream::connect(login_dir.join("join.sock")).unwrap();
+        std::io::Write::write_all(&mut conn, format!("{{\"ticket\":\"{ticket}\"}}\n").as_bytes()).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut answer = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut conn, &mut answer);
+        assert!(answer.is_empty(), "{who} was answered: {}", String::from_utf8_lossy(&answer));
+    }
     type_lines(&signals, &ann.0);
     log_says(&dir, "prompt \"Password: \"", 1);
     type_lines(&signals, "wrong-horse");

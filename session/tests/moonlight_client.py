@@ -370,7 +370,7 @@ def stream_login(signals):
         now = time.monotonic()
         gap, last = max(gap, now - last), now
         numbers.append(f.frame_number)
-        if len(numbers) % 5 == 0:
+        if len(numbers) % 5 == 1:
             bands.append(band(f))
         if os.path.exists(at("type")):
             with open(at("type")) as t:
