@@ -1,7 +1,7 @@
 //! Input injection: events from the stream's client, delivered natively through the seat.
 
 use crate::state::{MappedAt, State};
-use crate::text::{Chord, chord_for};
+use punktfunk_frame::text::{Chord, chord_for};
 use smithay::backend::input::{Axis, AxisSource, ButtonState, KeyState, TouchSlot};
 use smithay::desktop::WindowSurfaceType;
 use smithay::input::keyboard::KeyboardTarget;

@@ -17,7 +17,6 @@ mod socket;
 pub mod state;
 #[cfg(test)]
 mod tests;
-mod text;
 mod xwayland;
 
 pub use input::InputEvent;

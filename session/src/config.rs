@@ -86,6 +86,11 @@ pub struct App {
     pub prep: Vec<PrepCommand>,
     /// Box art (PNG or JPEG) shown by clients.
     pub image: Option<PathBuf>,
+    /// Stream a new output of the running desktop instead of a fresh session (attach
+    /// mode): `auto` (found from the environment) or `sway`; `command` is not run. `env`
+    /// names the desktop where the host's own environment does not (`SWAYSOCK`,
+    /// `WAYLAND_DISPLAY`).
+    pub attach: String,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -162,6 +167,10 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # env = { MANGOHUD = \"1\" }
 # prep = [{ do = [\"systemctl\", \"--user\", \"stop\", \"backup\"], undo = [\"systemctl\", \"--user\", \"start\", \"backup\"] }]
 # image = \"/usr/share/pixmaps/steam.png\"
+#
+# [[apps]]                # attach mode: a new output of the running desktop (sway), at the client's mode
+# title = \"My desktop\"
+# attach = \"auto\"
 
 ";
 

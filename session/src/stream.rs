@@ -397,7 +397,7 @@ impl Streams {
         let exited = news_to_launch.clone();
         let reports = ours.as_ref().map(UnixStream::try_clone).transpose()?;
         let title = if login.is_some() { "the login greeter".to_owned() } else { app.title.clone() };
-        let waits = login.is_some() || !app.command.is_empty();
+        let waits = login.is_some() || !app.command.is_empty() || !app.attach.is_empty();
         let stream = Stream {
             id,
             launch,
@@ -610,16 +610,20 @@ impl Streams {
             .arg(video.as_raw_fd().to_string())
             .arg("--native-fd")
             .arg(native.as_raw_fd().to_string())
-            .arg("--audio-fd")
-            .arg(audio.as_raw_fd().to_string())
             .arg("--audio-channels")
             .arg(launch.audio_channels.count().to_string())
             .arg("--min-fps")
             .arg(self.engines.min_fps.to_string())
             .envs(self.session_env.iter().cloned())
             .envs(&app.env);
-        if !app.command.is_empty() {
-            cmd.arg("--").args(&app.command);
+        if !app.attach.is_empty() {
+            // The desktop's own sound is not the session sink's: none yet.
+            cmd.arg("--attach").arg(&app.attach);
+        } else {
+            cmd.arg("--audio-fd").arg(audio.as_raw_fd().to_string());
+            if !app.command.is_empty() {
+                cmd.arg("--").args(&app.command);
+            }
         }
         if let Some(dir) = &app.working_dir {
             cmd.current_dir(dir);

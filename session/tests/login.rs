@@ -93,13 +93,13 @@ fn mark(dir: &Path, name: &str) {
 }
 
 /// A Moonlight client (its identity and signals in `dir/NAME`) streaming a login stream of
-/// the app "Mine": `moonlight_client.py login`.
+/// the app "Mine": `moonlight_client.py driven`.
 fn client(python: &Path, dir: &Path, name: &str) -> std::process::Child {
     let signals = dir.join(name);
     std::fs::create_dir_all(&signals).unwrap();
     Command::new(python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
-        .args([&PORT.to_string(), &API_PORT.to_string(), &signals.join("id").display().to_string(), "Mine", "login"])
+        .args([&PORT.to_string(), &API_PORT.to_string(), &signals.join("id").display().to_string(), "Mine", "driven"])
         .arg(&signals)
         .env("XDG_STATE_HOME", dir.join("state"))
         .stdout(Stdio::piped())

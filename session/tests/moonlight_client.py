@@ -2,7 +2,7 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|login] …
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|driven] …
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
 and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
@@ -10,7 +10,7 @@ streams with sound and reports the strongest frequency the client decoded; `soak
 and quits for a while. For several clients at once (each its own process and identity,
 coordinated through files): `beside WxHxFPS DIR` streams while others do (see
 `stream_beside`); `probe` pairs and tries to take over or end the others' sessions;
-`login DIR` streams a login stream while the test types into it (see `stream_login`).
+`driven DIR` streams while the test types into it and marks stages (see `stream_driven`).
 """
 import json
 import os
@@ -349,8 +349,8 @@ def stream_beside(width, height, fps, signals):
     open(at("quit"), "w").close()
 
 
-def stream_login(signals):
-    """A stream that starts at the login greeter: streams while it types what the test puts
+def stream_driven(signals):
+    """A stream the test drives through files (a login, attach mode): streams while it types what the test puts
     in `DIR/type` (each line, then Enter; the file is removed once typed), notes how many
     frames it had when `DIR/mark` names a stage (removed once noted), and stops when
     `DIR/stop` appears (quitting the app) or the host ends the stream. Reports the frame
@@ -394,8 +394,8 @@ def stream_login(signals):
         client.quit_app()
 
 
-if mode == "login":
-    stream_login(sys.argv[6])
+if mode == "driven":
+    stream_driven(sys.argv[6])
     print(json.dumps(out))
     sys.exit(0)
 

@@ -246,8 +246,16 @@ fn frames_converted_on_the_gpu_reach_the_client() {
             "{name}: band {b:?} is not the app's #3080ff"
         );
     }
-    // The sessions' compositors said what they did (their log is the daemon's).
-    let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+    // The sessions' compositors said what they did (their log is the daemon's), the last one
+    // as it ends, after its client left.
+    let since = std::time::Instant::now();
+    let log = loop {
+        let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap();
+        if log.matches("stream session ended").count() >= 2 || since.elapsed() > std::time::Duration::from_secs(20) {
+            break log;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     assert!(log.contains("converting frames to YUV on it"), "{log}");
     assert!(
         log.contains("video: libx264, frames converted on the GPU") && log.contains("video: libx265, frames converted on the GPU"),

@@ -88,6 +88,10 @@ struct Args {
     /// when it changes).
     #[arg(long, default_value_t = 10)]
     min_fps: u32,
+    /// Stream a new output of the running desktop instead of a headless session: `auto`
+    /// (found from the environment) or `sway`.
+    #[arg(long, value_name = "DESKTOP", requires = "ipc_fd", conflicts_with = "command")]
+    attach: Option<String>,
     /// The session command and its arguments.
     #[arg(last = true)]
     command: Vec<OsString>,
@@ -152,20 +156,26 @@ fn main() -> anyhow::Result<()> {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
         let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
-        let audio = match args.audio_fd {
-            Some(fd) => {
-                let socket = std::net::UdpSocket::from(inherited(fd)?);
-                // Named after this process: unique among the sessions sharing a PipeWire.
-                // Without a PipeWire to talk to, the nodes keep trying in the background and
-                // the app starts at once.
-                let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
-                let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
-                config.env.extend(session.env());
-                Some(Audio { session, socket })
-            }
-            None => None,
-        };
-        serve(config, ipc, Sockets { video, native, audio }, args.min_fps)?
+        if let Some(desktop) = &args.attach {
+            let sockets = Sockets { video, native, audio: None };
+            let layout = config.keyboard.layout.clone();
+            attach(desktop, config.mode, &layout, ipc, sockets, args.min_fps)?
+        } else {
+            let audio = match args.audio_fd {
+                Some(fd) => {
+                    let socket = std::net::UdpSocket::from(inherited(fd)?);
+                    // Named after this process: unique among the sessions sharing a PipeWire.
+                    // Without a PipeWire to talk to, the nodes keep trying in the background and
+                    // the app starts at once.
+                    let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
+                    let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
+                    config.env.extend(session.env());
+                    Some(Audio { session, socket })
+                }
+                None => None,
+            };
+            serve(config, ipc, Sockets { video, native, audio }, args.min_fps)?
+        }
     } else {
         match (args.record, args.raw_output) {
             (Some(path), _) => {
@@ -215,6 +225,31 @@ fn serve(
     let outcome = run_into(config, stream.mailbox(), Some(channel));
     stream.finish().context("stream")?;
     outcome
+}
+
+/// Streams a new output of the running desktop for the daemon (attach mode): the daemon
+/// hears that it started, or why not.
+fn attach(
+    desktop: &str,
+    mode: Mode,
+    layout: &str,
+    ipc: std::os::unix::net::UnixStream,
+    sockets: Sockets,
+    min_fps: u32,
+) -> anyhow::Result<punktfunk_compositor::Outcome> {
+    let stream = Stream::attach(ipc, sockets, min_fps)?;
+    let (control, commands) = punktfunk_attach::control_channel(CONTROL_QUEUE)?;
+    stream.connect_source(control);
+    let reporter = stream.reporter();
+    let ran = punktfunk_attach::Desktop::find(desktop).and_then(|desktop| {
+        punktfunk_attach::run(desktop, mode, layout, stream.mailbox(), commands, || reporter.report(&Report::AppStarted))
+    });
+    if let Err(e) = &ran {
+        reporter.report(&Report::AppFailed(format!("{e:#}")));
+    }
+    stream.finish().context("stream")?;
+    ran?;
+    Ok(punktfunk_compositor::Outcome { exit_code: Some(0), ..Default::default() })
 }
 
 /// Takes ownership of a descriptor the daemon left open for us, and keeps it from leaking

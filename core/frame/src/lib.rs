@@ -9,6 +9,7 @@
 //! - [`source`]: what the pipeline asks of the source feeding it (input, mode, redraw, stop).
 //! - [`gpu`]: surfaces an encoder lends for frames that never leave the GPU, and DRM node
 //!   lookup.
+//! - [`text`]: text a client typed, as the key chords of a source's keymap.
 //!
 //! Stream modes, colours and input events are core's (the daemon speaks them too).
 
@@ -17,6 +18,7 @@ pub mod gpu;
 pub mod layout;
 pub mod sink;
 pub mod source;
+pub mod text;
 
 pub use frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};
 pub use punktfunk_core::colour::{Colour, Matrix, Range};

@@ -1,7 +1,7 @@
 //! Typing text: each character becomes the key presses that produce it in the current
 //! keymap (with Shift or AltGr as needed), found by keysym lookup.
 
-use smithay::input::keyboard::xkb;
+use xkbcommon::xkb;
 
 /// evdev codes of the modifiers that select shift levels 2-4 in common layouts.
 const KEY_LEFTSHIFT: u32 = 42;

@@ -1,0 +1,375 @@
+//! The stream's output in a wlroots compositor, as a Wayland client of it: frames through
+//! `zwlr_screencopy_manager_v1` into shared memory (a copy waits for the output's damage, so
+//! a still desktop costs nothing; a redraw asks for one at once), input through the virtual
+//! devices of [`Devices`], all on one connection and one thread.
+
+use crate::devices::Devices;
+use anyhow::Context;
+use memmap2::MmapMut;
+use punktfunk_core::mode::Mode;
+use punktfunk_frame::{BufferPool, Frame, Mailbox, PixelFormat, Rect, SourceCommand};
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+use wayland_client::globals::{GlobalListContents, registry_queue_init};
+use wayland_client::protocol::{wl_buffer, wl_output, wl_registry, wl_seat, wl_shm, wl_shm_pool};
+use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, WEnum, delegate_noop};
+use wayland_protocols::xdg::xdg_output::zv1::client::{zxdg_output_manager_v1, zxdg_output_v1};
+use wayland_protocols_misc::zwp_virtual_keyboard_v1::client::{zwp_virtual_keyboard_manager_v1, zwp_virtual_keyboard_v1};
+use wayland_protocols_wlr::screencopy::v1::client::{zwlr_screencopy_frame_v1, zwlr_screencopy_manager_v1};
+use wayland_protocols_wlr::virtual_pointer::v1::client::{zwlr_virtual_pointer_manager_v1, zwlr_virtual_pointer_v1};
+
+/// Frames of a capture the sink may hold at once.
+const POOL: usize = 3;
+/// Copies that may fail in a row before the capture gives up.
+const FAILURES: u32 = 20;
+
+/// The capture of one output, and the devices that type and point into it.
+pub struct Capture {
+    conn: Connection,
+    queue: EventQueue<State>,
+    state: State,
+    screencopy: zwlr_screencopy_manager_v1::ZwlrScreencopyManagerV1,
+    output: wl_output::WlOutput,
+    devices: Devices,
+    interval: Duration,
+}
+
+struct State {
+    shm: wl_shm::WlShm,
+    /// Every output's name (xdg-output), by its index in the registry's list.
+    names: Vec<Option<String>>,
+    buffer: Option<ShmBuffer>,
+    /// The shared-memory buffer the compositor offered for the copy in flight.
+    buffer_offer: Option<(u32, u32, u32, u32)>,
+    /// The copy in flight waits for damage.
+    with_damage: bool,
+    y_invert: bool,
+    damage: Vec<Rect>,
+    /// The copy in flight is over: ready, or failed (why).
+    done: Option<Result<(), String>>,
+}
+
+/// Shared memory the compositor copies a frame into.
+struct ShmBuffer {
+    buffer: wl_buffer::WlBuffer,
+    map: MmapMut,
+    /// (width, height, stride, wl_shm format)
+    shape: (u32, u32, u32, u32),
+}
+
+/// wl_shm's ARGB8888 and XRGB8888: B, G, R, X in memory, what the encoders read.
+const ARGB8888: u32 = 0;
+const XRGB8888: u32 = 1;
+
+impl Capture {
+    /// Connects to the compositor (`$WAYLAND_DISPLAY`), finds the output `name`, and makes
+    /// the virtual devices (keyboard `layout`, e.g. "us").
+    pub fn connect(name: &str, mode: Mode, layout: &str) -> anyhow::Result<Self> {
+        let conn = Connection::connect_to_env().context("connecting to the desktop's Wayland display")?;
+        let (globals, mut queue) = registry_queue_init::<State>(&conn)?;
+        let qh = queue.handle();
+        let missing = |what: &str| format!("the desktop does not offer {what}");
+        let shm: wl_shm::WlShm = globals.bind(&qh, 1..=1, ()).context(missing("wl_shm"))?;
+        let xdg: zxdg_output_manager_v1::ZxdgOutputManagerV1 = globals.bind(&qh, 2..=3, ()).context(missing("xdg-output (v2+)"))?;
+        let outputs: Vec<wl_output::WlOutput> = globals.contents().with_list(|list| {
+            list.iter()
+                .filter(|g| g.interface == wl_output::WlOutput::interface().name)
+                .map(|g| globals.registry().bind(g.name, g.version.min(4), &qh, ()))
+                .collect()
+        });
+        for (i, output) in outputs.iter().enumerate() {
+            xdg.get_xdg_output(output, &qh, i);
+        }
+        let mut state = State {
+            shm,
+            names: vec![None; outputs.len()],
+            buffer: None,
+            buffer_offer: None,
+            with_damage: false,
+            y_invert: false,
+            damage: Vec::new(),
+            done: None,
+        };
+        queue.roundtrip(&mut state)?;
+        let output = state
+            .names
+            .iter()
+            .position(|n| n.as_deref() == Some(name))
+            .map(|i| outputs[i].clone())
+            .with_context(|| format!("the desktop has no output {name} (it has {:?})", state.names))?;
+        let screencopy = globals.bind(&qh, 2..=3, ()).context(missing("wlr-screencopy (v2+)"))?;
+        let seat: wl_seat::WlSeat = globals.bind(&qh, 1..=7, ()).context(missing("a seat"))?;
+        let pointers: zwlr_virtual_pointer_manager_v1::ZwlrVirtualPointerManagerV1 =
+            globals.bind(&qh, 2..=2, ()).context(missing("wlr-virtual-pointer (v2)"))?;
+        let keyboards: zwp_virtual_keyboard_manager_v1::ZwpVirtualKeyboardManagerV1 =
+            globals.bind(&qh, 1..=1, ()).context(missing("virtual-keyboard"))?;
+        let pointer = pointers.create_virtual_pointer_with_output(Some(&seat), Some(&output), &qh, ());
+        let keyboard = keyboards.create_virtual_keyboard(&seat, &qh, ());
+        let devices = Devices::new(pointer, keyboard, layout, (mode.width, mode.height))?;
+        queue.roundtrip(&mut state)?;
+        Ok(Self { conn, queue, state, screencopy, output, devices, interval: mode.frame_interval() })
+    }
+
+    /// Captures into `mailbox` until told to stop (or the compositor goes away), taking the
+    /// pipeline's requests from `commands` (`wake` is readable when one is queued);
+    /// `set_mode` switches the output's mode.
+    pub fn run(
+        mut self,
+        mailbox: &Mailbox,
+        commands: &Receiver<SourceCommand>,
+        wake: &OwnedFd,
+        mut set_mode: impl FnMut(Mode) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let qh = self.queue.handle();
+        let mut pool: Option<BufferPool> = None;
+        let (mut asked, mut force, mut next_due, mut failures, mut seq) = (None::<Asked>, true, Instant::now(), 0, 0u64);
+        loop {
+            while let Ok(command) = commands.try_recv() {
+                match command {
+                    SourceCommand::Input(event) => self.devices.input(event),
+                    SourceCommand::SetMode(mode) => {
+                        set_mode(mode)?;
+                        self.devices.set_size((mode.width, mode.height));
+                        self.interval = mode.frame_interval();
+                        force = true;
+                    }
+                    SourceCommand::Redraw => force = true,
+                    SourceCommand::Stop => return Ok(()),
+                }
+            }
+            // A copy waiting for damage makes way for one at once when a frame is due.
+            if force && asked.as_ref().is_some_and(|a| a.damage) {
+                asked.take().expect("checked").frame.destroy();
+            }
+            let now = Instant::now();
+            if asked.is_none() && (force || now >= next_due) {
+                let frame = self.screencopy.capture_output(1, &self.output, &qh, ());
+                self.state.with_damage = !force;
+                (self.state.damage, self.state.y_invert, self.state.done) = (Vec::new(), false, None);
+                asked = Some(Asked { frame, damage: !force, since: now });
+                force = false;
+            }
+            self.conn.flush()?;
+            self.wait(wake, asked.is_none().then(|| next_due.saturating_duration_since(Instant::now())))?;
+            let Some(done) = self.state.done.take() else { continue };
+            let a = asked.take().expect("a copy was asked for");
+            a.frame.destroy();
+            next_due = a.since + self.interval;
+            if let Err(why) = done {
+                failures += 1;
+                anyhow::ensure!(failures < FAILURES, "the desktop failed {FAILURES} copies in a row: {why}");
+                continue;
+            }
+            failures = 0;
+            let Some(buffer) = &self.state.buffer else { continue };
+            let (width, height, stride, _) = buffer.shape;
+            let len = width as usize * height as usize * 4;
+            let pool = match &mut pool {
+                Some(p) if p.buffer_len() == len => p,
+                slot => slot.insert(BufferPool::new(len, POOL)),
+            };
+            // The sink still holds every buffer: this frame is dropped (the next carries its
+            // damage, as the whole frame).
+            let Some(mut pixels) = pool.take() else {
+                force = true;
+                continue;
+            };
+            let row = width as usize * 4;
+            for (y, out) in pixels.as_mut_slice().chunks_exact_mut(row).enumerate() {
+                let from = if self.state.y_invert { height as usize - 1 - y } else { y };
+                out.copy_from_slice(&buffer.map[from * stride as usize..][..row]);
+            }
+            let full = Rect { x: 0, y: 0, width: width as i32, height: height as i32 };
+            let damage = match std::mem::take(&mut self.state.damage) {
+                d if d.is_empty() || !a.damage || seq == 0 => vec![full],
+                d if self.state.y_invert => d.into_iter().map(|r| Rect { y: height as i32 - r.y - r.height, ..r }).collect(),
+                d => d,
+            };
+            seq += 1;
+            let at = Instant::now();
+            // The desktop does not say when an app committed what changed: the copy's end
+            // stands in for it (the latency figures start later than the app's draw).
+            mailbox.offer(Frame {
+                seq,
+                width,
+                height,
+                stride: row,
+                format: PixelFormat::Bgrx8888,
+                pixels: pixels.into(),
+                damage,
+                rendered_at: at,
+                committed_at: at,
+            });
+        }
+    }
+
+    /// Waits for the compositor's events or a command, at most `limit`; reads and
+    /// dispatches what came.
+    fn wait(&mut self, wake: &OwnedFd, limit: Option<Duration>) -> anyhow::Result<()> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        self.queue.dispatch_pending(&mut self.state)?;
+        let Some(guard) = self.queue.prepare_read() else {
+            self.queue.dispatch_pending(&mut self.state)?;
+            return Ok(());
+        };
+        let timeout = limit.map_or(PollTimeout::NONE, |l| PollTimeout::from(l.as_millis().min(1000) as u16));
+        let mut fds = [PollFd::new(guard.connection_fd(), PollFlags::POLLIN), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
+        poll(&mut fds, timeout)?;
+        let (events, woken) = (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
+        if events {
+            match guard.read() {
+                Err(wayland_client::backend::WaylandError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                read => {
+                    read.context("the desktop's Wayland connection")?;
+                }
+            }
+        } else {
+            drop(guard);
+        }
+        if woken {
+            let _ = nix::unistd::read(wake, &mut [0; 64]);
+        }
+        self.queue.dispatch_pending(&mut self.state)?;
+        Ok(())
+    }
+}
+
+/// A copy asked for: waiting for damage or not, and since when.
+struct Asked {
+    frame: zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1,
+    damage: bool,
+    since: Instant,
+}
+
+impl State {
+    /// A buffer of the shape the compositor asked for, then the copy into it.
+    fn copy(&mut self, frame: &zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1, qh: &QueueHandle<Self>, shape: (u32, u32, u32, u32)) {
+        let (_, height, stride, format) = shape;
+        if !matches!(format, ARGB8888 | XRGB8888) {
+            self.done = Some(Err(format!("the desktop copies in wl_shm format {format:#x}, not XRGB8888")));
+            return;
+        }
+        if self.buffer.as_ref().is_none_or(|b| b.shape != shape) {
+            match ShmBuffer::new(&self.shm, qh, shape) {
+                Ok(b) => self.buffer = Some(b),
+                Err(e) => {
+                    self.done = Some(Err(format!("shared memory for {height} rows of {stride} bytes: {e}")));
+                    return;
+                }
+            }
+        }
+        let buffer = &self.buffer.as_ref().expect("made above").buffer;
+        if self.with_damage {
+            frame.copy_with_damage(buffer);
+        } else {
+            frame.copy(buffer);
+        }
+    }
+}
+
+impl ShmBuffer {
+    fn new(shm: &wl_shm::WlShm, qh: &QueueHandle<State>, shape: (u32, u32, u32, u32)) -> anyhow::Result<Self> {
+        let (width, height, stride, format) = shape;
+        let len = stride as usize * height as usize;
+        let fd = nix::sys::memfd::memfd_create("punktfunk-attach", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+        nix::unistd::ftruncate(&fd, len as i64)?;
+        // SAFETY: a memfd of our own, sized above; the compositor writes it only between our
+        // copy request and its `ready`, when we do not read it.
+        let map = unsafe { MmapMut::map_mut(&fd)? };
+        let pool = shm.create_pool(fd.as_fd(), len as i32, qh, ());
+        let format = wl_shm::Format::try_from(format).unwrap_or(wl_shm::Format::Xrgb8888);
+        let buffer = pool.create_buffer(0, width as i32, height as i32, stride as i32, format, qh, ());
+        pool.destroy();
+        Ok(Self { buffer, map, shape })
+    }
+}
+
+impl Drop for ShmBuffer {
+    fn drop(&mut self) {
+        self.buffer.destroy();
+    }
+}
+
+impl Dispatch<zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1, ()> for State {
+    fn event(
+        state: &mut Self,
+        frame: &zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1,
+        event: zwlr_screencopy_frame_v1::Event,
+        _: &(),
+        _: &Connection,
+        qh: &QueueHandle<Self>,
+    ) {
+        use zwlr_screencopy_frame_v1::Event;
+        match event {
+            Event::Buffer { format, width, height, stride } => {
+                let format = match format {
+                    WEnum::Value(f) => f as u32,
+                    WEnum::Unknown(f) => f,
+                };
+                // Version 3 lists every buffer type, then says `buffer_done`: shm is enough.
+                state.buffer_offer = Some((width, height, stride, format));
+                if frame.version() < 3 {
+                    state.copy(frame, qh, (width, height, stride, format));
+                }
+            }
+            Event::BufferDone => {
+                if let Some(shape) = state.buffer_offer.take() {
+                    state.copy(frame, qh, shape);
+                } else {
+                    state.done = Some(Err("the desktop offers no shared-memory buffer".into()));
+                }
+            }
+            Event::Flags { flags } => {
+                state.y_invert = flags.into_result().is_ok_and(|f| f.contains(zwlr_screencopy_frame_v1::Flags::YInvert));
+            }
+            Event::Damage { x, y, width, height } => {
+                state.damage.push(Rect { x: x as i32, y: y as i32, width: width as i32, height: height as i32 });
+            }
+            Event::Ready { .. } => state.done = Some(Ok(())),
+            Event::Failed => state.done = Some(Err("the copy failed".into())),
+            _ => {}
+        }
+    }
+}
+
+impl Dispatch<zxdg_output_v1::ZxdgOutputV1, usize> for State {
+    fn event(
+        state: &mut Self,
+        _: &zxdg_output_v1::ZxdgOutputV1,
+        event: zxdg_output_v1::Event,
+        i: &usize,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+        if let zxdg_output_v1::Event::Name { name } = event
+            && let Some(slot) = state.names.get_mut(*i)
+        {
+            *slot = Some(name);
+        }
+    }
+}
+
+impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for State {
+    fn event(
+        _: &mut Self,
+        _: &wl_registry::WlRegistry,
+        _: wl_registry::Event,
+        _: &GlobalListContents,
+        _: &Connection,
+        _: &QueueHandle<Self>,
+    ) {
+    }
+}
+
+delegate_noop!(State: ignore wl_shm::WlShm);
+delegate_noop!(State: ignore wl_output::WlOutput);
+delegate_noop!(State: ignore wl_seat::WlSeat);
+delegate_noop!(State: wl_shm_pool::WlShmPool);
+delegate_noop!(State: ignore wl_buffer::WlBuffer);
+delegate_noop!(State: zxdg_output_manager_v1::ZxdgOutputManagerV1);
+delegate_noop!(State: zwlr_screencopy_manager_v1::ZwlrScreencopyManagerV1);
+delegate_noop!(State: zwlr_virtual_pointer_manager_v1::ZwlrVirtualPointerManagerV1);
+delegate_noop!(State: zwlr_virtual_pointer_v1::ZwlrVirtualPointerV1);
+delegate_noop!(State: zwp_virtual_keyboard_manager_v1::ZwpVirtualKeyboardManagerV1);
+delegate_noop!(State: zwp_virtual_keyboard_v1::ZwpVirtualKeyboardV1);
