@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 /// sway and what it runs, ended whatever happens; the user made for it removed.
 pub struct Sway {
-    child: Child,
+    pub child: Child,
     user: Option<String>,
 }
 
