@@ -46,8 +46,9 @@ struct State {
     with_damage: bool,
     y_invert: bool,
     damage: Vec<Rect>,
-    /// The copy in flight is over: ready, or failed (why).
-    done: Option<Result<(), String>>,
+    /// The copy in flight is over: ready (when the desktop presented what it shows), or
+    /// failed (why).
+    done: Option<Result<Instant, String>>,
 }
 
 /// Shared memory the compositor copies a frame into.
@@ -156,11 +157,14 @@ impl Capture {
             let a = asked.take().expect("a copy was asked for");
             a.frame.destroy();
             next_due = a.since + self.interval;
-            if let Err(why) = done {
-                failures += 1;
-                anyhow::ensure!(failures < FAILURES, "the desktop failed {FAILURES} copies in a row: {why}");
-                continue;
-            }
+            let presented = match done {
+                Ok(at) => at,
+                Err(why) => {
+                    failures += 1;
+                    anyhow::ensure!(failures < FAILURES, "the desktop failed {FAILURES} copies in a row: {why}");
+                    continue;
+                }
+            };
             failures = 0;
             let Some(buffer) = &self.state.buffer else { continue };
             let (width, height, stride, _) = buffer.shape;
@@ -187,9 +191,8 @@ impl Capture {
                 d => d,
             };
             seq += 1;
-            let at = Instant::now();
-            // The desktop does not say when an app committed what changed: the copy's end
-            // stands in for it (the latency figures start later than the app's draw).
+            // The desktop does not say when an app committed what changed; when it presented
+            // the output is the earliest time it tells (latency figures count from there).
             mailbox.offer(Frame {
                 seq,
                 width,
@@ -198,8 +201,8 @@ impl Capture {
                 format: PixelFormat::Bgrx8888,
                 pixels: pixels.into(),
                 damage,
-                rendered_at: at,
-                committed_at: at,
+                rendered_at: Instant::now(),
+                committed_at: presented,
             });
         }
     }
@@ -268,6 +271,15 @@ impl State {
     }
 }
 
+/// The `Instant` of a CLOCK_MONOTONIC time (what Wayland's timestamps count), through the
+/// clocks' distance now; a time in the future or unreadable clock is now.
+fn monotonic_instant(at: Duration) -> Instant {
+    let (now, mono) = (Instant::now(), nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC));
+    let Ok(mono) = mono else { return now };
+    let mono = Duration::new(mono.tv_sec() as u64, mono.tv_nsec() as u32);
+    mono.checked_sub(at).and_then(|ago| now.checked_sub(ago)).unwrap_or(now)
+}
+
 impl ShmBuffer {
     fn new(shm: &wl_shm::WlShm, qh: &QueueHandle<State>, shape: (u32, u32, u32, u32)) -> anyhow::Result<Self> {
         let (width, height, stride, format) = shape;
@@ -326,7 +338,10 @@ impl Dispatch<zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1, ()> for State {
             Event::Damage { x, y, width, height } => {
                 state.damage.push(Rect { x: x as i32, y: y as i32, width: width as i32, height: height as i32 });
             }
-            Event::Ready { .. } => state.done = Some(Ok(())),
+            Event::Ready { tv_sec_hi, tv_sec_lo, tv_nsec } => {
+                let presented = Duration::new((u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo), tv_nsec);
+                state.done = Some(Ok(monotonic_instant(presented)));
+            }
             Event::Failed => state.done = Some(Err("the copy failed".into())),
             _ => {}
         }
