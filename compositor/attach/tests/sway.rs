@@ -1,8 +1,8 @@
 //! Attach mode against a real sway (headless, pixman): the stream's output appears at an odd
 //! mode, the test pattern opened on it comes through the capture at that size with its
 //! colour, keys and clicks injected through the virtual devices reach it, a mode change
-//! takes, and the output goes when the stream stops (sway 1.8 and later: 1.7 cannot remove
-//! it).
+//! takes, and the output goes when the stream stops (sway 1.8 and later; 1.7 cannot remove
+//! it, and the next stream uses it again).
 //!
 //! sway refuses to run as root: as root the test runs it as a user made for the test. Needs
 //! sway (`.ci/run` installs it); says why and passes without it outside CI.
@@ -134,8 +134,25 @@ fn an_output_of_the_clients_mode_in_a_running_sway() {
     let version = String::from_utf8_lossy(&Command::new("sway").arg("--version").output().unwrap().stdout).into_owned();
     if version.contains("version 1.7") {
         // wlroots 0.15's headless outputs can neither be unplugged nor disabled (sway logs
-        // "Failed to commit output"): the output stays, the stream said so.
-        eprintln!("{} keeps the output: {left:?}", version.trim());
+        // "Failed to commit output"): the output stays, and the next stream uses it again.
+        assert!(left.is_some(), "sway 1.7 keeps it");
+        let (control, commands) = control_channel(8).unwrap();
+        let again = std::thread::spawn(move || {
+            let mailbox = SinkThread::spawn(|_: Frame| Ok(()));
+            let ran = punktfunk_attach::run(Desktop::Sway, Mode::new(640, 360, 30.0).unwrap(), "us", mailbox.mailbox(), commands, || {});
+            mailbox.finish().unwrap();
+            ran
+        });
+        let since = Instant::now();
+        while sway::new_output(&socket).is_none_or(|o| o["current_mode"]["width"] != 640) {
+            assert!(since.elapsed() < Duration::from_secs(20), "the second stream never set its mode");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        control.send(SourceCommand::Stop);
+        again.join().unwrap().unwrap();
+        let outputs: serde_json::Value = serde_json::from_str(&sway::swaymsg(&socket, &["-t", "get_outputs", "-r"])).unwrap();
+        let names: Vec<&str> = outputs.as_array().unwrap().iter().filter_map(|o| o["name"].as_str()).collect();
+        assert_eq!(names, ["HEADLESS-1", name.as_str()], "the kept output was used again, no new one made");
     } else {
         assert!(left.is_none() || left.as_ref().unwrap()["active"] == false, "the output went with the stream: {left:?}");
     }
