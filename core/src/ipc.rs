@@ -153,6 +153,7 @@ mod tests {
             client: Some(std::net::IpAddr::from([10, 0, 0, 5])),
             encoder: "software".into(),
             resume: None,
+            pacing: Default::default(),
         };
         let audio = AudioParams {
             channels: crate::channels::Channels::Surround51,

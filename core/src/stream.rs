@@ -4,6 +4,7 @@
 use crate::channels::Channels;
 use crate::colour::{Colour, Matrix, Range};
 use crate::native::config::StreamConfig;
+use crate::pacer::WIRED_BURST;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -85,6 +86,37 @@ pub struct VideoParams {
     /// it goes on from there.
     #[serde(default)]
     pub resume: Option<VideoResume>,
+    #[serde(default)]
+    pub pacing: Pacing,
+}
+
+/// How a frame's datagrams leave the host (`pacing` in the host's configuration).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// Wired until the client reports loss, then paced (and back once the link is clean).
+    #[default]
+    Auto,
+    /// A frame's first [`WIRED_BURST`] datagrams at once, only the rest paced: no wait for
+    /// the frames of an ordinary stream.
+    Wired,
+    /// Every frame paced at 4× the bitrate within half a frame interval: no bursts for a
+    /// Wi-Fi link's queues to drop.
+    Wifi,
+}
+
+/// Loss (a fraction of datagrams) above which `auto` paces every frame.
+const LOSSY: f64 = 0.002;
+
+impl Pacing {
+    /// Datagrams of a frame to send at once, with `loss` the client's loss as estimated.
+    pub fn burst(self, loss: f64) -> usize {
+        match self {
+            Self::Wired => WIRED_BURST,
+            Self::Auto if loss <= LOSSY => WIRED_BURST,
+            Self::Auto | Self::Wifi => 0,
+        }
+    }
 }
 
 /// Where a GameStream video sender stands in its stream: what the next frame's number, RTP
@@ -209,6 +241,8 @@ pub struct NativeVideoParams {
     /// Names this start (for the daemon; the data plane authenticates with `mic_key`).
     pub token: u64,
     pub encoder: String,
+    #[serde(default)]
+    pub pacing: Pacing,
 }
 
 impl NativeVideoParams {

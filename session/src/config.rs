@@ -49,6 +49,10 @@ pub struct Config {
     /// only when it changes). A client that lost the last frame then sees the gap and asks
     /// for a key frame instead of showing a stale picture until something moves.
     pub min_fps: u32,
+    /// How a frame's datagrams leave: `auto` (at once on a clean link, paced once the client
+    /// reports loss), `wired` (a frame's first 64 datagrams at once) or `wifi` (every frame
+    /// paced over up to half a frame interval).
+    pub pacing: punktfunk_core::stream::Pacing,
     /// Bitrate cap whatever the client asks, in kbit/s.
     pub max_bitrate_kbps: u32,
     /// Announce the host on the local network (mDNS `_nvstream._tcp`).
@@ -119,6 +123,7 @@ impl Default for Config {
             fec_percent: 20,
             fec_max_percent: 80,
             min_fps: 10,
+            pacing: punktfunk_core::stream::Pacing::Auto,
             max_bitrate_kbps: 150_000,
             mdns: true,
             stream_binary: String::new(),
@@ -149,6 +154,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # fec_percent = 20        # video FEC parity in percent, to start with
 # fec_max_percent = 80    # parity follows the loss Moonlight clients report, up to this (≤ fec_percent: fixed)
 # min_fps = 10            # a still picture is sent again this often (0: only when it changes)
+# pacing = \"auto\"        # auto (bursts until the client reports loss, then paced) | wired | wifi
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty

@@ -401,6 +401,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         mic_key: rand::random(),
         token: rand::random(),
         encoder: host.config.encoder.clone(),
+        pacing: host.config.pacing,
     };
     let data_port = host.streams.with(id, |s| s.ports.native).ok_or("the session ended at once")?;
     let started = Started {

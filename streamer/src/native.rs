@@ -13,6 +13,7 @@ use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 pub use punktfunk_core::stream::NativeVideoParams;
+use punktfunk_core::stream::Pacing;
 use punktfunk_net::{DataSocket, monotonic_us};
 use std::net::UdpSocket;
 use std::sync::Arc;
@@ -68,6 +69,7 @@ pub struct NativeVideoSender {
     frame_id: u32,
     /// The parity, moved by the loss the client reports (when it takes a moving parity).
     parity: Parity,
+    pacing: Pacing,
 }
 
 impl NativeVideoSender {
@@ -77,7 +79,8 @@ impl NativeVideoSender {
         if let Some(w) = socket.buffers().warning() {
             tracing::warn!("{w}");
         }
-        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.refresh_mhz) / 1000.0));
+        let pacer =
+            Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.refresh_mhz) / 1000.0).with_burst(params.pacing.burst(0.0)));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
@@ -89,7 +92,7 @@ impl NativeVideoSender {
         let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
         let min_parity = percent(sender.config().min_parity);
         let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity);
-        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, parity })
+        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, parity, pacing: params.pacing })
     }
 
     /// A new budget, as the encoder's bitrate at the parity the stream started with.
@@ -114,6 +117,7 @@ impl NativeVideoSender {
             self.encoder.set_bitrate(bps);
             self.pacer.set_bitrate(bps);
         }
+        self.pacer.set_burst(self.pacing.burst(self.parity.loss()));
     }
 
     /// Its encoder: what frames it would like, its surfaces, its name.
@@ -209,6 +213,7 @@ mod tests {
             mic_key: [2; 16],
             token: 7,
             encoder: "software".into(),
+            pacing: Default::default(),
         };
         let peer = Peer::default();
         let hearing = {

@@ -64,6 +64,12 @@ impl Parity {
     }
 
     /// The parity now, in percent.
+    /// The client's loss as the tuner estimates it (a fraction of datagrams; 0 with a
+    /// fixed parity, which hears no losses).
+    pub fn loss(&self) -> f64 {
+        self.tuner.as_ref().map_or(0.0, FecTuner::loss)
+    }
+
     pub fn percent(&self) -> u8 {
         self.tuner.as_ref().map_or(self.start_percent, FecTuner::percent)
     }

@@ -163,6 +163,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         client: Some([127, 0, 0, 1].into()),
         encoder: "software".into(),
         resume: None,
+        pacing: Default::default(),
     };
     ipc::write(&mut daemon, &Command::StartVideo(params.clone())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

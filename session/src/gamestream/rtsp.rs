@@ -195,6 +195,7 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
                     client: Some(s.launch.client),
                     encoder: host.config.encoder.clone(),
                     resume: None,
+                    pacing: host.config.pacing,
                 };
                 let audio = AudioParams {
                     channels: r.audio_channels,

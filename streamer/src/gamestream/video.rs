@@ -166,7 +166,7 @@ impl VideoSender {
             None => VideoPacketizer::new(config)?,
         };
         let fps = f64::from(params.refresh_mhz) / 1000.0;
-        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps));
+        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps).with_burst(params.pacing.burst(0.0)));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
@@ -194,6 +194,7 @@ impl VideoSender {
             self.encoder.set_bitrate(bps);
             self.pacer.set_bitrate(bps);
         }
+        self.pacer.set_burst(self.params.pacing.burst(self.parity.loss()));
     }
 
     pub fn params(&self) -> &VideoParams {
