@@ -11,6 +11,7 @@ mod common;
 use common::{client_report, output_text, pair_native, start_daemon_with, stream_native, target_dir};
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 const PORT: u16 = 20989;
 const API_PORT: u16 = 20991;
@@ -280,7 +281,15 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
         assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
         let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "10000", "--frames", "300", "--stop"];
         let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
-        let status = output_text(&common::host_cli(&wrapper, &dir).arg("status").output().unwrap());
+        // The stream reports its figures as it ends, after the client left.
+        let since = std::time::Instant::now();
+        let status = loop {
+            let status = output_text(&common::host_cli(&wrapper, &dir).arg("status").output().unwrap());
+            if status.contains("FEC parity at the end") || since.elapsed() > Duration::from_secs(15) {
+                break status;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         let parity: u64 = status
             .split("FEC parity at the end ")
             .nth(1)
