@@ -175,7 +175,9 @@ impl Host {
         let hevc = config.software_hevc || probe.hardware;
         let av1 = config.software_av1 || probe.hardware_av1;
         let yuv444 = probe.yuv444;
-        let (pipewire, session_env) = sound_server(&config, &paths.state);
+        let (pipewire, mut session_env) = sound_server(&config, &paths.state);
+        // Apps are found where the user's own terminal finds them.
+        session_env.extend(crate::login_path::of_this_user().map(|path| ("PATH", path)));
         anyhow::ensure!(
             matches!(config.renderer.as_str(), "auto" | "pixman" | "gles"),
             "renderer: {:?} is not auto, pixman or gles",

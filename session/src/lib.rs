@@ -14,6 +14,7 @@ pub mod host;
 pub mod interfaces;
 pub mod local_peer;
 pub mod login;
+pub mod login_path;
 pub mod mdns;
 pub mod native;
 pub mod panics;
