@@ -106,6 +106,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/clients/{key}", delete(remove_client))
         .route("/api/clients/{key}/permissions", put(permit))
         .route("/api/status", get(status))
+        .route("/api/doctor", get(doctor))
         .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
 }
@@ -204,6 +205,12 @@ async fn permit(
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
     Ok(Json(serde_json::json!({ "changed": changed })))
+}
+
+/// `punktfunk doctor`'s checks, as the running host sees them.
+async fn doctor(State(host): State<Arc<Host>>) -> Json<Vec<crate::doctor::Check>> {
+    let checks = tokio::task::spawn_blocking(move || crate::doctor::run(&host.config, &host.state, true)).await;
+    Json(checks.unwrap_or_default())
 }
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {

@@ -92,6 +92,8 @@ pub struct Host {
     /// The management API's bearer token (`api-token` in the state directory, owner-only):
     /// only users who can read it may enter PINs or remove clients.
     pub api_token: String,
+    /// The state directory (certificate, clients, token).
+    pub state: PathBuf,
     /// The private PipeWire started for the sessions' sound, if the host needed one.
     _pipewire: Option<PipeWireServer>,
 }
@@ -210,6 +212,7 @@ impl Host {
             av1,
             yuv444,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
+            state: paths.state.clone(),
             _pipewire: pipewire,
         };
         Ok((Arc::new(host), sockets))

@@ -8,6 +8,7 @@
 pub mod admission;
 pub mod api;
 pub mod config;
+pub mod doctor;
 pub mod gamepad;
 pub mod gamestream;
 pub mod host;

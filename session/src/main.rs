@@ -9,8 +9,11 @@ use punktfunk_session::host::{Host, Paths};
 use punktfunk_session::store::{Permissions, names};
 use std::sync::Arc;
 
+/// The version, the commit it was built from and the build profile.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("PUNKTFUNK_COMMIT"), ", ", env!("PUNKTFUNK_PROFILE"), " build)");
+
 #[derive(Parser)]
-#[command(name = "punktfunk", version, about = "Low-latency game and desktop streaming host")]
+#[command(name = "punktfunk", version = VERSION, about = "Low-latency game and desktop streaming host")]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -39,6 +42,9 @@ enum Cmd {
     },
     /// Show the host's state.
     Status,
+    /// Check what the host needs on this machine; each miss with its fix. Exit status 1
+    /// when something stops the host from serving.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -117,6 +123,17 @@ fn main() -> anyhow::Result<()> {
                 }
             }
             Ok(())
+        }
+        Cmd::Doctor => {
+            let config = Config::load_or_create(&paths.config)?;
+            let serving = Api::new(&paths, &config).and_then(|api| api.get::<Status>("/status")).is_ok();
+            let checks = punktfunk_session::doctor::run(&config, &paths.state, serving);
+            for check in &checks {
+                println!("{check}");
+            }
+            let serves = punktfunk_session::doctor::serves(&checks);
+            println!("{}", if serves { "the host can serve" } else { "the host cannot serve until the FAILs are fixed" });
+            std::process::exit(if serves { 0 } else { 1 });
         }
         Cmd::Status => {
             let config = Config::load_or_create(&paths.config)?;
@@ -268,6 +285,7 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
             let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
             tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
             tracing::info!(
+                version = VERSION,
                 name = host.name,
                 port = host.config.port,
                 hevc = host.hevc,

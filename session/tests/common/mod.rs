@@ -119,9 +119,15 @@ pub fn private_runtime(dir: &Path) -> PathBuf {
 
 /// The host's `/api/status` (the daemon's files under `dir`); null while it does not answer.
 pub fn api_status(dir: &Path, api_port: u16) -> serde_json::Value {
+    api_get(dir, api_port, "/api/status")
+}
+
+/// A GET of the host's management API (the daemon's files under `dir`); null while it does
+/// not answer.
+pub fn api_get(dir: &Path, api_port: u16, path: &str) -> serde_json::Value {
     let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap_or_default();
     ureq::Agent::new_with_defaults()
-        .get(format!("http://127.0.0.1:{api_port}/api/status"))
+        .get(format!("http://127.0.0.1:{api_port}{path}"))
         .header("Authorization", format!("Bearer {}", token.trim()))
         .call()
         .ok()

@@ -1,0 +1,311 @@
+//! `punktfunk doctor`: everything a host needs, checked on this machine, each miss with a
+//! one-line fix. The CLI prints it (exit status 1 when something stops the host from
+//! serving); the API serves the same list (`GET /api/doctor`).
+
+use crate::config::Config;
+use serde::{Deserialize, Serialize};
+use std::net::{Ipv4Addr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+
+/// How a check came out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Ok,
+    /// The host serves, without this (software encoding, no gamepads, …).
+    Warn,
+    /// The host cannot serve until this is fixed.
+    Fail,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Check {
+    pub name: String,
+    pub verdict: Verdict,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, in one line.
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn ok(name: &str, detail: impl Into<String>) -> Self {
+        Self { name: name.into(), verdict: Verdict::Ok, detail: detail.into(), fix: None }
+    }
+
+    fn warn(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), verdict: Verdict::Warn, detail: detail.into(), fix: Some(fix.into()) }
+    }
+
+    fn fail(name: &str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+        Self { name: name.into(), verdict: Verdict::Fail, detail: detail.into(), fix: Some(fix.into()) }
+    }
+}
+
+impl std::fmt::Display for Check {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mark = match self.verdict {
+            Verdict::Ok => "ok  ",
+            Verdict::Warn => "warn",
+            Verdict::Fail => "FAIL",
+        };
+        write!(f, "{mark}  {}: {}", self.name, self.detail)?;
+        if let Some(fix) = &self.fix {
+            write!(f, "\n      fix: {fix}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs every check. `serving`: this host's daemon is running (its ports are its own).
+pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
+    let mut checks = vec![stream_binary(config)];
+    if let Ok(binary) = stream_binary_path(config) {
+        checks.push(encoders(&binary, config));
+    }
+    checks.push(render_node());
+    checks.push(program("Xwayland", "Xwayland", "X11 apps will not start", "apt install xwayland"));
+    checks.push(pipewire(config));
+    checks.push(device("uinput", "/dev/uinput", "gamepads", "modprobe uinput (and packaging/udev/60-punktfunk-uinput.rules for access)"));
+    checks.push(device("uhid", "/dev/uhid", "DualSense and DualShock pads", "modprobe uhid"));
+    checks.push(ports(config, serving));
+    checks.push(clock());
+    checks.push(disk(state));
+    if config.login {
+        checks.push(login(config));
+    }
+    if config.apps.iter().any(|a| !a.attach.is_empty()) {
+        checks.push(attach());
+    }
+    checks
+}
+
+/// Whether nothing stops the host from serving.
+pub fn serves(checks: &[Check]) -> bool {
+    checks.iter().all(|c| c.verdict != Verdict::Fail)
+}
+
+fn stream_binary_path(config: &Config) -> std::io::Result<PathBuf> {
+    if !config.stream_binary.is_empty() {
+        return Ok(config.stream_binary.clone().into());
+    }
+    Ok(std::env::current_exe()?.with_file_name("punktfunk-stream"))
+}
+
+fn stream_binary(config: &Config) -> Check {
+    match stream_binary_path(config) {
+        Ok(p) if p.exists() => Check::ok("stream binary", p.display().to_string()),
+        Ok(p) => Check::fail(
+            "stream binary",
+            format!("{} is missing", p.display()),
+            "build it (cargo build --release -p punktfunk-streamer) or set stream_binary",
+        ),
+        Err(e) => Check::fail("stream binary", e.to_string(), "set stream_binary in the configuration"),
+    }
+}
+
+/// What `punktfunk-stream --probe` finds: the encoders a stream opens here.
+fn encoders(binary: &Path, config: &Config) -> Check {
+    let out =
+        std::process::Command::new(binary).args(["--probe", "--encoder", &config.encoder]).stderr(std::process::Stdio::null()).output();
+    let probe: Option<punktfunk_core::ipc::EncoderProbe> =
+        out.ok().filter(|o| o.status.success()).and_then(|o| serde_json::from_slice(&o.stdout).ok());
+    match probe {
+        Some(p) if p.hardware => {
+            Check::ok("encoders", format!("a GPU encoder (H.264, HEVC, 10-bit{})", if p.hardware_av1 { ", AV1" } else { "" }))
+        }
+        Some(_) if config.encoder == "software" => Check::ok("encoders", "software (x264), as configured"),
+        Some(_) => Check::warn(
+            "encoders",
+            "no GPU encoder opens (NVENC needs the NVIDIA driver, VAAPI a Mesa or Intel media driver): software x264, HEVC and AV1 off",
+            "install the GPU's VAAPI driver (mesa-va-drivers, intel-media-va-driver) or the NVIDIA driver",
+        ),
+        None => {
+            Check::fail("encoders", format!("{} --probe failed", binary.display()), "run it by hand to see why (FFmpeg libraries missing?)")
+        }
+    }
+}
+
+fn render_node() -> Check {
+    let nodes: Vec<PathBuf> = std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.flatten().map(|e| e.path()).filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD"))).collect()
+        })
+        .unwrap_or_default();
+    let Some(node) = nodes.first() else {
+        return Check::warn(
+            "GPU",
+            "no render node in /dev/dri: sessions render on the CPU (pixman)",
+            "install the GPU's driver; in a VM, give it a GPU",
+        );
+    };
+    match std::fs::OpenOptions::new().read(true).write(true).open(node) {
+        Ok(_) => Check::ok("GPU", format!("{} (of {} render nodes)", node.display(), nodes.len())),
+        Err(e) => Check::warn("GPU", format!("{}: {e}", node.display()), "add the user to the render group (usermod -aG render USER)"),
+    }
+}
+
+/// `name` found on the login shell's PATH or the daemon's.
+fn which(name: &str) -> Option<PathBuf> {
+    let path = crate::login_path::of_this_user().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.exists())
+}
+
+fn program(check: &str, name: &str, without: &str, fix: &str) -> Check {
+    match which(name) {
+        Some(p) => Check::ok(check, p.display().to_string()),
+        None => Check::warn(check, format!("{name} not found: {without}"), fix),
+    }
+}
+
+fn pipewire(config: &Config) -> Check {
+    let runtime = crate::pipewire::runtime_dir();
+    if crate::pipewire::reachable(&runtime) {
+        return Check::ok("PipeWire", format!("running ({})", runtime.display()));
+    }
+    let missing: Vec<&str> = ["pipewire", "wireplumber", "pipewire-pulse"].into_iter().filter(|p| which(p).is_none()).collect();
+    match (config.start_pipewire, missing.is_empty()) {
+        (true, true) => Check::ok("PipeWire", "none running: the host starts its own"),
+        (true, false) => Check::warn(
+            "PipeWire",
+            format!("none running, and {} missing: no sound", missing.join(", ")),
+            "apt install pipewire wireplumber pipewire-pulse",
+        ),
+        (false, _) => Check::warn(
+            "PipeWire",
+            "none running and start_pipewire = false: no sound",
+            "start the user's PipeWire, or set start_pipewire = true",
+        ),
+    }
+}
+
+fn device(name: &str, path: &str, what: &str, fix: &str) -> Check {
+    if !Path::new(path).exists() {
+        return Check::warn(name, format!("{path} is missing: no {what}"), fix);
+    }
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(_) => Check::ok(name, format!("{path} writable")),
+        Err(e) => Check::warn(
+            name,
+            format!("{path}: {e}: no {what}"),
+            "install packaging/udev/60-punktfunk-uinput.rules, or add the user to the input group",
+        ),
+    }
+}
+
+/// The host's ports: free, or (while it serves) its own.
+fn ports(config: &Config, serving: bool) -> Check {
+    let tcp = [config.port, config.https_port(), config.rtsp_port()];
+    let udp = [config.port + 9, config.control_port(), config.port + 11, config.native_port, config.native_port + 1];
+    let all = || tcp.iter().chain(&udp).map(u16::to_string).collect::<Vec<_>>().join(", ");
+    if serving {
+        return Check::ok("ports", format!("{} (this host's)", all()));
+    }
+    let taken: Vec<String> = tcp
+        .iter()
+        .filter(|&&p| TcpListener::bind((Ipv4Addr::UNSPECIFIED, p)).is_err())
+        .map(|p| format!("TCP {p}"))
+        .chain(udp.iter().filter(|&&p| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_err()).map(|p| format!("UDP {p}")))
+        .chain(TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).is_err().then(|| format!("TCP {} (API)", config.api_port)))
+        .collect();
+    match taken.is_empty() {
+        true => Check::ok("ports", format!("{} free", all())),
+        false => Check::fail(
+            "ports",
+            format!("in use by another program: {}", taken.join(", ")),
+            "stop it (another streaming host?) or change port / native_port / api_port",
+        ),
+    }
+}
+
+/// Whether the kernel's clock is synchronised (NTP): punktfunk/1's latency figures compare
+/// clocks through a measured offset, but a drifting clock drifts them.
+fn clock() -> Check {
+    // SAFETY: adjtimex with modes 0 only reads; the struct is plain data, zeroed.
+    let mut tx: nix::libc::timex = unsafe { std::mem::zeroed() };
+    let state = unsafe { nix::libc::adjtimex(&mut tx) };
+    match state {
+        -1 => Check::warn("clock", "the kernel's clock state cannot be read", "check timedatectl"),
+        nix::libc::TIME_ERROR => Check::warn("clock", "not synchronised", "enable systemd-timesyncd or chrony"),
+        _ => Check::ok("clock", "synchronised"),
+    }
+}
+
+fn disk(state: &Path) -> Check {
+    let at = state.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
+    match nix::sys::statvfs::statvfs(at) {
+        Ok(s) => {
+            let free_mb = s.blocks_available() as u64 * s.fragment_size() as u64 / 1_000_000;
+            if free_mb >= 64 {
+                Check::ok("state", format!("{} ({free_mb} MB free)", state.display()))
+            } else {
+                Check::fail(
+                    "state",
+                    format!("{}: only {free_mb} MB free", state.display()),
+                    "free disk space: the host writes its state atomically",
+                )
+            }
+        }
+        Err(e) => Check::warn("state", format!("{}: {e}", at.display()), "check the state directory"),
+    }
+}
+
+fn login(config: &Config) -> Check {
+    let greetd = which(&config.greetd).or_else(|| Some(Path::new("/usr/sbin").join(&config.greetd)).filter(|p| p.exists()));
+    let user = nix::unistd::User::from_name(&config.greeter_user).ok().flatten();
+    match (greetd, user, nix::unistd::geteuid().is_root()) {
+        (Some(g), Some(_), true) => Check::ok("remote login", format!("{} with greeter user {}", g.display(), config.greeter_user)),
+        (None, _, _) => Check::fail("remote login", "greetd is not installed", "apt install greetd (it need not be enabled)"),
+        (_, None, _) => {
+            Check::fail("remote login", format!("no user {}", config.greeter_user), "set greeter_user to greetd's greeter user")
+        }
+        (_, _, false) => Check::fail("remote login", "login = true needs root", "run punktfunk serve --system as root"),
+    }
+}
+
+fn attach() -> Check {
+    match std::env::var_os("SWAYSOCK") {
+        Some(s) => Check::ok("attach mode", format!("sway at {}", s.to_string_lossy())),
+        None => Check::warn(
+            "attach mode",
+            "an app attaches to the desktop, but SWAYSOCK is not set here",
+            "run the host inside the sway session, or give the entry env = { SWAYSOCK = … }",
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_in_use_fails_and_says_which() {
+        let taken = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
+        let port = taken.local_addr().unwrap().port();
+        // GameStream's HTTP port is `port`; the others are around it.
+        let config = Config { port, native_port: 0, api_port: 0, ..Config::default() };
+        let check = ports(&config, false);
+        assert_eq!(check.verdict, Verdict::Fail, "{check}");
+        assert!(check.detail.contains(&format!("TCP {port}")), "{check}");
+        assert_eq!(ports(&config, true).verdict, Verdict::Ok, "the serving host's own ports");
+    }
+
+    #[test]
+    fn devices_this_machine_lacks_are_warnings_with_a_fix() {
+        let check = device("uinput", "/dev/no-such-device", "gamepads", "modprobe uinput");
+        assert_eq!(check.verdict, Verdict::Warn);
+        assert_eq!(check.fix.as_deref(), Some("modprobe uinput"));
+        assert!(check.to_string().contains("fix: modprobe uinput"));
+        let null = device("null", "/dev/null", "nothing", "");
+        assert_eq!(null.verdict, Verdict::Ok, "{null}");
+    }
+
+    #[test]
+    fn a_missing_stream_binary_stops_the_host() {
+        let config = Config { stream_binary: "/nonexistent/punktfunk-stream".into(), ..Config::default() };
+        let checks = run(&config, Path::new("/tmp"), true);
+        assert!(!serves(&checks));
+        assert_eq!(checks[0].verdict, Verdict::Fail);
+        assert!(checks.iter().all(|c| c.verdict == Verdict::Ok || c.fix.is_some()), "every miss says how to fix it: {checks:?}");
+    }
+}
