@@ -235,7 +235,7 @@ fn disk(state: &Path) -> Check {
     let at = state.ancestors().find(|p| p.exists()).unwrap_or(Path::new("/"));
     match nix::sys::statvfs::statvfs(at) {
         Ok(s) => {
-            let free_mb = s.blocks_available() as u64 * s.fragment_size() as u64 / 1_000_000;
+            let free_mb = s.blocks_available() * s.fragment_size() / 1_000_000;
             if free_mb >= 64 {
                 Check::ok("state", format!("{} ({free_mb} MB free)", state.display()))
             } else {
