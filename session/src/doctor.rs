@@ -66,7 +66,12 @@ pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
     checks.push(render_node());
     checks.push(program("Xwayland", "Xwayland", "X11 apps will not start", "apt install xwayland"));
     checks.push(pipewire(config));
-    checks.push(device("uinput", "/dev/uinput", "gamepads", "modprobe uinput (and packaging/udev/60-punktfunk-uinput.rules for access)"));
+    checks.push(device(
+        "uinput",
+        "/dev/uinput",
+        "gamepads",
+        "modprobe uinput; access: the udev rule 60-punktfunk-uinput.rules (the package installs it; else packaging/udev/)",
+    ));
     checks.push(device("uhid", "/dev/uhid", "DualSense and DualShock pads", "modprobe uhid"));
     checks.push(ports(config, serving));
     checks.push(clock());
