@@ -135,9 +135,9 @@ impl VideoResume {
     /// Where the `process`-th process of a stream (counted from 1) starts, after the last
     /// one reported `last` (`stopped`: its exact end; otherwise a figure up to a second old,
     /// as a process that died left it). Frame numbers and RTP counters go on, past anything
-    /// an unreported second could have sent. The IV counter's top bits are the process's
-    /// own, so whatever was or was not reported, no process reuses another's IVs under the
-    /// stream's key (2^40 datagrams each).
+    /// an unreported second could have sent. The IV counter starts at the process's own
+    /// range (2^40 datagrams each), whatever was reported (a process may lie or have died
+    /// mid-second): no process reuses another's IVs under the stream's key.
     pub fn for_process(last: Option<(Self, bool)>, process: u32, refresh_mhz: u32) -> Self {
         const IV_SPAN: u32 = 40;
         let mut next = last.map(|(r, _)| r).unwrap_or(Self { next_index: 1, ..Self::default() });
@@ -147,7 +147,7 @@ impl VideoResume {
             next.rtp_timestamp = next.rtp_timestamp.wrapping_add(2 * 90_000);
             next.seq = next.seq.wrapping_add(4096);
         }
-        next.iv_counter = next.iv_counter.max(u64::from(process) << IV_SPAN);
+        next.iv_counter = u64::from(process) << IV_SPAN;
         next
     }
 }
@@ -276,6 +276,9 @@ mod tests {
         let after_crash = VideoResume::for_process(Some((left, false)), 2, 60_000);
         assert!(after_crash.next_index >= 900 + 60 && after_crash.seq > 70_000 && after_crash.rtp_timestamp > 1_350_000 + 90_000);
         assert!(after_crash.iv_counter >= 2 << 40);
+        // A process that reports an IV counter beyond its range cannot push the next one's.
+        let lying = VideoResume { iv_counter: u64::MAX - 1, ..left };
+        assert_eq!(VideoResume::for_process(Some((lying, true)), 3, 60_000).iv_counter, 3 << 40);
         // Counters wrap as on the wire; frame number 0 is never used.
         let wrapped = VideoResume::for_process(Some((VideoResume { next_index: u32::MAX - 10, ..left }, false)), 3, 60_000);
         assert!(wrapped.next_index >= 1 && wrapped.next_index < 200);

@@ -1,4 +1,5 @@
-//! `punktfunk-greeter [--title TEXT] [--env KEY=VALUE]… -- SESSION…`: greetd's greeter for
+//! `punktfunk-greeter [--title TEXT] [--env KEY=VALUE]… [--pass-env KEY]… -- SESSION…`:
+//! greetd's greeter for
 //! a stream. A fullscreen Wayland window asks for the user name and whatever PAM asks, and
 //! starts SESSION as the user once PAM agrees (greetd runs it after this process exits).
 //! Keyboard: type, Backspace, Enter to go on, Escape to start over.
@@ -28,8 +29,15 @@ fn main() -> anyhow::Result<()> {
         match a.as_str() {
             "--title" => title = args.next().context("--title TEXT")?,
             "--env" => env.push(args.next().context("--env KEY=VALUE")?),
+            // A secret for the session (the stream's join ticket) comes through our own
+            // environment, which other users cannot read, not the command line.
+            "--pass-env" => {
+                let key = args.next().context("--pass-env KEY")?;
+                let value = std::env::var(&key).with_context(|| format!("--pass-env {key}: not in the environment"))?;
+                env.push(format!("{key}={value}"));
+            }
             "--" => break,
-            _ => anyhow::bail!("usage: punktfunk-greeter [--title TEXT] [--env KEY=VALUE]… -- SESSION…"),
+            _ => anyhow::bail!("usage: punktfunk-greeter [--title TEXT] [--env KEY=VALUE]… [--pass-env KEY]… -- SESSION…"),
         }
     }
     let session: Vec<String> = args.collect();

@@ -59,13 +59,19 @@ impl std::fmt::Display for Check {
 
 /// Runs every check. `serving`: this host's daemon is running (its ports are its own).
 pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
+    // Where apps and helpers are found: the login shell's PATH, asked once.
+    let path = crate::login_path::of_this_user().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
+    let which = |name: &str| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.exists());
     let mut checks = vec![stream_binary(config)];
     if let Ok(binary) = stream_binary_path(config) {
         checks.push(encoders(&binary, config));
     }
     checks.push(render_node());
-    checks.push(program("Xwayland", "Xwayland", "X11 apps will not start", "apt install xwayland"));
-    checks.push(pipewire(config));
+    checks.push(match which("Xwayland") {
+        Some(p) => Check::ok("Xwayland", p.display().to_string()),
+        None => Check::warn("Xwayland", "Xwayland not found: X11 apps will not start", "apt install xwayland"),
+    });
+    checks.push(pipewire(config, &which));
     checks.push(device(
         "uinput",
         "/dev/uinput",
@@ -77,7 +83,7 @@ pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
     checks.push(clock());
     checks.push(disk(state));
     if config.login {
-        checks.push(login(config));
+        checks.push(login(config, &which));
     }
     if config.apps.iter().any(|a| !a.attach.is_empty()) {
         checks.push(attach());
@@ -109,12 +115,17 @@ fn stream_binary(config: &Config) -> Check {
     }
 }
 
-/// What `punktfunk-stream --probe` finds: the encoders a stream opens here.
+/// What `punktfunk-stream --probe` finds: the encoders a stream opens here (given 20 s: a
+/// driver that hangs is a miss, not a hung doctor).
 fn encoders(binary: &Path, config: &Config) -> Check {
-    let out =
-        std::process::Command::new(binary).args(["--probe", "--encoder", &config.encoder]).stderr(std::process::Stdio::null()).output();
-    let probe: Option<punktfunk_core::ipc::EncoderProbe> =
-        out.ok().filter(|o| o.status.success()).and_then(|o| serde_json::from_slice(&o.stdout).ok());
+    let probe = std::process::Command::new(binary)
+        .args(["--probe", "--encoder", &config.encoder])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()
+        .and_then(|child| within(child, std::time::Duration::from_secs(20)))
+        .and_then(|out| serde_json::from_slice::<punktfunk_core::ipc::EncoderProbe>(&out).ok());
     match probe {
         Some(p) if p.hardware => {
             Check::ok("encoders", format!("a GPU encoder (H.264, HEVC, 10-bit{})", if p.hardware_av1 { ", AV1" } else { "" }))
@@ -129,6 +140,29 @@ fn encoders(binary: &Path, config: &Config) -> Check {
             Check::fail("encoders", format!("{} --probe failed", binary.display()), "run it by hand to see why (FFmpeg libraries missing?)")
         }
     }
+}
+
+/// The child's stdout if it exits successfully within `limit`; killed otherwise.
+fn within(mut child: std::process::Child, limit: std::time::Duration) -> Option<Vec<u8>> {
+    let mut stdout = child.stdout.take()?;
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut out).map(|_| out)
+    });
+    let since = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if since.elapsed() < limit => std::thread::sleep(std::time::Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let out = reader.join().ok()?.ok()?;
+    status.filter(std::process::ExitStatus::success).map(|_| out)
 }
 
 fn render_node() -> Check {
@@ -150,20 +184,7 @@ fn render_node() -> Check {
     }
 }
 
-/// `name` found on the login shell's PATH or the daemon's.
-fn which(name: &str) -> Option<PathBuf> {
-    let path = crate::login_path::of_this_user().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.exists())
-}
-
-fn program(check: &str, name: &str, without: &str, fix: &str) -> Check {
-    match which(name) {
-        Some(p) => Check::ok(check, p.display().to_string()),
-        None => Check::warn(check, format!("{name} not found: {without}"), fix),
-    }
-}
-
-fn pipewire(config: &Config) -> Check {
+fn pipewire(config: &Config, which: &dyn Fn(&str) -> Option<PathBuf>) -> Check {
     let runtime = crate::pipewire::runtime_dir();
     if crate::pipewire::reachable(&runtime) {
         return Check::ok("PipeWire", format!("running ({})", runtime.display()));
@@ -255,7 +276,7 @@ fn disk(state: &Path) -> Check {
     }
 }
 
-fn login(config: &Config) -> Check {
+fn login(config: &Config, which: &dyn Fn(&str) -> Option<PathBuf>) -> Check {
     let greetd = which(&config.greetd).or_else(|| Some(Path::new("/usr/sbin").join(&config.greetd)).filter(|p| p.exists()));
     let user = nix::unistd::User::from_name(&config.greeter_user).ok().flatten();
     match (greetd, user, nix::unistd::geteuid().is_root()) {

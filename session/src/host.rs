@@ -24,8 +24,9 @@ use std::time::Instant;
 pub struct Paths {
     pub config: PathBuf,
     pub state: PathBuf,
-    /// Where login streams' join socket and greetd configs go: reachable by every user.
-    pub login: PathBuf,
+    /// Where login streams' join socket and greetd configs go (reachable by every user): the
+    /// system service's runtime directory, or a fresh one in /tmp.
+    pub login: Option<PathBuf>,
     /// `serve --system`: every stream starts at the login greeter.
     pub system: bool,
 }
@@ -43,7 +44,7 @@ impl Paths {
         Ok(Self {
             config: xdg("XDG_CONFIG_HOME", ".config")?.join("punktfunk/config.toml"),
             state: xdg("XDG_STATE_HOME", ".local/state")?.join("punktfunk"),
-            login: std::env::temp_dir().join(format!("punktfunk-login-{}", std::process::id())),
+            login: None,
             system: false,
         })
     }
@@ -54,7 +55,7 @@ impl Paths {
         Self {
             config: "/etc/punktfunk/config.toml".into(),
             state: "/var/lib/punktfunk".into(),
-            login: "/run/punktfunk".into(),
+            login: Some("/run/punktfunk".into()),
             system: true,
         }
     }

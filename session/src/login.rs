@@ -11,7 +11,7 @@ use punktfunk_core::stream::{VideoParams, VideoResume};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +67,33 @@ impl Drop for LoginStream {
     }
 }
 
+/// A joiner let in: the stream, as whom, and the ticket it came with.
+pub struct Admission {
+    pub stream: u64,
+    pub stage: Stage,
+    ticket: String,
+}
+
+/// The first line `conn` sends, up to a small bound, all of it within `limit` (a joiner that
+/// trickles bytes holds its place no longer than that).
+fn read_line(conn: &UnixStream, limit: Duration) -> anyhow::Result<Vec<u8>> {
+    const MAX: usize = 1024;
+    let deadline = std::time::Instant::now() + limit;
+    let (mut line, mut byte) = (Vec::new(), [0u8; 1]);
+    loop {
+        let left = deadline.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero());
+        conn.set_read_timeout(Some(left.ok_or_else(|| anyhow::anyhow!("named no stream in time"))?))?;
+        match std::io::Read::read(&mut &*conn, &mut byte)? {
+            0 => anyhow::bail!("closed before naming a stream"),
+            _ if byte[0] == b'\n' => break,
+            _ => line.push(byte[0]),
+        }
+        anyhow::ensure!(line.len() <= MAX, "a join line longer than {MAX} bytes");
+    }
+    conn.set_read_timeout(None)?;
+    Ok(line)
+}
+
 /// Who a ticket admits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admits {
@@ -90,21 +117,35 @@ pub struct LoginDesk {
     tickets: parking_lot::Mutex<HashMap<String, (u64, Admits)>>,
 }
 
-/// How long a joiner may take to name its stream.
-const JOIN_READ: Duration = Duration::from_secs(5);
+/// The environment variable a session's join ticket travels in.
+const JOIN_TICKET: &str = "PUNKTFUNK_JOIN_TICKET";
+
+/// How long a joiner may take to name its stream (a line of about 50 bytes).
+const JOIN_READ: Duration = Duration::from_secs(1);
 
 impl LoginDesk {
-    /// Prepares `dir` (readable by the greeter and the users: the join socket is in it) and
-    /// checks that greetd and the greeter user exist.
-    pub fn open(dir: PathBuf, greetd: &str, greeter_user: &str, stream_binary: PathBuf, host_name: &str) -> anyhow::Result<Self> {
+    /// Prepares the login directory (readable by the greeter and the users: the join socket
+    /// is in it): `dir`, which must be root's (the system service's /run/punktfunk), or a
+    /// fresh one in /tmp no one else can have made first. Checks that greetd and the greeter
+    /// user exist.
+    pub fn open(dir: Option<PathBuf>, greetd: &str, greeter_user: &str, stream_binary: PathBuf, host_name: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(nix::unistd::geteuid().is_root(), "login = true needs the daemon to run as root (punktfunk serve --system)");
         let greetd = which(greetd).ok_or_else(|| anyhow::anyhow!("greetd ({greetd}) is not installed: login needs it"))?;
         let user = nix::unistd::User::from_name(greeter_user)?
             .ok_or_else(|| anyhow::anyhow!("the greeter user {greeter_user:?} does not exist (greeter_user)"))?;
         let greeter_binary = stream_binary.with_file_name("punktfunk-greeter");
         anyhow::ensure!(greeter_binary.exists(), "{} is missing: login needs it", greeter_binary.display());
-        std::fs::create_dir_all(&dir)?;
+        let dir = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir)?;
+                let meta = std::fs::symlink_metadata(&dir)?;
+                anyhow::ensure!(meta.is_dir() && meta.uid() == 0, "{} is not a directory of root's", dir.display());
+                dir
+            }
+            None => nix::unistd::mkdtemp(&std::env::temp_dir().join("punktfunk-login-XXXXXX"))?,
+        };
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+        tracing::info!(dir = %dir.display(), "remote login: streams start at the greeter; join socket and greetd configs here");
         Ok(Self {
             socket: dir.join("join.sock"),
             dir,
@@ -153,35 +194,43 @@ impl LoginDesk {
             toml_string(&self.greeter_user)
         );
         let config = self.dir.join(format!("greetd-{id}.toml"));
-        std::fs::write(&config, toml)?;
-        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))?;
+        // A file of our own, never one put there first (or a link): root writes it.
+        let _ = std::fs::remove_file(&config);
+        let mut file =
+            std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).custom_flags(nix::libc::O_NOFOLLOW).open(&config)?;
+        std::io::Write::write_all(&mut file, toml.as_bytes())?;
         let mut cmd = std::process::Command::new(&self.greetd);
         std::os::unix::process::CommandExt::process_group(cmd.arg("--config").arg(&config), 0);
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.greetd.display()))?;
         Ok((child, LoginStream { stage: Stage::Between, joins: 0, video: None, position: None, app: app.clone(), config }))
     }
 
-    /// Reads a joiner's ticket and checks its uid: the stream it may join, as whom.
-    pub fn admit(&self, conn: &UnixStream) -> anyhow::Result<(u64, Stage)> {
+    /// Reads a joiner's ticket (the whole line within `JOIN_READ`) and checks its uid: the
+    /// stream it may join, as whom. A session's ticket is spent only once the join succeeds
+    /// ([`LoginDesk::spend`]).
+    pub fn admit(&self, conn: &UnixStream) -> anyhow::Result<Admission> {
         use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
         let uid = getsockopt(&conn.as_fd(), PeerCredentials)?.uid();
-        conn.set_read_timeout(Some(JOIN_READ))?;
-        let join: punktfunk_core::ipc::Join = punktfunk_core::ipc::read(&mut std::io::BufReader::new(conn))?
-            .ok_or_else(|| anyhow::anyhow!("closed before naming a stream"))?;
-        conn.set_read_timeout(None)?;
-        let mut tickets = self.tickets.lock();
+        let join: punktfunk_core::ipc::Join = serde_json::from_slice(&read_line(conn, JOIN_READ)?)?;
+        let tickets = self.tickets.lock();
         let &(stream, admits) = tickets.get(&join.ticket).ok_or_else(|| anyhow::anyhow!("unknown ticket (uid {uid})"))?;
         match admits {
             Admits::Greeter => {
                 anyhow::ensure!(uid == self.greeter_uid, "a greeter ticket from uid {uid}, not {}", self.greeter_user);
-                Ok((stream, Stage::Greeter))
+                Ok(Admission { stream, stage: Stage::Greeter, ticket: join.ticket })
             }
             Admits::User => {
                 anyhow::ensure!(uid != self.greeter_uid, "a session ticket from the greeter user");
-                tickets.remove(&join.ticket);
                 let name = nix::unistd::User::from_uid(uid.into())?.map_or_else(|| uid.to_string(), |u| u.name);
-                Ok((stream, Stage::User { name, uid }))
+                Ok(Admission { stream, stage: Stage::User { name, uid }, ticket: join.ticket })
             }
+        }
+    }
+
+    /// The join `admission` came through: a session's ticket is used up.
+    pub fn spend(&self, admission: &Admission) {
+        if matches!(admission.stage, Stage::User { .. }) {
+            self.tickets.lock().remove(&admission.ticket);
         }
     }
 
@@ -190,19 +239,23 @@ impl LoginDesk {
     pub fn command(&self, stream: u64, stage: &Stage, app: &crate::config::App) -> (Vec<String>, Vec<(String, String)>) {
         match stage {
             Stage::Greeter => {
+                // The session tickets of earlier greeters of this stream are void.
+                self.tickets.lock().retain(|_, &mut (s, admits)| s != stream || admits != Admits::User);
                 let ticket = self.ticket(stream, Admits::User);
+                // The ticket goes through environments (readable by their owner and root), never
+                // a command line any local user could read in /proc.
                 let argv = [
                     self.greeter_binary.to_string_lossy().into_owned(),
                     "--title".into(),
                     self.title.clone(),
-                    "--env".into(),
-                    format!("PUNKTFUNK_JOIN_TICKET={ticket}"),
+                    "--pass-env".into(),
+                    JOIN_TICKET.into(),
                     "--".into(),
                     self.stream_binary.to_string_lossy().into_owned(),
                     "--join".into(),
                     self.socket.to_string_lossy().into_owned(),
                 ];
-                (argv.into(), Vec::new())
+                (argv.into(), vec![(JOIN_TICKET.into(), ticket)])
             }
             _ => (app.command.clone(), app.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
         }

@@ -5,9 +5,10 @@
 
 use std::ffi::OsString;
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a login shell's profile may take.
 const PROFILE_LIMIT: Duration = Duration::from_secs(5);
@@ -22,33 +23,46 @@ pub fn of_this_user() -> Option<OsString> {
     path
 }
 
-/// What `shell -l` (with `home`) sets `PATH` to; `None` if it fails or takes too long.
+/// What `shell -l` (with `home`) sets `PATH` to; `None` if it fails or does not answer in
+/// time. The shell runs in a process group of its own, all of it killed at the limit (a
+/// profile that starts something in the background cannot hold us); what the profile
+/// prints is told apart from the answer by a marker, and only absolute directories count.
 pub fn login_shell_path(shell: &Path, home: &Path) -> Option<OsString> {
+    const MARK: &str = "\u{1}punktfunk-path\u{1}";
     let mut child = Command::new(shell)
-        .args(["-l", "-c", "printf %s \"$PATH\""])
+        .args(["-l", "-c", &format!("printf '%s%s' '{MARK}' \"$PATH\"")])
         .env("HOME", home)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .current_dir(home)
+        .process_group(0)
         .spawn()
         .ok()?;
-    let since = Instant::now();
+    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+    let mut stdout = child.stdout.take()?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let read = (&mut stdout).take(64 * 1024).read_to_end(&mut out);
+        let _ = tx.send(read.map(|_| out));
+    });
+    let since = std::time::Instant::now();
     let status = loop {
         match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if since.elapsed() < PROFILE_LIMIT => std::thread::sleep(Duration::from_millis(20)),
-            _ => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return None;
-            }
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if since.elapsed() < PROFILE_LIMIT => std::thread::sleep(Duration::from_millis(10)),
+            _ => break None,
         }
     };
-    let mut out = Vec::new();
-    child.stdout.take()?.take(64 * 1024).read_to_end(&mut out).ok()?;
-    let path = String::from_utf8(out).ok()?;
-    (status.success() && path.split(':').any(|d| d.starts_with('/'))).then(|| path.trim().into())
+    // Whatever the profile left running goes with the shell (and lets go of the pipe).
+    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+    let _ = child.wait();
+    let out = String::from_utf8(rx.recv_timeout(Duration::from_secs(1)).ok()?.ok()?).ok()?;
+    let status = status?;
+    let path = out.rsplit_once(MARK)?.1;
+    let dirs: Vec<&str> = path.split(':').filter(|d| d.starts_with('/')).collect();
+    (status.success() && !dirs.is_empty()).then(|| dirs.join(":").into())
 }
 
 #[cfg(test)]
@@ -59,9 +73,14 @@ mod tests {
     fn the_profile_s_path_is_found_and_a_broken_shell_gives_none() {
         let home = std::env::temp_dir().join(format!("pf-login-path-{}", std::process::id()));
         std::fs::create_dir_all(&home).unwrap();
-        std::fs::write(home.join(".profile"), "PATH=\"$PATH:/opt/pf-games\"\n").unwrap();
+        // A chatty profile that also leaves something running: the answer comes in time, the
+        // chatter and relative entries left out.
+        std::fs::write(home.join(".profile"), "echo welcome\nsleep 60 &\nPATH=\"$PATH:/opt/pf-games:bin\"\n").unwrap();
+        let since = std::time::Instant::now();
         let path = login_shell_path(Path::new("/bin/sh"), &home).expect("a PATH");
+        assert!(since.elapsed() < PROFILE_LIMIT, "did not wait for the profile's background job");
         assert!(path.to_string_lossy().ends_with(":/opt/pf-games"), "{path:?}");
+        assert!(!path.to_string_lossy().contains("welcome"));
         assert_eq!(login_shell_path(Path::new("/nonexistent/shell"), &home), None);
         assert_eq!(login_shell_path(Path::new("/bin/false"), &home), None);
         let _ = std::fs::remove_dir_all(&home);

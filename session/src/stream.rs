@@ -166,7 +166,7 @@ impl Stream {
     fn stop(mut self) {
         self.send(&Command::Stop);
         let (pid, reaped) = (nix::unistd::Pid::from_raw(self.pid), self.reaped);
-        if self.login.is_some() {
+        if self.login.is_some() && !reaped.load(Ordering::Acquire) {
             // greetd ends its greeter or session, and itself.
             let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
         }
@@ -515,7 +515,16 @@ impl Streams {
         let streams = Arc::clone(self);
         let admitting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         std::thread::Builder::new().name("login-joins".into()).spawn(move || {
-            for conn in listener.incoming().flatten() {
+            for conn in listener.incoming() {
+                let conn = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        // Out of descriptors, most likely: wait rather than spin.
+                        tracing::warn!("login join socket: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                        continue;
+                    }
+                };
                 // A local process that connects and says nothing holds a thread for the
                 // read's timeout: a few at a time.
                 if admitting.fetch_add(1, Ordering::AcqRel) >= MAX_ADMITTING {
@@ -540,11 +549,13 @@ impl Streams {
         let desk = self.login.as_ref().expect("joins are served only for login streams");
         let admitted = desk.admit(&conn);
         admitting.fetch_sub(1, Ordering::AcqRel);
-        let (id, stage) = admitted?;
+        let admission = admitted?;
+        let (id, stage) = (admission.stream, admission.stage.clone());
         let (join, news) = self
             .with(id, |s| -> anyhow::Result<_> {
                 anyhow::ensure!(s.commands.is_none(), "stream {id} has a process already");
-                let login = s.login.as_mut().expect("a login stream");
+                let Some(login) = s.login.as_mut() else { anyhow::bail!("stream {id} is no login stream") };
+                desk.spend(&admission);
                 let (command, env) = desk.command(id, &stage, &login.app);
                 let joined = Joined {
                     mode: s.launch.mode,

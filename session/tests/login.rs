@@ -166,7 +166,13 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     mark(&signals, "greeter");
     // The join socket admits only the greeter's user with the greeter's ticket.
     let ann_stream = stage_is(&dir, 0, "login greeter");
-    let login_dir = std::env::temp_dir().join(format!("punktfunk-login-{}", daemon.0.id()));
+    // The daemon says where its login directory is (a fresh one each start).
+    let login_dir = daemon_log(&dir)
+        .lines()
+        .find(|l| l.contains("remote login:"))
+        .and_then(|l| l.split(" dir=").nth(1))
+        .map(|d| std::path::PathBuf::from(d.trim()))
+        .expect("the daemon names its login directory");
     let config = std::fs::read_to_string(login_dir.join(format!("greetd-{ann_stream}.toml"))).unwrap();
     let ticket = config.split("'--ticket' '").nth(1).and_then(|t| t.get(..32)).unwrap();
     for (ticket, who) in [(ticket, "root with the greeter's ticket"), ("00112233445566778899aabbccddeeff", "a made-up ticket")] {
@@ -210,7 +216,7 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     mark(&signals, "greeter again");
 
     // Ben's greetd dies: his stream ends, his client is told; Ann's streams on.
-    let greetd = |id: u64| format!("punktfunk-login-{}/greetd-{id}.toml", daemon.0.id());
+    let greetd = |id: u64| format!("{}/greetd-{id}.toml", login_dir.display());
     assert!(Command::new("pkill").args(["-KILL", "-f", &greetd(ben_stream)]).status().unwrap().success());
     let two = client_report(&two.wait_with_output().unwrap(), &dir);
     eprintln!("second client: {two}");
@@ -244,11 +250,14 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
         assert!(!orange(&bands[0]) && bands.iter().any(orange), "the greeter first, then the app's pixels: {bands:?}");
     }
     gone(&["-u", &ann.0]);
-    gone(&["-f", &format!("punktfunk-login-{}/greetd-", daemon.0.id())]);
+    gone(&["-f", &format!("{}/greetd-", login_dir.display())]);
     assert!(daemon.0.try_wait().unwrap().is_none(), "the host runs on");
     let log = daemon_log(&dir);
     for password in ["right-horse", "wrong-horse", "battery-staple"] {
         assert!(!log.contains(password), "a password reached the log");
     }
+    // The session's ticket travels in environments, never on a command line (the
+    // compositor logs the greeter's) where any local user could read it.
+    assert!(log.contains("--pass-env") && !log.contains("PUNKTFUNK_JOIN_TICKET="), "{log}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -138,6 +138,8 @@ fn main() -> anyhow::Result<()> {
     let outcome = if let Some(socket) = &args.join {
         // Started by greetd for a login stream: the daemon says what to run.
         let ticket = args.ticket.or_else(|| std::env::var("PUNKTFUNK_JOIN_TICKET").ok()).context("no --ticket")?;
+        // SAFETY: no other thread runs yet. Spent once joined: the session's apps need not see it.
+        unsafe { std::env::remove_var("PUNKTFUNK_JOIN_TICKET") };
         let j = punktfunk_streamer::join::join(socket, &ticket)?;
         let joined = j.joined;
         config.mode = joined.mode;

@@ -59,6 +59,9 @@ struct ShmBuffer {
     shape: (u32, u32, u32, u32),
 }
 
+/// The largest output side a copy is made of (the modes a stream takes are smaller).
+const MAX_SIDE: u32 = 16384;
+
 /// wl_shm's ARGB8888 and XRGB8888: B, G, R, X in memory, what the encoders read.
 const ARGB8888: u32 = 0;
 const XRGB8888: u32 = 1;
@@ -248,7 +251,16 @@ struct Asked {
 impl State {
     /// A buffer of the shape the compositor asked for, then the copy into it.
     fn copy(&mut self, frame: &zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1, qh: &QueueHandle<Self>, shape: (u32, u32, u32, u32)) {
-        let (_, height, stride, format) = shape;
+        let (width, height, stride, format) = shape;
+        // Sizes from the desktop bound our memory and every row we copy: checked first.
+        let sane = (1..=MAX_SIDE).contains(&width)
+            && (1..=MAX_SIDE).contains(&height)
+            && u64::from(stride) >= u64::from(width) * 4
+            && u64::from(stride) * u64::from(height) <= i32::MAX as u64;
+        if !sane {
+            self.done = Some(Err(format!("the desktop offers a {width}x{height} buffer of stride {stride}")));
+            return;
+        }
         if !matches!(format, ARGB8888 | XRGB8888) {
             self.done = Some(Err(format!("the desktop copies in wl_shm format {format:#x}, not XRGB8888")));
             return;
@@ -284,8 +296,13 @@ impl ShmBuffer {
     fn new(shm: &wl_shm::WlShm, qh: &QueueHandle<State>, shape: (u32, u32, u32, u32)) -> anyhow::Result<Self> {
         let (width, height, stride, format) = shape;
         let len = stride as usize * height as usize;
-        let fd = nix::sys::memfd::memfd_create("punktfunk-attach", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
+        let fd = nix::sys::memfd::memfd_create(
+            "punktfunk-attach",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC | nix::sys::memfd::MFdFlags::MFD_ALLOW_SEALING,
+        )?;
         nix::unistd::ftruncate(&fd, len as i64)?;
+        // The desktop gets the descriptor: it must not shrink the memory under our mapping.
+        nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_ADD_SEALS(nix::fcntl::SealFlag::F_SEAL_SHRINK | nix::fcntl::SealFlag::F_SEAL_SEAL))?;
         // SAFETY: a memfd of our own, sized above; the compositor writes it only between our
         // copy request and its `ready`, when we do not read it.
         let map = unsafe { MmapMut::map_mut(&fd)? };
@@ -339,8 +356,9 @@ impl Dispatch<zwlr_screencopy_frame_v1::ZwlrScreencopyFrameV1, ()> for State {
                 state.damage.push(Rect { x: x as i32, y: y as i32, width: width as i32, height: height as i32 });
             }
             Event::Ready { tv_sec_hi, tv_sec_lo, tv_nsec } => {
-                let presented = Duration::new((u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo), tv_nsec);
-                state.done = Some(Ok(monotonic_instant(presented)));
+                let secs = (u64::from(tv_sec_hi) << 32) | u64::from(tv_sec_lo);
+                let presented = Duration::from_secs(secs).checked_add(Duration::from_nanos(u64::from(tv_nsec)));
+                state.done = Some(Ok(presented.map_or_else(Instant::now, monotonic_instant)));
             }
             Event::Failed => state.done = Some(Err("the copy failed".into())),
             _ => {}

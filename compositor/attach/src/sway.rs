@@ -69,20 +69,30 @@ impl Drop for SwayOutput {
 struct Kept;
 
 impl Kept {
-    fn path() -> PathBuf {
-        let dir = std::env::var_os("XDG_RUNTIME_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
-        // Per sway instance: its socket's name.
+    /// In the user's runtime directory (private), per sway instance (its socket's name); none
+    /// without one: /tmp is shared with other users.
+    fn path() -> std::io::Result<PathBuf> {
+        let dir = std::env::var_os("XDG_RUNTIME_DIR").ok_or_else(|| std::io::Error::other("no XDG_RUNTIME_DIR"))?;
         let sway = std::env::var("SWAYSOCK").unwrap_or_default().replace('/', "_");
-        dir.join(format!("punktfunk-attach-outputs{sway}"))
+        Ok(PathBuf::from(dir).join(format!("punktfunk-attach-outputs{sway}")))
     }
 
     /// Changes the list under its lock.
     fn edit<R>(f: impl FnOnce(&mut Vec<String>) -> R) -> std::io::Result<R> {
-        let mut file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(Self::path())?;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(Self::path()?)?;
         let _lock = nix::fcntl::Flock::lock(file.try_clone()?, nix::fcntl::FlockArg::LockExclusive).map_err(|(_, e)| e)?;
         let mut text = String::new();
         file.read_to_string(&mut text)?;
-        let mut names: Vec<String> = text.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect();
+        // Only outputs sway's headless backend made are ever ours to take.
+        let mut names: Vec<String> = text.lines().filter(|l| l.starts_with("HEADLESS-")).map(str::to_owned).collect();
         let out = f(&mut names);
         file.set_len(0)?;
         file.rewind()?;

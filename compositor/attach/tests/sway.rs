@@ -44,10 +44,15 @@ fn an_output_of_the_clients_mode_in_a_running_sway() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let (_sway, socket) = sway::start_sway(&dir);
-    // SAFETY: this binary's only test sets them before the capture's threads start.
+    // Our own runtime directory (where a kept output is remembered).
+    let ours = dir.join("ours");
+    std::fs::create_dir(&ours).unwrap();
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // SAFETY: this binary's tests set them before the capture's threads start.
     unsafe {
         std::env::set_var("SWAYSOCK", &socket);
         std::env::set_var("WAYLAND_DISPLAY", socket.parent().unwrap().join("wayland-1"));
+        std::env::set_var("XDG_RUNTIME_DIR", &ours);
     }
     assert_eq!(Desktop::find("auto").unwrap(), Desktop::Sway);
 
