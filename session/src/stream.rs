@@ -429,6 +429,7 @@ impl Streams {
                 .spawn(move || streams.read_reports(id, reports, news_to_launch, None))?;
         }
         let streams = Arc::clone(self);
+        let logs_in = self.login.is_some();
         let waiter = std::thread::Builder::new().name(format!("stream-{id}-wait")).spawn(move || {
             let status = child.wait();
             reaped.store(true, Ordering::Release);
@@ -436,6 +437,12 @@ impl Streams {
             let _ = exited.send(AppNews::Exited(status.map_or_else(|e| e.to_string(), |s| s.to_string())));
             for u in undo.iter().rev().filter(|u| !u.is_empty()) {
                 let _ = run_quiet(u, "undo");
+            }
+            if logs_in {
+                // A login stream's processes ran as its user, who could have kept a copy of
+                // the slot's sockets past the end: the next stream in the slot must be their
+                // only reader.
+                evict_holders(&streams.slots[slot].sockets);
             }
             streams.ended(id);
         })?;
@@ -742,6 +749,26 @@ fn wait_for_app(news: &std::sync::mpsc::Receiver<AppNews>, title: &str) -> anyho
     }))
 }
 
+/// Kills every process but this one that holds one of `sockets` (found by their inodes in
+/// `/proc/*/fd`).
+fn evict_holders(sockets: &MediaSockets) {
+    let inodes: Vec<u64> = [&sockets.video, &sockets.native, &sockets.audio]
+        .into_iter()
+        .filter_map(|s| nix::sys::stat::fstat(s).ok().map(|st| st.st_ino))
+        .collect();
+    let me = std::process::id();
+    let socket_inode = |link: PathBuf| -> Option<u64> { link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok() };
+    for process in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = process.file_name().to_str().and_then(|p| p.parse::<u32>().ok()).filter(|&p| p != me) else { continue };
+        let Ok(fds) = std::fs::read_dir(process.path().join("fd")) else { continue };
+        let holds = fds.flatten().any(|fd| std::fs::read_link(fd.path()).ok().and_then(socket_inode).is_some_and(|i| inodes.contains(&i)));
+        if holds {
+            tracing::warn!(pid, "a process outlived its login stream holding the stream's sockets: killing it");
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 fn run_quiet(argv: &[String], what: &str) -> anyhow::Result<()> {
     let Some((prog, args)) = argv.split_first() else { return Ok(()) };
     let status = std::process::Command::new(prog).args(args).status().map_err(|e| anyhow::anyhow!("{what} command {prog}: {e}"))?;
@@ -780,6 +807,35 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         tx.send(AppNews::Started).unwrap();
         assert!(wait_for_app(&rx, "Game").is_ok(), "started and still running after the settle time");
+    }
+
+    /// A process that kept a copy of a slot's socket is found and ended; others are not.
+    #[test]
+    fn processes_holding_a_slots_sockets_are_evicted() {
+        let bind = || UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sockets = MediaSockets { video: bind(), native: bind(), audio: bind() };
+        let spawn = |inherit: Option<i32>| {
+            let mut cmd = std::process::Command::new("sleep");
+            cmd.arg("30");
+            if let Some(fd) = inherit {
+                // SAFETY: only fcntl between fork and exec.
+                unsafe {
+                    std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+                        nix::libc::fcntl(fd, nix::libc::F_SETFD, 0);
+                        Ok(())
+                    });
+                }
+            }
+            cmd.spawn().unwrap()
+        };
+        let mut keeper = spawn(Some(sockets.native.as_raw_fd()));
+        let mut bystander = spawn(None);
+        evict_holders(&sockets);
+        let status = keeper.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9), "the keeper was killed");
+        assert!(bystander.try_wait().unwrap().is_none(), "the bystander runs on");
+        let _ = bystander.kill();
+        let _ = bystander.wait();
     }
 
     /// A compositor that stops reading costs the daemon one timed-out write, not a hang:
