@@ -16,7 +16,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc;
 use wayland_client::globals::{GlobalListContents, registry_queue_init};
-use wayland_client::protocol::{wl_buffer, wl_compositor, wl_keyboard, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface};
+use wayland_client::protocol::{wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface};
 use wayland_client::{Connection, Dispatch, QueueHandle, WEnum, delegate_noop};
 use wayland_protocols::xdg::shell::client::{xdg_surface, xdg_toplevel, xdg_wm_base};
 use xkbcommon::xkb;
@@ -87,6 +87,7 @@ fn main() -> anyhow::Result<()> {
         pending: (0, 0),
         buffers: Vec::new(),
         closed: false,
+        drawn: false,
         xkb: None,
     };
     let mut shown = None;
@@ -134,6 +135,14 @@ fn main() -> anyhow::Result<()> {
     }
     if app.login.is_done() {
         eprintln!("punktfunk-greeter: session starting");
+        // The stream shows our last frame ("Starting the session…") until the session's
+        // own comes: wait (briefly) until the compositor has drawn it.
+        let _drawn = surface.frame(&qh, ());
+        surface.commit();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(500);
+        while !app.drawn && std::time::Instant::now() < until && queue.roundtrip(&mut app).is_ok() {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
     Ok(())
 }
@@ -152,6 +161,8 @@ struct App {
     buffers: Vec<Buffer>,
     closed: bool,
     xkb: Option<xkb::State>,
+    /// The compositor drew the last frame (its frame callback came).
+    drawn: bool,
 }
 
 struct Buffer {
@@ -237,6 +248,14 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for App {
         _: &Connection,
         _: &QueueHandle<Self>,
     ) {
+    }
+}
+
+impl Dispatch<wl_callback::WlCallback, ()> for App {
+    fn event(app: &mut Self, _: &wl_callback::WlCallback, event: wl_callback::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let wl_callback::Event::Done { .. } = event {
+            app.drawn = true;
+        }
     }
 }
 
