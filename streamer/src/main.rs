@@ -138,22 +138,7 @@ fn main() -> anyhow::Result<()> {
     let outcome = if let Some(socket) = &args.join {
         // Started by greetd for a login stream: the daemon says what to run.
         let ticket = args.ticket.or_else(|| std::env::var("PUNKTFUNK_JOIN_TICKET").ok()).context("no --ticket")?;
-        // SAFETY: no other thread runs yet. Spent once joined: the session's apps need not see it.
-        unsafe { std::env::remove_var("PUNKTFUNK_JOIN_TICKET") };
-        let j = punktfunk_streamer::join::join(socket, &ticket)?;
-        let joined = j.joined;
-        config.mode = joined.mode;
-        config.renderer = joined.renderer.parse().unwrap_or(EngineChoice::Auto);
-        config.convert = joined.convert.parse().unwrap_or(ConvertChoice::Auto);
-        config.gpu = joined.gpu;
-        config.xwayland = joined.xwayland;
-        config.command = joined.command.into_iter().map(OsString::from).collect();
-        for (key, value) in joined.env {
-            // SAFETY: no other thread runs yet; the session command inherits it.
-            unsafe { std::env::set_var(key, value) };
-        }
-        tracing::info!(uid = nix::unistd::getuid().as_raw(), "joined the stream");
-        serve(config, j.ipc, Sockets { video: j.video, native: j.native, audio: None }, joined.min_fps)?
+        join(config, socket, &ticket)?
     } else if let (Some(ipc), Some(video), Some(native)) = (args.ipc_fd, args.video_fd, args.native_fd) {
         // Spawned by the daemon for one stream: frames go to the client, commands come from it.
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
@@ -203,6 +188,27 @@ fn main() -> anyhow::Result<()> {
         "stream session ended"
     );
     std::process::exit(outcome.exit_code.unwrap_or(0));
+}
+
+/// Joins the login stream `ticket` names and runs what the daemon says in it. Call before any
+/// thread starts (it sets the environment the session inherits).
+fn join(mut config: Config, socket: &std::path::Path, ticket: &str) -> anyhow::Result<punktfunk_compositor::Outcome> {
+    // SAFETY: no other thread runs yet. Spent once joined: the session's apps need not see it.
+    unsafe { std::env::remove_var("PUNKTFUNK_JOIN_TICKET") };
+    let j = punktfunk_streamer::join::join(socket, ticket)?;
+    let joined = j.joined;
+    config.mode = joined.mode;
+    config.renderer = joined.renderer.parse().unwrap_or(EngineChoice::Auto);
+    config.convert = joined.convert.parse().unwrap_or(ConvertChoice::Auto);
+    config.gpu = joined.gpu;
+    config.xwayland = joined.xwayland;
+    config.command = joined.command.into_iter().map(OsString::from).collect();
+    for (key, value) in joined.env {
+        // SAFETY: as above; the session command inherits it.
+        unsafe { std::env::set_var(key, value) };
+    }
+    tracing::info!(uid = nix::unistd::getuid().as_raw(), "joined the stream");
+    serve(config, j.ipc, Sockets { video: j.video, native: j.native, audio: None }, joined.min_fps)
 }
 
 /// Runs the compositor for the daemon's stream: frames go to the client, commands come from
