@@ -74,6 +74,8 @@ pub enum Report {
     /// Where the GameStream video stands: every second while it sends, and once more when
     /// it stopped (`stopped`, exact). The next process of the stream goes on from here.
     VideoPosition { position: VideoResume, stopped: bool },
+    /// Where the GameStream audio stopped, for the stream's next process.
+    AudioPosition(crate::gamestream::audio::AudioPosition),
 }
 
 /// A stream process that greetd started (the greeter, or after a login the user's session)
@@ -81,6 +83,9 @@ pub enum Report {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Join {
     pub ticket: String,
+    /// The joiner's `XDG_RUNTIME_DIR`, where it has one (logind made it): its PipeWire's.
+    #[serde(default)]
+    pub runtime_dir: Option<std::path::PathBuf>,
 }
 
 /// Daemon → a joining process: what to run, in place of the command line a spawned stream
@@ -95,6 +100,8 @@ pub struct Joined {
     pub gpu: Option<std::path::PathBuf>,
     pub min_fps: u32,
     pub xwayland: bool,
+    /// The session sink's channels (2, 6 or 8); the stream's audio socket comes third.
+    pub audio_channels: u8,
     /// The session command (the greeter, or the user's app) and what it gets in its
     /// environment besides the compositor's.
     pub command: Vec<String>,
@@ -162,6 +169,7 @@ mod tests {
             key: Some(([3; 16], 0x8000_0001)),
             ping_payload: None,
             client: None,
+            resume: None,
         };
         let msgs = [
             Command::StartVideo(params),

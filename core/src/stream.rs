@@ -203,6 +203,10 @@ pub struct AudioParams {
     /// As [`VideoParams::client`].
     #[serde(default)]
     pub client: Option<IpAddr>,
+    /// Where the stream's audio stands, when another process of the same stream sent it
+    /// before this one (a login's hand-over): its sequence numbers, which make the IVs, go on.
+    #[serde(default)]
+    pub resume: Option<crate::gamestream::audio::AudioPosition>,
 }
 
 /// A stream's audio figures when it stops.

@@ -195,7 +195,7 @@ impl Host {
             gpu,
         };
         let login = match config.login || paths.system {
-            true => Some(LoginDesk::open(paths.login.clone(), &config.greetd, &config.greeter_user, compositor.clone(), &name)?),
+            true => Some(LoginDesk::open(paths.login.clone(), &config, compositor.clone(), &name)?),
             false => None,
         };
         let streams = Arc::new(Streams::new(compositor, engines, slots, session_env, login));

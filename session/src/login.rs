@@ -7,7 +7,9 @@
 //! sockets and goes on with the stream where the last process left it: the client stays
 //! connected across the login and every logout.
 
-use punktfunk_core::stream::{VideoParams, VideoResume};
+use crate::pipewire::PipeWireServer;
+use punktfunk_core::gamestream::audio::AudioPosition;
+use punktfunk_core::stream::{AudioParams, VideoParams, VideoResume};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
@@ -46,6 +48,11 @@ pub struct LoginStream {
     pub video: Option<VideoParams>,
     /// Where the last process's video stood, and whether that was its exact end.
     pub position: Option<(VideoResume, bool)>,
+    /// The audio as the client started it, and where the last process's stopped.
+    pub audio: Option<AudioParams>,
+    pub audio_position: Option<AudioPosition>,
+    /// The PipeWire started for the user of the session now joined (none of their own).
+    pub pipewire: Option<PipeWireServer>,
     /// The app a login starts.
     pub app: crate::config::App,
     /// greetd's config for this stream (removed with it).
@@ -53,6 +60,12 @@ pub struct LoginStream {
 }
 
 impl LoginStream {
+    /// The audio parameters as they go to the process now feeding the stream: where the
+    /// last one's stopped (its sequence numbers make the IVs).
+    pub fn audio_for_next(&self) -> Option<AudioParams> {
+        Some(AudioParams { resume: self.audio_position, ..self.audio.clone()? })
+    }
+
     /// The video parameters for the process now joining: where the last one stopped.
     pub fn video_for_next(&self) -> Option<VideoParams> {
         let mut params = self.video.clone()?;
@@ -67,10 +80,11 @@ impl Drop for LoginStream {
     }
 }
 
-/// A joiner let in: the stream, as whom, and the ticket it came with.
+/// A joiner let in: the stream, as whom, its runtime directory, and the ticket it came with.
 pub struct Admission {
     pub stream: u64,
     pub stage: Stage,
+    pub runtime_dir: Option<PathBuf>,
     ticket: String,
 }
 
@@ -114,6 +128,8 @@ pub struct LoginDesk {
     stream_binary: PathBuf,
     greeter_binary: PathBuf,
     title: String,
+    /// Start a PipeWire for a session's user who has none.
+    start_pipewire: bool,
     tickets: parking_lot::Mutex<HashMap<String, (u64, Admits)>>,
 }
 
@@ -128,8 +144,9 @@ impl LoginDesk {
     /// is in it): `dir`, which must be root's (the system service's /run/punktfunk), or a
     /// fresh one in /tmp no one else can have made first. Checks that greetd and the greeter
     /// user exist.
-    pub fn open(dir: Option<PathBuf>, greetd: &str, greeter_user: &str, stream_binary: PathBuf, host_name: &str) -> anyhow::Result<Self> {
+    pub fn open(dir: Option<PathBuf>, config: &crate::config::Config, stream_binary: PathBuf, host_name: &str) -> anyhow::Result<Self> {
         anyhow::ensure!(nix::unistd::geteuid().is_root(), "login = true needs the daemon to run as root (punktfunk serve --system)");
+        let (greetd, greeter_user) = (config.greetd.as_str(), config.greeter_user.as_str());
         let greetd = which(greetd).ok_or_else(|| anyhow::anyhow!("greetd ({greetd}) is not installed: login needs it"))?;
         let user = nix::unistd::User::from_name(greeter_user)?
             .ok_or_else(|| anyhow::anyhow!("the greeter user {greeter_user:?} does not exist (greeter_user)"))?;
@@ -155,6 +172,7 @@ impl LoginDesk {
             stream_binary,
             greeter_binary,
             title: format!("Log in to {host_name}"),
+            start_pipewire: config.start_pipewire,
             tickets: parking_lot::Mutex::default(),
         })
     }
@@ -202,7 +220,20 @@ impl LoginDesk {
         let mut cmd = std::process::Command::new(&self.greetd);
         std::os::unix::process::CommandExt::process_group(cmd.arg("--config").arg(&config), 0);
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.greetd.display()))?;
-        Ok((child, LoginStream { stage: Stage::Between, joins: 0, video: None, position: None, app: app.clone(), config }))
+        Ok((
+            child,
+            LoginStream {
+                stage: Stage::Between,
+                joins: 0,
+                video: None,
+                position: None,
+                audio: None,
+                audio_position: None,
+                pipewire: None,
+                app: app.clone(),
+                config,
+            },
+        ))
     }
 
     /// Reads a joiner's ticket (the whole line within `JOIN_READ`) and checks its uid: the
@@ -217,12 +248,40 @@ impl LoginDesk {
         match admits {
             Admits::Greeter => {
                 anyhow::ensure!(uid == self.greeter_uid, "a greeter ticket from uid {uid}, not {}", self.greeter_user);
-                Ok(Admission { stream, stage: Stage::Greeter, ticket: join.ticket })
+                Ok(Admission { stream, stage: Stage::Greeter, runtime_dir: join.runtime_dir, ticket: join.ticket })
             }
             Admits::User => {
                 anyhow::ensure!(uid != self.greeter_uid, "a session ticket from the greeter user");
                 let name = nix::unistd::User::from_uid(uid.into())?.map_or_else(|| uid.to_string(), |u| u.name);
-                Ok(Admission { stream, stage: Stage::User { name, uid }, ticket: join.ticket })
+                Ok(Admission { stream, stage: Stage::User { name, uid }, runtime_dir: join.runtime_dir, ticket: join.ticket })
+            }
+        }
+    }
+
+    /// A session user's sound: the PipeWire in their runtime directory, or (with none and
+    /// `start_pipewire`) one started for them, and what their session's environment needs to
+    /// reach it. The directory the joiner named counts only if it is theirs alone (a
+    /// directory, not a link, owned by them, 0700): everything there runs as them.
+    pub fn user_sound(&self, admission: &Admission) -> (Option<PipeWireServer>, Vec<(String, String)>) {
+        let Stage::User { uid, .. } = admission.stage else { return (None, Vec::new()) };
+        let theirs = |d: &&PathBuf| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::symlink_metadata(d).is_ok_and(|m| m.is_dir() && m.uid() == uid && m.mode() & 0o077 == 0)
+        };
+        let runtime = admission.runtime_dir.as_ref().filter(theirs);
+        if runtime.is_some_and(|d| crate::pipewire::reachable(d)) || !self.start_pipewire {
+            return (None, Vec::new());
+        }
+        let gid = nix::unistd::User::from_uid(uid.into()).ok().flatten().map_or(uid, |u| u.gid.as_raw());
+        match PipeWireServer::start_as(runtime.map(PathBuf::as_path), (uid, gid)) {
+            Ok(server) => {
+                let env = server.env().iter().filter(|(k, _)| matches!(*k, "XDG_RUNTIME_DIR" | "DBUS_SESSION_BUS_ADDRESS"));
+                let env = env.map(|(k, v)| ((*k).to_owned(), v.to_string_lossy().into_owned())).collect();
+                (Some(server), env)
+            }
+            Err(e) => {
+                tracing::warn!(uid, "no PipeWire for the session's sound: {e}");
+                (None, Vec::new())
             }
         }
     }

@@ -16,6 +16,10 @@ pub fn reachable(runtime: &Path) -> bool {
 pub struct PipeWireServer {
     children: Vec<(&'static str, Child)>,
     env: Vec<(&'static str, OsString)>,
+    /// Another user's (uid, gid) the daemons run as, in an environment of their own.
+    owner: Option<(u32, u32)>,
+    /// The runtime directory made for them, removed with them.
+    made: Option<PathBuf>,
 }
 
 impl PipeWireServer {
@@ -23,16 +27,52 @@ impl PipeWireServer {
     /// waits until PipeWire and its PulseAudio server accept connections. Output goes to
     /// `log_dir/<daemon>.log` when given, else nowhere.
     pub fn start(runtime: &Path, log_dir: Option<&Path>) -> std::io::Result<Self> {
-        std::fs::create_dir_all(runtime)?;
-        std::fs::set_permissions(runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        Self::start_for(runtime, log_dir, None)
+    }
+
+    /// As [`PipeWireServer::start`], the daemons running as the user `owner` (uid, gid): a
+    /// login stream's user where logind started none. Their sockets go in `runtime`, the
+    /// user's own runtime directory (which the caller checked is theirs: nothing is done in
+    /// it as root), or with none in a fresh directory made for them and removed with them.
+    pub fn start_as(runtime: Option<&Path>, owner: (u32, u32)) -> std::io::Result<Self> {
+        let Some(runtime) = runtime else {
+            // mkdtemp's directory is new (never someone's link) and 0700.
+            let made = nix::unistd::mkdtemp(&std::env::temp_dir().join("punktfunk-run-XXXXXX"))?;
+            let started =
+                std::os::unix::fs::chown(&made, Some(owner.0), Some(owner.1)).and_then(|()| Self::start_for(&made, None, Some(owner)));
+            return match started {
+                Ok(mut server) => {
+                    server.made = Some(made);
+                    Ok(server)
+                }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&made);
+                    Err(e)
+                }
+            };
+        };
+        Self::start_for(runtime, None, Some(owner))
+    }
+
+    fn start_for(runtime: &Path, log_dir: Option<&Path>, owner: Option<(u32, u32)>) -> std::io::Result<Self> {
+        if owner.is_none() {
+            std::fs::create_dir_all(runtime)?;
+            std::fs::set_permissions(runtime, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+        }
         let mut env = vec![("XDG_RUNTIME_DIR", runtime.as_os_str().to_owned())];
-        let mut server = Self { children: Vec::new(), env: Vec::new() };
+        if owner.is_some() {
+            // Nothing of the daemon's own environment (its HOME, its state directories).
+            env.extend([("HOME", runtime.as_os_str().to_owned()), ("PATH", "/usr/local/bin:/usr/bin:/bin".into())]);
+        }
+        let mut server = Self { children: Vec::new(), env: Vec::new(), owner, made: None };
         // WirePlumber wants a session bus; a service started outside a login has none.
-        match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+        match std::env::var_os("DBUS_SESSION_BUS_ADDRESS").filter(|_| owner.is_none()) {
             Some(bus) => env.push(("DBUS_SESSION_BUS_ADDRESS", bus)),
             None => {
                 let socket = runtime.join("bus");
-                let _ = std::fs::remove_file(&socket);
+                if owner.is_none() {
+                    let _ = std::fs::remove_file(&socket);
+                }
                 let address = format!("unix:path={}", socket.display());
                 server.spawn("dbus-daemon", &["--session", "--nofork", "--nopidfile", "--address", &address], &env, log_dir)?;
                 wait_for(&socket, "dbus-daemon")?;
@@ -64,6 +104,9 @@ impl PipeWireServer {
             })
         };
         let mut command = Command::new(program);
+        if let Some((uid, gid)) = self.owner {
+            command.env_clear().uid(uid).gid(gid);
+        }
         command.args(args).envs(env.iter().cloned()).stdin(Stdio::null()).stdout(output()?).stderr(output()?);
         // SAFETY: prctl is async-signal-safe. The daemon must not outlive the host, even
         // one killed without a chance to clean up.
@@ -96,6 +139,10 @@ impl Drop for PipeWireServer {
                 let _ = child.kill();
                 let _ = child.wait();
             }
+        }
+        if let Some(dir) = &self.made {
+            // Never follows a link put in its place.
+            let _ = std::fs::remove_dir_all(dir);
         }
     }
 }

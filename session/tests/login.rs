@@ -12,6 +12,8 @@
 //! (`PUNKTFUNK_MOONLIGHT_PYTHON`); says why and passes without them outside CI.
 
 mod common;
+#[path = "../../streamer/tests/support/pipewire.rs"]
+mod tones;
 
 use common::{api_status, client_report, python, start_daemon_configured, target_dir};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -140,22 +142,19 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     let (ann, ann_uid) = User::add(&format!("pfann{tag}"), "right-horse-7");
     let (ben, ben_uid) = User::add(&format!("pfben{tag}"), "battery-staple-9");
 
-    // The app says who runs it, then shows the test pattern (orange, ff8000) until ended.
+    // The app says who runs it, plays a 660 Hz tone and shows the test pattern (orange,
+    // ff8000) until ended.
+    let tone = dir.join("tone.raw");
+    tones::tone_file(&tone, &[660.0, 660.0], 2.0);
+    std::fs::set_permissions(&tone, std::fs::Permissions::from_mode(0o644)).unwrap();
     let app = format!(
-        "id -u > \"{}/who-$(id -u)\"; exec '{}' --color ff8000",
+        "id -u > \"{}/who-$(id -u)\"; while pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}'; do :; done & exec '{}' --color ff8000",
         dir.display(),
+        tone.display(),
         target_dir().join("punktfunk-test-pattern").display()
     );
     let app_toml = format!("[[apps]]\ntitle = \"Mine\"\ncommand = {}\n", serde_json::to_string(&["sh", "-c", &app]).unwrap());
-    let mut daemon = start_daemon_configured(
-        &[],
-        &dir,
-        PORT,
-        API_PORT,
-        "start_pipewire = false\nlogin = true\nmax_sessions = 2\n",
-        &["true".into()],
-        &app_toml,
-    );
+    let mut daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "login = true\nmax_sessions = 2\n", &["true".into()], &app_toml);
     let who = |uid: u32| dir.join(format!("who-{uid}"));
 
     // Ann's stream: the greeter asks; a wrong password is refused and it asks again.
@@ -243,6 +242,10 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     assert!(at("greeter again") > at("session") + 5, "and through the logout: {marks}");
     assert!(at("after the other ended") > at("greeter again"), "and on while the other stream ended: {marks}");
     assert_eq!(one["numbers_rise"], true, "one stream to the client: its frame numbers only rise");
+    // The user's app is heard in the stream (a PipeWire started for Ann, who had none).
+    let heard: Vec<f64> =
+        one["heard"]["session"].as_array().map(|a| a.iter().filter_map(serde_json::Value::as_f64).collect()).unwrap_or_default();
+    assert!(heard.iter().filter(|&&hz| (hz - 660.0).abs() <= 20.0).count() >= 5, "Ann's app plays 660 Hz; the client heard {heard:?}");
     assert_eq!(one["terminated"], false, "the client was never disconnected");
     let orange = |b: &serde_json::Value| b[0].as_i64().unwrap_or(0) > 200 && b[2].as_i64().unwrap_or(255) < 80;
     for report in [&one, &two] {

@@ -354,15 +354,24 @@ def stream_driven(signals):
     in `DIR/type` (each line, then Enter; the file is removed once typed), notes how many
     frames it had when `DIR/mark` names a stage (removed once noted), and stops when
     `DIR/stop` appears (quitting the app) or the host ends the stream. Reports the frame
-    numbers' order, the marks, the colours seen and the longest wait for a frame (the
-    hand-overs between processes)."""
+    numbers' order, the marks (and the sound's frequencies in the second before each), the
+    colours seen and the longest wait for a frame (the hand-overs between processes)."""
     at = lambda what: os.path.join(signals, what)
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
-                        output_format="rgb24", ready_timeout=60.0, record_audio=False)
-    numbers, bands, marks, deadline = [], [], {}, time.monotonic() + 300
+                        output_format="rgb24", ready_timeout=60.0, record_audio=True)
+    numbers, bands, marks, heard, deadline = [], [], {}, {}, time.monotonic() + 300
     last, gap = time.monotonic(), 0.0
-    sub = client._stream_manager.subscribe()
+    sub, sound, pcm, listening = client._stream_manager.subscribe(), client._stream_manager.subscribe_audio(), [], [True]
+
+    def listen():
+        while listening[0]:
+            chunk = sound.get(timeout=0.5)
+            if chunk is not None:
+                pcm.append(chunk.data)
+
+    listener = threading.Thread(target=listen)
+    listener.start()
     while time.monotonic() < deadline and not os.path.exists(at("stop")) and not client._session.is_terminated:
         f = sub.get(timeout=0.5)
         if f is None:
@@ -383,11 +392,17 @@ def stream_driven(signals):
             os.remove(at("type"))
         if os.path.exists(at("mark")):
             with open(at("mark")) as m:
-                marks[m.read().strip()] = len(numbers)
+                name = m.read().strip()
+            marks[name] = len(numbers)
+            # The strongest frequency of each 100 ms of the last second heard.
+            heard[name] = loudest_hz(np.concatenate(pcm) if pcm else np.zeros((0, 2), dtype=np.float32))
             os.remove(at("mark"))
+    listening[0] = False
+    listener.join()
+    client._stream_manager.unsubscribe_audio(sound)
     client._stream_manager.unsubscribe(sub)
     out.update(frames=len(numbers), numbers_rise=all(b > a for a, b in zip(numbers, numbers[1:])), marks=marks,
-               longest_gap_ms=round(gap * 1000), bands=bands, terminated=client._session.is_terminated,
+               longest_gap_ms=round(gap * 1000), bands=bands, heard=heard, terminated=client._session.is_terminated,
                video_stats=video_stats())
     client.stop_stream()
     if not out["terminated"]:

@@ -130,6 +130,7 @@ fn real_pipewire(dir: &std::path::Path, runtime: &std::path::Path) {
         key: Some(([7; 16], 1)),
         ping_payload: None,
         client: None,
+        resume: None,
     };
     let sender = audio::start(params, host.try_clone().unwrap(), session.subscribe(), Channels::Stereo, None).unwrap();
     client.send_to(b"PING", host.local_addr().unwrap()).unwrap();

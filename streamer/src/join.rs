@@ -19,6 +19,8 @@ pub struct Joining {
     pub joined: Joined,
     pub video: UdpSocket,
     pub native: UdpSocket,
+    /// GameStream audio.
+    pub audio: UdpSocket,
 }
 
 /// How long the daemon may take to answer.
@@ -27,12 +29,13 @@ const ANSWER: Duration = Duration::from_secs(10);
 /// Joins the stream `ticket` names at the daemon's socket `path`.
 pub fn join(path: &Path, ticket: &str) -> anyhow::Result<Joining> {
     let mut ipc = UnixStream::connect(path).with_context(|| format!("connecting to the daemon at {}", path.display()))?;
-    ipc::write(&mut ipc, &Join { ticket: ticket.to_owned() })?;
+    let runtime_dir = std::env::var_os("XDG_RUNTIME_DIR").map(Into::into);
+    ipc::write(&mut ipc, &Join { ticket: ticket.to_owned(), runtime_dir })?;
     ipc.set_read_timeout(Some(ANSWER))?;
     // The answer's line comes with the sockets. Read a byte at a time so that nothing the
     // daemon sends after it (the stream's first commands) is taken from the socket here.
     let (mut line, mut fds) = (Vec::new(), Vec::<OwnedFd>::new());
-    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 2]);
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 3]);
     loop {
         let mut byte = [0u8; 1];
         let mut iov = [IoSliceMut::new(&mut byte)];
@@ -55,8 +58,9 @@ pub fn join(path: &Path, ticket: &str) -> anyhow::Result<Joining> {
     ipc.set_read_timeout(None)?;
     let joined: Joined = serde_json::from_slice(&line).context("the daemon's answer")?;
     let mut fds = fds.into_iter();
-    let (Some(video), Some(native), None) = (fds.next(), fds.next(), fds.next()) else {
-        anyhow::bail!("the daemon's answer came without the stream's two sockets");
+    let (Some(video), Some(native), Some(audio), None) = (fds.next(), fds.next(), fds.next(), fds.next()) else {
+        anyhow::bail!("the daemon's answer came without the stream's three sockets");
     };
-    Ok(Joining { ipc, joined, video: UdpSocket::from(video), native: UdpSocket::from(native) })
+    let socket = UdpSocket::from;
+    Ok(Joining { ipc, joined, video: socket(video), native: socket(native), audio: socket(audio) })
 }

@@ -149,16 +149,7 @@ fn main() -> anyhow::Result<()> {
             attach(desktop, config.mode, &layout, ipc, sockets, args.min_fps)?
         } else {
             let audio = match args.audio_fd {
-                Some(fd) => {
-                    let socket = std::net::UdpSocket::from(inherited(fd)?);
-                    // Named after this process: unique among the sessions sharing a PipeWire.
-                    // Without a PipeWire to talk to, the nodes keep trying in the background and
-                    // the app starts at once.
-                    let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
-                    let session = SessionAudio::start(&format!("session-{}", std::process::id()), audio_channels, ready)?;
-                    config.env.extend(session.env());
-                    Some(Audio { session, socket })
-                }
+                Some(fd) => Some(session_audio(&mut config, std::net::UdpSocket::from(inherited(fd)?), audio_channels)?),
                 None => None,
             };
             serve(config, ipc, Sockets { video, native, audio }, args.min_fps)?
@@ -208,7 +199,19 @@ fn join(mut config: Config, socket: &std::path::Path, ticket: &str) -> anyhow::R
         unsafe { std::env::set_var(key, value) };
     }
     tracing::info!(uid = nix::unistd::getuid().as_raw(), "joined the stream");
-    serve(config, j.ipc, Sockets { video: j.video, native: j.native, audio: None }, joined.min_fps)
+    let channels = Channels::from_count(joined.audio_channels.into()).unwrap_or(Channels::Stereo);
+    let audio = session_audio(&mut config, j.audio, channels)?;
+    serve(config, j.ipc, Sockets { video: j.video, native: j.native, audio: Some(audio) }, joined.min_fps)
+}
+
+/// The session's sound: its sink and microphone, named after this process (unique among the
+/// sessions sharing a PipeWire), and the socket it goes out on. Without a PipeWire to talk
+/// to, the nodes keep trying in the background and the app starts at once.
+fn session_audio(config: &mut Config, socket: std::net::UdpSocket, channels: Channels) -> anyhow::Result<Audio> {
+    let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
+    let session = SessionAudio::start(&format!("session-{}", std::process::id()), channels, ready)?;
+    config.env.extend(session.env());
+    Ok(Audio { session, socket })
 }
 
 /// Runs the compositor for the daemon's stream: frames go to the client, commands come from

@@ -275,6 +275,8 @@ fn read_commands(
             let (stats, position) = s.stop();
             if let (Some(params), Some(position)) = (params, position) {
                 *resume = Some((params, position));
+                // The stream's next process (a login's hand-over) goes on from here too.
+                reporter.report(&Report::AudioPosition(position));
             }
             tracing::info!(
                 packets = stats.packets,
@@ -343,7 +345,8 @@ fn read_commands(
                 let at = resume
                     .take()
                     .filter(|(last, _)| continues((&last.key, &last.ping_payload), (&params.key, &params.ping_payload)))
-                    .map(|(_, position)| position);
+                    .map(|(_, position)| position)
+                    .or(params.resume);
                 let started = a
                     .socket
                     .try_clone()

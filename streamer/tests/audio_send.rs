@@ -71,6 +71,7 @@ fn params() -> AudioParams {
         key: Some(KEY),
         ping_payload: Some(PAYLOAD.into()),
         client: Some([127, 0, 0, 1].into()),
+        resume: None,
     }
 }
 

@@ -204,6 +204,7 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
                     key: r.audio_encrypted().then_some((s.launch.key, s.launch.key_id as u32)),
                     ping_payload: Some(s.launch.ping_payload.clone()),
                     client: Some(s.launch.client),
+                    resume: None,
                 };
                 // A Moonlight client streams now: no punktfunk/1 connection steers the session.
                 s.native_owner = None;

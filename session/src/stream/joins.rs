@@ -59,12 +59,15 @@ impl Streams {
         admitting.fetch_sub(1, Ordering::AcqRel);
         let admission = admitted?;
         let (id, stage) = (admission.stream, admission.stage.clone());
+        // Before taking the sessions' lock: starting a PipeWire takes a moment.
+        let (mut sound, sound_env) = desk.user_sound(&admission);
         let (join, news) = self
             .with(id, |s| -> anyhow::Result<_> {
                 anyhow::ensure!(s.commands.is_none(), "stream {id} has a process already");
                 let Some(login) = s.login.as_mut() else { anyhow::bail!("stream {id} is no login stream") };
                 desk.spend(&admission);
-                let (command, env) = desk.command(id, &stage, &login.app);
+                let (command, mut env) = desk.command(id, &stage, &login.app);
+                env.extend(sound_env);
                 let joined = Joined {
                     mode: s.launch.mode,
                     encoder: self.engines.encoder.clone(),
@@ -73,21 +76,27 @@ impl Streams {
                     gpu: self.engines.gpu.clone(),
                     min_fps: self.engines.min_fps,
                     xwayland: stage != Stage::Greeter,
+                    audio_channels: s.launch.audio_channels.count() as u8,
                     command,
                     env,
                 };
                 let mut line = serde_json::to_vec(&joined)?;
                 line.push(b'\n');
                 let sockets = &self.slots[s.slot].sockets;
-                login::send_with_sockets(&conn, &line, &[&sockets.video, &sockets.native])?;
+                login::send_with_sockets(&conn, &line, &[&sockets.video, &sockets.native, &sockets.audio])?;
                 conn.set_write_timeout(Some(IPC_WRITE_LIMIT))?;
                 login.joins += 1;
                 login.stage = stage;
+                login.pipewire = sound.take();
                 tracing::info!(stream = id, "{} joined", login.stage);
-                let resume = login.video_for_next();
+                let (video, audio) = (login.video.clone(), login.audio.clone());
                 (s.commands, s.stalled) = (Some(conn.try_clone()?), false);
-                if let Some(params) = resume {
+                // The stream goes on in this process where the last left it.
+                if let Some(params) = video {
                     s.send(&Command::StartVideo(params));
+                }
+                if let Some(params) = audio {
+                    s.send(&Command::StartAudio(params));
                 }
                 let news = s.news.clone().unwrap_or_else(|| std::sync::mpsc::channel().0);
                 Ok((s.login.as_ref().map_or(0, |l| l.joins), news))

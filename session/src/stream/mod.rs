@@ -3,10 +3,10 @@
 //! hands it its slot's media sockets and a command socket, forwards input and key-frame
 //! requests, and tears it down on /cancel, when the app exits, or when the client vanishes.
 
+mod joins;
+
 use crate::config::{App, SessionPorts};
 use crate::login::{LoginDesk, LoginStream, Stage};
-
-mod joins;
 use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
 use punktfunk_core::control::messages::ReceiveStats;
@@ -144,6 +144,15 @@ impl Stream {
             }
             (Some(login), Command::StopVideo) => {
                 login.video = None;
+                command
+            }
+            (Some(login), Command::StartAudio(params)) => {
+                login.audio = Some(params.clone());
+                resumed = login.audio_for_next().map(Command::StartAudio);
+                resumed.as_ref().unwrap_or(command)
+            }
+            (Some(login), Command::StopAudio) => {
+                login.audio = None;
                 command
             }
             (Some(login), Command::SetBitrate { bps }) => {
@@ -492,6 +501,13 @@ impl Streams {
                     });
                 }
                 Report::AudioStats(stats) => *self.last_audio.lock() = Some(stats),
+                Report::AudioPosition(position) => {
+                    self.with(id, |s| {
+                        if let Some(login) = &mut s.login {
+                            login.audio_position = Some(position);
+                        }
+                    });
+                }
                 Report::AppStarted => {
                     let _ = news.send(AppNews::Started);
                 }
@@ -503,13 +519,16 @@ impl Streams {
         }
         let _ = news.send(AppNews::ReportsEnded);
         if let Some(join) = join {
-            self.with(id, |s| {
-                if let Some(login) = s.login.as_mut().filter(|l| l.joins == join) {
-                    tracing::info!(stream = id, "{} ended", login.stage);
-                    login.stage = Stage::Between;
-                    s.commands = None;
-                }
+            let sound = self.with(id, |s| {
+                let login = s.login.as_mut().filter(|l| l.joins == join)?;
+                tracing::info!(stream = id, "{} ended", login.stage);
+                login.stage = Stage::Between;
+                s.commands = None;
+                login.pipewire.take()
             });
+            // Its user's PipeWire, if we started one, ends with it (not under the lock: it
+            // waits for the daemons).
+            drop(sound);
         }
     }
 

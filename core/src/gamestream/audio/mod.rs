@@ -48,7 +48,7 @@ fn rtp_header(out: &mut [u8], pt: u8, seq: u16, ts: u32) {
 /// Where an audio packetizer's counters stand. The RTP sequence number is also what the
 /// AES-CBC IV is made from: a packetizer resumed here under the same key goes on with the
 /// next one instead of starting again at zero.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AudioPosition {
     pub seq: u16,
     pub timestamp: u32,
