@@ -22,6 +22,11 @@ pub const TYPE_LTR_ACK: u16 = 0x0350;
 pub const TYPE_FEC_STATUS: u16 = 0x5502;
 pub const TYPE_TERMINATION: u16 = 0x0109;
 
+pub const TYPE_RUMBLE: u16 = 0x010b;
+pub const TYPE_RUMBLE_TRIGGERS: u16 = 0x5500;
+pub const TYPE_MOTION_EVENTS: u16 = 0x5501;
+pub const TYPE_CONTROLLER_LED: u16 = 0x5502;
+
 /// HRESULT for "the app closed normally".
 pub const TERMINATION_GRACEFUL: u32 = 0x8003_0023;
 
@@ -156,9 +161,59 @@ impl ControlCipher {
         seal_with(&self.gcm, seq, Direction::Client, ty, payload)
     }
 
+    /// Seals a controller's feedback for its client.
+    pub fn feedback(&mut self, feedback: &PadFeedback) -> Option<Vec<u8>> {
+        let (ty, payload) = feedback.encode();
+        self.seal(ty, &payload)
+    }
+
     /// The termination message for an app that exited normally.
     pub fn termination(&mut self) -> Option<Vec<u8>> {
         self.seal(TYPE_TERMINATION, &TERMINATION_GRACEFUL.to_be_bytes())
+    }
+}
+
+/// What the host tells a client about one of its controllers, as the game asked the
+/// virtual pad (Sunshine's extensions but rumble; fields little-endian).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PadFeedback {
+    /// The heavy (low-frequency) and light (high-frequency) motors, 0..=0xffff; 0 stops.
+    Rumble {
+        number: u16,
+        low: u16,
+        high: u16,
+    },
+    /// The trigger motors (Xbox One impulse triggers, DualSense).
+    TriggerRumble {
+        number: u16,
+        left: u16,
+        right: u16,
+    },
+    /// Asks for accelerometer (1) or gyroscope (2) readings at `rate_hz`; 0 stops them.
+    MotionEvents {
+        number: u16,
+        motion_type: u8,
+        rate_hz: u16,
+    },
+    Led {
+        number: u16,
+        rgb: [u8; 3],
+    },
+}
+
+impl PadFeedback {
+    /// The message type and payload, laid out as moonlight-common-c reads them.
+    pub fn encode(&self) -> (u16, Vec<u8>) {
+        let le = |values: &[u16]| values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
+        match *self {
+            // Four bytes the client skips come first.
+            Self::Rumble { number, low, high } => (TYPE_RUMBLE, [&[0u8; 4][..], &le(&[number, low, high])].concat()),
+            Self::TriggerRumble { number, left, right } => (TYPE_RUMBLE_TRIGGERS, le(&[number, left, right])),
+            Self::MotionEvents { number, motion_type, rate_hz } => {
+                (TYPE_MOTION_EVENTS, [le(&[number, rate_hz]), vec![motion_type]].concat())
+            }
+            Self::Led { number, rgb } => (TYPE_CONTROLLER_LED, [le(&[number]), rgb.to_vec()].concat()),
+        }
     }
 }
 
@@ -275,5 +330,24 @@ mod tests {
         let iv = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'H', b'C'];
         opener.gcm.open(iv, &[], &mut inner, &t[8..ENVELOPE]).unwrap();
         assert_eq!(inner, [0x09, 0x01, 4, 0, 0x80, 0x03, 0x00, 0x23]);
+    }
+
+    #[test]
+    fn pad_feedback_is_laid_out_as_the_client_reads_it() {
+        let mut c = ControlCipher::new(&[2; 16]);
+        let sealed = c.feedback(&PadFeedback::Rumble { number: 1, low: 0x1234, high: 0xffff }).unwrap();
+        let mut inner = sealed[ENVELOPE..].to_vec();
+        let iv = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, b'H', b'C'];
+        ControlCipher::new(&[2; 16]).gcm.open(iv, &[], &mut inner, &sealed[8..ENVELOPE]).unwrap();
+        // Type 0x010b, 10 bytes: 4 skipped, then number, low and high motor.
+        assert_eq!(inner, [0x0b, 0x01, 10, 0, 0, 0, 0, 0, 1, 0, 0x34, 0x12, 0xff, 0xff]);
+        let cases = [
+            (PadFeedback::TriggerRumble { number: 2, left: 0x100, right: 1 }, TYPE_RUMBLE_TRIGGERS, vec![2, 0, 0, 1, 1, 0]),
+            (PadFeedback::MotionEvents { number: 0, motion_type: 2, rate_hz: 250 }, TYPE_MOTION_EVENTS, vec![0, 0, 250, 0, 2]),
+            (PadFeedback::Led { number: 3, rgb: [255, 0, 9] }, TYPE_CONTROLLER_LED, vec![3, 0, 255, 0, 9]),
+        ];
+        for (feedback, ty, payload) in cases {
+            assert_eq!(feedback.encode(), (ty, payload));
+        }
     }
 }

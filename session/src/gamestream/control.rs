@@ -112,12 +112,19 @@ pub fn spawn(host: Arc<Host>, socket: UdpSocket) -> anyhow::Result<()> {
 fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync::mpsc::Receiver<Ended>) {
     let mut peers: HashMap<enet::PeerID, Bound> = HashMap::new();
     let mut keyed: HashMap<[u8; 16], Keyed> = HashMap::new();
-    let mut out = Vec::new();
+    let (mut out, mut feedback) = (Vec::new(), Vec::new());
     crate::panics::inject_fault("control");
     loop {
-        // Sleep until a datagram arrives or ENet's timers need a turn.
-        let fd = enet.socket().socket.as_fd();
-        let _ = nix::poll::poll(&mut [nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)], 10u16);
+        // Sleep until a datagram arrives, a game asks a pad for something, or ENet's timers
+        // or a pad's rumble need a turn.
+        let now = Instant::now();
+        let rumble_due = peers.values_mut().filter_map(|b| b.pads.next_change(now)).min();
+        let wait = rumble_due.map_or(10, |t| t.saturating_duration_since(now).as_millis().clamp(0, 10) as u16);
+        let mut fds = vec![nix::poll::PollFd::new(enet.socket().socket.as_fd(), nix::poll::PollFlags::POLLIN)];
+        fds.extend(peers.values().flat_map(|b| b.pads.fds()).map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)));
+        let _ = nix::poll::poll(&mut fds, wait);
+        drop(fds);
+        tell_pad_feedback(&mut enet, &mut peers, &mut keyed, &mut feedback);
         loop {
             let event = match enet.service() {
                 Ok(Some(e)) => e,
@@ -205,6 +212,27 @@ fn run(host: Arc<Host>, mut enet: enet::Host<AdmittingSocket>, ended: std::sync:
     }
 }
 
+/// Reads what games asked of each verified peer's pads and sends the client its
+/// controllers' feedback (rumble), sealed under the session key.
+fn tell_pad_feedback(
+    enet: &mut enet::Host<AdmittingSocket>,
+    peers: &mut HashMap<enet::PeerID, Bound>,
+    keyed: &mut HashMap<[u8; 16], Keyed>,
+    feedback: &mut Vec<punktfunk_core::gamestream::control::PadFeedback>,
+) {
+    let now = Instant::now();
+    for (id, bound) in peers.iter_mut().filter(|(_, b)| b.verified) {
+        bound.pads.service(now, feedback);
+        let (Some(channel), Some(peer)) = (keyed.get_mut(&bound.key), enet.get_peer_mut(*id)) else {
+            feedback.clear();
+            continue;
+        };
+        for message in feedback.drain(..).filter_map(|f| channel.cipher.feedback(&f)) {
+            let _ = peer.send(0, &enet::Packet::reliable(message.as_slice()));
+        }
+    }
+}
+
 /// Finds the session a new peer belongs to: by connect data when the client sent it,
 /// else by its address.
 fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
@@ -218,7 +246,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
             verified: false,
             fingerprint: s.launch.fingerprint.clone(),
             input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
-            pads: Gamepads::default(),
+            pads: Gamepads::new(host.config.gamepad),
             last_heard: Instant::now(),
         },
     )
@@ -232,6 +260,10 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         Message::Input(_) if host.permissions(&bound.fingerprint).view_only => None,
         Message::Input(InputPacket::Controller(state)) => {
             bound.pads.update(state);
+            None
+        }
+        Message::Input(InputPacket::ControllerArrival(arrival)) => {
+            bound.pads.arrive(&arrival);
             None
         }
         Message::Input(packet) => {
