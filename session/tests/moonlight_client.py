@@ -2,7 +2,7 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|driven] …
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|driven|gamepad] …
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
 and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
@@ -10,7 +10,8 @@ streams with sound and reports the strongest frequency the client decoded; `soak
 and quits for a while. For several clients at once (each its own process and identity,
 coordinated through files): `beside WxHxFPS DIR` streams while others do (see
 `stream_beside`); `probe` pairs and tries to take over or end the others' sessions;
-`driven DIR` streams while the test types into it and marks stages (see `stream_driven`).
+`driven DIR` streams while the test types into it and marks stages (see `stream_driven`);
+`gamepad DIR` plugs in a controller, presses a button and records rumble.
 """
 import json
 import os
@@ -81,8 +82,35 @@ typedef struct { uint32_t packetCountVideo, packetCountFec, packetCountFecRecove
   packetCountFecFailed, packetCountOOS, packetCountInvalid, packetCountFecInvalid; } RTP_VIDEO_STATS;
 const RTP_VIDEO_STATS* LiGetRTPVideoStats(void);
 uint64_t LiGetMicroseconds(void);
+int LiSendControllerArrivalEvent(uint8_t controllerNumber, uint16_t activeGamepadMask, uint8_t type,
+  uint32_t supportedButtonFlags, uint16_t capabilities);
+int LiSendMultiControllerEvent(short controllerNumber, short activeGamepadMask, int buttonFlags,
+  unsigned char leftTrigger, unsigned char rightTrigger, short leftStickX, short leftStickY,
+  short rightStickX, short rightStickY);
+int LiSendControllerMotionEvent(uint8_t controllerNumber, uint8_t motionType, float x, float y, float z);
+int LiSendControllerBatteryEvent(uint8_t controllerNumber, uint8_t batteryState, uint8_t batteryPercentage);
 """)
 lib = ffi.dlopen(_find_shared_lib())
+
+# The package leaves the rumble callback unset: record what the host asks the pads to do.
+import moonlight_python.stream as _stream
+rumbles = []
+_connection_callbacks = _stream.StreamingSession._make_connection_callbacks
+
+
+def _with_rumble(self):
+    cl = _connection_callbacks(self)
+
+    @self._ffi.callback("void(unsigned short, unsigned short, unsigned short)")
+    def rumble(number, low, high):
+        rumbles.append([number, low, high])
+
+    self._callbacks.append(rumble)
+    cl.rumble = rumble
+    return cl
+
+
+_stream.StreamingSession._make_connection_callbacks = _with_rumble
 
 
 def give_pin(pin, result, cli):
@@ -440,6 +468,43 @@ if mode == "probe":
     out["currentgame_others"] = int(https_xml(client, server, "serverinfo?uniqueid=0123456789ABCDEF").findtext("currentgame"))
     out["launch_forbidden"] = https_status(client, server, f"launch?uniqueid=0123456789ABCDEF&appid=4&mode=640x360x30&{key}")
     permit({})
+    print(json.dumps(out))
+    sys.exit(0)
+
+if mode == "gamepad":
+    # A controller, as a Moonlight client with an Xbox pad in hand: it arrives (`DIR/arrived`
+    # once sent), then, when `DIR/press` appears, A is pressed and released 20 times, 50 ms
+    # apart, each call's CLOCK_MONOTONIC time kept (`DIR/pressed` after); the rumble the
+    # host sends back is recorded until `DIR/stop`.
+    signals = sys.argv[6]
+    at = lambda what: os.path.join(signals, what)
+
+    def wait_for(what, limit=120):
+        deadline = time.monotonic() + limit
+        while not os.path.exists(at(what)):
+            assert time.monotonic() < deadline, f"never told to {what}"
+            time.sleep(0.02)
+
+    out["pair"] = pair(client, server, "4321", "4321")
+    client.start_stream(app=app_title, width=320, height=180, fps=30, bitrate_kbps=1000, codec="h264",
+                        output_format="rgb24", ready_timeout=120.0, record_audio=False)
+    # Xbox (1), analog triggers and rumble, all buttons; then what else the pad reports.
+    out["arrival"] = lib.LiSendControllerArrivalEvent(0, 1, 1, 0xffff, 0x03)
+    out["battery"] = lib.LiSendControllerBatteryEvent(0, 2, 80)
+    out["motion"] = lib.LiSendControllerMotionEvent(0, 1, 0.0, 9.8, 0.0)
+    open(at("arrived"), "w").close()
+    wait_for("press")
+    sent = []
+    for i in range(40):
+        sent.append(time.monotonic())
+        lib.LiSendMultiControllerEvent(0, 1, 0x1000 if i % 2 == 0 else 0, 0, 0, 0, 0, 0, 0)
+        time.sleep(0.05)
+    out["sent"] = sent
+    open(at("pressed"), "w").close()
+    wait_for("stop")
+    out["rumbles"] = list(rumbles)
+    client.stop_stream()
+    client.quit_app()
     print(json.dumps(out))
     sys.exit(0)
 

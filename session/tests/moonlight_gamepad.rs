@@ -1,0 +1,116 @@
+//! A stock Moonlight client's controller on a real kernel: moonlight-common-c's
+//! `LiSendControllerArrivalEvent` makes the host create an Xbox pad over uinput, its
+//! `LiSendMultiControllerEvent` presses arrive as evdev events a game reads (the time from
+//! the client's call to the event is the input latency BENCHMARKS.md quotes), and a rumble
+//! a game plays on the pad reaches the client's rumble callback, then its end.
+//!
+//! Needs /dev/uinput and the Python environment `.ci/run` builds: `.ci/run` runs it in
+//! `.ci/drm-vm` (Debian's kernel).
+
+mod common;
+
+use common::{client_report, python, start_daemon_configured, target_dir};
+use evdev::{EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
+use std::os::fd::AsFd;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const PORT: u16 = 31489;
+const API_PORT: u16 = 31491;
+
+fn wait_for(path: &Path, limit: Duration) {
+    let since = Instant::now();
+    while !path.exists() {
+        assert!(since.elapsed() < limit, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// CLOCK_MONOTONIC in seconds, the client's `time.monotonic()`.
+fn monotonic() -> f64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+    t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9
+}
+
+#[test]
+#[ignore = "needs /dev/uinput (.ci/drm-vm)"]
+fn a_moonlight_controller_plays_and_rumbles() {
+    let python = python().expect("PUNKTFUNK_MOONLIGHT_PYTHON names moonlight-python's interpreter");
+    let dir = std::env::temp_dir().join(format!("pf-moonlight-gamepad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let signals = dir.join("signals");
+    std::fs::create_dir_all(&signals).unwrap();
+    let pattern = target_dir().join("punktfunk-test-pattern").display().to_string();
+    let _daemon =
+        start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = false\n", &[pattern, "--color".into(), "3080ff".into()], "");
+    let client = Command::new(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
+        .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "gamepad".into()])
+        .arg(&signals)
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running the Moonlight client");
+
+    // The controller arrived: the host made an Xbox pad; a game opens it.
+    wait_for(&signals.join("arrived"), Duration::from_secs(300));
+    let since = Instant::now();
+    let (_, mut pad) = loop {
+        if let Some(found) = evdev::enumerate().find(|(_, d)| d.name() == Some("punktfunk Xbox pad 1")) {
+            break found;
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "no pad was created");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!((pad.input_id().vendor(), pad.input_id().product()), (0x045e, 0x02ea));
+
+    // The client presses A 20 times: each press and release reaches the game.
+    std::fs::write(signals.join("press"), "").unwrap();
+    let mut arrived = Vec::new();
+    let since = Instant::now();
+    while arrived.len() < 40 {
+        assert!(since.elapsed() < Duration::from_secs(60), "only {} of 40 presses and releases arrived", arrived.len());
+        let mut fds = [nix::poll::PollFd::new(pad.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if nix::poll::poll(&mut fds, 100u16).unwrap_or(0) == 0 {
+            continue;
+        }
+        let now = monotonic();
+        for event in pad.fetch_events().unwrap() {
+            if let EventSummary::Key(_, KeyCode::BTN_SOUTH, value) = event.destructure() {
+                assert_eq!(value, i32::from(arrived.len() % 2 == 0), "presses and releases alternate");
+                arrived.push(now);
+            }
+        }
+    }
+    wait_for(&signals.join("pressed"), Duration::from_secs(30));
+
+    // A game rumbles the pad for 300 ms.
+    let effect = FFEffectData {
+        direction: 0,
+        trigger: FFTrigger::default(),
+        replay: FFReplay { length: 300, delay: 0 },
+        kind: FFEffectKind::Rumble { strong_magnitude: 0xc000, weak_magnitude: 0x3000 },
+    };
+    let mut effect = pad.upload_ff_effect(effect).expect("uploading a rumble effect");
+    effect.play(1).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    std::fs::write(signals.join("stop"), "").unwrap();
+    let out = client_report(&client.wait_with_output().unwrap(), &dir);
+    eprintln!("client: {out}");
+    assert_eq!(out["arrival"], 0, "the client sent its controller's arrival");
+    let rumbles = out["rumbles"].as_array().unwrap();
+    assert_eq!(rumbles.first(), Some(&serde_json::json!([0, 0xc000, 0x3000])), "the game's rumble reached the client: {rumbles:?}");
+    assert_eq!(rumbles.last(), Some(&serde_json::json!([0, 0, 0])), "and its end: {rumbles:?}");
+
+    // Input latency: the client's call to the event a game reads (the same clock).
+    let sent: Vec<f64> = out["sent"].as_array().unwrap().iter().filter_map(serde_json::Value::as_f64).collect();
+    let mut latency_us: Vec<f64> = sent.iter().zip(&arrived).map(|(s, a)| (a - s) * 1e6).collect();
+    assert!(latency_us.iter().all(|l| *l > 0.0), "an event read before it was sent: {latency_us:?}");
+    latency_us.sort_by(f64::total_cmp);
+    let at = |q: f64| latency_us[((latency_us.len() - 1) as f64 * q).round() as usize];
+    eprintln!("controller input, client call → evdev event: p50 {:.0} µs, p99 {:.0} µs ({} events)", at(0.5), at(0.99), latency_us.len());
+    drop(effect);
+    let _ = std::fs::remove_dir_all(&dir);
+}
