@@ -53,8 +53,9 @@ pub struct Config {
     /// reports loss), `wired` (a frame's first 64 datagrams at once) or `wifi` (every frame
     /// paced over up to half a frame interval).
     pub pacing: punktfunk_core::stream::Pacing,
-    /// Which pad a client's controller becomes: `auto` (the kind the client holds: Nintendo
-    /// pads as a Switch Pro Controller, others as an Xbox pad), `xbox` or `switch`.
+    /// Which pad a client's controller becomes: `auto` (the kind the client holds:
+    /// PlayStation pads as a DualSense, Nintendo pads as a Switch Pro Controller, others as
+    /// an Xbox pad), `xbox`, `switch` or `dualsense`.
     pub gamepad: crate::gamepad::layout::GamepadChoice,
     /// Bitrate cap whatever the client asks, in kbit/s.
     pub max_bitrate_kbps: u32,
@@ -159,7 +160,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # fec_max_percent = 80    # parity follows the loss Moonlight clients report, up to this (≤ fec_percent: fixed)
 # min_fps = 10            # a still picture is sent again this often (0: only when it changes)
 # pacing = \"auto\"        # auto (bursts until the client reports loss, then paced) | wired | wifi
-# gamepad = \"auto\"       # controllers become: auto (Switch Pro for Nintendo pads, else Xbox) | xbox | switch
+# gamepad = \"auto\"       # controllers become: auto (DualSense, Switch Pro or Xbox as the client's is) | xbox | switch | dualsense
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty

@@ -46,11 +46,19 @@ fn read_until(device: &mut Device, mut until: impl FnMut(&[EventSummary]) -> boo
 }
 
 fn arrival(number: u8, kind: ControllerKind) -> ControllerArrival {
-    let kind_byte = match kind {
-        ControllerKind::Nintendo => 3,
-        _ => 1,
-    };
-    ControllerArrival { number, kind: kind_byte.into(), capabilities: caps::RUMBLE | caps::ANALOG_TRIGGERS, buttons: 0xffff }
+    ControllerArrival { number, kind, capabilities: caps::RUMBLE | caps::ANALOG_TRIGGERS, buttons: 0xffff }
+}
+
+/// Services the pads until `done` says so (bounded), collecting their feedback.
+fn serve_until(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, mut done: impl FnMut(&[PadFeedback]) -> bool) {
+    let since = Instant::now();
+    while !done(told) {
+        assert!(since.elapsed() < Duration::from_secs(20), "the pads never got there: {told:?}");
+        let mut fds: Vec<_> = pads.fds().map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)).collect();
+        let _ = nix::poll::poll(&mut fds, 10u16);
+        drop(fds);
+        pads.service(Instant::now(), told);
+    }
 }
 
 #[test]
@@ -100,14 +108,7 @@ fn pads_as_games_see_them_with_rumble_back_to_the_client() {
         xbox
     });
     let mut told = Vec::new();
-    let since = Instant::now();
-    while !(told.len() >= 2 && game.is_finished()) {
-        assert!(since.elapsed() < Duration::from_secs(10), "rumble never came and went: {told:?}");
-        let mut fds: Vec<_> = pads.fds().map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)).collect();
-        let _ = nix::poll::poll(&mut fds, 10u16);
-        drop(fds);
-        pads.service(Instant::now(), &mut told);
-    }
+    serve_until(&mut pads, &mut told, |told| told.len() >= 2 && game.is_finished());
     let _xbox = game.join().unwrap();
     assert_eq!(
         told,
@@ -142,4 +143,84 @@ fn the_configured_kind_wins_and_a_pad_without_arrival_is_made_on_first_input() {
     // An arrival of another kind does not override the configured one.
     pads.arrive(&arrival(3, ControllerKind::Xbox));
     assert!(present("punktfunk Switch Pro pad 4") && !present("punktfunk Xbox pad 4"));
+}
+
+/// Finds the DualSense driver's device whose name ends in `suffix`, serving the pads (the
+/// driver asks them for its feature reports while it binds) until it is there.
+fn dualsense_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, suffix: &str) -> Device {
+    let mut found = None;
+    serve_until(pads, told, |_| {
+        found = evdev::enumerate()
+            .map(|(_, d)| d)
+            .find(|d| d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix)));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+#[ignore = "needs /dev/uhid and hid-playstation (.ci/drm-vm)"]
+fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
+    let mut pads = Gamepads::new(GamepadChoice::Auto);
+    let all = caps::RUMBLE | caps::ANALOG_TRIGGERS | caps::TOUCHPAD | caps::ACCEL | caps::GYRO | caps::BATTERY_STATE | caps::RGB_LED;
+    pads.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+    let mut told = Vec::new();
+
+    // hid-playstation binds and makes the pad, its motion sensors and its touchpad, one
+    // `uniq` (the MAC it read) linking them, as SDL and Steam Input expect.
+    let mut pad = dualsense_node(&mut pads, &mut told, "Controller");
+    let mut sensors = dualsense_node(&mut pads, &mut told, "Motion Sensors");
+    let mut touchpad = dualsense_node(&mut pads, &mut told, "Touchpad");
+    let uniq = pad.unique_name().expect("the pad has a uniq").to_owned();
+    assert_eq!(uniq.len(), 17, "a MAC address: {uniq}");
+    assert_eq!((sensors.unique_name(), touchpad.unique_name()), (Some(uniq.as_str()), Some(uniq.as_str())));
+    assert_eq!((pad.input_id().vendor(), pad.input_id().product()), (0x054c, 0x0ce6));
+    // The driver lit the lightbar (blue) and the client hears of it; it is asked for motion.
+    serve_until(&mut pads, &mut told, |t| t.contains(&PadFeedback::Led { number: 0, rgb: [0, 0, 128] }));
+    assert!(told.contains(&PadFeedback::MotionEvents { number: 0, motion_type: 2, rate_hz: 100 }), "{told:?}");
+
+    // Cross, a gyro turn, gravity, a finger on the touchpad, the battery.
+    pads.update(ControllerState { number: 0, active_mask: 1, buttons: 0x1000, ..Default::default() });
+    let seen = read_until(&mut pad, |s| s.iter().any(|e| matches!(e, EventSummary::Key(_, KeyCode::BTN_SOUTH, 1))));
+    assert!(!seen.is_empty());
+    pads.motion(0, 2, [90.0, 0.0, 0.0]);
+    pads.motion(0, 1, [0.0, 9.80665, 0.0]);
+    let want_gyro =
+        |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_RX, v) if *v == 90 * 1024));
+    let want_accel = |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_Y, 8192)));
+    let seen = read_until(&mut sensors, |s| want_gyro(s) && want_accel(s));
+    assert!(!seen.is_empty(), "90 °/s is 90·1024 in the driver's units, 1 g is 8192");
+    pads.touch(0, 1, 5, 0.5, 0.25);
+    let seen = read_until(&mut touchpad, |s| {
+        s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_Y, 269)))
+    });
+    assert!(seen.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_X, 959))), "{seen:?}");
+    pads.battery(0, 3, 55);
+    let capacity = std::path::Path::new("/sys/class/power_supply").join(format!("ps-controller-battery-{uniq}")).join("capacity");
+    let since = Instant::now();
+    while std::fs::read_to_string(&capacity).map(|c| c.trim().to_owned()).ok().as_deref() != Some("55") {
+        assert!(since.elapsed() < Duration::from_secs(10), "{} never said 55", capacity.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // A game rumbles it: the driver's output report becomes the client's rumble, and its end.
+    let effect = FFEffectData {
+        direction: 0,
+        trigger: FFTrigger::default(),
+        replay: FFReplay { length: 200, delay: 0 },
+        kind: FFEffectKind::Rumble { strong_magnitude: 0xc000, weak_magnitude: 0x3000 },
+    };
+    let mut effect = pad.upload_ff_effect(effect).expect("uploading a rumble effect");
+    effect.play(1).unwrap();
+    told.clear();
+    serve_until(&mut pads, &mut told, |t| t.contains(&PadFeedback::Rumble { number: 0, low: 0, high: 0 }));
+    assert!(told.contains(&PadFeedback::Rumble { number: 0, low: 0xc0c0, high: 0x3030 }), "{told:?}");
+
+    // Unplugged: the driver's devices go with it.
+    pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
+    let since = Instant::now();
+    while evdev::enumerate().any(|(_, d)| d.unique_name() == Some(uniq.as_str())) {
+        assert!(since.elapsed() < Duration::from_secs(10), "the DualSense outlived its unplugging");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

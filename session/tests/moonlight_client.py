@@ -89,12 +89,13 @@ int LiSendMultiControllerEvent(short controllerNumber, short activeGamepadMask, 
   short rightStickX, short rightStickY);
 int LiSendControllerMotionEvent(uint8_t controllerNumber, uint8_t motionType, float x, float y, float z);
 int LiSendControllerBatteryEvent(uint8_t controllerNumber, uint8_t batteryState, uint8_t batteryPercentage);
+int LiSendControllerTouchEvent(uint8_t controllerNumber, uint8_t eventType, uint32_t pointerId, float x, float y, float pressure);
 """)
 lib = ffi.dlopen(_find_shared_lib())
 
-# The package leaves the rumble callback unset: record what the host asks the pads to do.
+# The package leaves the controller callbacks unset: record what the host asks the pads to do.
 import moonlight_python.stream as _stream
-rumbles = []
+rumbles, leds, motion_requests = [], [], []
 _connection_callbacks = _stream.StreamingSession._make_connection_callbacks
 
 
@@ -105,8 +106,16 @@ def _with_rumble(self):
     def rumble(number, low, high):
         rumbles.append([number, low, high])
 
-    self._callbacks.append(rumble)
-    cl.rumble = rumble
+    @self._ffi.callback("void(uint16_t, uint8_t, uint8_t, uint8_t)")
+    def led(number, r, g, b):
+        leds.append([number, r, g, b])
+
+    @self._ffi.callback("void(uint16_t, uint8_t, uint16_t)")
+    def motion(number, motion_type, rate_hz):
+        motion_requests.append([number, motion_type, rate_hz])
+
+    self._callbacks.extend([rumble, led, motion])
+    cl.rumble, cl.setControllerLED, cl.setMotionEventState = rumble, led, motion
     return cl
 
 
@@ -501,8 +510,20 @@ if mode == "gamepad":
         time.sleep(0.05)
     out["sent"] = sent
     open(at("pressed"), "w").close()
+    # A DualSense as the second pad: once the host asks for its motion readings, a gyro turn
+    # and a finger on its touchpad (`DIR/ps-sent` after).
+    wait_for("dualsense")
+    out["ps_arrival"] = lib.LiSendControllerArrivalEvent(1, 3, 2, 0x1fffff, 0xff)
+    deadline = time.monotonic() + 60
+    while not any(m[0] == 1 for m in motion_requests):
+        assert time.monotonic() < deadline, "the host never asked for motion readings"
+        time.sleep(0.02)
+    out["ps_motion"] = lib.LiSendControllerMotionEvent(1, 2, 90.0, 0.0, 0.0)
+    out["ps_touch"] = lib.LiSendControllerTouchEvent(1, 1, 0, 0.5, 0.25, 1.0)
+    with open(at("ps-sent"), "w") as f:
+        json.dump({k: out[k] for k in ("ps_arrival", "ps_motion", "ps_touch")}, f)
     wait_for("stop")
-    out["rumbles"] = list(rumbles)
+    out["rumbles"], out["leds"], out["motion_requests"] = list(rumbles), list(leds), list(motion_requests)
     client.stop_stream()
     client.quit_app()
     print(json.dumps(out))

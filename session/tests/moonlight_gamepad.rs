@@ -2,7 +2,10 @@
 //! `LiSendControllerArrivalEvent` makes the host create an Xbox pad over uinput, its
 //! `LiSendMultiControllerEvent` presses arrive as evdev events a game reads (the time from
 //! the client's call to the event is the input latency BENCHMARKS.md quotes), and a rumble
-//! a game plays on the pad reaches the client's rumble callback, then its end.
+//! a game plays on the pad reaches the client's rumble callback, then its end. A second,
+//! PlayStation controller becomes a DualSense the kernel's driver makes: the client is asked
+//! for its motion readings and told its lightbar's colour, and its gyro and touchpad reach
+//! the driver's motion-sensor and touchpad devices.
 //!
 //! Needs /dev/uinput and the Python environment `.ci/run` builds: `.ci/run` runs it in
 //! `.ci/drm-vm` (Debian's kernel).
@@ -13,16 +16,24 @@ use common::{client_report, python, start_daemon_configured, target_dir};
 use evdev::{EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
 use std::os::fd::AsFd;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const PORT: u16 = 31489;
 const API_PORT: u16 = 31491;
 
-fn wait_for(path: &Path, limit: Duration) {
+/// Waits for the client's signal, unless the client has already ended.
+fn wait_for(path: &Path, limit: Duration, client: &mut Child, dir: &Path) {
     let since = Instant::now();
     while !path.exists() {
-        assert!(since.elapsed() < limit, "{} never appeared", path.display());
+        let ended = client.try_wait().unwrap().is_some();
+        if ended || since.elapsed() > limit {
+            let _ = client.kill();
+            let mut err = String::new();
+            let _ = std::io::Read::read_to_string(client.stderr.as_mut().unwrap(), &mut err);
+            let log = std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default();
+            panic!("no {} ({}): {err}\n--- daemon log ---\n{log}", path.display(), if ended { "the client ended" } else { "timed out" });
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -44,7 +55,7 @@ fn a_moonlight_controller_plays_and_rumbles() {
     let pattern = target_dir().join("punktfunk-test-pattern").display().to_string();
     let _daemon =
         start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = false\n", &[pattern, "--color".into(), "3080ff".into()], "");
-    let client = Command::new(&python)
+    let mut client = Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "gamepad".into()])
         .arg(&signals)
@@ -55,7 +66,7 @@ fn a_moonlight_controller_plays_and_rumbles() {
         .expect("running the Moonlight client");
 
     // The controller arrived: the host made an Xbox pad; a game opens it.
-    wait_for(&signals.join("arrived"), Duration::from_secs(300));
+    wait_for(&signals.join("arrived"), Duration::from_secs(300), &mut client, &dir);
     let since = Instant::now();
     let (_, mut pad) = loop {
         if let Some(found) = evdev::enumerate().find(|(_, d)| d.name() == Some("punktfunk Xbox pad 1")) {
@@ -84,7 +95,7 @@ fn a_moonlight_controller_plays_and_rumbles() {
             }
         }
     }
-    wait_for(&signals.join("pressed"), Duration::from_secs(30));
+    wait_for(&signals.join("pressed"), Duration::from_secs(30), &mut client, &dir);
 
     // A game rumbles the pad for 300 ms.
     let effect = FFEffectData {
@@ -96,6 +107,39 @@ fn a_moonlight_controller_plays_and_rumbles() {
     let mut effect = pad.upload_ff_effect(effect).expect("uploading a rumble effect");
     effect.play(1).unwrap();
     std::thread::sleep(Duration::from_secs(2));
+
+    // The DualSense: its gyro and touchpad readings reach the driver's devices.
+    std::fs::write(signals.join("dualsense"), "").unwrap();
+    wait_for(&signals.join("ps-sent"), Duration::from_secs(90), &mut client, &dir);
+    let node = |suffix: &str| {
+        let since = Instant::now();
+        loop {
+            let name = |d: &evdev::Device| {
+                d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix))
+            };
+            if let Some((_, d)) = evdev::enumerate().find(|(_, d)| name(d)) {
+                return d;
+            }
+            assert!(since.elapsed() < Duration::from_secs(20), "no DualSense {suffix}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (sensors, touchpad) = (node("Motion Sensors"), node("Touchpad"));
+    let since = Instant::now();
+    loop {
+        let (gyro, touch) = (sensors.get_abs_state().unwrap(), touchpad.get_abs_state().unwrap());
+        // The touchpad's single-touch axes follow its first contact.
+        let (rx, x) = (gyro[evdev::AbsoluteAxisCode::ABS_RX.0 as usize].value, touch[evdev::AbsoluteAxisCode::ABS_X.0 as usize].value);
+        if rx == 90 * 1024 && x == 959 {
+            break;
+        }
+        let sent = std::fs::read_to_string(signals.join("ps-sent")).unwrap_or_default();
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "the DualSense's gyro says {rx}, its touchpad {x}; the client's calls returned {sent}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::fs::write(signals.join("stop"), "").unwrap();
     let out = client_report(&client.wait_with_output().unwrap(), &dir);
     eprintln!("client: {out}");
@@ -103,6 +147,15 @@ fn a_moonlight_controller_plays_and_rumbles() {
     let rumbles = out["rumbles"].as_array().unwrap();
     assert_eq!(rumbles.first(), Some(&serde_json::json!([0, 0xc000, 0x3000])), "the game's rumble reached the client: {rumbles:?}");
     assert_eq!(rumbles.last(), Some(&serde_json::json!([0, 0, 0])), "and its end: {rumbles:?}");
+    assert_eq!(
+        (&out["ps_arrival"], &out["ps_motion"], &out["ps_touch"]),
+        (&0.into(), &0.into(), &0.into()),
+        "the host offers controller touch and motion"
+    );
+    let leds = out["leds"].as_array().unwrap();
+    assert!(leds.contains(&serde_json::json!([1, 0, 0, 128])), "the driver's blue lightbar reached the client: {leds:?}");
+    let motion = out["motion_requests"].as_array().unwrap();
+    assert!(motion.contains(&serde_json::json!([1, 2, 100])) && motion.contains(&serde_json::json!([1, 1, 100])), "{motion:?}");
 
     // Input latency: the client's call to the event a game reads (the same clock).
     let sent: Vec<f64> = out["sent"].as_array().unwrap().iter().filter_map(serde_json::Value::as_f64).collect();

@@ -18,13 +18,16 @@ const NV_FEATURE_AUDIO_ENCRYPTION: u32 = 0x20;
 pub struct Offer {
     pub hevc: bool,
     pub av1: bool,
+    /// Touch and pen events (`x-ss-general.featureFlags` 0x01).
     pub touch: bool,
+    /// Controller touchpad and motion events (0x02): pads that have them can be made.
+    pub controller_touch: bool,
 }
 
 impl Offer {
     pub fn describe(&self) -> String {
         let mut s = String::new();
-        s += &format!("a=x-ss-general.featureFlags:{}\n", u32::from(self.touch));
+        s += &format!("a=x-ss-general.featureFlags:{}\n", u32::from(self.touch) | u32::from(self.controller_touch) << 1);
         // Control V2 IVs, video and audio encryption supported; control and audio requested
         // (video encryption costs 32 bytes per datagram; clients opt in when they want it).
         s += &format!("a=x-ss-general.encryptionSupported:{}\n", ENCRYPT_CONTROL_V2 | ENCRYPT_VIDEO | ENCRYPT_AUDIO);
@@ -262,7 +265,8 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
 
     #[test]
     fn describe_carries_the_markers_the_client_searches() {
-        let d = Offer { hevc: true, av1: false, touch: false }.describe();
+        let d = Offer { hevc: true, av1: false, touch: false, controller_touch: true }.describe();
+        assert!(d.contains("a=x-ss-general.featureFlags:2\n"), "{d}");
         assert!(d.contains("sprop-parameter-sets=AAAAAU") && !d.contains("AV1/90000"));
         assert!(d.contains("a=x-ss-general.encryptionSupported:7"));
         assert!(d.contains("a=fmtp:97 surround-params=642012453\n"), "{d}");

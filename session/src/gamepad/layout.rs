@@ -28,18 +28,22 @@ pub enum PadKind {
     /// A Nintendo Switch Pro Controller (hid-nintendo's layout): labels where Nintendo puts
     /// them (A right, B bottom), digital ZL/ZR, rumble.
     Switch,
+    /// A DualSense over uhid, made by the kernel's own driver (`super::dualsense`): with its
+    /// motion sensors, touchpad, lightbar and battery.
+    DualSense,
 }
 
 /// Which pad a client's controller becomes (`gamepad` in the host's configuration).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum GamepadChoice {
-    /// The kind the client says it holds (Nintendo pads as Switch, all others as Xbox), Xbox
-    /// when it says nothing.
+    /// The kind the client says it holds (PlayStation pads as DualSense, Nintendo pads as
+    /// Switch, all others as Xbox), Xbox when it says nothing.
     #[default]
     Auto,
     Xbox,
     Switch,
+    DualSense,
 }
 
 impl GamepadChoice {
@@ -47,6 +51,7 @@ impl GamepadChoice {
         match (self, held) {
             (Self::Xbox, _) => PadKind::Xbox,
             (Self::Switch, _) | (Self::Auto, Some(ControllerKind::Nintendo)) => PadKind::Switch,
+            (Self::DualSense, _) | (Self::Auto, Some(ControllerKind::PlayStation)) => PadKind::DualSense,
             (Self::Auto, _) => PadKind::Xbox,
         }
     }
@@ -102,6 +107,7 @@ impl PadKind {
         match self {
             Self::Xbox => "punktfunk Xbox pad",
             Self::Switch => "punktfunk Switch Pro pad",
+            Self::DualSense => super::dualsense::NAME,
         }
     }
 
@@ -112,6 +118,7 @@ impl PadKind {
             Self::Xbox => (0x045e, 0x02ea, 0x0408),
             // Switch Pro Controller (hid-ids.h).
             Self::Switch => (0x057e, 0x2009, 0x8111),
+            Self::DualSense => (super::dualsense::VENDOR as u16, super::dualsense::PRODUCT as u16, 0x8111),
         }
     }
 
@@ -119,6 +126,8 @@ impl PadKind {
         match self {
             Self::Xbox => XBOX_BUTTONS,
             Self::Switch => SWITCH_BUTTONS,
+            // Its driver makes its events from the reports.
+            Self::DualSense => &[],
         }
     }
 
@@ -233,7 +242,9 @@ mod tests {
     #[test]
     fn the_client_s_kind_or_the_configured_one() {
         assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::Nintendo)), PadKind::Switch);
-        assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::PlayStation)), PadKind::Xbox);
+        assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::PlayStation)), PadKind::DualSense);
+        assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::Unknown)), PadKind::Xbox);
+        assert_eq!(GamepadChoice::DualSense.kind(None), PadKind::DualSense);
         assert_eq!(GamepadChoice::Auto.kind(None), PadKind::Xbox);
         assert_eq!(GamepadChoice::Switch.kind(Some(ControllerKind::Xbox)), PadKind::Switch);
         assert_eq!(GamepadChoice::Xbox.kind(Some(ControllerKind::Nintendo)), PadKind::Xbox);

@@ -1,37 +1,71 @@
-//! Virtual gamepads: each of a client's controllers becomes a pad of the matching kind
-//! created through uinput ([`layout`]), so games see a real evdev device, and what games play
-//! on it (rumble, [`rumble`]) goes back to the client. Pads belong to the client's control
-//! connection: created when its controller arrives (or first moves), removed when the
-//! client unplugs it or the connection ends. Where /dev/uinput cannot be opened, controller
-//! input is logged once and ignored.
+//! Virtual gamepads: each of a client's controllers becomes a pad of the matching kind, so
+//! games see a real device: Xbox and Switch pads through uinput ([`layout`]), a DualSense
+//! through uhid so the kernel's own driver makes it, motion sensors and touchpad included
+//! ([`dualsense`], [`uhid`]). What games do with a pad goes back to the client: rumble
+//! ([`rumble`] times uinput force feedback; the DualSense driver sends its motors), the
+//! lightbar's colour. Pads belong to the client's control connection: created when its
+//! controller arrives (or first moves), removed when the client unplugs it or the
+//! connection ends. Where a pad cannot be created, controller input is logged once and
+//! ignored.
 
+pub mod dualsense;
 pub mod layout;
 pub mod rumble;
+pub mod uhid;
 
+use dualsense::{Charge, Contact, Extras};
 use layout::{GamepadChoice, PadKind};
 use punktfunk_core::gamestream::control::PadFeedback;
-use punktfunk_core::gamestream::input::{ControllerArrival, ControllerKind, ControllerState};
+use punktfunk_core::gamestream::input::{ControllerArrival, ControllerState, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 /// Up to 16 controllers (Sunshine's extension of GameStream's 4).
 const MAX_PADS: usize = 16;
+/// The rate motion readings are asked for, where the client's pad has sensors.
+const MOTION_HZ: u16 = 100;
+/// An errno for a feature report the pad does not have (EIO).
+const NO_SUCH_REPORT: u16 = 5;
 
 struct Pad {
+    number: u16,
     kind: PadKind,
-    device: evdev::uinput::VirtualDevice,
     state: ControllerState,
-    ff: ForceFeedback,
-    /// The motor levels the client was last told.
-    told: (u16, u16),
+    device: Device,
+}
+
+enum Device {
+    Uinput {
+        device: evdev::uinput::VirtualDevice,
+        ff: ForceFeedback,
+        /// The motor levels the client was last told.
+        told: (u16, u16),
+    },
+    DualSense {
+        hid: uhid::Uhid,
+        mac: [u8; 6],
+        extras: Extras,
+        created: Instant,
+        /// The driver has bound (its first output report came): reports count from now.
+        bound: bool,
+        /// The client's pad has motion sensors: ask for their readings once bound.
+        motion: bool,
+    },
+}
+
+/// Whether pads with a touchpad and motion sensors (DualSense) can be made here: what the
+/// host tells clients before they send such events.
+pub fn touchpads(choice: GamepadChoice) -> bool {
+    matches!(choice, GamepadChoice::Auto | GamepadChoice::DualSense)
+        && std::fs::OpenOptions::new().read(true).write(true).open("/dev/uhid").is_ok()
 }
 
 /// The virtual pads of one client.
 pub struct Gamepads {
     choice: GamepadChoice,
-    /// What the client said each controller is.
-    held: [Option<ControllerKind>; MAX_PADS],
+    /// What the client said each controller is and can do.
+    held: [Option<ControllerArrival>; MAX_PADS],
     pads: [Option<Pad>; MAX_PADS],
     unavailable: bool,
 }
@@ -47,7 +81,7 @@ impl Gamepads {
         if n >= MAX_PADS {
             return;
         }
-        self.held[n] = Some(arrival.kind);
+        self.held[n] = Some(*arrival);
         let kind = self.choice.kind(Some(arrival.kind));
         if self.pads[n].as_ref().is_some_and(|p| p.kind != kind) {
             self.pads[n] = None;
@@ -67,29 +101,80 @@ impl Gamepads {
             }
             return;
         }
-        let Some(pad) = self.pad(n) else { return };
-        let events: Vec<evdev::InputEvent> =
-            pad.kind.changes(&pad.state, &next).into_iter().map(|(t, c, v)| evdev::InputEvent::new(t, c, v)).collect();
-        if !events.is_empty()
-            && let Err(e) = pad.device.emit(&events)
-        {
-            tracing::warn!(pad = n, "gamepad event: {e}");
+        if let Some(pad) = self.pad(n) {
+            pad.set_state(next);
         }
-        pad.state = next;
+    }
+
+    /// A touch on pad `number`'s touchpad (Moonlight's touch events: 1 down, 2 up, 3 move,
+    /// 4 cancel, 7 cancel all).
+    pub fn touch(&mut self, number: u8, event: u8, pointer: u32, x: f32, y: f32) {
+        self.with_extras(number, |extras| {
+            let slot = extras.contacts.iter().position(|c| c.is_some_and(|c| u32::from(c.id) == pointer & 0x7f));
+            match event {
+                1 | 3 => {
+                    let contact = Contact { id: (pointer & 0x7f) as u8, x, y };
+                    if let Some(free) = slot.or_else(|| extras.contacts.iter().position(Option::is_none)) {
+                        extras.contacts[free] = Some(contact);
+                    }
+                }
+                2 | 4 => {
+                    if let Some(slot) = slot {
+                        extras.contacts[slot] = None;
+                    }
+                }
+                7 => extras.contacts = [None; 2],
+                _ => {}
+            }
+        });
+    }
+
+    /// A motion reading: accelerometer (type 1, m/s²) or gyroscope (type 2, °/s).
+    pub fn motion(&mut self, number: u8, motion_type: u8, xyz: [f32; 3]) {
+        self.with_extras(number, |extras| match motion_type {
+            1 => extras.accel = xyz,
+            2 => extras.gyro = xyz,
+            _ => {}
+        });
+    }
+
+    /// The client pad's battery: Moonlight's state (2 discharging, 3 charging, 5 full) and
+    /// percent (0xff unknown).
+    pub fn battery(&mut self, number: u8, state: u8, percent: u8) {
+        self.with_extras(number, |extras| {
+            extras.battery = match (state, percent) {
+                (5, _) => Some((100, Charge::Full)),
+                (_, 0xff) => None,
+                (3, p) => Some((p, Charge::Charging)),
+                (_, p) => Some((p, Charge::Discharging)),
+            }
+        });
+    }
+
+    /// Changes a DualSense's extras and sends it its report; other pads have none.
+    fn with_extras(&mut self, number: u8, change: impl FnOnce(&mut Extras)) {
+        let Some(pad) = self.pads.get_mut(usize::from(number)).and_then(Option::as_mut) else { return };
+        if let Device::DualSense { extras, .. } = &mut pad.device {
+            change(extras);
+            let state = pad.state;
+            pad.set_state(state);
+        }
     }
 
     /// Pad `n`, created if it is not there yet.
     fn pad(&mut self, n: usize) -> Option<&mut Pad> {
         if self.pads[n].is_none() && !self.unavailable {
-            let kind = self.choice.kind(self.held[n]);
-            match create(kind, n) {
-                Ok(device) => {
+            let held = self.held[n];
+            let kind = self.choice.kind(held.map(|h| h.kind));
+            let motion = held.is_some_and(|h| h.capabilities & (caps::ACCEL | caps::GYRO) != 0);
+            match Pad::create(kind, n as u16, motion) {
+                Ok(pad) => {
                     tracing::info!(pad = n, ?kind, "gamepad created");
-                    let state = ControllerState { number: n as u16, ..Default::default() };
-                    self.pads[n] = Some(Pad { kind, device, state, ff: ForceFeedback::default(), told: (0, 0) });
+                    self.pads[n] = Some(pad);
                 }
                 Err(e) => {
-                    tracing::warn!("gamepad input ignored: cannot create a uinput device ({e}); give this user access to /dev/uinput");
+                    let device = if kind == PadKind::DualSense { "/dev/uhid" } else { "/dev/uinput" };
+                    tracing::warn!("gamepad input ignored: cannot create a {kind:?} pad ({e}); give this user access to {device}");
                     self.unavailable = true;
                 }
             }
@@ -97,62 +182,156 @@ impl Gamepads {
         self.pads[n].as_mut()
     }
 
-    /// The pads' devices, readable when a game asked them for something.
+    /// The pads' devices, readable when a game or driver asked them for something.
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
-        self.pads.iter().flatten().map(|p| p.device.as_fd())
+        self.pads.iter().flatten().map(|p| match &p.device {
+            Device::Uinput { device, .. } => device.as_fd(),
+            Device::DualSense { hid, .. } => hid.as_fd(),
+        })
     }
 
-    /// Takes what games asked of the pads (effects uploaded, played, stopped) and adds what
-    /// the client must hear of it to `out`: a pad's motor levels whenever they change.
+    /// Takes what games and drivers asked of the pads and adds what the client must hear of
+    /// it to `out`: rumble whenever a pad's motors change, a DualSense's lightbar colour,
+    /// requests for motion readings.
     pub fn service(&mut self, now: Instant, out: &mut Vec<PadFeedback>) {
         for (n, pad) in self.pads.iter_mut().enumerate().filter_map(|(n, p)| Some((n, p.as_mut()?))) {
-            if let Err(e) = pad.read_requests(now) {
+            if let Err(e) = pad.service(now, out) {
                 tracing::warn!(pad = n, "gamepad requests: {e}");
-            }
-            let motors = pad.ff.motors(now);
-            if motors != pad.told {
-                pad.told = motors;
-                out.push(PadFeedback::Rumble { number: n as u16, low: motors.0, high: motors.1 });
             }
         }
     }
 
     /// When a pad's rumble changes next by itself (an effect starts or ends).
     pub fn next_change(&mut self, now: Instant) -> Option<Instant> {
-        self.pads.iter_mut().flatten().filter_map(|p| p.ff.next_change(now)).min()
+        let ff = self.pads.iter_mut().flatten().filter_map(|p| match &mut p.device {
+            Device::Uinput { ff, .. } => Some(ff),
+            Device::DualSense { .. } => None,
+        });
+        ff.filter_map(|ff| ff.next_change(now)).min()
     }
 }
 
 impl Pad {
-    fn read_requests(&mut self, now: Instant) -> std::io::Result<()> {
-        use evdev::{EventSummary, FFEffectCode, UInputCode};
-        loop {
-            let events: Vec<evdev::InputEvent> = match self.device.fetch_events() {
-                Ok(events) => events.collect(),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
-            };
-            for event in events {
-                match event.destructure() {
-                    EventSummary::UInput(request, UInputCode::UI_FF_UPLOAD, _) => {
-                        // The game's upload waits until this is dropped (retval 0: taken).
-                        let upload = self.device.process_ff_upload(request)?;
-                        self.ff.upload(upload.effect_id(), Effect::from_ff(&upload.effect()));
-                    }
-                    EventSummary::UInput(request, UInputCode::UI_FF_ERASE, _) => {
-                        let erase = self.device.process_ff_erase(request)?;
-                        self.ff.erase(erase.effect_id() as i16);
-                    }
-                    EventSummary::ForceFeedback(_, FFEffectCode::FF_GAIN, gain) => self.ff.set_gain(gain.clamp(0, 0xffff) as u16),
-                    EventSummary::ForceFeedback(_, FFEffectCode(id), count) => self.ff.play(id as i16, count, now),
-                    _ => {}
+    fn create(kind: PadKind, number: u16, motion: bool) -> std::io::Result<Self> {
+        let device = match kind {
+            PadKind::DualSense => {
+                // A locally administered address, random: the driver refuses a second pad
+                // with the MAC of one it has (another client's, the host's own).
+                let mac = [0x02, 0x70, 0x66, rand::random(), rand::random(), rand::random()];
+                let uniq = dualsense::uniq(mac);
+                let (vendor, product, version) = kind.ids();
+                let identity = uhid::Identity {
+                    name: kind.name(),
+                    uniq: &uniq,
+                    vendor: vendor.into(),
+                    product: product.into(),
+                    version: version.into(),
+                    descriptor: dualsense::DESCRIPTOR,
+                };
+                let hid = uhid::Uhid::create(&identity)?;
+                Device::DualSense { hid, mac, extras: Extras::default(), created: Instant::now(), bound: false, motion }
+            }
+            _ => Device::Uinput { device: create_uinput(kind, number.into())?, ff: ForceFeedback::default(), told: (0, 0) },
+        };
+        Ok(Self { number, kind, state: ControllerState { number, ..Default::default() }, device })
+    }
+
+    fn set_state(&mut self, next: ControllerState) {
+        let number = self.number;
+        let result = match &mut self.device {
+            Device::Uinput { device, .. } => {
+                let events: Vec<evdev::InputEvent> =
+                    self.kind.changes(&self.state, &next).into_iter().map(|(t, c, v)| evdev::InputEvent::new(t, c, v)).collect();
+                if events.is_empty() { Ok(()) } else { device.emit(&events) }
+            }
+            Device::DualSense { hid, extras, created, .. } => {
+                extras.sequence = extras.sequence.wrapping_add(1);
+                // The sensor clock counts 1/3 µs.
+                extras.timestamp = (created.elapsed().as_micros() as u64 * 3) as u32;
+                hid.input(&dualsense::input_report(&next, extras))
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(pad = number, "gamepad event: {e}");
+        }
+        self.state = next;
+    }
+
+    fn service(&mut self, now: Instant, out: &mut Vec<PadFeedback>) -> std::io::Result<()> {
+        match &mut self.device {
+            Device::Uinput { device, ff, told } => {
+                read_ff_requests(device, ff, now)?;
+                let motors = ff.motors(now);
+                if motors != *told {
+                    *told = motors;
+                    out.push(PadFeedback::Rumble { number: self.number, low: motors.0, high: motors.1 });
                 }
+            }
+            Device::DualSense { hid, mac, bound, motion, .. } => {
+                let was_bound = *bound;
+                while let Some(event) = hid.read()? {
+                    match event {
+                        uhid::Event::GetReport { id, report } => match dualsense::feature_report(report, *mac) {
+                            Some(data) => hid.reply_report(id, Ok(&data))?,
+                            None => hid.reply_report(id, Err(NO_SUCH_REPORT))?,
+                        },
+                        uhid::Event::SetReport { id, .. } => hid.reply_set(id, 0)?,
+                        uhid::Event::Output(report) => {
+                            // The driver's first output comes once its devices are all made.
+                            *bound = true;
+                            out.extend(dualsense::feedback(self.number, &report));
+                        }
+                        _ => {}
+                    }
+                }
+                if *bound && !was_bound {
+                    // What the client sent while the driver bound was not taken: again, and
+                    // now the pad is there to read its sensors.
+                    if *motion {
+                        out.extend([1, 2].map(|motion_type| PadFeedback::MotionEvents {
+                            number: self.number,
+                            motion_type,
+                            rate_hz: MOTION_HZ,
+                        }));
+                    }
+                    let state = self.state;
+                    self.set_state(state);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Takes the force-feedback requests games made on a uinput pad.
+fn read_ff_requests(device: &mut evdev::uinput::VirtualDevice, ff: &mut ForceFeedback, now: Instant) -> std::io::Result<()> {
+    use evdev::{EventSummary, FFEffectCode, UInputCode};
+    loop {
+        let events: Vec<evdev::InputEvent> = match device.fetch_events() {
+            Ok(events) => events.collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        for event in events {
+            match event.destructure() {
+                EventSummary::UInput(request, UInputCode::UI_FF_UPLOAD, _) => {
+                    // The game's upload waits until this is dropped (retval 0: taken).
+                    let upload = device.process_ff_upload(request)?;
+                    ff.upload(upload.effect_id(), Effect::from_ff(&upload.effect()));
+                }
+                EventSummary::UInput(request, UInputCode::UI_FF_ERASE, _) => {
+                    let erase = device.process_ff_erase(request)?;
+                    ff.erase(erase.effect_id() as i16);
+                }
+                EventSummary::ForceFeedback(_, FFEffectCode::FF_GAIN, gain) => ff.set_gain(gain.clamp(0, 0xffff) as u16),
+                EventSummary::ForceFeedback(_, FFEffectCode(id), count) => ff.play(id as i16, count, now),
+                _ => {}
             }
         }
     }
 }
 
-fn create(kind: PadKind, n: usize) -> std::io::Result<evdev::uinput::VirtualDevice> {
+fn create_uinput(kind: PadKind, n: usize) -> std::io::Result<evdev::uinput::VirtualDevice> {
     use evdev::{AbsInfo, AbsoluteAxisCode, AttributeSet, FFEffectCode, InputId, KeyCode, UinputAbsSetup};
     let keys: AttributeSet<KeyCode> = kind.keys().into_iter().map(KeyCode::new).collect();
     let ff: AttributeSet<FFEffectCode> = [

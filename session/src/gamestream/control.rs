@@ -266,6 +266,18 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
             bound.pads.arrive(&arrival);
             None
         }
+        Message::Input(InputPacket::ControllerTouch { number, event, pointer, x, y, .. }) => {
+            bound.pads.touch(number, event, pointer, x, y);
+            None
+        }
+        Message::Input(InputPacket::ControllerMotion { number, motion_type, xyz }) => {
+            bound.pads.motion(number, motion_type, xyz);
+            None
+        }
+        Message::Input(InputPacket::ControllerBattery { number, state, percent }) => {
+            bound.pads.battery(number, state, percent);
+            None
+        }
         Message::Input(packet) => {
             bound.input.translate(packet, out);
             None

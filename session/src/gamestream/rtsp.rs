@@ -124,7 +124,10 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
     let ok = || Response::new(200, cseq);
     match req.method.as_str() {
         "OPTIONS" => ok(),
-        "DESCRIBE" => ok().body(Offer { hevc: host.hevc, av1: host.av1, touch: true }.describe()),
+        "DESCRIBE" => ok().body(
+            Offer { hevc: host.hevc, av1: host.av1, touch: true, controller_touch: crate::gamepad::touchpads(host.config.gamepad) }
+                .describe(),
+        ),
         "SETUP" => {
             let Some((payload, connect, ports, token)) =
                 host.streams.with(id, |s| (s.launch.ping_payload.clone(), s.launch.connect_data, s.ports, s.rtsp_session.clone()))
