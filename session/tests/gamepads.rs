@@ -27,6 +27,26 @@ fn open(name: &str) -> (PathBuf, Device) {
     }
 }
 
+/// With `PUNKTFUNK_TEST_UDEV_RULES` set (.ci/drm-vm, whose /run is its own), the packaged
+/// udev rule goes into /run/udev/rules.d and `udevadm test` must say it keeps the desktop's
+/// libinput off the device at `node`: the pads are the stream's, not this machine's seat's.
+fn left_alone_by_the_desktop(node: &std::path::Path) {
+    if std::env::var_os("PUNKTFUNK_TEST_UDEV_RULES").is_none() {
+        return;
+    }
+    let rules = std::path::Path::new("/run/udev/rules.d");
+    std::fs::create_dir_all(rules).unwrap();
+    std::fs::copy(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/udev/60-punktfunk-uinput.rules"),
+        rules.join("60-punktfunk-uinput.rules"),
+    )
+    .unwrap();
+    let sys = std::path::Path::new("/sys/class/input").join(node.file_name().unwrap());
+    let out = std::process::Command::new("udevadm").args(["test", "--action=add"]).arg(&sys).output().expect("running udevadm test");
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(said.lines().any(|l| l.trim() == "LIBINPUT_IGNORE_DEVICE=1"), "udev leaves {} to libinput:\n{said}", sys.display());
+}
+
 fn present(name: &str) -> bool {
     evdev::enumerate().any(|(_, d)| d.name() == Some(name))
 }
@@ -69,6 +89,7 @@ fn pads_as_games_see_them_with_rumble_back_to_the_client() {
     // An Xbox pad arrives: an Xbox One pad, as xpad would make it.
     pads.arrive(&arrival(0, ControllerKind::Xbox));
     let (node, mut xbox) = open("punktfunk Xbox pad 1");
+    left_alone_by_the_desktop(&node);
     let id = xbox.input_id();
     assert_eq!((id.vendor(), id.product()), (0x045e, 0x02ea), "{node:?}");
     let keys = xbox.supported_keys().unwrap();
@@ -151,11 +172,12 @@ fn dualsense_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, suffix: &str
     let mut found = None;
     serve_until(pads, told, |_| {
         found = evdev::enumerate()
-            .map(|(_, d)| d)
-            .find(|d| d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix)));
+            .find(|(_, d)| d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix)));
         found.is_some()
     });
-    found.unwrap()
+    let (node, device) = found.unwrap();
+    left_alone_by_the_desktop(&node);
+    device
 }
 
 #[test]
@@ -223,4 +245,17 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
         assert!(since.elapsed() < Duration::from_secs(10), "the DualSense outlived its unplugging");
         std::thread::sleep(Duration::from_millis(20));
     }
+
+    // Plugged and unplugged while the driver still binds (its first device there, its LEDs
+    // and battery not yet): the pad goes at once, every time.
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..5 {
+            pads.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+            dualsense_node(&mut pads, &mut Vec::new(), "Controller");
+            pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
+        }
+        let _ = done.send(());
+    });
+    finished.recv_timeout(Duration::from_secs(60)).expect("unplugging a binding DualSense hangs");
 }
