@@ -168,16 +168,14 @@ fn the_configured_kind_wins_and_a_pad_without_arrival_is_made_on_first_input() {
 
 /// Finds the DualSense driver's device whose name ends in `suffix`, serving the pads (the
 /// driver asks them for its feature reports while it binds) until it is there.
-fn dualsense_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, suffix: &str) -> Device {
+fn dualsense_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, suffix: &str) -> (PathBuf, Device) {
     let mut found = None;
     serve_until(pads, told, |_| {
         found = evdev::enumerate()
             .find(|(_, d)| d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix)));
         found.is_some()
     });
-    let (node, device) = found.unwrap();
-    left_alone_by_the_desktop(&node);
-    device
+    found.unwrap()
 }
 
 #[test]
@@ -190,9 +188,12 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
 
     // hid-playstation binds and makes the pad, its motion sensors and its touchpad, one
     // `uniq` (the MAC it read) linking them, as SDL and Steam Input expect.
-    let mut pad = dualsense_node(&mut pads, &mut told, "Controller");
-    let mut sensors = dualsense_node(&mut pads, &mut told, "Motion Sensors");
-    let mut touchpad = dualsense_node(&mut pads, &mut told, "Touchpad");
+    let (pad_node, mut pad) = dualsense_node(&mut pads, &mut told, "Controller");
+    let (sensors_node, mut sensors) = dualsense_node(&mut pads, &mut told, "Motion Sensors");
+    let (touchpad_node, mut touchpad) = dualsense_node(&mut pads, &mut told, "Touchpad");
+    for node in [&pad_node, &sensors_node, &touchpad_node] {
+        left_alone_by_the_desktop(node);
+    }
     let uniq = pad.unique_name().expect("the pad has a uniq").to_owned();
     assert_eq!(uniq.len(), 17, "a MAC address: {uniq}");
     assert_eq!((sensors.unique_name(), touchpad.unique_name()), (Some(uniq.as_str()), Some(uniq.as_str())));
@@ -247,15 +248,22 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
     }
 
     // Plugged and unplugged while the driver still binds (its first device there, its LEDs
-    // and battery not yet): the pad goes at once, every time.
+    // and battery not yet): the pad goes at once, every time, until the slot has had its
+    // pads for a while and no more are made.
     let (done, finished) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        for _ in 0..5 {
+        let mut made = 0;
+        loop {
             pads.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+            if pads.fds().count() == 0 || made > 8 {
+                break;
+            }
+            made += 1;
             dualsense_node(&mut pads, &mut Vec::new(), "Controller");
             pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
         }
-        let _ = done.send(());
+        let _ = done.send(made);
     });
-    finished.recv_timeout(Duration::from_secs(60)).expect("unplugging a binding DualSense hangs");
+    let made = finished.recv_timeout(Duration::from_secs(60)).expect("unplugging a binding DualSense hangs");
+    assert!((3..=8).contains(&made), "{made} pads made in a row before the slot said no");
 }

@@ -19,7 +19,8 @@ use punktfunk_core::gamestream::control::PadFeedback;
 use punktfunk_core::gamestream::input::{ControllerArrival, ControllerState, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
-use std::time::Instant;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// Up to 16 controllers (Sunshine's extension of GameStream's 4).
 const MAX_PADS: usize = 16;
@@ -27,6 +28,16 @@ const MAX_PADS: usize = 16;
 const MOTION_HZ: u16 = 100;
 /// An errno for a feature report the pad does not have (EIO).
 const NO_SUCH_REPORT: u16 = 5;
+/// A slot's pad is made at most this many times in a window: a client alternating kinds or
+/// plugging and unplugging costs the host a device's creation and removal each time.
+const MAKES_PER_WINDOW: u8 = 4;
+const MAKE_WINDOW: Duration = Duration::from_secs(10);
+/// Pads on this host at most, all clients and connections together.
+const MAX_LIVE_PADS: usize = 64;
+/// What a pad answers of what the kernel and games ask, per turn (the rest next turn).
+const REQUESTS_PER_TURN: usize = 64;
+
+static LIVE_PADS: AtomicUsize = AtomicUsize::new(0);
 
 struct Pad {
     number: u16,
@@ -51,7 +62,16 @@ enum Device {
         bound: bool,
         /// The client's pad has motion sensors: ask for their readings once bound.
         motion: bool,
+        /// The rumble and lightbar the client was last told.
+        told: (u16, u16),
+        lit: Option<[u8; 3]>,
     },
+}
+
+impl Drop for Pad {
+    fn drop(&mut self) {
+        LIVE_PADS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Whether pads with a touchpad and motion sensors (DualSense) can be made here: what the
@@ -67,12 +87,26 @@ pub struct Gamepads {
     /// What the client said each controller is and can do.
     held: [Option<ControllerArrival>; MAX_PADS],
     pads: [Option<Pad>; MAX_PADS],
-    unavailable: bool,
+    /// Per slot: when its window began, and how many pads were made in it.
+    made: [(Option<Instant>, u8); MAX_PADS],
+    /// uinput or uhid could not be opened: that kind of pad is not tried again.
+    no_uinput: bool,
+    no_uhid: bool,
+    /// Feedback for pads already gone (their rumble stopped, their sensors quiet).
+    farewells: Vec<PadFeedback>,
 }
 
 impl Gamepads {
     pub fn new(choice: GamepadChoice) -> Self {
-        Self { choice, held: [None; MAX_PADS], pads: Default::default(), unavailable: false }
+        Self {
+            choice,
+            held: [None; MAX_PADS],
+            pads: Default::default(),
+            made: [(None, 0); MAX_PADS],
+            no_uinput: false,
+            no_uhid: false,
+            farewells: Vec::new(),
+        }
     }
 
     /// A controller arrived: its pad is created now, of the kind it is.
@@ -84,9 +118,26 @@ impl Gamepads {
         self.held[n] = Some(*arrival);
         let kind = self.choice.kind(Some(arrival.kind));
         if self.pads[n].as_ref().is_some_and(|p| p.kind != kind) {
-            self.pads[n] = None;
+            self.remove(n);
         }
         self.pad(n);
+    }
+
+    /// Removes pad `n`; the client's pad stops what it was asked to do.
+    fn remove(&mut self, n: usize) {
+        let Some(pad) = self.pads[n].take() else { return };
+        tracing::info!(pad = n, "gamepad removed");
+        let number = pad.number;
+        let (told, motion) = match &pad.device {
+            Device::Uinput { told, .. } => (*told, false),
+            Device::DualSense { told, motion, bound, .. } => (*told, *motion && *bound),
+        };
+        if told != (0, 0) {
+            self.farewells.push(PadFeedback::Rumble { number, low: 0, high: 0 });
+        }
+        if motion {
+            self.farewells.extend([1, 2].map(|motion_type| PadFeedback::MotionEvents { number, motion_type, rate_hz: 0 }));
+        }
     }
 
     pub fn update(&mut self, next: ControllerState) {
@@ -96,9 +147,7 @@ impl Gamepads {
         }
         if next.active_mask & (1 << n) == 0 {
             self.held[n] = None;
-            if self.pads[n].take().is_some() {
-                tracing::info!(pad = n, "gamepad removed");
-            }
+            self.remove(n);
             return;
         }
         if let Some(pad) = self.pad(n) {
@@ -161,22 +210,39 @@ impl Gamepads {
         }
     }
 
-    /// Pad `n`, created if it is not there yet.
+    /// Pad `n`, created if it is not there yet (and may be: not made too often lately, the
+    /// host's pads not all taken, its kind's device openable; a DualSense that cannot be
+    /// made is an Xbox pad).
     fn pad(&mut self, n: usize) -> Option<&mut Pad> {
-        if self.pads[n].is_none() && !self.unavailable {
+        let now = Instant::now();
+        let (window, makes) = &mut self.made[n];
+        if window.is_none_or(|t| now.duration_since(t) > MAKE_WINDOW) {
+            (*window, *makes) = (Some(now), 0);
+        }
+        if self.pads[n].is_none() && *makes < MAKES_PER_WINDOW && LIVE_PADS.load(Ordering::Relaxed) < MAX_LIVE_PADS {
             let held = self.held[n];
-            let kind = self.choice.kind(held.map(|h| h.kind));
+            let mut kind = self.choice.kind(held.map(|h| h.kind));
+            if kind == PadKind::DualSense && self.no_uhid {
+                kind = PadKind::Xbox;
+            }
             let motion = held.is_some_and(|h| h.capabilities & (caps::ACCEL | caps::GYRO) != 0);
-            match Pad::create(kind, n as u16, motion) {
-                Ok(pad) => {
+            let made = if kind != PadKind::DualSense && self.no_uinput { None } else { Some(Pad::create(kind, n as u16, motion)) };
+            match made {
+                Some(Ok(pad)) => {
                     tracing::info!(pad = n, ?kind, "gamepad created");
+                    self.made[n].1 += 1;
                     self.pads[n] = Some(pad);
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     let device = if kind == PadKind::DualSense { "/dev/uhid" } else { "/dev/uinput" };
-                    tracing::warn!("gamepad input ignored: cannot create a {kind:?} pad ({e}); give this user access to {device}");
-                    self.unavailable = true;
+                    tracing::warn!("cannot create a {kind:?} pad ({e}); give this user access to {device}");
+                    if kind == PadKind::DualSense {
+                        self.no_uhid = true;
+                        return self.pad(n);
+                    }
+                    self.no_uinput = true;
                 }
+                None => {}
             }
         }
         self.pads[n].as_mut()
@@ -194,6 +260,7 @@ impl Gamepads {
     /// it to `out`: rumble whenever a pad's motors change, a DualSense's lightbar colour,
     /// requests for motion readings.
     pub fn service(&mut self, now: Instant, out: &mut Vec<PadFeedback>) {
+        out.append(&mut self.farewells);
         for (n, pad) in self.pads.iter_mut().enumerate().filter_map(|(n, p)| Some((n, p.as_mut()?))) {
             if let Err(e) = pad.service(now, out) {
                 tracing::warn!(pad = n, "gamepad requests: {e}");
@@ -229,10 +296,12 @@ impl Pad {
                     descriptor: dualsense::DESCRIPTOR,
                 };
                 let hid = uhid::Uhid::create(&identity)?;
-                Device::DualSense { hid, mac, extras: Extras::default(), created: Instant::now(), bound: false, motion }
+                let created = Instant::now();
+                Device::DualSense { hid, mac, extras: Extras::default(), created, bound: false, motion, told: (0, 0), lit: None }
             }
             _ => Device::Uinput { device: create_uinput(kind, number.into())?, ff: ForceFeedback::default(), told: (0, 0) },
         };
+        LIVE_PADS.fetch_add(1, Ordering::Relaxed);
         Ok(Self { number, kind, state: ControllerState { number, ..Default::default() }, device })
     }
 
@@ -267,21 +336,37 @@ impl Pad {
                     out.push(PadFeedback::Rumble { number: self.number, low: motors.0, high: motors.1 });
                 }
             }
-            Device::DualSense { hid, mac, bound, motion, .. } => {
+            Device::DualSense { hid, mac, bound, motion, told, lit, .. } => {
                 let was_bound = *bound;
-                while let Some(event) = hid.read()? {
-                    match event {
+                for _ in 0..REQUESTS_PER_TURN {
+                    let Some(event) = hid.read()? else { break };
+                    let answered = match event {
                         uhid::Event::GetReport { id, report } => match dualsense::feature_report(report, *mac) {
-                            Some(data) => hid.reply_report(id, Ok(&data))?,
-                            None => hid.reply_report(id, Err(NO_SUCH_REPORT))?,
+                            Some(data) => hid.reply_report(id, Ok(&data)),
+                            None => hid.reply_report(id, Err(NO_SUCH_REPORT)),
                         },
-                        uhid::Event::SetReport { id, .. } => hid.reply_set(id, 0)?,
+                        uhid::Event::SetReport { id, .. } => hid.reply_set(id, 0),
                         uhid::Event::Output(report) => {
                             // The driver's first output comes once its devices are all made.
                             *bound = true;
-                            out.extend(dualsense::feedback(self.number, &report));
+                            // Only what changes: a program writing reports in a loop sends
+                            // the client nothing new.
+                            for feedback in dualsense::feedback(self.number, &report) {
+                                let new = match feedback {
+                                    PadFeedback::Rumble { low, high, .. } => std::mem::replace(told, (low, high)) != (low, high),
+                                    PadFeedback::Led { rgb, .. } => lit.replace(rgb) != Some(rgb),
+                                    _ => true,
+                                };
+                                if new {
+                                    out.push(feedback);
+                                }
+                            }
+                            Ok(())
                         }
-                        _ => {}
+                        _ => Ok(()),
+                    };
+                    if let Err(e) = answered {
+                        tracing::warn!(pad = self.number, "answering the DualSense driver: {e}");
                     }
                 }
                 if *bound && !was_bound {
@@ -306,29 +391,37 @@ impl Pad {
 /// Takes the force-feedback requests games made on a uinput pad.
 fn read_ff_requests(device: &mut evdev::uinput::VirtualDevice, ff: &mut ForceFeedback, now: Instant) -> std::io::Result<()> {
     use evdev::{EventSummary, FFEffectCode, UInputCode};
-    loop {
+    for _ in 0..REQUESTS_PER_TURN {
         let events: Vec<evdev::InputEvent> = match device.fetch_events() {
             Ok(events) => events.collect(),
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(()),
             Err(e) => return Err(e),
         };
         for event in events {
-            match event.destructure() {
+            let taken = match event.destructure() {
+                // The game's upload waits until this is dropped (retval 0: taken).
                 EventSummary::UInput(request, UInputCode::UI_FF_UPLOAD, _) => {
-                    // The game's upload waits until this is dropped (retval 0: taken).
-                    let upload = device.process_ff_upload(request)?;
-                    ff.upload(upload.effect_id(), Effect::from_ff(&upload.effect()));
+                    device.process_ff_upload(request).map(|upload| ff.upload(upload.effect_id(), Effect::from_ff(&upload.effect())))
                 }
                 EventSummary::UInput(request, UInputCode::UI_FF_ERASE, _) => {
-                    let erase = device.process_ff_erase(request)?;
-                    ff.erase(erase.effect_id() as i16);
+                    device.process_ff_erase(request).map(|erase| ff.erase(erase.effect_id() as i16))
                 }
-                EventSummary::ForceFeedback(_, FFEffectCode::FF_GAIN, gain) => ff.set_gain(gain.clamp(0, 0xffff) as u16),
-                EventSummary::ForceFeedback(_, FFEffectCode(id), count) => ff.play(id as i16, count, now),
-                _ => {}
+                EventSummary::ForceFeedback(_, FFEffectCode::FF_GAIN, gain) => {
+                    ff.set_gain(gain.clamp(0, 0xffff) as u16);
+                    Ok(())
+                }
+                EventSummary::ForceFeedback(_, FFEffectCode(id), count) => {
+                    ff.play(id as i16, count, now);
+                    Ok(())
+                }
+                _ => Ok(()),
+            };
+            if let Err(e) = taken {
+                tracing::warn!("a game's force-feedback request: {e}");
             }
         }
     }
+    Ok(())
 }
 
 fn create_uinput(kind: PadKind, n: usize) -> std::io::Result<evdev::uinput::VirtualDevice> {
