@@ -3,7 +3,7 @@
 //! client's buffer handed on as the frame), and the cost of an idle session. GLES renders
 //! BGRX, or NV12 converted on the GPU for a sink that asks for it (as encoders do).
 //!
-//! `cargo bench -p punktfunk-test-pattern --bench compositor`
+//! `cargo bench -p punktfunk-test-pattern --bench compositor [-- MODE…]`
 
 use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, Outcome, run};
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range, Yuv, bgrx_to_yuv};
@@ -71,6 +71,7 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
 }
 
 fn main() {
+    punktfunk_core::logging::init();
     let pattern = env!("CARGO_BIN_EXE_punktfunk-test-pattern").to_string();
     println!("| case | frames | render median | render p99 | + CPU NV12 conversion median | client stamp → sink median | p99 |");
     println!("|---|---|---|---|---|---|---|");
@@ -81,7 +82,12 @@ fn main() {
         (false, EngineChoice::Gles, cpu),
         (false, EngineChoice::Gles, gpu),
     ];
-    for mode in ["1280x720@60", "1920x1080@60"] {
+    // Modes to measure: the arguments (`-- 3840x2160@60`), else 720p and 1080p.
+    let mut modes: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    if modes.is_empty() {
+        modes = vec!["1280x720@60".into(), "1920x1080@60".into()];
+    }
+    for mode in &modes {
         for (direct, renderer, convert) in cases {
             // The sink asks for NV12, as x264 does, and converts BGRX frames itself.
             let mut r = session(mode, vec![pattern.clone(), "--frames".into(), "300".into()], direct, renderer, convert, NV12);

@@ -2,10 +2,11 @@
 //! GPU as an EGL device (drivers without GBM), or Mesa's software device where asked for.
 
 use super::RenderError;
+use super::egl_device::Device;
 use super::gles::fail;
 use smithay::backend::allocator::gbm::GbmDevice;
 use smithay::backend::drm::{DrmNode, NodeType};
-use smithay::backend::egl::{EGLDevice, EGLDisplay};
+use smithay::backend::egl::EGLDisplay;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -14,34 +15,33 @@ pub(super) enum DisplaySource {
     /// Through GBM on a DRM node (render or primary).
     Gbm(PathBuf),
     /// EGL's own device (drivers without GBM; Mesa's software device).
-    Device(EGLDevice),
+    Device(Device),
 }
 
 /// The sources to try, best first: the GPU at `gpu`, or else the first GPU among EGL's
 /// devices, through GBM on its node, then as the EGL device itself; then, with `software`,
 /// Mesa's software device.
 pub(super) fn display_sources(gpu: Option<&Path>, software: bool) -> Result<Vec<DisplaySource>, RenderError> {
-    let devices: Vec<EGLDevice> = match EGLDevice::enumerate() {
-        Ok(devices) => devices.collect(),
+    let devices = match Device::enumerate() {
+        Ok(devices) => devices,
         Err(e) if gpu.is_some() => {
             tracing::warn!("EGL devices: {e}");
             Vec::new()
         }
         Err(e) => return Err(fail("EGL devices", e)),
     };
-    let (hardware, soft): (Vec<EGLDevice>, Vec<EGLDevice>) = devices.into_iter().partition(|d| !d.is_software());
+    let (hardware, soft): (Vec<Device>, Vec<Device>) = devices.into_iter().partition(|d| !d.is_software());
     let rdev = |p: &Path| std::fs::metadata(p).ok().map(|m| m.rdev());
     let (node, device) = match gpu {
         // The EGL device of the named GPU is the one on the same render node.
         Some(path) => {
             let render = DrmNode::from_path(path).ok().and_then(|n| n.dev_path_with_type(NodeType::Render)).and_then(|p| rdev(&p));
-            let device =
-                hardware.into_iter().find(|d| d.render_device_path().ok().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
+            let device = hardware.into_iter().find(|d| d.render_node().and_then(|p| rdev(&p)).is_some_and(|r| Some(r) == render));
             (Some(path.to_path_buf()), device)
         }
         None => {
             let device = hardware.into_iter().next();
-            (device.as_ref().and_then(|d| d.render_device_path().ok()), device)
+            (device.as_ref().and_then(Device::render_node), device)
         }
     };
     let sources: Vec<DisplaySource> = node
@@ -92,7 +92,7 @@ impl DisplaySource {
             }
             Self::Device(device) => {
                 let soft = device.is_software();
-                let node = (!soft).then(|| device.render_device_path().ok()).flatten();
+                let node = (!soft).then(|| device.render_node()).flatten();
                 let name = match (&node, soft) {
                     (_, true) => "Mesa's software device (llvmpipe)".to_string(),
                     (Some(path), false) => format!("{} (EGL device)", path.display()),

@@ -2,6 +2,7 @@
 //! an engine chosen at start (pixman on the CPU, GLES on a GPU); a lone fullscreen client
 //! buffer skips compositing (`crate::direct`). Each finished frame goes to the sink.
 
+mod egl_device;
 mod egl_display;
 mod engine;
 mod frames;
