@@ -16,7 +16,7 @@ pub mod uhid;
 use dualsense::{Charge, Contact, Extras};
 use layout::{GamepadChoice, PadKind};
 use punktfunk_core::gamestream::control::PadFeedback;
-use punktfunk_core::gamestream::input::{ControllerArrival, ControllerState, caps};
+use punktfunk_core::gamestream::input::{ControllerArrival, ControllerKind, ControllerState, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -116,7 +116,9 @@ impl Gamepads {
             return;
         }
         self.held[n] = Some(*arrival);
-        let kind = self.choice.kind(Some(arrival.kind));
+        // Compared with what would be made now: a DualSense asked for where none can be made
+        // is the Xbox pad already there, not a reason to make it again.
+        let kind = self.kind_for(Some(arrival.kind));
         if self.pads[n].as_ref().is_some_and(|p| p.kind != kind) {
             self.remove(n);
         }
@@ -213,6 +215,15 @@ impl Gamepads {
     /// Pad `n`, created if it is not there yet (and may be: not made too often lately, the
     /// host's pads not all taken, its kind's device openable; a DualSense that cannot be
     /// made is an Xbox pad).
+    /// The kind of pad made for a client's pad of `kind`: the configured choice, an Xbox pad
+    /// for a DualSense once /dev/uhid has failed.
+    fn kind_for(&self, kind: Option<ControllerKind>) -> PadKind {
+        match self.choice.kind(kind) {
+            PadKind::DualSense if self.no_uhid => PadKind::Xbox,
+            kind => kind,
+        }
+    }
+
     fn pad(&mut self, n: usize) -> Option<&mut Pad> {
         let now = Instant::now();
         let (window, makes) = &mut self.made[n];
@@ -221,10 +232,7 @@ impl Gamepads {
         }
         if self.pads[n].is_none() && *makes < MAKES_PER_WINDOW && LIVE_PADS.load(Ordering::Relaxed) < MAX_LIVE_PADS {
             let held = self.held[n];
-            let mut kind = self.choice.kind(held.map(|h| h.kind));
-            if kind == PadKind::DualSense && self.no_uhid {
-                kind = PadKind::Xbox;
-            }
+            let kind = self.kind_for(held.map(|h| h.kind));
             let motion = held.is_some_and(|h| h.capabilities & (caps::ACCEL | caps::GYRO) != 0);
             let made = if kind != PadKind::DualSense && self.no_uinput { None } else { Some(Pad::create(kind, n as u16, motion)) };
             match made {
