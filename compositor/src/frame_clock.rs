@@ -8,8 +8,9 @@
 
 use std::time::{Duration, Instant};
 
-/// Margin between a client's expected commit and the render that should pick it up.
-pub const COMMIT_MARGIN: Duration = Duration::from_millis(2);
+/// Margin between a client's expected commit and the render that should pick it up: the
+/// compositor's own lateness in waking (the estimate already covers the client's jitter).
+pub const COMMIT_MARGIN: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 pub struct FrameClock {
@@ -18,14 +19,27 @@ pub struct FrameClock {
     callbacks_at: Option<Instant>,
     /// When the last callbacks went out, until the first commit after them.
     callbacks_sent: Option<Instant>,
-    /// How long clients take from frame callback to commit (rises fast, decays slowly).
-    client_time: Duration,
+    /// How long clients took from frame callback to commit, the last [`SAMPLES`] cycles: the
+    /// longest is the estimate. A slow frame counts at once and for those cycles only (a
+    /// slowly decaying average held a client's first slow draws over for ~40 frames, each
+    /// waiting for a render scheduled late for it).
+    samples: [Duration; SAMPLES],
+    next_sample: usize,
 }
+
+/// Cycles the drawing-time estimate remembers (about 130 ms at 60 Hz).
+const SAMPLES: usize = 8;
 
 impl FrameClock {
     /// A clock whose first render is one `interval` after `now`, callbacks due at once.
     pub fn new(now: Instant, interval: Duration) -> Self {
-        Self { next_render: now + interval, callbacks_at: Some(now), callbacks_sent: None, client_time: Duration::ZERO }
+        Self {
+            next_render: now + interval,
+            callbacks_at: Some(now),
+            callbacks_sent: None,
+            samples: [Duration::ZERO; SAMPLES],
+            next_sample: 0,
+        }
     }
 
     pub fn render_due(&self, now: Instant) -> bool {
@@ -40,7 +54,7 @@ impl FrameClock {
         if self.next_render <= now {
             self.next_render = now + interval;
         }
-        let lead = (self.client_time + COMMIT_MARGIN).min(interval);
+        let lead = (self.client_time() + COMMIT_MARGIN).min(interval);
         self.callbacks_at = Some(self.next_render - lead);
     }
 
@@ -58,8 +72,8 @@ impl FrameClock {
     /// clients' drawing time.
     pub fn committed(&mut self, now: Instant) {
         if let Some(sent) = self.callbacks_sent.take() {
-            let sample = now.saturating_duration_since(sent);
-            self.client_time = if sample > self.client_time { sample } else { (self.client_time * 15 + sample) / 16 };
+            self.samples[self.next_sample] = now.saturating_duration_since(sent);
+            self.next_sample = (self.next_sample + 1) % SAMPLES;
         }
     }
 
@@ -74,9 +88,8 @@ impl FrameClock {
     }
 
     /// The clients' measured drawing time.
-    #[cfg(test)]
     fn client_time(&self) -> Duration {
-        self.client_time
+        self.samples.iter().copied().max().unwrap_or_default()
     }
 }
 
@@ -114,12 +127,17 @@ mod tests {
         let at = t0 + 2 * FRAME - 5 * MS - COMMIT_MARGIN;
         assert!(!clock.callbacks_due(at - MS) && clock.callbacks_due(at));
         assert_eq!(clock.next_wake(t0 + FRAME, false), at);
-        // Faster commits lower the estimate slowly; only the first commit after callbacks
-        // counts.
+        // Faster commits keep the slow one's estimate while it is among the last cycles',
+        // then lower it at once; only the first commit after callbacks counts.
+        for cycle in 1..SAMPLES {
+            clock.callbacks_sent(at);
+            clock.committed(at + MS);
+            clock.committed(at + 10 * MS);
+            assert_eq!(clock.client_time(), 5 * MS, "cycle {cycle}: the slow draw is remembered");
+        }
         clock.callbacks_sent(at);
         clock.committed(at + MS);
-        clock.committed(at + 10 * MS);
-        assert_eq!(clock.client_time(), (5 * MS * 15 + MS) / 16);
+        assert_eq!(clock.client_time(), MS, "eight fast cycles later it is forgotten");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::process::Command;
 const PORT: u16 = 22989;
 const API_PORT: u16 = 22991;
 const TONE_HZ: f64 = 660.0;
+const HEAD_HZ: f64 = 880.0;
 
 #[test]
 fn moonlight_hears_the_sessions_sound() {
@@ -26,11 +27,20 @@ fn moonlight_hears_the_sessions_sound() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let runtime = private_runtime(&dir);
-    let tone = dir.join("tone.raw");
+    // The app's sound: 300 ms of a higher note, then the tone.
+    let (head, tone) = (dir.join("head.raw"), dir.join("tone.raw"));
+    tones::tone_file(&head, &[HEAD_HZ as f32, HEAD_HZ as f32], 0.3);
     tones::tone_file(&tone, &[TONE_HZ as f32, TONE_HZ as f32], 20.0);
+    let sound = [std::fs::read(&head).unwrap(), std::fs::read(&tone).unwrap()].concat();
+    std::fs::write(&tone, sound).unwrap();
     let pattern = target_dir().join("punktfunk-test-pattern");
+    // The tone starts when the client says (a file appears), and the app notes when: the
+    // onset is measured from there to the first audible packet at the client.
+    let (trigger, onset) = (dir.join("trigger"), dir.join("onset"));
     let play = format!(
-        "pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}' & exec '{}' --color 3080ff",
+        "(while [ ! -e '{}' ]; do sleep 0.005; done; date +%s%6N > '{}'; exec pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}') & exec '{}' --color 3080ff",
+        trigger.display(),
+        onset.display(),
         tone.display(),
         pattern.display()
     );
@@ -41,6 +51,7 @@ fn moonlight_hears_the_sessions_sound() {
         .arg(&script)
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "audio".into()])
         .env("XDG_STATE_HOME", dir.join("state"))
+        .env("PUNKTFUNK_TEST_ONSET_TRIGGER", &trigger)
         .output()
         .expect("running the Moonlight client");
     let out = client_report(&output, &dir);
@@ -54,6 +65,15 @@ fn moonlight_hears_the_sessions_sound() {
     // The app plays at 0.4 peak: a sine's RMS is peak/√2.
     assert!((audio["rms"].as_f64().unwrap() - 0.4 / 2f64.sqrt()).abs() < 0.05, "level changed on the way: {audio}");
     assert_eq!(audio["lost_packets"], 0);
+    // The sound's first 100 ms are its head: none of it was lost. (moonlight-common-c drops
+    // the first 500 ms of audio packets it receives; a host that sends nothing while the
+    // session is silent lost the start of the first sound to it.)
+    assert_eq!(audio["first_hz"].as_f64(), Some(HEAD_HZ), "the start of the sound is missing: {audio}");
+    // Onset: printed, not asserted (timing depends on the machine).
+    let started: i64 = std::fs::read_to_string(&onset).unwrap().trim().parse().unwrap();
+    let heard = audio["onset_us"].as_i64().unwrap_or_else(|| panic!("the client heard no onset: {audio}"));
+    println!("sound onset (µs) GameStream: the app starts its tone → the first audible sound decoded at the client: {}", heard - started);
+    assert!(heard > started, "the tone was heard before it started: {audio}");
     // The host's own figures for the stream that just stopped.
     let host = &out["status"]["last_audio"];
     assert!(host["packets"].as_u64().unwrap() >= 400, "{host}");

@@ -535,10 +535,19 @@ if mode == "audio":
                         output_format="rgb24", ready_timeout=30.0, record_audio=True)
     sub = client._stream_manager.subscribe_audio()
     pcm, deadline = [], time.monotonic() + 20
+    # A second of the session's silence, then the app is told to start its tone, and the
+    # first audible chunk's arrival is its onset here (µs of CLOCK_REALTIME).
+    trigger, onset_us, silent_until = os.environ.get("PUNKTFUNK_TEST_ONSET_TRIGGER"), None, time.monotonic() + 1.0
     # Two seconds of sound (the client itself discards the first 500 ms it receives).
     while sum(len(c) for c in pcm) < 2 * 48000 and time.monotonic() < deadline:
+        if trigger and time.monotonic() > silent_until and not os.path.exists(trigger):
+            open(trigger, "w").close()
         chunk = sub.get(timeout=1.0)
-        if chunk is not None:
+        if chunk is None:
+            continue
+        if onset_us is None and float(np.abs(chunk.data).max(initial=0.0)) > 0.1:
+            onset_us = time.time_ns() // 1000
+        if onset_us is not None or not trigger:
             pcm.append(chunk.data)
     client._stream_manager.unsubscribe_audio(sub)
     data = np.concatenate(pcm) if pcm else np.zeros((0, 2), dtype=np.float32)
@@ -547,8 +556,10 @@ if mode == "audio":
         # Per 100 ms window, so a scheduling hiccup on a loaded machine spoils one window,
         # not the verdict.
         out["audio"]["window_hz"] = loudest_hz(data)
+        out["audio"]["first_hz"] = float(np.argmax(np.abs(np.fft.rfft(data[:4800, 0].astype(np.float64) * np.hanning(4800)))) * 10)
         out["audio"]["rms"] = float(np.sqrt(np.mean(data[-48000:, 0].astype(np.float64) ** 2)))
     out["audio"]["lost_packets"] = client._session._audio_lost_packets
+    out["audio"]["onset_us"] = onset_us
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)
@@ -577,23 +588,35 @@ t0 = time.monotonic()
 client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["launch_to_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
-frames = []
 # Latency from the app's draw (the pattern's stamp, CLOCK_REALTIME) to the decoded picture,
 # and to the frame's first datagram reaching the client (on loopback: leaving the host).
 # moonlight-common-c stamps that arrival on its own clock (microseconds since it started):
 # read against CLOCK_REALTIME at once, it converts.
-to_decoded, to_first_datagram = [], []
-for f in client.frames():
-    now_us = time.time_ns() // 1000
-    common_c_to_realtime = now_us - lib.LiGetMicroseconds()
-    frames.append((f.frame_number, band(f)))
-    drawn = stamp(f)
-    if drawn:
-        to_decoded.append(now_us - drawn[1])
-        to_first_datagram.append(f.receive_time_us + common_c_to_realtime - drawn[1])
-    if len(frames) >= 60:
-        break
-out["latency_us"] = {"draw_to_decoded": percentiles(to_decoded), "draw_to_first_datagram": percentiles(to_first_datagram)}
+
+
+def latency_of(want):
+    """Reads `want` frames: their (number, band), the latency figures of those stamped, and
+    the last one's shape."""
+    seen, to_decoded, to_first_datagram, shape = [], [], [], None
+    for f in client.frames():
+        now_us = time.time_ns() // 1000
+        common_c_to_realtime = now_us - lib.LiGetMicroseconds()
+        seen.append((f.frame_number, band(f)))
+        shape = list(f.data.shape)
+        drawn = stamp(f)
+        if drawn:
+            to_decoded.append(now_us - drawn[1])
+            to_first_datagram.append(f.receive_time_us + common_c_to_realtime - drawn[1])
+        if len(seen) >= want:
+            break
+    # The whole stream, and after its first 30 frames (the first key frame, the encoder's
+    # and the app's start).
+    return seen, {"draw_to_decoded": percentiles(to_decoded), "draw_to_first_datagram": percentiles(to_first_datagram),
+                  "after_30_frames": {"draw_to_decoded": percentiles(to_decoded[30:]),
+                                      "draw_to_first_datagram": percentiles(to_first_datagram[30:])}}, shape
+
+
+frames, out["latency_us"], _ = latency_of(90)
 out["frames"] = len(frames)
 # The launch key is one of the 16-byte draws of this launch (the newest that opens).
 for key in reversed([k for k in drawn_keys if len(k) == 16]):
@@ -629,13 +652,9 @@ t0 = time.monotonic()
 client.start_stream(app=app_title, width=1024, height=576, fps=30, bitrate_kbps=6000, codec="h264",
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["resume_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
-n = 0
-for f in client.frames():
-    n += 1
-    out["resume_shape"] = list(f.data.shape)
-    if n >= 10:
-        break
-out["frames_after_resume"] = n
+# The same latency figures at 30 fps, over the first 90 frames after the resume.
+resumed, out["latency_us_30fps"], out["resume_shape"] = latency_of(90)
+out["frames_after_resume"] = len(resumed)
 
 # Quit: the session is torn down and the host says so.
 client.stop_stream()

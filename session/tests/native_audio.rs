@@ -8,7 +8,7 @@ mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
 mod tones;
 
-use common::{output_text, pair_native, private_runtime, start_daemon_configured, stream_native, target_dir};
+use common::{native_client, output_text, pair_native, private_runtime, start_daemon_configured, stream_native, target_dir};
 use punktfunk_streamer::audio::layout::Channels;
 use punktfunk_streamer::audio::node::{Io, NodeSpec, VirtualNode};
 
@@ -39,7 +39,20 @@ fn sound_and_microphone_over_punktfunk1() {
         mic.display(),
         pattern.display()
     );
-    let _daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "start_pipewire = true\n", &["sh".into(), "-c".into(), app], "");
+    // "Onset": an app that starts the tone when the test says, noting when it did.
+    let (trigger, onset) = (dir.join("trigger"), dir.join("onset"));
+    let onset_app = format!(
+        "while [ ! -e '{}' ]; do sleep 0.005; done; date +%s%6N > '{}'; exec pacat --playback --raw --format=float32le --rate=48000 --channels=2 '{}'",
+        trigger.display(),
+        onset.display(),
+        tone.display()
+    );
+    let onset_app = format!(
+        "[[apps]]\ntitle = \"Onset\"\ncommand = {}\n",
+        serde_json::json!(["sh", "-c", format!("({onset_app}) & exec '{}'", pattern.display())])
+    );
+    let host_toml = format!("start_pipewire = true\n{onset_app}");
+    let _daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, &host_toml, &["sh".into(), "-c".into(), app], "");
     let config = dir.join("client");
     let (c, h) = pair_native(&[], &dir, &config, NATIVE, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
@@ -129,5 +142,38 @@ fn sound_and_microphone_over_punktfunk1() {
     let (hz, margin) = tones::dominant(&loud, 2, 0, &[330.0, 440.0, 660.0, 880.0]);
     eprintln!("the session recorded {hz} Hz ({margin:.0}x the next) from the client's microphone");
     assert_eq!(hz, 440.0);
+
+    // Onset: once the stream runs, the app starts its tone; the client notes when the first
+    // audible packet arrived. Printed, not asserted (timing depends on the machine).
+    let out = dir.join("onset-out");
+    let mut client = native_client(&[], &config)
+        .args([
+            "stream",
+            &format!("127.0.0.1:{NATIVE}"),
+            "--headless",
+            "--app",
+            "Onset",
+            "--mode",
+            "320x240@30",
+            "--frames",
+            "90",
+            "--stop",
+            "--out",
+        ])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let since = std::time::Instant::now();
+    while !out.join("frame-00010.ppm").exists() && since.elapsed() < std::time::Duration::from_secs(30) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::write(&trigger, b"").unwrap();
+    assert!(client.wait().unwrap().success(), "the onset stream");
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    let started: i64 = std::fs::read_to_string(&onset).unwrap().trim().parse().unwrap();
+    let heard = stats["sound_onset_us"].as_i64().unwrap_or_else(|| panic!("the client heard no onset: {stats}"));
+    println!("sound onset (µs) punktfunk/1: the app starts its tone → the first audible packet at the client: {}", heard - started);
+    assert!(heard > started, "the tone was heard before it started: {stats}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -1,6 +1,7 @@
 //! The GameStream audio sender over loopback UDP, fed like the session's sink would feed it:
 //! nothing goes out before the client pings; sound arrives as encrypted RTP the core's
-//! depacketizer and an Opus decoder turn back into the tone; silence stops the packets after
+//! depacketizer and an Opus decoder turn back into the tone, after the 600 ms of silence a
+//! stream starts with (Moonlight drops its first 500 ms); silence stops the packets after
 //! the hangover, at a FEC block boundary; sound brings them back. A sender started again for
 //! the same stream goes on with its sequence numbers (the AES-CBC IVs are made from them).
 
@@ -14,6 +15,9 @@ use std::time::{Duration, Instant};
 
 const KEY: ([u8; 16], u32) = ([0x42; 16], 0xfedc_ba98);
 const PAYLOAD: &str = "0123456789abcdef";
+/// Longer than the sender's idle wait (200 ms), after which it notices the client and
+/// starts its silence.
+const PRIMER_WAIT: Duration = Duration::from_millis(300);
 /// One 5 ms graph cycle of 5.1 (the session's sink), the stream is stereo.
 const CYCLE: usize = 240;
 
@@ -93,6 +97,10 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     let mut ping = PAYLOAD.as_bytes().to_vec();
     ping.extend_from_slice(&1u32.to_be_bytes());
     ping_until_heard(&sender, &client, &ping);
+    // The session is silent: 600 ms of silence go out first (Moonlight drops the first
+    // 500 ms it receives), at a packet's pace, then nothing.
+    let primer = drain(&client, PRIMER_WAIT);
+    assert_eq!(data_seqs(&primer), (0..120).collect::<Vec<u16>>(), "the primer's packets");
     let sound = exchange(&queue, &client, (0..400).map(|n| cycle(n, 440.0)));
 
     let mut depacketizer = AudioDepacketizer::new(5, Some(KEY));
@@ -143,7 +151,7 @@ fn sends_sound_encrypted_with_fec_and_stays_quiet_in_silence() {
     );
 
     let (stats, _) = sender.stop();
-    assert_eq!(stats.packets, 400 + quiet_data as u64 + 40);
+    assert_eq!(stats.packets, 120 + 400 + quiet_data as u64 + 40);
     assert_eq!(stats.silent, 400 - quiet_data as u64);
     assert!(stats.capture_to_send_us_p99 > 0);
 }
@@ -165,13 +173,16 @@ fn a_sender_started_again_for_the_same_stream_goes_on_with_its_sequence() {
         let queue = Arc::new(PcmQueue::new(1024));
         let sender = audio::start(params.clone(), host.try_clone().unwrap(), Arc::clone(&queue), Channels::Surround51, resume).unwrap();
         ping_until_heard(&sender, &client, &ping);
+        // Each start sends its 600 ms of silence first (a reconnected Moonlight drops the
+        // first 500 ms again).
+        let primer = drain(&client, PRIMER_WAIT);
         let sent = exchange(&queue, &client, (from..from + 10).map(|n| cycle(n, 440.0)));
         let (_, position) = sender.stop();
-        (data_seqs(&sent), position.expect("a GameStream sender says where it stopped"))
+        ([data_seqs(&primer), data_seqs(&sent)].concat(), position.expect("a GameStream sender says where it stopped"))
     };
     let (first, stopped) = run(None, 0);
-    assert_eq!(first, (0..10).collect::<Vec<u16>>());
-    assert_eq!(stopped.seq, 10);
+    assert_eq!(first, (0..130).collect::<Vec<u16>>());
+    assert_eq!(stopped.seq, 130);
     let (second, _) = run(Some(stopped), 10);
-    assert_eq!(second, (10..20).collect::<Vec<u16>>(), "the sequence, and with it the IV, goes on");
+    assert_eq!(second, (130..260).collect::<Vec<u16>>(), "the sequence, and with it the IV, goes on");
 }

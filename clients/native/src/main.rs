@@ -8,6 +8,7 @@
 
 mod connection;
 mod decode;
+mod frame_files;
 mod identity;
 mod mic;
 mod player;
@@ -279,21 +280,21 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let (headless, show) = (args.headless, window.as_ref().map(|w| (Arc::clone(&w.latest), w.proxy.clone())));
     let player = (args.play || !args.headless).then(player::Player::start).transpose()?;
     let playout = player.as_ref().map(|p| Arc::clone(&p.playout));
+    let files = out.clone().filter(|_| headless).map(frame_files::FrameFiles::start).transpose()?;
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
         let (mut n, mut sound) = (0u64, Vec::new());
         let stats = receive::run(addr, &started, decoder, mic, thread_offset, thread_stop, |event| match event {
             receive::Event::Picture(p) => {
                 n += 1;
-                if let Some(out) = out.as_ref().filter(|_| headless && frames.is_none_or(|f| n <= f)) {
-                    let _ = std::fs::write(out.join(format!("frame-{n:05}.ppm")), p.ppm());
-                }
                 if Some(n) == switch {
                     let _ = tx.send(Note::Switch);
                 }
                 if Some(n) == frames {
                     let _ = tx.send(Note::Done);
                 }
-                if let Some((latest, proxy)) = &show {
+                if let Some(files) = files.as_ref().filter(|_| frames.is_none_or(|f| n <= f)) {
+                    files.write(n, p);
+                } else if let Some((latest, proxy)) = &show {
                     *latest.lock() = Some(p);
                     let _ = proxy.send_event(window::Wake::Picture);
                 }

@@ -8,6 +8,7 @@ use crate::mic::{self, Mic};
 use punktfunk_core::control::messages::{ReceiveStats, Started};
 use punktfunk_core::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND, kind};
 use punktfunk_core::native::config::StreamConfig;
+use punktfunk_core::native::header::Header;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_net::{DataSocket, monotonic_us};
 use serde::Serialize;
@@ -45,6 +46,39 @@ pub struct Stats {
     pub clock_rtt_us: Option<u64>,
     /// Which decoder ran, and why.
     pub decoder: String,
+    /// For the first [`ARRIVALS_KEPT`] pictures, in order: when their frame's first datagram
+    /// arrived and when the picture was decoded (µs of CLOCK_REALTIME, the clock the test
+    /// pattern stamps its draws with), so draw → wire and draw → decoded can be read per frame.
+    pub arrivals: Vec<(u64, u64)>,
+    /// When the first sound packet with something audible in it arrived (µs of
+    /// CLOCK_REALTIME): a tone's onset at the client.
+    pub sound_onset_us: Option<u64>,
+}
+
+/// Pictures whose arrival times [`Stats::arrivals`] keeps.
+pub const ARRIVALS_KEPT: usize = 600;
+
+/// When each recent frame's first datagram arrived, by frame id (a small ring: frames are
+/// reassembled within a few frames of their first datagram).
+struct FirstArrivals([(u32, u64); 32]);
+
+impl FirstArrivals {
+    /// Notes a datagram of frame `id` arriving now, if it is the frame's first.
+    fn note(&mut self, id: u32) {
+        let slot = &mut self.0[id as usize % 32];
+        if slot.0 != id || slot.1 == 0 {
+            *slot = (id, realtime_us());
+        }
+    }
+
+    fn of(&self, id: u32) -> Option<u64> {
+        let (at, t) = self.0[id as usize % 32];
+        (at == id && t != 0).then_some(t)
+    }
+}
+
+fn realtime_us() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
 }
 
 /// The host − client clock offset, shared with the control connection that measures it.
@@ -97,6 +131,7 @@ pub fn run(
     let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
     let (mut refused, mut first_error) = (0u64, None::<String>);
     let (mut last_report, mut recent_latency) = (Instant::now(), Vec::new());
+    let mut firsts = FirstArrivals([(0, 0); 32]);
     while !stop.load(Ordering::Relaxed) {
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
@@ -135,13 +170,20 @@ pub fn run(
                     if let Ok(n) = opus.decode_float(p.opus, &mut pcm, false) {
                         stats.audio_packets += 1;
                         pcm.truncate(n * 2);
+                        if stats.sound_onset_us.is_none() && pcm.iter().any(|s| s.abs() > 0.1) {
+                            stats.sound_onset_us = Some(realtime_us());
+                        }
                         on(Event::Sound(pcm));
                     }
                 }
                 return;
             }
+            // Read before authentication, for the figures only.
+            if let Ok(h) = Header::parse(d) {
+                firsts.note(h.frame);
+            }
             let _ = receiver.push(d, |e| match e {
-                FrameEvent::Frame { timestamp_us, recovered_shards, data, .. } => {
+                FrameEvent::Frame { id, timestamp_us, recovered_shards, data, .. } => {
                     stats.frames_received += 1;
                     stats.frames_recovered += u64::from(recovered_shards > 0);
                     let offset = offset.load(Ordering::Relaxed);
@@ -157,6 +199,9 @@ pub fn run(
                     }
                     let decoded = decoder.decode(data, |p| {
                         stats.frames_decoded += 1;
+                        if stats.arrivals.len() < ARRIVALS_KEPT {
+                            stats.arrivals.push((firsts.of(id).unwrap_or(0), realtime_us()));
+                        }
                         if stats.first_picture_ms == 0 {
                             stats.first_picture_ms = begin.elapsed().as_millis() as u64;
                         }

@@ -55,6 +55,10 @@ pub fn draw(c: &mut Canvas, counter: u32, timestamp_us: u64, rgb: u32) {
 
 /// Reads (counter, timestamp_us) back; `None` if the check bits do not match. `rgb_at`
 /// returns the pixel at (x, y) of a frame of `width` pixels.
+///
+/// The pointer may cover the first cells of both rows: the counter comes from its inverted
+/// copy (the right half), checked against the low 24 bits of the first copy, and the
+/// stamp's first 8 bits are dropped (they stay zero until the year 4253).
 pub fn decode(width: u32, rgb_at: impl Fn(u32, u32) -> (u8, u8, u8)) -> Option<(u32, u64)> {
     let cell = cell_size(width);
     let read = |row: u32| {
@@ -65,8 +69,8 @@ pub fn decode(width: u32, rgb_at: impl Fn(u32, u32) -> (u8, u8, u8)) -> Option<(
         })
     };
     let bits = read(0);
-    let counter = (bits >> 32) as u32;
-    (bits as u32 == !counter).then(|| (counter, read(1)))
+    let counter = !(bits as u32);
+    ((bits >> 32) as u32 & 0xff_ffff == counter & 0xff_ffff).then(|| (counter, read(1) & ((1 << 56) - 1)))
 }
 
 #[cfg(test)]
@@ -85,6 +89,25 @@ mod tests {
         };
         assert_eq!(decode(w, at), Some((123_456, 1_763_000_000_123_456)));
         assert_eq!(at(w - 1, h - 1), (0xff, 0x00, 0xff), "colour band");
+    }
+
+    /// A pointer over the first two cells of both rows (white or black) changes nothing.
+    #[test]
+    fn a_pointer_over_the_first_cells_does_not_stop_the_decode() {
+        let (w, h) = (1280u32, 720u32);
+        let mut buf = vec![0u8; (w * h * 4) as usize];
+        let mut c = Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 };
+        draw(&mut c, 0xdead_beef, 1_763_000_000_123_456, 0x3080ff);
+        for pointer in [255u8, 0] {
+            let at = |x: u32, y: u32| match x < 2 * cell_size(w) && y < 2 * cell_size(w) {
+                true => (pointer, pointer, pointer),
+                false => {
+                    let i = (y * w + x) as usize * 4;
+                    (buf[i + 2], buf[i + 1], buf[i])
+                }
+            };
+            assert_eq!(decode(w, at), Some((0xdead_beef, 1_763_000_000_123_456)));
+        }
     }
 
     #[test]

@@ -34,6 +34,18 @@ impl Wire {
         }
     }
 
+    /// Packets sent regardless of sound when a stream starts: moonlight-common-c drops the
+    /// first 500 ms of audio packets it receives (taking them for a backlog the host built
+    /// up before it listened), so a session silent at the start would lose the first half
+    /// second of its first sound; silence is sent for that (and 100 ms more) instead.
+    /// punktfunk/1 clients play every packet.
+    fn primer(&self, packet_ms: u32) -> u32 {
+        match self {
+            Self::GameStream(_) => 600 / packet_ms.max(1),
+            Self::Native(_) => 0,
+        }
+    }
+
     /// Where a GameStream packetizer stopped (punktfunk/1 keys every start afresh).
     fn position(&self) -> Option<AudioPosition> {
         match self {
@@ -123,8 +135,8 @@ impl Drop for AudioSender {
 }
 
 fn send_loop(
-    mut encoder: AudioEncoder,
-    mut wire: Wire,
+    encoder: AudioEncoder,
+    wire: Wire,
     packet_ms: u32,
     socket: &UdpSocket,
     pcm: &PcmQueue,
@@ -133,37 +145,87 @@ fn send_loop(
 ) -> (AudioStats, Wire) {
     let mut framer = Framer::new(encoder.frame_samples());
     let mut gate = SilenceGate::new(HANGOVER.as_millis() as u32 / packet_ms.max(1));
-    let (mut stats, mut latency, mut remixed) = (AudioStats::default(), LatencySamples::default(), Vec::new());
+    let silence = vec![0f32; encoder.frame_samples()];
+    let mut primer = wire.primer(packet_ms);
+    // When the primer began (the client was first heard), and its length then.
+    let mut priming: Option<(Instant, u32)> = None;
+    let mut out = Packets { encoder, wire, socket, stats: AudioStats::default(), latency: LatencySamples::default() };
+    let mut remixed = Vec::new();
     loop {
-        let chunk = match pcm.pop(Duration::from_millis(200)) {
+        // While the primer lasts, time the session spends without sound (its PipeWire graph
+        // idles while nothing plays) is sent as silence, a packet per packet's time: waits
+        // are half a packet longer than that, so a capture cycle that comes a little late is
+        // not taken for an idle graph.
+        let to = peer.get();
+        let wait = match primer > 0 && to.is_some() {
+            true => Duration::from_micros(u64::from(packet_ms) * 1500),
+            false => Duration::from_millis(200),
+        };
+        let chunk = match pcm.pop(wait) {
             Pop::Chunk(c) => c,
-            Pop::Empty => continue,
+            Pop::Empty => {
+                if let Some(to) = to.filter(|_| primer > 0) {
+                    let (since, length) = *priming.get_or_insert((Instant::now(), primer));
+                    let due = (since.elapsed().as_millis() as u32 / packet_ms.max(1) + 1).min(length);
+                    while length - primer < due && out.send(&silence, None, to) {
+                        primer -= 1;
+                    }
+                }
+                continue;
+            }
             Pop::Closed => break,
         };
         // Nothing to send to until the client is heard from.
-        let Some(to) = peer.get() else { continue };
+        let Some(to) = to else { continue };
         remix(&chunk.samples, source, target, &mut remixed);
         framer.push(&remixed, chunk.captured, |packet| {
-            if !gate.admit(packet.samples, wire.at_block_start()) {
-                stats.silent += 1;
+            if primer == 0 && !gate.admit(packet.samples, out.wire.at_block_start()) {
+                out.stats.silent += 1;
                 return;
             }
-            let opus = match encoder.encode(packet.samples) {
-                Ok(o) => o,
-                Err(e) => return tracing::warn!("audio: {e}"),
-            };
-            let sent = wire.send(opus, packet.captured, |datagram| {
-                // Best effort like video: a full socket buffer loses a packet, not the stream.
-                if socket.send_to(datagram, to).is_ok() {
-                    stats.datagrams += 1;
-                }
-            });
-            if sent {
-                stats.packets += 1;
-                latency.record(packet.captured.elapsed());
+            if out.send(packet.samples, Some(packet.captured), to) {
+                primer = primer.saturating_sub(1);
             }
         });
     }
+    let Packets { wire, mut stats, mut latency, .. } = out;
     (stats.capture_to_send_us_p50, stats.capture_to_send_us_p99) = latency.take();
     (stats, wire)
+}
+
+/// Encodes and sends packets, counting them.
+struct Packets<'a> {
+    encoder: AudioEncoder,
+    wire: Wire,
+    socket: &'a UdpSocket,
+    stats: AudioStats,
+    latency: LatencySamples,
+}
+
+impl Packets<'_> {
+    /// Sends one packet of `samples` (captured at `captured`; `None` for silence made here)
+    /// to `to`; false if it could not be encoded or framed.
+    fn send(&mut self, samples: &[f32], captured: Option<Instant>, to: std::net::SocketAddr) -> bool {
+        let opus = match self.encoder.encode(samples) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!("audio: {e}");
+                return false;
+            }
+        };
+        let (socket, stats) = (self.socket, &mut self.stats);
+        let sent = self.wire.send(opus, captured.unwrap_or_else(Instant::now), |datagram| {
+            // Best effort like video: a full socket buffer loses a packet, not the stream.
+            if socket.send_to(datagram, to).is_ok() {
+                stats.datagrams += 1;
+            }
+        });
+        if sent {
+            self.stats.packets += 1;
+            if let Some(captured) = captured {
+                self.latency.record(captured.elapsed());
+            }
+        }
+        sent
+    }
 }
