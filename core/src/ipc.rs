@@ -11,7 +11,7 @@ use std::io::{BufRead, Write};
 
 /// What the stream binary's encoders can do here (`punktfunk-stream --probe`), so the daemon
 /// offers clients only what a stream will deliver, without opening encoders itself.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EncoderProbe {
     /// A GPU encoder the configured choice allows is there (HEVC and 10-bit with it).
     pub hardware: bool,
@@ -19,6 +19,9 @@ pub struct EncoderProbe {
     pub hardware_av1: bool,
     /// The chosen encoders encode 4:4:4.
     pub yuv444: bool,
+    /// The GPU sessions render on (GLES), in words; `None` where none opens (pixman).
+    #[serde(default)]
+    pub gpu: Option<String>,
 }
 
 /// Longest line accepted, so a confused peer cannot make the reader buffer without bound.

@@ -3,6 +3,7 @@
 //! serving); the API serves the same list (`GET /api/doctor`).
 
 use crate::config::Config;
+use punktfunk_core::ipc::EncoderProbe;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -63,10 +64,14 @@ pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
     let path = crate::login_path::of_this_user().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
     let which = |name: &str| std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.exists());
     let mut checks = vec![stream_binary(config)];
-    if let Ok(binary) = stream_binary_path(config) {
-        checks.push(encoders(&binary, config));
+    let probe = stream_binary_path(config).ok().map(|binary| (probe(&binary, config), binary));
+    if let Some((probe, binary)) = &probe {
+        checks.push(encoders(probe.as_ref(), binary, config));
     }
-    checks.push(render_node());
+    checks.push(match probe.and_then(|(p, _)| p?.gpu) {
+        Some(gpu) => Check::ok("GPU", gpu),
+        None => render_node(),
+    });
     checks.push(match which("Xwayland") {
         Some(p) => Check::ok("Xwayland", p.display().to_string()),
         None => Check::warn("Xwayland", "Xwayland not found: X11 apps will not start", "apt install xwayland"),
@@ -115,17 +120,24 @@ fn stream_binary(config: &Config) -> Check {
     }
 }
 
-/// What `punktfunk-stream --probe` finds: the encoders a stream opens here (given 20 s: a
-/// driver that hangs is a miss, not a hung doctor).
-fn encoders(binary: &Path, config: &Config) -> Check {
-    let probe = std::process::Command::new(binary)
-        .args(["--probe", "--encoder", &config.encoder])
+/// What `punktfunk-stream --probe` finds: the encoders a stream opens here and the GPU it
+/// renders on (given 20 s: a driver that hangs is a miss, not a hung doctor).
+fn probe(binary: &Path, config: &Config) -> Option<EncoderProbe> {
+    let mut command = std::process::Command::new(binary);
+    command.args(["--probe", "--encoder", &config.encoder]);
+    if !config.gpu.is_empty() {
+        command.arg("--gpu").arg(&config.gpu);
+    }
+    command
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
         .ok()
         .and_then(|child| within(child, std::time::Duration::from_secs(20)))
-        .and_then(|out| serde_json::from_slice::<punktfunk_core::ipc::EncoderProbe>(&out).ok());
+        .and_then(|out| serde_json::from_slice::<EncoderProbe>(&out).ok())
+}
+
+fn encoders(probe: Option<&EncoderProbe>, binary: &Path, config: &Config) -> Check {
     match probe {
         Some(p) if p.hardware => {
             Check::ok("encoders", format!("a GPU encoder (H.264, HEVC, 10-bit{})", if p.hardware_av1 { ", AV1" } else { "" }))

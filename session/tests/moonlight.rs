@@ -92,7 +92,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     // Latency from the app's draw, read from the pattern's stamp in each decoded picture:
     // printed, not asserted (timing depends on the machine); the stamps must decode.
     let latency = &out["latency_us"];
-    println!("latency (µs) Moonlight 1280x720@60 H.264, from the app's draw: {latency}");
+    common::figure(&format!("latency (µs) Moonlight 1280x720@60 H.264, from the app's draw: {latency}"));
     assert!(latency["draw_to_decoded"]["n"].as_i64().unwrap_or(0) >= 80, "the pattern's stamps decode from the stream: {latency}");
     // Causality, which checks the clock conversion: a frame's first datagram arrives after
     // the app drew it and before the frame is decoded.
@@ -129,7 +129,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
     // The same figures at 30 fps (the resumed stream: a live mode change, its first key frame
     // and the encoder's start included, as at 60 fps).
     let latency = &out["latency_us_30fps"];
-    println!("latency (µs) Moonlight 1024x576@30 H.264, from the app's draw: {latency}");
+    common::figure(&format!("latency (µs) Moonlight 1024x576@30 H.264, from the app's draw: {latency}"));
     let (wire, decoded) = (latency["draw_to_first_datagram"]["p50"].as_i64(), latency["draw_to_decoded"]["p50"].as_i64());
     assert!(matches!((wire, decoded), (Some(w), Some(d)) if 0 < w && w <= d), "draw → first datagram within draw → decoded: {latency}");
     assert_eq!(out["resume_shape"], serde_json::json!([576, 1024, 3]), "the output follows the resuming client's mode");

@@ -188,10 +188,10 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
         let (steady_wire, steady_decoded) =
             (percentiles(wire[30.min(wire.len())..].to_vec()), percentiles(decoded[30.min(decoded.len())..].to_vec()));
         let (wire, decoded) = (percentiles(wire), percentiles(decoded));
-        println!(
+        common::figure(&format!(
             "latency (µs) punktfunk/1 {mode} H.264, from the app's draw (n, p50, p99): draw → first datagram {wire:?}, after 30 frames {steady_wire:?}; draw → decoded {decoded:?}, after 30 frames {steady_decoded:?}; host, commit → last datagram p50/p99 {}/{}",
             host["host_latency_us_p50"], host["host_latency_us_p99"]
-        );
+        ));
         assert!(decoded.0 >= 80, "the pattern's stamps decode from the stream: {decoded:?}");
         assert!(0 < wire.1 && wire.1 <= decoded.1, "draw → first datagram within draw → decoded: {wire:?} {decoded:?}");
     }

@@ -171,9 +171,7 @@ fn sound_and_microphone_over_punktfunk1() {
     std::fs::write(&trigger, b"").unwrap();
     assert!(client.wait().unwrap().success(), "the onset stream");
     let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
-    let started: i64 = std::fs::read_to_string(&onset).unwrap().trim().parse().unwrap();
-    let heard = stats["sound_onset_us"].as_i64().unwrap_or_else(|| panic!("the client heard no onset: {stats}"));
-    println!("sound onset (µs) punktfunk/1: the app starts its tone → the first audible packet at the client: {}", heard - started);
-    assert!(heard > started, "the tone was heard before it started: {stats}");
+    let what = "punktfunk/1: the app starts its tone → the first audible packet at the client";
+    common::onset_figure(&onset, &stats["sound_onset_us"], what, &stats);
     let _ = std::fs::remove_dir_all(&dir);
 }

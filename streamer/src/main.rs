@@ -131,7 +131,9 @@ fn main() -> anyhow::Result<()> {
         unsafe { std::env::set_var("PUNKTFUNK_VAAPI_DEVICE", render) };
     }
     if args.probe {
-        println!("{}", serde_json::to_string(&punktfunk_streamer::encode::select::probe(encoder))?);
+        let mut probe = punktfunk_streamer::encode::select::probe(encoder);
+        probe.gpu = punktfunk_compositor::probe_gpu(config.gpu.as_deref()).ok();
+        println!("{}", serde_json::to_string(&probe)?);
         return Ok(());
     }
     config.handle_signals = true;

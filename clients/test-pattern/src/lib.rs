@@ -77,36 +77,31 @@ pub fn decode(width: u32, rgb_at: impl Fn(u32, u32) -> (u8, u8, u8)) -> Option<(
 mod tests {
     use super::*;
 
-    #[test]
-    fn draw_then_decode_round_trips() {
-        let (w, h) = (640u32, 360u32);
+    /// A `w`×`h` frame of the pattern, as `decode` reads it.
+    fn drawn(w: u32, h: u32, counter: u32, stamp: u64, rgb: u32) -> impl Fn(u32, u32) -> (u8, u8, u8) {
         let mut buf = vec![0u8; (w * h * 4) as usize];
-        let mut c = Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 };
-        draw(&mut c, 123_456, 1_763_000_000_123_456, 0xff00ff);
-        let at = |x: u32, y: u32| {
+        draw(&mut Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 }, counter, stamp, rgb);
+        move |x, y| {
             let i = (y * w + x) as usize * 4;
             (buf[i + 2], buf[i + 1], buf[i])
-        };
-        assert_eq!(decode(w, at), Some((123_456, 1_763_000_000_123_456)));
-        assert_eq!(at(w - 1, h - 1), (0xff, 0x00, 0xff), "colour band");
+        }
+    }
+
+    #[test]
+    fn draw_then_decode_round_trips() {
+        let at = drawn(640, 360, 123_456, 1_763_000_000_123_456, 0xff00ff);
+        assert_eq!(decode(640, &at), Some((123_456, 1_763_000_000_123_456)));
+        assert_eq!(at(639, 359), (0xff, 0x00, 0xff), "colour band");
     }
 
     /// A pointer over the first two cells of both rows (white or black) changes nothing.
     #[test]
     fn a_pointer_over_the_first_cells_does_not_stop_the_decode() {
-        let (w, h) = (1280u32, 720u32);
-        let mut buf = vec![0u8; (w * h * 4) as usize];
-        let mut c = Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 };
-        draw(&mut c, 0xdead_beef, 1_763_000_000_123_456, 0x3080ff);
+        let (w, cell) = (1280, cell_size(1280));
+        let at = drawn(w, 720, 0xdead_beef, 1_763_000_000_123_456, 0x3080ff);
         for pointer in [255u8, 0] {
-            let at = |x: u32, y: u32| match x < 2 * cell_size(w) && y < 2 * cell_size(w) {
-                true => (pointer, pointer, pointer),
-                false => {
-                    let i = (y * w + x) as usize * 4;
-                    (buf[i + 2], buf[i + 1], buf[i])
-                }
-            };
-            assert_eq!(decode(w, at), Some((0xdead_beef, 1_763_000_000_123_456)));
+            let covered = |x: u32, y: u32| if x < 2 * cell && y < 2 * cell { (pointer, pointer, pointer) } else { at(x, y) };
+            assert_eq!(decode(w, covered), Some((0xdead_beef, 1_763_000_000_123_456)));
         }
     }
 

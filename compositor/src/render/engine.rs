@@ -91,6 +91,12 @@ impl Engine {
         }
     }
 
+    /// The GPU `renderer = auto` renders on (at DRM node `gpu` if one is named), in words
+    /// with how frames become YUV; why none, where none opens. For `punktfunk doctor`.
+    pub fn probe_gpu(gpu: Option<&Path>) -> Result<String, RenderError> {
+        gles::Gles::open(false, ConvertChoice::Auto, gpu).map(|g| format!("GLES on {}{}", g.device, converting(&g)))
+    }
+
     /// linux-dmabuf's feedback, where the engine can take clients' dmabufs.
     pub fn dmabuf_feedback(&self) -> Option<DmabufFeedback> {
         match self {

@@ -252,3 +252,23 @@ impl rustls::client::danger::ServerCertVerifier for AnyServerCertificate {
         rustls::crypto::aws_lc_rs::default_provider().signature_verification_algorithms.supported_schemes()
     }
 }
+
+/// Prints a measured figure and keeps it in `target/tmp/figures.txt`, which CI shows after the
+/// tests (cargo shows a passing test's output only with `--nocapture`).
+pub fn figure(line: &str) {
+    println!("{line}");
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("figures.txt");
+    if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(path) {
+        let _ = std::io::Write::write_all(&mut f, format!("{line}\n").as_bytes());
+    }
+}
+
+/// A tone's onset: the app noted when it started the tone (µs of CLOCK_REALTIME in the file
+/// `started`), the client when it first heard it (`heard`, from its `report`). Printed as a
+/// figure; the client must have heard it, and not before it started.
+pub fn onset_figure(started: &Path, heard: &serde_json::Value, what: &str, report: &serde_json::Value) {
+    let started: i64 = std::fs::read_to_string(started).unwrap().trim().parse().unwrap();
+    let heard = heard.as_i64().unwrap_or_else(|| panic!("the client heard no onset: {report}"));
+    figure(&format!("sound onset (µs) {what}: {}", heard - started));
+    assert!(heard > started, "the tone was heard before it started: {report}");
+}

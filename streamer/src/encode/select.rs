@@ -79,6 +79,7 @@ pub fn probe(choice: Choice) -> punktfunk_core::ipc::EncoderProbe {
         hardware_av1: hardware_encodes(choice, Codec::Av1),
         // Few VAAPI drivers encode 4:4:4 (`FfmpegEncoder::new` refuses it there).
         yuv444: choice != Choice::Only(Backend::Vaapi),
+        gpu: None,
     }
 }
 
