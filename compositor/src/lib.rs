@@ -23,13 +23,13 @@ pub use input::InputEvent;
 pub use punktfunk_frame::Mode;
 pub use punktfunk_frame::{Frame, FrameSink, Pixels};
 pub use render::{ConvertChoice, EngineChoice};
+pub use state::KeyboardLayout;
 
 /// The GPU sessions render on (GLES), in words, or why there is none: see
 /// `render::Engine::probe_gpu`.
 pub fn probe_gpu(gpu: Option<&std::path::Path>) -> Result<String, String> {
     render::Engine::probe_gpu(gpu).map_err(|e| e.to_string())
 }
-pub use state::KeyboardLayout;
 
 use crate::frame_clock::FrameClock;
 use crate::launch::App;

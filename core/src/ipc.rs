@@ -19,7 +19,8 @@ pub struct EncoderProbe {
     pub hardware_av1: bool,
     /// The chosen encoders encode 4:4:4.
     pub yuv444: bool,
-    /// The GPU sessions render on (GLES), in words; `None` where none opens (pixman).
+    /// The GPU sessions render on (GLES), in words, when asked for (`--probe-gpu`); `None`
+    /// where none opens (pixman).
     #[serde(default)]
     pub gpu: Option<String>,
 }

@@ -124,7 +124,7 @@ fn stream_binary(config: &Config) -> Check {
 /// renders on (given 20 s: a driver that hangs is a miss, not a hung doctor).
 fn probe(binary: &Path, config: &Config) -> Option<EncoderProbe> {
     let mut command = std::process::Command::new(binary);
-    command.args(["--probe", "--encoder", &config.encoder]);
+    command.args(["--probe", "--probe-gpu", "--encoder", &config.encoder]);
     if !config.gpu.is_empty() {
         command.arg("--gpu").arg(&config.gpu);
     }

@@ -26,6 +26,10 @@ struct Args {
     /// Say what the encoders can do here (JSON on stdout, for the daemon) and exit.
     #[arg(long)]
     probe: bool,
+    /// With --probe: also open the GPU sessions render on and name it (for `punktfunk
+    /// doctor`; the daemon's start does without it).
+    #[arg(long, requires = "probe")]
+    probe_gpu: bool,
     /// The Wayland socket's name in the runtime directory (a free punktfunk-N otherwise).
     #[arg(long)]
     socket: Option<String>,
@@ -132,7 +136,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.probe {
         let mut probe = punktfunk_streamer::encode::select::probe(encoder);
-        probe.gpu = punktfunk_compositor::probe_gpu(config.gpu.as_deref()).ok();
+        if args.probe_gpu {
+            probe.gpu = punktfunk_compositor::probe_gpu(config.gpu.as_deref()).ok();
+        }
         println!("{}", serde_json::to_string(&probe)?);
         return Ok(());
     }
