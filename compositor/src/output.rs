@@ -65,9 +65,11 @@ impl FrameOutput {
         let output = state.output.clone();
         let (wants, surfaces) = (self.mailbox.wants(), self.mailbox.surfaces());
         let committed = state.last_commit.take();
+        let started = Instant::now();
         match self.renderer.render(state, wants, surfaces) {
             Ok(Some(mut frame)) => {
-                frame.committed_at = committed.unwrap_or(frame.rendered_at);
+                frame.render_started_at = started;
+                frame.committed_at = committed.unwrap_or(started);
                 let mut feedback = OutputPresentationFeedback::new(&output);
                 for w in state.space.elements() {
                     w.take_presentation_feedback(

@@ -30,6 +30,7 @@ pub mod logging;
 pub mod mode;
 pub mod native;
 pub mod pacer;
+pub mod stages;
 pub mod stats;
 pub mod stream;
 pub mod throttle;

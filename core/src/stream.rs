@@ -5,6 +5,7 @@ use crate::channels::Channels;
 use crate::colour::{Colour, Matrix, Range};
 use crate::native::config::StreamConfig;
 use crate::pacer::WIRED_BURST;
+use crate::stages::Stages;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
@@ -167,6 +168,13 @@ pub struct VideoStats {
     /// The app's commit of the frame's content → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,
+    #[serde(default)]
+    pub host_latency_us_mean: u32,
+    /// Where that time went: each stage's mean (they add up to the mean above) and p99.
+    #[serde(default)]
+    pub stages_mean_us: Stages<u32>,
+    #[serde(default)]
+    pub stages_p99_us: Stages<u32>,
 }
 
 /// A running video stream's figures over its last window (about a second), reported while

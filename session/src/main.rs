@@ -150,6 +150,7 @@ fn main() -> anyhow::Result<()> {
                     v.fec_percent,
                     f64::from(v.host_latency_us_p50) / 1000.0
                 );
+                println!("  host latency by stage (mean): {}", v.stages_mean_us.describe_ms());
             }
             for session in s.sessions {
                 let first = session.launch_to_first_frame_ms.map(|ms| format!(", first frame {ms} ms after launch")).unwrap_or_default();
@@ -173,6 +174,13 @@ fn main() -> anyhow::Result<()> {
                     f64::from(live.stats.host_latency_us_p99) / 1000.0,
                     session.keyframe_requests
                 );
+                if live.stats.frames > 0 {
+                    println!(
+                        "  host latency by stage, mean: {}; p99: {}",
+                        live.stats.stages_mean_us.describe_ms(),
+                        live.stats.stages_p99_us.describe_ms()
+                    );
+                }
                 if let Some(r) = session.received {
                     println!(
                         "  client received: {} frames, {} lost, {} repaired by FEC, latency p50 {:.1} ms",

@@ -207,6 +207,7 @@ fn moonlight_pairs_streams_takes_input_and_quits() {
 
     let video = &out["status_after_quit"]["last_video"];
     assert!(video["frames"].as_u64().unwrap() >= 10, "{video}");
+    common::stages_figure("Moonlight 1024x576@30 (the resumed stream)", video);
     eprintln!(
         "figures: /launch to first decoded frame {} ms (resume {} ms); host latency frame ready → last packet p50 {} µs, p99 {} µs over {} frames",
         out["launch_to_first_frame_ms"],

@@ -192,6 +192,7 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
             "latency (µs) punktfunk/1 {mode} H.264, from the app's draw (n, p50, p99): draw → first datagram {wire:?}, after 30 frames {steady_wire:?}; draw → decoded {decoded:?}, after 30 frames {steady_decoded:?}; host, commit → last datagram p50/p99 {}/{}",
             host["host_latency_us_p50"], host["host_latency_us_p99"]
         ));
+        common::stages_figure(&format!("punktfunk/1 {mode}"), host);
         assert!(decoded.0 >= 80, "the pattern's stamps decode from the stream: {decoded:?}");
         assert!(0 < wire.1 && wire.1 <= decoded.1, "draw → first datagram within draw → decoded: {wire:?} {decoded:?}");
     }
@@ -242,6 +243,7 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     assert!(stats["ended"].is_string(), "the host ended the session: {stats}");
     let status = text(&host_cli(&[], &dir).args(["status"]).output().unwrap());
     assert!(status.contains("idle"), "{status}");
+    assert!(status.contains("host latency by stage (mean): wait "), "the last stream's latency, stage by stage: {status}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

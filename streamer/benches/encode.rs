@@ -103,6 +103,7 @@ fn main() {
             format: nv12,
             pixels: converted.into(),
             damage: f.damage.clone(),
+            render_started_at: f.render_started_at,
             rendered_at: f.rendered_at,
             committed_at: f.committed_at,
         };

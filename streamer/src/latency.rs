@@ -8,6 +8,16 @@ use std::time::Duration;
 pub struct LatencySamples {
     micros: Vec<u32>,
     seen: u64,
+    /// Of every sample since the last take (the mean covers them all, not just the kept).
+    sum_us: u64,
+}
+
+/// What [`LatencySamples::take`] sums up, in µs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub mean: u32,
+    pub p50: u32,
+    pub p99: u32,
 }
 
 impl LatencySamples {
@@ -21,15 +31,17 @@ impl LatencySamples {
             self.micros[(self.seen % Self::SAMPLES as u64) as usize] = us;
         }
         self.seen += 1;
+        self.sum_us += u64::from(us);
     }
 
-    /// (p50, p99) in µs, 0 without samples; starts over.
-    pub fn take(&mut self) -> (u32, u32) {
+    /// Mean, p50 and p99, 0 without samples; starts over.
+    pub fn take(&mut self) -> Summary {
         let mut l = std::mem::take(&mut self.micros);
-        self.seen = 0;
+        let mean = (self.sum_us / self.seen.max(1)) as u32;
+        (self.seen, self.sum_us) = (0, 0);
         l.sort_unstable();
         let at = |q: f64| l.get(((l.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
-        (at(0.5), at(0.99))
+        Summary { mean, p50: at(0.5), p99: at(0.99) }
     }
 }
 
@@ -40,11 +52,11 @@ mod tests {
     #[test]
     fn percentiles_of_what_was_recorded() {
         let mut s = LatencySamples::default();
-        assert_eq!(s.take(), (0, 0));
+        assert_eq!(s.take(), Summary::default());
         for us in (1..=100).rev() {
             s.record(Duration::from_micros(us));
         }
-        assert_eq!(s.take(), (51, 99));
-        assert_eq!(s.take(), (0, 0), "starts over");
+        assert_eq!(s.take(), Summary { mean: 50, p50: 51, p99: 99 });
+        assert_eq!(s.take(), Summary::default(), "starts over");
     }
 }

@@ -20,6 +20,7 @@ pub mod native;
 pub mod parity;
 pub mod peer;
 pub mod record;
+pub mod stages;
 pub mod stream;
 
 // The frame contract with the sources, as the pipeline's own modules.

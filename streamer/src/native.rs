@@ -9,6 +9,7 @@ use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::parity::Parity;
 use crate::peer::{LISTEN_POLL, Peer};
+use crate::stages::StageClock;
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -132,10 +133,12 @@ impl NativeVideoSender {
             self.encoder.request_keyframe();
             return Ok(None);
         };
+        let mut clock = StageClock::picked_up(&frame);
         let (committed_at, encoded) = (frame.committed_at, self.encoder.encode(&frame)?);
         // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
         drop(frame);
         let Some(encoded) = encoded else { return Ok(None) };
+        clock.encoded(encoded.convert_us);
         let id = self.frame_id;
         self.frame_id = self.frame_id.wrapping_add(1);
         // The frame's time on the machine-wide monotonic clock: when the app committed what
@@ -150,16 +153,15 @@ impl NativeVideoSender {
             }
         };
         let (count, drops_before) = (datagrams.count(), self.socket.send_drops);
-        for batch in self.pacer.plan(Instant::now(), count, datagrams.datagram_len()) {
-            let wait = batch.deadline.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
+        clock.packetized();
+        let socket = &mut self.socket;
+        clock.send_paced(&mut self.pacer, count, datagrams.datagram_len(), |range| {
             // Lost datagrams are counted by the socket; FEC or a key frame request recovers.
-            if let Err(e) = self.socket.send(to, &datagrams.range(batch.range.start, batch.range.end)) {
+            if let Err(e) = socket.send(to, &datagrams.range(range.start, range.end)) {
                 tracing::debug!("video datagrams not sent: {e}");
             }
-        }
+        });
+        let stages = clock.stages(Instant::now());
         Ok(Some(SentFrame {
             index: id,
             bytes: encoded.data.len(),
@@ -167,7 +169,7 @@ impl NativeVideoSender {
             data_datagrams,
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: committed_at.elapsed(),
+            stages,
             fec_percent: self.parity.percent(),
         }))
         .inspect(|_| {

@@ -435,7 +435,8 @@ impl StreamSink {
                 keyframes = stats.keyframes,
                 p50_us = stats.host_latency_us_p50,
                 p99_us = stats.host_latency_us_p99,
-                "video stopped"
+                "video stopped; host latency by stage (mean): {}",
+                stats.stages_mean_us.describe_ms()
             );
             self.report(&Report::VideoStats(stats));
         }

@@ -37,6 +37,7 @@ fn synthetic(pool: &BufferPool, w: u32, h: u32, n: u64, noise: bool) -> Frame {
         format: PixelFormat::Bgrx8888,
         pixels: buffer.into(),
         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+        render_started_at: Instant::now(),
         rendered_at: Instant::now(),
         committed_at: Instant::now(),
     }
@@ -224,6 +225,7 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
                         format: PixelFormat::Bgrx8888,
                         pixels: buffer.into(),
                         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+                        render_started_at: Instant::now(),
                         rendered_at: Instant::now(),
                         committed_at: Instant::now(),
                     };
@@ -282,6 +284,7 @@ fn four_four_four_keeps_one_pixel_colour_detail() {
                     format: PixelFormat::Bgrx8888,
                     pixels: buffer.into(),
                     damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+                    render_started_at: Instant::now(),
                     rendered_at: Instant::now(),
                     committed_at: Instant::now(),
                 };
@@ -313,6 +316,7 @@ fn converted(frame: &Frame, format: PixelFormat) -> Frame {
         format,
         pixels: buffer.into(),
         damage: frame.damage.clone(),
+        render_started_at: frame.render_started_at,
         rendered_at: frame.rendered_at,
         committed_at: frame.committed_at,
     }
@@ -374,6 +378,7 @@ fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
         format: PixelFormat::Yuv { layout: Layout::Nv12, colour: Colour::default() },
         pixels: Pixels::Gpu(surfaces.take().unwrap()),
         damage: Vec::new(),
+        render_started_at: Instant::now(),
         rendered_at: Instant::now(),
         committed_at: Instant::now(),
     };

@@ -204,6 +204,7 @@ impl Capture {
                 format: PixelFormat::Bgrx8888,
                 pixels: pixels.into(),
                 damage,
+                render_started_at: Instant::now(),
                 rendered_at: Instant::now(),
                 committed_at: presented,
             });

@@ -114,6 +114,7 @@ impl Frames {
                 format: PixelFormat::Bgrx8888,
                 pixels,
                 damage,
+                render_started_at: Instant::now(),
                 rendered_at: Instant::now(),
                 committed_at: Instant::now(),
             }));
@@ -153,6 +154,7 @@ impl Frames {
             format,
             pixels: buffer.into(),
             damage: damage.iter().map(rect).collect(),
+            render_started_at: Instant::now(),
             rendered_at: Instant::now(),
             committed_at: Instant::now(),
         }))
@@ -213,6 +215,7 @@ impl Frames {
             format,
             pixels: Pixels::Gpu(loan),
             damage,
+            render_started_at: Instant::now(),
             rendered_at: Instant::now(),
             committed_at: Instant::now(),
         }))

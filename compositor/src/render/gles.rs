@@ -349,6 +349,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: buffer.into(),
             damage: vec![],
+            render_started_at: std::time::Instant::now(),
             rendered_at: std::time::Instant::now(),
             committed_at: std::time::Instant::now(),
         };

@@ -60,10 +60,12 @@ pub struct Frame {
     /// What changed since the previous frame (the whole frame for the first one). Pixels
     /// outside it are unchanged: encoders convert only the damaged rows.
     pub damage: Vec<Rect>,
+    /// When the render that made it began (the compositor's frame clock picked it up).
+    pub render_started_at: Instant,
     /// When rendering finished.
     pub rendered_at: Instant,
-    /// When an app committed the newest content this frame shows (its render otherwise, a
-    /// frame redrawn with nothing new): where the latency the host reports starts.
+    /// When an app committed the newest content this frame shows (the render's start
+    /// otherwise, a frame redrawn with nothing new): where the latency the host reports starts.
     pub committed_at: Instant,
 }
 
@@ -265,6 +267,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: Pixels::Shared(Box::new(Lent { bytes, broken })),
             damage: Vec::new(),
+            render_started_at: Instant::now(),
             rendered_at: Instant::now(),
             committed_at: Instant::now(),
         }

@@ -242,6 +242,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: pool.take().unwrap().into(),
             damage: vec![crate::frame::Rect { x: seq as i32, y: 0, width: 1, height: 1 }],
+            render_started_at: Instant::now(),
             rendered_at: Instant::now(),
             committed_at: Instant::now(),
         }

@@ -272,3 +272,18 @@ pub fn onset_figure(started: &Path, heard: &serde_json::Value, what: &str, repor
     figure(&format!("sound onset (µs) {what}: {}", heard - started));
     assert!(heard > started, "the tone was heard before it started: {report}");
 }
+
+/// A stream's host latency by stage (`VideoStats` as the API gives it): printed as a figure;
+/// the stages' means must add up to the mean host latency (each mean is rounded down to a
+/// µs), and the encoder must have taken time.
+pub fn stages_figure(what: &str, video: &serde_json::Value) {
+    let mean = video["host_latency_us_mean"].as_i64().unwrap_or(0);
+    let stages = video["stages_mean_us"].as_object().unwrap_or_else(|| panic!("no stages: {video}"));
+    let sum: i64 = stages.values().map(|v| v.as_i64().unwrap()).sum();
+    figure(&format!("host latency (µs) {what}, commit → last datagram, mean {mean} by stage {}", video["stages_mean_us"]));
+    assert!(
+        mean > 0 && (0..=stages.len() as i64).contains(&(mean - sum)),
+        "the stages ({sum} µs) add up to the whole ({mean} µs): {video}"
+    );
+    assert!(stages["encode"].as_i64().unwrap() > 0, "encoding takes time: {video}");
+}

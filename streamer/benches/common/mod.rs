@@ -24,6 +24,7 @@ pub fn frame(pool: &BufferPool, w: u32, h: u32, n: u64) -> Frame {
         format: PixelFormat::Bgrx8888,
         pixels: buffer.into(),
         damage: vec![Rect { x: 0, y: 0, width: w as i32, height: h as i32 }],
+        render_started_at: Instant::now(),
         rendered_at: Instant::now(),
         committed_at: Instant::now(),
     }

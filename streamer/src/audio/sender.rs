@@ -189,7 +189,8 @@ fn send_loop(
         });
     }
     let Packets { wire, mut stats, mut latency, .. } = out;
-    (stats.capture_to_send_us_p50, stats.capture_to_send_us_p99) = latency.take();
+    let latency = latency.take();
+    (stats.capture_to_send_us_p50, stats.capture_to_send_us_p99) = (latency.p50, latency.p99);
     (stats, wire)
 }
 

@@ -238,6 +238,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: buffer.into(),
             damage,
+            render_started_at: std::time::Instant::now(),
             rendered_at: std::time::Instant::now(),
             committed_at: std::time::Instant::now(),
         }
@@ -288,6 +289,7 @@ mod tests {
             format,
             pixels: buffer.into(),
             damage: vec![],
+            render_started_at: std::time::Instant::now(),
             rendered_at: std::time::Instant::now(),
             committed_at: std::time::Instant::now(),
         };
@@ -342,6 +344,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: buffer.into(),
             damage: vec![],
+            render_started_at: std::time::Instant::now(),
             rendered_at: std::time::Instant::now(),
             committed_at: std::time::Instant::now(),
         };
@@ -404,6 +407,7 @@ mod tests {
             format: PixelFormat::Bgrx8888,
             pixels: buffer.into(),
             damage: vec![],
+            render_started_at: std::time::Instant::now(),
             rendered_at: std::time::Instant::now(),
             committed_at: std::time::Instant::now(),
         };

@@ -9,9 +9,11 @@ use crate::latency::LatencySamples;
 use crate::parity::Parity;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
+use crate::stages::{StageClock, total};
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
+use punktfunk_core::stages::Stages;
 pub use punktfunk_core::stream::{VideoParams, VideoResume, VideoStats};
 use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -76,8 +78,9 @@ pub struct SentFrame {
     /// Datagrams the kernel refused to send (lost before the wire).
     pub unsent: usize,
     pub keyframe: bool,
-    /// The app's commit of the frame's content → last datagram handed to the kernel.
-    pub host_latency: Duration,
+    /// The app's commit of the frame's content → last datagram handed to the kernel, stage
+    /// by stage.
+    pub stages: Stages<Duration>,
     /// The FEC parity it went out with, in percent.
     pub fec_percent: u8,
 }
@@ -87,6 +90,7 @@ pub struct SentFrame {
 pub struct StatsRecorder {
     stats: VideoStats,
     latencies: LatencySamples,
+    stages: Stages<LatencySamples>,
 }
 
 impl StatsRecorder {
@@ -99,13 +103,19 @@ impl StatsRecorder {
         s.data_datagrams += sent.data_datagrams as u64;
         s.unsent += sent.unsent as u64;
         s.fec_percent = sent.fec_percent;
-        self.latencies.record(sent.host_latency);
+        self.latencies.record(total(&sent.stages));
+        for (samples, took) in self.stages.each_mut().into_iter().zip(sent.stages.values()) {
+            samples.record(took);
+        }
     }
 
     /// The figures so far; starts over.
     pub fn take(&mut self) -> VideoStats {
         let mut stats = std::mem::take(&mut self.stats);
-        (stats.host_latency_us_p50, stats.host_latency_us_p99) = self.latencies.take();
+        let host = self.latencies.take();
+        (stats.host_latency_us_mean, stats.host_latency_us_p50, stats.host_latency_us_p99) = (host.mean, host.p50, host.p99);
+        let stages = Stages::from_values(self.stages.each_mut().map(LatencySamples::take));
+        (stats.stages_mean_us, stats.stages_p99_us) = (stages.map(|s| s.mean), stages.map(|s| s.p99));
         stats
     }
 }
@@ -233,12 +243,14 @@ impl VideoSender {
             self.encoder.request_keyframe();
             return Ok(None);
         };
+        let mut clock = StageClock::picked_up(&frame);
         let (rendered_at, committed_at, encoded) = (frame.rendered_at, frame.committed_at, self.encoder.encode(&frame)?);
         // The frame's buffer (or GPU surface) goes back before packetizing and pacing.
         drop(frame);
         let Some(encoded) = encoded else {
             return Ok(None);
         };
+        clock.encoded(encoded.convert_us);
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1).max(1);
         let rtp_timestamp = (rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
@@ -268,23 +280,22 @@ impl VideoSender {
         let count = datagrams.count();
         let data_datagrams = (FRAME_HEADER_LEN + bitstream.len()).div_ceil(self.params.packet_size - 16);
         let errors_before = self.send_errors;
-        for batch in self.pacer.plan(Instant::now(), count, datagrams.datagram_len()) {
-            let wait = batch.deadline.saturating_duration_since(Instant::now());
-            if !wait.is_zero() {
-                std::thread::sleep(wait);
-            }
-            for d in datagrams.iter().skip(batch.range.start).take(batch.range.len()) {
+        clock.packetized();
+        let (socket, send_errors) = (&self.socket, &mut self.send_errors);
+        clock.send_paced(&mut self.pacer, count, datagrams.datagram_len(), |range| {
+            for d in datagrams.iter().skip(range.start).take(range.len()) {
                 // A datagram that cannot go out (full buffer, a firewall drop answered with
                 // EPERM, ICMP unreachable reported as ECONNREFUSED) is lost like any other:
                 // FEC or the client's IDR request recovers. The stream goes on.
-                if let Err(e) = self.socket.send_to(d, peer) {
-                    if self.send_errors.is_multiple_of(1000) {
-                        tracing::warn!(errors = self.send_errors + 1, "video datagram not sent: {e}");
+                if let Err(e) = socket.send_to(d, peer) {
+                    if send_errors.is_multiple_of(1000) {
+                        tracing::warn!(errors = *send_errors + 1, "video datagram not sent: {e}");
                     }
-                    self.send_errors += 1;
+                    *send_errors += 1;
                 }
             }
-        }
+        });
+        let stages = clock.stages(Instant::now());
         Ok(Some(SentFrame {
             index,
             bytes: bitstream.len(),
@@ -292,7 +303,7 @@ impl VideoSender {
             data_datagrams,
             unsent: (self.send_errors - errors_before) as usize,
             keyframe: encoded.keyframe,
-            host_latency: committed_at.elapsed(),
+            stages,
             fec_percent,
         }))
         .inspect(|_| {
@@ -310,6 +321,13 @@ mod tests {
     fn stats_percentiles() {
         let mut r = StatsRecorder::default();
         for ms in 1..=100u64 {
+            // The encode takes the frame's ms, the wait 0.5 ms more than the send's 0.5.
+            let stages = Stages {
+                wait: Duration::from_micros(ms * 500 + 500),
+                encode: Duration::from_micros(ms * 500),
+                send: Duration::from_micros(500),
+                ..Stages::default()
+            };
             r.record(&SentFrame {
                 index: ms as u32,
                 bytes: 10,
@@ -317,13 +335,20 @@ mod tests {
                 data_datagrams: 1,
                 unsent: 0,
                 keyframe: ms == 1,
-                host_latency: Duration::from_millis(ms),
+                stages,
                 fec_percent: 20,
             });
         }
         let s = r.take();
         assert_eq!((s.frames, s.keyframes, s.bytes, s.datagrams), (100, 1, 1000, 200));
-        assert_eq!((s.host_latency_us_p50, s.host_latency_us_p99), (51_000, 99_000));
+        // Every frame took its 1..=100 ms plus 1 ms.
+        assert_eq!((s.host_latency_us_mean, s.host_latency_us_p50, s.host_latency_us_p99), (51_500, 52_000, 100_000));
+        assert_eq!(
+            (s.stages_mean_us.wait, s.stages_mean_us.encode, s.stages_mean_us.send, s.stages_mean_us.queue),
+            (25_750, 25_250, 500, 0)
+        );
+        assert_eq!((s.stages_p99_us.wait, s.stages_p99_us.encode), (50_000, 49_500));
+        assert_eq!(s.stages_mean_us.values().iter().sum::<u32>(), s.host_latency_us_mean, "the stages' means add up");
         assert_eq!(r.take(), VideoStats::default());
     }
 
