@@ -4,7 +4,11 @@
 //! Frames render on a timer at the output's refresh: no vblank to wait for. Frame callbacks
 //! go out not right after a render but as late as the clients' measured drawing time allows,
 //! so what they draw is fresh when the next render picks it up (the idea of sway's
-//! `max_render_time`).
+//! `max_render_time`). Each cycle has one render, at the first of: the first commit after
+//! the cycle's callbacks (composed when the app commits, as gamescope does, so a frame waits
+//! for no tick, early or late), or the tick, for whatever else changed (the pointer, a client
+//! that draws without callbacks). The callbacks keep the client's cadence: one frame per
+//! refresh interval. A second client's commit in the same cycle waits for the next render.
 
 use std::time::{Duration, Instant};
 
@@ -25,6 +29,9 @@ pub struct FrameClock {
     /// waiting for a render scheduled late for it).
     samples: [Duration; SAMPLES],
     next_sample: usize,
+    /// This cycle's callbacks went out and nothing has rendered since: a commit renders at
+    /// once, or the tick does.
+    slot_open: bool,
 }
 
 /// Cycles the drawing-time estimate remembers (about 130 ms at 60 Hz).
@@ -39,6 +46,7 @@ impl FrameClock {
             callbacks_sent: None,
             samples: [Duration::ZERO; SAMPLES],
             next_sample: 0,
+            slot_open: false,
         }
     }
 
@@ -46,10 +54,12 @@ impl FrameClock {
         self.next_render <= now
     }
 
-    /// A frame was rendered at `now`: the next one is an `interval` on (skipping ahead
-    /// after a slow frame instead of bursting to catch up), this cycle's callbacks are
-    /// scheduled to leave the clients their drawing time before it.
-    pub fn rendered(&mut self, now: Instant, interval: Duration) {
+    /// The tick came at `now` (`produced`: its render made a frame; if not, a commit still
+    /// renders at once until the next callbacks): the next tick is an `interval` on (skipping ahead after a slow
+    /// frame instead of bursting to catch up), this cycle's callbacks are scheduled to
+    /// leave the clients their drawing time before it.
+    pub fn rendered(&mut self, now: Instant, interval: Duration, produced: bool) {
+        self.slot_open &= !produced;
         self.next_render += interval;
         if self.next_render <= now {
             self.next_render = now + interval;
@@ -64,6 +74,7 @@ impl FrameClock {
     }
 
     pub fn callbacks_sent(&mut self, now: Instant) {
+        self.slot_open = true;
         self.callbacks_at = None;
         self.callbacks_sent = Some(now);
     }
@@ -75,6 +86,16 @@ impl FrameClock {
             self.samples[self.next_sample] = now.saturating_duration_since(sent);
             self.next_sample = (self.next_sample + 1) % SAMPLES;
         }
+    }
+
+    /// This cycle has no frame yet: a commit (or the tick) renders.
+    pub fn slot_open(&self) -> bool {
+        self.slot_open
+    }
+
+    /// A commit's render made this cycle's frame.
+    pub fn slot_taken(&mut self) {
+        self.slot_open = false;
     }
 
     /// When to wake next: the callbacks' time or the render's, whichever is first; callbacks
@@ -105,12 +126,12 @@ mod tests {
         let t0 = Instant::now();
         let mut clock = FrameClock::new(t0, FRAME);
         assert!(!clock.render_due(t0) && clock.render_due(t0 + FRAME));
-        clock.rendered(t0 + FRAME, FRAME);
+        clock.rendered(t0 + FRAME, FRAME, true);
         assert!(!clock.render_due(t0 + FRAME + FRAME - MS) && clock.render_due(t0 + 2 * FRAME));
         // A render that ran three intervals late: the next is one interval after it, not
         // three renders in a burst.
         let late = t0 + 5 * FRAME;
-        clock.rendered(late, FRAME);
+        clock.rendered(late, FRAME, true);
         assert!(!clock.render_due(late + FRAME - MS) && clock.render_due(late + FRAME));
     }
 
@@ -122,7 +143,7 @@ mod tests {
         clock.callbacks_sent(t0);
         clock.committed(t0 + 5 * MS);
         assert_eq!(clock.client_time(), 5 * MS, "a slower client is believed at once");
-        clock.rendered(t0 + FRAME, FRAME);
+        clock.rendered(t0 + FRAME, FRAME, true);
         // The next render is at 2 frames: callbacks 5 ms + the margin before it.
         let at = t0 + 2 * FRAME - 5 * MS - COMMIT_MARGIN;
         assert!(!clock.callbacks_due(at - MS) && clock.callbacks_due(at));
@@ -146,8 +167,29 @@ mod tests {
         let mut clock = FrameClock::new(t0, FRAME);
         clock.callbacks_sent(t0);
         clock.committed(t0 + 40 * MS);
-        clock.rendered(t0 + FRAME, FRAME);
+        clock.rendered(t0 + FRAME, FRAME, true);
         assert!(clock.callbacks_due(t0 + FRAME), "the lead is capped at one interval");
+    }
+
+    #[test]
+    fn one_render_per_cycle_at_the_first_commit_or_else_the_tick() {
+        let t0 = Instant::now();
+        let mut clock = FrameClock::new(t0, FRAME);
+        assert!(!clock.slot_open(), "nothing to render before the first callbacks");
+        clock.callbacks_sent(t0);
+        assert!(clock.slot_open(), "the callbacks went out: the first commit renders at once");
+        clock.slot_taken();
+        assert!(!clock.slot_open(), "later commits of the cycle, and its tick, wait for the next");
+        clock.rendered(t0 + FRAME, FRAME, false);
+        assert!(!clock.slot_open() && !clock.render_due(t0 + 2 * FRAME - MS), "the tick keeps the cadence");
+        // A cycle without a commit: its tick renders (the pointer moved) ...
+        clock.callbacks_sent(t0 + 2 * FRAME - 5 * MS);
+        clock.rendered(t0 + 2 * FRAME, FRAME, true);
+        assert!(!clock.slot_open(), "the tick made the cycle's frame");
+        // ... or finds nothing, and a late commit still renders at once.
+        clock.callbacks_sent(t0 + 3 * FRAME - 5 * MS);
+        clock.rendered(t0 + 3 * FRAME, FRAME, false);
+        assert!(clock.slot_open(), "a commit after an empty tick is not held for the next one");
     }
 
     #[test]
@@ -155,7 +197,7 @@ mod tests {
         let t0 = Instant::now();
         let mut clock = FrameClock::new(t0, FRAME);
         clock.callbacks_sent(t0);
-        clock.rendered(t0 + FRAME, FRAME);
+        clock.rendered(t0 + FRAME, FRAME, true);
         let due = t0 + 2 * FRAME - COMMIT_MARGIN;
         assert_eq!(clock.next_wake(due, false), due, "due and free: now");
         assert_eq!(clock.next_wake(due, true), t0 + 2 * FRAME, "due but held: not before the render");

@@ -293,12 +293,13 @@ impl Compositor {
             tracing::info!("linux-dmabuf offered: GPU clients render on the GPU");
         }
         // Pacing (`frame_clock`): renders on a timer at the output's refresh, frame callbacks as
-        // late as the clients' measured drawing time allows; commits measure that time.
+        // late as the clients' measured drawing time allows; commits measure that time, and
+        // a cycle's first commit is rendered at once.
         let (ping, ping_source) = ping::make_ping().context("commit ping")?;
         state.render_ping = Some(ping);
         let ping_frames = Rc::clone(&frames);
         handle
-            .insert_source(ping_source, move |_, _, _: &mut State| ping_frames.borrow_mut().clock.committed(Instant::now()))
+            .insert_source(ping_source, move |_, _, state: &mut State| ping_frames.borrow_mut().committed(state))
             .map_err(|e| anyhow::anyhow!("commit ping source: {e}"))?;
         let returned_frames = Rc::clone(&frames);
         handle

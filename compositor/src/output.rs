@@ -28,8 +28,9 @@ impl FrameOutput {
             self.send_callbacks(state);
         }
         if self.clock.render_due(now) {
-            self.render(state);
-            self.clock.rendered(now, state.mode.frame_interval());
+            // A commit made this cycle's frame already: what else changed goes with the next.
+            let produced = self.clock.slot_open() && self.render(state);
+            self.clock.rendered(now, state.mode.frame_interval(), produced);
             if self.callbacks_due(now, state) {
                 self.send_callbacks(state);
             }
@@ -43,6 +44,15 @@ impl FrameOutput {
         self.clock.callbacks_due(now) && !self.renderer.backlogged(state)
     }
 
+    /// A client committed: the first commit after the callbacks measures the clients'
+    /// drawing time and, while the cycle has no frame yet, is rendered at once.
+    pub fn committed(&mut self, state: &mut State) {
+        self.clock.committed(Instant::now());
+        if self.clock.slot_open() && self.render(state) {
+            self.clock.slot_taken();
+        }
+    }
+
     /// The consumer gave a client's buffer back: send callbacks held for it, and the
     /// buffer's release.
     pub fn returned(&mut self, state: &mut State) {
@@ -52,7 +62,8 @@ impl FrameOutput {
         let _ = state.dh.flush_clients();
     }
 
-    pub fn render(&mut self, state: &mut State) {
+    /// Renders what changed; returns whether that made a frame.
+    pub fn render(&mut self, state: &mut State) -> bool {
         if state.mode_changed {
             self.renderer.resize(state);
             state.mode_changed = false;
@@ -66,7 +77,7 @@ impl FrameOutput {
         let (wants, surfaces) = (self.mailbox.wants(), self.mailbox.surfaces());
         let committed = state.last_commit.take();
         let started = Instant::now();
-        match self.renderer.render(state, wants, surfaces) {
+        let produced = match self.renderer.render(state, wants, surfaces) {
             Ok(Some(mut frame)) => {
                 frame.render_started_at = started;
                 frame.committed_at = committed.unwrap_or(started);
@@ -86,12 +97,17 @@ impl FrameOutput {
                     wp_presentation_feedback::Kind::empty(),
                 );
                 self.mailbox.offer(frame);
+                true
             }
-            Ok(None) => {}
-            Err(e) => tracing::error!("render: {e}"),
-        }
+            Ok(None) => false,
+            Err(e) => {
+                tracing::error!("render: {e}");
+                false
+            }
+        };
         state.space.refresh();
         state.popups.cleanup();
+        produced
     }
 
     /// One frame callback per surface per refresh: this is that refresh's.

@@ -53,9 +53,12 @@ impl CompositorHandler for State {
             let _ = popup.send_configure();
         }
         self.commit_layer_surface(surface);
-        self.last_commit = Some(std::time::Instant::now());
-        if let Some(ping) = &self.render_ping {
-            ping.ping();
+        // A synchronized subsurface's state shows with its parent's commit, not its own.
+        if !is_sync_subsurface(surface) {
+            self.last_commit = Some(std::time::Instant::now());
+            if let Some(ping) = &self.render_ping {
+                ping.ping();
+            }
         }
     }
 }
