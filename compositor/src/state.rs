@@ -23,6 +23,7 @@ use smithay::wayland::presentation::PresentationState;
 use smithay::wayland::relative_pointer::RelativePointerManagerState;
 use smithay::wayland::selection::data_device::DataDeviceState;
 use smithay::wayland::selection::primary_selection::PrimarySelectionState;
+use smithay::wayland::selection::wlr_data_control::DataControlState;
 use smithay::wayland::shell::wlr_layer::WlrLayerShellState;
 use smithay::wayland::shell::xdg::XdgShellState;
 use smithay::wayland::shell::xdg::decoration::XdgDecorationState;
@@ -89,6 +90,7 @@ pub struct State {
     pub seat_state: SeatState<State>,
     pub data_device: DataDeviceState,
     pub primary_selection: PrimarySelectionState,
+    pub data_control: DataControlState,
     pub activation: XdgActivationState,
     pub presentation: PresentationState,
     pub xwayland_shell: XWaylandShellState,
@@ -138,6 +140,7 @@ impl State {
         RelativePointerManagerState::new::<State>(&dh);
         PointerConstraintsState::new::<State>(&dh);
         CursorShapeManagerState::new::<State>(&dh);
+        let primary_selection = PrimarySelectionState::new::<State>(&dh);
         Ok(Self {
             compositor: CompositorState::new::<State>(&dh),
             shm: ShmState::new::<State>(&dh, Vec::new()),
@@ -146,7 +149,8 @@ impl State {
             xdg_decoration: XdgDecorationState::new::<State>(&dh),
             layer_shell: WlrLayerShellState::new::<State>(&dh),
             data_device: DataDeviceState::new::<State>(&dh),
-            primary_selection: PrimarySelectionState::new::<State>(&dh),
+            data_control: DataControlState::new::<State, _>(&dh, Some(&primary_selection), |_| true),
+            primary_selection,
             activation: XdgActivationState::new::<State>(&dh),
             presentation: PresentationState::new::<State>(&dh, clock.id() as u32),
             seat_state,

@@ -354,3 +354,36 @@ fn a_client_breaking_the_protocol_is_dropped_and_others_carry_on() {
     good.wait().unwrap();
     s.stop();
 }
+
+/// Text copied in a Wayland app pastes in an X11 app and back, for the clipboard and the
+/// primary selection: wl-copy/wl-paste (wlr data control) and xclip (through Xwayland's
+/// window manager) inside the session.
+#[test]
+fn the_clipboard_crosses_between_wayland_and_x11_apps() {
+    let out = std::env::temp_dir().join(format!("pf-clipboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    // Each read is retried until the other side's copy arrived (or 5 s passed), then kept.
+    let script = r#"
+        out=$1
+        until_read() { want=$1; shift; i=0; while [ $i -lt 100 ] && [ "$("$@" 2>/dev/null)" != "$want" ]; do i=$((i+1)); sleep 0.05; done; "$@" 2>&1; }
+        printf 'copied in Wayland' | wl-copy
+        until_read 'copied in Wayland' xclip -o -selection clipboard > "$out/x11.tmp"; mv "$out/x11.tmp" "$out/x11-read"
+        printf 'copied in X11' | xclip -i -selection clipboard
+        until_read 'copied in X11' wl-paste -n > "$out/wayland.tmp"; mv "$out/wayland.tmp" "$out/wayland-read"
+        printf 'selected in Wayland' | wl-copy --primary
+        until_read 'selected in Wayland' xclip -o -selection primary > "$out/primary.tmp"; mv "$out/primary.tmp" "$out/x11-primary-read"
+        exec sleep 60
+    "#;
+    let s = start("320x240@30", &["sh", "-c", script, "sh", out.to_str().unwrap()], vec![]);
+    let read = |name: &str| {
+        let path = out.join(name);
+        assert!(wait_for_file(&path), "{name} never written");
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert_eq!(read("x11-read"), "copied in Wayland", "an X11 app pastes what a Wayland app copied");
+    assert_eq!(read("wayland-read"), "copied in X11", "a Wayland app pastes what an X11 app copied");
+    assert_eq!(read("x11-primary-read"), "selected in Wayland", "the primary selection crosses too");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&out);
+}

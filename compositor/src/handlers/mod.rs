@@ -4,6 +4,7 @@ mod compositor;
 mod dmabuf;
 mod protocols;
 mod seat;
+pub mod selection;
 mod xdg_shell;
 mod xwayland;
 
@@ -25,5 +26,6 @@ smithay::delegate_pointer_constraints!(State);
 smithay::delegate_xdg_activation!(State);
 smithay::delegate_data_device!(State);
 smithay::delegate_primary_selection!(State);
+smithay::delegate_data_control!(State);
 smithay::delegate_cursor_shape!(State);
 smithay::delegate_xwayland_shell!(State);

@@ -1,5 +1,5 @@
 //! The smaller protocols: output, fractional scale, pointer constraints, activation,
-//! layer shell, clipboard and primary selection.
+//! layer shell.
 
 use crate::state::State;
 use smithay::desktop::{LayerSurface, layer_map_for_output};
@@ -10,9 +10,6 @@ use smithay::wayland::compositor::with_states;
 use smithay::wayland::fractional_scale::{FractionalScaleHandler, with_fractional_scale};
 use smithay::wayland::output::OutputHandler;
 use smithay::wayland::pointer_constraints::{PointerConstraintsHandler, with_pointer_constraint};
-use smithay::wayland::selection::SelectionHandler;
-use smithay::wayland::selection::data_device::{ClientDndGrabHandler, DataDeviceHandler, DataDeviceState, ServerDndGrabHandler};
-use smithay::wayland::selection::primary_selection::{PrimarySelectionHandler, PrimarySelectionState};
 use smithay::wayland::shell::wlr_layer::{Layer, LayerSurface as WlrLayerSurface, WlrLayerShellHandler, WlrLayerShellState};
 use smithay::wayland::xdg_activation::{XdgActivationHandler, XdgActivationState, XdgActivationToken, XdgActivationTokenData};
 
@@ -75,24 +72,5 @@ impl WlrLayerShellHandler for State {
         if let Some(l) = layer {
             map.unmap_layer(&l);
         }
-    }
-}
-
-impl SelectionHandler for State {
-    type SelectionUserData = ();
-}
-
-impl DataDeviceHandler for State {
-    fn data_device_state(&self) -> &DataDeviceState {
-        &self.data_device
-    }
-}
-
-impl ClientDndGrabHandler for State {}
-impl ServerDndGrabHandler for State {}
-
-impl PrimarySelectionHandler for State {
-    fn primary_selection_state(&self) -> &PrimarySelectionState {
-        &self.primary_selection
     }
 }

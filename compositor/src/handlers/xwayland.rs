@@ -1,11 +1,14 @@
-//! The X11 window manager's policy: every normal X11 window is fullscreen on the output.
+//! The X11 window manager's policy: every normal X11 window is fullscreen on the output;
+//! X11's selections bridged to Wayland's (`selection`).
 
 use crate::state::State;
 use crate::xwayland::X11Window;
 use smithay::utils::{Logical, Rectangle};
+use smithay::wayland::selection::SelectionTarget;
 use smithay::wayland::xwayland_shell::{XWaylandShellHandler, XWaylandShellState};
 use smithay::xwayland::xwm::{Reorder, ResizeEdge, XwmId};
 use smithay::xwayland::{X11Surface, X11Wm, XwmHandler};
+use std::os::fd::OwnedFd;
 
 impl XwmHandler for State {
     fn xwm_state(&mut self, _xwm: XwmId) -> &mut X11Wm {
@@ -61,6 +64,24 @@ impl XwmHandler for State {
     fn resize_request(&mut self, _xwm: XwmId, _window: X11Surface, _button: u32, _edge: ResizeEdge) {}
 
     fn move_request(&mut self, _xwm: XwmId, _window: X11Surface, _button: u32) {}
+
+    /// X11 clients read the clipboard whenever they like, as on any X server (and as data
+    /// control lets Wayland clients): a session's apps are its one user's.
+    fn allow_selection_access(&mut self, _xwm: XwmId, _selection: SelectionTarget) -> bool {
+        true
+    }
+
+    fn send_selection(&mut self, _xwm: XwmId, selection: SelectionTarget, mime_type: String, fd: OwnedFd) {
+        self.read_for_x11(selection, mime_type, fd);
+    }
+
+    fn new_selection(&mut self, _xwm: XwmId, selection: SelectionTarget, mime_types: Vec<String>) {
+        self.x11_selection(selection, mime_types);
+    }
+
+    fn cleared_selection(&mut self, _xwm: XwmId, selection: SelectionTarget) {
+        self.x11_selection_cleared(selection);
+    }
 }
 
 impl XWaylandShellHandler for State {
