@@ -32,6 +32,9 @@ pub struct FrameClock {
     /// This cycle's callbacks went out and nothing has rendered since: a commit renders at
     /// once, or the tick does.
     slot_open: bool,
+    /// A commit rendered since the last tick: the next tick has nothing of its own to do
+    /// (what else changed goes with the next render).
+    commit_rendered: bool,
 }
 
 /// Cycles the drawing-time estimate remembers (about 130 ms at 60 Hz).
@@ -47,6 +50,7 @@ impl FrameClock {
             samples: [Duration::ZERO; SAMPLES],
             next_sample: 0,
             slot_open: false,
+            commit_rendered: false,
         }
     }
 
@@ -60,6 +64,7 @@ impl FrameClock {
     /// leave the clients their drawing time before it.
     pub fn rendered(&mut self, now: Instant, interval: Duration, produced: bool) {
         self.slot_open &= !produced;
+        self.commit_rendered = false;
         self.next_render += interval;
         if self.next_render <= now {
             self.next_render = now + interval;
@@ -88,14 +93,20 @@ impl FrameClock {
         }
     }
 
-    /// This cycle has no frame yet: a commit (or the tick) renders.
+    /// This cycle has no frame yet: a commit renders at once.
     pub fn slot_open(&self) -> bool {
         self.slot_open
     }
 
     /// A commit's render made this cycle's frame.
     pub fn slot_taken(&mut self) {
-        self.slot_open = false;
+        (self.slot_open, self.commit_rendered) = (false, true);
+    }
+
+    /// The tick renders, unless a commit rendered since the last one (a cycle whose
+    /// callbacks are held back still renders at its ticks).
+    pub fn tick_renders(&self) -> bool {
+        !self.commit_rendered
     }
 
     /// When to wake next: the callbacks' time or the render's, whichever is first; callbacks
@@ -179,9 +190,10 @@ mod tests {
         clock.callbacks_sent(t0);
         assert!(clock.slot_open(), "the callbacks went out: the first commit renders at once");
         clock.slot_taken();
-        assert!(!clock.slot_open(), "later commits of the cycle, and its tick, wait for the next");
+        assert!(!clock.slot_open() && !clock.tick_renders(), "later commits of the cycle, and its tick, wait for the next");
         clock.rendered(t0 + FRAME, FRAME, false);
         assert!(!clock.slot_open() && !clock.render_due(t0 + 2 * FRAME - MS), "the tick keeps the cadence");
+        assert!(clock.tick_renders(), "without callbacks sent (held back), ticks render");
         // A cycle without a commit: its tick renders (the pointer moved) ...
         clock.callbacks_sent(t0 + 2 * FRAME - 5 * MS);
         clock.rendered(t0 + 2 * FRAME, FRAME, true);

@@ -29,7 +29,7 @@ impl FrameOutput {
         }
         if self.clock.render_due(now) {
             // A commit made this cycle's frame already: what else changed goes with the next.
-            let produced = self.clock.slot_open() && self.render(state);
+            let produced = self.clock.tick_renders() && self.render(state);
             self.clock.rendered(now, state.mode.frame_interval(), produced);
             if self.callbacks_due(now, state) {
                 self.send_callbacks(state);
