@@ -81,6 +81,8 @@ pub struct Config {
     pub env: Vec<(&'static str, OsString)>,
     /// Told once whether the session command started (its pid) or why it could not.
     pub launched: Option<std::sync::mpsc::Sender<Result<u32, String>>>,
+    /// Told the text the session's apps copy to the clipboard.
+    pub clipboard: Option<ClipboardSink>,
 }
 
 impl Config {
@@ -100,6 +102,7 @@ impl Config {
             handle_signals: false,
             env: Vec::new(),
             launched: None,
+            clipboard: None,
         }
     }
 }
@@ -179,6 +182,14 @@ pub fn run_into(config: Config, mailbox: &Mailbox, control: Option<ControlChanne
     Compositor::new(&config, mailbox, control, Pacing::Timer)?.run()
 }
 
+/// Where the text an app copies goes: copies longer than `max_len` bytes (or not UTF-8 text)
+/// are not sent.
+#[derive(Clone, Debug)]
+pub struct ClipboardSink {
+    pub send: std::sync::mpsc::Sender<String>,
+    pub max_len: usize,
+}
+
 /// Who says when frames are rendered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Pacing {
@@ -204,6 +215,7 @@ impl Compositor {
         let event_loop: EventLoop<'static, State> = EventLoop::try_new().context("event loop")?;
         let display: Display<State> = Display::new().context("wayland display")?;
         let mut state = State::new(display.handle(), event_loop.handle(), event_loop.get_signal(), config.mode, &config.keyboard)?;
+        state.clipboard_out = config.clipboard.clone();
         let handle = event_loop.handle();
 
         // Signals arrive through signal-hook's self-pipe on a small thread and are forwarded to
@@ -265,6 +277,7 @@ impl Compositor {
                     channel::Event::Msg(Control::Input(e)) => state.inject(e),
                     channel::Event::Msg(Control::SetMode(m)) => state.set_mode(m),
                     channel::Event::Msg(Control::Redraw) => state.redraw = true,
+                    channel::Event::Msg(Control::Clipboard(text)) => state.set_client_clipboard(text),
                     channel::Event::Msg(Control::Stop) => state.loop_signal.stop(),
                     channel::Event::Closed => {}
                 })

@@ -80,6 +80,10 @@ pub struct State {
     pub render_ping: Option<smithay::reexports::calloop::ping::Ping>,
     /// The newest commit since the last render: the content the next frame shows.
     pub last_commit: Option<std::time::Instant>,
+    /// Where text the session's apps copy goes (the streaming client), if anywhere.
+    pub clipboard_out: Option<crate::ClipboardSink>,
+    /// The types the clipboard's newest owner offers.
+    pub clipboard_types: Vec<String>,
 
     pub compositor: CompositorState,
     pub shm: ShmState,
@@ -162,6 +166,8 @@ impl State {
             xwayland: Xwayland::default(),
             app: None,
             render_ping: None,
+            clipboard_out: None,
+            clipboard_types: Vec::new(),
             last_commit: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,

@@ -87,6 +87,7 @@ pub fn spawn(state: &mut State, on_ready: impl FnOnce(&mut State, Option<OsStrin
                 match X11Wm::start_wm(state.loop_handle.clone(), x11_socket, client.clone()) {
                     Ok(wm) => {
                         state.xwayland.wm = Some(wm);
+                        state.offer_client_clipboard_to_x11();
                         tracing::info!(display_number, "Xwayland ready");
                         Some(OsString::from(format!(":{display_number}")))
                     }

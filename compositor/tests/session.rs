@@ -44,6 +44,10 @@ fn runtime_dir() -> PathBuf {
 }
 
 fn start(mode: &str, command: &[&str], probes: Vec<(u32, u32)>) -> Session {
+    start_with(mode, command, probes, |_| {})
+}
+
+fn start_with(mode: &str, command: &[&str], probes: Vec<(u32, u32)>, configure: impl FnOnce(&mut Config)) -> Session {
     static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let socket = format!("pf-test-{}-{}", std::process::id(), NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
     let runtime = runtime_dir();
@@ -51,6 +55,7 @@ fn start(mode: &str, command: &[&str], probes: Vec<(u32, u32)>) -> Session {
     config.command = command.iter().map(OsString::from).collect();
     config.socket_name = Some(socket.clone());
     config.runtime_dir = Some(runtime.clone());
+    configure(&mut config);
     let (control, control_rx) = channel::channel();
     let (tx, frames) = mpsc::channel();
     let sink = move |f: Frame| {
@@ -384,6 +389,41 @@ fn the_clipboard_crosses_between_wayland_and_x11_apps() {
     assert_eq!(read("x11-read"), "copied in Wayland", "an X11 app pastes what a Wayland app copied");
     assert_eq!(read("wayland-read"), "copied in X11", "a Wayland app pastes what an X11 app copied");
     assert_eq!(read("x11-primary-read"), "selected in Wayland", "the primary selection crosses too");
+    s.stop();
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+/// The streaming client's clipboard in the session: its text pastes in Wayland and X11 apps,
+/// and what they copy afterwards (Wayland, then X11) is handed to the stream in order.
+#[test]
+fn the_clients_clipboard_joins_the_sessions() {
+    let out = std::env::temp_dir().join(format!("pf-client-clipboard-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let script = r#"
+        out=$1
+        until_read() { want=$1; shift; i=0; while [ $i -lt 100 ] && [ "$("$@" 2>/dev/null)" != "$want" ]; do i=$((i+1)); sleep 0.05; done; "$@" 2>&1; }
+        until_read 'from the client' wl-paste -n > "$out/w.tmp"; mv "$out/w.tmp" "$out/wayland-read"
+        until_read 'from the client' xclip -o -selection clipboard > "$out/x.tmp"; mv "$out/x.tmp" "$out/x11-read"
+        printf 'copied in Wayland' | wl-copy
+        sleep 0.5
+        printf 'copied in X11' | xclip -i -selection clipboard
+        exec sleep 60
+    "#;
+    let (send, copies) = mpsc::channel();
+    let s = start_with("320x240@30", &["sh", "-c", script, "sh", out.to_str().unwrap()], vec![], |c| {
+        c.clipboard = Some(punktfunk_compositor::ClipboardSink { send, max_len: 1024 });
+    });
+    s.control.send(Control::Clipboard("from the client".into())).unwrap();
+    let read = |name: &str| {
+        let path = out.join(name);
+        assert!(wait_for_file(&path), "{name} never written");
+        std::fs::read_to_string(path).unwrap()
+    };
+    assert_eq!(read("wayland-read"), "from the client", "a Wayland app pastes what the client copied");
+    assert_eq!(read("x11-read"), "from the client", "an X11 app too");
+    let copied: Vec<String> = (0..2).filter_map(|_| copies.recv_timeout(LONG).ok()).collect();
+    assert_eq!(copied, ["copied in Wayland", "copied in X11"], "the apps' copies go to the stream");
     s.stop();
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -65,6 +65,11 @@
 
 #define PF_CONTROL_CLOCK 8
 
+/**
+ * `text`: what an app in the session copied (asked for with PF_START_CLIPBOARD).
+ */
+#define PF_CONTROL_CLIPBOARD 9
+
 #define PF_CODEC_H264 0
 
 #define PF_CODEC_HEVC 1
@@ -80,6 +85,11 @@
  * `PfStartRequest.flags`: full-resolution chroma (4:4:4).
  */
 #define PF_START_YUV444 2
+
+/**
+ * `PfStartRequest.flags`: share the clipboard (where the host permits this client).
+ */
+#define PF_START_CLIPBOARD 4
 
 #define PF_INPUT_KEY 1
 
@@ -492,6 +502,12 @@ int32_t punktfunk_control_report(struct PfControl *h, const struct PfReceiveStat
 int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
 
 /**
+ * Tells the host this client's clipboard holds `text` (UTF-8); PF_ERR_TOO_LARGE (nothing
+ * sent) beyond the protocol's 32 KiB.
+ */
+int32_t punktfunk_control_clipboard(struct PfControl *h, const char *text);
+
+/**
  * Ends the session (the host quits the app and answers ENDED).
  */
 int32_t punktfunk_control_stop(struct PfControl *h);
@@ -700,6 +716,12 @@ int32_t punktfunk_control_report(struct PfControl *h, const struct PfReceiveStat
  * Asks for the host's clock; the answer arrives as a CLOCK event. About once a second.
  */
 int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
+
+/**
+ * Tells the host this client's clipboard holds `text` (UTF-8); PF_ERR_TOO_LARGE (nothing
+ * sent) beyond the protocol's 32 KiB.
+ */
+int32_t punktfunk_control_clipboard(struct PfControl *h, const char *text);
 
 /**
  * Ends the session (the host quits the app and answers ENDED).

@@ -25,8 +25,9 @@ pub struct EncoderProbe {
     pub gpu: Option<String>,
 }
 
-/// Longest line accepted, so a confused peer cannot make the reader buffer without bound.
-pub const MAX_LINE: usize = 64 * 1024;
+/// Longest line accepted, so a confused peer cannot make the reader buffer without bound
+/// (room for a clipboard's text however JSON escapes it).
+pub const MAX_LINE: usize = 256 * 1024;
 
 /// Daemon → compositor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,8 @@ pub enum Command {
     RequestIdr,
     /// The client reported datagrams of a frame lost (for the FEC parity tuner).
     DatagramsLost(u32),
+    /// The client's clipboard holds this text: the session's apps paste it.
+    Clipboard(String),
     /// End the session: the app is signalled and the compositor exits.
     Stop,
 }
@@ -80,6 +83,8 @@ pub enum Report {
     VideoPosition { position: VideoResume, stopped: bool },
     /// Where the GameStream audio stopped, for the stream's next process.
     AudioPosition(crate::gamestream::audio::AudioPosition),
+    /// An app in the session copied this text.
+    Clipboard(String),
 }
 
 /// A stream process that greetd started (the greeter, or after a login the user's session)

@@ -225,7 +225,12 @@ impl Host {
 
     /// What the paired client `fingerprint` may do; nothing when it is not paired.
     pub fn permissions(&self, fingerprint: &str) -> Permissions {
-        self.clients.lock().permissions(fingerprint).unwrap_or(Permissions { apps: Some(Vec::new()), view_only: true, others: false })
+        self.clients.lock().permissions(fingerprint).unwrap_or(Permissions {
+            apps: Some(Vec::new()),
+            view_only: true,
+            others: false,
+            clipboard: false,
+        })
     }
 }
 

@@ -69,6 +69,9 @@ enum ClientsCmd {
         /// true: it may resume (take over) and quit other clients' sessions.
         #[arg(long)]
         others: Option<bool>,
+        /// true: its clipboard and the session's are shared (punktfunk/1 clients).
+        #[arg(long)]
+        clipboard: Option<bool>,
     },
 }
 
@@ -95,7 +98,7 @@ fn main() -> anyhow::Result<()> {
                         println!("{}  {name}  ({})", &c.fingerprint[..16.min(c.fingerprint.len())], describe(&c.permissions));
                     }
                 }
-                ClientsCmd::Permit { key, apps, all_apps, view_only, others } => {
+                ClientsCmd::Permit { key, apps, all_apps, view_only, others, clipboard } => {
                     let api = Api::new(&paths, &config)?;
                     let list: Vec<ClientInfo> = api.get("/clients")?;
                     let client = list
@@ -111,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                     }
                     permissions.view_only = view_only.unwrap_or(permissions.view_only);
                     permissions.others = others.unwrap_or(permissions.others);
+                    permissions.clipboard = clipboard.unwrap_or(permissions.clipboard);
                     let segment = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
                     let _: serde_json::Value = api.put(&format!("/clients/{segment}/permissions"), &permissions)?;
                     println!("{key}: {}", describe(&permissions));
@@ -201,7 +205,8 @@ fn describe(p: &Permissions) -> String {
     let apps = p.apps.as_ref().map_or("every app".to_owned(), |a| format!("apps: {}", a.join(", ")));
     let input = if p.view_only { "view only" } else { "input" };
     let others = if p.others { ", may resume and quit others' sessions" } else { "" };
-    format!("{apps}; {input}{others}")
+    let clipboard = if p.clipboard { ", shares the clipboard" } else { "" };
+    format!("{apps}; {input}{others}{clipboard}")
 }
 
 /// A client of the management API, authorised with the token from the state directory.

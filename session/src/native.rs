@@ -117,7 +117,7 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming, strangers: &Arc
     let (send, recv) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
     let client =
         Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
-    let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None };
+    let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None, clipboard: None };
     // An unpaired client takes one of the few places strangers may hold, or is refused.
     let _stranger_slot = if c.is_paired() {
         None
@@ -148,6 +148,8 @@ struct Connection<'a> {
     quic: quinn::Connection,
     /// A pairing under way: whoever gave the PIN, told how it ends.
     pairing: Option<Reporter>,
+    /// The client asked for the session's clipboard: the number of the last copy it got.
+    clipboard: Option<u64>,
 }
 
 impl<'a> Connection<'a> {
@@ -197,12 +199,29 @@ impl<'a> Connection<'a> {
                 self.ctl.ended(reason);
             }
         }
+        self.pass_on_copies();
         if self.ctl.is_paired() && !self.is_paired() {
             // Removing a client ends its session (the API does): say so before refusing.
             if self.session.take().is_some() {
                 self.ctl.ended("this client was removed from the host");
             }
             self.ctl.unpaired();
+        }
+    }
+
+    /// Gives the client what the session's apps copied since it last heard, if it asked for
+    /// the clipboard and may have it.
+    fn pass_on_copies(&mut self) {
+        let (Some(seen), Some((id, _))) = (self.clipboard, self.session) else { return };
+        if !self.host.permissions(&self.client.fingerprint).clipboard {
+            return;
+        }
+        if let Some(Some((n, text))) = owned(self.host, self.session, |s| s.copied.clone())
+            && n > seen
+        {
+            tracing::debug!(stream = id, bytes = text.len(), "the session's clipboard goes to the client");
+            self.ctl.clipboard(&text);
+            self.clipboard = Some(n);
         }
     }
 
@@ -246,6 +265,9 @@ impl<'a> Connection<'a> {
                 Ok((id, started)) => {
                     self.session = Some((id, started.token));
                     self.ctl.started(started);
+                    // Copies from here on (what was copied before stays in the session).
+                    self.clipboard =
+                        req.clipboard.then(|| host.streams.with(id, |s| s.copied.as_ref().map_or(0, |(n, _)| *n)).unwrap_or(0));
                 }
                 Err(reason) => self.ctl.refuse(&reason),
             },
@@ -254,6 +276,13 @@ impl<'a> Connection<'a> {
                 // A client that may only watch steers nothing.
                 if !host.permissions(&self.client.fingerprint).view_only {
                     owned(host, self.session, |s| s.send(&Command::Input(e)));
+                }
+            }
+            HostEvent::Clipboard(text) => {
+                // Only where the user allowed this client the clipboard, and it may steer.
+                let permissions = host.permissions(&self.client.fingerprint);
+                if permissions.clipboard && !permissions.view_only {
+                    owned(host, self.session, |s| s.send(&Command::Clipboard(text)));
                 }
             }
             HostEvent::RequestKeyframe => {

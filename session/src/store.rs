@@ -111,6 +111,10 @@ pub struct Permissions {
     /// It may resume (take over) or quit other clients' sessions, as on a host with one
     /// session: the user's phone continuing what the user's laptop started.
     pub others: bool,
+    /// Its clipboard and the session's are one (punktfunk/1 clients that ask for it): text
+    /// it copies pastes in the session's apps, and what they copy reaches it. Off unless
+    /// the user turns it on: a clipboard holds passwords.
+    pub clipboard: bool,
 }
 
 impl Permissions {
@@ -255,7 +259,7 @@ mod tests {
         let mut c = Clients::load(path.clone()).unwrap();
         c.add(client("abcdef01", "tv")).unwrap();
         c.add(client("12345678", "deck")).unwrap();
-        let tv = Permissions { apps: Some(vec!["Desktop".into()]), view_only: true, others: false };
+        let tv = Permissions { apps: Some(vec!["Desktop".into()]), view_only: true, others: false, clipboard: false };
         assert_eq!(c.permit("tv", &tv).unwrap(), 1);
         assert_eq!(c.permit("nobody", &tv).unwrap(), 0);
         // Re-pairing the same certificate keeps what it may do.

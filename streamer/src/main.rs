@@ -4,7 +4,10 @@
 
 use anyhow::Context;
 use clap::Parser;
-use punktfunk_compositor::{Config, ConvertChoice, EngineChoice, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into};
+use punktfunk_compositor::{
+    ClipboardSink, Config, ConvertChoice, EngineChoice, Frame, KeyboardLayout, Mode, bounded_control_channel, run, run_into,
+};
+use punktfunk_core::control::messages::MAX_CLIPBOARD;
 use punktfunk_streamer::audio::{Channels, SessionAudio, pipewire_reachable};
 use punktfunk_streamer::encode::{Choice, Codec};
 use punktfunk_streamer::ipc::Report;
@@ -237,6 +240,16 @@ fn serve(
     std::thread::Builder::new().name("app-news".into()).spawn(move || {
         if let Ok(started) = news.recv() {
             reporter.report(&started.map_or_else(Report::AppFailed, |_| Report::AppStarted));
+        }
+    })?;
+    // What the session's apps copy goes to the daemon, which gives it to a client that may
+    // have it.
+    let (copied, clipboard) = std::sync::mpsc::channel();
+    config.clipboard = Some(ClipboardSink { send: copied, max_len: MAX_CLIPBOARD });
+    let reporter = stream.reporter();
+    std::thread::Builder::new().name("clipboard".into()).spawn(move || {
+        for text in clipboard {
+            reporter.report(&Report::Clipboard(text));
         }
     })?;
     let (control, channel) = bounded_control_channel(CONTROL_QUEUE);

@@ -371,6 +371,9 @@ fn read_commands(
             Command::DatagramsLost(n) => {
                 let _ = video.send(VideoCommand::Lost(n));
             }
+            Command::Clipboard(text) => {
+                source.send(SourceCommand::Clipboard(text));
+            }
             Command::Stop => break,
         }
     }

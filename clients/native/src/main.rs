@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 use connection::Connection;
 use identity::{Hosts, Identity};
 use punktfunk_core::control::client::ClientEvent;
-use punktfunk_core::control::messages::{Reconfigure, StartRequest};
+use punktfunk_core::control::messages::{MAX_CLIPBOARD, Reconfigure, StartRequest};
 use punktfunk_net::monotonic_us;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -122,6 +122,14 @@ struct StreamArgs {
     /// the node PIPEWIRE_NODE names).
     #[arg(long)]
     play: bool,
+    /// Share the clipboard with the session (where the host permits this client): what the
+    /// session's apps copy is kept in stats.json (`copied`) and, with a window, becomes this
+    /// desktop's clipboard text.
+    #[arg(long)]
+    clipboard: bool,
+    /// Copy this text into the session's clipboard once the stream started.
+    #[arg(long, requires = "clipboard")]
+    copy: Option<String>,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -240,6 +248,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         yuv444: args.yuv444,
         // This receiver takes any parity up to the host's ceiling: let it follow our losses.
         fec_adaptive: true,
+        clipboard: args.clipboard,
     };
     // The first clock sample (before the start, which takes the host a while to answer), so
     // latency counts from the first frame.
@@ -323,6 +332,10 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
     tokio::pin!(deadline);
     let mut ended = None;
+    if let Some(text) = &args.copy {
+        anyhow::ensure!(c.control.clipboard(text)?, "--copy: longer than the protocol's {MAX_CLIPBOARD} bytes");
+    }
+    let mut copied = Vec::new();
     loop {
         let input = async {
             match window.as_mut() {
@@ -352,6 +365,10 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 }
                 Some(ClientEvent::Reconfigured(r)) => tracing::info!(?r, "host reconfigured the stream"),
                 Some(ClientEvent::Clock { offset_us, rtt_us }) => tracing::debug!(offset_us, rtt_us, "host clock"),
+                Some(ClientEvent::Clipboard { text }) => {
+                    tracing::info!(bytes = text.len(), "the session's clipboard");
+                    copied.push(text);
+                }
                 Some(other) => tracing::debug!(?other, "host says"),
                 None => break,
             },
@@ -378,6 +395,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     }
     let mut json = serde_json::to_value(&stats)?;
     json["ended"] = serde_json::json!(ended);
+    json["copied"] = serde_json::json!(copied);
     if let Some(out) = &args.out {
         std::fs::write(out.join("stats.json"), serde_json::to_vec_pretty(&json)?)?;
     }

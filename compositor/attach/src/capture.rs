@@ -139,6 +139,8 @@ impl Capture {
                         force = true;
                     }
                     SourceCommand::Redraw => force = true,
+                    // The desktop's clipboard is its own in attach mode (not shared yet).
+                    SourceCommand::Clipboard(_) => {}
                     SourceCommand::Stop => return Ok(()),
                 }
             }

@@ -13,6 +13,8 @@ pub enum SourceCommand {
     SetMode(Mode),
     /// Render a complete frame at the next refresh even if nothing changed.
     Redraw,
+    /// The client's clipboard holds this text: the session's apps paste it.
+    Clipboard(String),
     Stop,
 }
 

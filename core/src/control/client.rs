@@ -7,7 +7,7 @@
 
 use super::clock::ClockSync;
 use super::framing::{self, Reader};
-use super::messages::{ClientMessage, HostMessage, ReceiveStats, Reconfigure, StartRequest, Started};
+use super::messages::{ClientMessage, HostMessage, MAX_CLIPBOARD, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::ClientPairing;
 use super::{ControlError, VERSION};
 use crate::input::InputEvent;
@@ -42,6 +42,10 @@ pub enum ClientEvent {
     Clock {
         offset_us: i64,
         rtt_us: u64,
+    },
+    /// An app in the session copied this text.
+    Clipboard {
+        text: String,
     },
 }
 
@@ -160,6 +164,17 @@ impl ClientControl {
         Ok(())
     }
 
+    /// This client's clipboard holds `text` now; longer than `MAX_CLIPBOARD` bytes, it is
+    /// not sent (`false`).
+    pub fn clipboard(&mut self, text: &str) -> Result<bool, ControlError> {
+        self.ready()?;
+        if text.len() > MAX_CLIPBOARD {
+            return Ok(false);
+        }
+        self.say(&ClientMessage::Clipboard { text: text.into() });
+        Ok(true)
+    }
+
     /// Ends the session (the host quits the app and answers `Ended`).
     pub fn stop(&mut self) -> Result<(), ControlError> {
         self.ready()?;
@@ -229,6 +244,7 @@ impl ClientControl {
             (_, HostMessage::Started(s)) => ClientEvent::Started(s),
             (_, HostMessage::Reconfigured(r)) => ClientEvent::Reconfigured(r),
             (_, HostMessage::Ended { reason }) => ClientEvent::Ended { reason },
+            (_, HostMessage::Clipboard { text }) => ClientEvent::Clipboard { text },
             (_, HostMessage::Pong { client_us, host_us }) => {
                 self.clock.record(client_us, host_us, now_us).ok_or(ControlError::Protocol("a pong to a ping not yet sent"))?;
                 let best = self.clock.best().expect("just recorded");
@@ -286,6 +302,7 @@ mod tests {
             ten_bit: false,
             yuv444: false,
             fec_adaptive: false,
+            clipboard: false,
         }
     }
 

@@ -11,7 +11,7 @@
 //! named after the messages they send.
 
 use super::framing::{self, Reader};
-use super::messages::{ClientMessage, HostMessage, ReceiveStats, Reconfigure, StartRequest, Started};
+use super::messages::{ClientMessage, HostMessage, MAX_CLIPBOARD, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::HostPairing;
 use super::{ControlError, VERSION};
 use crate::input::InputEvent;
@@ -51,6 +51,8 @@ pub enum HostEvent {
     Input(InputEvent),
     RequestKeyframe,
     Stats(ReceiveStats),
+    /// The client's clipboard holds this text (at most `MAX_CLIPBOARD` bytes).
+    Clipboard(String),
     /// The client ends the session; `Ended` is already on its way.
     Stop,
     /// The machine refused the client by itself (wrong version, not paired, too slow, a
@@ -201,6 +203,13 @@ impl HostControl {
     }
 
     /// The session is over (the app exited, another client took it, …).
+    /// The session's clipboard holds `text` now (the caller checked the client may have it).
+    pub fn clipboard(&mut self, text: &str) {
+        if self.paired && !matches!(self.state, State::Closed) && text.len() <= MAX_CLIPBOARD {
+            self.say(&HostMessage::Clipboard { text: text.into() });
+        }
+    }
+
     pub fn ended(&mut self, reason: &str) {
         if !self.is_closed() {
             self.say(&HostMessage::Ended { reason: reason.into() });
@@ -298,6 +307,10 @@ impl HostControl {
             (_, ClientMessage::Input(e)) => HostEvent::Input(e),
             (_, ClientMessage::RequestKeyframe) => HostEvent::RequestKeyframe,
             (_, ClientMessage::Stats(s)) => HostEvent::Stats(s),
+            (_, ClientMessage::Clipboard { text }) if text.len() > MAX_CLIPBOARD => {
+                return Err(ControlError::Protocol("clipboard text over MAX_CLIPBOARD"));
+            }
+            (_, ClientMessage::Clipboard { text }) => HostEvent::Clipboard(text),
             (_, ClientMessage::Ping { client_us }) => {
                 self.say(&HostMessage::Pong { client_us, host_us: now_us });
                 return Ok(());
@@ -378,6 +391,7 @@ mod tests {
             ten_bit: false,
             yuv444: false,
             fec_adaptive: false,
+            clipboard: false,
         }
     }
 
@@ -515,6 +529,22 @@ mod tests {
         p.host.unpaired();
         p.exchange().unwrap();
         assert_eq!(p.client_events(), [ClientEvent::Refused { reason: "this client is not paired".into() }]);
+    }
+
+    #[test]
+    fn clipboard_text_goes_both_ways_up_to_its_limit() {
+        let mut p = Pair::welcomed(true);
+        assert!(p.client.clipboard("from the client").unwrap());
+        assert!(!p.client.clipboard(&"x".repeat(MAX_CLIPBOARD + 1)).unwrap(), "too long: not sent");
+        p.host.clipboard("from the session");
+        p.host.clipboard(&"y".repeat(MAX_CLIPBOARD + 1));
+        p.exchange().unwrap();
+        assert_eq!(p.host_events(), [HostEvent::Clipboard("from the client".into())]);
+        assert_eq!(p.client_events(), [ClientEvent::Clipboard { text: "from the session".into() }]);
+        // A client that sends more than the limit anyway breaks the protocol.
+        let mut host = Pair::welcomed(true).host;
+        let long = framing::encode(&ClientMessage::Clipboard { text: "z".repeat(MAX_CLIPBOARD + 1) });
+        assert!(host.push(&long, 0).is_err());
     }
 
     #[test]

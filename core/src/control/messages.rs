@@ -35,7 +35,15 @@ pub enum ClientMessage {
     Ping {
         client_us: u64,
     },
+    /// The client's clipboard holds this text now (at most [`MAX_CLIPBOARD`] bytes); the
+    /// session's apps paste it where the host permits this client its clipboard.
+    Clipboard {
+        text: String,
+    },
 }
+
+/// The longest clipboard text either side sends; a client does not send a longer one.
+pub const MAX_CLIPBOARD: usize = 32 * 1024;
 
 /// Host → client.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,6 +76,11 @@ pub enum HostMessage {
         client_us: u64,
         host_us: u64,
     },
+    /// An app in the session copied this text (to a client that asked for the clipboard in
+    /// its `Start`, where the host permits it).
+    Clipboard {
+        text: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -94,6 +107,9 @@ pub struct StartRequest {
     /// the host may then move its parity with the loss the client reports.
     #[serde(default)]
     pub fec_adaptive: bool,
+    /// Share the clipboard both ways, where the host permits this client to.
+    #[serde(default)]
+    pub clipboard: bool,
 }
 
 impl StartRequest {
@@ -201,6 +217,7 @@ mod tests {
             ten_bit: false,
             yuv444: false,
             fec_adaptive: false,
+            clipboard: false,
         };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [

@@ -4,7 +4,10 @@
 //! handle events from `punktfunk_control_poll_event`. Pairing, message order and the clock
 //! offset are done inside.
 
-use super::{PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_OK, PfBytes, guard, handle, read_sized, release, slice, text};
+use super::{
+    PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_ERR_TOO_LARGE, PF_OK, PfBytes, guard, handle, read_sized, release, slice,
+    text,
+};
 use crate::control::ControlError;
 use crate::control::client::{ClientControl, ClientEvent};
 use crate::control::messages::{ReceiveStats, Reconfigure, StartRequest, Started};
@@ -20,6 +23,8 @@ pub const PF_CONTROL_STARTED: u32 = 5;
 pub const PF_CONTROL_RECONFIGURED: u32 = 6;
 pub const PF_CONTROL_ENDED: u32 = 7;
 pub const PF_CONTROL_CLOCK: u32 = 8;
+/// `text`: what an app in the session copied (asked for with PF_START_CLIPBOARD).
+pub const PF_CONTROL_CLIPBOARD: u32 = 9;
 
 pub const PF_CODEC_H264: u32 = 0;
 pub const PF_CODEC_HEVC: u32 = 1;
@@ -28,6 +33,8 @@ pub const PF_CODEC_AV1: u32 = 2;
 pub const PF_START_TEN_BIT: u32 = 1;
 /// `PfStartRequest.flags`: full-resolution chroma (4:4:4).
 pub const PF_START_YUV444: u32 = 2;
+/// `PfStartRequest.flags`: share the clipboard (where the host permits this client).
+pub const PF_START_CLIPBOARD: u32 = 4;
 
 pub const PF_INPUT_KEY: u32 = 1;
 pub const PF_INPUT_TEXT: u32 = 2;
@@ -258,6 +265,7 @@ pub unsafe extern "C" fn punktfunk_control_poll_event(h: *mut PfControl, out: *m
                     (e.width, e.height, e.fps) = r.mode.unwrap_or_default();
                 }
                 ClientEvent::Clock { offset_us, rtt_us } => (e.kind, e.clock_offset_us, e.rtt_us) = (PF_CONTROL_CLOCK, offset_us, rtt_us),
+                ClientEvent::Clipboard { text } => (e.kind, e.text) = (PF_CONTROL_CLIPBOARD, say(text)),
             }
             *out = e;
             1
@@ -328,6 +336,7 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
                 yuv444: r.flags & PF_START_YUV444 != 0,
                 // The C ABI's receivers keep the parity they agreed.
                 fec_adaptive: false,
+                clipboard: r.flags & PF_START_CLIPBOARD != 0,
             };
             code(h.control.start(&req))
         })
@@ -400,6 +409,22 @@ pub unsafe extern "C" fn punktfunk_control_report(h: *mut PfControl, stats: *con
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_ping(h: *mut PfControl, now_us: u64) -> i32 {
     unsafe { with(h, |h| code(h.control.ping(now_us))) }
+}
+
+/// Tells the host this client's clipboard holds `text` (UTF-8); PF_ERR_TOO_LARGE (nothing
+/// sent) beyond the protocol's 32 KiB.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_control_clipboard(h: *mut PfControl, text: *const c_char) -> i32 {
+    unsafe {
+        with(h, |h| {
+            let Some(text) = super::text(text) else { return PF_ERR_NULL };
+            match h.control.clipboard(text) {
+                Ok(true) => PF_OK,
+                Ok(false) => PF_ERR_TOO_LARGE,
+                Err(e) => code(Err(e)),
+            }
+        })
+    }
 }
 
 /// Ends the session (the host quits the app and answers ENDED).

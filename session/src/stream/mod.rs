@@ -112,6 +112,9 @@ pub struct Stream {
     pub keyframe_requests: u64,
     /// What its punktfunk/1 client last said it received.
     pub received: Option<ReceiveStats>,
+    /// The text an app in it copied last, numbered from 1 (a connection passes on each
+    /// number once).
+    pub copied: Option<(u64, std::sync::Arc<str>)>,
     /// The command socket of the process feeding the stream; none while a login stream
     /// goes from one process to the next.
     commands: Option<UnixStream>,
@@ -419,6 +422,7 @@ impl Streams {
             rtsp_session: hex::encode(rand::random::<[u8; 8]>()).to_uppercase(),
             live: None,
             keyframe_requests: 0,
+            copied: None,
             received: None,
             commands: ours,
             stalled: false,
@@ -501,6 +505,12 @@ impl Streams {
                     });
                 }
                 Report::AudioStats(stats) => *self.last_audio.lock() = Some(stats),
+                Report::Clipboard(text) => {
+                    self.with(id, |s| {
+                        let n = s.copied.as_ref().map_or(1, |(n, _)| n + 1);
+                        s.copied = Some((n, text.into()));
+                    });
+                }
                 Report::AudioPosition(position) => {
                     self.with(id, |s| {
                         if let Some(login) = &mut s.login {
@@ -745,6 +755,7 @@ mod tests {
             rtsp_session: String::new(),
             live: None,
             keyframe_requests: 0,
+            copied: None,
             received: None,
             commands: Some(ours),
             stalled: false,
