@@ -84,6 +84,8 @@ pub struct State {
     pub clipboard_out: Option<crate::ClipboardSink>,
     /// The types the clipboard's newest owner offers.
     pub clipboard_types: Vec<String>,
+    /// Copies being read for the streaming client (each on a thread, bounded).
+    pub clipboard_reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 
     pub compositor: CompositorState,
     pub shm: ShmState,
@@ -168,6 +170,7 @@ impl State {
             render_ping: None,
             clipboard_out: None,
             clipboard_types: Vec::new(),
+            clipboard_reads: Default::default(),
             last_commit: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),
             dh,

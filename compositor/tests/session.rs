@@ -360,35 +360,47 @@ fn a_client_breaking_the_protocol_is_dropped_and_others_carry_on() {
     s.stop();
 }
 
+/// A session whose command runs the shell `steps` with `$out` a fresh directory for what it
+/// reads and `until_read WANT CMD…`: runs CMD until it prints WANT (5 s at most), then prints
+/// what it prints, so a read waits for the copy it expects without a fixed sleep.
+fn clipboard_session(name: &str, steps: &str, configure: impl FnOnce(&mut Config)) -> (Session, PathBuf) {
+    let out = std::env::temp_dir().join(format!("pf-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::create_dir_all(&out).unwrap();
+    let script = format!(
+        r#"out=$1
+        until_read() {{ want=$1; shift; i=0; while [ $i -lt 100 ] && [ "$("$@" 2>/dev/null)" != "$want" ]; do i=$((i+1)); sleep 0.05; done; "$@" 2>&1; }}
+        {steps}
+        exec sleep 60"#
+    );
+    let s = start_with("320x240@30", &["sh", "-c", &script, "sh", out.to_str().unwrap()], vec![], configure);
+    (s, out)
+}
+
+/// What the session wrote to `name` in `out` (written whole, by a rename).
+fn written(out: &std::path::Path, name: &str) -> String {
+    let path = out.join(name);
+    assert!(wait_for_file(&path), "{name} never written");
+    std::fs::read_to_string(path).unwrap()
+}
+
 /// Text copied in a Wayland app pastes in an X11 app and back, for the clipboard and the
 /// primary selection: wl-copy/wl-paste (wlr data control) and xclip (through Xwayland's
 /// window manager) inside the session.
 #[test]
 fn the_clipboard_crosses_between_wayland_and_x11_apps() {
-    let out = std::env::temp_dir().join(format!("pf-clipboard-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    // Each read is retried until the other side's copy arrived (or 5 s passed), then kept.
-    let script = r#"
-        out=$1
-        until_read() { want=$1; shift; i=0; while [ $i -lt 100 ] && [ "$("$@" 2>/dev/null)" != "$want" ]; do i=$((i+1)); sleep 0.05; done; "$@" 2>&1; }
+    let steps = r#"
         printf 'copied in Wayland' | wl-copy
         until_read 'copied in Wayland' xclip -o -selection clipboard > "$out/x11.tmp"; mv "$out/x11.tmp" "$out/x11-read"
         printf 'copied in X11' | xclip -i -selection clipboard
         until_read 'copied in X11' wl-paste -n > "$out/wayland.tmp"; mv "$out/wayland.tmp" "$out/wayland-read"
         printf 'selected in Wayland' | wl-copy --primary
         until_read 'selected in Wayland' xclip -o -selection primary > "$out/primary.tmp"; mv "$out/primary.tmp" "$out/x11-primary-read"
-        exec sleep 60
     "#;
-    let s = start("320x240@30", &["sh", "-c", script, "sh", out.to_str().unwrap()], vec![]);
-    let read = |name: &str| {
-        let path = out.join(name);
-        assert!(wait_for_file(&path), "{name} never written");
-        std::fs::read_to_string(path).unwrap()
-    };
-    assert_eq!(read("x11-read"), "copied in Wayland", "an X11 app pastes what a Wayland app copied");
-    assert_eq!(read("wayland-read"), "copied in X11", "a Wayland app pastes what an X11 app copied");
-    assert_eq!(read("x11-primary-read"), "selected in Wayland", "the primary selection crosses too");
+    let (s, out) = clipboard_session("clipboard", steps, |_| {});
+    assert_eq!(written(&out, "x11-read"), "copied in Wayland", "an X11 app pastes what a Wayland app copied");
+    assert_eq!(written(&out, "wayland-read"), "copied in X11", "a Wayland app pastes what an X11 app copied");
+    assert_eq!(written(&out, "x11-primary-read"), "selected in Wayland", "the primary selection crosses too");
     s.stop();
     let _ = std::fs::remove_dir_all(&out);
 }
@@ -397,31 +409,22 @@ fn the_clipboard_crosses_between_wayland_and_x11_apps() {
 /// and what they copy afterwards (Wayland, then X11) is handed to the stream in order.
 #[test]
 fn the_clients_clipboard_joins_the_sessions() {
-    let out = std::env::temp_dir().join(format!("pf-client-clipboard-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::create_dir_all(&out).unwrap();
-    let script = r#"
-        out=$1
-        until_read() { want=$1; shift; i=0; while [ $i -lt 100 ] && [ "$("$@" 2>/dev/null)" != "$want" ]; do i=$((i+1)); sleep 0.05; done; "$@" 2>&1; }
+    // The X11 copy comes a while after the Wayland one, with no X11 request between: the
+    // window manager's claim for the Wayland copy must have reached the X server by then.
+    let steps = r#"
         until_read 'from the client' wl-paste -n > "$out/w.tmp"; mv "$out/w.tmp" "$out/wayland-read"
         until_read 'from the client' xclip -o -selection clipboard > "$out/x.tmp"; mv "$out/x.tmp" "$out/x11-read"
         printf 'copied in Wayland' | wl-copy
         sleep 0.5
         printf 'copied in X11' | xclip -i -selection clipboard
-        exec sleep 60
     "#;
     let (send, copies) = mpsc::channel();
-    let s = start_with("320x240@30", &["sh", "-c", script, "sh", out.to_str().unwrap()], vec![], |c| {
+    let (s, out) = clipboard_session("client-clipboard", steps, |c| {
         c.clipboard = Some(punktfunk_compositor::ClipboardSink { send, max_len: 1024 });
     });
     s.control.send(Control::Clipboard("from the client".into())).unwrap();
-    let read = |name: &str| {
-        let path = out.join(name);
-        assert!(wait_for_file(&path), "{name} never written");
-        std::fs::read_to_string(path).unwrap()
-    };
-    assert_eq!(read("wayland-read"), "from the client", "a Wayland app pastes what the client copied");
-    assert_eq!(read("x11-read"), "from the client", "an X11 app too");
+    assert_eq!(written(&out, "wayland-read"), "from the client", "a Wayland app pastes what the client copied");
+    assert_eq!(written(&out, "x11-read"), "from the client", "an X11 app too");
     let copied: Vec<String> = (0..2).filter_map(|_| copies.recv_timeout(LONG).ok()).collect();
     assert_eq!(copied, ["copied in Wayland", "copied in X11"], "the apps' copies go to the stream");
     s.stop();

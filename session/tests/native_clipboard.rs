@@ -28,7 +28,7 @@ fn the_clipboard_is_shared_with_a_client_allowed_it() {
         printf 'copied in Wayland' | wl-copy
         sleep 1.5
         printf 'copied in X11' | xclip -i -selection clipboard
-        while true; do wl-paste -n > "$out/latest" 2>/dev/null; sleep 0.1; done
+        while true; do wl-paste -n > "$out/l.tmp" 2>/dev/null && mv "$out/l.tmp" "$out/latest"; sleep 0.1; done
         "#,
         out.display()
     );

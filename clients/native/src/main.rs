@@ -8,6 +8,7 @@
 
 mod connection;
 mod decode;
+mod desktop_clipboard;
 mod frame_files;
 mod identity;
 mod mic;
@@ -122,9 +123,9 @@ struct StreamArgs {
     /// the node PIPEWIRE_NODE names).
     #[arg(long)]
     play: bool,
-    /// Share the clipboard with the session (where the host permits this client): what the
-    /// session's apps copy is kept in stats.json (`copied`) and, with a window, becomes this
-    /// desktop's clipboard text.
+    /// Share the clipboard with the session (where the host permits this client): with a
+    /// window, this desktop's clipboard text and the session's are one; what the session's
+    /// apps copy is kept in stats.json (`copied`) too.
     #[arg(long)]
     clipboard: bool,
     /// Copy this text into the session's clipboard once the stream started.
@@ -336,6 +337,9 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         anyhow::ensure!(c.control.clipboard(text)?, "--copy: longer than the protocol's {MAX_CLIPBOARD} bytes");
     }
     let mut copied = Vec::new();
+    // With a window, the desktop's clipboard joins in.
+    let (desktop_copies, mut desktop_copied) = tokio::sync::mpsc::unbounded_channel();
+    let desktop = (args.clipboard && window.is_some()).then(|| desktop_clipboard::DesktopClipboard::start(desktop_copies)).transpose()?;
     loop {
         let input = async {
             match window.as_mut() {
@@ -343,7 +347,18 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 None => std::future::pending().await,
             }
         };
+        let desktop_copy = async {
+            match &desktop {
+                Some(_) => desktop_copied.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
+            Some(text) = desktop_copy => {
+                if !c.control.clipboard(&text)? {
+                    tracing::warn!(bytes = text.len(), "the desktop's clipboard is longer than the protocol's {MAX_CLIPBOARD} bytes: not shared");
+                }
+            }
             event = input => match event {
                 Some(e) => c.control.input(e)?,
                 // The window closed.
@@ -367,6 +382,9 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 Some(ClientEvent::Clock { offset_us, rtt_us }) => tracing::debug!(offset_us, rtt_us, "host clock"),
                 Some(ClientEvent::Clipboard { text }) => {
                     tracing::info!(bytes = text.len(), "the session's clipboard");
+                    if let Some(d) = &desktop {
+                        d.set(text.clone());
+                    }
                     copied.push(text);
                 }
                 Some(other) => tracing::debug!(?other, "host says"),

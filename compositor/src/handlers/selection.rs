@@ -28,6 +28,7 @@ use smithay::xwayland::{X11Surface, X11Wm};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 /// Who owns a selection the compositor holds on the seat.
@@ -43,6 +44,9 @@ const TEXT_TYPES: [&str; 5] = ["text/plain;charset=utf-8", "UTF8_STRING", "text/
 
 /// How long a copying app gets to hand its text over.
 const READ_WAIT: Duration = Duration::from_secs(2);
+
+/// Copies read for the streaming client at once, at most.
+const MAX_READS: usize = 4;
 
 impl SelectionHandler for State {
     type SelectionUserData = SelectionOwner;
@@ -105,9 +109,13 @@ impl State {
         }
     }
 
-    /// Reads the clipboard's text on a thread and hands it to the stream.
+    /// Reads the clipboard's text on a thread and hands it to the stream (a few reads at
+    /// once at most: an app copying in a loop gets no more threads).
     fn share_clipboard(&mut self) {
         let Some(sink) = self.clipboard_out.clone() else { return };
+        if self.clipboard_reads.load(Ordering::Relaxed) >= MAX_READS {
+            return tracing::info!("a copy not shared: {MAX_READS} are being read");
+        }
         let Some(mime_type) = TEXT_TYPES.iter().find(|t| self.clipboard_types.iter().any(|o| o == *t)) else { return };
         let owner = current_data_device_selection_userdata(&self.seat).map(|o| o.clone());
         let (reader, writer) = match std::io::pipe() {
@@ -128,13 +136,19 @@ impl State {
         if let Err(e) = asked {
             return tracing::warn!("clipboard not shared: {e}");
         }
-        let spawned = std::thread::Builder::new().name("clipboard-read".into()).spawn(move || match read_text(reader, sink.max_len) {
-            Ok(text) => {
-                let _ = sink.send.send(text);
+        let reads = Arc::clone(&self.clipboard_reads);
+        reads.fetch_add(1, Ordering::Relaxed);
+        let spawned = std::thread::Builder::new().name("clipboard-read".into()).spawn(move || {
+            match read_text(reader, sink.max_len) {
+                Ok(text) => {
+                    let _ = sink.send.send(text);
+                }
+                Err(e) => tracing::info!("clipboard not shared: {e}"),
             }
-            Err(e) => tracing::info!("clipboard not shared: {e}"),
+            reads.fetch_sub(1, Ordering::Relaxed);
         });
         if let Err(e) = spawned {
+            self.clipboard_reads.fetch_sub(1, Ordering::Relaxed);
             tracing::warn!("clipboard not shared: {e}");
         }
     }
