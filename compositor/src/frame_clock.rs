@@ -59,9 +59,9 @@ impl FrameClock {
     }
 
     /// The tick came at `now` (`produced`: its render made a frame; if not, a commit still
-    /// renders at once until the next callbacks): the next tick is an `interval` on (skipping ahead after a slow
-    /// frame instead of bursting to catch up), this cycle's callbacks are scheduled to
-    /// leave the clients their drawing time before it.
+    /// renders at once until the next callbacks): the next tick is an `interval` on
+    /// (skipping ahead after a slow frame instead of bursting to catch up), this cycle's
+    /// callbacks are scheduled to leave the clients their drawing time before it.
     pub fn rendered(&mut self, now: Instant, interval: Duration, produced: bool) {
         self.slot_open &= !produced;
         self.commit_rendered = false;
