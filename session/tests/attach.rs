@@ -56,16 +56,23 @@ fn moonlight_streams_a_new_output_of_a_running_sway() {
         .spawn()
         .unwrap();
 
-    // The stream's output appears at the client's mode; the test pattern opens on it.
+    // The stream's output appears, then takes the client's mode (sway creates it at its
+    // default first); the test pattern opens on it.
     let since = Instant::now();
+    let mode = |o: &serde_json::Value| (o["current_mode"]["width"].as_u64(), o["current_mode"]["height"].as_u64());
     let output = loop {
-        if let Some(o) = sway::new_output(&socket) {
-            break o;
+        let output = sway::new_output(&socket);
+        if let Some(o) = output.as_ref().filter(|o| mode(o) == (Some(640), Some(360))) {
+            break o.clone();
         }
-        assert!(since.elapsed() < Duration::from_secs(60), "no output for the stream:\n{}", daemon_log(&dir));
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "no output for the stream at the client's mode (last seen: {:?}):\n{}",
+            output.as_ref().map(mode),
+            daemon_log(&dir)
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
-    assert_eq!((output["current_mode"]["width"].as_u64(), output["current_mode"]["height"].as_u64()), (Some(640), Some(360)));
     let name = output["name"].as_str().unwrap();
     let log = dir.join("input.log");
     sway::swaymsg(&socket, &["focus", "output", name]);
