@@ -68,7 +68,9 @@ fn moonlight_hears_the_sessions_sound() {
     // The sound's first 100 ms are its head: none of it was lost. (moonlight-common-c drops
     // the first 500 ms of audio packets it receives; a host that sends nothing while the
     // session is silent lost the start of the first sound to it.)
-    assert_eq!(audio["first_hz"].as_f64(), Some(HEAD_HZ), "the start of the sound is missing: {audio}");
+    // (Its loudest frequency in 10 Hz bins, the head starting inside the window: ±1 bin.)
+    let first_hz = audio["first_hz"].as_f64().unwrap_or(0.0);
+    assert!((first_hz - HEAD_HZ).abs() <= 10.0, "the start of the sound is missing: {audio}");
     // Onset: printed, not asserted (timing depends on the machine).
     let what = "GameStream: the app starts its tone → the first audible sound decoded at the client";
     common::onset_figure(&onset, &audio["onset_us"], what, audio);
