@@ -82,8 +82,6 @@ pub struct State {
     pub last_commit: Option<std::time::Instant>,
     /// Where text the session's apps copy goes (the streaming client), if anywhere.
     pub clipboard_out: Option<crate::ClipboardSink>,
-    /// The types the clipboard's newest owner offers.
-    pub clipboard_types: Vec<String>,
     /// Copies being read for the streaming client (each on a thread, bounded).
     pub clipboard_reads: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 
@@ -169,7 +167,6 @@ impl State {
             app: None,
             render_ping: None,
             clipboard_out: None,
-            clipboard_types: Vec::new(),
             clipboard_reads: Default::default(),
             last_commit: None,
             xwayland_shell: XWaylandShellState::new::<State>(&dh),

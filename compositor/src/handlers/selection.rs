@@ -104,19 +104,18 @@ impl State {
     /// request is handled), its text goes to the streaming client.
     fn share_clipboard_soon(&mut self, types: Vec<String>) {
         if self.clipboard_out.is_some() {
-            self.clipboard_types = types;
-            self.loop_handle.insert_idle(|state| state.share_clipboard());
+            self.loop_handle.insert_idle(move |state| state.share_clipboard(&types));
         }
     }
 
-    /// Reads the clipboard's text on a thread and hands it to the stream (a few reads at
-    /// once at most: an app copying in a loop gets no more threads).
-    fn share_clipboard(&mut self) {
+    /// Reads the clipboard's text (offered as `types`) on a thread and hands it to the
+    /// stream (a few reads at once at most: an app copying in a loop gets no more threads).
+    fn share_clipboard(&mut self, types: &[String]) {
         let Some(sink) = self.clipboard_out.clone() else { return };
         if self.clipboard_reads.load(Ordering::Relaxed) >= MAX_READS {
             return tracing::info!("a copy not shared: {MAX_READS} are being read");
         }
-        let Some(mime_type) = TEXT_TYPES.iter().find(|t| self.clipboard_types.iter().any(|o| o == *t)) else { return };
+        let Some(mime_type) = TEXT_TYPES.iter().find(|t| types.iter().any(|o| o == *t)) else { return };
         let owner = current_data_device_selection_userdata(&self.seat).map(|o| o.clone());
         let (reader, writer) = match std::io::pipe() {
             Ok(pipe) => pipe,
