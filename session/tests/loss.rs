@@ -251,6 +251,16 @@ fn parity_follows_the_loss_the_client_reports() {
             host["fec_percent"]
         );
         assert_eq!(out["frames"], 300, "the stream stalled: {out}");
+        // Each unrecoverable loss froze the picture until a key frame decoded: how long.
+        let mut freezes: Vec<f64> = out["freezes_ms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        freezes.sort_by(f64::total_cmp);
+        common::figure(&format!(
+            "recovery (ms) Moonlight at 10 % loss, {label} parity: {} freezes (a lost frame → the next decoded one), p50 {}, longest {}",
+            freezes.len(),
+            freezes.get(freezes.len() / 2).copied().unwrap_or(0.0),
+            freezes.last().copied().unwrap_or(0.0)
+        ));
+        assert!(out["frame_gaps"] == 0 || !freezes.is_empty(), "every gap is a freeze: {out}");
         runs.push(host);
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -304,7 +314,14 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
             "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
             stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]
         );
-        runs.push((parity, stats["frames_lost"].as_u64().unwrap()));
+        let recovery = &stats["recovery"];
+        common::figure(&format!(
+            "recovery (µs) punktfunk/1 at 10 % loss, {label} parity: {} losses (noticed → the next key frame decoded), p50 {}, p99 {}",
+            recovery["n"], recovery["p50_us"], recovery["p99_us"]
+        ));
+        let lost = stats["frames_lost"].as_u64().unwrap();
+        assert!(lost < 2 || recovery["n"].as_u64() >= Some(1), "losses before the end recover: {stats}");
+        runs.push((parity, lost));
         let _ = std::fs::remove_dir_all(&dir);
     }
     let ((fixed_parity, fixed_lost), (parity, lost)) = (runs[0], runs[1]);

@@ -208,7 +208,7 @@ def band(frame):
 
 
 def stamp(frame):
-    """The test pattern's (counter, draw time in µs of CLOCK_REALTIME) read from a decoded
+    """The test pattern's (counter, draw time in µs of CLOCK_MONOTONIC) read from a decoded
     picture, or None where its check bits do not match (see the test-pattern crate)."""
     data = frame.data
     cell = data.shape[1] // 64
@@ -280,14 +280,19 @@ if mode == "loss":
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
                         output_format="rgb24", ready_timeout=30.0, record_audio=False)
-    numbers = []
+    numbers, decoded_at = [], []
     deadline = time.monotonic() + 30
     for f in client.frames():
         numbers.append(f.frame_number)
+        decoded_at.append(time.monotonic())
         if len(numbers) >= 300 or time.monotonic() > deadline:
             break
     out["frames"] = len(numbers)
     out["frame_gaps"] = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
+    # A frame lost beyond FEC freezes the picture until a clean one decodes (without
+    # reference frame invalidation, the key frame the client asks for): how long each did.
+    out["freezes_ms"] = [round((t1 - t0) * 1000, 1) for (a, t0), (b, t1) in
+                         zip(zip(numbers, decoded_at), zip(numbers[1:], decoded_at[1:])) if b - a > 1]
     out["video_stats"] = video_stats()
     client.stop_stream()
     client.quit_app()
@@ -588,10 +593,10 @@ t0 = time.monotonic()
 client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
                     output_format="rgb24", ready_timeout=30.0, record_audio=False)
 out["launch_to_first_frame_ms"] = round((time.monotonic() - t0) * 1000)
-# Latency from the app's draw (the pattern's stamp, CLOCK_REALTIME) to the decoded picture,
+# Latency from the app's draw (the pattern's stamp, CLOCK_MONOTONIC) to the decoded picture,
 # and to the frame's first datagram reaching the client (on loopback: leaving the host).
 # moonlight-common-c stamps that arrival on its own clock (microseconds since it started):
-# read against CLOCK_REALTIME at once, it converts.
+# read against CLOCK_MONOTONIC at once, it converts.
 
 
 def latency_of(want):
@@ -599,14 +604,14 @@ def latency_of(want):
     the last one's shape."""
     seen, to_decoded, to_first_datagram, shape = [], [], [], None
     for f in client.frames():
-        now_us = time.time_ns() // 1000
-        common_c_to_realtime = now_us - lib.LiGetMicroseconds()
+        now_us = time.monotonic_ns() // 1000
+        common_c_to_monotonic = now_us - lib.LiGetMicroseconds()
         seen.append((f.frame_number, band(f)))
         shape = list(f.data.shape)
         drawn = stamp(f)
         if drawn:
             to_decoded.append(now_us - drawn[1])
-            to_first_datagram.append(f.receive_time_us + common_c_to_realtime - drawn[1])
+            to_first_datagram.append(f.receive_time_us + common_c_to_monotonic - drawn[1])
         if len(seen) >= want:
             break
     # The whole stream, and after its first 30 frames (the first key frame, the encoder's

@@ -34,36 +34,6 @@ fn band(ppm: &Path) -> [f64; 3] {
     sum.map(|s| s / n)
 }
 
-/// Draw → first datagram and draw → decoded (µs) of each written frame whose test-pattern
-/// stamp reads, from the client's per-picture arrival times (CLOCK_REALTIME, as the stamp).
-fn draw_latency(out: &Path, stats: &serde_json::Value) -> (Vec<i64>, Vec<i64>) {
-    let (mut wire, mut decoded) = (Vec::new(), Vec::new());
-    for (i, times) in stats["arrivals"].as_array().unwrap().iter().enumerate() {
-        let Ok(bytes) = std::fs::read(out.join(format!("frame-{:05}.ppm", i + 1))) else { break };
-        let header: Vec<&[u8]> = bytes.splitn(4, |b| *b == b'\n').collect();
-        let dims: Vec<u32> = std::str::from_utf8(header[1]).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
-        let pixels = header[3];
-        let rgb_at = |x: u32, y: u32| {
-            let i = ((y * dims[0] + x) * 3) as usize;
-            (pixels[i], pixels[i + 1], pixels[i + 2])
-        };
-        let Some((_, drawn)) = punktfunk_test_pattern::decode(dims[0], rgb_at) else { continue };
-        let (first, at) = (times[0].as_i64().unwrap(), times[1].as_i64().unwrap());
-        if first > 0 {
-            wire.push(first - drawn as i64);
-        }
-        decoded.push(at - drawn as i64);
-    }
-    (wire, decoded)
-}
-
-/// (samples, p50, p99).
-fn percentiles(mut v: Vec<i64>) -> (usize, i64, i64) {
-    v.sort_unstable();
-    let at = |q: f64| v.get(((v.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
-    (v.len(), at(0.5), at(0.99))
-}
-
 #[test]
 fn pairs_streams_renegotiates_and_refuses_strangers() {
     let dir = std::env::temp_dir().join(format!("pf-native-{}", std::process::id()));
@@ -174,28 +144,43 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
         );
     }
 
-    // Latency from the app's draw, read from the pattern's stamp in each written frame, to
-    // the frame's first datagram and to its decoded picture at the client: printed, not
-    // asserted (timing depends on the machine); the stamps must decode, and causality holds.
-    for mode in ["1280x720@60", "1280x720@30", "1280x720@120"] {
+    // Latency from the app's draw to the frame's first datagram and to its decoded picture
+    // at the client: the client's latency probe reads the pattern's stamp from each decoded
+    // picture. Printed, not asserted (timing depends on the machine); the stamps must
+    // decode, and causality holds.
+    for mode in ["1280x720@60", "1280x720@30", "1280x720@120", "1920x1080@60"] {
         let out = dir.join(format!("latency-{mode}"));
         let args = ["--app", "Input Test", "--mode", mode, "--bitrate-kbps", "10000", "--frames", "90", "--stop"];
         let stats = stream_native(&[], &dir, &alice, NATIVE, &args, &out);
-        let (wire, decoded) = draw_latency(&out, &stats);
+        let probe = &stats["probe"];
         let host = &common::api_status(&dir, API_PORT)["last_video"];
-        // The whole stream, and after its first 30 frames (the first key frame, the encoder's
-        // and the app's start).
-        let (steady_wire, steady_decoded) =
-            (percentiles(wire[30.min(wire.len())..].to_vec()), percentiles(decoded[30.min(decoded.len())..].to_vec()));
-        let (wire, decoded) = (percentiles(wire), percentiles(decoded));
+        let at = |what: &str| {
+            let p = &probe[what];
+            (p["n"].as_i64().unwrap_or(0), p["p50_us"].as_i64().unwrap_or(0), p["p99_us"].as_i64().unwrap_or(0))
+        };
+        let (wire, decoded) = (at("draw_to_first_datagram"), at("draw_to_decoded"));
         common::figure(&format!(
-            "latency (µs) punktfunk/1 {mode} H.264, from the app's draw (n, p50, p99): draw → first datagram {wire:?}, after 30 frames {steady_wire:?}; draw → decoded {decoded:?}, after 30 frames {steady_decoded:?}; host, commit → last datagram p50/p99 {}/{}",
-            host["host_latency_us_p50"], host["host_latency_us_p99"]
+            "latency (µs) punktfunk/1 {mode} H.264, from the app's draw (n, p50, p99): draw → first datagram {wire:?}, after 30 frames {:?}; draw → decoded {decoded:?}, after 30 frames {:?}; clocks' offset {} ± {}/2; host, commit → last datagram p50/p99 {}/{}",
+            at("steady_draw_to_first_datagram"),
+            at("steady_draw_to_decoded"),
+            stats["clock_offset_us"],
+            stats["clock_rtt_us"],
+            host["host_latency_us_p50"],
+            host["host_latency_us_p99"]
         ));
         common::stages_figure(&format!("punktfunk/1 {mode}"), host);
-        assert!(decoded.0 >= 80, "the pattern's stamps decode from the stream: {decoded:?}");
+        assert!(decoded.0 >= 80, "the pattern's stamps decode from the stream: {stats}");
         assert!(0 < wire.1 && wire.1 <= decoded.1, "draw → first datagram within draw → decoded: {wire:?} {decoded:?}");
     }
+
+    // What a user runs on their own network: headless with no frames written, the probe's
+    // figures printed.
+    let probed = native_client(&[], &alice)
+        .args(["stream", &format!("127.0.0.1:{NATIVE}"), "--headless", "--app", "Input Test", "--frames", "60", "--stop"])
+        .output()
+        .unwrap();
+    let said = text(&probed);
+    assert!(probed.status.success() && said.contains("latency probe, ") && said.contains("app's draw → decoded here p50 "), "{said}");
 
     // Removing a client on the host ends what it is streaming.
     let out = dir.join("revoked");

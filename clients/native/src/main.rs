@@ -13,6 +13,7 @@ mod frame_files;
 mod identity;
 mod mic;
 mod player;
+mod probe;
 mod receive;
 mod window;
 
@@ -89,8 +90,9 @@ struct StreamArgs {
     fec_percent: u16,
     #[arg(long, default_value_t = 1400)]
     shard_len: u32,
-    /// No window: write decoded frames to --out.
-    #[arg(long, requires = "out")]
+    /// No window: decoded frames go to --out, or nowhere (the figures are printed: with the
+    /// host's "Latency probe" app, the latency from its draw to here).
+    #[arg(long)]
     headless: bool,
     /// Stop after this many decoded frames (headless: 60 unless given; a window: until
     /// closed).
@@ -410,6 +412,9 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 break;
             }
         }
+    }
+    if let Some(figures) = &stats.probe {
+        println!("{}", figures.summary(stats.clock_rtt_us));
     }
     let mut json = serde_json::to_value(&stats)?;
     json["ended"] = serde_json::json!(ended);

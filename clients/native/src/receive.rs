@@ -5,6 +5,7 @@
 
 use crate::decode::{Decoder, Picture};
 use crate::mic::{self, Mic};
+use crate::probe::{self, Percentiles, Probe};
 use punktfunk_core::control::messages::{ReceiveStats, Started};
 use punktfunk_core::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND, kind};
 use punktfunk_core::native::config::StreamConfig;
@@ -46,17 +47,18 @@ pub struct Stats {
     pub clock_rtt_us: Option<u64>,
     /// Which decoder ran, and why.
     pub decoder: String,
-    /// For the first [`ARRIVALS_KEPT`] pictures, in order: when their frame's first datagram
-    /// arrived and when the picture was decoded (µs of CLOCK_REALTIME, the clock the test
-    /// pattern stamps its draws with), so draw → wire and draw → decoded can be read per frame.
-    pub arrivals: Vec<(u64, u64)>,
+    /// A frame lost (or refused by the decoder) → the next key frame decoded: how long the
+    /// picture stayed wrong, per loss (µs).
+    pub recovery: Option<Percentiles>,
+    /// The app's draw → here, for a stream of the test pattern (the latency probe).
+    pub probe: Option<probe::Figures>,
     /// When the first sound packet with something audible in it arrived (µs of
     /// CLOCK_REALTIME): a tone's onset at the client.
     pub sound_onset_us: Option<u64>,
 }
 
-/// Pictures whose arrival times [`Stats::arrivals`] keeps.
-pub const ARRIVALS_KEPT: usize = 600;
+/// Losses whose recovery time [`Stats::recovery`] counts at most.
+const MAX_RECOVERIES: usize = 4096;
 
 /// When each recent frame's first datagram arrived, by frame id (a small ring: frames are
 /// reassembled within a few frames of their first datagram).
@@ -67,7 +69,7 @@ impl FirstArrivals {
     fn note(&mut self, id: u32) {
         let slot = &mut self.0[id as usize % 32];
         if slot.0 != id || slot.1 == 0 {
-            *slot = (id, realtime_us());
+            *slot = (id, monotonic_us());
         }
     }
 
@@ -79,6 +81,22 @@ impl FirstArrivals {
 
 fn realtime_us() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Commit → reassembled (µs, sorted) of `reassembled` frames (the host's stamp, the time
+/// here), through the clocks' offset as now estimated; none before the first estimate.
+fn latencies(reassembled: &[(u64, u64)], offset: &Offset) -> Vec<u64> {
+    let offset = offset.load(Ordering::Relaxed);
+    if offset == UNKNOWN_OFFSET {
+        return Vec::new();
+    }
+    // The host picks the stamp: saturating, never overflowing.
+    let mut v: Vec<u64> = reassembled
+        .iter()
+        .map(|&(stamp, here)| (here as i64).saturating_sub((stamp as i64).saturating_sub(offset)).max(0) as u64)
+        .collect();
+    v.sort_unstable();
+    v
 }
 
 /// The host − client clock offset, shared with the control connection that measures it.
@@ -127,17 +145,20 @@ pub fn run(
     let mut hellos = AudioSealer::new(&started.mic_key, KIND_HELLO);
     let mut opus = opus::Decoder::new(48_000, opus::Channels::Stereo)?;
     let mut next_sound: Option<u64> = None;
-    let (mut stats, mut latencies) = (Stats::default(), Vec::new());
+    // Per reassembled frame: the host's commit stamp and when it was reassembled here (the
+    // clocks' offset is applied when the figures are made: early estimates can be far off).
+    let (mut stats, mut reassembled) = (Stats::default(), Vec::<(u64, u64)>::new());
     let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
     let (mut refused, mut first_error) = (0u64, None::<String>);
-    let (mut last_report, mut recent_latency) = (Instant::now(), Vec::new());
-    let mut firsts = FirstArrivals([(0, 0); 32]);
+    let mut last_report = Instant::now();
+    let (mut firsts, mut probe) = (FirstArrivals([(0, 0); 32]), Probe::default());
+    // Since when the picture is wrong (a frame lost or refused) until a key frame decodes,
+    // and how long each such spell lasted (µs).
+    let (mut broken_since, mut recoveries) = (None::<Instant>, Vec::new());
     while !stop.load(Ordering::Relaxed) {
         if last_report.elapsed() >= Duration::from_secs(1) {
             last_report = Instant::now();
-            recent_latency.clear();
-            recent_latency.extend_from_slice(&latencies[latencies.len().saturating_sub(240)..]);
-            recent_latency.sort_unstable();
+            let recent = latencies(&reassembled[reassembled.len().saturating_sub(240)..], &offset);
             on(Event::Progress(ReceiveStats {
                 frames_received: stats.frames_received,
                 frames_lost: stats.frames_lost,
@@ -145,7 +166,7 @@ pub fn run(
                 datagrams: stats.datagrams,
                 audio_packets: stats.audio_packets,
                 video_lost: receiver.packets_missing(),
-                latency_us_p50: recent_latency.get(recent_latency.len() / 2).copied().unwrap_or(0),
+                latency_us_p50: recent.get(recent.len() / 2).copied().unwrap_or(0),
             }));
         }
         // Tell the host where to send video: often until it flows, then once a second so a
@@ -183,24 +204,21 @@ pub fn run(
                 firsts.note(h.frame);
             }
             let _ = receiver.push(d, |e| match e {
-                FrameEvent::Frame { id, timestamp_us, recovered_shards, data, .. } => {
+                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data } => {
                     stats.frames_received += 1;
                     stats.frames_recovered += u64::from(recovered_shards > 0);
-                    let offset = offset.load(Ordering::Relaxed);
-                    if offset != UNKNOWN_OFFSET {
-                        // The host's stamp in this machine's clock (the host picks the stamp:
-                        // saturating, never overflowing).
-                        let sent = (timestamp_us as i64).saturating_sub(offset);
-                        latencies.push((monotonic_us() as i64).saturating_sub(sent).max(0) as u64);
-                        if latencies.len() >= 1 << 17 {
-                            // Figures over the recent past; memory stays bounded.
-                            latencies.drain(..1 << 16);
-                        }
+                    reassembled.push((timestamp_us, monotonic_us()));
+                    if reassembled.len() >= 1 << 17 {
+                        // Figures over the recent past; memory stays bounded.
+                        reassembled.drain(..1 << 16);
                     }
                     let decoded = decoder.decode(data, |p| {
                         stats.frames_decoded += 1;
-                        if stats.arrivals.len() < ARRIVALS_KEPT {
-                            stats.arrivals.push((firsts.of(id).unwrap_or(0), realtime_us()));
+                        probe.picture(&p, firsts.of(id), monotonic_us());
+                        if let Some(since) = broken_since.take_if(|_| keyframe)
+                            && recoveries.len() < MAX_RECOVERIES
+                        {
+                            recoveries.push(since.elapsed().as_micros() as i64);
                         }
                         if stats.first_picture_ms == 0 {
                             stats.first_picture_ms = begin.elapsed().as_millis() as u64;
@@ -216,12 +234,14 @@ pub fn run(
                     if let Err(e) = decoded {
                         refused += 1;
                         first_error.get_or_insert_with(|| e.to_string());
+                        broken_since.get_or_insert_with(Instant::now);
                         stats.keyframe_requests += 1;
                         on(Event::NeedKeyframe);
                     }
                 }
                 FrameEvent::Lost { .. } => {
                     stats.frames_lost += 1;
+                    broken_since.get_or_insert_with(Instant::now);
                     stats.keyframe_requests += 1;
                     on(Event::NeedKeyframe);
                 }
@@ -232,8 +252,11 @@ pub fn run(
         tracing::warn!(count = refused, first, "frames the decoder refused");
     }
     stats.datagrams_invalid = receiver.stats().packets_invalid;
-    latencies.sort_unstable();
-    let at = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
+    stats.recovery = (!recoveries.is_empty()).then(|| Percentiles::of(recoveries));
+    let all = latencies(&reassembled, &offset);
+    let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
     (stats.latency_us_p50, stats.latency_us_p99) = (at(0.5), at(0.99));
+    let offset = offset.load(Ordering::Relaxed);
+    stats.probe = probe.figures(if offset == UNKNOWN_OFFSET { 0 } else { offset });
     Ok(stats)
 }

@@ -51,7 +51,7 @@ fn session(mode: &str, command: Vec<String>, direct: bool, renderer: EngineChoic
     let sink_figures = std::sync::Arc::clone(&figures);
     let mut yuv = Vec::new();
     let sink = move |f: Frame| {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_micros() as u64;
+        let now = punktfunk_test_pattern::now_us();
         let mut figures = sink_figures.lock();
         if let Some((_, stamped)) = punktfunk_test_pattern::decode(f.width, |x, y| f.rgb_at(x, y)) {
             figures.0.push(now.saturating_sub(stamped) as u32);

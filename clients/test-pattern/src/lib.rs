@@ -4,12 +4,21 @@
 //! Layout, in cells of `width / 64` pixels square:
 //! - row 0: the frame counter, 32 bits MSB first (white = 1), then the same bits inverted
 //!   (a check that the row was read correctly);
-//! - row 1: the client's CLOCK_REALTIME when it drew the frame, in µs, 64 bits MSB first;
+//! - row 1: when the app drew the frame ([`now_us`]: the machine's CLOCK_MONOTONIC, in µs),
+//!   64 bits MSB first;
 //! - everything below: a solid colour band with the counter in large digits.
 //!
 //! Cells are big and black/white so the pattern survives lossy encoding.
 
 mod font;
+
+/// The clock frames are stamped with: CLOCK_MONOTONIC in µs, the one every process of the
+/// machine shares and the one a punktfunk/1 client's clock offset is measured against (so a
+/// client on another machine can read the stamp in its own time).
+pub fn now_us() -> u64 {
+    let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).expect("the monotonic clock exists");
+    t.tv_sec() as u64 * 1_000_000 + t.tv_nsec() as u64 / 1000
+}
 
 /// Cells per row.
 pub const CELLS: u32 = 64;
@@ -38,19 +47,21 @@ fn cell_size(width: u32) -> u32 {
     (width / CELLS).max(1)
 }
 
-/// Draws frame `counter`, stamped `timestamp_us`, over a band of `rgb` (0xRRGGBB).
-pub fn draw(c: &mut Canvas, counter: u32, timestamp_us: u64, rgb: u32) {
+/// Draws frame `counter` over a band of `rgb` (0xRRGGBB), stamped with what `now` says once
+/// the rest is drawn: the stamp is when the app's picture was done, so a slow draw (a debug
+/// build fills 1080p in tens of ms) is not counted as the host's latency.
+pub fn draw(c: &mut Canvas, counter: u32, rgb: u32, now: impl FnOnce() -> u64) {
     let cell = cell_size(c.width);
     c.fill(0, 2 * cell, c.width, c.height.saturating_sub(2 * cell), rgb);
+    let scale = (c.height / 40).clamp(1, 16);
+    font::draw_number(c, counter, cell * 2, 3 * cell, scale, 0xffffff);
     let bits = (u64::from(counter) << 32) | u64::from(!counter);
-    for (row, value) in [(0, bits), (1, timestamp_us)] {
+    for (row, value) in [(0, bits), (1, now())] {
         for i in 0..CELLS {
             let on = value >> (63 - i) & 1 == 1;
             c.fill(i * cell, row * cell, cell, cell, if on { 0xffffff } else { 0x000000 });
         }
     }
-    let scale = (c.height / 40).clamp(1, 16);
-    font::draw_number(c, counter, cell * 2, 3 * cell, scale, 0xffffff);
 }
 
 /// Reads (counter, timestamp_us) back; `None` if the check bits do not match. `rgb_at`
@@ -80,7 +91,7 @@ mod tests {
     /// A `w`×`h` frame of the pattern, as `decode` reads it.
     fn drawn(w: u32, h: u32, counter: u32, stamp: u64, rgb: u32) -> impl Fn(u32, u32) -> (u8, u8, u8) {
         let mut buf = vec![0u8; (w * h * 4) as usize];
-        draw(&mut Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 }, counter, stamp, rgb);
+        draw(&mut Canvas { data: &mut buf, width: w, height: h, stride: w as usize * 4 }, counter, rgb, || stamp);
         move |x, y| {
             let i = (y * w + x) as usize * 4;
             (buf[i + 2], buf[i + 1], buf[i])

@@ -18,7 +18,6 @@ use punktfunk_test_pattern::{Canvas, draw};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::time::{SystemTime, UNIX_EPOCH};
 use wayland_client::globals::{GlobalListContents, registry_queue_init};
 use wayland_client::protocol::{
     wl_buffer, wl_callback, wl_compositor, wl_keyboard, wl_pointer, wl_registry, wl_seat, wl_shm, wl_shm_pool, wl_surface,
@@ -108,9 +107,8 @@ fn main() -> anyhow::Result<()> {
             app.buffers = (0..2).map(|i| new_buffer(&shm, &qh, w, h, i)).collect::<anyhow::Result<_>>()?;
         }
         let Some((i, buf)) = app.buffers.iter_mut().enumerate().find(|(_, b)| !b.busy) else { continue };
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as u64;
         let band = if app.presses % 2 == 1 { !color & 0xffffff } else { color };
-        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, now, band);
+        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, band, punktfunk_test_pattern::now_us);
         buf.busy = true;
         surface.attach(Some(&app.buffers[i].buffer), 0, 0);
         surface.damage_buffer(0, 0, w as i32, h as i32);

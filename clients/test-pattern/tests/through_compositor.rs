@@ -5,10 +5,10 @@ use punktfunk_compositor::{Config, Control, ConvertChoice, EngineChoice, Frame, 
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Range};
 use punktfunk_streamer::gpu::{DRM_FORMAT_GR88, DRM_FORMAT_R8, DmabufPlane, GpuSurfaces};
 use punktfunk_streamer::{PixelFormat, SinkWithWants};
-use punktfunk_test_pattern::decode;
+use punktfunk_test_pattern::{decode, now_us};
 use std::sync::Arc;
 use std::sync::mpsc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What the sink saw of one frame.
 struct Seen {
@@ -37,10 +37,6 @@ fn is_band((r, g, b): (u8, u8, u8)) -> bool {
 
 /// Where tests that show the cursor put the pointer: on the band.
 const POINTER: (u32, u32) = (1200, 600);
-
-fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_micros() as u64
-}
 
 /// Runs the test pattern (band colour `BAND`) for `frames` frames at 1280x720 under `config`, with a sink
 /// that takes `sink_time` per frame; `pointer` moves the pointer there first.
