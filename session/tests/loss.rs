@@ -1,7 +1,9 @@
-//! Video over a lossy link: host and client in their own network namespace, where nftables
-//! drops a share of the host's video datagrams, at random or in bursts (this kernel has no
-//! `sch_netem`, so `tc netem loss` is not available; drop rules give the same loss models).
-//! The client's own statistics must show FEC recovering packets, and the stream keeps going.
+//! Video over an imperfect link: host and client in their own network namespace, where
+//! nftables drops a share of the host's video datagrams, at random or in bursts (this
+//! kernel has no `sch_netem`, so `tc netem loss` is not available; drop rules give the same
+//! loss models), or where `tc netem` delays every datagram (on a kernel that has it: the
+//! latency probe's test runs in `.ci/drm-vm`). The client's own statistics must show FEC
+//! recovering packets, and the stream keeps going.
 //!
 //! Needs root (or password-less sudo), `ip` and `nft` (`.ci/run` installs them) and the
 //! Moonlight client's Python.
@@ -49,6 +51,22 @@ impl Netns {
 }
 
 impl Netns {
+    /// A namespace whose loopback holds every datagram `delay_ms` before delivering it (both
+    /// ways: a link of `2 × delay_ms` round trip).
+    fn delayed(name: &str, sudo: Vec<&'static str>, delay_ms: u32) -> Self {
+        let ns = Self { name: name.to_owned(), sudo };
+        ns.delete();
+        for args in [
+            &["ip", "netns", "add", name][..],
+            &["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
+            &["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", &format!("{delay_ms}ms")],
+        ] {
+            let st = privileged(&ns.sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+            assert!(st.success(), "{args:?} failed");
+        }
+        ns
+    }
+
     /// `argv` run inside the namespace.
     fn exec<'a>(&'a self, argv: &[&'a str]) -> Vec<&'a str> {
         self.sudo.iter().copied().chain(["ip", "netns", "exec", &self.name]).chain(argv.iter().copied()).collect()
@@ -328,4 +346,52 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
     assert_eq!(fixed_parity, 20);
     assert!(parity >= 30, "10 % loss raised the parity: {parity} %");
     assert!(lost < fixed_lost, "more parity, fewer frames lost: {lost} against {fixed_lost}");
+}
+
+/// The latency probe through a link with delay: `punktfunk-client` streams the test pattern
+/// over punktfunk/1 through a loopback `tc netem` holds 20 ms each way, and again with no
+/// delay, in the same run. The probe reads each picture's draw stamp through the clock
+/// offset its pings measure across the delayed link: on one machine the true offset is 0,
+/// so the estimate must be within its own bound (half the best ping's round trip), and the
+/// pings must have crossed the delay. The figures (printed, not asserted: timing) show the
+/// delay in the probe's latencies.
+#[test]
+#[ignore = "needs sch_netem (.ci/drm-vm)"]
+fn the_latency_probe_reads_through_a_delayed_link() {
+    let sudo = if nix::unistd::geteuid().is_root() { vec![] } else { vec!["sudo", "-n", "-E"] };
+    const DELAY_MS: u32 = 20;
+    let native = PORT + 50;
+    for delay_ms in [0, DELAY_MS] {
+        let name = format!("pf-delay-{delay_ms}-{}", std::process::id());
+        let ns = Netns::delayed(&name, sudo.clone(), delay_ms);
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string()];
+        let wrapper = ns.exec(&[]);
+        let host = "start_pipewire = false\nrenderer = \"pixman\"\n";
+        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, host, &app, "");
+        let config = dir.join("client");
+        let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
+        assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
+        let args = ["--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "4000", "--frames", "120", "--stop"];
+        let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
+        let probe = &stats["probe"];
+        let at = |what: &str, k: &str| probe[what][k].as_i64().unwrap_or_else(|| panic!("the probe's {what}.{k}: {stats}"));
+        let (offset, rtt) = (stats["clock_offset_us"].as_i64().unwrap(), stats["clock_rtt_us"].as_i64().unwrap());
+        common::figure(&format!(
+            "latency (µs) punktfunk/1 640x360@30 through {delay_ms} ms each way, from the app's draw after 30 pictures (n, p50, p99): → first datagram ({}, {}, {}), → decoded ({}, {}, {}); clocks' offset {offset} ± {rtt}/2",
+            at("steady_draw_to_first_datagram", "n"),
+            at("steady_draw_to_first_datagram", "p50_us"),
+            at("steady_draw_to_first_datagram", "p99_us"),
+            at("steady_draw_to_decoded", "n"),
+            at("steady_draw_to_decoded", "p50_us"),
+            at("steady_draw_to_decoded", "p99_us"),
+        ));
+        // The first pictures are the desktop before the app's window (no stamp).
+        assert!(at("steady_draw_to_decoded", "n") >= 40, "the stamps decode: {stats}");
+        assert!(rtt >= 2_000 * i64::from(delay_ms), "the pings crossed the delayed link: {stats}");
+        assert!(offset.abs() <= rtt / 2 + 1, "one machine's clocks agree within the estimate's bound: {stats}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
