@@ -170,9 +170,11 @@ pub struct VideoStats {
     pub host_latency_us_p99: u32,
     #[serde(default)]
     pub host_latency_us_mean: u32,
-    /// Where that time went: each stage's mean (they add up to the mean above) and p99.
+    /// Where that time went: each stage's mean (they add up to the mean above), p50 and p99.
     #[serde(default)]
     pub stages_mean_us: Stages<u32>,
+    #[serde(default)]
+    pub stages_p50_us: Stages<u32>,
     #[serde(default)]
     pub stages_p99_us: Stages<u32>,
 }

@@ -334,6 +334,10 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
 
     let deadline = tokio::time::sleep(Duration::from_secs(args.timeout));
     tokio::pin!(deadline);
+    // The clocks' offset: the ping sent with the start was answered only once the host had
+    // started the stream (its round trip, and so its error, can be hundreds of ms), so a few
+    // quick ones now (the first at once), then one a second with the figures.
+    let (mut early_pings, mut early_left) = (tokio::time::interval(Duration::from_millis(200)), 10u32);
     let mut ended = None;
     if let Some(text) = &args.copy {
         anyhow::ensure!(c.control.clipboard(text)?, "--copy: longer than the protocol's {MAX_CLIPBOARD} bytes");
@@ -356,6 +360,10 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
             }
         };
         tokio::select! {
+            _ = early_pings.tick(), if early_left > 0 => {
+                early_left -= 1;
+                c.control.ping(monotonic_us())?;
+            }
             Some(text) = desktop_copy => {
                 if !c.control.clipboard(&text)? {
                     tracing::warn!(bytes = text.len(), "the desktop's clipboard is longer than the protocol's {MAX_CLIPBOARD} bytes: not shared");

@@ -40,6 +40,8 @@ impl Offer {
         }
         // 5.1 and 7.1 layouts (stereo is fixed in the client).
         s += &surround_params();
+        // Not `x-nv-video[0].refPicInvalidation`: reference frame invalidation is offered
+        // only by an encoder that honours it, and none here does (see ARCHITECTURE.md §3).
         s
     }
 }
@@ -270,5 +272,8 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         assert!(d.contains("sprop-parameter-sets=AAAAAU") && !d.contains("AV1/90000"));
         assert!(d.contains("a=x-ss-general.encryptionSupported:7"));
         assert!(d.contains("a=fmtp:97 surround-params=642012453\n"), "{d}");
+        // No encoder here takes reference frame invalidation (FFmpeg exposes it for none):
+        // the client must not expect it, and asks for key frames.
+        assert!(!d.contains("refPicInvalidation"), "{d}");
     }
 }

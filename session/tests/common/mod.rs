@@ -281,8 +281,8 @@ pub fn stages_figure(what: &str, video: &serde_json::Value) {
     let stages = video["stages_mean_us"].as_object().unwrap_or_else(|| panic!("no stages: {video}"));
     let sum: i64 = stages.values().map(|v| v.as_i64().unwrap()).sum();
     figure(&format!(
-        "host latency (µs) {what}, commit → last datagram: mean {mean}, p99 {}; by stage, mean {}, p99 {}",
-        video["host_latency_us_p99"], video["stages_mean_us"], video["stages_p99_us"]
+        "host latency (µs) {what}, commit → last datagram: mean {mean}, p99 {}; by stage, mean {}, p50 {}, p99 {}",
+        video["host_latency_us_p99"], video["stages_mean_us"], video["stages_p50_us"], video["stages_p99_us"]
     ));
     assert!(
         mean > 0 && (0..=stages.len() as i64).contains(&(mean - sum)),

@@ -115,7 +115,8 @@ impl StatsRecorder {
         let host = self.latencies.take();
         (stats.host_latency_us_mean, stats.host_latency_us_p50, stats.host_latency_us_p99) = (host.mean, host.p50, host.p99);
         let stages = Stages::from_values(self.stages.each_mut().map(LatencySamples::take));
-        (stats.stages_mean_us, stats.stages_p99_us) = (stages.map(|s| s.mean), stages.map(|s| s.p99));
+        (stats.stages_mean_us, stats.stages_p50_us, stats.stages_p99_us) =
+            (stages.map(|s| s.mean), stages.map(|s| s.p50), stages.map(|s| s.p99));
         stats
     }
 }
@@ -348,6 +349,7 @@ mod tests {
             (25_750, 25_250, 500, 0)
         );
         assert_eq!((s.stages_p99_us.wait, s.stages_p99_us.encode), (50_000, 49_500));
+        assert_eq!((s.stages_p50_us.wait, s.stages_p50_us.send), (26_000, 500));
         assert_eq!(s.stages_mean_us.values().iter().sum::<u32>(), s.host_latency_us_mean, "the stages' means add up");
         assert_eq!(r.take(), VideoStats::default());
     }
