@@ -8,6 +8,11 @@
 //! slowly (a link that lost once will likely lose again). Independent loss is assumed: the
 //! parity is the smallest step at which more losses in one block than it has parity
 //! (binomial tail) stay under the target.
+//!
+//! Bursts are not independent loss: a burst of `n` datagrams takes a block with fewer than
+//! `n` parity shards whole, however little the link loses on average (a one-shard frame's
+//! 1 + 2 datagrams, to a burst of 3). Where the client reports its longest burst, every block
+//! gets at least that much parity while bursts that long were seen in the last few seconds.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +25,8 @@ const STEP: u8 = 5;
 /// How much of a window's lower estimate the smoothed one takes (it takes a higher one at
 /// once).
 const FALL: f64 = 0.2;
+/// Windows a burst keeps the least parity up after it was last seen (5 s).
+const BURST_HOLD: usize = 10;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunerConfig {
@@ -29,6 +36,9 @@ pub struct TunerConfig {
     /// Every block carries at least this many parity shards, whatever the percentage (a
     /// small frame's protection does not depend on it).
     pub min_parity: u8,
+    /// The most parity shards every block may get for bursts (at or below `min_parity`:
+    /// bursts are not followed).
+    pub max_burst_parity: u8,
 }
 
 #[derive(Debug)]
@@ -45,12 +55,34 @@ pub struct FecTuner {
     blocks: u64,
     unrecoverable: bool,
     window_start: Option<Instant>,
+    /// The longest burst reported in this window and in each of the last [`BURST_HOLD`].
+    burst: u8,
+    bursts: [u8; BURST_HOLD],
 }
 
 impl FecTuner {
     pub fn new(config: TunerConfig, start_percent: u8) -> Self {
         let percent = start_percent.clamp(config.min_percent, config.max_percent.max(config.min_percent));
-        Self { config, percent, loss: 0.0, sent: 0, lost: 0, shards: 0, blocks: 0, unrecoverable: false, window_start: None }
+        Self {
+            config,
+            percent,
+            loss: 0.0,
+            sent: 0,
+            lost: 0,
+            shards: 0,
+            blocks: 0,
+            unrecoverable: false,
+            window_start: None,
+            burst: 0,
+            bursts: [0; BURST_HOLD],
+        }
+    }
+
+    /// Every block's least parity for the next frames: the configured one, or the longest
+    /// recent burst (within `max_burst_parity`).
+    pub fn min_parity(&self) -> u8 {
+        let burst = self.bursts.iter().copied().max().unwrap_or(0).min(self.config.max_burst_parity);
+        self.config.min_parity.max(burst)
     }
 
     /// The parity for the next frames, in percent of their data shards.
@@ -75,6 +107,11 @@ impl FecTuner {
         self.lost += datagrams as u64;
     }
 
+    /// The client lost `datagrams` in a row (its longest run since its last report).
+    pub fn burst(&mut self, datagrams: usize) {
+        self.burst = self.burst.max(datagrams.min(usize::from(u8::MAX)) as u8);
+    }
+
     /// The client could not rebuild a frame and asked for a key frame.
     pub fn unrecoverable(&mut self) {
         self.unrecoverable = true;
@@ -86,6 +123,8 @@ impl FecTuner {
         if now.saturating_duration_since(start) < WINDOW || self.sent == 0 {
             return None;
         }
+        self.bursts.rotate_right(1);
+        self.bursts[0] = std::mem::take(&mut self.burst);
         let measured = (self.lost as f64 / self.sent as f64).min(1.0);
         self.loss = if measured >= self.loss { measured } else { self.loss + (measured - self.loss) * FALL };
         let data = (self.shards / self.blocks.max(1)).max(1) as usize;
@@ -108,7 +147,7 @@ impl FecTuner {
     fn parity_for(&self, data: usize) -> u8 {
         let mut percent = self.config.min_percent;
         while percent < self.config.max_percent {
-            let parity = (data * usize::from(percent)).div_ceil(100).max(usize::from(self.config.min_parity)).max(1);
+            let parity = (data * usize::from(percent)).div_ceil(100).max(usize::from(self.min_parity())).max(1);
             if unrecoverable(data, parity, self.loss) < TARGET {
                 break;
             }
@@ -139,7 +178,7 @@ pub fn unrecoverable(data: usize, parity: usize, p: f64) -> f64 {
 mod tests {
     use super::*;
 
-    const CONFIG: TunerConfig = TunerConfig { min_percent: 10, max_percent: 80, min_parity: 0 };
+    const CONFIG: TunerConfig = TunerConfig { min_percent: 10, max_percent: 80, min_parity: 0, max_burst_parity: 0 };
 
     /// Feeds `windows` half-second windows of frames of `data` data shards at `loss`, with
     /// the losses a client would report; the percentages the tuner settled on.
@@ -207,6 +246,32 @@ mod tests {
         let mut without = FecTuner::new(CONFIG, 20);
         run(&mut without, Instant::now(), 8, 1, 0.05);
         assert!(without.percent() > 50, "{}", without.percent());
+    }
+
+    /// A reported burst raises every block's least parity at the window's end, within the
+    /// ceiling, and it falls back once bursts that long have not been seen for a while.
+    #[test]
+    fn bursts_raise_the_least_parity_for_a_while() {
+        let config = TunerConfig { min_parity: 2, max_burst_parity: 6, ..CONFIG };
+        let mut tuner = FecTuner::new(config, 20);
+        let start = Instant::now();
+        tuner.poll(start);
+        tuner.sent(3, 1);
+        tuner.burst(3);
+        assert_eq!(tuner.min_parity(), 2, "not before the window ends");
+        tuner.poll(start + WINDOW);
+        assert_eq!(tuner.min_parity(), 3);
+        tuner.burst(40);
+        let now = run(&mut tuner, start + WINDOW, 1, 1, 0.0);
+        assert_eq!(tuner.min_parity(), 6, "held to the ceiling");
+        let now = run(&mut tuner, now, BURST_HOLD as u32 - 1, 1, 0.0);
+        assert_eq!(tuner.min_parity(), 6, "still within the hold");
+        run(&mut tuner, now, 1, 1, 0.0);
+        assert_eq!(tuner.min_parity(), 2, "back once the bursts are old");
+        let mut ignoring = FecTuner::new(TunerConfig { max_burst_parity: 0, ..config }, 20);
+        ignoring.burst(5);
+        run(&mut ignoring, start, 2, 1, 0.0);
+        assert_eq!(ignoring.min_parity(), 2, "a tuner told not to follow bursts");
     }
 
     #[test]

@@ -52,6 +52,8 @@ pub enum Command {
     RequestIdr,
     /// The client reported datagrams of a frame lost (for the FEC parity tuner).
     DatagramsLost(u32),
+    /// The most datagrams the client lost in a row since its last report (for the parity).
+    LossBurst(u32),
     /// The client's clipboard holds this text: the session's apps paste it.
     Clipboard(String),
     /// End the session: the app is signalled and the compositor exits.
@@ -185,6 +187,7 @@ mod tests {
             Command::StartAudio(audio),
             Command::Input(InputEvent::Text("hé\n".into())),
             Command::RequestIdr,
+            Command::LossBurst(3),
             Command::Stop,
         ];
         let mut buf = Vec::new();

@@ -165,6 +165,10 @@ pub struct VideoStats {
     /// The FEC parity last sent, in percent (it follows the link's loss).
     #[serde(default)]
     pub fec_percent: u8,
+    /// The parity shards every block last carried at least (raised for a link that loses
+    /// bursts).
+    #[serde(default)]
+    pub min_parity: u8,
     /// The app's commit of the frame's content → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,

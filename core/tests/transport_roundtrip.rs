@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
+use punktfunk_core::native::config::MAX_BURST_PARITY;
 use punktfunk_core::native::{Frame, FrameEvent, Receiver, Sender, StreamConfig};
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
@@ -130,14 +131,14 @@ fn native_parity_moves_within_the_ceiling() {
     let mut dropped = 0;
     for (n, percent) in [20u16, 60, 10, 60, 200].into_iter().enumerate() {
         tx.set_fec_percent(percent);
-        let data = bytes(14_000, n as u8); // 10 data shards
+        let data = bytes(28_000, n as u8); // 20 data shards
         let wire: Vec<Vec<u8>> = tx
             .packetize(&Frame { id: n as u32, keyframe: n == 0, timestamp_us: 0, data: &data })
             .unwrap()
             .iter()
             .map(<[u8]>::to_vec)
             .collect();
-        // At 60 % (6 parity), losing 5 data shards is rebuilt; frames of less parity lose one.
+        // At 60 % (12 parity), losing 5 data shards is rebuilt; frames of less parity lose one.
         let lose = if percent >= 60 { 5 } else { 1 };
         for (i, d) in wire.iter().enumerate() {
             if i < lose {
@@ -154,9 +155,41 @@ fn native_parity_moves_within_the_ceiling() {
         }
     }
     assert_eq!(delivered, [(0, true), (1, true), (2, true), (3, true), (4, true)], "200 % is held to the 60 % ceiling");
-    assert!(refused >= 3 * 6, "a receiver without the ceiling refuses the heavier blocks ({refused})");
+    assert!(refused >= 3 * 12, "a receiver without the ceiling refuses the heavier blocks ({refused})");
     // The last frame's trailing parity was never missing; what was dropped was.
     assert_eq!(rx.packets_missing(), dropped);
+}
+
+/// A link that loses bursts: a one-shard frame's 1 + 2 datagrams are taken whole by a burst
+/// of 3, but with the least parity raised to the burst it is rebuilt. The receiver says how
+/// long the longest burst was; any receiver (fixed parity too) takes the raised parity.
+#[test]
+fn native_min_parity_outlives_a_burst() {
+    let cfg = StreamConfig { key: Some([5; 16]), fec_percent: 20, max_fec_percent: 80, ..StreamConfig::default() };
+    let mut tx = Sender::new(cfg).unwrap();
+    let mut rx = Receiver::new(cfg).unwrap();
+    let mut fixed = Receiver::new(StreamConfig { max_fec_percent: 0, ..cfg }).unwrap();
+    let mut delivered = Vec::new();
+    for (id, min_parity) in [(0u32, 2u16), (1, 3), (2, 9), (3, 3)] {
+        tx.set_min_parity(min_parity);
+        let data = bytes(700, id as u8);
+        let wire: Vec<Vec<u8>> =
+            tx.packetize(&Frame { id, keyframe: true, timestamp_us: 0, data: &data }).unwrap().iter().map(<[u8]>::to_vec).collect();
+        assert_eq!(wire.len(), 1 + usize::from(min_parity.clamp(2, MAX_BURST_PARITY)), "frame {id}");
+        // A burst of 3 takes the frame's first datagrams.
+        for d in &wire[3.min(wire.len())..] {
+            rx.push(d, |e| {
+                if let FrameEvent::Frame { id, data: got, .. } = e {
+                    delivered.push((id, got == &data[..]));
+                }
+            })
+            .unwrap();
+            fixed.push(d, |_| {}).expect("a fixed-parity receiver takes burst parity too");
+        }
+    }
+    assert_eq!(delivered, [(1, true), (2, true), (3, true)], "frame 0 (1 + 2) is lost to the burst, the others are rebuilt");
+    assert_eq!(rx.take_longest_gap(), 3, "the longest burst");
+    assert_eq!(rx.take_longest_gap(), 0, "taken");
 }
 
 /// Every frame before the newest one delivered is accounted for exactly once.

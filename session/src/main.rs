@@ -148,10 +148,11 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = &s.last_video {
                 println!(
-                    "last video stream: {} frames, {} key frames, FEC parity at the end {} %, host latency p50 {:.1} ms",
+                    "last video stream: {} frames, {} key frames, FEC parity at the end {} % (at least {} shards a block), host latency p50 {:.1} ms",
                     v.frames,
                     v.keyframes,
                     v.fec_percent,
+                    v.min_parity,
                     f64::from(v.host_latency_us_p50) / 1000.0
                 );
                 println!("  host latency by stage (mean): {}", v.stages_mean_us.describe_ms());

@@ -300,6 +300,11 @@ impl<'a> Connection<'a> {
                     {
                         s.send(&Command::DatagramsLost(lost));
                     }
+                    if let Ok(burst) = u32::try_from(stats.video_burst)
+                        && burst > 1
+                    {
+                        s.send(&Command::LossBurst(burst));
+                    }
                     s.received = Some(stats.clone());
                 });
                 *host.streams.last_native.lock() = Some(stats);

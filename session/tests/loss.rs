@@ -172,7 +172,7 @@ fn fec_recovers_video_over_a_lossy_link() {
 /// GF(2^16) FEC rebuilds the frames they belonged to.
 #[test]
 fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
-    let Some(stats) = native_over(RANDOM, "random") else { return };
+    let Some((stats, _)) = native_over(RANDOM, "random", "") else { return };
     let n = |k: &str| stats[k].as_u64().unwrap();
     // ~45 of ~900 datagrams drop, but most of this pattern's frames are 1 data + 2 parity
     // shards: only a third of the drops hit data (8–16 frames rebuilt in runs here).
@@ -185,27 +185,40 @@ fn fec_recovers_punktfunk1_video_over_a_lossy_link() {
 }
 
 /// punktfunk/1 through bursts: 3 datagrams in a row lost every 60. A burst is rebuilt when
-/// the frames it hits have that much parity: frames of 11 data shards and more at 20 %, or
-/// two frames sharing it. A small frame (1 data + 2 parity shards, most of this test
-/// pattern's) that one burst covers whole is lost: the client reports it, asks for a key
-/// frame and the stream goes on. Which of the two a burst meets depends on where the drop
-/// counter stands against the frames (audio and pings count too), so the ratio of rebuilt
-/// to lost frames varies from run to run; what holds every run is that FEC rebuilds frames
-/// bursts hit and that no burst costs more than the one frame it can cover whole (a
-/// burst-aware block layout, spreading a frame's shards, would save those too).
+/// the blocks it hits have that much parity. At a fixed parity, frames of 11 data shards and
+/// more have it (20 %), but a small frame (1 data + 2 parity shards, most of this test
+/// pattern's) that a burst covers whole is lost: the client asks for a key frame and the
+/// stream goes on, no burst costing more than that one frame. With the parity following the
+/// link, the client reports its longest burst (3) and every block gets 3 parity shards
+/// within a second: after that, small frames outlive the bursts too. Which frames a burst
+/// meets depends on where the drop counter stands (audio and pings count too), so the counts
+/// vary from run to run; both runs go in one test so they meet the same machine.
 #[test]
 fn fec_recovers_punktfunk1_video_through_burst_loss() {
-    let Some(stats) = native_over(BURSTS, "bursts") else { return };
-    let n = |k: &str| stats[k].as_u64().unwrap();
-    assert!(n("frames_recovered") >= 5, "too few frames needed FEC to tell: {stats}");
-    let bursts = n("datagrams").div_ceil(60) + 1;
-    assert!(n("frames_lost") <= bursts, "a burst cost more than one frame: {stats}");
-    assert!(n("keyframe_requests") >= n("frames_lost"), "every loss asks for a key frame: {stats}");
+    let Some((fixed, fixed_host)) = native_over(BURSTS, "bursts-fixed", "fec_max_percent = 20\n") else { return };
+    let Some((adaptive, adaptive_host)) = native_over(BURSTS, "bursts-adaptive", "") else { return };
+    let n = |stats: &serde_json::Value, k: &str| stats[k].as_u64().unwrap();
+    assert_eq!(said_after(&fixed_host, "at least "), 2, "a fixed parity stays as configured");
+    assert_eq!(said_after(&adaptive_host, "at least "), 3, "every block got the burst's length in parity");
+    for stats in [&fixed, &adaptive] {
+        assert!(n(stats, "frames_recovered") >= 5, "too few frames needed FEC to tell: {stats}");
+        let bursts = n(stats, "datagrams").div_ceil(60) + 1;
+        assert!(n(stats, "frames_lost") <= bursts, "a burst cost more than one frame: {stats}");
+        assert!(n(stats, "keyframe_requests") >= n(stats, "frames_lost"), "every loss asks for a key frame: {stats}");
+    }
+    common::figure(&format!(
+        "bursts of 3 in 60 datagrams, punktfunk/1 720p60 test pattern, 300 frames: frames lost at fixed 20 % parity {} ({} rebuilt), following the bursts {} ({} rebuilt)",
+        n(&fixed, "frames_lost"),
+        n(&fixed, "frames_recovered"),
+        n(&adaptive, "frames_lost"),
+        n(&adaptive, "frames_recovered")
+    ));
 }
 
-/// 300 frames of 720p60 punktfunk/1 through a link that drops what `model` picks; the
-/// client's figures (`None`: skipped, this machine lacks what the test needs).
-fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
+/// 300 frames of 720p60 punktfunk/1 through a link that drops what `model` picks, from a host
+/// configured with `host_toml` too; the client's figures and the host's (`None`: skipped,
+/// this machine lacks what the test needs).
+fn native_over(model: &str, label: &str, host_toml: &str) -> Option<(serde_json::Value, String)> {
     let (_, sudo) = requirements_or_skip()?;
     let name = format!("pf-loss-native-{label}-{}", std::process::id());
     // `common` puts punktfunk/1 at port + 50, its data plane one above.
@@ -218,7 +231,8 @@ fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
     // One datagram per send: the drop rule then takes single datagrams, as a lossy link
     // does, not whole GSO batches (the daemon's compositor inherits this).
     let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
-    let _daemon = start_daemon_with(&wrapper, &dir, PORT, API_PORT, &app, "");
+    let host = format!("start_pipewire = false\n{host_toml}");
+    let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &app, "");
     let config = dir.join("client");
     let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
@@ -226,8 +240,31 @@ fn native_over(model: &str, label: &str) -> Option<serde_json::Value> {
     let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
     eprintln!("figures: punktfunk/1 through {label} loss — {stats}");
     assert!(stats["frames_decoded"].as_u64().unwrap() >= 300, "the stream stalled: {stats}");
+    let host = last_stream_status(&wrapper, &dir);
     let _ = std::fs::remove_dir_all(&dir);
-    Some(stats)
+    Some((stats, host))
+}
+
+/// `punktfunk status` once it tells of the last stream (the stream reports its figures as it
+/// ends, after the client left).
+fn last_stream_status(wrapper: &[&str], dir: &Path) -> String {
+    let since = std::time::Instant::now();
+    loop {
+        let status = output_text(&common::host_cli(wrapper, dir).arg("status").output().unwrap());
+        if status.contains("FEC parity at the end") || since.elapsed() > Duration::from_secs(15) {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A number `punktfunk status` says right after `before`.
+fn said_after(status: &str, before: &str) -> u64 {
+    status
+        .split(before)
+        .nth(1)
+        .and_then(|r| r.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the host says {before:?}: {status}"))
 }
 
 /// 10 % of the host's video datagrams dropped at random, with a moving GL app (larger frames
@@ -314,20 +351,7 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
         assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
         let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "10000", "--frames", "300", "--stop"];
         let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
-        // The stream reports its figures as it ends, after the client left.
-        let since = std::time::Instant::now();
-        let status = loop {
-            let status = output_text(&common::host_cli(&wrapper, &dir).arg("status").output().unwrap());
-            if status.contains("FEC parity at the end") || since.elapsed() > Duration::from_secs(15) {
-                break status;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        };
-        let parity: u64 = status
-            .split("FEC parity at the end ")
-            .nth(1)
-            .and_then(|r| r.split(' ').next()?.parse().ok())
-            .unwrap_or_else(|| panic!("the host says its last parity: {status}"));
+        let parity = said_after(&last_stream_status(&wrapper, &dir), "FEC parity at the end ");
         eprintln!(
             "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
             stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]

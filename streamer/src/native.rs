@@ -11,6 +11,7 @@ use crate::parity::Parity;
 use crate::peer::{LISTEN_POLL, Peer};
 use crate::stages::StageClock;
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
+use punktfunk_core::native::config::MAX_BURST_PARITY;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 pub use punktfunk_core::stream::NativeVideoParams;
@@ -91,8 +92,8 @@ impl NativeVideoSender {
             idr,
         );
         let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
-        let min_parity = percent(sender.config().min_parity);
-        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity);
+        let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
+        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
         Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, parity, pacing: params.pacing })
     }
 
@@ -117,6 +118,9 @@ impl NativeVideoSender {
             let bps = self.parity.encoder_bps();
             self.encoder.set_bitrate(bps);
             self.pacer.set_bitrate(bps);
+        }
+        if let Some(min_parity) = self.parity.min_parity() {
+            self.sender.set_min_parity(u16::from(min_parity));
         }
         self.pacer.set_burst(self.pacing.burst(self.parity.loss()));
     }
@@ -171,6 +175,7 @@ impl NativeVideoSender {
             keyframe: encoded.keyframe,
             stages,
             fec_percent: self.parity.percent(),
+            min_parity: self.sender.config().min_parity.min(u16::from(u8::MAX)) as u8,
         }))
         .inspect(|_| {
             self.parity.sent(count, data_datagrams);

@@ -23,9 +23,10 @@ impl Parity {
     /// A sender starting at `percent` with `encoder_bps` for the encoder, moving up to
     /// `max_percent` (at or below `percent`: fixed) and never below `percent`: the tuner
     /// models independent loss, and bursts (which it does not see as such) need the parity
-    /// the stream was configured with. Every block carries `min_parity`.
-    pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8) -> Self {
-        let limits = TunerConfig { min_percent: percent, max_percent, min_parity };
+    /// the stream was configured with. Every block carries `min_parity`, or up to
+    /// `max_burst_parity` where the client reports bursts.
+    pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8, max_burst_parity: u8) -> Self {
+        let limits = TunerConfig { min_percent: percent, max_percent, min_parity, max_burst_parity };
         let tuner = (max_percent > percent).then(|| FecTuner::new(limits, percent));
         Self { tuner, budget_bps: with_parity(encoder_bps, percent), start_percent: percent, started: Instant::now() }
     }
@@ -43,6 +44,18 @@ impl Parity {
         if let Some(t) = self.tuner.as_mut() {
             t.lost(datagrams);
         }
+    }
+
+    /// The client lost `datagrams` in a row.
+    pub fn burst(&mut self, datagrams: usize) {
+        if let Some(t) = self.tuner.as_mut() {
+            t.burst(datagrams);
+        }
+    }
+
+    /// Every block's least parity for the next frames (`None`: as configured).
+    pub fn min_parity(&self) -> Option<u8> {
+        self.tuner.as_ref().map(FecTuner::min_parity)
     }
 
     /// The client asked for a key frame: a frame FEC could not rebuild (except the request
@@ -97,7 +110,7 @@ mod tests {
 
     #[test]
     fn the_budget_holds_as_the_parity_moves() {
-        let mut p = Parity::new(10_000_000, 20, 80, 2);
+        let mut p = Parity::new(10_000_000, 20, 80, 2, 2);
         assert_eq!(p.encoder_bps(), 10_000_000);
         let start = Instant::now();
         p.poll(start);
@@ -108,7 +121,7 @@ mod tests {
         assert!(p.poll(start + Duration::from_secs(1)).is_some_and(|pct| pct > 20));
         let total = p.encoder_bps() * (100 + u64::from(p.percent())) / 100;
         assert!(total.abs_diff(12_000_000) < 1000, "encoder and parity share the client's 12 Mbit/s: {total}");
-        let mut fixed = Parity::new(10_000_000, 20, 20, 2);
+        let mut fixed = Parity::new(10_000_000, 20, 20, 2, 2);
         fixed.lost(1000);
         assert_eq!(fixed.poll(start + Duration::from_secs(9)), None);
         assert_eq!(fixed.percent(), 20);

@@ -36,9 +36,10 @@ enum VideoCommand {
     StartNative(NativeVideoParams, Peer, Option<Arc<Playout>>),
     Stop,
     SetBitrate(u64),
-    /// What the client reported of the link: datagrams lost, or a frame it could not
-    /// rebuild (it asked for a key frame).
+    /// What the client reported of the link: datagrams lost, the most it lost in a row, or a
+    /// frame it could not rebuild (it asked for a key frame).
     Lost(u32),
+    Burst(u32),
     Unrecoverable,
 }
 
@@ -371,6 +372,9 @@ fn read_commands(
             Command::DatagramsLost(n) => {
                 let _ = video.send(VideoCommand::Lost(n));
             }
+            Command::LossBurst(n) => {
+                let _ = video.send(VideoCommand::Burst(n));
+            }
             Command::Clipboard(text) => {
                 source.send(SourceCommand::Clipboard(text));
             }
@@ -483,7 +487,11 @@ impl StreamSink {
                     NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?;
                 (MediaSender::Native(sender), listener)
             }
-            VideoCommand::Stop | VideoCommand::SetBitrate(_) | VideoCommand::Lost(_) | VideoCommand::Unrecoverable => return Ok(()),
+            VideoCommand::Stop
+            | VideoCommand::SetBitrate(_)
+            | VideoCommand::Lost(_)
+            | VideoCommand::Burst(_)
+            | VideoCommand::Unrecoverable => return Ok(()),
         };
         self.sender = Some(sender);
         self.listener = Some(listener);
@@ -508,6 +516,11 @@ impl FrameSink for StreamSink {
                 VideoCommand::Lost(n) => {
                     if let Some(s) = self.sender.as_mut() {
                         s.parity().lost(n as usize);
+                    }
+                }
+                VideoCommand::Burst(n) => {
+                    if let Some(s) = self.sender.as_mut() {
+                        s.parity().burst(n as usize);
                     }
                 }
                 VideoCommand::Unrecoverable => {

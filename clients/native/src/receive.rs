@@ -166,6 +166,7 @@ pub fn run(
                 datagrams: stats.datagrams,
                 audio_packets: stats.audio_packets,
                 video_lost: receiver.packets_missing(),
+                video_burst: receiver.take_longest_gap(),
                 latency_us_p50: recent.get(recent.len() / 2).copied().unwrap_or(0),
             }));
         }

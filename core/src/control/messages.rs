@@ -177,6 +177,10 @@ pub struct ReceiveStats {
     /// the start: what the host's parity follows.
     #[serde(default)]
     pub video_lost: u64,
+    /// The most video datagrams lost in a row since the last report: the host gives every
+    /// block that much parity (up to [`crate::native::config::MAX_BURST_PARITY`]).
+    #[serde(default)]
+    pub video_burst: u64,
     pub audio_packets: u64,
     /// Host frame ready → reassembled, over the last second (µs, through the clock offset;
     /// 0 while no offset is known).

@@ -399,7 +399,9 @@ pub unsafe extern "C" fn punktfunk_control_report(h: *mut PfControl, stats: *con
                 datagrams: s.datagrams,
                 audio_packets: s.audio_packets,
                 latency_us_p50: s.latency_us_p50,
+                // C ABI streams keep a fixed parity: nothing for the tuner.
                 video_lost: 0,
+                video_burst: 0,
             }))
         })
     }

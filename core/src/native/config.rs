@@ -26,6 +26,11 @@ pub struct StreamConfig {
     pub key: Option<[u8; 16]>,
 }
 
+/// The most parity shards a sender gives every block of an adaptive stream for a link that
+/// loses bursts ([`super::sender::Sender::set_min_parity`]): receivers accept blocks with up
+/// to this many, whatever their size.
+pub const MAX_BURST_PARITY: u16 = 6;
+
 /// The most reassembly memory a config may ask of a receiver.
 pub const MAX_RECEIVER_BYTES: usize = 1 << 30;
 
@@ -101,9 +106,12 @@ impl StreamConfig {
         self.block_at(data, self.fec_percent)
     }
 
-    /// The shape of a block of `data` data shards at the most parity the sender may send.
+    /// The shape of a block of `data` data shards at the most parity the sender may send
+    /// (a block with FEC at all may carry [`MAX_BURST_PARITY`]).
     pub fn largest_block(&self, data: usize) -> BlockShape {
-        self.block_at(data, self.parity_ceiling())
+        let b = self.block_at(data, self.parity_ceiling());
+        let burst = if b.parity > 0 { MAX_BURST_PARITY as usize } else { 0 };
+        BlockShape { parity: b.parity.max(burst), ..b }
     }
 
     /// The most parity, in percent, a block may carry.

@@ -38,6 +38,9 @@ pub struct Receiver {
     /// it was lost (each sender numbers from 0).
     highest_seq: Option<u64>,
     authenticated: u64,
+    /// The longest run of sequence numbers skipped at once since [`Receiver::take_longest_gap`]:
+    /// a burst the link lost (or datagrams it reordered).
+    longest_gap: u64,
 }
 
 /// Frames reported lost at once for a gap in ids, at most (a longer gap is a restart).
@@ -64,6 +67,7 @@ impl Receiver {
             next_id: 0,
             highest_seq: None,
             authenticated: 0,
+            longest_gap: 0,
         })
     }
 
@@ -122,8 +126,17 @@ impl Receiver {
 
     /// Counts an authenticated datagram (see [`Receiver::packets_missing`]).
     fn count_seq(&mut self, seq: u64) {
+        if let Some(h) = self.highest_seq {
+            self.longest_gap = self.longest_gap.max(seq.saturating_sub(h.saturating_add(1)));
+        }
         self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
         self.authenticated += 1;
+    }
+
+    /// The most datagrams lost in a row since the last call (0: none), for the sender's
+    /// parity: a block needs that much parity to outlive such a burst.
+    pub fn take_longest_gap(&mut self) -> u64 {
+        std::mem::take(&mut self.longest_gap)
     }
 
     /// Reports the frames between the last one accounted for and `id` as lost.

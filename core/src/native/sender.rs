@@ -1,6 +1,6 @@
 //! punktfunk/1 sender: frame → FEC blocks → authenticated datagrams.
 
-use super::config::{ConfigError, StreamConfig};
+use super::config::{ConfigError, MAX_BURST_PARITY, StreamConfig};
 use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
 use crate::crypto::{Gcm, TAG_LEN};
 use crate::datagrams::Datagrams;
@@ -40,6 +40,13 @@ impl Sender {
     pub fn set_fec_percent(&mut self, percent: u16) {
         self.cfg.max_fec_percent = self.cfg.parity_ceiling();
         self.cfg.fec_percent = percent.min(self.cfg.max_fec_percent);
+    }
+
+    /// Every block's least parity from the next frame on, up to [`MAX_BURST_PARITY`]: a link
+    /// that loses `n` datagrams in a row takes a block with fewer than `n` parity shards
+    /// whole, however small the frame (with FEC off, nothing changes).
+    pub fn set_min_parity(&mut self, parity: u16) {
+        self.cfg.min_parity = parity.min(MAX_BURST_PARITY);
     }
 
     /// Packetizes one frame into an internal buffer that the next call reuses.

@@ -81,8 +81,9 @@ pub struct SentFrame {
     /// The app's commit of the frame's content → last datagram handed to the kernel, stage
     /// by stage.
     pub stages: Stages<Duration>,
-    /// The FEC parity it went out with, in percent.
+    /// The FEC parity it went out with, in percent, and its blocks' least parity shards.
     pub fec_percent: u8,
+    pub min_parity: u8,
 }
 
 /// Accumulates [`SentFrame`]s into [`VideoStats`].
@@ -102,7 +103,7 @@ impl StatsRecorder {
         s.datagrams += sent.datagrams as u64;
         s.data_datagrams += sent.data_datagrams as u64;
         s.unsent += sent.unsent as u64;
-        s.fec_percent = sent.fec_percent;
+        (s.fec_percent, s.min_parity) = (sent.fec_percent, sent.min_parity);
         self.latencies.record(total(&sent.stages));
         for (samples, took) in self.stages.each_mut().into_iter().zip(sent.stages.values()) {
             samples.record(took);
@@ -187,7 +188,8 @@ impl VideoSender {
             idr,
         );
         let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
-        let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity);
+        // Moonlight reports no bursts: its blocks keep the least parity it asked for.
+        let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity, params.min_parity);
         Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, parity })
     }
 
@@ -306,6 +308,7 @@ impl VideoSender {
             keyframe: encoded.keyframe,
             stages,
             fec_percent,
+            min_parity: self.params.min_parity,
         }))
         .inspect(|_| {
             self.parity.sent(count, data_datagrams);
@@ -338,6 +341,7 @@ mod tests {
                 keyframe: ms == 1,
                 stages,
                 fec_percent: 20,
+                min_parity: 2,
             });
         }
         let s = r.take();
