@@ -15,7 +15,7 @@ mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
 mod tones;
 
-use common::{api_status, client_report, python, start_daemon_configured, target_dir};
+use common::{api_status, client_report, mark, python, start_daemon_configured, target_dir};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -80,16 +80,6 @@ fn type_lines(dir: &Path, lines: &str) {
     let since = Instant::now();
     while dir.join("type").exists() {
         assert!(since.elapsed() < Duration::from_secs(30), "the client never typed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Notes in the client's report (signals in `dir`) how many frames it had decoded by now.
-fn mark(dir: &Path, name: &str) {
-    std::fs::write(dir.join("mark"), name).unwrap();
-    let since = Instant::now();
-    while dir.join("mark").exists() {
-        assert!(since.elapsed() < Duration::from_secs(30), "the client stopped decoding before {name:?}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -75,6 +75,7 @@ fn sound_and_microphone_over_punktfunk1() {
         quantum: 240,
         app_stream: false,
         target: None,
+        capture_sink: false,
     };
     let headset = VirtualNode::spawn(headset, sine).unwrap();
     assert!(headset.wait_ready(std::time::Duration::from_secs(5)).is_some(), "the test microphone did not come up");

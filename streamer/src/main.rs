@@ -155,9 +155,12 @@ fn main() -> anyhow::Result<()> {
         let ipc = std::os::unix::net::UnixStream::from(inherited(ipc)?);
         let (video, native) = (std::net::UdpSocket::from(inherited(video)?), std::net::UdpSocket::from(inherited(native)?));
         if let Some(desktop) = &args.attach {
-            let sockets = Sockets { video, native, audio: None };
+            let audio = match args.audio_fd {
+                Some(fd) => Some(desktop_audio(std::net::UdpSocket::from(inherited(fd)?), audio_channels)?),
+                None => None,
+            };
             let layout = config.keyboard.layout.clone();
-            attach(desktop, config.mode, &layout, ipc, sockets, args.min_fps)?
+            attach(desktop, config.mode, &layout, ipc, Sockets { video, native, audio }, args.min_fps)?
         } else {
             let audio = match args.audio_fd {
                 Some(fd) => Some(session_audio(&mut config, std::net::UdpSocket::from(inherited(fd)?), audio_channels)?),
@@ -222,6 +225,14 @@ fn session_audio(config: &mut Config, socket: std::net::UdpSocket, channels: Cha
     let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
     let session = SessionAudio::start(&format!("session-{}", std::process::id()), channels, ready)?;
     config.env.extend(session.env());
+    Ok(Audio { session, socket })
+}
+
+/// The running desktop's sound (attach mode): what its default output plays, and the
+/// client's microphone as a source its apps can pick.
+fn desktop_audio(socket: std::net::UdpSocket, channels: Channels) -> anyhow::Result<Audio> {
+    let ready = if pipewire_reachable() { AUDIO_READY } else { Duration::ZERO };
+    let session = SessionAudio::desktop(&format!("desktop-{}", std::process::id()), channels, ready)?;
     Ok(Audio { session, socket })
 }
 

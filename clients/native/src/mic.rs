@@ -69,6 +69,7 @@ impl Mic {
                     quantum: PACKET as u32,
                     app_stream: true,
                     target,
+                    capture_sink: false,
                 };
                 // Runs on the node's thread, once per graph cycle: the stereo pair, averaged.
                 let capture =

@@ -23,6 +23,7 @@ impl Player {
             quantum: 240,
             app_stream: true,
             target: None,
+            capture_sink: false,
         };
         let node = VirtualNode::spawn(spec, Io::Play(Box::new(move |out| fill.fill(out))))?;
         Ok(Self { playout, _node: node })

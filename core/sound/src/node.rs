@@ -39,6 +39,9 @@ pub struct NodeSpec {
     pub app_stream: bool,
     /// With `app_stream`: the node to connect to instead of the default (`target.object`).
     pub target: Option<String>,
+    /// With `app_stream` and [`Io::Capture`]: record what the default output plays (its
+    /// monitor, following the default as it changes) instead of an input: a desktop's sound.
+    pub capture_sink: bool,
 }
 
 #[derive(Default)]
@@ -198,6 +201,9 @@ fn run_once(spec: &NodeSpec, io: &Rc<RefCell<Io>>, shared: &Arc<Shared>) -> Resu
     };
     if let Some(target) = spec.target.as_deref().filter(|_| spec.app_stream) {
         props.insert("target.object", target);
+    }
+    if spec.capture_sink && spec.app_stream && capture {
+        props.insert("stream.capture.sink", "true");
     }
     let stream = pw::stream::StreamRc::new(core.clone(), &spec.name, props)?;
 

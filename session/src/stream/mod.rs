@@ -579,15 +579,14 @@ impl Streams {
             .arg("--min-fps")
             .arg(self.engines.min_fps.to_string())
             .envs(self.session_env.iter().cloned())
-            .envs(&app.env);
+            .envs(&app.env)
+            .arg("--audio-fd")
+            .arg(audio.as_raw_fd().to_string());
         if !app.attach.is_empty() {
-            // The desktop's own sound is not the session sink's: none yet.
+            // The desktop's sound is what its default output plays.
             cmd.arg("--attach").arg(&app.attach);
-        } else {
-            cmd.arg("--audio-fd").arg(audio.as_raw_fd().to_string());
-            if !app.command.is_empty() {
-                cmd.arg("--").args(&app.command);
-            }
+        } else if !app.command.is_empty() {
+            cmd.arg("--").args(&app.command);
         }
         if let Some(dir) = &app.working_dir {
             cmd.current_dir(dir);

@@ -290,3 +290,14 @@ pub fn stages_figure(what: &str, video: &serde_json::Value) {
     );
     assert!(stages["encode"].as_i64().unwrap() > 0, "encoding takes time: {video}");
 }
+
+/// Notes in a driven Moonlight client's report (`moonlight_client.py driven`, signals in
+/// `dir`) how many frames it had decoded by now, and what it heard in the second before.
+pub fn mark(dir: &Path, name: &str) {
+    std::fs::write(dir.join("mark"), name).unwrap();
+    let since = Instant::now();
+    while dir.join("mark").exists() {
+        assert!(since.elapsed() < Duration::from_secs(30), "the client stopped decoding before {name:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

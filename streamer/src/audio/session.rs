@@ -1,6 +1,7 @@
 //! A session's audio devices: a sink its apps play into (captured for the stream) and a
 //! microphone they record from (fed by the client). Both live as long as the session; the
-//! apps find them through the environment [`SessionAudio::env`] gives them.
+//! apps find them through the environment [`SessionAudio::env`] gives them. In attach mode
+//! the desktop's own output is captured instead ([`SessionAudio::desktop`]).
 
 use super::layout::Channels;
 use super::node::{Io, NodeSpec, VirtualNode};
@@ -39,24 +40,44 @@ impl SessionAudio {
     /// be in the graph so that apps started next find them. Without PipeWire the nodes keep
     /// trying in the background and the session runs silent.
     pub fn start(id: &str, channels: Channels, ready: Duration) -> std::io::Result<Self> {
-        let tap: Tap = Arc::default();
+        let sink = NodeSpec {
+            name: format!("punktfunk.{id}.sink"),
+            description: format!("punktfunk stream ({id})"),
+            channels,
+            quantum: QUANTUM,
+            app_stream: false,
+            target: None,
+            capture_sink: false,
+        };
+        Self::with_sink(id, sink, ready)
+    }
+
+    /// The sound of a running desktop (attach mode): what its default output plays is
+    /// recorded (following the default as the user changes it), and the client's microphone
+    /// is a source its apps can pick.
+    pub fn desktop(id: &str, channels: Channels, ready: Duration) -> std::io::Result<Self> {
+        let monitor = NodeSpec {
+            name: format!("punktfunk.{id}.capture"),
+            description: format!("punktfunk stream of this desktop ({id})"),
+            channels,
+            quantum: QUANTUM,
+            app_stream: true,
+            target: None,
+            capture_sink: true,
+        };
+        Self::with_sink(id, monitor, ready)
+    }
+
+    /// `sink` (what is captured for the stream) and the microphone.
+    fn with_sink(id: &str, sink: NodeSpec, ready: Duration) -> std::io::Result<Self> {
+        let (tap, channels): (Tap, _) = (Arc::default(), sink.channels);
         let capture_tap = Arc::clone(&tap);
         let capture = Io::Capture(Box::new(move |samples| {
             if let Some(q) = capture_tap.lock().as_ref() {
                 q.push(Chunk { samples: samples.to_vec(), captured: Instant::now() });
             }
         }));
-        let sink = VirtualNode::spawn(
-            NodeSpec {
-                name: format!("punktfunk.{id}.sink"),
-                description: format!("punktfunk stream ({id})"),
-                channels,
-                quantum: QUANTUM,
-                app_stream: false,
-                target: None,
-            },
-            capture,
-        )?;
+        let sink = VirtualNode::spawn(sink, capture)?;
         let mic = Arc::new(Playout::new().map_err(std::io::Error::other)?);
         let play_mic = Arc::clone(&mic);
         let source = VirtualNode::spawn(
@@ -67,6 +88,7 @@ impl SessionAudio {
                 quantum: QUANTUM,
                 app_stream: false,
                 target: None,
+                capture_sink: false,
             },
             Io::Play(Box::new(move |out| play_mic.fill(out))),
         )?;
