@@ -396,5 +396,52 @@ fn a_still_picture_keeps_coming() {
     assert!(stats["frames_decoded"].as_u64().unwrap_or(0) >= 45, "{stats}");
     let b = band(&out.join("frame-00045.ppm"));
     assert!((b[0] - 48.0).abs() < 40.0 && (b[2] - 255.0).abs() < 40.0, "the still picture is the app's: {b:?}");
+
+    // What a still picture costs at 720p60: the host's live figures (the last second) and
+    // the stream process's CPU time over 3 s once the app stopped drawing. Printed.
+    let mut watching = native_client(&[], &config)
+        .args(["stream", &format!("127.0.0.1:{}", port + 50), "--headless", "--app", "Input Test", "--mode", "1280x720@60"])
+        .args(["--frames", "1000000", "--timeout", "20", "--stop"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let live = |k: &str| common::api_status(&dir, api)["sessions"][0]["live"]["stats"][k].as_u64().unwrap_or(0);
+    let since = std::time::Instant::now();
+    while live("frames") == 0 || live("frames") > 20 {
+        assert!(since.elapsed().as_secs() < 20, "no still stream: {}", common::api_status(&dir, api));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let cpu = || stream_cpu_ticks(_daemon.0.id()).expect("the stream's process");
+    let (ticks, at) = (cpu(), std::time::Instant::now());
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let share = (cpu() - ticks) as f64
+        / nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64
+        / at.elapsed().as_secs_f64();
+    let status = common::api_status(&dir, api);
+    let window = &status["sessions"][0]["live"];
+    common::figure(&format!(
+        "a still 1280x720@60 picture at min_fps 10: in the last {} ms {} frames of {} bytes of video in {} datagrams (FEC and padding to whole datagrams included); the stream process uses {:.1} % of a core",
+        window["window_ms"],
+        window["stats"]["frames"],
+        window["stats"]["bytes"],
+        window["stats"]["datagrams"],
+        share * 100.0
+    ));
+    let _ = watching.kill();
+    let _ = watching.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// User and system CPU ticks of the daemon `daemon`'s stream process (its child named
+/// `punktfunk-stream`).
+fn stream_cpu_ticks(daemon: u32) -> Option<u64> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|entry| {
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // After the command's name in parentheses: state, ppid, … utime (14th), stime (15th).
+        let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+        let fields: Vec<&str> = rest.split(' ').collect();
+        let number = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        (name.starts_with("punktfunk-strea") && number(1)? == u64::from(daemon)).then_some(number(11)? + number(12)?)
+    })
 }
