@@ -386,7 +386,7 @@ fn a_still_picture_keeps_coming() {
     let still = target_dir().join("punktfunk-test-pattern").display().to_string();
     let app = vec![still, "--color".into(), "3080ff".into(), "--still-after".into(), "15".into()];
     let host = "start_pipewire = false\nnative_trust_on_first_use = true\n";
-    let _daemon = common::start_daemon_configured(&[], &dir, port, api, host, &app, "");
+    let daemon = common::start_daemon_configured(&[], &dir, port, api, host, &app, "");
     let config = dir.join("client");
     let paired = native_client(&[], &config).args(["pair", &format!("127.0.0.1:{}", port + 50), "--trust"]).output().unwrap();
     assert!(paired.status.success(), "{}", text(&paired));
@@ -412,7 +412,7 @@ fn a_still_picture_keeps_coming() {
         assert!(since.elapsed().as_secs() < 20, "no still stream: {}", common::api_status(&dir, api));
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let cpu = || stream_cpu_ticks(_daemon.0.id()).expect("the stream's process");
+    let cpu = || stream_cpu_ticks(daemon.0.id()).expect("the stream's process");
     let (ticks, at) = (cpu(), std::time::Instant::now());
     std::thread::sleep(std::time::Duration::from_secs(3));
     let share = (cpu() - ticks) as f64
