@@ -302,6 +302,57 @@ pub struct SessionPorts {
 mod tests {
     use super::*;
 
+    /// (protocol, first, last) port ranges a firewall file opens: firewalld's
+    /// `<port protocol="udp" port="A-B"/>` lines, ufw's `ports=A,B/tcp|C:D/udp`.
+    fn opened(firewalld: &str, ufw: &str) -> Vec<(String, u16, u16)> {
+        let range = |r: &str, sep: char| {
+            let (a, b) = r.split_once(sep).unwrap_or((r, r));
+            (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap())
+        };
+        let mut open = Vec::new();
+        for line in firewalld.lines().filter_map(|l| l.trim().strip_prefix("<port protocol=\"")) {
+            let (protocol, rest) = line.split_once('"').unwrap();
+            let ports = rest.split("port=\"").nth(1).unwrap().split('"').next().unwrap();
+            let (a, b) = range(ports, '-');
+            open.push((format!("firewalld {protocol}"), a, b));
+        }
+        let ports = ufw.lines().find_map(|l| l.strip_prefix("ports=")).unwrap();
+        for group in ports.split('|') {
+            let (list, protocol) = group.split_once('/').unwrap();
+            for r in list.split(',') {
+                let (a, b) = range(r, ':');
+                open.push((format!("ufw {protocol}"), a, b));
+            }
+        }
+        open
+    }
+
+    /// The firewall files the package installs open every port the default configuration
+    /// listens on, for as many sessions as it may run.
+    #[test]
+    fn the_firewall_files_open_the_default_ports() {
+        let open = opened(include_str!("../../packaging/firewall/punktfunk.xml"), include_str!("../../packaging/firewall/punktfunk.ufw"));
+        let c = Config::default();
+        let mut needed = vec![
+            ("tcp", c.port - 5),
+            ("tcp", c.port),
+            ("tcp", c.port + 21),
+            ("udp", c.control_port()),
+            ("udp", c.native_port),
+            ("udp", 5353),
+        ];
+        for slot in 0..MAX_SESSIONS as u16 {
+            let p = c.session_ports(slot);
+            needed.extend([("udp", p.video), ("udp", p.audio), ("udp", p.native)]);
+        }
+        for tool in ["firewalld", "ufw"] {
+            for (protocol, port) in &needed {
+                let covered = open.iter().any(|(t, a, b)| *t == format!("{tool} {protocol}") && (*a..=*b).contains(port));
+                assert!(covered, "{tool} does not open {protocol} {port}");
+            }
+        }
+    }
+
     #[test]
     fn the_written_default_parses_back_to_the_default() {
         let dir = tempdir();
