@@ -34,19 +34,37 @@ impl Netns {
     /// A namespace whose loopback drops the UDP datagrams sent from `port` that `model` (an
     /// nftables expression: [`RANDOM`], [`BURSTS`]) picks.
     fn create(name: &str, sudo: Vec<&'static str>, port: u16, model: &str) -> Self {
-        let run = |args: &[&str]| {
-            let st = privileged(&sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
-            assert!(st.success(), "{args:?} failed");
-        };
-        let ns = Self { name: name.to_owned(), sudo: sudo.clone() };
-        ns.delete();
-        run(&["ip", "netns", "add", name]);
-        run(&["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]);
-        let nft = |rule: &str| run(&["ip", "netns", "exec", name, "sh", "-c", &format!("nft {rule}")]);
-        nft("add table inet loss");
-        nft("add chain inet loss out '{ type filter hook output priority 0; }'");
-        nft(&format!("add rule inet loss out udp sport {port} {model} drop"));
+        let ns = Self::lossless(name, sudo);
+        ns.nft(&format!("add rule inet loss out udp sport {port} {model} drop"));
         ns
+    }
+
+    /// A namespace whose loopback drops nothing until [`Netns::drop_all_from`].
+    fn lossless(name: &str, sudo: Vec<&'static str>) -> Self {
+        let ns = Self { name: name.to_owned(), sudo };
+        ns.delete();
+        ns.run(&["ip", "netns", "add", name]);
+        ns.run(&["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"]);
+        ns.nft("add table inet loss");
+        ns.nft("add chain inet loss out '{ type filter hook output priority 0; }'");
+        ns
+    }
+
+    /// Every UDP datagram sent from `port` is dropped from now on (`false`: none is).
+    fn drop_all_from(&self, port: u16, dropping: bool) {
+        match dropping {
+            true => self.nft(&format!("add rule inet loss out udp sport {port} drop")),
+            false => self.nft("flush chain inet loss out"),
+        }
+    }
+
+    fn nft(&self, rule: &str) {
+        self.run(&["ip", "netns", "exec", &self.name, "sh", "-c", &format!("nft {rule}")]);
+    }
+
+    fn run(&self, args: &[&str]) {
+        let st = privileged(&self.sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert!(st.success(), "{args:?} failed");
     }
 }
 
@@ -265,6 +283,76 @@ fn said_after(status: &str, before: &str) -> u64 {
         .nth(1)
         .and_then(|r| r.split(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("the host says {before:?}: {status}"))
+}
+
+/// The typed character that does not appear: a still screen (the test pattern stops drawing
+/// after 15 frames, then shows each key press once) whose one change is lost on the link. A
+/// stock Moonlight client presses a key while every video datagram is dropped, then the link
+/// is clean again. With the host's floor (`min_fps`, 10 by default) the still picture keeps
+/// coming, the client sees the gap, asks for a key frame and shows the change; without it
+/// (`min_fps = 0`) nothing more is sent and the client keeps the old picture. How long the
+/// repair took is printed (timing is not asserted).
+#[test]
+fn a_lost_change_to_a_still_screen_is_repaired() {
+    let Some((python, sudo)) = requirements_or_skip() else { return };
+    for (label, host) in [("floor", ""), ("no floor", "min_fps = 0\n")] {
+        let name = format!("pf-still-{}-{}", label.replace(' ', "-"), std::process::id());
+        let ns = Netns::lossless(&name, sudo.clone());
+        let dir = std::env::temp_dir().join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        let signals = dir.join("signals");
+        std::fs::create_dir_all(&signals).unwrap();
+        let app = vec![
+            target_dir().join("punktfunk-test-pattern").display().to_string(),
+            "--color".into(),
+            "3080ff".into(),
+            "--still-after".into(),
+            "15".into(),
+        ];
+        let wrapper = ns.exec(&[]);
+        let host = format!("start_pipewire = false\n{host}");
+        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &app, "");
+        let client = Command::new(wrapper[0])
+            .args(&wrapper[1..])
+            .arg(&python)
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
+            .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "driven".into()])
+            .arg(&signals)
+            .env("XDG_STATE_HOME", dir.join("state"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("running the Moonlight client");
+        // Streaming: the app's 15 frames came, the screen is still.
+        common::mark(&signals, "still");
+        std::thread::sleep(Duration::from_secs(2));
+        ns.drop_all_from(PORT + 9, true);
+        std::fs::write(signals.join("type"), "\n").unwrap();
+        while signals.join("type").exists() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The change is drawn, encoded and sent into the drop.
+        std::thread::sleep(Duration::from_millis(500));
+        ns.drop_all_from(PORT + 9, false);
+        // The client's clock (CLOCK_MONOTONIC, its `time.monotonic()`).
+        let clean =
+            nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map(|t| t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9).unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        std::fs::write(signals.join("stop"), "").unwrap();
+        let out = client_report(&client.wait_with_output().unwrap(), &dir);
+        // The band's complement, #cf7f00, once the press is shown.
+        let changed = |c: &serde_json::Value| c[1][0].as_f64().unwrap_or(0.0) > 150.0 && c[1][2].as_f64().unwrap_or(255.0) < 100.0;
+        let shown = out["colour_changes"].as_array().unwrap().iter().find(|c| changed(c)).map(|c| c[0].as_f64().unwrap() - clean);
+        common::figure(&format!(
+            "a still screen's lost change, Moonlight, {label}: shown {} after the link was clean again",
+            shown.map_or("never".into(), |s| format!("{:.0} ms", s * 1000.0))
+        ));
+        match label {
+            "floor" => assert!(shown.is_some(), "the floor repaired the lost change: {out}"),
+            _ => assert!(shown.is_none(), "without the floor nothing repairs it: {out}"),
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
 
 /// 10 % of the host's video datagrams dropped at random, with a moving GL app (larger frames

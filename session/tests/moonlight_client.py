@@ -397,13 +397,14 @@ def stream_driven(signals):
     frames it had when `DIR/mark` names a stage (removed once noted), and stops when
     `DIR/stop` appears (quitting the app) or the host ends the stream. Reports the frame
     numbers' order, the marks (and the sound's frequencies in the second before each), the
-    colours seen and the longest wait for a frame (the hand-overs between processes)."""
+    colours seen (every fifth frame's, and when, on CLOCK_MONOTONIC, the colour changed) and
+    the longest wait for a frame (the hand-overs between processes)."""
     at = lambda what: os.path.join(signals, what)
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
                         output_format="rgb24", ready_timeout=60.0, record_audio=True)
     numbers, bands, marks, heard, deadline = [], [], {}, {}, time.monotonic() + 300
-    last, gap = time.monotonic(), 0.0
+    last, gap, changes, previous = time.monotonic(), 0.0, [], None
     sub, sound, pcm, listening = client._stream_manager.subscribe(), client._stream_manager.subscribe_audio(), [], [True]
 
     def listen():
@@ -415,14 +416,18 @@ def stream_driven(signals):
     listener = threading.Thread(target=listen)
     listener.start()
     while time.monotonic() < deadline and not os.path.exists(at("stop")) and not client._session.is_terminated:
+        # Typing and marks are answered whether or not frames come (a still screen).
         f = sub.get(timeout=0.5)
-        if f is None:
-            continue
         now = time.monotonic()
-        gap, last = max(gap, now - last), now
-        numbers.append(f.frame_number)
-        if len(numbers) % 5 == 1:
-            bands.append(band(f))
+        if f is not None:
+            gap, last = max(gap, now - last), now
+            numbers.append(f.frame_number)
+            colour = band(f)
+            if len(numbers) % 5 == 1:
+                bands.append(colour)
+            if previous is None or max(abs(a - b) for a, b in zip(colour, previous)) > 60:
+                changes.append([round(now, 3), colour])
+            previous = colour
         if os.path.exists(at("type")):
             with open(at("type")) as t:
                 lines = t.read().splitlines()
@@ -445,6 +450,7 @@ def stream_driven(signals):
     client._stream_manager.unsubscribe(sub)
     out.update(frames=len(numbers), numbers_rise=all(b > a for a, b in zip(numbers, numbers[1:])), marks=marks,
                longest_gap_ms=round(gap * 1000), bands=bands, heard=heard, terminated=client._session.is_terminated,
+               colour_changes=changes,
                video_stats=video_stats())
     client.stop_stream()
     if not out["terminated"]:

@@ -2,7 +2,7 @@
 //! [--strict]`: a Wayland client that draws the test pattern (see the library docs) once per
 //! frame callback, at whatever size the compositor configures, double-buffered; it exits
 //! after `--frames`, and stops drawing (a still picture, the window open) after
-//! `--still-after`.
+//! `--still-after`, but for one frame after each press (an editor showing a typed key).
 //!
 //! `--strict` fails (exit 3) when a frame callback arrives while both buffers are still with
 //! the compositor, as weston's demo clients abort: a compositor must give one back first.
@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut app = App { log, ..App::default() };
     let mut counter = 0u32;
+    let mut drawn_presses = 0;
     while !app.closed && counter < frames {
         queue.blocking_dispatch(&mut app)?;
         if strict && app.starved {
@@ -99,7 +100,10 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(3);
         }
         let Some((w, h)) = app.size else { continue };
-        if (!app.frame_due && counter > 0) || counter >= still_after {
+        // Still after `still_after` frames, except that a press is shown once (an editor
+        // showing a typed key on a still screen).
+        let still = counter >= still_after && app.presses == drawn_presses;
+        if (!app.frame_due && counter > 0) || still {
             continue;
         }
         let stride = w as usize * 4;
@@ -115,7 +119,7 @@ fn main() -> anyhow::Result<()> {
         surface.frame(&qh, ());
         surface.commit();
         app.frame_due = false;
-        counter += 1;
+        (counter, drawn_presses) = (counter + 1, app.presses);
     }
     Ok(())
 }
