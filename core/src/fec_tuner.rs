@@ -147,7 +147,11 @@ impl FecTuner {
     fn parity_for(&self, data: usize) -> u8 {
         let mut percent = self.config.min_percent;
         while percent < self.config.max_percent {
-            let parity = (data * usize::from(percent)).div_ceil(100).max(usize::from(self.min_parity())).max(1);
+            // At 0 % blocks carry no parity at all, not even the least.
+            let parity = match percent {
+                0 => 0,
+                p => (data * usize::from(p)).div_ceil(100).max(usize::from(self.min_parity())),
+            };
             if unrecoverable(data, parity, self.loss) < TARGET {
                 break;
             }
@@ -272,6 +276,14 @@ mod tests {
         ignoring.burst(5);
         run(&mut ignoring, start, 2, 1, 0.0);
         assert_eq!(ignoring.min_parity(), 2, "a tuner told not to follow bursts");
+    }
+
+    /// A stream that starts without FEC is not taken for one its least parity protects.
+    #[test]
+    fn no_parity_at_zero_percent() {
+        let mut tuner = FecTuner::new(TunerConfig { min_percent: 0, min_parity: 2, ..CONFIG }, 0);
+        run(&mut tuner, Instant::now(), 4, 1, 0.05);
+        assert!(tuner.percent() > 0, "5 % loss on bare one-shard frames needs parity");
     }
 
     #[test]

@@ -29,9 +29,10 @@ fn moonlight_streams_a_new_output_of_a_running_sway() {
         eprintln!("skipped: PUNKTFUNK_MOONLIGHT_PYTHON is not set");
         return;
     };
-    if !sway::installed() {
-        assert!(std::env::var_os("CI").is_none(), "CI installs sway");
-        eprintln!("skipped: sway is not installed");
+    let present = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !sway::installed() || !["pipewire", "pactl", "pacat"].into_iter().all(present) {
+        assert!(std::env::var_os("CI").is_none(), "CI installs sway, PipeWire and pulseaudio-utils");
+        eprintln!("skipped: needs sway, pipewire and pulseaudio-utils (pactl, pacat)");
         return;
     }
     let dir = std::env::temp_dir().join(format!("pf-attach-ml-{}", std::process::id()));

@@ -217,7 +217,8 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
     let Some((adaptive, adaptive_host)) = native_over(BURSTS, "bursts-adaptive", "") else { return };
     let n = |stats: &serde_json::Value, k: &str| stats[k].as_u64().unwrap();
     assert_eq!(said_after(&fixed_host, "at least "), 2, "a fixed parity stays as configured");
-    assert_eq!(said_after(&adaptive_host, "at least "), 3, "every block got the burst's length in parity");
+    // 3, or more where the host's own socket dropped a datagram next to a burst.
+    assert!(said_after(&adaptive_host, "at least ") >= 3, "every block got the burst's length in parity");
     for stats in [&fixed, &adaptive] {
         assert!(n(stats, "frames_recovered") >= 5, "too few frames needed FEC to tell: {stats}");
         let bursts = n(stats, "datagrams").div_ceil(60) + 1;

@@ -19,8 +19,9 @@ pub const WARM_UP: usize = 30;
 pub struct Probe {
     /// Per stamped picture: its draw (the host's clock), its frame's first datagram (None:
     /// not seen) and its decode (this machine's clock); µs. The clocks' offset is applied
-    /// at the end, with the best estimate the whole stream gave: the first ones can be far
-    /// off (a ping answered while the host was busy starting the stream).
+    /// at the end, with the best recent estimate (of the last ~30 pings): the first ones can
+    /// be far off (a ping answered while the host was busy starting the stream). Drift
+    /// between two machines' clocks over a long probe shows in its early samples.
     samples: Vec<(u64, Option<u64>, u64)>,
 }
 
