@@ -70,6 +70,12 @@
  */
 #define PF_CONTROL_CLIPBOARD 9
 
+/**
+ * `text`: what a game asked of one of the client's controllers, as punktfunk/1 carries it
+ * (JSON, core/PROTOCOL.md "Gamepads"), e.g. `{"rumble":{"number":0,"low":65535,"high":0}}`.
+ */
+#define PF_CONTROL_PAD 10
+
 #define PF_CODEC_H264 0
 
 #define PF_CODEC_HEVC 1
@@ -508,6 +514,13 @@ int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
 int32_t punktfunk_control_clipboard(struct PfControl *h, const char *text);
 
 /**
+ * Tells the host what one of this client's controllers did: `event` is a punktfunk/1 pad
+ * event as JSON (core/PROTOCOL.md "Gamepads"), e.g.
+ * `{"state":{"number":0,"active_mask":1,"buttons":4096,…}}`; PF_ERR_REJECTED if it is not one.
+ */
+int32_t punktfunk_control_pad(struct PfControl *h, const char *event);
+
+/**
  * Ends the session (the host quits the app and answers ENDED).
  */
 int32_t punktfunk_control_stop(struct PfControl *h);
@@ -722,6 +735,13 @@ int32_t punktfunk_control_ping(struct PfControl *h, uint64_t now_us);
  * sent) beyond the protocol's 32 KiB.
  */
 int32_t punktfunk_control_clipboard(struct PfControl *h, const char *text);
+
+/**
+ * Tells the host what one of this client's controllers did: `event` is a punktfunk/1 pad
+ * event as JSON (core/PROTOCOL.md "Gamepads"), e.g.
+ * `{"state":{"number":0,"active_mask":1,"buttons":4096,…}}`; PF_ERR_REJECTED if it is not one.
+ */
+int32_t punktfunk_control_pad(struct PfControl *h, const char *event);
 
 /**
  * Ends the session (the host quits the app and answers ENDED).

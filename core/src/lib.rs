@@ -7,7 +7,8 @@
 //! - [`gamestream`]: Moonlight's protocol (core/GAMESTREAM.md): video and audio RTP
 //!   packetizers and depacketizers, RTSP, SDP, control and input messages.
 //! - [`native`]: the punktfunk/1 data plane, [`control`] its control messages and pairing
-//!   (core/PROTOCOL.md); [`input`] the input events clients send.
+//!   (core/PROTOCOL.md); [`input`] the input events clients send, [`gamepad`] their
+//!   controllers (both protocols).
 //! - [`mode`], [`colour`], [`channels`] and [`stream`]: what a stream carries (size, refresh,
 //!   YUV matrix and range, sound layout, codec) and what each protocol negotiated for it;
 //!   [`ipc`] the daemon ↔ stream process messages that carry them.
@@ -22,6 +23,7 @@ pub mod datagrams;
 pub mod fec;
 pub mod fec_tuner;
 pub mod ffi;
+pub mod gamepad;
 pub mod gamestream;
 pub mod input;
 pub mod ipc;

@@ -8,6 +8,7 @@ use punktfunk_core::control::VERSION;
 use punktfunk_core::control::framing::{self, Reader};
 use punktfunk_core::control::messages::{ClientMessage, HostMessage, Reconfigure, Started};
 use punktfunk_core::control::pairing::HostPairing;
+use punktfunk_core::gamepad::{ControllerState, PadEvent, PadFeedback};
 use punktfunk_core::input::InputEvent;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -170,6 +171,10 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Text("hé".into())));
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Scroll { vertical: true, v120: -120 }));
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::TouchDown { id: 3, x: 10.5, y: 20.0 }));
+    let pressed =
+        ControllerState { number: 0, active_mask: 1, buttons: 0x1000, right_trigger: 255, left_stick: (0, 32767), ..Default::default() };
+    assert_eq!(host.hear(), ClientMessage::Pad(PadEvent::State(pressed)));
+    host.say(&HostMessage::Pad(PadFeedback::Rumble { number: 0, low: 0xffff, high: 0 }));
     let ClientMessage::Stats(stats) = host.hear() else { panic!("expected Stats") };
     assert_eq!((stats.frames_received, stats.frames_lost, stats.latency_us_p50), (100, 1, 4321));
     let ClientMessage::Reconfigure(r) = host.hear() else { panic!("expected Reconfigure") };

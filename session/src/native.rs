@@ -5,6 +5,7 @@
 //! Video goes from the stream process over the data plane, never through here.
 
 use crate::admission::{Admission, Peers};
+use crate::gamepad::worker::PadWorker;
 use crate::gamestream::identity::Certificate;
 use crate::gamestream::tls;
 use crate::host::Host;
@@ -14,6 +15,7 @@ use crate::stream::{Busy, Launch};
 use anyhow::Context;
 use punktfunk_core::control::host::{HostControl, HostEvent};
 use punktfunk_core::control::messages::{Reconfigure, StartRequest, Started};
+use punktfunk_core::gamepad::{PadEvent, PadFeedback};
 use punktfunk_core::ipc::Command;
 use punktfunk_core::mode::Mode;
 use punktfunk_core::stream::NativeVideoParams;
@@ -24,6 +26,8 @@ use std::time::Duration;
 
 /// Largest video frame a client must reassemble (a 4K key frame at a high bitrate).
 const MAX_FRAME: u32 = 8 << 20;
+/// Pad feedback (rumble, LED, motion requests) waiting for the control stream, at most.
+const PAD_FEEDBACK: usize = 64;
 
 pub fn endpoint(host: &Host, socket: std::net::UdpSocket) -> anyhow::Result<quinn::Endpoint> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls::quic_server_config(&host.identity)?)?;
@@ -117,7 +121,7 @@ async fn connection(host: &Arc<Host>, incoming: quinn::Incoming, strangers: &Arc
     let (send, recv) = tokio::time::timeout(STREAM_WAIT, conn.accept_bi()).await.context("no control stream in time")??;
     let client =
         Client { fingerprint: crate::gamestream::identity::fingerprint(&der), der, addr: conn.remote_address(), name: String::new() };
-    let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None, clipboard: None };
+    let mut c = Connection { host, ctl, client, quic: conn.clone(), session: None, pairing: None, clipboard: None, pads: None };
     // An unpaired client takes one of the few places strangers may hold, or is refused.
     let _stranger_slot = if c.is_paired() {
         None
@@ -150,6 +154,9 @@ struct Connection<'a> {
     pairing: Option<Reporter>,
     /// The client asked for the session's clipboard: the number of the last copy it got.
     clipboard: Option<u64>,
+    /// The client's controllers as pads in the session, once one sent something, and what
+    /// games ask of them.
+    pads: Option<(PadWorker, tokio::sync::mpsc::Receiver<PadFeedback>)>,
 }
 
 impl<'a> Connection<'a> {
@@ -175,6 +182,9 @@ impl<'a> Connection<'a> {
                     None => return Ok(()),
                 },
                 _ = check.tick() => self.check(),
+                Some(feedback) = async { self.pads.as_mut()?.1.recv().await }, if self.pads.is_some() => {
+                    self.ctl.pad_feedback(feedback);
+                }
                 () = tokio::time::sleep(deadline.unwrap_or(Duration::MAX)), if deadline.is_some() => {
                     self.ctl.handle_timeout(punktfunk_net::monotonic_us());
                 }
@@ -196,6 +206,7 @@ impl<'a> Connection<'a> {
             };
             if let Some(reason) = reason {
                 self.session = None;
+                self.pads = None;
                 self.ctl.ended(reason);
             }
         }
@@ -278,6 +289,7 @@ impl<'a> Connection<'a> {
                     owned(host, self.session, |s| s.send(&Command::Input(e)));
                 }
             }
+            HostEvent::Pad(event) => self.pad(event),
             HostEvent::Clipboard(text) => {
                 // Only where the user allowed this client the clipboard, and it may steer.
                 let permissions = host.permissions(&self.client.fingerprint);
@@ -319,6 +331,28 @@ impl<'a> Connection<'a> {
             }
         }
         Ok(())
+    }
+
+    /// One of the client's controllers did something: its pad in the session follows (made
+    /// on the first event), where this connection steers a session and may give input.
+    fn pad(&mut self, event: PadEvent) {
+        let host = self.host;
+        if host.permissions(&self.client.fingerprint).view_only || owned(host, self.session, |_| ()).is_none() {
+            return;
+        }
+        if self.pads.is_none() {
+            let (tell, told) = tokio::sync::mpsc::channel(PAD_FEEDBACK);
+            match PadWorker::spawn(host.config.gamepad, tell) {
+                Ok(worker) => self.pads = Some((worker, told)),
+                Err(e) => {
+                    tracing::warn!("gamepads: {e}");
+                    return;
+                }
+            }
+        }
+        if let Some((worker, _)) = &mut self.pads {
+            worker.send(event);
+        }
     }
 
     /// PIN pairing: the client shows a PIN, the user enters it on the host (`punktfunk

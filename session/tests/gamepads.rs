@@ -7,8 +7,8 @@
 //! Needs /dev/uinput: `.ci/run` runs these in `.ci/drm-vm` (Debian's kernel).
 
 use evdev::{AbsoluteAxisCode, Device, EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
-use punktfunk_core::gamestream::control::PadFeedback;
-use punktfunk_core::gamestream::input::{ControllerArrival, ControllerKind, ControllerState, caps};
+use punktfunk_core::gamepad::PadFeedback;
+use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, caps};
 use punktfunk_session::gamepad::Gamepads;
 use punktfunk_session::gamepad::layout::GamepadChoice;
 use std::os::fd::AsFd;

@@ -12,6 +12,7 @@ mod desktop_clipboard;
 mod frame_files;
 mod identity;
 mod mic;
+mod pads;
 mod player;
 mod probe;
 mod receive;
@@ -31,6 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 const DEFAULT_PORT: u16 = 48100;
+/// Pad feedback kept for stats.json, at most.
+const MAX_PAD_FEEDBACK_KEPT: usize = 256;
 
 #[derive(Parser)]
 #[command(name = "punktfunk-client", version, about = "punktfunk/1 client")]
@@ -130,6 +133,13 @@ struct StreamArgs {
     /// apps copy is kept in stats.json (`copied`) too.
     #[arg(long)]
     clipboard: bool,
+    /// Send this machine's game controllers to the session (on by default with a window)
+    /// and play the rumble games ask for on them.
+    #[arg(long, conflicts_with = "no_pads")]
+    pads: bool,
+    /// Keep this machine's game controllers to itself.
+    #[arg(long)]
+    no_pads: bool,
     /// Copy this text into the session's clipboard once the stream started.
     #[arg(long, requires = "clipboard")]
     copy: Option<String>,
@@ -338,11 +348,19 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     // started the stream (its round trip, and so its error, can be hundreds of ms), so a few
     // quick ones now (the first at once), then one a second with the figures.
     let (mut early_pings, mut early_left) = (tokio::time::interval(Duration::from_millis(200)), 10u32);
-    let mut ended = None;
+    let (mut ended, mut interrupted) = (None, false);
+    // Ctrl-C leaves the stream as the end of --frames does (figures printed, --stop honoured).
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     if let Some(text) = &args.copy {
         anyhow::ensure!(c.control.clipboard(text)?, "--copy: longer than the protocol's {MAX_CLIPBOARD} bytes");
     }
     let mut copied = Vec::new();
+    let mut pads = ((args.pads || !args.headless) && !args.no_pads).then(pads::LocalPads::start).transpose().unwrap_or_else(|e| {
+        tracing::warn!("{e}: no game controllers");
+        None
+    });
+    // What games asked of the pads (kept for stats.json, the first few hundred).
+    let mut pad_feedback = Vec::new();
     // With a window, the desktop's clipboard joins in.
     let (desktop_copies, mut desktop_copied) = tokio::sync::mpsc::unbounded_channel();
     let desktop = (args.clipboard && window.is_some()).then(|| desktop_clipboard::DesktopClipboard::start(desktop_copies)).transpose()?;
@@ -359,6 +377,12 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 None => std::future::pending().await,
             }
         };
+        let pad_event = async {
+            match pads.as_mut() {
+                Some(p) => p.events.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = early_pings.tick(), if early_left > 0 => {
                 early_left -= 1;
@@ -369,6 +393,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                     tracing::warn!(bytes = text.len(), "the desktop's clipboard is longer than the protocol's {MAX_CLIPBOARD} bytes: not shared");
                 }
             }
+            Some(event) = pad_event => c.control.pad(event)?,
             event = input => match event {
                 Some(e) => c.control.input(e)?,
                 // The window closed.
@@ -397,11 +422,25 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                     }
                     copied.push(text);
                 }
+                Some(ClientEvent::Pad(feedback)) => {
+                    tracing::debug!(?feedback, "a game asks the pad");
+                    if let Some(p) = &pads {
+                        p.play(feedback);
+                    }
+                    if pad_feedback.len() < MAX_PAD_FEEDBACK_KEPT {
+                        pad_feedback.push(feedback);
+                    }
+                }
                 Some(other) => tracing::debug!(?other, "host says"),
                 None => break,
             },
             _ = &mut deadline => {
                 tracing::warn!("gave up after {} s", args.timeout);
+                break;
+            }
+            _ = interrupt.recv() => {
+                tracing::info!("interrupted: leaving the stream");
+                interrupted = true;
                 break;
             }
         }
@@ -427,12 +466,13 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let mut json = serde_json::to_value(&stats)?;
     json["ended"] = serde_json::json!(ended);
     json["copied"] = serde_json::json!(copied);
+    json["pad_feedback"] = serde_json::json!(pad_feedback);
     if let Some(out) = &args.out {
         std::fs::write(out.join("stats.json"), serde_json::to_vec_pretty(&json)?)?;
     }
     println!("{}", serde_json::to_string(&json)?);
     c.close().await;
-    if let Some(f) = frames {
+    if let Some(f) = frames.filter(|_| !interrupted) {
         anyhow::ensure!(stats.frames_decoded >= f, "only {} of {f} frames decoded", stats.frames_decoded);
     }
     Ok(())

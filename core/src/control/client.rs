@@ -10,6 +10,7 @@ use super::framing::{self, Reader};
 use super::messages::{ClientMessage, HostMessage, MAX_CLIPBOARD, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::ClientPairing;
 use super::{ControlError, VERSION};
+use crate::gamepad::{PadEvent, PadFeedback};
 use crate::input::InputEvent;
 use std::collections::VecDeque;
 
@@ -47,6 +48,8 @@ pub enum ClientEvent {
     Clipboard {
         text: String,
     },
+    /// A game asked this of one of the client's controllers.
+    Pad(PadFeedback),
 }
 
 enum State {
@@ -141,6 +144,13 @@ impl ClientControl {
     pub fn input(&mut self, event: InputEvent) -> Result<(), ControlError> {
         self.ready()?;
         self.say(&ClientMessage::Input(event));
+        Ok(())
+    }
+
+    /// What one of this client's controllers did.
+    pub fn pad(&mut self, event: PadEvent) -> Result<(), ControlError> {
+        self.ready()?;
+        self.say(&ClientMessage::Pad(event));
         Ok(())
     }
 
@@ -245,6 +255,7 @@ impl ClientControl {
             (_, HostMessage::Reconfigured(r)) => ClientEvent::Reconfigured(r),
             (_, HostMessage::Ended { reason }) => ClientEvent::Ended { reason },
             (_, HostMessage::Clipboard { text }) => ClientEvent::Clipboard { text },
+            (_, HostMessage::Pad(feedback)) => ClientEvent::Pad(feedback),
             (_, HostMessage::Pong { client_us, host_us }) => {
                 self.clock.record(client_us, host_us, now_us).ok_or(ControlError::Protocol("a pong to a ping not yet sent"))?;
                 let best = self.clock.best().expect("just recorded");

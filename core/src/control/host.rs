@@ -14,6 +14,7 @@ use super::framing::{self, Reader};
 use super::messages::{ClientMessage, HostMessage, MAX_CLIPBOARD, ReceiveStats, Reconfigure, StartRequest, Started};
 use super::pairing::HostPairing;
 use super::{ControlError, VERSION};
+use crate::gamepad::{PadEvent, PadFeedback};
 use crate::input::InputEvent;
 use std::collections::VecDeque;
 
@@ -49,6 +50,9 @@ pub enum HostEvent {
     /// Answer with [`HostControl::reconfigured`], saying what was applied.
     Reconfigure(Reconfigure),
     Input(InputEvent),
+    /// One of the client's controllers; what games ask of it goes back through
+    /// [`HostControl::pad_feedback`].
+    Pad(PadEvent),
     RequestKeyframe,
     Stats(ReceiveStats),
     /// The client's clipboard holds this text (at most `MAX_CLIPBOARD` bytes).
@@ -210,6 +214,13 @@ impl HostControl {
         }
     }
 
+    /// A game asked this of one of the client's controllers.
+    pub fn pad_feedback(&mut self, feedback: PadFeedback) {
+        if self.paired && !matches!(self.state, State::Closed) {
+            self.say(&HostMessage::Pad(feedback));
+        }
+    }
+
     pub fn ended(&mut self, reason: &str) {
         if !self.is_closed() {
             self.say(&HostMessage::Ended { reason: reason.into() });
@@ -305,6 +316,7 @@ impl HostControl {
             },
             (_, ClientMessage::Reconfigure(r)) => HostEvent::Reconfigure(r),
             (_, ClientMessage::Input(e)) => HostEvent::Input(e),
+            (_, ClientMessage::Pad(e)) => HostEvent::Pad(e),
             (_, ClientMessage::RequestKeyframe) => HostEvent::RequestKeyframe,
             (_, ClientMessage::Stats(s)) => HostEvent::Stats(s),
             (_, ClientMessage::Clipboard { text }) if text.len() > MAX_CLIPBOARD => {
@@ -529,6 +541,27 @@ mod tests {
         p.host.unpaired();
         p.exchange().unwrap();
         assert_eq!(p.client_events(), [ClientEvent::Refused { reason: "this client is not paired".into() }]);
+    }
+
+    #[test]
+    fn controllers_go_to_the_host_and_rumble_comes_back() {
+        use crate::gamepad::{ControllerState, PadEvent, PadFeedback};
+        let state = PadEvent::State(ControllerState { number: 1, active_mask: 0b10, buttons: 0x1000, ..Default::default() });
+        let motion = PadEvent::Motion { number: 1, motion_type: 2, xyz: [0.5, -1.0, 90.0] };
+        let mut p = Pair::welcomed(true);
+        p.client.pad(state).unwrap();
+        p.client.pad(motion).unwrap();
+        p.host.pad_feedback(PadFeedback::Rumble { number: 1, low: 0xffff, high: 0x8000 });
+        p.exchange().unwrap();
+        assert_eq!(p.host_events(), [HostEvent::Pad(state), HostEvent::Pad(motion)]);
+        assert_eq!(p.client_events(), [ClientEvent::Pad(PadFeedback::Rumble { number: 1, low: 0xffff, high: 0x8000 })]);
+        // An unpaired client's pads go nowhere, and it hears of no game.
+        let mut p = Pair::welcomed(false);
+        p.client.pad(state).unwrap();
+        p.host.pad_feedback(PadFeedback::Rumble { number: 1, low: 1, high: 1 });
+        p.exchange().unwrap();
+        assert_eq!(p.host_events(), [HostEvent::Refused { reason: "this client is not paired".into() }]);
+        assert!(!p.client_events().iter().any(|e| matches!(e, ClientEvent::Pad(_))));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What host and client say on the control stream. Closing the connection leaves a session
 //! running (the client may come back, as with Moonlight); `Stop` ends it.
 
+use crate::gamepad::{PadEvent, PadFeedback};
 use crate::input::InputEvent;
 use serde::{Deserialize, Serialize};
 
@@ -25,6 +26,9 @@ pub enum ClientMessage {
     /// Change the stream without a new session.
     Reconfigure(Reconfigure),
     Input(InputEvent),
+    /// One of the client's controllers (its pad on the host is made on arrival or first
+    /// state and removed when a state clears its active bit or the connection closes).
+    Pad(PadEvent),
     /// The decoder lost a frame: send a key frame.
     RequestKeyframe,
     /// What the client received so far (sent every second while streaming).
@@ -81,6 +85,9 @@ pub enum HostMessage {
     Clipboard {
         text: String,
     },
+    /// What a game asked of one of the client's controllers: rumble, trigger rumble, LED
+    /// colour, motion readings (sent as `Pad` `motion` events at the asked rate).
+    Pad(PadFeedback),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 //! offset are done inside.
 
 use super::{
-    PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_STATE, PF_ERR_TOO_LARGE, PF_OK, PfBytes, guard, handle, read_sized, release, slice,
-    text,
+    PF_ERR_NULL, PF_ERR_PANIC, PF_ERR_PROTOCOL, PF_ERR_REJECTED, PF_ERR_STATE, PF_ERR_TOO_LARGE, PF_OK, PfBytes, guard, handle, read_sized,
+    release, slice, text,
 };
 use crate::control::ControlError;
 use crate::control::client::{ClientControl, ClientEvent};
@@ -25,6 +25,9 @@ pub const PF_CONTROL_ENDED: u32 = 7;
 pub const PF_CONTROL_CLOCK: u32 = 8;
 /// `text`: what an app in the session copied (asked for with PF_START_CLIPBOARD).
 pub const PF_CONTROL_CLIPBOARD: u32 = 9;
+/// `text`: what a game asked of one of the client's controllers, as punktfunk/1 carries it
+/// (JSON, core/PROTOCOL.md "Gamepads"), e.g. `{"rumble":{"number":0,"low":65535,"high":0}}`.
+pub const PF_CONTROL_PAD: u32 = 10;
 
 pub const PF_CODEC_H264: u32 = 0;
 pub const PF_CODEC_HEVC: u32 = 1;
@@ -266,6 +269,10 @@ pub unsafe extern "C" fn punktfunk_control_poll_event(h: *mut PfControl, out: *m
                 }
                 ClientEvent::Clock { offset_us, rtt_us } => (e.kind, e.clock_offset_us, e.rtt_us) = (PF_CONTROL_CLOCK, offset_us, rtt_us),
                 ClientEvent::Clipboard { text } => (e.kind, e.text) = (PF_CONTROL_CLIPBOARD, say(text)),
+                ClientEvent::Pad(feedback) => {
+                    let json = serde_json::to_string(&feedback).expect("a plain enum serializes");
+                    (e.kind, e.text) = (PF_CONTROL_PAD, say(json))
+                }
             }
             *out = e;
             1
@@ -424,6 +431,22 @@ pub unsafe extern "C" fn punktfunk_control_clipboard(h: *mut PfControl, text: *c
                 Ok(true) => PF_OK,
                 Ok(false) => PF_ERR_TOO_LARGE,
                 Err(e) => code(Err(e)),
+            }
+        })
+    }
+}
+
+/// Tells the host what one of this client's controllers did: `event` is a punktfunk/1 pad
+/// event as JSON (core/PROTOCOL.md "Gamepads"), e.g.
+/// `{"state":{"number":0,"active_mask":1,"buttons":4096,…}}`; PF_ERR_REJECTED if it is not one.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_control_pad(h: *mut PfControl, event: *const c_char) -> i32 {
+    unsafe {
+        with(h, |h| {
+            let Some(event) = text(event) else { return PF_ERR_NULL };
+            match serde_json::from_str(event) {
+                Ok(event) => code(h.control.pad(event)),
+                Err(_) => PF_ERR_REJECTED,
             }
         })
     }

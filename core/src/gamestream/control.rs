@@ -5,6 +5,7 @@
 use super::envelope::{self, Direction, iv};
 use super::input::{self, InputPacket};
 use crate::crypto::{Gcm, TAG_LEN};
+use crate::gamepad::PadFeedback;
 
 const ENCRYPTED_TYPE: u16 = 0x0001;
 /// Envelope: type (2), length (2), sequence (4), tag (16).
@@ -173,36 +174,9 @@ impl ControlCipher {
     }
 }
 
-/// What the host tells a client about one of its controllers, as the game asked the
-/// virtual pad (Sunshine's extensions but rumble; fields little-endian).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PadFeedback {
-    /// The heavy (low-frequency) and light (high-frequency) motors, 0..=0xffff; 0 stops.
-    Rumble {
-        number: u16,
-        low: u16,
-        high: u16,
-    },
-    /// The trigger motors (Xbox One impulse triggers, DualSense).
-    TriggerRumble {
-        number: u16,
-        left: u16,
-        right: u16,
-    },
-    /// Asks for accelerometer (1) or gyroscope (2) readings at `rate_hz`; 0 stops them.
-    MotionEvents {
-        number: u16,
-        motion_type: u8,
-        rate_hz: u16,
-    },
-    Led {
-        number: u16,
-        rgb: [u8; 3],
-    },
-}
-
 impl PadFeedback {
-    /// The message type and payload, laid out as moonlight-common-c reads them.
+    /// The message type and payload, laid out as moonlight-common-c reads them (Sunshine's
+    /// extensions but rumble; fields little-endian).
     pub fn encode(&self) -> (u16, Vec<u8>) {
         let le = |values: &[u16]| values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>();
         match *self {

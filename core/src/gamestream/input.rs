@@ -3,6 +3,7 @@
 //! legacy): the header size is big-endian, the magic little-endian, fields as the table says.
 
 use super::keymap::vk_to_evdev;
+use crate::gamepad::{ControllerArrival, ControllerState, PadEvent};
 use crate::input::InputEvent;
 
 const BTN_LEFT: u32 = 0x110;
@@ -69,87 +70,11 @@ pub enum InputPacket {
         y: f32,
         pressure: f32,
     },
-    Controller(ControllerState),
-    /// A client's controller arrived: what it is and can do (Sunshine's extension).
-    ControllerArrival(ControllerArrival),
-    /// A touch on a controller's touchpad; `x`, `y` in 0..1 of the pad.
-    ControllerTouch {
-        number: u8,
-        event: u8,
-        pointer: u32,
-        x: f32,
-        y: f32,
-        pressure: f32,
-    },
-    /// A controller's accelerometer (m/s², type 1) or gyroscope (°/s, type 2) reading.
-    ControllerMotion {
-        number: u8,
-        motion_type: u8,
-        xyz: [f32; 3],
-    },
-    /// A controller's battery: state (`BATTERY_*`) and percentage (0xff unknown).
-    ControllerBattery {
-        number: u8,
-        state: u8,
-        percent: u8,
-    },
+    /// A controller's state, arrival, touchpad, motion or battery (Sunshine's extensions but
+    /// the state).
+    Pad(PadEvent),
     /// Haptics enable and anything newer.
     Other(u32),
-}
-
-/// What kind of pad a client holds (`type` of the arrival message).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ControllerKind {
-    Unknown,
-    Xbox,
-    PlayStation,
-    Nintendo,
-    /// Newer types (Steam Controller, …) a host may treat as `Unknown`.
-    Other(u8),
-}
-
-impl From<u8> for ControllerKind {
-    fn from(t: u8) -> Self {
-        match t {
-            0 => Self::Unknown,
-            1 => Self::Xbox,
-            2 => Self::PlayStation,
-            3 => Self::Nintendo,
-            other => Self::Other(other),
-        }
-    }
-}
-
-/// Controller capabilities of an arrival (`capabilities` bits).
-pub mod caps {
-    pub const ANALOG_TRIGGERS: u16 = 0x01;
-    pub const RUMBLE: u16 = 0x02;
-    pub const TRIGGER_RUMBLE: u16 = 0x04;
-    pub const TOUCHPAD: u16 = 0x08;
-    pub const ACCEL: u16 = 0x10;
-    pub const GYRO: u16 = 0x20;
-    pub const BATTERY_STATE: u16 = 0x40;
-    pub const RGB_LED: u16 = 0x80;
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ControllerArrival {
-    pub number: u8,
-    pub kind: ControllerKind,
-    pub capabilities: u16,
-    /// The button bits (as [`ControllerState::buttons`]) the pad has.
-    pub buttons: u32,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ControllerState {
-    pub number: u16,
-    pub active_mask: u16,
-    pub buttons: u32,
-    pub left_trigger: u8,
-    pub right_trigger: u8,
-    pub left_stick: (i16, i16),
-    pub right_stick: (i16, i16),
 }
 
 /// Parses one input packet (the payload of control message 0x0206).
@@ -203,7 +128,7 @@ pub fn parse(p: &[u8]) -> Result<InputPacket, InputError> {
         0x0C => {
             need(34)?;
             let i16le = |at: usize| le16(at) as i16;
-            InputPacket::Controller(ControllerState {
+            InputPacket::Pad(PadEvent::State(ControllerState {
                 number: le16(10),
                 active_mask: le16(12),
                 buttons: u32::from(le16(16)) | (u32::from(le16(30)) << 16),
@@ -211,29 +136,29 @@ pub fn parse(p: &[u8]) -> Result<InputPacket, InputError> {
                 right_trigger: p[19],
                 left_stick: (i16le(20), i16le(22)),
                 right_stick: (i16le(24), i16le(26)),
-            })
+            }))
         }
         0x5500_0004 => {
             need(16)?;
-            InputPacket::ControllerArrival(ControllerArrival {
+            InputPacket::Pad(PadEvent::Arrived(ControllerArrival {
                 number: p[8],
                 kind: p[9].into(),
                 capabilities: le16(10),
                 buttons: u32::from_le_bytes(p[12..16].try_into().unwrap()),
-            })
+            }))
         }
         0x5500_0005 => {
             need(28)?;
             let pointer = u32::from_le_bytes(p[12..16].try_into().unwrap());
-            InputPacket::ControllerTouch { number: p[8], event: p[9], pointer, x: f32le(16), y: f32le(20), pressure: f32le(24) }
+            InputPacket::Pad(PadEvent::Touch { number: p[8], event: p[9], pointer, x: f32le(16), y: f32le(20) })
         }
         0x5500_0006 => {
             need(24)?;
-            InputPacket::ControllerMotion { number: p[8], motion_type: p[9], xyz: [f32le(12), f32le(16), f32le(20)] }
+            InputPacket::Pad(PadEvent::Motion { number: p[8], motion_type: p[9], xyz: [f32le(12), f32le(16), f32le(20)] })
         }
         0x5500_0007 => {
             need(11)?;
-            InputPacket::ControllerBattery { number: p[8], state: p[9], percent: p[10] }
+            InputPacket::Pad(PadEvent::Battery { number: p[8], state: p[9], percent: p[10] })
         }
         other => InputPacket::Other(other),
     })
@@ -322,12 +247,7 @@ impl Translator {
                     out.push(InputEvent::Button { code: BTN_LEFT, pressed: down });
                 }
             }
-            InputPacket::Controller(_)
-            | InputPacket::ControllerArrival(_)
-            | InputPacket::ControllerTouch { .. }
-            | InputPacket::ControllerMotion { .. }
-            | InputPacket::ControllerBattery { .. }
-            | InputPacket::Other(_) => {}
+            InputPacket::Pad(_) | InputPacket::Other(_) => {}
         }
     }
 }
@@ -389,29 +309,30 @@ pub mod wire {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gamepad::{ControllerKind, caps};
 
     #[test]
     fn controller_extensions_parse_as_the_client_lays_them_out() {
         assert_eq!(
             parse(&wire::controller_arrival(2, 3, caps::RUMBLE | caps::GYRO, 0x000f_ffff)).unwrap(),
-            InputPacket::ControllerArrival(ControllerArrival {
+            InputPacket::Pad(PadEvent::Arrived(ControllerArrival {
                 number: 2,
                 kind: ControllerKind::Nintendo,
                 capabilities: 0x22,
                 buttons: 0x000f_ffff
-            })
+            }))
         );
         assert_eq!(
             parse(&wire::controller_touch(1, 1, 7, 0.25, 0.75, 1.0)).unwrap(),
-            InputPacket::ControllerTouch { number: 1, event: 1, pointer: 7, x: 0.25, y: 0.75, pressure: 1.0 }
+            InputPacket::Pad(PadEvent::Touch { number: 1, event: 1, pointer: 7, x: 0.25, y: 0.75 })
         );
         assert_eq!(
             parse(&wire::controller_motion(0, 2, [1.5, -2.0, 90.0])).unwrap(),
-            InputPacket::ControllerMotion { number: 0, motion_type: 2, xyz: [1.5, -2.0, 90.0] }
+            InputPacket::Pad(PadEvent::Motion { number: 0, motion_type: 2, xyz: [1.5, -2.0, 90.0] })
         );
         assert_eq!(
             parse(&wire::controller_battery(3, 2, 55)).unwrap(),
-            InputPacket::ControllerBattery { number: 3, state: 2, percent: 55 }
+            InputPacket::Pad(PadEvent::Battery { number: 3, state: 2, percent: 55 })
         );
         // One byte short of each layout is an error, not a read past the end.
         for full in

@@ -93,6 +93,12 @@ int main(void) {
     CHECK(punktfunk_control_input(c, &key) == PF_OK && punktfunk_control_input(c, &text) == PF_OK);
     CHECK(punktfunk_control_input(c, &scroll) == PF_OK && punktfunk_control_input(c, &touch) == PF_OK);
     CHECK(punktfunk_control_input(c, &junk) == PF_ERR_STATE);
+    CHECK(punktfunk_control_pad(c, "{\"state\":{\"number\":0,\"active_mask\":1,\"buttons\":4096,\"left_trigger\":0,"
+                                   "\"right_trigger\":255,\"left_stick\":[0,32767],\"right_stick\":[0,0]}}") == PF_OK);
+    CHECK(punktfunk_control_pad(c, "{\"state\":{}}") == PF_ERR_REJECTED);
+    flush(c);
+    e = next_event(c);
+    CHECK(e.kind == PF_CONTROL_PAD && strcmp(e.text, "{\"rumble\":{\"number\":0,\"low\":65535,\"high\":0}}") == 0);
     PfReceiveStats st = { 100, 1, 2, 3000, 50, 4321 };
     CHECK(punktfunk_control_report(c, &st) == PF_OK);
     CHECK(punktfunk_control_reconfigure(c, 8000, 0, 0, 0) == PF_OK);

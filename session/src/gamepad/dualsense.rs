@@ -8,8 +8,8 @@
 //! The report descriptor is our own: the driver reads reports by id and size, not by the
 //! descriptor's usages, so it declares just those reports (vendor-defined bytes).
 
-use punktfunk_core::gamestream::control::PadFeedback;
-use punktfunk_core::gamestream::input::ControllerState;
+use punktfunk_core::gamepad::ControllerState;
+use punktfunk_core::gamepad::PadFeedback;
 
 /// Sony's vendor id and the DualSense's product id (what hid-playstation binds to).
 pub const VENDOR: u32 = 0x054c;

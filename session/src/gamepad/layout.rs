@@ -2,7 +2,8 @@
 //! Steam Input know), its buttons and axes, and how a Moonlight controller state becomes its
 //! evdev events. Sans-IO: states in, events out.
 
-use punktfunk_core::gamestream::input::{ControllerKind, ControllerState};
+use punktfunk_core::gamepad::buttons::*;
+use punktfunk_core::gamepad::{ControllerKind, ControllerState};
 
 pub const EV_KEY: u16 = 0x01;
 pub const EV_ABS: u16 = 0x03;
@@ -57,46 +58,40 @@ impl GamepadChoice {
     }
 }
 
-/// Moonlight's button bits.
-const UP: u32 = 0x1;
-const DOWN: u32 = 0x2;
-const LEFT: u32 = 0x4;
-const RIGHT: u32 = 0x8;
-
 /// Moonlight button bit → evdev key, the Xbox layout (the kernel's xpad driver).
 const XBOX_BUTTONS: &[(u32, u16)] = &[
-    (0x1000, 0x130),    // A → BTN_SOUTH
-    (0x2000, 0x131),    // B → BTN_EAST
-    (0x4000, 0x133),    // X → BTN_X
-    (0x8000, 0x134),    // Y → BTN_Y
-    (0x0100, 0x136),    // LB → BTN_TL
-    (0x0200, 0x137),    // RB → BTN_TR
-    (0x0020, 0x13a),    // Back → BTN_SELECT
-    (0x0010, 0x13b),    // Start → BTN_START
-    (0x0400, 0x13c),    // Guide → BTN_MODE
-    (0x0040, 0x13d),    // left stick click → BTN_THUMBL
-    (0x0080, 0x13e),    // right stick click → BTN_THUMBR
-    (0x01_0000, 0x2c0), // paddle 1 → BTN_TRIGGER_HAPPY1
-    (0x02_0000, 0x2c1), // paddle 2
-    (0x04_0000, 0x2c2), // paddle 3
-    (0x08_0000, 0x2c3), // paddle 4
-    (0x20_0000, 0x2c4), // misc (share) → BTN_TRIGGER_HAPPY5
+    (A, 0x130),        // BTN_SOUTH
+    (B, 0x131),        // BTN_EAST
+    (X, 0x133),        // BTN_X
+    (Y, 0x134),        // BTN_Y
+    (LB, 0x136),       // BTN_TL
+    (RB, 0x137),       // BTN_TR
+    (BACK, 0x13a),     // BTN_SELECT
+    (START, 0x13b),    // BTN_START
+    (HOME, 0x13c),     // Guide → BTN_MODE
+    (LS_CLICK, 0x13d), // BTN_THUMBL
+    (RS_CLICK, 0x13e), // BTN_THUMBR
+    (PADDLE1, 0x2c0),  // BTN_TRIGGER_HAPPY1
+    (PADDLE2, 0x2c1),
+    (PADDLE3, 0x2c2),
+    (PADDLE4, 0x2c3),
+    (MISC, 0x2c4), // share → BTN_TRIGGER_HAPPY5
 ];
 
 /// The Switch Pro layout: Moonlight's A/B/X/Y bits are the labels the client read.
 const SWITCH_BUTTONS: &[(u32, u16)] = &[
-    (0x1000, 0x131),    // A → BTN_EAST
-    (0x2000, 0x130),    // B → BTN_SOUTH
-    (0x4000, 0x133),    // X → BTN_NORTH
-    (0x8000, 0x134),    // Y → BTN_WEST
-    (0x0100, 0x136),    // L → BTN_TL
-    (0x0200, 0x137),    // R → BTN_TR
-    (0x0020, 0x13a),    // − → BTN_SELECT
-    (0x0010, 0x13b),    // + → BTN_START
-    (0x0400, 0x13c),    // Home → BTN_MODE
-    (0x0040, 0x13d),    // BTN_THUMBL
-    (0x0080, 0x13e),    // BTN_THUMBR
-    (0x20_0000, 0x135), // Capture → BTN_Z
+    (A, 0x131),        // BTN_EAST
+    (B, 0x130),        // BTN_SOUTH
+    (X, 0x133),        // BTN_NORTH
+    (Y, 0x134),        // BTN_WEST
+    (LB, 0x136),       // L → BTN_TL
+    (RB, 0x137),       // R → BTN_TR
+    (BACK, 0x13a),     // − → BTN_SELECT
+    (START, 0x13b),    // + → BTN_START
+    (HOME, 0x13c),     // BTN_MODE
+    (LS_CLICK, 0x13d), // BTN_THUMBL
+    (RS_CLICK, 0x13e), // BTN_THUMBR
+    (MISC, 0x135),     // Capture → BTN_Z
 ];
 
 /// A trigger past this much counts as ZL/ZR pressed on a pad whose triggers are buttons.

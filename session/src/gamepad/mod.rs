@@ -12,18 +12,16 @@ pub mod dualsense;
 pub mod layout;
 pub mod rumble;
 pub mod uhid;
+pub mod worker;
 
 use dualsense::{Charge, Contact, Extras};
 use layout::{GamepadChoice, PadKind};
-use punktfunk_core::gamestream::control::PadFeedback;
-use punktfunk_core::gamestream::input::{ControllerArrival, ControllerKind, ControllerState, caps};
+use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, MAX_PADS, PadEvent, PadFeedback, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-/// Up to 16 controllers (Sunshine's extension of GameStream's 4).
-const MAX_PADS: usize = 16;
 /// The rate motion readings are asked for, where the client's pad has sensors.
 const MOTION_HZ: u16 = 100;
 /// An errno for a feature report the pad does not have (EIO).
@@ -106,6 +104,17 @@ impl Gamepads {
             no_uinput: false,
             no_uhid: false,
             farewells: Vec::new(),
+        }
+    }
+
+    /// What a client's controller did, from either protocol.
+    pub fn handle(&mut self, event: PadEvent) {
+        match event {
+            PadEvent::Arrived(arrival) => self.arrive(&arrival),
+            PadEvent::State(state) => self.update(state),
+            PadEvent::Touch { number, event, pointer, x, y } => self.touch(number, event, pointer, x, y),
+            PadEvent::Motion { number, motion_type, xyz } => self.motion(number, motion_type, xyz),
+            PadEvent::Battery { number, state, percent } => self.battery(number, state, percent),
         }
     }
 

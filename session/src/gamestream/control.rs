@@ -218,7 +218,7 @@ fn tell_pad_feedback(
     enet: &mut enet::Host<AdmittingSocket>,
     peers: &mut HashMap<enet::PeerID, Bound>,
     keyed: &mut HashMap<[u8; 16], Keyed>,
-    feedback: &mut Vec<punktfunk_core::gamestream::control::PadFeedback>,
+    feedback: &mut Vec<punktfunk_core::gamepad::PadFeedback>,
 ) {
     let now = Instant::now();
     for (id, bound) in peers.iter_mut().filter(|(_, b)| b.verified) {
@@ -258,24 +258,8 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         Message::FecStatus(status) => Some(Command::DatagramsLost(u32::from(status.missing))),
         // A client that may only watch steers nothing.
         Message::Input(_) if host.permissions(&bound.fingerprint).view_only => None,
-        Message::Input(InputPacket::Controller(state)) => {
-            bound.pads.update(state);
-            None
-        }
-        Message::Input(InputPacket::ControllerArrival(arrival)) => {
-            bound.pads.arrive(&arrival);
-            None
-        }
-        Message::Input(InputPacket::ControllerTouch { number, event, pointer, x, y, .. }) => {
-            bound.pads.touch(number, event, pointer, x, y);
-            None
-        }
-        Message::Input(InputPacket::ControllerMotion { number, motion_type, xyz }) => {
-            bound.pads.motion(number, motion_type, xyz);
-            None
-        }
-        Message::Input(InputPacket::ControllerBattery { number, state, percent }) => {
-            bound.pads.battery(number, state, percent);
+        Message::Input(InputPacket::Pad(event)) => {
+            bound.pads.handle(event);
             None
         }
         Message::Input(packet) => {
