@@ -95,9 +95,9 @@ pub struct App {
     /// Box art (PNG or JPEG) shown by clients.
     pub image: Option<PathBuf>,
     /// Stream a new output of the running desktop instead of a fresh session (attach
-    /// mode): `auto` (found from the environment) or `sway`; `command` is not run. `env`
-    /// names the desktop where the host's own environment does not (`SWAYSOCK`,
-    /// `WAYLAND_DISPLAY`).
+    /// mode): `auto` (found from the environment), `sway` or `gnome`; `command` is not run.
+    /// `env` names the desktop where the host's own environment does not (`SWAYSOCK`,
+    /// `WAYLAND_DISPLAY`; GNOME's `DBUS_SESSION_BUS_ADDRESS`, `XDG_RUNTIME_DIR`).
     pub attach: String,
 }
 
@@ -180,7 +180,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # prep = [{ do = [\"systemctl\", \"--user\", \"stop\", \"backup\"], undo = [\"systemctl\", \"--user\", \"start\", \"backup\"] }]
 # image = \"/usr/share/pixmaps/steam.png\"
 #
-# [[apps]]                # attach mode: a new output of the running desktop (sway), at the client's mode
+# [[apps]]                # attach mode: a new output of the running desktop (sway, GNOME), at the client's mode
 # title = \"My desktop\"
 # attach = \"auto\"
 

@@ -45,6 +45,10 @@ struct App {
     log: Option<File>,
     /// A frame callback found both buffers busy.
     starved: bool,
+    /// The seat's keyboard and pointer, taken once the seat says it has them (asking a seat
+    /// for one it lacks is an error some compositors do not survive).
+    keyboard: Option<wl_keyboard::WlKeyboard>,
+    pointer: Option<wl_pointer::WlPointer>,
 }
 
 impl App {
@@ -80,9 +84,7 @@ fn main() -> anyhow::Result<()> {
     let compositor: wl_compositor::WlCompositor = globals.bind(&qh, 4..=6, ())?;
     let shm: wl_shm::WlShm = globals.bind(&qh, 1..=1, ())?;
     let wm: xdg_wm_base::XdgWmBase = globals.bind(&qh, 1..=6, ())?;
-    let seat: wl_seat::WlSeat = globals.bind(&qh, 5..=7, ())?;
-    let _keyboard = seat.get_keyboard(&qh, ());
-    let _pointer = seat.get_pointer(&qh, ());
+    let _seat: wl_seat::WlSeat = globals.bind(&qh, 5..=7, ())?;
     let surface = compositor.create_surface(&qh, ());
     let xdg = wm.get_xdg_surface(&surface, &qh, ());
     let toplevel = xdg.get_toplevel(&qh, ());
@@ -149,11 +151,22 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for App {
     }
 }
 
+impl Dispatch<wl_seat::WlSeat, ()> for App {
+    fn event(app: &mut Self, seat: &wl_seat::WlSeat, event: wl_seat::Event, _: &(), _: &Connection, qh: &QueueHandle<Self>) {
+        let wl_seat::Event::Capabilities { capabilities: WEnum::Value(caps) } = event else { return };
+        if caps.contains(wl_seat::Capability::Keyboard) && app.keyboard.is_none() {
+            app.keyboard = Some(seat.get_keyboard(qh, ()));
+        }
+        if caps.contains(wl_seat::Capability::Pointer) && app.pointer.is_none() {
+            app.pointer = Some(seat.get_pointer(qh, ()));
+        }
+    }
+}
+
 delegate_noop!(App: ignore wl_compositor::WlCompositor);
 delegate_noop!(App: ignore wl_shm::WlShm);
 delegate_noop!(App: ignore wl_shm_pool::WlShmPool);
 delegate_noop!(App: ignore wl_surface::WlSurface);
-delegate_noop!(App: ignore wl_seat::WlSeat);
 
 fn pressed<T>(state: WEnum<T>, down: T) -> bool
 where

@@ -7,17 +7,22 @@
 //! - [`sway`]: the output, through sway's IPC (`create_output`, custom modes).
 //! - [`capture`]: frames (wlr-screencopy) and input (virtual pointer and keyboard) as a
 //!   Wayland client of the desktop; any wlroots compositor that offers those protocols.
+//! - [`mutter`]: GNOME's virtual monitor and its input, through Mutter's RemoteDesktop and
+//!   ScreenCast D-Bus API; [`screencast`]: its frames, a PipeWire consumer whose format
+//!   offer sizes the monitor.
 //!
-//! Mutter (ScreenCast `RecordVirtual` over PipeWire) and KWin are not adapted yet.
+//! KWin is not adapted yet.
 
 pub mod capture;
 mod devices;
+pub mod mutter;
+pub mod screencast;
 pub mod sway;
 
 use anyhow::Context;
 use punktfunk_core::mode::Mode;
 use punktfunk_frame::{Mailbox, SourceCommand, SourceControl};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
@@ -25,22 +30,24 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Desktop {
     Sway,
+    Mutter,
 }
 
 impl Desktop {
-    /// `auto` finds the running desktop from its environment; `sway` names it.
+    /// `auto` finds the running desktop from its environment (sway's socket, GNOME in
+    /// `XDG_CURRENT_DESKTOP`); `sway` and `gnome` (or `mutter`) name it.
     pub fn find(choice: &str) -> anyhow::Result<Self> {
+        let desktop = std::env::var("XDG_CURRENT_DESKTOP").unwrap_or_default();
         match choice {
             "sway" => Ok(Self::Sway),
+            "gnome" | "mutter" => Ok(Self::Mutter),
             "auto" if std::env::var_os("SWAYSOCK").is_some() => Ok(Self::Sway),
-            "auto" => {
-                let desktop = std::env::var("XDG_CURRENT_DESKTOP").unwrap_or_default();
-                anyhow::bail!(
-                    "no desktop to attach to: SWAYSOCK is not set (sway); {} is not supported yet",
-                    if desktop.is_empty() { "this desktop".into() } else { desktop }
-                )
-            }
-            other => anyhow::bail!("attach = {other:?}: expected auto or sway"),
+            "auto" if desktop.split(':').any(|d| d.eq_ignore_ascii_case("gnome")) => Ok(Self::Mutter),
+            "auto" => anyhow::bail!(
+                "no desktop to attach to: SWAYSOCK is not set (sway) and XDG_CURRENT_DESKTOP does not name GNOME; {} is not supported yet",
+                if desktop.is_empty() { "this desktop".into() } else { desktop }
+            ),
+            other => anyhow::bail!("attach = {other:?}: expected auto, sway or gnome"),
         }
     }
 }
@@ -54,6 +61,31 @@ pub fn run(desktop: Desktop, mode: Mode, layout: &str, mailbox: &Mailbox, comman
             let capture = capture::Capture::connect(&output.name, mode, layout).context("attaching to sway")?;
             ready();
             capture.run(mailbox, &commands.queue, &commands.wake, |m| output.set_mode(m))
+        }
+        Desktop::Mutter => {
+            let mut attached = mutter::MutterStream::open(mode, mailbox)?;
+            ready();
+            loop {
+                let mut fds = [nix::poll::PollFd::new(commands.wake.as_fd(), nix::poll::PollFlags::POLLIN)];
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE)?;
+                let _ = nix::unistd::read(&commands.wake, &mut [0; 64]);
+                while let Ok(command) = commands.queue.try_recv() {
+                    match command {
+                        SourceCommand::Input(event) => attached.monitor.input(event),
+                        // A virtual monitor's size is its consumer's: a new one of the new mode.
+                        SourceCommand::SetMode(mode) => {
+                            drop(attached);
+                            attached = mutter::MutterStream::open(mode, mailbox)?;
+                        }
+                        // Mutter sends a picture when the screen changes; the sink repeats
+                        // the last one on a still screen.
+                        SourceCommand::Redraw => {}
+                        // The desktop's clipboard is its own in attach mode (not shared yet).
+                        SourceCommand::Clipboard(_) => {}
+                        SourceCommand::Stop => return Ok(()),
+                    }
+                }
+            }
         }
     }
 }
