@@ -211,8 +211,13 @@ impl<'a> Connection<'a> {
             }
         }
         self.pass_on_copies();
+        // A client made view-only while streaming lets go of its pads (held buttons too).
+        if self.pads.is_some() && self.host.permissions(&self.client.fingerprint).view_only {
+            self.pads = None;
+        }
         if self.ctl.is_paired() && !self.is_paired() {
             // Removing a client ends its session (the API does): say so before refusing.
+            self.pads = None;
             if self.session.take().is_some() {
                 self.ctl.ended("this client was removed from the host");
             }
@@ -275,6 +280,8 @@ impl<'a> Connection<'a> {
             HostEvent::Start(req) => match start(host, &self.client, &req).await {
                 Ok((id, started)) => {
                     self.session = Some((id, started.token));
+                    // Pads belong to the session they were made in.
+                    self.pads = None;
                     self.ctl.started(started);
                     // Copies from here on (what was copied before stays in the session).
                     self.clipboard =
@@ -323,6 +330,7 @@ impl<'a> Connection<'a> {
             }
             HostEvent::Stop => {
                 // Only the session this connection still steers.
+                self.pads = None;
                 if let Some((id, token)) = self.session.take()
                     && owned(host, Some((id, token)), |_| ()).is_some()
                 {
@@ -338,6 +346,8 @@ impl<'a> Connection<'a> {
     fn pad(&mut self, event: PadEvent) {
         let host = self.host;
         if host.permissions(&self.client.fingerprint).view_only || owned(host, self.session, |_| ()).is_none() {
+            // Made to only watch, or no longer steering: pads made before go.
+            self.pads = None;
             return;
         }
         if self.pads.is_none() {

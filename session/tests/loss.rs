@@ -217,10 +217,14 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
     let Some((adaptive, adaptive_host)) = native_over(BURSTS, "bursts-adaptive", "") else { return };
     let n = |stats: &serde_json::Value, k: &str| stats[k].as_u64().unwrap();
     assert_eq!(said_after(&fixed_host, "at least "), 2, "a fixed parity stays as configured");
-    // 3, or more where the host's own socket dropped a datagram next to a burst.
+    // 3, or more where the host's own socket dropped a datagram next to a burst: the
+    // adaptive run's client saw the bursts too.
     assert!(said_after(&adaptive_host, "at least ") >= 3, "every block got the burst's length in parity");
+    // The link dropped what it should. Not asked of the adaptive run: with 3 parity shards a
+    // small frame is 4 datagrams, the bursts come every 60 (15 such frames), so a run whose
+    // bursts start on parity keeps hitting parity and rebuilds few frames (2 in one CI run).
+    assert!(n(&fixed, "frames_recovered") >= 5, "too few frames needed FEC to tell: {fixed}");
     for stats in [&fixed, &adaptive] {
-        assert!(n(stats, "frames_recovered") >= 5, "too few frames needed FEC to tell: {stats}");
         let bursts = n(stats, "datagrams").div_ceil(60) + 1;
         assert!(n(stats, "frames_lost") <= bursts, "a burst cost more than one frame: {stats}");
         assert!(n(stats, "keyframe_requests") >= n(stats, "frames_lost"), "every loss asks for a key frame: {stats}");

@@ -32,6 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 const DEFAULT_PORT: u16 = 48100;
+/// How long `--stop` waits for the host to say the session ended.
+const STOP_WAIT: Duration = Duration::from_secs(5);
 /// Pad feedback kept for stats.json, at most.
 const MAX_PAD_FEEDBACK_KEPT: usize = 256;
 
@@ -454,11 +456,15 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     if args.stop && ended.is_none() {
         c.control.stop()?;
         c.flush().await?;
-        while let Ok(Some(e)) = c.next().await {
-            if matches!(e, ClientEvent::Ended { .. }) {
-                break;
+        // The host's answer, not waited for forever (a host gone, a second Ctrl-C's user).
+        let _ = tokio::time::timeout(STOP_WAIT, async {
+            while let Ok(Some(e)) = c.next().await {
+                if matches!(e, ClientEvent::Ended { .. }) {
+                    break;
+                }
             }
-        }
+        })
+        .await;
     }
     if let Some(figures) = &stats.probe {
         println!("{}", figures.summary(stats.clock_rtt_us));

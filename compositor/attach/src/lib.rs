@@ -66,8 +66,10 @@ pub fn run(desktop: Desktop, mode: Mode, layout: &str, mailbox: &Mailbox, comman
             let mut attached = mutter::MutterStream::open(mode, mailbox)?;
             ready();
             loop {
+                // Woken by a command, or now and then to see whether Mutter ended the stream.
                 let mut fds = [nix::poll::PollFd::new(commands.wake.as_fd(), nix::poll::PollFlags::POLLIN)];
-                nix::poll::poll(&mut fds, nix::poll::PollTimeout::NONE)?;
+                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(LIVENESS_MS))?;
+                anyhow::ensure!(!attached.ended(), "GNOME ended the screencast (sharing was stopped, or the desktop went away)");
                 let _ = nix::unistd::read(&commands.wake, &mut [0; 64]);
                 while let Ok(command) = commands.queue.try_recv() {
                     match command {
@@ -89,6 +91,9 @@ pub fn run(desktop: Desktop, mode: Mode, layout: &str, mailbox: &Mailbox, comman
         }
     }
 }
+
+/// How often a source that waits for commands looks whether the desktop ended its stream.
+const LIVENESS_MS: u16 = 250;
 
 /// How the pipeline reaches an attached source: a bounded queue and a pipe that wakes the
 /// source's loop.

@@ -17,6 +17,8 @@ const REMOTE_DESKTOP: &str = "org.gnome.Mutter.RemoteDesktop";
 const SCREEN_CAST: &str = "org.gnome.Mutter.ScreenCast";
 /// How long Mutter may take to make the monitor's PipeWire stream.
 const STREAM_WAIT: Duration = Duration::from_secs(10);
+/// How long any call into Mutter may take: a hung desktop fails the stream, never hangs it.
+const CALL_WAIT: Duration = Duration::from_secs(5);
 /// A scroll detent in the client's 1/120 units.
 const DETENT: i32 = 120;
 /// RecordVirtual's `cursor-mode`: the pointer drawn into the frames.
@@ -25,7 +27,7 @@ const KEY_LEFTSHIFT: u32 = 42;
 
 /// A virtual monitor streaming into a mailbox: its consumer goes first, then the monitor.
 pub struct MutterStream {
-    _cast: crate::screencast::Screencast,
+    cast: crate::screencast::Screencast,
     pub monitor: MutterMonitor,
 }
 
@@ -33,7 +35,13 @@ impl MutterStream {
     pub fn open(mode: Mode, mailbox: &punktfunk_frame::Mailbox) -> anyhow::Result<Self> {
         let monitor = MutterMonitor::create(mode)?;
         let cast = crate::screencast::Screencast::start(monitor.node, mode, mailbox.clone())?;
-        Ok(Self { _cast: cast, monitor })
+        Ok(Self { cast, monitor })
+    }
+
+    /// Mutter ended the screencast (the user stopped sharing in GNOME's indicator, the
+    /// shell restarted): the stream is over.
+    pub fn ended(&self) -> bool {
+        self.cast.ended()
     }
 }
 
@@ -53,7 +61,9 @@ impl MutterMonitor {
     /// Asks Mutter on the session bus for a virtual monitor of `mode` (it appears once the
     /// PipeWire stream `node` is consumed at that size).
     pub fn create(mode: Mode) -> anyhow::Result<Self> {
-        let connection = Connection::session().context("connecting to the session's D-Bus")?;
+        let connection = zbus::blocking::connection::Builder::session()
+            .and_then(|b| b.method_timeout(CALL_WAIT).build())
+            .context("connecting to the session's D-Bus")?;
         let missing = |what: &str| format!("Mutter's {what} on the session bus (is this a GNOME session?)");
         let remote = Proxy::new(&connection, REMOTE_DESKTOP, "/org/gnome/Mutter/RemoteDesktop", REMOTE_DESKTOP)?;
         let session_path: OwnedObjectPath = remote.call("CreateSession", &()).with_context(|| missing("RemoteDesktop"))?;
@@ -68,15 +78,25 @@ impl MutterMonitor {
         let stream_path: OwnedObjectPath = cast_session.call("RecordVirtual", &(properties,)).context("recording a virtual monitor")?;
         let stream = Proxy::new_owned(connection.clone(), SCREEN_CAST, stream_path.clone(), format!("{SCREEN_CAST}.Stream"))?;
 
-        // The node is announced once the session starts: listen first.
+        // The node is announced once the session starts: listen first. The waiting thread
+        // ends with the signal or, failing that, when the session is stopped below.
         let mut added = stream.receive_signal("PipeWireStreamAdded")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new().name("mutter-stream".into()).spawn(move || {
             let node = added.next().and_then(|m| m.body().deserialize::<u32>().ok());
             let _ = tx.send(node);
         })?;
-        session.call::<_, _, ()>("Start", &()).context("starting the remote desktop session")?;
-        let node = rx.recv_timeout(STREAM_WAIT).ok().flatten().context("Mutter made no PipeWire stream for the virtual monitor")?;
+        let started = session.call::<_, _, ()>("Start", &()).context("starting the remote desktop session");
+        let node = started
+            .and_then(|()| rx.recv_timeout(STREAM_WAIT).ok().flatten().context("Mutter made no PipeWire stream for the virtual monitor"));
+        let node = match node {
+            Ok(node) => node,
+            Err(e) => {
+                // Stopping the session closes the stream object: its signal iterator ends.
+                let _ = session.call::<_, _, ()>("Stop", &());
+                return Err(e);
+            }
+        };
         tracing::info!(node, width = mode.width, height = mode.height, "Mutter virtual monitor recording");
         let mut monitor = Self { session, stream: stream_path.to_string(), node, scrolled: [0; 2], _connection: connection };
         // Mutter makes the session's virtual pointer and keyboard at their first event, and

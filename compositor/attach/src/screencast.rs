@@ -10,6 +10,8 @@ use pipewire as pw;
 use punktfunk_core::mode::Mode;
 use punktfunk_frame::{BufferPool, Frame, Mailbox, PixelFormat, Rect};
 use pw::spa;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -22,6 +24,8 @@ const FIRST_FRAME: Duration = Duration::from_secs(10);
 pub struct Screencast {
     quit: pw::channel::Sender<()>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The desktop ended the screencast (the user stopped sharing, the shell restarted).
+    ended: Arc<AtomicBool>,
 }
 
 /// What the consumer tells the thread that started it.
@@ -35,17 +39,27 @@ impl Screencast {
     pub fn start(node: u32, mode: Mode, mailbox: Mailbox) -> anyhow::Result<Self> {
         let (quit, quit_rx) = pw::channel::channel::<()>();
         let (events, event) = mpsc::channel();
+        let ended = Arc::new(AtomicBool::new(false));
+        let gone = Arc::clone(&ended);
         let thread = std::thread::Builder::new().name("screencast".into()).spawn(move || {
-            if let Err(e) = consume(node, mode, &mailbox, quit_rx, &events) {
+            if let Err(e) = consume(node, mode, &mailbox, quit_rx, &events, &gone) {
                 let _ = events.send(Event::Failed(e.to_string()));
             }
+            gone.store(true, Ordering::Release);
         })?;
-        let this = Self { quit, thread: Some(thread) };
+        let this = Self { quit, thread: Some(thread), ended };
         match event.recv_timeout(FIRST_FRAME) {
             Ok(Event::FirstFrame) => Ok(this),
             Ok(Event::Failed(why)) => anyhow::bail!("the desktop's screencast: {why}"),
             Err(_) => anyhow::bail!("the desktop's screencast gave no picture in {} s", FIRST_FRAME.as_secs()),
         }
+    }
+}
+
+impl Screencast {
+    /// Whether the desktop ended the screencast (nothing more will come).
+    pub fn ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 }
 
@@ -65,7 +79,14 @@ struct Negotiated {
     height: u32,
 }
 
-fn consume(node: u32, mode: Mode, mailbox: &Mailbox, quit: pw::channel::Receiver<()>, events: &mpsc::Sender<Event>) -> anyhow::Result<()> {
+fn consume(
+    node: u32,
+    mode: Mode,
+    mailbox: &Mailbox,
+    quit: pw::channel::Receiver<()>,
+    events: &mpsc::Sender<Event>,
+    ended: &Arc<AtomicBool>,
+) -> anyhow::Result<()> {
     pw::init();
     let mainloop = pw::main_loop::MainLoopRc::new(None)?;
     let context = pw::context::ContextRc::new(&mainloop, None)?;
@@ -94,11 +115,17 @@ fn consume(node: u32, mode: Mode, mailbox: &Mailbox, quit: pw::channel::Receiver
                 tracing::info!(width = size.width, height = size.height, format = ?info.format(), "screencast negotiated");
             }
         })
-        .state_changed(move |_, _, _, state| {
-            if let pw::stream::StreamState::Error(e) = state {
+        .state_changed(move |_, _, _, new| match new {
+            pw::stream::StreamState::Error(e) => {
                 tracing::warn!("screencast stream: {e}");
                 lost.quit();
             }
+            // The node went away (the desktop stopped the screencast).
+            pw::stream::StreamState::Unconnected => {
+                tracing::warn!("the desktop ended the screencast");
+                lost.quit();
+            }
+            _ => {}
         })
         .process(move |stream, _| {
             let Some(mut buffer) = stream.dequeue_buffer() else { return };
@@ -151,11 +178,14 @@ fn consume(node: u32, mode: Mode, mailbox: &Mailbox, quit: pw::channel::Receiver
     stream.connect(
         spa::utils::Direction::Input,
         Some(node),
-        pw::stream::StreamFlags::AUTOCONNECT | pw::stream::StreamFlags::MAP_BUFFERS,
+        // Never linked to another video source when this one goes.
+        pw::stream::StreamFlags::AUTOCONNECT | pw::stream::StreamFlags::MAP_BUFFERS | pw::stream::StreamFlags::DONT_RECONNECT,
         &mut params,
     )?;
     mainloop.run();
     let _ = stream.disconnect();
+    // Asked to quit or not: once here, nothing more comes.
+    ended.store(true, Ordering::Release);
     Ok(())
 }
 

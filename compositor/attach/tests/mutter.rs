@@ -1,8 +1,8 @@
 //! Attach mode against a real Mutter (headless, with no monitor of its own): the stream's
 //! virtual monitor appears at the client's odd mode, the test pattern opened on it comes
 //! through the screencast at that size with its colour, a click and keys through the remote
-//! desktop session reach it, a mode change makes a monitor of the new mode, and the
-//! monitor goes when the stream stops.
+//! desktop session reach it, a mode change makes a monitor of the new mode, the monitor goes
+//! when the stream stops, and a stream ends with an error when Mutter goes away.
 //!
 //! Needs mutter, PipeWire and WirePlumber (`.ci/run` installs them); says why and passes
 //! without them outside CI.
@@ -131,6 +131,26 @@ fn a_virtual_monitor_of_the_clients_mode_in_a_running_mutter() {
     }
     let _ = app.kill();
     let _ = app.wait();
+
+    // The desktop going away mid-stream ends the stream with an error, not a frozen picture.
+    let sink = SinkThread::spawn(|_: Frame| Ok(()));
+    let mailbox = sink.mailbox().clone();
+    let (_control, commands) = control_channel(8).unwrap();
+    let (ready_tx, ready) = mpsc::channel();
+    let source = std::thread::spawn(move || {
+        punktfunk_attach::run(Desktop::Mutter, Mode::new(640, 360, 30.0).unwrap(), "us", &mailbox, commands, move || {
+            ready_tx.send(()).unwrap()
+        })
+    });
+    ready.recv_timeout(Duration::from_secs(30)).expect("attached again");
     drop(gnome);
+    let since = Instant::now();
+    while !source.is_finished() {
+        assert!(since.elapsed() < Duration::from_secs(15), "the stream outlived the desktop");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let ended = source.join().unwrap().expect_err("an error, saying the desktop went");
+    eprintln!("when Mutter went: {ended:#}");
+    sink.finish().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
