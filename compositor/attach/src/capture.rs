@@ -4,10 +4,11 @@
 //! devices of [`Devices`], all on one connection and one thread.
 
 use crate::devices::Devices;
+use crate::pictures::Pictures;
 use anyhow::Context;
 use memmap2::MmapMut;
 use punktfunk_core::mode::Mode;
-use punktfunk_frame::{BufferPool, Frame, Mailbox, PixelFormat, Rect, SourceCommand};
+use punktfunk_frame::{Mailbox, Rect, SourceCommand};
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -19,8 +20,6 @@ use wayland_protocols_misc::zwp_virtual_keyboard_v1::client::{zwp_virtual_keyboa
 use wayland_protocols_wlr::screencopy::v1::client::{zwlr_screencopy_frame_v1, zwlr_screencopy_manager_v1};
 use wayland_protocols_wlr::virtual_pointer::v1::client::{zwlr_virtual_pointer_manager_v1, zwlr_virtual_pointer_v1};
 
-/// Frames of a capture the sink may hold at once.
-const POOL: usize = 3;
 /// Copies that may fail in a row before the capture gives up.
 const FAILURES: u32 = 20;
 
@@ -126,8 +125,8 @@ impl Capture {
         mut set_mode: impl FnMut(Mode) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         let qh = self.queue.handle();
-        let mut pool: Option<BufferPool> = None;
-        let (mut asked, mut force, mut next_due, mut failures, mut seq) = (None::<Asked>, true, Instant::now(), 0, 0u64);
+        let mut pictures = Pictures::default();
+        let (mut asked, mut force, mut next_due, mut failures) = (None::<Asked>, true, Instant::now(), 0);
         loop {
             while let Ok(command) = commands.try_recv() {
                 match command {
@@ -173,43 +172,19 @@ impl Capture {
             failures = 0;
             let Some(buffer) = &self.state.buffer else { continue };
             let (width, height, stride, _) = buffer.shape;
-            let len = width as usize * height as usize * 4;
-            let pool = match &mut pool {
-                Some(p) if p.buffer_len() == len => p,
-                slot => slot.insert(BufferPool::new(len, POOL)),
-            };
-            // The sink still holds every buffer: this frame is dropped (the next carries its
-            // damage, as the whole frame).
-            let Some(mut pixels) = pool.take() else {
-                force = true;
-                continue;
-            };
-            let row = width as usize * 4;
-            for (y, out) in pixels.as_mut_slice().chunks_exact_mut(row).enumerate() {
-                let from = if self.state.y_invert { height as usize - 1 - y } else { y };
-                out.copy_from_slice(&buffer.map[from * stride as usize..][..row]);
-            }
-            let full = Rect { x: 0, y: 0, width: width as i32, height: height as i32 };
+            let flip = self.state.y_invert;
             let damage = match std::mem::take(&mut self.state.damage) {
-                d if d.is_empty() || !a.damage || seq == 0 => vec![full],
-                d if self.state.y_invert => d.into_iter().map(|r| Rect { y: height as i32 - r.y - r.height, ..r }).collect(),
-                d => d,
+                d if d.is_empty() || !a.damage || pictures.first() => None,
+                d if flip => Some(d.into_iter().map(|r| Rect { y: height as i32 - r.y - r.height, ..r }).collect()),
+                d => Some(d),
             };
-            seq += 1;
+            let row = |y: usize| &buffer.map[(if flip { height as usize - 1 - y } else { y }) * stride as usize..];
             // The desktop does not say when an app committed what changed; when it presented
             // the output is the earliest time it tells (latency figures count from there).
-            mailbox.offer(Frame {
-                seq,
-                width,
-                height,
-                stride: row,
-                format: PixelFormat::Bgrx8888,
-                pixels: pixels.into(),
-                damage,
-                render_started_at: Instant::now(),
-                rendered_at: Instant::now(),
-                committed_at: presented,
-            });
+            // A picture the sink had no room for is dropped: the next is whole.
+            if !pictures.offer(mailbox, (width, height), row, damage, presented) {
+                force = true;
+            }
         }
     }
 

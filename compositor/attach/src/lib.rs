@@ -16,6 +16,7 @@
 pub mod capture;
 mod devices;
 pub mod mutter;
+mod pictures;
 pub mod screencast;
 pub mod sway;
 

@@ -2,21 +2,20 @@
 //! the stream (Mutter's virtual monitor), on a thread of its own. Its format offer is what
 //! sizes the monitor: BGRx (or BGRA) at the stream's size, any frame rate up to the
 //! stream's (a fixed rate does not negotiate with Mutter). Buffers arrive only when the
-//! screen changed; each is copied into the stream's buffer pool and offered to the mailbox
-//! (the sink repeats the last picture on a still screen).
+//! screen changed; each is offered to the stream ([`Pictures`]; the sink repeats the last
+//! picture on a still screen).
 
+use crate::pictures::Pictures;
 use anyhow::Context;
 use pipewire as pw;
 use punktfunk_core::mode::Mode;
-use punktfunk_frame::{BufferPool, Frame, Mailbox, PixelFormat, Rect};
+use punktfunk_frame::Mailbox;
 use pw::spa;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Frames the sink may hold at once.
-const POOL: usize = 3;
 /// How long the first picture may take (negotiation, the monitor's first paint).
 const FIRST_FRAME: Duration = Duration::from_secs(10);
 
@@ -102,8 +101,7 @@ fn consume(
     let negotiated = std::rc::Rc::new(std::cell::Cell::new(Negotiated::default()));
     let (seen, lost) = (std::rc::Rc::clone(&negotiated), mainloop.clone());
     let (mailbox, first) = (mailbox.clone(), events.clone());
-    let mut pool: Option<BufferPool> = None;
-    let mut seq = 0u64;
+    let (mut pictures, mut told) = (Pictures::default(), false);
     let _listener = stream
         .add_local_listener_with_user_data(())
         .param_changed(move |_, _, id, param| {
@@ -135,40 +133,19 @@ fn consume(
             let (offset, size, stride) = (chunk.offset() as usize, chunk.size() as usize, chunk.stride().max(0) as usize);
             let row = width as usize * 4;
             // A buffer without a picture (the cursor moved, a corrupt one) is skipped; sizes
-            // from the compositor bound every row copied.
-            if width == 0 || height == 0 || size == 0 || stride < row {
+            // from the compositor bound every row copied, and only the size offered is taken
+            // (our memory is sized by the stream, not by the other process).
+            if (width, height) != (mode.width, mode.height) || size == 0 || stride < row {
                 return;
             }
             let Some(bytes) = data.data().and_then(|b| b.get(offset..offset.saturating_add(size))) else { return };
             if bytes.len() < stride * (height as usize - 1) + row {
                 return;
             }
-            let len = row * height as usize;
-            let pool = match &mut pool {
-                Some(p) if p.buffer_len() == len => p,
-                slot => slot.insert(BufferPool::new(len, POOL)),
-            };
-            // The sink still holds every buffer: this picture is dropped, the next one is whole.
-            let Some(mut pixels) = pool.take() else { return };
-            for (y, out) in pixels.as_mut_slice().chunks_exact_mut(row).enumerate() {
-                out.copy_from_slice(&bytes[y * stride..][..row]);
-            }
-            seq += 1;
-            let now = Instant::now();
-            mailbox.offer(Frame {
-                seq,
-                width,
-                height,
-                stride: row,
-                format: PixelFormat::Bgrx8888,
-                pixels: pixels.into(),
-                damage: vec![Rect { x: 0, y: 0, width: width as i32, height: height as i32 }],
-                render_started_at: now,
-                rendered_at: now,
-                // The desktop says nothing of when it drew: arrival is the earliest time known.
-                committed_at: now,
-            });
-            if seq == 1 {
+            // The desktop says nothing of when it drew: arrival is the earliest time known.
+            // A picture the sink had no room for is dropped; Mutter's next one is whole.
+            if pictures.offer(&mailbox, (width, height), |y| &bytes[y * stride..], None, Instant::now()) && !told {
+                told = true;
                 let _ = first.send(Event::FirstFrame);
             }
         })

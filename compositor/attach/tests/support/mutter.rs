@@ -25,6 +25,12 @@ impl Drop for Mutter {
 }
 
 impl Mutter {
+    /// Mutter's own process (the last started).
+    #[allow(dead_code)]
+    pub fn mutter_pid(&self) -> u32 {
+        self.children.last().expect("started").id()
+    }
+
     /// Mutter's monitors, by connector and current size (DisplayConfig's GetCurrentState).
     pub fn monitors(&self) -> Vec<(String, (i32, i32))> {
         let connection = zbus::blocking::connection::Builder::address(self.bus.as_str()).unwrap().build().unwrap();
