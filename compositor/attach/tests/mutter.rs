@@ -7,20 +7,17 @@
 //! Needs mutter, PipeWire and WirePlumber (`.ci/run` installs them); says why and passes
 //! without them outside CI.
 
+#[path = "support/cost.rs"]
+mod cost;
 #[path = "support/mutter.rs"]
 mod mutter;
 
+use cost::target_dir;
 use punktfunk_attach::{Desktop, control_channel};
 use punktfunk_frame::{Frame, InputEvent, Mode, SinkThread, SourceCommand, SourceControl};
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
 
 fn near(a: (u8, u8, u8), b: (u8, u8, u8)) -> bool {
     a.0.abs_diff(b.0) < 30 && a.1.abs_diff(b.1) < 30 && a.2.abs_diff(b.2) < 30
@@ -37,11 +34,10 @@ fn a_virtual_monitor_of_the_clients_mode_in_a_running_mutter() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let gnome = mutter::start(&dir);
-    // SAFETY: this binary's only test sets them before any thread reads them.
+    // SAFETY: this test sets them before any thread reads them (the measurement below is
+    // ignored, so never run beside it).
     unsafe {
-        std::env::set_var("XDG_RUNTIME_DIR", &gnome.runtime);
-        std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &gnome.bus);
-        std::env::set_var("WAYLAND_DISPLAY", &gnome.display);
+        gnome.enter();
         std::env::set_var("XDG_CURRENT_DESKTOP", "GNOME");
         std::env::remove_var("SWAYSOCK");
     }
@@ -167,50 +163,13 @@ fn capture_cost() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let gnome = mutter::start(&dir);
-    // SAFETY: set before the capture's threads start.
-    unsafe {
-        std::env::set_var("XDG_RUNTIME_DIR", &gnome.runtime);
-        std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &gnome.bus);
-        std::env::set_var("WAYLAND_DISPLAY", &gnome.display);
-    }
-    let (count_tx, counted) = mpsc::channel::<Instant>();
-    let sink = SinkThread::spawn(move |_: Frame| {
-        let _ = count_tx.send(Instant::now());
-        Ok(())
+    // SAFETY: this test sets them before the capture's threads start.
+    unsafe { gnome.enter() };
+    let mut app = None;
+    cost::measure(Desktop::Mutter, "Mutter", gnome.mutter_pid(), || {
+        app = Some(Command::new(target_dir().join("punktfunk-test-pattern")).spawn().unwrap());
     });
-    let mailbox = sink.mailbox().clone();
-    let (control, commands) = control_channel(64).unwrap();
-    let (ready_tx, ready) = mpsc::channel();
-    let mode = Mode::new(1280, 720, 60.0).unwrap();
-    let source = std::thread::spawn(move || {
-        punktfunk_attach::run(Desktop::Mutter, mode, "us", &mailbox, commands, move || ready_tx.send(()).unwrap())
-    });
-    ready.recv_timeout(Duration::from_secs(30)).unwrap();
-    let mut app = Command::new(target_dir().join("punktfunk-test-pattern")).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    while counted.try_recv().is_ok() {}
-    let cpu = |pid: u32| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) * 10.0
-    };
-    let (ours, theirs) = (std::process::id(), gnome.mutter_pid());
-    let (ours0, theirs0, t0) = (cpu(ours), cpu(theirs), Instant::now());
-    std::thread::sleep(Duration::from_secs(5));
-    let frames = counted.try_iter().count() as f64;
-    let secs = t0.elapsed().as_secs_f64();
-    let (ours_ms, theirs_ms) = (cpu(ours) - ours0, cpu(theirs) - theirs0);
-    eprintln!(
-        "1280x720@60 animated: {:.1} frames/s; capture {:.2} ms CPU per frame ({:.0} % of a core); Mutter {:.2} ms per frame ({:.0} %)",
-        frames / secs,
-        ours_ms / frames,
-        ours_ms / secs / 10.0,
-        theirs_ms / frames,
-        theirs_ms / secs / 10.0
-    );
-    control.send(SourceCommand::Stop);
-    source.join().unwrap().unwrap();
-    sink.finish().unwrap();
+    let mut app = app.expect("opened");
     let _ = app.kill();
     let _ = app.wait();
     drop(gnome);

@@ -7,21 +7,18 @@
 //! sway refuses to run as root: as root the test runs it as a user made for the test. Needs
 //! sway (`.ci/run` installs it); says why and passes without it outside CI.
 
+#[path = "support/cost.rs"]
+mod cost;
 #[path = "support/sway.rs"]
 mod sway;
 
+use cost::target_dir;
 use punktfunk_attach::{Desktop, control_channel};
 use punktfunk_frame::{Frame, InputEvent, Mode, SinkThread, SourceCommand, SourceControl};
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
-
-fn target_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
-}
 
 /// The band's colour at the frame's middle, as (r, g, b).
 fn middle(f: &Frame) -> (u8, u8, u8) {
@@ -181,45 +178,10 @@ fn capture_cost() {
         std::env::set_var("SWAYSOCK", &socket);
         std::env::set_var("WAYLAND_DISPLAY", socket.parent().unwrap().join("wayland-1"));
     }
-    let (count_tx, counted) = mpsc::channel::<Instant>();
-    let sink = SinkThread::spawn(move |_: Frame| {
-        let _ = count_tx.send(Instant::now());
-        Ok(())
+    cost::measure(Desktop::Sway, "sway", sway_process.child.id(), || {
+        let name = sway::new_output(&socket).unwrap()["name"].as_str().unwrap().to_owned();
+        sway::swaymsg(&socket, &["focus", "output", &name]);
+        sway::swaymsg(&socket, &["exec", &target_dir().join("punktfunk-test-pattern").display().to_string()]);
     });
-    let mailbox = sink.mailbox().clone();
-    let (control, commands) = control_channel(64).unwrap();
-    let (ready_tx, ready) = mpsc::channel();
-    let mode = Mode::new(1280, 720, 60.0).unwrap();
-    let source = std::thread::spawn(move || {
-        punktfunk_attach::run(Desktop::Sway, mode, "us", &mailbox, commands, move || ready_tx.send(()).unwrap())
-    });
-    ready.recv_timeout(Duration::from_secs(20)).unwrap();
-    let name = sway::new_output(&socket).unwrap()["name"].as_str().unwrap().to_owned();
-    sway::swaymsg(&socket, &["focus", "output", &name]);
-    sway::swaymsg(&socket, &["exec", &target_dir().join("punktfunk-test-pattern").display().to_string()]);
-    std::thread::sleep(Duration::from_secs(2));
-    while counted.try_recv().is_ok() {}
-    let cpu = |pid: u32| -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
-        (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) * 10.0
-    };
-    let (ours, theirs) = (std::process::id(), sway_process.child.id());
-    let (ours0, theirs0, t0) = (cpu(ours), cpu(theirs), Instant::now());
-    std::thread::sleep(Duration::from_secs(5));
-    let frames = counted.try_iter().count() as f64;
-    let secs = t0.elapsed().as_secs_f64();
-    let (ours_ms, theirs_ms) = (cpu(ours) - ours0, cpu(theirs) - theirs0);
-    eprintln!(
-        "1280x720@60 animated: {:.1} frames/s; capture {:.2} ms CPU per frame ({:.0} % of a core); sway {:.2} ms per frame ({:.0} %)",
-        frames / secs,
-        ours_ms / frames,
-        ours_ms / secs / 10.0,
-        theirs_ms / frames,
-        theirs_ms / secs / 10.0
-    );
-    control.send(SourceCommand::Stop);
-    source.join().unwrap().unwrap();
-    sink.finish().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -25,6 +25,20 @@ impl Drop for Mutter {
 }
 
 impl Mutter {
+    /// Makes this process a client of this Mutter's session (its bus, runtime directory and
+    /// display), as an app of the session is.
+    ///
+    /// # Safety
+    /// Sets environment variables: call before any other thread may read them.
+    #[allow(dead_code)]
+    pub unsafe fn enter(&self) {
+        unsafe {
+            std::env::set_var("XDG_RUNTIME_DIR", &self.runtime);
+            std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &self.bus);
+            std::env::set_var("WAYLAND_DISPLAY", &self.display);
+        }
+    }
+
     /// Mutter's own process (the last started).
     #[allow(dead_code)]
     pub fn mutter_pid(&self) -> u32 {
