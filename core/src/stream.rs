@@ -261,6 +261,46 @@ pub struct NativeVideoParams {
     pub encoder: String,
     #[serde(default)]
     pub pacing: Pacing,
+    /// Where this process goes on with the stream (a login stream's later process, under the
+    /// same keys); `None`: a fresh start.
+    #[serde(default)]
+    pub resume: Option<NativeResume>,
+}
+
+/// Where a punktfunk/1 stream stands when the next process of a login stream goes on with it
+/// under the same keys: the client keeps its connection, receiver and decoder.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NativeResume {
+    /// The next frame's id: ids only rise (a receiver takes an older one for a late frame).
+    pub next_frame: u32,
+    /// The first sequence number of this process's video and sound datagrams: the start of
+    /// its own range ([`crate::native::config::SEQ_RANGE_BITS`]), whatever was reported.
+    #[serde(default)]
+    pub seq: u64,
+    /// The newest hello and microphone datagrams the last process took: the next takes only
+    /// later ones (no replay of what the last one played).
+    pub hello_seen: Option<u64>,
+    pub mic_seen: Option<u64>,
+}
+
+/// Frame ids a punktfunk/1 stream skips after a process that died: more than a receiver
+/// counts as lost frames (it takes a longer jump for a restart).
+const RESTART_JUMP: u32 = 256;
+
+impl NativeResume {
+    /// Where the `process`-th process of a stream (counted from 1, below 2^16) starts, after
+    /// the last one reported `last` (`stopped`: its exact end; otherwise up to a second old,
+    /// as a process that died left it: frame ids jump past what it may have sent since).
+    pub fn for_process(last: Option<(Self, bool)>, process: u32, refresh_mhz: u32) -> Self {
+        let mut next = last.map(|(r, _)| r).unwrap_or_default();
+        if let Some((_, false)) = last {
+            // Past two seconds of frames, and far enough that the receiver takes the jump
+            // for a restart rather than counting the frames between as lost.
+            next.next_frame = next.next_frame.wrapping_add((refresh_mhz.div_ceil(1000) * 2).max(RESTART_JUMP));
+        }
+        next.seq = u64::from(process) << crate::native::config::SEQ_RANGE_BITS;
+        next
+    }
 }
 
 impl NativeVideoParams {
@@ -278,7 +318,18 @@ impl NativeVideoParams {
 
 #[cfg(test)]
 mod tests {
-    use super::VideoResume;
+    use super::{NativeResume, VideoResume};
+
+    #[test]
+    fn each_process_of_a_native_stream_numbers_in_its_own_range_and_goes_on_with_the_frames() {
+        let first = NativeResume::for_process(None, 1, 60_000);
+        assert_eq!((first.next_frame, first.seq, first.mic_seen), (0, 1 << 48, None));
+        let left = NativeResume { next_frame: 900, seq: 12, hello_seen: Some(30), mic_seen: Some(5000) };
+        let next = NativeResume::for_process(Some((left, true)), 2, 60_000);
+        assert_eq!(next, NativeResume { seq: 2 << 48, ..left }, "a clean hand-over goes on exactly; the range is its own");
+        let after_crash = NativeResume::for_process(Some((left, false)), 3, 60_000);
+        assert!(after_crash.next_frame >= 900 + 120 && after_crash.seq == 3 << 48);
+    }
 
     #[test]
     fn each_process_of_a_stream_has_its_own_ivs_and_goes_on_with_the_frames() {

@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoDepacketizer, VideoEvent, VideoFrame, VideoPacketizer};
-use punktfunk_core::native::config::MAX_BURST_PARITY;
+use punktfunk_core::native::config::{MAX_BURST_PARITY, SEQ_RANGE_BITS};
 use punktfunk_core::native::{Frame, FrameEvent, Receiver, Sender, StreamConfig};
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
@@ -190,6 +190,57 @@ fn native_min_parity_outlives_a_burst() {
     assert_eq!(delivered, [(1, true), (2, true), (3, true)], "frame 0 (1 + 2) is lost to the burst, the others are rebuilt");
     assert_eq!(rx.take_longest_gap(), 3, "the longest burst");
     assert_eq!(rx.take_longest_gap(), 0, "taken");
+}
+
+/// A login stream's next process goes on under the same key: its sender numbers datagrams in
+/// a range of its own and its frames where the last one's stopped. The receiver takes every
+/// frame of both, counts only what either sender's datagrams really missed (not the jump),
+/// and ignores the first sender's stragglers arriving after the second began.
+#[test]
+fn native_a_later_process_goes_on_under_the_same_key() {
+    let cfg = StreamConfig { key: Some([6; 16]), fec_percent: 20, ..StreamConfig::default() };
+    let mut rx = Receiver::new(cfg).unwrap();
+    let (mut first, mut second) = (Sender::new(cfg).unwrap(), Sender::new(cfg).unwrap().starting_at(2 << SEQ_RANGE_BITS));
+    let mut delivered = Vec::new();
+    let mut push = |rx: &mut Receiver, d: &[u8]| {
+        rx.push(d, |e| match e {
+            FrameEvent::Frame { id, .. } => delivered.push(Got::Frame(id, true)),
+            FrameEvent::Lost { id } => delivered.push(Got::Lost(id)),
+        })
+    };
+    let wire = |tx: &mut Sender, id: u32| -> Vec<Vec<u8>> {
+        let data = bytes(3000, id as u8);
+        tx.packetize(&Frame { id, keyframe: false, timestamp_us: 0, data: &data }).unwrap().iter().map(<[u8]>::to_vec).collect()
+    };
+    let mut straggler = Vec::new();
+    for id in 0..5 {
+        let w = wire(&mut first, id);
+        // One data datagram of frame 2 is lost (its parity rebuilds it); the last frame's
+        // last datagram arrives late, after the next sender's first.
+        for (i, d) in w.iter().enumerate() {
+            match (id, i) {
+                (2, 0) => {}
+                (4, i) if i == w.len() - 1 => straggler = d.clone(),
+                _ => push(&mut rx, d).unwrap(),
+            }
+        }
+    }
+    assert_eq!(rx.packets_missing(), 1);
+    for id in 5..8 {
+        for (i, d) in wire(&mut second, id).iter().enumerate() {
+            if (id, i) == (6, 1) {
+                continue;
+            }
+            push(&mut rx, d).unwrap();
+        }
+        if id == 5 {
+            // Its frame was complete: refused as late, whatever else.
+            let _ = push(&mut rx, &straggler);
+        }
+    }
+    assert_eq!(delivered, (0..8).map(|id| Got::Frame(id, true)).collect::<Vec<_>>(), "every frame, none lost");
+    assert_eq!(rx.packets_missing(), 2, "the two datagrams dropped; neither the jump nor the straggler");
+    assert_eq!(rx.take_longest_gap(), 1, "no burst from the jump");
 }
 
 /// Every frame before the newest one delivered is accounted for exactly once.

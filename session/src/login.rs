@@ -9,7 +9,7 @@
 
 use crate::pipewire::PipeWireServer;
 use punktfunk_core::gamestream::audio::AudioPosition;
-use punktfunk_core::stream::{AudioParams, VideoParams, VideoResume};
+use punktfunk_core::stream::{AudioParams, NativeResume, NativeVideoParams, VideoParams, VideoResume};
 use std::collections::HashMap;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd};
@@ -51,6 +51,10 @@ pub struct LoginStream {
     /// The audio as the client started it, and where the last process's stopped.
     pub audio: Option<AudioParams>,
     pub audio_position: Option<AudioPosition>,
+    /// Or the punktfunk/1 stream as its client started it, and where the last process's
+    /// stood (a stream carries one protocol at a time).
+    pub native: Option<NativeVideoParams>,
+    pub native_position: Option<(NativeResume, bool)>,
     /// The PipeWire started for the user of the session now joined (none of their own).
     pub pipewire: Option<PipeWireServer>,
     /// The app a login starts.
@@ -70,6 +74,14 @@ impl LoginStream {
     pub fn video_for_next(&self) -> Option<VideoParams> {
         let mut params = self.video.clone()?;
         params.resume = Some(VideoResume::for_process(self.position, self.joins, params.refresh_mhz));
+        Some(params)
+    }
+
+    /// The punktfunk/1 parameters for the process now joining: the same keys, where the last
+    /// one stopped, its own range of sequence numbers.
+    pub fn native_for_next(&self) -> Option<NativeVideoParams> {
+        let mut params = self.native.clone()?;
+        params.resume = Some(NativeResume::for_process(self.native_position, self.joins, params.refresh_mhz));
         Some(params)
     }
 }
@@ -229,6 +241,8 @@ impl LoginDesk {
                 position: None,
                 audio: None,
                 audio_position: None,
+                native: None,
+                native_position: None,
                 pipewire: None,
                 app: app.clone(),
                 config,

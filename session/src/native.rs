@@ -415,11 +415,6 @@ fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
 /// punktfunk/1 video from its stream process. The reason a start is refused goes to the
 /// client.
 async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<(u64, Started), String> {
-    if host.streams.logs_in() {
-        // A login hands the stream to another process; punktfunk/1's keys are per start, so
-        // its client would have to be given new ones mid-stream, which the protocol lacks.
-        return Err("this host starts every stream at a login greeter, which punktfunk/1 clients cannot follow yet: use Moonlight".into());
-    }
     let wanted = host.config.apps().find(|(id, a)| a.title == req.app || (req.app.is_empty() && *id == 1)).map(|(id, a)| (id, a.clone()));
     let Some((app_id, app)) = wanted else { return Err(format!("no app called {:?}", req.app)) };
     let permissions = host.permissions(&client.fingerprint);
@@ -480,6 +475,8 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         token: rand::random(),
         encoder: host.config.encoder.clone(),
         pacing: host.config.pacing,
+        // A login stream's process gets where it goes on from as it sends (Stream::send).
+        resume: None,
     };
     let data_port = host.streams.with(id, |s| s.ports.native).ok_or("the session ended at once")?;
     let started = Started {

@@ -15,7 +15,9 @@ mod common;
 #[path = "../../streamer/tests/support/pipewire.rs"]
 mod tones;
 
-use common::{api_status, client_report, mark, python, start_daemon_configured, target_dir};
+use common::{
+    api_status, band, client_report, figure, mark, native_client, output_text, pair_native, python, start_daemon_configured, target_dir,
+};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -60,11 +62,12 @@ fn log_says(dir: &Path, want: &str, nth: usize) {
     }
 }
 
-/// Waits until the host's status says the `nth` stream's login stage is `want`; its id.
-fn stage_is(dir: &Path, nth: usize, want: &str) -> u64 {
+/// Waits until the host's status (API on `api_port`) says the `nth` stream's login stage is
+/// `want`; its id.
+fn stage_is(dir: &Path, api_port: u16, nth: usize, want: &str) -> u64 {
     let since = Instant::now();
     loop {
-        let status = api_status(dir, API_PORT);
+        let status = api_status(dir, api_port);
         if status["sessions"][nth]["login"] == want {
             return status["sessions"][nth]["id"].as_u64().unwrap();
         }
@@ -112,28 +115,9 @@ fn written_by(path: &Path, dir: &Path) -> u32 {
     said
 }
 
-#[test]
-fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
-    let Some(python) = python() else {
-        eprintln!("skipped: PUNKTFUNK_MOONLIGHT_PYTHON is not set");
-        return;
-    };
-    if !nix::unistd::geteuid().is_root() || !Path::new("/usr/sbin/greetd").exists() {
-        assert!(std::env::var_os("CI").is_none(), "CI runs as root with greetd installed");
-        eprintln!("skipped: needs root and greetd");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("pf-login-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    // The users' apps leave their marks here.
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
-    let tag = std::process::id() % 100_000;
-    let (ann, ann_uid) = User::add(&format!("pfann{tag}"), "right-horse-7");
-    let (ben, ben_uid) = User::add(&format!("pfben{tag}"), "battery-staple-9");
-
-    // The app says who runs it, plays a 660 Hz tone and shows the test pattern (orange,
-    // ff8000) until ended.
+/// The app "Mine" of a test whose files are in `dir`: it says who runs it (`dir/who-UID`),
+/// plays a 660 Hz tone and shows the test pattern (orange, ff8000) until ended.
+fn users_app(dir: &Path) -> String {
     let tone = dir.join("tone.raw");
     tones::tone_file(&tone, &[660.0, 660.0], 2.0);
     std::fs::set_permissions(&tone, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -143,7 +127,47 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
         tone.display(),
         target_dir().join("punktfunk-test-pattern").display()
     );
-    let app_toml = format!("[[apps]]\ntitle = \"Mine\"\ncommand = {}\n", serde_json::to_string(&["sh", "-c", &app]).unwrap());
+    format!("[[apps]]\ntitle = \"Mine\"\ncommand = {}\n", serde_json::to_string(&["sh", "-c", &app]).unwrap())
+}
+
+/// A fresh directory for a test's files, which the users' apps may write to.
+fn test_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("pf-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+/// Whether this machine can run a login test (root, greetd); outside CI it says why not.
+fn can_log_in() -> bool {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/usr/sbin/greetd").exists() {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root with greetd installed");
+        eprintln!("skipped: needs root and greetd");
+        return false;
+    }
+    true
+}
+
+/// The login tests take turns: each runs a host, greetd and users' sessions.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+#[test]
+fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let Some(python) = python() else {
+        eprintln!("skipped: PUNKTFUNK_MOONLIGHT_PYTHON is not set");
+        return;
+    };
+    if !can_log_in() {
+        return;
+    }
+    let dir = test_dir("login");
+    let tag = std::process::id() % 100_000;
+    let (ann, ann_uid) = User::add(&format!("pfann{tag}"), "right-horse-7");
+    let (ben, ben_uid) = User::add(&format!("pfben{tag}"), "battery-staple-9");
+
+    let app_toml = users_app(&dir);
     let mut daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "login = true\nmax_sessions = 2\n", &["true".into()], &app_toml);
     let who = |uid: u32| dir.join(format!("who-{uid}"));
 
@@ -151,10 +175,10 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     let one = client(&python, &dir, "one");
     let signals = dir.join("one");
     log_says(&dir, "prompt \"User name: \"", 1);
-    stage_is(&dir, 0, "login greeter");
+    stage_is(&dir, API_PORT, 0, "login greeter");
     mark(&signals, "greeter");
     // The join socket admits only the greeter's user with the greeter's ticket.
-    let ann_stream = stage_is(&dir, 0, "login greeter");
+    let ann_stream = stage_is(&dir, API_PORT, 0, "login greeter");
     // The daemon says where its login directory is (a fresh one each start).
     let login_dir = daemon_log(&dir)
         .lines()
@@ -182,7 +206,7 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     type_lines(&signals, &ann.0);
     log_says(&dir, "prompt \"Password: \"", 2);
     type_lines(&signals, "right-horse-7");
-    stage_is(&dir, 0, &format!("{}'s session", ann.0));
+    stage_is(&dir, API_PORT, 0, &format!("{}'s session", ann.0));
     assert_eq!(written_by(&who(ann_uid), &dir), ann_uid, "the app runs as {}", ann.0);
     std::thread::sleep(Duration::from_secs(2));
     mark(&signals, "session");
@@ -190,17 +214,17 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     // Ben logs in beside her, from a second client.
     let two = client(&python, &dir, "two");
     log_says(&dir, "prompt \"User name: \"", 3);
-    stage_is(&dir, 1, "login greeter");
+    stage_is(&dir, API_PORT, 1, "login greeter");
     type_lines(&dir.join("two"), &ben.0);
     log_says(&dir, "prompt \"Password: \"", 3);
     type_lines(&dir.join("two"), "battery-staple-9");
-    let ben_stream = stage_is(&dir, 1, &format!("{}'s session", ben.0));
+    let ben_stream = stage_is(&dir, API_PORT, 1, &format!("{}'s session", ben.0));
     assert_eq!(written_by(&who(ben_uid), &dir), ben_uid, "the second app runs as {}", ben.0);
 
     // Ann's app ends (a logout): her greeter is back in the same stream.
     assert!(Command::new("pkill").args(["-u", &ann.0, "-f", "punktfunk-test-pattern"]).status().unwrap().success());
     log_says(&dir, "prompt \"User name: \"", 4);
-    stage_is(&dir, 0, "login greeter");
+    stage_is(&dir, API_PORT, 0, "login greeter");
     std::thread::sleep(Duration::from_secs(1));
     mark(&signals, "greeter again");
 
@@ -252,5 +276,116 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     // The session's ticket travels in environments, never on a command line (the
     // compositor logs the greeter's) where any local user could read it.
     assert!(log.contains("--pass-env") && !log.contains("PUNKTFUNK_JOIN_TICKET="), "{log}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The newest frame file `punktfunk-client` wrote into `out` that is surely whole (the one
+/// before the newest), and how many it wrote.
+fn newest_frame(out: &Path) -> Option<(u64, std::path::PathBuf)> {
+    let numbers = std::fs::read_dir(out)
+        .ok()?
+        .flatten()
+        .filter_map(|f| f.file_name().to_str()?.strip_prefix("frame-")?.strip_suffix(".ppm")?.parse::<u64>().ok());
+    let newest = numbers.max()?.checked_sub(1).filter(|n| *n > 0)?;
+    Some((newest, out.join(format!("frame-{newest:05}.ppm"))))
+}
+
+/// Waits until the client's newest frame, past frame `after`, shows the app (`orange`) or
+/// not; its number.
+fn client_shows(out: &Path, dir: &Path, orange: bool, after: u64) -> u64 {
+    let since = Instant::now();
+    loop {
+        if let Some((n, file)) = newest_frame(out).filter(|(n, _)| *n > after) {
+            let [r, _, b] = band(&file);
+            if (r > 200.0 && b < 80.0) == orange {
+                return n;
+            }
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(60),
+            "the client never showed {}:\n{}",
+            if orange { "the app" } else { "the greeter" },
+            daemon_log(dir)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A punktfunk/1 client follows a login stream too: it streams the greeter, types the user
+/// name and password (its own encrypted control stream), and goes on receiving the same
+/// stream from the user's session (the same keys, each process numbering its datagrams in a
+/// range of its own, frame ids rising) and from the greeter again after a logout, never told
+/// the stream ended, nothing lost, hearing the user's app.
+#[test]
+fn punktfunk1_clients_follow_the_login_into_the_session_and_back() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !can_log_in() {
+        return;
+    }
+    const PORT: u16 = 28589;
+    const API_PORT: u16 = 28591;
+    let dir = test_dir("login-native");
+    let tag = std::process::id() % 100_000;
+    let (cat, cat_uid) = User::add(&format!("pfcat{tag}"), "cobalt-lamp-3");
+    let _daemon = start_daemon_configured(&[], &dir, PORT, API_PORT, "login = true\n", &["true".into()], &users_app(&dir));
+    let config = dir.join("client");
+    let (paired, typed) = pair_native(&[], &dir, &config, PORT + 50, "2468", "2468");
+    assert!(paired.status.success() && typed.status.success(), "pairing: {}", output_text(&paired));
+
+    let out = dir.join("frames");
+    let mut client = native_client(&[], &config)
+        .args(["stream", &format!("127.0.0.1:{}", PORT + 50), "--headless", "--app", "Mine", "--mode", "256x144@20"])
+        .args(["--frames", "100000", "--timeout", "150", "--type-stdin", "--out"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut keys = client.stdin.take().unwrap();
+    let mut type_line = |line: &str| std::io::Write::write_all(&mut keys, format!("{line}\n").as_bytes()).unwrap();
+
+    log_says(&dir, "prompt \"User name: \"", 1);
+    stage_is(&dir, API_PORT, 0, "login greeter");
+    let greeter = client_shows(&out, &dir, false, 3);
+    type_line(&cat.0);
+    log_says(&dir, "prompt \"Password: \"", 1);
+    type_line("cobalt-lamp-3");
+    stage_is(&dir, API_PORT, 0, &format!("{}'s session", cat.0));
+    assert_eq!(written_by(&dir.join(format!("who-{cat_uid}")), &dir), cat_uid, "the app runs as {}", cat.0);
+    let session = client_shows(&out, &dir, true, greeter);
+    std::thread::sleep(Duration::from_secs(2));
+
+    // A logout: the greeter is back in the same stream.
+    assert!(Command::new("pkill").args(["-u", &cat.0, "-f", "punktfunk-test-pattern"]).status().unwrap().success());
+    log_says(&dir, "login greeter joined", 2);
+    let joined = newest_frame(&out).map_or(0, |(n, _)| n);
+    let again = client_shows(&out, &dir, false, joined + 3);
+    std::thread::sleep(Duration::from_secs(1));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(client.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let streamed = client.wait_with_output().unwrap();
+    assert!(streamed.status.success(), "client: {}\n{}", output_text(&streamed), daemon_log(&dir));
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("stats.json")).unwrap()).unwrap();
+    eprintln!("frames: greeter {greeter}, session {session}, greeter again {again}; client: {stats}");
+    assert!(greeter > 0 && session > greeter && again > session, "frames through the login and the logout");
+    assert!(stats["frames_decoded"].as_u64().unwrap() > again, "{stats}");
+    assert_eq!(stats["ended"], serde_json::Value::Null, "never told the stream ended");
+    assert_eq!(stats["frames_lost"], 0, "no frame lost at either hand-over: {stats}");
+    assert_eq!(stats["datagrams_invalid"], 0, "every datagram of each process opens with the stream's keys: {stats}");
+    assert_eq!(stats["sizes"], serde_json::json!([[256, 144]]), "one stream, one mode");
+    assert!(stats["audio_packets"].as_u64().unwrap() > 100 && stats["sound_onset_us"].is_u64(), "the user's app was heard: {stats}");
+    assert!(stats["audio_lost"].as_u64().unwrap() < 50, "no sequence jump counted as lost sound: {stats}");
+    // The longest the client went without a new picture: a hand-over (the frames' files are
+    // written as they decode).
+    let written: Vec<std::time::SystemTime> =
+        (1..=again).filter_map(|n| std::fs::metadata(out.join(format!("frame-{n:05}.ppm"))).and_then(|m| m.modified()).ok()).collect();
+    let gap = written.windows(2).filter_map(|w| w[1].duration_since(w[0]).ok()).max().unwrap_or_default();
+    figure(&format!(
+        "login hand-overs, punktfunk/1 (256x144@20, greeter → session → greeter): longest without a new picture {} ms",
+        gap.as_millis()
+    ));
+    let log = daemon_log(&dir);
+    assert!(!log.contains("cobalt-lamp"), "the password reached the log");
+    assert!(log.matches("punktfunk/1 client latched").count() >= 3, "each process latched the client from its hellos");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -15,21 +15,41 @@ use punktfunk_core::native::config::MAX_BURST_PARITY;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 pub use punktfunk_core::stream::NativeVideoParams;
-use punktfunk_core::stream::Pacing;
+use punktfunk_core::stream::{NativeResume, Pacing};
 use punktfunk_net::{DataSocket, monotonic_us};
 use std::net::UdpSocket;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
+
+/// The newest hello and microphone datagrams the listener took, for the stream's next
+/// process ([`NativeResume`]): 0 for none, else the sequence number + 1.
+#[derive(Clone, Default)]
+pub struct Heard(Arc<[AtomicU64; 2]>);
+
+impl Heard {
+    fn note(&self, which: usize, seq: Option<u64>) {
+        self.0[which].store(seq.map_or(0, |s| s.saturating_add(1)), Ordering::Relaxed);
+    }
+
+    fn get(&self, which: usize) -> Option<u64> {
+        self.0[which].load(Ordering::Relaxed).checked_sub(1)
+    }
+}
+
+const HELLO: usize = 0;
+const MIC: usize = 1;
 
 /// Listens on the data-plane socket until `stop`: hellos (sealed with the start's microphone
 /// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
 /// the client needs a key frame); microphone datagrams from that address go to the session's
-/// virtual microphone, when it has one.
+/// virtual microphone, when it has one. A later process of the stream takes only datagrams
+/// newer than the last one took; what this one takes is noted in `heard`.
 pub fn listen_for_hellos(
     socket: UdpSocket,
     params: &NativeVideoParams,
     peer: Peer,
+    heard: Heard,
     stop: Arc<AtomicBool>,
     mic: Option<Arc<Playout>>,
     on_latch: impl Fn(),
@@ -38,17 +58,20 @@ pub fn listen_for_hellos(
         Ok(s) => s,
         Err(e) => return tracing::error!("data-plane socket: {e}"),
     };
-    let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC);
-    let (mut hellos, mut newest_hello) = (AudioOpener::new(&params.mic_key, KIND_HELLO), None::<u64>);
+    let resume = params.resume.unwrap_or_default();
+    let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC).after(resume.mic_seen);
+    let mut hellos = AudioOpener::new(&params.mic_key, KIND_HELLO).after(resume.hello_seen);
+    heard.note(HELLO, resume.hello_seen);
+    heard.note(MIC, resume.mic_seen);
     while !stop.load(Ordering::Relaxed) {
         let _ = socket.recv(LISTEN_POLL, |from, d| {
             if kind(d) == Some(KIND_HELLO) {
-                // A late hello (reordered behind a newer one) must not move the stream back.
                 let Ok(hello) = hellos.open(d) else { return };
-                if newest_hello.is_some_and(|n| hello.seq < n) {
+                // A late hello (reordered behind a newer one) must not move the stream back.
+                if Some(hello.seq) != hellos.newest() {
                     return;
                 }
-                newest_hello = Some(hello.seq);
+                heard.note(HELLO, hellos.newest());
                 if peer.set(from) {
                     tracing::info!(%from, "punktfunk/1 client latched");
                     on_latch();
@@ -57,6 +80,7 @@ pub fn listen_for_hellos(
                 && let Ok(packet) = opener.open(d)
             {
                 let _ = mic.push_opus(packet.opus);
+                heard.note(MIC, opener.newest());
             }
         });
     }
@@ -72,11 +96,14 @@ pub struct NativeVideoSender {
     /// The parity, moved by the loss the client reports (when it takes a moving parity).
     parity: Parity,
     pacing: Pacing,
+    /// What the listener took (for [`NativeVideoSender::position`]).
+    heard: Heard,
 }
 
 impl NativeVideoSender {
-    pub fn new(params: NativeVideoParams, socket: UdpSocket, peer: Peer, idr: Arc<AtomicBool>) -> Result<Self, SendError> {
-        let sender = Sender::new(params.stream_config()).map_err(|e| SendError::Config(e.to_string()))?;
+    pub fn new(params: NativeVideoParams, socket: UdpSocket, peer: Peer, heard: Heard, idr: Arc<AtomicBool>) -> Result<Self, SendError> {
+        let resume = params.resume.unwrap_or_default();
+        let sender = Sender::new(params.stream_config()).map_err(|e| SendError::Config(e.to_string()))?.starting_at(resume.seq);
         let socket = DataSocket::new(socket).map_err(|e| SendError::Config(e.to_string()))?;
         if let Some(w) = socket.buffers().warning() {
             tracing::warn!("{w}");
@@ -94,7 +121,12 @@ impl NativeVideoSender {
         let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
         let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
         let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
-        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: 0, parity, pacing: params.pacing })
+        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: resume.next_frame, parity, pacing: params.pacing, heard })
+    }
+
+    /// Where the stream stands, for its next process.
+    pub fn position(&self) -> NativeResume {
+        NativeResume { next_frame: self.frame_id, seq: 0, hello_seen: self.heard.get(HELLO), mic_seen: self.heard.get(MIC) }
     }
 
     /// A new budget, as the encoder's bitrate at the parity the stream started with.
@@ -221,11 +253,12 @@ mod tests {
             token: 7,
             encoder: "software".into(),
             pacing: Default::default(),
+            resume: None,
         };
-        let peer = Peer::default();
+        let (peer, heard) = (Peer::default(), Heard::default());
         let hearing = {
-            let (peer, params) = (peer.clone(), params.clone());
-            Listener::spawn("hellos", move |stop| listen_for_hellos(listener, &params, peer, stop, None, || {})).unwrap()
+            let (peer, params, heard) = (peer.clone(), params.clone(), heard.clone());
+            Listener::spawn("hellos", move |stop| listen_for_hellos(listener, &params, peer, heard, stop, None, || {})).unwrap()
         };
         let (a, b) = (UdpSocket::bind("127.0.0.1:0").unwrap(), UdpSocket::bind("127.0.0.1:0").unwrap());
         let (a_addr, b_addr) = (a.local_addr().unwrap(), b.local_addr().unwrap());
@@ -243,6 +276,23 @@ mod tests {
         assert_eq!(settled(&peer, Some(b_addr)), Some(a_addr), "a forged, replayed or older hello moves nothing");
         b.send_to(&third, to).unwrap();
         assert_eq!(settled(&peer, Some(b_addr)), Some(b_addr), "a newer one (the client's new address) does");
+        drop(hearing);
+        assert_eq!(heard.get(HELLO), Some(2), "the newest hello taken, for the next process");
+
+        // The stream's next process takes no hello its last one took, only newer ones.
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = listener.local_addr().unwrap();
+        let resume = NativeResume { hello_seen: heard.get(HELLO), ..NativeResume::default() };
+        let params = NativeVideoParams { resume: Some(resume), ..params };
+        let (peer, heard) = (Peer::default(), Heard::default());
+        let hearing = {
+            let (peer, heard) = (peer.clone(), heard.clone());
+            Listener::spawn("hellos", move |stop| listen_for_hellos(listener, &params, peer, heard, stop, None, || {})).unwrap()
+        };
+        a.send_to(&third, to).unwrap();
+        assert_eq!(settled(&peer, Some(a_addr)), None, "a replay of the last process's hello latches nothing");
+        a.send_to(client.seal(&[], 0).unwrap(), to).unwrap();
+        assert_eq!(settled(&peer, Some(a_addr)), Some(a_addr), "the client's next hello does");
         drop(hearing);
     }
 }

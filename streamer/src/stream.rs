@@ -13,7 +13,7 @@ use crate::gamestream::audio::AudioParams;
 use crate::gamestream::video::{Pings, SendError, SentFrame, StatsRecorder, VideoParams, VideoPosition, VideoSender, listen_for_pings};
 use crate::gpu::GpuSurfaces;
 use crate::ipc::{self, Command, Report};
-use crate::native::{NativeVideoParams, NativeVideoSender, listen_for_hellos};
+use crate::native::{Heard, NativeVideoParams, NativeVideoSender, listen_for_hellos};
 use crate::parity::Parity;
 use crate::peer::{Listener, Peer};
 use crate::{Frame, FrameSink, PixelFormat, Pixels};
@@ -311,7 +311,9 @@ fn read_commands(
                 let peer = Peer::default();
                 stop_audio(&mut sender, &mut resume);
                 if let Some(a) = &audio {
-                    let wire = Wire::Native(AudioSealer::new(&p.key, KIND_SOUND));
+                    // A login stream's later process numbers its sound in its own range too.
+                    let first = p.resume.map_or(0, |r| r.seq);
+                    let wire = Wire::Native(AudioSealer::new(&p.key, KIND_SOUND).starting_at(first));
                     let started = native.try_clone().and_then(|socket| {
                         AudioSender::start(
                             OpusLayout::new(Channels::Stereo, false),
@@ -430,11 +432,16 @@ impl StreamSink {
     }
 
     fn stop_video(&mut self) {
+        // The listener first: what it took is final before the position says so.
+        self.listener = None;
         if let Some(sender) = self.sender.take() {
-            if let MediaSender::GameStream(s) = &sender {
-                let params = s.params();
-                self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
-                self.report(&Report::VideoPosition { position: s.resume_point(), stopped: true });
+            match &sender {
+                MediaSender::GameStream(s) => {
+                    let params = s.params();
+                    self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
+                    self.report(&Report::VideoPosition { position: s.resume_point(), stopped: true });
+                }
+                MediaSender::Native(s) => self.report(&Report::NativePosition { position: s.position(), stopped: true }),
             }
             let stats = self.stats.take();
             tracing::info!(
@@ -447,7 +454,6 @@ impl StreamSink {
             );
             self.report(&Report::VideoStats(stats));
         }
-        self.listener = None;
     }
 
     /// Starts a sender of either protocol, with a thread latching the client's address
@@ -480,11 +486,13 @@ impl StreamSink {
             }
             VideoCommand::StartNative(params, peer, mic) => {
                 let (socket, listener_params, listener_peer) = (self.native.try_clone()?, params.clone(), peer.clone());
+                let heard = Heard::default();
+                let listener_heard = heard.clone();
                 let listener = Listener::spawn("video-hellos", move |stop| {
-                    listen_for_hellos(socket, &listener_params, listener_peer, stop, mic, on_latch)
+                    listen_for_hellos(socket, &listener_params, listener_peer, listener_heard, stop, mic, on_latch)
                 })?;
-                let sender =
-                    NativeVideoSender::new(params, self.native.try_clone()?, peer, Arc::clone(&self.idr)).map_err(std::io::Error::other)?;
+                let sender = NativeVideoSender::new(params, self.native.try_clone()?, peer, heard, Arc::clone(&self.idr))
+                    .map_err(std::io::Error::other)?;
                 (MediaSender::Native(sender), listener)
             }
             VideoCommand::Stop
@@ -540,9 +548,10 @@ impl FrameSink for StreamSink {
         match sender.send(frame) {
             Ok(Some(sent)) => {
                 let path = format!("{}, {path}", sender.encoder().name().unwrap_or("no encoder"));
+                // Where the stream stands, for a login stream's next process.
                 let position = match sender {
-                    MediaSender::GameStream(s) => Some(s.resume_point()),
-                    MediaSender::Native(_) => None,
+                    MediaSender::GameStream(s) => Report::VideoPosition { position: s.resume_point(), stopped: false },
+                    MediaSender::Native(s) => Report::NativePosition { position: s.position(), stopped: false },
                 };
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));
@@ -555,9 +564,7 @@ impl FrameSink for StreamSink {
                     self.live_since = Instant::now();
                     let stats = self.live.take();
                     self.report(&Report::VideoLive(LiveVideo { window_ms, stats }));
-                    if let Some(position) = position {
-                        self.report(&Report::VideoPosition { position, stopped: false });
-                    }
+                    self.report(&position);
                 }
                 if !self.first_sent {
                     self.first_sent = true;

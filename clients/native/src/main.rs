@@ -24,6 +24,7 @@ use connection::Connection;
 use identity::{Hosts, Identity};
 use punktfunk_core::control::client::ClientEvent;
 use punktfunk_core::control::messages::{MAX_CLIPBOARD, Reconfigure, StartRequest};
+use punktfunk_core::input::InputEvent;
 use punktfunk_net::monotonic_us;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -145,6 +146,10 @@ struct StreamArgs {
     /// Copy this text into the session's clipboard once the stream started.
     #[arg(long, requires = "clipboard")]
     copy: Option<String>,
+    /// Type each line read from standard input into the session, then Enter (scripted
+    /// input: a login greeter's prompts, a kiosk's commands).
+    #[arg(long)]
+    type_stdin: bool,
     /// Give up after this many seconds.
     #[arg(long, default_value_t = 60)]
     timeout: u64,
@@ -197,7 +202,7 @@ fn main() -> anyhow::Result<()> {
 struct WindowLink {
     latest: window::Latest,
     proxy: window::Proxy,
-    input: tokio::sync::mpsc::UnboundedReceiver<punktfunk_core::input::InputEvent>,
+    input: tokio::sync::mpsc::UnboundedReceiver<InputEvent>,
 }
 
 async fn pair(host: &HostArg, pin: Option<String>, trust: bool) -> anyhow::Result<()> {
@@ -366,7 +371,14 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     // With a window, the desktop's clipboard joins in.
     let (desktop_copies, mut desktop_copied) = tokio::sync::mpsc::unbounded_channel();
     let desktop = (args.clipboard && window.is_some()).then(|| desktop_clipboard::DesktopClipboard::start(desktop_copies)).transpose()?;
+    let mut typed = args.type_stdin.then(typed_lines);
     loop {
+        let typed_line = async {
+            match typed.as_mut() {
+                Some(lines) => lines.recv().await,
+                None => std::future::pending().await,
+            }
+        };
         let input = async {
             match window.as_mut() {
                 Some(w) => w.input.recv().await,
@@ -396,6 +408,16 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 }
             }
             Some(event) = pad_event => c.control.pad(event)?,
+            line = typed_line => match line {
+                Some(line) => {
+                    c.control.input(InputEvent::Text(line))?;
+                    for pressed in [true, false] {
+                        c.control.input(InputEvent::Key { code: KEY_ENTER, pressed })?;
+                    }
+                }
+                // Nothing more to type.
+                None => typed = None,
+            },
             event = input => match event {
                 Some(e) => c.control.input(e)?,
                 // The window closed.
@@ -482,6 +504,24 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         anyhow::ensure!(stats.frames_decoded >= f, "only {} of {f} frames decoded", stats.frames_decoded);
     }
     Ok(())
+}
+
+/// evdev's Enter key.
+const KEY_ENTER: u32 = 28;
+
+/// Standard input's lines, read on a thread of their own (a blocking read the runtime need
+/// not know about).
+fn typed_lines() -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let _ = std::thread::Builder::new().name("stdin".into()).spawn(move || {
+        for line in std::io::stdin().lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
 }
 
 /// The stream's sound as a 48 kHz stereo float WAV.

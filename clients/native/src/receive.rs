@@ -8,7 +8,7 @@ use crate::mic::{self, Mic};
 use crate::probe::{self, Percentiles, Probe};
 use punktfunk_core::control::messages::{ReceiveStats, Started};
 use punktfunk_core::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_SOUND, kind};
-use punktfunk_core::native::config::StreamConfig;
+use punktfunk_core::native::config::{SEQ_RANGE_BITS, StreamConfig};
 use punktfunk_core::native::header::Header;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
 use punktfunk_net::{DataSocket, monotonic_us};
@@ -56,6 +56,9 @@ pub struct Stats {
     /// CLOCK_REALTIME): a tone's onset at the client.
     pub sound_onset_us: Option<u64>,
 }
+
+/// Nothing from the host for this long: hellos go out often again.
+const QUIET: Duration = Duration::from_millis(300);
 
 /// Losses whose recovery time [`Stats::recovery`] counts at most.
 const MAX_RECOVERIES: usize = 4096;
@@ -148,7 +151,7 @@ pub fn run(
     // Per reassembled frame: the host's commit stamp and when it was reassembled here (the
     // clocks' offset is applied when the figures are made: early estimates can be far off).
     let (mut stats, mut reassembled) = (Stats::default(), Vec::<(u64, u64)>::new());
-    let (begin, mut last_hello) = (Instant::now(), None::<Instant>);
+    let (begin, mut last_hello, mut last_heard) = (Instant::now(), None::<Instant>, None::<Instant>);
     let (mut refused, mut first_error) = (0u64, None::<String>);
     let mut last_report = Instant::now();
     let (mut firsts, mut probe) = (FirstArrivals([(0, 0); 32]), Probe::default());
@@ -170,9 +173,12 @@ pub fn run(
                 latency_us_p50: recent.get(recent.len() / 2).copied().unwrap_or(0),
             }));
         }
-        // Tell the host where to send video: often until it flows, then once a second so a
-        // changed address (a NAT rebinding) is followed and the path stays open.
-        let every = if stats.frames_received == 0 { Duration::from_millis(100) } else { Duration::from_secs(1) };
+        // Tell the host where to send video: often while nothing comes (before the first
+        // frame, and while a login stream goes on in its next process, which waits for a
+        // hello), then once a second so a changed address (a NAT rebinding) is followed and
+        // the path stays open.
+        let quiet = last_heard.is_none_or(|t| t.elapsed() > QUIET);
+        let every = if quiet { Duration::from_millis(100) } else { Duration::from_secs(1) };
         if last_hello.is_none_or(|t| t.elapsed() > every) {
             if let Some(h) = hellos.seal(&[], monotonic_us()) {
                 socket.socket().send_to(h, to)?;
@@ -183,10 +189,13 @@ pub fn run(
             if from.ip() != host.ip() {
                 return;
             }
+            last_heard = Some(Instant::now());
             stats.datagrams += 1;
             if kind(d) == Some(KIND_SOUND) {
                 if let Ok(p) = sound.open(d) {
-                    stats.audio_lost += p.seq.saturating_sub(next_sound.unwrap_or(p.seq));
+                    // A login stream's next process numbers in a range of its own: no gap.
+                    let expected = next_sound.filter(|n| n >> SEQ_RANGE_BITS == p.seq >> SEQ_RANGE_BITS).unwrap_or(p.seq);
+                    stats.audio_lost += p.seq.saturating_sub(expected);
                     next_sound = Some(next_sound.map_or(p.seq + 1, |n| n.max(p.seq + 1)));
                     let mut pcm = vec![0f32; 48 * 120 * 2];
                     if let Ok(n) = opus.decode_float(p.opus, &mut pcm, false) {

@@ -63,6 +63,13 @@ impl AudioSealer {
         Self { gcm: Gcm::new(key), kind, seq: 0, out: Vec::with_capacity(HEADER_LEN + MAX_PAYLOAD + TAG_LEN) }
     }
 
+    /// Numbers datagrams from `seq` on: a later process of the stream sending under the same
+    /// key starts in a range of its own ([`crate::stream::NativeResume::seq`]).
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
     /// The datagram for one Opus packet (`None` if the packet is larger than any Opus packet).
     pub fn seal(&mut self, opus: &[u8], timestamp_us: u64) -> Option<&[u8]> {
         if opus.len() > MAX_PAYLOAD {
@@ -105,6 +112,21 @@ pub struct AudioPacket<'a> {
 impl AudioOpener {
     pub fn new(key: &[u8; 16], kind: u8) -> Self {
         Self { gcm: Gcm::new(key), kind, newest: None, seen: 0, seen_hi: 0, buf: Vec::new() }
+    }
+
+    /// Takes only datagrams numbered above `seq`, as if it had seen all up to it: a later
+    /// process of the stream goes on where the last one's window was, so nothing the last
+    /// one took can be replayed into it.
+    pub fn after(mut self, seq: Option<u64>) -> Self {
+        if seq.is_some() {
+            (self.newest, self.seen, self.seen_hi) = (seq, u128::MAX, u128::MAX);
+        }
+        self
+    }
+
+    /// The newest sequence number taken.
+    pub fn newest(&self) -> Option<u64> {
+        self.newest
     }
 
     pub fn open(&mut self, d: &[u8]) -> Result<AudioPacket<'_>, AudioReject> {
@@ -177,6 +199,27 @@ mod tests {
         assert_eq!(rx.open(&d[2]), Err(AudioReject::Stale), "too old");
         assert_eq!(rx.open(&d[100]).unwrap().seq, 100, "within 256 of the newest");
         assert_eq!(rx.open(&d[100]), Err(AudioReject::Stale));
+    }
+
+    #[test]
+    fn a_later_process_numbers_on_and_takes_nothing_the_last_one_took() {
+        let mut tx = AudioSealer::new(&[4; 16], KIND_MIC);
+        let d: Vec<Vec<u8>> = (0..10u64).map(|i| tx.seal(&[i as u8; 8], i).unwrap().to_vec()).collect();
+        let mut last = AudioOpener::new(&[4; 16], KIND_MIC);
+        for datagram in &d[..6] {
+            last.open(datagram).unwrap();
+        }
+        // The next process's window starts where the last one's was: replays of what it
+        // took are refused, what came after is taken.
+        let mut next = AudioOpener::new(&[4; 16], KIND_MIC).after(last.newest());
+        for datagram in &d[..6] {
+            assert_eq!(next.open(datagram), Err(AudioReject::Stale));
+        }
+        assert_eq!(next.open(&d[7]).unwrap().seq, 7);
+        assert_eq!(next.open(&d[6]).unwrap().seq, 6, "a late one past the last window is still taken");
+        // A sender of a later process numbers in its own range.
+        let mut later = AudioSealer::new(&[4; 16], KIND_MIC).starting_at(1 << 48);
+        assert_eq!(next.open(later.seal(b"x", 0).unwrap()).unwrap().seq, 1 << 48);
     }
 
     #[test]

@@ -31,6 +31,12 @@ pub struct StreamConfig {
 /// to this many, whatever their size.
 pub const MAX_BURST_PARITY: u16 = 6;
 
+/// Datagram sequence numbers come in ranges of 2^this: a stream's first sender numbers from
+/// 0, a later process of the same stream (a login's next stage, under the same key) from the
+/// start of a range of its own, so no nonce repeats under the key and the receiver tells a
+/// new sender from a gap.
+pub const SEQ_RANGE_BITS: u32 = 48;
+
 /// The most reassembly memory a config may ask of a receiver.
 pub const MAX_RECEIVER_BYTES: usize = 1 << 30;
 

@@ -1,6 +1,6 @@
 //! punktfunk/1 receiver: datagrams → authenticated shards → recovered, ordered frames.
 
-use super::config::{ConfigError, StreamConfig};
+use super::config::{ConfigError, SEQ_RANGE_BITS, StreamConfig};
 use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
 use crate::assembly::{Assembler, Event, Limits, Reject};
 use crate::crypto::{Gcm, TAG_LEN};
@@ -34,10 +34,15 @@ pub struct Receiver {
     /// The id after the newest frame delivered or given up: a frame arriving past it means
     /// the ones between were lost whole (no datagram of theirs arrived to tell).
     next_id: u32,
-    /// The highest sequence number authenticated, and how many were: what is missing below
-    /// it was lost (each sender numbers from 0).
+    /// The highest sequence number authenticated, and how many were since its range began:
+    /// what is missing below it was lost. A sender numbers from the start of a range of
+    /// 2^[`SEQ_RANGE_BITS`] (0 for the first; a later process of a login stream, under the
+    /// same key, in one of its own): a later range is a new sender, not a gap.
     highest_seq: Option<u64>,
     authenticated: u64,
+    /// What earlier ranges missed, and the duplicates counted before this range began.
+    missing_before: u64,
+    duplicates_before: u64,
     /// The longest run of sequence numbers skipped at once since [`Receiver::take_longest_gap`]:
     /// a burst the link lost (or datagrams it reordered).
     longest_gap: u64,
@@ -45,6 +50,11 @@ pub struct Receiver {
 
 /// Frames reported lost at once for a gap in ids, at most (a longer gap is a restart).
 const MAX_GAP: u32 = 64;
+
+/// The first sequence number of the range `seq` is in.
+fn range_start(seq: u64) -> u64 {
+    seq >> SEQ_RANGE_BITS << SEQ_RANGE_BITS
+}
 
 impl Receiver {
     pub fn new(cfg: StreamConfig) -> Result<Self, ConfigError> {
@@ -67,6 +77,8 @@ impl Receiver {
             next_id: 0,
             highest_seq: None,
             authenticated: 0,
+            missing_before: 0,
+            duplicates_before: 0,
             longest_gap: 0,
         })
     }
@@ -79,8 +91,13 @@ impl Receiver {
     /// reordered datagram that arrives later takes its count back). Not in [`Stats`], whose
     /// C layout is fixed.
     pub fn packets_missing(&self) -> u64 {
-        let received = self.authenticated.saturating_sub(self.assembler.stats.packets_duplicate);
-        self.highest_seq.map_or(0, |h| h.saturating_add(1).saturating_sub(received))
+        self.missing_before.saturating_add(self.missing_in_range())
+    }
+
+    fn missing_in_range(&self) -> u64 {
+        let duplicates = self.assembler.stats.packets_duplicate.saturating_sub(self.duplicates_before);
+        let received = self.authenticated.saturating_sub(duplicates);
+        self.highest_seq.map_or(0, |h| (h - range_start(h)).saturating_add(1).saturating_sub(received))
     }
 
     /// Takes one datagram; calls `sink` for each frame completed or given up.
@@ -126,8 +143,17 @@ impl Receiver {
 
     /// Counts an authenticated datagram (see [`Receiver::packets_missing`]).
     fn count_seq(&mut self, seq: u64) {
-        if let Some(h) = self.highest_seq {
-            self.longest_gap = self.longest_gap.max(seq.saturating_sub(h.saturating_add(1)));
+        match self.highest_seq {
+            // A straggler of a sender whose range is over: it counts for nothing.
+            Some(h) if range_start(seq) < range_start(h) => return,
+            // A later sender's range: what the last one missed stays counted.
+            Some(h) if range_start(seq) > range_start(h) => {
+                self.missing_before = self.packets_missing();
+                self.duplicates_before = self.assembler.stats.packets_duplicate;
+                (self.highest_seq, self.authenticated) = (None, 0);
+            }
+            Some(h) => self.longest_gap = self.longest_gap.max(seq.saturating_sub(h.saturating_add(1))),
+            None => {}
         }
         self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
         self.authenticated += 1;

@@ -32,6 +32,13 @@ impl Sender {
         Ok(Self { gcm: cfg.key.as_ref().map(Gcm::new), cfg, fec: Encoder::default(), seq: 0, arena: Vec::new(), stats: Stats::default() })
     }
 
+    /// Numbers datagrams from `seq` on: a later process of the stream sending under the same
+    /// key starts in a range of its own ([`crate::stream::NativeResume::seq`]).
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
     pub fn config(&self) -> &StreamConfig {
         &self.cfg
     }

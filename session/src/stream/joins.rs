@@ -13,6 +13,9 @@ use std::time::Duration;
 
 /// Login joiners being admitted at once.
 const MAX_ADMITTING: usize = 8;
+/// Processes one login stream may have (logins and logouts): each numbers punktfunk/1
+/// datagrams in a range of its own of the 2^16 under the stream's keys.
+const MAX_JOINS: u32 = u16::MAX as u32;
 
 impl Streams {
     /// Serves the join socket of login streams: each process greetd starts for a stream
@@ -65,6 +68,8 @@ impl Streams {
             .with(id, |s| -> anyhow::Result<_> {
                 anyhow::ensure!(s.commands.is_none(), "stream {id} has a process already");
                 let Some(login) = s.login.as_mut() else { anyhow::bail!("stream {id} is no login stream") };
+                // Each process sends in a range of its own under the stream's keys.
+                anyhow::ensure!(login.joins < MAX_JOINS, "stream {id} had {MAX_JOINS} processes, as many as its keys allow");
                 desk.spend(&admission);
                 let (command, mut env) = desk.command(id, &stage, &login.app);
                 env.extend(sound_env);
@@ -89,11 +94,14 @@ impl Streams {
                 login.stage = stage;
                 login.pipewire = sound.take();
                 tracing::info!(stream = id, "{} joined", login.stage);
-                let (video, audio) = (login.video.clone(), login.audio.clone());
+                let (video, native, audio) = (login.video.clone(), login.native.clone(), login.audio.clone());
                 (s.commands, s.stalled) = (Some(conn.try_clone()?), false);
                 // The stream goes on in this process where the last left it.
                 if let Some(params) = video {
                     s.send(&Command::StartVideo(params));
+                }
+                if let Some(params) = native {
+                    s.send(&Command::StartNative(params));
                 }
                 if let Some(params) = audio {
                     s.send(&Command::StartAudio(params));

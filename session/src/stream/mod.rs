@@ -141,12 +141,18 @@ impl Stream {
         let command = match (&mut self.login, command) {
             // Kept for the next process of a login stream, which goes on where this one is.
             (Some(login), Command::StartVideo(params)) => {
-                login.video = Some(params.clone());
+                (login.video, login.native) = (Some(params.clone()), None);
                 resumed = login.video_for_next().map(Command::StartVideo);
                 resumed.as_ref().unwrap_or(command)
             }
+            // punktfunk/1 brings its own sound (the process stops GameStream's).
+            (Some(login), Command::StartNative(params)) => {
+                (login.native, login.video, login.audio) = (Some(params.clone()), None, None);
+                resumed = login.native_for_next().map(Command::StartNative);
+                resumed.as_ref().unwrap_or(command)
+            }
             (Some(login), Command::StopVideo) => {
-                login.video = None;
+                (login.video, login.native) = (None, None);
                 command
             }
             (Some(login), Command::StartAudio(params)) => {
@@ -161,6 +167,9 @@ impl Stream {
             (Some(login), Command::SetBitrate { bps }) => {
                 if let Some(video) = &mut login.video {
                     video.bitrate_bps = *bps;
+                }
+                if let Some(native) = &mut login.native {
+                    native.bitrate_bps = *bps;
                 }
                 command
             }
@@ -501,6 +510,13 @@ impl Streams {
                     self.with(id, |s| {
                         if let Some(login) = &mut s.login {
                             login.position = Some((position, stopped));
+                        }
+                    });
+                }
+                Report::NativePosition { position, stopped } => {
+                    self.with(id, |s| {
+                        if let Some(login) = &mut s.login {
+                            login.native_position = Some((position, stopped));
                         }
                     });
                 }

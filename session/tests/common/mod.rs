@@ -301,3 +301,22 @@ pub fn mark(dir: &Path, name: &str) {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Mean RGB of the band the test pattern colours (below the counter digits) in a PPM.
+pub fn band(ppm: &Path) -> [f64; 3] {
+    let bytes = std::fs::read(ppm).unwrap();
+    let header: Vec<&[u8]> = bytes.splitn(4, |b| *b == b'\n').collect();
+    let dims: Vec<usize> = std::str::from_utf8(header[1]).unwrap().split(' ').map(|v| v.parse().unwrap()).collect();
+    let (w, h, pixels) = (dims[0], dims[1], header[3]);
+    let mut sum = [0f64; 3];
+    let mut n = 0f64;
+    for y in h / 2..h - 10 {
+        for x in w / 2..w - 10 {
+            for (c, s) in sum.iter_mut().enumerate() {
+                *s += f64::from(pixels[(y * w + x) * 3 + c]);
+            }
+            n += 1.0;
+        }
+    }
+    sum.map(|s| s / n)
+}
