@@ -106,6 +106,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/api/clients/{key}", delete(remove_client))
         .route("/api/clients/{key}/permissions", put(permit))
         .route("/api/status", get(status))
+        .route("/api/apps", get(apps))
         .route("/api/doctor", get(doctor))
         .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
@@ -197,7 +198,8 @@ async fn permit(
     Path(key): Path<String>,
     Json(permissions): Json<Permissions>,
 ) -> ApiResult<serde_json::Value> {
-    if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !host.config.apps().any(|(_, a)| a.title == **title)) {
+    let catalog = host.catalog.entries();
+    if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !catalog.iter().any(|e| e.app.title == **title)) {
         return Err(err(StatusCode::BAD_REQUEST, format!("no app called {unknown:?} in the catalog")));
     }
     let changed = host.clients.lock().permit(&key, &permissions).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
@@ -205,6 +207,28 @@ async fn permit(
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
     Ok(Json(serde_json::json!({ "changed": changed })))
+}
+
+/// One app of the catalog, as the API lists it.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub id: u32,
+    pub title: String,
+    pub source: crate::catalog::Source,
+    pub command: Vec<String>,
+    /// Box art clients get for it (a file the host can read).
+    pub box_art: Option<std::path::PathBuf>,
+}
+
+/// The app catalog: configured apps and what the scanners found.
+async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppInfo>> {
+    let entries = tokio::task::spawn_blocking(move || host.catalog.entries()).await.unwrap_or_default();
+    Json(
+        entries
+            .into_iter()
+            .map(|e| AppInfo { id: e.id, title: e.app.title, source: e.source, command: e.app.command, box_art: e.app.image })
+            .collect(),
+    )
 }
 
 /// `punktfunk doctor`'s checks, as the running host sees them.
@@ -215,10 +239,11 @@ async fn doctor(State(host): State<Arc<Host>>) -> Json<Vec<crate::doctor::Check>
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     let names = host.clients.lock().list().iter().map(|c| (c.fingerprint.clone(), c.name.clone())).collect::<Vec<_>>();
+    let catalog = host.catalog.entries();
     let sessions = host.streams.list(|s| SessionInfo {
         id: s.id,
         app: s.launch.app_id,
-        app_title: host.config.app(s.launch.app_id).map(|a| a.title.clone()).unwrap_or_default(),
+        app_title: catalog.iter().find(|e| e.id == s.launch.app_id).map(|e| e.app.title.clone()).unwrap_or_default(),
         client: names.iter().find(|(f, _)| *f == s.launch.fingerprint).map(|(_, n)| n.clone()).unwrap_or_default(),
         address: s.launch.client.to_string(),
         mode: s.launch.mode.to_string(),

@@ -76,6 +76,10 @@ pub struct Config {
     pub greeter_user: String,
     /// greetd's binary (found on PATH or in /usr/sbin).
     pub greetd: String,
+    /// Add the games installed in Steam's libraries to the app catalog.
+    pub scan_steam: bool,
+    /// Add the desktop entries in the `Game` category to the app catalog.
+    pub scan_desktop_entries: bool,
     /// The "Desktop" entry: the default session.
     pub desktop: App,
     /// Further apps, each launched into a fresh headless session.
@@ -136,6 +140,8 @@ impl Default for Config {
             login: false,
             greeter_user: "_greetd".into(),
             greetd: "greetd".into(),
+            scan_steam: true,
+            scan_desktop_entries: true,
             desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
             apps: Vec::new(),
         }
@@ -168,6 +174,8 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # login = false           # streams start at a login greeter; the app runs as who logs in (root; serve --system)
 # greeter_user = \"_greetd\"
 # greetd = \"greetd\"
+# scan_steam = true       # the catalog lists the games in Steam's libraries (launched through Steam)
+# scan_desktop_entries = true  # and the installed apps in the desktop menus' Game category
 #
 # [desktop]               # the \"Desktop\" entry: the default session
 # command = [\"foot\"]
@@ -222,15 +230,6 @@ impl Config {
             return Err(serde::de::Error::custom("native_port leaves no room for the data plane (native_port+1 on)"));
         }
         Ok(config)
-    }
-
-    /// The app catalog as clients see it: ids from 1, Desktop first.
-    pub fn apps(&self) -> impl Iterator<Item = (u32, &App)> {
-        std::iter::once(&self.desktop).chain(&self.apps).enumerate().map(|(i, a)| (i as u32 + 1, a))
-    }
-
-    pub fn app(&self, id: u32) -> Option<&App> {
-        self.apps().find(|(i, _)| *i == id).map(|(_, a)| a)
     }
 
     /// The GPU named by `gpu`, checked to be a device; `None` when empty (the first one).
@@ -360,15 +359,6 @@ mod tests {
         let written = Config::load_or_create(&path).unwrap();
         assert_eq!(written, Config::default());
         assert_eq!(Config::load_or_create(&path).unwrap(), Config::default());
-    }
-
-    #[test]
-    fn apps_get_ids_from_one_desktop_first() {
-        let c = Config::parse("[[apps]]\ntitle = \"Game\"\ncommand = [\"game\", \"--fast\"]\nenv = { A = \"1\" }\n").unwrap();
-        let ids: Vec<(u32, &str)> = c.apps().map(|(i, a)| (i, a.title.as_str())).collect();
-        assert_eq!(ids, [(1, "Desktop"), (2, "Game")]);
-        assert_eq!(c.app(2).unwrap().env["A"], "1");
-        assert!(c.app(0).is_none() && c.app(3).is_none());
     }
 
     #[test]

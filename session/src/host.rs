@@ -75,6 +75,8 @@ pub struct PendingPairing {
 
 pub struct Host {
     pub config: Config,
+    /// The apps clients may launch: the configuration's and what the scanners find.
+    pub catalog: crate::catalog::Catalog,
     pub identity: Identity,
     /// Stable host id: clients key their host list by it.
     pub uniqueid: String,
@@ -201,6 +203,7 @@ impl Host {
         let streams = Arc::new(Streams::new(compositor, engines, slots, session_env, login));
         streams.serve_logins()?;
         let host = Self {
+            catalog: crate::catalog::Catalog::new(&config),
             config,
             identity,
             uniqueid,

@@ -7,6 +7,7 @@
 
 pub mod admission;
 pub mod api;
+pub mod catalog;
 pub mod config;
 pub mod doctor;
 pub mod gamepad;

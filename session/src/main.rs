@@ -42,6 +42,8 @@ enum Cmd {
     },
     /// Show the host's state.
     Status,
+    /// List the app catalog: the configured apps and the games found installed.
+    Apps,
     /// Check what the host needs on this machine; each miss with its fix. Exit status 1
     /// when something stops the host from serving.
     Doctor,
@@ -84,6 +86,15 @@ fn main() -> anyhow::Result<()> {
         Cmd::Pair { pin, device } => {
             let config = Config::load_or_create(&paths.config)?;
             pair(&Api::new(&paths, &config)?, pin, device)
+        }
+        Cmd::Apps => {
+            let config = Config::load_or_create(&paths.config)?;
+            let list: Vec<punktfunk_session::api::AppInfo> = Api::new(&paths, &config)?.get("/apps")?;
+            for a in list {
+                let art = if a.box_art.is_some() { ", box art" } else { "" };
+                println!("{:>10}  {}  ({:?}{art}): {}", a.id, a.title, a.source, a.command.join(" "));
+            }
+            Ok(())
         }
         Cmd::Clients { action } => {
             let config = Config::load_or_create(&paths.config)?;

@@ -415,8 +415,7 @@ fn remember(host: &Host, client: &Client, name: &str) -> std::io::Result<()> {
 /// punktfunk/1 video from its stream process. The reason a start is refused goes to the
 /// client.
 async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<(u64, Started), String> {
-    let wanted = host.config.apps().find(|(id, a)| a.title == req.app || (req.app.is_empty() && *id == 1)).map(|(id, a)| (id, a.clone()));
-    let Some((app_id, app)) = wanted else { return Err(format!("no app called {:?}", req.app)) };
+    let Some((app_id, app)) = host.catalog.titled(&req.app) else { return Err(format!("no app called {:?}", req.app)) };
     let permissions = host.permissions(&client.fingerprint);
     if !permissions.may_launch(&app.title) {
         return Err(format!("this client may not launch {}", app.title));

@@ -2,7 +2,7 @@
 running `punktfunk serve`, driven by tests/moonlight.rs. Prints one JSON object with what it
 saw; the Rust test makes the assertions.
 
-usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|driven|gamepad] …
+usage: moonlight_client.py PORT API_PORT CLIENT_DIR APP_TITLE [full|loss|audio|soak|beside|probe|driven|gamepad|catalog] …
 
 `full` (the default) walks through pairing, streaming, input, resume and quit; `loss` pairs
 and streams 300 frames over a lossy link, reporting what FEC recovered; `audio` pairs,
@@ -11,7 +11,8 @@ and quits for a while. For several clients at once (each its own process and ide
 coordinated through files): `beside WxHxFPS DIR` streams while others do (see
 `stream_beside`); `probe` pairs and tries to take over or end the others' sessions;
 `driven DIR` streams while the test types into it and marks stages (see `stream_driven`);
-`gamepad DIR` plugs in a controller, presses a button and records rumble.
+`gamepad DIR` plugs in a controller, presses a button and records rumble; `catalog TITLE…`
+lists the apps with their box art and streams each title.
 """
 import json
 import os
@@ -537,6 +538,27 @@ if mode == "gamepad":
     out["rumbles"], out["leds"], out["motion_requests"] = list(rumbles), list(leds), list(motion_requests)
     client.stop_stream()
     client.quit_app()
+    print(json.dumps(out))
+    sys.exit(0)
+
+if mode == "catalog":
+    # The app list as Moonlight gets it, each app's box art, then a stream of each title
+    # named after the mode: the colour it shows.
+    out["pair"] = pair(client, server, "4321", "4321")
+    listed = https_xml(client, server, "applist?uniqueid=0123456789ABCDEF")
+    out["apps"] = {a.findtext("AppTitle"): int(a.findtext("ID")) for a in listed.iter("App")}
+    out["art"] = {}
+    for title, app_id in out["apps"].items():
+        r = requests.get(f"https://{HOST}:{server.https_port}/appasset?uniqueid=0123456789ABCDEF&appid={app_id}&AssetType=2&AssetIdx=0",
+                         cert=(f"{client_dir}/cert.pem", f"{client_dir}/key.pem"), verify=False, timeout=10)
+        out["art"][title] = {"status": r.status_code, "type": r.headers.get("content-type"), "bytes": r.content.hex()}
+    out["bands"] = {}
+    for title in sys.argv[6:]:
+        client.start_stream(app=title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
+                            output_format="rgb24", ready_timeout=30.0, record_audio=False)
+        out["bands"][title] = frames_until(client, [999, 999, 999], 1)[-1][1]
+        client.stop_stream()
+        client.quit_app()
     print(json.dumps(out))
     sys.exit(0)
 

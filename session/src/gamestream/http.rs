@@ -291,21 +291,35 @@ async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>
     }
     let permissions = host.permissions(conn.cert.as_deref().unwrap_or_default());
     let mut apps = String::new();
-    for (id, app) in host.config.apps().filter(|(_, a)| permissions.may_launch(&a.title)) {
+    for entry in host.catalog.entries().into_iter().filter(|e| permissions.may_launch(&e.app.title)) {
         // Moonlight offers its HDR switch (10-bit video) for apps that say so.
-        let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc || host.av1)).el("AppTitle", &app.title).el("ID", id);
+        let one = Xml::ok().el("IsHdrSupported", u8::from(host.hevc || host.av1)).el("AppTitle", &entry.app.title).el("ID", entry.id);
         apps += &format!("<App>{}</App>", one.body());
     }
     xml(Xml::ok().raw(&apps))
 }
 
+/// The largest box art served.
+const MAX_BOX_ART: u64 = 8 << 20;
+
 async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
     if !paired(&host, &conn) {
         return unauthorized();
     }
-    let image = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.config.app(id)).and_then(|a| a.image.clone());
-    match image.map(std::fs::read) {
-        Some(Ok(bytes)) => ([(header::CONTENT_TYPE, "image/png")], bytes).into_response(),
+    let image = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.catalog.app(id)).and_then(|a| a.image);
+    // Box art is a poster (Steam's capsules are 600x900) or an icon: small files, bounded
+    // all the same.
+    let read = image.map(|path| {
+        std::fs::File::open(path).and_then(|f| {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_BOX_ART), &mut bytes).map(|_| bytes)
+        })
+    });
+    match read {
+        Some(Ok(bytes)) if (bytes.len() as u64) < MAX_BOX_ART => {
+            let kind = if bytes.starts_with(b"\xff\xd8\xff") { "image/jpeg" } else { "image/png" };
+            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
+        }
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -326,7 +340,7 @@ async fn launch(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>,
         Ok(r) => r,
         Err(e) => return xml(Xml::error(400, &e.to_string())),
     };
-    let Some(app) = host.config.app(request.app_id).cloned() else { return xml(Xml::error(404, "no such app")) };
+    let Some(app) = host.catalog.app(request.app_id) else { return xml(Xml::error(404, "no such app")) };
     if !host.permissions(conn.cert.as_deref().unwrap_or_default()).may_launch(&app.title) {
         return xml(Xml::error(403, &format!("this client may not launch {}", app.title)));
     }

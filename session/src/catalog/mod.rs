@@ -1,0 +1,166 @@
+//! The app catalog clients see: the configuration's apps (Desktop first, ids from 1), then
+//! what the scanners find installed (Steam's libraries, desktop entries of games), each with
+//! an id of its own that stays the same across restarts and rescans, so clients' cached
+//! lists and box art stay right. A found app whose title a configured one has is left out:
+//! what the user wrote wins. Found apps are looked for again when a client asks for the
+//! list and the last look is older than [`RESCAN`].
+
+mod desktop_entries;
+mod steam;
+
+use crate::config::{App, Config};
+use parking_lot::Mutex;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How old the found apps may be when a client asks for the list.
+const RESCAN: Duration = Duration::from_secs(10);
+/// Found apps kept at most (a library of thousands is cut, not the host's memory).
+const MAX_FOUND: usize = 2000;
+
+/// Where an app in the catalog comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Config,
+    Steam,
+    DesktopEntry,
+}
+
+/// One app of the catalog.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub id: u32,
+    pub app: App,
+    pub source: Source,
+}
+
+/// An app a scanner found: a key unique within its source (Steam's app id, the desktop
+/// entry's id), from which its catalog id is made.
+struct Found {
+    key: String,
+    app: App,
+}
+
+/// Which scanners run, and where they look.
+#[derive(Clone, Debug)]
+struct Scanners {
+    steam: bool,
+    desktop_entries: bool,
+    home: Option<PathBuf>,
+}
+
+pub struct Catalog {
+    written: Vec<App>,
+    scanners: Scanners,
+    found: Mutex<Option<(Instant, Vec<Entry>)>>,
+}
+
+impl Catalog {
+    pub fn new(config: &Config) -> Self {
+        let written = std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect();
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        let scanners = Scanners { steam: config.scan_steam, desktop_entries: config.scan_desktop_entries, home };
+        Self { written, scanners, found: Mutex::new(None) }
+    }
+
+    /// Every app, configured ones first; found ones as of the last look, looked for again
+    /// if that is older than [`RESCAN`].
+    pub fn entries(&self) -> Vec<Entry> {
+        let written = self.written.iter().enumerate().map(|(i, a)| Entry { id: i as u32 + 1, app: a.clone(), source: Source::Config });
+        let mut entries: Vec<Entry> = written.collect();
+        entries.extend(self.found());
+        entries
+    }
+
+    /// The app with catalog id `id`.
+    pub fn app(&self, id: u32) -> Option<App> {
+        match id.checked_sub(1).and_then(|i| self.written.get(i as usize)) {
+            Some(app) => Some(app.clone()),
+            None => self.found().into_iter().find(|e| e.id == id).map(|e| e.app),
+        }
+    }
+
+    /// The app titled `title`, or with no title the first (Desktop).
+    pub fn titled(&self, title: &str) -> Option<(u32, App)> {
+        self.entries().into_iter().find(|e| e.app.title == title || (title.is_empty() && e.id == 1)).map(|e| (e.id, e.app))
+    }
+
+    fn found(&self) -> Vec<Entry> {
+        let mut found = self.found.lock();
+        if let Some((at, entries)) = found.as_ref()
+            && at.elapsed() < RESCAN
+        {
+            return entries.clone();
+        }
+        let entries = self.scan();
+        *found = Some((Instant::now(), entries.clone()));
+        entries
+    }
+
+    fn scan(&self) -> Vec<Entry> {
+        let s = &self.scanners;
+        let mut sources: Vec<(Source, Vec<Found>)> = Vec::new();
+        if let (true, Some(home)) = (s.steam, &s.home) {
+            sources.push((Source::Steam, steam::scan(home)));
+        }
+        if s.desktop_entries {
+            sources.push((Source::DesktopEntry, desktop_entries::scan(&desktop_entries::dirs(s.home.as_deref()))));
+        }
+        let mut entries: Vec<Entry> = Vec::new();
+        for (source, found) in sources {
+            for Found { key, app } in found {
+                // What the user wrote, or a scanner before, has the title already.
+                let taken = |title: &str| self.written.iter().any(|a| a.title == title) || entries.iter().any(|e| e.app.title == title);
+                if taken(&app.title) || entries.len() >= MAX_FOUND {
+                    continue;
+                }
+                let id = found_id(source, &key);
+                if entries.iter().any(|e| e.id == id) {
+                    tracing::warn!(title = app.title, "app catalog: two found apps share an id; leaving this one out");
+                    continue;
+                }
+                entries.push(Entry { id, app, source });
+            }
+        }
+        entries
+    }
+}
+
+/// A found app's id: from its source and key, so it is the same on every scan and start;
+/// above 2^30, clear of the configured apps' (1, 2, …), and positive as a 32-bit signed
+/// number (some clients parse it so).
+fn found_id(source: Source, key: &str) -> u32 {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{source:?}:{key}").as_bytes());
+    let bits = u32::from_le_bytes(digest.as_ref()[..4].try_into().expect("4 bytes"));
+    (1 << 30) | (bits & ((1 << 30) - 1))
+}
+
+/// The first of `candidates` that is a file.
+fn first_file(candidates: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    candidates.into_iter().find(|p| Path::is_file(p))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_apps_get_ids_from_one_desktop_first() {
+        let config = "scan_steam = false\nscan_desktop_entries = false\n[[apps]]\ntitle = \"Game\"\ncommand = [\"game\", \"--fast\"]\nenv = { A = \"1\" }\n";
+        let catalog = Catalog::new(&Config::parse(config).unwrap());
+        let ids: Vec<(u32, String)> = catalog.entries().into_iter().map(|e| (e.id, e.app.title)).collect();
+        assert_eq!(ids, [(1, "Desktop".to_owned()), (2, "Game".to_owned())]);
+        assert_eq!(catalog.app(2).unwrap().env["A"], "1");
+        assert!(catalog.app(0).is_none() && catalog.app(3).is_none());
+        assert_eq!(catalog.titled("").map(|(id, _)| id), Some(1), "no title: the Desktop");
+    }
+
+    #[test]
+    fn found_ids_are_stable_distinct_and_clear_of_the_configured_ones() {
+        let a = found_id(Source::Steam, "570");
+        assert_eq!(a, found_id(Source::Steam, "570"), "the same on every scan");
+        assert_ne!(a, found_id(Source::DesktopEntry, "570"), "sources apart");
+        assert!(a >= 1 << 30 && a <= i32::MAX as u32);
+    }
+}
