@@ -78,6 +78,10 @@ pub struct Config {
     pub greetd: String,
     /// Add the games installed in Steam's libraries to the app catalog.
     pub scan_steam: bool,
+    /// Add the games installed through Lutris to the app catalog.
+    pub scan_lutris: bool,
+    /// Add the games installed through Heroic (Epic, GOG, added by hand) to the app catalog.
+    pub scan_heroic: bool,
     /// Add the desktop entries in the `Game` category to the app catalog.
     pub scan_desktop_entries: bool,
     /// The "Desktop" entry: the default session.
@@ -141,6 +145,8 @@ impl Default for Config {
             greeter_user: "_greetd".into(),
             greetd: "greetd".into(),
             scan_steam: true,
+            scan_lutris: true,
+            scan_heroic: true,
             scan_desktop_entries: true,
             desktop: App { title: "Desktop".into(), command: vec!["foot".into()], ..App::default() },
             apps: Vec::new(),
@@ -175,7 +181,9 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # greeter_user = \"_greetd\"
 # greetd = \"greetd\"
 # scan_steam = true       # the catalog lists the games in Steam's libraries (launched through Steam)
-# scan_desktop_entries = true  # and the installed apps in the desktop menus' Game category
+# scan_lutris = true      # … and Lutris's installed games (launched through Lutris)
+# scan_heroic = true      # … and Heroic's (Epic, GOG, added by hand; launched through Heroic)
+# scan_desktop_entries = true  # … and the installed apps in the desktop menus' Game category
 #
 # [desktop]               # the \"Desktop\" entry: the default session
 # command = [\"foot\"]

@@ -1,11 +1,13 @@
 //! The app catalog clients see: the configuration's apps (Desktop first, ids from 1), then
-//! what the scanners find installed (Steam's libraries, desktop entries of games), each with
-//! an id of its own that stays the same across restarts and rescans, so clients' cached
-//! lists and box art stay right. A found app whose title a configured one has is left out:
-//! what the user wrote wins. Found apps are looked for again when a client asks for the
-//! list and the last look is older than [`RESCAN`].
+//! what the scanners find installed (Steam's libraries, Lutris's and Heroic's games, desktop
+//! entries of games), each with an id of its own that stays the same across restarts and
+//! rescans, so clients' cached lists and box art stay right. A found app whose title a
+//! configured one has is left out: what the user wrote wins. Found apps are looked for again
+//! when a client asks for the list and the last look is older than [`RESCAN`].
 
 mod desktop_entries;
+mod heroic;
+mod lutris;
 mod steam;
 
 use crate::config::{App, Config};
@@ -24,6 +26,8 @@ const MAX_FOUND: usize = 2000;
 pub enum Source {
     Config,
     Steam,
+    Lutris,
+    Heroic,
     DesktopEntry,
 }
 
@@ -46,6 +50,8 @@ struct Found {
 #[derive(Clone, Debug)]
 struct Scanners {
     steam: bool,
+    lutris: bool,
+    heroic: bool,
     desktop_entries: bool,
     home: Option<PathBuf>,
 }
@@ -60,7 +66,13 @@ impl Catalog {
     pub fn new(config: &Config) -> Self {
         let written = std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect();
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
-        let scanners = Scanners { steam: config.scan_steam, desktop_entries: config.scan_desktop_entries, home };
+        let scanners = Scanners {
+            steam: config.scan_steam,
+            lutris: config.scan_lutris,
+            heroic: config.scan_heroic,
+            desktop_entries: config.scan_desktop_entries,
+            home,
+        };
         Self { written, scanners, found: Mutex::new(None) }
     }
 
@@ -103,6 +115,12 @@ impl Catalog {
         let mut sources: Vec<(Source, Vec<Found>)> = Vec::new();
         if let (true, Some(home)) = (s.steam, &s.home) {
             sources.push((Source::Steam, steam::scan(home)));
+        }
+        if let (true, Some(home)) = (s.lutris, &s.home) {
+            sources.push((Source::Lutris, lutris::scan(home)));
+        }
+        if let (true, Some(home)) = (s.heroic, &s.home) {
+            sources.push((Source::Heroic, heroic::scan(home)));
         }
         if s.desktop_entries {
             sources.push((Source::DesktopEntry, desktop_entries::scan(&desktop_entries::dirs(s.home.as_deref()))));
