@@ -2,8 +2,9 @@
 //! what the scanners find installed (Steam's libraries, Lutris's and Heroic's games, desktop
 //! entries of games), each with an id of its own that stays the same across restarts and
 //! rescans, so clients' cached lists and box art stay right. A found app whose title a
-//! configured one has is left out: what the user wrote wins. Found apps are looked for again
-//! when a client asks for the list and the last look is older than [`RESCAN`].
+//! configured one has is left out: what the user wrote wins. Found apps are looked for when
+//! the host starts and again, on a thread of their own, when a client asks for the list and
+//! the last look is older than [`RESCAN`].
 
 mod desktop_entries;
 mod heroic;
@@ -13,6 +14,8 @@ mod steam;
 use crate::config::{App, Config};
 use parking_lot::Mutex;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// How old the found apps may be when a client asks for the list.
@@ -56,13 +59,20 @@ struct Scanners {
     home: Option<PathBuf>,
 }
 
-pub struct Catalog {
+pub struct Catalog(Arc<Shared>);
+
+struct Shared {
     written: Vec<App>,
     scanners: Scanners,
-    found: Mutex<Option<(Instant, Vec<Entry>)>>,
+    /// What the last look found, and when it looked.
+    found: Mutex<(Instant, Arc<Vec<Entry>>)>,
+    /// A look runs now (on a thread of its own: no request waits on the disks).
+    looking: AtomicBool,
 }
 
 impl Catalog {
+    /// The catalog of `config`, with a first look for installed games (before the host
+    /// serves, so the first list a client gets has them).
     pub fn new(config: &Config) -> Self {
         let written = std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect();
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
@@ -73,23 +83,26 @@ impl Catalog {
             desktop_entries: config.scan_desktop_entries,
             home,
         };
-        Self { written, scanners, found: Mutex::new(None) }
+        let shared = Shared { written, scanners, found: Mutex::new((Instant::now(), Arc::default())), looking: AtomicBool::new(false) };
+        let found = shared.scan();
+        *shared.found.lock() = (Instant::now(), Arc::new(found));
+        Self(Arc::new(shared))
     }
 
-    /// Every app, configured ones first; found ones as of the last look, looked for again
-    /// if that is older than [`RESCAN`].
+    /// Every app, configured ones first; found ones as of the last look (a new look starts
+    /// if that is older than [`RESCAN`]; the list after it has what it found).
     pub fn entries(&self) -> Vec<Entry> {
-        let written = self.written.iter().enumerate().map(|(i, a)| Entry { id: i as u32 + 1, app: a.clone(), source: Source::Config });
+        let written = self.0.written.iter().enumerate().map(|(i, a)| Entry { id: i as u32 + 1, app: a.clone(), source: Source::Config });
         let mut entries: Vec<Entry> = written.collect();
-        entries.extend(self.found());
+        entries.extend(self.found().iter().cloned());
         entries
     }
 
     /// The app with catalog id `id`.
     pub fn app(&self, id: u32) -> Option<App> {
-        match id.checked_sub(1).and_then(|i| self.written.get(i as usize)) {
+        match id.checked_sub(1).and_then(|i| self.0.written.get(i as usize)) {
             Some(app) => Some(app.clone()),
-            None => self.found().into_iter().find(|e| e.id == id).map(|e| e.app),
+            None => self.found().iter().find(|e| e.id == id).map(|e| e.app.clone()),
         }
     }
 
@@ -98,18 +111,25 @@ impl Catalog {
         self.entries().into_iter().find(|e| e.app.title == title || (title.is_empty() && e.id == 1)).map(|e| (e.id, e.app))
     }
 
-    fn found(&self) -> Vec<Entry> {
-        let mut found = self.found.lock();
-        if let Some((at, entries)) = found.as_ref()
-            && at.elapsed() < RESCAN
-        {
-            return entries.clone();
+    /// The found apps; a look for them again starts if the last is older than [`RESCAN`].
+    fn found(&self) -> Arc<Vec<Entry>> {
+        let (at, found) = self.0.found.lock().clone();
+        if at.elapsed() >= RESCAN && !self.0.looking.swap(true, Ordering::AcqRel) {
+            let shared = Arc::clone(&self.0);
+            let spawned = std::thread::Builder::new().name("catalog-scan".into()).spawn(move || {
+                let found = shared.scan();
+                *shared.found.lock() = (Instant::now(), Arc::new(found));
+                shared.looking.store(false, Ordering::Release);
+            });
+            if spawned.is_err() {
+                self.0.looking.store(false, Ordering::Release);
+            }
         }
-        let entries = self.scan();
-        *found = Some((Instant::now(), entries.clone()));
-        entries
+        found
     }
+}
 
+impl Shared {
     fn scan(&self) -> Vec<Entry> {
         let s = &self.scanners;
         let mut sources: Vec<(Source, Vec<Found>)> = Vec::new();
