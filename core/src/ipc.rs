@@ -85,7 +85,8 @@ pub enum Report {
     VideoPosition { position: VideoResume, stopped: bool },
     /// Where the punktfunk/1 stream stands: every second while it sends, and once more when
     /// it stopped (`stopped`, exact). The next process of the stream goes on from here.
-    NativePosition { position: crate::stream::NativeResume, stopped: bool },
+    /// `token` names the start it belongs to (a report of a start since replaced is stale).
+    NativePosition { token: u64, position: crate::stream::NativeResume, stopped: bool },
     /// Where the GameStream audio stopped, for the stream's next process.
     AudioPosition(crate::gamestream::audio::AudioPosition),
     /// An app in the session copied this text.

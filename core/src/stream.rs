@@ -286,6 +286,9 @@ pub struct NativeResume {
 /// Frame ids a punktfunk/1 stream skips after a process that died: more than a receiver
 /// counts as lost frames (it takes a longer jump for a restart).
 const RESTART_JUMP: u32 = 256;
+/// The most hellos and microphone packets a client sends in a second.
+const HELLOS_A_SECOND: u64 = 10;
+const MIC_PACKETS_A_SECOND: u64 = 400;
 
 impl NativeResume {
     /// Where the `process`-th process of a stream (counted from 1, below 2^16) starts, after
@@ -297,6 +300,11 @@ impl NativeResume {
             // Past two seconds of frames, and far enough that the receiver takes the jump
             // for a restart rather than counting the frames between as lost.
             next.next_frame = next.next_frame.wrapping_add((refresh_mhz.div_ceil(1000) * 2).max(RESTART_JUMP));
+            // Past what the client may have sent the dead process in its unreported second
+            // (hellos at most 10 a second, microphone packets at most 400): none of it can be
+            // replayed into the next one; the client's next datagrams pass within a second.
+            next.hello_seen = next.hello_seen.map(|s| s.saturating_add(HELLOS_A_SECOND));
+            next.mic_seen = next.mic_seen.map(|s| s.saturating_add(MIC_PACKETS_A_SECOND));
         }
         next.seq = u64::from(process) << crate::native::config::SEQ_RANGE_BITS;
         next
@@ -329,6 +337,7 @@ mod tests {
         assert_eq!(next, NativeResume { seq: 2 << 48, ..left }, "a clean hand-over goes on exactly; the range is its own");
         let after_crash = NativeResume::for_process(Some((left, false)), 3, 60_000);
         assert!(after_crash.next_frame >= 900 + 120 && after_crash.seq == 3 << 48);
+        assert!(after_crash.hello_seen > left.hello_seen && after_crash.mic_seen > left.mic_seen, "nothing the dead one took replays");
     }
 
     #[test]

@@ -77,12 +77,27 @@ impl LoginStream {
         Some(params)
     }
 
-    /// The punktfunk/1 parameters for the process now joining: the same keys, where the last
-    /// one stopped, its own range of sequence numbers.
-    pub fn native_for_next(&self) -> Option<NativeVideoParams> {
-        let mut params = self.native.clone()?;
-        params.resume = Some(NativeResume::for_process(self.native_position, self.joins, params.refresh_mhz));
-        Some(params)
+    /// Keeps a punktfunk/1 start (`params`) for the processes of the stream, and returns
+    /// its parameters for the process now feeding it: the same keys, where the last process
+    /// stood, its own range of sequence numbers. A new start (new keys) begins afresh.
+    pub fn start_native(&mut self, mut params: NativeVideoParams) -> NativeVideoParams {
+        if self.native.as_ref().is_none_or(|n| n.token != params.token) {
+            self.native_position = None;
+        }
+        params.resume = None;
+        self.native = Some(params.clone());
+        let resume = NativeResume::for_process(self.native_position, self.joins, params.refresh_mhz);
+        // Until this process reports, it counts as one that died at once.
+        self.native_position = Some((resume, false));
+        NativeVideoParams { resume: Some(resume), ..params }
+    }
+
+    /// A process reported where start `token`'s stream stands (`stopped`: exactly, at its
+    /// end); a report of a start since replaced moves nothing.
+    pub fn native_reported(&mut self, token: u64, position: NativeResume, stopped: bool) {
+        if self.native.as_ref().is_some_and(|n| n.token == token) {
+            self.native_position = Some((position, stopped));
+        }
     }
 }
 
@@ -383,5 +398,66 @@ mod tests {
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "/opt/my games/punktfunk-stream\n--ticket\nit's\n");
         let value: toml::Value = toml::from_str(&format!("c = {}", toml_string("a \"b\" \\ c"))).unwrap();
         assert_eq!(value["c"].as_str(), Some("a \"b\" \\ c"));
+    }
+    /// A login stream with one process joined.
+    fn stream() -> LoginStream {
+        LoginStream {
+            stage: Stage::Greeter,
+            joins: 1,
+            video: None,
+            position: None,
+            audio: None,
+            audio_position: None,
+            native: None,
+            native_position: None,
+            pipewire: None,
+            app: crate::config::App::default(),
+            config: PathBuf::from("/nonexistent/punktfunk-test-greetd.toml"),
+        }
+    }
+
+    fn start(token: u64) -> NativeVideoParams {
+        NativeVideoParams {
+            codec: punktfunk_core::stream::Codec::H264,
+            format: Default::default(),
+            bitrate_bps: 1,
+            refresh_mhz: 60_000,
+            shard_len: 1400,
+            fec_percent: 20,
+            fec_max_percent: 0,
+            max_frame_len: 1 << 20,
+            key: [token as u8; 16],
+            mic_key: [1; 16],
+            token,
+            encoder: "software".into(),
+            pacing: Default::default(),
+            resume: None,
+        }
+    }
+
+    /// The same start goes on in the next process; a new start (a reconnect, new keys) begins
+    /// afresh; a process that never reported counts as one that died; a report of a replaced
+    /// start moves nothing.
+    #[test]
+    fn punktfunk1_starts_go_on_across_processes_and_new_ones_begin_afresh() {
+        let mut login = stream();
+        let first = login.start_native(start(7)).resume.unwrap();
+        assert_eq!((first.next_frame, first.seq, first.hello_seen), (0, 1 << 48, None));
+        let stood = NativeResume { next_frame: 500, seq: 0, hello_seen: Some(40), mic_seen: Some(9000) };
+        login.native_reported(7, stood, true);
+        login.joins = 2;
+        let next = login.start_native(login.native.clone().unwrap()).resume.unwrap();
+        assert_eq!(next, NativeResume { seq: 2 << 48, ..stood }, "the next process goes on exactly");
+        // That process dies before its first report: the one after jumps past it.
+        login.joins = 3;
+        let after_death = login.start_native(login.native.clone().unwrap()).resume.unwrap();
+        assert!(after_death.next_frame > 500 + 100 && after_death.hello_seen > Some(40), "{after_death:?}");
+        // The client reconnects: new keys, a fresh stream (its hellos count from 0 again).
+        let fresh = login.start_native(start(8)).resume.unwrap();
+        assert_eq!((fresh.next_frame, fresh.seq, fresh.hello_seen, fresh.mic_seen), (0, 3 << 48, None, None));
+        // The replaced start's last report comes late: it moves nothing.
+        login.native_reported(7, stood, true);
+        login.joins = 4;
+        assert_eq!(login.start_native(login.native.clone().unwrap()).resume.unwrap().hello_seen, None);
     }
 }

@@ -22,23 +22,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
-/// The newest hello and microphone datagrams the listener took, for the stream's next
-/// process ([`NativeResume`]): 0 for none, else the sequence number + 1.
-#[derive(Clone, Default)]
-pub struct Heard(Arc<[AtomicU64; 2]>);
+/// The newest sequence number a listener took: 0 for none, else the number + 1.
+#[derive(Default)]
+pub struct Newest(AtomicU64);
 
-impl Heard {
-    fn note(&self, which: usize, seq: Option<u64>) {
-        self.0[which].store(seq.map_or(0, |s| s.saturating_add(1)), Ordering::Relaxed);
+impl Newest {
+    fn note(&self, seq: Option<u64>) {
+        self.0.store(seq.map_or(0, |s| s.saturating_add(1)), Ordering::Relaxed);
     }
 
-    fn get(&self, which: usize) -> Option<u64> {
-        self.0[which].load(Ordering::Relaxed).checked_sub(1)
+    fn get(&self) -> Option<u64> {
+        self.0.load(Ordering::Relaxed).checked_sub(1)
     }
 }
 
-const HELLO: usize = 0;
-const MIC: usize = 1;
+/// The newest hello and microphone datagrams the listener took, for the stream's next
+/// process ([`NativeResume`]).
+#[derive(Default)]
+pub struct Seen {
+    hello: Newest,
+    mic: Newest,
+}
+
+/// [`Seen`], shared by the listener and the sender.
+pub type Heard = Arc<Seen>;
 
 /// Listens on the data-plane socket until `stop`: hellos (sealed with the start's microphone
 /// key) latch the client's address, the newest one wins (`on_latch` runs when it changes:
@@ -61,8 +68,8 @@ pub fn listen_for_hellos(
     let resume = params.resume.unwrap_or_default();
     let mut opener = AudioOpener::new(&params.mic_key, KIND_MIC).after(resume.mic_seen);
     let mut hellos = AudioOpener::new(&params.mic_key, KIND_HELLO).after(resume.hello_seen);
-    heard.note(HELLO, resume.hello_seen);
-    heard.note(MIC, resume.mic_seen);
+    heard.hello.note(resume.hello_seen);
+    heard.mic.note(resume.mic_seen);
     while !stop.load(Ordering::Relaxed) {
         let _ = socket.recv(LISTEN_POLL, |from, d| {
             if kind(d) == Some(KIND_HELLO) {
@@ -71,7 +78,7 @@ pub fn listen_for_hellos(
                 if Some(hello.seq) != hellos.newest() {
                     return;
                 }
-                heard.note(HELLO, hellos.newest());
+                heard.hello.note(hellos.newest());
                 if peer.set(from) {
                     tracing::info!(%from, "punktfunk/1 client latched");
                     on_latch();
@@ -80,7 +87,7 @@ pub fn listen_for_hellos(
                 && let Ok(packet) = opener.open(d)
             {
                 let _ = mic.push_opus(packet.opus);
-                heard.note(MIC, opener.newest());
+                heard.mic.note(opener.newest());
             }
         });
     }
@@ -98,6 +105,8 @@ pub struct NativeVideoSender {
     pacing: Pacing,
     /// What the listener took (for [`NativeVideoSender::position`]).
     heard: Heard,
+    /// The start it sends for.
+    token: u64,
 }
 
 impl NativeVideoSender {
@@ -121,12 +130,24 @@ impl NativeVideoSender {
         let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
         let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
         let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
-        Ok(Self { socket, peer, encoder, sender, pacer, frame_id: resume.next_frame, parity, pacing: params.pacing, heard })
+        Ok(Self {
+            socket,
+            peer,
+            encoder,
+            sender,
+            pacer,
+            frame_id: resume.next_frame,
+            parity,
+            pacing: params.pacing,
+            heard,
+            token: params.token,
+        })
     }
 
-    /// Where the stream stands, for its next process.
-    pub fn position(&self) -> NativeResume {
-        NativeResume { next_frame: self.frame_id, seq: 0, hello_seen: self.heard.get(HELLO), mic_seen: self.heard.get(MIC) }
+    /// Where the stream stands, for its next process: its start's token and position (`seq`
+    /// is the next process's to choose, 0 here).
+    pub fn position(&self) -> (u64, NativeResume) {
+        (self.token, NativeResume { next_frame: self.frame_id, seq: 0, hello_seen: self.heard.hello.get(), mic_seen: self.heard.mic.get() })
     }
 
     /// A new budget, as the encoder's bitrate at the parity the stream started with.
@@ -277,12 +298,12 @@ mod tests {
         b.send_to(&third, to).unwrap();
         assert_eq!(settled(&peer, Some(b_addr)), Some(b_addr), "a newer one (the client's new address) does");
         drop(hearing);
-        assert_eq!(heard.get(HELLO), Some(2), "the newest hello taken, for the next process");
+        assert_eq!(heard.hello.get(), Some(2), "the newest hello taken, for the next process");
 
         // The stream's next process takes no hello its last one took, only newer ones.
         let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = listener.local_addr().unwrap();
-        let resume = NativeResume { hello_seen: heard.get(HELLO), ..NativeResume::default() };
+        let resume = NativeResume { hello_seen: heard.hello.get(), ..NativeResume::default() };
         let params = NativeVideoParams { resume: Some(resume), ..params };
         let (peer, heard) = (Peer::default(), Heard::default());
         let hearing = {

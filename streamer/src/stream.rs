@@ -441,7 +441,10 @@ impl StreamSink {
                     self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
                     self.report(&Report::VideoPosition { position: s.resume_point(), stopped: true });
                 }
-                MediaSender::Native(s) => self.report(&Report::NativePosition { position: s.position(), stopped: true }),
+                MediaSender::Native(s) => {
+                    let (token, position) = s.position();
+                    self.report(&Report::NativePosition { token, position, stopped: true });
+                }
             }
             let stats = self.stats.take();
             tracing::info!(
@@ -551,7 +554,10 @@ impl FrameSink for StreamSink {
                 // Where the stream stands, for a login stream's next process.
                 let position = match sender {
                     MediaSender::GameStream(s) => Report::VideoPosition { position: s.resume_point(), stopped: false },
-                    MediaSender::Native(s) => Report::NativePosition { position: s.position(), stopped: false },
+                    MediaSender::Native(s) => {
+                        let (token, position) = s.position();
+                        Report::NativePosition { token, position, stopped: false }
+                    }
                 };
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));

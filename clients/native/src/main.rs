@@ -410,7 +410,10 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
             Some(event) = pad_event => c.control.pad(event)?,
             line = typed_line => match line {
                 Some(line) => {
-                    c.control.input(InputEvent::Text(line))?;
+                    // In pieces well within a control message, however long the line.
+                    for piece in text_pieces(&line, TEXT_PIECE) {
+                        c.control.input(InputEvent::Text(piece.to_owned()))?;
+                    }
                     for pressed in [true, false] {
                         c.control.input(InputEvent::Key { code: KEY_ENTER, pressed })?;
                     }
@@ -508,6 +511,27 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
 
 /// evdev's Enter key.
 const KEY_ENTER: u32 = 28;
+/// Typed text goes in pieces of at most this many bytes.
+const TEXT_PIECE: usize = 4096;
+
+/// `text` cut into pieces of at most `max` bytes (at least one character each), on
+/// character boundaries.
+fn text_pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut end = rest.len().min(max);
+        while !rest.is_char_boundary(end) {
+            end -= 1;
+        }
+        let end = if end == 0 { rest.chars().next().map_or(rest.len(), char::len_utf8) } else { end };
+        let (piece, tail) = rest.split_at(end);
+        rest = tail;
+        Some(piece)
+    })
+}
 
 /// Standard input's lines, read on a thread of their own (a blocking read the runtime need
 /// not know about).
@@ -533,4 +557,16 @@ fn write_wav(path: &std::path::Path, samples: &[f32]) -> anyhow::Result<()> {
     }
     w.finalize()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn typed_text_goes_in_pieces_on_character_boundaries() {
+        let line = "añb".repeat(3);
+        let pieces: Vec<&str> = super::text_pieces(&line, 3).collect();
+        assert_eq!(pieces.concat(), line);
+        assert!(pieces.iter().all(|p| p.len() <= 3 && !p.is_empty()), "{pieces:?}");
+        assert_eq!(super::text_pieces("ñ", 1).collect::<Vec<_>>(), ["ñ"], "a character longer than a piece goes whole");
+    }
 }

@@ -111,7 +111,12 @@ impl Receiver {
                 return Err(e);
             }
         };
-        self.count_seq(h.seq);
+        if !self.count_seq(h.seq) {
+            // A straggler of a sender whose range is over: its frames were given up.
+            self.assembler.stats.packets_received += 1;
+            self.assembler.stats.packets_late += 1;
+            return Err(Reject::Stale);
+        }
         // Events come out even when the shard itself is refused (it may have evicted a frame).
         let result = self.assembler.insert(h.shard_info(), &self.scratch, &mut self.fec, &mut self.events);
         for ev in std::mem::take(&mut self.events) {
@@ -141,11 +146,11 @@ impl Receiver {
         result
     }
 
-    /// Counts an authenticated datagram (see [`Receiver::packets_missing`]).
-    fn count_seq(&mut self, seq: u64) {
+    /// Counts an authenticated datagram (see [`Receiver::packets_missing`]); false for a
+    /// straggler of a sender whose range is over, which counts for nothing.
+    fn count_seq(&mut self, seq: u64) -> bool {
         match self.highest_seq {
-            // A straggler of a sender whose range is over: it counts for nothing.
-            Some(h) if range_start(seq) < range_start(h) => return,
+            Some(h) if range_start(seq) < range_start(h) => return false,
             // A later sender's range: what the last one missed stays counted.
             Some(h) if range_start(seq) > range_start(h) => {
                 self.missing_before = self.packets_missing();
@@ -157,6 +162,7 @@ impl Receiver {
         }
         self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
         self.authenticated += 1;
+        true
     }
 
     /// The most datagrams lost in a row since the last call (0: none), for the sender's

@@ -3,7 +3,7 @@
 //! `freedesktop-desktop-entry`. Their `Exec` line (field codes dropped) runs in the session;
 //! their icon, from the icon theme, is the box art.
 
-use super::{Found, first_file};
+use super::{Found, first_image};
 use crate::config::App;
 use freedesktop_desktop_entry::DesktopEntry;
 use std::path::{Path, PathBuf};
@@ -17,7 +17,9 @@ pub(super) fn dirs(home: Option<&Path>) -> Vec<PathBuf> {
     data.extend(system.split(':').filter(|d| d.starts_with('/')).map(PathBuf::from));
     data.extend(home.map(|h| h.join(".local/share/flatpak/exports/share")));
     data.push("/var/lib/flatpak/exports/share".into());
-    data.dedup();
+    // Each once, in order (XDG_DATA_DIRS often names Flatpak's already).
+    let mut seen = std::collections::HashSet::new();
+    data.retain(|d| seen.insert(d.clone()));
     data
 }
 
@@ -38,7 +40,12 @@ pub(super) fn scan(data_dirs: &[PathBuf]) -> Vec<Found> {
             found.push(Found { key: entry.id().to_owned(), app: App::default() });
             continue;
         }
-        let (Some(name), Ok(command)) = (entry.name(&[] as &[&str]), entry.parse_exec()) else { continue };
+        let runnable = entry.try_exec().is_none_or(on_path);
+        let (Some(name), Ok(command), true) = (entry.name(&[] as &[&str]), entry.parse_exec(), runnable) else {
+            // Broken or not installed: it still hides its id from less important directories.
+            found.push(Found { key: entry.id().to_owned(), app: App::default() });
+            continue;
+        };
         let image = entry.icon().and_then(|icon| icon_file(icon, data_dirs));
         let app = App { title: name.into_owned(), command, image, ..App::default() };
         found.push(Found { key: entry.id().to_owned(), app });
@@ -47,11 +54,19 @@ pub(super) fn scan(data_dirs: &[PathBuf]) -> Vec<Found> {
     found
 }
 
+/// Whether `program` (a `TryExec`) is there: a path that exists, or a name on `PATH`.
+fn on_path(program: &str) -> bool {
+    if program.contains('/') {
+        return Path::new(program).is_file();
+    }
+    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
 /// The file of icon `icon`: a path as it is, else the largest PNG of it in the hicolor theme,
 /// else in `pixmaps`.
 fn icon_file(icon: &str, data_dirs: &[PathBuf]) -> Option<PathBuf> {
     if icon.starts_with('/') {
-        return first_file([PathBuf::from(icon)]);
+        return first_image([PathBuf::from(icon)]);
     }
     if icon.contains('/') || icon.starts_with('.') {
         return None;
@@ -59,7 +74,7 @@ fn icon_file(icon: &str, data_dirs: &[PathBuf]) -> Option<PathBuf> {
     let sizes = ["512x512", "256x256", "128x128", "96x96", "64x64", "48x48"];
     let themed = sizes.iter().flat_map(|size| data_dirs.iter().map(move |d| d.join(format!("icons/hicolor/{size}/apps/{icon}.png"))));
     let pixmaps = data_dirs.iter().map(|d| d.join(format!("pixmaps/{icon}.png")));
-    first_file(themed.chain(pixmaps))
+    first_image(themed.chain(pixmaps))
 }
 
 #[cfg(test)]
@@ -74,7 +89,7 @@ mod tests {
             std::fs::create_dir_all(d.join("applications")).unwrap();
         }
         std::fs::create_dir_all(system.join("icons/hicolor/256x256/apps")).unwrap();
-        std::fs::write(system.join("icons/hicolor/256x256/apps/chess.png"), b"\x89PNG").unwrap();
+        std::fs::write(system.join("icons/hicolor/256x256/apps/chess.png"), b"\x89PNG\r\n\x1a\n").unwrap();
         let entry = |dir: &Path, id: &str, body: &str| {
             std::fs::write(dir.join(format!("applications/{id}.desktop")), format!("[Desktop Entry]\nType=Application\n{body}")).unwrap();
         };
@@ -82,6 +97,7 @@ mod tests {
         entry(&system, "editor", "Name=Editor\nExec=editor %F\nCategories=Utility;\n");
         entry(&system, "hidden-game", "Name=Hidden\nExec=hidden\nCategories=Game;\nNoDisplay=true\n");
         entry(&system, "tetris", "Name=Tetris\nExec=tetris\nCategories=Game;\n");
+        entry(&system, "gone", "Name=Gone\nExec=gone\nTryExec=/nonexistent/gone\nCategories=Game;\n");
         // The user hid the system's Tetris.
         entry(&user, "tetris", "Name=Tetris\nExec=tetris\nCategories=Game;\nHidden=true\n");
         let found = scan(&[user, system.clone()]);

@@ -3,7 +3,7 @@
 //! session (`heroic --no-gui heroic://launch/RUNNER/APP`); its box art is the square art
 //! Heroic cached.
 
-use super::{Found, first_file};
+use super::{Found, first_image};
 use crate::config::App;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -119,14 +119,14 @@ pub(super) fn scan(home: &Path) -> Vec<Found> {
 /// of the URL (its images cache names each by the URL's SHA-256).
 fn cached_art(dir: &Path, art: &str) -> Option<PathBuf> {
     if art.starts_with('/') {
-        return first_file([PathBuf::from(art)]);
+        return first_image([PathBuf::from(art)]);
     }
     if !art.starts_with("https://") && !art.starts_with("http://") {
         return None;
     }
     let hash = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, art.as_bytes()));
     let cache = dir.join("images-cache");
-    first_file(["", ".jpg", ".png", ".webp"].map(|ext| cache.join(format!("{hash}{ext}"))))
+    first_image(["", ".jpg", ".png"].map(|ext| cache.join(format!("{hash}{ext}"))))
 }
 
 #[cfg(test)]
@@ -156,7 +156,7 @@ mod tests {
             ]}),
         );
         let hash = hex::encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, url.as_bytes()));
-        std::fs::write(dir.join(format!("images-cache/{hash}")), b"\xff\xd8\xff").unwrap();
+        std::fs::write(dir.join(format!("images-cache/{hash}")), b"\xff\xd8\xff\xe0JFIF\0").unwrap();
         write(
             "gog_store/installed.json",
             serde_json::json!({ "installed": [

@@ -2,7 +2,7 @@
 //! game launches through Lutris inside the session (`lutris lutris:rungameid/ID`); its box
 //! art is Lutris's cover art.
 
-use super::{Found, first_file};
+use super::{Found, first_image};
 use crate::config::App;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub(super) fn scan(home: &Path) -> Vec<Found> {
                 let art = [&cache, &dir].into_iter().flat_map(|d| ["coverart", "banners"].map(|kind| d.join(format!("{kind}/{slug}.jpg"))));
                 let mut command = lutris.clone();
                 command.push(format!("lutris:rungameid/{id}"));
-                Found { key: id.to_string(), app: App { title: name, command, image: first_file(art), ..App::default() } }
+                Found { key: id.to_string(), app: App { title: name, command, image: first_image(art), ..App::default() } }
             })
             .collect(),
         Err(e) => {
@@ -106,7 +106,7 @@ mod tests {
             &[5],
         );
         std::fs::create_dir_all(home.join(".cache/lutris/coverart")).unwrap();
-        std::fs::write(home.join(".cache/lutris/coverart/supertuxkart.jpg"), b"\xff\xd8\xff").unwrap();
+        std::fs::write(home.join(".cache/lutris/coverart/supertuxkart.jpg"), b"\xff\xd8\xff\xe0JFIF\0").unwrap();
         let found = scan(&home);
         let got: Vec<(&str, &[String])> = found.iter().map(|f| (f.app.title.as_str(), f.app.command.as_slice())).collect();
         assert_eq!(got, [("SuperTuxKart", &["lutris".to_owned(), "lutris:rungameid/3".to_owned()][..])]);

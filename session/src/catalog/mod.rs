@@ -13,7 +13,7 @@ mod steam;
 
 use crate::config::{App, Config};
 use parking_lot::Mutex;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,6 +32,19 @@ pub enum Source {
     Lutris,
     Heroic,
     DesktopEntry,
+}
+
+impl Source {
+    /// Its name in found apps' ids: fixed, so renaming the variant changes no id.
+    fn tag(self) -> &'static str {
+        match self {
+            Self::Config => "config",
+            Self::Steam => "steam",
+            Self::Lutris => "lutris",
+            Self::Heroic => "heroic",
+            Self::DesktopEntry => "desktop",
+        }
+    }
 }
 
 /// One app of the catalog.
@@ -75,7 +88,9 @@ impl Catalog {
     /// serves, so the first list a client gets has them).
     pub fn new(config: &Config) -> Self {
         let written = std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect();
-        let home = std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from);
+        // With remote login the host runs as root for every user: whose home would it be? Only
+        // the machine's desktop entries are looked at then.
+        let home = std::env::var_os("HOME").filter(|h| !h.is_empty() && !config.login).map(PathBuf::from);
         let scanners = Scanners {
             steam: config.scan_steam,
             lutris: config.scan_lutris,
@@ -169,14 +184,29 @@ impl Shared {
 /// above 2^30, clear of the configured apps' (1, 2, …), and positive as a 32-bit signed
 /// number (some clients parse it so).
 fn found_id(source: Source, key: &str) -> u32 {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{source:?}:{key}").as_bytes());
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{}:{key}", source.tag()).as_bytes());
     let bits = u32::from_le_bytes(digest.as_ref()[..4].try_into().expect("4 bytes"));
     (1 << 30) | (bits & ((1 << 30) - 1))
 }
 
-/// The first of `candidates` that is a file.
-fn first_file(candidates: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
-    candidates.into_iter().find(|p| Path::is_file(p))
+/// The MIME type of box art clients show: PNG or JPEG, by its first bytes; `None` for
+/// anything else (a scanner's path may name any file).
+pub fn image_kind(bytes: &[u8]) -> Option<&'static str> {
+    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        Some("image/png")
+    } else if bytes.starts_with(b"\xff\xd8\xff") {
+        Some("image/jpeg")
+    } else {
+        None
+    }
+}
+
+/// The first of `candidates` that is a PNG or JPEG file.
+fn first_image(candidates: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
+    candidates.into_iter().find(|p| {
+        let mut head = [0u8; 8];
+        std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && image_kind(&head).is_some()
+    })
 }
 
 #[cfg(test)]

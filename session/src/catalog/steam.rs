@@ -2,7 +2,7 @@
 //! manifests, read with `steamlocate`. A game launches through Steam inside the session
 //! (`steam steam://rungameid/ID`); its box art is Steam's own library capsule.
 
-use super::{Found, first_file};
+use super::{Found, first_image};
 use crate::config::App;
 use std::path::{Path, PathBuf};
 use steamlocate::app::StateFlag;
@@ -54,7 +54,7 @@ pub(super) fn scan(home: &Path) -> Vec<Found> {
             let id = app.app_id;
             let cache = dir.join("appcache/librarycache");
             // Steam's portrait capsule: per app in a directory of its own now, beside it before.
-            let image = first_file([cache.join(format!("{id}/library_600x900.jpg")), cache.join(format!("{id}_library_600x900.jpg"))]);
+            let image = first_image([cache.join(format!("{id}/library_600x900.jpg")), cache.join(format!("{id}_library_600x900.jpg"))]);
             let mut command = steam.clone();
             command.push(format!("steam://rungameid/{id}"));
             found.push(Found { key: id.to_string(), app: App { title: name, command, image, ..App::default() } });
@@ -75,7 +75,7 @@ mod tests {
         let apps = steam.join("steamapps");
         std::fs::create_dir_all(&apps).unwrap();
         std::fs::create_dir_all(steam.join("appcache/librarycache/620")).unwrap();
-        std::fs::write(steam.join("appcache/librarycache/620/library_600x900.jpg"), b"\xff\xd8\xff").unwrap();
+        std::fs::write(steam.join("appcache/librarycache/620/library_600x900.jpg"), b"\xff\xd8\xff\xe0JFIF\0").unwrap();
         std::fs::write(
             apps.join("libraryfolders.vdf"),
             format!("\"libraryfolders\"\n{{\n\t\"0\"\n\t{{\n\t\t\"path\"\t\t\"{}\"\n\t\t\"apps\"\n\t\t{{\n\t\t\t\"620\"\t\t\"1\"\n\t\t}}\n\t}}\n}}\n", steam.display()),

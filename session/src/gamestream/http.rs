@@ -306,20 +306,25 @@ async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn
     if !paired(&host, &conn) {
         return unauthorized();
     }
-    let image = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.catalog.app(id)).and_then(|a| a.image);
+    // The art of an app this client may see.
+    let permissions = host.permissions(conn.cert.as_deref().unwrap_or_default());
+    let app = q.get("appid").and_then(|id| id.parse().ok()).and_then(|id| host.catalog.app(id));
+    let Some(image) = app.filter(|a| permissions.may_launch(&a.title)).and_then(|a| a.image) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
     // Box art is a poster (Steam's capsules are 600x900) or an icon: small files, bounded
-    // all the same.
-    let read = image.map(|path| {
-        std::fs::File::open(path).and_then(|f| {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_BOX_ART), &mut bytes).map(|_| bytes)
-        })
-    });
+    // all the same, and only images.
+    let read = tokio::task::spawn_blocking(move || {
+        let f = std::fs::File::open(image)?;
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_BOX_ART), &mut bytes).map(|_| bytes)
+    })
+    .await;
     match read {
-        Some(Ok(bytes)) if (bytes.len() as u64) < MAX_BOX_ART => {
-            let kind = if bytes.starts_with(b"\xff\xd8\xff") { "image/jpeg" } else { "image/png" };
-            ([(header::CONTENT_TYPE, kind)], bytes).into_response()
-        }
+        Ok(Ok(bytes)) if (bytes.len() as u64) < MAX_BOX_ART => match crate::catalog::image_kind(&bytes) {
+            Some(kind) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        },
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -147,8 +147,8 @@ impl Stream {
             }
             // punktfunk/1 brings its own sound (the process stops GameStream's).
             (Some(login), Command::StartNative(params)) => {
-                (login.native, login.video, login.audio) = (Some(params.clone()), None, None);
-                resumed = login.native_for_next().map(Command::StartNative);
+                (login.video, login.audio) = (None, None);
+                resumed = Some(Command::StartNative(login.start_native(params.clone())));
                 resumed.as_ref().unwrap_or(command)
             }
             (Some(login), Command::StopVideo) => {
@@ -513,10 +513,10 @@ impl Streams {
                         }
                     });
                 }
-                Report::NativePosition { position, stopped } => {
+                Report::NativePosition { token, position, stopped } => {
                     self.with(id, |s| {
                         if let Some(login) = &mut s.login {
-                            login.native_position = Some((position, stopped));
+                            login.native_reported(token, position, stopped);
                         }
                     });
                 }
