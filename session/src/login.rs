@@ -64,6 +64,23 @@ pub struct LoginStream {
 }
 
 impl LoginStream {
+    /// A stream whose greetd (its config at `config`) is starting, to run `app` after a login.
+    fn new(app: crate::config::App, config: PathBuf) -> Self {
+        Self {
+            stage: Stage::Between,
+            joins: 0,
+            video: None,
+            position: None,
+            audio: None,
+            audio_position: None,
+            native: None,
+            native_position: None,
+            pipewire: None,
+            app,
+            config,
+        }
+    }
+
     /// The audio parameters as they go to the process now feeding the stream: where the
     /// last one's stopped (its sequence numbers make the IVs).
     pub fn audio_for_next(&self) -> Option<AudioParams> {
@@ -247,22 +264,7 @@ impl LoginDesk {
         let mut cmd = std::process::Command::new(&self.greetd);
         std::os::unix::process::CommandExt::process_group(cmd.arg("--config").arg(&config), 0);
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.greetd.display()))?;
-        Ok((
-            child,
-            LoginStream {
-                stage: Stage::Between,
-                joins: 0,
-                video: None,
-                position: None,
-                audio: None,
-                audio_position: None,
-                native: None,
-                native_position: None,
-                pipewire: None,
-                app: app.clone(),
-                config,
-            },
-        ))
+        Ok((child, LoginStream::new(app.clone(), config)))
     }
 
     /// Reads a joiner's ticket (the whole line within `JOIN_READ`) and checks its uid: the
@@ -401,19 +403,9 @@ mod tests {
     }
     /// A login stream with one process joined.
     fn stream() -> LoginStream {
-        LoginStream {
-            stage: Stage::Greeter,
-            joins: 1,
-            video: None,
-            position: None,
-            audio: None,
-            audio_position: None,
-            native: None,
-            native_position: None,
-            pipewire: None,
-            app: crate::config::App::default(),
-            config: PathBuf::from("/nonexistent/punktfunk-test-greetd.toml"),
-        }
+        let mut stream = LoginStream::new(crate::config::App::default(), PathBuf::from("/nonexistent/punktfunk-test-greetd.toml"));
+        (stream.stage, stream.joins) = (Stage::Greeter, 1);
+        stream
     }
 
     fn start(token: u64) -> NativeVideoParams {

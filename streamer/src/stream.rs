@@ -77,6 +77,18 @@ impl MediaSender {
             Self::Native(s) => s.encoder(),
         }
     }
+
+    /// Where the stream stands, for a login stream's next process (`stopped`: exactly, at
+    /// its end).
+    fn position(&self, stopped: bool) -> Report {
+        match self {
+            Self::GameStream(s) => Report::VideoPosition { position: s.resume_point(), stopped },
+            Self::Native(s) => {
+                let (token, position) = s.position();
+                Report::NativePosition { token, position, stopped }
+            }
+        }
+    }
 }
 
 /// How a frame reaches the encoder, in words.
@@ -435,17 +447,11 @@ impl StreamSink {
         // The listener first: what it took is final before the position says so.
         self.listener = None;
         if let Some(sender) = self.sender.take() {
-            match &sender {
-                MediaSender::GameStream(s) => {
-                    let params = s.params();
-                    self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
-                    self.report(&Report::VideoPosition { position: s.resume_point(), stopped: true });
-                }
-                MediaSender::Native(s) => {
-                    let (token, position) = s.position();
-                    self.report(&Report::NativePosition { token, position, stopped: true });
-                }
+            if let MediaSender::GameStream(s) = &sender {
+                let params = s.params();
+                self.resume = Some(Resume { key: params.key, ping_payload: params.ping_payload.clone(), position: s.position() });
             }
+            self.report(&sender.position(true));
             let stats = self.stats.take();
             tracing::info!(
                 frames = stats.frames,
@@ -551,14 +557,6 @@ impl FrameSink for StreamSink {
         match sender.send(frame) {
             Ok(Some(sent)) => {
                 let path = format!("{}, {path}", sender.encoder().name().unwrap_or("no encoder"));
-                // Where the stream stands, for a login stream's next process.
-                let position = match sender {
-                    MediaSender::GameStream(s) => Report::VideoPosition { position: s.resume_point(), stopped: false },
-                    MediaSender::Native(s) => {
-                        let (token, position) = s.position();
-                        Report::NativePosition { token, position, stopped: false }
-                    }
-                };
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));
                     self.path = Some(path);
@@ -570,7 +568,9 @@ impl FrameSink for StreamSink {
                     self.live_since = Instant::now();
                     let stats = self.live.take();
                     self.report(&Report::VideoLive(LiveVideo { window_ms, stats }));
-                    self.report(&position);
+                    if let Some(position) = self.sender.as_ref().map(|s| s.position(false)) {
+                        self.report(&position);
+                    }
                 }
                 if !self.first_sent {
                     self.first_sent = true;
