@@ -56,6 +56,9 @@ pub enum Command {
     LossBurst(u32),
     /// The client's clipboard holds this text: the session's apps paste it.
     Clipboard(String),
+    /// The session's share of the cores: its software encoder's threads, which the daemon
+    /// chooses from the number of sessions streaming, so that each gets the same share.
+    EncoderThreads(u16),
     /// End the session: the app is signalled and the compositor exits.
     Stop,
 }
@@ -192,6 +195,7 @@ mod tests {
             Command::Input(InputEvent::Text("hé\n".into())),
             Command::RequestIdr,
             Command::LossBurst(3),
+            Command::EncoderThreads(4),
             Command::Stop,
         ];
         let mut buf = Vec::new();

@@ -26,9 +26,10 @@ fn main() {
     for (w, h, kbps) in [(1280u32, 720u32, 10_000u64), (1920, 1080, 20_000)] {
         let pool = BufferPool::new((w * h * 4) as usize, 2);
         // Baseline: the encoder alone.
-        let (mut enc, _) =
+        let mut enc =
             open(Choice::Only(punktfunk_streamer::encode::Backend::Software), EncoderConfig::new(Codec::H264, w, h, 60_000, kbps * 1000))
-                .unwrap();
+                .unwrap()
+                .encoder;
         let encode: Vec<f64> = (0..FRAMES)
             .map(|n| {
                 let f = frame(&pool, w, h, n);

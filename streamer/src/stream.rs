@@ -392,6 +392,7 @@ fn read_commands(
             Command::Clipboard(text) => {
                 source.send(SourceCommand::Clipboard(text));
             }
+            Command::EncoderThreads(n) => crate::encode::set_threads(usize::from(n)),
             Command::Stop => break,
         }
     }
@@ -556,7 +557,11 @@ impl FrameSink for StreamSink {
         let path = frame_path(&frame);
         match sender.send(frame) {
             Ok(Some(sent)) => {
-                let path = format!("{}, {path}", sender.encoder().name().unwrap_or("no encoder"));
+                let encoder = sender.encoder();
+                let path = match encoder.fell_back() {
+                    Some(why) => format!("{} ({why}), {path}", encoder.name().unwrap_or("no encoder")),
+                    None => format!("{}, {path}", encoder.name().unwrap_or("no encoder")),
+                };
                 if self.path.as_ref() != Some(&path) {
                     self.report(&Report::VideoPath(path.clone()));
                     self.path = Some(path);

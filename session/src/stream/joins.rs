@@ -110,6 +110,7 @@ impl Streams {
                 Ok((s.login.as_ref().map_or(0, |l| l.joins), news))
             })
             .ok_or_else(|| anyhow::anyhow!("stream {id} ended"))??;
+        self.share_cores();
         self.read_reports(id, conn, news, Some(join));
         Ok(())
     }

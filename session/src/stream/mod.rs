@@ -443,6 +443,7 @@ impl Streams {
         };
         tracing::info!(stream = id, app = app.title, pid = child.id(), slot, "session started");
         self.running.lock().push(stream);
+        self.share_cores();
         if let Some(reports) = reports {
             let streams = Arc::clone(self);
             std::thread::Builder::new()
@@ -627,6 +628,7 @@ impl Streams {
     /// Forgets session `id` (it exited) and tells the control server.
     fn ended(&self, id: u64) {
         self.running.lock().retain(|s| s.id != id);
+        self.share_cores();
         if let Some(desk) = &self.login {
             desk.forget(id);
         }
@@ -647,8 +649,21 @@ impl Streams {
         };
         tracing::info!(stream = id, "ending session");
         stream.stop();
+        self.share_cores();
         self.notify_ended(id);
         true
+    }
+
+    /// Gives every running session the same share of the cores for its software encoder
+    /// (the scheduler shares per thread: an encoder with more threads would take more).
+    /// Called whenever one starts or ends, and when a login stream's next process joins.
+    fn share_cores(&self) {
+        let mut running = self.running.lock();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = encoder_threads(cores, running.len());
+        for stream in running.iter_mut() {
+            stream.send(&Command::EncoderThreads(threads));
+        }
     }
 
     /// Ends every session (the host shuts down).
@@ -657,6 +672,13 @@ impl Streams {
             self.cancel(id);
         }
     }
+}
+
+/// A software encoder's threads when `sessions` stream on `cores`: an equal share of all but
+/// one core (left for the compositors and senders), at least one, at most 8 (x264's slice
+/// threads gain little past that at streaming sizes).
+fn encoder_threads(cores: usize, sessions: usize) -> u16 {
+    (cores.saturating_sub(1) / sessions.max(1)).clamp(1, 8) as u16
 }
 
 /// What the daemon hears of a session's command while it launches it.
@@ -723,6 +745,19 @@ mod tests {
 
     /// The app's fate is told whatever order the process's exit and its last reports
     /// arrive in (two threads send them).
+    #[test]
+    fn sessions_share_the_cores_evenly() {
+        // Alone, a session's encoder takes all but one core (at most 8).
+        assert_eq!(encoder_threads(2, 1), 1);
+        assert_eq!(encoder_threads(8, 1), 7);
+        assert_eq!(encoder_threads(32, 1), 8);
+        // Beside others, an equal share, never none.
+        assert_eq!(encoder_threads(16, 3), 5);
+        assert_eq!(encoder_threads(8, 4), 1);
+        assert_eq!(encoder_threads(4, 6), 1);
+        assert_eq!(encoder_threads(1, 1), 1);
+    }
+
     #[test]
     fn a_failed_app_is_told_in_any_order() {
         let verdict = |news: Vec<AppNews>| {

@@ -8,8 +8,8 @@ mod vaapi;
 
 pub use ffmpeg::FfmpegEncoder;
 pub use punktfunk_core::stream::{Codec, Format};
-pub use select::{Choice, open};
-pub use session::SessionEncoder;
+pub use select::{Choice, Opened, open};
+pub use session::{SessionEncoder, set_threads};
 
 use crate::frame::{Frame, PixelFormat};
 

@@ -35,30 +35,63 @@ fn precheck(backend: Backend) -> Result<(), String> {
     }
 }
 
-/// Opens the encoder `choice` asks for. Returns it with a one-line report, e.g.
-/// `video encoder: libx264 (software); nvenc: no NVIDIA driver …; vaapi: no DRM render node`.
-pub fn open(choice: Choice, config: EncoderConfig) -> Result<(Box<dyn VideoEncoder>, String), EncodeError> {
+/// An encoder `open` found, with what it says about the choice.
+pub struct Opened {
+    pub encoder: Box<dyn VideoEncoder>,
+    /// One line for the log, e.g. `video encoder: libx264 (best available); Nvenc
+    /// unavailable: no NVIDIA driver …; Vaapi unavailable: no DRM render node`.
+    pub report: String,
+    /// Why a GPU encoder whose driver is there did not open (its sessions exhausted, the
+    /// mode too large for it), when the stream fell back to another: the user should know.
+    pub fell_back: Option<String>,
+}
+
+/// Opens the encoder `choice` asks for: the first of its backends that opens.
+pub fn open(choice: Choice, config: EncoderConfig) -> Result<Opened, EncodeError> {
+    open_first(choice, |backend| {
+        precheck(backend).map_err(Attempt::Absent)?;
+        FfmpegEncoder::new(backend, config).map(|e| Box::new(e) as Box<dyn VideoEncoder>).map_err(Attempt::Failed)
+    })
+}
+
+/// Why a backend gave no encoder.
+enum Attempt {
+    /// Its driver or device is not there.
+    Absent(String),
+    /// It is there, but did not open.
+    Failed(EncodeError),
+}
+
+fn open_first(choice: Choice, try_open: impl Fn(Backend) -> Result<Box<dyn VideoEncoder>, Attempt>) -> Result<Opened, EncodeError> {
     let order: &[Backend] = match choice {
         Choice::Auto => &[Backend::Nvenc, Backend::Vaapi, Backend::Software],
         Choice::Only(Backend::Nvenc) => &[Backend::Nvenc],
         Choice::Only(Backend::Vaapi) => &[Backend::Vaapi],
         Choice::Only(Backend::Software) => &[Backend::Software],
     };
-    let mut skipped = Vec::new();
+    let (mut skipped, mut failed) = (Vec::new(), Vec::new());
     let mut last_err = None;
     for &backend in order {
-        let attempt = precheck(backend).map_err(EncodeError::Probe).and_then(|()| FfmpegEncoder::new(backend, config));
-        match attempt {
-            Ok(enc) => {
+        match try_open(backend) {
+            Ok(encoder) => {
                 let why = if choice == Choice::Auto { "best available" } else { "forced by --encoder" };
-                let mut line = format!("video encoder: {} ({why})", enc.name());
+                let mut report = format!("video encoder: {} ({why})", encoder.name());
                 for (b, e) in &skipped {
-                    line.push_str(&format!("; {b:?} unavailable: {e}"));
+                    report.push_str(&format!("; {b:?} unavailable: {e}"));
                 }
-                return Ok((Box::new(enc), line));
+                let fell_back = (!failed.is_empty()).then(|| failed.join("; "));
+                if let Some(why) = &fell_back {
+                    tracing::warn!("{why}: encoding with {} instead", encoder.name());
+                }
+                return Ok(Opened { encoder, report, fell_back });
             }
-            Err(e) => {
+            Err(Attempt::Absent(e)) => {
+                skipped.push((backend, e.clone()));
+                last_err = Some(EncodeError::Probe(e));
+            }
+            Err(Attempt::Failed(e)) => {
                 skipped.push((backend, e.to_string()));
+                failed.push(format!("{backend:?} did not open ({e})"));
                 last_err = Some(e);
             }
         }
@@ -114,20 +147,44 @@ mod tests {
 
     #[test]
     fn auto_falls_back_to_software_with_the_reasons_on_one_line() {
-        let (enc, line) = open(Choice::Auto, EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).unwrap();
+        let Opened { encoder: enc, report: line, fell_back } =
+            open(Choice::Auto, EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).unwrap();
         println!("{line}");
         assert!(line.starts_with("video encoder: "));
         if precheck(Backend::Nvenc).is_err() && precheck(Backend::Vaapi).is_err() {
             // This machine (and CI) has no GPU: software, and why.
             assert_eq!(enc.backend(), Backend::Software);
             assert!(line.contains("Nvenc unavailable: ") && line.contains("Vaapi unavailable: "), "{line}");
+            // No driver is no fallback the user must hear of.
+            assert_eq!(fell_back, None);
         }
+    }
+
+    #[test]
+    fn a_gpu_encoder_that_is_there_but_does_not_open_is_a_fallback_that_says_why() {
+        // NVENC's answer when a consumer card's encoder sessions are all taken.
+        let exhausted = "OpenEncodeSessionEx failed: incompatible client key (21)";
+        let opened = open_first(Choice::Auto, |backend| match backend {
+            Backend::Nvenc => Err(Attempt::Failed(EncodeError::Probe(exhausted.into()))),
+            Backend::Vaapi => Err(Attempt::Absent("no DRM render node in /dev/dri".into())),
+            Backend::Software => FfmpegEncoder::new(backend, EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000))
+                .map(|e| Box::new(e) as Box<dyn VideoEncoder>)
+                .map_err(Attempt::Failed),
+        })
+        .unwrap();
+        assert_eq!(opened.encoder.backend(), Backend::Software);
+        assert_eq!(opened.fell_back.as_deref(), Some(format!("Nvenc did not open ({exhausted})").as_str()));
+        // Forced, the same failure is the stream's error, not a quiet software stream.
+        let forced = open_first(Choice::Only(Backend::Nvenc), |_| Err(Attempt::Failed(EncodeError::Probe(exhausted.into()))));
+        assert_eq!(forced.err().map(|e| e.to_string()).as_deref(), Some(exhausted));
     }
 
     #[test]
     fn a_forced_missing_gpu_encoder_is_an_error_not_a_silent_fallback() {
         if precheck(Backend::Nvenc).is_err() {
-            let e = open(Choice::Only(Backend::Nvenc), EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).err().unwrap();
+            let Err(e) = open(Choice::Only(Backend::Nvenc), EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)) else {
+                panic!("NVENC opened without a driver")
+            };
             assert!(e.to_string().contains("libcuda"), "{e}");
         }
     }
