@@ -1,15 +1,17 @@
-//! The management API on 127.0.0.1 (JSON): PIN entry, paired clients and their permissions,
-//! status. The CLI (`punktfunk pair`, `punktfunk clients`) is a client of it. Every request carries
-//! `Authorization: Bearer <token>` from the owner-only `api-token` file: loopback alone
-//! would let any local user pair a device.
+//! The management API (JSON, versioned: `/api/v1/…`): PIN entry, paired clients and their
+//! permissions, the app catalog, status, and a stream of events. Served twice: on 127.0.0.1
+//! for the CLI (`punktfunk pair`, `punktfunk clients`), every request carrying
+//! `Authorization: Bearer <token>` from the owner-only `api-token` file (loopback alone would
+//! let any local user pair a device); and inside the console, behind its login.
 
 use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use crate::store::Permissions;
-use axum::extract::{Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -33,7 +35,7 @@ pub struct Waiting {
     pub devices: Vec<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ClientInfo {
     pub fingerprint: String,
     pub name: String,
@@ -98,18 +100,40 @@ fn err(code: StatusCode, msg: impl std::fmt::Display) -> (StatusCode, Json<serde
     (code, Json(serde_json::json!({ "error": msg.to_string() })))
 }
 
+/// Where the API's paths start.
+pub const BASE: &str = "/api/v1";
+
+/// The largest request body the API reads: its requests are a PIN, a name, a permission set.
+const MAX_BODY: usize = 64 * 1024;
+
+/// The API's routes under [`BASE`], for a caller to put behind its own authorization.
+pub fn routes() -> Router<Arc<Host>> {
+    Router::new()
+        .route("/pin", post(pin))
+        .route("/pairing", get(pairing))
+        .route("/clients", get(clients))
+        .route("/clients/{key}", delete(remove_client))
+        .route("/clients/{key}/name", put(rename_client))
+        .route("/clients/{key}/permissions", put(permit))
+        .route("/status", get(status))
+        .route("/apps", get(apps))
+        .route("/doctor", get(doctor))
+        .route("/events", get(events))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+}
+
+/// The API on loopback, for the bearer of the API token.
 pub fn router(host: Arc<Host>) -> Router {
     Router::new()
-        .route("/api/pin", post(pin))
-        .route("/api/pairing", get(pairing))
-        .route("/api/clients", get(clients))
-        .route("/api/clients/{key}", delete(remove_client))
-        .route("/api/clients/{key}/permissions", put(permit))
-        .route("/api/status", get(status))
-        .route("/api/apps", get(apps))
-        .route("/api/doctor", get(doctor))
+        .nest(BASE, routes())
+        .fallback(not_found)
         .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
+}
+
+/// What an unknown path answers (JSON, as the rest).
+pub async fn not_found() -> Response {
+    err(StatusCode::NOT_FOUND, format!("no such API path (the API is under {BASE})")).into_response()
 }
 
 async fn authorize(State(host): State<Arc<Host>>, request: Request, next: Next) -> Response {
@@ -122,6 +146,11 @@ async fn authorize(State(host): State<Arc<Host>>, request: Request, next: Next) 
     }
     next.run(request).await
 }
+
+/// Whether the caller may still listen (a console login may end while its event stream
+/// runs); put in a request's extensions by the authorization in front.
+#[derive(Clone)]
+pub struct StillAllowed(pub Arc<dyn Fn() -> bool + Send + Sync>);
 
 /// Serves the API to this user's processes alone (other local users cannot take its
 /// connections either), each request's head due within the admission timeout.
@@ -161,19 +190,7 @@ async fn pairing(State(host): State<Arc<Host>>) -> Json<Waiting> {
 }
 
 async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
-    let list = host
-        .clients
-        .lock()
-        .list()
-        .iter()
-        .map(|c| ClientInfo {
-            fingerprint: c.fingerprint.clone(),
-            name: c.name.clone(),
-            paired_at: c.paired_at,
-            permissions: c.permissions.clone(),
-        })
-        .collect();
-    Json(list)
+    Json(client_list(&host))
 }
 
 async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -> ApiResult<serde_json::Value> {
@@ -189,6 +206,29 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
         }
     }
     Ok(Json(serde_json::json!({ "removed": removed })))
+}
+
+/// A client's new name (`PUT /clients/{key}/name`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Rename {
+    pub name: String,
+}
+
+/// Renames the one client `key` names.
+async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(rename): Json<Rename>) -> ApiResult<serde_json::Value> {
+    let name = rename.name.trim();
+    if name.is_empty() || name.chars().count() > crate::store::MAX_NAME || name.chars().any(char::is_control) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!("a name has 1 to {} characters, none of them control characters", crate::store::MAX_NAME),
+        ));
+    }
+    match host.clients.lock().rename(&key, name) {
+        Ok(1) => Ok(Json(serde_json::json!({ "renamed": name }))),
+        Ok(0) => Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}"))),
+        Ok(n) => Err(err(StatusCode::CONFLICT, format!("{key:?} names {n} clients: give more of the fingerprint"))),
+        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
+    }
 }
 
 /// Sets what the clients `key` names may do (the whole set: read it from `GET /api/clients`
@@ -238,6 +278,10 @@ async fn doctor(State(host): State<Arc<Host>>) -> Json<Vec<crate::doctor::Check>
 }
 
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
+    Json(status_of(&host))
+}
+
+fn status_of(host: &Host) -> Status {
     let names = host.clients.lock().list().iter().map(|c| (c.fingerprint.clone(), c.name.clone())).collect::<Vec<_>>();
     let catalog = host.catalog.entries();
     let sessions = host.streams.list(|s| SessionInfo {
@@ -255,7 +299,7 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         received: s.received.clone(),
         login: s.login.as_ref().map(|l| l.stage.to_string()),
     });
-    Json(Status {
+    Status {
         name: host.name.clone(),
         uniqueid: host.uniqueid.clone(),
         paired_clients: host.clients.lock().list().len(),
@@ -263,5 +307,75 @@ async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
         last_video: host.streams.last_video.lock().clone(),
         last_audio: host.streams.last_audio.lock().clone(),
         last_native_client: host.streams.last_native.lock().clone(),
-    })
+    }
+}
+
+fn client_list(host: &Host) -> Vec<ClientInfo> {
+    host.clients
+        .lock()
+        .list()
+        .iter()
+        .map(|c| ClientInfo {
+            fingerprint: c.fingerprint.clone(),
+            name: c.name.clone(),
+            paired_at: c.paired_at,
+            permissions: c.permissions.clone(),
+        })
+        .collect()
+}
+
+/// How often the event stream looks for news.
+const EVENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Server-sent events: `pairing` (who waits for a PIN) and `clients` (the paired clients)
+/// when they change, `status` (as `GET /status`) every second; each first at once.
+async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAllowed>>) -> Response {
+    struct Watch {
+        host: Arc<Host>,
+        allowed: Option<StillAllowed>,
+        ticks: u64,
+        pairing: Option<Vec<String>>,
+        clients: Option<Vec<ClientInfo>>,
+        queue: std::collections::VecDeque<Event>,
+        interval: tokio::time::Interval,
+    }
+    let watch = Watch {
+        host,
+        allowed: allowed.map(|Extension(a)| a),
+        ticks: 0,
+        pairing: None,
+        clients: None,
+        queue: Default::default(),
+        interval: tokio::time::interval(EVENT_TICK),
+    };
+    let stream = futures_util::stream::unfold(watch, |mut w| async move {
+        loop {
+            if let Some(event) = w.queue.pop_front() {
+                return Some((Ok::<_, std::convert::Infallible>(event), w));
+            }
+            w.interval.tick().await;
+            if w.allowed.as_ref().is_some_and(|a| !(a.0)()) {
+                return None;
+            }
+            let waiting = w.host.pins.waiting();
+            if w.pairing.as_ref() != Some(&waiting) {
+                w.queue.push_back(json_event("pairing", &Waiting { devices: waiting.clone() }));
+                w.pairing = Some(waiting);
+            }
+            let clients = client_list(&w.host);
+            if w.clients.as_ref().map(|c| serde_json::to_value(c).ok()) != Some(serde_json::to_value(&clients).ok()) {
+                w.queue.push_back(json_event("clients", &clients));
+                w.clients = Some(clients);
+            }
+            if w.ticks % 4 == 0 {
+                w.queue.push_back(json_event("status", &status_of(&w.host)));
+            }
+            w.ticks += 1;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+fn json_event(name: &str, data: &impl Serialize) -> Event {
+    Event::default().event(name).data(serde_json::to_string(data).unwrap_or_default())
 }

@@ -14,6 +14,11 @@ pub struct Config {
     pub port: u16,
     /// Management API (pairing PINs, clients), on loopback only.
     pub api_port: u16,
+    /// The web console (HTTPS, TCP); 0: no console.
+    pub console_port: u16,
+    /// Who may reach the console: `lan` (this machine and private addresses), `loopback` or
+    /// `any`.
+    pub console_access: crate::console::ConsoleAccess,
     /// punktfunk/1: QUIC control on this UDP port, the data plane on the next.
     pub native_port: u16,
     /// How many sessions may stream at once (each client its own); 0: as many as the
@@ -123,6 +128,8 @@ impl Default for Config {
             name: String::new(),
             port: 47989,
             api_port: 47990,
+            console_port: 47991,
+            console_access: crate::console::ConsoleAccess::Lan,
             native_port: 48100,
             max_sessions: 0,
             native_trust_on_first_use: false,
@@ -159,6 +166,8 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # name = \"\"              # shown to clients; the host name when empty
 # port = 47989            # GameStream base port (HTTPS port-5, RTSP port+21, UDP port+9..+11)
 # api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
+# console_port = 47991    # the web console: https://THIS-HOST:47991 (0: none)
+# console_access = \"lan\" # who may reach the console: lan (private addresses) | loopback | any
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
 # max_sessions = 0        # sessions streaming at once, one per client; 0: 4 with a GPU encoder, else a core each
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)
@@ -341,6 +350,7 @@ mod tests {
         let open = opened(include_str!("../../packaging/firewall/punktfunk.xml"), include_str!("../../packaging/firewall/punktfunk.ufw"));
         let c = Config::default();
         let mut needed = vec![
+            ("tcp", c.console_port),
             ("tcp", c.port - 5),
             ("tcp", c.port),
             ("tcp", c.port + 21),

@@ -1,6 +1,6 @@
 //! `punktfunk doctor`: everything a host needs, checked on this machine, each miss with a
 //! one-line fix. The CLI prints it (exit status 1 when something stops the host from
-//! serving); the API serves the same list (`GET /api/doctor`).
+//! serving); the API serves the same list (`GET /api/v1/doctor`).
 
 use crate::config::Config;
 use punktfunk_core::ipc::EncoderProbe;
@@ -245,13 +245,17 @@ fn ports(config: &Config, serving: bool) -> Check {
         .map(|p| format!("TCP {p}"))
         .chain(udp.iter().filter(|&&p| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_err()).map(|p| format!("UDP {p}")))
         .chain(TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).is_err().then(|| format!("TCP {} (API)", config.api_port)))
+        .chain(
+            (config.console_port != 0 && TcpListener::bind((Ipv4Addr::UNSPECIFIED, config.console_port)).is_err())
+                .then(|| format!("TCP {} (console)", config.console_port)),
+        )
         .collect();
     match taken.is_empty() {
         true => Check::ok("ports", format!("{} free", all())),
         false => Check::fail(
             "ports",
             format!("in use by another program: {}", taken.join(", ")),
-            "stop it (another streaming host?) or change port / native_port / api_port",
+            "stop it (another streaming host?) or change port / native_port / api_port / console_port",
         ),
     }
 }
@@ -321,7 +325,7 @@ mod tests {
         let taken = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
         let port = taken.local_addr().unwrap().port();
         // GameStream's HTTP port is `port`; the others are around it.
-        let config = Config { port, native_port: 0, api_port: 0, ..Config::default() };
+        let config = Config { port, native_port: 0, api_port: 0, console_port: 0, ..Config::default() };
         let check = ports(&config, false);
         assert_eq!(check.verdict, Verdict::Fail, "{check}");
         assert!(check.detail.contains(&format!("TCP {port}")), "{check}");

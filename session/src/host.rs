@@ -97,6 +97,8 @@ pub struct Host {
     pub api_token: String,
     /// The state directory (certificate, clients, token).
     pub state: PathBuf,
+    /// The web console's password and logins.
+    pub console: crate::console::Console,
     /// The private PipeWire started for the sessions' sound, if the host needed one.
     _pipewire: Option<PipeWireServer>,
 }
@@ -135,6 +137,8 @@ pub struct Sockets {
     pub control: UdpSocket,
     /// punktfunk/1's QUIC control port.
     pub native: UdpSocket,
+    /// The web console's, unless it is off.
+    pub console: Option<tokio::net::TcpListener>,
 }
 
 impl Host {
@@ -165,6 +169,16 @@ impl Host {
                 .map_err(|e| anyhow::anyhow!("API port {}: {e}", config.api_port))?,
             control: udp(config.control_port())?,
             native: udp(config.native_port)?,
+            console: match (config.console_port, config.console_access) {
+                (0, _) => None,
+                // Only this machine may come: nothing else need reach the port.
+                (port, crate::console::ConsoleAccess::Loopback) => Some(
+                    tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("console port {port}: {e}"))?,
+                ),
+                (port, _) => Some(tcp(port).await?),
+            },
         };
         let compositor = stream_binary_path(&config.stream_binary)?;
         let gpu = config.gpu()?;
@@ -216,6 +230,7 @@ impl Host {
             av1,
             yuv444,
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
+            console: crate::console::Console::new(&paths.state),
             state: paths.state.clone(),
             _pipewire: pipewire,
         };

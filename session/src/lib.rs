@@ -3,12 +3,13 @@
 //! (HTTP/HTTPS pairing and launch, RTSP, the ENet control stream) and stream sessions,
 //! each a stream process (`punktfunk-stream`) that does the per-frame work (ARCHITECTURE.md
 //! §1), and the private PipeWire they play into where none runs ([`pipewire`]). [`native`] serves
-//! punktfunk/1 clients (QUIC control) from the same sessions.
+//! punktfunk/1 clients (QUIC control) from the same sessions; [`console`] is the web console.
 
 pub mod admission;
 pub mod api;
 pub mod catalog;
 pub mod config;
+pub mod console;
 pub mod doctor;
 pub mod gamepad;
 pub mod gamestream;

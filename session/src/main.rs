@@ -47,6 +47,9 @@ enum Cmd {
     /// Check what the host needs on this machine; each miss with its fix. Exit status 1
     /// when something stops the host from serving.
     Doctor,
+    /// Set the web console's password (typed, or one line on standard input); logins made
+    /// with the old one end.
+    ConsolePassword,
 }
 
 #[derive(Subcommand)]
@@ -55,6 +58,11 @@ enum ClientsCmd {
     /// Remove by name or by fingerprint prefix (≥ 4 hex digits).
     Remove {
         key: String,
+    },
+    /// Give a client (by name or fingerprint prefix) another name.
+    Rename {
+        key: String,
+        name: String,
     },
     /// Change what a client (by name or fingerprint prefix) may do; what is not given stays.
     Permit {
@@ -130,6 +138,12 @@ fn main() -> anyhow::Result<()> {
                     let _: serde_json::Value = api.put(&format!("/clients/{segment}/permissions"), &permissions)?;
                     println!("{key}: {}", describe(&permissions));
                 }
+                ClientsCmd::Rename { key, name } => {
+                    let segment = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
+                    let body = punktfunk_session::api::Rename { name };
+                    let _: serde_json::Value = Api::new(&paths, &config)?.put(&format!("/clients/{segment}/name"), &body)?;
+                    println!("renamed {key} to {}", body.name);
+                }
                 ClientsCmd::Remove { key } => {
                     // Names have spaces ("punktfunk-client at 10.0.0.5"): one path segment.
                     let segment = percent_encoding::utf8_percent_encode(&key, percent_encoding::NON_ALPHANUMERIC);
@@ -137,6 +151,14 @@ fn main() -> anyhow::Result<()> {
                     println!("removed {key}");
                 }
             }
+            Ok(())
+        }
+        Cmd::ConsolePassword => {
+            punktfunk_session::store::private_dir(&paths.state)?;
+            let password = read_password()?;
+            punktfunk_session::console::Password::new(paths.state.join(punktfunk_session::console::PASSWORD_FILE)).set(&password)?;
+            let config = Config::load_or_create(&paths.config)?;
+            println!("console password set: https://THIS-HOST:{}", config.console_port);
             Ok(())
         }
         Cmd::Doctor => {
@@ -212,6 +234,28 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
+/// A password typed on the terminal (not echoed), or the first line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::io::BufRead;
+    let stdin = std::io::stdin();
+    let terminal = tcgetattr(&stdin).ok();
+    if let Some(t) = &terminal {
+        eprint!("console password: ");
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet)?;
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &terminal {
+        tcsetattr(&stdin, SetArg::TCSANOW, t)?;
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 /// What a client may do, in words.
 fn describe(p: &Permissions) -> String {
     let apps = p.apps.as_ref().map_or("every app".to_owned(), |a| format!("apps: {}", a.join(", ")));
@@ -235,7 +279,8 @@ impl Api {
             .with_context(|| format!("reading {} (run this as the user the host runs as)", file.display()))?;
         // Errors come back as JSON with the host's reason: read them rather than a status.
         let agent = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
-        Ok(Self { agent, base: format!("http://127.0.0.1:{}/api", config.api_port), auth: format!("Bearer {}", token.trim()) })
+        let base = format!("http://127.0.0.1:{}{}", config.api_port, punktfunk_session::api::BASE);
+        Ok(Self { agent, base, auth: format!("Bearer {}", token.trim()) })
     }
 
     fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
@@ -307,6 +352,10 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
             tokio::spawn(http::serve_https(Arc::clone(&host), sockets.https, tls));
             tokio::spawn(rtsp::serve(Arc::clone(&host), sockets.rtsp));
             tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
+            if let Some(listener) = sockets.console {
+                let tls = tls::console_server_config(&host.identity)?;
+                tokio::spawn(punktfunk_session::console::serve(Arc::clone(&host), listener, tls));
+            }
             let native = punktfunk_session::native::endpoint(&host, sockets.native)?;
             tokio::spawn(punktfunk_session::native::serve(Arc::clone(&host), native));
             tracing::info!(

@@ -123,6 +123,9 @@ impl Permissions {
     }
 }
 
+/// The longest name a client may be given (in characters).
+pub const MAX_NAME: usize = 64;
+
 /// The paired-client list, loaded at start and rewritten on every change.
 pub struct Clients {
     path: PathBuf,
@@ -177,6 +180,18 @@ impl Clients {
             self.save(next)?;
         }
         Ok(changed)
+    }
+
+    /// Renames the clients `key` names, and saves, only when it names one; returns how many
+    /// it names.
+    pub fn rename(&mut self, key: &str, name: &str) -> std::io::Result<usize> {
+        let named = self.list.iter().filter(|c| c.is_named(key)).count();
+        if named == 1 {
+            let mut next = self.list.clone();
+            next.iter_mut().filter(|c| c.is_named(key)).for_each(|c| c.name = name.to_owned());
+            self.save(next)?;
+        }
+        Ok(named)
     }
 
     /// Removes the clients `key` names (see [`PairedClient::is_named`]); returns how many.

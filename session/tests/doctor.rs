@@ -23,7 +23,7 @@ fn doctor_checks_the_host_and_says_how_to_fix_what_is_missing() {
     for check in ["encoders:", "GPU:", "Xwayland:", "PipeWire:", "uinput:", "uhid:", "clock:", "state:"] {
         assert!(text.contains(check), "{check} is checked: {text}");
     }
-    let api: serde_json::Value = common::api_get(&dir, API_PORT, "/api/doctor");
+    let api: serde_json::Value = common::api_get(&dir, API_PORT, "/api/v1/doctor");
     let names: Vec<&str> = api.as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
     assert!(names.contains(&"ports") && names.contains(&"encoders"), "the API serves the same checks: {api}");
     drop(daemon);

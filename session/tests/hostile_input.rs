@@ -69,9 +69,9 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
     assert!(text(&exchange(PORT, b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n")).starts_with("HTTP/1.1 404"));
 
     // Management API: nothing without the owner-only token.
-    let pin = b"POST /api/pin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"pin\":\"1234\"}";
+    let pin = b"POST /api/v1/pin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: 14\r\n\r\n{\"pin\":\"1234\"}";
     assert!(text(&exchange(API_PORT, pin)).starts_with("HTTP/1.1 401"));
-    let mut wrong = b"GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ".to_vec();
+    let mut wrong = b"GET /api/v1/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer ".to_vec();
     wrong.extend_from_slice(&[b'0'; 64]);
     wrong.extend_from_slice(b"\r\n\r\n");
     assert!(text(&exchange(API_PORT, &wrong)).starts_with("HTTP/1.1 401"));
@@ -82,13 +82,13 @@ fn garbage_everywhere_and_the_host_keeps_serving() {
             .unwrap(),
         0o600
     );
-    let right = format!("GET /api/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
+    let right = format!("GET /api/v1/clients HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
     assert!(text(&exchange(API_PORT, right.as_bytes())).starts_with("HTTP/1.1 200"));
 
     // Pairing: a device that asks, then leaves, frees its seat at once (it would otherwise
     // wait out the PIN timeout); the user is shown who waits, escapes removed.
     let waiting = || {
-        let ask = format!("GET /api/pairing HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
+        let ask = format!("GET /api/v1/pairing HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: Bearer {}\r\n\r\n", token.trim());
         let answer = text(&exchange(API_PORT, ask.as_bytes()));
         answer.split_once("\r\n\r\n").map(|(_, body)| body.to_owned()).unwrap_or_default()
     };

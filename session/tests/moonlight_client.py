@@ -12,7 +12,10 @@ coordinated through files): `beside WxHxFPS DIR` streams while others do (see
 `stream_beside`); `probe` pairs and tries to take over or end the others' sessions;
 `driven DIR` streams while the test types into it and marks stages (see `stream_driven`);
 `gamepad DIR` plugs in a controller, presses a button and records rumble; `catalog TITLE…`
-lists the apps with their box art and streams each title.
+lists the apps with their box art and streams each title; `console CONSOLE_PORT PASSWORD
+SHOTS` sets the web console's password in a real browser (Chromium driven by Playwright),
+tries the console as an attacker would, then pairs through the page, streams while it
+plots, and is removed there.
 """
 import json
 import os
@@ -127,7 +130,7 @@ def give_pin(pin, result, cli):
     """What the user does on the host, once the client waits for its PIN: `punktfunk pair
     PIN`, or the management API."""
     deadline = time.monotonic() + 30
-    while not requests.get(f"http://{HOST}:{api_port}/api/pairing", headers=API, timeout=5).json()["devices"]:
+    while not requests.get(f"http://{HOST}:{api_port}/api/v1/pairing", headers=API, timeout=5).json()["devices"]:
         assert time.monotonic() < deadline, "the client never asked to pair"
         time.sleep(0.05)
     if cli:
@@ -135,7 +138,7 @@ def give_pin(pin, result, cli):
         result["cli_rc"] = r.returncode
         result["cli_out"] = r.stdout.strip()
         return
-    r = requests.post(f"http://{HOST}:{api_port}/api/pin", json={"pin": pin}, headers=API, timeout=120)
+    r = requests.post(f"http://{HOST}:{api_port}/api/v1/pin", json={"pin": pin}, headers=API, timeout=120)
     result["status"] = r.status_code
     result["body"] = r.json()
 
@@ -298,7 +301,7 @@ if mode == "loss":
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)
-    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
     print(json.dumps(out))
     sys.exit(0)
 
@@ -478,10 +481,10 @@ if mode == "probe":
     out["launch"] = https_status(client, server, f"launch?uniqueid=0123456789ABCDEF&appid=1&mode=640x360x30&{key}&corever=1")
     out["resume"] = https_status(client, server, f"resume?uniqueid=0123456789ABCDEF&{key}&corever=1")
     out["cancel"] = https_status(client, server, "cancel?uniqueid=0123456789ABCDEF")
-    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
     # Permissions, kept with the client: the apps it may launch and see, and whether it may
     # act on others' sessions (then it sees the oldest one as its current game).
-    permit = lambda p: requests.put(f"http://{HOST}:{api_port}/api/clients/{fingerprint()}/permissions", json=p,
+    permit = lambda p: requests.put(f"http://{HOST}:{api_port}/api/v1/clients/{fingerprint()}/permissions", json=p,
                                     headers=API, timeout=5).status_code
     out["permit_unknown_app"] = permit({"apps": ["Nope"]})
     out["permit"] = permit({"apps": ["Blue"], "view_only": False, "others": True})
@@ -562,6 +565,173 @@ if mode == "catalog":
     print(json.dumps(out))
     sys.exit(0)
 
+def console_requests(console_port, source):
+    """A raw HTTPS client of the console from `source` (another 127/8 address: another
+    machine as the host sees it): (status, headers, body) of each request."""
+    import http.client
+    import ssl
+
+    def send(method, path, body=None, headers=None):
+        c = http.client.HTTPSConnection(HOST, console_port, context=ssl._create_unverified_context(),
+                                        source_address=(source, 0), timeout=30)
+        c.request(method, path, body=body, headers=headers or {})
+        r = c.getresponse()
+        answer = (r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        c.close()
+        return answer
+    return send
+
+
+def console_hostile(console_port, password):
+    """What a browser never sends, and a stranger guessing: each answer's status."""
+    import re
+    from urllib.parse import quote
+    origin = f"https://{HOST}:{console_port}"
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    guess = console_requests(console_port, "127.0.0.2")
+    h = {"api_without_login": guess("GET", "/api/v1/clients")[0],
+         "login_from_another_site": guess("POST", "/login", "password=x", {**form, "Origin": "https://evil.example"})[0],
+         "login_without_origin": guess("POST", "/login", "password=x", form)[0],
+         "wrong_passwords": [guess("POST", "/login", "password=wrong-guess", {**form, "Origin": origin})[0] for _ in range(6)]}
+    h["right_password_while_waiting"] = guess("POST", "/login", "password=" + quote(password), {**form, "Origin": origin})[0]
+    me = console_requests(console_port, "127.0.0.3")
+    status, headers, _ = me("POST", "/login", "password=" + quote(password), {**form, "Origin": origin})
+    h["login"], h["set_cookie"] = status, headers.get("set-cookie", "")
+    cookie = h["set_cookie"].split(";")[0]
+    _, headers, page = me("GET", "/", headers={"Cookie": cookie})
+    h["page_headers"] = {k: headers.get(k) for k in ("content-security-policy", "x-frame-options", "x-content-type-options")}
+    csrf = re.search(r'name="csrf-token" content="([0-9a-f]+)"', page.decode()).group(1)
+    api = {"Cookie": cookie, "Origin": origin, "Content-Type": "application/json"}
+    name = "/api/v1/clients/abcdef/name"
+    h["change_without_csrf"] = me("PUT", name, '{"name":"x"}', api)[0]
+    h["change_with_a_wrong_csrf"] = me("PUT", name, '{"name":"x"}', {**api, "X-CSRF-Token": "0" * 32})[0]
+    h["change_from_another_site"] = me("PUT", name, '{"name":"x"}', {**api, "X-CSRF-Token": csrf, "Origin": "https://evil.example"})[0]
+    h["bad_json"] = me("PUT", name, '{"name":', {**api, "X-CSRF-Token": csrf})[0]
+    h["oversized_body"] = me("PUT", name, json.dumps({"name": "x" * 100_000}), {**api, "X-CSRF-Token": csrf})[0]
+    h["control_characters"] = me("PUT", name, '{"name":"a\\u0007b"}', {**api, "X-CSRF-Token": csrf})[0]
+    h["unknown_client"] = me("PUT", name, '{"name":"x"}', {**api, "X-CSRF-Token": csrf})[0]
+    h["logout"] = me("POST", "/logout", "", {"Cookie": cookie, "Origin": origin})[0]
+    h["api_after_logout"] = me("GET", "/api/v1/clients", headers={"Cookie": cookie})[0]
+    return h
+
+
+def until(read, done, page, seconds=30):
+    """`read()` once `done` says so, read again as the page goes on (at most `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while not done(value := read()):
+        assert time.monotonic() < deadline, f"still {value!r}"
+        page.wait_for_timeout(200)
+    return value
+
+
+def console_browser(console_port, password, shots):
+    """The user's way: Chromium logs in, a Moonlight client asks to pair and the PIN goes in
+    through the page, the client is listed and renamed, its stream plotted live, and it is
+    removed, after which the host refuses it."""
+    from playwright.sync_api import sync_playwright
+    os.makedirs(shots, exist_ok=True)
+    b = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=os.environ.get("PUNKTFUNK_CHROMIUM", "/usr/bin/chromium"),
+                                    args=["--no-sandbox"])
+        page = browser.new_context(ignore_https_errors=True, viewport={"width": 900, "height": 1100}).new_page()
+        shot = lambda name: page.screenshot(path=os.path.join(shots, name + ".png"), full_page=True)
+        try:
+            console_steps(page, shot, console_port, password, b)
+        except Exception:
+            shot("failed")
+            print("the page when it failed:", page.url, page.inner_text("body"), file=sys.stderr)
+            raise
+        browser.close()
+    return b
+
+
+def console_steps(page, shot, console_port, password, b):
+    """The browser's steps (see `console_browser`), what it saw into `b`."""
+    import re
+    from playwright.sync_api import expect
+    # First use, on the host itself: the page asks for a password to set.
+    page.goto(f"https://{HOST}:{console_port}/")
+    page.fill('input[name="password"]', password)
+    page.fill('input[name="again"]', password)
+    shot("0-set-password")
+    page.click('button[type="submit"]')
+    page.wait_for_selector("#pairing")
+    shot("1-logged-in")
+    b["hostile"] = console_hostile(console_port, password)
+    paired = {}
+
+    def pair_with_pin():
+        try:
+            client.pair(server, pin="5678")
+            paired["client"] = "paired"
+        except Exception as e:
+            paired["client"] = type(e).__name__
+    t = threading.Thread(target=pair_with_pin)
+    t.start()
+    page.wait_for_selector("#waiting li.device", timeout=30_000)
+    b["waiting"] = page.inner_text("#waiting li.device .name")
+    shot("2-device-waits")
+    page.fill('#waiting input[name="pin"]', "5678")
+    page.click("#waiting button")
+    # Locators and CDP evaluation, not wait_for_function: the page's policy forbids eval.
+    expect(page.locator("#pair-result")).to_have_text(re.compile("^Paired"), timeout=60_000)
+    t.join(60)
+    b["pair_result"], b["client"] = page.inner_text("#pair-result"), paired.get("client")
+    page.wait_for_selector("#client-list li.client", timeout=10_000)
+    b["listed"] = page.input_value("#client-list li.client input")
+    page.fill("#client-list li.client input", "Living room TV")
+    page.click("#client-list li.client form.rename button")
+    names = "fetch('/api/v1/clients').then(r => r.json()).then(l => l.map(c => c.name))"
+    b["renamed"] = until(lambda: page.evaluate(names), lambda n: "Living room TV" in n, page)
+    client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
+                        output_format="rgb24", ready_timeout=60.0, record_audio=False)
+    streaming = [True]
+
+    def watch():
+        for _ in client.frames():
+            if not streaming[0]:
+                break
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    page.wait_for_selector("#session-list canvas.plot", timeout=30_000)
+    points = lambda: int(page.get_attribute("#session-list canvas.plot", "data-points"))
+    first = points()
+    b["plot_points"] = [first, until(points, lambda n: n >= first + 3, page)]
+    b["session"] = page.inner_text("#session-list article.session")
+    shot("3-session-plotted")
+    streaming[0] = False
+    watcher.join(30)
+    client.stop_stream()
+    remove = "#client-list li.client button.danger"
+    page.click(remove)
+    b["remove_asks"] = page.inner_text(remove)
+    page.click(remove)
+    page.wait_for_selector("#no-clients:not([hidden])", timeout=10_000)
+    shot("4-removed")
+    b["after_removal"] = https_status(client, server, "applist?uniqueid=0123456789ABCDEF")
+    # A new password set on the host's command line ends the browser's login.
+    r = subprocess.run([os.environ["PUNKTFUNK_BIN"], "console-password"], input=password + "!\n", capture_output=True,
+                       text=True, timeout=60)
+    b["cli_password"] = r.returncode
+    page.reload()
+    page.wait_for_selector('input[name="password"]', timeout=10_000)
+    b["logged_out_by_new_password"] = True
+    page.fill('input[name="password"]', password + "!")
+    page.click('button[type="submit"]')
+    page.wait_for_selector("#pairing")
+    page.click("form.logout button")
+    page.wait_for_selector('input[name="password"]', timeout=10_000)
+    b["logged_out"] = True
+
+
+if mode == "console":
+    console_port, password, shots = int(sys.argv[6]), sys.argv[7], sys.argv[8]
+    out["browser"] = console_browser(console_port, password, shots)
+    out["hostile"] = out["browser"].pop("hostile", None)
+    print(json.dumps(out))
+    sys.exit(0)
+
 if mode == "audio":
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=4000, codec="h264",
@@ -596,7 +766,7 @@ if mode == "audio":
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)
-    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    out["status"] = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
     print(json.dumps(out))
     sys.exit(0)
 
@@ -694,7 +864,7 @@ client.stop_stream()
 client.quit_app()
 out["currentgame_after_quit"] = connect_to_server(HOST, client._identity, port).current_game
 time.sleep(0.5)
-out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+out["status_after_quit"] = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
 
 # An app that exits by itself ends the stream, and the client is told so (a graceful
 # termination, not a timeout).
@@ -718,7 +888,7 @@ def stream_pattern(codec, formats):
                         output_format="rgb24", ready_timeout=30.0, record_audio=False)
     seen = frames_until(client, out["band_before"], 10)
     ctx = client._decoder._codec_ctx
-    status = requests.get(f"http://{HOST}:{api_port}/api/status", headers=API, timeout=5).json()
+    status = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
     got = {"codec": ctx.name, "pix_fmt": ctx.pix_fmt, "profile": ctx.profile, "frames": len(seen),
            "band": seen[-1][1], "video_stats": video_stats(), "host_says": (status["sessions"] or [{}])[0].get("video")}
     client.stop_stream()

@@ -96,7 +96,7 @@ fn pairs_streams_renegotiates_and_refuses_strangers() {
     let mut api = std::net::TcpStream::connect(("127.0.0.1", API_PORT)).unwrap();
     std::io::Write::write_all(
         &mut api,
-        format!("GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", token.trim()).as_bytes(),
+        format!("GET /api/v1/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n", token.trim()).as_bytes(),
     )
     .unwrap();
     let mut reply = String::new();

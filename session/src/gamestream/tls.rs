@@ -89,6 +89,20 @@ pub fn server_config(identity: &Identity) -> anyhow::Result<Arc<rustls::ServerCo
     Ok(Arc::new(config(identity, &[&rustls::version::TLS12, &rustls::version::TLS13], false)?))
 }
 
+/// The web console's TLS: the same host certificate, and no client certificate asked for (a
+/// browser would offer the user's own certificates in a prompt).
+pub fn console_server_config(identity: &Identity) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let cert = CertificateDer::from(identity.certificate().der().to_vec());
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key_der().to_vec()));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The punktfunk/1 QUIC listener's TLS: the same host certificate, TLS 1.3 (QUIC's), a client
 /// certificate required, the protocol's ALPN.
 pub fn quic_server_config(identity: &Identity) -> anyhow::Result<rustls::ServerConfig> {

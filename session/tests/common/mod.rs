@@ -117,9 +117,9 @@ pub fn private_runtime(dir: &Path) -> PathBuf {
     runtime
 }
 
-/// The host's `/api/status` (the daemon's files under `dir`); null while it does not answer.
+/// The host's `/api/v1/status` (the daemon's files under `dir`); null while it does not answer.
 pub fn api_status(dir: &Path, api_port: u16) -> serde_json::Value {
-    api_get(dir, api_port, "/api/status")
+    api_get(dir, api_port, "/api/v1/status")
 }
 
 /// A GET of the host's management API (the daemon's files under `dir`); null while it does
@@ -169,7 +169,8 @@ pub fn start_daemon_configured(
     let compositor = target_dir().join("punktfunk-stream");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
     let config = format!(
-        "port = {port}\napi_port = {api_port}\nnative_port = {}\nmdns = false\nencoder = \"software\"\nstream_binary = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        "port = {port}\napi_port = {api_port}\nconsole_port = {}\nnative_port = {}\nmdns = false\nencoder = \"software\"\nstream_binary = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        port + 3,
         port + 50,
         compositor.display().to_string(),
         serde_json::to_string(app_cmd).unwrap()

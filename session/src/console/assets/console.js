@@ -1,0 +1,169 @@
+// The console's page: fills itself from the management API (/api/v1) and follows its
+// events. Every value from the host goes in as text (device names come from strangers).
+"use strict";
+
+const csrf = document.querySelector('meta[name="csrf-token"]').content;
+
+async function api(path, method = "GET", body) {
+  const response = await fetch("/api/v1" + path, {
+    method,
+    headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const answer = await response.json().catch(() => ({}));
+  if (!response.ok) throw new Error(answer.error || response.statusText);
+  return answer;
+}
+
+// An element with attributes (`on*` ones as listeners) and children (strings as text).
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value);
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function show(id, visible) {
+  document.getElementById(id).hidden = !visible;
+}
+
+// Devices waiting for a PIN: one form each.
+function showPairing(devices) {
+  show("no-waiting", devices.length === 0);
+  const list = document.getElementById("waiting");
+  list.replaceChildren(...devices.map((device) => {
+    const pin = el("input", { name: "pin", inputmode: "numeric", pattern: "[0-9]{4}", maxlength: "4", required: "", autocomplete: "off", "aria-label": "PIN" });
+    const form = el("form", {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        const result = document.getElementById("pair-result");
+        result.textContent = "Pairing " + device + " …";
+        try {
+          const answer = await api("/pin", "POST", { pin: pin.value, device });
+          result.textContent = "Paired with " + answer.paired + ".";
+        } catch (e) {
+          result.textContent = "Not paired: " + e.message;
+        }
+      },
+    }, pin, el("button", { type: "submit" }, "Pair"));
+    return el("li", { class: "device" }, el("span", { class: "name" }, device), form);
+  }));
+}
+
+// Paired devices: rename in place, remove after a second click.
+function showClients(clients) {
+  show("no-clients", clients.length === 0);
+  document.getElementById("client-list").replaceChildren(...clients.map((client) => {
+    const key = client.fingerprint;
+    const name = el("input", { value: client.name, maxlength: "64", "aria-label": "Name" });
+    const rename = el("form", {
+      class: "rename",
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          await api("/clients/" + key + "/name", "PUT", { name: name.value });
+        } catch (e) {
+          alertIn(item, e.message);
+        }
+      },
+    }, name, el("button", { type: "submit" }, "Rename"));
+    const remove = el("button", {
+      class: "danger",
+      onclick: async () => {
+        if (remove.dataset.armed !== "yes") {
+          remove.dataset.armed = "yes";
+          remove.textContent = "Really remove?";
+          return;
+        }
+        try {
+          await api("/clients/" + key, "DELETE");
+        } catch (e) {
+          alertIn(item, e.message);
+        }
+      },
+    }, "Remove");
+    const since = new Date(client.paired_at * 1000).toLocaleDateString();
+    const item = el("li", { class: "client", "data-fingerprint": key }, rename,
+      el("span", { class: "meta" }, "paired " + since + " · " + key.slice(0, 8)), remove);
+    return item;
+  }));
+}
+
+function alertIn(node, message) {
+  node.querySelector(".error")?.remove();
+  node.append(el("p", { class: "error", role: "alert" }, message));
+}
+
+// Live sessions: figures and a plot of the last minute's bitrate and frame rate.
+const history = new Map();
+const KEEP = 60;
+
+function showStatus(status) {
+  const sessions = status.sessions || [];
+  show("no-sessions", sessions.length === 0);
+  for (const id of history.keys()) {
+    if (!sessions.some((s) => s.id === id)) history.delete(id);
+  }
+  document.getElementById("session-list").replaceChildren(...sessions.map((s) => {
+    const live = s.live || { window_ms: 0, stats: {} };
+    const window = Math.max(live.window_ms, 1);
+    const kbps = (live.stats.bytes || 0) * 8 / window;
+    const fps = (live.stats.frames || 0) * 1000 / window;
+    const points = history.get(s.id) || [];
+    points.push({ kbps, fps });
+    if (points.length > KEEP) points.shift();
+    history.set(s.id, points);
+    const canvas = el("canvas", { width: "360", height: "90", class: "plot", "data-points": String(points.length), "aria-label": "bitrate and frame rate, last minute" });
+    plot(canvas, points);
+    const received = s.received;
+    const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.keyframe_requests} key frames asked for`;
+    const figures = [
+      `${fps.toFixed(0)} fps`,
+      `${(kbps / 1000).toFixed(1)} Mbit/s`,
+      `host latency ${((live.stats.host_latency_us_p50 || 0) / 1000).toFixed(1)} ms`,
+      `FEC ${live.stats.fec_percent ?? 0} %`,
+      loss,
+    ].join(" · ");
+    return el("article", { class: "session", "data-id": String(s.id) },
+      el("h3", {}, `${s.app_title} for ${s.client}`),
+      el("p", { class: "meta" }, [s.mode, s.video, s.encoding, s.login, s.address].filter(Boolean).join(" · ")),
+      el("p", { class: "figures" }, figures),
+      canvas);
+  }));
+}
+
+function plot(canvas, points) {
+  const g = canvas.getContext("2d");
+  const { width, height } = canvas;
+  g.clearRect(0, 0, width, height);
+  const line = (values, colour) => {
+    const top = Math.max(...values, 1);
+    g.strokeStyle = colour;
+    g.lineWidth = 2;
+    g.beginPath();
+    values.forEach((v, i) => {
+      const x = (i / (KEEP - 1)) * width;
+      const y = height - 2 - (v / top) * (height - 4);
+      if (i === 0) g.moveTo(x, y);
+      else g.lineTo(x, y);
+    });
+    g.stroke();
+  };
+  line(points.map((p) => p.kbps), "#3b82f6");
+  line(points.map((p) => p.fps), "#f59e0b");
+}
+
+async function showApps() {
+  const apps = await api("/apps");
+  document.getElementById("app-list").replaceChildren(...apps.map((app) =>
+    el("li", { class: "app" }, el("span", { class: "name" }, app.title), el("span", { class: "meta" }, app.source))));
+}
+
+const events = new EventSource("/api/v1/events");
+events.addEventListener("pairing", (e) => showPairing(JSON.parse(e.data).devices));
+events.addEventListener("clients", (e) => showClients(JSON.parse(e.data)));
+events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+showApps().catch((e) => alertIn(document.getElementById("apps"), e.message));
