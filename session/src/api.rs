@@ -19,8 +19,54 @@ use punktfunk_core::control::messages::ReceiveStats;
 use punktfunk_core::stream::LiveVideo;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The API's OpenAPI document, generated from the handlers and types below
+/// (`GET /openapi.json`).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "punktfunk management API", description = "Pairing, paired clients, the app catalog, sessions and events of a punktfunk host."),
+    paths(pin, pairing, clients, remove_client, rename_client, permit, status, apps, doctor, events, openapi),
+    modifiers(&Authorization),
+    security(("token" = []), ("console" = []))
+)]
+pub struct ApiDoc;
+
+/// How callers authorize: the API token (loopback), or a console login (its cookie, and on
+/// changes its CSRF token in `X-CSRF-Token`).
+struct Authorization;
+
+impl utoipa::Modify for Authorization {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("token", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        components.add_security_scheme("console", SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new("pf_login"))));
+        doc.servers = Some(vec![utoipa::openapi::Server::new(BASE)]);
+    }
+}
+
+/// What a refused request answers.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ApiError {
+    /// Why, in words.
+    pub error: String,
+}
+
+/// A finished pairing (`POST /pin`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Paired {
+    /// The client's name.
+    pub paired: String,
+}
+
+/// How many clients a change touched.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Changed {
+    pub changed: usize,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PinRequest {
     pub pin: String,
     /// Which waiting device the PIN is for (name, address or both); needed only when more
@@ -29,13 +75,14 @@ pub struct PinRequest {
     pub device: Option<String>,
 }
 
-/// Who waits for a PIN (`GET /api/pairing`).
-#[derive(Debug, Serialize, Deserialize)]
+/// Who waits for a PIN (`GET /pairing`).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Waiting {
     pub devices: Vec<String>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+/// A paired client.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct ClientInfo {
     pub fingerprint: String,
     pub name: String,
@@ -44,8 +91,8 @@ pub struct ClientInfo {
     pub permissions: Permissions,
 }
 
-/// One running session, as `GET /api/status` lists it.
-#[derive(Debug, Serialize, Deserialize)]
+/// One running session, as `GET /status` lists it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SessionInfo {
     pub id: u64,
     /// The app's id in the catalog, and its title.
@@ -64,12 +111,14 @@ pub struct SessionInfo {
     pub launch_to_first_frame_ms: Option<u64>,
     /// The video over its last second: what it sends (0 while the picture is still).
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub live: LiveVideo,
     /// Key frames the client asked for since the launch: each a loss FEC could not repair.
     #[serde(default)]
     pub keyframe_requests: u64,
     /// What a punktfunk/1 client last said it received (frames lost and repaired, latency).
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub received: Option<ReceiveStats>,
     /// A login stream's stage: "login greeter", "NAME's session" or "between processes".
     #[serde(default)]
@@ -79,7 +128,8 @@ pub struct SessionInfo {
 /// Live figures older than this are of a picture that stopped changing: none are sent.
 const LIVE_STALE: std::time::Duration = std::time::Duration::from_secs(3);
 
-#[derive(Debug, Serialize, Deserialize)]
+/// The host and its sessions.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Status {
     pub name: String,
     pub uniqueid: String,
@@ -88,16 +138,19 @@ pub struct Status {
     #[serde(default)]
     pub sessions: Vec<SessionInfo>,
     /// Figures of the last video stream that stopped.
+    #[schema(value_type = Option<Object>)]
     pub last_video: Option<punktfunk_core::stream::VideoStats>,
+    #[schema(value_type = Option<Object>)]
     pub last_audio: Option<punktfunk_core::stream::AudioStats>,
     /// What the last punktfunk/1 client reported receiving.
+    #[schema(value_type = Option<Object>)]
     pub last_native_client: Option<punktfunk_core::control::messages::ReceiveStats>,
 }
 
-type ApiResult<T> = Result<Json<T>, (StatusCode, Json<serde_json::Value>)>;
+type ApiResult<T> = Result<Json<T>, (StatusCode, Json<ApiError>)>;
 
-fn err(code: StatusCode, msg: impl std::fmt::Display) -> (StatusCode, Json<serde_json::Value>) {
-    (code, Json(serde_json::json!({ "error": msg.to_string() })))
+fn err(code: StatusCode, msg: impl std::fmt::Display) -> (StatusCode, Json<ApiError>) {
+    (code, Json(ApiError { error: msg.to_string() }))
 }
 
 /// Where the API's paths start.
@@ -119,6 +172,7 @@ pub fn routes() -> Router<Arc<Host>> {
         .route("/apps", get(apps))
         .route("/doctor", get(doctor))
         .route("/events", get(events))
+        .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
 }
 
@@ -168,7 +222,15 @@ pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener) {
 }
 
 /// Gives the PIN a client shows and waits for that pairing to finish.
-async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiResult<serde_json::Value> {
+#[utoipa::path(post, path = "/pin", request_body = PinRequest, responses(
+    (status = 200, description = "paired", body = Paired),
+    (status = 400, description = "not a PIN", body = ApiError),
+    (status = 403, description = "the PIN was wrong or the pairing abandoned", body = ApiError),
+    (status = 404, description = "no such device waits", body = ApiError),
+    (status = 409, description = "several devices wait: name one", body = ApiError),
+    (status = 504, description = "no client used the PIN in time", body = ApiError),
+))]
+async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiResult<Paired> {
     if !valid_pin(&req.pin) {
         return Err(err(StatusCode::BAD_REQUEST, "a PIN is 4 digits"));
     }
@@ -178,22 +240,32 @@ async fn pin(State(host): State<Arc<Host>>, Json(req): Json<PinRequest>) -> ApiR
         Err(e @ GiveError::WhichDevice(_)) => return Err(err(StatusCode::CONFLICT, e)),
     };
     match tokio::time::timeout(PIN_LIFETIME, outcome).await {
-        Ok(Ok(PairOutcome::Paired { client })) => Ok(Json(serde_json::json!({ "paired": client }))),
+        Ok(Ok(PairOutcome::Paired { client })) => Ok(Json(Paired { paired: client })),
         Ok(Ok(PairOutcome::Failed(reason))) => Err(err(StatusCode::FORBIDDEN, reason)),
         Ok(Err(_)) => Err(err(StatusCode::FORBIDDEN, "the pairing was abandoned")),
         Err(_) => Err(err(StatusCode::GATEWAY_TIMEOUT, "no client used the PIN")),
     }
 }
 
+/// The devices waiting for a PIN.
+#[utoipa::path(get, path = "/pairing", responses((status = 200, body = Waiting)))]
 async fn pairing(State(host): State<Arc<Host>>) -> Json<Waiting> {
     Json(Waiting { devices: host.pins.waiting() })
 }
 
+/// The paired clients.
+#[utoipa::path(get, path = "/clients", responses((status = 200, body = Vec<ClientInfo>)))]
 async fn clients(State(host): State<Arc<Host>>) -> Json<Vec<ClientInfo>> {
     Json(client_list(&host))
 }
 
-async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -> ApiResult<serde_json::Value> {
+/// Unpairs the clients `key` names (a name, or ≥ 4 hex digits of a fingerprint) and ends
+/// what they stream.
+#[utoipa::path(delete, path = "/clients/{key}", params(("key" = String, Path, description = "a client's name or fingerprint prefix")), responses(
+    (status = 200, description = "removed", body = Changed),
+    (status = 404, description = "no such client", body = ApiError),
+))]
+async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -> ApiResult<Changed> {
     let removed = host.clients.lock().remove(&key).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
     if removed == 0 {
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
@@ -205,17 +277,23 @@ async fn remove_client(State(host): State<Arc<Host>>, Path(key): Path<String>) -
             host.streams.cancel(id);
         }
     }
-    Ok(Json(serde_json::json!({ "removed": removed })))
+    Ok(Json(Changed { changed: removed }))
 }
 
 /// A client's new name (`PUT /clients/{key}/name`).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct Rename {
     pub name: String,
 }
 
 /// Renames the one client `key` names.
-async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(rename): Json<Rename>) -> ApiResult<serde_json::Value> {
+#[utoipa::path(put, path = "/clients/{key}/name", request_body = Rename, params(("key" = String, Path, description = "a client's name or fingerprint prefix")), responses(
+    (status = 200, description = "renamed", body = Changed),
+    (status = 400, description = "not a name", body = ApiError),
+    (status = 404, description = "no such client", body = ApiError),
+    (status = 409, description = "the key names several clients", body = ApiError),
+))]
+async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(rename): Json<Rename>) -> ApiResult<Changed> {
     let name = rename.name.trim();
     if name.is_empty() || name.chars().count() > crate::store::MAX_NAME || name.chars().any(char::is_control) {
         return Err(err(
@@ -224,20 +302,21 @@ async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, J
         ));
     }
     match host.clients.lock().rename(&key, name) {
-        Ok(1) => Ok(Json(serde_json::json!({ "renamed": name }))),
+        Ok(1) => Ok(Json(Changed { changed: 1 })),
         Ok(0) => Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}"))),
         Ok(n) => Err(err(StatusCode::CONFLICT, format!("{key:?} names {n} clients: give more of the fingerprint"))),
         Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
 }
 
-/// Sets what the clients `key` names may do (the whole set: read it from `GET /api/clients`
+/// Sets what the clients `key` names may do (the whole set: read it from `GET /clients`
 /// first to change one thing). Applies from their next launch, input at once.
-async fn permit(
-    State(host): State<Arc<Host>>,
-    Path(key): Path<String>,
-    Json(permissions): Json<Permissions>,
-) -> ApiResult<serde_json::Value> {
+#[utoipa::path(put, path = "/clients/{key}/permissions", request_body = Permissions, params(("key" = String, Path, description = "a client's name or fingerprint prefix")), responses(
+    (status = 200, description = "changed", body = Changed),
+    (status = 400, description = "an app not in the catalog", body = ApiError),
+    (status = 404, description = "no such client", body = ApiError),
+))]
+async fn permit(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(permissions): Json<Permissions>) -> ApiResult<Changed> {
     let catalog = host.catalog.entries();
     if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !catalog.iter().any(|e| e.app.title == **title)) {
         return Err(err(StatusCode::BAD_REQUEST, format!("no app called {unknown:?} in the catalog")));
@@ -246,21 +325,23 @@ async fn permit(
     if changed == 0 {
         return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
     }
-    Ok(Json(serde_json::json!({ "changed": changed })))
+    Ok(Json(Changed { changed }))
 }
 
 /// One app of the catalog, as the API lists it.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct AppInfo {
     pub id: u32,
     pub title: String,
     pub source: crate::catalog::Source,
     pub command: Vec<String>,
     /// Box art clients get for it (a file the host can read).
+    #[schema(value_type = Option<String>)]
     pub box_art: Option<std::path::PathBuf>,
 }
 
 /// The app catalog: configured apps and what the scanners found.
+#[utoipa::path(get, path = "/apps", responses((status = 200, body = Vec<AppInfo>)))]
 async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppInfo>> {
     let entries = tokio::task::spawn_blocking(move || host.catalog.entries()).await.unwrap_or_default();
     Json(
@@ -272,11 +353,14 @@ async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppInfo>> {
 }
 
 /// `punktfunk doctor`'s checks, as the running host sees them.
+#[utoipa::path(get, path = "/doctor", responses((status = 200, body = Vec<crate::doctor::Check>)))]
 async fn doctor(State(host): State<Arc<Host>>) -> Json<Vec<crate::doctor::Check>> {
     let checks = tokio::task::spawn_blocking(move || crate::doctor::run(&host.config, &host.state, true)).await;
     Json(checks.unwrap_or_default())
 }
 
+/// The host, its running sessions and the last stream's figures.
+#[utoipa::path(get, path = "/status", responses((status = 200, body = Status)))]
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
     Json(status_of(&host))
 }
@@ -329,6 +413,7 @@ const EVENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Server-sent events: `pairing` (who waits for a PIN) and `clients` (the paired clients)
 /// when they change, `status` (as `GET /status`) every second; each first at once.
+#[utoipa::path(get, path = "/events", responses((status = 200, description = "events `pairing` (Waiting), `clients` ([ClientInfo]) and `status` (Status), each data a JSON document", content_type = "text/event-stream", body = String)))]
 async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAllowed>>) -> Response {
     struct Watch {
         host: Arc<Host>,
@@ -374,6 +459,12 @@ async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAl
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "the OpenAPI document", body = Object)))]
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }
 
 fn json_event(name: &str, data: &impl Serialize) -> Event {

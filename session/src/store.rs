@@ -101,7 +101,7 @@ pub fn names(key: &str, name: &str, fingerprint: &str) -> bool {
 }
 
 /// What a paired client may do on this host, kept with it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Permissions {
     /// The titles of the apps it may launch (and sees in its app list); `None`: every app.

@@ -24,7 +24,7 @@ const RESCAN: Duration = Duration::from_secs(10);
 const MAX_FOUND: usize = 2000;
 
 /// Where an app in the catalog comes from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
     Config,

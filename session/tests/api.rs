@@ -1,0 +1,134 @@
+//! The management API against its own OpenAPI document: the document is valid OpenAPI
+//! 3.1 (checked by `openapi-spec-validator` where the test's Python has it), and every
+//! operation it lists is called here and answers one of the statuses it documents, with
+//! the one this request must get. A new endpoint without a request here fails the test.
+
+mod common;
+
+use common::start_daemon;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::Command;
+
+const PORT: u16 = 34989;
+const API_PORT: u16 = 34991;
+
+struct Api {
+    agent: ureq::Agent,
+    token: String,
+}
+
+impl Api {
+    /// (status, JSON body) of `method path` with `body`.
+    fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+        let url = format!("http://127.0.0.1:{API_PORT}/api/v1{path}");
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", format!("Bearer {}", self.token))
+            .header("Content-Type", "application/json")
+            .body(body.unwrap_or_default().to_owned())
+            .unwrap();
+        let mut answer = self.agent.run(request).unwrap();
+        (answer.status().as_u16(), answer.body_mut().read_json().unwrap_or(Value::Null))
+    }
+}
+
+#[test]
+fn every_documented_operation_answers_as_documented() {
+    let dir = std::env::temp_dir().join(format!("pf-api-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _daemon = start_daemon(&dir, PORT, API_PORT, &["true".into()], "");
+    let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap().trim().to_owned();
+    let api = Api { agent: ureq::Agent::config_builder().http_status_as_error(false).build().new_agent(), token };
+
+    let (status, doc) = api.call("GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{}", doc["openapi"]);
+    assert_eq!(doc["servers"][0]["url"], "/api/v1");
+    if let Some(python) = common::python() {
+        let spec = dir.join("openapi.json");
+        std::fs::write(&spec, doc.to_string()).unwrap();
+        let check = Command::new(python)
+            .args([
+                "-c",
+                "import json, sys; from openapi_spec_validator import validate; validate(json.load(open(sys.argv[1]))); print('valid')",
+            ])
+            .arg(&spec)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "the document is not valid OpenAPI: {}", common::output_text(&check));
+    }
+
+    // (method, path as documented, path called, body, the status it must answer).
+    let no_one = "/clients/nobody";
+    let calls: &[(&str, &str, &str, Option<&str>, u16)] = &[
+        ("get", "/pairing", "/pairing", None, 200),
+        ("post", "/pin", "/pin", Some(r#"{"pin":"12"}"#), 400),
+        ("post", "/pin", "/pin", Some(r#"{"pin":"1234","device":"nobody"}"#), 404),
+        ("get", "/clients", "/clients", None, 200),
+        ("delete", "/clients/{key}", no_one, None, 404),
+        ("put", "/clients/{key}/name", "/clients/nobody/name", Some(r#"{"name":"Den"}"#), 404),
+        ("put", "/clients/{key}/name", "/clients/nobody/name", Some(r#"{"name":""}"#), 400),
+        ("put", "/clients/{key}/permissions", "/clients/nobody/permissions", Some("{}"), 404),
+        ("put", "/clients/{key}/permissions", "/clients/nobody/permissions", Some(r#"{"apps":["No Such App"]}"#), 400),
+        ("get", "/status", "/status", None, 200),
+        ("get", "/apps", "/apps", None, 200),
+        ("get", "/doctor", "/doctor", None, 200),
+        ("get", "/openapi.json", "/openapi.json", None, 200),
+    ];
+    let mut called = BTreeSet::new();
+    for &(method, documented, path, body, want) in calls {
+        let (status, answer) = api.call(&method.to_uppercase(), path, body);
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        let operation = &doc["paths"][documented][method];
+        assert!(operation["responses"][status.to_string()].is_object(), "{method} {documented} does not document {status}");
+        if status >= 400 {
+            assert!(answer["error"].is_string(), "{method} {path}: errors say why: {answer}");
+        }
+        called.insert((method.to_owned(), documented.to_owned()));
+    }
+    // The event stream: its first events at once, as documented.
+    let request = ureq::http::Request::builder()
+        .uri(format!("http://127.0.0.1:{API_PORT}/api/v1/events"))
+        .header("Authorization", format!("Bearer {}", api.token))
+        .body(())
+        .unwrap();
+    let answer = api.agent.run(request).unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["content-type"], "text/event-stream");
+    let mut events = BTreeSet::new();
+    for line in BufReader::new(answer.into_body().into_reader()).lines() {
+        let line = line.unwrap();
+        if let Some(name) = line.strip_prefix("event: ") {
+            events.insert(name.to_owned());
+        }
+        if let Some(data) = line.strip_prefix("data: ")
+            && events.contains("status")
+        {
+            let status: Value = serde_json::from_str(data).unwrap();
+            assert_eq!(status["sessions"], json!([]));
+            break;
+        }
+    }
+    assert_eq!(events, ["clients", "pairing", "status"].map(String::from).into(), "every kind of event comes first at once");
+    called.insert(("get".into(), "/events".into()));
+
+    let documented: BTreeSet<(String, String)> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .flat_map(|(path, ops)| ops.as_object().unwrap().keys().map(move |m| (m.clone(), path.clone())))
+        .collect();
+    assert_eq!(called, documented, "every documented operation is called, and nothing else");
+
+    // What the document cannot show: no token, an unknown path, bodies that are no JSON or
+    // too large.
+    let bare = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
+    assert_eq!(bare.get(format!("http://127.0.0.1:{API_PORT}/api/v1/status")).call().unwrap().status(), 401);
+    assert_eq!(api.call("GET", "/nonexistent", None).0, 404);
+    assert_eq!(api.call("PUT", "/clients/nobody/name", Some(r#"{"name":"#)).0, 400);
+    assert_eq!(api.call("PUT", "/clients/nobody/name", Some(&format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000)))).0, 413);
+    let _ = std::fs::remove_dir_all(&dir);
+}
