@@ -234,7 +234,8 @@ fn device(name: &str, path: &str, what: &str, fix: &str) -> Check {
 
 /// The host's ports: free, or (while it serves) its own.
 fn ports(config: &Config, serving: bool) -> Check {
-    let tcp = [config.port, config.https_port(), config.rtsp_port()];
+    let console = (config.console_port != 0).then_some(config.console_port);
+    let tcp: Vec<u16> = [config.port, config.https_port(), config.rtsp_port()].into_iter().chain(console).collect();
     let udp = [config.port + 9, config.control_port(), config.port + 11, config.native_port, config.native_port + 1];
     let all = || tcp.iter().chain(&udp).map(u16::to_string).collect::<Vec<_>>().join(", ");
     if serving {
@@ -246,10 +247,6 @@ fn ports(config: &Config, serving: bool) -> Check {
         .map(|p| format!("TCP {p}"))
         .chain(udp.iter().filter(|&&p| UdpSocket::bind((Ipv4Addr::UNSPECIFIED, p)).is_err()).map(|p| format!("UDP {p}")))
         .chain(TcpListener::bind((Ipv4Addr::LOCALHOST, config.api_port)).is_err().then(|| format!("TCP {} (API)", config.api_port)))
-        .chain(
-            (config.console_port != 0 && TcpListener::bind((Ipv4Addr::UNSPECIFIED, config.console_port)).is_err())
-                .then(|| format!("TCP {} (console)", config.console_port)),
-        )
         .collect();
     match taken.is_empty() {
         true => Check::ok("ports", format!("{} free", all())),

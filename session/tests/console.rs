@@ -78,6 +78,13 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     assert_eq!(b["client"], "paired", "the PIN typed in the page paired the Moonlight client");
     assert!(b["pair_result"].as_str().unwrap().starts_with("Paired with"));
     assert_eq!(b["renamed"], serde_json::json!(["Living room TV"]));
+    assert_eq!(
+        b["permissions"],
+        serde_json::json!({"apps": ["Input Test"], "view_only": true, "others": false, "clipboard": false}),
+        "the permissions set in the page are the client's"
+    );
+    let health: Vec<&str> = b["health"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
+    assert!(health.iter().any(|c| c.starts_with("OK") && c.contains("ports")), "the host's health is shown: {health:?}");
     let points = b["plot_points"].as_array().unwrap();
     assert!(points[1].as_u64() > points[0].as_u64(), "the plot moves: {points:?}");
     let session = b["session"].as_str().unwrap();
@@ -87,7 +94,7 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     assert_eq!(b["cli_password"], 0);
     assert_eq!(b["logged_out_by_new_password"], true, "a new password set on the host ends the old logins");
     assert_eq!(b["logged_out"], true);
-    for shot in ["0-set-password", "1-logged-in", "2-device-waits", "3-session-plotted", "4-removed"] {
+    for shot in ["0-set-password", "1-logged-in", "2-device-waits", "2b-permissions", "3-session-plotted", "4-removed"] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -684,6 +684,19 @@ def console_steps(page, shot, console_port, password, b):
     page.click("#client-list li.client form.rename button")
     names = "fetch('/api/v1/clients').then(r => r.json()).then(l => l.map(c => c.name))"
     b["renamed"] = until(lambda: page.evaluate(names), lambda n: "Living room TV" in n, page)
+    page.wait_for_selector('#client-list li.client[data-name="Living room TV"]', timeout=10_000)
+    # What it may do: view only, and only the app it is about to stream.
+    page.click("#client-list li.client details.permissions summary")
+    page.check('#client-list li.client input[name="view_only"]')
+    page.uncheck('#client-list li.client input[name="every_app"]')
+    page.locator("#client-list li.client fieldset.apps label", has_text=app_title).locator("input").check()
+    shot("2b-permissions")
+    page.click("#client-list li.client form.permissions button")
+    permissions = "fetch('/api/v1/clients').then(r => r.json()).then(l => l[0].permissions)"
+    b["permissions"] = until(lambda: page.evaluate(permissions), lambda p: p["view_only"], page)
+    checks = page.locator("#check-list li.check")
+    expect(checks.first).to_be_visible(timeout=30_000)
+    b["health"] = [checks.nth(i).inner_text() for i in range(checks.count())]
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
                         output_format="rgb24", ready_timeout=60.0, record_audio=False)
     streaming = [True]
@@ -694,8 +707,8 @@ def console_steps(page, shot, console_port, password, b):
                 break
     watcher = threading.Thread(target=watch)
     watcher.start()
-    page.wait_for_selector("#session-list canvas.plot", timeout=30_000)
-    points = lambda: int(page.get_attribute("#session-list canvas.plot", "data-points"))
+    page.wait_for_selector("#session-list canvas.plot.rate", timeout=30_000)
+    points = lambda: int(page.get_attribute("#session-list canvas.plot.rate", "data-points"))
     first = points()
     b["plot_points"] = [first, until(points, lambda n: n >= first + 3, page)]
     b["session"] = page.inner_text("#session-list article.session")

@@ -73,11 +73,15 @@ pub fn console(name: &str, csrf: &str) -> String {
         <p class=\"hint\" id=\"no-waiting\">No device is asking to pair. Start pairing on the device: it shows a PIN to enter here.</p>\
         <ul id=\"waiting\"></ul><p id=\"pair-result\" role=\"status\"></p></section>\
         <section id=\"sessions\"><h2>Streaming now</h2><p class=\"hint\" id=\"no-sessions\">Nothing is streaming.</p>\
-        <p class=\"legend\"><span class=\"kbps\">bit rate</span> <span class=\"fps\">frame rate</span> over the last minute</p>\
+        <p class=\"legend\"><span class=\"kbps\">bit rate</span> <span class=\"fps\">frame rate</span> \
+        <span class=\"latency\">host latency</span> <span class=\"fec\">FEC parity</span> <span class=\"loss\">frames lost</span> \
+        over the last minute</p>\
         <div id=\"session-list\"></div></section>\
         <section id=\"clients\"><h2>Paired devices</h2><p class=\"hint\" id=\"no-clients\">No device is paired yet.</p>\
         <ul id=\"client-list\"></ul></section>\
-        <section id=\"apps\"><h2>Apps</h2><ul id=\"app-list\"></ul></section>";
+        <section id=\"apps\"><h2>Apps</h2><ul id=\"app-list\"></ul></section>\
+        <section id=\"health\"><h2>Host health <button type=\"button\" id=\"recheck\">Check again</button></h2>\
+        <ul id=\"check-list\"></ul></section>";
     shell(name, &head, nav, body)
 }
 

@@ -53,43 +53,88 @@ function showPairing(devices) {
   }));
 }
 
-// Paired devices: rename in place, remove after a second click.
+// Paired devices: rename in place, remove after a second click, what each may do. An
+// unchanged client keeps its element (and an editor the user has open).
+const shownClients = new Map();
+
 function showClients(clients) {
   show("no-clients", clients.length === 0);
   document.getElementById("client-list").replaceChildren(...clients.map((client) => {
-    const key = client.fingerprint;
-    const name = el("input", { value: client.name, maxlength: "64", "aria-label": "Name" });
-    const rename = el("form", {
-      class: "rename",
-      onsubmit: async (event) => {
-        event.preventDefault();
-        try {
-          await api("/clients/" + key + "/name", "PUT", { name: name.value });
-        } catch (e) {
-          alertIn(item, e.message);
-        }
-      },
-    }, name, el("button", { type: "submit" }, "Rename"));
-    const remove = el("button", {
-      class: "danger",
-      onclick: async () => {
-        if (remove.dataset.armed !== "yes") {
-          remove.dataset.armed = "yes";
-          remove.textContent = "Really remove?";
-          return;
-        }
-        try {
-          await api("/clients/" + key, "DELETE");
-        } catch (e) {
-          alertIn(item, e.message);
-        }
-      },
-    }, "Remove");
-    const since = new Date(client.paired_at * 1000).toLocaleDateString();
-    const item = el("li", { class: "client", "data-fingerprint": key }, rename,
-      el("span", { class: "meta" }, "paired " + since + " · " + key.slice(0, 8)), remove);
-    return item;
+    const json = JSON.stringify(client);
+    const shown = shownClients.get(client.fingerprint);
+    if (shown && shown.json === json) return shown.node;
+    const node = clientItem(client);
+    shownClients.set(client.fingerprint, { json, node });
+    return node;
   }));
+}
+
+function clientItem(client) {
+  const key = client.fingerprint;
+  const name = el("input", { value: client.name, maxlength: "64", "aria-label": "Name" });
+  const rename = el("form", {
+    class: "rename",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await api("/clients/" + key + "/name", "PUT", { name: name.value });
+      } catch (e) {
+        alertIn(item, e.message);
+      }
+    },
+  }, name, el("button", { type: "submit" }, "Rename"));
+  const remove = el("button", {
+    class: "danger",
+    onclick: async () => {
+      if (remove.dataset.armed !== "yes") {
+        remove.dataset.armed = "yes";
+        remove.textContent = "Really remove?";
+        return;
+      }
+      try {
+        await api("/clients/" + key, "DELETE");
+      } catch (e) {
+        alertIn(item, e.message);
+      }
+    },
+  }, "Remove");
+  const since = new Date(client.paired_at * 1000).toLocaleDateString();
+  const item = el("li", { class: "client", "data-fingerprint": key, "data-name": client.name }, rename,
+    el("span", { class: "meta" }, "paired " + since + " · " + key.slice(0, 8)), remove,
+    permissionsEditor(key, client.permissions));
+  return item;
+}
+
+// What a client may do: the whole set is sent on save.
+function permissionsEditor(key, permissions) {
+  const box = (name, label, checked) => {
+    const input = el("input", { type: "checkbox", name });
+    input.checked = checked;
+    return [input, el("label", {}, input, " " + label)];
+  };
+  const [viewOnly, viewOnlyLabel] = box("view_only", "view only (its input is dropped)", permissions.view_only);
+  const [others, othersLabel] = box("others", "may resume and quit others' sessions", permissions.others);
+  const [clipboard, clipboardLabel] = box("clipboard", "shares the clipboard", permissions.clipboard);
+  const [everyApp, everyAppLabel] = box("every_app", "every app", permissions.apps === null || permissions.apps === undefined);
+  const appBoxes = catalog.map((app) => box("app", app.title, (permissions.apps || []).includes(app.title)));
+  const saved = el("span", { class: "meta", role: "status" });
+  const form = el("form", {
+    class: "permissions",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      const apps = everyApp.checked ? null : appBoxes.filter(([input]) => input.checked).map(([, label]) => label.textContent.trim());
+      try {
+        await api("/clients/" + key + "/permissions", "PUT",
+          { apps, view_only: viewOnly.checked, others: others.checked, clipboard: clipboard.checked });
+        saved.textContent = "saved";
+      } catch (e) {
+        saved.textContent = e.message;
+      }
+    },
+  }, viewOnlyLabel, othersLabel, clipboardLabel, everyAppLabel,
+  el("fieldset", { class: "apps" }, el("legend", {}, "or only these apps"), ...appBoxes.map(([, label]) => label)),
+  el("button", { type: "submit" }, "Save"), saved);
+  return el("details", { class: "permissions" }, el("summary", {}, "What it may do"), form);
 }
 
 function alertIn(node, message) {
@@ -113,11 +158,16 @@ function showStatus(status) {
     const kbps = (live.stats.bytes || 0) * 8 / window;
     const fps = (live.stats.frames || 0) * 1000 / window;
     const points = history.get(s.id) || [];
-    points.push({ kbps, fps });
+    const lost = s.received ? s.received.frames_lost : s.keyframe_requests;
+    const latency = (live.stats.host_latency_us_p50 || 0) / 1000;
+    const lossNow = points.length ? Math.max(0, lost - points[points.length - 1].lost) : 0;
+    points.push({ kbps, fps, latency, lost, lossNow, fec: live.stats.fec_percent || 0 });
     if (points.length > KEEP) points.shift();
     history.set(s.id, points);
-    const canvas = el("canvas", { width: "360", height: "90", class: "plot", "data-points": String(points.length), "aria-label": "bitrate and frame rate, last minute" });
-    plot(canvas, points);
+    const canvas = el("canvas", { width: "360", height: "90", class: "plot rate", "data-points": String(points.length), "aria-label": "bit rate and frame rate, last minute" });
+    plot(canvas, [[points.map((p) => p.kbps), "#3b82f6"], [points.map((p) => p.fps), "#f59e0b"]]);
+    const health = el("canvas", { width: "360", height: "90", class: "plot health", "data-points": String(points.length), "aria-label": "latency, FEC parity and losses, last minute" });
+    plot(health, [[points.map((p) => p.latency), "#10b981"], [points.map((p) => p.fec), "#8b5cf6"], [points.map((p) => p.lossNow), "#dc2626"]]);
     const received = s.received;
     const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.keyframe_requests} key frames asked for`;
     const figures = [
@@ -131,15 +181,16 @@ function showStatus(status) {
       el("h3", {}, `${s.app_title} for ${s.client}`),
       el("p", { class: "meta" }, [s.mode, s.video, s.encoding, s.login, s.address].filter(Boolean).join(" · ")),
       el("p", { class: "figures" }, figures),
-      canvas);
+      el("div", { class: "plots" }, canvas, health));
   }));
 }
 
-function plot(canvas, points) {
+// Lines of [values, colour], each scaled to its own largest value.
+function plot(canvas, lines) {
   const g = canvas.getContext("2d");
   const { width, height } = canvas;
   g.clearRect(0, 0, width, height);
-  const line = (values, colour) => {
+  for (const [values, colour] of lines) {
     const top = Math.max(...values, 1);
     g.strokeStyle = colour;
     g.lineWidth = 2;
@@ -151,19 +202,32 @@ function plot(canvas, points) {
       else g.lineTo(x, y);
     });
     g.stroke();
-  };
-  line(points.map((p) => p.kbps), "#3b82f6");
-  line(points.map((p) => p.fps), "#f59e0b");
+  }
 }
 
+// The app catalog (also what the permissions editor offers).
+let catalog = [];
+
 async function showApps() {
-  const apps = await api("/apps");
-  document.getElementById("app-list").replaceChildren(...apps.map((app) =>
+  catalog = await api("/apps");
+  document.getElementById("app-list").replaceChildren(...catalog.map((app) =>
     el("li", { class: "app" }, el("span", { class: "name" }, app.title), el("span", { class: "meta" }, app.source))));
 }
 
-const events = new EventSource("/api/v1/events");
-events.addEventListener("pairing", (e) => showPairing(JSON.parse(e.data).devices));
-events.addEventListener("clients", (e) => showClients(JSON.parse(e.data)));
-events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
-showApps().catch((e) => alertIn(document.getElementById("apps"), e.message));
+// The host's health: `punktfunk doctor`'s checks.
+async function showHealth() {
+  const checks = await api("/doctor");
+  document.getElementById("check-list").replaceChildren(...checks.map((check) =>
+    el("li", { class: "check " + check.verdict }, el("span", { class: "verdict" }, check.verdict.toUpperCase()),
+      el("span", { class: "name" }, check.name), el("span", { class: "meta" }, check.detail + (check.fix ? " — " + check.fix : "")))));
+}
+
+document.getElementById("recheck").addEventListener("click", () => showHealth().catch((e) => alertIn(document.getElementById("health"), e.message)));
+// The catalog first: the clients' permission editors list its apps.
+showApps().catch((e) => alertIn(document.getElementById("apps"), e.message)).finally(() => {
+  const events = new EventSource("/api/v1/events");
+  events.addEventListener("pairing", (e) => showPairing(JSON.parse(e.data).devices));
+  events.addEventListener("clients", (e) => showClients(JSON.parse(e.data)));
+  events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+});
+showHealth().catch((e) => alertIn(document.getElementById("health"), e.message));
