@@ -19,6 +19,9 @@ pub struct Config {
     /// Who may reach the console: `lan` (this machine and private addresses), `loopback` or
     /// `any`.
     pub console_access: crate::console::ConsoleAccess,
+    /// Show a device waiting for its PIN as a notification on the host's desktop (where one
+    /// runs), with an action that opens the console.
+    pub notify_pairing: bool,
     /// punktfunk/1: QUIC control on this UDP port, the data plane on the next.
     pub native_port: u16,
     /// How many sessions may stream at once (each client its own); 0: as many as the
@@ -130,6 +133,7 @@ impl Default for Config {
             api_port: 47990,
             console_port: 47991,
             console_access: crate::console::ConsoleAccess::Lan,
+            notify_pairing: true,
             native_port: 48100,
             max_sessions: 0,
             native_trust_on_first_use: false,
@@ -168,6 +172,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # api_port = 47990        # management API on 127.0.0.1 (punktfunk pair, punktfunk clients)
 # console_port = 47991    # the web console: https://THIS-HOST:47991 (0: none)
 # console_access = \"lan\" # who may reach the console: lan (private addresses) | loopback | any
+# notify_pairing = true   # a device waiting for its PIN shows as a notification on this desktop
 # native_port = 48100     # punktfunk/1 clients: QUIC control (UDP), data plane on native_port+1
 # max_sessions = 0        # sessions streaming at once, one per client; 0: 4 with a GPU encoder, else a core each
 # native_trust_on_first_use = false  # pair punktfunk/1 clients without a PIN (trusted networks only)

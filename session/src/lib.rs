@@ -20,6 +20,7 @@ pub mod login;
 pub mod login_path;
 pub mod mdns;
 pub mod native;
+pub mod notify;
 pub mod panics;
 pub mod pin;
 pub mod pipewire;

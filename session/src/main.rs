@@ -352,6 +352,9 @@ fn serve(paths: Paths) -> anyhow::Result<()> {
             tokio::spawn(http::serve_https(Arc::clone(&host), sockets.https, tls));
             tokio::spawn(rtsp::serve(Arc::clone(&host), sockets.rtsp));
             tokio::spawn(punktfunk_session::api::serve(Arc::clone(&host), sockets.api));
+            if host.config.notify_pairing && !paths.system {
+                tokio::spawn(punktfunk_session::notify::show_pairing_requests(Arc::clone(&host)));
+            }
             if let Some(listener) = sockets.console {
                 let tls = tls::console_server_config(&host.identity)?;
                 tokio::spawn(punktfunk_session::console::serve(Arc::clone(&host), listener, tls));

@@ -15,7 +15,7 @@ coordinated through files): `beside WxHxFPS DIR` streams while others do (see
 lists the apps with their box art and streams each title; `console CONSOLE_PORT PASSWORD
 SHOTS` sets the web console's password in a real browser (Chromium driven by Playwright),
 tries the console as an attacker would, then pairs through the page, streams while it
-plots, and is removed there.
+plots, and is removed there; `pair_only PIN` only asks to pair, showing PIN.
 """
 import json
 import os
@@ -737,6 +737,16 @@ def console_steps(page, shot, console_port, password, b):
     page.wait_for_selector('input[name="password"]', timeout=10_000)
     b["logged_out"] = True
 
+
+if mode == "pair_only":
+    # Asks to pair showing PIN and waits for the user to enter it wherever the test has them.
+    try:
+        client.pair(server, pin=sys.argv[6])
+        out["pair"] = "paired"
+    except Exception as e:
+        out["pair"] = type(e).__name__
+    print(json.dumps(out))
+    sys.exit(0)
 
 if mode == "console":
     console_port, password, shots = int(sys.argv[6]), sys.argv[7], sys.argv[8]

@@ -168,8 +168,10 @@ pub fn start_daemon_configured(
 ) -> Daemon {
     let compositor = target_dir().join("punktfunk-stream");
     assert!(compositor.exists(), "build the workspace first (cargo build --workspace): {} is missing", compositor.display());
+    // A developer's own desktop is left alone: no notifications of the tests' pairings.
+    let notify = if host_toml.contains("notify_pairing") { "" } else { "notify_pairing = false\n" };
     let config = format!(
-        "port = {port}\napi_port = {api_port}\nconsole_port = {}\nnative_port = {}\nmdns = false\nencoder = \"software\"\nstream_binary = {:?}\n{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
+        "port = {port}\napi_port = {api_port}\nconsole_port = {}\nnative_port = {}\nmdns = false\nencoder = \"software\"\nstream_binary = {:?}\n{notify}{host_toml}\n[[apps]]\ntitle = \"Input Test\"\ncommand = {}\n{app_toml}\n",
         port + 3,
         port + 50,
         compositor.display().to_string(),

@@ -1,5 +1,6 @@
 //! A real sway for tests: headless, rendering with pixman, as a user made for the test when
-//! run as root (sway refuses root).
+//! run as root (sway refuses root). Shared by several test binaries, each using a part.
+#![allow(dead_code)]
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
