@@ -8,7 +8,7 @@ use crate::admission::{Admission, Peers, connection_budget};
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use crate::store::Permissions;
-use axum::extract::{DefaultBodyLimit, Extension, Path, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -26,7 +26,7 @@ use utoipa::{OpenApi, ToSchema};
 #[derive(OpenApi)]
 #[openapi(
     info(title = "punktfunk management API", description = "Pairing, paired clients, the app catalog, sessions and events of a punktfunk host."),
-    paths(pin, pairing, clients, remove_client, rename_client, permit, status, apps, doctor, events, openapi),
+    paths(pin, pairing, clients, remove_client, rename_client, permit, status, apps, doctor, logs, events, openapi),
     modifiers(&Authorization),
     security(("token" = []), ("console" = []))
 )]
@@ -171,9 +171,25 @@ pub fn routes() -> Router<Arc<Host>> {
         .route("/status", get(status))
         .route("/apps", get(apps))
         .route("/doctor", get(doctor))
+        .route("/logs", get(logs))
         .route("/events", get(events))
         .route("/openapi.json", get(openapi))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(errors_as_json))
+}
+
+/// Refusals axum makes itself (a body that is no JSON, too large, a bad query) say why in
+/// plain text: as JSON, like every other answer of the API.
+async fn errors_as_json(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let json = response.headers().get(header::CONTENT_TYPE).is_some_and(|t| t.as_bytes().starts_with(b"application/json"));
+    if !(response.status().is_client_error() || response.status().is_server_error()) || json {
+        return response;
+    }
+    let status = response.status();
+    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let why = String::from_utf8_lossy(&text);
+    err(status, if why.is_empty() { status.to_string() } else { why.into_owned() }).into_response()
 }
 
 /// The API on loopback, for the bearer of the API token.
@@ -359,6 +375,37 @@ async fn doctor(State(host): State<Arc<Host>>) -> Json<Vec<crate::doctor::Check>
     Json(checks.unwrap_or_default())
 }
 
+/// One line of the host's log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct LogLine {
+    /// Lines are numbered from 1 in the order they were written.
+    pub seq: u64,
+    pub line: String,
+}
+
+/// Which log lines (`GET /logs?after=N`).
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct After {
+    /// Only lines numbered above this.
+    #[serde(default)]
+    pub after: u64,
+}
+
+/// The host's latest log lines (the last 500 at most), oldest first.
+#[utoipa::path(get, path = "/logs", params(After), responses(
+    (status = 200, body = Vec<LogLine>),
+    (status = 400, description = "`after` is no number", body = ApiError),
+))]
+async fn logs(Query(after): Query<After>) -> Json<Vec<LogLine>> {
+    Json(log_after(after.after))
+}
+
+fn log_after(seq: u64) -> Vec<LogLine> {
+    let lines = punktfunk_core::logging::recent().map(|r| r.after(seq)).unwrap_or_default();
+    lines.into_iter().map(|(seq, line)| LogLine { seq, line }).collect()
+}
+
 /// The host, its running sessions and the last stream's figures.
 #[utoipa::path(get, path = "/status", responses((status = 200, body = Status)))]
 async fn status(State(host): State<Arc<Host>>) -> Json<Status> {
@@ -412,8 +459,9 @@ fn client_list(host: &Host) -> Vec<ClientInfo> {
 const EVENT_TICK: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Server-sent events: `pairing` (who waits for a PIN) and `clients` (the paired clients)
-/// when they change, `status` (as `GET /status`) every second; each first at once.
-#[utoipa::path(get, path = "/events", responses((status = 200, description = "events `pairing` (Waiting), `clients` ([ClientInfo]) and `status` (Status), each data a JSON document", content_type = "text/event-stream", body = String)))]
+/// when they change, `status` (as `GET /status`) every second, `log` with new log lines;
+/// each first at once.
+#[utoipa::path(get, path = "/events", responses((status = 200, description = "events `pairing` (Waiting), `clients` ([ClientInfo]), `status` (Status) and `log` ([LogLine]), each data a JSON document", content_type = "text/event-stream", body = String)))]
 async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAllowed>>) -> Response {
     struct Watch {
         host: Arc<Host>,
@@ -421,6 +469,8 @@ async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAl
         ticks: u64,
         pairing: Option<Vec<String>>,
         clients: Option<Vec<ClientInfo>>,
+        /// The last log line sent.
+        logged: u64,
         queue: std::collections::VecDeque<Event>,
         interval: tokio::time::Interval,
     }
@@ -430,6 +480,7 @@ async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAl
         ticks: 0,
         pairing: None,
         clients: None,
+        logged: 0,
         queue: Default::default(),
         interval: tokio::time::interval(EVENT_TICK),
     };
@@ -451,6 +502,11 @@ async fn events(State(host): State<Arc<Host>>, allowed: Option<Extension<StillAl
             if w.clients.as_ref().map(|c| serde_json::to_value(c).ok()) != Some(serde_json::to_value(&clients).ok()) {
                 w.queue.push_back(json_event("clients", &clients));
                 w.clients = Some(clients);
+            }
+            let lines = log_after(w.logged);
+            if let Some(last) = lines.last() {
+                w.logged = last.seq;
+                w.queue.push_back(json_event("log", &lines));
             }
             if w.ticks % 4 == 0 {
                 w.queue.push_back(json_event("status", &status_of(&w.host)));

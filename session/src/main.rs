@@ -86,8 +86,12 @@ enum ClientsCmd {
 }
 
 fn main() -> anyhow::Result<()> {
-    punktfunk_core::logging::init();
     let cli = Cli::parse();
+    match cli.command {
+        // The daemon keeps its latest lines for its console.
+        Cmd::Serve => punktfunk_core::logging::init_keeping_recent(),
+        _ => punktfunk_core::logging::init(),
+    }
     let paths = if cli.system { Paths::system() } else { Paths::from_env()? };
     match cli.command {
         Cmd::Serve => serve(paths),

@@ -76,6 +76,8 @@ fn every_documented_operation_answers_as_documented() {
         ("get", "/status", "/status", None, 200),
         ("get", "/apps", "/apps", None, 200),
         ("get", "/doctor", "/doctor", None, 200),
+        ("get", "/logs", "/logs", None, 200),
+        ("get", "/logs", "/logs?after=abc", None, 400),
         ("get", "/openapi.json", "/openapi.json", None, 200),
     ];
     let mut called = BTreeSet::new();
@@ -112,7 +114,7 @@ fn every_documented_operation_answers_as_documented() {
             break;
         }
     }
-    assert_eq!(events, ["clients", "pairing", "status"].map(String::from).into(), "every kind of event comes first at once");
+    assert_eq!(events, ["clients", "log", "pairing", "status"].map(String::from).into(), "every kind of event comes first at once");
     called.insert(("get".into(), "/events".into()));
 
     let documented: BTreeSet<(String, String)> = doc["paths"]
@@ -128,7 +130,17 @@ fn every_documented_operation_answers_as_documented() {
     let bare = ureq::Agent::config_builder().http_status_as_error(false).build().new_agent();
     assert_eq!(bare.get(format!("http://127.0.0.1:{API_PORT}/api/v1/status")).call().unwrap().status(), 401);
     assert_eq!(api.call("GET", "/nonexistent", None).0, 404);
-    assert_eq!(api.call("PUT", "/clients/nobody/name", Some(r#"{"name":"#)).0, 400);
-    assert_eq!(api.call("PUT", "/clients/nobody/name", Some(&format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000)))).0, 413);
+    for (body, want) in [(r#"{"name":"#.to_owned(), 400), (format!(r#"{{"name":"{}"}}"#, "x".repeat(100_000)), 413)] {
+        let (status, answer) = api.call("PUT", "/clients/nobody/name", Some(&body));
+        assert_eq!(status, want, "{answer}");
+        assert!(answer["error"].is_string(), "refusals say why, as JSON: {answer}");
+    }
+    // The log: the daemon's own lines, numbered; later ones only after a number.
+    let (_, lines) = api.call("GET", "/logs", None);
+    let lines = lines.as_array().unwrap();
+    assert!(lines.iter().any(|l| l["line"].as_str().unwrap().contains("host ready")), "{lines:?}");
+    let last = lines.last().unwrap()["seq"].as_u64().unwrap();
+    let (_, later) = api.call("GET", &format!("/logs?after={last}"), None);
+    assert!(later.as_array().unwrap().iter().all(|l| l["seq"].as_u64().unwrap() > last));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -85,6 +85,7 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     );
     let health: Vec<&str> = b["health"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
     assert!(health.iter().any(|c| c.starts_with("OK") && c.contains("ports")), "the host's health is shown: {health:?}");
+    assert_eq!(b["log"], serde_json::json!({"logins": 1, "guesses": 5}), "the host's log shows the other machine's login and the guesses");
     let points = b["plot_points"].as_array().unwrap();
     assert!(points[1].as_u64() > points[0].as_u64(), "the plot moves: {points:?}");
     let session = b["session"].as_str().unwrap();

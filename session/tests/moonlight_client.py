@@ -697,6 +697,10 @@ def console_steps(page, shot, console_port, password, b):
     checks = page.locator("#check-list li.check")
     expect(checks.first).to_be_visible(timeout=30_000)
     b["health"] = [checks.nth(i).inner_text() for i in range(checks.count())]
+    logged_in = page.locator("#log-lines .line", has_text="console: logged in")
+    expect(logged_in.first).to_be_attached(timeout=10_000)
+    b["log"] = {"logins": logged_in.count(),
+                "guesses": page.locator("#log-lines .line", has_text="console: wrong password").count()}
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
                         output_format="rgb24", ready_timeout=60.0, record_audio=False)
     streaming = [True]

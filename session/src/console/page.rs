@@ -81,7 +81,8 @@ pub fn console(name: &str, csrf: &str) -> String {
         <ul id=\"client-list\"></ul></section>\
         <section id=\"apps\"><h2>Apps</h2><ul id=\"app-list\"></ul></section>\
         <section id=\"health\"><h2>Host health <button type=\"button\" id=\"recheck\">Check again</button></h2>\
-        <ul id=\"check-list\"></ul></section>";
+        <ul id=\"check-list\"></ul></section>\
+        <section id=\"log\"><h2>Log</h2><pre id=\"log-lines\" tabindex=\"0\"></pre></section>";
     shell(name, &head, nav, body)
 }
 

@@ -222,6 +222,17 @@ async function showHealth() {
       el("span", { class: "name" }, check.name), el("span", { class: "meta" }, check.detail + (check.fix ? " — " + check.fix : "")))));
 }
 
+// The host's log: the latest lines, following new ones while scrolled to the end.
+const LOG_LINES = 300;
+
+function showLog(lines) {
+  const pre = document.getElementById("log-lines");
+  const following = pre.scrollTop + pre.clientHeight >= pre.scrollHeight - 4;
+  pre.append(...lines.map((l) => el("div", { class: "line", "data-seq": String(l.seq) }, l.line)));
+  while (pre.childElementCount > LOG_LINES) pre.firstElementChild.remove();
+  if (following) pre.scrollTop = pre.scrollHeight;
+}
+
 document.getElementById("recheck").addEventListener("click", () => showHealth().catch((e) => alertIn(document.getElementById("health"), e.message)));
 // The catalog first: the clients' permission editors list its apps.
 showApps().catch((e) => alertIn(document.getElementById("apps"), e.message)).finally(() => {
@@ -229,5 +240,6 @@ showApps().catch((e) => alertIn(document.getElementById("apps"), e.message)).fin
   events.addEventListener("pairing", (e) => showPairing(JSON.parse(e.data).devices));
   events.addEventListener("clients", (e) => showClients(JSON.parse(e.data)));
   events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
+  events.addEventListener("log", (e) => showLog(JSON.parse(e.data)));
 });
 showHealth().catch((e) => alertIn(document.getElementById("health"), e.message));
