@@ -124,8 +124,9 @@ impl Admission {
 /// Connections one address may hold on a LAN-facing port: clients use one at a time.
 pub const PER_ADDRESS: usize = 8;
 
-/// The TCP listeners sharing the descriptor budget: HTTP, HTTPS, RTSP and the API.
-const LISTENERS: usize = 4;
+/// The TCP listeners sharing the descriptor budget: HTTP, HTTPS, RTSP, the API and the
+/// console.
+const LISTENERS: usize = 5;
 
 /// How many connections each TCP listener may hold in all, from the process's descriptor
 /// limit (raised to its hard maximum first), leaving room for everything else.

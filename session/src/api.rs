@@ -178,6 +178,20 @@ pub fn routes() -> Router<Arc<Host>> {
         .layer(middleware::from_fn(errors_as_json))
 }
 
+/// How long a request's body may take to arrive: a real client sends it at once.
+const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads a request's body (at most [`MAX_BODY`], within [`BODY_TIME`]) before its handler
+/// runs: a stranger trickling a body holds no connection long, nor fills memory.
+pub async fn body_in_time(request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    match tokio::time::timeout(BODY_TIME, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
+        Ok(Err(_)) => err(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY} bytes, or broken")).into_response(),
+        Err(_) => err(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time").into_response(),
+    }
+}
+
 /// Refusals axum makes itself (a body that is no JSON, too large, a bad query) say why in
 /// plain text: as JSON, like every other answer of the API.
 async fn errors_as_json(request: Request, next: Next) -> Response {
@@ -197,6 +211,7 @@ pub fn router(host: Arc<Host>) -> Router {
     Router::new()
         .nest(BASE, routes())
         .fallback(not_found)
+        .layer(middleware::from_fn(body_in_time))
         .layer(middleware::from_fn_with_state(Arc::clone(&host), authorize))
         .with_state(host)
 }
@@ -325,23 +340,25 @@ async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, J
     }
 }
 
-/// Sets what the clients `key` names may do (the whole set: read it from `GET /clients`
-/// first to change one thing). Applies from their next launch, input at once.
+/// Sets what the one client `key` names may do (the whole set: read it from `GET /clients`
+/// first to change one thing). Applies from its next launch, input at once.
 #[utoipa::path(put, path = "/clients/{key}/permissions", request_body = Permissions, params(("key" = String, Path, description = "a client's name or fingerprint prefix")), responses(
     (status = 200, description = "changed", body = Changed),
     (status = 400, description = "an app not in the catalog", body = ApiError),
     (status = 404, description = "no such client", body = ApiError),
+    (status = 409, description = "the key names several clients", body = ApiError),
 ))]
 async fn permit(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(permissions): Json<Permissions>) -> ApiResult<Changed> {
     let catalog = host.catalog.entries();
     if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !catalog.iter().any(|e| e.app.title == **title)) {
         return Err(err(StatusCode::BAD_REQUEST, format!("no app called {unknown:?} in the catalog")));
     }
-    let changed = host.clients.lock().permit(&key, &permissions).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    if changed == 0 {
-        return Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}")));
+    match host.clients.lock().permit(&key, &permissions) {
+        Ok(1) => Ok(Json(Changed { changed: 1 })),
+        Ok(0) => Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}"))),
+        Ok(n) => Err(err(StatusCode::CONFLICT, format!("{key:?} names {n} clients: give more of the fingerprint"))),
+        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
     }
-    Ok(Json(Changed { changed }))
 }
 
 /// One app of the catalog, as the API lists it.

@@ -177,7 +177,11 @@ impl Host {
                         .await
                         .map_err(|e| anyhow::anyhow!("console port {port}: {e}"))?,
                 ),
-                (port, _) => Some(tcp(port).await?),
+                // IPv6 and IPv4 (mapped) on one socket where the machine has IPv6.
+                (port, _) => match tokio::net::TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+                    Ok(listener) => Some(listener),
+                    Err(_) => Some(tcp(port).await?),
+                },
             },
         };
         let compositor = stream_binary_path(&config.stream_binary)?;

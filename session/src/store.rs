@@ -97,6 +97,11 @@ impl PairedClient {
 /// Whether `key` names the client called `name` with `fingerprint` (see
 /// [`PairedClient::is_named`]).
 pub fn names(key: &str, name: &str, fingerprint: &str) -> bool {
+    // A whole fingerprint names that client alone: a device may call itself anything, a
+    // fingerprint of another included.
+    if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return fingerprint == key.to_ascii_lowercase();
+    }
     name == key || (key.len() >= 4 && fingerprint.starts_with(&key.to_ascii_lowercase()))
 }
 
@@ -167,19 +172,17 @@ impl Clients {
         self.save(next)
     }
 
-    /// Gives the clients `key` names (see [`PairedClient::is_named`]) `permissions`, and
-    /// saves; returns how many.
+    /// Gives the client `key` names (see [`PairedClient::is_named`]) `permissions`, and
+    /// saves, only when it names one (a device may take another's name: what one may do
+    /// must not reach the other); returns how many it names.
     pub fn permit(&mut self, key: &str, permissions: &Permissions) -> std::io::Result<usize> {
-        let mut next = self.list.clone();
-        let mut changed = 0;
-        for c in next.iter_mut().filter(|c| c.is_named(key)) {
-            c.permissions = permissions.clone();
-            changed += 1;
-        }
-        if changed > 0 {
+        let named = self.list.iter().filter(|c| c.is_named(key)).count();
+        if named == 1 {
+            let mut next = self.list.clone();
+            next.iter_mut().filter(|c| c.is_named(key)).for_each(|c| c.permissions = permissions.clone());
             self.save(next)?;
         }
-        Ok(changed)
+        Ok(named)
     }
 
     /// Renames the clients `key` names, and saves, only when it names one; returns how many
@@ -287,6 +290,26 @@ mod tests {
         // A file from before permissions: every client gets the defaults.
         std::fs::write(&path, br#"[{"fingerprint":"aa11","name":"old","cert_pem":"","paired_at":0}]"#).unwrap();
         assert_eq!(Clients::load(path).unwrap().permissions("aa11"), Some(Permissions::default()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_device_named_like_another_gets_nothing_meant_for_that_one() {
+        let dir = std::env::temp_dir().join(format!("pf-store-names-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Clients::load(dir.join("clients.json")).unwrap();
+        let victim = "ab".repeat(32);
+        c.add(client(&victim, "tv")).unwrap();
+        // A stranger pairs calling itself by the victim's fingerprint, and by its name.
+        c.add(client(&"cd".repeat(32), &victim)).unwrap();
+        c.add(client(&"ef".repeat(32), "tv")).unwrap();
+        let others = Permissions { others: true, ..Permissions::default() };
+        assert_eq!(c.permit(&victim, &others).unwrap(), 1, "a whole fingerprint names that client alone");
+        assert_eq!(c.permissions(&"cd".repeat(32)), Some(Permissions::default()));
+        assert_eq!(c.permit("tv", &others).unwrap(), 2, "an ambiguous name changes nobody");
+        assert_eq!(c.permissions(&"ef".repeat(32)), Some(Permissions::default()));
+        assert_eq!(c.rename(&victim, "living room").unwrap(), 1);
+        assert_eq!(c.rename("tv", "x").unwrap(), 1, "the only one still called tv");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -3,7 +3,7 @@
 //! client listed, renames it, watches its stream plotted live, removes it, and the host then
 //! refuses the client; a new password set with `punktfunk console-password` ends its login.
 //! Between, an attacker's requests from other addresses: no login, another site's forms and
-//! calls, guessed passwords, bad JSON, an oversized body. Screenshots are kept in
+//! calls, guessed passwords, bad JSON, an oversized body, a body that never comes. Screenshots are kept in
 //! `target/tmp/console/`.
 
 mod common;
@@ -70,6 +70,8 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     assert_eq!(h["oversized_body"], 413);
     assert_eq!(h["control_characters"], 400);
     assert_eq!(h["unknown_client"], 404);
+    assert_eq!(h["trickled_body"], "HTTP/1.1 408 Request Timeout", "a body that never comes is given up on");
+    assert!(h["trickled_body_held_s"].as_u64().unwrap() <= 15);
     assert_eq!(h["logout"], 303);
     assert_eq!(h["api_after_logout"], 401, "a logged-out cookie opens nothing");
 

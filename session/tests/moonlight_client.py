@@ -610,6 +610,16 @@ def console_hostile(console_port, password):
     h["oversized_body"] = me("PUT", name, json.dumps({"name": "x" * 100_000}), {**api, "X-CSRF-Token": csrf})[0]
     h["control_characters"] = me("PUT", name, '{"name":"a\\u0007b"}', {**api, "X-CSRF-Token": csrf})[0]
     h["unknown_client"] = me("PUT", name, '{"name":"x"}', {**api, "X-CSRF-Token": csrf})[0]
+    # A body that never comes holds its connection only so long.
+    import socket
+    import ssl
+    raw = ssl._create_unverified_context().wrap_socket(socket.create_connection((HOST, console_port), source_address=("127.0.0.4", 0)))
+    raw.sendall(f"POST /login HTTP/1.1\r\nHost: {HOST}:{console_port}\r\nOrigin: {origin}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\n\r\npass".encode())
+    raw.settimeout(30)
+    started = time.monotonic()
+    h["trickled_body"] = raw.recv(4096).split(b"\r\n")[0].decode()
+    h["trickled_body_held_s"] = round(time.monotonic() - started)
+    raw.close()
     h["logout"] = me("POST", "/logout", "", {"Cookie": cookie, "Origin": origin})[0]
     h["api_after_logout"] = me("GET", "/api/v1/clients", headers={"Cookie": cookie})[0]
     return h

@@ -35,8 +35,9 @@ pub struct Console {
     pub password: Password,
     logins: Logins,
     failures: Failures,
-    /// Password hashing is slow on purpose: a few at once, whoever asks.
-    hashing: tokio::sync::Semaphore,
+    /// Password hashing is slow on purpose: a few at once, whoever asks (each permit held
+    /// by the hashing itself, so a client that leaves does not free it early).
+    hashing: Arc<tokio::sync::Semaphore>,
     /// Setting the first password is one step (checked and set together).
     setting: parking_lot::Mutex<()>,
 }
@@ -47,7 +48,7 @@ impl Console {
             password: Password::new(state.join(PASSWORD_FILE)),
             logins: Logins::default(),
             failures: Failures::default(),
-            hashing: tokio::sync::Semaphore::new(2),
+            hashing: Arc::new(tokio::sync::Semaphore::new(2)),
             setting: parking_lot::Mutex::new(()),
         }
     }
@@ -62,9 +63,25 @@ impl Console {
 
 const COOKIE: &str = "pf_login";
 
-/// The connection's far end.
+/// The connection's two ends.
 #[derive(Clone, Copy)]
-struct Peer(SocketAddr);
+struct Peer {
+    remote: SocketAddr,
+    local: SocketAddr,
+}
+
+impl Peer {
+    /// Whether the far end is a process of the user the host runs as (or root) on this
+    /// machine: only they may set the first password (not another local user, nor whatever
+    /// forwards connections to loopback).
+    fn is_owner(&self) -> bool {
+        let me = nix::unistd::geteuid().as_raw();
+        // An IPv4 client of the dual-stack socket has its socket in the IPv4 table.
+        let canonical = |a: SocketAddr| SocketAddr::new(a.ip().to_canonical(), a.port());
+        let (remote, local) = (canonical(self.remote), canonical(self.local));
+        remote.ip().is_loopback() && crate::local_peer::owner(remote, local).is_some_and(|uid| uid == me || uid == 0)
+    }
+}
 
 /// Serves the console on `listener` to the addresses `console_access` allows.
 pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>) {
@@ -78,6 +95,7 @@ pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener, tls: Arc<
             admission.refused(remote, "an address console_access does not allow");
             continue;
         }
+        let Ok(local) = tcp.local_addr() else { continue };
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let _slot = slot;
@@ -86,7 +104,7 @@ pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener, tls: Arc<
                 Ok(Err(e)) => return tracing::debug!(%remote, "console TLS handshake: {e}"),
                 Err(_) => return tracing::debug!(%remote, "console TLS handshake timed out"),
             };
-            let svc = app.layer(Extension(Peer(remote)));
+            let svc = app.layer(Extension(Peer { remote, local }));
             crate::gamestream::http::serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
         });
     }
@@ -103,6 +121,7 @@ pub fn router(host: Arc<Host>) -> Router {
         .route("/console.css", get(|| async { asset("text/css", page::STYLE) }))
         .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .nest(api::BASE, api)
+        .layer(middleware::from_fn(api::body_in_time))
         .layer(middleware::from_fn(same_origin))
         .layer(middleware::from_fn(hardened))
         .with_state(host)
@@ -158,7 +177,7 @@ async fn authorize(State(host): State<Arc<Host>>, mut request: Request, next: Ne
         }
     }
     let still = Arc::clone(&host);
-    let allowed = move || still.console.logins.check(&token, Instant::now(), still.console.password.stamp()).is_some();
+    let allowed = move || still.console.logins.is_live(&token, Instant::now(), still.console.password.stamp());
     request.extensions_mut().insert(StillAllowed(Arc::new(allowed)));
     next.run(request).await
 }
@@ -178,14 +197,14 @@ fn html(code: StatusCode, body: String) -> Response {
 /// The console for a logged-in browser; else the login form, or where no password is set
 /// yet, the form to set one (on this machine only: the first on the LAN to come would set
 /// it otherwise).
-async fn index(State(host): State<Arc<Host>>, Extension(Peer(peer)): Extension<Peer>, headers: HeaderMap) -> Response {
+async fn index(State(host): State<Arc<Host>>, Extension(peer): Extension<Peer>, headers: HeaderMap) -> Response {
     if let Some((_, login)) = host.console.login(&headers) {
         return html(StatusCode::OK, page::console(&host.name, &login.csrf));
     }
     if host.console.password.is_set() {
         return html(StatusCode::OK, page::login(&host.name, None));
     }
-    match peer.ip().to_canonical().is_loopback() {
+    match peer.is_owner() {
         true => html(StatusCode::OK, page::setup(&host.name, None)),
         false => html(StatusCode::OK, page::no_password(&host.name)),
     }
@@ -196,29 +215,36 @@ struct LoginForm {
     password: String,
 }
 
-async fn login(State(host): State<Arc<Host>>, Extension(Peer(peer)): Extension<Peer>, Form(form): Form<LoginForm>) -> Response {
-    let console = &host.console;
-    if let Some(wait) = console.failures.wait(peer.ip(), Instant::now()) {
-        let why = format!("Too many wrong passwords from this device: try again in {} s.", wait.as_secs() + 1);
+async fn login(State(host): State<Arc<Host>>, Extension(peer): Extension<Peer>, Form(form): Form<LoginForm>) -> Response {
+    let (console, ip) = (&host.console, peer.remote.ip());
+    // Counted as a failure until it is found right: a client that leaves mid-check has
+    // still spent its try.
+    if let Err(wait) = console.failures.attempt(ip, Instant::now()) {
+        let why = format!("Too many wrong passwords: try again in {} s.", wait.as_secs() + 1);
         return html(StatusCode::TOO_MANY_REQUESTS, page::login(&host.name, Some(&why)));
     }
-    let Ok(_turn) = console.hashing.acquire().await else { return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down") };
+    let Ok(turn) = Arc::clone(&console.hashing).acquire_owned().await else {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     let checking = Arc::clone(&host);
-    let right = tokio::task::spawn_blocking(move || checking.console.password.verify(&form.password)).await.unwrap_or(false);
-    if !right {
-        console.failures.failed(peer.ip(), Instant::now());
-        tracing::warn!(%peer, "console: wrong password");
+    let checked = tokio::task::spawn_blocking(move || {
+        let _turn = turn;
+        checking.console.password.verify(&form.password)
+    })
+    .await;
+    let Ok(Some(stamp)) = checked else {
+        tracing::warn!(peer = %peer.remote, "console: wrong password");
         return html(StatusCode::UNAUTHORIZED, page::login(&host.name, Some("Wrong password.")));
-    }
-    console.failures.succeeded(peer.ip());
-    tracing::info!(%peer, "console: logged in");
-    logged_in(console)
+    };
+    console.failures.succeeded(ip);
+    tracing::info!(peer = %peer.remote, "console: logged in");
+    logged_in(console, stamp)
 }
 
 /// Where a login goes: the console, with its cookie (only over HTTPS, never to other
 /// sites' requests, out of scripts' reach).
-fn logged_in(console: &Console) -> Response {
-    let token = console.logins.start(Instant::now(), console.password.stamp());
+fn logged_in(console: &Console, stamp: auth::Stamp) -> Response {
+    let token = console.logins.start(Instant::now(), stamp);
     let cookie = format!("{COOKIE}={token}; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age={}", 7 * 24 * 3600);
     ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
 }
@@ -229,17 +255,19 @@ struct SetupForm {
     again: String,
 }
 
-async fn setup(State(host): State<Arc<Host>>, Extension(Peer(peer)): Extension<Peer>, Form(form): Form<SetupForm>) -> Response {
-    if !peer.ip().to_canonical().is_loopback() {
+async fn setup(State(host): State<Arc<Host>>, Extension(peer): Extension<Peer>, Form(form): Form<SetupForm>) -> Response {
+    if !peer.is_owner() {
         return html(StatusCode::FORBIDDEN, page::no_password(&host.name));
     }
     if form.password != form.again {
         return html(StatusCode::BAD_REQUEST, page::setup(&host.name, Some("The two passwords differ.")));
     }
-    let Ok(_turn) = host.console.hashing.acquire().await else { return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down") };
+    let Ok(turn) = Arc::clone(&host.console.hashing).acquire_owned().await else {
+        return refusal(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+    };
     let setting = Arc::clone(&host);
     let set = tokio::task::spawn_blocking(move || {
-        let _one = setting.console.setting.lock();
+        let (_turn, _one) = (turn, setting.console.setting.lock());
         match setting.console.password.is_set() {
             true => Err("A password is set already: log in with it.".to_owned()),
             false => setting.console.password.set(&form.password).map_err(|e| format!("{e}.")),
@@ -247,13 +275,14 @@ async fn setup(State(host): State<Arc<Host>>, Extension(Peer(peer)): Extension<P
     })
     .await
     .unwrap_or_else(|e| Err(e.to_string()));
-    match set {
-        Ok(()) => {
+    match (set, host.console.password.stamp()) {
+        (Ok(()), Some(stamp)) => {
             tracing::info!("console: password set");
-            logged_in(&host.console)
+            logged_in(&host.console, stamp)
         }
-        Err(why) if host.console.password.is_set() => html(StatusCode::CONFLICT, page::login(&host.name, Some(&why))),
-        Err(why) => html(StatusCode::BAD_REQUEST, page::setup(&host.name, Some(&why))),
+        (Err(why), Some(_)) => html(StatusCode::CONFLICT, page::login(&host.name, Some(&why))),
+        (Err(why), None) => html(StatusCode::BAD_REQUEST, page::setup(&host.name, Some(&why))),
+        (Ok(()), None) => html(StatusCode::INTERNAL_SERVER_ERROR, page::setup(&host.name, Some("The password could not be kept."))),
     }
 }
 

@@ -116,13 +116,22 @@ function permissionsEditor(key, permissions) {
   const [others, othersLabel] = box("others", "may resume and quit others' sessions", permissions.others);
   const [clipboard, clipboardLabel] = box("clipboard", "shares the clipboard", permissions.clipboard);
   const [everyApp, everyAppLabel] = box("every_app", "every app", permissions.apps === null || permissions.apps === undefined);
-  const appBoxes = catalog.map((app) => box("app", app.title, (permissions.apps || []).includes(app.title)));
+  const appBoxes = catalog.map((app) => {
+    const [input, label] = box("app", app.title, (permissions.apps || []).includes(app.title));
+    input.dataset.title = app.title;
+    return [input, label];
+  });
   const saved = el("span", { class: "meta", role: "status" });
   const form = el("form", {
     class: "permissions",
     onsubmit: async (event) => {
       event.preventDefault();
-      const apps = everyApp.checked ? null : appBoxes.filter(([input]) => input.checked).map(([, label]) => label.textContent.trim());
+      // Without the catalog the app list is unknown: never save an empty one by mistake.
+      if (!everyApp.checked && catalog.length === 0) {
+        saved.textContent = "the app list did not load: reload the page";
+        return;
+      }
+      const apps = everyApp.checked ? null : appBoxes.filter(([input]) => input.checked).map(([input]) => input.dataset.title);
       try {
         await api("/clients/" + key + "/permissions", "PUT",
           { apps, view_only: viewOnly.checked, others: others.checked, clipboard: clipboard.checked });
@@ -241,5 +250,9 @@ showApps().catch((e) => alertIn(document.getElementById("apps"), e.message)).fin
   events.addEventListener("clients", (e) => showClients(JSON.parse(e.data)));
   events.addEventListener("status", (e) => showStatus(JSON.parse(e.data)));
   events.addEventListener("log", (e) => showLog(JSON.parse(e.data)));
+  // The login ended (logged out elsewhere, a new password): the page shows the login form.
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) location.reload();
+  });
 });
 showHealth().catch((e) => alertIn(document.getElementById("health"), e.message));
