@@ -97,6 +97,8 @@ pub struct Host {
     pub api_token: String,
     /// The state directory (certificate, clients, token).
     pub state: PathBuf,
+    /// The configuration file (the console edits its apps).
+    pub config_path: PathBuf,
     /// The web console's password and logins.
     pub console: crate::console::Console,
     /// The private PipeWire started for the sessions' sound, if the host needed one.
@@ -236,6 +238,7 @@ impl Host {
             api_token: load_or_create_token(&paths.state.join(API_TOKEN_FILE))?,
             console: crate::console::Console::new(&paths.state),
             state: paths.state.clone(),
+            config_path: paths.config.clone(),
             _pipewire: pipewire,
         };
         Ok((Arc::new(host), sockets))

@@ -39,7 +39,7 @@ impl Api {
 fn every_documented_operation_answers_as_documented() {
     let dir = std::env::temp_dir().join(format!("pf-api-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
-    let _daemon = start_daemon(&dir, PORT, API_PORT, &["true".into()], "");
+    let _daemon = start_daemon(&dir, PORT, API_PORT, &["true".into()], "# a note of the user's\n");
     let token = std::fs::read_to_string(dir.join("state/punktfunk/api-token")).unwrap().trim().to_owned();
     let api = Api { agent: ureq::Agent::config_builder().http_status_as_error(false).build().new_agent(), token };
 
@@ -79,6 +79,19 @@ fn every_documented_operation_answers_as_documented() {
         ("get", "/logs", "/logs", None, 200),
         ("get", "/logs", "/logs?after=abc", None, 400),
         ("get", "/openapi.json", "/openapi.json", None, 200),
+        // The configured apps: Desktop (1) and Input Test (2, which exits at once) to begin.
+        ("post", "/apps", "/apps", Some(r#"{"title":"","command":["x"]}"#), 400),
+        ("post", "/apps", "/apps", Some(r#"{"title":"Input Test","command":["x"]}"#), 400),
+        ("post", "/apps", "/apps", Some(r#"{"title":"Clock","command":["true"]}"#), 200),
+        ("put", "/apps/{id}", "/apps/3", Some(r#"{"title":"Long clock","command":["sleep","60"]}"#), 200),
+        ("put", "/apps/{id}", "/apps/99", Some(r#"{"title":"X","command":["x"]}"#), 404),
+        ("put", "/apps/order", "/apps/order", Some(r#"{"ids":[3,2]}"#), 200),
+        ("put", "/apps/order", "/apps/order", Some(r#"{"ids":[2]}"#), 400),
+        ("post", "/apps/{id}/launch", "/apps/2/launch", None, 200),
+        ("post", "/apps/{id}/launch", "/apps/3/launch", None, 422),
+        ("post", "/apps/{id}/launch", "/apps/77/launch", None, 404),
+        ("delete", "/apps/{id}", "/apps/1", None, 400),
+        ("delete", "/apps/{id}", "/apps/3", None, 200),
     ];
     let mut called = BTreeSet::new();
     for &(method, documented, path, body, want) in calls {
@@ -91,6 +104,12 @@ fn every_documented_operation_answers_as_documented() {
         }
         called.insert((method.to_owned(), documented.to_owned()));
     }
+    // What the app calls left: Long clock first, Input Test gone, the user's note kept.
+    let (_, apps) = api.call("GET", "/apps", None);
+    let titles: Vec<&str> = apps.as_array().unwrap().iter().filter_map(|a| a["title"].as_str()).collect();
+    assert_eq!(titles, ["Desktop", "Long clock"]);
+    let file = std::fs::read_to_string(dir.join("config/punktfunk/config.toml")).unwrap();
+    assert!(file.contains("# a note of the user's") && file.contains("command = [\"sleep\", \"60\"]"), "{file}");
     // The event stream: its first events at once, as documented.
     let request = ureq::http::Request::builder()
         .uri(format!("http://127.0.0.1:{API_PORT}/api/v1/events"))

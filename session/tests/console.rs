@@ -88,6 +88,11 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     let health: Vec<&str> = b["health"].as_array().unwrap().iter().filter_map(|c| c.as_str()).collect();
     assert!(health.iter().any(|c| c.starts_with("OK") && c.contains("ports")), "the host's health is shown: {health:?}");
     assert_eq!(b["log"], serde_json::json!({"logins": 1, "guesses": 5}), "the host's log shows the other machine's login and the guesses");
+    let apps = b["apps"].as_array().unwrap();
+    assert_eq!(apps[1], serde_json::json!(["Green clock", ["sleep", "60"]]), "added, renamed and moved up in the page: {apps:?}");
+    assert_eq!(apps[2][0], "Input Test");
+    let config = std::fs::read_to_string(dir.join("config/punktfunk/config.toml")).unwrap();
+    assert!(config.contains("title = \"Green clock\""), "the configuration file has it: {config}");
     let points = b["plot_points"].as_array().unwrap();
     assert!(points[1].as_u64() > points[0].as_u64(), "the plot moves: {points:?}");
     let session = b["session"].as_str().unwrap();
@@ -97,7 +102,7 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     assert_eq!(b["cli_password"], 0);
     assert_eq!(b["logged_out_by_new_password"], true, "a new password set on the host ends the old logins");
     assert_eq!(b["logged_out"], true);
-    for shot in ["0-set-password", "1-logged-in", "2-device-waits", "2b-permissions", "3-session-plotted", "4-removed"] {
+    for shot in ["0-set-password", "1-logged-in", "2-device-waits", "2b-permissions", "2c-apps", "3-session-plotted", "4-removed"] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
     let _ = std::fs::remove_dir_all(&dir);

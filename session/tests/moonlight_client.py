@@ -711,6 +711,23 @@ def console_steps(page, shot, console_port, password, b):
     expect(logged_in.first).to_be_attached(timeout=10_000)
     b["log"] = {"logins": logged_in.count(),
                 "guesses": page.locator("#log-lines .line", has_text="console: wrong password").count()}
+    # The catalog: an app added, tried (it starts), renamed and moved up, all in the page.
+    add = page.locator("#add-app")
+    add.locator('input[name="title"]').fill("Clock")
+    add.locator('input[name="command"]').fill("sleep 60")
+    add.locator("button").click()
+    clock = page.locator('#app-list li.app[data-title="Clock"]')
+    expect(clock).to_be_visible(timeout=10_000)
+    clock.locator("button.test").click()
+    expect(clock.locator('[role="status"]')).to_have_text("started", timeout=60_000)
+    clock.locator('input[name="title"]').fill("Green clock")
+    clock.locator('button[type="submit"]').click()
+    green = page.locator('#app-list li.app[data-title="Green clock"]')
+    expect(green).to_be_visible(timeout=10_000)
+    green.locator("button.up").click()
+    expect(page.locator("#app-list li.app").nth(1)).to_have_attribute("data-title", "Green clock", timeout=10_000)
+    shot("2c-apps")
+    b["apps"] = page.evaluate("fetch('/api/v1/apps').then(r => r.json()).then(l => l.map(a => [a.title, a.command]))")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
                         output_format="rgb24", ready_timeout=60.0, record_audio=False)
     streaming = [True]

@@ -7,6 +7,7 @@
 //! the last look is older than [`RESCAN`].
 
 mod desktop_entries;
+pub mod edit;
 mod heroic;
 mod lutris;
 mod steam;
@@ -75,7 +76,10 @@ struct Scanners {
 pub struct Catalog(Arc<Shared>);
 
 struct Shared {
-    written: Vec<App>,
+    /// The configured apps (Desktop first), replaced whole when the console edits them.
+    written: Mutex<Arc<Vec<App>>>,
+    /// Edits of the configuration file one at a time.
+    editing: Mutex<()>,
     scanners: Scanners,
     /// What the last look found, and when it looked.
     found: Mutex<(Instant, Arc<Vec<Entry>>)>,
@@ -87,7 +91,7 @@ impl Catalog {
     /// The catalog of `config`, with a first look for installed games (before the host
     /// serves, so the first list a client gets has them).
     pub fn new(config: &Config) -> Self {
-        let written = std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect();
+        let written = Mutex::new(configured(config));
         // With remote login the host runs as root for every user: whose home would it be? Only
         // the machine's desktop entries are looked at then.
         let home = std::env::var_os("HOME").filter(|h| !h.is_empty() && !config.login).map(PathBuf::from);
@@ -98,7 +102,13 @@ impl Catalog {
             desktop_entries: config.scan_desktop_entries,
             home,
         };
-        let shared = Shared { written, scanners, found: Mutex::new((Instant::now(), Arc::default())), looking: AtomicBool::new(false) };
+        let shared = Shared {
+            written,
+            editing: Mutex::new(()),
+            scanners,
+            found: Mutex::new((Instant::now(), Arc::default())),
+            looking: AtomicBool::new(false),
+        };
         let found = shared.scan();
         *shared.found.lock() = (Instant::now(), Arc::new(found));
         Self(Arc::new(shared))
@@ -107,7 +117,8 @@ impl Catalog {
     /// Every app, configured ones first; found ones as of the last look (a new look starts
     /// if that is older than [`RESCAN`]; the list after it has what it found).
     pub fn entries(&self) -> Vec<Entry> {
-        let written = self.0.written.iter().enumerate().map(|(i, a)| Entry { id: i as u32 + 1, app: a.clone(), source: Source::Config });
+        let configured = self.0.written.lock().clone();
+        let written = configured.iter().enumerate().map(|(i, a)| Entry { id: i as u32 + 1, app: a.clone(), source: Source::Config });
         let mut entries: Vec<Entry> = written.collect();
         entries.extend(self.found().iter().cloned());
         entries
@@ -115,7 +126,8 @@ impl Catalog {
 
     /// The app with catalog id `id`.
     pub fn app(&self, id: u32) -> Option<App> {
-        match id.checked_sub(1).and_then(|i| self.0.written.get(i as usize)) {
+        let configured = self.0.written.lock().clone();
+        match id.checked_sub(1).and_then(|i| configured.get(i as usize)) {
             Some(app) => Some(app.clone()),
             None => self.found().iter().find(|e| e.id == id).map(|e| e.app.clone()),
         }
@@ -124,6 +136,19 @@ impl Catalog {
     /// The app titled `title`, or with no title the first (Desktop).
     pub fn titled(&self, title: &str) -> Option<(u32, App)> {
         self.entries().into_iter().find(|e| e.app.title == title || (title.is_empty() && e.id == 1)).map(|e| (e.id, e.app))
+    }
+
+    /// Changes the configuration file's apps with `edit` (one change at a time), and takes
+    /// the configured apps it leaves; found apps whose titles they now take go at the next
+    /// look, which starts at once.
+    pub fn edit(&self, edit: impl FnOnce() -> anyhow::Result<Config>) -> anyhow::Result<()> {
+        let _one = self.0.editing.lock();
+        let config = edit()?;
+        *self.0.written.lock() = configured(&config);
+        if let Some(stale) = Instant::now().checked_sub(RESCAN) {
+            self.0.found.lock().0 = stale;
+        }
+        Ok(())
     }
 
     /// The found apps; a look for them again starts if the last is older than [`RESCAN`].
@@ -147,6 +172,7 @@ impl Catalog {
 impl Shared {
     fn scan(&self) -> Vec<Entry> {
         let s = &self.scanners;
+        let written = self.written.lock().clone();
         let mut sources: Vec<(Source, Vec<Found>)> = Vec::new();
         if let (true, Some(home)) = (s.steam, &s.home) {
             sources.push((Source::Steam, steam::scan(home)));
@@ -164,7 +190,7 @@ impl Shared {
         for (source, found) in sources {
             for Found { key, app } in found {
                 // What the user wrote, or a scanner before, has the title already.
-                let taken = |title: &str| self.written.iter().any(|a| a.title == title) || entries.iter().any(|e| e.app.title == title);
+                let taken = |title: &str| written.iter().any(|a| a.title == title) || entries.iter().any(|e| e.app.title == title);
                 if taken(&app.title) || entries.len() >= MAX_FOUND {
                     continue;
                 }
@@ -178,6 +204,11 @@ impl Shared {
         }
         entries
     }
+}
+
+/// The configured apps in catalog order: Desktop, then `[[apps]]`.
+fn configured(config: &Config) -> Arc<Vec<App>> {
+    Arc::new(std::iter::once(config.desktop.clone()).chain(config.apps.iter().cloned()).collect())
 }
 
 /// A found app's id: from its source and key, so it is the same on every scan and start;

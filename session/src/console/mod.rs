@@ -91,6 +91,8 @@ pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener, tls: Arc<
     let access = host.config.console_access;
     loop {
         let (tcp, remote, slot) = admission.accept(&listener).await;
+        // An IPv4 client of the dual-stack socket, as IPv4 (in the log, in the counts).
+        let remote = SocketAddr::new(remote.ip().to_canonical(), remote.port());
         if !access.admits(remote.ip()) {
             admission.refused(remote, "an address console_access does not allow");
             continue;

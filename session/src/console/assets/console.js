@@ -214,14 +214,117 @@ function plot(canvas, lines) {
   }
 }
 
-// The app catalog (also what the permissions editor offers).
+// The app catalog (also what the permissions editor offers): configured apps edited in
+// place (the host writes them to its configuration file), found ones listed.
 let catalog = [];
 
 async function showApps() {
   catalog = await api("/apps");
+  const configured = catalog.filter((app) => app.source === "config");
   document.getElementById("app-list").replaceChildren(...catalog.map((app) =>
-    el("li", { class: "app" }, el("span", { class: "name" }, app.title), el("span", { class: "meta" }, app.source))));
+    app.source === "config" ? configuredApp(app, configured) : el("li", { class: "app", "data-title": app.title },
+      el("span", { class: "name" }, app.title), el("span", { class: "meta" }, "found: " + app.source))));
 }
+
+// A command line as its arguments: words, or "…" / '…' quoted ones.
+function splitCommand(line) {
+  const args = [];
+  for (const m of line.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g)) {
+    args.push(m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2] !== undefined ? m[2] : m[3]);
+  }
+  return args;
+}
+
+function joinCommand(args) {
+  return args.map((a) => (a === "" || /[\s"']/.test(a) ? '"' + a.replace(/(["\\])/g, "\\$1") + '"' : a)).join(" ");
+}
+
+function appFields(app) {
+  return {
+    title: el("input", { name: "title", value: app.title, required: "", maxlength: "100", "aria-label": "Title" }),
+    command: el("input", { name: "command", class: "command", value: joinCommand(app.command), required: "", "aria-label": "Command" }),
+    image: el("input", { name: "image", value: app.box_art || "", placeholder: "box art: a PNG or JPEG file", "aria-label": "Box art" }),
+  };
+}
+
+function edited(fields, app) {
+  return { title: fields.title.value, command: splitCommand(fields.command.value), image: fields.image.value || null, working_dir: app.working_dir || null };
+}
+
+function configuredApp(app, configured) {
+  const fields = appFields(app);
+  const status = el("span", { class: "meta", role: "status" });
+  const act = async (what, done) => {
+    try {
+      const answer = await what();
+      status.textContent = done(answer);
+    } catch (e) {
+      status.textContent = e.message;
+    }
+  };
+  const rest = configured.slice(1).map((a) => a.id);
+  const move = (by) => async () => {
+    const at = rest.indexOf(app.id);
+    const to = at + by;
+    if (at < 0 || to < 0 || to >= rest.length) return;
+    [rest[at], rest[to]] = [rest[to], rest[at]];
+    await act(() => api("/apps/order", "PUT", { ids: rest }), () => "moved");
+    await showApps();
+  };
+  const desktop = app.id === configured[0].id;
+  const buttons = [
+    el("button", { type: "submit" }, "Save"),
+    el("button", { type: "button", class: "test", onclick: () => { status.textContent = "starting …"; act(() => api("/apps/" + app.id + "/launch", "POST"), () => "started"); } }, "Test"),
+  ];
+  if (!desktop) {
+    const remove = el("button", {
+      type: "button",
+      class: "danger",
+      onclick: async () => {
+        if (remove.dataset.armed !== "yes") {
+          remove.dataset.armed = "yes";
+          remove.textContent = "Really remove?";
+          return;
+        }
+        await act(() => api("/apps/" + app.id, "DELETE"), () => "removed");
+        await showApps();
+      },
+    }, "Remove");
+    buttons.push(el("button", { type: "button", class: "up", "aria-label": "Move up", onclick: move(-1) }, "↑"),
+      el("button", { type: "button", class: "down", "aria-label": "Move down", onclick: move(1) }, "↓"), remove);
+  }
+  const form = el("form", {
+    class: "app-edit",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      await act(() => api("/apps/" + app.id, "PUT", edited(fields, app)), () => "saved");
+      await showApps();
+    },
+  }, fields.title, fields.command, fields.image, ...buttons, status);
+  return el("li", { class: "app configured", "data-title": app.title }, form);
+}
+
+function addAppForm() {
+  const fields = appFields({ title: "", command: [] });
+  const status = el("span", { class: "meta", role: "status" });
+  return el("form", {
+    id: "add-app",
+    class: "app-edit",
+    onsubmit: async (event) => {
+      event.preventDefault();
+      try {
+        await api("/apps", "POST", edited(fields, {}));
+        status.textContent = "added";
+        fields.title.value = fields.command.value = fields.image.value = "";
+        await showApps();
+      } catch (e) {
+        status.textContent = e.message;
+      }
+    },
+  }, fields.title, fields.command, fields.image, el("button", { type: "submit" }, "Add"), status);
+}
+
+document.getElementById("apps").append(el("h3", {}, "Add an app"), addAppForm());
 
 // The host's health: `punktfunk doctor`'s checks.
 async function showHealth() {
