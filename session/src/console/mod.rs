@@ -14,7 +14,7 @@ mod page;
 pub use access::ConsoleAccess;
 pub use auth::{PASSWORD_FILE, Password};
 
-use crate::admission::{Admission, HEAD_TIMEOUT, PER_ADDRESS, Peers, connection_budget};
+use crate::admission::{Admission, PER_ADDRESS, Peers, connection_budget};
 use crate::api::{self, StillAllowed};
 use crate::host::Host;
 use auth::{Failures, Login, Logins};
@@ -101,11 +101,7 @@ pub async fn serve(host: Arc<Host>, listener: tokio::net::TcpListener, tls: Arc<
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let tls = match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::debug!(%remote, "console TLS handshake: {e}"),
-                Err(_) => return tracing::debug!(%remote, "console TLS handshake timed out"),
-            };
+            let Some(tls) = crate::gamestream::http::handshake(&acceptor, tcp, remote).await else { return };
             let svc = app.layer(Extension(Peer { remote, local }));
             crate::gamestream::http::serve_connection(hyper_util::rt::TokioIo::new(tls), svc).await;
         });

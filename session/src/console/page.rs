@@ -4,21 +4,8 @@
 pub const SCRIPT: &str = include_str!("assets/console.js");
 pub const STYLE: &str = include_str!("assets/console.css");
 
-/// `text` safe inside HTML text and attribute values.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+// XML's escaping is HTML's too (text and quoted attribute values).
+use crate::gamestream::xml::escape;
 
 /// A page: `head` added to its head, `nav` to its header bar.
 fn shell(name: &str, head: &str, nav: &str, body: &str) -> String {
@@ -94,6 +81,6 @@ mod tests {
     fn a_hostile_host_name_stays_text() {
         let page = login("<script>alert(1)</script>\"'", Some("<b>"));
         assert!(!page.contains("<script>alert") && !page.contains("<b>"));
-        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;"));
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;&quot;&apos;"));
     }
 }

@@ -87,15 +87,31 @@ pub async fn serve_https(host: Arc<Host>, listener: TcpListener, tls: Arc<rustls
         let (acceptor, app) = (acceptor.clone(), app.clone());
         tokio::spawn(async move {
             let _slot = slot;
-            let tls = match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => return tracing::debug!(%remote, "TLS handshake: {e}"),
-                Err(_) => return tracing::debug!(%remote, "TLS handshake timed out"),
-            };
+            let Some(tls) = handshake(&acceptor, tcp, remote).await else { return };
             let cert = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| fingerprint(c));
             let svc = app.layer(Extension(Conn { remote, local, https: true, cert }));
             serve_connection(TokioIo::new(tls), svc).await;
         });
+    }
+}
+
+/// The TLS handshake of a connection from `remote`, due within [`HEAD_TIMEOUT`]; `None`
+/// (logged) when it fails or is late.
+pub async fn handshake(
+    acceptor: &tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    remote: std::net::SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>> {
+    match tokio::time::timeout(HEAD_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            tracing::debug!(%remote, "TLS handshake: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(%remote, "TLS handshake timed out");
+            None
+        }
     }
 }
 

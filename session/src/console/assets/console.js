@@ -83,21 +83,13 @@ function clientItem(client) {
       }
     },
   }, name, el("button", { type: "submit" }, "Rename"));
-  const remove = el("button", {
-    class: "danger",
-    onclick: async () => {
-      if (remove.dataset.armed !== "yes") {
-        remove.dataset.armed = "yes";
-        remove.textContent = "Really remove?";
-        return;
-      }
-      try {
-        await api("/clients/" + key, "DELETE");
-      } catch (e) {
-        alertIn(item, e.message);
-      }
-    },
-  }, "Remove");
+  const remove = removeButton(async () => {
+    try {
+      await api("/clients/" + key, "DELETE");
+    } catch (e) {
+      alertIn(item, e.message);
+    }
+  });
   const since = new Date(client.paired_at * 1000).toLocaleDateString();
   const item = el("li", { class: "client", "data-fingerprint": key, "data-name": client.name }, rename,
     el("span", { class: "meta" }, "paired " + since + " · " + key.slice(0, 8)), remove,
@@ -144,6 +136,23 @@ function permissionsEditor(key, permissions) {
   el("fieldset", { class: "apps" }, el("legend", {}, "or only these apps"), ...appBoxes.map(([, label]) => label)),
   el("button", { type: "submit" }, "Save"), saved);
   return el("details", { class: "permissions" }, el("summary", {}, "What it may do"), form);
+}
+
+// A "Remove" button that asks once more before it does `remove`.
+function removeButton(remove) {
+  const button = el("button", {
+    type: "button",
+    class: "danger",
+    onclick: () => {
+      if (button.dataset.armed !== "yes") {
+        button.dataset.armed = "yes";
+        button.textContent = "Really remove?";
+        return;
+      }
+      remove();
+    },
+  }, "Remove");
+  return button;
 }
 
 function alertIn(node, message) {
@@ -277,19 +286,10 @@ function configuredApp(app, configured) {
     el("button", { type: "button", class: "test", onclick: () => { status.textContent = "starting …"; act(() => api("/apps/" + app.id + "/launch", "POST"), () => "started"); } }, "Test"),
   ];
   if (!desktop) {
-    const remove = el("button", {
-      type: "button",
-      class: "danger",
-      onclick: async () => {
-        if (remove.dataset.armed !== "yes") {
-          remove.dataset.armed = "yes";
-          remove.textContent = "Really remove?";
-          return;
-        }
-        await act(() => api("/apps/" + app.id, "DELETE"), () => "removed");
-        await showApps();
-      },
-    }, "Remove");
+    const remove = removeButton(async () => {
+      await act(() => api("/apps/" + app.id, "DELETE"), () => "removed");
+      await showApps();
+    });
     buttons.push(el("button", { type: "button", class: "up", "aria-label": "Move up", onclick: move(-1) }, "↑"),
       el("button", { type: "button", class: "down", "aria-label": "Move down", onclick: move(1) }, "↓"), remove);
   }
