@@ -340,7 +340,13 @@ async fn rename_client(State(host): State<Arc<Host>>, Path(key): Path<String>, J
             format!("a name has 1 to {} characters, none of them control characters", crate::store::MAX_NAME),
         ));
     }
-    match host.clients.lock().rename(&key, name) {
+    let named = host.clients.lock().rename(&key, name);
+    changed_one(&key, named)
+}
+
+/// The answer to a change of the one client `key` names, from how many it names.
+fn changed_one(key: &str, named: std::io::Result<usize>) -> ApiResult<Changed> {
+    match named {
         Ok(1) => Ok(Json(Changed { changed: 1 })),
         Ok(0) => Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}"))),
         Ok(n) => Err(err(StatusCode::CONFLICT, format!("{key:?} names {n} clients: give more of the fingerprint"))),
@@ -361,12 +367,8 @@ async fn permit(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(per
     if let Some(unknown) = permissions.apps.iter().flatten().find(|title| !catalog.iter().any(|e| e.app.title == **title)) {
         return Err(err(StatusCode::BAD_REQUEST, format!("no app called {unknown:?} in the catalog")));
     }
-    match host.clients.lock().permit(&key, &permissions) {
-        Ok(1) => Ok(Json(Changed { changed: 1 })),
-        Ok(0) => Err(err(StatusCode::NOT_FOUND, format!("no client named or fingerprinted {key:?}"))),
-        Ok(n) => Err(err(StatusCode::CONFLICT, format!("{key:?} names {n} clients: give more of the fingerprint"))),
-        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
-    }
+    let named = host.clients.lock().permit(&key, &permissions);
+    changed_one(&key, named)
 }
 
 /// One app of the catalog, as the API lists it.

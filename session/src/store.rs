@@ -173,25 +173,27 @@ impl Clients {
     }
 
     /// Gives the client `key` names (see [`PairedClient::is_named`]) `permissions`, and
-    /// saves, only when it names one (a device may take another's name: what one may do
-    /// must not reach the other); returns how many it names.
+    /// saves, only when it names one; returns how many it names.
     pub fn permit(&mut self, key: &str, permissions: &Permissions) -> std::io::Result<usize> {
-        let named = self.list.iter().filter(|c| c.is_named(key)).count();
-        if named == 1 {
-            let mut next = self.list.clone();
-            next.iter_mut().filter(|c| c.is_named(key)).for_each(|c| c.permissions = permissions.clone());
-            self.save(next)?;
-        }
-        Ok(named)
+        self.change_one(key, |c| c.permissions = permissions.clone())
     }
 
-    /// Renames the clients `key` names, and saves, only when it names one; returns how many
+    /// Renames the client `key` names, and saves, only when it names one; returns how many
     /// it names.
     pub fn rename(&mut self, key: &str, name: &str) -> std::io::Result<usize> {
+        self.change_one(key, |c| c.name = name.to_owned())
+    }
+
+    /// Changes the client `key` names and saves, only when it names one (a device may take
+    /// another's name: what is meant for one must not reach the other); returns how many
+    /// it names.
+    fn change_one(&mut self, key: &str, change: impl FnOnce(&mut PairedClient)) -> std::io::Result<usize> {
         let named = self.list.iter().filter(|c| c.is_named(key)).count();
         if named == 1 {
             let mut next = self.list.clone();
-            next.iter_mut().filter(|c| c.is_named(key)).for_each(|c| c.name = name.to_owned());
+            if let Some(client) = next.iter_mut().find(|c| c.is_named(key)) {
+                change(client);
+            }
             self.save(next)?;
         }
         Ok(named)
