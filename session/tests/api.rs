@@ -6,6 +6,7 @@
 mod common;
 
 use common::start_daemon;
+use image::GenericImageView;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -22,17 +23,31 @@ struct Api {
 impl Api {
     /// (status, JSON body) of `method path` with `body`.
     fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
-        let url = format!("http://127.0.0.1:{API_PORT}/api/v1{path}");
+        let (status, _, bytes) = self.send(method, path, "application/json", body.unwrap_or_default().as_bytes());
+        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    }
+
+    /// (status, content type, body) of `method path` with a body of `kind`.
+    fn send(&self, method: &str, path: &str, kind: &str, body: &[u8]) -> (u16, String, Vec<u8>) {
         let request = ureq::http::Request::builder()
             .method(method)
-            .uri(&url)
+            .uri(format!("http://127.0.0.1:{API_PORT}/api/v1{path}"))
             .header("Authorization", format!("Bearer {}", self.token))
-            .header("Content-Type", "application/json")
-            .body(body.unwrap_or_default().to_owned())
+            .header("Content-Type", kind)
+            .body(body.to_vec())
             .unwrap();
         let mut answer = self.agent.run(request).unwrap();
-        (answer.status().as_u16(), answer.body_mut().read_json().unwrap_or(Value::Null))
+        let kind = answer.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let bytes = answer.body_mut().with_config().limit(16 << 20).read_to_vec().unwrap_or_default();
+        (answer.status().as_u16(), kind, bytes)
     }
+}
+
+/// A `width` x `height` PNG.
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::DynamicImage::ImageRgb8(image::RgbImage::new(width, height)).write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
 }
 
 #[test]
@@ -104,6 +119,37 @@ fn every_documented_operation_answers_as_documented() {
         }
         called.insert((method.to_owned(), documented.to_owned()));
     }
+    // Box art for Long clock (now 2): a tall picture, served back brought to Moonlight's
+    // poster; what is no picture, or too large, refused; then taken away.
+    let art_calls: &[(&str, &str, Vec<u8>, u16)] = &[
+        ("put", "/apps/2/art", png(1000, 2000), 200),
+        ("get", "/apps/2/art", vec![], 200),
+        ("put", "/apps/2/art", b"GIF89a, no".to_vec(), 400),
+        ("put", "/apps/2/art", vec![0; 9 << 20], 413),
+        ("put", "/apps/99/art", png(10, 10), 404),
+        ("delete", "/apps/2/art", vec![], 200),
+        ("get", "/apps/2/art", vec![], 404),
+        ("delete", "/apps/99/art", vec![], 404),
+    ];
+    for (method, path, body, want) in art_calls {
+        let (status, kind, answer) = api.send(&method.to_uppercase(), path, "image/png", body);
+        assert_eq!(status, *want, "{method} {path}: {}", String::from_utf8_lossy(&answer));
+        assert!(
+            doc["paths"]["/apps/{id}/art"][method]["responses"][status.to_string()].is_object(),
+            "{method} {path}: {status} undocumented"
+        );
+        if status == 200 && *method == "get" {
+            assert_eq!(kind, "image/png");
+            assert_eq!(image::load_from_memory(&answer).unwrap().dimensions(), (444, 888), "fitted to 628x888, its shape kept");
+        }
+        if status >= 400 {
+            assert!(serde_json::from_slice::<Value>(&answer).unwrap()["error"].is_string(), "{method} {path}: errors say why");
+        }
+        called.insert((method.to_string(), "/apps/{id}/art".to_owned()));
+    }
+    let art = dir.join("state/punktfunk/art");
+    assert_eq!(std::fs::read_dir(&art).map(|d| d.count()).unwrap_or(0), 0, "art no app names is removed");
+
     // What the app calls left: Long clock first, Input Test gone, the user's note kept.
     let (_, apps) = api.call("GET", "/apps", None);
     let titles: Vec<&str> = apps.as_array().unwrap().iter().filter_map(|a| a["title"].as_str()).collect();

@@ -1,6 +1,6 @@
 //! The web console as its users meet it: a real Chromium (driven by Playwright) sets the
 //! password on first use (on the host itself), enters the PIN a real Moonlight client (moonlight-python) shows while pairing, sees the
-//! client listed, renames it, watches its stream plotted live, removes it, and the host then
+//! client listed, renames it, gives apps box art, watches its stream plotted live, removes it, and the host then
 //! refuses the client; a new password set with `punktfunk console-password` ends its login.
 //! Between, an attacker's requests from other addresses: no login, another site's forms and
 //! calls, guessed passwords, bad JSON, an oversized body, a body that never comes. Screenshots are kept in
@@ -93,6 +93,17 @@ fn pairing_renaming_watching_and_removing_a_client_from_a_browser() {
     assert_eq!(apps[2][0], "Input Test");
     let config = std::fs::read_to_string(dir.join("config/punktfunk/config.toml")).unwrap();
     assert!(config.contains("title = \"Green clock\""), "the configuration file has it: {config}");
+    // Box art: uploaded larger than Moonlight's poster, scaled to fit it (its shape kept),
+    // shown in the page and served to the Moonlight client; removed, its file goes.
+    let uploaded = b["uploaded"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
+    let scaled = [628, (uploaded[1] * 628.0 / uploaded[0]).round() as u64];
+    assert!(uploaded[0] > 628.0, "the upload is larger: {uploaded:?}");
+    assert_eq!(b["clock_art"], serde_json::json!(scaled), "the thumbnail shows the scaled art");
+    assert_eq!(b["appasset"], serde_json::json!({"status": 200, "type": "image/png", "size": scaled}), "Moonlight gets it");
+    assert_eq!(b["art_removed"], true);
+    let art: Vec<_> = std::fs::read_dir(dir.join("state/punktfunk/art")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(art.len(), 1, "only the art an app names is kept: {art:?}");
+    assert!(config.contains(&art[0].display().to_string()), "{config}");
     let points = b["plot_points"].as_array().unwrap();
     assert!(points[1].as_u64() > points[0].as_u64(), "the plot moves: {points:?}");
     let session = b["session"].as_str().unwrap();

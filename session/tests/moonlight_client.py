@@ -656,6 +656,11 @@ def console_browser(console_port, password, shots):
     return b
 
 
+def png_size(png):
+    """(width, height) from a PNG's header."""
+    return [int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")] if png[:8] == b"\x89PNG\r\n\x1a\n" else None
+
+
 def console_steps(page, shot, console_port, password, b):
     """The browser's steps (see `console_browser`), what it saw into `b`."""
     import re
@@ -715,9 +720,24 @@ def console_steps(page, shot, console_port, password, b):
     add = page.locator("#add-app")
     add.locator('input[name="title"]').fill("Clock")
     add.locator('input[name="command"]').fill("sleep 60")
+    # Box art from the phone's gallery: a picture larger than Moonlight's poster.
+    picture = page.screenshot()
+    add.locator('input[name="art"]').set_input_files(files=[{"name": "clock.png", "mimeType": "image/png", "buffer": picture}])
     add.locator("button").click()
     clock = page.locator('#app-list li.app[data-title="Clock"]')
     expect(clock).to_be_visible(timeout=10_000)
+    size = "(img) => img.complete && img.naturalWidth ? [img.naturalWidth, img.naturalHeight] : null"
+    b["uploaded"] = png_size(picture)
+    b["clock_art"] = until(lambda: clock.locator("img.art").evaluate(size), lambda s: s, page)
+    # The app the client streams gets art too: Moonlight shows it in its list.
+    listed = page.locator(f'#app-list li.app[data-title="{app_title}"]')
+    listed.locator('input[name="art"]').set_input_files(files=[{"name": "game.png", "mimeType": "image/png", "buffer": picture}])
+    listed.locator('button[type="submit"]').click()
+    until(lambda: listed.locator("img.art").evaluate(size), lambda s: s, page)
+    app_id = page.evaluate(f"fetch('/api/v1/apps').then(r => r.json()).then(l => l.find(a => a.title === {json.dumps(app_title)}).id)")
+    r = requests.get(f"https://{HOST}:{server.https_port}/appasset?uniqueid=0123456789ABCDEF&appid={app_id}&AssetType=2&AssetIdx=0",
+                     cert=(f"{client_dir}/cert.pem", f"{client_dir}/key.pem"), verify=False, timeout=10)
+    b["appasset"] = {"status": r.status_code, "type": r.headers.get("content-type"), "size": png_size(r.content)}
     clock.locator("button.test").click()
     expect(clock.locator('[role="status"]')).to_have_text("started", timeout=60_000)
     clock.locator('input[name="title"]').fill("Green clock")
@@ -727,6 +747,9 @@ def console_steps(page, shot, console_port, password, b):
     green.locator("button.up").click()
     expect(page.locator("#app-list li.app").nth(1)).to_have_attribute("data-title", "Green clock", timeout=10_000)
     shot("2c-apps")
+    green.locator("button.remove-art").click()
+    expect(green.locator("span.art.none")).to_be_visible(timeout=10_000)
+    b["art_removed"] = True
     b["apps"] = page.evaluate("fetch('/api/v1/apps').then(r => r.json()).then(l => l.map(a => [a.title, a.command]))")
     client.start_stream(app=app_title, width=640, height=360, fps=30, bitrate_kbps=3000, codec="h264",
                         output_format="rgb24", ready_timeout=60.0, record_audio=False)

@@ -42,12 +42,8 @@ impl AppEdit {
         if self.command.len() > MAX_ARGS || self.command.iter().any(|a| a.len() > MAX_ARG || a.contains('\0')) {
             return Err(format!("a command has at most {MAX_ARGS} arguments of {MAX_ARG} bytes, without NUL"));
         }
-        if let Some(image) = &self.image {
-            let mut head = [0u8; 8];
-            let read = std::fs::File::open(image).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head));
-            if read.is_err() || super::image_kind(&head).is_none() {
-                return Err(format!("{} is no PNG or JPEG file the host can read", image.display()));
-            }
+        if let Some(image) = self.image.as_deref().filter(|i| !super::art::is_image(i)) {
+            return Err(format!("{} is no PNG or JPEG file the host can read", image.display()));
         }
         Ok(())
     }
@@ -85,11 +81,15 @@ pub fn add(path: &Path, app: &AppEdit) -> anyhow::Result<Config> {
 /// Changes the app in `slot` (its other keys stay); the new configuration.
 pub fn replace(path: &Path, slot: Slot, app: &AppEdit) -> anyhow::Result<Config> {
     change(path, |doc| {
-        let table = match slot {
-            Slot::Desktop => doc.entry("desktop").or_insert(Item::Table(Table::new())).as_table_mut(),
-            Slot::App(i) => apps(doc).get_mut(i),
-        };
-        fill(table.ok_or_else(|| anyhow::anyhow!("no such app"))?, app);
+        fill(table(doc, slot)?, app);
+        Ok(())
+    })
+}
+
+/// Gives the app in `slot` this box art, or none; the new configuration.
+pub fn set_image(path: &Path, slot: Slot, image: Option<&Path>) -> anyhow::Result<Config> {
+    change(path, |doc| {
+        set_path(table(doc, slot)?, "image", image);
         Ok(())
     })
 }
@@ -134,15 +134,27 @@ fn apps(doc: &mut DocumentMut) -> &mut ArrayOfTables {
     doc["apps"].as_array_of_tables_mut().expect("checked by the configuration's parse: apps is an array of tables")
 }
 
+/// The table of the app in `slot` (the Desktop's made if the file has none).
+fn table(doc: &mut DocumentMut, slot: Slot) -> anyhow::Result<&mut Table> {
+    let table = match slot {
+        Slot::Desktop => doc.entry("desktop").or_insert(Item::Table(Table::new())).as_table_mut(),
+        Slot::App(i) => apps(doc).get_mut(i),
+    };
+    table.ok_or_else(|| anyhow::anyhow!("no such app"))
+}
+
 fn fill(table: &mut Table, app: &AppEdit) {
     table["title"] = value(app.title.trim());
     table["command"] = value(app.command.iter().map(String::as_str).collect::<Array>());
-    for (key, path) in [("working_dir", &app.working_dir), ("image", &app.image)] {
-        match path {
-            Some(p) => table[key] = value(p.display().to_string()),
-            None => {
-                table.remove(key);
-            }
+    set_path(table, "working_dir", app.working_dir.as_deref());
+    set_path(table, "image", app.image.as_deref());
+}
+
+fn set_path(table: &mut Table, key: &str, path: Option<&Path>) {
+    match path {
+        Some(p) => table[key] = value(p.display().to_string()),
+        None => {
+            table.remove(key);
         }
     }
 }
@@ -194,6 +206,10 @@ mod tests {
         assert_eq!(config.apps[0].env["A"], "1", "keys the console does not show stay");
         let config = reorder(&path, &[2, 0, 1]).unwrap();
         assert_eq!(config.apps.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(), ["Clock", "Steam Big Picture", "Chess"]);
+        let config = set_image(&path, Slot::App(1), Some(Path::new("/art/steam.png"))).unwrap();
+        assert_eq!(config.apps[1].image.as_deref(), Some(Path::new("/art/steam.png")));
+        assert_eq!(config.apps[1].env["A"], "1", "only the art changes");
+        assert_eq!(set_image(&path, Slot::App(1), None).unwrap().apps[1].image, None);
         let config = remove(&path, 2).unwrap();
         assert_eq!(config.apps.len(), 2);
         let config = replace(&path, Slot::Desktop, &edit("Desktop", &["weston-terminal"])).unwrap();

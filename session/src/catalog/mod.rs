@@ -6,6 +6,7 @@
 //! the host starts and again, on a thread of their own, when a client asks for the list and
 //! the last look is older than [`RESCAN`].
 
+pub mod art;
 mod desktop_entries;
 pub mod edit;
 mod heroic;
@@ -220,24 +221,9 @@ fn found_id(source: Source, key: &str) -> u32 {
     (1 << 30) | (bits & ((1 << 30) - 1))
 }
 
-/// The MIME type of box art clients show: PNG or JPEG, by its first bytes; `None` for
-/// anything else (a scanner's path may name any file).
-pub fn image_kind(bytes: &[u8]) -> Option<&'static str> {
-    if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
-        Some("image/png")
-    } else if bytes.starts_with(b"\xff\xd8\xff") {
-        Some("image/jpeg")
-    } else {
-        None
-    }
-}
-
 /// The first of `candidates` that is a PNG or JPEG file.
 fn first_image(candidates: impl IntoIterator<Item = PathBuf>) -> Option<PathBuf> {
-    candidates.into_iter().find(|p| {
-        let mut head = [0u8; 8];
-        std::fs::File::open(p).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head)).is_ok() && image_kind(&head).is_some()
-    })
+    candidates.into_iter().find(|p| art::is_image(p))
 }
 
 #[cfg(test)]

@@ -315,9 +315,6 @@ async fn applist(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>
     xml(Xml::ok().raw(&apps))
 }
 
-/// The largest box art served.
-const MAX_BOX_ART: u64 = 8 << 20;
-
 async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn>, Query(q): Params) -> Response {
     if !paired(&host, &conn) {
         return unauthorized();
@@ -328,19 +325,8 @@ async fn appasset(State(host): State<Arc<Host>>, Extension(conn): Extension<Conn
     let Some(image) = app.filter(|a| permissions.may_launch(&a.title)).and_then(|a| a.image) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    // Box art is a poster (Steam's capsules are 600x900) or an icon: small files, bounded
-    // all the same, and only images.
-    let read = tokio::task::spawn_blocking(move || {
-        let f = std::fs::File::open(image)?;
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(f, MAX_BOX_ART), &mut bytes).map(|_| bytes)
-    })
-    .await;
-    match read {
-        Ok(Ok(bytes)) if (bytes.len() as u64) < MAX_BOX_ART => match crate::catalog::image_kind(&bytes) {
-            Some(kind) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
-            None => StatusCode::NOT_FOUND.into_response(),
-        },
+    match tokio::task::spawn_blocking(move || crate::catalog::art::read(&image)).await {
+        Ok(Some((kind, bytes))) => ([(header::CONTENT_TYPE, kind)], bytes).into_response(),
         _ => StatusCode::NOT_FOUND.into_response(),
     }
 }

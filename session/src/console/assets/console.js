@@ -10,9 +10,23 @@ async function api(path, method = "GET", body) {
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
+  return answerOf(response);
+}
+
+async function answerOf(response) {
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(answer.error || response.statusText);
   return answer;
+}
+
+// Box art for app `id`: the picture file as it is (the host scales it).
+async function uploadArt(id, file) {
+  const response = await fetch("/api/v1/apps/" + id + "/art", {
+    method: "PUT",
+    headers: { "Content-Type": file.type || "application/octet-stream", "X-CSRF-Token": csrf },
+    body: file,
+  });
+  return answerOf(response);
 }
 
 // An element with attributes (`on*` ones as listeners) and children (strings as text).
@@ -232,7 +246,13 @@ async function showApps() {
   const configured = catalog.filter((app) => app.source === "config");
   document.getElementById("app-list").replaceChildren(...catalog.map((app) =>
     app.source === "config" ? configuredApp(app, configured) : el("li", { class: "app", "data-title": app.title },
-      el("span", { class: "name" }, app.title), el("span", { class: "meta" }, "found: " + app.source))));
+      thumbnail(app), el("span", { class: "name" }, app.title), el("span", { class: "meta" }, "found: " + app.source))));
+}
+
+// The app's box art, small; an empty frame where it has none.
+function thumbnail(app) {
+  if (!app.box_art) return el("span", { class: "art none", title: "no box art" });
+  return el("img", { class: "art", src: "/api/v1/apps/" + app.id + "/art", alt: "box art of " + app.title, loading: "lazy" });
 }
 
 // A command line as its arguments: words, or "…" / '…' quoted ones.
@@ -252,12 +272,18 @@ function appFields(app) {
   return {
     title: el("input", { name: "title", value: app.title, required: "", maxlength: "100", "aria-label": "Title" }),
     command: el("input", { name: "command", class: "command", value: joinCommand(app.command), required: "", "aria-label": "Command" }),
-    image: el("input", { name: "image", value: app.box_art || "", placeholder: "box art: a PNG or JPEG file", "aria-label": "Box art" }),
+    art: el("input", { name: "art", type: "file", accept: "image/png,image/jpeg", "aria-label": "Box art" }),
   };
 }
 
+// What the form says of the app; its art is uploaded on its own (`saveArt`).
 function edited(fields, app) {
-  return { title: fields.title.value, command: splitCommand(fields.command.value), image: fields.image.value || null, working_dir: app.working_dir || null };
+  return { title: fields.title.value, command: splitCommand(fields.command.value), image: app.box_art || null, working_dir: app.working_dir || null };
+}
+
+async function saveArt(fields, id) {
+  const file = fields.art.files[0];
+  if (file) await uploadArt(id, file);
 }
 
 function configuredApp(app, configured) {
@@ -285,6 +311,12 @@ function configuredApp(app, configured) {
     el("button", { type: "submit" }, "Save"),
     el("button", { type: "button", class: "test", onclick: () => { status.textContent = "starting …"; act(() => api("/apps/" + app.id + "/launch", "POST"), () => "started"); } }, "Test"),
   ];
+  if (app.box_art) {
+    buttons.push(el("button", { type: "button", class: "remove-art", onclick: async () => {
+      await act(() => api("/apps/" + app.id + "/art", "DELETE"), () => "art removed");
+      await showApps();
+    } }, "No art"));
+  }
   if (!desktop) {
     const remove = removeButton(async () => {
       await act(() => api("/apps/" + app.id, "DELETE"), () => "removed");
@@ -297,10 +329,13 @@ function configuredApp(app, configured) {
     class: "app-edit",
     onsubmit: async (event) => {
       event.preventDefault();
-      await act(() => api("/apps/" + app.id, "PUT", edited(fields, app)), () => "saved");
+      await act(async () => {
+        await api("/apps/" + app.id, "PUT", edited(fields, app));
+        await saveArt(fields, app.id);
+      }, () => "saved");
       await showApps();
     },
-  }, fields.title, fields.command, fields.image, ...buttons, status);
+  }, thumbnail(app), fields.title, fields.command, fields.art, ...buttons, status);
   return el("li", { class: "app configured", "data-title": app.title }, form);
 }
 
@@ -313,15 +348,16 @@ function addAppForm() {
     onsubmit: async (event) => {
       event.preventDefault();
       try {
-        await api("/apps", "POST", edited(fields, {}));
+        const added = await api("/apps", "POST", edited(fields, {}));
+        await saveArt(fields, added.id);
         status.textContent = "added";
-        fields.title.value = fields.command.value = fields.image.value = "";
+        fields.title.value = fields.command.value = fields.art.value = "";
         await showApps();
       } catch (e) {
         status.textContent = e.message;
       }
     },
-  }, fields.title, fields.command, fields.image, el("button", { type: "submit" }, "Add"), status);
+  }, fields.title, fields.command, fields.art, el("button", { type: "submit" }, "Add"), status);
 }
 
 document.getElementById("apps").append(el("h3", {}, "Add an app"), addAppForm());

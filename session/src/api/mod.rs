@@ -4,13 +4,17 @@
 //! `Authorization: Bearer <token>` from the owner-only `api-token` file (loopback alone would
 //! let any local user pair a device); and inside the console, behind its login.
 
+mod apps;
+
+pub use apps::{Added, AppInfo, Launched, Order};
+
 use crate::admission::{Admission, Peers, connection_budget};
-use crate::catalog::Source;
-use crate::catalog::edit::{self, AppEdit, Slot};
+use crate::catalog::art;
 use crate::host::Host;
 use crate::pin::{GiveError, PIN_LIFETIME, PairOutcome, valid_pin};
 use crate::store::Permissions;
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
+use axum::handler::Handler;
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -29,8 +33,9 @@ use utoipa::{OpenApi, ToSchema};
 #[openapi(
     info(title = "punktfunk management API", description = "Pairing, paired clients, the app catalog, sessions and events of a punktfunk host."),
     paths(
-        pin, pairing, clients, remove_client, rename_client, permit, status, apps, add_app, edit_app, remove_app, order_apps,
-        launch_app, doctor, logs, events, openapi
+        pin, pairing, clients, remove_client, rename_client, permit, status, apps::apps, apps::add_app, apps::edit_app,
+        apps::remove_app, apps::order_apps, apps::launch_app, apps::art, apps::set_art, apps::remove_art, doctor, logs, events,
+        openapi
     ),
     modifiers(&Authorization),
     security(("token" = []), ("console" = []))
@@ -174,10 +179,16 @@ pub fn routes() -> Router<Arc<Host>> {
         .route("/clients/{key}/name", put(rename_client))
         .route("/clients/{key}/permissions", put(permit))
         .route("/status", get(status))
-        .route("/apps", get(apps).post(add_app))
-        .route("/apps/order", put(order_apps))
-        .route("/apps/{id}", put(edit_app).delete(remove_app))
-        .route("/apps/{id}/launch", post(launch_app))
+        .route("/apps", get(apps::apps).post(apps::add_app))
+        .route("/apps/order", put(apps::order_apps))
+        .route("/apps/{id}", put(apps::edit_app).delete(apps::remove_app))
+        .route("/apps/{id}/launch", post(apps::launch_app))
+        .route(
+            "/apps/{id}/art",
+            get(apps::art)
+                .put(apps::set_art.layer(middleware::from_fn(upload_in_time)).layer(DefaultBodyLimit::max(art::MAX_BYTES)))
+                .delete(apps::remove_art),
+        )
         .route("/doctor", get(doctor))
         .route("/logs", get(logs))
         .route("/events", get(events))
@@ -188,14 +199,29 @@ pub fn routes() -> Router<Arc<Host>> {
 
 /// How long a request's body may take to arrive: a real client sends it at once.
 const BODY_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a picture may take (8 MiB over a slow Wi-Fi).
+const UPLOAD_TIME: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Reads a request's body (at most [`MAX_BODY`], within [`BODY_TIME`]) before its handler
-/// runs: a stranger trickling a body holds no connection long, nor fills memory.
+/// runs: a stranger trickling a body holds no connection long, nor fills memory. Box art
+/// uploads pass, for [`upload_in_time`] behind the caller's authorization.
 pub async fn body_in_time(request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::PUT && request.uri().path().ends_with("/art") {
+        return next.run(request).await;
+    }
+    read_body(request, next, MAX_BODY, BODY_TIME).await
+}
+
+/// [`body_in_time`] for box art: larger, and slower.
+async fn upload_in_time(request: Request, next: Next) -> Response {
+    read_body(request, next, art::MAX_BYTES, UPLOAD_TIME).await
+}
+
+async fn read_body(request: Request, next: Next, limit: usize, time: std::time::Duration) -> Response {
     let (parts, body) = request.into_parts();
-    match tokio::time::timeout(BODY_TIME, axum::body::to_bytes(body, MAX_BODY)).await {
+    match tokio::time::timeout(time, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(bytes)) => next.run(Request::from_parts(parts, axum::body::Body::from(bytes))).await,
-        Ok(Err(_)) => err(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {MAX_BODY} bytes, or broken")).into_response(),
+        Ok(Err(_)) => err(StatusCode::PAYLOAD_TOO_LARGE, format!("the body is larger than {limit} bytes, or broken")).into_response(),
         Err(_) => err(StatusCode::REQUEST_TIMEOUT, "the body did not arrive in time").into_response(),
     }
 }
@@ -369,172 +395,6 @@ async fn permit(State(host): State<Arc<Host>>, Path(key): Path<String>, Json(per
     }
     let named = host.clients.lock().permit(&key, &permissions);
     changed_one(&key, named)
-}
-
-/// One app of the catalog, as the API lists it.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct AppInfo {
-    pub id: u32,
-    pub title: String,
-    pub source: crate::catalog::Source,
-    pub command: Vec<String>,
-    /// Box art clients get for it (a file the host can read).
-    #[schema(value_type = Option<String>)]
-    pub box_art: Option<std::path::PathBuf>,
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub working_dir: Option<std::path::PathBuf>,
-}
-
-/// The app catalog: configured apps and what the scanners found.
-#[utoipa::path(get, path = "/apps", responses((status = 200, body = Vec<AppInfo>)))]
-async fn apps(State(host): State<Arc<Host>>) -> Json<Vec<AppInfo>> {
-    let entries = tokio::task::spawn_blocking(move || host.catalog.entries()).await.unwrap_or_default();
-    Json(
-        entries
-            .into_iter()
-            .map(|e| AppInfo {
-                id: e.id,
-                title: e.app.title,
-                source: e.source,
-                command: e.app.command,
-                box_art: e.app.image,
-                working_dir: e.app.working_dir,
-            })
-            .collect(),
-    )
-}
-
-/// A new app's id.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Added {
-    pub id: u32,
-}
-
-/// The configured apps after Desktop, by id, in their new order.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Order {
-    pub ids: Vec<u32>,
-}
-
-/// How a test launch went.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-pub struct Launched {
-    /// It started and kept running a moment (the session was then ended).
-    pub started: bool,
-}
-
-/// A change of the configured apps, written to the configuration file (its comments kept).
-async fn edit_catalog(
-    host: Arc<Host>,
-    change: impl FnOnce(&std::path::Path) -> anyhow::Result<crate::config::Config> + Send + 'static,
-) -> Result<(), (StatusCode, Json<ApiError>)> {
-    let edited = tokio::task::spawn_blocking(move || host.catalog.edit(|| change(&host.config_path))).await;
-    match edited {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(err(StatusCode::BAD_REQUEST, e)),
-        Err(e) => Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
-    }
-}
-
-/// The configured app `id` names (found apps are the scanners', not edited here).
-fn configured_slot(host: &Host, id: u32) -> Result<Slot, (StatusCode, Json<ApiError>)> {
-    match Slot::of(id) {
-        Some(slot) if host.catalog.app(id).is_some() => Ok(slot),
-        None if host.catalog.app(id).is_some() => {
-            Err(err(StatusCode::CONFLICT, "a scanner found this app: change it in its launcher (or give a configured app its title)"))
-        }
-        _ => Err(err(StatusCode::NOT_FOUND, format!("no app {id}"))),
-    }
-}
-
-/// Adds an app to the configuration, after the others.
-#[utoipa::path(post, path = "/apps", request_body = AppEdit, responses(
-    (status = 200, description = "added", body = Added),
-    (status = 400, description = "no app to save, or its title is taken", body = ApiError),
-))]
-async fn add_app(State(host): State<Arc<Host>>, Json(app): Json<AppEdit>) -> ApiResult<Added> {
-    app.check().map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    let title = app.title.trim().to_owned();
-    edit_catalog(Arc::clone(&host), move |path| edit::add(path, &app)).await?;
-    let id = host.catalog.entries().into_iter().find(|e| e.source == Source::Config && e.app.title == title).map(|e| e.id);
-    Ok(Json(Added { id: id.unwrap_or_default() }))
-}
-
-/// Changes a configured app's title, command, working directory and box art.
-#[utoipa::path(put, path = "/apps/{id}", request_body = AppEdit, params(("id" = u32, Path, description = "the app's id")), responses(
-    (status = 200, description = "changed", body = Changed),
-    (status = 400, description = "no app to save, or its title is taken", body = ApiError),
-    (status = 404, description = "no such app", body = ApiError),
-    (status = 409, description = "a found app, not a configured one", body = ApiError),
-))]
-async fn edit_app(State(host): State<Arc<Host>>, Path(id): Path<u32>, Json(app): Json<AppEdit>) -> ApiResult<Changed> {
-    let slot = configured_slot(&host, id)?;
-    app.check().map_err(|e| err(StatusCode::BAD_REQUEST, e))?;
-    edit_catalog(host, move |path| edit::replace(path, slot, &app)).await?;
-    Ok(Json(Changed { changed: 1 }))
-}
-
-/// Removes a configured app (not the Desktop).
-#[utoipa::path(delete, path = "/apps/{id}", params(("id" = u32, Path, description = "the app's id")), responses(
-    (status = 200, description = "removed", body = Changed),
-    (status = 400, description = "the Desktop stays", body = ApiError),
-    (status = 404, description = "no such app", body = ApiError),
-    (status = 409, description = "a found app, not a configured one", body = ApiError),
-))]
-async fn remove_app(State(host): State<Arc<Host>>, Path(id): Path<u32>) -> ApiResult<Changed> {
-    let Slot::App(index) = configured_slot(&host, id)? else {
-        return Err(err(StatusCode::BAD_REQUEST, "the Desktop stays (change its command instead)"));
-    };
-    edit_catalog(host, move |path| edit::remove(path, index)).await?;
-    Ok(Json(Changed { changed: 1 }))
-}
-
-/// Puts the configured apps after the Desktop in a new order (their ids change with it).
-#[utoipa::path(put, path = "/apps/order", request_body = Order, responses(
-    (status = 200, description = "reordered", body = Changed),
-    (status = 400, description = "not every configured app once", body = ApiError),
-))]
-async fn order_apps(State(host): State<Arc<Host>>, Json(order): Json<Order>) -> ApiResult<Changed> {
-    let indices: Option<Vec<usize>> = order
-        .ids
-        .iter()
-        .map(|&id| match Slot::of(id) {
-            Some(Slot::App(i)) => Some(i),
-            _ => None,
-        })
-        .collect();
-    let indices = indices.ok_or_else(|| err(StatusCode::BAD_REQUEST, "the order names configured apps after the Desktop only"))?;
-    let n = indices.len();
-    edit_catalog(host, move |path| edit::reorder(path, &indices)).await?;
-    Ok(Json(Changed { changed: n }))
-}
-
-/// Starts the app in a session of its own (1280x720 at 60 Hz, no client), waits until it
-/// has started and kept running a moment, and ends the session: does its command work?
-#[utoipa::path(post, path = "/apps/{id}/launch", params(("id" = u32, Path, description = "the app's id")), responses(
-    (status = 200, description = "it started", body = Launched),
-    (status = 404, description = "no such app", body = ApiError),
-    (status = 422, description = "it did not start, and why", body = ApiError),
-    (status = 503, description = "the host streams as many sessions as it allows", body = ApiError),
-))]
-async fn launch_app(State(host): State<Arc<Host>>, Path(id): Path<u32>) -> ApiResult<Launched> {
-    let app = host.catalog.app(id).ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no app {id}")))?;
-    let mode = punktfunk_core::mode::Mode::at_fps(1280, 720, 60).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    let client = std::net::IpAddr::from([127, 0, 0, 1]);
-    let launch = crate::stream::Launch::new(id, mode, rand::random(), 0, client, format!("test launch of app {id}"));
-    let launched = tokio::task::spawn_blocking(move || {
-        let session = host.streams.launch(launch, &app)?;
-        host.streams.cancel(session);
-        anyhow::Ok(())
-    })
-    .await
-    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    match launched {
-        Ok(()) => Ok(Json(Launched { started: true })),
-        Err(e) if e.downcast_ref::<crate::stream::Busy>().is_some() => Err(err(StatusCode::SERVICE_UNAVAILABLE, e)),
-        Err(e) => Err(err(StatusCode::UNPROCESSABLE_ENTITY, e)),
-    }
 }
 
 /// `punktfunk doctor`'s checks, as the running host sees them.
