@@ -208,13 +208,15 @@ fn main() -> anyhow::Result<()> {
                 }
                 let live = &session.live;
                 println!(
-                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} %, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}",
+                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} %, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}; FEC blocks repaired: {}, lost: {}",
                     live.fps(),
                     live.kbps(),
                     live.stats.fec_percent,
                     f64::from(live.stats.host_latency_us_p50) / 1000.0,
                     f64::from(live.stats.host_latency_us_p99) / 1000.0,
-                    session.keyframe_requests
+                    session.keyframe_requests,
+                    session.blocks_repaired,
+                    session.blocks_lost
                 );
                 if live.stats.frames > 0 {
                     println!(

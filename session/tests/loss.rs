@@ -179,6 +179,10 @@ fn fec_recovers_video_over_a_lossy_link() {
         client["packetCountVideo"], client["packetCountFec"], out["frames"]
     );
     assert_eq!(out["frames"], 300, "the stream stalled: {out}");
+    // The client's reports of the blocks that needed parity, counted per session.
+    let session = &out["live_status"]["sessions"][0];
+    eprintln!("figures: the client reported {} blocks repaired by FEC, {} lost", session["blocks_repaired"], session["blocks_lost"]);
+    assert!(n(&session["blocks_repaired"]) > 0, "repaired blocks are counted: {session}");
     assert!(dropped >= 10, "the link dropped too little to tell: {host}");
     assert!(
         (gaps as f64) < dropped_data / 2.0,

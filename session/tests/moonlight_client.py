@@ -298,6 +298,7 @@ if mode == "loss":
     out["freezes_ms"] = [round((t1 - t0) * 1000, 1) for (a, t0), (b, t1) in
                          zip(zip(numbers, decoded_at), zip(numbers[1:], decoded_at[1:])) if b - a > 1]
     out["video_stats"] = video_stats()
+    out["live_status"] = requests.get(f"http://{HOST}:{api_port}/api/v1/status", headers=API, timeout=5).json()
     client.stop_stream()
     client.quit_app()
     time.sleep(0.5)

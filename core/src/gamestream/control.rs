@@ -62,7 +62,7 @@ pub enum Message {
 
 /// A client's report on one FEC block of a frame that needed recovery or was lost
 /// (0x5502, big-endian; what the parity tuner learns the link's loss from).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FecStatus {
     pub frame_index: u32,
     /// Datagrams missing before the highest one received: lost, not merely late.
@@ -76,6 +76,11 @@ pub struct FecStatus {
 
 impl FecStatus {
     pub const LEN: usize = 21;
+
+    /// Whether the block decoded: enough of its data and parity arrived to rebuild it.
+    pub fn repaired(&self) -> bool {
+        u32::from(self.received_data) + u32::from(self.received_parity) >= u32::from(self.total_data)
+    }
 
     fn parse(p: &[u8]) -> Result<Self, ControlError> {
         if p.len() < Self::LEN {
@@ -259,6 +264,9 @@ mod tests {
             })
         );
         assert!(c.decode(&c.seal_as_client(3, TYPE_FEC_STATUS, &status[..20])).is_err(), "short");
+        let block = |received_data, received_parity| FecStatus { total_data: 20, received_data, received_parity, ..FecStatus::default() };
+        assert!(block(18, 3).repaired() && block(17, 3).repaired(), "two data datagrams lost, three parity in: rebuilt");
+        assert!(!block(16, 3).repaired(), "four lost, three parity: lost");
         assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
         let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
         assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));

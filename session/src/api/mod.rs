@@ -126,6 +126,12 @@ pub struct SessionInfo {
     /// Key frames the client asked for since the launch: each a loss FEC could not repair.
     #[serde(default)]
     pub keyframe_requests: u64,
+    /// FEC blocks a Moonlight client needed parity for and rebuilt with it, and those it
+    /// lost (its FEC status reports).
+    #[serde(default)]
+    pub blocks_repaired: u64,
+    #[serde(default)]
+    pub blocks_lost: u64,
     /// What a punktfunk/1 client last said it received (frames lost and repaired, latency).
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
@@ -456,6 +462,8 @@ fn status_of(host: &Host) -> Status {
         launch_to_first_frame_ms: s.first_frame_at.map(|t| t.duration_since(s.launched_at).as_millis() as u64),
         live: s.live.as_ref().filter(|(at, _)| at.elapsed() < LIVE_STALE).map(|(_, l)| l.clone()).unwrap_or_default(),
         keyframe_requests: s.keyframe_requests,
+        blocks_repaired: s.blocks_repaired,
+        blocks_lost: s.blocks_lost,
         received: s.received.clone(),
         login: s.login.as_ref().map(|l| l.stage.to_string()),
     });

@@ -253,6 +253,10 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
 }
 
 fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_core::input::InputEvent>) {
+    let repaired = match &message {
+        Message::FecStatus(status) => Some(status.repaired()),
+        _ => None,
+    };
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
         Message::FecStatus(status) => Some(Command::DatagramsLost(u32::from(status.missing))),
@@ -270,6 +274,8 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
     };
     host.streams.with(bound.stream, |s| {
         s.keyframe_requests += u64::from(matches!(command, Some(Command::RequestIdr)));
+        s.blocks_repaired += u64::from(repaired == Some(true));
+        s.blocks_lost += u64::from(repaired == Some(false));
         for event in out.drain(..) {
             s.send(&Command::Input(event));
         }

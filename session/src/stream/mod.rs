@@ -110,6 +110,9 @@ pub struct Stream {
     pub live: Option<(Instant, LiveVideo)>,
     /// Key frames the client asked for: each is a loss FEC could not repair.
     pub keyframe_requests: u64,
+    /// FEC blocks a Moonlight client reported needing parity for: rebuilt, and lost.
+    pub blocks_repaired: u64,
+    pub blocks_lost: u64,
     /// What its punktfunk/1 client last said it received.
     pub received: Option<ReceiveStats>,
     /// The text an app in it copied last, numbered from 1 (a connection passes on each
@@ -431,6 +434,8 @@ impl Streams {
             rtsp_session: hex::encode(rand::random::<[u8; 8]>()).to_uppercase(),
             live: None,
             keyframe_requests: 0,
+            blocks_repaired: 0,
+            blocks_lost: 0,
             copied: None,
             received: None,
             commands: ours,
@@ -805,6 +810,8 @@ mod tests {
             rtsp_session: String::new(),
             live: None,
             keyframe_requests: 0,
+            blocks_repaired: 0,
+            blocks_lost: 0,
             copied: None,
             received: None,
             commands: Some(ours),

@@ -201,7 +201,7 @@ function showStatus(status) {
     const health = el("canvas", { width: "360", height: "90", class: "plot health", "data-points": String(points.length), "aria-label": "latency, FEC parity and losses, last minute" });
     plot(health, [[points.map((p) => p.latency), "#10b981"], [points.map((p) => p.fec), "#8b5cf6"], [points.map((p) => p.lossNow), "#dc2626"]]);
     const received = s.received;
-    const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.keyframe_requests} key frames asked for`;
+    const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.blocks_repaired} blocks repaired by FEC, ${s.blocks_lost} lost, ${s.keyframe_requests} key frames asked for`;
     const figures = [
       `${fps.toFixed(0)} fps`,
       `${(kbps / 1000).toFixed(1)} Mbit/s`,
