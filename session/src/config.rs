@@ -65,6 +65,10 @@ pub struct Config {
     /// PlayStation pads as a DualSense, Nintendo pads as a Switch Pro Controller, others as
     /// an Xbox pad), `xbox`, `switch` or `dualsense`.
     pub gamepad: crate::gamepad::layout::GamepadChoice,
+    /// Each session's apps see only its own pads (a view of /dev/input of their own; when
+    /// the host is not root, in a user namespace, where setuid programs such as sudo do not
+    /// work); false: every pad.
+    pub gamepad_isolation: bool,
     /// Bitrate cap whatever the client asks, in kbit/s.
     pub max_bitrate_kbps: u32,
     /// Announce the host on the local network (mDNS `_nvstream._tcp`).
@@ -148,6 +152,7 @@ impl Default for Config {
             min_fps: 10,
             pacing: punktfunk_core::stream::Pacing::Auto,
             gamepad: crate::gamepad::layout::GamepadChoice::Auto,
+            gamepad_isolation: true,
             max_bitrate_kbps: 150_000,
             mdns: true,
             stream_binary: String::new(),
@@ -187,6 +192,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # min_fps = 10            # a still picture is sent again this often (0: only when it changes)
 # pacing = \"auto\"        # auto (bursts until the client reports loss, then paced) | wired | wifi
 # gamepad = \"auto\"       # controllers become: auto (DualSense, Switch Pro or Xbox as the client's is) | xbox | switch | dualsense
+# gamepad_isolation = true # a session's apps see only its pads (a user namespace: no sudo in sessions; false: every pad)
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN
 # stream_binary = \"\"     # path of punktfunk-stream (one per stream); next to this binary when empty

@@ -85,6 +85,9 @@ pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
         "modprobe uinput; access: the udev rule 60-punktfunk-uinput.rules (the package installs it; else packaging/udev/)",
     ));
     checks.push(device("uhid", "/dev/uhid", "DualSense and DualShock pads", "modprobe uhid"));
+    if config.gamepad_isolation {
+        checks.push(pad_isolation());
+    }
     checks.push(ports(config, serving));
     checks.push(clock());
     checks.push(disk(state));
@@ -228,6 +231,25 @@ fn device(name: &str, path: &str, what: &str, fix: &str) -> Check {
             name,
             format!("{path}: {e}: no {what}"),
             "install packaging/udev/60-punktfunk-uinput.rules, or add the user to the input group",
+        ),
+    }
+}
+
+/// Whether sessions can get views of the input devices of their own (a keeper started and
+/// ended, as a session's would be).
+fn pad_isolation() -> Check {
+    if !Path::new("/dev/input").exists() {
+        return Check::warn("gamepad isolation", "no /dev/input: no pads to keep apart", "modprobe uinput (see uinput above)");
+    }
+    let made = std::env::current_exe()
+        .map_err(anyhow::Error::from)
+        .and_then(|exe| crate::input_view::InputView::new(&exe, &crate::input_view::Dirs::default()));
+    match made {
+        Ok(_) => Check::ok("gamepad isolation", "each session sees only its own pads"),
+        Err(e) => Check::warn(
+            "gamepad isolation",
+            format!("sessions see every pad on this machine: {e:#}"),
+            "allow unprivileged user namespaces (Ubuntu: an AppArmor profile for punktfunk with `userns`), or set gamepad_isolation = false",
         ),
     }
 }

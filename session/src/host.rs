@@ -220,7 +220,7 @@ impl Host {
             true => Some(LoginDesk::open(paths.login.clone(), &config, compositor.clone(), &name)?),
             false => None,
         };
-        let streams = Arc::new(Streams::new(compositor, engines, slots, session_env, login));
+        let streams = Arc::new(Streams::new(compositor, engines, slots, session_env, login).isolating_pads(config.gamepad_isolation));
         streams.serve_logins()?;
         let host = Self {
             catalog: crate::catalog::Catalog::new(&config),

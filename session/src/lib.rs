@@ -14,6 +14,7 @@ pub mod doctor;
 pub mod gamepad;
 pub mod gamestream;
 pub mod host;
+pub mod input_view;
 pub mod interfaces;
 pub mod local_peer;
 pub mod login;

@@ -241,7 +241,13 @@ impl LoginDesk {
     }
 
     /// Starts stream `id`'s greetd, its greeter joining with a ticket of its own.
-    pub fn spawn_greetd(&self, id: u64, app: &crate::config::App) -> anyhow::Result<(std::process::Child, LoginStream)> {
+    /// Its greetd, and so the greeter and the user's session, run in `view`.
+    pub fn spawn_greetd(
+        &self,
+        id: u64,
+        app: &crate::config::App,
+        view: Option<&crate::input_view::InputView>,
+    ) -> anyhow::Result<(std::process::Child, LoginStream)> {
         let ticket = self.ticket(id, Admits::Greeter);
         let command = shell_words(&[
             self.stream_binary.to_string_lossy().as_ref(),
@@ -263,6 +269,9 @@ impl LoginDesk {
         std::io::Write::write_all(&mut file, toml.as_bytes())?;
         let mut cmd = std::process::Command::new(&self.greetd);
         std::os::unix::process::CommandExt::process_group(cmd.arg("--config").arg(&config), 0);
+        if let Some(view) = view {
+            view.enter(&mut cmd);
+        }
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.greetd.display()))?;
         Ok((child, LoginStream::new(app.clone(), config)))
     }

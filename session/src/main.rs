@@ -50,6 +50,9 @@ enum Cmd {
     /// Set the web console's password (typed, or one line on standard input); logins made
     /// with the old one end.
     ConsolePassword,
+    /// A session's view of the input devices (started by the host, one per session).
+    #[command(hide = true)]
+    InputView { input: std::path::PathBuf, dev: std::path::PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -95,6 +98,7 @@ fn main() -> anyhow::Result<()> {
     let paths = if cli.system { Paths::system() } else { Paths::from_env()? };
     match cli.command {
         Cmd::Serve => serve(paths),
+        Cmd::InputView { input, dev } => punktfunk_session::input_view::keep(&punktfunk_session::input_view::Dirs { input, dev }),
         Cmd::Pair { pin, device } => {
             let config = Config::load_or_create(&paths.config)?;
             pair(&Api::new(&paths, &config)?, pin, device)

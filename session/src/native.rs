@@ -345,14 +345,15 @@ impl<'a> Connection<'a> {
     /// on the first event), where this connection steers a session and may give input.
     fn pad(&mut self, event: PadEvent) {
         let host = self.host;
-        if host.permissions(&self.client.fingerprint).view_only || owned(host, self.session, |_| ()).is_none() {
+        let steered = owned(host, self.session, |s| s.input_view.clone());
+        if host.permissions(&self.client.fingerprint).view_only || steered.is_none() {
             // Made to only watch, or no longer steering: pads made before go.
             self.pads = None;
             return;
         }
         if self.pads.is_none() {
             let (tell, told) = tokio::sync::mpsc::channel(PAD_FEEDBACK);
-            match PadWorker::spawn(host.config.gamepad, tell) {
+            match PadWorker::spawn(host.config.gamepad, steered.flatten(), tell) {
                 Ok(worker) => self.pads = Some((worker, told)),
                 Err(e) => {
                     tracing::warn!("gamepads: {e}");

@@ -4,6 +4,8 @@
 //! force-feedback calls SDL makes) comes back as the motor levels the client is sent, and
 //! the devices go when the client unplugs them or leaves.
 //!
+//! Each session's pads show in its own view of /dev/input and nowhere else.
+//!
 //! Needs /dev/uinput: `.ci/run` runs these in `.ci/drm-vm` (Debian's kernel).
 
 use evdev::{AbsoluteAxisCode, Device, EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
@@ -11,8 +13,10 @@ use punktfunk_core::gamepad::PadFeedback;
 use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, caps};
 use punktfunk_session::gamepad::Gamepads;
 use punktfunk_session::gamepad::layout::GamepadChoice;
+use punktfunk_session::input_view::{Dirs, InputView};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Waits (bounded) for the device named `name` to appear, and opens it as a game would.
@@ -266,4 +270,81 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
     });
     let made = finished.recv_timeout(Duration::from_secs(60)).expect("unplugging a binding DualSense hangs");
     assert!((3..=8).contains(&made), "{made} pads made in a row before the slot said no");
+}
+
+/// What `script` prints when run in `view`, as a game in that session would run.
+fn inside(view: &InputView, script: &str) -> String {
+    let mut command = std::process::Command::new("sh");
+    command.arg("-c").arg(script);
+    view.enter(&mut command);
+    String::from_utf8_lossy(&command.output().expect("running a process in the view").stdout).trim().to_owned()
+}
+
+fn view() -> Arc<InputView> {
+    let view = Arc::new(InputView::new(std::path::Path::new(env!("CARGO_BIN_EXE_punktfunk")), &Dirs::default()).expect("an input view"));
+    punktfunk_session::input_view::register(&view);
+    view
+}
+
+#[test]
+#[ignore = "needs /dev/uinput, /dev/uhid and hid-playstation (.ci/drm-vm)"]
+fn each_session_sees_only_its_own_pads() {
+    let (a, b) = (view(), view());
+    let mut pads_a = Gamepads::new(GamepadChoice::Auto).in_view(Some(Arc::clone(&a)));
+    let mut pads_b = Gamepads::new(GamepadChoice::Auto).in_view(Some(Arc::clone(&b)));
+    assert_eq!(inside(&a, "ls /dev/input"), "", "a session without pads sees none, not even the host's");
+
+    // Session A's client holds an Xbox pad, session B's a DualSense.
+    pads_a.arrive(&arrival(0, ControllerKind::Xbox));
+    let (xbox, _) = open("punktfunk Xbox pad 1");
+    let xbox = xbox.file_name().unwrap().to_str().unwrap().to_owned();
+    let all = caps::RUMBLE | caps::TOUCHPAD | caps::ACCEL | caps::GYRO;
+    pads_b.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+    let mut told = Vec::new();
+    let (_, pad) = dualsense_node(&mut pads_b, &mut told, "Controller");
+    let uniq = pad.unique_name().unwrap().to_owned();
+    // The driver makes the pad, its motion sensors and touchpad one after another.
+    let mut dualsense: Vec<String> = Vec::new();
+    serve_until(&mut pads_b, &mut told, |_| {
+        dualsense = evdev::enumerate()
+            .filter(|(_, d)| d.unique_name() == Some(uniq.as_str()))
+            .map(|(p, _)| p.file_name().unwrap().to_str().unwrap().to_owned())
+            .collect();
+        dualsense.len() == 3
+    });
+    let hidraw = std::fs::read_dir("/sys/class/hidraw")
+        .unwrap()
+        .flatten()
+        .find(|h| std::fs::read_to_string(h.path().join("device/uevent")).unwrap_or_default().contains(&format!("HID_UNIQ={uniq}")))
+        .map(|h| h.file_name().into_string().unwrap())
+        .expect("the DualSense's hidraw node");
+    // B's nodes show once its driver made them (the pads serve it meanwhile).
+    let mut in_b = String::new();
+    serve_until(&mut pads_b, &mut told, |_| {
+        in_b = inside(&b, "ls /dev/input");
+        dualsense.iter().all(|n| in_b.lines().any(|l| l == n))
+    });
+
+    let in_a = inside(&a, "ls /dev/input");
+    assert!(in_a.lines().any(|l| l == xbox), "A sees its pad: {in_a}");
+    assert!(!dualsense.iter().any(|n| in_a.contains(n.as_str())) && !in_b.contains(&xbox), "each sees only its own: A {in_a}, B {in_b}");
+    let evtest = |view: &InputView, node: &str| {
+        inside(view, &format!("cat /sys/class/input/{node}/device/name; test -c /dev/input/{node} && echo opens"))
+    };
+    assert_eq!(evtest(&a, &xbox), "punktfunk Xbox pad 1\nopens", "the node in A's view is the pad's");
+    let is_char = |view: &InputView| inside(view, &format!("test -c /dev/{hidraw} && echo device || echo masked"));
+    assert_eq!((is_char(&a), is_char(&b)), ("masked".to_owned(), "device".to_owned()), "B's hidraw node is B's alone");
+    // A view made later masks what is there already.
+    let c = view();
+    assert_eq!(is_char(&c), "masked");
+
+    // Unplugged, a pad leaves its session's view; its hidraw node is nobody's to mask.
+    pads_a.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
+    assert_eq!(inside(&a, "ls /dev/input"), "");
+    drop(pads_b);
+    let since = Instant::now();
+    while !inside(&b, "ls /dev/input").is_empty() {
+        assert!(since.elapsed() < Duration::from_secs(10), "B's nodes outlived its pad");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

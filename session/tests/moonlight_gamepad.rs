@@ -5,7 +5,8 @@
 //! a game plays on the pad reaches the client's rumble callback, then its end. A second,
 //! PlayStation controller becomes a DualSense the kernel's driver makes: the client is asked
 //! for its motion readings and told its lightbar's colour, and its gyro and touchpad reach
-//! the driver's motion-sensor and touchpad devices.
+//! the driver's motion-sensor and touchpad devices. The game in the session sees its pad,
+//! and only it, in its /dev/input.
 //!
 //! Needs /dev/uinput and the Python environment `.ci/run` builds: `.ci/run` runs it in
 //! `.ci/drm-vm` (Debian's kernel).
@@ -36,6 +37,21 @@ fn wait_for(path: &Path, limit: Duration, client: &mut Child, dir: &Path) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The /dev/input a process running `program` sees (its own view, through /proc).
+fn app_input_nodes(program: &str) -> Vec<String> {
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .find(|p| {
+            std::fs::read(p.path().join("cmdline"))
+                .is_ok_and(|c| c.split(|&b| b == 0).next().is_some_and(|a| a.ends_with(program.as_bytes())))
+        })
+        .map(|p| p.path())
+        .unwrap_or_else(|| panic!("no {program} runs"));
+    let nodes = std::fs::read_dir(pid.join("root/dev/input")).unwrap().flatten();
+    nodes.filter_map(|e| e.file_name().into_string().ok()).filter(|n| !n.starts_with('.')).collect()
 }
 
 /// CLOCK_MONOTONIC in seconds, the client's `time.monotonic()`.
@@ -71,7 +87,7 @@ fn a_moonlight_controller_plays_and_rumbles() {
     // The controller arrived: the host made an Xbox pad; a game opens it.
     wait_for(&signals.join("arrived"), Duration::from_secs(300), &mut client, &dir);
     let since = Instant::now();
-    let (_, mut pad) = loop {
+    let (node, mut pad) = loop {
         if let Some(found) = evdev::enumerate().find(|(_, d)| d.name() == Some("punktfunk Xbox pad 1")) {
             break found;
         }
@@ -79,6 +95,11 @@ fn a_moonlight_controller_plays_and_rumbles() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!((pad.input_id().vendor(), pad.input_id().product()), (0x045e, 0x02ea));
+    // The game in the session sees this pad in its /dev/input, and nothing of the host's.
+    let seen = app_input_nodes("punktfunk-test-pattern");
+    let event = node.file_name().unwrap().to_str().unwrap();
+    assert!(seen.iter().any(|n| n == event), "the session's app sees its pad: {seen:?}");
+    assert!(seen.iter().all(|n| n == event || n.starts_with("js")), "and nothing else: {seen:?}");
 
     // The client presses A 20 times: each press and release reaches the game.
     std::fs::write(signals.join("press"), "").unwrap();

@@ -10,15 +10,19 @@
 
 pub mod dualsense;
 pub mod layout;
+pub mod nodes;
 pub mod rumble;
 pub mod uhid;
 pub mod worker;
 
+use crate::input_view::InputView;
 use dualsense::{Charge, Contact, Extras};
 use layout::{GamepadChoice, PadKind};
 use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, MAX_PADS, PadEvent, PadFeedback, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -32,6 +36,8 @@ const MAKES_PER_WINDOW: u8 = 4;
 const MAKE_WINDOW: Duration = Duration::from_secs(10);
 /// Pads on this host at most, all clients and connections together.
 const MAX_LIVE_PADS: usize = 64;
+/// How long a DualSense's nodes are looked for once its driver bound.
+const PLACING: Duration = Duration::from_secs(5);
 /// What a pad answers of what the kernel and games ask, per turn (the rest next turn).
 const REQUESTS_PER_TURN: usize = 64;
 
@@ -42,6 +48,8 @@ struct Pad {
     kind: PadKind,
     state: ControllerState,
     device: Device,
+    /// Its nodes in its session's input view (after `device`: taken back once it is gone).
+    placed: nodes::Placed,
 }
 
 enum Device {
@@ -92,6 +100,8 @@ pub struct Gamepads {
     no_uhid: bool,
     /// Feedback for pads already gone (their rumble stopped, their sensors quiet).
     farewells: Vec<PadFeedback>,
+    /// The session's view of the input devices, where its pads' nodes are shown.
+    view: Option<Arc<InputView>>,
 }
 
 impl Gamepads {
@@ -104,7 +114,14 @@ impl Gamepads {
             no_uinput: false,
             no_uhid: false,
             farewells: Vec::new(),
+            view: None,
         }
+    }
+
+    /// The pads of a session with this input view: their nodes are shown in it.
+    pub fn in_view(mut self, view: Option<Arc<InputView>>) -> Self {
+        self.view = view;
+        self
     }
 
     /// What a client's controller did, from either protocol.
@@ -243,7 +260,11 @@ impl Gamepads {
             let held = self.held[n];
             let kind = self.kind_for(held.map(|h| h.kind));
             let motion = held.is_some_and(|h| h.capabilities & (caps::ACCEL | caps::GYRO) != 0);
-            let made = if kind != PadKind::DualSense && self.no_uinput { None } else { Some(Pad::create(kind, n as u16, motion)) };
+            let made = if kind != PadKind::DualSense && self.no_uinput {
+                None
+            } else {
+                Some(Pad::create(kind, n as u16, motion, self.view.clone()))
+            };
             match made {
                 Some(Ok(pad)) => {
                     tracing::info!(pad = n, ?kind, "gamepad created");
@@ -296,7 +317,8 @@ impl Gamepads {
 }
 
 impl Pad {
-    fn create(kind: PadKind, number: u16, motion: bool) -> std::io::Result<Self> {
+    fn create(kind: PadKind, number: u16, motion: bool, view: Option<Arc<InputView>>) -> std::io::Result<Self> {
+        let mut placed = nodes::Placed::new(view);
         let device = match kind {
             PadKind::DualSense => {
                 // A locally administered address, random: the driver refuses a second pad
@@ -316,10 +338,14 @@ impl Pad {
                 let created = Instant::now();
                 Device::DualSense { hid, mac, extras: Extras::default(), created, bound: false, motion, told: (0, 0), lit: None }
             }
-            _ => Device::Uinput { device: create_uinput(kind, number.into())?, ff: ForceFeedback::default(), told: (0, 0) },
+            _ => {
+                let mut device = create_uinput(kind, number.into())?;
+                placed.place(device.get_syspath().map(|p| nodes::of_input(&p)).unwrap_or_default());
+                Device::Uinput { device, ff: ForceFeedback::default(), told: (0, 0) }
+            }
         };
         LIVE_PADS.fetch_add(1, Ordering::Relaxed);
-        Ok(Self { number, kind, state: ControllerState { number, ..Default::default() }, device })
+        Ok(Self { number, kind, state: ControllerState { number, ..Default::default() }, device, placed })
     }
 
     fn set_state(&mut self, next: ControllerState) {
@@ -353,7 +379,7 @@ impl Pad {
                     out.push(PadFeedback::Rumble { number: self.number, low: motors.0, high: motors.1 });
                 }
             }
-            Device::DualSense { hid, mac, bound, motion, told, lit, .. } => {
+            Device::DualSense { hid, mac, bound, motion, told, lit, created, .. } => {
                 let was_bound = *bound;
                 for _ in 0..REQUESTS_PER_TURN {
                     let Some(event) = hid.read()? else { break };
@@ -385,6 +411,12 @@ impl Pad {
                     if let Err(e) = answered {
                         tracing::warn!(pad = self.number, "answering the DualSense driver: {e}");
                     }
+                }
+                // The driver's devices (pad, motion sensors, touchpad; their hidraw node) into
+                // the session's view, looked for from its first output report for a while.
+                let (events, hidraw) = self.placed.found();
+                if *bound && (events < 3 || !hidraw) && now.duration_since(*created) < PLACING {
+                    self.placed.place(nodes::of_uniq(Path::new("/sys"), &dualsense::uniq(*mac)));
                 }
                 if *bound && !was_bound {
                     // What the client sent while the driver bound was not taken: again, and

@@ -33,11 +33,17 @@ pub struct PadWorker {
 
 impl PadWorker {
     /// Starts the thread; what games ask of the pads goes to `feedback`.
-    pub fn spawn(choice: GamepadChoice, feedback: tokio::sync::mpsc::Sender<PadFeedback>) -> std::io::Result<Self> {
+    pub fn spawn(
+        choice: GamepadChoice,
+        view: Option<Arc<crate::input_view::InputView>>,
+        feedback: tokio::sync::mpsc::Sender<PadFeedback>,
+    ) -> std::io::Result<Self> {
         let wake = Arc::new(EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?);
         let (events, queue) = std::sync::mpsc::sync_channel(QUEUE);
         let woken = Arc::clone(&wake);
-        let thread = std::thread::Builder::new().name("pads".into()).spawn(move || run(Gamepads::new(choice), queue, &woken, feedback))?;
+        let thread = std::thread::Builder::new()
+            .name("pads".into())
+            .spawn(move || run(Gamepads::new(choice).in_view(view), queue, &woken, feedback))?;
         Ok(Self { events: Some(events), wake, thread: Some(thread), dropped: 0 })
     }
 

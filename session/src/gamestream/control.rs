@@ -246,7 +246,7 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
             verified: false,
             fingerprint: s.launch.fingerprint.clone(),
             input: Translator::new((s.launch.mode.width, s.launch.mode.height)),
-            pads: Gamepads::new(host.config.gamepad),
+            pads: Gamepads::new(host.config.gamepad).in_view(s.input_view.clone()),
             last_heard: Instant::now(),
         },
     )

@@ -6,6 +6,7 @@
 mod joins;
 
 use crate::config::{App, SessionPorts};
+use crate::input_view::{Dirs, InputView};
 use crate::login::{LoginDesk, LoginStream, Stage};
 use parking_lot::Mutex;
 use punktfunk_core::channels::Channels;
@@ -88,6 +89,9 @@ const IPC_WRITE_LIMIT: Duration = Duration::from_secs(1);
 pub struct Stream {
     pub id: u64,
     pub launch: Launch,
+    /// Its processes' view of the input devices, where its pads show (none: they see the
+    /// host's, where the machine allows no view).
+    pub input_view: Option<Arc<InputView>>,
     /// The client's ANNOUNCE, once RTSP got that far.
     pub request: Option<StreamRequest>,
     pub launched_at: Instant,
@@ -269,6 +273,8 @@ pub struct Streams {
     engines: Engines,
     /// Streams start at the login greeter (`login = true`).
     login: Option<LoginDesk>,
+    /// Each session gets a view of the input devices of its own (`gamepad_isolation`).
+    input_views: bool,
     /// Environment every session gets (a private PipeWire's runtime directory and bus).
     session_env: Vec<(&'static str, OsString)>,
     ended: Mutex<Vec<std::sync::mpsc::Sender<Ended>>>,
@@ -310,11 +316,39 @@ impl Streams {
             compositor,
             engines,
             login,
+            input_views: false,
             session_env,
             ended: Mutex::new(Vec::new()),
             last_video: Arc::default(),
             last_audio: Arc::default(),
             last_native: Mutex::new(None),
+        }
+    }
+
+    /// Gives each session a view of the input devices of its own, where only its pads show
+    /// (with remote login, its greetd's: the greeter and the user's session run in it).
+    pub fn isolating_pads(mut self, on: bool) -> Self {
+        self.input_views = on;
+        self
+    }
+
+    /// A new session's view of the input devices, where it gets one.
+    fn input_view(&self) -> Option<Arc<InputView>> {
+        if !self.input_views {
+            return None;
+        }
+        let made = std::env::current_exe().map_err(anyhow::Error::from).and_then(|exe| InputView::new(&exe, &Dirs::default()));
+        match made {
+            Ok(view) => {
+                let view = Arc::new(view);
+                crate::input_view::register(&view);
+                Some(view)
+            }
+            Err(e) => {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| tracing::warn!("sessions see every gamepad on this machine: no input view ({e:#})"));
+                None
+            }
         }
     }
 
@@ -401,9 +435,12 @@ impl Streams {
             *n
         };
         let mut undo: Vec<Vec<String>> = Vec::new();
+        let input_view = self.input_view();
         let started = match &self.login {
-            Some(desk) => desk.spawn_greetd(id, app).map(|(child, login)| (child, None, Some(login))),
-            None => self.prepare_and_spawn(&launch, app, &self.slots[slot].sockets, &mut undo).map(|(c, ours)| (c, Some(ours), None)),
+            Some(desk) => desk.spawn_greetd(id, app, input_view.as_deref()).map(|(child, login)| (child, None, Some(login))),
+            None => self
+                .prepare_and_spawn(&launch, app, &self.slots[slot].sockets, input_view.as_deref(), &mut undo)
+                .map(|(c, ours)| (c, Some(ours), None)),
         };
         let (mut child, ours, login) = match started {
             Ok(s) => s,
@@ -424,6 +461,7 @@ impl Streams {
         let stream = Stream {
             id,
             launch,
+            input_view,
             request: None,
             launched_at: Instant::now(),
             first_frame_at: None,
@@ -571,6 +609,7 @@ impl Streams {
         launch: &Launch,
         app: &App,
         sockets: &MediaSockets,
+        input_view: Option<&InputView>,
         undo: &mut Vec<Vec<String>>,
     ) -> anyhow::Result<(std::process::Child, UnixStream)> {
         for prep in &app.prep {
@@ -625,6 +664,9 @@ impl Streams {
                 }
                 Ok(())
             });
+        }
+        if let Some(view) = input_view {
+            view.enter(&mut cmd);
         }
         let child = cmd.spawn().map_err(|e| anyhow::anyhow!("starting {}: {e}", self.compositor.display()))?;
         Ok((child, ours))
@@ -800,6 +842,7 @@ mod tests {
         let mut stream = Stream {
             id: 1,
             launch,
+            input_view: None,
             request: None,
             launched_at: Instant::now(),
             first_frame_at: None,
