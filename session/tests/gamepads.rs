@@ -348,3 +348,56 @@ fn each_session_sees_only_its_own_pads() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// SDL2 (what most games read pads with) finds each pad as a game controller of its kind:
+/// the Xbox pad with rumble, the DualSense with its motion sensors. Runs
+/// `sdl_pads.py` with the test's Python (pysdl2, installed by `.ci/run`), serving the pads
+/// meanwhile (SDL asks the DualSense for its reports through hidraw as it opens it).
+#[test]
+#[ignore = "needs /dev/uinput, /dev/uhid and hid-playstation (.ci/drm-vm)"]
+fn sdl_finds_each_pad_as_a_controller_of_its_kind() {
+    let Some(python) = std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON") else {
+        assert!(std::env::var_os("CI").is_none(), "CI runs SDL: set PUNKTFUNK_MOONLIGHT_PYTHON");
+        eprintln!("skipped: set PUNKTFUNK_MOONLIGHT_PYTHON to a Python with pysdl2");
+        return;
+    };
+    let mut pads = Gamepads::new(GamepadChoice::Auto);
+    pads.arrive(&arrival(0, ControllerKind::Xbox));
+    let all = caps::RUMBLE | caps::TOUCHPAD | caps::ACCEL | caps::GYRO;
+    pads.arrive(&ControllerArrival { number: 1, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+    let mut told = Vec::new();
+    let (_, pad) = dualsense_node(&mut pads, &mut told, "Controller");
+    let uniq = pad.unique_name().unwrap().to_owned();
+    serve_until(&mut pads, &mut told, |_| evdev::enumerate().filter(|(_, d)| d.unique_name() == Some(uniq.as_str())).count() == 3);
+
+    let mut sdl = std::process::Command::new(python)
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdl_pads.py"))
+        .arg("2")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running SDL");
+    let since = Instant::now();
+    while sdl.try_wait().unwrap().is_none() && since.elapsed() < Duration::from_secs(60) {
+        let mut fds: Vec<_> = pads.fds().map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)).collect();
+        let _ = nix::poll::poll(&mut fds, 10u16);
+        drop(fds);
+        pads.service(Instant::now(), &mut told);
+    }
+    let _ = sdl.kill();
+    let out = sdl.wait_with_output().unwrap();
+    assert!(since.elapsed() < Duration::from_secs(60), "SDL never finished");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    use serde_json::json;
+    let found: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    eprintln!("SDL found: {found:?}");
+    let kind = |t: &str| found.iter().find(|c| c["type"] == t).unwrap_or_else(|| panic!("no {t} controller: {found:?}"));
+    let xbox = kind("xboxone");
+    assert_eq!((&xbox["ids"], &xbox["rumble"]), (&json!([0x045e, 0x02ea]), &json!(true)), "{xbox}");
+    let dualsense = kind("ps5");
+    assert_eq!(dualsense["ids"], json!([0x054c, 0x0ce6]));
+    // Through the kernel's driver, as with a real DualSense on Linux: SDL reads its motion
+    // sensors (the touchpad is an evdev device of its own, which SDL leaves to the game).
+    assert_eq!((&dualsense["accel"], &dualsense["gyro"], &dualsense["rumble"]), (&json!(true), &json!(true), &json!(true)), "{dualsense}");
+}
