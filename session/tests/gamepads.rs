@@ -6,7 +6,8 @@
 //!
 //! Each session's pads show in its own view of /dev/input and nowhere else.
 //!
-//! Needs /dev/uinput: `.ci/run` runs these in `.ci/drm-vm` (Debian's kernel).
+//! Needs /dev/uinput: `.ci/run` runs these in `.ci/drm-vm` (Debian's kernel), one at a time
+//! (they find their pads by name, as games do).
 
 use evdev::{AbsoluteAxisCode, Device, EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
 use punktfunk_core::gamepad::PadFeedback;
