@@ -76,13 +76,25 @@ impl InputView {
             let user_ns = (std::fs::read_link(format!("/proc/{pid}/ns/user"))? != own_user).then(|| open("user")).transpose()?;
             let root = nix::fcntl::open(
                 format!("/proc/{pid}/root").as_str(),
-                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY,
+                nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
                 nix::sys::stat::Mode::empty(),
             )?;
             Ok((user_ns, open("mnt")?, root))
         });
         match opened {
-            Ok((user_ns, mount_ns, root)) => Ok(Self { keeper, io: parking_lot::Mutex::new(io), user_ns, mount_ns, root }),
+            Ok((user_ns, mount_ns, root)) => {
+                let view = Self { keeper, io: parking_lot::Mutex::new(io), user_ns, mount_ns, root };
+                // A process must be able to join (seccomp, a hardened unit may say no): tried
+                // once here, so that a session never fails to start for it.
+                let mut trial = Command::new("/bin/true");
+                view.enter(&mut trial);
+                let joined = trial.status().map_err(anyhow::Error::from).and_then(|s| {
+                    anyhow::ensure!(s.success(), "{s}");
+                    Ok(())
+                });
+                joined.context("joining the input view")?;
+                Ok(view)
+            }
             Err(e) => {
                 let _ = keeper.kill();
                 let _ = keeper.wait();
@@ -124,7 +136,8 @@ impl InputView {
     pub fn enter(&self, command: &mut Command) {
         let user = self.user_ns.as_ref().map(|fd| fd.as_raw_fd());
         let (mount, root) = (self.mount_ns.as_raw_fd(), self.root.as_raw_fd());
-        let dir = command.get_current_dir().map(Path::to_path_buf).or_else(|| std::env::current_dir().ok()).unwrap_or_else(|| "/".into());
+        let here = std::env::current_dir().unwrap_or_else(|_| "/".into());
+        let dir = command.get_current_dir().map_or_else(|| here.clone(), |d| here.join(d));
         let dir = std::ffi::CString::new(std::os::unix::ffi::OsStrExt::as_bytes(dir.as_os_str())).unwrap_or_else(|_| c"/".into());
         // SAFETY: between fork and exec only setns, fchdir, chroot and chdir, all
         // async-signal-safe; the descriptors stay open in the parent (self outlives the
@@ -172,34 +185,41 @@ impl Registry {
 
 /// Makes `view` known: the pads' hidraw nodes of other sessions are masked in it from now.
 pub fn register(view: &Arc<InputView>) {
-    let mut registry = VIEWS.lock();
-    registry.views.retain(|v| v.strong_count() > 0);
-    registry.views.push(Arc::downgrade(view));
-    for (name, owner) in &registry.hidraw {
-        if !owner.as_ref().is_some_and(|o| std::ptr::eq(o.as_ptr(), Arc::as_ptr(view))) {
-            let _ = view.mask(name);
-        }
+    let masked: Vec<String> = {
+        let mut registry = VIEWS.lock();
+        registry.views.retain(|v| v.strong_count() > 0);
+        registry.views.push(Arc::downgrade(view));
+        registry.hidraw.iter().map(|(name, _)| name.clone()).collect()
+    };
+    for name in masked {
+        let _ = view.mask(&name);
     }
 }
 
 /// Masks hidraw node `name` (of a pad of the session whose view is `own`) in every other view.
 pub fn claim_hidraw(name: &str, own: Option<&Arc<InputView>>) {
-    let mut registry = VIEWS.lock();
-    for view in registry.others(own) {
+    let others: Vec<_> = {
+        let mut registry = VIEWS.lock();
+        registry.hidraw.push((name.to_owned(), own.map(Arc::downgrade)));
+        registry.others(own).collect()
+    };
+    for view in others {
         if let Err(e) = view.mask(name) {
             tracing::warn!("masking {name} in another session's input view: {e}");
         }
     }
-    registry.hidraw.push((name.to_owned(), own.map(Arc::downgrade)));
 }
 
 /// The pad of hidraw node `name` is gone: no view masks it any more.
 pub fn release_hidraw(name: &str, own: Option<&Arc<InputView>>) {
-    let mut registry = VIEWS.lock();
-    for view in registry.others(own) {
+    let others: Vec<_> = {
+        let mut registry = VIEWS.lock();
+        registry.hidraw.retain(|(n, _)| n != name);
+        registry.others(own).collect()
+    };
+    for view in others {
         let _ = view.unmask(name);
     }
-    registry.hidraw.retain(|(n, _)| n != name);
 }
 
 /// Reads the keeper's answer line.
@@ -263,9 +283,15 @@ fn make_view(dirs: &Dirs) -> anyhow::Result<View> {
     // Nothing mounted here reaches the host's namespace; what the host mounts later (a USB
     // stick, a user's runtime directory) still reaches this one.
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SLAVE, None::<&str>).context("making mounts one-way")?;
-    let real: OwnedFd =
-        nix::fcntl::open(&dirs.input, nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty())
-            .with_context(|| format!("{} (no input devices on this machine?)", dirs.input.display()))?;
+    // …and what is mounted here later (a pad's node) reaches the session's own containers
+    // (Flatpak's, Steam's pressure-vessel), made from this view before the pad came.
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_SHARED, None::<&str>).context("sharing mounts inward")?;
+    let real: OwnedFd = nix::fcntl::open(
+        &dirs.input,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .with_context(|| format!("{} (no input devices on this machine?)", dirs.input.display()))?;
     let tmpfs = |at: &Path, what: &str| {
         let flags = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC;
         mount(Some("tmpfs"), at, Some("tmpfs"), flags, Some("mode=0755,size=64k")).with_context(|| format!("covering {what}"))

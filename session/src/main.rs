@@ -90,6 +90,10 @@ enum ClientsCmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    // The keeper needs no configuration (and the system service has no HOME).
+    if let Cmd::InputView { input, dev } = &cli.command {
+        return punktfunk_session::input_view::keep(&punktfunk_session::input_view::Dirs { input: input.clone(), dev: dev.clone() });
+    }
     match cli.command {
         // The daemon keeps its latest lines for its console.
         Cmd::Serve => punktfunk_core::logging::init_keeping_recent(),
@@ -98,7 +102,7 @@ fn main() -> anyhow::Result<()> {
     let paths = if cli.system { Paths::system() } else { Paths::from_env()? };
     match cli.command {
         Cmd::Serve => serve(paths),
-        Cmd::InputView { input, dev } => punktfunk_session::input_view::keep(&punktfunk_session::input_view::Dirs { input, dev }),
+        Cmd::InputView { .. } => Ok(()),
         Cmd::Pair { pin, device } => {
             let config = Config::load_or_create(&paths.config)?;
             pair(&Api::new(&paths, &config)?, pin, device)

@@ -217,6 +217,9 @@ pub(super) async fn art(State(host): State<Arc<Host>>, Path(id): Path<u32>) -> R
 pub(super) async fn set_art(State(host): State<Arc<Host>>, Path(id): Path<u32>, upload: Bytes) -> ApiResult<Changed> {
     let slot = configured_slot(&host, id)?;
     let dir = art::dir(&host.state);
+    // One picture at a time: decoding one holds up to a few hundred MB, and a prune must not
+    // take a file saved but not yet named.
+    let one = ART.clone().lock_owned().await;
     let saved = tokio::task::spawn_blocking(move || art::save(&dir, &upload)).await;
     let path = match saved {
         Ok(Ok(path)) => path,
@@ -224,8 +227,11 @@ pub(super) async fn set_art(State(host): State<Arc<Host>>, Path(id): Path<u32>, 
         Ok(Err(e)) => return Err(err(StatusCode::BAD_REQUEST, e)),
         Err(e) => return Err(err(StatusCode::INTERNAL_SERVER_ERROR, e)),
     };
-    edit_art(host, slot, Some(path)).await
+    edit_art(host, slot, Some(path), one).await
 }
+
+/// Art changes one at a time.
+static ART: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Arc::default);
 
 /// Takes a configured app's box art away.
 #[utoipa::path(delete, path = "/apps/{id}/art", params(("id" = u32, Path, description = "the app's id")), responses(
@@ -235,12 +241,18 @@ pub(super) async fn set_art(State(host): State<Arc<Host>>, Path(id): Path<u32>, 
 ))]
 pub(super) async fn remove_art(State(host): State<Arc<Host>>, Path(id): Path<u32>) -> ApiResult<Changed> {
     let slot = configured_slot(&host, id)?;
-    edit_art(host, slot, None).await
+    let one = ART.clone().lock_owned().await;
+    edit_art(host, slot, None, one).await
 }
 
 /// Names `image` as the art of the app in `slot`, then removes uploaded art no configured
 /// app names any more.
-async fn edit_art(host: Arc<Host>, slot: Slot, image: Option<std::path::PathBuf>) -> ApiResult<Changed> {
+async fn edit_art(
+    host: Arc<Host>,
+    slot: Slot,
+    image: Option<std::path::PathBuf>,
+    _one: tokio::sync::OwnedMutexGuard<()>,
+) -> ApiResult<Changed> {
     let state = host.state.clone();
     let catalog = Arc::clone(&host);
     edit_catalog(host, move |path| edit::set_image(path, slot, image.as_deref())).await?;

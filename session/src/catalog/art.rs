@@ -91,13 +91,16 @@ pub fn save(dir: &Path, upload: &[u8]) -> Result<PathBuf, Refused> {
     Ok(path)
 }
 
-/// Removes the uploaded art in `dir` that no path in `used` names any more.
+/// Removes the uploaded art in `dir` (files named by [`save`]) that no path in `used`
+/// names any more, however it is spelled.
 pub fn prune(dir: &Path, used: &[PathBuf]) {
     let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let used: Vec<PathBuf> = used.iter().filter_map(|p| p.canonicalize().ok()).collect();
     for entry in entries.flatten() {
         let path = entry.path();
-        let ours = path.extension().is_some_and(|e| e == "png" || e == "jpg");
-        if ours && !used.contains(&path) {
+        let saved = path.file_stem().and_then(|s| s.to_str()).is_some_and(|s| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+            && path.extension().is_some_and(|e| e == "png" || e == "jpg");
+        if saved && !path.canonicalize().is_ok_and(|p| used.contains(&p)) {
             let _ = std::fs::remove_file(&path);
         }
     }
@@ -130,8 +133,11 @@ mod tests {
         let small = save(&dir, &encoded(130, 180, ImageFormat::Png)).unwrap();
         assert_eq!(size(&small), (130, 180));
         assert_eq!(save(&dir, &encoded(130, 180, ImageFormat::Png)).unwrap(), small, "named by its digest");
-        prune(&dir, std::slice::from_ref(&small));
-        assert!(small.exists() && !large.exists() && !wide.exists());
+        let users_own = dir.join("mine.png");
+        std::fs::write(&users_own, b"").unwrap();
+        prune(&dir, &[dir.join(".").join(small.file_name().unwrap())]);
+        assert!(small.exists() && !large.exists() && !wide.exists(), "kept as named, however spelled");
+        assert!(users_own.exists(), "files the host did not save stay");
     }
 
     #[test]

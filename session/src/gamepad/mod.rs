@@ -47,9 +47,10 @@ struct Pad {
     number: u16,
     kind: PadKind,
     state: ControllerState,
-    device: Device,
-    /// Its nodes in its session's input view (after `device`: taken back once it is gone).
+    /// Its nodes in its session's input view (before `device`: taken back while the device
+    /// still holds its numbers, which another pad may take once it is gone).
     placed: nodes::Placed,
+    device: Device,
 }
 
 enum Device {

@@ -337,7 +337,8 @@ impl Streams {
         if !self.input_views {
             return None;
         }
-        let made = std::env::current_exe().map_err(anyhow::Error::from).and_then(|exe| InputView::new(&exe, &Dirs::default()));
+        // This very binary, also after an upgrade replaced its file.
+        let made = InputView::new(std::path::Path::new("/proc/self/exe"), &Dirs::default());
         match made {
             Ok(view) => {
                 let view = Arc::new(view);
