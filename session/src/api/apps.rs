@@ -246,17 +246,20 @@ pub(super) async fn remove_art(State(host): State<Arc<Host>>, Path(id): Path<u32
 }
 
 /// Names `image` as the art of the app in `slot`, then removes uploaded art no configured
-/// app names any more.
+/// app of the new configuration names (within the same edit).
 async fn edit_art(
     host: Arc<Host>,
     slot: Slot,
     image: Option<std::path::PathBuf>,
     _one: tokio::sync::OwnedMutexGuard<()>,
 ) -> ApiResult<Changed> {
-    let state = host.state.clone();
-    let catalog = Arc::clone(&host);
-    edit_catalog(host, move |path| edit::set_image(path, slot, image.as_deref())).await?;
-    let used: Vec<_> = catalog.catalog.entries().into_iter().filter(|e| e.source == Source::Config).filter_map(|e| e.app.image).collect();
-    let _ = tokio::task::spawn_blocking(move || art::prune(&art::dir(&state), &used)).await;
+    let dir = art::dir(&host.state);
+    edit_catalog(host, move |path| {
+        let config = edit::set_image(path, slot, image.as_deref())?;
+        let used: Vec<_> = std::iter::once(&config.desktop).chain(&config.apps).filter_map(|a| a.image.clone()).collect();
+        art::prune(&dir, &used);
+        Ok(config)
+    })
+    .await?;
     Ok(Json(Changed { changed: 1 }))
 }
