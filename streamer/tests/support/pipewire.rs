@@ -84,3 +84,23 @@ pub fn dominant(samples: &[f32], channels: usize, channel: usize, freqs: &[f32])
     p.sort_by(|a, b| b.1.total_cmp(&a.1));
     (p[0].0, p[0].1 / p.get(1).map_or(f32::MIN_POSITIVE, |r| r.1.max(f32::MIN_POSITIVE)))
 }
+
+/// How many `window`-frame windows of `samples` carry in each channel only its tone of
+/// `expected` (`margin` times stronger than any other of `freqs`), and how many windows
+/// there are. Sound through a real PipeWire on a loaded machine misses cycles now and then,
+/// and each click spreads over every tone of its window; a channel mixed with another, or
+/// swapped, is wrong in every window. Windows should hold whole cycles of every tone.
+#[allow(dead_code)]
+pub fn clean_windows(samples: &[f32], channels: usize, window: usize, freqs: &[f32], expected: &[f32], margin: f32) -> (usize, usize) {
+    let windows: Vec<&[f32]> = samples.chunks_exact(window * channels).collect();
+    let clean = windows
+        .iter()
+        .filter(|w| {
+            expected.iter().enumerate().all(|(channel, want)| {
+                let (got, m) = dominant(w, channels, channel, freqs);
+                got == *want && m > margin
+            })
+        })
+        .count();
+    (clean, windows.len())
+}
