@@ -115,9 +115,10 @@ pub struct App {
     /// Box art (PNG or JPEG) shown by clients.
     pub image: Option<PathBuf>,
     /// Stream a new output of the running desktop instead of a fresh session (attach
-    /// mode): `auto` (found from the environment), `sway` or `gnome`; `command` is not run.
-    /// `env` names the desktop where the host's own environment does not (`SWAYSOCK`,
-    /// `WAYLAND_DISPLAY`; GNOME's `DBUS_SESSION_BUS_ADDRESS`, `XDG_RUNTIME_DIR`).
+    /// mode): `auto` (found from the environment), `sway`, `gnome` or `kde`; `command` is
+    /// not run. `env` names the desktop where the host's own environment does not
+    /// (`SWAYSOCK`, `WAYLAND_DISPLAY`; GNOME's `DBUS_SESSION_BUS_ADDRESS`, `XDG_RUNTIME_DIR`;
+    /// KDE's `WAYLAND_DISPLAY`, `XDG_RUNTIME_DIR`).
     pub attach: String,
 }
 
@@ -216,7 +217,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # prep = [{ do = [\"systemctl\", \"--user\", \"stop\", \"backup\"], undo = [\"systemctl\", \"--user\", \"start\", \"backup\"] }]
 # image = \"/usr/share/pixmaps/steam.png\"
 #
-# [[apps]]                # attach mode: a new output of the running desktop (sway, GNOME), at the client's mode
+# [[apps]]                # attach mode: a new output of the running desktop (sway, GNOME, KDE), at the client's mode
 # title = \"My desktop\"
 # attach = \"auto\"
 

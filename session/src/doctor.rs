@@ -2,7 +2,7 @@
 //! one-line fix. The CLI prints it (exit status 1 when something stops the host from
 //! serving); the API serves the same list (`GET /api/v1/doctor`).
 
-use crate::config::Config;
+use crate::config::{App, Config};
 use punktfunk_core::ipc::EncoderProbe;
 use serde::{Deserialize, Serialize};
 use std::net::{Ipv4Addr, TcpListener, UdpSocket};
@@ -94,9 +94,8 @@ pub fn run(config: &Config, state: &Path, serving: bool) -> Vec<Check> {
     if config.login {
         checks.push(login(config, &which));
     }
-    if config.apps.iter().any(|a| !a.attach.is_empty()) {
-        checks.push(attach());
-    }
+    let stream = stream_binary_path(config).unwrap_or_default();
+    checks.extend(config.apps.iter().filter(|a| !a.attach.is_empty()).map(|a| attach(a, &|k| std::env::var(k).ok(), &stream)));
     checks
 }
 
@@ -323,20 +322,94 @@ fn login(config: &Config, which: &dyn Fn(&str) -> Option<PathBuf>) -> Check {
     }
 }
 
-fn attach() -> Check {
-    match std::env::var_os("SWAYSOCK") {
-        Some(s) => Check::ok("attach mode", format!("sway at {}", s.to_string_lossy())),
-        None => Check::warn(
-            "attach mode",
-            "an app attaches to the desktop, but SWAYSOCK is not set here",
-            "run the host inside the sway session, or give the entry env = { SWAYSOCK = … }",
-        ),
+/// The desktop an attach entry reaches from here (its own `env` first, then the host's
+/// environment, `env_var`), and whether that desktop will let the stream in.
+fn attach(app: &App, env_var: &dyn Fn(&str) -> Option<String>, stream: &Path) -> Check {
+    let name = format!("attach mode ({})", app.title);
+    let var = |key: &str| app.env.get(key).cloned().or_else(|| env_var(key)).filter(|v| !v.is_empty());
+    let current = var("XDG_CURRENT_DESKTOP").unwrap_or_default();
+    let named = |d: &str| current.split(':').any(|c| c.eq_ignore_ascii_case(d));
+    let auto = app.attach == "auto";
+    if app.attach == "sway" || (auto && var("SWAYSOCK").is_some()) {
+        return match var("SWAYSOCK") {
+            Some(s) => Check::ok(&name, format!("sway at {s}")),
+            None => Check::warn(&name, "attaches to sway, but SWAYSOCK is not set here", SET_ENV),
+        };
     }
+    if matches!(app.attach.as_str(), "gnome" | "mutter") || (auto && named("gnome")) {
+        return match var("DBUS_SESSION_BUS_ADDRESS") {
+            Some(_) => Check::ok(&name, "GNOME, through Mutter's remote desktop API on the session bus"),
+            None => Check::warn(&name, "attaches to GNOME, but DBUS_SESSION_BUS_ADDRESS is not set here", SET_ENV),
+        };
+    }
+    if matches!(app.attach.as_str(), "kde" | "plasma" | "kwin") || (auto && named("kde")) {
+        // KWin offers its screencast and fake input only to a program whose desktop file
+        // (found by the program's path) lists them.
+        let data_home = var("XDG_DATA_HOME").map(PathBuf::from).or_else(|| var("HOME").map(|h| Path::new(&h).join(".local/share")));
+        let data_dirs = var("XDG_DATA_DIRS").unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+        let exec = format!("Exec={}", stream.display());
+        let found = data_home
+            .into_iter()
+            .chain(std::env::split_paths(&data_dirs))
+            .map(|d| d.join("applications/punktfunk-stream.desktop"))
+            .find(|f| std::fs::read_to_string(f).is_ok_and(|t| t.lines().any(|l| l.trim() == exec)));
+        return match found {
+            Some(file) => Check::ok(&name, format!("KDE Plasma; KWin lets {} in through {}", stream.display(), file.display())),
+            None => Check::fail(
+                &name,
+                format!("attaches to KDE Plasma, but no punktfunk-stream.desktop names {}: KWin will refuse it", stream.display()),
+                "install packaging/kde/punktfunk-stream.desktop into /usr/share/applications, its Exec the path above",
+            ),
+        };
+    }
+    Check::warn(
+        &name,
+        format!("attach = {:?} finds no desktop here (no SWAYSOCK; XDG_CURRENT_DESKTOP {current:?})", app.attach),
+        "run the host inside your desktop session, or name it: attach = \"sway\", \"gnome\" or \"kde\" with its env",
+    )
 }
+
+/// How to tell an attach entry where the desktop is.
+const SET_ENV: &str = "run the host inside the desktop session, or give the entry env = { … } naming it";
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attach_entry_names_the_desktop_it_reaches_and_what_it_lacks() {
+        let dir = std::env::temp_dir().join(format!("pf-doctor-attach-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("applications")).unwrap();
+        let stream = Path::new("/opt/pf/punktfunk-stream");
+        let host = |key: &str| (key == "XDG_DATA_DIRS").then(|| dir.display().to_string());
+        let app = |attach: &str, env: &[(&str, &str)]| App {
+            title: "My desktop".into(),
+            attach: attach.into(),
+            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            ..Default::default()
+        };
+        let check = |a: &App| attach(a, &host, stream);
+        assert_eq!(check(&app("auto", &[("SWAYSOCK", "/run/sway.sock")])).verdict, Verdict::Ok);
+        assert_eq!(check(&app("sway", &[])).verdict, Verdict::Warn);
+        assert_eq!(
+            check(&app("auto", &[("XDG_CURRENT_DESKTOP", "ubuntu:GNOME"), ("DBUS_SESSION_BUS_ADDRESS", "unix:path=/b")])).verdict,
+            Verdict::Ok
+        );
+        let unknown = check(&app("auto", &[("XDG_CURRENT_DESKTOP", "XFCE")]));
+        assert_eq!(unknown.verdict, Verdict::Warn);
+        assert!(unknown.detail.contains("XFCE"), "{unknown}");
+        // KDE: KWin lets the stream in only through a desktop file naming its path.
+        let kde = app("auto", &[("XDG_CURRENT_DESKTOP", "KDE")]);
+        let refused = check(&kde);
+        assert_eq!(refused.verdict, Verdict::Fail, "{refused}");
+        let file = dir.join("applications/punktfunk-stream.desktop");
+        std::fs::write(&file, "[Desktop Entry]\nExec=/usr/bin/punktfunk-stream\n").unwrap();
+        assert_eq!(check(&kde).verdict, Verdict::Fail, "another path is not ours");
+        std::fs::write(&file, "[Desktop Entry]\nExec=/opt/pf/punktfunk-stream\n").unwrap();
+        let granted = check(&kde);
+        assert_eq!(granted.verdict, Verdict::Ok, "{granted}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_port_in_use_fails_and_says_which() {

@@ -156,7 +156,8 @@ impl Capture {
                 force = false;
             }
             self.conn.flush()?;
-            self.wait(wake, asked.is_none().then(|| next_due.saturating_duration_since(Instant::now())))?;
+            let limit = asked.is_none().then(|| next_due.saturating_duration_since(Instant::now()));
+            crate::wayland_wait::wait(&mut self.queue, &mut self.state, Some(wake), limit)?;
             let Some(done) = self.state.done.take() else { continue };
             let a = asked.take().expect("a copy was asked for");
             a.frame.destroy();
@@ -186,36 +187,6 @@ impl Capture {
                 force = true;
             }
         }
-    }
-
-    /// Waits for the compositor's events or a command, at most `limit`; reads and
-    /// dispatches what came.
-    fn wait(&mut self, wake: &OwnedFd, limit: Option<Duration>) -> anyhow::Result<()> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-        self.queue.dispatch_pending(&mut self.state)?;
-        let Some(guard) = self.queue.prepare_read() else {
-            self.queue.dispatch_pending(&mut self.state)?;
-            return Ok(());
-        };
-        let timeout = limit.map_or(PollTimeout::NONE, |l| PollTimeout::from(l.as_millis().min(1000) as u16));
-        let mut fds = [PollFd::new(guard.connection_fd(), PollFlags::POLLIN), PollFd::new(wake.as_fd(), PollFlags::POLLIN)];
-        poll(&mut fds, timeout)?;
-        let (events, woken) = (fds[0].any().unwrap_or(false), fds[1].any().unwrap_or(false));
-        if events {
-            match guard.read() {
-                Err(wayland_client::backend::WaylandError::Io(e)) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                read => {
-                    read.context("the desktop's Wayland connection")?;
-                }
-            }
-        } else {
-            drop(guard);
-        }
-        if woken {
-            let _ = nix::unistd::read(wake, &mut [0; 64]);
-        }
-        self.queue.dispatch_pending(&mut self.state)?;
-        Ok(())
     }
 }
 

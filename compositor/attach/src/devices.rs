@@ -17,6 +17,32 @@ const BTN_LEFT: u32 = 0x110;
 /// Scroll distance of one wheel detent, in surface units (libinput's).
 const DETENT: f64 = 15.0;
 
+/// The XKB keymap of `layout` (e.g. "us"), as the desktop's keyboard has it.
+pub(crate) fn keymap(layout: &str) -> anyhow::Result<xkb::Keymap> {
+    let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
+    xkb::Keymap::new_from_names(&context, "", "", layout, "", None, xkb::KEYMAP_COMPILE_NO_FLAGS)
+        .with_context(|| format!("no XKB keymap for layout {layout:?} (xkb-data installed?)"))
+}
+
+/// Types `text` on `keymap`'s keys: each character's chord as `key(code, pressed)` calls
+/// (modifiers down, the key down and up, modifiers up); a character no key types is skipped.
+pub(crate) fn type_text(keymap: &xkb::Keymap, text: &str, mut key: impl FnMut(u32, bool)) {
+    for c in text.chars() {
+        let Some(chord) = chord_for(keymap, c) else {
+            tracing::warn!("no key types {c:?} in this layout: skipped");
+            continue;
+        };
+        for &m in &chord.modifiers {
+            key(m, true);
+        }
+        key(chord.key, true);
+        key(chord.key, false);
+        for &m in chord.modifiers.iter().rev() {
+            key(m, false);
+        }
+    }
+}
+
 pub struct Devices {
     pointer: ZwlrVirtualPointerV1,
     keyboard: ZwpVirtualKeyboardV1,
@@ -30,9 +56,7 @@ pub struct Devices {
 impl Devices {
     /// Uploads the keymap of `layout` to the virtual keyboard.
     pub fn new(pointer: ZwlrVirtualPointerV1, keyboard: ZwpVirtualKeyboardV1, layout: &str, size: (u32, u32)) -> anyhow::Result<Self> {
-        let context = xkb::Context::new(xkb::CONTEXT_NO_FLAGS);
-        let keymap = xkb::Keymap::new_from_names(&context, "", "", layout, "", None, xkb::KEYMAP_COMPILE_NO_FLAGS)
-            .with_context(|| format!("no XKB keymap for layout {layout:?} (xkb-data installed?)"))?;
+        let keymap = keymap(layout)?;
         let mut text = keymap.get_as_string(xkb::KEYMAP_FORMAT_TEXT_V1).into_bytes();
         text.push(0);
         let fd = nix::sys::memfd::memfd_create("punktfunk-keymap", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)?;
@@ -55,20 +79,8 @@ impl Devices {
         match event {
             InputEvent::Key { code, pressed } => self.key(code, pressed),
             InputEvent::Text(text) => {
-                for c in text.chars() {
-                    let Some(chord) = chord_for(&self.keymap, c) else {
-                        tracing::warn!("no key types {c:?} in this layout: skipped");
-                        continue;
-                    };
-                    for &m in &chord.modifiers {
-                        self.key(m, true);
-                    }
-                    self.key(chord.key, true);
-                    self.key(chord.key, false);
-                    for &m in chord.modifiers.iter().rev() {
-                        self.key(m, false);
-                    }
-                }
+                let keymap = self.keymap.clone();
+                type_text(&keymap, &text, |code, pressed| self.key(code, pressed));
             }
             InputEvent::PointerMotion { x, y } | InputEvent::TouchMotion { x, y, .. } => self.move_to(t, x, y),
             InputEvent::PointerRelative { dx, dy } => {

@@ -10,20 +10,22 @@
 //! - [`mutter`]: GNOME's virtual monitor and its input, through Mutter's RemoteDesktop and
 //!   ScreenCast D-Bus API; [`screencast`]: its frames, a PipeWire consumer whose format
 //!   offer sizes the monitor.
-//!
-//! KWin is not adapted yet.
+//! - [`kwin`]: Plasma's virtual output, through KWin's screencast protocol (frames again
+//!   through [`screencast`]), and its fake input.
 
 pub mod capture;
 mod devices;
+pub mod kwin;
 pub mod mutter;
 mod pictures;
 pub mod screencast;
 pub mod sway;
+mod wayland_wait;
 
 use anyhow::Context;
 use punktfunk_core::mode::Mode;
 use punktfunk_frame::{Mailbox, SourceCommand, SourceControl};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
@@ -32,23 +34,28 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 pub enum Desktop {
     Sway,
     Mutter,
+    Kwin,
 }
 
 impl Desktop {
-    /// `auto` finds the running desktop from its environment (sway's socket, GNOME in
-    /// `XDG_CURRENT_DESKTOP`); `sway` and `gnome` (or `mutter`) name it.
+    /// `auto` finds the running desktop from its environment (sway's socket, GNOME or KDE
+    /// in `XDG_CURRENT_DESKTOP`); `sway`, `gnome` (or `mutter`) and `kde` (or `plasma`,
+    /// `kwin`) name it.
     pub fn find(choice: &str) -> anyhow::Result<Self> {
         let desktop = std::env::var("XDG_CURRENT_DESKTOP").unwrap_or_default();
+        let named = |name: &str| desktop.split(':').any(|d| d.eq_ignore_ascii_case(name));
         match choice {
             "sway" => Ok(Self::Sway),
             "gnome" | "mutter" => Ok(Self::Mutter),
+            "kde" | "plasma" | "kwin" => Ok(Self::Kwin),
             "auto" if std::env::var_os("SWAYSOCK").is_some() => Ok(Self::Sway),
-            "auto" if desktop.split(':').any(|d| d.eq_ignore_ascii_case("gnome")) => Ok(Self::Mutter),
+            "auto" if named("gnome") => Ok(Self::Mutter),
+            "auto" if named("kde") => Ok(Self::Kwin),
             "auto" => anyhow::bail!(
-                "no desktop to attach to: SWAYSOCK is not set (sway) and XDG_CURRENT_DESKTOP does not name GNOME; {} is not supported yet",
+                "no desktop to attach to: SWAYSOCK is not set (sway) and XDG_CURRENT_DESKTOP names neither GNOME nor KDE; {} is not supported yet",
                 if desktop.is_empty() { "this desktop".into() } else { desktop }
             ),
-            other => anyhow::bail!("attach = {other:?}: expected auto, sway or gnome"),
+            other => anyhow::bail!("attach = {other:?}: expected auto, sway, gnome or kde"),
         }
     }
 }
@@ -64,31 +71,14 @@ pub fn run(desktop: Desktop, mode: Mode, layout: &str, mailbox: &Mailbox, comman
             capture.run(mailbox, &commands.queue, &commands.wake, |m| output.set_mode(m))
         }
         Desktop::Mutter => {
-            let mut attached = mutter::MutterStream::open(mode, mailbox)?;
+            let stream = mutter::MutterStream::open(mode, mailbox)?;
             ready();
-            loop {
-                // Woken by a command, or now and then to see whether Mutter ended the stream.
-                let mut fds = [nix::poll::PollFd::new(commands.wake.as_fd(), nix::poll::PollFlags::POLLIN)];
-                nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(LIVENESS_MS))?;
-                anyhow::ensure!(!attached.ended(), "GNOME ended the screencast (sharing was stopped, or the desktop went away)");
-                let _ = nix::unistd::read(&commands.wake, &mut [0; 64]);
-                while let Ok(command) = commands.queue.try_recv() {
-                    match command {
-                        SourceCommand::Input(event) => attached.monitor.input(event),
-                        // A virtual monitor's size is its consumer's: a new one of the new mode.
-                        SourceCommand::SetMode(mode) => {
-                            drop(attached);
-                            attached = mutter::MutterStream::open(mode, mailbox)?;
-                        }
-                        // Mutter sends a picture when the screen changes; the sink repeats
-                        // the last one on a still screen.
-                        SourceCommand::Redraw => {}
-                        // The desktop's clipboard is its own in attach mode (not shared yet).
-                        SourceCommand::Clipboard(_) => {}
-                        SourceCommand::Stop => return Ok(()),
-                    }
-                }
-            }
+            stream.run(mailbox, &commands)
+        }
+        Desktop::Kwin => {
+            let stream = kwin::KwinStream::open(mode, layout, mailbox)?;
+            ready();
+            stream.run(layout, mailbox, &commands)
         }
     }
 }

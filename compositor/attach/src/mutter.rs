@@ -8,6 +8,7 @@
 use anyhow::Context;
 use punktfunk_core::input::InputEvent;
 use punktfunk_core::mode::Mode;
+use punktfunk_frame::SourceCommand;
 use std::collections::HashMap;
 use std::time::Duration;
 use zbus::blocking::{Connection, Proxy};
@@ -28,7 +29,7 @@ const KEY_LEFTSHIFT: u32 = 42;
 /// A virtual monitor streaming into a mailbox: its consumer goes first, then the monitor.
 pub struct MutterStream {
     cast: crate::screencast::Screencast,
-    pub monitor: MutterMonitor,
+    monitor: MutterMonitor,
 }
 
 impl MutterStream {
@@ -38,10 +39,33 @@ impl MutterStream {
         Ok(Self { cast, monitor })
     }
 
-    /// Mutter ended the screencast (the user stopped sharing in GNOME's indicator, the
-    /// shell restarted): the stream is over.
-    pub fn ended(&self) -> bool {
-        self.cast.ended()
+    /// Streams until told to stop, taking the pipeline's requests from `commands`; a new
+    /// mode is a new monitor (the old session stopped first).
+    pub fn run(mut self, mailbox: &punktfunk_frame::Mailbox, commands: &crate::Commands) -> anyhow::Result<()> {
+        use std::os::fd::AsFd;
+        loop {
+            // Woken by a command, or now and then to see whether Mutter ended the stream
+            // (the user stopped sharing in GNOME's indicator, the shell restarted).
+            let mut fds = [nix::poll::PollFd::new(commands.wake.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(crate::LIVENESS_MS))?;
+            anyhow::ensure!(!self.cast.ended(), "GNOME ended the screencast (sharing was stopped, or the desktop went away)");
+            let _ = nix::unistd::read(&commands.wake, &mut [0; 64]);
+            while let Ok(command) = commands.queue.try_recv() {
+                match command {
+                    SourceCommand::Input(event) => self.monitor.input(event),
+                    SourceCommand::SetMode(mode) => {
+                        drop(self);
+                        self = Self::open(mode, mailbox)?;
+                    }
+                    // Mutter sends a picture when the screen changes; the sink repeats the
+                    // last one on a still screen.
+                    SourceCommand::Redraw => {}
+                    // The desktop's clipboard is its own in attach mode (not shared yet).
+                    SourceCommand::Clipboard(_) => {}
+                    SourceCommand::Stop => return Ok(()),
+                }
+            }
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! What capturing a desktop costs, measured the same way for every desktop: a 1280x720@60
 //! stream of it, the app opened on the stream's output, five seconds counted; frames a
 //! second and CPU time per frame of this process (the capture) and of the desktop's.
+#![allow(dead_code)]
 
 use punktfunk_attach::{Desktop, control_channel};
 use punktfunk_frame::{Frame, Mode, SinkThread, SourceCommand, SourceControl};
