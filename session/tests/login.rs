@@ -62,6 +62,23 @@ fn log_says(dir: &Path, want: &str, nth: usize) {
     }
 }
 
+/// How many times a greeter showed `prompt` ready for typing (not waiting on greetd). Each
+/// greeter's lines are in the log, and one prints its prompt again as keys arrive, so a
+/// test waits for one more than it saw before its step ([`prompt_after`]).
+fn ready_prompts(dir: &Path, prompt: &str) -> usize {
+    let shown = format!("prompt \"{prompt}\"");
+    daemon_log(dir).lines().filter(|l| l.split_once(&shown).is_some_and(|(_, rest)| !rest.starts_with(" (waiting)"))).count()
+}
+
+/// Waits until a greeter shows `prompt` ready for typing more often than `seen` times.
+fn prompt_after(dir: &Path, prompt: &str, seen: usize) {
+    let since = Instant::now();
+    while ready_prompts(dir, prompt) <= seen {
+        assert!(since.elapsed() < Duration::from_secs(60), "no greeter asked {prompt:?} again:\n{}", daemon_log(dir));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Waits until the host's status (API on `api_port`) says the `nth` stream's login stage is
 /// `want`; its id.
 fn stage_is(dir: &Path, api_port: u16, nth: usize, want: &str) -> u64 {
@@ -174,7 +191,7 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     // Ann's stream: the greeter asks; a wrong password is refused and it asks again.
     let one = client(&python, &dir, "one");
     let signals = dir.join("one");
-    log_says(&dir, "prompt \"User name: \"", 1);
+    prompt_after(&dir, "User name: ", 0);
     stage_is(&dir, API_PORT, 0, "login greeter");
     mark(&signals, "greeter");
     // The join socket admits only the greeter's user with the greeter's ticket.
@@ -196,15 +213,19 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
         let _ = std::io::Read::read_to_end(&mut conn, &mut answer);
         assert!(answer.is_empty(), "{who} was answered: {}", String::from_utf8_lossy(&answer));
     }
+    let asked = ready_prompts(&dir, "Password: ");
     type_lines(&signals, &ann.0);
-    log_says(&dir, "prompt \"Password: \"", 1);
+    prompt_after(&dir, "Password: ", asked);
+    let named = ready_prompts(&dir, "User name: ");
     type_lines(&signals, "wrong-horse");
     log_says(&dir, "[Login incorrect]", 1);
+    prompt_after(&dir, "User name: ", named);
     assert!(!who(ann_uid).exists(), "no session after a wrong password");
     mark(&signals, "refused");
     // The right one: the app runs as Ann, in the same stream.
+    let asked = ready_prompts(&dir, "Password: ");
     type_lines(&signals, &ann.0);
-    log_says(&dir, "prompt \"Password: \"", 2);
+    prompt_after(&dir, "Password: ", asked);
     type_lines(&signals, "right-horse-7");
     stage_is(&dir, API_PORT, 0, &format!("{}'s session", ann.0));
     assert_eq!(written_by(&who(ann_uid), &dir), ann_uid, "the app runs as {}", ann.0);
@@ -212,18 +233,21 @@ fn logins_in_the_stream_turn_into_the_users_sessions_and_back() {
     mark(&signals, "session");
 
     // Ben logs in beside her, from a second client.
+    let asked = ready_prompts(&dir, "User name: ");
     let two = client(&python, &dir, "two");
-    log_says(&dir, "prompt \"User name: \"", 3);
+    prompt_after(&dir, "User name: ", asked);
     stage_is(&dir, API_PORT, 1, "login greeter");
+    let asked = ready_prompts(&dir, "Password: ");
     type_lines(&dir.join("two"), &ben.0);
-    log_says(&dir, "prompt \"Password: \"", 3);
+    prompt_after(&dir, "Password: ", asked);
     type_lines(&dir.join("two"), "battery-staple-9");
     let ben_stream = stage_is(&dir, API_PORT, 1, &format!("{}'s session", ben.0));
     assert_eq!(written_by(&who(ben_uid), &dir), ben_uid, "the second app runs as {}", ben.0);
 
     // Ann's app ends (a logout): her greeter is back in the same stream.
+    let asked = ready_prompts(&dir, "User name: ");
     assert!(Command::new("pkill").args(["-u", &ann.0, "-f", "punktfunk-test-pattern"]).status().unwrap().success());
-    log_says(&dir, "prompt \"User name: \"", 4);
+    prompt_after(&dir, "User name: ", asked);
     stage_is(&dir, API_PORT, 0, "login greeter");
     std::thread::sleep(Duration::from_secs(1));
     mark(&signals, "greeter again");
@@ -345,11 +369,11 @@ fn punktfunk1_clients_follow_the_login_into_the_session_and_back() {
     let mut keys = client.stdin.take().unwrap();
     let mut type_line = |line: &str| std::io::Write::write_all(&mut keys, format!("{line}\n").as_bytes()).unwrap();
 
-    log_says(&dir, "prompt \"User name: \"", 1);
+    prompt_after(&dir, "User name: ", 0);
     stage_is(&dir, API_PORT, 0, "login greeter");
     let greeter = client_shows(&out, &dir, false, 3);
     type_line(&cat.0);
-    log_says(&dir, "prompt \"Password: \"", 1);
+    prompt_after(&dir, "Password: ", 0);
     type_line("cobalt-lamp-3");
     stage_is(&dir, API_PORT, 0, &format!("{}'s session", cat.0));
     assert_eq!(written_by(&dir.join(format!("who-{cat_uid}")), &dir), cat_uid, "the app runs as {}", cat.0);
