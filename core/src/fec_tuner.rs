@@ -27,6 +27,11 @@ const STEP: u8 = 5;
 const FALL: f64 = 0.2;
 /// Windows a burst keeps the least parity up after it was last seen (5 s).
 const BURST_HOLD: usize = 10;
+/// Losses that call for more parity close the window at once once they are this many, of at
+/// least [`EARLY_SENT`] datagrams: waiting the window out at the old parity loses frames
+/// (at 60 fps half a second is 30 of them), and this many is no single unlucky datagram.
+const EARLY_LOST: u64 = 8;
+const EARLY_SENT: u64 = 100;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunerConfig {
@@ -117,18 +122,24 @@ impl FecTuner {
         self.unrecoverable = true;
     }
 
-    /// Closes the window when it is over: the new percentage, when it changed.
+    /// Closes the window when it is over, or at once when its losses call for more parity:
+    /// the new percentage, when it changed.
     pub fn poll(&mut self, now: Instant) -> Option<u8> {
         let start = *self.window_start.get_or_insert(now);
-        if now.saturating_duration_since(start) < WINDOW || self.sent == 0 {
+        if self.sent == 0 {
+            return None;
+        }
+        let measured = (self.lost as f64 / self.sent as f64).min(1.0);
+        let data = (self.shards / self.blocks.max(1)).max(1) as usize;
+        let early =
+            self.lost >= EARLY_LOST && self.sent >= EARLY_SENT && measured > self.loss && self.parity_for(data, measured) > self.percent;
+        if now.saturating_duration_since(start) < WINDOW && !early {
             return None;
         }
         self.bursts.rotate_right(1);
         self.bursts[0] = std::mem::take(&mut self.burst);
-        let measured = (self.lost as f64 / self.sent as f64).min(1.0);
         self.loss = if measured >= self.loss { measured } else { self.loss + (measured - self.loss) * FALL };
-        let data = (self.shards / self.blocks.max(1)).max(1) as usize;
-        let mut wanted = self.parity_for(data);
+        let mut wanted = self.parity_for(data, self.loss);
         if self.unrecoverable && wanted <= self.percent {
             // Lost more than the estimate says (a burst): one step more.
             wanted = self.percent.saturating_add(STEP);
@@ -143,8 +154,8 @@ impl FecTuner {
     }
 
     /// The smallest step of parity that keeps a block of `data` shards under the target at
-    /// the estimated loss.
-    fn parity_for(&self, data: usize) -> u8 {
+    /// `loss`.
+    fn parity_for(&self, data: usize, loss: f64) -> u8 {
         let mut percent = self.config.min_percent;
         while percent < self.config.max_percent {
             // At 0 % blocks carry no parity at all, not even the least.
@@ -152,7 +163,7 @@ impl FecTuner {
                 0 => 0,
                 p => (data * usize::from(p)).div_ceil(100).max(usize::from(self.min_parity())),
             };
-            if unrecoverable(data, parity, self.loss) < TARGET {
+            if unrecoverable(data, parity, loss) < TARGET {
                 break;
             }
             percent = percent.saturating_add(STEP);
@@ -284,6 +295,29 @@ mod tests {
         let mut tuner = FecTuner::new(TunerConfig { min_percent: 0, min_parity: 2, ..CONFIG }, 0);
         run(&mut tuner, Instant::now(), 4, 1, 0.05);
         assert!(tuner.percent() > 0, "5 % loss on bare one-shard frames needs parity");
+    }
+
+    /// Loss that calls for more parity raises it as soon as there is enough of it, not at
+    /// the window's end; a stray loss or two waits for the window.
+    #[test]
+    fn enough_loss_raises_the_parity_within_the_window() {
+        let mut tuner = FecTuner::new(CONFIG, 20);
+        let start = Instant::now();
+        tuner.poll(start);
+        for _ in 0..7 {
+            tuner.sent(24, 20);
+        }
+        tuner.lost(17);
+        let raised = tuner.poll(start + WINDOW / 5).expect("raised at once");
+        assert!(raised >= 35, "{raised}");
+        let mut calm = FecTuner::new(CONFIG, 20);
+        calm.poll(start);
+        for _ in 0..7 {
+            calm.sent(24, 20);
+        }
+        calm.lost(2);
+        assert_eq!(calm.poll(start + WINDOW / 5), None, "two of 168 wait for the window");
+        assert!(calm.poll(start + WINDOW).is_some_and(|p| p <= 20), "nor more parity at its end");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{client_report, output_text, pair_native, start_daemon_with, stream_native, target_dir};
+use common::{client_report, output_text, pair_native, stream_native, target_dir};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -143,26 +143,7 @@ fn requirements_or_skip() -> Option<(std::path::PathBuf, Vec<&'static str>)> {
 
 #[test]
 fn fec_recovers_video_over_a_lossy_link() {
-    let Some((python, sudo)) = requirements_or_skip() else { return };
-    let name = format!("pf-loss-{}", std::process::id());
-    let ns = Netns::create(&name, sudo, PORT + 9, RANDOM);
-    let dir = std::env::temp_dir().join(&name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
-    let _daemon = start_daemon_with(&ns.exec(&[]), &dir, PORT, API_PORT, &app, "");
-
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py");
-    let wrapper = ns.exec(&[]);
-    let output = Command::new(wrapper[0])
-        .args(&wrapper[1..])
-        .arg(&python)
-        .arg(&script)
-        .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
-        .env("XDG_STATE_HOME", dir.join("state"))
-        .output()
-        .expect("running the Moonlight client");
-    let out = client_report(&output, &dir);
+    let Some(out) = moonlight_over(RANDOM, "random", "", &test_pattern()) else { return };
     eprintln!("{LOSS_PERCENT} % loss: {out}");
     // moonlight-common-c's video statistics count the data and parity datagrams that arrived
     // (it never fills in its "recovered" counter for video); the host knows how many it sent
@@ -188,6 +169,38 @@ fn fec_recovers_video_over_a_lossy_link() {
         (gaps as f64) < dropped_data / 2.0,
         "{gaps} frames lost for ≈{dropped_data:.0} dropped data datagrams: FEC did not recover them"
     );
+}
+
+/// A stock Moonlight client (moonlight-python) streaming `app` (1280x720@60, 10 Mbit/s, 300
+/// decoded frames) from a host configured with `host_toml` too, through a link that drops
+/// what `model` picks of the host's video datagrams: the client's report, the host's status
+/// in it (`None`: skipped, this machine lacks what the test needs).
+fn moonlight_over(model: &str, label: &str, host_toml: &str, app: &[String]) -> Option<serde_json::Value> {
+    let (python, sudo) = requirements_or_skip()?;
+    let name = format!("pf-loss-{label}-{}", std::process::id());
+    let ns = Netns::create(&name, sudo, PORT + 9, model);
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = ns.exec(&[]);
+    let host = format!("start_pipewire = false\n{host_toml}");
+    let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, app, "");
+    let output = Command::new(wrapper[0])
+        .args(&wrapper[1..])
+        .arg(&python)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
+        .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
+        .env("XDG_STATE_HOME", dir.join("state"))
+        .output()
+        .expect("running the Moonlight client");
+    let out = client_report(&output, &dir);
+    let _ = std::fs::remove_dir_all(&dir);
+    Some(out)
+}
+
+/// The test pattern, in a colour of its own.
+fn test_pattern() -> Vec<String> {
+    vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()]
 }
 
 /// The same link for punktfunk/1: 5 % of the host's data-plane datagrams dropped at random;
@@ -246,6 +259,11 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
 /// configured with `host_toml` too; the client's figures and the host's (`None`: skipped,
 /// this machine lacks what the test needs).
 fn native_over(model: &str, label: &str, host_toml: &str) -> Option<(serde_json::Value, String)> {
+    native_streaming(model, label, host_toml, &test_pattern(), 20_000)
+}
+
+/// [`native_over`] with `app` at `bitrate_kbps`.
+fn native_streaming(model: &str, label: &str, host_toml: &str, app: &[String], bitrate_kbps: u32) -> Option<(serde_json::Value, String)> {
     let (_, sudo) = requirements_or_skip()?;
     let name = format!("pf-loss-native-{label}-{}", std::process::id());
     // `common` puts punktfunk/1 at port + 50, its data plane one above.
@@ -254,16 +272,16 @@ fn native_over(model: &str, label: &str, host_toml: &str) -> Option<(serde_json:
     let dir = std::env::temp_dir().join(&name);
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let app = vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()];
     // One datagram per send: the drop rule then takes single datagrams, as a lossy link
     // does, not whole GSO batches (the daemon's compositor inherits this).
     let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
     let host = format!("start_pipewire = false\n{host_toml}");
-    let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &app, "");
+    let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, app, "");
     let config = dir.join("client");
     let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
-    let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "20000", "--frames", "300", "--stop"];
+    let bitrate = bitrate_kbps.to_string();
+    let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", &bitrate, "--frames", "300", "--stop"];
     let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
     eprintln!("figures: punktfunk/1 through {label} loss — {stats}");
     assert!(stats["frames_decoded"].as_u64().unwrap() >= 300, "the stream stalled: {stats}");
@@ -370,27 +388,9 @@ fn a_lost_change_to_a_still_screen_is_repaired() {
 /// unrecoverable frames cost fall, against the same link at a fixed 20 % in the same run.
 #[test]
 fn parity_follows_the_loss_the_client_reports() {
-    let Some((python, sudo)) = requirements_or_skip() else { return };
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
-        let name = format!("pf-loss-adaptive-{label}-{}", std::process::id());
-        let ns = Netns::create(&name, sudo.clone(), PORT + 9, "numgen random mod 100 '<' 10");
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let app = vec!["weston-simple-egl".to_owned()];
-        let wrapper = ns.exec(&[]);
-        let host = format!("start_pipewire = false\n{host}");
-        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &app, "");
-        let output = Command::new(wrapper[0])
-            .args(&wrapper[1..])
-            .arg(&python)
-            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
-            .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
-            .env("XDG_STATE_HOME", dir.join("state"))
-            .output()
-            .expect("running the Moonlight client");
-        let out = client_report(&output, &dir);
+        let Some(out) = moonlight_over("numgen random mod 100 '<' 10", label, host, &["weston-simple-egl".into()]) else { return };
         let host = out["status"]["last_video"].clone();
         eprintln!(
             "figures: 10 % loss, {label} parity — {} frames decoded, {} numbers skipped; host: {} frames, {} key frames, {} datagrams ({} data), parity at the end {} %",
@@ -414,7 +414,6 @@ fn parity_follows_the_loss_the_client_reports() {
         ));
         assert!(out["frame_gaps"] == 0 || !freezes.is_empty(), "every gap is a freeze: {out}");
         runs.push(host);
-        let _ = std::fs::remove_dir_all(&dir);
     }
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
     let (fixed, adaptive) = (&runs[0], &runs[1]);
@@ -431,24 +430,14 @@ fn parity_follows_the_loss_the_client_reports() {
 /// same link at a fixed 20 % in the same run.
 #[test]
 fn punktfunk1_parity_follows_the_loss_the_client_counts() {
-    let Some((_, sudo)) = requirements_or_skip() else { return };
-    let native = PORT + 50;
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
-        let name = format!("pf-loss-native-adaptive-{label}-{}", std::process::id());
-        let ns = Netns::create(&name, sudo.clone(), native + 1, "numgen random mod 100 '<' 10");
-        let dir = std::env::temp_dir().join(&name);
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
-        let host = format!("start_pipewire = false\n{host}");
-        let _daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, &host, &["weston-simple-egl".into()], "");
-        let config = dir.join("client");
-        let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
-        assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
-        let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", "10000", "--frames", "300", "--stop"];
-        let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
-        let parity = said_after(&last_stream_status(&wrapper, &dir), "FEC parity at the end ");
+        let model = "numgen random mod 100 '<' 10";
+        let Some((stats, status)) = native_streaming(model, &format!("adaptive-{label}"), host, &["weston-simple-egl".into()], 10_000)
+        else {
+            return;
+        };
+        let parity = said_after(&status, "FEC parity at the end ");
         eprintln!(
             "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
             stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]
@@ -461,7 +450,6 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
         let lost = stats["frames_lost"].as_u64().unwrap();
         assert!(lost < 2 || recovery["n"].as_u64() >= Some(1), "losses before the end recover: {stats}");
         runs.push((parity, lost));
-        let _ = std::fs::remove_dir_all(&dir);
     }
     let ((fixed_parity, fixed_lost), (parity, lost)) = (runs[0], runs[1]);
     assert_eq!(fixed_parity, 20);
@@ -515,5 +503,48 @@ fn the_latency_probe_reads_through_a_delayed_link() {
         assert!(rtt >= 2_000 * i64::from(delay_ms), "the pings crossed the delayed link: {stats}");
         assert!(offset.abs() <= rtt / 2 + 1, "one machine's clocks agree within the estimate's bound: {stats}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// The loss matrix: random loss and bursts (3 datagrams in a row) at 1, 5, 10 and 20 % of the
+/// host's video datagrams, a moving GL app at 1280x720@60, 10 Mbit/s, 300 decoded frames,
+/// for a stock Moonlight client and for `punktfunk-client`, parity fixed at 20 % against
+/// following the link, each cell its own stream. Prints one line per cell for BENCHMARKS.md:
+/// `PUNKTFUNK_MOONLIGHT_PYTHON=… cargo test -p punktfunk-session --test loss loss_matrix --
+/// --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement (about ten minutes); run by hand"]
+fn loss_matrix() {
+    let app = ["weston-simple-egl".to_owned()];
+    let mut rows = Vec::new();
+    for percent in [1u32, 5, 10, 20] {
+        let random = format!("numgen random mod 100 '<' {percent}");
+        let bursts = format!("numgen inc mod {} '<' 3", 300 / percent);
+        for (kind, model) in [("random", random), ("bursts of 3", bursts)] {
+            for (parity, host) in [("fixed 20 %", "fec_max_percent = 20\n"), ("adaptive", "")] {
+                let label = format!("matrix-{percent}-{}-{}", kind.len(), host.len());
+                let Some(out) = moonlight_over(&model, &label, host, &app) else { return };
+                let h = &out["status"]["last_video"];
+                rows.push(format!(
+                    "| {percent} % {kind} | Moonlight | {parity} | {} / {} | {} | {} | {} % |",
+                    out["frames"], h["frames"], out["frame_gaps"], h["keyframes"], h["fec_percent"]
+                ));
+                let Some((stats, status)) = native_streaming(&model, &label, host, &app, 10_000) else { return };
+                rows.push(format!(
+                    "| {percent} % {kind} | punktfunk/1 | {parity} | {} / {} | {} | {} | {} % |",
+                    stats["frames_decoded"],
+                    stats["frames_decoded"].as_u64().unwrap_or(0) + stats["frames_lost"].as_u64().unwrap_or(0),
+                    stats["frames_lost"],
+                    stats["keyframe_requests"],
+                    said_after(&status, "FEC parity at the end ")
+                ));
+                eprintln!("{}\n{}", rows[rows.len() - 2], rows[rows.len() - 1]);
+            }
+        }
+    }
+    eprintln!("| loss | client | parity | frames decoded / sent | frames lost | key frames | parity at the end |");
+    eprintln!("|---|---|---|---|---|---|---|");
+    for row in rows {
+        eprintln!("{row}");
     }
 }

@@ -8,6 +8,10 @@ use std::time::{Duration, Instant};
 
 /// Key-frame requests this soon after a sender starts are the client starting, not loss.
 const STARTUP_REQUESTS: Duration = Duration::from_secs(2);
+/// A tuned stream's parity until the client's first reports say what the link loses
+/// (within its ceiling): the first key frame, the costliest frame to lose, is protected, and
+/// a clean link's first window (half a second) brings the parity down to the floor.
+const CAUTIOUS_START: u8 = 50;
 
 pub struct Parity {
     /// `None`: the parity is fixed.
@@ -27,7 +31,7 @@ impl Parity {
     /// `max_burst_parity` where the client reports bursts.
     pub fn new(encoder_bps: u64, percent: u8, max_percent: u8, min_parity: u8, max_burst_parity: u8) -> Self {
         let limits = TunerConfig { min_percent: percent, max_percent, min_parity, max_burst_parity };
-        let tuner = (max_percent > percent).then(|| FecTuner::new(limits, percent));
+        let tuner = (max_percent > percent).then(|| FecTuner::new(limits, CAUTIOUS_START.clamp(percent, max_percent)));
         Self { tuner, budget_bps: with_parity(encoder_bps, percent), start_percent: percent, started: Instant::now() }
     }
 
@@ -111,7 +115,8 @@ mod tests {
     #[test]
     fn the_budget_holds_as_the_parity_moves() {
         let mut p = Parity::new(10_000_000, 20, 80, 2, 2);
-        assert_eq!(p.encoder_bps(), 10_000_000);
+        assert_eq!(p.percent(), CAUTIOUS_START, "cautious until the client reports");
+        assert_eq!(p.encoder_bps(), 8_000_000, "the client's 12 Mbit/s, half again in parity");
         let start = Instant::now();
         p.poll(start);
         for _ in 0..30 {
@@ -121,6 +126,12 @@ mod tests {
         assert!(p.poll(start + Duration::from_secs(1)).is_some_and(|pct| pct > 20));
         let total = p.encoder_bps() * (100 + u64::from(p.percent())) / 100;
         assert!(total.abs_diff(12_000_000) < 1000, "encoder and parity share the client's 12 Mbit/s: {total}");
+        // A clean link: down to the floor at the first window's end.
+        let mut clean = Parity::new(10_000_000, 20, 80, 2, 2);
+        clean.poll(start);
+        clean.sent(24, 20);
+        assert_eq!(clean.poll(start + Duration::from_secs(1)), Some(20));
+        assert_eq!(clean.encoder_bps(), 10_000_000);
         let mut fixed = Parity::new(10_000_000, 20, 20, 2, 2);
         fixed.lost(1000);
         assert_eq!(fixed.poll(start + Duration::from_secs(9)), None);

@@ -62,6 +62,8 @@ const QUIET: Duration = Duration::from_millis(300);
 
 /// Losses whose recovery time [`Stats::recovery`] counts at most.
 const MAX_RECOVERIES: usize = 4096;
+/// How soon a report follows new loss (the host raises its parity on it).
+const REPORT_ON_LOSS: Duration = Duration::from_millis(200);
 
 /// When each recent frame's first datagram arrived, by frame id (a small ring: frames are
 /// reassembled within a few frames of their first datagram).
@@ -153,14 +155,18 @@ pub fn run(
     let (mut stats, mut reassembled) = (Stats::default(), Vec::<(u64, u64)>::new());
     let (begin, mut last_hello, mut last_heard) = (Instant::now(), None::<Instant>, None::<Instant>);
     let (mut refused, mut first_error) = (0u64, None::<String>);
-    let mut last_report = Instant::now();
+    let (mut last_report, mut reported_missing) = (Instant::now(), 0);
     let (mut firsts, mut probe) = (FirstArrivals([(0, 0); 32]), Probe::default());
     // Since when the picture is wrong (a frame lost or refused) until a key frame decodes,
     // and how long each such spell lasted (µs).
     let (mut broken_since, mut recoveries) = (None::<Instant>, Vec::new());
     while !stop.load(Ordering::Relaxed) {
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            last_report = Instant::now();
+        // Once a second, and sooner when datagrams went missing since the last report: the
+        // host's parity follows the loss reported, and frames are lost while it waits.
+        let missing = receiver.packets_missing();
+        let due = if missing > reported_missing { REPORT_ON_LOSS } else { Duration::from_secs(1) };
+        if last_report.elapsed() >= due {
+            (last_report, reported_missing) = (Instant::now(), missing);
             let recent = latencies(&reassembled[reassembled.len().saturating_sub(240)..], &offset);
             on(Event::Progress(ReceiveStats {
                 frames_received: stats.frames_received,
@@ -168,7 +174,7 @@ pub fn run(
                 frames_recovered: stats.frames_recovered,
                 datagrams: stats.datagrams,
                 audio_packets: stats.audio_packets,
-                video_lost: receiver.packets_missing(),
+                video_lost: missing,
                 video_burst: receiver.take_longest_gap(),
                 latency_us_p50: recent.get(recent.len() / 2).copied().unwrap_or(0),
             }));
