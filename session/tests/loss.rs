@@ -511,7 +511,8 @@ fn the_latency_probe_reads_through_a_delayed_link() {
 /// for a stock Moonlight client and for `punktfunk-client`, parity fixed at 20 % against
 /// following the link, each cell its own stream. Prints one line per cell for BENCHMARKS.md:
 /// `PUNKTFUNK_MOONLIGHT_PYTHON=… cargo test -p punktfunk-session --test loss loss_matrix --
-/// --ignored --nocapture`.
+/// --ignored --nocapture`; `PUNKTFUNK_LOSS_CELLS="5 % bursts"` measures only the cells whose
+/// name contains it.
 #[test]
 #[ignore = "a measurement (about ten minutes); run by hand"]
 fn loss_matrix() {
@@ -521,6 +522,9 @@ fn loss_matrix() {
         let random = format!("numgen random mod 100 '<' {percent}");
         let bursts = format!("numgen inc mod {} '<' 3", 300 / percent);
         for (kind, model) in [("random", random), ("bursts of 3", bursts)] {
+            if !format!("{percent} % {kind}").contains(&std::env::var("PUNKTFUNK_LOSS_CELLS").unwrap_or_default()) {
+                continue;
+            }
             for (parity, host) in [("fixed 20 %", "fec_max_percent = 20\n"), ("adaptive", "")] {
                 let label = format!("matrix-{percent}-{}-{}", kind.len(), host.len());
                 let Some(out) = moonlight_over(&model, &label, host, &app) else { return };

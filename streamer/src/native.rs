@@ -112,24 +112,26 @@ pub struct NativeVideoSender {
 impl NativeVideoSender {
     pub fn new(params: NativeVideoParams, socket: UdpSocket, peer: Peer, heard: Heard, idr: Arc<AtomicBool>) -> Result<Self, SendError> {
         let resume = params.resume.unwrap_or_default();
-        let sender = Sender::new(params.stream_config()).map_err(|e| SendError::Config(e.to_string()))?.starting_at(resume.seq);
+        let mut sender = Sender::new(params.stream_config()).map_err(|e| SendError::Config(e.to_string()))?.starting_at(resume.seq);
+        let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
+        let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
+        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
+        // The parity a moving stream starts at, and the encoder's share of the budget beside it.
+        sender.set_fec_percent(u16::from(parity.percent()));
+        let bitrate_bps = parity.encoder_bps();
         let socket = DataSocket::new(socket).map_err(|e| SendError::Config(e.to_string()))?;
         if let Some(w) = socket.buffers().warning() {
             tracing::warn!("{w}");
         }
-        let pacer =
-            Pacer::new(PacerConfig::new(params.bitrate_bps, f64::from(params.refresh_mhz) / 1000.0).with_burst(params.pacing.burst(0.0)));
+        let pacer = Pacer::new(PacerConfig::new(bitrate_bps, f64::from(params.refresh_mhz) / 1000.0).with_burst(params.pacing.burst(0.0)));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
             params.refresh_mhz,
-            params.bitrate_bps,
+            bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
         );
-        let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
-        let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
-        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
         Ok(Self {
             socket,
             peer,

@@ -82,6 +82,15 @@ impl FecStatus {
         u32::from(self.received_data) + u32::from(self.received_parity) >= u32::from(self.total_data)
     }
 
+    /// The datagrams this block lost together, when it lost a quarter of its datagrams or
+    /// more: random loss at the rates FEC covers rarely takes that much of one block, a burst
+    /// does (Moonlight reports no runs of loss, only blocks). A block needs that much parity
+    /// to outlive such a burst.
+    pub fn burst(&self) -> Option<u16> {
+        let total = u32::from(self.total_data) + u32::from(self.total_parity);
+        (self.missing >= 2 && u32::from(self.missing) * 4 >= total).then_some(self.missing)
+    }
+
     fn parse(p: &[u8]) -> Result<Self, ControlError> {
         if p.len() < Self::LEN {
             return Err(ControlError::InnerLength(p.len()));
@@ -267,6 +276,11 @@ mod tests {
         let block = |received_data, received_parity| FecStatus { total_data: 20, received_data, received_parity, ..FecStatus::default() };
         assert!(block(18, 3).repaired() && block(17, 3).repaired(), "two data datagrams lost, three parity in: rebuilt");
         assert!(!block(16, 3).repaired(), "four lost, three parity: lost");
+        let lost = |missing, total_data, total_parity| FecStatus { missing, total_data, total_parity, ..FecStatus::default() };
+        assert_eq!(lost(3, 1, 2).burst(), Some(3), "a small frame lost whole");
+        assert_eq!(lost(3, 10, 2).burst(), Some(3), "a quarter of a block");
+        assert_eq!(lost(2, 20, 4).burst(), None, "a block's share of random loss");
+        assert_eq!(lost(1, 1, 2).burst(), None, "one datagram is no burst");
         assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
         let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
         assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));

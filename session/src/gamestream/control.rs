@@ -253,9 +253,9 @@ fn bind(host: &Host, data: u32, addr: Option<SocketAddr>) -> Option<Bound> {
 }
 
 fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punktfunk_core::input::InputEvent>) {
-    let repaired = match &message {
-        Message::FecStatus(status) => Some(status.repaired()),
-        _ => None,
+    let (repaired, burst) = match &message {
+        Message::FecStatus(status) => (Some(status.repaired()), status.burst()),
+        _ => (None, None),
     };
     let command = match message {
         Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
@@ -281,6 +281,9 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         }
         if let Some(c) = &command {
             s.send(c);
+        }
+        if let Some(burst) = burst {
+            s.send(&Command::LossBurst(u32::from(burst)));
         }
     });
 }

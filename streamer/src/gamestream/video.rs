@@ -21,6 +21,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+/// The most parity shards every block gets for bursts, as on punktfunk/1 (a one-shard
+/// block's is 3 at most: the client derives parity from a percentage of at most 255).
+const MAX_BURST_PARITY: u8 = 6;
+
 /// Which datagrams are this stream's pings.
 #[derive(Clone, Debug, Default)]
 pub struct Pings {
@@ -164,12 +168,12 @@ impl VideoSender {
         idr: Arc<AtomicBool>,
         resume: Option<VideoPosition>,
     ) -> Result<Self, SendError> {
-        let config = VideoConfig {
-            packet_size: params.packet_size,
-            fec_percent: params.fec_percent,
-            min_parity: params.min_parity,
-            key: params.key,
-        };
+        // Blocks a burst took (Moonlight's FEC status) raise every block's least parity, as
+        // punktfunk/1's do.
+        let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity, MAX_BURST_PARITY);
+        // The parity a moving stream starts at, and the encoder's share of the budget beside it.
+        let (fec_percent, bitrate_bps) = (parity.percent(), parity.encoder_bps());
+        let config = VideoConfig { packet_size: params.packet_size, fec_percent, min_parity: params.min_parity, key: params.key };
         // Within this process a sender goes on from the last one's position; the first in the
         // next process of a stream from where the daemon says the last process stopped.
         let resume = resume.or_else(|| params.resume.map(VideoPosition::from_resume));
@@ -178,18 +182,16 @@ impl VideoSender {
             None => VideoPacketizer::new(config)?,
         };
         let fps = f64::from(params.refresh_mhz) / 1000.0;
-        let pacer = Pacer::new(PacerConfig::new(params.bitrate_bps, fps).with_burst(params.pacing.burst(0.0)));
+        let pacer = Pacer::new(PacerConfig::new(bitrate_bps, fps).with_burst(params.pacing.burst(0.0)));
         let encoder = SessionEncoder::new(
             params.codec,
             params.format,
             params.refresh_mhz,
-            params.bitrate_bps,
+            bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
         );
         let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
-        // Moonlight reports no bursts: its blocks keep the least parity it asked for.
-        let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity, params.min_parity);
         Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, parity })
     }
 
@@ -206,6 +208,9 @@ impl VideoSender {
             let bps = self.parity.encoder_bps();
             self.encoder.set_bitrate(bps);
             self.pacer.set_bitrate(bps);
+        }
+        if let Some(min_parity) = self.parity.min_parity() {
+            self.packetizer.set_min_parity(min_parity);
         }
         self.pacer.set_burst(self.params.pacing.burst(self.parity.loss()));
     }

@@ -215,6 +215,13 @@ impl VideoPacketizer {
         self.cfg.fec_percent = pct;
     }
 
+    /// Changes every block's least parity from the next frame on (bursts the client saw).
+    /// A block's parity is what its advertised percentage (at most 255) gives: a one-shard
+    /// block gets 3 at most.
+    pub fn set_min_parity(&mut self, parity: u8) {
+        self.cfg.min_parity = parity;
+    }
+
     /// Packetizes one frame. The datagrams borrow an internal buffer reused by the next call.
     pub fn packetize(&mut self, frame: &VideoFrame) -> Result<Datagrams<'_>, VideoError> {
         let (pl, shard_len, prefix) = (self.cfg.payload_len(), self.cfg.shard_len(), self.cfg.prefix());
@@ -337,6 +344,21 @@ mod tests {
         let first = d.iter().next().unwrap();
         assert_eq!(u16::from_le_bytes([first[36], first[37]]), 492, "lastPayloadLength");
         assert_eq!(&first[32..36], &[0x01, 0, 0, 2]);
+    }
+
+    /// Bursts the client saw raise every block's least parity from the next frame on, as
+    /// far as a percentage can say it.
+    #[test]
+    fn the_least_parity_follows_bursts() {
+        let cfg = VideoConfig { packet_size: 1024, fec_percent: 20, min_parity: 2, key: None };
+        let mut p = VideoPacketizer::new(cfg).unwrap();
+        let bits = vec![0x5Au8; 500];
+        let frame = VideoFrame { index: 1, rtp_timestamp: 0, frame_type: FrameType::P, latency_100us: 0, bitstream: &bits };
+        assert_eq!(p.packetize(&frame).unwrap().count(), 3, "1 data + 2 parity");
+        p.set_min_parity(3);
+        assert_eq!(p.packetize(&frame).unwrap().count(), 4, "1 data + 3 parity (255 %)");
+        p.set_min_parity(6);
+        assert_eq!(p.packetize(&frame).unwrap().count(), 4, "a one-shard block gets no more than 255 % says");
     }
 
     #[test]
