@@ -46,10 +46,41 @@ pub struct TunerConfig {
     pub max_burst_parity: u8,
 }
 
+/// Why a stream's parity is what it is: the last thing that moved it (shown in status).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParityWhy {
+    /// As configured, and it does not move (the client cannot take a moving parity, or the
+    /// configured ceiling is the floor).
+    #[default]
+    Fixed,
+    /// Where the stream started, until the client's reports say what the link loses.
+    Start,
+    /// Raised for the loss the client reports.
+    Loss,
+    /// Raised a step: a frame FEC could not rebuild (more lost than the estimate said).
+    Unrecoverable,
+    /// Lowered: the link loses less.
+    Cleared,
+}
+
+impl ParityWhy {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Fixed => "fixed as configured",
+            Self::Start => "where streams start, until the client reports",
+            Self::Loss => "raised for the loss the client reports",
+            Self::Unrecoverable => "raised a step: a frame FEC could not rebuild",
+            Self::Cleared => "lowered: the link loses less",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct FecTuner {
     config: TunerConfig,
     percent: u8,
+    why: ParityWhy,
     /// The loss estimate (a fraction of datagrams).
     loss: f64,
     /// This window's datagrams sent and reported lost, data shards per block seen, and
@@ -71,6 +102,7 @@ impl FecTuner {
         Self {
             config,
             percent,
+            why: ParityWhy::Start,
             loss: 0.0,
             sent: 0,
             lost: 0,
@@ -93,6 +125,11 @@ impl FecTuner {
     /// The parity for the next frames, in percent of their data shards.
     pub fn percent(&self) -> u8 {
         self.percent
+    }
+
+    /// What last moved the parity.
+    pub fn why(&self) -> ParityWhy {
+        self.why
     }
 
     /// The smoothed loss estimate, a fraction of datagrams.
@@ -139,15 +176,16 @@ impl FecTuner {
         self.bursts.rotate_right(1);
         self.bursts[0] = std::mem::take(&mut self.burst);
         self.loss = if measured >= self.loss { measured } else { self.loss + (measured - self.loss) * FALL };
-        let mut wanted = self.parity_for(data, self.loss);
+        let (mut wanted, mut why) = (self.parity_for(data, self.loss), ParityWhy::Loss);
         if self.unrecoverable && wanted <= self.percent {
             // Lost more than the estimate says (a burst): one step more.
-            wanted = self.percent.saturating_add(STEP);
+            (wanted, why) = (self.percent.saturating_add(STEP), ParityWhy::Unrecoverable);
         }
         let wanted = wanted.clamp(self.config.min_percent, self.config.max_percent.max(self.config.min_percent));
         (self.sent, self.lost, self.shards, self.blocks, self.unrecoverable) = (0, 0, 0, 0, false);
         self.window_start = Some(now);
         (wanted != self.percent).then(|| {
+            self.why = if wanted < self.percent { ParityWhy::Cleared } else { why };
             self.percent = wanted;
             wanted
         })
@@ -225,9 +263,12 @@ mod tests {
     fn parity_rises_with_loss_and_falls_back_when_the_link_clears() {
         let mut tuner = FecTuner::new(CONFIG, 20);
         let start = Instant::now();
+        assert_eq!(tuner.why(), ParityWhy::Start);
         let now = run(&mut tuner, start, 4, 20, 0.0);
         assert_eq!(tuner.percent(), 10, "a clean link needs only the floor");
+        assert_eq!(tuner.why(), ParityWhy::Cleared);
         let now = run(&mut tuner, now, 4, 20, 0.10);
+        assert_eq!(tuner.why(), ParityWhy::Loss);
         let at_ten = tuner.percent();
         assert!(at_ten >= 35, "10 % loss needs far more than 20 % parity: {at_ten}");
         assert!(unrecoverable(20, (20 * usize::from(at_ten)).div_ceil(100), tuner.loss()) < TARGET);
@@ -246,6 +287,7 @@ mod tests {
         tuner.sent(24, 20);
         tuner.unrecoverable();
         assert_eq!(tuner.poll(start + WINDOW), Some(25), "one step above the parity that did not suffice");
+        assert_eq!(tuner.why(), ParityWhy::Unrecoverable);
         run(&mut tuner, start + WINDOW, 10, 20, 0.6);
         assert_eq!(tuner.percent(), 80, "bounded by the configured ceiling");
         assert_eq!(FecTuner::new(CONFIG, 95).percent(), 80);

@@ -169,6 +169,12 @@ pub struct VideoStats {
     /// bursts).
     #[serde(default)]
     pub min_parity: u8,
+    /// What last moved the parity, and the loss the host estimates from the client's
+    /// reports, in ‰ of datagrams.
+    #[serde(default)]
+    pub parity_why: crate::fec_tuner::ParityWhy,
+    #[serde(default)]
+    pub loss_permille: u16,
     /// The app's commit of the frame's content → last datagram sent, in µs.
     pub host_latency_us_p50: u32,
     pub host_latency_us_p99: u32,

@@ -193,11 +193,13 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = &s.last_video {
                 println!(
-                    "last video stream: {} frames, {} key frames, FEC parity at the end {} % (at least {} shards a block), host latency p50 {:.1} ms",
+                    "last video stream: {} frames, {} key frames, FEC parity at the end {} % (at least {} shards a block; {}; loss seen {:.1} %), host latency p50 {:.1} ms",
                     v.frames,
                     v.keyframes,
                     v.fec_percent,
                     v.min_parity,
+                    v.parity_why.describe(),
+                    f64::from(v.loss_permille) / 10.0,
                     f64::from(v.host_latency_us_p50) / 1000.0
                 );
                 println!("  host latency by stage (mean): {}", v.stages_mean_us.describe_ms());
@@ -216,10 +218,12 @@ fn main() -> anyhow::Result<()> {
                 }
                 let live = &session.live;
                 println!(
-                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} %, host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}; FEC blocks repaired: {}, lost: {}",
+                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} % ({}; loss seen {:.1} %), host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}; FEC blocks repaired: {}, lost: {}",
                     live.fps(),
                     live.kbps(),
                     live.stats.fec_percent,
+                    live.stats.parity_why.describe(),
+                    f64::from(live.stats.loss_permille) / 10.0,
                     f64::from(live.stats.host_latency_us_p50) / 1000.0,
                     f64::from(live.stats.host_latency_us_p99) / 1000.0,
                     session.keyframe_requests,

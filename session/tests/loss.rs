@@ -418,7 +418,12 @@ fn parity_follows_the_loss_the_client_reports() {
     let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
     let (fixed, adaptive) = (&runs[0], &runs[1]);
     assert_eq!(n(fixed, "fec_percent"), 20, "fixed stays fixed: {fixed}");
+    assert_eq!(fixed["parity_why"], "fixed", "{fixed}");
     assert!(n(adaptive, "fec_percent") >= 30, "10 % loss raised the parity: {adaptive}");
+    // The host says why, and what loss it saw (the link drops 10 % of the video datagrams;
+    // Moonlight reports what frames that needed FEC missed).
+    assert!(matches!(adaptive["parity_why"].as_str(), Some("loss" | "unrecoverable" | "cleared")), "{adaptive}");
+    assert!((40..=200).contains(&n(adaptive, "loss_permille")), "loss seen: {adaptive}");
     assert!(
         n(adaptive, "keyframes") < n(fixed, "keyframes"),
         "more parity, fewer frames lost and key frames sent: adaptive {adaptive}, fixed {fixed}"
@@ -438,6 +443,9 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
             return;
         };
         let parity = said_after(&status, "FEC parity at the end ");
+        let fixed = status.contains("fixed as configured");
+        assert_eq!(fixed, label == "fixed", "the host says why: {status}");
+        assert!(!status.contains("where streams start"), "the parity moved from its start: {status}");
         eprintln!(
             "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
             stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]

@@ -231,6 +231,8 @@ impl NativeVideoSender {
             stages,
             fec_percent: self.parity.percent(),
             min_parity: self.sender.config().min_parity.min(u16::from(u8::MAX)) as u8,
+            parity_why: self.parity.why(),
+            loss_permille: self.parity.loss_permille(),
         }))
         .inspect(|_| {
             self.parity.sent(count, data_datagrams);

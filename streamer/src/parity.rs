@@ -3,7 +3,7 @@
 //! the encoder: parity counts against the budget, so the encoder's target falls when the
 //! parity rises and comes back when the link is clean. Both protocols' senders hold one.
 
-use punktfunk_core::fec_tuner::{FecTuner, TunerConfig};
+use punktfunk_core::fec_tuner::{FecTuner, ParityWhy, TunerConfig};
 use std::time::{Duration, Instant};
 
 /// Key-frame requests this soon after a sender starts are the client starting, not loss.
@@ -78,6 +78,16 @@ impl Parity {
     /// What the encoder gets at the parity now.
     pub fn encoder_bps(&self) -> u64 {
         self.budget_bps * 100 / (100 + u64::from(self.percent()))
+    }
+
+    /// What last moved the parity.
+    pub fn why(&self) -> ParityWhy {
+        self.tuner.as_ref().map_or(ParityWhy::Fixed, FecTuner::why)
+    }
+
+    /// The loss estimate, in ‰ of datagrams.
+    pub fn loss_permille(&self) -> u16 {
+        (self.loss() * 1000.0).round().clamp(0.0, 1000.0) as u16
     }
 
     /// The parity now, in percent.

@@ -10,6 +10,7 @@ use crate::parity::Parity;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
 use crate::stages::{StageClock, total};
+use punktfunk_core::fec_tuner::ParityWhy;
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -88,6 +89,9 @@ pub struct SentFrame {
     /// The FEC parity it went out with, in percent, and its blocks' least parity shards.
     pub fec_percent: u8,
     pub min_parity: u8,
+    /// What last moved the parity, and the loss estimated then (‰ of datagrams).
+    pub parity_why: ParityWhy,
+    pub loss_permille: u16,
 }
 
 /// Accumulates [`SentFrame`]s into [`VideoStats`].
@@ -107,7 +111,8 @@ impl StatsRecorder {
         s.datagrams += sent.datagrams as u64;
         s.data_datagrams += sent.data_datagrams as u64;
         s.unsent += sent.unsent as u64;
-        (s.fec_percent, s.min_parity) = (sent.fec_percent, sent.min_parity);
+        (s.fec_percent, s.min_parity, s.parity_why, s.loss_permille) =
+            (sent.fec_percent, sent.min_parity, sent.parity_why, sent.loss_permille);
         self.latencies.record(total(&sent.stages));
         for (samples, took) in self.stages.each_mut().into_iter().zip(sent.stages.values()) {
             samples.record(took);
@@ -313,7 +318,9 @@ impl VideoSender {
             keyframe: encoded.keyframe,
             stages,
             fec_percent,
-            min_parity: self.params.min_parity,
+            min_parity: self.packetizer.config().min_parity,
+            parity_why: self.parity.why(),
+            loss_permille: self.parity.loss_permille(),
         }))
         .inspect(|_| {
             self.parity.sent(count, data_datagrams);
@@ -347,6 +354,8 @@ mod tests {
                 stages,
                 fec_percent: 20,
                 min_parity: 2,
+                parity_why: ParityWhy::Fixed,
+                loss_permille: 0,
             });
         }
         let s = r.take();

@@ -177,6 +177,13 @@ function alertIn(node, message) {
 // Live sessions: figures and a plot of the last minute's bitrate and frame rate.
 const history = new Map();
 const KEEP = 60;
+// What last moved a stream's FEC parity (the host's `parity_why`).
+const PARITY_WHY = {
+  start: "cautious start",
+  loss: "raised for loss",
+  unrecoverable: "raised: a frame was lost",
+  cleared: "lowered: link cleared",
+};
 
 function showStatus(status) {
   const sessions = status.sessions || [];
@@ -206,7 +213,7 @@ function showStatus(status) {
       `${fps.toFixed(0)} fps`,
       `${(kbps / 1000).toFixed(1)} Mbit/s`,
       `host latency ${((live.stats.host_latency_us_p50 || 0) / 1000).toFixed(1)} ms`,
-      `FEC ${live.stats.fec_percent ?? 0} %`,
+      `FEC ${live.stats.fec_percent ?? 0} %${PARITY_WHY[live.stats.parity_why] ? ` (${PARITY_WHY[live.stats.parity_why]}, loss ${((live.stats.loss_permille || 0) / 10).toFixed(1)} %)` : ""}`,
       loss,
     ].join(" · ");
     return el("article", { class: "session", "data-id": String(s.id) },
