@@ -32,6 +32,10 @@ const BURST_HOLD: usize = 10;
 /// (at 60 fps half a second is 30 of them), and this many is no single unlucky datagram.
 const EARLY_LOST: u64 = 8;
 const EARLY_SENT: u64 = 100;
+/// ...and once the window is this old: a client's report covers its last 200 ms or so, and
+/// set against fewer datagrams than those it would overstate the loss (on a fast stream,
+/// many times over).
+const EARLY_AGE: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TunerConfig {
@@ -56,7 +60,7 @@ pub enum ParityWhy {
     Fixed,
     /// Where the stream started, until the client's reports say what the link loses.
     Start,
-    /// Raised for the loss the client reports.
+    /// Set by the loss the client reports (raised for it, or held).
     Loss,
     /// Raised a step: a frame FEC could not rebuild (more lost than the estimate said).
     Unrecoverable,
@@ -69,7 +73,7 @@ impl ParityWhy {
         match self {
             Self::Fixed => "fixed as configured",
             Self::Start => "where streams start, until the client reports",
-            Self::Loss => "raised for the loss the client reports",
+            Self::Loss => "set by the loss the client reports",
             Self::Unrecoverable => "raised a step: a frame FEC could not rebuild",
             Self::Cleared => "lowered: the link loses less",
         }
@@ -168,9 +172,13 @@ impl FecTuner {
         }
         let measured = (self.lost as f64 / self.sent as f64).min(1.0);
         let data = (self.shards / self.blocks.max(1)).max(1) as usize;
-        let early =
-            self.lost >= EARLY_LOST && self.sent >= EARLY_SENT && measured > self.loss && self.parity_for(data, measured) > self.percent;
-        if now.saturating_duration_since(start) < WINDOW && !early {
+        let age = now.saturating_duration_since(start);
+        let early = age >= EARLY_AGE
+            && self.lost >= EARLY_LOST
+            && self.sent >= EARLY_SENT
+            && measured > self.loss
+            && self.parity_for(data, measured) > self.percent;
+        if age < WINDOW && !early {
             return None;
         }
         self.bursts.rotate_right(1);
@@ -184,6 +192,10 @@ impl FecTuner {
         let wanted = wanted.clamp(self.config.min_percent, self.config.max_percent.max(self.config.min_percent));
         (self.sent, self.lost, self.shards, self.blocks, self.unrecoverable) = (0, 0, 0, 0, false);
         self.window_start = Some(now);
+        if self.why == ParityWhy::Start {
+            // The client has reported: what the parity is now, its loss set.
+            self.why = ParityWhy::Loss;
+        }
         (wanted != self.percent).then(|| {
             self.why = if wanted < self.percent { ParityWhy::Cleared } else { why };
             self.percent = wanted;
@@ -350,7 +362,8 @@ mod tests {
             tuner.sent(24, 20);
         }
         tuner.lost(17);
-        let raised = tuner.poll(start + WINDOW / 5).expect("raised at once");
+        assert_eq!(tuner.poll(start + EARLY_AGE / 2), None, "a report set against too few datagrams' time");
+        let raised = tuner.poll(start + EARLY_AGE).expect("raised at once");
         assert!(raised >= 35, "{raised}");
         let mut calm = FecTuner::new(CONFIG, 20);
         calm.poll(start);
@@ -358,7 +371,7 @@ mod tests {
             calm.sent(24, 20);
         }
         calm.lost(2);
-        assert_eq!(calm.poll(start + WINDOW / 5), None, "two of 168 wait for the window");
+        assert_eq!(calm.poll(start + EARLY_AGE), None, "two of 168 wait for the window");
         assert!(calm.poll(start + WINDOW).is_some_and(|p| p <= 20), "nor more parity at its end");
     }
 

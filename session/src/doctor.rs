@@ -347,15 +347,22 @@ fn attach(app: &App, env_var: &dyn Fn(&str) -> Option<String>, stream: &Path) ->
         // (found by the program's path) lists them.
         let data_home = var("XDG_DATA_HOME").map(PathBuf::from).or_else(|| var("HOME").map(|h| Path::new(&h).join(".local/share")));
         let data_dirs = var("XDG_DATA_DIRS").unwrap_or_else(|| "/usr/local/share:/usr/share".into());
-        let exec = format!("Exec={}", stream.display());
+        // As KWin matches: Exec's program, its real path, against the program's.
+        let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        let names_stream = |text: &str| {
+            text.lines()
+                .filter_map(|l| l.trim().strip_prefix("Exec="))
+                .any(|exec| exec.split_whitespace().next().is_some_and(|program| real(Path::new(program)) == real(stream)))
+        };
         let found = data_home
             .into_iter()
             .chain(std::env::split_paths(&data_dirs))
             .map(|d| d.join("applications/punktfunk-stream.desktop"))
-            .find(|f| std::fs::read_to_string(f).is_ok_and(|t| t.lines().any(|l| l.trim() == exec)));
-        return match found {
-            Some(file) => Check::ok(&name, format!("KDE Plasma; KWin lets {} in through {}", stream.display(), file.display())),
-            None => Check::fail(
+            .find(|f| std::fs::read_to_string(f).is_ok_and(|t| names_stream(&t)));
+        return match (found, var("WAYLAND_DISPLAY")) {
+            (Some(file), Some(_)) => Check::ok(&name, format!("KDE Plasma; KWin lets {} in through {}", stream.display(), file.display())),
+            (Some(_), None) => Check::warn(&name, "attaches to KDE Plasma, but WAYLAND_DISPLAY is not set here", SET_ENV),
+            (None, _) => Check::fail(
                 &name,
                 format!("attaches to KDE Plasma, but no punktfunk-stream.desktop names {}: KWin will refuse it", stream.display()),
                 "install packaging/kde/punktfunk-stream.desktop into /usr/share/applications, its Exec the path above",
@@ -399,15 +406,17 @@ mod tests {
         assert_eq!(unknown.verdict, Verdict::Warn);
         assert!(unknown.detail.contains("XFCE"), "{unknown}");
         // KDE: KWin lets the stream in only through a desktop file naming its path.
-        let kde = app("auto", &[("XDG_CURRENT_DESKTOP", "KDE")]);
+        let kde = app("auto", &[("XDG_CURRENT_DESKTOP", "KDE"), ("WAYLAND_DISPLAY", "wayland-0")]);
         let refused = check(&kde);
         assert_eq!(refused.verdict, Verdict::Fail, "{refused}");
         let file = dir.join("applications/punktfunk-stream.desktop");
         std::fs::write(&file, "[Desktop Entry]\nExec=/usr/bin/punktfunk-stream\n").unwrap();
         assert_eq!(check(&kde).verdict, Verdict::Fail, "another path is not ours");
-        std::fs::write(&file, "[Desktop Entry]\nExec=/opt/pf/punktfunk-stream\n").unwrap();
+        std::fs::write(&file, "[Desktop Entry]\nExec=/opt/pf/punktfunk-stream --flag\n").unwrap();
         let granted = check(&kde);
         assert_eq!(granted.verdict, Verdict::Ok, "{granted}");
+        let elsewhere = app("kde", &[]);
+        assert_eq!(check(&elsewhere).verdict, Verdict::Warn, "no WAYLAND_DISPLAY to reach KWin by");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -35,6 +35,12 @@ fn play(pw: &PipeWire, audio: &SessionAudio, file: &Path, channels: Channels, re
     pw.command("sh").args(["-c", &script]).envs(audio.env()).stdout(Stdio::null()).process_group(0).spawn().unwrap()
 }
 
+/// Enough clean windows to tell the sound apart: a quarter of them, at least 5 (a leak or
+/// a mix present most of the time fails; clicks from a loaded machine do not).
+fn enough(clean: usize, windows: usize) -> bool {
+    clean >= 5 && clean * 4 >= windows
+}
+
 fn stop(mut child: Child) {
     let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL);
     let _ = child.wait();
@@ -108,7 +114,10 @@ fn two_sessions_hear_only_their_own_apps(pw: &PipeWire, dir: &Path) {
         "session a hears {fa} Hz ({margin_a:.0}x the other tone, {clean_a} of {windows_a} windows clean), \
          b hears {fb} Hz ({margin_b:.0}x, {clean_b} of {windows_b})"
     );
-    assert!(clean_a >= 5 && clean_b >= 5, "the other session's tone leaked in: {clean_a} {clean_b} clean windows");
+    assert!(
+        enough(clean_a, windows_a) && enough(clean_b, windows_b),
+        "the other session's tone leaked in: {clean_a} of {windows_a}, {clean_b} of {windows_b} windows clean"
+    );
     drop(a);
     let names = pw.node_names();
     assert!(!names.iter().any(|n| n.starts_with("punktfunk.test-a.")), "a session's nodes leave with it: {names:?}");
@@ -157,10 +166,10 @@ fn surround_keeps_its_channel_order_through_opus_and_the_wire(pw: &PipeWire, dir
         eprintln!("5.1 channel {channel}: {got} Hz ({margin:.0}x the next tone), {want} Hz played");
     }
     // 20 ms windows: whole cycles of every tone. Enough of them with every channel clean
-    // at once (each usually is) shows no channel mixes in another.
+    // at once (on a quiet machine, all) shows no channel mixes in another.
     let (clean, windows) = clean_windows(decoded, 6, RATE as usize / 50, &freqs, &freqs, 20.0);
     eprintln!("5.1: {clean} of {windows} windows with every channel clean");
-    assert!(clean >= 5, "channels mix: {clean} of {windows} windows clean");
+    assert!(enough(clean, windows), "channels mix: {clean} of {windows} windows clean");
 }
 
 /// A client's Opus packets (a 600 Hz tone, 20 ms each, in real time) reach an app that

@@ -20,7 +20,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use wayland_client::globals::{GlobalList, GlobalListContents, registry_queue_init};
-use wayland_client::protocol::{wl_output, wl_registry};
+use wayland_client::protocol::{wl_callback, wl_output, wl_registry};
 use wayland_client::{Connection, Dispatch, EventQueue, Proxy, QueueHandle, delegate_noop};
 use wayland_protocols::xdg::xdg_output::zv1::client::{zxdg_output_manager_v1, zxdg_output_v1};
 use wayland_protocols_plasma::fake_input::client::org_kde_kwin_fake_input::OrgKdeKwinFakeInput;
@@ -58,43 +58,68 @@ struct State {
     stream: Option<Result<u32, String>>,
     /// KWin closed the screencast (the output went, the desktop is ending).
     closed: bool,
+    /// Round trips KWin answered.
+    synced: u64,
 }
 
-#[derive(Default)]
 struct Output {
     global: u32,
+    output: wl_output::WlOutput,
+    xdg: zxdg_output_v1::ZxdgOutputV1,
     name: Option<String>,
+    /// Its place and size among the desktop's outputs, in logical units.
     position: (i32, i32),
+    size: (i32, i32),
 }
 
 /// Why KWin hides a protocol from a program.
 fn restricted(what: &str) -> String {
+    let exe = std::env::current_exe().map_or_else(|_| "this program".into(), |p| p.display().to_string());
     format!(
-        "KWin does not offer {what} to this program: it shows it only to programs whose desktop file lists it in \
-         X-KDE-Wayland-Interfaces (the packages install punktfunk-stream.desktop for /usr/bin/punktfunk-stream)"
+        "KWin does not offer {what} to {exe}: it shows it only to programs whose desktop file lists it in \
+         X-KDE-Wayland-Interfaces, matching the program by the path in Exec (the packages install \
+         punktfunk-stream.desktop for /usr/bin/punktfunk-stream)"
     )
 }
+
+/// How long KWin may take to answer a round trip: a stalled desktop fails the stream.
+const ROUNDTRIP_WAIT: Duration = Duration::from_secs(5);
 
 impl Kwin {
     /// Connects to KWin (`$WAYLAND_DISPLAY`) and authenticates for fake input. `layout` is
     /// the desktop keyboard's layout (typed text becomes its key chords).
     pub fn connect(layout: &str) -> anyhow::Result<Self> {
         let conn = Connection::connect_to_env().context("connecting to KWin's Wayland display")?;
-        let (globals, mut queue) = registry_queue_init::<State>(&conn)?;
+        let (globals, queue) = registry_queue_init::<State>(&conn)?;
         let qh = queue.handle();
         let fake: OrgKdeKwinFakeInput =
             globals.bind(&qh, 4..=5, ()).with_context(|| restricted("fake input (org_kde_kwin_fake_input v4+)"))?;
         let xdg = globals.bind(&qh, 2..=3, ()).context("KWin does not offer xdg-output (v2+)")?;
-        let mut state = State { xdg, outputs: Vec::new(), stream: None, closed: false };
+        let mut state = State { xdg, outputs: Vec::new(), stream: None, closed: false, synced: 0 };
         globals.contents().with_list(|list| {
             for g in list.iter().filter(|g| g.interface == wl_output::WlOutput::interface().name) {
                 state.add_output(globals.registry(), g.name, g.version, &qh);
             }
         });
         fake.authenticate("punktfunk".into(), "input from the client streaming this desktop".into());
-        queue.roundtrip(&mut state)?;
         let input = FakeInput { device: fake, keymap: keymap(layout)? };
-        Ok(Self { conn, globals, queue, state, input })
+        let mut kwin = Self { conn, globals, queue, state, input };
+        kwin.roundtrip()?;
+        Ok(kwin)
+    }
+
+    /// Waits until KWin has answered everything asked so far (outputs' names and places
+    /// included), within [`ROUNDTRIP_WAIT`].
+    fn roundtrip(&mut self) -> anyhow::Result<()> {
+        let asked = self.state.synced;
+        self.conn.display().sync(&self.queue.handle(), ());
+        let deadline = Instant::now() + ROUNDTRIP_WAIT;
+        while self.state.synced == asked {
+            anyhow::ensure!(Instant::now() < deadline, "KWin did not answer in {} s", ROUNDTRIP_WAIT.as_secs());
+            self.conn.flush()?;
+            self.wait(None, deadline.saturating_duration_since(Instant::now()))?;
+        }
+        Ok(())
     }
 
     /// The outputs' names, as KWin lists them (xdg-output).
@@ -106,8 +131,12 @@ impl Kwin {
     /// pixels are logical units); its corner is where the desktop has it now (the user
     /// may arrange the outputs meanwhile).
     pub fn input(&mut self, output: &str, event: InputEvent) -> anyhow::Result<()> {
-        let place = self.state.outputs.iter().find(|o| o.name.as_deref() == Some(output)).map_or((0, 0), |o| o.position);
-        self.input.send(event, (f64::from(place.0), f64::from(place.1)));
+        let Some(o) = self.state.outputs.iter().find(|o| o.name.as_deref() == Some(output)) else {
+            // Never onto another monitor of the user's.
+            tracing::warn!(output, "KWin no longer lists the stream's output: input dropped");
+            return Ok(());
+        };
+        self.input.send(event, o.position, o.size);
         self.conn.flush().context("KWin's Wayland connection")
     }
 
@@ -164,8 +193,8 @@ impl KwinStream {
             }
         };
         // The output is announced as a new wl_output; its xdg-output name and place follow.
-        this.kwin.queue.roundtrip(&mut this.kwin.state)?;
-        this.kwin.queue.roundtrip(&mut this.kwin.state)?;
+        this.kwin.roundtrip()?;
+        this.kwin.roundtrip()?;
         let outputs = this.kwin.outputs();
         this.output = outputs
             .iter()
@@ -223,26 +252,36 @@ struct FakeInput {
 }
 
 impl FakeInput {
-    /// Sends `event`, whose positions are the output's pixels, the output's corner being
-    /// at `origin` (its scale is 1: pixels are logical units).
-    fn send(&self, event: InputEvent, (ox, oy): (f64, f64)) {
+    /// Sends `event`, whose positions are the output's pixels, to the output at `place`
+    /// of `size` (its scale is 1: pixels are logical units); a position beyond the output
+    /// is taken to its edge, never onto a neighbouring monitor.
+    fn send(&self, event: InputEvent, place: (i32, i32), size: (i32, i32)) {
         let d = &self.device;
         let state = u32::from;
+        let at = |x: f64, y: f64| {
+            let inside = |v: f64, len: i32| v.clamp(0.0, f64::from(len.max(1) - 1));
+            (f64::from(place.0) + inside(x, size.0), f64::from(place.1) + inside(y, size.1))
+        };
         match event {
             InputEvent::Key { code, pressed } => d.keyboard_key(code, state(pressed)),
             InputEvent::Text(text) => type_text(&self.keymap, &text, |code, pressed| d.keyboard_key(code, state(pressed))),
-            InputEvent::PointerMotion { x, y } => d.pointer_motion_absolute(ox + x, oy + y),
+            InputEvent::PointerMotion { x, y } => {
+                let (x, y) = at(x, y);
+                d.pointer_motion_absolute(x, y);
+            }
             InputEvent::PointerRelative { dx, dy } => d.pointer_motion(dx, dy),
             InputEvent::Button { code, pressed } => d.button(code, state(pressed)),
             InputEvent::Scroll { vertical, v120 } => {
                 d.axis(if vertical { AXIS_VERTICAL } else { AXIS_HORIZONTAL }, f64::from(v120) / 120.0 * DETENT);
             }
             InputEvent::TouchDown { id, x, y } => {
-                d.touch_down(id, ox + x, oy + y);
+                let (x, y) = at(x, y);
+                d.touch_down(id, x, y);
                 d.touch_frame();
             }
             InputEvent::TouchMotion { id, x, y } => {
-                d.touch_motion(id, ox + x, oy + y);
+                let (x, y) = at(x, y);
+                d.touch_motion(id, x, y);
                 d.touch_frame();
             }
             InputEvent::TouchUp { id } => {
@@ -256,8 +295,8 @@ impl FakeInput {
 impl State {
     fn add_output(&mut self, registry: &wl_registry::WlRegistry, global: u32, version: u32, qh: &QueueHandle<Self>) {
         let output: wl_output::WlOutput = registry.bind(global, version.min(4), qh, ());
-        self.xdg.get_xdg_output(&output, qh, global);
-        self.outputs.push(Output { global, ..Output::default() });
+        let xdg = self.xdg.get_xdg_output(&output, qh, global);
+        self.outputs.push(Output { global, output, xdg, name: None, position: (0, 0), size: (0, 0) });
     }
 }
 
@@ -274,7 +313,16 @@ impl Dispatch<wl_registry::WlRegistry, GlobalListContents> for State {
             wl_registry::Event::Global { name, interface, version } if interface == wl_output::WlOutput::interface().name => {
                 state.add_output(registry, name, version, qh);
             }
-            wl_registry::Event::GlobalRemove { name } => state.outputs.retain(|o| o.global != name),
+            wl_registry::Event::GlobalRemove { name } => state.outputs.retain(|o| {
+                let gone = o.global == name;
+                if gone {
+                    o.xdg.destroy();
+                    if o.output.version() >= 3 {
+                        o.output.release();
+                    }
+                }
+                !gone
+            }),
             _ => {}
         }
     }
@@ -293,6 +341,7 @@ impl Dispatch<zxdg_output_v1::ZxdgOutputV1, u32> for State {
         match event {
             zxdg_output_v1::Event::Name { name } => output.name = Some(name),
             zxdg_output_v1::Event::LogicalPosition { x, y } => output.position = (x, y),
+            zxdg_output_v1::Event::LogicalSize { width, height } => output.size = (width, height),
             _ => {}
         }
     }
@@ -318,6 +367,14 @@ impl Dispatch<zkde_screencast_stream_unstable_v1::ZkdeScreencastStreamUnstableV1
 }
 
 delegate_noop!(State: ignore wl_output::WlOutput);
+
+impl Dispatch<wl_callback::WlCallback, ()> for State {
+    fn event(state: &mut Self, _: &wl_callback::WlCallback, event: wl_callback::Event, _: &(), _: &Connection, _: &QueueHandle<Self>) {
+        if let wl_callback::Event::Done { .. } = event {
+            state.synced += 1;
+        }
+    }
+}
 delegate_noop!(State: zxdg_output_manager_v1::ZxdgOutputManagerV1);
 delegate_noop!(State: zkde_screencast_unstable_v1::ZkdeScreencastUnstableV1);
 delegate_noop!(State: OrgKdeKwinFakeInput);

@@ -47,7 +47,13 @@ impl MutterStream {
             // Woken by a command, or now and then to see whether Mutter ended the stream
             // (the user stopped sharing in GNOME's indicator, the shell restarted).
             let mut fds = [nix::poll::PollFd::new(commands.wake.as_fd(), nix::poll::PollFlags::POLLIN)];
-            nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(crate::LIVENESS_MS))?;
+            match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(crate::LIVENESS_MS)) {
+                // A signal: as a timeout.
+                Err(nix::errno::Errno::EINTR) => {}
+                polled => {
+                    polled?;
+                }
+            }
             anyhow::ensure!(!self.cast.ended(), "GNOME ended the screencast (sharing was stopped, or the desktop went away)");
             let _ = nix::unistd::read(&commands.wake, &mut [0; 64]);
             while let Ok(command) = commands.queue.try_recv() {

@@ -18,7 +18,11 @@ pub fn wait<S>(queue: &mut EventQueue<S>, state: &mut S, wake: Option<&OwnedFd>,
     let timeout = limit.map_or(PollTimeout::NONE, |l| PollTimeout::from(l.as_millis().min(1000) as u16));
     let mut fds = vec![PollFd::new(guard.connection_fd(), PollFlags::POLLIN)];
     fds.extend(wake.map(|w| PollFd::new(w.as_fd(), PollFlags::POLLIN)));
-    poll(&mut fds, timeout)?;
+    match poll(&mut fds, timeout) {
+        // A signal: as a timeout (the caller looks again).
+        Err(nix::errno::Errno::EINTR) => return Ok(()),
+        polled => polled?,
+    };
     let (events, woken) = (fds[0].any().unwrap_or(false), fds.get(1).is_some_and(|f| f.any().unwrap_or(false)));
     if events {
         match guard.read() {
