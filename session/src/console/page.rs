@@ -61,7 +61,7 @@ pub fn console(name: &str, csrf: &str) -> String {
         <ul id=\"waiting\"></ul><p id=\"pair-result\" role=\"status\"></p></section>\
         <section id=\"sessions\"><h2>Streaming now</h2><p class=\"hint\" id=\"no-sessions\">Nothing is streaming.</p>\
         <p class=\"legend\"><span class=\"kbps\">bit rate</span> <span class=\"fps\">frame rate</span> \
-        <span class=\"latency\">host latency</span> <span class=\"fec\">FEC parity</span> <span class=\"loss\">frames lost</span> \
+        <span class=\"latency\">host latency</span> <span class=\"fec\">FEC parity</span> <span class=\"repair\">FEC repairs</span> <span class=\"loss\">frames lost</span> \
         over the last minute</p>\
         <div id=\"session-list\"></div></section>\
         <section id=\"clients\"><h2>Paired devices</h2><p class=\"hint\" id=\"no-clients\">No device is paired yet.</p>\

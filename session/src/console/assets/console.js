@@ -198,15 +198,18 @@ function showStatus(status) {
     const fps = (live.stats.frames || 0) * 1000 / window;
     const points = history.get(s.id) || [];
     const lost = s.received ? s.received.frames_lost : s.keyframe_requests;
+    const repaired = (s.received ? s.received.frames_recovered : s.blocks_repaired) || 0;
     const latency = (live.stats.host_latency_us_p50 || 0) / 1000;
-    const lossNow = points.length ? Math.max(0, lost - points[points.length - 1].lost) : 0;
-    points.push({ kbps, fps, latency, lost, lossNow, fec: live.stats.fec_percent || 0 });
+    const last = points[points.length - 1];
+    const lossNow = last ? Math.max(0, lost - last.lost) : 0;
+    const repairNow = last ? Math.max(0, repaired - last.repaired) : 0;
+    points.push({ kbps, fps, latency, lost, lossNow, repaired, repairNow, fec: live.stats.fec_percent || 0 });
     if (points.length > KEEP) points.shift();
     history.set(s.id, points);
     const canvas = el("canvas", { width: "360", height: "90", class: "plot rate", "data-points": String(points.length), "aria-label": "bit rate and frame rate, last minute" });
     plot(canvas, [[points.map((p) => p.kbps), "#3b82f6"], [points.map((p) => p.fps), "#f59e0b"]]);
-    const health = el("canvas", { width: "360", height: "90", class: "plot health", "data-points": String(points.length), "aria-label": "latency, FEC parity and losses, last minute" });
-    plot(health, [[points.map((p) => p.latency), "#10b981"], [points.map((p) => p.fec), "#8b5cf6"], [points.map((p) => p.lossNow), "#dc2626"]]);
+    const health = el("canvas", { width: "360", height: "90", class: "plot health", "data-points": String(points.length), "aria-label": "latency, FEC parity, FEC repairs and losses, last minute" });
+    plot(health, [[points.map((p) => p.latency), "#10b981"], [points.map((p) => p.fec), "#8b5cf6"], [points.map((p) => p.repairNow), "#06b6d4"], [points.map((p) => p.lossNow), "#dc2626"]]);
     const received = s.received;
     const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.blocks_repaired} blocks repaired by FEC, ${s.blocks_lost} lost, ${s.keyframe_requests} key frames asked for`;
     const figures = [
