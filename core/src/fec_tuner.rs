@@ -17,6 +17,11 @@
 use std::time::{Duration, Instant};
 
 /// How long losses are counted before the estimate moves.
+/// The most parity shards a tuned stream gives every block for a link that loses bursts, on
+/// both protocols (punktfunk/1 in its blocks' layout, GameStream through the percentage the
+/// client derives parity from).
+pub const MAX_BURST_PARITY: u8 = 6;
+
 const WINDOW: Duration = Duration::from_millis(500);
 /// The chance of an unrecoverable block the parity aims under.
 const TARGET: f64 = 1e-3;
@@ -124,6 +129,11 @@ impl FecTuner {
     pub fn min_parity(&self) -> u8 {
         let burst = self.bursts.iter().copied().max().unwrap_or(0).min(self.config.max_burst_parity);
         self.config.min_parity.max(burst)
+    }
+
+    /// Its limits.
+    pub fn config(&self) -> &TunerConfig {
+        &self.config
     }
 
     /// The parity for the next frames, in percent of their data shards.

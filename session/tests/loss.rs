@@ -69,15 +69,15 @@ impl Netns {
 }
 
 impl Netns {
-    /// A namespace whose loopback holds every datagram `delay_ms` before delivering it (both
-    /// ways: a link of `2 × delay_ms` round trip).
-    fn delayed(name: &str, sudo: Vec<&'static str>, delay_ms: u32) -> Self {
+    /// A namespace whose loopback holds every datagram as netem's `spec` says (`delay 20ms`:
+    /// 20 ms before delivering it, both ways: a link of 40 ms round trip).
+    fn delayed(name: &str, sudo: Vec<&'static str>, spec: &str) -> Self {
         let ns = Self { name: name.to_owned(), sudo };
         ns.delete();
         for args in [
             &["ip", "netns", "add", name][..],
             &["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"],
-            &["ip", "netns", "exec", name, "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", &format!("{delay_ms}ms")],
+            &["ip", "netns", "exec", name, "sh", "-c", &format!("tc qdisc add dev lo root netem {spec}")],
         ] {
             let st = privileged(&ns.sudo, args).status().unwrap_or_else(|e| panic!("{args:?}: {e}"));
             assert!(st.success(), "{args:?} failed");
@@ -487,7 +487,7 @@ fn the_latency_probe_reads_through_a_delayed_link() {
     let native = PORT + 50;
     for delay_ms in [0, DELAY_MS] {
         let name = format!("pf-delay-{delay_ms}-{}", std::process::id());
-        let ns = Netns::delayed(&name, sudo.clone(), delay_ms);
+        let ns = Netns::delayed(&name, sudo.clone(), &format!("delay {delay_ms}ms"));
         let dir = std::env::temp_dir().join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -519,6 +519,50 @@ fn the_latency_probe_reads_through_a_delayed_link() {
         assert!(offset.abs() <= rtt / 2 + 1, "one machine's clocks agree within the estimate's bound: {stats}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+}
+
+/// A link that delays every datagram 10 ms ± 5 ms (uniform jitter, so datagrams overtake each
+/// other: netem reorders what jitter reorders) and sends a quarter of them at once, ahead of
+/// the rest: punktfunk/1's receiver puts each frame together from its datagrams in whatever
+/// order they come (it holds several frames open), so nothing is lost and the client asks
+/// for no key frame beyond the first. Reordered datagrams are not losses: the parity stays at
+/// its floor.
+#[test]
+#[ignore = "needs sch_netem (.ci/drm-vm)"]
+fn punktfunk1_video_goes_on_through_jitter_and_reordering() {
+    const NETEM: &str = "delay 10ms 5ms reorder 25% 25%";
+    let sudo = if nix::unistd::geteuid().is_root() { vec![] } else { vec!["sudo", "-n", "-E"] };
+    let name = format!("pf-jitter-{}", std::process::id());
+    let ns = Netns::delayed(&name, sudo, NETEM);
+    let dir = std::env::temp_dir().join(&name);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let native = PORT + 50;
+    // One datagram per send, so that datagrams of one frame can overtake each other.
+    let wrapper = ns.exec(&["env", "PUNKTFUNK_NO_GSO=1"]);
+    let host = "start_pipewire = false\nrenderer = \"pixman\"\n";
+    let daemon = common::start_daemon_configured(&wrapper, &dir, PORT, API_PORT, host, &test_pattern(), "");
+    let config = dir.join("client");
+    let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
+    assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
+    let args = ["--app", "Input Test", "--mode", "640x360@30", "--bitrate-kbps", "8000", "--frames", "150", "--stop"];
+    let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
+    let host = last_stream_status(&wrapper, &dir);
+    drop(daemon);
+    let n = |k: &str| stats[k].as_u64().unwrap_or_else(|| panic!("{k}: {stats}"));
+    common::figure(&format!(
+        "punktfunk/1 640x360@30 through netem {NETEM}: {} frames decoded, {} lost, {} key frames asked for, {} datagrams",
+        n("frames_decoded"),
+        n("frames_lost"),
+        n("keyframe_requests"),
+        n("datagrams")
+    ));
+    assert!(n("frames_decoded") >= 150, "the stream stalled: {stats}");
+    assert_eq!(n("frames_lost"), 0, "reordered datagrams lost frames: {stats}");
+    assert!(n("keyframe_requests") <= 1, "key frames asked for beyond the first: {stats}");
+    assert_eq!(said_after(&host, "FEC parity at the end "), 20, "the parity came down to its floor: {host}");
+    assert_eq!(said_after(&host, "at least "), 2, "no burst was seen: {host}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The loss matrix: random loss and bursts (3 datagrams in a row) at 1, 5, 10 and 20 % of the

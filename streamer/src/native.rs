@@ -10,8 +10,8 @@ use crate::gamestream::video::{SendError, SentFrame};
 use crate::parity::Parity;
 use crate::peer::{LISTEN_POLL, Peer};
 use crate::stages::StageClock;
+use punktfunk_core::fec_tuner::MAX_BURST_PARITY;
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
-use punktfunk_core::native::config::MAX_BURST_PARITY;
 use punktfunk_core::native::sender::{Frame as NativeFrame, Sender};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
 pub use punktfunk_core::stream::NativeVideoParams;
@@ -114,8 +114,9 @@ impl NativeVideoSender {
         let resume = params.resume.unwrap_or_default();
         let mut sender = Sender::new(params.stream_config()).map_err(|e| SendError::Config(e.to_string()))?.starting_at(resume.seq);
         let percent = |p: u16| p.min(u16::from(u8::MAX)) as u8;
-        let (min_parity, max_burst) = (percent(sender.config().min_parity), percent(MAX_BURST_PARITY));
-        let parity = Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, max_burst);
+        let min_parity = percent(sender.config().min_parity);
+        let parity =
+            Parity::new(params.bitrate_bps, percent(params.fec_percent), percent(params.fec_max_percent), min_parity, MAX_BURST_PARITY);
         // The parity a moving stream starts at, and the encoder's share of the budget beside it.
         sender.set_fec_percent(u16::from(parity.percent()));
         let bitrate_bps = parity.encoder_bps();
@@ -170,12 +171,13 @@ impl NativeVideoSender {
     fn retune(&mut self, now: Instant) {
         if let Some(percent) = self.parity.poll(now) {
             self.sender.set_fec_percent(u16::from(percent));
-            let bps = self.parity.encoder_bps();
-            self.encoder.set_bitrate(bps);
-            self.pacer.set_bitrate(bps);
         }
         if let Some(min_parity) = self.parity.min_parity() {
             self.sender.set_min_parity(u16::from(min_parity));
+        }
+        if let Some(bps) = self.parity.retarget() {
+            self.encoder.set_bitrate(bps);
+            self.pacer.set_bitrate(bps);
         }
         self.pacer.set_burst(self.pacing.burst(self.parity.loss()));
     }

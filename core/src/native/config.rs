@@ -29,7 +29,7 @@ pub struct StreamConfig {
 /// The most parity shards a sender gives every block of an adaptive stream for a link that
 /// loses bursts ([`super::sender::Sender::set_min_parity`]): receivers accept blocks with up
 /// to this many, whatever their size.
-pub const MAX_BURST_PARITY: u16 = 6;
+pub const MAX_BURST_PARITY: u16 = crate::fec_tuner::MAX_BURST_PARITY as u16;
 
 /// Datagram sequence numbers come in ranges of 2^this: a stream's first sender numbers from
 /// 0, a later process of the same stream (a login's next stage, under the same key) from the

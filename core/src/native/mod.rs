@@ -3,6 +3,7 @@
 //! The wire format is specified in core/PROTOCOL.md.
 
 pub mod audio;
+pub mod bursts;
 pub mod config;
 pub mod header;
 pub mod receiver;

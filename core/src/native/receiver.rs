@@ -1,5 +1,6 @@
 //! punktfunk/1 receiver: datagrams → authenticated shards → recovered, ordered frames.
 
+use super::bursts::Bursts;
 use super::config::{ConfigError, SEQ_RANGE_BITS, StreamConfig};
 use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
 use crate::assembly::{Assembler, Event, Limits, Reject};
@@ -34,18 +35,12 @@ pub struct Receiver {
     /// The id after the newest frame delivered or given up: a frame arriving past it means
     /// the ones between were lost whole (no datagram of theirs arrived to tell).
     next_id: u32,
-    /// The highest sequence number authenticated, and how many were since its range began:
-    /// what is missing below it was lost. A sender numbers from the start of a range of
-    /// 2^[`SEQ_RANGE_BITS`] (0 for the first; a later process of a login stream, under the
-    /// same key, in one of its own): a later range is a new sender, not a gap.
+    /// The highest sequence number authenticated. A sender numbers from the start of a range
+    /// of 2^[`SEQ_RANGE_BITS`] (0 for the first; a later process of a login stream, under
+    /// the same key, in one of its own): a later range is a new sender, not a gap.
     highest_seq: Option<u64>,
-    authenticated: u64,
-    /// What earlier ranges missed, and the duplicates counted before this range began.
-    missing_before: u64,
-    duplicates_before: u64,
-    /// The longest run of sequence numbers skipped at once since [`Receiver::take_longest_gap`]:
-    /// a burst the link lost (or datagrams it reordered).
-    longest_gap: u64,
+    /// Datagrams lost, and runs of them lost in a row (not those only reordered).
+    bursts: Bursts,
 }
 
 /// Frames reported lost at once for a gap in ids, at most (a longer gap is a restart).
@@ -76,10 +71,7 @@ impl Receiver {
             // Each sender (each key) numbers its frames from 0.
             next_id: 0,
             highest_seq: None,
-            authenticated: 0,
-            missing_before: 0,
-            duplicates_before: 0,
-            longest_gap: 0,
+            bursts: Bursts::default(),
         })
     }
 
@@ -87,17 +79,11 @@ impl Receiver {
         &self.assembler.stats
     }
 
-    /// Datagrams that never arrived: the gaps below the highest sequence number received (a
-    /// reordered datagram that arrives later takes its count back). Not in [`Stats`], whose
-    /// C layout is fixed.
+    /// Datagrams that never arrived: a gap in the sequence numbers counts once
+    /// [`REORDER`](super::bursts::REORDER) newer datagrams came (one only reordered arrives
+    /// before). Not in [`Stats`], whose C layout is fixed.
     pub fn packets_missing(&self) -> u64 {
-        self.missing_before.saturating_add(self.missing_in_range())
-    }
-
-    fn missing_in_range(&self) -> u64 {
-        let duplicates = self.assembler.stats.packets_duplicate.saturating_sub(self.duplicates_before);
-        let received = self.authenticated.saturating_sub(duplicates);
-        self.highest_seq.map_or(0, |h| (h - range_start(h)).saturating_add(1).saturating_sub(received))
+        self.bursts.lost()
     }
 
     /// Takes one datagram; calls `sink` for each frame completed or given up.
@@ -153,22 +139,23 @@ impl Receiver {
             Some(h) if range_start(seq) < range_start(h) => return false,
             // A later sender's range: what the last one missed stays counted.
             Some(h) if range_start(seq) > range_start(h) => {
-                self.missing_before = self.packets_missing();
-                self.duplicates_before = self.assembler.stats.packets_duplicate;
-                (self.highest_seq, self.authenticated) = (None, 0);
+                self.highest_seq = None;
+                self.bursts.restart(range_start(seq));
             }
-            Some(h) => self.longest_gap = self.longest_gap.max(seq.saturating_sub(h.saturating_add(1))),
-            None => {}
+            Some(_) => {}
+            None => self.bursts.restart(range_start(seq)),
         }
+        self.bursts.arrived(seq);
         self.highest_seq = Some(self.highest_seq.map_or(seq, |h| h.max(seq)));
-        self.authenticated += 1;
         true
     }
 
     /// The most datagrams lost in a row since the last call (0: none), for the sender's
-    /// parity: a block needs that much parity to outlive such a burst.
+    /// parity: a block needs that much parity to outlive such a burst. A run counts once
+    /// [`REORDER`](super::bursts::REORDER) newer datagrams came: until then its datagrams may
+    /// only be late.
     pub fn take_longest_gap(&mut self) -> u64 {
-        std::mem::take(&mut self.longest_gap)
+        self.bursts.take_longest()
     }
 
     /// Reports the frames between the last one accounted for and `id` as lost.

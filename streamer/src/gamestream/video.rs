@@ -10,7 +10,7 @@ use crate::parity::Parity;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
 use crate::stages::{StageClock, total};
-use punktfunk_core::fec_tuner::ParityWhy;
+use punktfunk_core::fec_tuner::{MAX_BURST_PARITY, ParityWhy};
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FRAME_HEADER_LEN, FrameType, PacketizerPosition, VideoConfig, VideoFrame, VideoPacketizer};
 use punktfunk_core::pacer::{Pacer, PacerConfig};
@@ -21,10 +21,6 @@ use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-
-/// The most parity shards every block gets for bursts, as on punktfunk/1 (a one-shard
-/// block's is 3 at most: the client derives parity from a percentage of at most 255).
-const MAX_BURST_PARITY: u8 = 6;
 
 /// Which datagrams are this stream's pings.
 #[derive(Clone, Debug, Default)]
@@ -174,7 +170,8 @@ impl VideoSender {
         resume: Option<VideoPosition>,
     ) -> Result<Self, SendError> {
         // Blocks a burst took (Moonlight's FEC status) raise every block's least parity, as
-        // punktfunk/1's do.
+        // punktfunk/1's do (a one-shard block's to 3 at most: the client derives parity from a
+        // percentage of at most 255).
         let parity = Parity::new(params.bitrate_bps, params.fec_percent, params.fec_max_percent, params.min_parity, MAX_BURST_PARITY);
         // The parity a moving stream starts at, and the encoder's share of the budget beside it.
         let (fec_percent, bitrate_bps) = (parity.percent(), parity.encoder_bps());
@@ -210,12 +207,13 @@ impl VideoSender {
     fn retune(&mut self, now: Instant) {
         if let Some(percent) = self.parity.poll(now) {
             self.packetizer.set_fec_percent(percent);
-            let bps = self.parity.encoder_bps();
-            self.encoder.set_bitrate(bps);
-            self.pacer.set_bitrate(bps);
         }
         if let Some(min_parity) = self.parity.min_parity() {
             self.packetizer.set_min_parity(min_parity);
+        }
+        if let Some(bps) = self.parity.retarget() {
+            self.encoder.set_bitrate(bps);
+            self.pacer.set_bitrate(bps);
         }
         self.pacer.set_burst(self.params.pacing.burst(self.parity.loss()));
     }
