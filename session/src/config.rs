@@ -63,7 +63,8 @@ pub struct Config {
     pub pacing: punktfunk_core::stream::Pacing,
     /// Which pad a client's controller becomes: `auto` (the kind the client holds:
     /// PlayStation pads as a DualSense, Nintendo pads as a Switch Pro Controller, others as
-    /// an Xbox pad), `xbox`, `switch` or `dualsense`.
+    /// an Xbox pad), `xbox`, `switch`, `dualsense` or `dualshock4` (for games that know the
+    /// PS4 pad and not the PS5's).
     pub gamepad: crate::gamepad::layout::GamepadChoice,
     /// Each session's apps see only its own pads (a view of /dev/input of their own; when
     /// the host is not root, in a user namespace, where setuid programs such as sudo do not
@@ -192,7 +193,7 @@ const HEADER: &str = "# punktfunk host configuration. Every key is optional; the
 # fec_max_percent = 80    # parity follows the loss Moonlight clients report, up to this (≤ fec_percent: fixed)
 # min_fps = 10            # a still picture is sent again this often (0: only when it changes)
 # pacing = \"auto\"        # auto (bursts until the client reports loss, then paced) | wired | wifi
-# gamepad = \"auto\"       # controllers become: auto (DualSense, Switch Pro or Xbox as the client's is) | xbox | switch | dualsense
+# gamepad = \"auto\"       # controllers become: auto (DualSense, Switch Pro or Xbox as the client's is) | xbox | switch | dualsense | dualshock4
 # gamepad_isolation = true # a session's apps see only its pads (a user namespace: no sudo in sessions; false: every pad)
 # max_bitrate_kbps = 150000
 # mdns = true             # announce the host to Moonlight clients on the LAN

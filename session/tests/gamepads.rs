@@ -171,16 +171,86 @@ fn the_configured_kind_wins_and_a_pad_without_arrival_is_made_on_first_input() {
     assert!(present("punktfunk Switch Pro pad 4") && !present("punktfunk Xbox pad 4"));
 }
 
-/// Finds the DualSense driver's device whose name ends in `suffix`, serving the pads (the
-/// driver asks them for its feature reports while it binds) until it is there.
-fn dualsense_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, suffix: &str) -> (PathBuf, Device) {
+const DUALSENSE: &str = "Sony Interactive Entertainment DualSense";
+const DUALSHOCK4: &str = "Sony Interactive Entertainment Wireless Controller";
+
+/// Finds the Sony driver's device whose name starts with `model` and ends in `suffix`,
+/// serving the pads (the driver asks them for its feature reports while it binds) until it
+/// is there.
+fn sony_node(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, model: &str, suffix: &str) -> (PathBuf, Device) {
     let mut found = None;
     serve_until(pads, told, |_| {
-        found = evdev::enumerate()
-            .find(|(_, d)| d.name().is_some_and(|n| n.starts_with("Sony Interactive Entertainment DualSense") && n.ends_with(suffix)));
+        found = evdev::enumerate().find(|(_, d)| d.name().is_some_and(|n| n.starts_with(model) && n.ends_with(suffix)));
         found.is_some()
     });
     found.unwrap()
+}
+
+/// The pad, motion sensors and touchpad the Sony driver made for pad `model`, each kept
+/// from the desktop, all three with the one `uniq` (the MAC it read), as SDL and Steam Input
+/// expect.
+fn sony_nodes(pads: &mut Gamepads, told: &mut Vec<PadFeedback>, model: &str) -> (Device, Device, Device, String) {
+    let (pad_node, pad) = sony_node(pads, told, model, "Controller");
+    let (sensors_node, sensors) = sony_node(pads, told, model, "Motion Sensors");
+    let (touchpad_node, touchpad) = sony_node(pads, told, model, "Touchpad");
+    for node in [&pad_node, &sensors_node, &touchpad_node] {
+        left_alone_by_the_desktop(node);
+    }
+    let uniq = pad.unique_name().expect("the pad has a uniq").to_owned();
+    assert_eq!(uniq.len(), 17, "a MAC address: {uniq}");
+    assert_eq!((sensors.unique_name(), touchpad.unique_name()), (Some(uniq.as_str()), Some(uniq.as_str())));
+    (pad, sensors, touchpad, uniq)
+}
+
+/// `capacity` (a power supply's) says `percent` (bounded wait).
+fn battery_says(capacity: &std::path::Path, percent: &str) {
+    let since = Instant::now();
+    while std::fs::read_to_string(capacity).map(|c| c.trim().to_owned()).ok().as_deref() != Some(percent) {
+        assert!(since.elapsed() < Duration::from_secs(10), "{} never said {percent}", capacity.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A game plays a 200 ms rumble on `pad` (strong 0xc000, weak 0x3000): the driver's output
+/// reports reach the client as that rumble, then its end.
+fn rumble_reaches_the_client(pad: &mut Device, pads: &mut Gamepads, told: &mut Vec<PadFeedback>) {
+    let effect = FFEffectData {
+        direction: 0,
+        trigger: FFTrigger::default(),
+        replay: FFReplay { length: 200, delay: 0 },
+        kind: FFEffectKind::Rumble { strong_magnitude: 0xc000, weak_magnitude: 0x3000 },
+    };
+    let mut effect = pad.upload_ff_effect(effect).expect("uploading a rumble effect");
+    effect.play(1).unwrap();
+    told.clear();
+    serve_until(pads, told, |t| t.contains(&PadFeedback::Rumble { number: 0, low: 0, high: 0 }));
+    assert!(told.contains(&PadFeedback::Rumble { number: 0, low: 0xc0c0, high: 0x3030 }), "{told:?}");
+}
+
+/// Motion and touch reach the driver's devices in its units: 90 °/s is 90·1024, 1 g is
+/// 8192, the touch at (`x`, `y`) of its pad.
+fn motion_and_touch_arrive(pads: &mut Gamepads, sensors: &mut Device, touchpad: &mut Device, x: i32, y: i32) {
+    pads.motion(0, 2, [90.0, 0.0, 0.0]);
+    pads.motion(0, 1, [0.0, 9.80665, 0.0]);
+    let want_gyro =
+        |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_RX, v) if *v == 90 * 1024));
+    let want_accel = |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_Y, 8192)));
+    read_until(sensors, |s| want_gyro(s) && want_accel(s));
+    pads.touch(0, 1, 5, 0.5, 0.25);
+    let seen = read_until(touchpad, |s| {
+        s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_Y, v) if *v == y))
+    });
+    assert!(seen.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_X, v) if *v == x)), "{seen:?}");
+}
+
+/// Unplugged: the driver's devices go with it (bounded wait).
+fn unplugged(pads: &mut Gamepads, uniq: &str) {
+    pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
+    let since = Instant::now();
+    while evdev::enumerate().any(|(_, d)| d.unique_name() == Some(uniq)) {
+        assert!(since.elapsed() < Duration::from_secs(10), "the pad outlived its unplugging");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 #[test]
@@ -191,17 +261,8 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
     pads.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
     let mut told = Vec::new();
 
-    // hid-playstation binds and makes the pad, its motion sensors and its touchpad, one
-    // `uniq` (the MAC it read) linking them, as SDL and Steam Input expect.
-    let (pad_node, mut pad) = dualsense_node(&mut pads, &mut told, "Controller");
-    let (sensors_node, mut sensors) = dualsense_node(&mut pads, &mut told, "Motion Sensors");
-    let (touchpad_node, mut touchpad) = dualsense_node(&mut pads, &mut told, "Touchpad");
-    for node in [&pad_node, &sensors_node, &touchpad_node] {
-        left_alone_by_the_desktop(node);
-    }
-    let uniq = pad.unique_name().expect("the pad has a uniq").to_owned();
-    assert_eq!(uniq.len(), 17, "a MAC address: {uniq}");
-    assert_eq!((sensors.unique_name(), touchpad.unique_name()), (Some(uniq.as_str()), Some(uniq.as_str())));
+    // hid-playstation binds and makes the pad, its motion sensors and its touchpad.
+    let (mut pad, mut sensors, mut touchpad, uniq) = sony_nodes(&mut pads, &mut told, DUALSENSE);
     assert_eq!((pad.input_id().vendor(), pad.input_id().product()), (0x054c, 0x0ce6));
     // The driver lit the lightbar (blue) and the client hears of it; it is asked for motion.
     serve_until(&mut pads, &mut told, |t| t.contains(&PadFeedback::Led { number: 0, rgb: [0, 0, 128] }));
@@ -211,46 +272,13 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
     pads.update(ControllerState { number: 0, active_mask: 1, buttons: 0x1000, ..Default::default() });
     let seen = read_until(&mut pad, |s| s.iter().any(|e| matches!(e, EventSummary::Key(_, KeyCode::BTN_SOUTH, 1))));
     assert!(!seen.is_empty());
-    pads.motion(0, 2, [90.0, 0.0, 0.0]);
-    pads.motion(0, 1, [0.0, 9.80665, 0.0]);
-    let want_gyro =
-        |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_RX, v) if *v == 90 * 1024));
-    let want_accel = |s: &[EventSummary]| s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_Y, 8192)));
-    let seen = read_until(&mut sensors, |s| want_gyro(s) && want_accel(s));
-    assert!(!seen.is_empty(), "90 °/s is 90·1024 in the driver's units, 1 g is 8192");
-    pads.touch(0, 1, 5, 0.5, 0.25);
-    let seen = read_until(&mut touchpad, |s| {
-        s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_Y, 269)))
-    });
-    assert!(seen.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_X, 959))), "{seen:?}");
+    motion_and_touch_arrive(&mut pads, &mut sensors, &mut touchpad, 959, 269);
     pads.battery(0, 3, 55);
-    let capacity = std::path::Path::new("/sys/class/power_supply").join(format!("ps-controller-battery-{uniq}")).join("capacity");
-    let since = Instant::now();
-    while std::fs::read_to_string(&capacity).map(|c| c.trim().to_owned()).ok().as_deref() != Some("55") {
-        assert!(since.elapsed() < Duration::from_secs(10), "{} never said 55", capacity.display());
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    battery_says(&std::path::Path::new("/sys/class/power_supply").join(format!("ps-controller-battery-{uniq}/capacity")), "55");
 
     // A game rumbles it: the driver's output report becomes the client's rumble, and its end.
-    let effect = FFEffectData {
-        direction: 0,
-        trigger: FFTrigger::default(),
-        replay: FFReplay { length: 200, delay: 0 },
-        kind: FFEffectKind::Rumble { strong_magnitude: 0xc000, weak_magnitude: 0x3000 },
-    };
-    let mut effect = pad.upload_ff_effect(effect).expect("uploading a rumble effect");
-    effect.play(1).unwrap();
-    told.clear();
-    serve_until(&mut pads, &mut told, |t| t.contains(&PadFeedback::Rumble { number: 0, low: 0, high: 0 }));
-    assert!(told.contains(&PadFeedback::Rumble { number: 0, low: 0xc0c0, high: 0x3030 }), "{told:?}");
-
-    // Unplugged: the driver's devices go with it.
-    pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
-    let since = Instant::now();
-    while evdev::enumerate().any(|(_, d)| d.unique_name() == Some(uniq.as_str())) {
-        assert!(since.elapsed() < Duration::from_secs(10), "the DualSense outlived its unplugging");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    rumble_reaches_the_client(&mut pad, &mut pads, &mut told);
+    unplugged(&mut pads, &uniq);
 
     // Plugged and unplugged while the driver still binds (its first device there, its LEDs
     // and battery not yet): the pad goes at once, every time, until the slot has had its
@@ -264,13 +292,56 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
                 break;
             }
             made += 1;
-            dualsense_node(&mut pads, &mut Vec::new(), "Controller");
+            sony_node(&mut pads, &mut Vec::new(), DUALSENSE, "Controller");
             pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
         }
         let _ = done.send(made);
     });
     let made = finished.recv_timeout(Duration::from_secs(60)).expect("unplugging a binding DualSense hangs");
     assert!((3..=8).contains(&made), "{made} pads made in a row before the slot said no");
+}
+
+/// A PlayStation pad becomes a DualShock 4 where the host is set to make those (`gamepad =
+/// "dualshock4"`), made by the kernel's own driver (hid-sony on Debian 12's 6.1, from its
+/// descriptor; hid-playstation from 6.2): the pad with the PlayStation layout, its motion
+/// sensors and touchpad linked by one `uniq`, the lightbar and rumble back to the client,
+/// the battery; SDL2 finds a PS4 controller with rumble and motion sensors.
+#[test]
+#[ignore = "needs /dev/uhid and hid-sony (.ci/drm-vm)"]
+fn a_dualshock4_where_the_host_makes_those() {
+    let mut pads = Gamepads::new(GamepadChoice::DualShock4);
+    let all = caps::RUMBLE | caps::ANALOG_TRIGGERS | caps::TOUCHPAD | caps::ACCEL | caps::GYRO | caps::BATTERY_STATE | caps::RGB_LED;
+    pads.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
+    let mut told = Vec::new();
+    let (mut pad, mut sensors, mut touchpad, uniq) = sony_nodes(&mut pads, &mut told, DUALSHOCK4);
+    assert_eq!((pad.input_id().vendor(), pad.input_id().product()), (0x054c, 0x09cc));
+    serve_until(&mut pads, &mut told, |t| t.iter().any(|f| matches!(f, PadFeedback::Led { number: 0, .. })));
+    assert!(told.contains(&PadFeedback::MotionEvents { number: 0, motion_type: 2, rate_hz: 100 }), "{told:?}");
+
+    // Cross, the left stick right, L2 half pulled: the pad's own layout, from our descriptor.
+    let state =
+        ControllerState { number: 0, active_mask: 1, buttons: 0x1000, left_stick: (32767, 0), left_trigger: 128, ..Default::default() };
+    pads.update(state);
+    let seen = read_until(&mut pad, |s| {
+        s.iter().any(|e| matches!(e, EventSummary::Key(_, KeyCode::BTN_SOUTH, 1)))
+            && s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_X, 255)))
+            && s.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_Z, 128)))
+    });
+    assert!(!seen.iter().any(|e| matches!(e, EventSummary::Key(_, KeyCode::BTN_WEST | KeyCode::BTN_EAST, 1))), "only cross: {seen:?}");
+    motion_and_touch_arrive(&mut pads, &mut sensors, &mut touchpad, 959, 235);
+    pads.battery(0, 3, 55);
+    battery_says(&std::path::Path::new("/sys/class/power_supply").join(format!("sony_controller_battery_{uniq}/capacity")), "55");
+    rumble_reaches_the_client(&mut pad, &mut pads, &mut told);
+
+    if let Some(python) = std::env::var_os("PUNKTFUNK_MOONLIGHT_PYTHON") {
+        drop((pad, sensors, touchpad));
+        let found = sdl_controllers(&python, &mut pads, &mut told, 1);
+        let ps4 = found.iter().find(|c| c["type"] == "ps4").unwrap_or_else(|| panic!("no PS4 controller: {found:?}"));
+        use serde_json::json;
+        assert_eq!(ps4["ids"], json!([0x054c, 0x09cc]));
+        assert_eq!((&ps4["accel"], &ps4["gyro"], &ps4["rumble"]), (&json!(true), &json!(true), &json!(true)), "{ps4}");
+    }
+    unplugged(&mut pads, &uniq);
 }
 
 /// What `script` prints when run in `view`, as a game in that session would run.
@@ -302,7 +373,7 @@ fn each_session_sees_only_its_own_pads() {
     let all = caps::RUMBLE | caps::TOUCHPAD | caps::ACCEL | caps::GYRO;
     pads_b.arrive(&ControllerArrival { number: 0, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
     let mut told = Vec::new();
-    let (_, pad) = dualsense_node(&mut pads_b, &mut told, "Controller");
+    let (_, pad) = sony_node(&mut pads_b, &mut told, DUALSENSE, "Controller");
     let uniq = pad.unique_name().unwrap().to_owned();
     // The driver makes the pad, its motion sensors and touchpad one after another.
     let mut dualsense: Vec<String> = Vec::new();
@@ -367,13 +438,25 @@ fn sdl_finds_each_pad_as_a_controller_of_its_kind() {
     let all = caps::RUMBLE | caps::TOUCHPAD | caps::ACCEL | caps::GYRO;
     pads.arrive(&ControllerArrival { number: 1, kind: ControllerKind::PlayStation, capabilities: all, buttons: 0x1f_ffff });
     let mut told = Vec::new();
-    let (_, pad) = dualsense_node(&mut pads, &mut told, "Controller");
-    let uniq = pad.unique_name().unwrap().to_owned();
-    serve_until(&mut pads, &mut told, |_| evdev::enumerate().filter(|(_, d)| d.unique_name() == Some(uniq.as_str())).count() == 3);
+    sony_nodes(&mut pads, &mut told, DUALSENSE);
+    let found = sdl_controllers(&python, &mut pads, &mut told, 2);
+    use serde_json::json;
+    let kind = |t: &str| found.iter().find(|c| c["type"] == t).unwrap_or_else(|| panic!("no {t} controller: {found:?}"));
+    let xbox = kind("xboxone");
+    assert_eq!((&xbox["ids"], &xbox["rumble"]), (&json!([0x045e, 0x02ea]), &json!(true)), "{xbox}");
+    let dualsense = kind("ps5");
+    assert_eq!(dualsense["ids"], json!([0x054c, 0x0ce6]));
+    // Through the kernel's driver, as with a real DualSense on Linux: SDL reads its motion
+    // sensors (the touchpad is an evdev device of its own, which SDL leaves to the game).
+    assert_eq!((&dualsense["accel"], &dualsense["gyro"], &dualsense["rumble"]), (&json!(true), &json!(true), &json!(true)), "{dualsense}");
+}
 
+/// The game controllers SDL2 finds (`sdl_pads.py` run with `python`, waiting for `want`),
+/// serving the pads meanwhile (SDL may ask them for reports as it opens them).
+fn sdl_controllers(python: &std::ffi::OsStr, pads: &mut Gamepads, told: &mut Vec<PadFeedback>, want: usize) -> Vec<serde_json::Value> {
     let mut sdl = std::process::Command::new(python)
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sdl_pads.py"))
-        .arg("2")
+        .arg(want.to_string())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -383,22 +466,14 @@ fn sdl_finds_each_pad_as_a_controller_of_its_kind() {
         let mut fds: Vec<_> = pads.fds().map(|fd| nix::poll::PollFd::new(fd, nix::poll::PollFlags::POLLIN)).collect();
         let _ = nix::poll::poll(&mut fds, 10u16);
         drop(fds);
-        pads.service(Instant::now(), &mut told);
+        pads.service(Instant::now(), told);
     }
     let _ = sdl.kill();
     let out = sdl.wait_with_output().unwrap();
     assert!(since.elapsed() < Duration::from_secs(60), "SDL never finished");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
-    use serde_json::json;
-    let found: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+    let found = serde_json::from_str(&text).unwrap();
     eprintln!("SDL found: {found:?}");
-    let kind = |t: &str| found.iter().find(|c| c["type"] == t).unwrap_or_else(|| panic!("no {t} controller: {found:?}"));
-    let xbox = kind("xboxone");
-    assert_eq!((&xbox["ids"], &xbox["rumble"]), (&json!([0x045e, 0x02ea]), &json!(true)), "{xbox}");
-    let dualsense = kind("ps5");
-    assert_eq!(dualsense["ids"], json!([0x054c, 0x0ce6]));
-    // Through the kernel's driver, as with a real DualSense on Linux: SDL reads its motion
-    // sensors (the touchpad is an evdev device of its own, which SDL leaves to the game).
-    assert_eq!((&dualsense["accel"], &dualsense["gyro"], &dualsense["rumble"]), (&json!(true), &json!(true), &json!(true)), "{dualsense}");
+    found
 }

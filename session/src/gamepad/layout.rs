@@ -2,6 +2,7 @@
 //! Steam Input know), its buttons and axes, and how a Moonlight controller state becomes its
 //! evdev events. Sans-IO: states in, events out.
 
+use super::playstation::Model;
 use punktfunk_core::gamepad::buttons::*;
 use punktfunk_core::gamepad::{ControllerKind, ControllerState};
 
@@ -32,6 +33,8 @@ pub enum PadKind {
     /// A DualSense over uhid, made by the kernel's own driver (`super::dualsense`): with its
     /// motion sensors, touchpad, lightbar and battery.
     DualSense,
+    /// A DualShock 4 over uhid, likewise (`super::dualshock4`).
+    DualShock4,
 }
 
 /// Which pad a client's controller becomes (`gamepad` in the host's configuration).
@@ -45,6 +48,7 @@ pub enum GamepadChoice {
     Xbox,
     Switch,
     DualSense,
+    DualShock4,
 }
 
 impl GamepadChoice {
@@ -53,6 +57,7 @@ impl GamepadChoice {
             (Self::Xbox, _) => PadKind::Xbox,
             (Self::Switch, _) | (Self::Auto, Some(ControllerKind::Nintendo)) => PadKind::Switch,
             (Self::DualSense, _) | (Self::Auto, Some(ControllerKind::PlayStation)) => PadKind::DualSense,
+            (Self::DualShock4, _) => PadKind::DualShock4,
             (Self::Auto, _) => PadKind::Xbox,
         }
     }
@@ -102,7 +107,16 @@ impl PadKind {
         match self {
             Self::Xbox => "punktfunk Xbox pad",
             Self::Switch => "punktfunk Switch Pro pad",
-            Self::DualSense => super::dualsense::NAME,
+            Self::DualSense | Self::DualShock4 => self.playstation().map_or("", Model::name),
+        }
+    }
+
+    /// The Sony pad this kind is, made over uhid (`None`: a uinput pad).
+    pub fn playstation(self) -> Option<Model> {
+        match self {
+            Self::DualSense => Some(Model::DualSense),
+            Self::DualShock4 => Some(Model::DualShock4),
+            Self::Xbox | Self::Switch => None,
         }
     }
 
@@ -113,7 +127,8 @@ impl PadKind {
             Self::Xbox => (0x045e, 0x02ea, 0x0408),
             // Switch Pro Controller (hid-ids.h).
             Self::Switch => (0x057e, 0x2009, 0x8111),
-            Self::DualSense => (super::dualsense::VENDOR as u16, super::dualsense::PRODUCT as u16, 0x8111),
+            // As USB pads report their HID version (1.11), with the drivers' mark.
+            Self::DualSense | Self::DualShock4 => self.playstation().map_or((0, 0, 0), |m| (m.ids().0, m.ids().1, 0x8111)),
         }
     }
 
@@ -121,8 +136,8 @@ impl PadKind {
         match self {
             Self::Xbox => XBOX_BUTTONS,
             Self::Switch => SWITCH_BUTTONS,
-            // Its driver makes its events from the reports.
-            Self::DualSense => &[],
+            // Their drivers make their events from the reports.
+            Self::DualSense | Self::DualShock4 => &[],
         }
     }
 
@@ -240,6 +255,7 @@ mod tests {
         assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::PlayStation)), PadKind::DualSense);
         assert_eq!(GamepadChoice::Auto.kind(Some(ControllerKind::Unknown)), PadKind::Xbox);
         assert_eq!(GamepadChoice::DualSense.kind(None), PadKind::DualSense);
+        assert_eq!(GamepadChoice::DualShock4.kind(Some(ControllerKind::Xbox)), PadKind::DualShock4);
         assert_eq!(GamepadChoice::Auto.kind(None), PadKind::Xbox);
         assert_eq!(GamepadChoice::Switch.kind(Some(ControllerKind::Xbox)), PadKind::Switch);
         assert_eq!(GamepadChoice::Xbox.kind(Some(ControllerKind::Nintendo)), PadKind::Xbox);

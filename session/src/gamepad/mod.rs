@@ -1,23 +1,25 @@
 //! Virtual gamepads: each of a client's controllers becomes a pad of the matching kind, so
-//! games see a real device: Xbox and Switch pads through uinput ([`layout`]), a DualSense
-//! through uhid so the kernel's own driver makes it, motion sensors and touchpad included
-//! ([`dualsense`], [`uhid`]). What games do with a pad goes back to the client: rumble
-//! ([`rumble`] times uinput force feedback; the DualSense driver sends its motors), the
-//! lightbar's colour. Pads belong to the client's control connection: created when its
+//! games see a real device: Xbox and Switch pads through uinput ([`layout`]), a DualSense or
+//! DualShock 4 through uhid so the kernel's own driver makes it, motion sensors and touchpad
+//! included ([`playstation`], [`uhid`]). What games do with a pad goes back to the client:
+//! rumble ([`rumble`] times uinput force feedback; the Sony pads' drivers send their
+//! motors), the lightbar's colour. Pads belong to the client's control connection: created when its
 //! controller arrives (or first moves), removed when the client unplugs it or the
 //! connection ends. Where a pad cannot be created, controller input is logged once and
 //! ignored.
 
 pub mod dualsense;
+pub mod dualshock4;
 pub mod layout;
 pub mod nodes;
+pub mod playstation;
 pub mod rumble;
 pub mod uhid;
 pub mod worker;
 
 use crate::input_view::InputView;
-use dualsense::{Charge, Contact, Extras};
 use layout::{GamepadChoice, PadKind};
+use playstation::{Charge, Contact, Extras, Model};
 use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, MAX_PADS, PadEvent, PadFeedback, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
@@ -36,7 +38,7 @@ const MAKES_PER_WINDOW: u8 = 4;
 const MAKE_WINDOW: Duration = Duration::from_secs(10);
 /// Pads on this host at most, all clients and connections together.
 const MAX_LIVE_PADS: usize = 64;
-/// How long a DualSense's nodes are looked for once its driver bound.
+/// How long a Sony pad's nodes are looked for once its driver bound.
 const PLACING: Duration = Duration::from_secs(5);
 /// What a pad answers of what the kernel and games ask, per turn (the rest next turn).
 const REQUESTS_PER_TURN: usize = 64;
@@ -60,7 +62,9 @@ enum Device {
         /// The motor levels the client was last told.
         told: (u16, u16),
     },
-    DualSense {
+    /// A DualSense or DualShock 4, made by the kernel's driver.
+    PlayStation {
+        model: Model,
         hid: uhid::Uhid,
         mac: [u8; 6],
         extras: Extras,
@@ -81,10 +85,10 @@ impl Drop for Pad {
     }
 }
 
-/// Whether pads with a touchpad and motion sensors (DualSense) can be made here: what the
-/// host tells clients before they send such events.
+/// Whether pads with a touchpad and motion sensors (DualSense, DualShock 4) can be made here:
+/// what the host tells clients before they send such events.
 pub fn touchpads(choice: GamepadChoice) -> bool {
-    matches!(choice, GamepadChoice::Auto | GamepadChoice::DualSense)
+    matches!(choice, GamepadChoice::Auto | GamepadChoice::DualSense | GamepadChoice::DualShock4)
         && std::fs::OpenOptions::new().read(true).write(true).open("/dev/uhid").is_ok()
 }
 
@@ -143,7 +147,7 @@ impl Gamepads {
             return;
         }
         self.held[n] = Some(*arrival);
-        // Compared with what would be made now: a DualSense asked for where none can be made
+        // Compared with what would be made now: a Sony pad asked for where none can be made
         // is the Xbox pad already there, not a reason to make it again.
         let kind = self.kind_for(Some(arrival.kind));
         if self.pads[n].as_ref().is_some_and(|p| p.kind != kind) {
@@ -159,7 +163,7 @@ impl Gamepads {
         let number = pad.number;
         let (told, motion) = match &pad.device {
             Device::Uinput { told, .. } => (*told, false),
-            Device::DualSense { told, motion, bound, .. } => (*told, *motion && *bound),
+            Device::PlayStation { told, motion, bound, .. } => (*told, *motion && *bound),
         };
         if told != (0, 0) {
             self.farewells.push(PadFeedback::Rumble { number, low: 0, high: 0 });
@@ -229,10 +233,10 @@ impl Gamepads {
         });
     }
 
-    /// Changes a DualSense's extras and sends it its report; other pads have none.
+    /// Changes a Sony pad's extras and sends it its report; other pads have none.
     fn with_extras(&mut self, number: u8, change: impl FnOnce(&mut Extras)) {
         let Some(pad) = self.pads.get_mut(usize::from(number)).and_then(Option::as_mut) else { return };
-        if let Device::DualSense { extras, .. } = &mut pad.device {
+        if let Device::PlayStation { extras, .. } = &mut pad.device {
             change(extras);
             let state = pad.state;
             pad.set_state(state);
@@ -240,17 +244,18 @@ impl Gamepads {
     }
 
     /// Pad `n`, created if it is not there yet (and may be: not made too often lately, the
-    /// host's pads not all taken, its kind's device openable; a DualSense that cannot be
-    /// made is an Xbox pad).
     /// The kind of pad made for a client's pad of `kind`: the configured choice, an Xbox pad
-    /// for a DualSense once /dev/uhid has failed.
+    /// for a Sony pad once /dev/uhid has failed.
     fn kind_for(&self, kind: Option<ControllerKind>) -> PadKind {
         match self.choice.kind(kind) {
-            PadKind::DualSense if self.no_uhid => PadKind::Xbox,
+            kind if kind.playstation().is_some() && self.no_uhid => PadKind::Xbox,
             kind => kind,
         }
     }
 
+    /// Pad `n`, created if it is not there yet (and may be: not made too often lately, the
+    /// host's pads not all taken, its kind's device openable; a Sony pad that cannot be
+    /// made is an Xbox pad).
     fn pad(&mut self, n: usize) -> Option<&mut Pad> {
         let now = Instant::now();
         let (window, makes) = &mut self.made[n];
@@ -261,11 +266,8 @@ impl Gamepads {
             let held = self.held[n];
             let kind = self.kind_for(held.map(|h| h.kind));
             let motion = held.is_some_and(|h| h.capabilities & (caps::ACCEL | caps::GYRO) != 0);
-            let made = if kind != PadKind::DualSense && self.no_uinput {
-                None
-            } else {
-                Some(Pad::create(kind, n as u16, motion, self.view.clone()))
-            };
+            let uhid = kind.playstation().is_some();
+            let made = if !uhid && self.no_uinput { None } else { Some(Pad::create(kind, n as u16, motion, self.view.clone())) };
             match made {
                 Some(Ok(pad)) => {
                     tracing::info!(pad = n, ?kind, "gamepad created");
@@ -273,9 +275,9 @@ impl Gamepads {
                     self.pads[n] = Some(pad);
                 }
                 Some(Err(e)) => {
-                    let device = if kind == PadKind::DualSense { "/dev/uhid" } else { "/dev/uinput" };
+                    let device = if uhid { "/dev/uhid" } else { "/dev/uinput" };
                     tracing::warn!("cannot create a {kind:?} pad ({e}); give this user access to {device}");
-                    if kind == PadKind::DualSense {
+                    if uhid {
                         self.no_uhid = true;
                         return self.pad(n);
                     }
@@ -291,12 +293,12 @@ impl Gamepads {
     pub fn fds(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.pads.iter().flatten().map(|p| match &p.device {
             Device::Uinput { device, .. } => device.as_fd(),
-            Device::DualSense { hid, .. } => hid.as_fd(),
+            Device::PlayStation { hid, .. } => hid.as_fd(),
         })
     }
 
     /// Takes what games and drivers asked of the pads and adds what the client must hear of
-    /// it to `out`: rumble whenever a pad's motors change, a DualSense's lightbar colour,
+    /// it to `out`: rumble whenever a pad's motors change, a Sony pad's lightbar colour,
     /// requests for motion readings.
     pub fn service(&mut self, now: Instant, out: &mut Vec<PadFeedback>) {
         out.append(&mut self.farewells);
@@ -311,7 +313,7 @@ impl Gamepads {
     pub fn next_change(&mut self, now: Instant) -> Option<Instant> {
         let ff = self.pads.iter_mut().flatten().filter_map(|p| match &mut p.device {
             Device::Uinput { ff, .. } => Some(ff),
-            Device::DualSense { .. } => None,
+            Device::PlayStation { .. } => None,
         });
         ff.filter_map(|ff| ff.next_change(now)).min()
     }
@@ -320,12 +322,12 @@ impl Gamepads {
 impl Pad {
     fn create(kind: PadKind, number: u16, motion: bool, view: Option<Arc<InputView>>) -> std::io::Result<Self> {
         let mut placed = nodes::Placed::new(view);
-        let device = match kind {
-            PadKind::DualSense => {
+        let device = match kind.playstation() {
+            Some(model) => {
                 // A locally administered address, random: the driver refuses a second pad
                 // with the MAC of one it has (another client's, the host's own).
                 let mac = [0x02, 0x70, 0x66, rand::random(), rand::random(), rand::random()];
-                let uniq = dualsense::uniq(mac);
+                let uniq = playstation::uniq(mac);
                 let (vendor, product, version) = kind.ids();
                 let identity = uhid::Identity {
                     name: kind.name(),
@@ -333,13 +335,14 @@ impl Pad {
                     vendor: vendor.into(),
                     product: product.into(),
                     version: version.into(),
-                    descriptor: dualsense::DESCRIPTOR,
+                    descriptor: model.descriptor(),
                 };
                 let hid = uhid::Uhid::create(&identity)?;
                 let created = Instant::now();
-                Device::DualSense { hid, mac, extras: Extras::default(), created, bound: false, motion, told: (0, 0), lit: None }
+                let extras = Extras::default();
+                Device::PlayStation { model, hid, mac, extras, created, bound: false, motion, told: (0, 0), lit: None }
             }
-            _ => {
+            None => {
                 let mut device = create_uinput(kind, number.into())?;
                 placed.place(device.get_syspath().map(|p| nodes::of_input(&p)).unwrap_or_default());
                 Device::Uinput { device, ff: ForceFeedback::default(), told: (0, 0) }
@@ -357,11 +360,11 @@ impl Pad {
                     self.kind.changes(&self.state, &next).into_iter().map(|(t, c, v)| evdev::InputEvent::new(t, c, v)).collect();
                 if events.is_empty() { Ok(()) } else { device.emit(&events) }
             }
-            Device::DualSense { hid, extras, created, .. } => {
+            Device::PlayStation { model, hid, extras, created, .. } => {
                 extras.sequence = extras.sequence.wrapping_add(1);
                 // The sensor clock counts 1/3 µs.
                 extras.timestamp = (created.elapsed().as_micros() as u64 * 3) as u32;
-                hid.input(&dualsense::input_report(&next, extras))
+                hid.input(&model.input_report(&next, extras))
             }
         };
         if let Err(e) = result {
@@ -380,12 +383,12 @@ impl Pad {
                     out.push(PadFeedback::Rumble { number: self.number, low: motors.0, high: motors.1 });
                 }
             }
-            Device::DualSense { hid, mac, bound, motion, told, lit, created, .. } => {
+            Device::PlayStation { model, hid, mac, bound, motion, told, lit, created, .. } => {
                 let was_bound = *bound;
                 for _ in 0..REQUESTS_PER_TURN {
                     let Some(event) = hid.read()? else { break };
                     let answered = match event {
-                        uhid::Event::GetReport { id, report } => match dualsense::feature_report(report, *mac) {
+                        uhid::Event::GetReport { id, report } => match model.feature_report(report, *mac) {
                             Some(data) => hid.reply_report(id, Ok(&data)),
                             None => hid.reply_report(id, Err(NO_SUCH_REPORT)),
                         },
@@ -395,7 +398,7 @@ impl Pad {
                             *bound = true;
                             // Only what changes: a program writing reports in a loop sends
                             // the client nothing new.
-                            for feedback in dualsense::feedback(self.number, &report) {
+                            for feedback in model.feedback(self.number, &report) {
                                 let new = match feedback {
                                     PadFeedback::Rumble { low, high, .. } => std::mem::replace(told, (low, high)) != (low, high),
                                     PadFeedback::Led { rgb, .. } => lit.replace(rgb) != Some(rgb),
@@ -410,14 +413,14 @@ impl Pad {
                         _ => Ok(()),
                     };
                     if let Err(e) = answered {
-                        tracing::warn!(pad = self.number, "answering the DualSense driver: {e}");
+                        tracing::warn!(pad = self.number, "answering the {model:?} driver: {e}");
                     }
                 }
                 // The driver's devices (pad, motion sensors, touchpad; their hidraw node) into
                 // the session's view, looked for from its first output report for a while.
                 let (events, hidraw) = self.placed.found();
                 if *bound && (events < 3 || !hidraw) && now.duration_since(*created) < PLACING {
-                    self.placed.place(nodes::of_uniq(Path::new("/sys"), &dualsense::uniq(*mac)));
+                    self.placed.place(nodes::of_uniq(Path::new("/sys"), &playstation::uniq(*mac)));
                 }
                 if *bound && !was_bound {
                     // What the client sent while the driver bound was not taken: again, and
