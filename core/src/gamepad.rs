@@ -164,6 +164,22 @@ pub enum PadFeedback {
         number: u16,
         rgb: [u8; 3],
     },
+    /// A DualSense's adaptive-trigger effects as a game set them: `flags` says which it set
+    /// (the pad's own bits: 0x04 right, 0x08 left), each effect as the pad takes it.
+    AdaptiveTriggers {
+        number: u16,
+        flags: u8,
+        left: TriggerEffect,
+        right: TriggerEffect,
+    },
+}
+
+/// One trigger's adaptive effect: the DualSense's mode byte (off, feedback, weapon,
+/// vibration, …) and the 10 bytes of its parameters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TriggerEffect {
+    pub mode: u8,
+    pub params: [u8; 10],
 }
 
 #[cfg(test)]
@@ -180,6 +196,12 @@ mod tests {
         assert_eq!((other, u8::from(other)), (ControllerKind::Other(9), 9));
         let rumble = PadFeedback::Rumble { number: 0, low: 0xffff, high: 0 };
         assert_eq!(serde_json::from_str::<PadFeedback>(&serde_json::to_string(&rumble).unwrap()).unwrap(), rumble);
+        let effect = TriggerEffect { mode: 0x26, params: [5, 7, 0, 0, 0, 0, 0, 0, 0, 9] };
+        let triggers = PadFeedback::AdaptiveTriggers { number: 1, flags: 0x08, left: effect, right: TriggerEffect::default() };
+        let json = serde_json::to_string(&triggers).unwrap();
+        assert!(json.starts_with(r#"{"adaptive_triggers":{"number":1,"flags":8,"left":{"mode":38,"params":[5,7,"#), "{json}");
+        assert_eq!(serde_json::from_str::<PadFeedback>(&json).unwrap(), triggers);
+        assert!(serde_json::from_str::<PadFeedback>(&json.replace("[5,7,", "[5,")).is_err(), "ten parameter bytes, no fewer");
         // Out-of-range values are errors, not wrapped numbers.
         assert!(serde_json::from_str::<PadEvent>(r#"{"battery":{"number":300,"state":2,"percent":5}}"#).is_err());
     }

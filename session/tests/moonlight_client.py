@@ -99,7 +99,7 @@ lib = ffi.dlopen(_find_shared_lib())
 
 # The package leaves the controller callbacks unset: record what the host asks the pads to do.
 import moonlight_python.stream as _stream
-rumbles, leds, motion_requests = [], [], []
+rumbles, leds, motion_requests, trigger_effects = [], [], [], []
 _connection_callbacks = _stream.StreamingSession._make_connection_callbacks
 
 
@@ -118,8 +118,13 @@ def _with_rumble(self):
     def motion(number, motion_type, rate_hz):
         motion_requests.append([number, motion_type, rate_hz])
 
-    self._callbacks.extend([rumble, led, motion])
+    @self._ffi.callback("void(uint16_t, uint8_t, uint8_t, uint8_t, uint8_t *, uint8_t *)")
+    def adaptive(number, flags, type_left, type_right, left, right):
+        trigger_effects.append([number, flags, type_left, type_right, list(left[0:10]), list(right[0:10])])
+
+    self._callbacks.extend([rumble, led, motion, adaptive])
     cl.rumble, cl.setControllerLED, cl.setMotionEventState = rumble, led, motion
+    cl.setAdaptiveTriggers = adaptive
     return cl
 
 
@@ -527,7 +532,7 @@ if mode == "gamepad":
     out["sent"] = sent
     open(at("pressed"), "w").close()
     # A DualSense as the second pad: once the host asks for its motion readings, a gyro turn
-    # and a finger on its touchpad (`DIR/ps-sent` after).
+    # and a finger on its touchpad (`DIR/ps-sent` after); the trigger effects a game sets.
     wait_for("dualsense")
     out["ps_arrival"] = lib.LiSendControllerArrivalEvent(1, 3, 2, 0x1fffff, 0xff)
     deadline = time.monotonic() + 60
@@ -538,8 +543,16 @@ if mode == "gamepad":
     out["ps_touch"] = lib.LiSendControllerTouchEvent(1, 1, 0, 0.5, 0.25, 1.0)
     with open(at("ps-sent"), "w") as f:
         json.dump({k: out[k] for k in ("ps_arrival", "ps_motion", "ps_touch")}, f)
+    # A game sets the DualSense's adaptive triggers: the host passes them on (`DIR/triggers`
+    # once they came).
+    deadline = time.monotonic() + 60
+    while not trigger_effects:
+        assert time.monotonic() < deadline, "no adaptive trigger effects came"
+        time.sleep(0.02)
+    open(at("triggers"), "w").close()
     wait_for("stop")
     out["rumbles"], out["leds"], out["motion_requests"] = list(rumbles), list(leds), list(motion_requests)
+    out["trigger_effects"] = list(trigger_effects)
     client.stop_stream()
     client.quit_app()
     print(json.dumps(out))

@@ -16,7 +16,7 @@ mod common;
 use common::{client_report, python, start_daemon_configured, target_dir};
 use evdev::{EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
 use std::os::fd::AsFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -164,6 +164,15 @@ fn a_moonlight_controller_plays_and_rumbles() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    // A game sets the DualSense's adaptive triggers through its hidraw node, as SDL and Steam
+    // Input do: the right trigger resists (mode 0x01, from position 2 with strength 8), the
+    // left vibrates (0x26).
+    let mut report = [0u8; 63];
+    report[..2].copy_from_slice(&[0x02, 0x0c]);
+    report[11..14].copy_from_slice(&[0x01, 2, 8]);
+    report[22..25].copy_from_slice(&[0x26, 5, 7]);
+    std::fs::write(dualsense_hidraw(), report).expect("writing the DualSense's output report");
+    wait_for(&signals.join("triggers"), Duration::from_secs(30), &mut client, &dir);
     std::fs::write(signals.join("stop"), "").unwrap();
     let out = client_report(&client.wait_with_output().unwrap(), &dir);
     eprintln!("client: {out}");
@@ -178,6 +187,8 @@ fn a_moonlight_controller_plays_and_rumbles() {
     );
     let leds = out["leds"].as_array().unwrap();
     assert!(leds.contains(&serde_json::json!([1, 0, 0, 128])), "the driver's blue lightbar reached the client: {leds:?}");
+    let effects = serde_json::json!([1, 0x0c, 0x26, 0x01, [5, 7, 0, 0, 0, 0, 0, 0, 0, 0], [2, 8, 0, 0, 0, 0, 0, 0, 0, 0]]);
+    assert_eq!(out["trigger_effects"][0], effects, "the game's trigger effects reached the client");
     let motion = out["motion_requests"].as_array().unwrap();
     assert!(motion.contains(&serde_json::json!([1, 2, 100])) && motion.contains(&serde_json::json!([1, 1, 100])), "{motion:?}");
 
@@ -190,4 +201,20 @@ fn a_moonlight_controller_plays_and_rumbles() {
     eprintln!("controller input, client call → evdev event: p50 {:.0} µs, p99 {:.0} µs ({} events)", at(0.5), at(0.99), latency_us.len());
     drop(effect);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The DualSense's hidraw node (the one a game writes its output reports to).
+fn dualsense_hidraw() -> PathBuf {
+    let since = Instant::now();
+    loop {
+        let found = std::fs::read_dir("/sys/class/hidraw").into_iter().flatten().flatten().find(|e| {
+            std::fs::read_to_string(e.path().join("device/uevent"))
+                .is_ok_and(|u| u.contains("HID_NAME=Sony Interactive Entertainment DualSense"))
+        });
+        if let Some(e) = found {
+            return Path::new("/dev").join(e.file_name());
+        }
+        assert!(since.elapsed() < Duration::from_secs(20), "no hidraw node for the DualSense");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -27,6 +27,7 @@ pub const TYPE_RUMBLE: u16 = 0x010b;
 pub const TYPE_RUMBLE_TRIGGERS: u16 = 0x5500;
 pub const TYPE_MOTION_EVENTS: u16 = 0x5501;
 pub const TYPE_CONTROLLER_LED: u16 = 0x5502;
+pub const TYPE_ADAPTIVE_TRIGGERS: u16 = 0x5503;
 
 /// HRESULT for "the app closed normally".
 pub const TERMINATION_GRACEFUL: u32 = 0x8003_0023;
@@ -201,6 +202,10 @@ impl PadFeedback {
                 (TYPE_MOTION_EVENTS, [le(&[number, rate_hz]), vec![motion_type]].concat())
             }
             Self::Led { number, rgb } => (TYPE_CONTROLLER_LED, [le(&[number]), rgb.to_vec()].concat()),
+            Self::AdaptiveTriggers { number, flags, left, right } => (
+                TYPE_ADAPTIVE_TRIGGERS,
+                [le(&[number]), vec![flags, left.mode, right.mode], left.params.to_vec(), right.params.to_vec()].concat(),
+            ),
         }
     }
 }
@@ -253,6 +258,7 @@ fn seal_with(gcm: &Gcm, seq: u32, direction: Direction, ty: u16, payload: &[u8])
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gamepad::TriggerEffect;
 
     #[test]
     fn client_messages_round_trip() {
@@ -341,6 +347,16 @@ mod tests {
             (PadFeedback::TriggerRumble { number: 2, left: 0x100, right: 1 }, TYPE_RUMBLE_TRIGGERS, vec![2, 0, 0, 1, 1, 0]),
             (PadFeedback::MotionEvents { number: 0, motion_type: 2, rate_hz: 250 }, TYPE_MOTION_EVENTS, vec![0, 0, 250, 0, 2]),
             (PadFeedback::Led { number: 3, rgb: [255, 0, 9] }, TYPE_CONTROLLER_LED, vec![3, 0, 255, 0, 9]),
+            (
+                PadFeedback::AdaptiveTriggers {
+                    number: 3,
+                    flags: 0x0c,
+                    left: TriggerEffect { mode: 1, params: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9] },
+                    right: TriggerEffect { mode: 2, params: [0x80; 10] },
+                },
+                TYPE_ADAPTIVE_TRIGGERS,
+                [vec![3, 0, 0x0c, 1, 2], (0..10).collect(), vec![0x80; 10]].concat(),
+            ),
         ];
         for (feedback, ty, payload) in cases {
             assert_eq!(feedback.encode(), (ty, payload));

@@ -10,7 +10,7 @@
 
 use super::playstation::{self, Charge, Extras};
 use punktfunk_core::gamepad::buttons::{HOME, MISC, TOUCHPAD};
-use punktfunk_core::gamepad::{ControllerState, PadFeedback};
+use punktfunk_core::gamepad::{ControllerState, PadFeedback, TriggerEffect};
 
 /// Sony's vendor id and the DualSense's product id (what hid-playstation binds to).
 pub const VENDOR: u16 = 0x054c;
@@ -27,6 +27,9 @@ const PAIRING: u8 = 0x09;
 const PAIRING_SIZE: usize = 20;
 const FIRMWARE: u8 = 0x20;
 const FIRMWARE_SIZE: usize = 64;
+/// The output report's first flags: which trigger effects it sets.
+const RIGHT_TRIGGER: u8 = 0x04;
+const LEFT_TRIGGER: u8 = 0x08;
 
 /// Input 0x01 (63 bytes), output 0x02 (62), features 0x05 (40), 0x09 (19), 0x20 (63).
 #[rustfmt::skip]
@@ -104,6 +107,13 @@ pub fn feedback(number: u16, report: &[u8]) -> Vec<PadFeedback> {
     }
     if flag1 & 0x04 != 0 {
         out.push(PadFeedback::Led { number, rgb: [common[44], common[45], common[46]] });
+    }
+    // Trigger effects (the kernel's driver sets none; games writing to the hidraw node do):
+    // the right trigger's 11 bytes, then the left's.
+    let triggers = flag0 & (RIGHT_TRIGGER | LEFT_TRIGGER);
+    if triggers != 0 {
+        let effect = |at: usize| TriggerEffect { mode: common[at], params: common[at + 1..at + 11].try_into().expect("10 bytes") };
+        out.push(PadFeedback::AdaptiveTriggers { number, flags: triggers, right: effect(10), left: effect(21) });
     }
     out
 }
@@ -191,6 +201,14 @@ mod tests {
         report[2] = 0x10;
         assert_eq!(feedback(2, &report), []);
         assert_eq!(feedback(2, &report[..20]), []);
+        // A game's trigger effects through hidraw: the left trigger's, at its place.
+        report[1] = LEFT_TRIGGER;
+        report[22..33].copy_from_slice(&[0x21, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        let left = TriggerEffect { mode: 0x21, params: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10] };
+        assert_eq!(
+            feedback(2, &report),
+            [PadFeedback::AdaptiveTriggers { number: 2, flags: LEFT_TRIGGER, left, right: TriggerEffect::default() }]
+        );
         assert_eq!(feedback(2, &[0x31; 78]), []);
     }
 }

@@ -73,9 +73,10 @@ enum Device {
         bound: bool,
         /// The client's pad has motion sensors: ask for their readings once bound.
         motion: bool,
-        /// The rumble and lightbar the client was last told.
+        /// The rumble, lightbar and trigger effects the client was last told.
         told: (u16, u16),
         lit: Option<[u8; 3]>,
+        triggers: Option<PadFeedback>,
     },
 }
 
@@ -340,7 +341,7 @@ impl Pad {
                 let hid = uhid::Uhid::create(&identity)?;
                 let created = Instant::now();
                 let extras = Extras::default();
-                Device::PlayStation { model, hid, mac, extras, created, bound: false, motion, told: (0, 0), lit: None }
+                Device::PlayStation { model, hid, mac, extras, created, bound: false, motion, told: (0, 0), lit: None, triggers: None }
             }
             None => {
                 let mut device = create_uinput(kind, number.into())?;
@@ -383,7 +384,7 @@ impl Pad {
                     out.push(PadFeedback::Rumble { number: self.number, low: motors.0, high: motors.1 });
                 }
             }
-            Device::PlayStation { model, hid, mac, bound, motion, told, lit, created, .. } => {
+            Device::PlayStation { model, hid, mac, bound, motion, told, lit, triggers, created, .. } => {
                 let was_bound = *bound;
                 for _ in 0..REQUESTS_PER_TURN {
                     let Some(event) = hid.read()? else { break };
@@ -402,6 +403,7 @@ impl Pad {
                                 let new = match feedback {
                                     PadFeedback::Rumble { low, high, .. } => std::mem::replace(told, (low, high)) != (low, high),
                                     PadFeedback::Led { rgb, .. } => lit.replace(rgb) != Some(rgb),
+                                    effects @ PadFeedback::AdaptiveTriggers { .. } => triggers.replace(effects) != Some(effects),
                                     _ => true,
                                 };
                                 if new {
