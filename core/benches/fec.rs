@@ -8,7 +8,7 @@ use punktfunk_core::fec::gf256::{Backend, Code};
 use punktfunk_core::fec::gf65536;
 use punktfunk_core::gamestream::annexb::without_sei;
 use punktfunk_core::gamestream::video::{FrameType, VideoConfig, VideoFrame, VideoPacketizer};
-use punktfunk_core::native::{Frame, Sender, StreamConfig};
+use punktfunk_core::native::{Frame, Receiver, Sender, StreamConfig};
 use std::hint::black_box;
 
 const MOONLIGHT_SHARD: usize = 1392;
@@ -180,6 +180,38 @@ fn whole_path(c: &mut Criterion) {
     g.finish();
 }
 
+/// punktfunk/1's receiving side of the same frame: every datagram authenticated, decrypted,
+/// counted (losses and bursts told from reordering) and put in its frame.
+fn receive_path(c: &mut Criterion) {
+    let frame = vec![0x5Au8; 250_000];
+    let cfg = StreamConfig { key: Some([3; 16]), ..StreamConfig::default() };
+    let mut g = c.benchmark_group("receive_decrypt_assemble_250kB");
+    g.throughput(Throughput::Bytes(frame.len() as u64));
+    let (mut tx, mut rx) = (Sender::new(cfg).unwrap(), Receiver::new(cfg).unwrap());
+    let mut id = 0;
+    g.bench_function("punktfunk1", |b| {
+        b.iter_batched(
+            || {
+                id += 1;
+                tx.packetize(&Frame { id, keyframe: false, timestamp_us: 0, data: &frame })
+                    .unwrap()
+                    .iter()
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            },
+            |wire| {
+                let mut delivered = 0;
+                for d in &wire {
+                    rx.push(d, |_| delivered += 1).unwrap();
+                }
+                black_box(delivered)
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
 /// GameStream key frames lose their SEI before packetizing: a scan for start codes, and a
 /// copy when there is an SEI to drop.
 fn key_frame_sei(c: &mut Criterion) {
@@ -195,5 +227,5 @@ fn key_frame_sei(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, gf256, gf65536, aes_gcm, whole_path, key_frame_sei);
+criterion_group!(benches, gf256, gf65536, aes_gcm, whole_path, receive_path, key_frame_sei);
 criterion_main!(benches);

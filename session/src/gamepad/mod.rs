@@ -3,10 +3,10 @@
 //! DualShock 4 through uhid so the kernel's own driver makes it, motion sensors and touchpad
 //! included ([`playstation`], [`uhid`]). What games do with a pad goes back to the client:
 //! rumble ([`rumble`] times uinput force feedback; the Sony pads' drivers send their
-//! motors), the lightbar's colour. Pads belong to the client's control connection: created when its
-//! controller arrives (or first moves), removed when the client unplugs it or the
-//! connection ends. Where a pad cannot be created, controller input is logged once and
-//! ignored.
+//! motors), the lightbar's colour, a DualSense's trigger effects. Pads belong to the
+//! client's control connection: created when its controller arrives (or first moves),
+//! removed when the client unplugs it or the connection ends. Where a pad cannot be
+//! created, controller input is logged once and ignored.
 
 pub mod dualsense;
 pub mod dualshock4;
