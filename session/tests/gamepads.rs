@@ -10,8 +10,8 @@
 //! (they find their pads by name, as games do).
 
 use evdev::{AbsoluteAxisCode, Device, EventSummary, FFEffectData, FFEffectKind, FFReplay, FFTrigger, KeyCode};
-use punktfunk_core::gamepad::PadFeedback;
 use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, caps};
+use punktfunk_core::gamepad::{PadFeedback, TriggerEffect};
 use punktfunk_session::gamepad::Gamepads;
 use punktfunk_session::gamepad::layout::GamepadChoice;
 use punktfunk_session::input_view::{Dirs, InputView};
@@ -243,6 +243,15 @@ fn motion_and_touch_arrive(pads: &mut Gamepads, sensors: &mut Device, touchpad: 
     assert!(seen.iter().any(|e| matches!(e, EventSummary::AbsoluteAxis(_, AbsoluteAxisCode::ABS_MT_POSITION_X, v) if *v == x)), "{seen:?}");
 }
 
+/// The hidraw node of the HID device whose `uniq` is `uniq` (the one games write to).
+fn hidraw_of(uniq: &str) -> PathBuf {
+    let entries = std::fs::read_dir("/sys/class/hidraw").expect("no hidraw nodes");
+    let found = entries.flatten().find(|e| {
+        std::fs::read_to_string(e.path().join("device/uevent")).is_ok_and(|u| u.lines().any(|l| l == format!("HID_UNIQ={uniq}")))
+    });
+    PathBuf::from("/dev").join(found.expect("the pad's hidraw node").file_name())
+}
+
 /// Unplugged: the driver's devices go with it (bounded wait).
 fn unplugged(pads: &mut Gamepads, uniq: &str) {
     pads.update(ControllerState { number: 0, active_mask: 0, ..Default::default() });
@@ -278,7 +287,21 @@ fn a_playstation_pad_is_a_dualsense_made_by_the_kernel_s_driver() {
 
     // A game rumbles it: the driver's output report becomes the client's rumble, and its end.
     rumble_reaches_the_client(&mut pad, &mut pads, &mut told);
+
+    // A game sets the right trigger's resistance through the pad's hidraw node: the client
+    // hears it, and when the pad goes, both triggers are set back to no effect.
+    let mut report = [0u8; 63];
+    report[..2].copy_from_slice(&[0x02, 0x04]);
+    report[11..14].copy_from_slice(&[0x01, 2, 8]);
+    std::fs::write(hidraw_of(&uniq), report).expect("writing the DualSense's output report");
+    let right = TriggerEffect { mode: 0x01, params: [2, 8, 0, 0, 0, 0, 0, 0, 0, 0] };
+    let set = PadFeedback::AdaptiveTriggers { number: 0, flags: 0x04, left: TriggerEffect::default(), right };
+    serve_until(&mut pads, &mut told, |t| t.contains(&set));
     unplugged(&mut pads, &uniq);
+    told.clear();
+    pads.service(Instant::now(), &mut told);
+    let off = PadFeedback::AdaptiveTriggers { number: 0, flags: 0x0c, left: TriggerEffect::default(), right: TriggerEffect::default() };
+    assert!(told.contains(&off), "{told:?}");
 
     // Plugged and unplugged while the driver still binds (its first device there, its LEDs
     // and battery not yet): the pad goes at once, every time, until the slot has had its

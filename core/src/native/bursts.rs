@@ -39,8 +39,10 @@ impl Bursts {
             return; // too late to count: settled as lost already, or before the range
         }
         if seq >= self.next {
-            self.settle_below((seq + 1).saturating_sub(REORDER));
-            self.next = seq + 1;
+            // Saturating: a stream without a key takes numbers nobody vouched for.
+            let next = seq.saturating_add(1);
+            self.settle_below(next.saturating_sub(REORDER));
+            self.next = next;
         }
         self.arrived |= 1 << (seq % RING);
     }
@@ -60,16 +62,16 @@ impl Bursts {
         // The unsettled numbers seen (at most REORDER of them): arrived or not.
         while self.settled < bound.min(self.next) {
             let bit = 1 << (self.settled % RING);
-            self.run = if self.arrived & bit != 0 { 0 } else { self.run + 1 };
-            self.lost += u64::from(self.arrived & bit == 0);
+            self.run = if self.arrived & bit != 0 { 0 } else { self.run.saturating_add(1) };
+            self.lost = self.lost.saturating_add(u64::from(self.arrived & bit == 0));
             self.longest = self.longest.max(self.run);
             self.arrived &= !bit;
             self.settled += 1;
         }
         // Numbers past the highest seen that settle now never arrived.
         if bound > self.settled {
-            self.run += bound - self.settled;
-            self.lost += bound - self.settled;
+            self.run = self.run.saturating_add(bound - self.settled);
+            self.lost = self.lost.saturating_add(bound - self.settled);
             self.longest = self.longest.max(self.run);
             self.settled = bound;
         }
@@ -146,6 +148,20 @@ mod tests {
     #[test]
     fn a_long_silence_counts_whole() {
         assert_eq!(longest([0, 1, 1000]), 998);
+    }
+
+    #[test]
+    fn numbers_at_the_end_of_the_range_saturate() {
+        // Unauthenticated numbers (a stream without a key): the largest, twice, then small.
+        let mut b = Bursts::default();
+        for seq in [u64::MAX, u64::MAX, u64::MAX - 1, 3, u64::MAX / 2] {
+            b.arrived(seq);
+        }
+        assert_eq!(b.lost(), u64::MAX - REORDER, "counted, not wrapped");
+        assert_eq!(b.take_longest(), u64::MAX - REORDER);
+        b.restart(0);
+        b.arrived(u64::MAX);
+        assert_eq!(b.lost(), u64::MAX, "saturated");
     }
 
     proptest! {

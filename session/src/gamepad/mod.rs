@@ -20,7 +20,7 @@ pub mod worker;
 use crate::input_view::InputView;
 use layout::{GamepadChoice, PadKind};
 use playstation::{Charge, Contact, Extras, Model};
-use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, MAX_PADS, PadEvent, PadFeedback, caps};
+use punktfunk_core::gamepad::{ControllerArrival, ControllerKind, ControllerState, MAX_PADS, PadEvent, PadFeedback, TriggerEffect, caps};
 use rumble::{Effect, ForceFeedback};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::path::Path;
@@ -162,15 +162,20 @@ impl Gamepads {
         let Some(pad) = self.pads[n].take() else { return };
         tracing::info!(pad = n, "gamepad removed");
         let number = pad.number;
-        let (told, motion) = match &pad.device {
-            Device::Uinput { told, .. } => (*told, false),
-            Device::PlayStation { told, motion, bound, .. } => (*told, *motion && *bound),
+        let (told, motion, triggers) = match &pad.device {
+            Device::Uinput { told, .. } => (*told, false, false),
+            Device::PlayStation { told, motion, bound, triggers, .. } => (*told, *motion && *bound, triggers.is_some()),
         };
         if told != (0, 0) {
             self.farewells.push(PadFeedback::Rumble { number, low: 0, high: 0 });
         }
         if motion {
             self.farewells.extend([1, 2].map(|motion_type| PadFeedback::MotionEvents { number, motion_type, rate_hz: 0 }));
+        }
+        if triggers {
+            // Both triggers back to no effect: the client's pad would keep a resistance.
+            let off = TriggerEffect::default();
+            self.farewells.push(PadFeedback::AdaptiveTriggers { number, flags: 0x0c, left: off, right: off });
         }
     }
 
