@@ -50,6 +50,12 @@ pub enum Command {
     Input(InputEvent),
     /// The client needs a key frame.
     RequestIdr,
+    /// The client lost frames `first..=last` (GameStream frame numbers) and drops what
+    /// follows until a repair: a frame from an older picture, or a key frame.
+    InvalidateFrames {
+        first: u32,
+        last: u32,
+    },
     /// The client reported datagrams of a frame lost (for the FEC parity tuner).
     DatagramsLost(u32),
     /// The most datagrams the client lost in a row since its last report (for the parity).
@@ -179,6 +185,7 @@ mod tests {
             encoder: "software".into(),
             resume: None,
             pacing: Default::default(),
+            invalidation: true,
         };
         let audio = AudioParams {
             channels: crate::channels::Channels::Surround51,
@@ -194,6 +201,7 @@ mod tests {
             Command::StartAudio(audio),
             Command::Input(InputEvent::Text("hé\n".into())),
             Command::RequestIdr,
+            Command::InvalidateFrames { first: 7, last: 9 },
             Command::LossBurst(3),
             Command::EncoderThreads(4),
             Command::Stop,

@@ -89,6 +89,10 @@ pub struct VideoParams {
     pub resume: Option<VideoResume>,
     #[serde(default)]
     pub pacing: Pacing,
+    /// The client repairs lost frames by invalidating them (`Command::InvalidateFrames`):
+    /// the encoder keeps older pictures to repair from.
+    #[serde(default)]
+    pub invalidation: bool,
 }
 
 /// How a frame's datagrams leave the host (`pacing` in the host's configuration).
@@ -158,6 +162,15 @@ impl VideoResume {
 pub struct VideoStats {
     pub frames: u64,
     pub keyframes: u64,
+    /// P-frames that repaired a loss the client reported, from a picture it still held
+    /// (reference frame invalidation; the other repairs are key frames).
+    #[serde(default)]
+    pub repairs: u64,
+    /// Of `bytes`, what the key frames and the repairs took.
+    #[serde(default)]
+    pub keyframe_bytes: u64,
+    #[serde(default)]
+    pub repair_bytes: u64,
     pub bytes: u64,
     pub datagrams: u64,
     pub data_datagrams: u64,

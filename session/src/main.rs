@@ -218,7 +218,7 @@ fn main() -> anyhow::Result<()> {
                 }
                 let live = &session.live;
                 println!(
-                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} % ({}; loss seen {:.1} %), host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}; FEC blocks repaired: {}, lost: {}",
+                    "  sending: {:.0} fps, {} kbit/s, FEC parity {} % ({}; loss seen {:.1} %), host latency p50 {:.1} ms p99 {:.1} ms; key frames asked for: {}; lost frames reported: {}; FEC blocks repaired: {}, lost: {}",
                     live.fps(),
                     live.kbps(),
                     live.stats.fec_percent,
@@ -227,6 +227,7 @@ fn main() -> anyhow::Result<()> {
                     f64::from(live.stats.host_latency_us_p50) / 1000.0,
                     f64::from(live.stats.host_latency_us_p99) / 1000.0,
                     session.keyframe_requests,
+                    session.frames_invalidated,
                     session.blocks_repaired,
                     session.blocks_lost
                 );

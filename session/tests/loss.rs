@@ -143,7 +143,7 @@ fn requirements_or_skip() -> Option<(std::path::PathBuf, Vec<&'static str>)> {
 
 #[test]
 fn fec_recovers_video_over_a_lossy_link() {
-    let Some(out) = moonlight_over(RANDOM, "random", "", &test_pattern()) else { return };
+    let Some(out) = moonlight_over(RANDOM, "random", "", &test_pattern(), &[], &[]) else { return };
     eprintln!("{LOSS_PERCENT} % loss: {out}");
     // moonlight-common-c's video statistics count the data and parity datagrams that arrived
     // (it never fills in its "recovered" counter for video); the host knows how many it sent
@@ -174,8 +174,16 @@ fn fec_recovers_video_over_a_lossy_link() {
 /// A stock Moonlight client (moonlight-python) streaming `app` (1280x720@60, 10 Mbit/s, 300
 /// decoded frames) from a host configured with `host_toml` too, through a link that drops
 /// what `model` picks of the host's video datagrams: the client's report, the host's status
-/// in it (`None`: skipped, this machine lacks what the test needs).
-fn moonlight_over(model: &str, label: &str, host_toml: &str, app: &[String]) -> Option<serde_json::Value> {
+/// in it (`None`: skipped, this machine lacks what the test needs). The client's own
+/// arguments after its mode, and its environment, are `client_args` and `client_env`.
+fn moonlight_over(
+    model: &str,
+    label: &str,
+    host_toml: &str,
+    app: &[String],
+    client_args: &[&str],
+    client_env: &[(&str, &str)],
+) -> Option<serde_json::Value> {
     let (python, sudo) = requirements_or_skip()?;
     let name = format!("pf-loss-{label}-{}", std::process::id());
     let ns = Netns::create(&name, sudo, PORT + 9, model);
@@ -190,6 +198,8 @@ fn moonlight_over(model: &str, label: &str, host_toml: &str, app: &[String]) -> 
         .arg(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/moonlight_client.py"))
         .args([PORT.to_string(), API_PORT.to_string(), dir.join("client").display().to_string(), "Input Test".into(), "loss".into()])
+        .args(client_args)
+        .envs(client_env.iter().copied())
         .env("XDG_STATE_HOME", dir.join("state"))
         .output()
         .expect("running the Moonlight client");
@@ -202,6 +212,69 @@ fn moonlight_over(model: &str, label: &str, host_toml: &str, app: &[String]) -> 
 /// The test pattern, in a colour of its own.
 fn test_pattern() -> Vec<String> {
     vec![target_dir().join("punktfunk-test-pattern").display().to_string(), "--color".into(), "3080ff".into()]
+}
+
+/// 10 % of the host's video datagrams dropped at random and the parity held at 20 %, so that
+/// about one frame in ten is lost beyond FEC. A client whose decoder takes reference frame
+/// invalidation reports each loss and the host repairs it with a P-frame from a picture the
+/// client still holds; against the same link with a client that asks for key frames, in the
+/// same run. The test pattern moves (`--moving`: bars that scroll a bar a frame, noise that
+/// makes frames as large as the bitrate allows), and every stamped picture either client
+/// decoded is checked to show its own frame's bars: a repair that referred to a picture the
+/// client lacks would leave the pictures after it showing other frames' bars.
+#[test]
+fn a_frame_lost_beyond_fec_is_repaired_from_a_picture_the_client_holds() {
+    let app: Vec<String> = test_pattern().into_iter().chain(["--moving".into()]).collect();
+    let mut runs = Vec::new();
+    for (label, env) in [("keyframes", &[][..]), ("invalidation", &[("PUNKTFUNK_TEST_RFI", "1")][..])] {
+        let link = "numgen random mod 100 '<' 10";
+        let Some(out) = moonlight_over(link, label, "fec_max_percent = 20\n", &app, &["moving"], env) else { return };
+        let (host, session) = (out["status"]["last_video"].clone(), out["live_status"]["sessions"][0].clone());
+        let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} in {v}"));
+        let mut freezes: Vec<f64> = out["freezes_ms"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+        freezes.sort_by(f64::total_cmp);
+        let per = |bytes: u64, count: u64| bytes.checked_div(count).unwrap_or(0);
+        common::figure(&format!(
+            "repair after a loss beyond FEC, Moonlight at 10 % loss, 20 % parity, {label}: {} frames decoded, {} numbers skipped, {} freezes p50 {:.1} ms longest {:.1} ms; host sent {} key frames ({} B each on average) and {} repairs ({} B each), {} reports of lost frames; {} pictures checked, {} showed the bars of the picture before",
+            out["frames"],
+            out["frame_gaps"],
+            freezes.len(),
+            freezes.get(freezes.len() / 2).copied().unwrap_or(0.0),
+            freezes.last().copied().unwrap_or(0.0),
+            n(&host, "keyframes"),
+            per(n(&host, "keyframe_bytes"), n(&host, "keyframes")),
+            n(&host, "repairs"),
+            per(n(&host, "repair_bytes"), n(&host, "repairs")),
+            n(&session, "frames_invalidated"),
+            out["pictures_checked"],
+            out["pictures_wrong"].as_array().map_or(0, Vec::len),
+        ));
+        assert_eq!(out["frames"], 300, "the stream went on: {out}");
+        assert!(n(&out, "pictures_checked") >= 200, "the pictures were read: {out}");
+        // An encoder short of bits (after a key frame or a repair, the noise takes the rest)
+        // may leave the bars of one picture where the last one had them: one picture, mended
+        // by the next. A repair from a picture the client lacks would leave every picture
+        // after it wrong, the error carried along with the bars until the next key frame.
+        assert!(n(&out, "longest_wrong_run") <= 2, "{label}: pictures decoded from the wrong reference: {out}");
+        assert!(n(&out, "frame_gaps") > 0, "{label}: the link lost frames beyond FEC, as it must for the test: {out}");
+        runs.push((host, session));
+    }
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap();
+    let ((keyed, keyed_session), (repaired, session)) = (&runs[0], &runs[1]);
+    // Without invalidation each loss costs a key frame; with it, a P-frame.
+    assert_eq!(n(keyed, "repairs"), 0, "{keyed}");
+    assert_eq!(n(keyed_session, "frames_invalidated"), 0, "{keyed_session}");
+    assert!(n(session, "frames_invalidated") > 0, "the client reported its losses: {session}");
+    assert!(n(repaired, "repairs") >= 3, "losses were repaired from older pictures: {repaired}");
+    assert!(
+        n(repaired, "keyframes") * 2 < n(keyed, "keyframes"),
+        "repairs took the place of key frames: {} against {}",
+        n(repaired, "keyframes"),
+        n(keyed, "keyframes")
+    );
+    // What each costs in bytes is not compared here: the noise fills every frame to the
+    // bitrate's cap, key frame or not (a key frame costs picture quality instead). The
+    // encoder's own test measures it on a picture that leaves room.
 }
 
 /// The same link for punktfunk/1: 5 % of the host's data-plane datagrams dropped at random;
@@ -392,7 +465,9 @@ fn a_lost_change_to_a_still_screen_is_repaired() {
 fn parity_follows_the_loss_the_client_reports() {
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
-        let Some(out) = moonlight_over("numgen random mod 100 '<' 10", label, host, &["weston-simple-egl".into()]) else { return };
+        let Some(out) = moonlight_over("numgen random mod 100 '<' 10", label, host, &["weston-simple-egl".into()], &[], &[]) else {
+            return;
+        };
         let host = out["status"]["last_video"].clone();
         eprintln!(
             "figures: 10 % loss, {label} parity — {} frames decoded, {} numbers skipped; host: {} frames, {} key frames, {} datagrams ({} data), parity at the end {} %",
@@ -586,7 +661,7 @@ fn loss_matrix() {
             }
             for (parity, host) in [("fixed 20 %", "fec_max_percent = 20\n"), ("adaptive", "")] {
                 let label = format!("matrix-{percent}-{}-{}", kind.len(), host.len());
-                let Some(out) = moonlight_over(&model, &label, host, &app) else { return };
+                let Some(out) = moonlight_over(&model, &label, host, &app, &[], &[]) else { return };
                 let (h, live) = (&out["status"]["last_video"], &out["live_status"]["sessions"][0]["live"]["stats"]);
                 rows.push(format!(
                     "| {percent} % {kind} | Moonlight | {parity} | {} / {} | {} | {} | {} % |",

@@ -130,6 +130,19 @@ def _with_rumble(self):
 
 _stream.StreamingSession._make_connection_callbacks = _with_rumble
 
+# PUNKTFUNK_TEST_RFI: a decoder that takes reference frame invalidation (as Moonlight's
+# software decoder and most hardware ones say): a lost frame is reported for the host to
+# repair, and the client drops what follows until the repair, instead of asking for a key frame.
+if os.environ.get("PUNKTFUNK_TEST_RFI"):
+    _video_callbacks = _stream.StreamingSession._make_video_callbacks
+
+    def _with_rfi(self):
+        dr = _video_callbacks(self)
+        dr.capabilities |= 0x2  # CAPABILITY_REFERENCE_FRAME_INVALIDATION_AVC
+        return dr
+
+    _stream.StreamingSession._make_video_callbacks = _with_rfi
+
 
 def give_pin(pin, result, cli):
     """What the user does on the host, once the client waits for its PIN: `punktfunk pair
@@ -236,6 +249,19 @@ def stamp(frame):
     return (counter, row(1) & low) if (bits >> 32) & 0xFFFFFF == counter & 0xFFFFFF else None
 
 
+def bars_match(frame, counter):
+    """Whether the test pattern's moving strip (`--moving`) shows frame `counter`'s bars, as
+    the test-pattern crate's `bars_match` reads them: each bar's centre within 12 levels of
+    its grey. A frame decoded from the wrong reference shows another frame's bars."""
+    data = frame.data
+    h, w = data.shape[:2]
+    xs = np.arange(w // 16) * 16 + 8
+    px = data[(h * 3 // 8 + h // 2) // 2, xs].astype(int)
+    luma = (px[:, 0] * 3 + px[:, 1] * 6 + px[:, 2]) // 10
+    want = ((xs // 16 + counter) % 8) * 32 + 16
+    return bool(np.all(np.abs(luma - want) <= 12))
+
+
 def rtsp_replay(key, rtsp_port):
     """Sends one sealed OPTIONS twice, as a replay would, and returns the sequence numbers of
     the two sealed answers (each checked to open under the key with that number's IV)."""
@@ -289,13 +315,24 @@ if mode == "loss":
     out["pair"] = pair(client, server, "4321", "4321")
     client.start_stream(app=app_title, width=1280, height=720, fps=60, bitrate_kbps=10000, codec="h264",
                         output_format="rgb24", ready_timeout=30.0, record_audio=False)
-    numbers, decoded_at = [], []
+    # "moving": the test pattern's moving strip is checked on every stamped picture, and the
+    # longest run of pictures in a row that showed other bars than their own is reported.
+    moving = len(sys.argv) > 6 and sys.argv[6] == "moving"
+    numbers, decoded_at, checked, wrong, run, longest = [], [], 0, [], 0, 0
     deadline = time.monotonic() + 30
     for f in client.frames():
         numbers.append(f.frame_number)
         decoded_at.append(time.monotonic())
+        drawn = stamp(f) if moving else None
+        if drawn is not None:
+            checked += 1
+            run = 0 if bars_match(f, drawn[0]) else run + 1
+            if run:
+                wrong.append(f.frame_number)
+            longest = max(longest, run)
         if len(numbers) >= 300 or time.monotonic() > deadline:
             break
+    out["pictures_checked"], out["pictures_wrong"], out["longest_wrong_run"] = checked, wrong, longest
     out["frames"] = len(numbers)
     out["frame_gaps"] = sum(max(0, b - a - 1) for a, b in zip(numbers, numbers[1:]))
     # A frame lost beyond FEC freezes the picture until a clean one decodes (without

@@ -8,7 +8,7 @@ mod common;
 use common::{frame, stats};
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{Colour, Layout, Plane, Yuv, bgrx_to_ten_bit_scalar, bgrx_to_yuv, frame_rows_to_yuv};
-use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder};
+use punktfunk_streamer::encode::{Backend, Codec, EncoderConfig, FfmpegEncoder, VideoEncoder, software};
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat};
 use std::time::Instant;
 
@@ -129,16 +129,26 @@ fn main() {
         println!("| {w}x{h} BGRX→yuv420p10le, swscale default (bicubic) | {t50:.3} ms | {t99:.3} ms |");
         println!("| {w}x{h} ratio swscale / ours, 10-bit | {:.1}x | |", t50 / i50);
         drop(f);
-        for (codec, ten_bit, yuv444) in [
-            (Codec::H264, false, false),
-            (Codec::H264, false, true),
-            (Codec::Hevc, false, false),
-            (Codec::Hevc, true, false),
-            (Codec::Av1, false, false),
+        // H.264 three ways in the same run: through FFmpeg's libx264 wrapper (what streams
+        // used before), libx264 called directly (what they use now), and directly keeping
+        // older pictures for reference invalidation (a client that invalidates).
+        let mut h264 = Vec::new();
+        for (codec, ten_bit, yuv444, via) in [
+            (Codec::H264, false, false, Via::Ffmpeg),
+            (Codec::H264, false, false, Via::Direct),
+            (Codec::H264, false, false, Via::Invalidating),
+            (Codec::H264, false, true, Via::Direct),
+            (Codec::Hevc, false, false, Via::Ffmpeg),
+            (Codec::Hevc, true, false, Via::Ffmpeg),
+            (Codec::Av1, false, false, Via::Ffmpeg),
         ] {
             let mut config = EncoderConfig::new(codec, w, h, 60_000, 20_000_000);
             (config.format.ten_bit, config.format.yuv444) = (ten_bit, yuv444);
-            let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+            config.invalidation = via == Via::Invalidating;
+            let mut enc: Box<dyn VideoEncoder> = match via {
+                Via::Ffmpeg => Box::new(FfmpegEncoder::new(Backend::Software, config).unwrap()),
+                Via::Direct | Via::Invalidating => software(config).unwrap(),
+            };
             let (mut conv, mut encode, mut total) = (Vec::new(), Vec::new(), Vec::new());
             for n in 0..240 {
                 let f = frame(&pool, w, h, n);
@@ -149,19 +159,36 @@ fn main() {
                     total.push(f64::from(e.convert_us + e.encode_us) / 1e3);
                 }
             }
-            let name = match (codec, ten_bit, yuv444) {
-                (Codec::H264, _, false) => "x264 ultrafast/zerolatency",
-                (Codec::H264, _, true) => "x264 4:4:4 ultrafast/zerolatency",
-                (Codec::Hevc, false, _) => "x265 ultrafast/zerolatency",
-                (Codec::Hevc, true, _) => "x265 Main10 ultrafast/zerolatency",
+            let name = match (codec, ten_bit, yuv444, via) {
+                (Codec::H264, _, false, Via::Ffmpeg) => "x264 through FFmpeg ultrafast/zerolatency",
+                (Codec::H264, _, false, Via::Direct) => "x264 ultrafast/zerolatency",
+                (Codec::H264, _, false, Via::Invalidating) => "x264 keeping pictures to invalidate, ultrafast/zerolatency",
+                (Codec::H264, _, true, _) => "x264 4:4:4 ultrafast/zerolatency",
+                (Codec::Hevc, false, ..) => "x265 ultrafast/zerolatency",
+                (Codec::Hevc, true, ..) => "x265 Main10 ultrafast/zerolatency",
                 (Codec::Av1, ..) => "AV1 libaom realtime cpu-used 8",
             };
             for (what, v) in [("convert", conv), ("encode", encode), ("convert + encode", total)] {
                 let (m, p) = stats(v);
                 println!("| {w}x{h}@60 20 Mbit/s {name}, {what} | {m:.3} ms | {p:.3} ms |");
+                if codec == Codec::H264 && !yuv444 && what == "convert + encode" {
+                    h264.push(m);
+                }
             }
         }
+        if let [ffmpeg, direct, invalidating] = h264[..] {
+            println!("| {w}x{h} ratio x264 direct / through FFmpeg, convert + encode | {:.2}x | |", direct / ffmpeg);
+            println!("| {w}x{h} ratio keeping pictures / not | {:.2}x | |", invalidating / direct);
+        }
     }
+}
+
+/// How the bench reaches an encoder.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Ffmpeg,
+    Direct,
+    Invalidating,
 }
 
 /// `runs` timings of `f`, in milliseconds.

@@ -80,6 +80,7 @@ fn send_path(pool: &BufferPool, w: u32, h: u32, kbps: u64, pacing: Pacing) -> Ve
         encoder: "software".into(),
         resume: None,
         pacing,
+        invalidation: false,
     };
     let mut sender = VideoSender::new(params, host, peer, Arc::new(AtomicBool::new(false)), None).unwrap();
     let mut total = Vec::new();

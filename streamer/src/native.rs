@@ -230,6 +230,8 @@ impl NativeVideoSender {
             data_datagrams,
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
+            // punktfunk/1 repairs a lost frame with a key frame (its client asks for one).
+            repair: false,
             stages,
             fec_percent: self.parity.percent(),
             min_parity: self.sender.config().min_parity.min(u16::from(u8::MAX)) as u8,

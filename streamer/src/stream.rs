@@ -41,6 +41,11 @@ enum VideoCommand {
     Lost(u32),
     Burst(u32),
     Unrecoverable,
+    /// The client lost these frames (GameStream numbers) and waits for a repair.
+    Invalidate {
+        first: u32,
+        last: u32,
+    },
 }
 
 /// The video sender of the protocol the client speaks.
@@ -383,6 +388,11 @@ fn read_commands(
                 let _ = video.send(VideoCommand::Unrecoverable);
                 source.send(SourceCommand::Redraw);
             }
+            Command::InvalidateFrames { first, last } => {
+                let _ = video.send(VideoCommand::Invalidate { first, last });
+                // The repair goes out with the next frame, however still the screen is.
+                source.send(SourceCommand::Redraw);
+            }
             Command::DatagramsLost(n) => {
                 let _ = video.send(VideoCommand::Lost(n));
             }
@@ -509,7 +519,8 @@ impl StreamSink {
             | VideoCommand::SetBitrate(_)
             | VideoCommand::Lost(_)
             | VideoCommand::Burst(_)
-            | VideoCommand::Unrecoverable => return Ok(()),
+            | VideoCommand::Unrecoverable
+            | VideoCommand::Invalidate { .. } => return Ok(()),
         };
         self.sender = Some(sender);
         self.listener = Some(listener);
@@ -546,6 +557,18 @@ impl FrameSink for StreamSink {
                         s.parity().unrecoverable();
                     }
                 }
+                VideoCommand::Invalidate { first, last } => match self.sender.as_mut() {
+                    Some(MediaSender::GameStream(s)) => {
+                        s.parity().unrecoverable();
+                        s.invalidate(first, last);
+                    }
+                    // Only GameStream numbers frames this way: a key frame.
+                    Some(MediaSender::Native(s)) => {
+                        s.parity().unrecoverable();
+                        self.idr.store(true, Ordering::Relaxed);
+                    }
+                    None => {}
+                },
                 start => {
                     if let Err(e) = self.start_video(start) {
                         self.report(&Report::VideoFailed(e.to_string()));

@@ -2,9 +2,7 @@
 
 use ffmpeg_next as ff;
 use punktfunk_streamer::convert::{Colour, Layout, Matrix, Plane, Range, Yuv, bgrx_to_yuv};
-use punktfunk_streamer::encode::{
-    Backend, Choice, Codec, EncodedFrame, EncoderConfig, FfmpegEncoder, Format, SessionEncoder, VideoEncoder,
-};
+use punktfunk_streamer::encode::{Backend, Choice, Codec, EncodedFrame, EncoderConfig, Format, SessionEncoder, software};
 use punktfunk_streamer::gpu::GpuSurfaces;
 use punktfunk_streamer::{BufferPool, Frame, PixelFormat, Pixels, Rect};
 use std::time::Instant;
@@ -50,7 +48,9 @@ fn decode_all(codec: Codec, units: &[EncodedFrame]) -> Vec<ff::frame::Video> {
         Codec::Hevc => ff::codec::Id::HEVC,
         Codec::Av1 => ff::codec::Id::AV1,
     };
-    let mut dec = ff::codec::context::Context::new_with_codec(ff::decoder::find(id).unwrap()).decoder().video().unwrap();
+    let mut ctx = ff::codec::context::Context::new_with_codec(ff::decoder::find(id).unwrap());
+    ctx.set_threading(ff::threading::Config { kind: ff::threading::Type::Frame, count: 4, ..Default::default() });
+    let mut dec = ctx.decoder().video().unwrap();
     let mut out = Vec::new();
     let mut f = ff::frame::Video::empty();
     for u in units {
@@ -83,7 +83,7 @@ fn encode_decode_round_trip_keeps_the_picture() {
     for codec in [Codec::H264, Codec::Hevc, Codec::Av1] {
         let (w, h) = (640, 480);
         let pool = BufferPool::new((w * h * 4) as usize, 2);
-        let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 8_000_000)).unwrap();
+        let mut enc = software(EncoderConfig::new(codec, w, h, 60_000, 8_000_000)).unwrap();
         let mut units = Vec::new();
         let mut last_y = Vec::new();
         for n in 0..30 {
@@ -118,7 +118,7 @@ fn a_forced_idr_lands_on_the_requested_frame() {
     let (w, h) = (320, 240);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
     for codec in [Codec::H264, Codec::Hevc, Codec::Av1] {
-        let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(codec, w, h, 60_000, 4_000_000)).unwrap();
+        let mut enc = software(EncoderConfig::new(codec, w, h, 60_000, 4_000_000)).unwrap();
         let kinds: Vec<bool> = (0..20).map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 12).unwrap().unwrap().keyframe).collect();
         let keys: Vec<usize> = kinds.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
         assert_eq!(keys, [0, 12], "{codec:?}: key frames only at the start and where asked, one frame out per frame in");
@@ -129,7 +129,7 @@ fn a_forced_idr_lands_on_the_requested_frame() {
 fn a_bitrate_change_takes_effect() {
     let (w, h) = (640, 480);
     let pool = BufferPool::new((w * h * 4) as usize, 2);
-    let mut enc = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 20_000_000)).unwrap();
+    let mut enc = software(EncoderConfig::new(Codec::H264, w, h, 60_000, 20_000_000)).unwrap();
     let mut sizes = Vec::new();
     for n in 0..120 {
         if n == 60 {
@@ -145,7 +145,7 @@ fn a_bitrate_change_takes_effect() {
 
 #[test]
 fn odd_sizes_are_refused_with_a_clear_error() {
-    let e = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, 641, 480, 60_000, 1_000_000)).err().unwrap();
+    let e = software(EncoderConfig::new(Codec::H264, 641, 480, 60_000, 1_000_000)).err().unwrap();
     assert!(e.to_string().contains("must be even"));
 }
 
@@ -161,7 +161,7 @@ fn ten_bit_round_trip(codec: Codec) {
     let pool = BufferPool::new((w * h * 4) as usize, 2);
     let mut config = EncoderConfig::new(codec, w, h, 60_000, 8_000_000);
     config.format.ten_bit = true;
-    let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+    let mut enc = software(config).unwrap();
     let units: Vec<EncodedFrame> = (0..10).filter_map(|n| enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap()).collect();
     let decoded = decode_all(codec, &units);
     assert_eq!(decoded.len(), 10);
@@ -191,7 +191,7 @@ fn ten_bit_round_trip(codec: Codec) {
 fn ten_bit_h264_is_refused_with_a_clear_error() {
     let mut config = EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000);
     config.format.ten_bit = true;
-    let e = FfmpegEncoder::new(Backend::Software, config).err().unwrap();
+    let e = software(config).err().unwrap();
     assert!(e.to_string().contains("needs HEVC"), "{e}");
 }
 
@@ -212,7 +212,7 @@ fn the_stream_carries_the_matrix_and_range_the_client_asked_for() {
         for ten_bit in [false, true] {
             let mut config = EncoderConfig::new(Codec::Hevc, w, h, 60_000, 4_000_000);
             config.format = Format { colour: Colour { matrix, range }, ten_bit, yuv444: false };
-            let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+            let mut enc = software(config).unwrap();
             let units: Vec<EncodedFrame> = (0..3)
                 .filter_map(|n| {
                     let mut buffer = pool.take().unwrap();
@@ -269,7 +269,7 @@ fn four_four_four_keeps_one_pixel_colour_detail() {
     for codec in [Codec::H264, Codec::Hevc] {
         let mut config = EncoderConfig::new(codec, w, h, 30_000, 8_000_000);
         config.format.yuv444 = true;
-        let mut enc = FfmpegEncoder::new(Backend::Software, config).unwrap();
+        let mut enc = software(config).unwrap();
         let units: Vec<EncodedFrame> = (0..3)
             .filter_map(|n| {
                 let mut buffer = pool.take().unwrap();
@@ -333,8 +333,8 @@ fn frames_converted_already_are_taken_as_they_are() {
     for (codec, ten_bit, yuv444) in [(Codec::H264, false, false), (Codec::Hevc, true, false), (Codec::H264, false, true)] {
         let mut config = EncoderConfig::new(codec, w, h, 60_000, 4_000_000);
         (config.threads, config.format.ten_bit, config.format.yuv444) = (1, ten_bit, yuv444);
-        let mut plain = FfmpegEncoder::new(Backend::Software, config).unwrap();
-        let mut copying = FfmpegEncoder::new(Backend::Software, config).unwrap();
+        let mut plain = software(config).unwrap();
+        let mut copying = software(config).unwrap();
         let takes = copying.takes();
         assert!(matches!(takes, PixelFormat::Yuv { colour, .. } if colour == config.format.colour), "{takes:?}");
         for n in 0..5 {
@@ -382,7 +382,7 @@ fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
         rendered_at: Instant::now(),
         committed_at: Instant::now(),
     };
-    let mut bare = FfmpegEncoder::new(Backend::Software, EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
+    let mut bare = software(EncoderConfig::new(Codec::H264, w, h, 60_000, 4_000_000)).unwrap();
     assert!(bare.surfaces().is_none(), "x264 lends no surfaces");
     assert!(bare.encode(&in_surface(1), false).is_err());
     let idr = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -392,4 +392,111 @@ fn frames_in_surfaces_the_encoder_did_not_lend_are_skipped() {
     assert!(session.encode(&in_surface(2)).unwrap().is_none(), "skipped");
     assert!(session.encode(&synthetic(&pool, w, h, 3, false)).unwrap().unwrap().keyframe, "the key frame waited for a frame it takes");
     assert_eq!(surfaces.take().map(|l| l.index()), Some(0), "the skipped frame's surface came back");
+}
+
+/// Frame `n`'s luma as the encoder's input holds it.
+fn source_luma(pool: &BufferPool, w: u32, h: u32, n: u64) -> Vec<u8> {
+    let (mut y, mut uv) = (vec![0u8; (w * h) as usize], vec![0u8; (w * h / 2) as usize]);
+    let planes = Yuv::Nv12 { y: Plane { data: &mut y, stride: w as usize }, uv: Plane { data: &mut uv, stride: w as usize } };
+    bgrx_to_yuv(&synthetic(pool, w, h, n, false), Colour::default(), planes).unwrap();
+    y
+}
+
+#[test]
+fn a_lost_frame_is_repaired_from_an_older_picture_without_a_key_frame() {
+    let (w, h) = (640, 480);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    // Frame 20 is lost; 21 and 22 left before the client's report came, and the client drops
+    // them too (they refer to 20). Then frame 23 is encoded, after invalidating from 20 or not.
+    let through_a_loss = |invalidate: bool| {
+        let mut config = EncoderConfig::new(Codec::H264, w, h, 60_000, 8_000_000);
+        config.invalidation = true;
+        let mut enc = software(config).unwrap();
+        let (mut received, mut sizes) = (Vec::new(), Vec::new());
+        for n in 0..40u64 {
+            if n == 23 && invalidate {
+                assert!(enc.invalidate_from(20));
+            }
+            if n == 31 && invalidate {
+                assert!(enc.invalidate_from(30));
+            }
+            let unit = enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap().expect("one in, one out");
+            sizes.push((unit.data.len(), unit.keyframe));
+            if !(20..23).contains(&n) && n != 30 {
+                received.push(unit);
+            }
+        }
+        let decoded = decode_all(Codec::H264, &received);
+        assert_eq!(decoded.len(), received.len(), "the decoder shows what it got, and nothing in the gap");
+        // The worst picture from the repair on (frames 23..40 are decoded[20..]).
+        let worst = (23..40u64)
+            .filter(|&n| n != 30)
+            .map(|n| {
+                let d = &decoded[n as usize - if n > 30 { 4 } else { 3 }];
+                psnr_y(&source_luma(&pool, w, h, n), w as usize, d.data(0), d.stride(0), w as usize, h as usize)
+            })
+            .fold(f64::INFINITY, f64::min);
+        (sizes, worst)
+    };
+    let (sizes, worst) = through_a_loss(true);
+    let (repair, key) = (sizes[23], sizes[0]);
+    println!("repair {} B (a P-frame), key frame {} B; worst picture after: {worst:.1} dB", repair.0, key.0);
+    assert!(!repair.1, "the repair is a P-frame from frame 19");
+    assert!(repair.0 * 2 < key.0, "a repair costs far less than a key frame: {} B against {} B", repair.0, key.0);
+    assert!(worst > 35.0, "every picture from the repair on is right: {worst:.1} dB");
+    // The same loss without the repair: frame 23 refers to 22, which the client never had.
+    let (_, broken) = through_a_loss(false);
+    println!("without invalidating: worst picture {broken:.1} dB");
+    assert!(broken < 30.0, "without invalidation the picture is wrong ({broken:.1} dB): the test sees a bad repair");
+}
+
+#[test]
+fn a_loss_older_than_the_pictures_kept_is_repaired_with_a_key_frame() {
+    let (w, h) = (320, 240);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    let mut config = EncoderConfig::new(Codec::H264, w, h, 60_000, 2_000_000);
+    config.invalidation = true;
+    let mut enc = software(config).unwrap();
+    for n in 0..16 {
+        enc.encode(&synthetic(&pool, w, h, n, false), n == 0).unwrap();
+    }
+    // Eight pictures kept at this size (frames 8 to 15): from frame 3 on, none is left, and
+    // x264 makes the next frame a key frame itself.
+    assert!(enc.invalidate_from(3));
+    assert!(enc.encode(&synthetic(&pool, w, h, 16, false), false).unwrap().unwrap().keyframe);
+    // A frame it no longer remembers is no repair either.
+    assert!(!enc.invalidate_from(1000));
+    // An encoder opened without older pictures cannot repair: the caller asks for a key frame.
+    let mut plain = software(EncoderConfig::new(Codec::H264, w, h, 60_000, 2_000_000)).unwrap();
+    plain.encode(&synthetic(&pool, w, h, 0, false), true).unwrap();
+    assert!(!plain.invalidate_from(0));
+}
+
+#[test]
+fn every_picture_after_a_repair_is_shown_wherever_the_loss_falls() {
+    // Frame numbers count modulo 16 here: a loss at each of two cycles' positions, each
+    // repaired (or answered with a key frame where the encoder says it must be).
+    let (w, h) = (320, 240);
+    let pool = BufferPool::new((w * h * 4) as usize, 2);
+    let mut keyed = Vec::new();
+    for lost in 17..=48u64 {
+        let mut config = EncoderConfig::new(Codec::H264, w, h, 60_000, 2_000_000);
+        config.invalidation = true;
+        let mut enc = software(config).unwrap();
+        let mut received = Vec::new();
+        for n in 0..70u64 {
+            let repair = n == lost + 1 && !enc.invalidate_from(lost);
+            let unit = enc.encode(&synthetic(&pool, w, h, n, false), n == 0 || repair).unwrap().unwrap();
+            if repair {
+                keyed.push(lost);
+            }
+            if n != lost {
+                received.push(unit);
+            }
+        }
+        // FFmpeg's decoder holds back pictures it numbers out of order: none may be.
+        assert_eq!(decode_all(Codec::H264, &received).len(), received.len(), "a loss at frame {lost}");
+    }
+    // Frames 32 and 48 have frame number 0: their stand-ins would wrap.
+    assert_eq!(keyed, [32, 48]);
 }

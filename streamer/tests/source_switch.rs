@@ -164,6 +164,7 @@ fn a_stream_goes_on_across_a_change_of_source_and_a_repeated_start() {
         encoder: "software".into(),
         resume: None,
         pacing: Default::default(),
+        invalidation: false,
     };
     ipc::write(&mut daemon, &Command::StartVideo(params.clone())).unwrap();
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,11 +1,12 @@
 //! `punktfunk-test-pattern [--color RRGGBB] [--frames N] [--still-after N] [--input-log FILE]
-//! [--strict]`: a Wayland client that draws the test pattern (see the library docs) once per
+//! [--strict] [--moving]`: a Wayland client that draws the test pattern (see the library docs) once per
 //! frame callback, at whatever size the compositor configures, double-buffered; it exits
 //! after `--frames`, and stops drawing (a still picture, the window open) after
 //! `--still-after`, but for one frame after each press (an editor showing a typed key).
 //!
 //! `--strict` fails (exit 3) when a frame callback arrives while both buffers are still with
 //! the compositor, as weston's demo clients abort: a compositor must give one back first.
+//! `--moving` adds the scrolling bars and the noise (see the library docs).
 //!
 //! Input makes itself seen: every key or button press swaps the band's colour for its
 //! complement (visible in the stream), and with `--input-log` every keyboard and pointer
@@ -14,7 +15,7 @@
 
 use anyhow::Context;
 use memmap2::MmapMut;
-use punktfunk_test_pattern::{Canvas, draw};
+use punktfunk_test_pattern::{Canvas, draw_band, draw_moving, now_us, stamp};
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
@@ -65,6 +66,7 @@ fn main() -> anyhow::Result<()> {
     let mut still_after = u32::MAX;
     let mut log = None;
     let mut strict = false;
+    let mut moving = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -73,8 +75,11 @@ fn main() -> anyhow::Result<()> {
             "--still-after" => still_after = args.next().context("--still-after N")?.parse().context("--still-after N")?,
             "--input-log" => log = Some(File::create(args.next().context("--input-log FILE")?).context("creating the input log")?),
             "--strict" => strict = true,
+            "--moving" => moving = true,
             _ => {
-                anyhow::bail!("usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--still-after N] [--input-log FILE] [--strict]")
+                anyhow::bail!(
+                    "usage: punktfunk-test-pattern [--color RRGGBB] [--frames N] [--still-after N] [--input-log FILE] [--strict] [--moving]"
+                )
             }
         }
     }
@@ -114,7 +119,13 @@ fn main() -> anyhow::Result<()> {
         }
         let Some((i, buf)) = app.buffers.iter_mut().enumerate().find(|(_, b)| !b.busy) else { continue };
         let band = if app.presses % 2 == 1 { !color & 0xffffff } else { color };
-        draw(&mut Canvas { data: &mut buf.map, width: w, height: h, stride }, counter, band, punktfunk_test_pattern::now_us);
+        let mut canvas = Canvas { data: &mut buf.map, width: w, height: h, stride };
+        draw_band(&mut canvas, counter, band);
+        if moving {
+            draw_moving(&mut canvas, counter);
+        }
+        // Last: the stamp says when the whole picture was done.
+        stamp(&mut canvas, counter, now_us());
         buf.busy = true;
         surface.attach(Some(&app.buffers[i].buffer), 0, 0);
         surface.damage_buffer(0, 0, w as i32, h as i32);

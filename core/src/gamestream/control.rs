@@ -44,6 +44,8 @@ pub enum ControlError {
     Decrypt,
     #[error("inner length {0} does not match the message")]
     InnerLength(usize),
+    #[error("frames {0}..={1} run backwards")]
+    InvalidRange(u32, u32),
     #[error(transparent)]
     Input(#[from] input::InputError),
 }
@@ -52,13 +54,31 @@ pub enum ControlError {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Message {
     RequestIdr,
-    /// Reference-frame invalidation; without RFI support it is answered with an IDR too.
-    InvalidateRefs,
+    /// The client lost frames `first..=last` (and drops what follows until a repair):
+    /// reference frame invalidation (0x0301, little-endian first at 0 and last at 8).
+    InvalidateRefs {
+        first: u32,
+        last: u32,
+    },
     Input(InputPacket),
     /// How a frame that needed FEC (or was lost) arrived (Sunshine's extension, 0x5502).
     FecStatus(FecStatus),
     /// Ping, start, stats and other messages that only prove liveness.
     Other(u16),
+}
+
+/// 0x0301's payload: the first and last lost frames, little-endian at 0 and 8 (the rest is
+/// reserved). A range that runs backwards is no loss the client can have seen.
+fn invalidation(p: &[u8]) -> Result<Message, ControlError> {
+    if p.len() < 12 {
+        return Err(ControlError::InnerLength(p.len()));
+    }
+    let le32 = |at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
+    let (first, last) = (le32(0), le32(8));
+    if first > last {
+        return Err(ControlError::InvalidRange(first, last));
+    }
+    Ok(Message::InvalidateRefs { first, last })
 }
 
 /// A client's report on one FEC block of a frame that needed recovery or was lost
@@ -156,7 +176,7 @@ impl ControlCipher {
             seq,
             match ty {
                 TYPE_IDR => Message::RequestIdr,
-                TYPE_RFI => Message::InvalidateRefs,
+                TYPE_RFI => invalidation(&payload)?,
                 TYPE_INPUT => Message::Input(input::parse(&payload)?),
                 TYPE_FEC_STATUS => Message::FecStatus(FecStatus::parse(&payload)?),
                 other => Message::Other(other),
@@ -287,6 +307,14 @@ mod tests {
         assert_eq!(lost(3, 10, 2).burst(), Some(3), "a quarter of a block");
         assert_eq!(lost(2, 20, 4).burst(), None, "a block's share of random loss");
         assert_eq!(lost(1, 1, 2).burst(), None, "one datagram is no burst");
+        // Reference frame invalidation, as moonlight-common-c lays it out (24 bytes).
+        let mut rfi = [0u8; 24];
+        rfi[0..4].copy_from_slice(&70u32.to_le_bytes());
+        rfi[8..12].copy_from_slice(&72u32.to_le_bytes());
+        assert_eq!(c.decode(&c.seal_as_client(4, TYPE_RFI, &rfi)).unwrap(), Message::InvalidateRefs { first: 70, last: 72 });
+        assert_eq!(c.decode(&c.seal_as_client(5, TYPE_RFI, &rfi[..11])), Err(ControlError::InnerLength(11)));
+        rfi[8..12].copy_from_slice(&69u32.to_le_bytes());
+        assert_eq!(c.decode(&c.seal_as_client(6, TYPE_RFI, &rfi)), Err(ControlError::InvalidRange(70, 69)));
         assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
         let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
         assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));

@@ -40,8 +40,10 @@ impl Offer {
         }
         // 5.1 and 7.1 layouts (stereo is fixed in the client).
         s += &surround_params();
-        // Not `x-nv-video[0].refPicInvalidation`: reference frame invalidation is offered
-        // only by an encoder that honours it, and none here does (see ARCHITECTURE.md §3).
+        // Reference frame invalidation: the client reports lost frames (0x0301) instead of
+        // asking for a key frame; libx264 repairs them from an older picture, the other
+        // encoders with a key frame (which the client takes as well).
+        s += "a=x-nv-video[0].refPicInvalidation:1\n";
         s
     }
 }
@@ -97,6 +99,12 @@ impl StreamRequest {
         };
         let range = if self.csc_mode & 1 != 0 { Range::Full } else { Range::Limited };
         Format { colour: Colour { matrix, range }, ten_bit: self.hdr && self.codec != Codec::H264, yuv444: self.yuv444 }
+    }
+
+    /// The client repairs lost frames by invalidating them (it offers the decoder any
+    /// number of reference pictures, as moonlight-common-c does when it will).
+    pub fn invalidates(&self) -> bool {
+        self.max_ref_frames == 0
     }
 
     pub fn video_encrypted(&self) -> bool {
@@ -168,7 +176,9 @@ pub fn parse_announce(body: &str) -> Result<StreamRequest, SdpError> {
         },
         audio_high_quality: num("x-nv-audio.surround.AudioQuality", Some(0))? != 0,
         csc_mode: num("x-nv-video[0].encoderCscMode", Some(0))?,
-        max_ref_frames: num("x-nv-video[0].maxNumReferenceFrames", Some(0))?,
+        // Clients that invalidate say 0 (any number), the others 1; one that says nothing
+        // gets what asks least of its decoder.
+        max_ref_frames: num("x-nv-video[0].maxNumReferenceFrames", Some(1))?,
         slices: num("x-nv-video[0].videoEncoderSlicesPerFrame", Some(1))?.clamp(1, 64),
     })
 }
@@ -272,8 +282,7 @@ a=x-nv-aqos.packetDuration:5 \r\na=x-nv-video[0].encoderCscMode:2 \r\nt=0 0\r\nm
         assert!(d.contains("sprop-parameter-sets=AAAAAU") && !d.contains("AV1/90000"));
         assert!(d.contains("a=x-ss-general.encryptionSupported:7"));
         assert!(d.contains("a=fmtp:97 surround-params=642012453\n"), "{d}");
-        // No encoder here takes reference frame invalidation (FFmpeg exposes it for none):
-        // the client must not expect it, and asks for key frames.
-        assert!(!d.contains("refPicInvalidation"), "{d}");
+        // Offered: clients report lost frames for the encoder to repair.
+        assert!(d.contains("a=x-nv-video[0].refPicInvalidation:1\n"), "{d}");
     }
 }

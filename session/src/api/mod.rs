@@ -126,6 +126,10 @@ pub struct SessionInfo {
     /// Key frames the client asked for since the launch: each a loss FEC could not repair.
     #[serde(default)]
     pub keyframe_requests: u64,
+    /// Reports of frames a Moonlight client lost, repaired from a picture it held where the
+    /// encoder can (`live.stats.repairs`), else with a key frame.
+    #[serde(default)]
+    pub frames_invalidated: u64,
     /// FEC blocks a Moonlight client needed parity for and rebuilt with it, and those it
     /// lost (its FEC status reports).
     #[serde(default)]
@@ -462,6 +466,7 @@ fn status_of(host: &Host) -> Status {
         launch_to_first_frame_ms: s.first_frame_at.map(|t| t.duration_since(s.launched_at).as_millis() as u64),
         live: s.live.as_ref().filter(|(at, _)| at.elapsed() < LIVE_STALE).map(|(_, l)| l.clone()).unwrap_or_default(),
         keyframe_requests: s.keyframe_requests,
+        frames_invalidated: s.frames_invalidated,
         blocks_repaired: s.blocks_repaired,
         blocks_lost: s.blocks_lost,
         received: s.received.clone(),

@@ -258,7 +258,8 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
         _ => (None, None),
     };
     let command = match message {
-        Message::RequestIdr | Message::InvalidateRefs => Some(Command::RequestIdr),
+        Message::RequestIdr => Some(Command::RequestIdr),
+        Message::InvalidateRefs { first, last } => Some(Command::InvalidateFrames { first, last }),
         Message::FecStatus(status) => Some(Command::DatagramsLost(u32::from(status.missing))),
         // A client that may only watch steers nothing.
         Message::Input(_) if host.permissions(&bound.fingerprint).view_only => None,
@@ -274,6 +275,7 @@ fn dispatch(host: &Host, bound: &mut Bound, message: Message, out: &mut Vec<punk
     };
     host.streams.with(bound.stream, |s| {
         s.keyframe_requests += u64::from(matches!(command, Some(Command::RequestIdr)));
+        s.frames_invalidated += u64::from(matches!(command, Some(Command::InvalidateFrames { .. })));
         s.blocks_repaired += u64::from(repaired == Some(true));
         s.blocks_lost += u64::from(repaired == Some(false));
         for event in out.drain(..) {

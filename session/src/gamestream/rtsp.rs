@@ -199,6 +199,7 @@ fn respond(host: &Host, id: u64, req: &Request) -> Response {
                     encoder: host.config.encoder.clone(),
                     resume: None,
                     pacing: host.config.pacing,
+                    invalidation: r.invalidates(),
                 };
                 let audio = AudioParams {
                     channels: r.audio_channels,

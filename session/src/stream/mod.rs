@@ -114,6 +114,9 @@ pub struct Stream {
     pub live: Option<(Instant, LiveVideo)>,
     /// Key frames the client asked for: each is a loss FEC could not repair.
     pub keyframe_requests: u64,
+    /// Frames a Moonlight client reported lost for the encoder to repair (reference frame
+    /// invalidation): each also a loss FEC could not repair.
+    pub frames_invalidated: u64,
     /// FEC blocks a Moonlight client reported needing parity for: rebuilt, and lost.
     pub blocks_repaired: u64,
     pub blocks_lost: u64,
@@ -473,6 +476,7 @@ impl Streams {
             rtsp_session: hex::encode(rand::random::<[u8; 8]>()).to_uppercase(),
             live: None,
             keyframe_requests: 0,
+            frames_invalidated: 0,
             blocks_repaired: 0,
             blocks_lost: 0,
             copied: None,
@@ -854,6 +858,7 @@ mod tests {
             rtsp_session: String::new(),
             live: None,
             keyframe_requests: 0,
+            frames_invalidated: 0,
             blocks_repaired: 0,
             blocks_lost: 0,
             copied: None,

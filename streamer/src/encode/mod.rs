@@ -1,15 +1,18 @@
-//! Video encoders behind one interface: NVENC, VAAPI and software (libx264/libx265), all
-//! through FFmpeg, probed at startup and chosen by [`select::open`].
+//! Video encoders behind one interface: NVENC, VAAPI and software (libx265, libaom) through
+//! FFmpeg, H.264 on the CPU through libx264 itself (`x264.rs`: reference invalidation),
+//! probed at startup and chosen by [`select::open`].
 
 mod ffmpeg;
 pub mod select;
 mod session;
 mod vaapi;
+mod x264;
 
 pub use ffmpeg::FfmpegEncoder;
 pub use punktfunk_core::stream::{Codec, Format};
-pub use select::{Choice, Opened, open};
+pub use select::{Choice, Opened, open, software};
 pub use session::{SessionEncoder, set_threads};
+pub use x264::X264Encoder;
 
 use crate::frame::{Frame, PixelFormat};
 
@@ -38,12 +41,25 @@ pub struct EncoderConfig {
     pub threads: usize,
     /// Periodic intra refresh instead of key frames (smoother bitrate, slower recovery).
     pub intra_refresh: bool,
+    /// The client repairs lost frames by invalidating them ([`VideoEncoder::invalidate_from`]):
+    /// keep older pictures to fall back on.
+    pub invalidation: bool,
 }
 
 impl EncoderConfig {
     pub fn new(codec: Codec, width: u32, height: u32, refresh_mhz: u32, bitrate_bps: u64) -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8);
-        Self { codec, width, height, refresh_mhz, bitrate_bps, format: Format::default(), threads, intra_refresh: false }
+        Self {
+            codec,
+            width,
+            height,
+            refresh_mhz,
+            bitrate_bps,
+            format: Format::default(),
+            threads,
+            intra_refresh: false,
+            invalidation: false,
+        }
     }
 }
 
@@ -91,4 +107,10 @@ pub trait VideoEncoder: Send {
         None
     }
     fn backend(&self) -> Backend;
+    /// Forgets the pictures from input frame `seq` on as references (the client lost them):
+    /// the next frame refers only to older ones, or is a key frame where none is left.
+    /// False where this encoder cannot: the caller asks for a key frame instead.
+    fn invalidate_from(&mut self, _seq: u64) -> bool {
+        false
+    }
 }

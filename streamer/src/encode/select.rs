@@ -1,7 +1,7 @@
 //! Picking the encoder: GPU encoders when present (NVENC, then VAAPI), software otherwise,
 //! or what `--encoder` forces; with one line saying what was found and why.
 
-use super::{Backend, Codec, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder};
+use super::{Backend, Codec, EncodeError, EncoderConfig, FfmpegEncoder, VideoEncoder, X264Encoder};
 
 /// What the user asked for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,8 +50,21 @@ pub struct Opened {
 pub fn open(choice: Choice, config: EncoderConfig) -> Result<Opened, EncodeError> {
     open_first(choice, |backend| {
         precheck(backend).map_err(Attempt::Absent)?;
-        FfmpegEncoder::new(backend, config).map(|e| Box::new(e) as Box<dyn VideoEncoder>).map_err(Attempt::Failed)
+        match backend {
+            Backend::Software => software(config),
+            gpu => FfmpegEncoder::new(gpu, config).map(|e| Box::new(e) as Box<dyn VideoEncoder>),
+        }
+        .map_err(Attempt::Failed)
     })
+}
+
+/// The CPU encoder for `config`: libx264 itself for 8-bit H.264 (it takes reference
+/// invalidation), FFmpeg's libx265 and libaom otherwise.
+pub fn software(config: EncoderConfig) -> Result<Box<dyn VideoEncoder>, EncodeError> {
+    if config.codec == Codec::H264 && !config.format.ten_bit {
+        return X264Encoder::new(config).map(|e| Box::new(e) as Box<dyn VideoEncoder>);
+    }
+    FfmpegEncoder::new(Backend::Software, config).map(|e| Box::new(e) as Box<dyn VideoEncoder>)
 }
 
 /// Why a backend gave no encoder.
@@ -167,9 +180,7 @@ mod tests {
         let opened = open_first(Choice::Auto, |backend| match backend {
             Backend::Nvenc => Err(Attempt::Failed(EncodeError::Probe(exhausted.into()))),
             Backend::Vaapi => Err(Attempt::Absent("no DRM render node in /dev/dri".into())),
-            Backend::Software => FfmpegEncoder::new(backend, EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000))
-                .map(|e| Box::new(e) as Box<dyn VideoEncoder>)
-                .map_err(Attempt::Failed),
+            Backend::Software => software(EncoderConfig::new(Codec::H264, 320, 240, 60_000, 1_000_000)).map_err(Attempt::Failed),
         })
         .unwrap();
         assert_eq!(opened.encoder.backend(), Backend::Software);

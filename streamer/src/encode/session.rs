@@ -40,11 +40,24 @@ pub struct SessionEncoder {
     idr: Arc<AtomicBool>,
     /// The process's share of the cores (`THREADS`; a test's own).
     share: &'static AtomicUsize,
+    /// The client repairs losses by invalidation: encoders keep older pictures.
+    invalidation: bool,
 }
 
 impl SessionEncoder {
     pub fn new(codec: Codec, format: Format, refresh_mhz: u32, bitrate_bps: u64, choice: Choice, idr: Arc<AtomicBool>) -> Self {
-        Self { codec, format, refresh_mhz, bitrate_bps, choice, encoder: None, fell_back: None, idr, share: &THREADS }
+        Self { codec, format, refresh_mhz, bitrate_bps, choice, encoder: None, fell_back: None, idr, share: &THREADS, invalidation: false }
+    }
+
+    /// Encoders it opens keep older pictures, for a client that reports lost frames.
+    pub fn invalidating(self, invalidation: bool) -> Self {
+        Self { invalidation, ..self }
+    }
+
+    /// Forgets the pictures from input frame `seq` on (see [`VideoEncoder::invalidate_from`]);
+    /// false where the open encoder cannot.
+    pub fn invalidate_from(&mut self, seq: u64) -> bool {
+        self.encoder.as_mut().is_some_and(|e| e.invalidate_from(seq))
     }
 
     /// The next frame will be a key frame.
@@ -84,6 +97,7 @@ impl SessionEncoder {
         let mut config = EncoderConfig::new(self.codec, frame.width, frame.height, self.refresh_mhz, self.bitrate_bps);
         config.format = self.format;
         config.threads = threads(self.share, &config);
+        config.invalidation = self.invalidation;
         let reopen = self.encoder.as_ref().is_none_or(|e| {
             let open = e.config();
             (open.width, open.height) != size

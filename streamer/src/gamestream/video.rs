@@ -17,6 +17,7 @@ use punktfunk_core::pacer::{Pacer, PacerConfig};
 use punktfunk_core::stages::Stages;
 pub use punktfunk_core::stream::{VideoParams, VideoResume, VideoStats};
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,6 +80,8 @@ pub struct SentFrame {
     /// Datagrams the kernel refused to send (lost before the wire).
     pub unsent: usize,
     pub keyframe: bool,
+    /// A P-frame repairing a loss the client reported (from a picture before it).
+    pub repair: bool,
     /// The app's commit of the frame's content → last datagram handed to the kernel, stage
     /// by stage.
     pub stages: Stages<Duration>,
@@ -103,6 +106,9 @@ impl StatsRecorder {
         let s = &mut self.stats;
         s.frames += 1;
         s.keyframes += u64::from(sent.keyframe);
+        s.repairs += u64::from(sent.repair);
+        s.keyframe_bytes += if sent.keyframe { sent.bytes as u64 } else { 0 };
+        s.repair_bytes += if sent.repair { sent.bytes as u64 } else { 0 };
         s.bytes += sent.bytes as u64;
         s.datagrams += sent.datagrams as u64;
         s.data_datagrams += sent.data_datagrams as u64;
@@ -157,7 +163,18 @@ pub struct VideoSender {
     send_errors: u64,
     /// The parity, moved by the loss the client reports.
     parity: Parity,
+    /// The frames recently sent: their numbers and the encoder's input sequence numbers,
+    /// to find the picture a client's lost frame number names.
+    sent: VecDeque<(u32, u64)>,
+    /// The next frame repairs a loss: the encoder forgot the pictures from it on.
+    repair_pending: bool,
+    /// The last frame that repaired (a key frame or a repair): what the client reports
+    /// of frames before it, the repair covers already.
+    repaired_at: Option<u32>,
 }
+
+/// Frames whose numbers are kept for invalidation: more than any encoder keeps pictures.
+const SENT_KEPT: usize = 64;
 
 impl VideoSender {
     /// A sender for a new stream, or one that goes on from `resume` (the same stream started
@@ -192,9 +209,39 @@ impl VideoSender {
             bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
-        );
+        )
+        .invalidating(params.invalidation);
         let (next_index, epoch) = resume.map_or((1, Instant::now()), |r| (r.next_index, r.epoch));
-        Ok(Self { params, socket, peer, encoder, packetizer, pacer, next_index, epoch, send_errors: 0, parity })
+        Ok(Self {
+            params,
+            socket,
+            peer,
+            encoder,
+            packetizer,
+            pacer,
+            next_index,
+            epoch,
+            send_errors: 0,
+            parity,
+            sent: VecDeque::with_capacity(SENT_KEPT),
+            repair_pending: false,
+            repaired_at: None,
+        })
+    }
+
+    /// The client lost frames `first..=last` and drops every frame until a repair: the
+    /// encoder forgets the pictures from `first` on, so that the next frame refers only to
+    /// one the client holds (a key frame where the encoder cannot, or keeps none that old).
+    pub fn invalidate(&mut self, first: u32, last: u32) {
+        // The client reports each frame it drops while the repair is on its way.
+        if self.repaired_at.is_some_and(|at| last < at) {
+            return;
+        }
+        let seq = self.sent.iter().find(|(index, _)| *index == first).map(|&(_, seq)| seq);
+        match seq {
+            Some(seq) if self.encoder.invalidate_from(seq) => self.repair_pending = true,
+            _ => self.encoder.request_keyframe(),
+        }
     }
 
     /// What the client reported of the link: it steers the parity.
@@ -264,6 +311,14 @@ impl VideoSender {
         clock.encoded(encoded.convert_us);
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1).max(1);
+        if self.sent.len() == SENT_KEPT {
+            self.sent.pop_front();
+        }
+        self.sent.push_back((index, encoded.seq));
+        let repair = std::mem::take(&mut self.repair_pending) && !encoded.keyframe;
+        if encoded.keyframe || repair {
+            self.repaired_at = Some(index);
+        }
         let rtp_timestamp = (rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
         // What Moonlight shows as the host's latency: from the app's commit, not the render.
         let latency_100us = (committed_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;
@@ -276,7 +331,11 @@ impl VideoSender {
         let datagrams = match self.packetizer.packetize(&VideoFrame {
             index,
             rtp_timestamp,
-            frame_type: if encoded.keyframe { FrameType::Idr } else { FrameType::P },
+            frame_type: match (encoded.keyframe, repair) {
+                (true, _) => FrameType::Idr,
+                (false, true) => FrameType::AfterInvalidation,
+                (false, false) => FrameType::P,
+            },
             latency_100us,
             bitstream: &bitstream,
         }) {
@@ -314,6 +373,7 @@ impl VideoSender {
             data_datagrams,
             unsent: (self.send_errors - errors_before) as usize,
             keyframe: encoded.keyframe,
+            repair,
             stages,
             fec_percent,
             min_parity: self.packetizer.config().min_parity,
@@ -349,6 +409,7 @@ mod tests {
                 data_datagrams: 1,
                 unsent: 0,
                 keyframe: ms == 1,
+                repair: ms == 50,
                 stages,
                 fec_percent: 20,
                 min_parity: 2,
@@ -357,7 +418,8 @@ mod tests {
             });
         }
         let s = r.take();
-        assert_eq!((s.frames, s.keyframes, s.bytes, s.datagrams), (100, 1, 1000, 200));
+        assert_eq!((s.frames, s.keyframes, s.repairs, s.bytes, s.datagrams), (100, 1, 1, 1000, 200));
+        assert_eq!((s.keyframe_bytes, s.repair_bytes), (10, 10));
         // Every frame took its 1..=100 ms plus 1 ms.
         assert_eq!((s.host_latency_us_mean, s.host_latency_us_p50, s.host_latency_us_p99), (51_500, 52_000, 100_000));
         assert_eq!(

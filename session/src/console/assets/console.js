@@ -197,7 +197,7 @@ function showStatus(status) {
     const kbps = (live.stats.bytes || 0) * 8 / window;
     const fps = (live.stats.frames || 0) * 1000 / window;
     const points = history.get(s.id) || [];
-    const lost = s.received ? s.received.frames_lost : s.keyframe_requests;
+    const lost = s.received ? s.received.frames_lost : s.keyframe_requests + (s.frames_invalidated ?? 0);
     const repaired = (s.received ? s.received.frames_recovered : s.blocks_repaired) || 0;
     const latency = (live.stats.host_latency_us_p50 || 0) / 1000;
     const last = points[points.length - 1];
@@ -211,7 +211,7 @@ function showStatus(status) {
     const health = el("canvas", { width: "360", height: "90", class: "plot health", "data-points": String(points.length), "aria-label": "latency, FEC parity, FEC repairs and losses, last minute" });
     plot(health, [[points.map((p) => p.latency), "#10b981"], [points.map((p) => p.fec), "#8b5cf6"], [points.map((p) => p.repairNow), "#06b6d4"], [points.map((p) => p.lossNow), "#dc2626"]]);
     const received = s.received;
-    const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.blocks_repaired} blocks repaired by FEC, ${s.blocks_lost} lost, ${s.keyframe_requests} key frames asked for`;
+    const loss = received ? `${received.frames_lost ?? 0} frames lost, ${received.frames_recovered ?? 0} repaired` : `${s.blocks_repaired} blocks repaired by FEC, ${s.blocks_lost} lost, ${s.keyframe_requests} key frames asked for, ${s.frames_invalidated ?? 0} lost frames reported for repair`;
     const figures = [
       `${fps.toFixed(0)} fps`,
       `${(kbps / 1000).toFixed(1)} Mbit/s`,
