@@ -558,9 +558,12 @@ impl FrameSink for StreamSink {
                     }
                 }
                 VideoCommand::Invalidate { first, last } => match self.sender.as_mut() {
+                    // A loss beyond FEC for the parity, once per loss (not per report).
                     Some(MediaSender::GameStream(s)) => {
-                        s.parity().unrecoverable();
-                        s.invalidate(first, last);
+                        let new_loss = s.invalidate(first, last);
+                        if new_loss {
+                            s.parity().unrecoverable();
+                        }
                     }
                     // Only GameStream numbers frames this way: a key frame.
                     Some(MediaSender::Native(s)) => {

@@ -232,16 +232,18 @@ impl VideoSender {
     /// The client lost frames `first..=last` and drops every frame until a repair: the
     /// encoder forgets the pictures from `first` on, so that the next frame refers only to
     /// one the client holds (a key frame where the encoder cannot, or keeps none that old).
-    pub fn invalidate(&mut self, first: u32, last: u32) {
+    /// False for a report the last repair covers already: no new loss.
+    pub fn invalidate(&mut self, first: u32, last: u32) -> bool {
         // The client reports each frame it drops while the repair is on its way.
         if self.repaired_at.is_some_and(|at| last < at) {
-            return;
+            return false;
         }
         let seq = self.sent.iter().find(|(index, _)| *index == first).map(|&(_, seq)| seq);
         match seq {
             Some(seq) if self.encoder.invalidate_from(seq) => self.repair_pending = true,
             _ => self.encoder.request_keyframe(),
         }
+        true
     }
 
     /// What the client reported of the link: it steers the parity.
