@@ -464,8 +464,12 @@ fn a_loss_older_than_the_pictures_kept_is_repaired_with_a_key_frame() {
     // x264 makes the next frame a key frame itself.
     assert!(enc.invalidate_from(3));
     assert!(enc.encode(&synthetic(&pool, w, h, 16, false), false).unwrap().unwrap().keyframe);
-    // A frame it no longer remembers is no repair either.
+    // A frame it no longer remembers is no repair either, nor one before a key frame (the
+    // client lacks the key frame too: frame 16 was one).
     assert!(!enc.invalidate_from(1000));
+    enc.encode(&synthetic(&pool, w, h, 17, false), false).unwrap();
+    assert!(!enc.invalidate_from(15));
+    assert!(enc.invalidate_from(17));
     // An encoder opened without older pictures cannot repair: the caller asks for a key frame.
     let mut plain = software(EncoderConfig::new(Codec::H264, w, h, 60_000, 2_000_000)).unwrap();
     plain.encode(&synthetic(&pool, w, h, 0, false), true).unwrap();

@@ -44,8 +44,6 @@ pub enum ControlError {
     Decrypt,
     #[error("inner length {0} does not match the message")]
     InnerLength(usize),
-    #[error("frames {0}..={1} run backwards")]
-    InvalidRange(u32, u32),
     #[error(transparent)]
     Input(#[from] input::InputError),
 }
@@ -68,17 +66,18 @@ pub enum Message {
 }
 
 /// 0x0301's payload: the first and last lost frames, little-endian at 0 and 8 (the rest is
-/// reserved). A range that runs backwards is no loss the client can have seen.
-fn invalidation(p: &[u8]) -> Result<Message, ControlError> {
+/// reserved). One too short or running backwards still says the client lost something and
+/// waits for a repair: a key frame repairs whatever it was.
+fn invalidation(p: &[u8]) -> Message {
     if p.len() < 12 {
-        return Err(ControlError::InnerLength(p.len()));
+        return Message::RequestIdr;
     }
     let le32 = |at: usize| u32::from_le_bytes([p[at], p[at + 1], p[at + 2], p[at + 3]]);
     let (first, last) = (le32(0), le32(8));
     if first > last {
-        return Err(ControlError::InvalidRange(first, last));
+        return Message::RequestIdr;
     }
-    Ok(Message::InvalidateRefs { first, last })
+    Message::InvalidateRefs { first, last }
 }
 
 /// A client's report on one FEC block of a frame that needed recovery or was lost
@@ -176,7 +175,7 @@ impl ControlCipher {
             seq,
             match ty {
                 TYPE_IDR => Message::RequestIdr,
-                TYPE_RFI => invalidation(&payload)?,
+                TYPE_RFI => invalidation(&payload),
                 TYPE_INPUT => Message::Input(input::parse(&payload)?),
                 TYPE_FEC_STATUS => Message::FecStatus(FecStatus::parse(&payload)?),
                 other => Message::Other(other),
@@ -312,9 +311,10 @@ mod tests {
         rfi[0..4].copy_from_slice(&70u32.to_le_bytes());
         rfi[8..12].copy_from_slice(&72u32.to_le_bytes());
         assert_eq!(c.decode(&c.seal_as_client(4, TYPE_RFI, &rfi)).unwrap(), Message::InvalidateRefs { first: 70, last: 72 });
-        assert_eq!(c.decode(&c.seal_as_client(5, TYPE_RFI, &rfi[..11])), Err(ControlError::InnerLength(11)));
+        // Malformed, it is still a loss: a key frame.
+        assert_eq!(c.decode(&c.seal_as_client(5, TYPE_RFI, &rfi[..11])).unwrap(), Message::RequestIdr);
         rfi[8..12].copy_from_slice(&69u32.to_le_bytes());
-        assert_eq!(c.decode(&c.seal_as_client(6, TYPE_RFI, &rfi)), Err(ControlError::InvalidRange(70, 69)));
+        assert_eq!(c.decode(&c.seal_as_client(6, TYPE_RFI, &rfi)).unwrap(), Message::RequestIdr);
         assert_eq!(c.decode(&c.seal_as_client(1, TYPE_PING, &[4, 0, 0, 0, 0, 0, 0, 0])).unwrap(), Message::Other(TYPE_PING));
         let key_down = [0, 0, 0, 10, 3, 0, 0, 0, 0, 0x41, 0x80, 0, 0, 0];
         assert!(matches!(c.decode(&c.seal_as_client(2, TYPE_INPUT, &key_down)).unwrap(), Message::Input(_)));

@@ -221,7 +221,12 @@ impl VideoEncoder for X264Encoder {
         let keyframe = out.b_keyframe != 0;
         if let Some(modulus) = self.frame_num_modulus {
             // Every picture is a reference (no B-frames): `frame_num` counts them from the IDR.
-            let frame_num = if keyframe { 0 } else { self.frame_nums.back().map_or(0, |&(_, n)| (n + 1) % modulus) };
+            // Nothing before an IDR can be repaired from after it: those are forgotten.
+            let idr = out.i_type == x::X264_TYPE_IDR as i32;
+            if idr {
+                self.frame_nums.clear();
+            }
+            let frame_num = if idr { 0 } else { self.frame_nums.back().map_or(0, |&(_, n)| (n + 1) % modulus) };
             if self.frame_nums.len() == FRAME_NUMS_KEPT {
                 self.frame_nums.pop_front();
             }

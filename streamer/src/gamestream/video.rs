@@ -234,8 +234,9 @@ impl VideoSender {
     /// one the client holds (a key frame where the encoder cannot, or keeps none that old).
     /// False for a report the last repair covers already: no new loss.
     pub fn invalidate(&mut self, first: u32, last: u32) -> bool {
-        // The client reports each frame it drops while the repair is on its way.
-        if self.repaired_at.is_some_and(|at| last < at) {
+        // The client reports each frame it drops while the repair is on its way: a repair
+        // not sent yet covers every later frame too, one sent covers the frames before it.
+        if self.repair_pending || self.repaired_at.is_some_and(|at| last < at) {
             return false;
         }
         let seq = self.sent.iter().find(|(index, _)| *index == first).map(|&(_, seq)| seq);
