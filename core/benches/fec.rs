@@ -174,7 +174,7 @@ fn whole_path(c: &mut Criterion) {
     g.bench_function("punktfunk1", |b| {
         b.iter(|| {
             index += 1;
-            black_box(pf.packetize(&Frame { id: index, keyframe: false, timestamp_us: 0, data: &frame }).unwrap().count());
+            black_box(pf.packetize(&Frame { id: index, keyframe: false, repair: false, timestamp_us: 0, data: &frame }).unwrap().count());
         })
     });
     g.finish();
@@ -193,7 +193,7 @@ fn receive_path(c: &mut Criterion) {
         b.iter_batched(
             || {
                 id += 1;
-                tx.packetize(&Frame { id, keyframe: false, timestamp_us: 0, data: &frame })
+                tx.packetize(&Frame { id, keyframe: false, repair: false, timestamp_us: 0, data: &frame })
                     .unwrap()
                     .iter()
                     .map(<[u8]>::to_vec)

@@ -97,8 +97,8 @@ const WINDOW: u32 = 256;
 /// Consecutive out-of-window shards after which the assembler follows them (a restart).
 const RESYNC_AFTER: u32 = 64;
 
-/// `a` is before `b` in wrapping frame-id order.
-fn before(a: u32, b: u32) -> bool {
+/// `a` is before `b` in wrapping frame-id order (up to 2^31 frames before).
+pub fn before(a: u32, b: u32) -> bool {
     (a.wrapping_sub(b) as i32) < 0
 }
 

@@ -284,6 +284,11 @@ pub struct NativeVideoParams {
     /// same keys); `None`: a fresh start.
     #[serde(default)]
     pub resume: Option<NativeResume>,
+    /// The client reports lost frames and drops frames until a repair
+    /// (`Command::InvalidateFrames`): the encoder keeps older pictures to repair from, and
+    /// repairs go out flagged.
+    #[serde(default)]
+    pub invalidation: bool,
 }
 
 /// Where a punktfunk/1 stream stands when the next process of a login stream goes on with it

@@ -165,6 +165,7 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
         fps: 120,
         ten_bit: true,
         yuv444: false,
+        repairs: false,
     }));
 
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Key { code: 30, pressed: true }));

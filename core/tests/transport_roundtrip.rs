@@ -82,7 +82,7 @@ fn native_run(cfg: StreamConfig, frames: &[Vec<u8>], drop: &dyn Fn(u32, usize) -
     for (n, f) in frames.iter().enumerate() {
         let id = n as u32;
         let wire: Vec<Vec<u8>> = tx
-            .packetize(&Frame { id, keyframe: n == 0, timestamp_us: 1000 * n as u64, data: f })
+            .packetize(&Frame { id, keyframe: n == 0, repair: false, timestamp_us: 1000 * n as u64, data: f })
             .unwrap()
             .iter()
             .map(<[u8]>::to_vec)
@@ -134,7 +134,7 @@ fn native_parity_moves_within_the_ceiling() {
         tx.set_fec_percent(percent);
         let data = bytes(28_000, n as u8); // 20 data shards
         let wire: Vec<Vec<u8>> = tx
-            .packetize(&Frame { id: n as u32, keyframe: n == 0, timestamp_us: 0, data: &data })
+            .packetize(&Frame { id: n as u32, keyframe: n == 0, repair: false, timestamp_us: 0, data: &data })
             .unwrap()
             .iter()
             .map(<[u8]>::to_vec)
@@ -176,8 +176,12 @@ fn native_min_parity_outlives_a_burst() {
     for (id, min_parity) in [(0u32, 2u16), (1, 3), (2, 9), (3, 3)] {
         tx.set_min_parity(min_parity);
         let data = bytes(700, id as u8);
-        let wire: Vec<Vec<u8>> =
-            tx.packetize(&Frame { id, keyframe: true, timestamp_us: 0, data: &data }).unwrap().iter().map(<[u8]>::to_vec).collect();
+        let wire: Vec<Vec<u8>> = tx
+            .packetize(&Frame { id, keyframe: true, repair: false, timestamp_us: 0, data: &data })
+            .unwrap()
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect();
         assert_eq!(wire.len(), 1 + usize::from(min_parity.clamp(2, MAX_BURST_PARITY)), "frame {id}");
         // A burst of 3 takes the frame's first datagrams.
         for d in &wire[3.min(wire.len())..] {
@@ -216,7 +220,11 @@ fn native_a_later_process_goes_on_under_the_same_key() {
     };
     let wire = |tx: &mut Sender, id: u32| -> Vec<Vec<u8>> {
         let data = bytes(3000, id as u8);
-        tx.packetize(&Frame { id, keyframe: false, timestamp_us: 0, data: &data }).unwrap().iter().map(<[u8]>::to_vec).collect()
+        tx.packetize(&Frame { id, keyframe: false, repair: false, timestamp_us: 0, data: &data })
+            .unwrap()
+            .iter()
+            .map(<[u8]>::to_vec)
+            .collect()
     };
     let mut straggler = Vec::new();
     for id in 0..5 {
@@ -251,13 +259,35 @@ fn native_a_later_process_goes_on_under_the_same_key() {
     assert_eq!(rx.take_longest_gap(), 1, "no burst from the jump");
 }
 
+/// Frames that never came, more than a receiver reports one by one (a link gone for seconds,
+/// a stream's process that died): the first of them is reported lost, once and not counted,
+/// so that a client waits for a key frame instead of decoding from pictures it lacks.
+#[test]
+fn native_a_long_gap_is_one_loss() {
+    let cfg = StreamConfig { key: Some([7; 16]), ..StreamConfig::default() };
+    let (mut tx, mut rx) = (Sender::new(cfg).unwrap(), Receiver::new(cfg).unwrap());
+    let mut got = Vec::new();
+    for id in [0, 1, 100, 101] {
+        let data = bytes(900, id as u8);
+        for d in tx.packetize(&Frame { id, keyframe: id == 100, repair: false, timestamp_us: 0, data: &data }).unwrap().iter() {
+            rx.push(d, |e| match e {
+                FrameEvent::Frame { id, .. } => got.push(Got::Frame(id, true)),
+                FrameEvent::Lost { id } => got.push(Got::Lost(id)),
+            })
+            .unwrap();
+        }
+    }
+    assert_eq!(got, [Got::Frame(0, true), Got::Frame(1, true), Got::Lost(2), Got::Frame(100, true), Got::Frame(101, true)]);
+    assert_eq!(rx.stats().frames_lost, 0, "a jump is not counted as frames lost");
+}
+
 /// Clean frames from `tx` to `rx`, numbered from `id`, until [`REORDER`] datagrams went: what
 /// went missing before them settles as lost.
 fn settle(tx: &mut Sender, rx: &mut Receiver, mut id: u32) {
     let mut sent = 0;
     while sent < REORDER {
         let data = bytes(700, id as u8);
-        for d in tx.packetize(&Frame { id, keyframe: false, timestamp_us: 0, data: &data }).unwrap().iter() {
+        for d in tx.packetize(&Frame { id, keyframe: false, repair: false, timestamp_us: 0, data: &data }).unwrap().iter() {
             rx.push(d, |_| {}).unwrap();
             sent += 1;
         }

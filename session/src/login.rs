@@ -433,6 +433,7 @@ mod tests {
             encoder: "software".into(),
             pacing: Default::default(),
             resume: None,
+            invalidation: false,
         }
     }
 

@@ -193,9 +193,10 @@ fn main() -> anyhow::Result<()> {
             }
             if let Some(v) = &s.last_video {
                 println!(
-                    "last video stream: {} frames, {} key frames, FEC parity at the end {} % (at least {} shards a block; {}; loss seen {:.1} %), host latency p50 {:.1} ms",
+                    "last video stream: {} frames, {} key frames, {} repairs, FEC parity at the end {} % (at least {} shards a block; {}; loss seen {:.1} %), host latency p50 {:.1} ms",
                     v.frames,
                     v.keyframes,
+                    v.repairs,
                     v.fec_percent,
                     v.min_parity,
                     v.parity_why.describe(),

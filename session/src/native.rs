@@ -310,6 +310,12 @@ impl<'a> Connection<'a> {
                     s.send(&Command::RequestIdr);
                 });
             }
+            HostEvent::FramesLost { first, last } => {
+                owned(host, self.session, |s| {
+                    s.frames_invalidated += 1;
+                    s.send(&Command::InvalidateFrames { first, last });
+                });
+            }
             HostEvent::Stats(stats) => {
                 owned(host, self.session, |s| {
                     // What the client lost since its last report steers the parity.
@@ -477,6 +483,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         pacing: host.config.pacing,
         // A login stream's process gets where it goes on from as it sends (Stream::send).
         resume: None,
+        invalidation: req.repairs,
     };
     let data_port = host.streams.with(id, |s| s.ports.native).ok_or("the session ended at once")?;
     let started = Started {
@@ -493,6 +500,7 @@ async fn start(host: &Arc<Host>, client: &Client, req: &StartRequest) -> Result<
         fps: req.fps,
         ten_bit: params.format.ten_bit,
         yuv444: params.format.yuv444,
+        repairs: params.invalidation,
     };
     host.streams
         .with(id, |s| {

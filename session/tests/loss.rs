@@ -277,6 +277,56 @@ fn a_frame_lost_beyond_fec_is_repaired_from_a_picture_the_client_holds() {
     // encoder's own test measures it on a picture that leaves room.
 }
 
+/// The same for punktfunk/1: 10 % of the host's data-plane datagrams dropped at random, the
+/// parity held at 20 %, the moving test pattern. `punktfunk-client` drops every frame after
+/// a loss until its repair and reports the loss by number; the host repairs it with a P-frame
+/// from a picture before it. Against a client that asks for key frames (`--no-repairs`) in
+/// the same run; both check every stamped picture's bars (a repair that referred to a picture
+/// the client lacks would show other frames' bars until the next key frame).
+#[test]
+fn punktfunk1_repairs_a_frame_lost_beyond_fec_from_a_picture_the_client_holds() {
+    let app: Vec<String> = test_pattern().into_iter().chain(["--moving".into()]).collect();
+    let mut runs = Vec::new();
+    for (label, args) in [("keyframes", &["--check-bars", "--no-repairs"][..]), ("repairs", &["--check-bars"][..])] {
+        let link = "numgen random mod 100 '<' 10";
+        let Some((stats, status)) = native_streaming(link, &format!("repair-{label}"), "fec_max_percent = 20\n", &app, 10_000, args) else {
+            return;
+        };
+        let n = |k: &str| stats[k].as_u64().unwrap_or_else(|| panic!("{k} in {stats}"));
+        let bars = &stats["bars"];
+        let (keyframes, repairs) = (said_after(&status, "frames, "), said_after(&status, "key frames, "));
+        let recovery = &stats["recovery"];
+        common::figure(&format!(
+            "repair after a loss beyond FEC, punktfunk/1 at 10 % loss, 20 % parity, {label}: {} frames decoded, {} lost, {} dropped waiting; waits (noticed → next picture) {} p50 {:.1} ms p99 {:.1} ms; host sent {keyframes} key frames and {repairs} repairs; asked {} key frames, {} repairs; {} pictures checked, {} wrong, longest run {}",
+            n("frames_decoded"),
+            n("frames_lost"),
+            n("frames_dropped"),
+            recovery["n"],
+            recovery["p50_us"].as_f64().unwrap_or(0.0) / 1000.0,
+            recovery["p99_us"].as_f64().unwrap_or(0.0) / 1000.0,
+            n("keyframe_requests"),
+            n("repair_requests"),
+            bars["checked"],
+            bars["wrong"],
+            bars["longest_wrong_run"],
+        ));
+        assert!(bars["checked"].as_u64() >= Some(200), "the pictures were read: {stats}");
+        // An encoder short of bits (after a key frame most, the noise taking the rest) may
+        // leave the bars where the last picture had them for a few pictures (up to 6 seen);
+        // a picture decoded from a missing reference leaves every picture
+        // after it wrong until the next key frame, which comes rarely with repairs (78 in a
+        // row when the host flagged repairs without invalidating).
+        assert!(bars["longest_wrong_run"].as_u64() <= Some(8), "{label}: pictures decoded from the wrong reference: {stats}");
+        assert!(n("frames_lost") > 0, "{label}: the link lost frames beyond FEC, as it must for the test: {stats}");
+        runs.push((keyframes, repairs, stats));
+    }
+    let ((keyed_keyframes, keyed_repairs, keyed), (keyframes, repairs, repaired)) = (&runs[0], &runs[1]);
+    assert_eq!((*keyed_repairs, keyed["repair_requests"].as_u64()), (0, Some(0)), "a client that asks for key frames gets them");
+    assert!(repaired["repair_requests"].as_u64() > Some(0), "the client reported its losses: {repaired}");
+    assert!(*repairs >= 3 && repaired["repairs"].as_u64() >= Some(3), "losses were repaired from older pictures: {repaired}");
+    assert!(keyframes * 2 < *keyed_keyframes, "repairs took the place of key frames: {keyframes} against {keyed_keyframes}");
+}
+
 /// The same link for punktfunk/1: 5 % of the host's data-plane datagrams dropped at random;
 /// GF(2^16) FEC rebuilds the frames they belonged to.
 #[test]
@@ -318,7 +368,8 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
     for stats in [&fixed, &adaptive] {
         let bursts = n(stats, "datagrams").div_ceil(60) + 1;
         assert!(n(stats, "frames_lost") <= bursts, "a burst cost more than one frame: {stats}");
-        assert!(n(stats, "keyframe_requests") >= n(stats, "frames_lost"), "every loss asks for a key frame: {stats}");
+        let asked = n(stats, "keyframe_requests") + n(stats, "repair_requests");
+        assert!(asked >= n(stats, "frames_lost"), "every loss asks for a repair: {stats}");
     }
     common::figure(&format!(
         "bursts of 3 in 60 datagrams, punktfunk/1 720p60 test pattern, 300 frames: frames lost at fixed 20 % parity {} ({} rebuilt), following the bursts {} ({} rebuilt)",
@@ -333,11 +384,18 @@ fn fec_recovers_punktfunk1_video_through_burst_loss() {
 /// configured with `host_toml` too; the client's figures and the host's (`None`: skipped,
 /// this machine lacks what the test needs).
 fn native_over(model: &str, label: &str, host_toml: &str) -> Option<(serde_json::Value, String)> {
-    native_streaming(model, label, host_toml, &test_pattern(), 20_000)
+    native_streaming(model, label, host_toml, &test_pattern(), 20_000, &[])
 }
 
-/// [`native_over`] with `app` at `bitrate_kbps`.
-fn native_streaming(model: &str, label: &str, host_toml: &str, app: &[String], bitrate_kbps: u32) -> Option<(serde_json::Value, String)> {
+/// [`native_over`] with `app` at `bitrate_kbps`, and the client's own `client_args`.
+fn native_streaming(
+    model: &str,
+    label: &str,
+    host_toml: &str,
+    app: &[String],
+    bitrate_kbps: u32,
+    client_args: &[&str],
+) -> Option<(serde_json::Value, String)> {
     let (_, sudo) = requirements_or_skip()?;
     let name = format!("pf-loss-native-{label}-{}", std::process::id());
     // `common` puts punktfunk/1 at port + 50, its data plane one above.
@@ -355,7 +413,8 @@ fn native_streaming(model: &str, label: &str, host_toml: &str, app: &[String], b
     let (c, h) = pair_native(&wrapper, &dir, &config, native, "4321", "4321");
     assert!(c.status.success() && h.status.success(), "pairing: {}\n{}", output_text(&c), output_text(&h));
     let bitrate = bitrate_kbps.to_string();
-    let args = ["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", &bitrate, "--frames", "300", "--stop"];
+    let mut args = vec!["--app", "Input Test", "--mode", "1280x720@60", "--bitrate-kbps", &bitrate, "--frames", "300", "--stop"];
+    args.extend_from_slice(client_args);
     let stats = stream_native(&wrapper, &dir, &config, native, &args, &dir.join("frames"));
     eprintln!("figures: punktfunk/1 through {label} loss — {stats}");
     assert!(stats["frames_decoded"].as_u64().unwrap() >= 300, "the stream stalled: {stats}");
@@ -520,7 +579,7 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
     let mut runs = Vec::new();
     for (label, host) in [("fixed", "fec_max_percent = 20\n"), ("adaptive", "")] {
         let model = "numgen random mod 100 '<' 10";
-        let Some((stats, status)) = native_streaming(model, &format!("adaptive-{label}"), host, &["weston-simple-egl".into()], 10_000)
+        let Some((stats, status)) = native_streaming(model, &format!("adaptive-{label}"), host, &["weston-simple-egl".into()], 10_000, &[])
         else {
             return;
         };
@@ -529,12 +588,12 @@ fn punktfunk1_parity_follows_the_loss_the_client_counts() {
         assert_eq!(fixed, label == "fixed", "the host says why: {status}");
         assert!(!status.contains("where streams start"), "the parity moved from its start: {status}");
         eprintln!(
-            "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} key frames asked for; parity at the end {parity} %",
-            stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["keyframe_requests"]
+            "figures: punktfunk/1 at 10 % loss, {label} parity — {} frames decoded, {} lost, {} rebuilt by FEC, {} repairs and {} key frames asked for; parity at the end {parity} %",
+            stats["frames_decoded"], stats["frames_lost"], stats["frames_recovered"], stats["repair_requests"], stats["keyframe_requests"]
         );
         let recovery = &stats["recovery"];
         common::figure(&format!(
-            "recovery (µs) punktfunk/1 at 10 % loss, {label} parity: {} losses (noticed → the next key frame decoded), p50 {}, p99 {}",
+            "recovery (µs) punktfunk/1 at 10 % loss, {label} parity: {} losses (noticed → the next picture decoded, a repair or a key frame), p50 {}, p99 {}",
             recovery["n"], recovery["p50_us"], recovery["p99_us"]
         ));
         let lost = stats["frames_lost"].as_u64().unwrap();
@@ -667,13 +726,14 @@ fn loss_matrix() {
                     "| {percent} % {kind} | Moonlight | {parity} | {} / {} | {} | {} | {} % |",
                     out["frames"], h["frames"], out["frame_gaps"], h["keyframes"], live["fec_percent"]
                 ));
-                let Some((stats, status)) = native_streaming(&model, &label, host, &app, 10_000) else { return };
+                let Some((stats, status)) = native_streaming(&model, &label, host, &app, 10_000, &[]) else { return };
                 rows.push(format!(
-                    "| {percent} % {kind} | punktfunk/1 | {parity} | {} / {} | {} | {} | {} % |",
+                    "| {percent} % {kind} | punktfunk/1 | {parity} | {} / {} | {} | {} (+{} repairs) | {} % |",
                     stats["frames_decoded"],
                     stats["frames_decoded"].as_u64().unwrap_or(0) + stats["frames_lost"].as_u64().unwrap_or(0),
                     stats["frames_lost"],
                     stats["keyframe_requests"],
+                    stats["repairs"],
                     said_after(&status, "FEC parity at the end ")
                 ));
                 eprintln!("{}\n{}", rows[rows.len() - 2], rows[rows.len() - 1]);

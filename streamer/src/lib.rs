@@ -20,8 +20,11 @@ pub mod native;
 pub mod parity;
 pub mod peer;
 pub mod record;
+pub mod repair;
 pub mod stages;
 pub mod stream;
+#[cfg(test)]
+mod testing;
 
 // The frame contract with the sources, as the pipeline's own modules.
 pub use punktfunk_frame::{BufferPool, Frame, PixelFormat, Pixels, PixelsGone, PooledBuffer, Rect, SharedPixels};

@@ -9,6 +9,7 @@ use crate::frame::Frame;
 use crate::gamestream::video::{SendError, SentFrame};
 use crate::parity::Parity;
 use crate::peer::{LISTEN_POLL, Peer};
+use crate::repair::Repairs;
 use crate::stages::StageClock;
 use punktfunk_core::fec_tuner::MAX_BURST_PARITY;
 use punktfunk_core::native::audio::{AudioOpener, KIND_HELLO, KIND_MIC, kind};
@@ -107,6 +108,9 @@ pub struct NativeVideoSender {
     heard: Heard,
     /// The start it sends for.
     token: u64,
+    /// The losses the client reported, and their repairs (a client that drops frames after
+    /// a loss until a repair: `invalidation`).
+    repairs: Option<Repairs>,
 }
 
 impl NativeVideoSender {
@@ -132,7 +136,8 @@ impl NativeVideoSender {
             bitrate_bps,
             params.encoder.parse().unwrap_or(Choice::Auto),
             idr,
-        );
+        )
+        .invalidating(params.invalidation);
         Ok(Self {
             socket,
             peer,
@@ -144,6 +149,7 @@ impl NativeVideoSender {
             pacing: params.pacing,
             heard,
             token: params.token,
+            repairs: params.invalidation.then(Repairs::default),
         })
     }
 
@@ -159,6 +165,19 @@ impl NativeVideoSender {
         let bps = self.parity.encoder_bps();
         self.encoder.set_bitrate(bps);
         self.pacer.set_bitrate(bps);
+    }
+
+    /// The client lost frames `first..=last` (see [`Repairs::invalidate`]): a repair for a
+    /// client that waits for one, else a key frame. False for a report the last repair
+    /// covers already.
+    pub fn invalidate(&mut self, first: u32, last: u32) -> bool {
+        match self.repairs.as_mut() {
+            Some(r) => r.invalidate(&mut self.encoder, first, last),
+            None => {
+                self.encoder.request_keyframe();
+                true
+            }
+        }
     }
 
     /// What the client reported of the link: it steers the parity.
@@ -202,17 +221,19 @@ impl NativeVideoSender {
         clock.encoded(encoded.convert_us);
         let id = self.frame_id;
         self.frame_id = self.frame_id.wrapping_add(1);
+        let repair = self.repairs.as_mut().is_some_and(|r| r.sent(id, encoded.seq, encoded.keyframe));
         // The frame's time on the machine-wide monotonic clock: when the app committed what
         // it shows, so the client's latency figure covers compositing and encoding too.
         let timestamp_us = monotonic_us().saturating_sub(committed_at.elapsed().as_micros() as u64);
         let data_datagrams = encoded.data.len().div_ceil(self.sender.config().shard_len).max(1);
-        let datagrams = match self.sender.packetize(&NativeFrame { id, keyframe: encoded.keyframe, timestamp_us, data: &encoded.data }) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(id, "frame dropped: {e}");
-                return Ok(None);
-            }
-        };
+        let datagrams =
+            match self.sender.packetize(&NativeFrame { id, keyframe: encoded.keyframe, repair, timestamp_us, data: &encoded.data }) {
+                Ok(d) => d,
+                Err(e) => {
+                    tracing::warn!(id, "frame dropped: {e}");
+                    return Ok(None);
+                }
+            };
         let (count, drops_before) = (datagrams.count(), self.socket.send_drops);
         clock.packetized();
         let socket = &mut self.socket;
@@ -230,8 +251,7 @@ impl NativeVideoSender {
             data_datagrams,
             unsent: (self.socket.send_drops - drops_before) as usize,
             keyframe: encoded.keyframe,
-            // punktfunk/1 repairs a lost frame with a key frame (its client asks for one).
-            repair: false,
+            repair,
             stages,
             fec_percent: self.parity.percent(),
             min_parity: self.sender.config().min_parity.min(u16::from(u8::MAX)) as u8,
@@ -283,6 +303,7 @@ mod tests {
             encoder: "software".into(),
             pacing: Default::default(),
             resume: None,
+            invalidation: false,
         };
         let (peer, heard) = (Peer::default(), Heard::default());
         let hearing = {

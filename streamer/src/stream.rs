@@ -76,6 +76,14 @@ impl MediaSender {
         }
     }
 
+    /// The client lost frames `first..=last`: false for a report the last repair covers.
+    fn invalidate(&mut self, first: u32, last: u32) -> bool {
+        match self {
+            Self::GameStream(s) => s.invalidate(first, last),
+            Self::Native(s) => s.invalidate(first, last),
+        }
+    }
+
     fn encoder(&self) -> &SessionEncoder {
         match self {
             Self::GameStream(s) => s.encoder(),
@@ -557,21 +565,14 @@ impl FrameSink for StreamSink {
                         s.parity().unrecoverable();
                     }
                 }
-                VideoCommand::Invalidate { first, last } => match self.sender.as_mut() {
+                VideoCommand::Invalidate { first, last } => {
                     // A loss beyond FEC for the parity, once per loss (not per report).
-                    Some(MediaSender::GameStream(s)) => {
-                        let new_loss = s.invalidate(first, last);
-                        if new_loss {
-                            s.parity().unrecoverable();
-                        }
-                    }
-                    // Only GameStream numbers frames this way: a key frame.
-                    Some(MediaSender::Native(s)) => {
+                    if let Some(s) = self.sender.as_mut()
+                        && s.invalidate(first, last)
+                    {
                         s.parity().unrecoverable();
-                        self.idr.store(true, Ordering::Relaxed);
                     }
-                    None => {}
-                },
+                }
                 start => {
                     if let Err(e) = self.start_video(start) {
                         self.report(&Report::VideoFailed(e.to_string()));

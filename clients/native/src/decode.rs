@@ -205,6 +205,12 @@ fn attach(
 }
 
 impl Picture {
+    /// The pixel at (x, y) as (r, g, b); black outside the picture (or a short one).
+    pub fn rgb_at(&self, x: u32, y: u32) -> (u8, u8, u8) {
+        let i = (y as usize * self.width as usize + x as usize) * 3;
+        self.rgb.get(i..i + 3).map_or((0, 0, 0), |c| (c[0], c[1], c[2]))
+    }
+
     /// Binary PPM (P6): what any image tool reads.
     pub fn ppm(&self) -> Vec<u8> {
         let mut out = format!("P6\n{} {}\n255\n", self.width, self.height).into_bytes();

@@ -25,6 +25,7 @@ use identity::{Hosts, Identity};
 use punktfunk_core::control::client::ClientEvent;
 use punktfunk_core::control::messages::{MAX_CLIPBOARD, Reconfigure, StartRequest};
 use punktfunk_core::input::InputEvent;
+use punktfunk_core::native::recovery::Ask;
 use punktfunk_net::monotonic_us;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
@@ -136,6 +137,15 @@ struct StreamArgs {
     /// apps copy is kept in stats.json (`copied`) too.
     #[arg(long)]
     clipboard: bool,
+    /// After a lost frame, ask for a key frame (and wait for it) instead of a repair from a
+    /// picture this client still holds: for comparison.
+    #[arg(long)]
+    no_repairs: bool,
+    /// The app is the test pattern with `--moving`: check that every picture shows its own
+    /// frame's bars (a picture decoded from a missing reference does not); counted in
+    /// stats.json as `bars`.
+    #[arg(long)]
+    check_bars: bool,
     /// Send this machine's game controllers to the session (on by default with a window)
     /// and play the rumble games ask for on them.
     #[arg(long, conflicts_with = "no_pads")]
@@ -239,7 +249,7 @@ async fn pair(host: &HostArg, pin: Option<String>, trust: bool) -> anyhow::Resul
 }
 
 enum Note {
-    Keyframe,
+    Ask(Ask),
     Progress(punktfunk_core::control::messages::ReceiveStats),
     Switch,
     Done,
@@ -269,6 +279,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         // This receiver takes any parity up to the host's ceiling: let it follow our losses.
         fec_adaptive: true,
         clipboard: args.clipboard,
+        repairs: !args.no_repairs,
     };
     // The first clock sample (before the start, which takes the host a while to answer), so
     // latency counts from the first frame.
@@ -303,6 +314,7 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
         _ => ffmpeg_next::codec::Id::H264,
     };
     let (decoder, decoder_line) = decode::Decoder::open(id, args.decoder)?;
+    let probe = if args.check_bars { probe::Probe::checking_bars() } else { probe::Probe::default() };
     tracing::info!("{decoder_line}");
     let offset = Arc::new(AtomicI64::new(c.control.clock_offset_us().unwrap_or(receive::UNKNOWN_OFFSET)));
     let thread_offset = Arc::clone(&offset);
@@ -312,7 +324,8 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
     let files = out.clone().filter(|_| headless).map(frame_files::FrameFiles::start).transpose()?;
     let receiver = std::thread::Builder::new().name("data-plane".into()).spawn(move || {
         let (mut n, mut sound) = (0u64, Vec::new());
-        let stats = receive::run(addr, &started, decoder, mic, thread_offset, thread_stop, |event| match event {
+        let local = receive::Local { decoder, probe, mic };
+        let stats = receive::run(addr, &started, local, thread_offset, thread_stop, |event| match event {
             receive::Event::Picture(p) => {
                 n += 1;
                 if Some(n) == switch {
@@ -339,8 +352,8 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
             receive::Event::Progress(p) => {
                 let _ = tx.send(Note::Progress(p));
             }
-            receive::Event::NeedKeyframe => {
-                let _ = tx.send(Note::Keyframe);
+            receive::Event::Ask(ask) => {
+                let _ = tx.send(Note::Ask(ask));
             }
         })?;
         if let Some(out) = &out {
@@ -427,7 +440,8 @@ async fn stream(args: StreamArgs, mut window: Option<WindowLink>) -> anyhow::Res
                 None => break,
             },
             note = notes.recv() => match note {
-                Some(Note::Keyframe) => c.control.request_keyframe()?,
+                Some(Note::Ask(Ask::Keyframe)) => c.control.request_keyframe()?,
+                Some(Note::Ask(Ask::Repair { first, last })) => c.control.frames_lost(first, last)?,
                 Some(Note::Progress(p)) => {
                     c.control.report(p)?;
                     c.control.ping(monotonic_us())?;

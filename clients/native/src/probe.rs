@@ -15,6 +15,28 @@ const KEEP: usize = 1 << 16;
 /// the app, encoder and decoder warming up.
 pub const WARM_UP: usize = 30;
 
+/// The test pattern's moving strip (`--moving` on the host), checked on every stamped
+/// picture: a picture decoded from a reference the decoder lacks shows other frames' bars.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Bars {
+    pub checked: u64,
+    /// Pictures that showed other bars than their own frame's.
+    pub wrong: u64,
+    /// The most of those in a row.
+    pub longest_wrong_run: u64,
+    #[serde(skip)]
+    run: u64,
+}
+
+impl Bars {
+    fn check(&mut self, p: &Picture, counter: u32) {
+        self.checked += 1;
+        self.run = if punktfunk_test_pattern::bars_match(p.width, p.height, counter, |x, y| p.rgb_at(x, y)) { 0 } else { self.run + 1 };
+        self.wrong += u64::from(self.run > 0);
+        self.longest_wrong_run = self.longest_wrong_run.max(self.run);
+    }
+}
+
 #[derive(Default)]
 pub struct Probe {
     /// Per stamped picture: its draw (the host's clock), its frame's first datagram (None:
@@ -23,6 +45,8 @@ pub struct Probe {
     /// be far off (a ping answered while the host was busy starting the stream). Drift
     /// between two machines' clocks over a long probe shows in its early samples.
     samples: Vec<(u64, Option<u64>, u64)>,
+    /// The moving strip, when checked.
+    bars: Option<Bars>,
 }
 
 /// Percentiles of a set of durations, µs.
@@ -52,14 +76,22 @@ pub struct Figures {
 }
 
 impl Probe {
+    /// A probe that checks the moving strip too.
+    pub fn checking_bars() -> Self {
+        Self { bars: Some(Bars::default()), ..Self::default() }
+    }
+
+    pub fn bars(&self) -> Option<Bars> {
+        self.bars
+    }
+
     /// A decoded picture: its frame's first datagram came at `first_us` (None: unknown) and
     /// it was decoded at `decoded_us`, both on this machine's monotonic clock.
     pub fn picture(&mut self, p: &Picture, first_us: Option<u64>, decoded_us: u64) {
-        let rgb_at = |x: u32, y: u32| {
-            let i = (y as usize * p.width as usize + x as usize) * 3;
-            p.rgb.get(i..i + 3).map_or((0, 0, 0), |c| (c[0], c[1], c[2]))
-        };
-        let Some((_, drawn)) = punktfunk_test_pattern::decode(p.width, rgb_at) else { return };
+        let Some((counter, drawn)) = punktfunk_test_pattern::decode(p.width, |x, y| p.rgb_at(x, y)) else { return };
+        if let Some(bars) = self.bars.as_mut() {
+            bars.check(p, counter);
+        }
         if self.samples.len() == KEEP {
             self.samples.drain(..KEEP / 2);
         }

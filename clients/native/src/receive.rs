@@ -11,6 +11,7 @@ use punktfunk_core::native::audio::{AudioOpener, AudioSealer, KIND_HELLO, KIND_S
 use punktfunk_core::native::config::{SEQ_RANGE_BITS, StreamConfig};
 use punktfunk_core::native::header::Header;
 use punktfunk_core::native::receiver::{FrameEvent, Receiver};
+use punktfunk_core::native::recovery::{Ask, Recovery, Verdict};
 use punktfunk_net::{DataSocket, monotonic_us};
 use serde::Serialize;
 use std::net::{SocketAddr, UdpSocket};
@@ -29,6 +30,12 @@ pub struct Stats {
     pub datagrams: u64,
     pub datagrams_invalid: u64,
     pub keyframe_requests: u64,
+    /// Losses reported for a repair (to a host that repairs), and the repairs that ended a
+    /// wait.
+    pub repair_requests: u64,
+    pub repairs: u64,
+    /// Frames that arrived while a loss was not repaired: not decoded (they refer to it).
+    pub frames_dropped: u64,
     /// The app's commit on the host → frame reassembled here, µs, through the clock offset
     /// the control connection measures (frames before the first answer are not counted).
     pub latency_us_p50: u64,
@@ -47,9 +54,11 @@ pub struct Stats {
     pub clock_rtt_us: Option<u64>,
     /// Which decoder ran, and why.
     pub decoder: String,
-    /// A frame lost (or refused by the decoder) → the next key frame decoded: how long the
-    /// picture stayed wrong, per loss (µs).
+    /// A frame lost (or refused by the decoder) noticed → the next picture decoded (a repair
+    /// or a key frame): how long the picture stood still, per loss (µs).
     pub recovery: Option<Percentiles>,
+    /// The test pattern's moving strip (`--check-bars`).
+    pub bars: Option<probe::Bars>,
     /// The app's draw → here, for a stream of the test pattern (the latency probe).
     pub probe: Option<probe::Figures>,
     /// When the first sound packet with something audible in it arrived (µs of
@@ -115,8 +124,25 @@ pub enum Event {
     Progress(ReceiveStats),
     /// Decoded sound: interleaved stereo at 48 kHz.
     Sound(Vec<f32>),
-    /// A frame was lost: the decoder needs a key frame.
-    NeedKeyframe,
+    /// A frame was lost or refused: what to ask the host for.
+    Ask(Ask),
+}
+
+/// Asks the host to mend a loss, counted.
+fn ask(ask: Ask, stats: &mut Stats, on: &mut impl FnMut(Event)) {
+    match ask {
+        Ask::Repair { .. } => stats.repair_requests += 1,
+        Ask::Keyframe => stats.keyframe_requests += 1,
+    }
+    on(Event::Ask(ask));
+}
+
+/// What the receiver works with on this machine.
+pub struct Local {
+    pub decoder: Decoder,
+    /// Reads the test pattern's stamps (and bars) from the pictures.
+    pub probe: Probe,
+    pub mic: Option<mic::Source>,
 }
 
 /// Receives until `stop`, calling `on` for each decoded picture and each loss. Returns the
@@ -124,12 +150,12 @@ pub enum Event {
 pub fn run(
     host: SocketAddr,
     started: &Started,
-    mut decoder: Decoder,
-    mic: Option<mic::Source>,
+    local: Local,
     offset: Offset,
     stop: Arc<AtomicBool>,
     mut on: impl FnMut(Event),
 ) -> anyhow::Result<Stats> {
+    let Local { mut decoder, mut probe, mic } = local;
     let bind: SocketAddr = if host.is_ipv6() { "[::]:0".parse()? } else { "0.0.0.0:0".parse()? };
     let mut socket = DataSocket::new(UdpSocket::bind(bind)?)?;
     if let Some(w) = socket.buffers().warning() {
@@ -156,11 +182,14 @@ pub fn run(
     let (begin, mut last_hello, mut last_heard) = (Instant::now(), None::<Instant>, None::<Instant>);
     let (mut refused, mut first_error) = (0u64, None::<String>);
     let (mut last_report, mut reported_missing) = (Instant::now(), 0);
-    let (mut firsts, mut probe) = (FirstArrivals([(0, 0); 32]), Probe::default());
-    // Since when the picture is wrong (a frame lost or refused) until a key frame decodes,
-    // and how long each such spell lasted (µs).
-    let (mut broken_since, mut recoveries) = (None::<Instant>, Vec::new());
+    let mut firsts = FirstArrivals([(0, 0); 32]);
+    // After a loss, frames wait for its repair (a key frame, from a host that does not
+    // repair); how long each wait lasted (µs).
+    let (mut recovery, mut recoveries) = (Recovery::new(started.repairs), Vec::new());
     while !stop.load(Ordering::Relaxed) {
+        if let Some(a) = recovery.poll(monotonic_us()) {
+            ask(a, &mut stats, &mut on);
+        }
         // Once a second, and sooner when datagrams went missing since the last report: the
         // host's parity follows the loss reported, and frames are lost while it waits.
         let missing = receiver.packets_missing();
@@ -220,7 +249,7 @@ pub fn run(
                 firsts.note(h.frame);
             }
             let _ = receiver.push(d, |e| match e {
-                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data } => {
+                FrameEvent::Frame { id, keyframe, repair, timestamp_us, recovered_shards, data } => {
                     stats.frames_received += 1;
                     stats.frames_recovered += u64::from(recovered_shards > 0);
                     reassembled.push((timestamp_us, monotonic_us()));
@@ -228,14 +257,20 @@ pub fn run(
                         // Figures over the recent past; memory stays bounded.
                         reassembled.drain(..1 << 16);
                     }
+                    let mut waited_since = recovery.waiting_since();
+                    if recovery.arrived(id, keyframe, repair) == Verdict::Drop {
+                        stats.frames_dropped += 1;
+                        return;
+                    }
                     let decoded = decoder.decode(data, |p| {
                         stats.frames_decoded += 1;
-                        probe.picture(&p, firsts.of(id), monotonic_us());
-                        if let Some(since) = broken_since.take_if(|_| keyframe)
-                            && recoveries.len() < MAX_RECOVERIES
-                        {
-                            recoveries.push(since.elapsed().as_micros() as i64);
+                        if let Some(since) = waited_since.take() {
+                            stats.repairs += u64::from(!keyframe);
+                            if recoveries.len() < MAX_RECOVERIES {
+                                recoveries.push(monotonic_us().saturating_sub(since) as i64);
+                            }
                         }
+                        probe.picture(&p, firsts.of(id), monotonic_us());
                         if stats.first_picture_ms == 0 {
                             stats.first_picture_ms = begin.elapsed().as_millis() as u64;
                         }
@@ -250,16 +285,14 @@ pub fn run(
                     if let Err(e) = decoded {
                         refused += 1;
                         first_error.get_or_insert_with(|| e.to_string());
-                        broken_since.get_or_insert_with(Instant::now);
-                        stats.keyframe_requests += 1;
-                        on(Event::NeedKeyframe);
+                        ask(recovery.refused(monotonic_us()), &mut stats, &mut on);
                     }
                 }
-                FrameEvent::Lost { .. } => {
+                FrameEvent::Lost { id } => {
                     stats.frames_lost += 1;
-                    broken_since.get_or_insert_with(Instant::now);
-                    stats.keyframe_requests += 1;
-                    on(Event::NeedKeyframe);
+                    if let Some(a) = recovery.lost(id, monotonic_us()) {
+                        ask(a, &mut stats, &mut on);
+                    }
                 }
             });
         })?;
@@ -269,6 +302,7 @@ pub fn run(
     }
     stats.datagrams_invalid = receiver.stats().packets_invalid;
     stats.recovery = (!recoveries.is_empty()).then(|| Percentiles::of(recoveries));
+    stats.bars = probe.bars();
     let all = latencies(&reassembled, &offset);
     let at = |q: f64| all.get(((all.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
     (stats.latency_us_p50, stats.latency_us_p99) = (at(0.5), at(0.99));

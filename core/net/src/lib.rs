@@ -208,7 +208,8 @@ mod tests {
         let cfg = StreamConfig { key: Some([5; 16]), ..StreamConfig::default() };
         let (mut sender, mut receiver) = (Sender::new(cfg).unwrap(), Receiver::new(cfg).unwrap());
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i * 7 + i / 977) as u8).collect();
-        let datagrams = sender.packetize(&Frame { id: 0, keyframe: true, timestamp_us: monotonic_us(), data: &data }).unwrap();
+        let datagrams =
+            sender.packetize(&Frame { id: 0, keyframe: true, repair: false, timestamp_us: monotonic_us(), data: &data }).unwrap();
         let count = datagrams.count();
         tx.send(to, &datagrams).unwrap();
         assert!(tx.send_calls < count as u64 / 10, "{} calls for {count} datagrams", tx.send_calls);

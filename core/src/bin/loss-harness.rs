@@ -104,7 +104,7 @@ fn run_native(frames: u32, fec: u16, loss: Loss) -> Tally {
     let (mut ch, mut sizes, mut t) = (Channel { loss, bad: false, rng: Rng(0x9E37_79B9_7F4A_7C15) }, Rng(42), Tally::default());
     for n in 1..=frames {
         let sent = content(n, frame_size(n, &mut sizes));
-        let f = Frame { id: n, keyframe: n % 120 == 0, timestamp_us: 0, data: &sent };
+        let f = Frame { id: n, keyframe: n % 120 == 0, repair: false, timestamp_us: 0, data: &sent };
         let wire: Vec<Vec<u8>> = tx.packetize(&f).expect("frame fits").iter().map(<[u8]>::to_vec).collect();
         for d in wire.iter().filter(|_| !ch.drops()) {
             let _ = rx.push(d, |e| match e {

@@ -67,6 +67,8 @@ pub struct ClientControl {
     out: Vec<u8>,
     events: VecDeque<ClientEvent>,
     clock: ClockSync,
+    /// The host repairs lost frames (its last `Started` said so).
+    repairs: bool,
 }
 
 impl ClientControl {
@@ -78,6 +80,7 @@ impl ClientControl {
             out: Vec::new(),
             events: VecDeque::new(),
             clock: ClockSync::default(),
+            repairs: false,
         };
         c.say(&ClientMessage::Hello { version: VERSION, name: name.into() });
         c
@@ -157,6 +160,14 @@ impl ClientControl {
     pub fn request_keyframe(&mut self) -> Result<(), ControlError> {
         self.ready()?;
         self.say(&ClientMessage::RequestKeyframe);
+        Ok(())
+    }
+
+    /// Frames `first..=last` were lost and the frames after them are dropped until a repair;
+    /// a key frame is asked for instead where the host did not agree to `repairs`.
+    pub fn frames_lost(&mut self, first: u32, last: u32) -> Result<(), ControlError> {
+        self.ready()?;
+        self.say(&if self.repairs { ClientMessage::FramesLost { first, last } } else { ClientMessage::RequestKeyframe });
         Ok(())
     }
 
@@ -251,7 +262,10 @@ impl ClientControl {
             (_, HostMessage::PairReply { .. } | HostMessage::Paired) => {
                 return Err(ControlError::Protocol("a pairing answer nobody asked for"));
             }
-            (_, HostMessage::Started(s)) => ClientEvent::Started(s),
+            (_, HostMessage::Started(s)) => {
+                self.repairs = s.repairs;
+                ClientEvent::Started(s)
+            }
             (_, HostMessage::Reconfigured(r)) => ClientEvent::Reconfigured(r),
             (_, HostMessage::Ended { reason }) => ClientEvent::Ended { reason },
             (_, HostMessage::Clipboard { text }) => ClientEvent::Clipboard { text },
@@ -314,6 +328,7 @@ mod tests {
             yuv444: false,
             fec_adaptive: false,
             clipboard: false,
+            repairs: false,
         }
     }
 

@@ -25,6 +25,9 @@ pub const HELLO_WAIT_US: u64 = 10_000_000;
 pub const UNPAIRED_STAY_US: u64 = 150_000_000;
 /// How long the host waits for the client's pairing confirmation.
 pub const CONFIRM_WAIT_US: u64 = 15_000_000;
+/// The most frames one `FramesLost` names (more than a receiver reports for one gap): a
+/// longer span is no loss a client saw.
+const MAX_LOST_SPAN: u32 = 1024;
 /// Longest client name kept (it reaches logs and the paired-client list).
 const MAX_NAME_CHARS: usize = 64;
 
@@ -54,6 +57,12 @@ pub enum HostEvent {
     /// [`HostControl::pad_feedback`].
     Pad(PadEvent),
     RequestKeyframe,
+    /// The client lost frames `first..=last` and drops frames until a repair (a key frame
+    /// where the encoder cannot repair from an older picture).
+    FramesLost {
+        first: u32,
+        last: u32,
+    },
     Stats(ReceiveStats),
     /// The client's clipboard holds this text (at most `MAX_CLIPBOARD` bytes).
     Clipboard(String),
@@ -318,6 +327,10 @@ impl HostControl {
             (_, ClientMessage::Input(e)) => HostEvent::Input(e),
             (_, ClientMessage::Pad(e)) => HostEvent::Pad(e),
             (_, ClientMessage::RequestKeyframe) => HostEvent::RequestKeyframe,
+            // A backwards or overlong span names no loss the host can find: a key frame
+            // mends whatever it meant (the client waits for a repair).
+            (_, ClientMessage::FramesLost { first, last }) if last.wrapping_sub(first) >= MAX_LOST_SPAN => HostEvent::RequestKeyframe,
+            (_, ClientMessage::FramesLost { first, last }) => HostEvent::FramesLost { first, last },
             (_, ClientMessage::Stats(s)) => HostEvent::Stats(s),
             (_, ClientMessage::Clipboard { text }) if text.len() > MAX_CLIPBOARD => {
                 return Err(ControlError::Protocol("clipboard text over MAX_CLIPBOARD"));
@@ -404,6 +417,7 @@ mod tests {
             yuv444: false,
             fec_adaptive: false,
             clipboard: false,
+            repairs: false,
         }
     }
 
@@ -422,6 +436,7 @@ mod tests {
             fps: 60,
             ten_bit: false,
             yuv444: false,
+            repairs: false,
         }
     }
 
@@ -578,6 +593,26 @@ mod tests {
         let mut host = Pair::welcomed(true).host;
         let long = framing::encode(&ClientMessage::Clipboard { text: "z".repeat(MAX_CLIPBOARD + 1) });
         assert!(host.push(&long, 0).is_err());
+    }
+
+    #[test]
+    fn lost_frames_are_reported_and_a_span_that_names_none_asks_for_a_key_frame() {
+        let mut p = Pair::welcomed(true);
+        // Before a start that agreed to repairs, a loss asks for a key frame.
+        p.client.frames_lost(1, 1).unwrap();
+        p.exchange().unwrap();
+        assert_eq!(p.host_events(), [HostEvent::RequestKeyframe]);
+        p.host.started(Started { repairs: true, ..started() });
+        p.exchange().unwrap();
+        p.client_events();
+        p.client.frames_lost(7, 9).unwrap();
+        p.client.frames_lost(u32::MAX, 1).unwrap();
+        p.client.frames_lost(9, 7).unwrap();
+        p.exchange().unwrap();
+        assert_eq!(
+            p.host_events(),
+            [HostEvent::FramesLost { first: 7, last: 9 }, HostEvent::FramesLost { first: u32::MAX, last: 1 }, HostEvent::RequestKeyframe]
+        );
     }
 
     #[test]

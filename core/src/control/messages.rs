@@ -31,6 +31,13 @@ pub enum ClientMessage {
     Pad(PadEvent),
     /// The decoder lost a frame: send a key frame.
     RequestKeyframe,
+    /// Frames `first..=last` will never arrive (ids in wrapping order); the client drops
+    /// every frame after them until a key frame or a repair (with `repairs` agreed at the
+    /// start): encode the next frame from a picture before `first`.
+    FramesLost {
+        first: u32,
+        last: u32,
+    },
     /// What the client received so far (sent every second while streaming).
     Stats(ReceiveStats),
     /// End the session (the app is asked to quit).
@@ -117,6 +124,11 @@ pub struct StartRequest {
     /// Share the clipboard both ways, where the host permits this client to.
     #[serde(default)]
     pub clipboard: bool,
+    /// The client reports lost frames (`FramesLost`) and drops the frames after a loss until
+    /// a key frame or a repair (a frame flagged `FLAG_REPAIR`): the host may then mend a
+    /// loss with a P-frame from an older picture instead of a key frame.
+    #[serde(default)]
+    pub repairs: bool,
 }
 
 impl StartRequest {
@@ -170,6 +182,9 @@ pub struct Started {
     /// The video is 4:4:4.
     #[serde(default)]
     pub yuv444: bool,
+    /// The host takes `FramesLost` and flags its repairs (the client asked for them).
+    #[serde(default)]
+    pub repairs: bool,
 }
 
 /// The client's view of the stream, for the host's status and tuning.
@@ -229,6 +244,7 @@ mod tests {
             yuv444: false,
             fec_adaptive: false,
             clipboard: false,
+            repairs: false,
         };
         assert_eq!(ok.validate(), Ok(()));
         for bad in [

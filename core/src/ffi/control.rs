@@ -344,6 +344,8 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
                 // The C ABI's receivers keep the parity they agreed.
                 fec_adaptive: false,
                 clipboard: r.flags & PF_START_CLIPBOARD != 0,
+                // Nor do they drop frames until a repair: they ask for key frames.
+                repairs: false,
             };
             code(h.control.start(&req))
         })

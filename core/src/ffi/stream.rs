@@ -121,7 +121,7 @@ pub unsafe extern "C" fn punktfunk_sender_packetize(
     guard(PF_ERR_PANIC, || {
         let (Some(s), Some(out)) = (unsafe { s.as_mut() }, unsafe { out.as_mut() }) else { return PF_ERR_NULL };
         let Some(bytes) = (unsafe { slice(data, len) }) else { return PF_ERR_NULL };
-        let frame = crate::native::Frame { id: frame_id, keyframe: keyframe != 0, timestamp_us, data: bytes };
+        let frame = crate::native::Frame { id: frame_id, keyframe: keyframe != 0, repair: false, timestamp_us, data: bytes };
         match s.0.packetize(&frame) {
             Ok(d) => {
                 *out = PfDatagrams { data: d.as_bytes().as_ptr(), count: d.count(), datagram_len: d.datagram_len() };
@@ -157,7 +157,7 @@ pub unsafe extern "C" fn punktfunk_receiver_push(
         let Some(bytes) = (unsafe { slice(data, len) }) else { return PF_ERR_NULL };
         let res = r.0.push(bytes, |ev| {
             let e = match ev {
-                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data } => PfFrameEvent {
+                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data, .. } => PfFrameEvent {
                     kind: PF_EVENT_FRAME,
                     frame_id: id,
                     keyframe: keyframe.into(),

@@ -10,7 +10,11 @@ pub const KIND_VIDEO: u8 = 1;
 
 pub const FLAG_KEYFRAME: u16 = 0x0001;
 pub const FLAG_ENCRYPTED: u16 = 0x0002;
-const KNOWN_FLAGS: u16 = FLAG_KEYFRAME | FLAG_ENCRYPTED;
+/// A P-frame that refers only to pictures from before a loss the client reported: where a
+/// receiver that dropped frames since the loss decodes again. Set only for a client that
+/// asked for repairs (`StartRequest::repairs`).
+pub const FLAG_REPAIR: u16 = 0x0004;
+const KNOWN_FLAGS: u16 = FLAG_KEYFRAME | FLAG_ENCRYPTED | FLAG_REPAIR;
 
 /// Per-frame facts that every shard of the frame repeats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -122,6 +126,10 @@ mod tests {
         h.write(&mut b);
         assert_eq!(Header::parse(&b), Ok(h));
         assert!(Header::parse(&b[..39]).is_err());
+        let repair = Header { meta: FrameMeta { flags: FLAG_REPAIR | FLAG_ENCRYPTED, ..h.meta }, ..h };
+        let mut r = [0u8; HEADER_LEN];
+        repair.write(&mut r);
+        assert_eq!(Header::parse(&r), Ok(repair), "a repair's flag is known");
         let mut bad = b;
         bad[0] = 2;
         assert!(Header::parse(&bad).is_err());

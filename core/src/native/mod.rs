@@ -7,6 +7,7 @@ pub mod bursts;
 pub mod config;
 pub mod header;
 pub mod receiver;
+pub mod recovery;
 pub mod sender;
 
 pub use config::StreamConfig;

@@ -2,7 +2,7 @@
 
 use super::bursts::Bursts;
 use super::config::{ConfigError, SEQ_RANGE_BITS, StreamConfig};
-use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
+use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FLAG_REPAIR, FrameMeta, HEADER_LEN, Header};
 use crate::assembly::{Assembler, Event, Limits, Reject};
 use crate::crypto::{Gcm, TAG_LEN};
 use crate::fec::gf65536::Decoder;
@@ -14,14 +14,14 @@ pub enum FrameEvent<'a> {
     Frame {
         id: u32,
         keyframe: bool,
+        /// A repair of a reported loss (see [`super::recovery::Recovery`]).
+        repair: bool,
         timestamp_us: u64,
         recovered_shards: usize,
         data: &'a [u8],
     },
-    /// Gone for good: ask for a key frame.
-    Lost {
-        id: u32,
-    },
+    /// Gone for good: ask for a key frame, or report it for a repair.
+    Lost { id: u32 },
 }
 
 pub struct Receiver {
@@ -122,6 +122,7 @@ impl Receiver {
                     sink(FrameEvent::Frame {
                         id: frame,
                         keyframe: meta.flags & FLAG_KEYFRAME != 0,
+                        repair: meta.flags & FLAG_REPAIR != 0,
                         timestamp_us: meta.timestamp_us,
                         recovered_shards,
                         data: &self.frame,
@@ -158,7 +159,9 @@ impl Receiver {
         self.bursts.take_longest()
     }
 
-    /// Reports the frames between the last one accounted for and `id` as lost.
+    /// Reports the frames between the last one accounted for and `id` as lost: each, or for
+    /// a longer gap (a restart, or a link gone for seconds) only its first, uncounted: the
+    /// decoder lacks the pictures all the same.
     fn account(&mut self, id: u32, sink: &mut impl FnMut(FrameEvent<'_>)) {
         let next = self.next_id;
         let ahead = id.wrapping_sub(next);
@@ -170,6 +173,8 @@ impl Receiver {
                 self.assembler.stats.frames_lost += 1;
                 sink(FrameEvent::Lost { id: next.wrapping_add(gone) });
             }
+        } else {
+            sink(FrameEvent::Lost { id: next });
         }
         self.next_id = id.wrapping_add(1);
     }

@@ -1,7 +1,7 @@
 //! punktfunk/1 sender: frame → FEC blocks → authenticated datagrams.
 
 use super::config::{ConfigError, MAX_BURST_PARITY, StreamConfig};
-use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FrameMeta, HEADER_LEN, Header};
+use super::header::{FLAG_ENCRYPTED, FLAG_KEYFRAME, FLAG_REPAIR, FrameMeta, HEADER_LEN, Header};
 use crate::crypto::{Gcm, TAG_LEN};
 use crate::datagrams::Datagrams;
 use crate::fec::gf65536::Encoder;
@@ -12,6 +12,8 @@ use crate::stats::Stats;
 pub struct Frame<'a> {
     pub id: u32,
     pub keyframe: bool,
+    /// Repairs a loss the client reported ([`FLAG_REPAIR`]).
+    pub repair: bool,
     /// Sender clock in µs at submission; the receiver reports latency against it.
     pub timestamp_us: u64,
     pub data: &'a [u8],
@@ -76,7 +78,9 @@ impl Sender {
         }
         let meta = FrameMeta {
             len: frame.data.len() as u32,
-            flags: if frame.keyframe { FLAG_KEYFRAME } else { 0 } | if self.gcm.is_some() { FLAG_ENCRYPTED } else { 0 },
+            flags: if frame.keyframe { FLAG_KEYFRAME } else { 0 }
+                | if frame.repair { FLAG_REPAIR } else { 0 }
+                | if self.gcm.is_some() { FLAG_ENCRYPTED } else { 0 },
             timestamp_us: frame.timestamp_us,
         };
         let mut pos = 0;

@@ -126,8 +126,9 @@ pub struct SessionInfo {
     /// Key frames the client asked for since the launch: each a loss FEC could not repair.
     #[serde(default)]
     pub keyframe_requests: u64,
-    /// Reports of frames a Moonlight client lost, repaired from a picture it held where the
-    /// encoder can (`live.stats.repairs`), else with a key frame.
+    /// Reports of frames the client lost (Moonlight's invalidation requests, punktfunk/1's
+    /// `frames_lost`), repaired from a picture it held where the encoder can
+    /// (`live.stats.repairs`), else with a key frame.
     #[serde(default)]
     pub frames_invalidated: u64,
     /// FEC blocks a Moonlight client needed parity for and rebuilt with it, and those it

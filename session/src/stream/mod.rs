@@ -114,8 +114,9 @@ pub struct Stream {
     pub live: Option<(Instant, LiveVideo)>,
     /// Key frames the client asked for: each is a loss FEC could not repair.
     pub keyframe_requests: u64,
-    /// Frames a Moonlight client reported lost for the encoder to repair (reference frame
-    /// invalidation): each also a loss FEC could not repair.
+    /// Frames the client reported lost for the encoder to repair from an older picture
+    /// (Moonlight's reference frame invalidation, punktfunk/1's repairs): each also a loss
+    /// FEC could not repair.
     pub frames_invalidated: u64,
     /// FEC blocks a Moonlight client reported needing parity for: rebuilt, and lost.
     pub blocks_repaired: u64,

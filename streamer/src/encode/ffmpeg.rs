@@ -7,7 +7,7 @@
 //! frames into on the GPU (`vaapi.rs`, `crate::gpu`): those are encoded as they are.
 
 use super::vaapi::HwFrames;
-use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
+use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder, frame_bits};
 use crate::convert::{Colour, Matrix, Plane, Range, Yuv, damaged_rows, frame_rows_to_yuv};
 use crate::frame::{Frame, PixelFormat, Pixels};
 use crate::gpu::{GpuLoan, GpuSurfaces};
@@ -306,7 +306,7 @@ fn planes(f: &mut frame::Video) -> Yuv<'_> {
 
 /// CBR at `bps` with a VBV of about one frame, so a frame never bursts far past its share.
 fn set_rate(ctx: &mut ffmpeg_next::codec::context::Context, bps: u64, refresh_mhz: u32) {
-    let frame_bits = bps.saturating_mul(1000) / u64::from(refresh_mhz.max(1));
+    let frame_bits = frame_bits(bps, refresh_mhz);
     // SAFETY: plain integer fields of an AVCodecContext we own (ffmpeg-next has no setter
     // for rc_buffer_size); libx264 picks changes up at the next frame (reconfig).
     unsafe {

@@ -63,6 +63,12 @@ impl EncoderConfig {
     }
 }
 
+/// One frame's share of `bps` at `refresh_mhz`, in bits: the rate controls' VBV size (a
+/// frame never bursts far past its share).
+fn frame_bits(bps: u64, refresh_mhz: u32) -> u64 {
+    bps.saturating_mul(1000) / u64::from(refresh_mhz.max(1))
+}
+
 /// One encoded access unit (Annex B).
 #[derive(Clone, Debug)]
 pub struct EncodedFrame {

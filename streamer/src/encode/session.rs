@@ -129,8 +129,8 @@ impl SessionEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{BufferPool, Frame};
-    use std::time::Instant;
+    use crate::frame::BufferPool;
+    use crate::testing::grey_frame;
 
     #[test]
     fn a_new_share_of_the_cores_reopens_a_software_encoder_at_once_with_one_key_frame() {
@@ -139,23 +139,7 @@ mod tests {
         let mut encoder = SessionEncoder::new(Codec::H264, Format::default(), 60_000, 2_000_000, choice, Arc::default());
         encoder.share = &SHARE;
         let pool = BufferPool::new(320 * 240 * 4, 2);
-        let frame = |seq| {
-            let mut buffer = pool.take().unwrap();
-            buffer.as_mut_slice().fill(seq as u8 * 40);
-            let now = Instant::now();
-            Frame {
-                seq,
-                width: 320,
-                height: 240,
-                stride: 320 * 4,
-                format: PixelFormat::Bgrx8888,
-                pixels: buffer.into(),
-                damage: Vec::new(),
-                render_started_at: now,
-                rendered_at: now,
-                committed_at: now,
-            }
-        };
+        let frame = |seq| grey_frame(&pool, 320, 240, seq, seq as u8 * 40);
         let first = encoder.encode(&frame(0)).unwrap().expect("x264 in low-delay mode gives each frame back at once");
         assert!(first.keyframe);
         let alone = encoder.encoder.as_ref().unwrap().config().threads;

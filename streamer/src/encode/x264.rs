@@ -16,7 +16,7 @@
 //! and holds them back for a whole cycle of frame numbers (16 frames at x264's settings
 //! here: a quarter second of frozen picture).
 
-use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder};
+use super::{Backend, Codec, EncodeError, EncodedFrame, EncoderConfig, Format, VideoEncoder, frame_bits};
 use crate::convert::{Layout, Matrix, Range, Yuv, damaged_rows, frame_rows_to_yuv};
 use crate::frame::{Frame, PixelFormat};
 use h264_reader::nal::sps::SeqParameterSet;
@@ -40,6 +40,8 @@ pub struct X264Encoder {
     /// The converted picture x264 reads, in `layout`.
     picture: Vec<u8>,
     layout: Layout,
+    /// Where each of `picture`'s planes starts, and its stride (bytes).
+    planes: Vec<(usize, usize)>,
     /// `picture` holds a complete frame converted from frames in this format (damage is
     /// since the sink's last frame, so only the damaged rows change after).
     primed: Option<PixelFormat>,
@@ -122,6 +124,7 @@ impl X264Encoder {
             param,
             encoder,
             picture: vec![0; layout.frame_len(config.width, config.height)],
+            planes: layout.planes(config.width, config.height).iter().map(|p| (p.offset, p.stride)).collect(),
             layout,
             primed: None,
             takes: PixelFormat::Yuv { layout, colour },
@@ -161,7 +164,7 @@ fn frame_num_modulus(encoder: *mut x::x264_t) -> Option<u32> {
 /// CBR at `bps` with a VBV of about one frame (x264 counts kilobits).
 fn set_rate(p: &mut x::x264_param_t, bps: u64, refresh_mhz: u32) {
     let kbps = (bps / 1000).clamp(1, i32::MAX as u64) as i32;
-    let frame_kbits = (bps.saturating_mul(1000) / u64::from(refresh_mhz.max(1)) / 1000).clamp(1, i32::MAX as u64) as i32;
+    let frame_kbits = (frame_bits(bps, refresh_mhz) / 1000).clamp(1, i32::MAX as u64) as i32;
     p.rc.i_rc_method = x::X264_RC_ABR as i32;
     p.rc.i_bitrate = kbps;
     p.rc.i_vbv_max_bitrate = kbps;
@@ -198,11 +201,10 @@ impl VideoEncoder for X264Encoder {
             input.i_type = (if force_idr { x::X264_TYPE_IDR } else { x::X264_TYPE_AUTO }) as i32;
             input.i_pts = frame.seq as i64;
             input.img.i_csp = self.param.i_csp;
-            let planes = self.layout.planes(width, height);
-            input.img.i_plane = planes.len() as i32;
-            for (i, plane) in planes.iter().enumerate() {
-                input.img.i_stride[i] = plane.stride as i32;
-                input.img.plane[i] = self.picture.as_mut_ptr().add(plane.offset);
+            input.img.i_plane = self.planes.len() as i32;
+            for (i, &(offset, stride)) in self.planes.iter().enumerate() {
+                input.img.i_stride[i] = stride as i32;
+                input.img.plane[i] = self.picture.as_mut_ptr().add(offset);
             }
             let mut out = MaybeUninit::<x::x264_picture_t>::zeroed().assume_init();
             let (mut nals, mut count) = (std::ptr::null_mut(), 0);

@@ -9,6 +9,7 @@ use crate::latency::LatencySamples;
 use crate::parity::Parity;
 use crate::peer::LISTEN_POLL;
 pub use crate::peer::Peer;
+use crate::repair::Repairs;
 use crate::stages::{StageClock, total};
 use punktfunk_core::fec_tuner::{MAX_BURST_PARITY, ParityWhy};
 use punktfunk_core::gamestream::annexb::without_sei;
@@ -17,7 +18,6 @@ use punktfunk_core::pacer::{Pacer, PacerConfig};
 use punktfunk_core::stages::Stages;
 pub use punktfunk_core::stream::{VideoParams, VideoResume, VideoStats};
 use std::borrow::Cow;
-use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -163,18 +163,9 @@ pub struct VideoSender {
     send_errors: u64,
     /// The parity, moved by the loss the client reports.
     parity: Parity,
-    /// The frames recently sent: their numbers and the encoder's input sequence numbers,
-    /// to find the picture a client's lost frame number names.
-    sent: VecDeque<(u32, u64)>,
-    /// The next frame repairs a loss: the encoder forgot the pictures from it on.
-    repair_pending: bool,
-    /// The last frame that repaired (a key frame or a repair): what the client reports
-    /// of frames before it, the repair covers already.
-    repaired_at: Option<u32>,
+    /// The losses the client reported, and their repairs.
+    repairs: Repairs,
 }
-
-/// Frames whose numbers are kept for invalidation: more than any encoder keeps pictures.
-const SENT_KEPT: usize = 64;
 
 impl VideoSender {
     /// A sender for a new stream, or one that goes on from `resume` (the same stream started
@@ -223,28 +214,14 @@ impl VideoSender {
             epoch,
             send_errors: 0,
             parity,
-            sent: VecDeque::with_capacity(SENT_KEPT),
-            repair_pending: false,
-            repaired_at: None,
+            repairs: Repairs::default(),
         })
     }
 
-    /// The client lost frames `first..=last` and drops every frame until a repair: the
-    /// encoder forgets the pictures from `first` on, so that the next frame refers only to
-    /// one the client holds (a key frame where the encoder cannot, or keeps none that old).
-    /// False for a report the last repair covers already: no new loss.
+    /// The client lost frames `first..=last` (see [`Repairs::invalidate`]); false for a
+    /// report the last repair covers already.
     pub fn invalidate(&mut self, first: u32, last: u32) -> bool {
-        // The client reports each frame it drops while the repair is on its way: a repair
-        // not sent yet covers every later frame too, one sent covers the frames before it.
-        if self.repair_pending || self.repaired_at.is_some_and(|at| last < at) {
-            return false;
-        }
-        let seq = self.sent.iter().find(|(index, _)| *index == first).map(|&(_, seq)| seq);
-        match seq {
-            Some(seq) if self.encoder.invalidate_from(seq) => self.repair_pending = true,
-            _ => self.encoder.request_keyframe(),
-        }
-        true
+        self.repairs.invalidate(&mut self.encoder, first, last)
     }
 
     /// What the client reported of the link: it steers the parity.
@@ -314,14 +291,7 @@ impl VideoSender {
         clock.encoded(encoded.convert_us);
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1).max(1);
-        if self.sent.len() == SENT_KEPT {
-            self.sent.pop_front();
-        }
-        self.sent.push_back((index, encoded.seq));
-        let repair = std::mem::take(&mut self.repair_pending) && !encoded.keyframe;
-        if encoded.keyframe || repair {
-            self.repaired_at = Some(index);
-        }
+        let repair = self.repairs.sent(index, encoded.seq, encoded.keyframe);
         let rtp_timestamp = (rendered_at.saturating_duration_since(self.epoch).as_micros() * 9 / 100) as u32;
         // What Moonlight shows as the host's latency: from the app's commit, not the render.
         let latency_100us = (committed_at.elapsed().as_micros() / 100).min(u16::MAX as u128) as u16;

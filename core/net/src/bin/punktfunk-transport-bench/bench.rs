@@ -99,7 +99,7 @@ pub fn run(mode: Mode, gbps: f64, seconds: f64, loss_percent: f64) -> anyhow::Re
         }
         let ts = monotonic_us();
         let batch = match mode {
-            Mode::Pf1 => sender.packetize(&Frame { id: id as u32, keyframe: id == 0, timestamp_us: ts, data: &data })?,
+            Mode::Pf1 => sender.packetize(&Frame { id: id as u32, keyframe: id == 0, repair: false, timestamp_us: ts, data: &data })?,
             Mode::Plain => plain_frame(&mut plain, id as u32, ts, &data),
         };
         datagrams_sent += batch.count() as u64;
