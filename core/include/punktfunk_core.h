@@ -97,6 +97,13 @@
  */
 #define PF_START_CLIPBOARD 4
 
+/**
+ * `PfStartRequest.flags`: this client follows `punktfunk_recovery_*` after a loss (drops
+ * frames until a repair, reports losses with `punktfunk_control_frames_lost`): the host
+ * may repair a loss from an older picture instead of sending a key frame.
+ */
+#define PF_START_REPAIRS 8
+
 #define PF_INPUT_KEY 1
 
 #define PF_INPUT_TEXT 2
@@ -115,6 +122,16 @@
 
 #define PF_INPUT_TOUCH_UP 9
 
+/**
+ * `PfAsk.kind`: report frames `first..=last` lost (`punktfunk_control_frames_lost`).
+ */
+#define PF_ASK_REPAIR 1
+
+/**
+ * `PfAsk.kind`: ask for a key frame (`punktfunk_control_request_keyframe`).
+ */
+#define PF_ASK_KEYFRAME 2
+
 #define PF_EVENT_FRAME 1
 
 #define PF_EVENT_LOST 2
@@ -128,6 +145,11 @@ typedef struct PfControl PfControl;
  * Opaque receiver handle.
  */
 typedef struct PfReceiver PfReceiver;
+
+/**
+ * Opaque recovery handle.
+ */
+typedef struct PfRecovery PfRecovery;
 
 /**
  * Opaque handle: seals the client's datagrams of one kind (hellos, or microphone packets).
@@ -194,6 +216,11 @@ typedef struct PfStarted {
    * The video is 4:4:4.
    */
   bool yuv444;
+  /**
+   * The host repairs reported losses (asked for with `PF_START_REPAIRS`); in what was
+   * padding before, so older callers are unaffected.
+   */
+  bool repairs;
 } PfStarted;
 
 /**
@@ -307,6 +334,15 @@ typedef struct PfReceiveStats {
 } PfReceiveStats;
 
 /**
+ * What to tell the host.
+ */
+typedef struct PfAsk {
+  uint32_t kind;
+  uint32_t first;
+  uint32_t last;
+} PfAsk;
+
+/**
  * Mirrors [`StreamConfig`]; set `struct_size = sizeof(PfStreamConfig)`.
  */
 typedef struct PfStreamConfig {
@@ -340,6 +376,11 @@ typedef struct PfFrameEvent {
   uint32_t kind;
   uint32_t frame_id;
   uint8_t keyframe;
+  /**
+   * A repair of a reported loss (`punktfunk_recovery_arrived`); in what was padding
+   * before, so older callers are unaffected.
+   */
+  uint8_t repair;
   uint64_t timestamp_us;
   uint32_t recovered_shards;
   const uint8_t *data;
@@ -500,6 +541,12 @@ int32_t punktfunk_control_input(struct PfControl *h, const struct PfInputEvent *
 
 int32_t punktfunk_control_request_keyframe(struct PfControl *h);
 
+/**
+ * Frames `first..=last` were lost (what `punktfunk_recovery_lost` asks); a key frame
+ * request where the host did not agree to repairs.
+ */
+int32_t punktfunk_control_frames_lost(struct PfControl *h, uint32_t first, uint32_t last);
+
 int32_t punktfunk_control_report(struct PfControl *h, const struct PfReceiveStats *stats);
 
 /**
@@ -526,6 +573,42 @@ int32_t punktfunk_control_pad(struct PfControl *h, const char *event);
 int32_t punktfunk_control_stop(struct PfControl *h);
 
 /**
+ * `repairs`: the host's `started.repairs` (non-zero: it repairs reported losses).
+ */
+struct PfRecovery *punktfunk_recovery_new(uint8_t repairs);
+
+void punktfunk_recovery_free(struct PfRecovery *r);
+
+/**
+ * A `PF_EVENT_LOST` for `frame_id` at `now_us` (any monotonic µs clock): 1 and `out` filled
+ * when the host must be told, 0 when not.
+ */
+int32_t punktfunk_recovery_lost(struct PfRecovery *r,
+                                uint32_t frame_id,
+                                uint64_t now_us,
+                                struct PfAsk *out);
+
+/**
+ * A `PF_EVENT_FRAME`: 1 to decode it, 0 to drop it (it refers to a picture the decoder
+ * lacks).
+ */
+int32_t punktfunk_recovery_arrived(struct PfRecovery *r,
+                                   uint32_t frame_id,
+                                   uint8_t keyframe,
+                                   uint8_t repair);
+
+/**
+ * The decoder refused a frame: `out` says to ask for a key frame (returns 1).
+ */
+int32_t punktfunk_recovery_refused(struct PfRecovery *r, uint64_t now_us, struct PfAsk *out);
+
+/**
+ * Call now and then (each received datagram, or every 100 ms): 1 and `out` filled when a
+ * wait has gone on too long and a key frame must be asked for.
+ */
+int32_t punktfunk_recovery_poll(struct PfRecovery *r, uint64_t now_us, struct PfAsk *out);
+
+/**
  * Fills `out` with the library's defaults (shard 1400 B, 20 % FEC, no key).
  */
 int32_t punktfunk_stream_config_default(struct PfStreamConfig *out);
@@ -618,6 +701,42 @@ int32_t punktfunk_receiver_stats(const struct PfReceiver *r, struct PfStats *out
  * Copies the sender's counters into `out`.
  */
 int32_t punktfunk_sender_stats(const struct PfSender *s, struct PfStats *out);
+
+/**
+ * `repairs`: the host's `started.repairs` (non-zero: it repairs reported losses).
+ */
+struct PfRecovery *punktfunk_recovery_new(uint8_t repairs);
+
+void punktfunk_recovery_free(struct PfRecovery *r);
+
+/**
+ * A `PF_EVENT_LOST` for `frame_id` at `now_us` (any monotonic µs clock): 1 and `out` filled
+ * when the host must be told, 0 when not.
+ */
+int32_t punktfunk_recovery_lost(struct PfRecovery *r,
+                                uint32_t frame_id,
+                                uint64_t now_us,
+                                struct PfAsk *out);
+
+/**
+ * A `PF_EVENT_FRAME`: 1 to decode it, 0 to drop it (it refers to a picture the decoder
+ * lacks).
+ */
+int32_t punktfunk_recovery_arrived(struct PfRecovery *r,
+                                   uint32_t frame_id,
+                                   uint8_t keyframe,
+                                   uint8_t repair);
+
+/**
+ * The decoder refused a frame: `out` says to ask for a key frame (returns 1).
+ */
+int32_t punktfunk_recovery_refused(struct PfRecovery *r, uint64_t now_us, struct PfAsk *out);
+
+/**
+ * Call now and then (each received datagram, or every 100 ms): 1 and `out` filled when a
+ * wait has gone on too long and a key frame must be asked for.
+ */
+int32_t punktfunk_recovery_poll(struct PfRecovery *r, uint64_t now_us, struct PfAsk *out);
 
 /**
  * What a data-plane datagram carries (PF_DATAGRAM_*), from its first bytes.
@@ -722,6 +841,12 @@ int32_t punktfunk_control_reconfigure(struct PfControl *h,
 int32_t punktfunk_control_input(struct PfControl *h, const struct PfInputEvent *event);
 
 int32_t punktfunk_control_request_keyframe(struct PfControl *h);
+
+/**
+ * Frames `first..=last` were lost (what `punktfunk_recovery_lost` asks); a key frame
+ * request where the host did not agree to repairs.
+ */
+int32_t punktfunk_control_frames_lost(struct PfControl *h, uint32_t first, uint32_t last);
 
 int32_t punktfunk_control_report(struct PfControl *h, const struct PfReceiveStats *stats);
 

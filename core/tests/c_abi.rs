@@ -30,7 +30,7 @@ fn generate_header() -> String {
     config.export.rename.insert("Stats".into(), "PfStats".into());
     let mut out = Vec::new();
     let mut builder = cbindgen::Builder::new().with_config(config);
-    for src in ["src/ffi/mod.rs", "src/ffi/stream.rs", "src/ffi/audio.rs", "src/ffi/control.rs", "src/stats.rs"] {
+    for src in ["src/ffi/mod.rs", "src/ffi/stream.rs", "src/ffi/recovery.rs", "src/ffi/audio.rs", "src/ffi/control.rs", "src/stats.rs"] {
         builder = builder.with_src(manifest_dir().join(src));
     }
     builder.generate().expect("cbindgen parses ffi.rs").write(&mut out);
@@ -149,7 +149,7 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
         (req.app.as_str(), req.width, req.height, req.fps, req.codec.as_str(), req.bitrate_kbps),
         ("Desktop", 1920, 1080, 120, "hevc", 50_000)
     );
-    assert!(req.ten_bit && !req.yuv444, "flags reach the request: {req:?}");
+    assert!(req.ten_bit && !req.yuv444 && req.repairs, "flags reach the request: {req:?}");
     host.say(&HostMessage::Pong { client_us, host_us: client_us + 5_000_000 });
     host.say(&HostMessage::Started(Started {
         data_port: 48101,
@@ -165,9 +165,10 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
         fps: 120,
         ten_bit: true,
         yuv444: false,
-        repairs: false,
+        repairs: true,
     }));
 
+    assert_eq!(host.hear(), ClientMessage::FramesLost { first: 5, last: 6 });
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Key { code: 30, pressed: true }));
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Text("hé".into())));
     assert_eq!(host.hear(), ClientMessage::Input(InputEvent::Scroll { vertical: true, v120: -120 }));
@@ -188,4 +189,17 @@ fn c_client_pairs_starts_steers_and_stops_a_session() {
     eprintln!("{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stderr).contains("c control: ok"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Fields added where the structs had padding leave every other field where callers built
+/// before them expect it (on 64-bit targets, where the Apple and Android clients run).
+#[test]
+#[cfg(target_pointer_width = "64")]
+fn fields_added_in_padding_move_nothing() {
+    use punktfunk_core::ffi::control::{PfControlEvent, PfStarted};
+    use punktfunk_core::ffi::stream::PfFrameEvent;
+    use std::mem::{offset_of, size_of};
+    assert_eq!((size_of::<PfFrameEvent>(), offset_of!(PfFrameEvent, timestamp_us)), (48, 16));
+    assert_eq!(size_of::<PfStarted>(), 80);
+    assert_eq!((size_of::<PfControlEvent>(), offset_of!(PfControlEvent, bitrate_kbps)), (136, 104));
 }

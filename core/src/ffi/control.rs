@@ -38,6 +38,10 @@ pub const PF_START_TEN_BIT: u32 = 1;
 pub const PF_START_YUV444: u32 = 2;
 /// `PfStartRequest.flags`: share the clipboard (where the host permits this client).
 pub const PF_START_CLIPBOARD: u32 = 4;
+/// `PfStartRequest.flags`: this client follows `punktfunk_recovery_*` after a loss (drops
+/// frames until a repair, reports losses with `punktfunk_control_frames_lost`): the host
+/// may repair a loss from an older picture instead of sending a key frame.
+pub const PF_START_REPAIRS: u32 = 8;
 
 pub const PF_INPUT_KEY: u32 = 1;
 pub const PF_INPUT_TEXT: u32 = 2;
@@ -71,13 +75,31 @@ pub struct PfStarted {
     pub ten_bit: bool,
     /// The video is 4:4:4.
     pub yuv444: bool,
+    /// The host repairs reported losses (asked for with `PF_START_REPAIRS`); in what was
+    /// padding before, so older callers are unaffected.
+    pub repairs: bool,
 }
 
 impl From<&Started> for PfStarted {
     fn from(s: &Started) -> Self {
         // The C ABI's streams keep a fixed parity (`fec_max_percent` is not passed on).
-        let Started { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444, .. } = *s;
-        Self { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444 }
+        let Started {
+            data_port,
+            token,
+            key,
+            mic_key,
+            shard_len,
+            fec_percent,
+            max_frame_len,
+            width,
+            height,
+            fps,
+            ten_bit,
+            yuv444,
+            repairs,
+            ..
+        } = *s;
+        Self { data_port, token, key, mic_key, shard_len, fec_percent, max_frame_len, width, height, fps, ten_bit, yuv444, repairs }
     }
 }
 
@@ -344,8 +366,7 @@ pub unsafe extern "C" fn punktfunk_control_start(h: *mut PfControl, request: *co
                 // The C ABI's receivers keep the parity they agreed.
                 fec_adaptive: false,
                 clipboard: r.flags & PF_START_CLIPBOARD != 0,
-                // Nor do they drop frames until a repair: they ask for key frames.
-                repairs: false,
+                repairs: r.flags & PF_START_REPAIRS != 0,
             };
             code(h.control.start(&req))
         })
@@ -394,6 +415,13 @@ pub unsafe extern "C" fn punktfunk_control_input(h: *mut PfControl, event: *cons
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn punktfunk_control_request_keyframe(h: *mut PfControl) -> i32 {
     unsafe { with(h, |h| code(h.control.request_keyframe())) }
+}
+
+/// Frames `first..=last` were lost (what `punktfunk_recovery_lost` asks); a key frame
+/// request where the host did not agree to repairs.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn punktfunk_control_frames_lost(h: *mut PfControl, first: u32, last: u32) -> i32 {
+    unsafe { with(h, |h| code(h.control.frames_lost(first, last))) }
 }
 
 #[unsafe(no_mangle)]

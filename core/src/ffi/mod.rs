@@ -1,6 +1,7 @@
 //! The C ABI for native clients (Apple, Android) and anything else that cannot link Rust:
-//! the data plane ([`stream`]: video frames, [`audio`]: sound and microphone datagrams) and
-//! the control connection's client side ([`control`]) around the platform's own QUIC.
+//! the data plane ([`stream`]: video frames, [`audio`]: sound and microphone datagrams,
+//! [`recovery`]: what to decode and ask after a loss) and the control connection's client
+//! side ([`control`]) around the platform's own QUIC.
 //!
 //! Rules: opaque handles; every handle has a `_free`; config structs start with their own
 //! size so fields can be appended without breaking old callers; no panic crosses the
@@ -12,6 +13,7 @@
 
 pub mod audio;
 pub mod control;
+pub mod recovery;
 pub mod stream;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -38,6 +38,9 @@ pub struct PfFrameEvent {
     pub kind: u32,
     pub frame_id: u32,
     pub keyframe: u8,
+    /// A repair of a reported loss (`punktfunk_recovery_arrived`); in what was padding
+    /// before, so older callers are unaffected.
+    pub repair: u8,
     pub timestamp_us: u64,
     pub recovered_shards: u32,
     pub data: *const u8,
@@ -157,10 +160,11 @@ pub unsafe extern "C" fn punktfunk_receiver_push(
         let Some(bytes) = (unsafe { slice(data, len) }) else { return PF_ERR_NULL };
         let res = r.0.push(bytes, |ev| {
             let e = match ev {
-                FrameEvent::Frame { id, keyframe, timestamp_us, recovered_shards, data, .. } => PfFrameEvent {
+                FrameEvent::Frame { id, keyframe, repair, timestamp_us, recovered_shards, data } => PfFrameEvent {
                     kind: PF_EVENT_FRAME,
                     frame_id: id,
                     keyframe: keyframe.into(),
+                    repair: repair.into(),
                     timestamp_us,
                     recovered_shards: recovered_shards as u32,
                     data: data.as_ptr(),
@@ -170,6 +174,7 @@ pub unsafe extern "C" fn punktfunk_receiver_push(
                     kind: PF_EVENT_LOST,
                     frame_id: id,
                     keyframe: 0,
+                    repair: 0,
                     timestamp_us: 0,
                     recovered_shards: 0,
                     data: std::ptr::null(),

@@ -49,7 +49,7 @@ int main(void) {
     PfControl *c = punktfunk_control_new("c-client");
     CHECK(c != NULL);
     CHECK(punktfunk_control_new(NULL) == NULL);
-    PfStartRequest req = { sizeof(PfStartRequest), "Desktop", 1920, 1080, 120, PF_CODEC_HEVC, 50000, 20, 1400, 0, PF_START_TEN_BIT };
+    PfStartRequest req = { sizeof(PfStartRequest), "Desktop", 1920, 1080, 120, PF_CODEC_HEVC, 50000, 20, 1400, 0, PF_START_TEN_BIT | PF_START_REPAIRS };
     CHECK(punktfunk_control_start(c, &req) == PF_ERR_STATE); /* not before the welcome */
     flush(c);
 
@@ -75,7 +75,8 @@ int main(void) {
     fprintf(stderr, "clock offset %lld us over %llu us\n", (long long)e.clock_offset_us, (unsigned long long)e.rtt_us);
     CHECK(e.clock_offset_us > 4000000 && e.clock_offset_us < 6000000);
     e = next_event(c);
-    CHECK(e.kind == PF_CONTROL_STARTED && e.started.data_port == 48101 && e.started.token == 77 && e.started.width == 1920 && e.started.key[0] == 9 && e.started.mic_key[15] == 10 && e.started.ten_bit && !e.started.yuv444);
+    CHECK(e.kind == PF_CONTROL_STARTED && e.started.data_port == 48101 && e.started.token == 77 && e.started.width == 1920 && e.started.key[0] == 9 && e.started.mic_key[15] == 10 && e.started.ten_bit && !e.started.yuv444 && e.started.repairs);
+    CHECK(punktfunk_control_frames_lost(c, 5, 6) == PF_OK);
 
     /* The data-plane hello, sealed with the start's microphone key. */
     PfSealer *hellos = punktfunk_hello_sealer_new(e.started.mic_key);

@@ -73,6 +73,21 @@ int main(void) {
     punktfunk_sender_free(tx);
     punktfunk_receiver_free(rx);
     punktfunk_sender_free(NULL);
+
+    /* After a loss, frames wait for its repair; the loss is reported by number. */
+    PfRecovery *rec = punktfunk_recovery_new(1);
+    PfAsk ask;
+    CHECK(rec && punktfunk_recovery_arrived(rec, 0, 1, 0) == 1);
+    CHECK(punktfunk_recovery_lost(rec, 1, 10, &ask) == 1 && ask.kind == PF_ASK_REPAIR && ask.first == 1 && ask.last == 1);
+    CHECK(punktfunk_recovery_arrived(rec, 2, 0, 0) == 0);
+    CHECK(punktfunk_recovery_poll(rec, 20, &ask) == 0);
+    CHECK(punktfunk_recovery_poll(rec, 10 + 500000, &ask) == 1 && ask.kind == PF_ASK_KEYFRAME);
+    CHECK(punktfunk_recovery_arrived(rec, 3, 0, 1) == 1);
+    CHECK(punktfunk_recovery_refused(rec, 30, &ask) == 1 && ask.kind == PF_ASK_KEYFRAME);
+    CHECK(punktfunk_recovery_arrived(rec, 4, 0, 1) == 0 && punktfunk_recovery_arrived(rec, 5, 1, 0) == 1);
+    CHECK(punktfunk_recovery_lost(NULL, 1, 0, &ask) == PF_ERR_NULL);
+    punktfunk_recovery_free(rec);
+    punktfunk_recovery_free(NULL);
     puts("c harness: ok");
     return 0;
 }
