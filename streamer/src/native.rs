@@ -108,9 +108,9 @@ pub struct NativeVideoSender {
     heard: Heard,
     /// The start it sends for.
     token: u64,
-    /// The losses the client reported, and their repairs (a client that drops frames after
-    /// a loss until a repair: `invalidation`).
-    repairs: Option<Repairs>,
+    /// The losses the client reported, and their repairs (from older pictures only where the
+    /// encoder keeps them: a client that asked, `invalidation`).
+    repairs: Repairs,
 }
 
 impl NativeVideoSender {
@@ -149,7 +149,7 @@ impl NativeVideoSender {
             pacing: params.pacing,
             heard,
             token: params.token,
-            repairs: params.invalidation.then(Repairs::default),
+            repairs: Repairs::default(),
         })
     }
 
@@ -167,17 +167,10 @@ impl NativeVideoSender {
         self.pacer.set_bitrate(bps);
     }
 
-    /// The client lost frames `first..=last` (see [`Repairs::invalidate`]): a repair for a
-    /// client that waits for one, else a key frame. False for a report the last repair
-    /// covers already.
+    /// The client lost frames `first..=last` (see [`Repairs::invalidate`]); false for a
+    /// report the last repair covers already.
     pub fn invalidate(&mut self, first: u32, last: u32) -> bool {
-        match self.repairs.as_mut() {
-            Some(r) => r.invalidate(&mut self.encoder, first, last),
-            None => {
-                self.encoder.request_keyframe();
-                true
-            }
-        }
+        self.repairs.invalidate(&mut self.encoder, first, last)
     }
 
     /// What the client reported of the link: it steers the parity.
@@ -221,7 +214,7 @@ impl NativeVideoSender {
         clock.encoded(encoded.convert_us);
         let id = self.frame_id;
         self.frame_id = self.frame_id.wrapping_add(1);
-        let repair = self.repairs.as_mut().is_some_and(|r| r.sent(id, encoded.seq, encoded.keyframe));
+        let repair = self.repairs.sent(id, encoded.seq, encoded.keyframe);
         // The frame's time on the machine-wide monotonic clock: when the app committed what
         // it shows, so the client's latency figure covers compositing and encoding too.
         let timestamp_us = monotonic_us().saturating_sub(committed_at.elapsed().as_micros() as u64);
